@@ -1,0 +1,3 @@
+from shadowlab.cli import main
+
+main()

@@ -1,0 +1,175 @@
+"""The `shadowlab` command: the composition root, the one place that wires settings into the stages."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from sqlalchemy.engine import Engine
+
+from shadowlab import __version__
+from shadowlab.config import Settings, load_settings
+from shadowlab.errors import ShadowlabError
+
+app = typer.Typer(
+    name="shadowlab",
+    help="Prove an LLM model switch is safe before cutover: tee, ingest, replay, score, analyse, decide.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(
+    help="Database schema (Alembic migrations, shipped in the package).", no_args_is_help=True
+)
+schema_app = typer.Typer(help="Print the JSON Schemas of shadowlab's contracts.", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topics for captures and dead letters.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(schema_app, name="schema")
+app.add_typer(topics_app, name="topics")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"shadowlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    ctx.obj = None  # settings are read on first use, once (so `--help` works with a broken environment)
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    """The settings, read once per process at the entrypoint and passed down from here."""
+    root = ctx.find_root()
+    if root.obj is None:
+        root.obj = load_settings()
+    assert isinstance(root.obj, Settings)
+    return root.obj
+
+
+def database_of(ctx: typer.Context) -> Engine:
+    """An engine on SHADOWLAB_DATABASE_URL that has answered once (else one clear error line)."""
+    from shadowlab.db import check_connection, create_engine
+
+    settings = settings_of(ctx)
+    engine = create_engine(settings.database_url, connect_timeout_s=settings.connect_timeout_s)
+    check_connection(engine)
+    return engine
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    ctx: typer.Context, revision: Annotated[str, typer.Option(help="Target revision.")] = "head"
+) -> None:
+    """Apply migrations up to REVISION (default: head) on SHADOWLAB_DATABASE_URL."""
+    from shadowlab import migrate
+
+    engine = database_of(ctx)
+    migrate.upgrade(engine, revision)
+    where = engine.url.render_as_string(hide_password=True)
+    typer.echo(f"database at {where}: {migrate.current_revision(engine)}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    ctx: typer.Context, revision: Annotated[str, typer.Argument(help="Target revision.")]
+) -> None:
+    """Revert migrations down to REVISION (`base` removes every table)."""
+    from shadowlab import migrate
+
+    engine = database_of(ctx)
+    migrate.downgrade(engine, revision)
+    typer.echo(f"database downgraded to {migrate.current_revision(engine) or 'base'}")
+
+
+@db_app.command("current")
+def db_current(ctx: typer.Context) -> None:
+    """Print the database's revision and the code's head revision."""
+    from shadowlab import migrate
+
+    engine = database_of(ctx)
+    current = migrate.current_revision(engine) or "base"
+    typer.echo(f"current: {current}  head: {migrate.head_revision(engine)}")
+
+
+@schema_app.command("capture")
+def schema_capture() -> None:
+    """Print the JSON Schema of the capture message (schema v1, DESIGN §3)."""
+    from shadowlab.capture import capture_json_schema
+
+    typer.echo(json.dumps(capture_json_schema(), indent=2, sort_keys=True))
+
+
+@topics_app.command("create")
+def topics_create(
+    ctx: typer.Context,
+    partitions: Annotated[int, typer.Option(min=1, help="Partitions of the capture topic.")] = 4,
+) -> None:
+    """Create the capture topic and its dead-letter topic if they are missing."""
+    from shadowlab.broker import capture_topics, ensure_topics
+
+    settings = settings_of(ctx)
+    created = ensure_topics(settings.kafka_bootstrap, capture_topics(settings.capture_topic, partitions))
+    typer.echo(f"created: {', '.join(created)}" if created else "topics already exist")
+
+
+@app.command("doctor")
+def doctor(ctx: typer.Context) -> None:
+    """Check the configuration and that the database and Kafka answer."""
+    from shadowlab.broker import list_topics
+
+    settings = settings_of(ctx)
+    engine = database_of(ctx)
+    typer.echo(f"database ok: {engine.url.render_as_string(hide_password=True)}")
+    topics = list_topics(settings.kafka_bootstrap, settings.connect_timeout_s)
+    typer.echo(f"kafka ok: {settings.kafka_bootstrap} ({len(topics)} topics)")
+
+
+@app.command("demo")
+def demo(
+    out: Annotated[str, typer.Option(help="Folder for the demo's database and outputs.")] = "demo-output",
+) -> None:
+    """Run the pipeline offline on the embedded default (SQLite) and show what it produced."""
+    from pathlib import Path
+
+    from shadowlab import migrate
+    from shadowlab.db import check_connection, create_engine
+
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    db_file = folder / "shadowlab.db"
+    engine = create_engine(f"sqlite:///{db_file}")
+    check_connection(engine)
+    migrate.upgrade(engine)
+    typer.echo(f"1. database: SQLite at {db_file}, migrated to {migrate.current_revision(engine)}")
+    typer.echo("2. commands available now:")
+    for command in sorted(c.name or "" for c in app.registered_commands):
+        typer.echo(f"     shadowlab {command}")
+    for group in sorted(g.name or "" for g in app.registered_groups):
+        typer.echo(f"     shadowlab {group} ...")
+    typer.echo(
+        "Coming next in the demo: synthetic production traffic -> ingest -> shadow replay on the simulator "
+        "-> judge -> analysis -> verdict (see the open issues)."
+    )
+    typer.echo(f"outputs: {folder.resolve()}")
+
+
+def main() -> None:
+    """Console entry point: a `ShadowlabError` becomes one `error:` line and its exit code, no traceback."""
+    try:
+        app()
+    except ShadowlabError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

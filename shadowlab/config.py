@@ -1,0 +1,66 @@
+"""Settings: one class, read once at the entrypoint and passed down (no module reads os.environ)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shadowlab.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite:///shadowlab.db"
+LogFormat = Literal["text", "json"]
+
+
+class Settings(BaseSettings):
+    """All of shadowlab's configuration, from `SHADOWLAB_*` environment variables (and `.env`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SHADOWLAB_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL: postgresql+psycopg://user:pw@host:port/db, or sqlite:///file.db",
+    )
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:19092", description="Kafka bootstrap servers, host:port[,host:port]"
+    )
+    capture_topic: str = Field("llm.captures", description="Topic the tee produces to and ingest reads")
+    ingest_max_bytes: int = Field(900 * 1024, gt=0, description="Larger captures are dead-lettered")
+    connect_timeout_s: float = Field(5.0, gt=0, description="Timeout for reaching Postgres and Kafka")
+    log_level: str = Field("INFO", description="Python logging level")
+    log_format: LogFormat = "text"
+    # Provider keys: read without the SHADOWLAB_ prefix, the names the vendors' SDKs use.
+    anthropic_api_key: SecretStr | None = Field(None, validation_alias="ANTHROPIC_API_KEY")
+    openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"expected host:port[,host:port], found {value!r}")
+        return value
+
+    @property
+    def database_path(self) -> Path | None:
+        """The SQLite file, when the database is SQLite."""
+        prefix = "sqlite:///"
+        if self.database_url.startswith(prefix) and self.database_url != "sqlite:///:memory:":
+            return Path(self.database_url[len(prefix) :])
+        return None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings once; a malformed value becomes a `ConfigError` naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(part) for part in err["loc"]) or "settings"
+        env = field.upper() if field.endswith("api_key") else f"SHADOWLAB_{field.upper()}"
+        raise ConfigError(f"{env}: {err['msg']}") from None

@@ -1,0 +1,107 @@
+"""Engine and session factory for Postgres (psycopg 3) and SQLite (the embedded default)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from shadowlab.errors import ConfigError, ServiceUnavailableError
+
+SUPPORTED_DRIVERS = ("postgresql+psycopg", "sqlite")
+
+
+def parse_database_url(url: str) -> URL:
+    """Parse and check a database URL; a malformed or unsupported one is a `ConfigError`."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            f"SHADOWLAB_DATABASE_URL: expected a URL like postgresql+psycopg://user:pw@host:5432/db "
+            f"or sqlite:///file.db, found {_redact(url)!r}"
+        ) from None
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername not in SUPPORTED_DRIVERS:
+        raise ConfigError(
+            "SHADOWLAB_DATABASE_URL: expected driver postgresql+psycopg or sqlite, "
+            f"found {parsed.drivername!r}"
+        )
+    if parsed.drivername.startswith("postgresql") and not parsed.database:
+        raise ConfigError("SHADOWLAB_DATABASE_URL: expected a database name after the host, found none")
+    return parsed
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a URL we could not parse (best effort: user:pw@ → user:***@)."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        creds, _, host = rest.rpartition("@")
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def create_engine(url: str, *, connect_timeout_s: float = 5.0, echo: bool = False) -> Engine:
+    """Create an engine; nothing is connected until first use (see `check_connection`)."""
+    parsed = parse_database_url(url)
+    kwargs: dict[str, Any] = {"echo": echo, "future": True}
+    if parsed.drivername == "sqlite":
+        kwargs["connect_args"] = {"timeout": 30}
+        engine = sa.create_engine(parsed, **kwargs)
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    kwargs["connect_args"] = {"connect_timeout": max(1, round(connect_timeout_s))}
+    kwargs["pool_pre_ping"] = True
+    return sa.create_engine(parsed, **kwargs)
+
+
+def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+    # Let SQLAlchemy emit BEGIN itself so that `begin` can take the write lock up front (BEGIN IMMEDIATE):
+    # embedded mode's leases and budget rely on it (DESIGN §1).
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: sa.Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def check_connection(engine: Engine) -> None:
+    """Connect once; an unreachable database becomes one clear `ServiceUnavailableError` line."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except OperationalError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise ServiceUnavailableError(f"database unreachable at {where}: {reason}") from None
+    except NoSuchModuleError as exc:  # pragma: no cover - driver missing from the install
+        raise ConfigError(f"SHADOWLAB_DATABASE_URL: database driver not installed ({exc})") from None
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on error."""
+    with factory() as session, session.begin():
+        yield session

@@ -1,0 +1,21 @@
+"""Errors every stage shares. Each says what was expected and what was found, in one line."""
+
+from __future__ import annotations
+
+
+class ShadowlabError(Exception):
+    """Base class: the CLI prints these as one line (no traceback) and exits non-zero."""
+
+    exit_code: int = 1
+
+
+class ConfigError(ShadowlabError):
+    """A setting is malformed (bad URL, wrong type); the message names the setting."""
+
+    exit_code = 2
+
+
+class ServiceUnavailableError(ShadowlabError):
+    """A configured service (database, Kafka) cannot be reached."""
+
+    exit_code = 3

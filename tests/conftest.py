@@ -1,0 +1,88 @@
+"""Shared fixtures: the real Postgres and Kafka started by `make services` (never mocks)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+PG_URL = os.environ.get(
+    "SHADOWLAB_TEST_DATABASE_URL", "postgresql+psycopg://shadowlab:shadowlab@127.0.0.1:54329/shadowlab"
+)
+KAFKA_BOOTSTRAP = os.environ.get("SHADOWLAB_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of the project's Postgres; fails (not skips) when it is down, since `make test` starts it."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"Postgres is not reachable at {PG_URL}: run `make services` first ({exc.orig})")
+    finally:
+        engine.dispose()
+    return PG_URL
+
+
+@pytest.fixture
+def pg_database(postgres_url: str) -> Iterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    import sqlalchemy as sa
+
+    name = f"shadowlab_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """Bootstrap address of the project's Kafka broker; fails (not skips) when it is down."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP, request_timeout_ms=10_000)
+        admin.list_topics()
+        admin.close()
+    except KafkaError as exc:
+        pytest.fail(f"Kafka is not reachable at {KAFKA_BOOTSTRAP}: run `make services` first ({exc!r})")
+    return KAFKA_BOOTSTRAP
+
+
+@pytest.fixture
+def kafka_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
+    """Factory creating uniquely named topics (deleted afterwards): `kafka_topic(partitions=4)`."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    created: list[str] = []
+
+    def make(partitions: int = 1, prefix: str = "test", config: dict[str, str] | None = None) -> str:
+        name = f"{prefix}.{uuid.uuid4().hex[:10]}"
+        admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=1, topic_configs=config or {})]
+        )
+        created.append(name)
+        return name
+
+    try:
+        yield make
+    finally:
+        if created:
+            admin.delete_topics(created)
+        admin.close()

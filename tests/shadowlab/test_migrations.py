@@ -1,0 +1,174 @@
+"""Migrations go up, down and up again on the real Postgres and on SQLite, and match the models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from shadowlab import migrate
+from shadowlab.db import create_engine
+from shadowlab.models import Base
+
+EXPECTED_UNIQUE = {
+    "captured_requests": {("request_id",)},
+    "replays": {("arm_id", "captured_request_id")},
+    "scores": {("replay_id", "scorer_name", "scorer_version")},
+    "arms": {("experiment_id", "name")},
+    "experiments": {("name",)},
+    "work_leases": {("experiment_id", "captured_request_id")},
+    "budget_reservations": {("experiment_id", "captured_request_id")},
+    "labels": {("captured_request_id", "arm_a_id", "arm_b_id", "labeler")},
+    "preferences": {
+        ("captured_request_id", "arm_a_id", "arm_b_id", "scorer_name", "scorer_version", "order_shown")
+    },
+    "decisions": {("supersedes_id",)},
+}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> sa.Engine:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'migrations.db'}"
+    else:
+        url = request.getfixturevalue("pg_database")
+    eng = create_engine(url)
+    yield eng
+    eng.dispose()
+
+
+def _tables(engine: sa.Engine) -> set[str]:
+    return set(sa.inspect(engine).get_table_names()) - {"alembic_version"}
+
+
+def _unique_keys(engine: sa.Engine, table: str) -> set[tuple[str, ...]]:
+    inspector = sa.inspect(engine)
+    keys = {tuple(uc["column_names"]) for uc in inspector.get_unique_constraints(table)}
+    # SQLite reports some unique constraints only as unique indexes.
+    keys |= {tuple(ix["column_names"]) for ix in inspector.get_indexes(table) if ix.get("unique")}
+    return keys
+
+
+def test_upgrade_downgrade_upgrade(engine: sa.Engine) -> None:
+    migrate.upgrade(engine)
+    assert _tables(engine) == set(Base.metadata.tables)
+    assert migrate.current_revision(engine) == migrate.head_revision(engine)
+
+    migrate.downgrade(engine, "base")
+    assert _tables(engine) == set()
+    assert migrate.current_revision(engine) is None
+
+    migrate.upgrade(engine)
+    assert _tables(engine) == set(Base.metadata.tables)
+    for table, keys in EXPECTED_UNIQUE.items():
+        assert keys <= _unique_keys(engine, table), table
+
+
+def test_models_and_migrations_do_not_drift(engine: sa.Engine) -> None:
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(context, Base.metadata)
+    assert diff == []
+
+
+def test_unique_request_id_rejects_a_second_capture(engine: sa.Engine) -> None:
+    migrate.upgrade(engine)
+    table = Base.metadata.tables["captured_requests"]
+    row = {
+        "request_id": "req-1",
+        "schema_version": 1,
+        "captured_at": sa.func.now(),
+        "ingested_at": sa.func.now(),
+        "service": "chat",
+        "tags": {},
+        "api": "anthropic.messages",
+        "request": {"model": "m", "messages": []},
+        "redaction": {},
+    }
+    with engine.begin() as conn:
+        conn.execute(table.insert().values(**row))
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        conn.execute(table.insert().values(**row))
+
+
+def test_deleting_a_capture_deletes_what_was_derived_from_it(engine: sa.Engine) -> None:
+    """`forget` and `retention` rely on these cascades: replays and their scores go with the capture."""
+    migrate.upgrade(engine)
+    t = Base.metadata.tables
+    with engine.begin() as conn:
+        exp = conn.execute(
+            t["experiments"]
+            .insert()
+            .values(
+                name="e",
+                status="running",
+                spec={},
+                price_snapshot={},
+                created_by="me",
+                created_at=sa.func.now(),
+                updated_at=sa.func.now(),
+            )
+        ).inserted_primary_key[0]
+        arm = conn.execute(
+            t["arms"]
+            .insert()
+            .values(
+                experiment_id=exp, name="control", role="control", provider="simulator", model="m", params={}
+            )
+        ).inserted_primary_key[0]
+        req = conn.execute(
+            t["captured_requests"]
+            .insert()
+            .values(
+                request_id="r1",
+                schema_version=1,
+                captured_at=sa.func.now(),
+                ingested_at=sa.func.now(),
+                service="s",
+                tags={},
+                api="openai.chat",
+                request={},
+                redaction={},
+            )
+        ).inserted_primary_key[0]
+        replay = conn.execute(
+            t["replays"]
+            .insert()
+            .values(
+                experiment_id=exp,
+                arm_id=arm,
+                captured_request_id=req,
+                status="ok",
+                untranslated=[],
+                input_tokens=1,
+                cache_creation_input_tokens=0,
+                cache_read_input_tokens=0,
+                output_tokens=1,
+                reasoning_tokens=0,
+                attempts=1,
+            )
+        ).inserted_primary_key[0]
+        conn.execute(
+            t["scores"]
+            .insert()
+            .values(
+                replay_id=replay,
+                scorer_name="judge",
+                scorer_version="1",
+                value=7.0,
+                details={},
+                created_at=sa.func.now(),
+            )
+        )
+    with engine.begin() as conn:
+        conn.execute(t["captured_requests"].delete().where(t["captured_requests"].c.id == req))
+    with engine.connect() as conn:
+        counts = {
+            name: conn.execute(sa.select(sa.func.count()).select_from(t[name])).scalar_one()
+            for name in ("replays", "scores", "arms", "experiments")
+        }
+    assert counts == {"replays": 0, "scores": 0, "arms": 1, "experiments": 1}
