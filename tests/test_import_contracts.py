@@ -1,0 +1,58 @@
+"""The layering rules of DESIGN §2 are enforced: a deliberate violation makes import-linter fail."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("shadowlab", "ingest", "replayer", "scoring", "analysis", "dashboard")
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def copy_project(dest: Path) -> Path:
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, dest / package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")
+    return dest
+
+
+def lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--config", "pyproject.toml", "--no-cache"],
+        cwd=cwd,
+        env={"PYTHONPATH": str(cwd), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_project_keeps_its_contracts(tmp_path: Path) -> None:
+    result = lint_imports(copy_project(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "contract"),
+    [
+        ("ingest/_probe.py", "import replayer\n", "Stages are independent of one another"),
+        ("analysis/stats/_probe.py", "import sqlalchemy\n", "analysis.stats is pure"),
+        ("shadowlab/new_module.py", "import ingest\n", "Core imports no stage package"),
+        ("shadowlab/db.py", "\nimport scoring\n", "Core imports no stage package"),
+        ("replayer/_probe.py", "import dashboard\n", "Stages do not import the dashboard"),
+    ],
+)
+def test_a_violation_fails_the_lint(tmp_path: Path, module: str, source: str, contract: str) -> None:
+    project = copy_project(tmp_path)
+    target = project / module
+    target.write_text((target.read_text() if target.exists() else "") + source)
+    result = lint_imports(project)
+    assert result.returncode != 0
+    assert contract in result.stdout
+    assert "BROKEN" in result.stdout
