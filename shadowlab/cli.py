@@ -162,6 +162,11 @@ def demo(
     typer.echo(f"outputs: {folder.resolve()}")
 
 
+from replayer.simulator.command import register as _register_simulator  # noqa: E402
+
+_register_simulator(app)
+
+
 def main() -> None:
     """Console entry point: a `ShadowlabError` becomes one `error:` line and its exit code, no traceback."""
     try:

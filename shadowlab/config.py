@@ -36,6 +36,16 @@ class Settings(BaseSettings):
     # Provider keys: read without the SHADOWLAB_ prefix, the names the vendors' SDKs use.
     anthropic_api_key: SecretStr | None = Field(None, validation_alias="ANTHROPIC_API_KEY")
     openai_api_key: SecretStr | None = Field(None, validation_alias="OPENAI_API_KEY")
+    anthropic_base_url: str | None = Field(
+        None, description="Anthropic API base URL (default: the SDK's); the simulator's URL for offline runs"
+    )
+    openai_base_url: str | None = Field(
+        None,
+        description="OpenAI-compatible base URL with /v1 (OpenAI, vLLM, Ollama, LiteLLM proxy, simulator)",
+    )
+    prices_file: Path | None = Field(
+        None, description="Price file in LiteLLM's format; its models override the shipped prices.json"
+    )
 
     @field_validator("kafka_bootstrap")
     @classmethod

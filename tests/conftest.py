@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +89,28 @@ def kafka_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
         if created:
             admin.delete_topics(created)
         admin.close()
+
+
+CliRunner = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+def run_cli(
+    *args: str, env: dict[str, str], cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m shadowlab.cli ARGS` with a clean SHADOWLAB_* environment plus `env`."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")} | env
+    return subprocess.run(
+        [sys.executable, "-m", "shadowlab.cli", *args],
+        env=full_env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def cli() -> CliRunner:
+    """The `shadowlab` command as a subprocess: `cli("db", "upgrade", env={...}, cwd=tmp_path)`."""
+    return run_cli

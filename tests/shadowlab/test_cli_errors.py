@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-
-def run_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")} | env
-    return subprocess.run(
-        [sys.executable, "-m", "shadowlab.cli", *args],
-        env=full_env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+CliRunner = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
@@ -41,50 +29,34 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, *
         ("postgresql+psycopg://u:p@localhost", "expected a database name"),
     ],
 )
-def test_malformed_database_url(url: str, needle: str, tmp_path: Path) -> None:
-    result = run_cli("db", "upgrade", env={"SHADOWLAB_DATABASE_URL": url}, cwd=tmp_path)
+def test_malformed_database_url(url: str, needle: str, tmp_path: Path, cli: CliRunner) -> None:
+    result = cli("db", "upgrade", env={"SHADOWLAB_DATABASE_URL": url}, cwd=tmp_path)
     assert_one_line_error(result, 2, needle)
 
 
-def test_unreachable_database_hides_the_password(tmp_path: Path) -> None:
+def test_unreachable_database_hides_the_password(tmp_path: Path, cli: CliRunner) -> None:
     url = "postgresql+psycopg://shadowlab:s3cret-pw@127.0.0.1:1/shadowlab"
-    result = run_cli("db", "upgrade", env={"SHADOWLAB_DATABASE_URL": url}, cwd=tmp_path)
+    result = cli("db", "upgrade", env={"SHADOWLAB_DATABASE_URL": url}, cwd=tmp_path)
     assert_one_line_error(result, 3, "database unreachable", "127.0.0.1:1")
     assert "s3cret-pw" not in result.stderr + result.stdout
 
 
-def test_unreachable_kafka(tmp_path: Path) -> None:
+def test_unreachable_kafka(tmp_path: Path, cli: CliRunner) -> None:
     env = {
         "SHADOWLAB_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
         "SHADOWLAB_KAFKA_BOOTSTRAP": "127.0.0.1:1",
         "SHADOWLAB_CONNECT_TIMEOUT_S": "1",
     }
-    result = run_cli("doctor", env=env, cwd=tmp_path)
+    result = cli("doctor", env=env, cwd=tmp_path)
     assert_one_line_error(result, 3, "Kafka unreachable at 127.0.0.1:1")
 
 
 @pytest.mark.parametrize("bootstrap", ["localhost", "host:notaport", "host:99999", ":9092"])
-def test_malformed_kafka_bootstrap(bootstrap: str, tmp_path: Path) -> None:
-    result = run_cli("doctor", env={"SHADOWLAB_KAFKA_BOOTSTRAP": bootstrap}, cwd=tmp_path)
+def test_malformed_kafka_bootstrap(bootstrap: str, tmp_path: Path, cli: CliRunner) -> None:
+    result = cli("doctor", env={"SHADOWLAB_KAFKA_BOOTSTRAP": bootstrap}, cwd=tmp_path)
     assert_one_line_error(result, 2, "SHADOWLAB_KAFKA_BOOTSTRAP", "expected host:port")
 
 
-def test_wrong_type_names_the_variable(tmp_path: Path) -> None:
-    result = run_cli("doctor", env={"SHADOWLAB_CONNECT_TIMEOUT_S": "soon"}, cwd=tmp_path)
+def test_wrong_type_names_the_variable(tmp_path: Path, cli: CliRunner) -> None:
+    result = cli("doctor", env={"SHADOWLAB_CONNECT_TIMEOUT_S": "soon"}, cwd=tmp_path)
     assert_one_line_error(result, 2, "SHADOWLAB_CONNECT_TIMEOUT_S")
-
-
-def test_help_lists_the_commands(tmp_path: Path) -> None:
-    result = run_cli("--help", env={}, cwd=tmp_path)
-    assert result.returncode == 0
-    for command in ("db", "schema", "doctor", "topics", "demo"):
-        assert command in result.stdout
-
-
-def test_db_upgrade_on_sqlite_then_current(tmp_path: Path) -> None:
-    env = {"SHADOWLAB_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
-    assert run_cli("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
-    result = run_cli("db", "current", env=env, cwd=tmp_path)
-    assert result.returncode == 0
-    current, head = result.stdout.split()[1], result.stdout.split()[3]
-    assert current == head != "base"

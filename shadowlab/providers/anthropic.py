@@ -1,0 +1,147 @@
+"""Anthropic Messages through the official SDK, streamed, with SDK retries off (the limiter owns retries)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import anthropic
+
+from shadowlab.normalize import NormalizedRequest
+from shadowlab.providers.base import (
+    ErrorCode,
+    ProviderConfig,
+    ProviderResult,
+    ToolCall,
+    error_code_for_status,
+    parse_retry_after,
+)
+from shadowlab.providers.registry import register_provider
+from shadowlab.providers.stream_state import StreamState, parse_arguments
+from shadowlab.providers.translate import to_anthropic
+from shadowlab.usage import AnthropicStreamUsage, UsageError
+
+__all__ = ["AnthropicProvider"]
+
+
+@register_provider("anthropic")
+class AnthropicProvider:
+    """`messages.create(stream=True)` on `AsyncAnthropic(max_retries=0)`; events folded by hand so timing is
+    taken when each raw event arrives."""
+
+    name = "anthropic"
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self._client = anthropic.AsyncAnthropic(
+            api_key=config.api_key.get_secret_value() if config.api_key else "none",
+            base_url=config.base_url,
+            max_retries=0,
+            timeout=anthropic.Timeout(
+                config.timeout_s, connect=config.connect_timeout_s, read=config.stall_timeout_s
+            ),
+            default_headers=dict(config.extra_headers),
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def complete(
+        self,
+        request: NormalizedRequest,
+        *,
+        model: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> ProviderResult:
+        translation = to_anthropic(request, model=model)
+        body = translation.body
+        state = StreamState(self.name, body["model"], translation.dropped)
+        usage = AnthropicStreamUsage()
+        blocks: dict[int, dict[str, Any]] = {}
+        state.begin()
+        try:
+            stream = await self._client.messages.create(
+                **body, stream=True, extra_headers=dict(extra_headers or {})
+            )
+            state.headers(stream.response.headers.items(), stream.response.status_code)
+            async for event in stream:
+                kind = event.type
+                if kind == "content_block_delta":
+                    self._delta(event.index, event.delta, blocks, state)
+                elif kind == "content_block_start":
+                    blocks[event.index] = event.content_block.to_dict()
+                    blocks[event.index]["json"] = ""
+                elif kind == "message_start":
+                    state.first_byte()
+                    state.response_id = event.message.id
+                    usage.add(event.to_dict())
+                elif kind == "message_delta":
+                    state.stop_reason = event.delta.stop_reason
+                    usage.add(event.to_dict())
+            state.end()
+        except anthropic.APIStatusError as exc:
+            state.fail(*_status_error(exc))
+        except anthropic.APITimeoutError:
+            state.fail("timeout", "no response head within the timeout")
+        except anthropic.APIConnectionError as exc:
+            state.fail("connection", _describe(exc.__cause__ or exc))
+        except (
+            Exception
+        ) as exc:  # transport errors raised while the stream is read are not wrapped by the SDK
+            state.fail(*_transport_error(exc))
+        state.tool_calls = tuple(
+            _tool_call(block) for _, block in sorted(blocks.items()) if block["type"] == "tool_use"
+        )
+        try:
+            state.usage = usage.usage
+        except UsageError:
+            state.usage = None
+        return state.result()
+
+    @staticmethod
+    def _delta(index: int, delta: Any, blocks: dict[int, dict[str, Any]], state: StreamState) -> None:
+        kind = delta.type
+        if kind == "text_delta":
+            state.add_text(delta.text)
+        elif kind == "thinking_delta":
+            state.add_thinking(delta.thinking)
+        elif kind == "input_json_delta" and index in blocks:
+            blocks[index]["json"] += delta.partial_json
+
+
+def _tool_call(block: dict[str, Any]) -> ToolCall:
+    raw = block["json"] or "{}"
+    return ToolCall(id=block["id"], name=block["name"], input=parse_arguments(raw), raw_arguments=raw)
+
+
+def _status_error(exc: anthropic.APIStatusError) -> tuple[ErrorCode, str, int | None, float | None]:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error")
+    error = error if isinstance(error, dict) else {}
+    kind = error.get("type") or "error"
+    message = error.get("message") or str(exc)
+    if exc.status_code == 200:  # an `error` event inside a 200 stream
+        return "stream_error", f"{kind}: {message}", None, None
+    retry_after = parse_retry_after(exc.response.headers.get("retry-after"))
+    return (
+        error_code_for_status(exc.status_code),
+        f"{exc.status_code} {kind}: {message}",
+        exc.status_code,
+        retry_after,
+    )
+
+
+def _transport_error(exc: Exception) -> tuple[ErrorCode, str]:
+    name = type(exc).__name__
+    if "Timeout" in name:
+        return "stall", f"no stream event within the stall timeout ({name})"
+    if any(part in name for part in ("Protocol", "Read", "Network", "Connect", "Closed")) or isinstance(
+        exc, OSError
+    ):
+        return "connection", _describe(exc)
+    if isinstance(exc, ValueError):
+        return "invalid_response", _describe(exc)
+    raise exc
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

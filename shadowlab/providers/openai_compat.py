@@ -1,0 +1,174 @@
+"""OpenAI-compatible chat completions over httpx SSE: OpenAI, vLLM, Ollama, LiteLLM's proxy, other vendors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from shadowlab.normalize import NormalizedRequest
+from shadowlab.providers.base import (
+    ProviderConfig,
+    ProviderResult,
+    ToolCall,
+    error_code_for_status,
+    parse_retry_after,
+)
+from shadowlab.providers.registry import register_provider
+from shadowlab.providers.stream_state import StreamState, parse_arguments
+from shadowlab.providers.translate import to_openai
+from shadowlab.usage import UsageError, usage_from_openai
+
+__all__ = ["DEFAULT_OPENAI_BASE_URL", "OpenAICompatProvider"]
+
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+_STOP_REASONS = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "refusal",
+}
+
+
+class _StreamError(Exception):
+    """An error object inside a 200 stream."""
+
+
+@register_provider("openai")
+class OpenAICompatProvider:
+    """POST `{base_url}/chat/completions` with `stream: true`; TTFT is the first non-empty content or
+    reasoning delta (`reasoning_content` / `reasoning`, as vLLM, Ollama and DeepSeek stream it)."""
+
+    name = "openai"
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self._config = config
+        headers = {"content-type": "application/json", **config.extra_headers}
+        if config.api_key is not None:
+            headers["authorization"] = f"Bearer {config.api_key.get_secret_value()}"
+        self._client = httpx.AsyncClient(
+            base_url=(config.base_url or DEFAULT_OPENAI_BASE_URL).rstrip("/") + "/",
+            headers=headers,
+            timeout=httpx.Timeout(
+                config.timeout_s, connect=config.connect_timeout_s, read=config.stall_timeout_s
+            ),
+            limits=httpx.Limits(
+                max_connections=config.max_connections, max_keepalive_connections=config.max_connections
+            ),
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def complete(
+        self,
+        request: NormalizedRequest,
+        *,
+        model: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> ProviderResult:
+        translation = to_openai(request, model=model, max_tokens_field=self._config.max_tokens_field)
+        body = {**translation.body, "stream": True}
+        if self._config.stream_usage:
+            body["stream_options"] = {"include_usage": True}
+        state = StreamState(self.name, body["model"], translation.dropped)
+        calls: dict[int, dict[str, str]] = {}
+        state.begin()
+        try:
+            async with self._client.stream(
+                "POST", "chat/completions", content=json.dumps(body), headers=dict(extra_headers or {})
+            ) as response:
+                state.headers(response.headers.items(), response.status_code)
+                if response.status_code >= 400:
+                    await response.aread()
+                    self._http_error(response, state)
+                else:
+                    await self._read_stream(response, state, calls)
+        except httpx.ReadTimeout:
+            state.fail(
+                "stall" if state.ttfb_ms is not None else "timeout",
+                f"no data within {self._config.stall_timeout_s:g} s",
+            )
+        except httpx.TimeoutException as exc:
+            state.fail("timeout", type(exc).__name__)
+        except httpx.TransportError as exc:
+            state.fail("connection", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        except _StreamError as exc:
+            state.fail("stream_error", str(exc))
+        except (ValueError, UsageError) as exc:
+            state.fail("invalid_response", str(exc))
+        state.tool_calls = tuple(
+            ToolCall(
+                id=c["id"],
+                name=c["name"],
+                input=parse_arguments(c["arguments"]),
+                raw_arguments=c["arguments"],
+            )
+            for _, c in sorted(calls.items())
+        )
+        return state.result()
+
+    @staticmethod
+    def _http_error(response: httpx.Response, state: StreamState) -> None:
+        status = response.status_code
+        try:
+            error = response.json().get("error") or {}
+            message = f"{error.get('type') or error.get('code') or 'error'}: {error.get('message')}"
+        except (ValueError, AttributeError):
+            message = response.text[:300]
+        state.fail(
+            error_code_for_status(status),
+            f"{status} {message}",
+            status,
+            parse_retry_after(response.headers.get("retry-after")),
+        )
+
+    @staticmethod
+    async def _read_stream(
+        response: httpx.Response, state: StreamState, calls: dict[int, dict[str, str]]
+    ) -> None:
+        async for line in response.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            state.first_byte()
+            if data == "[DONE]":
+                break
+            chunk = json.loads(data)
+            if not isinstance(chunk, dict):
+                raise ValueError(f"stream chunk: expected an object, found {data[:80]}")
+            if chunk.get("error"):
+                error = chunk["error"]
+                raise _StreamError(
+                    f"{error.get('type') or error.get('code')}: {error.get('message')}"
+                    if isinstance(error, dict)
+                    else str(error)
+                )
+            state.response_id = state.response_id or chunk.get("id")
+            if chunk.get("usage"):
+                state.usage = usage_from_openai(chunk["usage"])
+            for choice in chunk.get("choices") or ():
+                if choice.get("index", 0) != 0:
+                    continue
+                _apply_delta(choice.get("delta") or {}, state, calls)
+                if choice.get("finish_reason"):
+                    reason = choice["finish_reason"]
+                    state.stop_reason = _STOP_REASONS.get(reason, reason)
+        state.end()
+
+
+def _apply_delta(delta: dict[str, Any], state: StreamState, calls: dict[int, dict[str, str]]) -> None:
+    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+    if reasoning:
+        state.add_thinking(reasoning)
+    if delta.get("content"):
+        state.add_text(delta["content"])
+    for call in delta.get("tool_calls") or ():
+        slot = calls.setdefault(call.get("index", 0), {"id": "", "name": "", "arguments": ""})
+        function = call.get("function") or {}
+        slot["id"] = call.get("id") or slot["id"]
+        slot["name"] = function.get("name") or slot["name"]
+        slot["arguments"] += function.get("arguments") or ""

@@ -1,0 +1,102 @@
+"""What both providers accumulate while a stream arrives, with its timing on a monotonic clock."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from shadowlab.providers.base import ErrorCode, ProviderResult, ToolCall
+from shadowlab.usage import Usage
+
+__all__ = ["StreamState", "parse_arguments"]
+
+
+def parse_arguments(raw: str) -> dict[str, Any] | None:
+    """Tool-call arguments as an object; None when the model produced something else."""
+    try:
+        value = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+class StreamState:
+    """Text, thinking, stop reason, usage and times (perf_counter) of one call as it streams in."""
+
+    def __init__(self, provider: str, model: str, untranslated: tuple[str, ...]) -> None:
+        self.provider, self.model, self.untranslated = provider, model, untranslated
+        self._texts: list[str] = []
+        self._thinking: list[str] = []
+        self.tool_calls: tuple[ToolCall, ...] = ()
+        self.stop_reason: str | None = None
+        self.usage: Usage | None = None
+        self.response_id: str | None = None
+        self._start = 0.0
+        self.ttfb_ms: float | None = None
+        self.ttft_ms: float | None = None
+        self.ttlt_ms: float | None = None
+        self.status_code: int | None = None
+        self.response_headers: tuple[tuple[str, str], ...] = ()
+        self.error: tuple[ErrorCode, str, int | None, float | None] | None = None
+
+    def _elapsed_ms(self) -> float:
+        return (time.perf_counter() - self._start) * 1000
+
+    def begin(self) -> None:
+        self._start = time.perf_counter()
+
+    def headers(self, items: Iterable[tuple[str, str]], status: int) -> None:
+        self.status_code = status
+        self.response_headers = tuple((k.lower(), v) for k, v in items)
+
+    def first_byte(self) -> None:
+        if self.ttfb_ms is None:
+            self.ttfb_ms = self._elapsed_ms()
+
+    def add_text(self, text: str) -> None:
+        if text:
+            if self.ttft_ms is None:
+                self.ttft_ms = self._elapsed_ms()
+            self._texts.append(text)
+
+    def add_thinking(self, text: str) -> None:
+        if text:
+            if self.ttft_ms is None:
+                self.ttft_ms = self._elapsed_ms()
+            self._thinking.append(text)
+
+    def end(self) -> None:
+        self.ttlt_ms = self._elapsed_ms()
+
+    def fail(
+        self, code: ErrorCode, detail: str, status: int | None = None, retry_after_s: float | None = None
+    ) -> None:
+        self.error = (code, detail, status, retry_after_s)
+        self.ttlt_ms = self._elapsed_ms()
+
+    def result(self) -> ProviderResult:
+        code, detail, status, retry_after = self.error or (None, None, self.status_code, None)
+        text = "".join(self._texts)
+        thinking = "".join(self._thinking)
+        return ProviderResult(
+            provider=self.provider,
+            model=self.model,
+            text=text,
+            thinking=thinking,
+            tool_calls=self.tool_calls,
+            stop_reason=self.stop_reason,
+            usage=self.usage,
+            ttfb_ms=self.ttfb_ms,
+            ttft_ms=self.ttft_ms,
+            ttlt_ms=self.ttlt_ms,
+            error_code=code,
+            error_detail=detail,
+            status_code=status,
+            retry_after_s=retry_after,
+            partial=code is not None and bool(text or thinking or self.tool_calls),
+            untranslated=self.untranslated,
+            response_id=self.response_id,
+            response_headers=self.response_headers,
+        )

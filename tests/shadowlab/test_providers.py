@@ -1,0 +1,148 @@
+"""Providers against the simulator over real HTTP: results agree with its record; timing; fault codes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from pydantic import SecretStr
+
+from replayer.simulator import Distribution, ModelProfile, ProfileSet, RunningSimulator, running_simulator
+from shadowlab.config import Settings
+from shadowlab.normalize import NormalizedRequest, normalize_request_body
+from shadowlab.providers import ERROR_CODES, ProviderConfig, ProviderResult, create_provider
+from shadowlab.providers.registry import UnknownProviderError, config_from_settings, provider_names
+
+FAST = ModelProfile(
+    ttfb_ms=Distribution(median=2),
+    ttft_ms=Distribution(median=5),
+    tokens_per_s=20_000,
+    output_tokens=Distribution(median=60, low=60, high=60),
+    stall_ms=2_000,
+)
+REQUEST = normalize_request_body(
+    "anthropic.messages",
+    {
+        "model": "claude-haiku-4-5",
+        "max_tokens": 400,
+        "messages": [{"role": "user", "content": "Summarise the trade-offs of sharding."}],
+    },
+)
+PROVIDERS = ("anthropic", "openai")
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[RunningSimulator]:
+    with running_simulator(seed=11, profiles=ProfileSet(default=FAST)) as running:
+        yield running
+
+
+def _call(
+    sim: RunningSimulator,
+    name: str,
+    request: NormalizedRequest = REQUEST,
+    headers: dict[str, str] | None = None,
+    **config: object,
+) -> ProviderResult:
+    url = sim.base_url if name == "anthropic" else sim.openai_base_url
+    settings: dict[str, object] = {
+        "base_url": url,
+        "api_key": SecretStr("sk-secret-123"),
+        "stall_timeout_s": 0.5,
+    }
+    provider = create_provider(name, ProviderConfig(**settings | config))  # type: ignore[arg-type]
+
+    async def run() -> ProviderResult:
+        try:
+            return await provider.complete(request, extra_headers=headers)
+        finally:
+            await provider.aclose()
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_result_agrees_with_the_simulator_record(sim: RunningSimulator, name: str) -> None:
+    result = _call(sim, name)
+    assert result.ok, result.error_detail
+    record = sim.simulator.record(result.header("request-id") or result.header("x-request-id") or "")
+    assert record.answer is not None
+    assert result.text == record.answer.full_text and result.stop_reason == "end_turn"
+    assert result.usage is not None and result.usage.output_tokens == record.answer.output_tokens
+    assert result.usage.total_input_tokens == record.answer.input_tokens
+    assert result.ttfb_ms is not None and result.ttft_ms is not None and result.ttlt_ms is not None
+    assert 0 < result.ttfb_ms <= result.ttft_ms <= result.ttlt_ms
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_ttft_is_the_first_delta_not_message_start(sim: RunningSimulator, name: str) -> None:
+    result = _call(sim, name, headers={"x-sim-ttfb-ms": "0", "x-sim-ttft-ms": "200"})
+    assert result.ok and result.ttft_ms is not None and result.ttfb_ms is not None
+    assert 150 < result.ttft_ms - result.ttfb_ms < 300  # wide tolerance: correctness, not a benchmark
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+@pytest.mark.parametrize(
+    ("fault", "code", "partial"),
+    [
+        ("rate_limit", "rate_limited", False),
+        ("overloaded", "overloaded", False),
+        ("server_error", "server_error", False),
+        ("bad_request", "bad_request", False),
+        ("reset", "connection", False),
+        ("stream_error", "stream_error", True),
+        ("stall", "stall", True),
+    ],
+)
+def test_each_fault_maps_to_its_error_code(
+    sim: RunningSimulator, name: str, fault: str, code: str, partial: bool
+) -> None:
+    result = _call(sim, name, headers={"x-sim-fault": fault, "x-sim-retry-after": "7"})
+    assert result.error_code == code and code in ERROR_CODES
+    assert result.partial is partial and bool(result.text) is partial  # partial text kept, and flagged
+    assert result.retry_after_s == (7.0 if fault == "rate_limit" else None)
+    assert "sk-secret-123" not in (result.error_detail or "")
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_tool_calls_come_back_parsed(sim: RunningSimulator, name: str) -> None:
+    request = normalize_request_body(
+        "anthropic.messages",
+        {
+            "model": "m",
+            "max_tokens": 400,
+            "messages": [{"role": "user", "content": "find sharding docs"}],
+            "tools": [
+                {
+                    "name": "search",
+                    "input_schema": {
+                        "type": "object",
+                        "properties": {"q": {"type": "string"}},
+                        "required": ["q"],
+                    },
+                }
+            ],
+            "tool_choice": {"type": "any"},
+        },
+    )
+    result = _call(sim, name, request)
+    assert result.ok and result.stop_reason == "tool_use"
+    assert [c.name for c in result.tool_calls] == ["search"]
+    assert result.tool_calls[0].input is not None and set(result.tool_calls[0].input) == {"q"}
+
+
+def test_registry_knows_the_builtins_and_names_them_on_error() -> None:
+    assert {"anthropic", "openai"} <= set(provider_names())
+    with pytest.raises(
+        UnknownProviderError, match=r"provider: expected one of anthropic, openai.*found 'gemini'"
+    ):
+        create_provider("gemini", ProviderConfig())
+
+
+def test_config_from_settings_takes_url_and_key_and_never_shows_the_key() -> None:
+    settings = Settings(ANTHROPIC_API_KEY="sk-ant-xyz", anthropic_base_url="http://sim:1")  # type: ignore[call-arg]
+    config = config_from_settings("anthropic", settings, stall_timeout_s=5.0)
+    assert config.base_url == "http://sim:1" and config.stall_timeout_s == 5.0
+    assert config.api_key is not None and config.api_key.get_secret_value() == "sk-ant-xyz"
+    assert "sk-ant-xyz" not in repr(config)
