@@ -46,6 +46,7 @@ def test_the_project_keeps_its_contracts(tmp_path: Path) -> None:
         ("shadowlab/new_module.py", "import ingest\n", "Core imports no stage package"),
         ("shadowlab/db.py", "\nimport scoring\n", "Core imports no stage package"),
         ("replayer/_probe.py", "import dashboard\n", "Stages do not import the dashboard"),
+        ("shadowlab/tee/_probe.py", "import pydantic\n", "shadowlab.tee imports only the standard library"),
     ],
 )
 def test_a_violation_fails_the_lint(tmp_path: Path, module: str, source: str, contract: str) -> None:
