@@ -1,0 +1,100 @@
+"""TTFT and latency: ratio of geometric means over pairs where both succeeded, and quantile differences."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from analysis.stats.distributions import FloatArray
+from analysis.stats.paired import IntArray, mean_inference
+from analysis.stats.power import mde_from_se
+from analysis.stats.quantiles import DEFAULT_QUANTILES, QuantileMethod, quantile_differences
+from analysis.stats.results import MetricComparison, TestResult
+
+
+def _exp(value: float | None) -> float | None:
+    return None if value is None else math.exp(value)
+
+
+def geometric_mean_ratio(
+    control: FloatArray,
+    candidate: FloatArray,
+    *,
+    alpha: float = 0.05,
+    clusters: IntArray | None = None,
+    covariate: FloatArray | None = None,
+    covariate_mean: float | None = None,
+) -> TestResult:
+    """Ratio of geometric means candidate/control: paired t on log ratios, back-transformed."""
+    on_log = mean_inference(
+        np.log(candidate) - np.log(control),
+        alpha=alpha,
+        test="paired t on log ratios",
+        clusters=clusters,
+        covariate=covariate,
+        covariate_mean=covariate_mean,
+    )
+    return TestResult(
+        on_log.test,
+        on_log.n,
+        _exp(on_log.estimate),
+        _exp(on_log.ci_low),
+        _exp(on_log.ci_high),
+        on_log.p_value,
+        statistic=on_log.statistic,
+        df=on_log.df,
+        null_value=1.0,
+        se=on_log.se,
+        notes=on_log.notes,
+    )
+
+
+def compare_latency(
+    control: FloatArray,
+    candidate: FloatArray,
+    *,
+    alpha: float = 0.05,
+    clusters: IntArray | None = None,
+    covariate: FloatArray | None = None,
+    covariate_mean: float | None = None,
+    quantiles: Sequence[float] = DEFAULT_QUANTILES,
+    quantile_method: QuantileMethod = "asymptotic",
+    seed: int = 0,
+) -> MetricComparison:
+    """Latency over complete pairs; +∞ marks a failed request (left out of the ratio, kept in quantiles)."""
+    both_ok = np.isfinite(control) & np.isfinite(candidate)
+    ok_control, ok_candidate = control[both_ok], candidate[both_ok]
+    primary = geometric_mean_ratio(
+        ok_control,
+        ok_candidate,
+        alpha=alpha,
+        clusters=None if clusters is None else clusters[both_ok],
+        covariate=None if covariate is None else covariate[both_ok],
+        covariate_mean=covariate_mean,
+    )
+    if primary.n < control.size:
+        left_out = f"{control.size - primary.n} pairs with a failed side left out of the ratio"
+        primary = replace(primary, notes=(*primary.notes, left_out))
+    n_ok = primary.n
+    log_mde = mde_from_se(primary.se, primary.df, alpha=alpha)
+    return MetricComparison(
+        kind="latency",
+        primary=primary,
+        control_mean=float(np.exp(np.log(ok_control).mean())) if n_ok else None,
+        candidate_mean=float(np.exp(np.log(ok_candidate).mean())) if n_ok else None,
+        quantiles=quantile_differences(
+            control,
+            candidate,
+            quantiles=quantiles,
+            alpha=alpha,
+            clusters=clusters,
+            method=quantile_method,
+            seed=seed,
+        ),
+        mde=_exp(log_mde),
+        clustered=clusters is not None,
+        cuped="CUPED" in primary.test,
+    )

@@ -1,0 +1,227 @@
+"""Paired mean differences: t inference (iid, cluster-robust, CUPED) and the Wilcoxon–Pratt check."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from analysis.stats.distributions import (
+    FloatArray,
+    normal_two_sided_p,
+    t_quantile,
+    t_two_sided_p,
+)
+from analysis.stats.power import mde_from_se
+from analysis.stats.results import MetricComparison, TestResult
+
+IntArray = npt.NDArray[np.int64]
+Alternative = Literal["two-sided", "greater", "less"]
+
+# Exact signed-rank p-values are computed up to this many pairs (R's wilcox.test uses 50 as well).
+_EXACT_MAX_N = 50
+
+
+def standard_error(
+    residuals: FloatArray, *, clusters: IntArray | None, n_params: int
+) -> tuple[float | None, float | None]:
+    """SE of a mean from its residuals: iid, or CR1 cluster-robust (Stata's small-sample factor)."""
+    n = residuals.size
+    if n - n_params < 1:
+        return (None, None)
+    if clusters is None:
+        variance = float(residuals @ residuals) / (n - n_params) / n
+        return (math.sqrt(variance), float(n - n_params))
+    _, codes = np.unique(clusters, return_inverse=True)
+    sums = np.bincount(codes, weights=residuals)
+    groups = sums.size
+    if groups < 2:
+        return (None, None)
+    factor = groups / (groups - 1) * (n - 1) / (n - n_params)
+    variance = factor * float(sums @ sums) / (n * n)
+    return (math.sqrt(variance), float(groups - 1))
+
+
+def t_result(
+    test: str, n: int, estimate: float, se: float | None, df: float | None, *, alpha: float, null: float
+) -> TestResult:
+    """Wrap an estimate and its SE into a t interval and two-sided p-value."""
+    # Rounding leaves ~1e-16 of spread in constant data; treat that as no variance, not as infinite t.
+    if se is None or df is None or not math.isfinite(se) or se <= 1e-12 * max(1.0, abs(estimate)):
+        note = "too few pairs for a standard error" if se is None else "the differences have zero variance"
+        return TestResult(test, n, estimate, None, None, None, null_value=null, se=se, notes=(note,))
+    statistic = (estimate - null) / se
+    half = t_quantile(1 - alpha / 2, df) * se
+    return TestResult(
+        test,
+        n,
+        estimate,
+        estimate - half,
+        estimate + half,
+        t_two_sided_p(statistic, df),
+        statistic=statistic,
+        df=df,
+        null_value=null,
+        se=se,
+    )
+
+
+def mean_inference(
+    values: FloatArray,
+    *,
+    alpha: float,
+    test: str,
+    null: float = 0.0,
+    clusters: IntArray | None = None,
+    covariate: FloatArray | None = None,
+    covariate_mean: float | None = None,
+) -> TestResult:
+    """t inference for the mean of per-pair values, optionally cluster-robust and CUPED-adjusted.
+
+    CUPED needs the covariate's population mean (e.g. prompt length over all captured traffic): the
+    pairs already share every prompt-level covariate, so with only the sample's own mean the adjusted
+    estimate and its honest variance equal the unadjusted ones. Without `covariate_mean` nothing changes.
+    """
+    n = int(values.size)
+    if n == 0:
+        return TestResult(test, 0, None, None, None, None, null_value=null, notes=("no complete pairs",))
+    mean = float(values.mean())
+    residuals = values - mean
+    n_params = 1
+    notes: tuple[str, ...] = ()
+    if covariate is not None and covariate_mean is None:
+        notes = ("CUPED skipped: no population mean of the covariate",)
+    elif covariate is not None and covariate_mean is not None and n > 2:
+        centred = covariate - covariate.mean()
+        sxx = float(centred @ centred)
+        if sxx > 0.0:
+            theta = float(centred @ residuals) / sxx
+            mean -= theta * (float(covariate.mean()) - covariate_mean)
+            residuals = residuals - theta * centred
+            n_params = 2
+            test += ", CUPED"
+    if clusters is not None:
+        test += ", cluster-robust SE"
+    se, df = standard_error(residuals, clusters=clusters, n_params=n_params)
+    result = t_result(test, n, mean, se, df, alpha=alpha, null=null)
+    return replace(result, notes=(*result.notes, *notes)) if notes else result
+
+
+def paired_mean_difference(
+    control: FloatArray,
+    candidate: FloatArray,
+    *,
+    alpha: float = 0.05,
+    clusters: IntArray | None = None,
+    covariate: FloatArray | None = None,
+    covariate_mean: float | None = None,
+) -> TestResult:
+    """Mean of candidate − control over complete pairs, with a paired t interval and p-value."""
+    return mean_inference(
+        candidate - control,
+        alpha=alpha,
+        test="paired t",
+        clusters=clusters,
+        covariate=covariate,
+        covariate_mean=covariate_mean,
+    )
+
+
+def average_ranks(values: FloatArray) -> tuple[FloatArray, IntArray]:
+    """Mid-ranks of `values` (1-based) and the size of each tie group, smallest value first."""
+    order = np.argsort(values, kind="mergesort")
+    ordered = values[order]
+    starts = np.concatenate(([True], ordered[1:] != ordered[:-1]))
+    group_sorted = np.cumsum(starts) - 1
+    counts = np.bincount(group_sorted)
+    mid = np.cumsum(counts) - (counts - 1) / 2.0
+    groups = np.empty(values.size, dtype=np.int64)
+    groups[order] = group_sorted
+    return mid[groups], counts.astype(np.int64)
+
+
+def _signed_rank_null(n: int) -> FloatArray:
+    """Exact null distribution of W+ for n untied, non-zero differences."""
+    counts = np.zeros(n * (n + 1) // 2 + 1)
+    counts[0] = 1.0
+    for i in range(1, n + 1):
+        counts[i:] = counts[i:] + counts[:-i].copy()
+    result: FloatArray = counts / counts.sum()
+    return result
+
+
+def wilcoxon_pratt(
+    differences: FloatArray,
+    *,
+    alternative: Alternative = "two-sided",
+    correction: bool = False,
+    method: Literal["auto", "exact", "asymptotic"] = "auto",
+) -> TestResult:
+    """Wilcoxon signed-rank test with Pratt's zeros: zeros are ranked, then their ranks are dropped.
+
+    Exact ("auto") with at most 50 pairs and no zeros or ties; else the normal approximation with the
+    tie correction (zeros excluded from it, as in `coin::wilcoxsign_test(zero.method = "Pratt")`).
+    The statistic is W+ (R's V), the rank sum of positive differences.
+    """
+    n = int(differences.size)
+    test = "Wilcoxon signed-rank (Pratt)"
+    if n == 0:
+        return TestResult(test, 0, None, None, None, None, notes=("no complete pairs",))
+    ranks, tie_counts = average_ranks(np.abs(differences))
+    w_plus = float(ranks[differences > 0].sum())
+    n_zero = int(np.count_nonzero(differences == 0))
+    has_ties = bool((tie_counts[1:] > 1).any()) if n_zero else bool((tie_counts > 1).any())
+    exact_possible = n_zero == 0 and not has_ties
+    if method == "exact" and not exact_possible:
+        raise ValueError("the exact signed-rank distribution needs differences without zeros or ties")
+    if exact_possible and (method == "exact" or (method == "auto" and n <= _EXACT_MAX_N)):
+        pmf = _signed_rank_null(n)
+        w = int(round(w_plus))
+        lower, upper = float(pmf[: w + 1].sum()), float(pmf[w:].sum())
+        p = {"two-sided": min(1.0, 2 * min(lower, upper)), "greater": upper, "less": lower}[alternative]
+        return TestResult(test + ", exact", n, None, None, None, p, statistic=w_plus)
+    if n_zero == n:
+        return TestResult(test, n, None, None, None, 1.0, statistic=0.0, notes=("all differences are zero",))
+    mean = (n * (n + 1) - n_zero * (n_zero + 1)) / 4.0
+    tie_groups = tie_counts[1:] if n_zero else tie_counts
+    tie_term = float(((tie_groups**3) - tie_groups).sum()) / 2.0
+    variance = (n * (n + 1) * (2 * n + 1) - n_zero * (n_zero + 1) * (2 * n_zero + 1) - tie_term) / 24.0
+    shift = 0.0
+    if correction:
+        shift = {"two-sided": 0.5 * float(np.sign(w_plus - mean)), "greater": 0.5, "less": -0.5}[alternative]
+    z = (w_plus - mean - shift) / math.sqrt(variance)
+    if alternative == "two-sided":
+        p = normal_two_sided_p(z)
+    else:
+        upper_tail = normal_two_sided_p(z) / 2 if z > 0 else 1 - normal_two_sided_p(z) / 2
+        p = upper_tail if alternative == "greater" else 1 - upper_tail
+    return TestResult(test + ", normal approximation", n, None, None, None, p, statistic=w_plus)
+
+
+def compare_mean(
+    control: FloatArray,
+    candidate: FloatArray,
+    *,
+    alpha: float = 0.05,
+    clusters: IntArray | None = None,
+    covariate: FloatArray | None = None,
+    covariate_mean: float | None = None,
+) -> MetricComparison:
+    """Numeric quality: paired t on the mean difference, Wilcoxon–Pratt as a robustness check."""
+    primary = paired_mean_difference(
+        control, candidate, alpha=alpha, clusters=clusters, covariate=covariate, covariate_mean=covariate_mean
+    )
+    n = primary.n
+    return MetricComparison(
+        kind="mean",
+        primary=primary,
+        control_mean=float(control.mean()) if n else None,
+        candidate_mean=float(candidate.mean()) if n else None,
+        robustness=(wilcoxon_pratt(candidate - control),),
+        mde=mde_from_se(primary.se, primary.df, alpha=alpha),
+        clustered=clusters is not None,
+        cuped="CUPED" in primary.test,
+    )

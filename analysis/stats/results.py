@@ -1,0 +1,80 @@
+"""Frozen result types returned by the statistics engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+MetricKind = Literal["mean", "binary", "latency", "cost", "preference"]
+METRIC_KINDS: tuple[MetricKind, ...] = ("mean", "binary", "latency", "cost", "preference")
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One estimate with its interval and test; None where the data cannot support a value."""
+
+    test: str
+    n: int
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    statistic: float | None = None
+    df: float | None = None
+    null_value: float = 0.0
+    se: float | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class QuantileDifference:
+    """Candidate − control difference of one quantile, failures counted as +∞."""
+
+    quantile: float
+    n: int
+    supported: bool
+    method: Literal["asymptotic", "bootstrap", "none"]
+    control: float | None = None
+    candidate: float | None = None
+    estimate: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    """Everything computed for one metric and one candidate against the control."""
+
+    kind: MetricKind
+    primary: TestResult
+    control_mean: float | None = None
+    candidate_mean: float | None = None
+    robustness: tuple[TestResult, ...] = ()
+    relative: TestResult | None = None
+    quantiles: tuple[QuantileDifference, ...] = ()
+    mde: float | None = None
+    clustered: bool = False
+    cuped: bool = False
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """One pre-verdict check: passed is None when it does not apply."""
+
+    name: str
+    passed: bool | None
+    detail: str
+    p_value: float | None = None
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """All health checks; the experiment is healthy when none failed."""
+
+    checks: tuple[HealthCheck, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed is not False for check in self.checks)

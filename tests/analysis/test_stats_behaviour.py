@@ -1,0 +1,82 @@
+"""Behaviour of the estimators beyond the published reference values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import statsmodels.api as sm
+
+from analysis.stats import adjust_p_values, compare_latency, mean_inference, quantile_differences
+from analysis.stats.health import missingness_chi2
+
+
+def test_cluster_robust_se_matches_statsmodels_cr1() -> None:
+    rng = np.random.default_rng(11)
+    clusters = np.repeat(np.arange(40), 5)
+    d = 0.2 + rng.normal(0, 1, 40)[clusters] + rng.normal(0, 1, 200)
+    ours = mean_inference(d, alpha=0.05, test="paired t", clusters=clusters)
+    fit = sm.OLS(d, np.ones(200)).fit(cov_type="cluster", cov_kwds={"groups": clusters})
+    assert ours.se is not None and abs(ours.se - float(fit.bse[0])) < 1e-12
+    assert ours.df == 39
+
+
+def test_cuped_needs_the_population_mean_and_then_narrows_the_interval() -> None:
+    rng = np.random.default_rng(12)
+    x = rng.normal(0, 1, 300)
+    d = 0.1 + 0.8 * x + rng.normal(0, 0.5, 300)
+    plain = mean_inference(d, alpha=0.05, test="paired t")
+    skipped = mean_inference(d, alpha=0.05, test="paired t", covariate=x)
+    adjusted = mean_inference(d, alpha=0.05, test="paired t", covariate=x, covariate_mean=0.0)
+    assert (skipped.estimate, skipped.se) == (plain.estimate, plain.se)
+    assert skipped.notes == ("CUPED skipped: no population mean of the covariate",)
+    assert adjusted.se is not None and plain.se is not None and adjusted.se < 0.7 * plain.se
+    assert adjusted.test == "paired t, CUPED"
+
+
+def test_quantiles_are_reported_only_when_n_and_failures_allow() -> None:
+    rng = np.random.default_rng(13)
+    control = np.exp(rng.normal(6, 0.5, 500))
+    candidate = np.exp(rng.normal(6, 0.5, 500))
+    candidate[:40] = np.inf  # 8 % failures: p95 of the candidate is infinite
+    p50, p95, p99 = quantile_differences(control, candidate)
+    assert p50.supported and p50.method == "asymptotic"
+    assert p50.ci_low is not None and p50.ci_high is not None and p50.ci_low < p50.estimate < p50.ci_high  # type: ignore[operator]
+    assert not p95.supported and p95.reason == "over 5% of candidate requests failed, so its p95 is infinite"
+    assert not p99.supported and p99.reason == "p99 needs at least 1000 pairs, found 500"
+
+
+def test_bootstrap_on_request_agrees_with_the_asymptotic_interval() -> None:
+    rng = np.random.default_rng(14)
+    control = np.exp(rng.normal(6, 0.5, 800))
+    candidate = control * np.exp(rng.normal(-0.1, 0.3, 800))
+    (asym,) = quantile_differences(control, candidate, quantiles=(0.5,))
+    (boot,) = quantile_differences(control, candidate, quantiles=(0.5,), method="bootstrap", seed=1)
+    assert boot.method == "bootstrap" and boot.estimate == asym.estimate
+    assert boot.ci_low is not None and asym.ci_low is not None and boot.ci_high is not None
+    assert asym.ci_high is not None
+    width = asym.ci_high - asym.ci_low
+    assert abs(boot.ci_low - asym.ci_low) < 0.3 * width and abs(boot.ci_high - asym.ci_high) < 0.3 * width
+
+
+def test_latency_ratio_leaves_out_failed_pairs() -> None:
+    control = np.array([100.0, 200.0, np.inf, 400.0, 100.0])
+    candidate = np.array([50.0, 100.0, 300.0, np.inf, 50.0])
+    result = compare_latency(control, candidate, quantiles=())
+    assert result.primary.n == 3 and result.primary.estimate == pytest.approx(0.5)
+    # Every surviving pair halves its latency: zero variance, so no interval rather than an infinite t.
+    assert result.primary.p_value is None
+    assert result.primary.notes == (
+        "the differences have zero variance",
+        "2 pairs with a failed side left out of the ratio",
+    )
+
+
+def test_adjustment_skips_missing_p_values() -> None:
+    assert adjust_p_values([0.01, None, 0.04], "holm") == [0.02, None, 0.04]
+    assert adjust_p_values([0.01, None, 0.04], "none") == [0.01, None, 0.04]
+
+
+def test_missingness_chi2_flags_unequal_missingness_only() -> None:
+    _, equal = missingness_chi2({"a": 950, "b": 950}, 1000)
+    _, unequal = missingness_chi2({"a": 1000, "b": 950}, 1000)
+    assert equal == 1.0 and unequal < 1e-6
