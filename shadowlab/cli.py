@@ -166,6 +166,10 @@ from replayer.simulator.command import register as _register_simulator  # noqa: 
 
 _register_simulator(app)
 
+from analysis.command import register as _register_analysis  # noqa: E402
+
+_register_analysis(app)
+
 
 def main() -> None:
     """Console entry point: a `ShadowlabError` becomes one `error:` line and its exit code, no traceback."""
