@@ -1,4 +1,4 @@
-"""Fast calibration by simulation (the 10,000-run version is `bench/calibration.py`, in `make bench`)."""
+"""Fast calibration by simulation (the 10,000-run version is `bench/bench_calibration.py`, in `make bench`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from types import ModuleType
 import pytest
 
 pytestmark = pytest.mark.slow
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "calibration.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_calibration.py"
 # A t-test's rejection rate at 2,000 runs has SD 0.005 around 0.05; at 1,000, 0.007.
 CHEAP_SIMS, QUANTILE_SIMS = 2000, 1000
 # The percentile bootstrap is offered on request only; it over-covers slightly (documented).
