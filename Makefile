@@ -5,8 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 # The project's own services (scripts/services.sh starts them on these ports).
-export SHADOWLAB_TEST_DATABASE_URL ?= postgresql+psycopg://shadowlab:shadowlab@127.0.0.1:54329/shadowlab
-export SHADOWLAB_TEST_KAFKA_BOOTSTRAP ?= 127.0.0.1:19092
+# Override SHADOWLAB_PG_PORT / SHADOWLAB_KAFKA_PORT / SHADOWLAB_KAFKA_CONTROLLER_PORT to run a second copy.
+export SHADOWLAB_PG_PORT ?= 54329
+export SHADOWLAB_KAFKA_PORT ?= 19092
+export SHADOWLAB_KAFKA_CONTROLLER_PORT ?= 19093
+export SHADOWLAB_TEST_DATABASE_URL ?= postgresql+psycopg://shadowlab:shadowlab@127.0.0.1:$(SHADOWLAB_PG_PORT)/shadowlab
+export SHADOWLAB_TEST_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(SHADOWLAB_KAFKA_PORT)
 
 .PHONY: setup services services-stop services-status demo test test-fast lint bench clean
 

@@ -13,13 +13,14 @@ PYTHON="${SHADOWLAB_PYTHON:-$ROOT/.venv/bin/python}"
 FALLBACK="/var/tmp/shadowlab-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
 
 PG_HOST=127.0.0.1
-PG_PORT=54329
+# Ports are the project's own; override them to run a second copy beside the first.
+PG_PORT="${SHADOWLAB_PG_PORT:-54329}"
 PG_READY_TIMEOUT=60
 DB_URL="postgresql+psycopg://shadowlab:shadowlab@$PG_HOST:$PG_PORT/shadowlab"
 
 KAFKA_HOST=127.0.0.1
-KAFKA_PORT=19092
-CONTROLLER_PORT=19093
+KAFKA_PORT="${SHADOWLAB_KAFKA_PORT:-19092}"
+CONTROLLER_PORT="${SHADOWLAB_KAFKA_CONTROLLER_PORT:-19093}"
 KAFKA_READY_TIMEOUT="${SHADOWLAB_KAFKA_READY_TIMEOUT:-90}"
 KAFKA_STOP_TIMEOUT=20
 KAFKA_DIR="$STATE/kafka"
@@ -338,7 +339,8 @@ start_kafka() {
   done
   check_java
   fetch_kafka_jars
-  sed "s|@LOG_DIRS@|$KAFKA_DATA|" "$SCRIPTS/kafka/server.properties.in" >"$KAFKA_CONF"
+  sed -e "s|@LOG_DIRS@|$KAFKA_DATA|" -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
+    -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" "$SCRIPTS/kafka/server.properties.in" >"$KAFKA_CONF"
   cid=$(kafka_cluster_id)
   if [[ ! -f $KAFKA_DATA/meta.properties ]]; then
     say "formatting KRaft storage in $KAFKA_DATA (cluster id $cid)"

@@ -34,4 +34,4 @@ def test_database_is_owned_by_shadowlab_role_that_can_create_databases(postgres_
     finally:
         engine.dispose()
     assert tuple(row) == ("shadowlab", "shadowlab", "shadowlab", True)
-    assert (listen, port) == ("127.0.0.1", "54329")
+    assert (listen, port) == ("127.0.0.1", str(sa.engine.make_url(postgres_url).port))
