@@ -1,4 +1,4 @@
-"""Fast calibration by simulation (the 10,000-run version is `bench/bench_calibration.py`, in `make bench`)."""
+"""Fast calibration by simulation; the 10,000-run version is `bench/bench_calibration.py` (make bench)."""
 
 from __future__ import annotations
 
