@@ -1,0 +1,1 @@
+"""The demo: a realistic synthetic production stream through the real pipeline, offline."""
