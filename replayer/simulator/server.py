@@ -13,6 +13,7 @@ from typing import Any, Literal
 from replayer.simulator import anthropic_api, openai_api
 from replayer.simulator.answers import Answer, CacheStore, answer_key, plan_answer
 from replayer.simulator.http import MAX_HEADER_BYTES, HttpRequest, Responder, serve_connection
+from replayer.simulator.judge import JudgeProfile, QualityMemory, is_judge_model, judge_answer
 from replayer.simulator.profiles import FAULTS, Fault, ModelProfile, ProfileSet
 from replayer.simulator.requests import InvalidRequestError, RequestView, view_anthropic, view_openai
 from replayer.simulator.wire import StreamPlan
@@ -95,6 +96,8 @@ class Simulator:
         self._lock = threading.Lock()
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self.judge = JudgeProfile()  # judge mode (models named sim-judge*): see judge.py
+        self.qualities = QualityMemory()
 
     # --- lifecycle -------------------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -186,7 +189,19 @@ class Simulator:
         wanted = request.headers.get(HEADER_FAULT)
         fault: Fault | None = next((f for f in FAULTS if f == wanted), None) or profile.faults.draw(self._rng)
         stream = payload.get("stream") is True
-        answer = plan_answer(view, profile, answer_key(self.seed, arm, api, payload), self._cache)
+        key = answer_key(self.seed, arm, api, payload)
+        if is_judge_model(view.model):
+            answer = judge_answer(
+                payload,
+                headers=request.headers,
+                profile=self.judge,
+                memory=self.qualities,
+                key=key,
+                input_tokens=view.input_tokens,
+            )
+        else:
+            answer = plan_answer(view, profile, key, self._cache)
+            self.qualities.remember(answer)
         headers = {
             **id_header,
             HEADER_INJECTED_TTFB: f"{ttfb:.3f}",

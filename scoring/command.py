@@ -1,0 +1,79 @@
+"""`shadowlab score` (and `shadowlab agreement`): the scoring stage as commands."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable
+from typing import Annotated
+
+import typer
+
+from shadowlab.config import Settings
+
+__all__ = ["register"]
+
+
+def _progress(label: str) -> Callable[[int, int], None]:
+    started = time.monotonic()
+
+    def show(done: int, total: int) -> None:
+        rate = done / max(time.monotonic() - started, 1e-9)
+        eta = (total - done) / rate if rate else 0.0
+        end = "\n" if done == total else ""
+        sys.stderr.write(f"\r{label}: {done}/{total} ({rate:.1f}/s, ETA {eta:.0f}s){end}")
+        sys.stderr.flush()
+
+    return show
+
+
+def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings]) -> None:
+    """Add `score` and `agreement` to the CLI."""
+
+    @app.command("score")
+    def score(
+        ctx: typer.Context,
+        experiment: Annotated[str, typer.Argument(help="Experiment name.")],
+        scorer: Annotated[
+            str | None, typer.Option(help="Only this scorer (default: all configured).")
+        ] = None,
+        concurrency: Annotated[int, typer.Option(min=1, help="Judge calls in flight.")] = 8,
+    ) -> None:
+        """Score every replay not yet scored by each scorer's current version (resumable, idempotent)."""
+        from scoring.service import run_scoring
+
+        settings = settings_of(ctx)
+        summaries = asyncio.run(
+            run_scoring(settings, experiment, scorer=scorer, concurrency=concurrency, progress=_progress)
+        )
+        for s in summaries:
+            errors = ", ".join(f"{k} {v}" for k, v in sorted(s.errors.items())) or "none"
+            typer.echo(
+                f"{s.scorer} ({s.version}): {s.stored} stored ({s.failed} failed), {s.pending} pending, "
+                f"${s.spent_usd:.4f} spent; errors: {errors}"
+                + ("; budget exhausted" if s.budget_exhausted else "")
+            )
+        if any(s.pending for s in summaries):
+            typer.echo("some items are pending: run `shadowlab score` again to finish them")
+
+    @app.command("agreement")
+    def agreement(
+        ctx: typer.Context,
+        experiment: Annotated[str, typer.Argument(help="Experiment name.")],
+        scorer: Annotated[str, typer.Option(help="Pairwise judge to compare with the human labels.")],
+    ) -> None:
+        """Judge–human agreement (Cohen's kappa with a 95 % CI) for each version of a pairwise judge."""
+        from scoring.labels import judge_human_agreement
+        from scoring.store import experiment_named
+        from shadowlab.db import create_engine, session_factory
+
+        settings = settings_of(ctx)
+        factory = session_factory(create_engine(settings.database_url))
+        with factory() as session:
+            found = experiment_named(session, experiment)
+            rows = judge_human_agreement(session, found.id, scorer)
+        if not rows:
+            typer.echo(f"{scorer}: no prompt has both a human label and a judge verdict in both orders")
+        for version, k in rows.items():
+            typer.echo(f"{scorer} ({version}): kappa {k.kappa:.3f} [{k.ci_low:.3f}, {k.ci_high:.3f}] n={k.n}")

@@ -1,0 +1,163 @@
+"""Score an experiment with one scorer: every pending item, concurrently, each result written as it arrives.
+
+Never crashes on a judge's failure: an unparseable verdict is stored as a failed score (value None,
+`details.failure`); a provider failure after the limiter's retries and a refused budget are counted and
+left pending, so running again finishes them. Once the budget refuses a call, no new call starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from scoring.base import PairScorer, PointScorer
+from scoring.pairwise import to_canonical
+from scoring.store import PairItem, PointItem, pending_pairs, pending_points, write_preference, write_score
+from shadowlab.db import session_scope
+
+__all__ = ["Progress", "RunSummary", "score_pairs", "score_points"]
+
+Progress = Callable[[int, int], None]  # (finished, total)
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What one run did: stored = rows written (failed ones included), pending = left for the next run."""
+
+    scorer: str
+    version: str
+    kind: Literal["point", "pair"]
+    total: int
+    stored: int
+    failed: int
+    pending: int
+    budget_exhausted: bool
+    spent_usd: float
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+class _Tally:
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.total = total
+        self.progress = progress
+        self.finished = self.stored = self.failed = self.pending = 0
+        self.spent = 0.0
+        self.exhausted = False
+        self.errors: Counter[str] = Counter()
+
+    def step(self) -> None:
+        self.finished += 1
+        if self.progress:
+            self.progress(self.finished, self.total)
+
+    def summary(self, scorer: str, version: str, kind: Literal["point", "pair"]) -> RunSummary:
+        return RunSummary(
+            scorer,
+            version,
+            kind,
+            self.total,
+            self.stored,
+            self.failed,
+            self.pending,
+            self.exhausted,
+            self.spent,
+            dict(self.errors),
+        )
+
+
+async def _run_all(items: Sequence[_T], concurrency: int, work: Callable[[_T], Awaitable[None]]) -> None:
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(item: _T) -> None:
+        async with slots:
+            await work(item)
+
+    await asyncio.gather(*(one(item) for item in items))
+
+
+async def score_points(
+    factory: sessionmaker[Session],
+    experiment_id: int,
+    scorer: PointScorer,
+    *,
+    concurrency: int = 8,
+    progress: Progress | None = None,
+) -> RunSummary:
+    """Score every replay not yet scored by this scorer version."""
+    with factory() as session:
+        items = pending_points(session, experiment_id, scorer.name, scorer.version)
+    tally = _Tally(len(items), progress)
+
+    async def work(item: PointItem) -> None:
+        if tally.exhausted:
+            tally.pending += 1
+            tally.errors["budget"] += 1
+        else:
+            result = await scorer.score(item.subject)
+            tally.spent += result.cost_usd
+            if result.failure:
+                tally.errors[result.failure] += 1
+            tally.exhausted = tally.exhausted or result.failure == "budget"
+            if result.storable:
+                with session_scope(factory) as session:
+                    write_score(session, item.replay_id, scorer.name, scorer.version, result)
+                tally.stored += 1
+                tally.failed += result.failure is not None
+            else:
+                tally.pending += 1
+        tally.step()
+
+    await _run_all(items, concurrency, work)
+    return tally.summary(scorer.name, scorer.version, "point")
+
+
+async def score_pairs(
+    factory: sessionmaker[Session],
+    experiment_id: int,
+    scorer: PairScorer,
+    *,
+    concurrency: int = 8,
+    progress: Progress | None = None,
+) -> RunSummary:
+    """Judge every control/candidate pair in each order not yet judged by this scorer version.
+
+    An unparseable pairwise verdict cannot be a preference row (its result is required), so it is counted
+    as failed and stays pending."""
+    with factory() as session:
+        items = pending_pairs(session, experiment_id, scorer.name, scorer.version)
+    tally = _Tally(len(items), progress)
+
+    async def work(item: PairItem) -> None:
+        if tally.exhausted:
+            tally.pending += 1
+            tally.errors["budget"] += 1
+        else:
+            result = await scorer.compare(item.subject)
+            tally.spent += result.cost_usd
+            if result.winner is None:
+                tally.errors[result.failure or "provider"] += 1
+                tally.exhausted = tally.exhausted or result.failure == "budget"
+                tally.pending += 1
+                tally.failed += result.failure == "unparseable"
+            else:
+                with session_scope(factory) as session:
+                    write_preference(
+                        session,
+                        experiment_id,
+                        item,
+                        scorer.name,
+                        scorer.version,
+                        to_canonical(result.winner, item.order),
+                        result.rationale,
+                    )
+                tally.stored += 1
+        tally.step()
+
+    await _run_all(items, concurrency, work)
+    return tally.summary(scorer.name, scorer.version, "pair")

@@ -1,0 +1,129 @@
+"""A migrated Postgres with one experiment whose two arms were replayed on the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy.orm import Session, sessionmaker
+
+from replayer.simulator import Distribution, ModelProfile, ProfileSet, RunningSimulator, running_simulator
+from shadowlab import migrate
+from shadowlab.db import create_engine, session_factory, session_scope
+from shadowlab.models import Arm, CapturedRequest, Experiment, Replay
+from shadowlab.normalize import normalize_request_body
+from shadowlab.providers import ProviderConfig, create_provider
+
+FAST = ModelProfile(
+    ttfb_ms=Distribution(median=1),
+    ttft_ms=Distribution(median=2),
+    tokens_per_s=50_000,
+    output_tokens=Distribution(median=30, sigma=0.2, low=10, high=60),
+)
+PROFILES = ProfileSet(
+    default=FAST,
+    models={
+        "ctrl-model": FAST.model_copy(update={"quality": 0.55}),
+        "cand-model": FAST.model_copy(update={"quality": 0.85}),
+    },
+)
+N_REQUESTS = 24
+
+
+@dataclass(frozen=True)
+class Seeded:
+    factory: sessionmaker[Session]
+    experiment_id: int
+    control_id: int
+    candidate_id: int
+    sim: RunningSimulator
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[RunningSimulator]:
+    with running_simulator(seed=3, profiles=PROFILES) as running:
+        yield running
+
+
+def sim_provider(sim: RunningSimulator, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return create_provider(
+        "anthropic",
+        ProviderConfig(base_url=sim.base_url, api_key=SecretStr("k"), extra_headers=headers or {}),
+    )
+
+
+async def _replay(sim: RunningSimulator, bodies: list[dict[str, object]], model: str) -> list[str]:
+    provider = sim_provider(sim)
+    try:
+        results = await asyncio.gather(
+            *(provider.complete(normalize_request_body("anthropic.messages", b), model=model) for b in bodies)
+        )
+    finally:
+        await provider.aclose()
+    assert all(r.ok for r in results)
+    return [r.text for r in results]
+
+
+@pytest.fixture
+def seeded(pg_database: str, sim: RunningSimulator) -> Iterator[Seeded]:
+    engine = create_engine(pg_database)
+    migrate.upgrade(engine)
+    factory = session_factory(engine)
+    topics = [
+        "sourdough bread starter",
+        "python asyncio semaphores",
+        "kafka consumer offsets",
+        "tax on savings",
+    ]
+    bodies = [
+        {
+            "model": "prod-model",
+            "max_tokens": 120,
+            "messages": [
+                {"role": "user", "content": f"Question {i}: explain {topics[i % 4]} briefly please"}
+            ],
+        }
+        for i in range(N_REQUESTS)
+    ]
+    control_answers = asyncio.run(_replay(sim, bodies, "ctrl-model"))
+    candidate_answers = asyncio.run(_replay(sim, bodies, "cand-model"))
+    with session_scope(factory) as session:
+        experiment = Experiment(name="exp", status="running", spec={})
+        control = Arm(name="control", role="control", provider="anthropic", model="ctrl-model")
+        candidate = Arm(name="candidate", role="candidate", provider="anthropic", model="cand-model")
+        experiment.arms = [control, candidate]
+        session.add(experiment)
+        session.flush()
+        for i, body in enumerate(bodies):
+            capture = CapturedRequest(
+                request_id=f"req-{i}",
+                captured_at=datetime.now(UTC),
+                service="svc",
+                api="anthropic.messages",
+                model="prod-model",
+                request=body,
+                response={"text": f"production answer {i}"},
+            )
+            session.add(capture)
+            session.flush()
+            for arm, text in ((control, control_answers[i]), (candidate, candidate_answers[i])):
+                session.add(
+                    Replay(
+                        experiment_id=experiment.id,
+                        arm_id=arm.id,
+                        captured_request_id=capture.id,
+                        status="ok",
+                        answer_text=text,
+                        tool_calls=[],
+                        cost_usd=0.001,
+                    )
+                )
+        ids = (experiment.id, control.id, candidate.id)
+    try:
+        yield Seeded(factory, *ids, sim)
+    finally:
+        engine.dispose()

@@ -1,0 +1,77 @@
+"""An in-process provider backed by the simulator's judge mode (same verdict logic as over HTTP)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from replayer.simulator.answers import Answer, answer_key
+from replayer.simulator.judge import JudgeProfile, QualityMemory, judge_answer
+from shadowlab.normalize import NormalizedRequest, TextBlock
+from shadowlab.providers import ProviderResult, ToolCall
+from shadowlab.usage import Usage
+
+
+def served_answer(index: int, quality: float) -> Answer:
+    """An answer as the simulator would have served it: a marker, some words, a hidden quality."""
+    marker = f"{index:06x}"
+    return Answer(
+        marker + "0" * 18,
+        (),
+        (f"Answer {marker}:", " some", " words"),
+        (),
+        "end_turn",
+        None,
+        10,
+        0,
+        0,
+        3,
+        0,
+        quality,
+    )
+
+
+class SimJudgeProvider:
+    """`complete` renders the judge request like the Anthropic API body and answers with `judge_answer`."""
+
+    name = "simjudge"
+
+    def __init__(
+        self, memory: QualityMemory, profile: JudgeProfile, headers: Mapping[str, str] | None = None
+    ):
+        self.memory = memory
+        self.profile = profile
+        self.headers = dict(headers or {})
+        self.calls = 0
+
+    async def complete(
+        self,
+        request: NormalizedRequest,
+        *,
+        model: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> ProviderResult:
+        self.calls += 1
+        text = "".join(b.text for m in request.messages for b in m.content if isinstance(b, TextBlock))
+        payload = {
+            "model": model or request.model,
+            "system": request.system,
+            "messages": [{"role": "user", "content": text}],
+            "tools": [t.model_dump() for t in request.tools],
+        }
+        answer = judge_answer(
+            payload,
+            headers={**self.headers, **(extra_headers or {})},
+            profile=self.profile,
+            memory=self.memory,
+            key=answer_key(0, "", "anthropic", payload),
+            input_tokens=len(text) // 4,
+        )
+        calls = tuple(ToolCall(c.id, c.name, c.input, json.dumps(c.input)) for c in answer.tool_calls)
+        usage = Usage(input_tokens=answer.input_tokens, output_tokens=answer.output_tokens)
+        return ProviderResult(
+            provider=self.name, model=payload["model"], text=answer.full_text, tool_calls=calls, usage=usage
+        )
+
+    async def aclose(self) -> None:
+        return None
