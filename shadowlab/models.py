@@ -306,4 +306,27 @@ class Decision(Base):
     supersedes_id: Mapped[int | None] = mapped_column(sa.ForeignKey("decisions.id"), unique=True)
 
 
+class RateLimitKey(Base):
+    """A provider+model limit shared by all workers; its row lock serialises admissions (shadowlab.limits)."""
+
+    __tablename__ = "rate_limit_keys"
+
+    key: Mapped[str] = mapped_column(sa.String(300), primary_key=True)
+    blocked_until: Mapped[datetime | None]
+
+
+class RateLimitEvent(Base):
+    """One admitted call: counted in the sliding window, and in flight until `inflight_until`."""
+
+    __tablename__ = "rate_limit_events"
+    __table_args__ = (sa.Index("ix_rate_limit_events_key_sent_at", "key", "sent_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(300))
+    sent_at: Mapped[datetime]
+    input_tokens: Mapped[int] = mapped_column(default=0)
+    output_tokens: Mapped[int] = mapped_column(default=0)
+    inflight_until: Mapped[datetime | None]
+
+
 TABLES = tuple(Base.metadata.sorted_tables)

@@ -53,8 +53,20 @@ class AnthropicProvider:
         extra_headers: Mapping[str, str] | None = None,
     ) -> ProviderResult:
         translation = to_anthropic(request, model=model)
-        body = translation.body
-        state = StreamState(self.name, body["model"], translation.dropped)
+        return await self.complete_raw(
+            translation.body, untranslated=translation.dropped, extra_headers=extra_headers
+        )
+
+    async def complete_raw(
+        self,
+        body: Mapping[str, Any],
+        *,
+        untranslated: tuple[str, ...] = (),
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> ProviderResult:
+        """Stream a Messages API body sent as given (same-API replay keeps `cache_control` and the rest)."""
+        body = {k: v for k, v in body.items() if k != "stream"}
+        state = StreamState(self.name, body["model"], untranslated)
         usage = AnthropicStreamUsage()
         blocks: dict[int, dict[str, Any]] = {}
         state.begin()

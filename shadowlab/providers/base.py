@@ -132,6 +132,16 @@ class Provider(Protocol):
         """Stream one answer to `request` (its model unless `model` is given)."""
         ...
 
+    async def complete_raw(
+        self,
+        body: Mapping[str, Any],
+        *,
+        untranslated: tuple[str, ...] = (),
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> ProviderResult:
+        """Stream one answer to a body already in this provider's API (sent as given, streaming on)."""
+        ...
+
     async def aclose(self) -> None:
         """Close connections."""
         ...

@@ -71,10 +71,22 @@ class OpenAICompatProvider:
         extra_headers: Mapping[str, str] | None = None,
     ) -> ProviderResult:
         translation = to_openai(request, model=model, max_tokens_field=self._config.max_tokens_field)
-        body = {**translation.body, "stream": True}
+        return await self.complete_raw(
+            translation.body, untranslated=translation.dropped, extra_headers=extra_headers
+        )
+
+    async def complete_raw(
+        self,
+        body: Mapping[str, Any],
+        *,
+        untranslated: tuple[str, ...] = (),
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> ProviderResult:
+        """Stream a chat-completions body sent as given (same-API replay); streaming options are added."""
+        body = {**body, "stream": True}
         if self._config.stream_usage:
             body["stream_options"] = {"include_usage": True}
-        state = StreamState(self.name, body["model"], translation.dropped)
+        state = StreamState(self.name, body["model"], untranslated)
         calls: dict[int, dict[str, str]] = {}
         state.begin()
         try:

@@ -1,0 +1,139 @@
+"""CLI: `shadowlab experiment create|list|show|start|pause|resume|conclude` and `shadowlab replay`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy.orm import Session, sessionmaker
+
+from shadowlab.config import Settings
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings]) -> None:
+    """Add the `experiment` group and the `replay` command."""
+    experiment_app = typer.Typer(
+        help="Experiments: arms, traffic, limits, budget, plan.", no_args_is_help=True
+    )
+    app.add_typer(experiment_app, name="experiment")
+
+    def factory_of(ctx: typer.Context) -> sessionmaker[Session]:
+        from shadowlab.db import check_connection, create_engine, session_factory
+
+        settings = settings_of(ctx)
+        engine = create_engine(settings.database_url, connect_timeout_s=settings.connect_timeout_s)
+        check_connection(engine)
+        return session_factory(engine)
+
+    @experiment_app.command("create")
+    def create(
+        ctx: typer.Context,
+        spec_file: Annotated[Path, typer.Argument(help="Experiment YAML (see docs/experiments.md).")],
+        created_by: Annotated[str, typer.Option(help="Who creates it (audit).")] = "",
+    ) -> None:
+        """Create a draft experiment from a YAML spec."""
+        from replayer.experiments import create_experiment
+        from shadowlab.db import session_scope
+        from shadowlab.experiment import load_spec
+
+        spec = load_spec(spec_file)
+        with session_scope(factory_of(ctx)) as session:
+            create_experiment(session, spec, created_by)
+        typer.echo(f"created experiment {spec.name!r} (draft, {len(spec.arms())} arms)")
+
+    @experiment_app.command("list")
+    def list_(ctx: typer.Context) -> None:
+        """List experiments with their status."""
+        from replayer.experiments import list_experiments
+
+        with factory_of(ctx)() as session:
+            for experiment in list_experiments(session):
+                typer.echo(f"{experiment.name}\t{experiment.status}\t{len(experiment.arms)} arms")
+
+    @experiment_app.command("show")
+    def show(
+        ctx: typer.Context,
+        name: Annotated[str, typer.Argument(help="Experiment name.")],
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Status, arms, spend and replay counts of one experiment."""
+        from replayer.experiments import find_experiment, summarize
+
+        with factory_of(ctx)() as session:
+            summary = summarize(session, find_experiment(session, name))
+        if as_json:
+            typer.echo(json.dumps(summary.as_dict(), indent=2))
+            return
+        for key, value in summary.as_dict().items():
+            typer.echo(f"{key}: {', '.join(value) if isinstance(value, tuple) else value}")
+
+    @experiment_app.command("start")
+    def start(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Experiment name.")]) -> None:
+        """draft → running: checks the provider allowlist and prices, snapshots the price table."""
+        from replayer.experiments import start_experiment
+        from shadowlab.db import session_scope
+        from shadowlab.pricing import load_price_table
+
+        prices = load_price_table(settings_of(ctx).prices_file)
+        with session_scope(factory_of(ctx)) as session:
+            experiment = start_experiment(session, name, prices)
+            typer.echo(
+                f"started {name!r}; prices snapshotted for {', '.join(sorted(experiment.price_snapshot))}"
+            )
+
+    def transition(command: str) -> Callable[[typer.Context, str], None]:
+        def run(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Experiment name.")]) -> None:
+            from replayer.experiments import set_status
+            from shadowlab.db import session_scope
+
+            with session_scope(factory_of(ctx)) as session:
+                experiment = set_status(session, name, command)
+                typer.echo(f"{name}: {experiment.status}")
+
+        run.__doc__ = {"pause": "running → paused.", "resume": "paused or budget_exhausted → running.",
+                       "conclude": "→ concluded (no more replays)."}[command]  # fmt: skip
+        return run
+
+    for command in ("pause", "resume", "conclude"):
+        experiment_app.command(command)(transition(command))
+
+    @app.command("replay")
+    def replay(
+        ctx: typer.Context,
+        experiment: Annotated[str, typer.Argument(help="Experiment name (status running).")],
+        workers: Annotated[
+            int, typer.Option(min=1, help="Worker processes (more than 1 needs Postgres).")
+        ] = 1,
+        live: Annotated[bool, typer.Option("--live", help="Follow new captures until stopped.")] = False,
+        backfill: Annotated[
+            bool, typer.Option("--backfill", help="Replay the selection, then exit.")
+        ] = False,
+        concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight per worker.")] = 64,
+        metrics_port: Annotated[
+            int | None, typer.Option(help="Serve Prometheus /metrics on PORT (+ worker index).")
+        ] = None,
+        worker_index: Annotated[int | None, typer.Option(hidden=True)] = None,
+        progress: Annotated[bool, typer.Option(help="Print progress: rate, ETA, spend.")] = True,
+    ) -> None:
+        """Replay captured traffic to every arm of EXPERIMENT (default: --backfill, or the spec's mode)."""
+        from replayer.experiments import find_experiment, spec_of
+        from replayer.run import ReplayOptions, run_replay
+        from replayer.worker import Mode
+        from shadowlab.errors import ConfigError
+
+        if live and backfill:
+            raise ConfigError("--live and --backfill: expected at most one of them")
+        factory = factory_of(ctx)
+        mode: Mode = "live" if live else "backfill"
+        if not (live or backfill):
+            with factory() as session:
+                mode = spec_of(find_experiment(session, experiment)).traffic.mode
+        options = ReplayOptions(experiment, workers, mode, concurrency, metrics_port, worker_index, progress)
+        final = run_replay(factory, settings_of(ctx), options, lambda line: typer.echo(line, err=True))
+        typer.echo(f"{experiment}: {final.done} requests done, status {final.status}, "
+                   f"spend ${final.spent_usd:.4f}")  # fmt: skip

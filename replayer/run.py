@@ -1,0 +1,164 @@
+"""`shadowlab replay`: one worker in this process, or N worker processes, with a progress line from the DB."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from replayer.experiments import find_experiment, spec_of
+from replayer.leases import selection_filter
+from replayer.metrics import WorkerMetrics, serve_metrics
+from replayer.worker import Mode, WorkerConfig, run_worker
+from shadowlab.budget import committed_usd
+from shadowlab.config import Settings
+from shadowlab.errors import ConfigError
+from shadowlab.models import CapturedRequest, WorkLease
+
+__all__ = ["Progress", "ReplayOptions", "progress_of", "run_replay"]
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    experiment: str
+    workers: int
+    mode: Mode
+    concurrency: int = 64
+    metrics_port: int | None = None
+    worker_index: int | None = None  # set in a child process
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int
+    total: int | None
+    spent_usd: float
+    budget_usd: float | None
+    status: str
+
+    def line(self, elapsed_s: float) -> str:
+        rate = self.done / elapsed_s if elapsed_s > 0 else 0.0
+        total = "?" if self.total is None else str(self.total)
+        eta = "-"
+        if self.total is not None and rate > 0:
+            eta = f"{max(self.total - self.done, 0) / rate:.0f}s"
+        budget = f"/{self.budget_usd:.2f}" if self.budget_usd is not None else ""
+        return (
+            f"{self.done}/{total} requests  {rate:.1f} req/s  ETA {eta}  "
+            f"spend ${self.spent_usd:.4f}{budget}  [{self.status}]"
+        )
+
+
+def progress_of(factory: sessionmaker[Session], name: str, live: bool) -> Progress:
+    with factory() as session:
+        experiment = find_experiment(session, name)
+        spec = spec_of(experiment)
+        done = session.execute(
+            sa.select(sa.func.count()).where(
+                WorkLease.experiment_id == experiment.id, WorkLease.done.is_(True)
+            )
+        ).scalar_one()
+        total: int | None = None
+        if not live:
+            total = int(
+                session.execute(
+                    sa.select(sa.func.count())
+                    .select_from(CapturedRequest)
+                    .where(*selection_filter(spec.traffic))
+                ).scalar_one()
+            )
+            if spec.traffic.max_requests is not None:
+                total = min(total, spec.traffic.max_requests)
+        return Progress(int(done), total, committed_usd(session, experiment.id), experiment.budget_usd,
+                        experiment.status)  # fmt: skip
+
+
+def run_replay(
+    factory: sessionmaker[Session], settings: Settings, options: ReplayOptions, echo: Callable[[str], None]
+) -> Progress:
+    """Run the workers until done; returns the final progress."""
+    if options.workers > 1 and factory.kw["bind"].dialect.name == "sqlite":
+        raise ConfigError(
+            f"--workers {options.workers}: several workers need Postgres (SHADOWLAB_DATABASE_URL="
+            "postgresql+psycopg://...); embedded SQLite is correct for one worker only"
+        )
+    with factory() as session:
+        experiment = find_experiment(session, options.experiment)
+        if experiment.status != "running":
+            raise ConfigError(
+                f"experiment {options.experiment!r}: replay expects status running, found {experiment.status}"
+                " (start or resume it first)"
+            )
+    started = time.monotonic()
+    stop = threading.Event()
+    reporter = threading.Thread(
+        target=_report, args=(factory, options, echo, started, stop), daemon=True, name="shadowlab-progress"
+    )
+    if options.progress:
+        reporter.start()
+    try:
+        if options.workers == 1:
+            _run_here(factory, settings, options)
+        else:
+            _run_children(options)
+    finally:
+        stop.set()
+        if options.progress:
+            reporter.join()
+    final = progress_of(factory, options.experiment, options.mode == "live")
+    if options.progress:
+        echo(final.line(time.monotonic() - started))
+    return final
+
+
+def _run_here(factory: sessionmaker[Session], settings: Settings, options: ReplayOptions) -> None:
+    metrics = WorkerMetrics.create()
+    index = options.worker_index or 0
+    if options.metrics_port is not None:
+        serve_metrics(metrics, options.metrics_port + index)
+    worker_id = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    config = WorkerConfig(options.experiment, worker_id, options.mode, options.concurrency)
+    asyncio.run(run_worker(factory, settings, config, metrics))
+
+
+def _run_children(options: ReplayOptions) -> None:
+    children = []
+    for index in range(options.workers):
+        args = [sys.executable, "-m", "shadowlab.cli", "replay", options.experiment, "--workers", "1",
+                f"--{options.mode}", "--concurrency", str(options.concurrency), "--worker-index", str(index),
+                "--no-progress"]  # fmt: skip
+        if options.metrics_port is not None:
+            args += ["--metrics-port", str(options.metrics_port)]
+        children.append(subprocess.Popen(args))
+    try:
+        codes = [child.wait() for child in children]
+    except KeyboardInterrupt:
+        for child in children:
+            child.terminate()
+        codes = [child.wait() for child in children]
+    failed = [i for i, code in enumerate(codes) if code != 0]
+    if failed:
+        raise ConfigError(f"replay workers {failed} exited with codes {[codes[i] for i in failed]}")
+
+
+def _report(
+    factory: sessionmaker[Session],
+    options: ReplayOptions,
+    echo: Callable[[str], None],
+    started: float,
+    stop: threading.Event,
+) -> None:
+    while not stop.wait(1.0):
+        echo(
+            progress_of(factory, options.experiment, options.mode == "live").line(time.monotonic() - started)
+        )

@@ -1,0 +1,230 @@
+"""The experiment spec (YAML): arms, traffic, limits, allowlist, budget, pre-registered plan (DESIGN §5).
+
+`load_spec` turns YAML into a frozen `ExperimentSpec`; every error names the field (`candidates[0].model`)
+and what was expected. `check_startable` is what `shadowlab experiment start` enforces: every model priced,
+every provider on the allowlist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from shadowlab.errors import ConfigError
+from shadowlab.pricing import PriceTable
+
+# fmt: off
+__all__ = [
+    "ArmSpec", "BudgetSpec", "ExperimentSpec", "ExperimentSpecError", "Guardrail", "LimitSpec", "PlanSpec",
+    "ReplaySettings", "TrafficSpec", "check_startable", "load_spec", "parse_spec",
+]
+# fmt: on
+
+ArmRole = Literal["control", "candidate", "aa"]
+TrafficMode = Literal["backfill", "live"]
+Design = Literal["sequential", "fixed"]
+MetricDirection = Literal["higher_is_better", "lower_is_better"]
+ArmParam = Literal[
+    "temperature",
+    "top_p",
+    "top_k",
+    "max_output_tokens",
+    "stop_sequences",
+    "thinking_budget_tokens",
+    "reasoning_effort",
+]
+
+
+class ExperimentSpecError(ConfigError):
+    """The experiment YAML is invalid; the message names the field and what was expected."""
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ArmSpec(_Spec):
+    """Provider + model + parameters + prompt template version (a system-prompt override)."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    provider: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+    params: dict[ArmParam, Any] = Field(default_factory=dict)
+    prompt_template_version: str | None = None
+    system: str | None = Field(None, description="Replaces the captured system prompt when set.")
+    extra_headers: dict[str, str] = Field(default_factory=dict)
+
+
+class TrafficSpec(_Spec):
+    """Which captures to replay. Filters are lists of accepted values; empty means any."""
+
+    mode: TrafficMode = "backfill"
+    services: tuple[str, ...] = ()
+    routes: tuple[str, ...] = ()
+    environments: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    apis: tuple[Literal["anthropic.messages", "openai.chat"], ...] = ()
+    sample_rate: float = Field(1.0, gt=0, le=1)
+    since: datetime | None = None
+    until: datetime | None = None
+    max_requests: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _range(self) -> TrafficSpec:
+        if self.since and self.until and self.until <= self.since:
+            raise ValueError(f"until: expected a time after since ({self.since.isoformat()})")
+        return self
+
+
+class LimitSpec(_Spec):
+    """Limits of one provider+model, held by all workers together over a sliding window of `window_s`."""
+
+    provider: str
+    model: str
+    concurrency: int | None = Field(None, gt=0)
+    rpm: int | None = Field(None, gt=0, description="Requests per window")
+    input_tpm: int | None = Field(None, gt=0, description="Input tokens per window")
+    output_tpm: int | None = Field(None, gt=0, description="Output tokens per window")
+    window_s: float = Field(60.0, gt=0, description="Window length; 60 s in production, shorter in tests")
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+
+class BudgetSpec(_Spec):
+    usd: float = Field(gt=0, description="Replays and judging together")
+    judge_usd_per_request: float = Field(0.0, ge=0, description="Reserved per request for the judge")
+
+
+class Guardrail(_Spec):
+    metric: str
+    margin: float = Field(ge=0)
+    relative: bool = Field(True, description="Margin as a fraction of control (else absolute)")
+    direction: MetricDirection = "lower_is_better"
+
+
+class PlanSpec(_Spec):
+    """The pre-registered analysis plan (DESIGN §7)."""
+
+    primary_metric: str
+    primary_direction: MetricDirection = "higher_is_better"
+    guardrails: tuple[Guardrail, ...] = ()
+    alpha: float = Field(0.05, gt=0, lt=1)
+    design: Design = "sequential"
+    min_sample: int = Field(100, gt=0)
+    max_sample: int = Field(10_000, gt=0)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> PlanSpec:
+        if self.max_sample < self.min_sample:
+            raise ValueError(
+                f"max_sample: expected >= min_sample ({self.min_sample}), found {self.max_sample}"
+            )
+        return self
+
+
+class ReplaySettings(_Spec):
+    """How the replayer treats each call: retries, backoff, lease and stall timeouts."""
+
+    max_attempts: int = Field(6, ge=1, le=50)
+    backoff_base_s: float = Field(0.5, ge=0)
+    backoff_max_s: float = Field(30.0, gt=0)
+    lease_s: float = Field(300.0, gt=0, description="A crashed worker's request is retried after this")
+    stall_timeout_s: float = Field(60.0, gt=0)
+    timeout_s: float = Field(600.0, gt=0)
+
+
+class ExperimentSpec(_Spec):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    control: ArmSpec
+    candidates: tuple[ArmSpec, ...] = Field(min_length=1)
+    aa: ArmSpec | None = None
+    traffic: TrafficSpec = TrafficSpec()
+    limits: tuple[LimitSpec, ...] = ()
+    allowed_providers: tuple[str, ...] = Field(min_length=1)
+    budget: BudgetSpec
+    plan: PlanSpec
+    replay: ReplaySettings = ReplaySettings()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ExperimentSpec:
+        seen: set[str] = set()
+        for arm in self.arms():
+            if arm.name in seen:
+                raise ValueError(f"arms: expected unique arm names, found {arm.name!r} twice")
+            seen.add(arm.name)
+        keys = [limit.key for limit in self.limits]
+        if len(keys) != len(set(keys)):
+            raise ValueError("limits: expected one entry per provider+model, found duplicates")
+        return self
+
+    def arms(self) -> tuple[ArmSpec, ...]:
+        return (self.control, *self.candidates, *((self.aa,) if self.aa else ()))
+
+    def roles(self) -> tuple[tuple[ArmRole, ArmSpec], ...]:
+        roles: list[tuple[ArmRole, ArmSpec]] = [("control", self.control)]
+        roles += [("candidate", arm) for arm in self.candidates]
+        if self.aa:
+            roles.append(("aa", self.aa))
+        return tuple(roles)
+
+    def limit_for(self, provider: str, model: str) -> LimitSpec | None:
+        return next((lim for lim in self.limits if lim.provider == provider and lim.model == model), None)
+
+
+def parse_spec(data: Any, where: str = "experiment") -> ExperimentSpec:
+    """Validate parsed YAML; ExperimentSpecError names the first wrong field."""
+    if not isinstance(data, Mapping):
+        raise ExperimentSpecError(
+            f"{where}: expected a mapping at the top level, found {type(data).__name__}"
+        )
+    try:
+        return ExperimentSpec.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "value_error":  # our own validators name the field and what they found
+            prefix = ".".join(str(p) for p in err["loc"])
+            raise ExperimentSpecError(f"{where}: {prefix + '.' if prefix else ''}{message}") from None
+        found = "" if err["type"] == "missing" else f", found {err.get('input')!r:.80}"
+        raise ExperimentSpecError(f"{where}: {_path(err['loc'])}: {message}{found}") from None
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if part == "[key]":  # pydantic's marker for a wrong mapping key: the key is already named
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def load_spec(path: Path) -> ExperimentSpec:
+    """Read and validate an experiment YAML file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ExperimentSpecError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ExperimentSpecError(f"{path}: not valid YAML ({exc})") from None
+    return parse_spec(data, str(path))
+
+
+def check_startable(spec: ExperimentSpec, prices: PriceTable) -> None:
+    """Refuse a start that would send prompts outside the allowlist or spend on an unpriced model."""
+    for role, arm in spec.roles():
+        if arm.provider not in spec.allowed_providers:
+            raise ExperimentSpecError(
+                f"{spec.name}: arm {arm.name!r} ({role}): provider {arm.provider!r} is not in "
+                f"allowed_providers ({', '.join(spec.allowed_providers)}): not allowed to receive prompts"
+            )
+    prices.require([arm.model for arm in spec.arms()])

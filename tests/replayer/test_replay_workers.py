@@ -1,0 +1,337 @@
+"""The replayer end to end: real Postgres, the simulator over HTTP, real SDKs, several worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from replayer.simulator import Distribution, FaultRates, ModelProfile, ProfileSet, running_simulator
+from shadowlab import migrate
+from shadowlab.db import create_engine
+from shadowlab.models import Arm, BudgetReservation, CapturedRequest, Experiment, Replay, WorkLease
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+CONTROL_MODEL, CANDIDATE_MODEL = "claude-haiku-4-5", "gpt-4o-mini"
+FAST = ModelProfile(
+    ttfb_ms=Distribution(median=2),
+    ttft_ms=Distribution(median=5),
+    tokens_per_s=20_000,
+    output_tokens=Distribution(median=40, sigma=0.3, low=10, high=60),
+    retry_after_s=0.5,
+    stall_ms=2_000,
+)
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One request as the simulator saw it: when it arrived, and what it answered."""
+
+    at: float
+    answered_at: float
+    model: str
+    arm: str
+    marker: str
+    status: int
+    retry_after: float | None
+
+
+class Recorder:
+    """Wraps the simulator's handler to timestamp every request (its records carry no time)."""
+
+    def __init__(self, simulator: Any) -> None:
+        self.arrivals: list[Arrival] = []
+        self._sim = simulator
+        original = simulator.handle
+
+        async def handle(request: Any, out: Any) -> None:
+            arrived = time.time()
+            seen: dict[str, Any] = {}
+            send_json, start_stream = out.send_json, out.start_stream
+
+            async def spy_json(status: int, payload: Any, headers: Any) -> None:
+                seen.update(headers, status=status, at=time.time())
+                await send_json(status, payload, headers)
+
+            async def spy_stream(status: int, headers: Any, first: bytes = b"") -> None:
+                seen.update(headers, status=status, at=time.time())
+                await start_stream(status, headers, first)
+
+            out.send_json, out.start_stream = spy_json, spy_stream
+            await original(request, out)
+            rid = seen.get("request-id") or seen.get("x-request-id")
+            if rid is None:
+                return
+            try:
+                record = simulator.record(rid)
+            except KeyError:  # refused before the simulator kept a record (invalid body)
+                return
+            body = json.loads(request.body)
+            retry = seen.get("retry-after")
+            self.arrivals.append(
+                Arrival(arrived, seen["at"], record.model, record.arm, _marker(body), record.status,
+                        float(retry) if retry else None)
+            )  # fmt: skip
+
+        simulator.handle = handle
+
+
+def _marker(body: dict[str, Any]) -> str:
+    return json.dumps(body.get("messages", [])[-1:])[-40:]
+
+
+def _capture(index: int, at: datetime, *, messages: list[Any] | None = None) -> dict[str, Any]:
+    request = {
+        "model": CONTROL_MODEL,
+        "max_tokens": 60,
+        "system": [{"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral"}}],
+        "messages": messages
+        if messages is not None
+        else [
+            {"role": "user", "content": f"Question {index}: what is {index} plus {index}? (r-{index:04d})"}
+        ],
+    }
+    return {
+        "request_id": f"r-{index:04d}", "captured_at": at, "service": "chat", "route": "/ask",
+        "api": "anthropic.messages", "model": CONTROL_MODEL, "request": request,
+    }  # fmt: skip
+
+
+class Lab:
+    """A migrated database, a simulator and the environment the CLI subprocesses get."""
+
+    def __init__(self, url: str, sim_url: str, tmp: Path, cli: Callable[..., Any]) -> None:
+        self.url, self.tmp, self._cli = url, tmp, cli
+        self._spawned = 0
+        self.engine = create_engine(url)
+        migrate.upgrade(self.engine)
+        self.env = {
+            "SHADOWLAB_DATABASE_URL": url,
+            "SHADOWLAB_ANTHROPIC_BASE_URL": sim_url,
+            "SHADOWLAB_OPENAI_BASE_URL": f"{sim_url}/v1",
+            "ANTHROPIC_API_KEY": "sk-ant-test-key",
+            "OPENAI_API_KEY": "sk-test-key",
+        }
+
+    def cli(self, *args: str, ok: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        done: subprocess.CompletedProcess[str] = self._cli(*args, env=self.env, cwd=self.tmp, timeout=timeout)
+        if ok:
+            assert done.returncode == 0, done.stderr
+        return done
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")} | self.env
+        self._spawned += 1
+        with (self.tmp / f"worker-{self._spawned}.log").open("w") as log:  # the child keeps its own copy
+            return subprocess.Popen(
+                [sys.executable, "-m", "shadowlab.cli", *args], env=env, cwd=self.tmp, text=True,
+                stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def seed(self, captures: list[dict[str, Any]]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.insert(CapturedRequest), captures)
+
+    def experiment(self, name: str, **overrides: Any) -> Path:
+        spec: dict[str, Any] = {
+            "name": name,
+            "control": {"name": "control", "provider": "anthropic", "model": CONTROL_MODEL,
+                        "extra_headers": {"x-sim-arm": "control"}},
+            "candidates": [{"name": "cand", "provider": "openai", "model": CANDIDATE_MODEL,
+                            "extra_headers": {"x-sim-arm": "cand"}}],
+            "allowed_providers": ["anthropic", "openai"],
+            "budget": {"usd": 100},
+            "plan": {"primary_metric": "judge_score", "min_sample": 10, "max_sample": 100},
+            "replay": {"max_attempts": 12, "backoff_base_s": 0.05, "backoff_max_s": 0.5, "lease_s": 30},
+        }  # fmt: skip
+        spec.update(overrides)
+        path = self.tmp / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(spec))
+        return path
+
+    def create_and_start(self, name: str, **overrides: Any) -> None:
+        self.cli("experiment", "create", str(self.experiment(name, **overrides)))
+        self.cli("experiment", "start", name)
+
+    def scalar(self, query: Any) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one()
+
+    def replay_keys(self) -> list[tuple[int, int]]:
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.select(Replay.arm_id, Replay.captured_request_id))]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def lab_factory(pg_database: str, tmp_path: Path, cli: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
+    labs: list[Any] = []
+
+    def make(profile: ModelProfile = FAST) -> tuple[Lab, Recorder]:
+        context = running_simulator(seed=3, profiles=ProfileSet(default=profile))
+        running = context.__enter__()
+        labs.append(context)
+        recorder = Recorder(running.simulator)
+        lab = Lab(pg_database, running.base_url, tmp_path, cli)
+        engines.append(lab.engine)
+        return lab, recorder
+
+    engines: list[sa.Engine] = []
+    yield make
+    for engine in engines:
+        engine.dispose()
+    for context in labs:
+        context.__exit__(None, None, None)
+
+
+T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+
+
+def test_faults_three_workers_one_outcome_each_and_limits_hold(lab_factory: Callable[..., Any]) -> None:
+    faults = FaultRates(rate_limit=0.20, overloaded=0.05, stream_error=0.02)
+    lab, recorder = lab_factory(FAST.model_copy(update={"faults": faults}))
+    n = 16
+    lab.seed([_capture(i, T0 + timedelta(seconds=i)) for i in range(n)])
+    window, rpm = 2.0, 8
+    limits = [{"provider": "anthropic", "model": CONTROL_MODEL, "rpm": rpm, "window_s": window},
+              {"provider": "openai", "model": CANDIDATE_MODEL, "rpm": rpm, "window_s": window}]  # fmt: skip
+    lab.create_and_start("faults", limits=limits)
+
+    done = lab.cli("replay", "faults", "--workers", "3", "--backfill", timeout=180)
+
+    assert "16 requests done" in done.stdout
+    keys = lab.replay_keys()
+    assert len(keys) == len(set(keys)) == n * 2
+    assert lab.scalar(sa.select(sa.func.max(Replay.attempts))) > 1  # retries happened and were counted
+    arrivals = sorted(recorder.arrivals, key=lambda a: a.at)
+    assert {a.status for a in arrivals} >= {200, 429}
+    for model in (CONTROL_MODEL, CANDIDATE_MODEL):
+        times = [a.at for a in arrivals if a.model == model]
+        # No window of `window` seconds holds more than `rpm` arrivals (5 ms allowed for network jitter).
+        worst = max(sum(1 for t in times if start <= t < start + window - 0.005) for start in times)
+        assert worst <= rpm, (model, worst)
+    for limited in (a for a in arrivals if a.status == 429):
+        assert limited.retry_after is not None
+        until = limited.answered_at + limited.retry_after
+        retries = [
+            a for a in arrivals if a.at > limited.at and (a.arm, a.marker) == (limited.arm, limited.marker)
+        ]
+        assert retries and retries[0].at >= until - 0.01, "the retry came inside the retry-after window"
+        # Every worker honours the pause: nothing for that model arrives once the 429 had time to be seen.
+        inside = [
+            a
+            for a in arrivals
+            if a.model == limited.model and limited.answered_at + 0.3 < a.at < until - 0.01
+        ]
+        assert not inside, f"{len(inside)} requests inside a retry-after window"
+
+
+def test_budget_four_workers_never_exceeded(lab_factory: Callable[..., Any]) -> None:
+    lab, _ = lab_factory()
+    prices = {CONTROL_MODEL: {"input_cost_per_token": 1e-5, "output_cost_per_token": 1.2e-4},
+              CANDIDATE_MODEL: {"input_cost_per_token": 1e-5, "output_cost_per_token": 1.2e-4}}  # fmt: skip
+    (lab.tmp / "prices.json").write_text(json.dumps(prices))
+    lab.env["SHADOWLAB_PRICES_FILE"] = str(lab.tmp / "prices.json")
+    lab.seed([_capture(i, T0 + timedelta(seconds=i)) for i in range(90)])
+    lab.create_and_start("budget", budget={"usd": 0.5})
+
+    lab.cli("replay", "budget", "--workers", "4", "--backfill", "--concurrency", "8", timeout=180)
+
+    spent = lab.scalar(sa.select(sa.func.sum(Replay.cost_usd)))
+    reservation = BudgetReservation
+    committed = lab.scalar(
+        sa.select(sa.func.sum(sa.func.coalesce(reservation.settled_usd, reservation.reserved_usd)))
+    )
+    assert 0.3 < spent <= committed + 1e-9 and committed <= 0.5
+    assert lab.scalar(sa.select(Experiment.status)) == "budget_exhausted"
+    with lab.engine.connect() as conn:
+        per_request = conn.execute(
+            sa.select(Replay.captured_request_id, sa.func.count()).group_by(Replay.captured_request_id)
+        ).all()
+        leased = conn.execute(sa.select(sa.func.count()).select_from(WorkLease)).scalar_one()
+        undone = conn.execute(sa.select(sa.func.count()).where(WorkLease.done.is_(False))).scalar_one()
+    assert {count for _, count in per_request} == {2} and len(per_request) == leased < 90
+    assert undone == 0
+
+
+def test_killed_worker_work_is_recovered_exactly_once(lab_factory: Callable[..., Any]) -> None:
+    slow = FAST.model_copy(update={"ttft_ms": Distribution(median=400)})
+    lab, _ = lab_factory(slow)
+    n = 20
+    lab.seed([_capture(i, T0 + timedelta(seconds=i)) for i in range(n)])
+    lab.create_and_start("crash", replay={"max_attempts": 5, "backoff_base_s": 0.05, "lease_s": 2.0})
+    victim = lab.popen("replay", "crash", "--backfill", "--concurrency", "4", "--no-progress")
+    done_leases = sa.select(sa.func.count()).where(WorkLease.done.is_(True))
+    wait_for(lambda: lab.scalar(done_leases) >= 4, what="the first worker to finish some requests")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert lab.scalar(sa.select(sa.func.count()).where(WorkLease.done.is_(False))) > 0  # it died holding work
+
+    rescuer = lab.cli("replay", "crash", "--backfill", "--concurrency", "8", timeout=120)
+
+    assert "20 requests done" in rescuer.stdout
+    keys = lab.replay_keys()
+    assert len(keys) == len(set(keys)) == n * 2
+    assert lab.scalar(sa.select(sa.func.max(WorkLease.attempts))) >= 2
+
+
+def test_rejected_request_is_a_failed_replay_with_the_providers_message(
+    lab_factory: Callable[..., Any],
+) -> None:
+    lab, _ = lab_factory()
+    lab.seed([_capture(0, T0), _capture(1, T0 + timedelta(seconds=1), messages=[])])
+    lab.create_and_start("bad")
+
+    lab.cli("replay", "bad", "--backfill")
+
+    with lab.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(CapturedRequest.request_id, Arm.name, Replay.status, Replay.error_code,
+                      Replay.error_detail, Replay.attempts)
+            .join(CapturedRequest, CapturedRequest.id == Replay.captured_request_id)
+            .join(Arm, Arm.id == Replay.arm_id)
+        ).all()  # fmt: skip
+    assert len(rows) == 4
+    # The control arm speaks the capture's API, so the body goes as captured and the provider refuses it.
+    (bad,) = [r for r in rows if r.request_id == "r-0001" and r.name == "control"]
+    assert (bad.status, bad.error_code, bad.attempts) == ("error", "bad_request", 1)
+    assert "400" in bad.error_detail and "at least one message" in bad.error_detail
+    assert {r.status for r in rows if r.request_id == "r-0000"} == {"ok"}
+
+
+def test_live_mode_picks_up_captures_ingested_after_start(lab_factory: Callable[..., Any]) -> None:
+    lab, _ = lab_factory()
+    lab.seed([_capture(0, T0)])
+    lab.create_and_start("live", traffic={"mode": "live"})
+    worker = lab.popen("replay", "live", "--live", "--no-progress")
+    try:
+        replays = sa.select(sa.func.count()).select_from(Replay)
+        wait_for(lambda: lab.scalar(replays) == 2, what="the first capture's replays")
+        lab.seed([_capture(i, T0 + timedelta(minutes=i)) for i in range(1, 4)])
+        wait_for(lambda: lab.scalar(replays) == 8, what="replays of captures ingested later")
+        lab.cli("experiment", "pause", "live")
+        assert worker.wait(timeout=30) == 0  # a paused experiment stops its workers
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()

@@ -1,0 +1,61 @@
+"""Budget reservations: worst case before, real cost after, never above the budget."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from shadowlab import migrate
+from shadowlab.budget import ArmCall, committed_usd, lock_experiment, reserve, settle, worst_case_usd
+from shadowlab.db import create_engine, session_factory, session_scope
+from shadowlab.models import CapturedRequest, Experiment
+from shadowlab.pricing import PriceTable
+
+
+@pytest.fixture
+def factory(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    engine = create_engine(f"sqlite:///{tmp_path / 'budget.db'}")
+    migrate.upgrade(engine)
+    factory = session_factory(engine)
+    with session_scope(factory) as session:
+        session.add(Experiment(name="e", status="running", budget_usd=1.0))
+        for i in range(5):
+            session.add(CapturedRequest(request_id=f"r{i}", captured_at=datetime(2026, 1, 1, tzinfo=UTC),
+                                        service="s", api="anthropic.messages", request={}))  # fmt: skip
+    yield factory
+    engine.dispose()
+
+
+def test_worst_case_uses_the_output_cap_and_the_dearest_input_rate() -> None:
+    prices = PriceTable.from_json(
+        {
+            "m": {
+                "input_cost_per_token": 1e-6,
+                "output_cost_per_token": 1e-5,
+                "cache_creation_input_token_cost": 2e-6,
+            }
+        }
+    )
+    cost = worst_case_usd([ArmCall("m", 1000, 100), ArmCall("m", 1000, 100)], prices, judge_usd=0.5)
+    assert cost == pytest.approx(0.5 + 2 * (1000 * 2e-6 + 100 * 1e-5))
+
+
+def test_reserve_waits_while_work_is_in_flight_then_exhausts(factory: sessionmaker[Session]) -> None:
+    with session_scope(factory) as session:
+        experiment = lock_experiment(session, 1)
+        assert [reserve(session, experiment, i, 0.4) for i in (1, 2, 3)] == ["reserved", "reserved", "wait"]
+        assert committed_usd(session, 1) == pytest.approx(0.8)
+    with session_scope(factory) as session:
+        settle(session, 1, 1, 0.1)
+        settle(session, 1, 2, 0.35)
+        experiment = lock_experiment(session, 1)
+        assert reserve(session, experiment, 3, 0.4) == "reserved"
+        assert reserve(session, experiment, 4, 0.4) == "wait"
+        settle(session, 1, 3, 0.5)
+        assert reserve(session, experiment, 4, 0.4) == "exhausted"
+        assert experiment.status == "budget_exhausted"
+        assert committed_usd(session, 1) == pytest.approx(0.95) and committed_usd(session, 1) <= 1.0
