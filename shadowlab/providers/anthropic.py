@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,7 +22,25 @@ from shadowlab.providers.stream_state import StreamState, parse_arguments
 from shadowlab.providers.translate import to_anthropic
 from shadowlab.usage import AnthropicStreamUsage, UsageError
 
-__all__ = ["AnthropicProvider"]
+__all__ = ["AnthropicProvider", "split_sdk_arguments"]
+
+# Body fields the installed SDK takes as keywords. The SDK's signature trails the API (2.12 has no
+# `temperature`, `top_p` or `top_k`), so every other field travels in `extra_body`, unchanged.
+_SDK_FIELDS = frozenset(inspect.signature(anthropic.resources.messages.AsyncMessages.create).parameters) - {
+    "self",
+    "extra_headers",
+    "extra_query",
+    "extra_body",
+    "timeout",
+    "stream",
+}
+
+
+def split_sdk_arguments(body: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a Messages body into the SDK's keyword arguments and the rest (sent as `extra_body`)."""
+    known = {k: v for k, v in body.items() if k in _SDK_FIELDS}
+    extra = {k: v for k, v in body.items() if k not in _SDK_FIELDS and k != "stream"}
+    return known, extra
 
 
 @register_provider("anthropic")
@@ -65,14 +84,14 @@ class AnthropicProvider:
         extra_headers: Mapping[str, str] | None = None,
     ) -> ProviderResult:
         """Stream a Messages API body sent as given (same-API replay keeps `cache_control` and the rest)."""
-        body = {k: v for k, v in body.items() if k != "stream"}
+        known, extra_body = split_sdk_arguments(body)
         state = StreamState(self.name, body["model"], untranslated)
         usage = AnthropicStreamUsage()
         blocks: dict[int, dict[str, Any]] = {}
         state.begin()
         try:
             stream = await self._client.messages.create(
-                **body, stream=True, extra_headers=dict(extra_headers or {})
+                **known, stream=True, extra_headers=dict(extra_headers or {}), extra_body=extra_body or None
             )
             state.headers(stream.response.headers.items(), stream.response.status_code)
             async for event in stream:

@@ -146,3 +146,26 @@ def test_config_from_settings_takes_url_and_key_and_never_shows_the_key() -> Non
     assert config.base_url == "http://sim:1" and config.stall_timeout_s == 5.0
     assert config.api_key is not None and config.api_key.get_secret_value() == "sk-ant-xyz"
     assert "sk-ant-xyz" not in repr(config)
+
+
+def test_sampling_fields_the_sdk_signature_lacks_still_reach_the_api(sim: RunningSimulator) -> None:
+    """The installed SDK's `messages.create` may trail the API (no `temperature`): they go in extra_body."""
+    from shadowlab.providers.anthropic import split_sdk_arguments
+
+    body = {
+        "model": "claude-haiku-4-5",
+        "max_tokens": 50,
+        "temperature": 0.2,
+        "top_k": 5,
+        "stream": True,
+        "messages": [{"role": "user", "content": "Hi"}],
+    }
+    known, extra = split_sdk_arguments(body)
+    assert {"model", "max_tokens", "messages"} <= set(known)
+    assert "stream" not in known and "stream" not in extra
+    assert set(known) | set(extra) == set(body) - {"stream"}
+
+    request = normalize_request_body("anthropic.messages", {k: v for k, v in body.items() if k != "stream"})
+    result = _call(sim, "anthropic", request)
+    assert result.ok, result.error_detail
+    assert result.text
