@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from replayer.simulator.profiles import ModelProfile
+from replayer.simulator.profiles import ModelProfile, mean_quality
 from replayer.simulator.requests import RequestView
 
 __all__ = ["Answer", "CacheStore", "PlannedToolCall", "answer_key", "plan_answer"]
@@ -160,7 +160,7 @@ def plan_answer(view: RequestView, profile: ModelProfile, key: bytes, cache: Cac
     """The answer to one request: text, optional thinking and tool call, usage, hidden quality."""
     rng = random.Random(key)
     answer_id = key[:12].hex()
-    quality = min(max(rng.gauss(profile.quality, profile.quality_sd), 0.0), 1.0)
+    quality = min(max(rng.gauss(mean_quality(profile, view.prompt_words), profile.quality_sd), 0.0), 1.0)
     budget = max(view.max_tokens, 1)
     thinking = (
         tuple(f" {rng.choice(_FILLER)}" for _ in range(profile.thinking_tokens)) if view.thinking else ()

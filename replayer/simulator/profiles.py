@@ -18,7 +18,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shadowlab.errors import ConfigError
 
-__all__ = ["FAULTS", "Distribution", "Fault", "FaultRates", "ModelProfile", "ProfileSet", "load_profiles"]
+__all__ = [
+    "FAULTS",
+    "Distribution",
+    "Fault",
+    "FaultRates",
+    "ModelProfile",
+    "ProfileSet",
+    "load_profiles",
+    "mean_quality",
+]
 
 Fault = Literal["rate_limit", "overloaded", "server_error", "bad_request", "reset", "stream_error", "stall"]
 FAULTS: tuple[Fault, ...] = (
@@ -79,6 +88,11 @@ class ModelProfile(_Frozen):
     output_tokens: Distribution = Distribution(median=120, sigma=0.5, low=5, high=2000)
     quality: float = Field(0.7, ge=0, le=1, description="Mean hidden quality of answers.")
     quality_sd: float = Field(0.1, ge=0)
+    quality_by_keyword: dict[str, float] = Field(
+        default_factory=dict,
+        description="Mean quality when the prompt holds this word (lower case; the first match wins): "
+        "how a model can be as good as another on easy routes and worse on hard ones.",
+    )
     tool_call_rate: float = Field(
         0.8, ge=0, le=1, description="Chance of a tool call when tools are offered."
     )
@@ -89,6 +103,16 @@ class ModelProfile(_Frozen):
     retry_after_s: float = Field(1.0, ge=0)
     stall_ms: float = Field(30_000, ge=0, description="How long a stall lasts before the connection drops.")
     faults: FaultRates = FaultRates()
+
+
+def mean_quality(profile: ModelProfile, prompt_words: tuple[str, ...]) -> float:
+    """The profile's mean quality for a prompt: a keyword override, else its base quality."""
+    if profile.quality_by_keyword:
+        words = set(prompt_words)
+        for keyword, quality in profile.quality_by_keyword.items():
+            if keyword in words:
+                return quality
+    return profile.quality
 
 
 class ProfileSet(_Frozen):

@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from replayer.simulator import FaultRates, ProfileSet, load_profiles
+from replayer.simulator import FaultRates, ModelProfile, ProfileSet, load_profiles
 from replayer.simulator.command import register
 from shadowlab.errors import ConfigError
 
@@ -58,3 +58,13 @@ def test_the_simulate_command_is_registered() -> None:
     result = CliRunner().invoke(app, ["simulate", "--help"])
     assert result.exit_code == 0 and "--profile" in result.output and "--seed" in result.output
     assert ProfileSet().for_model("anything") == ProfileSet().default
+
+
+def test_quality_by_keyword_makes_a_model_worse_on_hard_prompts_only() -> None:
+    from replayer.simulator.profiles import mean_quality
+
+    profile = ModelProfile(quality=0.8, quality_by_keyword={"refactor": 0.5, "diagnose": 0.55})
+    assert mean_quality(profile, ("please", "refactor", "this")) == 0.5
+    assert mean_quality(profile, ("diagnose", "refactor")) == 0.5  # the first keyword listed wins
+    assert mean_quality(profile, ("explain", "this")) == 0.8
+    assert mean_quality(ModelProfile(quality=0.7), ("refactor",)) == 0.7
