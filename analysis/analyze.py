@@ -118,7 +118,8 @@ def analyze_table(
         metric.name: {
             arm: int(np.count_nonzero(~np.isnan(metric.values[:, i])))
             for i, arm in enumerate(table.arms)
-            if not (metric.kind == "preference" and arm == control)
+            # Preferences are judged candidate vs control; the A/A arm is not in that design.
+            if not (metric.kind == "preference" and arm in (control, aa_arm))
         }
         for metric in table.metrics
     }

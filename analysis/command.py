@@ -1,19 +1,24 @@
-"""`shadowlab analyze --from-csv`: the command of DESIGN §7, registered on the CLI by `register(app)`."""
+"""`shadowlab analyze` (a CSV or a stored experiment) and `shadowlab gate`: `register(app, settings_of)`."""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import typer
 import yaml
 
 from analysis.analyze import analyze_table
 from analysis.csv_input import CsvInputError, load_experiment_csv
-from analysis.render import analysis_json, analysis_text
+from analysis.plan import DecisionPlan
+from analysis.plan import PlanError as DecisionPlanError
+from analysis.render import analysis_text
 from analysis.stats import ADJUSTMENTS
+from analysis.verdict_json import analysis_document, pairwise_from_table
 
 EXIT_INVALID_INPUT = 2
 
@@ -29,10 +34,12 @@ class PlanOptions:
     arms: list[str] | None = None
     aa_arm: str | None = None
     covariate_mean: float | None = None
+    decision: DecisionPlan | None = None
 
 
 def _read_plan(path: Path) -> PlanOptions:
-    """Plan (YAML or JSON): `arms: [name | {name, role}]`, `aa_arm`, `covariate_mean`."""
+    """Plan (YAML or JSON): `arms: [name | {name, role}]`, `aa_arm`, `covariate_mean`, and the decision
+    plan (`primary_metric`, `guardrails`, … as in docs/analysis.md) when `primary_metric` is present."""
     try:
         plan = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
@@ -57,7 +64,33 @@ def _read_plan(path: Path) -> PlanOptions:
     covariate_mean = plan.get("covariate_mean")
     if covariate_mean is not None and not isinstance(covariate_mean, int | float):
         raise PlanError(f"plan {path}, key covariate_mean: expected a number, found {covariate_mean!r}")
-    return PlanOptions(arms, aa_arm, None if covariate_mean is None else float(covariate_mean))
+    decision = None
+    if "primary_metric" in plan:
+        try:
+            decision = DecisionPlan.from_dict(plan, where=f"plan {path}")
+        except DecisionPlanError as exc:
+            raise PlanError(str(exc)) from None
+    return PlanOptions(arms, aa_arm, None if covariate_mean is None else float(covariate_mean), decision)
+
+
+def _print_document(document: dict[str, Any], text: str, json_output: bool) -> None:
+    if json_output:
+        print(json.dumps(document, indent=2, allow_nan=False))
+    else:
+        print(text)
+
+
+def verdict_text(document: dict[str, Any]) -> str:
+    """The verdict and its reasons as lines a product manager can read."""
+    verdict = document.get("verdict")
+    if not verdict:
+        return "verdict: none (no decision plan)"
+    head = f"verdict: {verdict['verdict']}"
+    if verdict["recommended"]:
+        head += f" (recommended: {verdict['recommended']})"
+    if verdict["more_prompts"] is not None and verdict["verdict"] == "keep_running":
+        head += f", ≈{verdict['more_prompts']} more prompts"
+    return "\n".join([head, *(f"  - {reason}" for reason in verdict["reasons"])])
 
 
 def analyze(
@@ -76,6 +109,10 @@ def analyze(
         if adjust not in ADJUSTMENTS:
             raise CsvInputError(f"--adjust: expected one of {', '.join(ADJUSTMENTS)}, found {adjust!r}")
         options = _read_plan(plan) if plan is not None else PlanOptions()
+        if options.decision is not None and options.decision.alpha != alpha:
+            raise PlanError(
+                f"--alpha {alpha} differs from the plan's pre-registered alpha {options.decision.alpha}"
+            )
         table = load_experiment_csv(from_csv, control=control, metric_specs=metric, known_arms=options.arms)
     except (CsvInputError, PlanError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -89,32 +126,80 @@ def analyze(
         aa_arm=options.aa_arm,
         covariate_mean=options.covariate_mean,
     )
-    if json_output:
-        print(json.dumps(analysis_json(analysis), indent=2, allow_nan=False))
-    else:
-        print(analysis_text(analysis))
+    document, _ = analysis_document(analysis, options.decision, pairwise_from_table(table, control))
+    text = analysis_text(analysis)
+    _print_document(
+        document, text if options.decision is None else f"{text}\n\n{verdict_text(document)}", json_output
+    )
     return 0
 
 
-def register(app: typer.Typer) -> None:
-    """Add the `analyze` command to the shadowlab CLI."""
+SettingsOf = Callable[[typer.Context], Any]
+
+
+def register(app: typer.Typer, settings_of: SettingsOf | None = None) -> None:
+    """Add `analyze` and `gate` to the shadowlab CLI; `settings_of` gives the database settings."""
+    from analysis.experiment_command import analyze_stored, gate
+
+    def need_settings(ctx: typer.Context) -> Any:
+        if settings_of is None:
+            raise typer.BadParameter("this command needs the shadowlab settings (run it as `shadowlab`)")
+        return settings_of(ctx)
 
     @app.command("analyze")
     def analyze_command(
-        from_csv: Path = typer.Option(
-            ..., "--from-csv", help="Long CSV: request_id, arm, one column per metric."
+        ctx: typer.Context,
+        experiment: str | None = typer.Argument(
+            None, help="Name of a stored experiment (its plan is applied); or use --from-csv."
         ),
-        control: str = typer.Option(..., "--control", help="Name of the control arm."),
+        from_csv: Path | None = typer.Option(
+            None, "--from-csv", help="Long CSV: request_id, arm, one column per metric."
+        ),
+        control: str | None = typer.Option(
+            None, "--control", help="Name of the control arm (with --from-csv)."
+        ),
         metric: list[str] = typer.Option(
             [], "--metric", help="NAME=KIND (mean|binary|latency|cost|preference)."
         ),
         alpha: float = typer.Option(0.05, "--alpha", help="Two-sided significance level."),
         adjust: str = typer.Option("holm", "--adjust", help="Multiplicity adjustment: holm, bh or none."),
         json_output: bool = typer.Option(False, "--json", help="Print the JSON document instead of a table."),
-        plan: Path | None = typer.Option(None, "--plan", help="Pre-registered plan (arms, A/A arm)."),
+        plan: Path | None = typer.Option(
+            None, "--plan", help="Pre-registered plan (arms, A/A arm, decision)."
+        ),
+        export_csv: Path | None = typer.Option(
+            None, "--export-csv", help="With EXPERIMENT: also write its data as the long CSV."
+        ),
+        export_plan: Path | None = typer.Option(
+            None, "--export-plan", help="With EXPERIMENT: also write its plan for --from-csv --plan."
+        ),
     ) -> None:
-        """Paired statistics for every candidate against the control."""
-        raise typer.Exit(analyze(from_csv, control, metric, alpha, adjust, json_output, plan))
+        """Paired statistics for every candidate against the control, and the verdict when a plan is set."""
+        if (experiment is None) == (from_csv is None):
+            print("error: give either EXPERIMENT or --from-csv FILE (exactly one)", file=sys.stderr)
+            raise typer.Exit(EXIT_INVALID_INPUT)
+        if from_csv is not None:
+            if control is None:
+                print("error: --control: required with --from-csv", file=sys.stderr)
+                raise typer.Exit(EXIT_INVALID_INPUT)
+            raise typer.Exit(analyze(from_csv, control, metric, alpha, adjust, json_output, plan))
+        assert experiment is not None
+        code = analyze_stored(need_settings(ctx), experiment, json_output, export_csv, export_plan)
+        raise typer.Exit(code)
+
+    @app.command("gate")
+    def gate_command(
+        ctx: typer.Context,
+        experiment: str = typer.Argument(..., help="Name of a stored experiment with a plan."),
+        fail_on: str = typer.Option(
+            "dont_ship,inconclusive,keep_running",
+            "--fail-on",
+            help="Comma-separated verdicts that fail the gate (exit 1).",
+        ),
+        json_output: bool = typer.Option(False, "--json", help="Print the verdict block as JSON."),
+    ) -> None:
+        """CI/CD gate: exit 1 with the reasons when the verdict is one of --fail-on, else 0."""
+        raise typer.Exit(gate(need_settings(ctx), experiment, fail_on, json_output))
 
 
 def main() -> None:

@@ -166,9 +166,17 @@ from replayer.simulator.command import register as _register_simulator  # noqa: 
 
 _register_simulator(app)
 
+from replayer.command import register as _register_replayer  # noqa: E402
+
+_register_replayer(app, settings_of)
+
 from analysis.command import register as _register_analysis  # noqa: E402
 
-_register_analysis(app)
+_register_analysis(app, settings_of)
+
+from scoring.command import register as _register_scoring  # noqa: E402
+
+_register_scoring(app, settings_of)
 
 
 def main() -> None:

@@ -1,0 +1,214 @@
+"""Load one experiment from Postgres or SQLite into the aligned request × arm matrices of the analysis.
+
+The table is the same `ExperimentTable` the CSV form builds, with these metric columns: `error` (binary,
+replay status), `ttft_ms` and `latency_ms` (latency; +∞ for a failed replay), `cost_usd` (cost), one column
+per scorer name (the scorer version written most recently; binary when every value is 0/1, else mean), and
+`pref_<scorer>` (preference of each candidate over the control, averaged over the orders shown).
+Averaging and joining happen in SQL; numpy only places the rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from analysis.csv_input import CLUSTER_COLUMN, ERROR_COLUMN, ExperimentTable, FloatArray, MetricColumn
+from analysis.stats.ranking import PairwiseOutcomes
+from analysis.stats.results import MetricKind
+from shadowlab.models import Arm, CapturedRequest, Experiment, Preference, Replay, Score
+
+_ROLE_ORDER = {"control": 0, "candidate": 1, "aa": 2}
+PREFERENCE_PREFIX = "pref_"
+
+
+class ExperimentLoadError(Exception):
+    """The experiment cannot be loaded; the message names it and what was expected."""
+
+
+@dataclass(frozen=True)
+class ExperimentData:
+    """One experiment as the analysis needs it."""
+
+    experiment_id: int
+    name: str
+    plan: dict[str, Any] | None
+    control: str
+    aa_arm: str | None
+    table: ExperimentTable
+    pairwise: PairwiseOutcomes
+
+
+def _pref_score() -> sa.ColumnElement[float]:
+    return sa.case((Preference.result == "a", 1.0), (Preference.result == "tie", 0.5), else_=0.0)
+
+
+def _latest_scorer_versions(session: Session, experiment_id: int) -> dict[str, str]:
+    """Per scorer name, the version written most recently in this experiment."""
+    rows = session.execute(
+        sa.select(Score.scorer_name, Score.scorer_version, sa.func.max(Score.created_at))
+        .join(Replay, Replay.id == Score.replay_id)
+        .where(Replay.experiment_id == experiment_id)
+        .group_by(Score.scorer_name, Score.scorer_version)
+    ).all()
+    latest: dict[str, tuple[Any, str]] = {}
+    for name, version, written in rows:
+        if name not in latest or (written, version) > latest[name]:
+            latest[name] = (written, version)
+    return {name: version for name, (_, version) in sorted(latest.items())}
+
+
+def load_experiment(session: Session, name: str) -> ExperimentData:
+    """Read replays, scores and preferences of experiment `name` into an ExperimentTable."""
+    experiment = session.execute(sa.select(Experiment).where(Experiment.name == name)).scalar_one_or_none()
+    if experiment is None:
+        raise ExperimentLoadError(f"experiment {name!r}: not found in the database")
+    eid = experiment.id
+    arm_rows = session.execute(sa.select(Arm.id, Arm.name, Arm.role).where(Arm.experiment_id == eid)).all()
+    controls = [a.name for a in arm_rows if a.role == "control"]
+    if len(controls) != 1:
+        raise ExperimentLoadError(
+            f"experiment {name!r}: expected exactly one control arm, found {len(controls)}"
+        )
+    replays = session.execute(
+        sa.select(
+            CapturedRequest.id, CapturedRequest.request_id, CapturedRequest.conversation_id,
+            Replay.arm_id, Replay.status, Replay.ttft_ms, Replay.latency_ms, Replay.cost_usd,
+        )
+        .join(CapturedRequest, CapturedRequest.id == Replay.captured_request_id)
+        .where(Replay.experiment_id == eid)
+        .order_by(CapturedRequest.id, Replay.arm_id)
+    ).all()  # fmt: skip
+    used = {r.arm_id for r in replays}
+    arms = sorted((a for a in arm_rows if a.id in used), key=lambda a: (_ROLE_ORDER[a.role], a.id))
+    arm_index = {a.id: i for i, a in enumerate(arms)}
+    request_index: dict[int, int] = {}
+    request_ids: list[str] = []
+    conversations: list[str | None] = []
+    for row in replays:
+        if row.id not in request_index:
+            request_index[row.id] = len(request_ids)
+            request_ids.append(row.request_id)
+            conversations.append(row.conversation_id)
+    shape = (len(request_ids), len(arms))
+    rows = np.fromiter((request_index[r.id] for r in replays), dtype=np.int64, count=len(replays))
+    cols = np.fromiter((arm_index[r.arm_id] for r in replays), dtype=np.int64, count=len(replays))
+    failed = np.array([r.status == "error" for r in replays], dtype=bool)
+
+    def matrix(values: Sequence[float | None]) -> FloatArray:
+        out = np.full(shape, np.nan)
+        out[rows, cols] = np.array([math.nan if v is None else float(v) for v in values], dtype=np.float64)
+        return out
+
+    def latency(values: Sequence[float | None]) -> FloatArray:
+        out = np.full(shape, np.nan)
+        placed = np.array([math.nan if v is None else float(v) for v in values], dtype=np.float64)
+        out[rows, cols] = np.where(failed, np.inf, placed)
+        return out
+
+    metrics = [
+        MetricColumn(ERROR_COLUMN, "binary", matrix([1.0 if f else 0.0 for f in failed])),
+        MetricColumn("ttft_ms", "latency", latency([r.ttft_ms for r in replays])),
+        MetricColumn("latency_ms", "latency", latency([r.latency_ms for r in replays])),
+        MetricColumn("cost_usd", "cost", matrix([r.cost_usd for r in replays])),
+    ]
+    for scorer, version in _latest_scorer_versions(session, eid).items():
+        score_rows = session.execute(
+            sa.select(Replay.captured_request_id, Replay.arm_id, Score.value)
+            .join(Replay, Replay.id == Score.replay_id)
+            .where(Replay.experiment_id == eid, Score.scorer_name == scorer, Score.scorer_version == version)
+        ).all()
+        values = np.full(shape, np.nan)
+        for request, arm, value in score_rows:
+            if request in request_index and arm in arm_index and value is not None:
+                values[request_index[request], arm_index[arm]] = float(value)
+        present = values[~np.isnan(values)]
+        kind: MetricKind = "binary" if present.size and np.isin(present, (0.0, 1.0)).all() else "mean"
+        metrics.append(MetricColumn(scorer, kind, values))
+    pairwise, preference_columns = _preferences(session, eid, request_index, arm_index, arms[0].id, shape)
+    metrics.extend(preference_columns)
+    clusters = None
+    if any(c is not None for c in conversations):
+        codes: dict[str, int] = {}
+        clusters = np.array(
+            [
+                codes.setdefault(c if c else f"\x00{r}", len(codes))
+                for c, r in zip(conversations, request_ids, strict=True)
+            ],
+            dtype=np.int64,
+        )  # fmt: skip
+    aa = [a.name for a in arms if a.role == "aa"]
+    table = ExperimentTable(tuple(request_ids), tuple(a.name for a in arms), tuple(metrics), clusters, None)
+    return ExperimentData(eid, name, experiment.plan, controls[0], aa[0] if aa else None, table, pairwise)
+
+
+def _preferences(
+    session: Session,
+    eid: int,
+    request_index: dict[int, int],
+    arm_index: dict[int, int],
+    control_id: int,
+    shape: tuple[int, int],
+) -> tuple[PairwiseOutcomes, list[MetricColumn]]:
+    """Mean score of arm A per (request, A, B, scorer) in SQL; folded into unordered pairs here."""
+    score = _pref_score()
+    rows = session.execute(
+        sa.select(
+            Preference.scorer_name, Preference.captured_request_id, Preference.arm_a_id, Preference.arm_b_id,
+            sa.func.sum(score), sa.func.count(),
+        )
+        .where(Preference.experiment_id == eid)
+        .group_by(
+            Preference.scorer_name, Preference.captured_request_id, Preference.arm_a_id, Preference.arm_b_id
+        )
+        .order_by(Preference.scorer_name, Preference.captured_request_id)
+    ).all()  # fmt: skip
+    folded: dict[tuple[str, int, int, int], list[float]] = {}
+    for scorer, request, arm_a, arm_b, total, count in rows:
+        if request not in request_index or arm_a not in arm_index or arm_b not in arm_index:
+            continue
+        low, high = sorted((arm_index[arm_a], arm_index[arm_b]))
+        low_score = float(total) if arm_index[arm_a] == low else float(count) - float(total)
+        entry = folded.setdefault((scorer, request_index[request], low, high), [0.0, 0.0])
+        entry[0] += low_score
+        entry[1] += float(count)
+    columns: list[MetricColumn] = []
+    scorers = list(dict.fromkeys(key[0] for key in folded))
+    control = arm_index[control_id]
+    for scorer in scorers:
+        values = np.full(shape, np.nan)
+        for (name, request, low, high), (low_total, weight) in folded.items():
+            if name == scorer and control in (low, high):
+                other = high if low == control else low
+                mean = low_total / weight
+                values[request, other] = mean if low == other else 1.0 - mean
+        columns.append(MetricColumn(f"{PREFERENCE_PREFIX}{scorer}", "preference", values))
+    chosen = scorers[0] if scorers else None
+    picked = [(k, v) for k, v in folded.items() if k[0] == chosen]
+    first = np.array([k[2] for k, _ in picked], dtype=np.int64)
+    second = np.array([k[3] for k, _ in picked], dtype=np.int64)
+    score_values = np.array([v[0] / v[1] for _, v in picked], dtype=np.float64)
+    return PairwiseOutcomes(chosen, first, second, score_values), columns
+
+
+def table_to_csv(table: ExperimentTable) -> str:
+    """The long CSV of `analyze --from-csv` holding exactly this table (floats written exactly)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    header = ["request_id", "arm", *([CLUSTER_COLUMN] if table.clusters is not None else [])]
+    writer.writerow([*header, *(m.name for m in table.metrics)])
+    for i, request in enumerate(table.request_ids):
+        for j, arm in enumerate(table.arms):
+            cells = [float(m.values[i, j]) for m in table.metrics]
+            if all(math.isnan(c) for c in cells):
+                continue
+            cluster = [f"c{int(table.clusters[i])}"] if table.clusters is not None else []
+            writer.writerow([request, arm, *cluster, *("" if math.isnan(c) else repr(c) for c in cells)])
+    return out.getvalue()

@@ -1,0 +1,185 @@
+"""The pre-registered decision plan (DESIGN §7) as a frozen dataclass, read from the plan mapping.
+
+The mapping is what `shadowlab.experiment.PlanSpec` stores in `experiments.plan`, plus optional keys
+(documented in docs/analysis.md): `planned_sample`, `metric_directions`, `aa_arm`, `arms`, `covariate_mean`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from analysis.stats.results import MetricKind
+
+Direction = Literal["higher_is_better", "lower_is_better"]
+Design = Literal["sequential", "fixed"]
+DIRECTIONS: tuple[Direction, ...] = ("higher_is_better", "lower_is_better")
+DESIGNS: tuple[Design, ...] = ("sequential", "fixed")
+# Metric names a plan may use for the columns the database loader produces.
+ALIASES = {
+    "ttft": "ttft_ms",
+    "latency": "latency_ms",
+    "error_rate": "error",
+    "errors": "error",
+    "cost": "cost_usd",
+    "cost_per_request": "cost_usd",
+}
+_LOWER_IS_BETTER_WORDS = ("error", "refusal", "fail", "timeout")
+
+
+class PlanError(Exception):
+    """The plan cannot be used; the message names the key and what was expected."""
+
+
+@dataclass(frozen=True)
+class Guardrail:
+    """A metric that must not get worse than `margin` (a fraction of control when `relative`)."""
+
+    metric: str
+    margin: float
+    relative: bool = True
+    direction: Direction = "lower_is_better"
+
+
+@dataclass(frozen=True)
+class DecisionPlan:
+    """What must hold to ship, fixed before the data are seen."""
+
+    primary_metric: str
+    primary_direction: Direction = "higher_is_better"
+    guardrails: tuple[Guardrail, ...] = ()
+    alpha: float = 0.05
+    design: Design = "sequential"
+    min_sample: int = 100
+    max_sample: int = 10_000
+    planned_sample: int | None = None
+    metric_directions: tuple[tuple[str, Direction], ...] = ()
+
+    @property
+    def n_star(self) -> int:
+        """The sample size the confidence sequence is tuned for (and a fixed design's horizon)."""
+        return self.planned_sample or self.max_sample
+
+    def direction_of(self, metric: str, kind: MetricKind) -> Direction:
+        """Which way is better for a metric: the plan's word, else by kind and name."""
+        named = dict(self.metric_directions)
+        if metric in named:
+            return named[metric]
+        if kind in ("latency", "cost"):
+            return "lower_is_better"
+        if kind == "binary" and any(word in metric.lower() for word in _LOWER_IS_BETTER_WORDS):
+            return "lower_is_better"
+        return "higher_is_better"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "plan") -> DecisionPlan:
+        """Validate the plan mapping; PlanError names the first wrong key."""
+        if not isinstance(data, Mapping):
+            raise PlanError(f"{where}: expected a mapping, found {type(data).__name__}")
+        primary = data.get("primary_metric")
+        if not isinstance(primary, str) or not primary:
+            raise PlanError(f"{where}, key primary_metric: expected a metric name, found {primary!r}")
+        guardrails = data.get("guardrails") or []
+        if not isinstance(guardrails, list | tuple):
+            raise PlanError(f"{where}, key guardrails: expected a list, found {guardrails!r}")
+        min_sample = _int(data, "min_sample", 100, where)
+        max_sample = _int(data, "max_sample", 10_000, where)
+        if max_sample < min_sample:
+            raise PlanError(
+                f"{where}, key max_sample: expected >= min_sample ({min_sample}), found {max_sample}"
+            )
+        planned = data.get("planned_sample")
+        directions = data.get("metric_directions") or {}
+        if not isinstance(directions, Mapping):
+            raise PlanError(f"{where}, key metric_directions: expected a mapping, found {directions!r}")
+        return cls(
+            primary_metric=primary,
+            primary_direction=_choice(data, "primary_direction", DIRECTIONS, "higher_is_better", where),
+            guardrails=tuple(
+                _guardrail(g, f"{where}, key guardrails[{i}]") for i, g in enumerate(guardrails)
+            ),
+            alpha=_alpha(data, where),
+            design=_choice(data, "design", DESIGNS, "sequential", where),
+            min_sample=min_sample,
+            max_sample=max_sample,
+            planned_sample=None if planned is None else _int(data, "planned_sample", 0, where),
+            metric_directions=tuple(
+                (
+                    str(name),
+                    _choice(directions, name, DIRECTIONS, "higher_is_better", f"{where}, metric_directions"),
+                )
+                for name in directions
+            ),
+        )
+
+
+def _int(data: Mapping[str, Any], key: str, default: int, where: str) -> int:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise PlanError(f"{where}, key {key}: expected a positive whole number, found {value!r}")
+    return value
+
+
+def _alpha(data: Mapping[str, Any], where: str) -> float:
+    value = data.get("alpha", 0.05)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise PlanError(f"{where}, key alpha: expected a number between 0 and 1, found {value!r}")
+    return float(value)
+
+
+def _choice(data: Mapping[str, Any], key: str, allowed: tuple[Any, ...], default: Any, where: str) -> Any:
+    value = data.get(key, default)
+    if value not in allowed:
+        raise PlanError(f"{where}, key {key}: expected one of {', '.join(allowed)}, found {value!r}")
+    return value
+
+
+def _guardrail(item: Any, where: str) -> Guardrail:
+    if not isinstance(item, Mapping):
+        raise PlanError(f"{where}: expected a mapping with metric and margin, found {item!r}")
+    metric = item.get("metric")
+    if not isinstance(metric, str) or not metric:
+        raise PlanError(f"{where}, key metric: expected a metric name, found {metric!r}")
+    margin = item.get("margin")
+    if (
+        isinstance(margin, bool)
+        or not isinstance(margin, int | float)
+        or margin < 0
+        or not math.isfinite(margin)
+    ):
+        raise PlanError(f"{where}, key margin: expected a number >= 0, found {margin!r}")
+    relative = item.get("relative", True)
+    if not isinstance(relative, bool):
+        raise PlanError(f"{where}, key relative: expected true or false, found {relative!r}")
+    direction = _choice(item, "direction", DIRECTIONS, "lower_is_better", where)
+    return Guardrail(metric, float(margin), relative, direction)
+
+
+@dataclass(frozen=True)
+class MetricRef:
+    """A plan's metric name resolved to a column, and a quantile for `ttft_p95`-style names."""
+
+    name: str
+    column: str
+    quantile: float | None = None
+
+
+def resolve_metric(name: str, columns: Mapping[str, MetricKind]) -> MetricRef:
+    """`judge_score`, `error_rate`, `ttft_p95`, `latency_ms:p99` … → column (+ quantile)."""
+    base, quantile = name, None
+    for separator in (":p", "_p"):
+        head, sep, tail = name.rpartition(separator)
+        if sep and tail.replace(".", "", 1).isdigit() and 0 < float(tail) < 100:
+            base, quantile = head, float(tail) / 100
+            break
+    for candidate in (base, ALIASES.get(base, base), f"{base}_ms"):
+        if candidate in columns and (quantile is None or columns[candidate] == "latency"):
+            return MetricRef(name, candidate, quantile)
+    if name in columns:
+        return MetricRef(name, name)
+    raise PlanError(
+        f"plan metric {name!r}: expected one of the analysed metrics ({', '.join(columns)}), "
+        "optionally with a quantile such as ttft_p95"
+    )

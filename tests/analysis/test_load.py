@@ -1,0 +1,239 @@
+"""`shadowlab analyze EXPERIMENT` on Postgres and SQLite equals `analyze --from-csv` on the exported data."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from analysis.experiment_analysis import analyze_experiment
+from analysis.load import ExperimentLoadError, load_experiment
+from shadowlab import migrate
+from shadowlab.db import create_engine
+from shadowlab.models import AnalysisSnapshot, Arm, CapturedRequest, Experiment, Preference, Replay, Score
+
+PLAN: dict[str, Any] = {
+    "primary_metric": "judge_score",
+    "primary_direction": "higher_is_better",
+    "guardrails": [
+        {"metric": "ttft_p95", "margin": 0.1, "relative": True, "direction": "lower_is_better"},
+        {"metric": "cost", "margin": 0.05, "relative": True, "direction": "lower_is_better"},
+    ],
+    "alpha": 0.05,
+    "design": "sequential",
+    "min_sample": 100,
+    "max_sample": 5000,
+}
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def seed_experiment(
+    url: str,
+    name: str,
+    *,
+    n: int,
+    shift: float = 0.5,
+    ttft_factor: float = 1.0,
+    plan: dict[str, Any] | None = None,
+    seed: int = 0,
+    prefix: str = "",
+    failure_rate: float = 0.02,
+) -> None:
+    """Seed one experiment (control, cand, A/A arm) with replays, two judge versions and preferences."""
+    engine = create_engine(url)
+    migrate.upgrade(engine)
+    rng = np.random.default_rng(seed)
+    with Session(engine) as session, session.begin():
+        experiment = Experiment(name=name, status="running", plan=plan if plan is not None else PLAN)
+        session.add(experiment)
+        session.flush()
+        arms = {
+            role_name: Arm(
+                experiment_id=experiment.id, name=role_name, role=role, provider="sim", model=role_name
+            )
+            for role_name, role in (("control", "control"), ("cand", "candidate"), ("aa", "aa"))
+        }
+        session.add_all(arms.values())
+        requests = [
+            CapturedRequest(
+                request_id=f"{prefix}req-{i}",
+                captured_at=T0 + timedelta(seconds=i),
+                service="chat",
+                conversation_id=f"conv-{i // 3}" if i % 2 else None,
+                api="anthropic.messages",
+                request={},
+            )
+            for i in range(n)
+        ]
+        session.add_all(requests)
+        session.flush()
+        quality = rng.normal(6, 1, n)
+        base_ttft = np.exp(rng.normal(6, 0.3, n))
+        for arm_name, arm in arms.items():
+            lift = shift if arm_name == "cand" else 0.0
+            factor = ttft_factor if arm_name == "cand" else 1.0
+            for i, request in enumerate(requests):
+                failed = rng.random() < failure_rate
+                replay = Replay(
+                    experiment_id=experiment.id,
+                    arm_id=arm.id,
+                    captured_request_id=request.id,
+                    status="error" if failed else "ok",
+                    ttft_ms=None if failed else float(base_ttft[i] * factor * np.exp(rng.normal(0, 0.1))),
+                    latency_ms=None if failed else float(base_ttft[i] * 4 * np.exp(rng.normal(0, 0.2))),
+                    cost_usd=None if failed else float(0.003 * np.exp(rng.normal(0, 0.1))),
+                    error_code="overloaded" if failed else None,
+                )
+                session.add(replay)
+                session.flush()
+                if failed:
+                    continue
+                value = float(np.clip(np.round(quality[i] + lift + rng.normal(0, 1)), 1, 10))
+                session.add(
+                    Score(
+                        replay_id=replay.id,
+                        scorer_name="judge_score",
+                        scorer_version="v2",
+                        value=value,
+                        created_at=T0 + timedelta(days=2),
+                    )
+                )
+                session.add(
+                    Score(
+                        replay_id=replay.id,
+                        scorer_name="judge_score",
+                        scorer_version="v1",
+                        value=1.0,
+                        created_at=T0 + timedelta(days=1),
+                    )
+                )
+        for i, request in enumerate(requests):
+            for order in ("ab", "ba") if i % 4 == 0 else ("ab",):
+                p_win = 0.5 + shift / 2
+                draw = rng.random()
+                cand_result = "win" if draw < p_win - 0.1 else ("tie" if draw < p_win + 0.1 else "loss")
+                a, b = (arms["cand"], arms["control"]) if order == "ab" else (arms["control"], arms["cand"])
+                result = (
+                    {"win": "a", "loss": "b", "tie": "tie"}[cand_result]
+                    if order == "ab"
+                    else {"win": "b", "loss": "a", "tie": "tie"}[cand_result]
+                )
+                session.add(
+                    Preference(
+                        experiment_id=experiment.id,
+                        captured_request_id=request.id,
+                        arm_a_id=a.id,
+                        arm_b_id=b.id,
+                        scorer_name="judge_pairwise",
+                        scorer_version="v1",
+                        order_shown=order,
+                        result=result,
+                    )
+                )
+    engine.dispose()
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'shadowlab.db'}"
+    url: str = request.getfixturevalue("pg_database")
+    return url
+
+
+@pytest.mark.postgres
+def test_analyze_experiment_equals_analyze_from_csv(
+    database_url: str, tmp_path: Path, cli: Callable[..., Any]
+) -> None:
+    seed_experiment(database_url, "exp-a", n=160)
+    env = {"SHADOWLAB_DATABASE_URL": database_url}
+    csv_path, plan_path = tmp_path / "exp.csv", tmp_path / "plan.json"
+    stored = cli(
+        "analyze",
+        "exp-a",
+        "--json",
+        "--export-csv",
+        str(csv_path),
+        "--export-plan",
+        str(plan_path),
+        env=env,
+        cwd=tmp_path,
+    )
+    assert stored.returncode == 0, stored.stderr
+    from_csv = cli(
+        "analyze",
+        "--from-csv",
+        str(csv_path),
+        "--control",
+        "control",
+        "--plan",
+        str(plan_path),
+        "--metric",
+        "pref_judge_pairwise=preference",
+        "--json",
+        env={},
+        cwd=tmp_path,
+    )
+    assert from_csv.returncode == 0, from_csv.stderr
+    db_doc, csv_doc = json.loads(stored.stdout), json.loads(from_csv.stdout)
+    assert db_doc == csv_doc
+    assert db_doc["arms"] == ["control", "cand", "aa"]
+    assert {c["metric"] for c in db_doc["comparisons"]} == {
+        "error",
+        "ttft_ms",
+        "latency_ms",
+        "cost_usd",
+        "judge_score",
+        "pref_judge_pairwise",
+    }
+    assert db_doc["verdict"]["verdict"] in ("ship", "dont_ship", "keep_running", "inconclusive")
+    assert db_doc["verdict"]["ranking"]["reference"] == "control"
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(AnalysisSnapshot.verdict, AnalysisSnapshot.n_requests)).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [(db_doc["verdict"]["verdict"], 160)]
+
+
+@pytest.mark.postgres
+def test_loader_aligns_arms_scores_and_preferences(database_url: str) -> None:
+    seed_experiment(database_url, "exp-b", n=40, seed=4)
+    engine = create_engine(database_url)
+    with Session(engine) as session:
+        data = load_experiment(session, "exp-b")
+        with pytest.raises(ExperimentLoadError, match="experiment 'nope': not found"):
+            load_experiment(session, "nope")
+    engine.dispose()
+    table = data.table
+    assert (data.control, data.aa_arm, table.arms) == ("control", "aa", ("control", "cand", "aa"))
+    by_name = {m.name: m for m in table.metrics}
+    error, ttft = by_name["error"].values, by_name["ttft_ms"].values
+    assert np.array_equal(np.isinf(ttft), error == 1.0)
+    judge = by_name["judge_score"].values
+    assert np.nanmean(judge) > 3.0  # the latest version (v2), not v1 whose every value is 1
+    assert np.all(np.isnan(judge[error == 1]))
+    pref = by_name["pref_judge_pairwise"].values
+    assert np.all(np.isnan(pref[:, 0])) and not np.isnan(pref[:, 1]).any()
+    assert set(np.unique(pref[:, 1])) <= {0.0, 0.25, 0.5, 0.75, 1.0}
+    assert data.pairwise.first.size == 40 and table.clusters is not None
+
+
+@pytest.mark.postgres
+def test_snapshot_is_stored_per_run(pg_database: str) -> None:
+    seed_experiment(pg_database, "exp-c", n=120, seed=2)
+    engine = create_engine(pg_database)
+    with Session(engine) as session, session.begin():
+        first = analyze_experiment(session, "exp-c")
+        second = analyze_experiment(session, "exp-c")
+    with engine.connect() as conn:
+        ids = conn.execute(sa.select(AnalysisSnapshot.id).order_by(AnalysisSnapshot.id)).scalars().all()
+    engine.dispose()
+    assert ids == [first.snapshot_id, second.snapshot_id]
+    assert first.document == second.document
