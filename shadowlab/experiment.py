@@ -119,6 +119,12 @@ class PlanSpec(_Spec):
     design: Design = "sequential"
     min_sample: int = Field(100, gt=0)
     max_sample: int = Field(10_000, gt=0)
+    planned_sample: int | None = Field(
+        None, gt=0, description="Sample the sequences are tuned for (default: max_sample)"
+    )
+    metric_directions: dict[str, MetricDirection] = Field(
+        default_factory=dict, description="Direction of metrics outside the plan, for the harm scan"
+    )
 
     @model_validator(mode="after")
     def _sizes(self) -> PlanSpec:
