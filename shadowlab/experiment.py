@@ -158,6 +158,10 @@ class ExperimentSpec(_Spec):
     budget: BudgetSpec
     plan: PlanSpec
     replay: ReplaySettings = ReplaySettings()
+    scoring: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Judges and checks (validated by the scoring stage, see docs/scoring.md)",
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> ExperimentSpec:

@@ -71,3 +71,12 @@ def test_start_refuses_a_provider_outside_the_allowlist_and_an_unpriced_model() 
     with pytest.raises(UnknownModelPriceError):
         check_startable(parse_spec(unpriced), prices)
     check_startable(parse_spec(SPEC), prices)
+
+
+def test_the_scoring_section_is_kept_for_the_scoring_stage() -> None:
+    scoring = {
+        "judges": [{"name": "pref", "kind": "pairwise", "provider": "anthropic", "model": "sim-judge"}]
+    }
+    spec = parse_spec(_with(scoring=scoring))
+    assert spec.model_dump(mode="json")["scoring"] == scoring
+    assert parse_spec(SPEC).scoring == {}
