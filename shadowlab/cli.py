@@ -162,6 +162,10 @@ def demo(
     typer.echo(f"outputs: {folder.resolve()}")
 
 
+from ingest.command import register as _register_ingest  # noqa: E402
+
+_register_ingest(app, settings_of)
+
 from replayer.simulator.command import register as _register_simulator  # noqa: E402
 
 _register_simulator(app)

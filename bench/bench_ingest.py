@@ -1,0 +1,226 @@
+"""Ingest benchmark: N captures of ~2 KB from Kafka into Postgres, next to a bare kafka-python consume loop.
+
+Usage: .venv/bin/python bench/bench_ingest.py [--n 100000] [--partitions 4]
+Needs the project's services (`make services`). Prints one line per measurement; copy them to BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlalchemy as sa
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+
+from shadowlab import migrate
+from shadowlab.db import create_engine
+
+ROOT = Path(__file__).resolve().parents[1]
+PG = os.environ.get(
+    "SHADOWLAB_TEST_DATABASE_URL", "postgresql+psycopg://shadowlab:shadowlab@127.0.0.1:54329/shadowlab"
+)
+KAFKA = os.environ.get("SHADOWLAB_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+
+
+def capture(i: int) -> bytes:
+    """~2 KB, shaped like a support chat: a system prompt, three turns, a tool call, some personal data."""
+    body = {
+        "schema_version": 1,
+        "request_id": f"bench-{i:09d}",
+        "captured_at": "2025-01-31T12:00:00+00:00",
+        "source": {
+            "service": "support-bot",
+            "route": "/chat",
+            "environment": "prod",
+            "user_hash": f"u{i % 997}",
+        },
+        "api": "anthropic.messages",
+        "request": {
+            "model": "claude-sonnet-4",
+            "max_tokens": 512,
+            "system": "You are the support assistant of ACME. Answer briefly and politely. " * 3,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": f"Hello, I am writing about order {i}. It has not arrived yet. " * 5,
+                },
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "text", "text": "Let me look that up for you right away. " * 3},
+                        {
+                            "type": "tool_use",
+                            "id": "t1",
+                            "name": "lookup_order",
+                            "input": {"order_id": str(i)},
+                        },
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "t1",
+                            "content": "status: shipped, carrier: UPS " * 4,
+                        },
+                        {
+                            "type": "text",
+                            "text": f"You can reach me at user{i}@example.com if needed, thanks.",
+                        },
+                    ],
+                },
+            ],
+        },
+        "response": {
+            "text": "Your order shipped on Monday with UPS and should arrive within two days. " * 4,
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 420, "output_tokens": 90},
+            "ttft_ms": 310.0,
+            "latency_ms": 1450.0,
+        },
+    }
+    return json.dumps(body).encode()
+
+
+def produce(topic: str, n: int, partitions: int) -> float:
+    admin = KafkaAdminClient(bootstrap_servers=KAFKA)
+    admin.create_topics([NewTopic(topic, partitions, 1, topic_configs={"max.message.bytes": "1048576"})])
+    admin.create_topics([NewTopic(f"{topic}.dlq", 1, 1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=KAFKA, acks="all", linger_ms=20, batch_size=512 * 1024)
+    started = time.perf_counter()
+    size = 0
+    for i in range(n):
+        value = capture(i)
+        size += len(value)
+        producer.send(topic, key=f"bench-{i:09d}".encode(), value=value)
+    producer.flush()
+    producer.close()
+    print(
+        f"produced {n} captures, mean {size / n:.0f} bytes, {n / (time.perf_counter() - started):,.0f} msg/s"
+    )
+    return size / n
+
+
+def bare_consume(topic: str, n: int) -> float:
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=KAFKA,
+        group_id=f"bench-bare-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_records=1000,
+    )
+    seen, started = 0, None
+    while seen < n:
+        for records in consumer.poll(timeout_ms=1000).values():
+            started = started or time.perf_counter()
+            seen += len(records)
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    return n / elapsed
+
+
+def fresh_database(name: str) -> str:
+    admin = sa.create_engine(PG, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = sa.engine.make_url(PG).set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    return url
+
+
+def rows(url: str) -> Callable[[], int]:
+    engine = sa.create_engine(url)
+
+    def count() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("select count(*) from captured_requests")).scalar_one())
+
+    return count
+
+
+def ingest(url: str, topic: str, n: int, processes: int) -> float:
+    """Rate from the first stored row to the last (start-up and group join excluded)."""
+    env = {
+        **os.environ,
+        "SHADOWLAB_DATABASE_URL": url,
+        "SHADOWLAB_KAFKA_BOOTSTRAP": KAFKA,
+        "SHADOWLAB_LOG_LEVEL": "WARNING",
+    }
+    group = f"bench-ingest-{uuid.uuid4().hex[:6]}"
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "shadowlab.cli",
+                "ingest",
+                "--topic",
+                topic,
+                "--group",
+                group,
+                "--batch-size",
+                "1000",
+                "--idle-exit",
+                "3",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        for _ in range(processes)
+    ]
+    count = rows(url)
+    first = None
+    while (stored := count()) < n:
+        if stored and first is None:
+            first = (time.perf_counter(), stored)
+        if all(p.poll() is not None for p in procs):
+            raise SystemExit(f"ingest exited with {stored} of {n} rows stored")
+        time.sleep(0.05)
+    end = time.perf_counter()
+    for p in procs:
+        p.wait(60)
+    assert first is not None
+    return (n - first[1]) / (end - first[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--partitions", type=int, default=4)
+    args = parser.parse_args()
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d')}"
+    )
+    topic = f"bench.captures.{uuid.uuid4().hex[:6]}"
+    produce(topic, args.n, args.partitions)
+    bare = bare_consume(topic, args.n)
+    print(f"bare kafka-python consume: {bare:,.0f} msg/s")
+    for processes in (1, 2):
+        url = fresh_database(f"shadowlab_bench_ingest_{processes}")
+        rate = ingest(url, topic, args.n, processes)
+        print(f"ingest, {processes} process(es), redaction on: {rate:,.0f} msg/s ({rate / bare:.2f} x bare)")
+    admin = KafkaAdminClient(bootstrap_servers=KAFKA)
+    admin.delete_topics([topic, f"{topic}.dlq"])
+    admin.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""One batch, source-independent: validate → sample/filter → redact → rows for the sink, or dead letters.
+
+Sampling runs before redaction (the result is the same and dropped captures cost nothing to redact).
+Nothing here touches a network: the runner does the storing, retrying and committing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ingest.messages import DeadLetter, Message
+from ingest.metrics import IngestMetrics
+from ingest.redact import Redactor
+from ingest.sampling import Selector
+from ingest.sink import Row
+from shadowlab.capture import Capture, CaptureError, parse_capture_bytes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    max_bytes: int
+    selector: Selector = field(default_factory=Selector)
+    redactor: Redactor = field(default_factory=Redactor)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A batch ready for the sink: rows (with their messages) and dead letters."""
+
+    rows: list[tuple[Message, Row]]
+    dead: list[DeadLetter]
+
+
+def prepare(messages: Sequence[Message], config: PipelineConfig, metrics: IngestMetrics) -> Prepared:
+    """Turn raw messages into rows and dead letters; never raises for a bad message."""
+    rows: list[tuple[Message, Row]] = []
+    dead: list[DeadLetter] = []
+    now = datetime.now(UTC)
+    metrics.consumed(len(messages))
+    for message in messages:
+        try:
+            capture = parse_capture_bytes(message.value, max_bytes=config.max_bytes)
+            reason = config.selector.reason_to_skip(capture)
+            if reason is not None:
+                metrics.skipped(reason)
+                continue
+            rows.append((message, row_of(capture, message, config.redactor, now)))
+        except CaptureError as exc:
+            dead.append(DeadLetter(message, exc.code, exc.detail))
+        except Exception as exc:  # a bug of ours must not wedge the partition: dead-letter and log it
+            log.exception("unexpected error on message %s", message.where)
+            dead.append(
+                DeadLetter(message, "internal_error", f"(message): {type(exc).__name__}: {exc}"[:500])
+            )
+    return Prepared(rows, dead)
+
+
+def row_of(capture: Capture, message: Message, redactor: Redactor, now: datetime) -> Row:
+    """The `captured_requests` row of a capture, with request and response redacted."""
+    data: dict[str, Any] = capture.to_json_dict()
+    redacted = redactor.redact_capture(data["request"], data.get("response"))
+    source = capture.source
+    return {
+        "request_id": capture.request_id,
+        "schema_version": capture.schema_version,
+        "captured_at": capture.captured_at,
+        "ingested_at": now,
+        "service": source.service,
+        "route": source.route,
+        "environment": source.environment,
+        "conversation_id": source.conversation_id,
+        "user_hash": source.user_hash,
+        "tags": dict(source.tags),
+        "api": capture.api,
+        "model": capture.request.model,
+        "request": redacted.request,
+        "response": redacted.response,
+        "redaction": {"counts": redacted.counts},
+        "source_topic": message.topic,
+        "source_partition": message.partition,
+        "source_offset": message.offset,
+    }

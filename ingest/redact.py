@@ -1,0 +1,265 @@
+"""PII and secret redaction before storage: typed placeholders, consistent within one capture, counts only.
+
+Every string in the request and the response is scanned (content blocks, tool inputs, tool results).
+Rules run in order (secrets before emails before card numbers before phone numbers), each behind a cheap
+pre-check so that most strings never reach a regex. A value seen twice in one capture gets the same
+placeholder (`[EMAIL_1]` both times); the summary keeps how many of each type were replaced, never values.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from shadowlab.errors import ConfigError
+
+Check = Callable[[str], bool]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One kind of secret: `pattern` finds candidates, `valid` confirms them, group `v` (if any) goes."""
+
+    kind: str
+    pattern: re.Pattern[str]
+    triggers: tuple[str, ...] = ()  # the string must contain one of these for the regex to run
+    needs_digits: bool = False
+    valid: Check | None = None
+    normalize: Callable[[str], str] = str
+
+    @property
+    def label(self) -> str:
+        return self.kind.upper()
+
+
+def luhn_valid(digits: str) -> bool:
+    """True when `digits` (separators allowed) passes the Luhn checksum used by card numbers."""
+    nums = [int(c) for c in digits if c.isdigit()]
+    if not 13 <= len(nums) <= 19:
+        return False
+    total = 0
+    for i, d in enumerate(reversed(nums)):
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _card_valid(value: str) -> bool:
+    # Card numbers start with 2-6 (Mastercard, Amex, Visa, Discover...): epoch milliseconds start with 1.
+    digits = _only_digits(value)
+    return digits[:1] in ("2", "3", "4", "5", "6") and luhn_valid(digits)
+
+
+_NON_DIGITS = re.compile(r"\D")
+
+
+def _only_digits(value: str) -> str:
+    return _NON_DIGITS.sub("", value)
+
+
+def _phone_valid(value: str) -> bool:
+    digits = _only_digits(value)
+    if not 9 <= len(digits) <= 15:
+        return False
+    groups = value.split(".")
+    is_ip_like = len(groups) == 4 and all(g.isdigit() and len(g) <= 3 for g in groups)
+    return not is_ip_like
+
+
+def _token_like(value: str) -> bool:
+    # "the bearer of this letter" is prose; a token is long or has a digit or a symbol in it.
+    return len(value) >= 20 or not value.isalpha()
+
+
+_W = r"A-Za-z0-9"
+BUILTIN_RULES: tuple[Rule, ...] = (
+    Rule("anthropic_key", re.compile(rf"(?<![{_W}])sk-ant-[{_W}_\-]{{20,}}"), triggers=("sk-ant-",)),
+    Rule(
+        "openai_key",
+        re.compile(rf"(?<![{_W}])sk-(?!ant-)(?:proj-|svcacct-|admin-)?[{_W}_\-]{{20,}}"),
+        triggers=("sk-",),
+    ),
+    Rule(
+        "aws_key",
+        re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Z0-9])"),
+        triggers=("AKIA", "ASIA", "ABIA", "ACCA"),
+    ),
+    Rule(
+        "aws_secret",
+        re.compile(
+            r"(?i:aws_?secret_?access_?key|secret_?access_?key)[\"']?\s*[:=]\s*[\"']?"
+            r"(?P<v>[A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])"
+        ),
+        triggers=("ecret", "ECRET"),
+    ),
+    Rule(
+        "github_token",
+        re.compile(rf"(?<![{_W}])(?:gh[pousr]_[{_W}]{{36,255}}|github_pat_[{_W}_]{{22,255}})"),
+        triggers=("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    ),
+    Rule(
+        "bearer_token",
+        re.compile(r"(?i:\bbearer)\s+(?P<v>[A-Za-z0-9\-._~+/]{12,}=*)"),
+        triggers=("earer", "EARER"),
+        valid=_token_like,
+    ),
+    Rule(
+        "email",
+        re.compile(
+            r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
+        ),
+        triggers=("@",),
+        normalize=str.lower,
+    ),
+    Rule(
+        "card",
+        # Written to start with \d (then look behind) so that `re` can skip to digits quickly.
+        re.compile(r"\d(?<!\d\d)\d{3}(?:\d{9,15}|(?:[ -]\d{4}){2}[ -]\d{1,7}|[ -]\d{6}[ -]\d{4,5})(?!\d)"),
+        needs_digits=True,
+        valid=_card_valid,
+        normalize=_only_digits,
+    ),
+    Rule(
+        "phone",
+        re.compile(
+            r"[+(\d](?<![\w+][+(\d])"  # starts with a set so `re` skips ahead fast; not glued to a word
+            r"(?:(?<=\+)\d{8,15}"  # +442079460958
+            r"|(?:(?<=\+)\d{1,3}[ .\-]?)?(?:(?<=\()\d{1,4}\)[ .\-]?)?\d{0,4}(?:[ .\-]\d{2,4}){1,4})"
+            r"(?!\w)"
+        ),
+        needs_digits=True,
+        valid=_phone_valid,
+        normalize=_only_digits,
+    ),
+)
+
+_NOT_DIGITS = str.maketrans("", "", "0123456789")
+_MIN_DIGITS = 9  # the fewest digits of a phone number; card numbers have 13
+_MIN_LEN = 6  # the shortest secret we look for, `a@b.co`
+# Binary payloads are not text: scanning base64 would only corrupt images and cost time.
+_BINARY_KEYS = frozenset({"data", "file_data"})
+_SKIP_KEYS = frozenset({"signature"})
+
+
+def parse_user_rule(spec: str) -> Rule:
+    """`NAME=REGEX` from the command line into a rule (placeholder `[NAME_1]`)."""
+    name, sep, regex = spec.partition("=")
+    if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,39}", name) or not regex:
+        raise ConfigError(
+            f"--redact-pattern: expected NAME=REGEX with NAME like [A-Za-z][A-Za-z0-9_]*, found {spec!r}"
+        )
+    try:
+        pattern = re.compile(regex)
+    except re.error as exc:
+        raise ConfigError(
+            f"--redact-pattern {name}: expected a Python regular expression, found {exc}"
+        ) from None
+    if pattern.search(""):
+        raise ConfigError(f"--redact-pattern {name}: expected a regex that cannot match the empty string")
+    return Rule(name.lower(), pattern)
+
+
+@dataclass
+class _Scope:
+    """Placeholders handed out within one capture."""
+
+    seen: dict[tuple[str, str], str] = field(default_factory=dict)
+    numbers: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def placeholder(self, rule: Rule, value: str) -> str:
+        key = (rule.kind, rule.normalize(value))
+        self.counts[rule.kind] = self.counts.get(rule.kind, 0) + 1
+        found = self.seen.get(key)
+        if found is None:
+            n = self.numbers.get(rule.kind, 0) + 1
+            self.numbers[rule.kind] = n
+            found = self.seen[key] = f"[{rule.label}_{n}]"
+        return found
+
+
+@dataclass(frozen=True)
+class Redacted:
+    request: dict[str, Any]
+    response: dict[str, Any] | None
+    counts: dict[str, int]
+
+
+class Redactor:
+    """Replaces secrets and personal data in JSON values; user rules run first, then the built-in ones."""
+
+    def __init__(self, user_rules: Iterable[Rule] = (), *, builtin: bool = True) -> None:
+        self.rules: tuple[Rule, ...] = (*user_rules, *(BUILTIN_RULES if builtin else ()))
+        # One pass over the text finds which rules' triggers occur (longest first: `sk-ant-` before `sk-`).
+        triggers = sorted({t for rule in self.rules for t in rule.triggers}, key=len, reverse=True)
+        self._triggers = re.compile("|".join(map(re.escape, triggers))) if triggers else None
+
+    def redact_capture(self, request: dict[str, Any], response: dict[str, Any] | None) -> Redacted:
+        """Redact a capture's request and response with one scope, so placeholders agree across both."""
+        scope = _Scope()
+        new_request = self._walk(request, scope)
+        new_response = None if response is None else self._walk(response, scope)
+        return Redacted(new_request, new_response, dict(sorted(scope.counts.items())))
+
+    def redact_text(self, text: str) -> tuple[str, dict[str, int]]:
+        """Redact one string (for tests and tools); placeholders numbered from 1."""
+        scope = _Scope()
+        return self._text(text, scope), scope.counts
+
+    def _walk(self, value: Any, scope: _Scope) -> Any:
+        if isinstance(value, str):
+            return self._text(value, scope) if len(value) >= _MIN_LEN else value
+        if isinstance(value, dict):
+            binary = value.get("type") == "base64" or "file_data" in value
+            return {
+                k: v
+                if k in _SKIP_KEYS or (binary and k in _BINARY_KEYS) or _is_data_url(v)
+                else self._walk(v, scope)
+                for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [self._walk(v, scope) for v in value]
+        return value
+
+    def _text(self, text: str, scope: _Scope) -> str:
+        digits: bool | None = None
+        found = set(self._triggers.findall(text)) if self._triggers is not None else set()
+        for rule in self.rules:
+            if rule.triggers and found.isdisjoint(rule.triggers):
+                continue
+            if rule.needs_digits:
+                if digits is None:
+                    digits = len(text) - len(text.translate(_NOT_DIGITS)) >= _MIN_DIGITS
+                if not digits:
+                    continue
+            text = rule.pattern.sub(_replacer(rule, scope), text)
+        return text
+
+
+def _is_data_url(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith("data:") and ";base64," in value[:200]
+
+
+def _replacer(rule: Rule, scope: _Scope) -> Callable[[re.Match[str]], str]:
+    has_group = "v" in rule.pattern.groupindex
+
+    def replace(match: re.Match[str]) -> str:
+        whole = match.group(0)
+        if has_group:
+            value, start, end = (
+                match.group("v"),
+                match.start("v") - match.start(),
+                match.end("v") - match.start(),
+            )
+        else:
+            value, start, end = whole, 0, len(whole)
+        if rule.valid is not None and not rule.valid(value):
+            return whole
+        return whole[:start] + scope.placeholder(rule, value) + whole[end:]
+
+    return replace

@@ -1,0 +1,132 @@
+"""The consumer loop: poll → prepare → store → dead-letter → commit; pause and retry while a service is down.
+
+Offsets move only after the batch's rows and dead letters are durable (at-least-once); the unique
+`request_id` turns redelivery into counted duplicates. A stop request (SIGTERM) is honoured between
+batches: the batch in hand is finished and committed, then the source leaves its group.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from ingest.dlq import DeadLetterSink, DeadLetterUnavailable
+from ingest.messages import DeadLetter, Message
+from ingest.metrics import IngestMetrics
+from ingest.pipeline import PipelineConfig, prepare
+from ingest.sink import CaptureSink, DatabaseUnavailable, SinkResult
+from ingest.sources import Source
+from shadowlab.errors import ServiceUnavailableError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class StopRequested(Exception):
+    """Raised inside a retry wait when the process was asked to stop; the batch stays uncommitted."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    batch_size: int = 1000
+    poll_timeout_s: float = 0.5
+    idle_exit_s: float | None = None  # stop after this long without a message (tests, benchmarks)
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 10.0
+
+
+class Runner:
+    def __init__(
+        self,
+        source: Source,
+        sink: CaptureSink,
+        dead_letters: DeadLetterSink,
+        config: PipelineConfig,
+        metrics: IngestMetrics,
+        options: RunOptions = RunOptions(),
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.source, self.sink, self.dead_letters = source, sink, dead_letters
+        self.config, self.metrics, self.options = config, metrics, options
+        self.stop = stop or threading.Event()
+
+    def run(self) -> None:
+        """Process batches until stopped, idle for `idle_exit_s`, or the source is exhausted."""
+        last_message = time.monotonic()
+        try:
+            while not self.stop.is_set() and not self.source.exhausted:
+                messages = self.source.poll(self.options.batch_size, self.options.poll_timeout_s)
+                if messages or not self.source.ready:
+                    if messages:
+                        self.process_batch(messages)
+                    last_message = time.monotonic()
+                elif self.options.idle_exit_s is not None and (
+                    time.monotonic() - last_message >= self.options.idle_exit_s
+                ):
+                    log.info("no message for %.1f s: stopping", self.options.idle_exit_s)
+                    break
+        except StopRequested:
+            log.warning(
+                "stopped while a service was down: the last batch was not committed and will be read again"
+            )
+        finally:
+            self.source.close()
+            self.dead_letters.close()
+
+    def process_batch(self, messages: Sequence[Message]) -> None:
+        """Store one batch durably, then commit it; retries (paused) while the database or DLQ is down."""
+        started = time.perf_counter()
+        prepared = prepare(messages, self.config, self.metrics)
+        result: SinkResult = self._retrying("database", lambda: self.sink.write(prepared.rows))
+        self.metrics.stored(result.stored, result.duplicates)
+        dead = [*prepared.dead, *result.refused]
+        self._publish(dead)
+        for letter in dead:
+            self.metrics.rejected(letter.code)
+            log.info("dead-lettered %s: %s %s", letter.message.where, letter.code, letter.detail)
+        self.source.commit(messages)
+        self.metrics.batch_seconds(time.perf_counter() - started)
+
+    def _publish(self, dead: list[DeadLetter]) -> None:
+        remaining = dead
+
+        def attempt() -> None:
+            nonlocal remaining
+            try:
+                self.dead_letters.publish(remaining)
+            except DeadLetterUnavailable as exc:
+                remaining = exc.remaining
+                raise
+
+        self._retrying("dead_letters", attempt)
+
+    def _retrying(self, service: str, step: Callable[[], T]) -> T:
+        delay = self.options.backoff_initial_s
+        paused = False
+        try:
+            while True:
+                try:
+                    return step()
+                except (DatabaseUnavailable, DeadLetterUnavailable) as exc:
+                    self._wait_out(service, exc, delay, paused)
+                    paused = True
+                    delay = min(delay * 2, self.options.backoff_max_s)
+        finally:
+            if paused:
+                self.source.resume()
+                log.info("%s is back: partitions resumed", service)
+
+    def _wait_out(self, service: str, exc: ServiceUnavailableError, delay: float, paused: bool) -> None:
+        if not paused:
+            self.source.pause()
+        self.metrics.retry(service)
+        log.warning("%s unavailable, partitions paused, retrying in %.1f s: %s", service, delay, exc)
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            if self.stop.is_set():
+                raise StopRequested
+            self.source.keep_alive(min(left, 1.0))

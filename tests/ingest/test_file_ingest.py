@@ -1,0 +1,204 @@
+"""File mode end to end (CLI), secrets never reaching the database, and the pipeline under random input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from ingest.command import NotMigratedError
+from ingest.dlq import FileDeadLetters
+from ingest.messages import Message
+from ingest.metrics import IngestMetrics
+from ingest.pipeline import PipelineConfig
+from ingest.runner import Runner
+from ingest.sink import CaptureSink
+from ingest.sources import FileSource
+from shadowlab.cli import app
+from shadowlab.db import create_engine
+
+SECRETS = {
+    "email": "jane.doe@example.com",
+    "phone": "+1 415 555 2671",
+    "card": "4111 1111 1111 1111",
+    "anthropic": "sk-ant-api03-" + "Zx9" * 10,
+    "openai": "sk-proj-" + "Qw8" * 10,
+    "aws": "AKIAIOSFODNN7EXAMPLE",
+    "github": "ghp_" + "Ab1" * 12,
+    "bearer": "eyJhbGciOiJIUzI1NiJ9.payload.signature0123",
+}
+
+
+def _secret_capture(helpers: Any, i: int) -> dict[str, Any]:
+    s = SECRETS
+    capture: dict[str, Any] = helpers.make_capture(i, text=f"mail {s['email']} or call {s['phone']}")
+    capture["request"]["system"] = [{"type": "text", "text": f"card on file {s['card']}"}]
+    capture["request"]["messages"] += [
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "t1", "name": "deploy", "input": {"token": s["github"]}}],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": s["aws"]}]},
+                {"type": "text", "text": f"Authorization: Bearer {s['bearer']} and {s['openai']}"},
+            ],
+        },
+    ]
+    capture["response"]["text"] = f"I used {s['anthropic']} for {s['email']}"
+    return capture
+
+
+def _ingest_file(url: str, path: Path, *args: str) -> Any:
+    return CliRunner().invoke(
+        app, ["ingest", "--source", "file", str(path), *args], env={"SHADOWLAB_DATABASE_URL": url}
+    )
+
+
+BAD_LINES = {
+    "not_utf8": b"\xff\xfe{}",
+    "not_json": b"{not json",
+    "not_object": b"[1, 2]",
+    "missing_field": json.dumps({"schema_version": 1, "request_id": "m"}).encode(),
+    "unknown_schema_version": json.dumps({"schema_version": 2}).encode(),
+}
+
+
+def test_file_mode_stores_good_lines_and_rejects_bad_ones_with_reasons(
+    sqlite_url: str, tmp_path: Path, helpers: Any
+) -> None:
+    lines = [helpers.encode(helpers.make_capture(i)) for i in range(5)]
+    lines[2:2] = list(BAD_LINES.values())
+    lines.append(helpers.encode(helpers.make_capture(0)))  # a duplicate
+    path = tmp_path / "captures.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n\n")
+
+    result = _ingest_file(sqlite_url, path)
+
+    assert result.exit_code == 0, result.output
+    reasons = ", ".join(f"{code} 1" for code in sorted(BAD_LINES))
+    assert f"stored 5, duplicates 1, skipped 0, rejected 5 ({reasons})" in result.output
+    rejected = [
+        json.loads(line) for line in (tmp_path / "captures.jsonl.rejected.jsonl").read_text().splitlines()
+    ]
+    assert [(r["line"], r["error"]) for r in rejected] == [(3 + n, code) for n, code in enumerate(BAD_LINES)]
+    assert rejected[3]["detail"].endswith(": expected a value (required), found nothing")
+    assert "raw_base64" in rejected[0] and rejected[1]["raw"] == "{not json"
+
+
+def test_file_mode_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_text("{}\n")
+    result = _ingest_file(f"sqlite:///{tmp_path / 'empty.db'}", path)
+    assert isinstance(result.exception, NotMigratedError)  # `main` turns it into one line and exit code 2
+    assert result.exception.exit_code == 2
+    assert str(result.exception) == "database not migrated: run `shadowlab db upgrade`"
+
+
+@pytest.mark.postgres
+def test_no_secret_reaches_any_column(pg_url: str, tmp_path: Path, helpers: Any) -> None:
+    path = tmp_path / "secrets.jsonl"
+    path.write_bytes(b"\n".join(helpers.encode(_secret_capture(helpers, i)) for i in range(20)))
+
+    result = _ingest_file(pg_url, path)
+
+    assert result.exit_code == 0, result.output
+    engine = create_engine(pg_url)
+    with engine.connect() as conn:
+        columns = [
+            (table, column)
+            for table, column in conn.execute(
+                sa.text(
+                    "select table_name, column_name from information_schema.columns "
+                    "where table_schema = 'public' and data_type in ('text', 'character varying', 'jsonb')"
+                )
+            )
+        ]
+        dump = "\n".join(
+            str(value)
+            for table, column in columns
+            for value in conn.execute(sa.text(f'select "{column}"::text from "{table}"')).scalars()
+        )
+        redaction = conn.execute(sa.text("select redaction from captured_requests limit 1")).scalar_one()
+    engine.dispose()
+    assert dump.count("[EMAIL_1]") == 40  # the user message and the response, 20 rows
+    leaked = [name for name, secret in SECRETS.items() if secret in dump or secret.replace(" ", "") in dump]
+    assert leaked == []
+    assert redaction == {
+        "counts": {
+            "anthropic_key": 1,
+            "aws_key": 1,
+            "bearer_token": 1,
+            "card": 1,
+            "email": 2,
+            "github_token": 1,
+            "openai_key": 1,
+            "phone": 1,
+        }
+    }
+
+
+# --- property: whatever arrives, each message is stored or dead-lettered, and nothing raises -------------
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+_FIELDS = ["request_id", "captured_at", "source", "api", "request", "response", "schema_version"]
+
+
+@st.composite
+def _messages(draw: st.DrawFn) -> bytes:
+    kind = draw(st.sampled_from(["bytes", "json", "mutated"]))
+    if kind == "bytes":
+        return draw(st.binary(max_size=64))
+    if kind == "json":
+        return json.dumps(draw(_json)).encode()
+    capture: dict[str, Any] = {
+        "schema_version": 1,
+        "request_id": "r",
+        "captured_at": "2025-01-31T12:00:00Z",
+        "source": {"service": "s"},
+        "api": "openai.chat",
+        "request": {"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+    }
+    # Text that Postgres may refuse (NUL, lone surrogates) and ids too long for their column.
+    capture["request"]["messages"][0]["content"] = draw(st.text(max_size=40))
+    capture["request_id"] = draw(st.text(min_size=1, max_size=130))
+    if draw(st.booleans()):
+        capture[draw(st.sampled_from(_FIELDS))] = draw(_json)
+    return json.dumps(capture).encode()
+
+
+@pytest.mark.postgres
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(_messages(), min_size=1, max_size=8))
+def test_every_message_is_stored_or_dead_lettered(pg_url: str, tmp_path: Path, values: list[bytes]) -> None:
+    path = tmp_path / "random.jsonl"
+    path.write_bytes(b"\n".join(values))
+    source = FileSource(path)
+    n = len(source.poll(1000, 0))  # blank lines are not messages
+    source.close()
+    engine = create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("delete from captured_requests"))
+    metrics = IngestMetrics()
+    dead = FileDeadLetters(tmp_path / "rejected.jsonl")
+    Runner(FileSource(path), CaptureSink(engine), dead, PipelineConfig(4096), metrics).run()
+    engine.dispose()
+    tally = metrics.tally
+    assert tally.consumed == n
+    assert tally.stored + tally.duplicates + sum(tally.rejected.values()) == n
+    assert "internal_error" not in tally.rejected
+
+
+def test_message_where_names_the_source() -> None:
+    assert Message(b"", None, "t", 1, 5).where == "t/1/5"
+    assert Message(b"", None, None, None, 7).where == "line 7"

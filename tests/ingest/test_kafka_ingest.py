@@ -1,0 +1,185 @@
+"""Ingest against the real broker and Postgres: crash recovery, consumer groups, dead letters, SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+Start = Callable[..., subprocess.Popen[bytes]]
+
+
+def _captures(helpers: Any, start: int, n: int) -> list[bytes]:
+    return [helpers.encode(helpers.make_capture(i)) for i in range(start, start + n)]
+
+
+def _distinct(url: str) -> tuple[int, int]:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text("select count(*), count(distinct request_id) from captured_requests")
+        ).one()
+    engine.dispose()
+    return int(row[0]), int(row[1])
+
+
+@pytest.mark.slow
+def test_kill_9_midway_then_restart_stores_everything_exactly_once(
+    pg_url: str,
+    kafka_bootstrap: str,
+    kafka_topic: Callable[..., str],
+    produce: Any,
+    ingest_process: Start,
+    helpers: Any,
+    tmp_path: Path,
+) -> None:
+    topic, group, n = kafka_topic(partitions=4), helpers.unique("g"), 20_000
+    produce(topic, _captures(helpers, 0, n))
+    args = ("--topic", topic, "--group", group, "--batch-size", "1000")
+
+    first = ingest_process(pg_url, *args, log=tmp_path / "first.log")
+    helpers.wait_for(lambda: helpers.count_rows(pg_url) >= n // 2, 90, "half of the captures stored")
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    assert helpers.count_rows(pg_url) < n, "the kill came too late to test anything"
+
+    second = ingest_process(pg_url, *args, "--idle-exit", "3", log=tmp_path / "second.log")
+    assert second.wait(120) == 0, (tmp_path / "second.log").read_text()[-2000:]
+    assert _distinct(pg_url) == (n, n)
+    assert helpers.group_offsets(kafka_bootstrap, group) == helpers.end_offsets(kafka_bootstrap, topic)
+
+
+@pytest.mark.slow
+def test_two_processes_share_partitions_and_survive_one_stopping(
+    pg_url: str,
+    kafka_topic: Callable[..., str],
+    produce: Any,
+    ingest_process: Start,
+    helpers: Any,
+    tmp_path: Path,
+) -> None:
+    topic, group = kafka_topic(partitions=4), helpers.unique("g")
+    produce(topic, _captures(helpers, 0, 4000))
+    args = ("--topic", topic, "--group", group, "--batch-size", "500")
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    a = ingest_process(pg_url, *args, log=logs[0])
+    b = ingest_process(pg_url, *args, "--idle-exit", "4", log=logs[1])
+
+    def both_assigned() -> bool:
+        # Each log's last assignment must be a strict subset of the 4 partitions.
+        last = [[ln for ln in p.read_text().splitlines() if "partitions assigned" in ln][-1:] for p in logs]
+        return all(lines and lines[0].count(f"'{topic}'") in (1, 2, 3) for lines in last)
+
+    helpers.wait_for(both_assigned, 60, "both processes to own some partitions")
+    helpers.wait_for(lambda: helpers.count_rows(pg_url) == 4000, 60, "the first 4000 captures")
+    a.send_signal(signal.SIGTERM)
+    assert a.wait(30) == 0
+    produce(topic, _captures(helpers, 4000, 4000))
+    assert b.wait(120) == 0, logs[1].read_text()[-2000:]
+    assert _distinct(pg_url) == (8000, 8000)
+    assigned = [ln for ln in logs[1].read_text().splitlines() if "partitions assigned" in ln]
+    assert assigned[-1].count(f"'{topic}'") == 4  # after a left, b took its share
+
+
+def test_sigterm_finishes_the_batch_commits_and_exits_0(
+    pg_url: str,
+    kafka_bootstrap: str,
+    kafka_topic: Callable[..., str],
+    produce: Any,
+    ingest_process: Start,
+    helpers: Any,
+    tmp_path: Path,
+) -> None:
+    topic, group = kafka_topic(partitions=2), helpers.unique("g")
+    produce(topic, _captures(helpers, 0, 6000))
+    proc = ingest_process(
+        pg_url, "--topic", topic, "--group", group, "--batch-size", "200", log=tmp_path / "l"
+    )
+    helpers.wait_for(lambda: helpers.count_rows(pg_url) > 0, 60, "the first batch")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    stored = helpers.count_rows(pg_url)
+    # Every stored row is committed and nothing beyond: offsets account for exactly the stored captures.
+    assert sum(helpers.group_offsets(kafka_bootstrap, group).values()) == stored
+
+
+def test_bad_messages_go_to_the_dlq_with_reasons_and_good_ones_around_them_are_stored(
+    pg_url: str,
+    kafka_bootstrap: str,
+    kafka_topic: Callable[..., str],
+    produce: Any,
+    ingest_process: Start,
+    helpers: Any,
+    tmp_path: Path,
+) -> None:
+    topic = kafka_topic(partitions=1)
+    capture = helpers.make_capture
+    bad = {
+        "not_utf8": b"\xc3\x28 caf\xe9",
+        "not_json": b'{"schema_version": 1,',
+        "not_object": b'"just a string"',
+        "missing_field": helpers.encode({k: v for k, v in capture(900).items() if k != "request_id"}),
+        "wrong_type": helpers.encode(capture(901, source={"service": 42})),
+        "unknown_schema_version": helpers.encode(capture(902, schema_version=2)),
+        "unknown_api": helpers.encode(capture(903, api="gemini.generate")),
+        "too_large": helpers.encode(capture(904, text="x" * 5000)),
+        "not_storable": helpers.encode(capture(905, text="nul \u0000 inside")),
+    }
+    values: list[bytes] = []
+    for i, value in enumerate(bad.values()):
+        values += [helpers.encode(capture(i)), value]
+    values.append(helpers.encode(capture(99)))
+    produce(topic, values)
+
+    proc = ingest_process(
+        pg_url,
+        "--topic",
+        topic,
+        "--group",
+        helpers.unique("g"),
+        "--idle-exit",
+        "2",
+        log=tmp_path / "l",
+        env={"SHADOWLAB_INGEST_MAX_BYTES": "4096"},
+    )
+    assert proc.wait(60) == 0, (tmp_path / "l").read_text()[-2000:]
+    assert helpers.count_rows(pg_url) == len(bad) + 1
+
+    letters = _read_all(kafka_bootstrap, f"{topic}.dlq", len(bad))
+    got = {h["shadowlab.error"]: (v, h) for v, h in letters}
+    assert set(got) == set(bad)
+    for code, value in bad.items():
+        original, headers = got[code]
+        assert original == value
+        assert headers["shadowlab.source"] == f"{topic}/0/{2 * list(bad).index(code) + 1}"
+    assert (
+        got["missing_field"][1]["shadowlab.detail"]
+        == "request_id: expected a value (required), found nothing"
+    )
+    assert got["wrong_type"][1]["shadowlab.detail"].startswith("source.service: expected a")
+    assert got["too_large"][1]["shadowlab.detail"] == (
+        f"(message): expected at most 4096 bytes, found {len(bad['too_large'])} bytes"
+    )
+    assert "expected a value the database can store" in got["not_storable"][1]["shadowlab.detail"]
+
+
+def _read_all(bootstrap: str, topic: str, n: int) -> list[tuple[bytes, dict[str, str]]]:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=10_000
+    )
+    out = []
+    for record in consumer:
+        out.append((record.value, {k: v.decode() for k, v in record.headers}))
+        if len(out) == n:
+            break
+    consumer.close()
+    assert len(out) == n, f"expected {n} dead letters, found {len(out)}: {[h for _, h in out]}"
+    return out

@@ -1,0 +1,125 @@
+"""Redaction: table-driven positives and tricky negatives, placeholder consistency, counts, user rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ingest.redact import Redactor, luhn_valid, parse_user_rule
+from shadowlab.errors import ConfigError
+
+REDACTOR = Redactor()
+
+POSITIVES = [
+    ("write to jane.doe@example.com today", "write to [EMAIL_1] today", "email"),
+    ("see https://ex.com/u?email=bob%2B1@corp.io&x=1", "see https://ex.com/u?email=bob%2B1@[EMAIL_1]", None),
+    (
+        "https://app.example.com/profile?user=alice@corp.io&tab=2",
+        "https://app.example.com/profile?user=[EMAIL_1]&tab=2",
+        "email",
+    ),
+    ("call +1 415 555 2671 now", "call [PHONE_1] now", "phone"),
+    ("call (415) 555-2671", "call [PHONE_1]", "phone"),
+    ("call 415.555.2671.", "call [PHONE_1].", "phone"),
+    ("intl +442079460958", "intl [PHONE_1]", "phone"),
+    ("card 4111 1111 1111 1111 exp 12/29", "card [CARD_1] exp 12/29", "card"),
+    ("card 4111-1111-1111-1111", "card [CARD_1]", "card"),
+    ("amex 3782 822463 10005", "amex [CARD_1]", "card"),
+    ("card:5555555555554444;", "card:[CARD_1];", "card"),
+    ("key sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz012345-_x", "key [ANTHROPIC_KEY_1]", "anthropic_key"),
+    ("OPENAI_API_KEY=sk-proj-AbCdEfGhIjKlMnOpQrStUvWx0123", "OPENAI_API_KEY=[OPENAI_KEY_1]", "openai_key"),
+    ("legacy sk-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefghij", "legacy [OPENAI_KEY_1]", "openai_key"),
+    ("aws AKIAIOSFODNN7EXAMPLE here", "aws [AWS_KEY_1] here", "aws_key"),
+    (
+        "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "aws_secret_access_key = [AWS_SECRET_1]",
+        "aws_secret",
+    ),
+    ("token ghp_0123456789abcdefghijABCDEFGHIJ012345", "token [GITHUB_TOKEN_1]", "github_token"),
+    ("github_pat_11ABCDEFG0123456789_abcdefghijklmnop", "[GITHUB_TOKEN_1]", "github_token"),
+    (
+        "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig",
+        "Authorization: Bearer [BEARER_TOKEN_1]",
+        "bearer_token",
+    ),
+    ("authorization: bearer abc123def456ghi789", "authorization: bearer [BEARER_TOKEN_1]", "bearer_token"),
+]
+
+NEGATIVES = [
+    "order 1234567812345678 shipped",  # 16 digits, fails Luhn: an order id, kept
+    "epoch 1706702400123 ms",  # 13 digits starting with 1: not a card
+    "captured_at 2025-01-31T12:00:00Z",
+    "version 1.2.3 and build 20250131",
+    "server at 192.168.100.200",
+    "the bearer of this letter",
+    "task-abcdefghijklmnopqrstuvwxyz is a slug, not a key",
+    "uuid 550e8400-e29b-41d4-a716-446655440000",
+    "price 1,299.00 USD for 3 items",
+    "an @mention and user@localhost",
+]
+
+
+@pytest.mark.parametrize(("text", "expected", "kind"), POSITIVES)
+def test_redacts_each_kind(text: str, expected: str, kind: str | None) -> None:
+    redacted, counts = REDACTOR.redact_text(text)
+    if kind is None:  # percent-encoded: the local part is not recognisable, the domain part must still go
+        assert "corp.io" not in redacted
+    else:
+        assert redacted == expected
+        assert counts == {kind: 1}
+
+
+@pytest.mark.parametrize("text", NEGATIVES)
+def test_keeps_lookalikes(text: str) -> None:
+    assert REDACTOR.redact_text(text) == (text, {})
+
+
+def test_luhn() -> None:
+    assert luhn_valid("4111111111111111")
+    assert luhn_valid("4111 1111 1111 1111")
+    assert not luhn_valid("1234567812345678")
+    assert not luhn_valid("4111")
+
+
+def test_placeholders_are_consistent_across_request_and_response() -> None:
+    request: dict[str, Any] = {
+        "messages": [
+            {"role": "user", "content": "I am a@x.io, not b@x.io; again A@X.IO"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "t", "name": "f", "input": {"k": "sk-ant-" + "a" * 30}}
+                ],
+            },
+        ]
+    }
+    response = {"text": "noted b@x.io and a@x.io", "usage": {"input_tokens": 3}}
+    out = REDACTOR.redact_capture(request, response)
+    assert out.request["messages"][0]["content"] == "I am [EMAIL_1], not [EMAIL_2]; again [EMAIL_1]"
+    assert out.request["messages"][1]["content"][0]["input"] == {"k": "[ANTHROPIC_KEY_1]"}
+    assert out.response == {"text": "noted [EMAIL_2] and [EMAIL_1]", "usage": {"input_tokens": 3}}
+    assert out.counts == {"anthropic_key": 1, "email": 5}
+    assert request["messages"][0]["content"].startswith("I am a@x.io")  # input left untouched
+
+
+def test_binary_payloads_are_not_scanned() -> None:
+    data = "4111111111111111" * 4
+    request = {
+        "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}]
+    }
+    assert REDACTOR.redact_capture(request, None).request == request
+
+
+def test_user_rules_run_first_and_name_their_placeholder() -> None:
+    redactor = Redactor([parse_user_rule(r"employee=EMP-\d{6}")])
+    assert redactor.redact_text("EMP-123456 and EMP-123456 mail x@y.io") == (
+        "[EMPLOYEE_1] and [EMPLOYEE_1] mail [EMAIL_1]",
+        {"employee": 2, "email": 1},
+    )
+
+
+@pytest.mark.parametrize("spec", ["nameonly", "1bad=x", "ok=(", "empty=a*"])
+def test_bad_user_rules_say_what_was_expected(spec: str) -> None:
+    with pytest.raises(ConfigError, match="--redact-pattern"):
+        parse_user_rule(spec)
