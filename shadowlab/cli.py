@@ -182,6 +182,10 @@ from scoring.command import register as _register_scoring  # noqa: E402
 
 _register_scoring(app, settings_of)
 
+from dashboard.command import register as _register_dashboard  # noqa: E402
+
+_register_dashboard(app, settings_of)
+
 
 def main() -> None:
     """Console entry point: a `ShadowlabError` becomes one `error:` line and its exit code, no traceback."""

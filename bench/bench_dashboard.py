@@ -1,0 +1,214 @@
+"""Benchmark: Overview and Metrics page load with 1,000,000 replays in Postgres (goal < 2 s each).
+
+Run: `.venv/bin/python bench/bench_dashboard.py [N_REQUESTS]` (default 500,000 requests × 2 arms). Seeds a
+database `shadowlab_bench_dashboard` on the project's Postgres with SQL `generate_series`, stores an
+analysis snapshot computed by the analysis engine from those replays, then times each page with streamlit's
+AppTest (the server-side script run: queries, snapshot parsing, charts), cold (caches cleared) and warm.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import sqlalchemy as sa
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from analysis.analyze import analyze_table  # noqa: E402
+from analysis.csv_input import ExperimentTable, MetricColumn  # noqa: E402
+from analysis.plan import DecisionPlan  # noqa: E402
+from analysis.verdict_json import analysis_document, pairwise_from_table  # noqa: E402
+from shadowlab import migrate  # noqa: E402
+from shadowlab.db import create_engine  # noqa: E402
+
+ADMIN_URL = os.environ.get(
+    "SHADOWLAB_TEST_DATABASE_URL", "postgresql+psycopg://shadowlab:shadowlab@127.0.0.1:54329/shadowlab"
+)
+DB_NAME = "shadowlab_bench_dashboard"
+PLAN = {"primary_metric": "judge_score", "min_sample": 1000, "max_sample": 1_000_000, "alpha": 0.05}
+PRICES = {
+    "model-a": {"input_cost_per_token": 1e-6, "output_cost_per_token": 5e-6},
+    "model-b": {"input_cost_per_token": 2e-6, "output_cost_per_token": 4e-6},
+}
+
+
+def fresh_database() -> str:
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{DB_NAME}"'))
+    admin.dispose()
+    return sa.engine.make_url(ADMIN_URL).set(database=DB_NAME).render_as_string(hide_password=False)
+
+
+def drop_database() -> None:
+    from dashboard import data
+
+    data.engine.clear()  # the app's pool must not hold connections; FORCE ends any left anyway
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
+    admin.dispose()
+
+
+SEED_SQL = """
+INSERT INTO experiments (id, name, status, spec, price_snapshot, plan, budget_usd, created_by,
+                         created_at, updated_at)
+VALUES (1, 'bench-1m', 'running', '{}', CAST(:prices AS jsonb), CAST(:plan AS jsonb), 5000, 'bench',
+        now(), now());
+INSERT INTO arms (id, experiment_id, name, role, provider, model, params)
+VALUES (1, 1, 'control', 'control', 'sim', 'model-a', '{}'),
+       (2, 1, 'candidate', 'candidate', 'sim', 'model-b', '{}');
+INSERT INTO captured_requests (id, request_id, schema_version, captured_at, ingested_at, service, route,
+                               tags, api, model, request, redaction)
+SELECT g, 'req-' || g, 1, now() - interval '1 day', now(), 'svc-' || (g % 5), '/r' || (g % 7), '{}',
+       'anthropic.messages', 'model-a',
+       jsonb_build_object('model', 'model-a', 'max_tokens', 512,
+                          'messages',
+                          jsonb_build_array(jsonb_build_object('role', 'user', 'content', 'q ' || g))),
+       '{}'
+FROM generate_series(1, :n) AS g;
+INSERT INTO replays (experiment_id, arm_id, captured_request_id, status, answer_text, ttft_ms, latency_ms,
+                     input_tokens, cache_creation_input_tokens, cache_read_input_tokens, output_tokens,
+                     reasoning_tokens, cost_usd, untranslated, attempts, started_at, finished_at)
+SELECT 1, a, g, CASE WHEN random() < 0.02 THEN 'error' ELSE 'ok' END, 'answer ' || g,
+       exp(5.5 + 0.4 * sqrt(-2 * ln(random())) * cos(2 * pi() * random())) * (1 + 0.05 * (a - 1)),
+       exp(7.0 + 0.3 * sqrt(-2 * ln(random())) * cos(2 * pi() * random())),
+       500 + (g % 1500), 0, g % 300, 100 + (g % 700), 0,
+       (500 + (g % 1500)) * 1e-6 * a + (100 + (g % 700)) * 5e-6, '[]', 1,
+       now() - interval '2 hours', now() - (g % 3600) * interval '1 second'
+FROM generate_series(1, :n) AS g CROSS JOIN (VALUES (1), (2)) AS arm(a);
+UPDATE replays SET ttft_ms = NULL, latency_ms = NULL, answer_text = NULL, error_code = 'overloaded'
+WHERE status = 'error';
+INSERT INTO scores (replay_id, scorer_name, scorer_version, value, details, created_at)
+SELECT id, 'judge', '1',
+       round((6 + arm_id * 0.1 + 1.5 * sqrt(-2 * ln(random())) * cos(2 * pi() * random()))::numeric, 2),
+       '{}', now()
+FROM replays WHERE status = 'ok';
+"""
+
+
+def seed(url: str, n: int) -> float:
+    import json
+
+    engine = create_engine(url)
+    migrate.upgrade(engine)
+    start = time.perf_counter()
+    with engine.begin() as conn:
+        for statement in SEED_SQL.split(";\n"):
+            if statement.strip():
+                conn.execute(
+                    sa.text(statement), {"n": n, "plan": json.dumps(PLAN), "prices": json.dumps(PRICES)}
+                )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE"))
+    seconds = time.perf_counter() - start
+    store_snapshot(engine, n)
+    engine.dispose()
+    return seconds
+
+
+def store_snapshot(engine: sa.Engine, n: int) -> None:
+    """The analysis of the seeded replays, computed by the engine, stored as the dashboard will read it."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT r.captured_request_id, r.arm_id, r.status = 'error', r.ttft_ms, r.cost_usd, s.value "
+                "FROM replays r LEFT JOIN scores s ON s.replay_id = r.id ORDER BY 1, 2"
+            )
+        ).all()
+    arr = np.array([(a, b, float(e), t if t is not None else np.inf, c, v if v is not None else np.nan)
+                    for a, b, e, t, c, v in rows], dtype=float)  # fmt: skip
+    req = arr[:, 0].astype(int) - 1
+    arm = arr[:, 1].astype(int) - 1
+
+    def matrix(col: int) -> np.ndarray:
+        out = np.full((n, 2), np.nan)
+        out[req, arm] = arr[:, col]
+        return out
+
+    table = ExperimentTable(
+        request_ids=tuple(str(i) for i in range(n)),
+        arms=("control", "candidate"),
+        metrics=(
+            MetricColumn("judge_score", "mean", matrix(5)),
+            MetricColumn("error", "binary", matrix(2)),
+            MetricColumn("ttft_ms", "latency", matrix(3)),
+            MetricColumn("cost_usd", "cost", matrix(4)),
+        ),
+        clusters=None,
+        covariate=None,
+    )
+    analysis = analyze_table(table, control="control", alpha=0.05, adjust="holm")
+    doc, verdict = analysis_document(
+        analysis, DecisionPlan.from_dict(PLAN), pairwise_from_table(table, "control")
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO analysis_snapshots (experiment_id, computed_at, n_requests, verdict, analysis) "
+                "VALUES (1, now(), :n, :v, CAST(:doc AS jsonb))"
+            ),
+            {"n": n, "v": None if verdict is None else verdict.verdict, "doc": __import__("json").dumps(doc)},
+        )
+
+
+def time_page(url: str, page: str, repeats: int = 3) -> tuple[list[float], list[float]]:
+    """Cold (caches cleared) and warm run times of one page, in seconds."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["SHADOWLAB_DATABASE_URL"] = url
+    cold: list[float] = []
+    warm: list[float] = []
+    for _ in range(repeats):
+        st.cache_data.clear()
+        at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=120)
+        at.run()
+        at.switch_page(page)
+        st.cache_data.clear()
+        start = time.perf_counter()
+        at.run()
+        cold.append(time.perf_counter() - start)
+        assert not at.exception and not [e for e in at.error if not e.value.startswith("Verdict")], at.error
+        start = time.perf_counter()
+        at.run()
+        warm.append(time.perf_counter() - start)
+    return cold, warm
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 500_000
+    url = fresh_database()
+    seed_s = seed(url, n)
+    try:
+        results = {page: time_page(url, f"views/{page}.py") for page in ("overview", "metrics")}
+    finally:
+        drop_database()
+    print("## Dashboard: page load with 1,000,000 replays (`bench/bench_dashboard.py`)\n")
+    print(
+        f"Command: `.venv/bin/python bench/bench_dashboard.py {n}` · {os.cpu_count()} cores, Python "
+        f"{platform.python_version()} · {dt.date.today()} · "
+        f"{2 * n:,} replays + scores seeded in {seed_s:.0f} s. "
+        "Server-side page run (AppTest: SQL, snapshot parsing, charts), best / median of 3.\n"
+    )
+    print("| page | cold (caches cleared) best / median | warm (cached) best / median | goal |")
+    print("|---|---:|---:|---|")
+    for page, (cold, warm) in results.items():
+        ok = "met" if min(cold) < 2 else "**missed**"
+        print(
+            f"| {page} | {min(cold):.2f} s / {statistics.median(cold):.2f} s | "
+            f"{min(warm):.3f} s / {statistics.median(warm):.3f} s | < 2 s ({ok}) |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Cached loaders: every page reads the database through here, keyed by the database URL.
+
+Results are small (one snapshot row, aggregates, one page of answers), so caching them is cheap; the TTL
+keeps a page live without re-running a query on every widget click.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+import streamlit as st
+
+from dashboard import answers, queries
+from dashboard.snapshot import SnapshotView, parse_snapshot
+from shadowlab.db import create_engine
+
+SHORT_TTL_S = 10  # live numbers
+TTL_S = 60  # analysis snapshots and aggregates
+ECDF_GRID = tuple(i / 100 for i in range(1, 100)) + (0.995, 0.999)
+ECDF_SAMPLE_ROWS = 200_000  # rows sorted for the ECDF charts at most (in expectation)
+
+
+@st.cache_resource(ttl=3600, show_spinner=False)
+def engine(database_url: str) -> sa.Engine:
+    """One engine (and connection pool) per database URL for the whole server."""
+    return create_engine(database_url)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def experiments(database_url: str) -> tuple[queries.ExperimentRow, ...]:
+    with engine(database_url).connect() as conn:
+        return queries.list_experiments(conn)
+
+
+def experiment(database_url: str, experiment_id: int) -> queries.ExperimentRow | None:
+    """One experiment, from the cached list (one aggregate over replays serves the sidebar and the page)."""
+    return next((row for row in experiments(database_url) if row.id == experiment_id), None)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def snapshot_row(database_url: str, experiment_id: int) -> queries.SnapshotRow | None:
+    with engine(database_url).connect() as conn:
+        return queries.latest_snapshot(conn, experiment_id)
+
+
+def snapshot(database_url: str, experiment_id: int) -> SnapshotView | None:
+    """The latest analysis as a typed view; None when none was computed; `SnapshotError` when unreadable."""
+    row = snapshot_row(database_url, experiment_id)
+    if row is None:
+        return None
+    return parse_snapshot(row.analysis, computed_at=row.computed_at, n_requests=row.n_requests)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def latency_quantiles(
+    database_url: str, experiment_id: int, replays: int, grid: Sequence[float] = ECDF_GRID
+) -> dict[queries.LatencyColumn, dict[str, list[float]]]:
+    """ECDF quantiles per timing column and arm; above ECDF_SAMPLE_ROWS replays, from a fixed-seed sample."""
+    percent = 100.0 * ECDF_SAMPLE_ROWS / replays if replays > ECDF_SAMPLE_ROWS else None
+    with engine(database_url).connect() as conn:
+        return queries.latency_quantiles(conn, experiment_id, grid, sample_percent=percent)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def tokens_by_arm(database_url: str, experiment_id: int) -> tuple[queries.ArmTokens, ...]:
+    with engine(database_url).connect() as conn:
+        return queries.tokens_by_arm(conn, experiment_id)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def price_snapshot(database_url: str, experiment_id: int) -> dict[str, object]:
+    from shadowlab.models import Experiment
+
+    with engine(database_url).connect() as conn:
+        value = conn.execute(
+            sa.select(Experiment.price_snapshot).where(Experiment.id == experiment_id)
+        ).scalar()
+    return dict(value or {})
+
+
+@st.cache_data(ttl=SHORT_TTL_S, show_spinner=False)
+def live_stats(database_url: str, experiment_id: int) -> queries.LiveStats:
+    with engine(database_url).connect() as conn:
+        return queries.live_stats(conn, experiment_id)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def scorers(database_url: str, experiment_id: int) -> tuple[tuple[str, str], ...]:
+    with engine(database_url).connect() as conn:
+        return answers.scorers(conn, experiment_id)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def segments(database_url: str, experiment_id: int) -> tuple[tuple[str, str], ...]:
+    with engine(database_url).connect() as conn:
+        return answers.segments(conn, experiment_id)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def answer_pairs(database_url: str, pair_filter: answers.PairFilter) -> tuple[answers.AnswerPair, ...]:
+    with engine(database_url).connect() as conn:
+        return answers.answer_pairs(conn, pair_filter)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def segment_table(database_url: str, experiment_id: int) -> tuple[answers.SegmentRow, ...]:
+    with engine(database_url).connect() as conn:
+        return answers.segment_table(conn, experiment_id)

@@ -1,0 +1,59 @@
+"""Live: replays per second, errors by code, rate-limiter state and spend against budget."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, data
+from dashboard.views.common import PageContext, md_escape, require_experiment, run_page, title
+
+
+def render(ctx: PageContext) -> None:
+    if st.sidebar.button("Refresh live numbers", key="live_refresh"):
+        data.live_stats.clear()
+        data.experiments.clear()
+    experiment = require_experiment(ctx)
+    title("Live", experiment)
+    live = data.live_stats(ctx.database_url, experiment.id)
+    cols = st.columns(4)
+    cols[0].metric("Replays/s (last minute)", f"{live.replays_last_minute / 60:.2f}")
+    cols[1].metric("Replays/s (last 5 minutes)", f"{live.replays_last_5_minutes / 300:.2f}")
+    cols[2].metric("Retries (last hour)", f"{live.retries_last_hour:,}")
+    budget = experiment.budget_usd
+    cols[3].metric(
+        "Spend", f"${experiment.spend_usd:,.4f}", f"of ${budget:,.2f} budget" if budget else "no budget set",
+        delta_color="off",
+    )  # fmt: skip
+    if budget:
+        st.progress(
+            min(1.0, experiment.spend_usd / budget), text=f"{experiment.spend_usd / budget:.1%} of budget"
+        )
+    st.text(f"status: {experiment.status} · {experiment.replays:,} replays, {experiment.errors:,} errors")
+
+    if live.per_minute:
+        frame = pd.DataFrame(live.per_minute, columns=["minute", "replays"])
+        st.altair_chart(charts.per_minute_chart(frame), width="stretch")
+    else:
+        st.info("No replays finished in the last hour.")
+
+    st.subheader("Errors by code", anchor=False)
+    if live.errors_by_code:
+        st.dataframe(pd.DataFrame(live.errors_by_code, columns=["error code", "replays"]), hide_index=True)
+    else:
+        st.text("no errors recorded")
+
+    st.subheader("Rate limiter", anchor=False)
+    limiter = pd.DataFrame(
+        live.limiter_admitted_last_minute, columns=["provider/model", "calls admitted, last 60 s"]
+    )
+    if not limiter.empty:
+        st.dataframe(limiter, hide_index=True)
+    for key, until in live.limiter_blocked:
+        st.warning(f"{md_escape(key)}: waiting on the provider's retry-after until {until:%H:%M:%S} UTC")
+    if limiter.empty and not live.limiter_blocked:
+        st.text("no calls through the shared limiter in the last minute")
+
+
+if __name__ == "__main__":
+    run_page(render)
