@@ -8,6 +8,7 @@ import numpy as np
 
 from analysis.csv_input import ERROR_COLUMN, ExperimentTable, MetricColumn
 from analysis.stats import (
+    AA_THRESHOLD,
     Adjustment,
     HealthReport,
     MetricComparison,
@@ -141,7 +142,7 @@ def analyze_table(
         *completeness_checks(present, len(table.request_ids)),
         error_imbalance_check(error_p, alpha=alpha),
         minimum_sample_check({f"{c.metric}:{c.candidate}": c.result.primary.n for c in comparisons}),
-        aa_noise_floor_check(aa_p, alpha=alpha),
+        aa_noise_floor_check(aa_p, alpha=min(alpha, AA_THRESHOLD)),
     )
     return Analysis(
         len(table.request_ids), table.arms, control, alpha, adjust, comparisons, HealthReport(checks)

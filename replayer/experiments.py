@@ -106,7 +106,7 @@ def start_experiment(session: Session, name: str, prices: PriceTable) -> Experim
         )
     spec = spec_of(experiment)
     check_startable(spec, prices)
-    models = {arm.model for arm in spec.arms()}
+    models = set(spec.models())
     snapshot = {model: entry for model, entry in prices.to_json().items() if model in models}
     for model in models - set(snapshot):  # priced through a `provider/` prefix fallback
         snapshot[model] = PriceTable({model: prices.price(model)}).to_json()[model]

@@ -16,13 +16,23 @@ __all__ = ["register"]
 
 
 def _progress(label: str) -> Callable[[int, int], None]:
+    """A progress line: redrawn in place on a terminal, else one line a second (logs stay readable)."""
     started = time.monotonic()
+    tty = sys.stderr.isatty()
+    last = [-1.0]
 
     def show(done: int, total: int) -> None:
-        rate = done / max(time.monotonic() - started, 1e-9)
+        now = time.monotonic()
+        if done != total and now - last[0] < (0.1 if tty else 1.0):
+            return
+        last[0] = now
+        rate = done / max(now - started, 1e-9)
         eta = (total - done) / rate if rate else 0.0
-        end = "\n" if done == total else ""
-        sys.stderr.write(f"\r{label}: {done}/{total} ({rate:.1f}/s, ETA {eta:.0f}s){end}")
+        line = f"{label}: {done}/{total} ({rate:.1f}/s, ETA {eta:.0f}s)"
+        if tty:
+            sys.stderr.write(f"\r{line}" + ("\n" if done == total else ""))
+        else:
+            sys.stderr.write(line + "\n")
         sys.stderr.flush()
 
     return show

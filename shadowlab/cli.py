@@ -135,31 +135,31 @@ def doctor(ctx: typer.Context) -> None:
 
 @app.command("demo")
 def demo(
-    out: Annotated[str, typer.Option(help="Folder for the demo's database and outputs.")] = "demo-output",
+    ctx: typer.Context,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic traffic and the simulator.")] = 1,
+    small: Annotated[
+        bool, typer.Option("--small", help="240 requests instead of 1,000 (under a minute).")
+    ] = False,
+    real: Annotated[
+        bool, typer.Option("--real", help="Through the real Kafka broker and Postgres (`make services`).")
+    ] = False,
+    out: Annotated[str, typer.Option(help="Folder for every output of the demo.")] = "demo-output",
 ) -> None:
-    """Run the pipeline offline on the embedded default (SQLite) and show what it produced."""
+    """The whole pipeline offline: traffic → ingest → shadow replay → judge → analysis → verdict."""
     from pathlib import Path
 
-    from shadowlab import migrate
-    from shadowlab.db import check_connection, create_engine
+    from shadowlab.demo.run import DemoOptions, run_demo
 
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    db_file = folder / "shadowlab.db"
-    engine = create_engine(f"sqlite:///{db_file}")
-    check_connection(engine)
-    migrate.upgrade(engine)
-    typer.echo(f"1. database: SQLite at {db_file}, migrated to {migrate.current_revision(engine)}")
-    typer.echo("2. commands available now:")
-    for command in sorted(c.name or "" for c in app.registered_commands):
-        typer.echo(f"     shadowlab {command}")
-    for group in sorted(g.name or "" for g in app.registered_groups):
-        typer.echo(f"     shadowlab {group} ...")
-    typer.echo(
-        "Coming next in the demo: synthetic production traffic -> ingest -> shadow replay on the simulator "
-        "-> judge -> analysis -> verdict (see the open issues)."
-    )
-    typer.echo(f"outputs: {folder.resolve()}")
+    options = DemoOptions(out=Path(out), seed=seed, small=small, real=real)
+    if real:
+        from shadowlab.demo.real import real_options, tee_into_kafka
+
+        options = real_options(options, settings_of(ctx))
+        result = run_demo(options, typer.echo, ingest=tee_into_kafka)
+    else:
+        result = run_demo(options, typer.echo)
+    if not result.matches_truth:
+        raise typer.Exit(1)
 
 
 from ingest.command import register as _register_ingest  # noqa: E402

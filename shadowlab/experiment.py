@@ -185,6 +185,21 @@ class ExperimentSpec(_Spec):
             roles.append(("aa", self.aa))
         return tuple(roles)
 
+    def judge_models(self) -> tuple[tuple[str, str], ...]:
+        """(provider, model) of each LLM judge in the scoring section: they receive prompts and cost money."""
+        judges = self.scoring.get("judges") or []
+        return tuple(
+            (str(j.get("provider", "")), str(j["model"]))
+            for j in judges
+            if isinstance(j, Mapping) and isinstance(j.get("model"), str)
+        )
+
+    def models(self) -> tuple[str, ...]:
+        """Every model the experiment may pay for: its arms' and its judges'."""
+        return tuple(
+            dict.fromkeys([*(arm.model for arm in self.arms()), *(m for _, m in self.judge_models())])
+        )
+
     def limit_for(self, provider: str, model: str) -> LimitSpec | None:
         return next((lim for lim in self.limits if lim.provider == provider and lim.model == model), None)
 
@@ -237,4 +252,10 @@ def check_startable(spec: ExperimentSpec, prices: PriceTable) -> None:
                 f"{spec.name}: arm {arm.name!r} ({role}): provider {arm.provider!r} is not in "
                 f"allowed_providers ({', '.join(spec.allowed_providers)}): not allowed to receive prompts"
             )
-    prices.require([arm.model for arm in spec.arms()])
+    for provider, model in spec.judge_models():
+        if provider not in spec.allowed_providers:
+            raise ExperimentSpecError(
+                f"{spec.name}: judge model {model!r}: provider {provider!r} is not in allowed_providers "
+                f"({', '.join(spec.allowed_providers)}): not allowed to receive prompts"
+            )
+    prices.require(list(spec.models()))

@@ -3,6 +3,7 @@
 from analysis.stats.binary import exact_mcnemar_p, mcnemar_chi2, newcombe_paired_interval, paired_binary
 from analysis.stats.cost import compare_cost, relative_change
 from analysis.stats.health import (
+    AA_THRESHOLD,
     aa_noise_floor_check,
     completeness_checks,
     error_imbalance_check,
@@ -34,6 +35,7 @@ __all__ = [
     "MetricKind",
     "QuantileDifference",
     "TestResult",
+    "AA_THRESHOLD",
     "aa_noise_floor_check",
     "adjust_p_values",
     "compare_cost",

@@ -12,6 +12,9 @@ from analysis.stats.results import HealthCheck
 
 # Like a sample-ratio-mismatch check: a tiny p-value means missingness depends on the arm.
 COMPLETENESS_THRESHOLD = 0.001
+# The A/A check blocks a decision, so it fails only on strong evidence (SRM practice): at the
+# experiment's alpha of 0.05 one clean experiment in twenty would be blocked by chance alone.
+AA_THRESHOLD = 0.001
 MIN_PAIRS = 100
 
 
@@ -76,8 +79,10 @@ def minimum_sample_check(n_by_comparison: Mapping[str, int], *, min_pairs: int =
     return HealthCheck("minimum_n", False, f"fewer than {min_pairs} complete pairs: {listed}")
 
 
-def aa_noise_floor_check(p_by_metric: Mapping[str, float | None] | None, *, alpha: float) -> HealthCheck:
-    """Two identical control arms must not differ: Holm across metrics, so chance alone rarely fails it."""
+def aa_noise_floor_check(
+    p_by_metric: Mapping[str, float | None] | None, *, alpha: float = AA_THRESHOLD
+) -> HealthCheck:
+    """Two identical control arms must not differ: Holm across metrics at `alpha` (default 0.001)."""
     if p_by_metric is None:
         return HealthCheck("aa_noise_floor", None, "no A/A arm in this experiment")
     names = list(p_by_metric)
@@ -89,4 +94,6 @@ def aa_noise_floor_check(p_by_metric: Mapping[str, float | None] | None, *, alph
         if flagged
         else "the A/A arms do not differ on any metric"
     )
-    return HealthCheck("aa_noise_floor", not flagged, detail + " (Holm across metrics)", smallest)
+    return HealthCheck(
+        "aa_noise_floor", not flagged, f"{detail} (Holm across metrics, fails below {alpha:g})", smallest
+    )

@@ -165,7 +165,7 @@ def _anthropic_body(route: Route, turns: list[tuple[str, str]], ask: str, tools:
     else:
         messages.append({"role": "user", "content": [{"type": "text", "text": ask}]})
     body: dict[str, Any] = {
-        "model": "claude-sonnet-4-5",
+        "model": "sim-sonnet",
         "max_tokens": 400,
         "system": route.system,
         "messages": messages,
@@ -180,7 +180,7 @@ def _openai_body(route: Route, turns: list[tuple[str, str]], ask: str) -> dict[s
     for user, assistant in turns:
         messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
     messages.append({"role": "user", "content": ask})
-    return {"model": "gpt-4.1", "max_completion_tokens": 400, "messages": messages}
+    return {"model": "sim-sonnet", "max_completion_tokens": 400, "messages": messages}
 
 
 def generate(spec: TrafficSpec) -> Iterator[bytes]:

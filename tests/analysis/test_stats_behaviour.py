@@ -80,3 +80,13 @@ def test_missingness_chi2_flags_unequal_missingness_only() -> None:
     _, equal = missingness_chi2({"a": 950, "b": 950}, 1000)
     _, unequal = missingness_chi2({"a": 1000, "b": 950}, 1000)
     assert equal == 1.0 and unequal < 1e-6
+
+
+def test_the_aa_noise_floor_fails_on_strong_evidence_only() -> None:
+    from analysis.stats import aa_noise_floor_check
+
+    # Holm over two metrics doubles the smallest p-value: 0.0004 → 0.0008 fails, 0.01 → 0.02 passes.
+    assert aa_noise_floor_check({"quality": 0.0004, "cost": 0.5}).passed is False
+    assert aa_noise_floor_check({"quality": 0.01, "cost": 0.5}).passed is True
+    assert aa_noise_floor_check({"quality": 0.01, "cost": 0.5}, alpha=0.05).passed is False
+    assert aa_noise_floor_check(None).passed is None

@@ -80,3 +80,15 @@ def test_the_scoring_section_is_kept_for_the_scoring_stage() -> None:
     spec = parse_spec(_with(scoring=scoring))
     assert spec.model_dump(mode="json")["scoring"] == scoring
     assert parse_spec(SPEC).scoring == {}
+
+
+def test_judges_are_priced_and_allowlisted_like_arms() -> None:
+    prices = load_price_table()
+    judge = {"name": "q", "kind": "pointwise", "provider": "anthropic", "model": "no-such-judge-model"}
+    spec = parse_spec(_with(scoring={"judges": [judge]}))
+    assert spec.models()[-1] == "no-such-judge-model"
+    with pytest.raises(UnknownModelPriceError, match="no-such-judge-model"):
+        check_startable(spec, prices)
+    outside = parse_spec(_with(scoring={"judges": [{**judge, "provider": "vertex"}]}))
+    with pytest.raises(ExperimentSpecError, match="judge model 'no-such-judge-model': provider 'vertex'"):
+        check_startable(outside, prices)
