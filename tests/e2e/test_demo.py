@@ -1,0 +1,98 @@
+"""`shadowlab demo` end to end: embedded, interrupted and rerun, and through the real Kafka and Postgres."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+pytestmark = pytest.mark.slow
+
+
+def _demo(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")} | env
+    return subprocess.Popen(
+        [sys.executable, "-m", "shadowlab.cli", "demo", *args], env=full_env, cwd=cwd, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+
+
+def _assert_matches_truth(output: str, out: Path) -> None:
+    assert "the verdict MATCHES the truth built into the simulator" in output, output[-3000:]
+    document = json.loads((out / "analysis.json").read_text())
+    assert document["verdict"]["verdict"] == "dont_ship"
+    assert {c["arm"]: c["status"] for c in document["verdict"]["candidates"]} == {
+        "haiku": "fail",
+        "fast": "fail",
+    }
+    reasons = " ".join(document["verdict"]["reasons"])
+    assert "quality guardrail" in reasons
+
+
+def test_demo_small_survives_ctrl_c_and_then_matches_the_truth(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    first = _demo("--seed", "1", "--small", "--out", str(out), env={}, cwd=tmp_path)
+    assert first.stdout is not None
+    seen: list[str] = []
+    for line in first.stdout:  # wait for the replay stage to begin, then press Ctrl-C
+        seen.append(line)
+        if line.startswith("4. shadow replay"):
+            break
+    else:
+        pytest.fail("the demo ended before the replay stage:\n" + "".join(seen))
+    os.killpg(first.pid, signal.SIGINT)
+    first.communicate(timeout=60)
+    assert first.returncode != 0
+
+    second = _demo("--seed", "1", "--small", "--out", str(out), env={}, cwd=tmp_path)
+    output, _ = second.communicate(timeout=600)
+    assert second.returncode == 0, output[-3000:]
+    _assert_matches_truth(output, out)
+    rejected = (out / "captures.jsonl.rejected.jsonl").read_text().splitlines()
+    assert rejected and all(json.loads(line)["error"] for line in rejected)
+
+
+@pytest.fixture
+def demo_database(pg_database: str) -> Iterator[str]:
+    """The demo makes `<db>_demo` beside the given database; drop it afterwards."""
+    yield pg_database
+    url = sa.engine.make_url(pg_database)
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{url.database}_demo" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.kafka
+def test_demo_real_small_through_kafka_and_postgres(
+    demo_database: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    env = {"SHADOWLAB_DATABASE_URL": demo_database, "SHADOWLAB_KAFKA_BOOTSTRAP": kafka_bootstrap}
+    run = _demo("--real", "--small", "--out", str(tmp_path / "real"), env=env, cwd=tmp_path)
+    output, _ = run.communicate(timeout=900)
+    assert run.returncode == 0, output[-3000:]
+    _assert_matches_truth(output, tmp_path / "real")
+    assert "dropped 0, failed 0" in output
+    demo_db = sa.engine.make_url(demo_database).set(
+        database=f"{sa.engine.make_url(demo_database).database}_demo"
+    )
+    engine = sa.create_engine(demo_db)
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT count(*) FROM captured_requests")).scalar_one()
+        topics = conn.execute(sa.text("SELECT DISTINCT source_topic FROM captured_requests")).scalars().all()
+    engine.dispose()
+    assert stored == 240
+    assert len(topics) == 1 and topics[0].startswith("demo.captures.")
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.delete_topics([topics[0], f"{topics[0]}.dlq"])
+    admin.close()
