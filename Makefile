@@ -12,7 +12,7 @@ export SHADOWLAB_KAFKA_CONTROLLER_PORT ?= 19093
 export SHADOWLAB_TEST_DATABASE_URL ?= postgresql+psycopg://shadowlab:shadowlab@127.0.0.1:$(SHADOWLAB_PG_PORT)/shadowlab
 export SHADOWLAB_TEST_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(SHADOWLAB_KAFKA_PORT)
 
-.PHONY: setup services services-stop services-status demo test test-fast lint bench clean
+.PHONY: setup services services-stop services-status browser demo test test-fast lint bench clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,10 @@ $(STAMP): pyproject.toml
 
 services: setup
 	bash scripts/services.sh start
+
+# Debian's Chromium for the browser tests (installed once, as root).
+browser:
+	bash scripts/browser.sh
 
 services-stop:
 	bash scripts/services.sh stop
@@ -39,7 +43,7 @@ lint: setup
 demo: setup
 	$(BIN)/python -m shadowlab.cli demo
 
-test: setup lint services
+test: setup lint services browser
 	$(BIN)/pytest
 
 # Unit tests only (no services); handy while editing.

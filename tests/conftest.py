@@ -114,3 +114,33 @@ def run_cli(
 def cli() -> CliRunner:
     """The `shadowlab` command as a subprocess: `cli("db", "upgrade", env={...}, cwd=tmp_path)`."""
     return run_cli
+
+
+CHROMIUM = os.environ.get("SHADOWLAB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Debian's headless Chromium driven by Playwright (`make browser` installs it); fails when missing."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (Debian's chromium package)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Where tests save screenshots (git-ignored `test-artifacts/`)."""
+    folder = Path(__file__).resolve().parents[1] / "test-artifacts"
+    folder.mkdir(exist_ok=True)
+    return folder
