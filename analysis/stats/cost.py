@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from analysis.stats.distributions import FloatArray
-from analysis.stats.paired import IntArray, paired_mean_difference, standard_error, t_result
-from analysis.stats.power import mde_from_se
+from analysis.stats.paired import IntArray, paired_comparison, standard_error, t_result
 from analysis.stats.results import MetricComparison, TestResult
 
 
@@ -39,17 +38,8 @@ def compare_cost(
     covariate_mean: float | None = None,
 ) -> MetricComparison:
     """Mean cost difference (USD) by paired t, plus the relative change."""
-    primary = paired_mean_difference(
-        control, candidate, alpha=alpha, clusters=clusters, covariate=covariate, covariate_mean=covariate_mean
-    )
-    n = primary.n
-    return MetricComparison(
-        kind="cost",
-        primary=primary,
-        control_mean=float(control.mean()) if n else None,
-        candidate_mean=float(candidate.mean()) if n else None,
-        relative=relative_change(control, candidate, alpha=alpha, clusters=clusters),
-        mde=mde_from_se(primary.se, primary.df, alpha=alpha),
-        clustered=clusters is not None,
-        cuped="CUPED" in primary.test,
-    )
+    relative = relative_change(control, candidate, alpha=alpha, clusters=clusters)
+    return paired_comparison(
+        "cost", control, candidate, alpha=alpha, clusters=clusters, covariate=covariate,
+        covariate_mean=covariate_mean, relative=relative,
+    )  # fmt: skip

@@ -16,7 +16,7 @@ from analysis.stats.distributions import (
     t_two_sided_p,
 )
 from analysis.stats.power import mde_from_se
-from analysis.stats.results import MetricComparison, TestResult
+from analysis.stats.results import MetricComparison, MetricKind, TestResult
 
 IntArray = npt.NDArray[np.int64]
 Alternative = Literal["two-sided", "greater", "less"]
@@ -201,6 +201,36 @@ def wilcoxon_pratt(
     return TestResult(test + ", normal approximation", n, None, None, None, p, statistic=w_plus)
 
 
+def paired_comparison(
+    kind: MetricKind,
+    control: FloatArray,
+    candidate: FloatArray,
+    *,
+    alpha: float = 0.05,
+    clusters: IntArray | None = None,
+    covariate: FloatArray | None = None,
+    covariate_mean: float | None = None,
+    robustness: tuple[TestResult, ...] = (),
+    relative: TestResult | None = None,
+) -> MetricComparison:
+    """A paired mean difference (t, clustered or CUPED when asked) as a comparison of `kind`."""
+    primary = paired_mean_difference(
+        control, candidate, alpha=alpha, clusters=clusters, covariate=covariate, covariate_mean=covariate_mean
+    )
+    n = primary.n
+    return MetricComparison(
+        kind=kind,
+        primary=primary,
+        control_mean=float(control.mean()) if n else None,
+        candidate_mean=float(candidate.mean()) if n else None,
+        robustness=robustness,
+        relative=relative,
+        mde=mde_from_se(primary.se, primary.df, alpha=alpha),
+        clustered=clusters is not None,
+        cuped="CUPED" in primary.test,
+    )
+
+
 def compare_mean(
     control: FloatArray,
     candidate: FloatArray,
@@ -211,17 +241,7 @@ def compare_mean(
     covariate_mean: float | None = None,
 ) -> MetricComparison:
     """Numeric quality: paired t on the mean difference, Wilcoxon–Pratt as a robustness check."""
-    primary = paired_mean_difference(
-        control, candidate, alpha=alpha, clusters=clusters, covariate=covariate, covariate_mean=covariate_mean
-    )
-    n = primary.n
-    return MetricComparison(
-        kind="mean",
-        primary=primary,
-        control_mean=float(control.mean()) if n else None,
-        candidate_mean=float(candidate.mean()) if n else None,
-        robustness=(wilcoxon_pratt(candidate - control),),
-        mde=mde_from_se(primary.se, primary.df, alpha=alpha),
-        clustered=clusters is not None,
-        cuped="CUPED" in primary.test,
-    )
+    return paired_comparison(
+        "mean", control, candidate, alpha=alpha, clusters=clusters, covariate=covariate,
+        covariate_mean=covariate_mean, robustness=(wilcoxon_pratt(candidate - control),),
+    )  # fmt: skip
