@@ -167,10 +167,11 @@ class MetricRef:
 
 
 def resolve_metric(name: str, columns: Mapping[str, MetricKind]) -> MetricRef:
-    """`judge_score`, `error_rate`, `ttft_p95`, `latency_ms:p99` … → column (+ quantile)."""
+    """`judge_score`, `error_rate`, `ttft_p95`, `ttft_p95_ms`, `latency_ms:p99` … → column (+ quantile)."""
     base, quantile = name, None
+    stem = name.removesuffix("_ms")  # `ttft_p95_ms` reads as `ttft_p95`
     for separator in (":p", "_p"):
-        head, sep, tail = name.rpartition(separator)
+        head, sep, tail = stem.rpartition(separator)
         if sep and tail.replace(".", "", 1).isdigit() and 0 < float(tail) < 100:
             base, quantile = head, float(tail) / 100
             break
