@@ -139,7 +139,7 @@ SettingsOf = Callable[[typer.Context], Any]
 
 def register(app: typer.Typer, settings_of: SettingsOf | None = None) -> None:
     """Add `analyze` and `gate` to the shadowlab CLI; `settings_of` gives the database settings."""
-    from analysis.experiment_command import analyze_stored, gate
+    from analysis.experiment_command import analyze_stored, gate, report, route
 
     def need_settings(ctx: typer.Context) -> Any:
         if settings_of is None:
@@ -200,6 +200,30 @@ def register(app: typer.Typer, settings_of: SettingsOf | None = None) -> None:
     ) -> None:
         """CI/CD gate: exit 1 with the reasons when the verdict is one of --fail-on, else 0."""
         raise typer.Exit(gate(need_settings(ctx), experiment, fail_on, json_output))
+
+    @app.command("route")
+    def route_command(
+        ctx: typer.Context,
+        experiment: str = typer.Argument(..., help="Name of a stored experiment with a plan."),
+        export: Path | None = typer.Option(
+            None, "--export", help="Write the routing table (YAML; JSON when FILE ends in .json)."
+        ),
+        by: str = typer.Option("route", "--by", help="Segment dimension: route, service, tag:<key>, …"),
+        min_n: int = typer.Option(30, "--min-n", help="Segments with fewer pairs are too small to route."),
+        json_output: bool = typer.Option(False, "--json", help="Print the routing block as JSON."),
+    ) -> None:
+        """Per segment, the cheapest arm that holds the plan there; the saving and the quality risk."""
+        raise typer.Exit(route(need_settings(ctx), experiment, export, by, min_n, json_output))
+
+    @app.command("report")
+    def report_command(
+        ctx: typer.Context,
+        experiment: str = typer.Argument(..., help="Name of a stored experiment."),
+        fmt: str = typer.Option("md", "--format", help="md, html (one self-contained file) or json."),
+        out: Path | None = typer.Option(None, "--out", help="Write to FILE instead of stdout."),
+    ) -> None:
+        """The experiment report: verdict, metrics, health, power, segments, routing, prices, history."""
+        raise typer.Exit(report(need_settings(ctx), experiment, fmt, out))
 
 
 def main() -> None:

@@ -88,7 +88,7 @@ def _sequential(interval: SequentialInterval) -> _Interval:
     )  # fmt: skip
 
 
-def _interval(comparison: Comparison, seq: SequentialComparison, ref: MetricRef, *, relative: bool,
+def decision_interval(comparison: Comparison, seq: SequentialComparison, ref: MetricRef, *, relative: bool,
               sequential: bool) -> tuple[_Interval, float | None]:  # fmt: skip
     """The interval to judge `ref` on, and the control's level (to scale relative margins)."""
     result = comparison.result
@@ -145,7 +145,7 @@ def _bound(guard: Guardrail, interval: _Interval, control_level: float | None) -
     return None if control_level is None else guard.margin * abs(control_level)
 
 
-def _guardrail_check(
+def guardrail_check(
     guard: Guardrail, interval: _Interval, control_level: float | None, label: str, percent: bool
 ) -> tuple[Check, float | None]:
     """Check one guardrail; when pending, also return the gap the interval still has to close."""
@@ -260,8 +260,9 @@ def judge_candidates(
     primary: dict[str, tuple[_Interval, bool]] = {}
     for name in names:
         comparison = by_key[(primary_ref.column, name)]
-        interval, _ = _interval(comparison, seq[(comparison.metric, name)], primary_ref, relative=False,
-                                sequential=sequential)  # fmt: skip
+        interval, _ = decision_interval(
+            comparison, seq[(comparison.metric, name)], primary_ref, relative=False, sequential=sequential
+        )
         primary[name] = (interval, interval.log_scale)
     adjusted = p_values_holm({name: primary[name][0].p_value for name in names})
     scope = ("always-valid" if sequential else "fixed-horizon") + (
@@ -285,10 +286,11 @@ def judge_candidates(
                 )
                 gaps.append((None, None))
                 continue
-            g_interval, level = _interval(found, seq[(ref.column, name)], ref, relative=guard.relative,
-                                          sequential=sequential)  # fmt: skip
+            g_interval, level = decision_interval(
+                found, seq[(ref.column, name)], ref, relative=guard.relative, sequential=sequential
+            )
             cost_relative = guard.relative and found.result.kind == "cost" and ref.quantile is None
-            check, gap = _guardrail_check(
+            check, gap = guardrail_check(
                 guard, g_interval, level, name, g_interval.log_scale or cost_relative
             )
             checks.append(check)
@@ -420,6 +422,8 @@ __all__ = [
     "Verdict",
     "VerdictName",
     "decide",
+    "decision_interval",
+    "guardrail_check",
     "n_for_half_width",
     "sequential_results",
 ]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from analysis.analyze import analyze_table
+from analysis.analyze import Analysis, analyze_table
 from analysis.load import ExperimentData, load_experiment
 from analysis.plan import DecisionPlan, PlanError
-from analysis.verdict_json import analysis_document
+from analysis.routing import RoutingRecommendation, RoutingRule, recommend_routing
+from analysis.segments import SegmentEffect, segment_dimensions, segment_effects, segment_json
+from analysis.verdict_json import analysis_document, routing_json
 from shadowlab.models import AnalysisSnapshot
 
 
@@ -24,6 +26,17 @@ class ExperimentReport:
     reasons: tuple[str, ...]
     snapshot_id: int | None
     data: ExperimentData
+    segments: tuple[SegmentEffect, ...] = ()
+    routing: RoutingRecommendation | None = None
+
+    @property
+    def snapshot_document(self) -> dict[str, Any]:
+        """The stored document: the analyze document plus `segments` and `routing`."""
+        return {
+            **self.document,
+            "segments": [segment_json(e) for e in self.segments],
+            "routing": None if self.routing is None else routing_json(self.routing),
+        }
 
 
 def plan_of(data: ExperimentData) -> DecisionPlan | None:
@@ -33,7 +46,26 @@ def plan_of(data: ExperimentData) -> DecisionPlan | None:
     return DecisionPlan.from_dict(data.plan, where=f"experiment {data.name!r} plan")
 
 
-def analyze_experiment(session: Session, name: str, *, store: bool = True) -> ExperimentReport:
+def segments_and_routing(
+    data: ExperimentData, analysis: Analysis, plan: DecisionPlan | None, rule: RoutingRule
+) -> tuple[tuple[SegmentEffect, ...], RoutingRecommendation | None]:
+    """Effects per segment (every dimension) and, with a plan, the routing over `rule.dimension`."""
+    if not data.facts:
+        return (), None
+    dimensions = segment_dimensions(data.facts)
+    effects = segment_effects(
+        data.table, dimensions, control=data.control, alpha=analysis.alpha, aa_arm=data.aa_arm,
+        min_n=rule.min_n,
+    )  # fmt: skip
+    chosen = [d for d in dimensions if d.name == rule.dimension]
+    if plan is None or not chosen:
+        return effects, None
+    return effects, recommend_routing(data.table, chosen[0], effects, plan, control=data.control, rule=rule)
+
+
+def analyze_experiment(
+    session: Session, name: str, *, store: bool = True, rule: RoutingRule | None = None
+) -> ExperimentReport:
     """Run the whole analysis of experiment `name`; with `store`, add an analysis snapshot row."""
     data = load_experiment(session, name)
     plan = plan_of(data)
@@ -47,6 +79,16 @@ def analyze_experiment(session: Session, name: str, *, store: bool = True) -> Ex
         aa_arm=data.aa_arm,
     )
     document, verdict = analysis_document(analysis, plan, data.pairwise)
+    segments, routing = segments_and_routing(data, analysis, plan, rule or RoutingRule())
+    report = ExperimentReport(
+        document,
+        None if verdict is None else verdict.verdict,
+        () if verdict is None else verdict.reasons,
+        None,
+        data,
+        segments,
+        routing,
+    )
     snapshot_id = None
     if store:
         snapshot = AnalysisSnapshot(
@@ -54,18 +96,12 @@ def analyze_experiment(session: Session, name: str, *, store: bool = True) -> Ex
             computed_at=datetime.now(UTC),
             n_requests=analysis.n_requests,
             verdict=None if verdict is None else verdict.verdict,
-            analysis=document,
+            analysis=report.snapshot_document,
         )
         session.add(snapshot)
         session.flush()
         snapshot_id = snapshot.id
-    return ExperimentReport(
-        document,
-        None if verdict is None else verdict.verdict,
-        () if verdict is None else verdict.reasons,
-        snapshot_id,
-        data,
-    )
+    return replace(report, snapshot_id=snapshot_id)
 
 
 def export_plan(data: ExperimentData) -> dict[str, Any]:

@@ -20,15 +20,8 @@ EXIT_GATE_BLOCKED = 1
 def _run(settings: Any, experiment: str) -> Any:
     """Analyse the experiment in one transaction (the snapshot row commits with it)."""
     from analysis.experiment_analysis import analyze_experiment
-    from shadowlab.db import check_connection, create_engine, session_factory, session_scope
 
-    engine = create_engine(settings.database_url, connect_timeout_s=settings.connect_timeout_s)
-    try:
-        check_connection(engine)
-        with session_scope(session_factory(engine)) as session:
-            return analyze_experiment(session, experiment)
-    finally:
-        engine.dispose()
+    return _session_run(settings, lambda session: analyze_experiment(session, experiment))
 
 
 def analyze_stored(
@@ -97,4 +90,78 @@ def gate(settings: Any, experiment: str, fail_on: str, json_output: bool) -> int
     if blocked:
         print(f"gate blocked: verdict {report.verdict} is in --fail-on {','.join(blocking)}", file=sys.stderr)
         return EXIT_GATE_BLOCKED
+    return 0
+
+
+def _session_run(settings: Any, work: Any) -> Any:
+    """Run `work(session)` in one transaction on the configured database."""
+    from shadowlab.db import check_connection, create_engine, session_factory, session_scope
+
+    engine = create_engine(settings.database_url, connect_timeout_s=settings.connect_timeout_s)
+    try:
+        check_connection(engine)
+        with session_scope(session_factory(engine)) as session:
+            return work(session)
+    finally:
+        engine.dispose()
+
+
+def route(
+    settings: Any, experiment: str, export: Path | None, dimension: str, min_n: int, json_output: bool
+) -> int:
+    """Print the routing recommendation; with `export`, write it as a routing table (YAML or .json)."""
+    from analysis.experiment_analysis import analyze_experiment
+    from analysis.load import ExperimentLoadError
+    from analysis.routing import RoutingRule
+    from analysis.routing_table import RoutingTableError, table_from_recommendation, write_routing_table
+    from analysis.segments import SegmentError
+    from analysis.verdict_json import routing_json
+
+    rule = RoutingRule(dimension=dimension, min_n=min_n)
+    try:
+        report = _session_run(settings, lambda s: analyze_experiment(s, experiment, store=False, rule=rule))
+        if report.routing is None:
+            raise PlanError(
+                f"experiment {experiment!r}: routing needs a pre-registered plan and the dimension "
+                f"{dimension!r} (service, route, tag:<key>, language, prompt_length, turn)"
+            )
+        if export is not None:
+            table = table_from_recommendation(report.routing, experiment, report.data.arm_models)
+            write_routing_table(table, export)
+    except (ExperimentLoadError, PlanError, RoutingTableError, SegmentError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID_INPUT
+    block = routing_json(report.routing)
+    if json_output:
+        print(json.dumps(block, indent=2, allow_nan=False))
+        return 0
+    from analysis.report import saving_sentence
+
+    for s in block["segments"]:
+        print(f"{s['segment']:<32} {s['share']:>6.1%}  → {s['arm']:<12} {s['status']}")
+    print(saving_sentence(block) or "no cost metric: no saving")
+    for line in block["risk"]:
+        print(f"  - {line}")
+    return 0
+
+
+def report(settings: Any, experiment: str, fmt: str, out: Path | None) -> int:
+    """Write the experiment report (md, html or json) to `out` or stdout."""
+    from analysis.load import ExperimentLoadError
+    from analysis.report import REPORT_FORMATS, report_document, report_json, report_markdown
+    from analysis.report_html import report_html
+
+    if fmt not in REPORT_FORMATS:
+        print(f"error: --format: expected one of {', '.join(REPORT_FORMATS)}, found {fmt!r}", file=sys.stderr)
+        return EXIT_INVALID_INPUT
+    try:
+        doc = _session_run(settings, lambda s: report_document(s, experiment))
+    except (ExperimentLoadError, PlanError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID_INPUT
+    text = report_json(doc) if fmt == "json" else report_html(doc) if fmt == "html" else report_markdown(doc)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
     return 0

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from analysis.csv_input import CLUSTER_COLUMN, ERROR_COLUMN, ExperimentTable, FloatArray, MetricColumn
+from analysis.segments import RequestFacts
 from analysis.stats.ranking import PairwiseOutcomes
 from analysis.stats.results import MetricKind
 from shadowlab.models import Arm, CapturedRequest, Experiment, Preference, Replay, Score
@@ -44,6 +45,8 @@ class ExperimentData:
     aa_arm: str | None
     table: ExperimentTable
     pairwise: PairwiseOutcomes
+    facts: tuple[RequestFacts, ...] = ()  # per table row: what the segments are cut on
+    arm_models: tuple[tuple[str, str, str], ...] = ()  # (arm, provider, model)
 
 
 def _pref_score() -> sa.ColumnElement[float]:
@@ -146,7 +149,47 @@ def load_experiment(session: Session, name: str) -> ExperimentData:
         )  # fmt: skip
     aa = [a.name for a in arms if a.role == "aa"]
     table = ExperimentTable(tuple(request_ids), tuple(a.name for a in arms), tuple(metrics), clusters, None)
-    return ExperimentData(eid, name, experiment.plan, controls[0], aa[0] if aa else None, table, pairwise)
+    models = tuple(
+        (a.name, a.provider, a.model)
+        for a in session.execute(sa.select(Arm.name, Arm.provider, Arm.model).where(Arm.experiment_id == eid))
+    )
+    facts = _request_facts(session, request_index)
+    return ExperimentData(
+        eid, name, experiment.plan, controls[0], aa[0] if aa else None, table, pairwise, facts, models
+    )
+
+
+def _text_length(content: Any) -> int:
+    """Characters of text in a message content: a string or a list of blocks with `text`."""
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, list):
+        return sum(_text_length(b.get("text") or b.get("content")) for b in content if isinstance(b, dict))
+    return 0
+
+
+def request_facts(service: str, route: str | None, tags: Any, body: Any) -> RequestFacts:
+    """Segment facts of one captured request: prompt characters (system + messages) and user turn."""
+    body = body if isinstance(body, dict) else {}
+    messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+    chars = _text_length(body.get("system")) + sum(_text_length(m.get("content")) for m in messages)
+    turn = max(sum(1 for m in messages if m.get("role") == "user"), 1)
+    return RequestFacts(service, route, tags if isinstance(tags, dict) else {}, chars, turn)
+
+
+def _request_facts(session: Session, request_index: dict[int, int]) -> tuple[RequestFacts, ...]:
+    facts: list[RequestFacts | None] = [None] * len(request_index)
+    ids = list(request_index)
+    for start in range(0, len(ids), 5000):
+        rows = session.execute(
+            sa.select(
+                CapturedRequest.id, CapturedRequest.service, CapturedRequest.route, CapturedRequest.tags,
+                CapturedRequest.request,
+            ).where(CapturedRequest.id.in_(ids[start : start + 5000]))
+        ).all()  # fmt: skip
+        for row in rows:
+            facts[request_index[row.id]] = request_facts(row.service, row.route, row.tags, row.request)
+    return tuple(f if f is not None else RequestFacts("", None, {}, 0, 1) for f in facts)
 
 
 def _preferences(

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from analysis.analyze import Analysis
+from analysis.analyze import Analysis, Comparison
 from analysis.csv_input import ExperimentTable
 from analysis.decision import Check, Verdict, decide
 from analysis.plan import DecisionPlan
 from analysis.render import analysis_json
+from analysis.routing import RoutingRecommendation
 from analysis.stats.ranking import PairwiseOutcomes, Ranking, bradley_terry
 from analysis.stats.sequential import SequentialComparison, SequentialInterval
 
@@ -147,3 +149,70 @@ def analysis_document(
     verdict = decide(analysis, plan)
     doc["verdict"] = verdict_json(verdict, plan, rank_arms(analysis.arms, analysis.control, pairwise))
     return doc, verdict
+
+
+def _comparison_summary(comparison: Comparison | None) -> dict[str, Any] | None:
+    if comparison is None:
+        return None
+    primary, relative = comparison.result.primary, comparison.result.relative
+    return {
+        "estimate": _num(primary.estimate),
+        "ci_low": _num(primary.ci_low),
+        "ci_high": _num(primary.ci_high),
+        "p_value": _num(primary.p_value),
+        "n": primary.n,
+        "test": primary.test,
+        "control_value": _num(comparison.result.control_mean),
+        "routed_value": _num(comparison.result.candidate_mean),
+        "relative": None
+        if relative is None
+        else {
+            "estimate": _num(relative.estimate),
+            "ci_low": _num(relative.ci_low),
+            "ci_high": _num(relative.ci_high),
+        },
+    }
+
+
+def routing_json(rec: RoutingRecommendation) -> dict[str, Any]:
+    """The snapshot's `routing` block: the rule, each segment's arm and reason, the saving and its risk.
+
+    `saving` is control − routed cost per request (positive = cheaper), with its interval; `cost_change`
+    is routed − control as computed, with the relative change.
+    """
+    cost = _comparison_summary(rec.saving)
+    saving = None
+    if cost is not None and cost["estimate"] is not None:
+        flip = {k: (None if cost[k] is None else -cost[k]) for k in ("estimate", "ci_high", "ci_low")}
+        saving = {"per_request_usd": flip["estimate"], "ci_low": flip["ci_high"], "ci_high": flip["ci_low"],
+                  "relative": cost["relative"], "n": cost["n"], "test": cost["test"]}  # fmt: skip
+    return {
+        "dimension": rec.dimension,
+        "control": rec.control,
+        "rule": {"min_n": rec.rule.min_n, "primary_margin": rec.rule.primary_margin},
+        "segments": [
+            {
+                "segment": s.segment,
+                "when": {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in s.predicate.items()},
+                "n_requests": s.n_requests,
+                "share": s.share,
+                "arm": s.arm,
+                "status": s.status,
+                "reason": s.reason,
+                "candidates": [
+                    {
+                        "arm": c.arm,
+                        "qualifies": c.qualifies,
+                        "cost_per_request": _num(c.cost_per_request),
+                        "checks": [_check_json(k) for k in c.checks],
+                    }
+                    for c in s.candidates
+                ],  # fmt: skip
+            }
+            for s in rec.segments
+        ],
+        "saving": saving,
+        "cost_change": cost,
+        "mix_checks": [_check_json(k) for k in rec.mix],
+        "risk": list(rec.risk),
+    }

@@ -38,7 +38,22 @@ def render(ctx: PageContext) -> None:
     if isinstance(segments, list) and segments:
         st.subheader("Effects per segment (Benjamini–Hochberg adjusted)", anchor=False)
         st.dataframe(pd.DataFrame([s for s in segments if isinstance(s, dict)]), hide_index=True)
-    if isinstance(routing, list | dict) and routing:
+    if isinstance(routing, dict) and isinstance(routing.get("segments"), list):
+        st.subheader(f"Routing recommendation (by {routing.get('dimension', '?')})", anchor=False)
+        columns = ["segment", "share", "arm", "status", "reason"]
+        rows = [{k: r.get(k) for k in columns} for r in routing["segments"] if isinstance(r, dict)]
+        st.dataframe(pd.DataFrame(rows, columns=columns), hide_index=True)
+        saving = routing.get("saving")
+        if isinstance(saving, dict):
+            st.markdown(
+                md_escape(
+                    f"Projected saving: ${saving.get('per_request_usd')} per request "
+                    f"(interval {saving.get('ci_low')} to {saving.get('ci_high')})"
+                )
+            )
+        for line in routing.get("risk") or []:
+            st.markdown(f"- {md_escape(str(line))}")
+    elif isinstance(routing, list | dict) and routing:
         st.subheader("Routing recommendation", anchor=False)
         items = routing if isinstance(routing, list) else [routing]
         st.dataframe(pd.DataFrame([r for r in items if isinstance(r, dict)]), hide_index=True)

@@ -1,0 +1,216 @@
+"""Effects per segment: every metric × candidate within each segment of each dimension, BH-adjusted.
+
+Pure (arrays and labels in, frozen dataclasses out). A segment with fewer than `min_n` complete pairs for a
+metric is reported as `too_small` (no test, not ranked, never routed). Benjamini–Hochberg runs across all
+tested segments (every dimension) within each metric × candidate: segments are exploratory (DESIGN §7).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from analysis.analyze import Comparison, compare_arms
+from analysis.csv_input import ExperimentTable
+from analysis.stats import adjust_p_values
+
+SegmentStatus = Literal["tested", "too_small"]
+DEFAULT_MIN_N = 30
+NO_VALUE = "(none)"
+# A predicate maps a request field to a value (equality; None = field absent) or a {min, max} range
+# (min inclusive, max exclusive); fields: service, route, tags.<key>, prompt_chars, turn.
+Condition = str | None | Mapping[str, float]
+Predicate = Mapping[str, Condition]
+PROMPT_CHAR_EDGES = (0, 200, 1000, 4000)
+LANGUAGE_TAGS = ("language", "lang", "locale")
+MAX_TAG_VALUES = 20
+
+
+class SegmentError(Exception):
+    """Segment labels do not fit the table; the message names the dimension and what was expected."""
+
+
+@dataclass(frozen=True)
+class SegmentDimension:
+    """One way of cutting the traffic: a label per request and the predicate each label stands for."""
+
+    name: str
+    labels: tuple[str, ...]
+    predicates: Mapping[str, Predicate]
+
+
+@dataclass(frozen=True)
+class SegmentEffect:
+    """One metric × candidate inside one segment; `comparison` is None when the segment is too small."""
+
+    dimension: str
+    segment: str
+    n_requests: int
+    metric: str
+    candidate: str
+    n: int
+    status: SegmentStatus
+    comparison: Comparison | None
+    p_adjusted: float | None = None
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """What the segment labels are built from, for one captured request."""
+
+    service: str
+    route: str | None
+    tags: Mapping[str, Any]
+    prompt_chars: int
+    turn: int
+
+
+def _range_label(low: float, high: float | None, unit: str) -> str:
+    return f"{unit} {int(low)}+" if high is None else f"{unit} {int(low)}-{int(high) - 1}"
+
+
+def _bucket(value: int, edges: Sequence[int]) -> tuple[str, Mapping[str, float]]:
+    index = max(i for i, edge in enumerate(edges) if value >= edge)
+    high = edges[index + 1] if index + 1 < len(edges) else None
+    bounds: dict[str, float] = {"min": float(edges[index])}
+    if high is not None:
+        bounds["max"] = float(high)
+    return _range_label(edges[index], high, "chars"), bounds
+
+
+def _turn(turn: int) -> tuple[str, Mapping[str, float]]:
+    if turn >= 3:
+        return "turn 3+", {"min": 3.0}
+    return f"turn {turn}", {"min": float(turn), "max": float(turn + 1)}
+
+
+def segment_dimensions(facts: Sequence[RequestFacts]) -> tuple[SegmentDimension, ...]:
+    """service, route (service/route), each low-cardinality tag (`language` for a language tag),
+    prompt length bucket (characters) and conversation turn."""
+    dims: dict[str, tuple[list[str], dict[str, Predicate]]] = {}
+
+    def put(dim: str, label: str, predicate: Predicate) -> None:
+        labels, predicates = dims.setdefault(dim, ([], {}))
+        labels.append(label)
+        predicates.setdefault(label, predicate)
+
+    tag_keys = sorted({k for f in facts for k, v in f.tags.items() if isinstance(v, str | int | bool)})
+    usable = [k for k in tag_keys if len({str(f.tags.get(k, NO_VALUE)) for f in facts}) <= MAX_TAG_VALUES]
+    for f in facts:
+        put("service", f.service, {"service": f.service})
+        route = f.route if f.route else NO_VALUE
+        put("route", f"{f.service}/{route}", {"service": f.service, "route": f.route})
+        for key in usable:
+            value = f.tags.get(key)
+            name = "language" if key.lower() in LANGUAGE_TAGS else f"tag:{key}"
+            put(name, NO_VALUE if value is None else str(value),
+                {f"tags.{key}": None if value is None else str(value)})  # fmt: skip
+        label, bounds = _bucket(f.prompt_chars, PROMPT_CHAR_EDGES)
+        put("prompt_length", label, {"prompt_chars": bounds})
+        label, bounds = _turn(f.turn)
+        put("turn", label, {"turn": bounds})
+    return tuple(SegmentDimension(name, tuple(labels), preds) for name, (labels, preds) in dims.items())
+
+
+def _subset(table: ExperimentTable, rows: np.ndarray[Any, np.dtype[np.bool_]]) -> ExperimentTable:
+    return ExperimentTable(
+        tuple(r for r, keep in zip(table.request_ids, rows, strict=True) if keep),
+        table.arms,
+        tuple(replace(m, values=m.values[rows]) for m in table.metrics),
+        None if table.clusters is None else table.clusters[rows],
+        None if table.covariate is None else table.covariate[rows],
+    )
+
+
+def _pairs(table: ExperimentTable, metric_index: int, control: str, candidate: str) -> int:
+    metric = table.metrics[metric_index]
+    cand = ~np.isnan(metric.values[:, table.arms.index(candidate)])
+    if metric.kind == "preference":
+        return int(np.count_nonzero(cand))
+    return int(np.count_nonzero(cand & ~np.isnan(metric.values[:, table.arms.index(control)])))
+
+
+def segment_effects(
+    table: ExperimentTable,
+    dimensions: Sequence[SegmentDimension],
+    *,
+    control: str,
+    alpha: float,
+    aa_arm: str | None = None,
+    min_n: int = DEFAULT_MIN_N,
+) -> tuple[SegmentEffect, ...]:
+    """Every metric × candidate in every segment; BH across segments within each metric × candidate."""
+    if min_n < 2:
+        raise SegmentError(f"min_n: expected at least 2 pairs, found {min_n}")
+    n = len(table.request_ids)
+    candidates = [a for a in table.arms if a not in (control, aa_arm)]
+    effects: list[SegmentEffect] = []
+    for dim in dimensions:
+        if len(dim.labels) != n:
+            raise SegmentError(f"dimension {dim.name!r}: expected {n} labels (one per request), "
+                               f"found {len(dim.labels)}")  # fmt: skip
+        labels = np.array(dim.labels, dtype=object)
+        for value in sorted(set(dim.labels)):
+            rows = labels == value
+            sub = _subset(table, rows)
+            for i, metric in enumerate(table.metrics):
+                for cand in candidates:
+                    pairs = _pairs(sub, i, control, cand)
+                    if pairs < min_n:
+                        effects.append(SegmentEffect(dim.name, value, int(rows.sum()), metric.name, cand,
+                                                     pairs, "too_small", None))  # fmt: skip
+                        continue
+                    result = compare_arms(sub, sub.metrics[i], control, cand, alpha=alpha)
+                    comparison = Comparison(metric.name, control, cand, result, None)
+                    effects.append(SegmentEffect(dim.name, value, int(rows.sum()), metric.name, cand,
+                                                 pairs, "tested", comparison))  # fmt: skip
+    return _adjust_bh(effects)
+
+
+def _adjust_bh(effects: list[SegmentEffect]) -> tuple[SegmentEffect, ...]:
+    out = list(effects)
+    families: dict[tuple[str, str], list[int]] = {}
+    for i, e in enumerate(effects):
+        if e.comparison is not None:
+            families.setdefault((e.metric, e.candidate), []).append(i)
+    for members in families.values():
+        ps = [_p(effects[i]) for i in members]
+        for i, p in zip(members, adjust_p_values(ps, "bh"), strict=True):
+            comparison = effects[i].comparison
+            assert comparison is not None
+            out[i] = replace(effects[i], comparison=replace(comparison, p_adjusted=p), p_adjusted=p)
+    return tuple(out)
+
+
+def _p(effect: SegmentEffect) -> float | None:
+    p = None if effect.comparison is None else effect.comparison.result.primary.p_value
+    return p if p is not None and math.isfinite(p) else None
+
+
+def segment_json(effect: SegmentEffect) -> dict[str, Any]:
+    """One row of the snapshot's `segments` list (flat, for tables)."""
+    row: dict[str, Any] = {
+        "dimension": effect.dimension, "segment": effect.segment, "metric": effect.metric,
+        "candidate": effect.candidate, "n_requests": effect.n_requests, "n": effect.n,
+        "status": effect.status, "estimate": None, "ci_low": None, "ci_high": None, "p_value": None,
+        "p_adjusted": _finite(effect.p_adjusted), "null_value": None, "kind": None,
+    }  # fmt: skip
+    if effect.comparison is not None:
+        result = effect.comparison.result
+        row.update(
+            kind=result.kind,
+            estimate=_finite(result.primary.estimate),
+            ci_low=_finite(result.primary.ci_low),
+            ci_high=_finite(result.primary.ci_high),
+            p_value=_finite(result.primary.p_value),
+            null_value=result.primary.null_value,
+        )
+    return row
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None

@@ -1,0 +1,97 @@
+"""The report and the routing of the seeded demo experiment, end to end through the CLI (one demo run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analysis.routing_table import read_routing_table
+from analysis.segments import RequestFacts
+
+HOSTILE = '<script>document.title="pwned"</script><img src=x onerror="document.title=1">'
+EXPERIMENT = "sonnet-to-cheaper"
+
+
+def run_cli(
+    *args: str, env: dict[str, str], cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`python -m shadowlab.cli ARGS` with a clean SHADOWLAB_* environment (module-scoped use)."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")} | env
+    command = [sys.executable, "-m", "shadowlab.cli", *args]
+    return subprocess.run(
+        command, env=full, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], Path]]:
+    """The demo's seeded SQLite experiment; the first faq capture's answer holds a script tag."""
+    folder = tmp_path_factory.mktemp("demo")
+    done = run_cli("demo", "--small", "--out", str(folder), env={}, cwd=folder, timeout=280)
+    assert done.returncode == 0, done.stderr[-2000:]
+    db = folder / "shadowlab.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "UPDATE captured_requests SET response = ? WHERE id = "
+            "(SELECT min(id) FROM captured_requests WHERE route = 'faq')",
+            (json.dumps({"text": HOSTILE}),),
+        )
+    yield {"SHADOWLAB_DATABASE_URL": f"sqlite:///{db}"}, folder
+
+
+@pytest.mark.slow
+def test_route_export_sends_only_easy_routes_to_haiku(demo_db: tuple[dict[str, str], Path]) -> None:
+    env, folder = demo_db
+    out = folder / "routing.yaml"
+    done = run_cli("route", EXPERIMENT, "--export", str(out), "--json", env=env, cwd=folder)
+    assert done.returncode == 0, done.stderr
+    block = json.loads(done.stdout)
+    arms = {s["segment"]: (s["arm"], s["status"]) for s in block["segments"]}
+    assert arms["support-bot/troubleshoot"][0] == arms["code-assist/refactor"][0] == "control"
+    assert arms["support-bot/faq"] == ("haiku", "routed")
+    assert arms["search/summarise"] == ("control", "too_small")  # 27 requests < 30
+    assert block["saving"]["ci_low"] > 0
+    table = read_routing_table(out)
+    for s in block["segments"]:
+        service, route = s["segment"].split("/")
+        assert table.route(RequestFacts(service, route, {}, 50, 1)).arm == s["arm"]
+
+
+@pytest.mark.slow
+def test_report_formats_and_html_in_chromium(
+    demo_db: tuple[dict[str, str], Path], browser: Any, artifacts_dir: Path
+) -> None:
+    env, folder = demo_db
+    as_json = run_cli("report", EXPERIMENT, "--format", "json", env=env, cwd=folder)
+    assert as_json.returncode == 0, as_json.stderr
+    doc = json.loads(as_json.stdout)
+    assert {"verdict", "segments", "routing", "scorers", "decisions", "experiment"} <= set(doc)
+    assert doc["scorers"] and doc["experiment"]["price_snapshot"]
+    verdict = doc["verdict"]["verdict"]
+    md = run_cli("report", EXPERIMENT, "--format", "md", env=env, cwd=folder)
+    assert md.returncode == 0 and f"**{verdict}**" in md.stdout and "<script>" not in md.stdout
+    page_file = folder / "report.html"
+    done = run_cli("report", EXPERIMENT, "--format", "html", "--out", str(page_file), env=env, cwd=folder)
+    assert done.returncode == 0, done.stderr
+    text = page_file.read_text(encoding="utf-8")
+    assert "<script" not in text.replace("&lt;script", "")
+    page = browser.new_page()
+    try:
+        page.goto(page_file.as_uri())
+        assert page.title() == f"shadowlab report: {EXPERIMENT}"
+        assert page.is_visible("#verdict") and verdict in page.inner_text("#verdict")
+        assert HOSTILE in page.inner_text("body")
+        assert page.locator("svg").count() >= 5
+        page.screenshot(path=str(artifacts_dir / "experiment-report.png"), full_page=True)
+    finally:
+        page.close()
+    bad = run_cli("report", EXPERIMENT, "--format", "pdf", env=env, cwd=folder)
+    assert bad.returncode == 2 and "--format: expected one of md, html, json" in bad.stderr

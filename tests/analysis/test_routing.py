@@ -1,0 +1,128 @@
+"""Routing: the cheaper candidate gets only the segments where it holds; the saving CI covers the truth;
+the exported routing table loads back and reproduces the recommendation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis.csv_input import ExperimentTable, MetricColumn
+from analysis.plan import DecisionPlan
+from analysis.routing import RoutingRecommendation, RoutingRule, recommend_routing
+from analysis.routing_table import (
+    RoutingTableError,
+    read_routing_table,
+    table_from_dict,
+    table_from_recommendation,
+    write_routing_table,
+)
+from analysis.segments import RequestFacts, SegmentDimension, segment_effects
+
+PLAN = DecisionPlan.from_dict(
+    {
+        "primary_metric": "cost_usd",
+        "primary_direction": "lower_is_better",
+        "guardrails": [
+            {"metric": "quality", "margin": 0.5, "relative": False, "direction": "higher_is_better"}
+        ],
+    }
+)
+SIZES = {"easy": 300, "hard": 200, "tiny": 10}
+COST_SAVING = 0.006  # control 0.010, candidate 0.004 per request
+TRUE_SAVING = COST_SAVING * SIZES["easy"] / sum(SIZES.values())  # only the easy segment moves
+MODELS = (("control", "anthropic", "big"), ("cheap", "anthropic", "small"))
+
+
+def _experiment(seed: int) -> tuple[ExperimentTable, SegmentDimension, list[RequestFacts]]:
+    rng = np.random.default_rng(seed)
+    labels = [label for label, n in SIZES.items() for _ in range(n)]
+    n = len(labels)
+    hard = np.array([label == "hard" for label in labels])
+    control = rng.normal(7.0, 1.2, n)
+    quality = np.column_stack([control, control - 2.0 * hard + rng.normal(0, 1.0, n)])
+    cost = np.column_stack([rng.gamma(4, 0.0025, n), rng.gamma(4, 0.001, n)])
+    table = ExperimentTable(
+        tuple(f"r{i}" for i in range(n)), ("control", "cheap"),
+        (MetricColumn("quality", "mean", quality), MetricColumn("cost_usd", "cost", cost)), None, None,
+    )  # fmt: skip
+    dim = SegmentDimension("route", tuple(labels), {v: {"service": "app", "route": v} for v in SIZES})
+    facts = [RequestFacts("app", label, {}, 100, 1) for label in labels]
+    return table, dim, facts
+
+
+def _recommend(seed: int) -> tuple[RoutingRecommendation, list[RequestFacts]]:
+    table, dim, facts = _experiment(seed)
+    effects = segment_effects(table, [dim], control="control", alpha=0.05, min_n=30)
+    return recommend_routing(table, dim, effects, PLAN, control="control", rule=RoutingRule()), facts
+
+
+def _saving_interval(rec: RoutingRecommendation) -> tuple[float, float, float]:
+    assert rec.saving is not None
+    p = rec.saving.result.primary
+    assert p.estimate is not None and p.ci_low is not None and p.ci_high is not None
+    return -p.estimate, -p.ci_high, -p.ci_low
+
+
+def test_only_the_easy_segment_goes_to_the_cheaper_candidate_and_the_saving_ci_covers_the_truth() -> None:
+    rec, _ = _recommend(seed=11)
+    routes = {s.segment: (s.arm, s.status) for s in rec.segments}
+    assert routes == {
+        "easy": ("cheap", "routed"),
+        "hard": ("control", "control"),
+        "tiny": ("control", "too_small"),
+    }
+    estimate, low, high = _saving_interval(rec)
+    assert low < TRUE_SAVING < high
+    assert estimate == pytest.approx(TRUE_SAVING, rel=0.1)
+    assert any("moves off the control" in r and "easy → cheap" in r for r in rec.risk)
+    assert {c.name: c.status for c in rec.mix} == {"guardrail:cost_usd": "pass", "guardrail:quality": "pass"}
+
+
+def test_saving_interval_has_its_nominal_coverage() -> None:
+    covered = 0
+    runs = 200
+    for seed in range(runs):
+        rec, _ = _recommend(seed=1000 + seed)
+        assert [s.arm for s in rec.segments] == ["cheap", "control", "control"]
+        _, low, high = _saving_interval(rec)
+        covered += low < TRUE_SAVING < high
+    assert 0.91 <= covered / runs <= 0.99
+
+
+def test_a_too_small_segment_is_never_recommended_even_when_the_candidate_is_better_there() -> None:
+    table, dim, _ = _experiment(seed=2)
+    effects = segment_effects(table, [dim], control="control", alpha=0.05, min_n=30)
+    rec = recommend_routing(table, dim, effects, PLAN, control="control", rule=RoutingRule(min_n=30))
+    tiny = next(s for s in rec.segments if s.segment == "tiny")
+    assert (tiny.arm, tiny.status) == ("control", "too_small")
+    assert "fewer than 30 pairs" in tiny.reason
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_exported_routing_table_loads_back_and_reproduces_the_recommendation(
+    tmp_path: Path, suffix: str
+) -> None:
+    rec, facts = _recommend(seed=11)
+    table = table_from_recommendation(rec, "exp", MODELS)
+    path = tmp_path / f"routing{suffix}"
+    write_routing_table(table, path)
+    loaded = read_routing_table(path)
+    assert loaded == table
+    by_segment = {s.segment: s.arm for s in rec.segments}
+    for fact in facts:
+        assert loaded.route(fact).arm == by_segment[str(fact.route)]
+    assert loaded.route(RequestFacts("other-service", "x", {}, 10, 1)).model == "big"  # default: control
+    assert loaded.route(facts[0]).model == "small"
+
+
+def test_an_invalid_routing_table_names_the_key() -> None:
+    with pytest.raises(RoutingTableError, match="key format: expected 'shadowlab.routing/v1'"):
+        table_from_dict({"format": "v0"})
+    bad = {"format": "shadowlab.routing/v1", "experiment": "e", "dimension": "route",
+           "default": {"arm": "c", "provider": "p", "model": "m"},
+           "rules": [{"segment": "s", "when": {"turn": {"min": "x"}}, "arm": "a", "provider": "p",
+                      "model": "m", "status": "routed"}]}  # fmt: skip
+    with pytest.raises(RoutingTableError, match=r"rules\[0\], when.turn: expected a string, null or"):
+        table_from_dict(bad)
