@@ -1,32 +1,43 @@
-"""The dashboard's entry point (`shadowlab dashboard`): read the settings once, pick the experiment, route."""
+"""The dashboard's entry point (`shadowlab dashboard`): read the settings once, sign in, pick the experiment,
+route. Pages a role may not use are not registered, so they cannot be reached by URL either."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.views import common
+from dashboard import auth
+from dashboard.views import common, login
 from shadowlab.config import load_settings
 from shadowlab.errors import ShadowlabError
 
 st.set_page_config(page_title="shadowlab", layout="wide")
 
 try:
-    database_url = load_settings().database_url
+    settings = load_settings()
+    auth_config = auth.auth_config(settings)
 except ShadowlabError as exc:
     st.error(f"Configuration error: {exc}")
     st.stop()
 
-common.init(database_url)
+common.init(settings.database_url)
+user = login.gate(auth_config)
+if user is None:
+    st.session_state.pop(common.USER_KEY, None)
+    st.navigation([login.page(auth_config)]).run()
+    st.stop()
+common.set_user(user)
+login.sidebar(user, auth_config)
 common.run_page(lambda ctx: common.experiment_picker(ctx.database_url))
 
-navigation = st.navigation(
-    [
-        st.Page("views/experiments.py", title="Experiments", icon=":material/list:", default=True),
-        st.Page("views/overview.py", title="Overview", icon=":material/verified:"),
-        st.Page("views/metrics.py", title="Metrics", icon=":material/monitoring:"),
-        st.Page("views/side_by_side.py", title="Side by side", icon=":material/compare:"),
-        st.Page("views/segments.py", title="Segments & routing", icon=":material/alt_route:"),
-        st.Page("views/live.py", title="Live", icon=":material/speed:"),
-    ]
-)
-navigation.run()
+pages = [
+    st.Page("views/experiments.py", title="Experiments", icon=":material/list:", default=True),
+    st.Page("views/overview.py", title="Overview", icon=":material/verified:"),
+    st.Page("views/metrics.py", title="Metrics", icon=":material/monitoring:"),
+    st.Page("views/side_by_side.py", title="Side by side", icon=":material/compare:"),
+    st.Page("views/segments.py", title="Segments & routing", icon=":material/alt_route:"),
+    st.Page("views/live.py", title="Live", icon=":material/speed:"),
+    st.Page("views/label.py", title="Label", icon=":material/thumbs_up_down:"),
+]
+if user.can_declare:
+    pages.append(st.Page("views/decide.py", title="Decide", icon=":material/gavel:"))
+st.navigation(pages).run()

@@ -17,7 +17,7 @@ from ingest.metrics import IngestMetrics
 from ingest.redact import Redactor
 from ingest.sampling import Selector
 from ingest.sink import Row
-from shadowlab.capture import Capture, CaptureError, parse_capture_bytes
+from shadowlab.capture import Capture, CaptureError, capture_from_dict, decode_capture_bytes
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +45,13 @@ def prepare(messages: Sequence[Message], config: PipelineConfig, metrics: Ingest
     metrics.consumed(len(messages))
     for message in messages:
         try:
-            capture = parse_capture_bytes(message.value, max_bytes=config.max_bytes)
+            data = decode_capture_bytes(message.value, max_bytes=config.max_bytes)
+            capture = capture_from_dict(data)
             reason = config.selector.reason_to_skip(capture)
             if reason is not None:
                 metrics.skipped(reason)
                 continue
-            rows.append((message, row_of(capture, message, config.redactor, now)))
+            rows.append((message, row_of(capture, data, message, config.redactor, now)))
         except CaptureError as exc:
             dead.append(DeadLetter(message, exc.code, exc.detail))
         except Exception as exc:  # a bug of ours must not wedge the partition: dead-letter and log it
@@ -61,9 +62,14 @@ def prepare(messages: Sequence[Message], config: PipelineConfig, metrics: Ingest
     return Prepared(rows, dead)
 
 
-def row_of(capture: Capture, message: Message, redactor: Redactor, now: datetime) -> Row:
-    """The `captured_requests` row of a capture, with request and response redacted."""
-    data: dict[str, Any] = capture.to_json_dict()
+def row_of(
+    capture: Capture, data: dict[str, Any], message: Message, redactor: Redactor, now: datetime
+) -> Row:
+    """The `captured_requests` row of a capture, with request and response redacted.
+
+    `data` is the JSON the capture was validated from: request and response are stored as sent, which
+    is cheaper than dumping the model again (`Capture.to_json_dict`) and keeps `1` from becoming `1.0`.
+    """
     redacted = redactor.redact_capture(data["request"], data.get("response"))
     source = capture.source
     return {

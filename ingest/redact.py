@@ -9,7 +9,7 @@ placeholder (`[EMAIL_1]` both times); the summary keeps how many of each type we
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,7 +138,6 @@ BUILTIN_RULES: tuple[Rule, ...] = (
     ),
 )
 
-_NOT_DIGITS = str.maketrans("", "", "0123456789")
 _MIN_DIGITS = 9  # the fewest digits of a phone number; card numbers have 13
 _MIN_LEN = 6  # the shortest secret we look for, `a@b.co`
 # Binary payloads are not text: scanning base64 would only corrupt images and cost time.
@@ -202,47 +201,101 @@ class Redactor:
     def redact_capture(self, request: dict[str, Any], response: dict[str, Any] | None) -> Redacted:
         """Redact a capture's request and response with one scope, so placeholders agree across both."""
         scope = _Scope()
-        new_request = self._walk(request, scope)
-        new_response = None if response is None else self._walk(response, scope)
+        slots: list[tuple[Any, Any]] = []
+        new_request, new_response = _copy([request, response], slots)
+        if slots:
+            self._redact_slots(slots, scope)
         return Redacted(new_request, new_response, dict(sorted(scope.counts.items())))
 
     def redact_text(self, text: str) -> tuple[str, dict[str, int]]:
         """Redact one string (for tests and tools); placeholders numbered from 1."""
         scope = _Scope()
-        return self._text(text, scope), scope.counts
+        return self._text(text, self.rules, scope, _digit_counts([text])[0] >= _MIN_DIGITS), scope.counts
 
-    def _walk(self, value: Any, scope: _Scope) -> Any:
-        if isinstance(value, str):
-            return self._text(value, scope) if len(value) >= _MIN_LEN else value
-        if isinstance(value, dict):
-            binary = value.get("type") == "base64" or "file_data" in value
-            return {
-                k: v
-                if k in _SKIP_KEYS or (binary and k in _BINARY_KEYS) or _is_data_url(v)
-                else self._walk(v, scope)
-                for k, v in value.items()
-            }
-        if isinstance(value, list):
-            return [self._walk(v, scope) for v in value]
-        return value
+    def _redact_slots(self, slots: list[tuple[Any, Any]], scope: _Scope) -> None:
+        """Redact the strings at `slots` (container, key) in place, in walk order."""
+        texts = [container[key] for container, key in slots]
+        joined = "\x00".join(texts)
+        # Cheap checks on the whole capture first, so that most strings meet no rule at all: a rule none of
+        # whose triggers occurs anywhere, or a digit rule when no string has enough digits, is skipped.
+        found = set(self._triggers.findall(joined)) if self._triggers is not None else set()
+        digits = [n >= _MIN_DIGITS for n in _digit_counts(texts, joined)]
+        any_digits = any(digits)
+        rules = [
+            r
+            for r in self.rules
+            if not (r.triggers and found.isdisjoint(r.triggers)) and (any_digits or not r.needs_digits)
+        ]
+        if not rules:
+            return
+        for (container, key), text, enough_digits in zip(slots, texts, digits, strict=True):
+            new = self._text(text, rules, scope, enough_digits)
+            if new is not text:
+                container[key] = new
 
-    def _text(self, text: str, scope: _Scope) -> str:
-        digits: bool | None = None
-        found = set(self._triggers.findall(text)) if self._triggers is not None else set()
-        for rule in self.rules:
-            if rule.triggers and found.isdisjoint(rule.triggers):
+    def _text(self, text: str, rules: Sequence[Rule], scope: _Scope, enough_digits: bool) -> str:
+        """`text` with `rules` applied in order; `enough_digits`: the text has at least `_MIN_DIGITS`."""
+        original = text  # triggers are looked for in the text as given, before any replacement
+        for rule in rules:
+            if rule.triggers and not any(t in original for t in rule.triggers):
                 continue
-            if rule.needs_digits:
-                if digits is None:
-                    digits = len(text) - len(text.translate(_NOT_DIGITS)) >= _MIN_DIGITS
-                if not digits:
-                    continue
+            # A digit rule's match holds at least _MIN_DIGITS digits: fewer in the text, nothing to find
+            # (placeholders put in by earlier rules add digits but are never part of such a match).
+            if rule.needs_digits and not enough_digits:
+                continue
             text = rule.pattern.sub(_replacer(rule, scope), text)
         return text
 
 
-def _is_data_url(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith("data:") and ";base64," in value[:200]
+_KEEP_DIGITS_AND_NUL = bytes(b for b in range(256) if b not in b"0123456789\x00")
+
+
+def _digit_counts(texts: list[str], joined: str | None = None) -> list[int]:
+    """How many ASCII digits each text holds, from one `bytes.translate` over all of them (joined by NUL).
+
+    UTF-8 never puts a digit or a NUL byte inside a multi-byte character, so what is left after deleting
+    every other byte is each text's digits, separated by NULs.
+    """
+    joined = "\x00".join(texts) if joined is None else joined
+    if joined.count("\x00") != len(texts) - 1:  # a text holds a NUL itself: count one by one
+        return [sum(map(text.count, "0123456789")) for text in texts]
+    digits = joined.encode("utf-8", "surrogatepass").translate(None, _KEEP_DIGITS_AND_NUL)
+    return [len(part) for part in digits.split(b"\x00")]
+
+
+def _copy(value: Any, slots: list[tuple[Any, Any]]) -> Any:
+    """A copy of the JSON containers in `value`; where each string to scan sits is added to `slots`.
+
+    Skipped, and shared with the input: thinking signatures, base64 payloads, data URLs.
+    """
+    if isinstance(value, dict):
+        binary = value.get("type") == "base64" or "file_data" in value
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out[k] = v
+            if k in _SKIP_KEYS or (binary and k in _BINARY_KEYS):
+                continue
+            if isinstance(v, str):
+                if len(v) >= _MIN_LEN and not _is_data_url(v):
+                    slots.append((out, k))
+            elif isinstance(v, _CONTAINERS):
+                out[k] = _copy(v, slots)
+        return out
+    items = list(value)
+    for i, v in enumerate(items):
+        if isinstance(v, str):
+            if len(v) >= _MIN_LEN:
+                slots.append((items, i))
+        elif isinstance(v, _CONTAINERS):
+            items[i] = _copy(v, slots)
+    return items
+
+
+_CONTAINERS = (dict, list)  # a tuple: isinstance is faster with it than with `dict | list`
+
+
+def _is_data_url(value: str) -> bool:
+    return value.startswith("data:") and ";base64," in value[:200]
 
 
 def _replacer(rule: Rule, scope: _Scope) -> Callable[[re.Match[str]], str]:

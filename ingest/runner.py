@@ -7,6 +7,7 @@ batches: the batch in hand is finished and committed, then the source leaves its
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -56,6 +57,9 @@ class Runner:
 
     def run(self) -> None:
         """Process batches until stopped, idle for `idle_exit_s`, or the source is exhausted."""
+        # Everything alive now (modules, clients, engine) lives as long as the process: out of the collector's
+        # sight, full collections scan only what batches allocate (about 5 % of ingest CPU otherwise).
+        gc.freeze()
         last_message = time.monotonic()
         try:
             while not self.stop.is_set() and not self.source.exhausted:

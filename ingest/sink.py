@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -88,6 +89,16 @@ def _json_default(value: object) -> str:
     raise TypeError(f"expected JSON-ready values in a capture row, found {type(value).__name__}")
 
 
+def dump_rows(rows: list[Row]) -> str:
+    """The batch as one JSON array: orjson (about 6x faster), or the standard library for what orjson
+    refuses (lone surrogates, integers beyond 64 bits, `OverflowFloat`, deep nesting), so the database
+    sees exactly what it saw before and refuses such a row the same way."""
+    try:
+        return orjson.dumps(rows, default=_json_default, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(rows, default=_json_default)
+
+
 class CaptureSink:
     """Writes captures to `captured_requests` on Postgres or SQLite."""
 
@@ -117,7 +128,7 @@ class CaptureSink:
     def _insert(self, rows: list[Row]) -> int:
         with self.engine.begin() as conn:
             if self._postgres:
-                payload = json.dumps(rows, default=_json_default)
+                payload = dump_rows(rows)
                 return len(conn.execute(self._pg_statement, {"rows": payload}).all())
             return len(conn.execute(self._sqlite_statement, rows).all())
 

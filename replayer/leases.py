@@ -75,8 +75,10 @@ def claim(
     lease_s: float,
     limit: int,
     cost_of: Callable[[str, dict[str, Any]], float],
+    judge_usd: float = 0.0,
 ) -> Claim:
-    """Up to `limit` leases; `cost_of(api, body)` is the worst-case cost of all arms of one request."""
+    """Up to `limit` leases; `cost_of(api, body)` is the worst-case cost of all arms of one request,
+    `judge_usd` of it the judge holdback."""
     with session_scope(factory) as session:
         experiment = lock_experiment(session, experiment_id)
         if experiment.status != "running":
@@ -105,7 +107,7 @@ def claim(
             return Claim("empty")
         new: list[Lease] = []
         for row in rows:
-            outcome = reserve(session, experiment, row.id, cost_of(row.api, row.request))
+            outcome = reserve(session, experiment, row.id, cost_of(row.api, row.request), judge_usd=judge_usd)
             if outcome != "reserved":
                 return Claim("leased", tuple(new)) if new else Claim(outcome)
             lease = WorkLease(

@@ -9,7 +9,6 @@ import signal
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -22,7 +21,7 @@ from replayer.metrics import WorkerMetrics
 from shadowlab.budget import worst_case_usd
 from shadowlab.config import Settings
 from shadowlab.experiment import ExperimentSpec
-from shadowlab.limits import RateLimiter, backoff_delay, should_retry
+from shadowlab.limits import RateLimiter, RetryPolicy, call_with_retries
 from shadowlab.models import Experiment, utcnow
 from shadowlab.pricing import PriceTable
 from shadowlab.providers import Provider, ProviderResult, config_from_settings, create_provider
@@ -66,6 +65,7 @@ class Worker:
             for name in {arm.provider for arm in self.arms}
         }
         self.limiter = RateLimiter(factory, self.spec.limits, max_call_s=rs.timeout_s)
+        self.policy = RetryPolicy(rs.max_attempts, rs.backoff_base_s, rs.backoff_max_s)
         self.rng = random.Random()
         self.held: set[int] = set()
         self.stopping = asyncio.Event()
@@ -123,6 +123,7 @@ class Worker:
         return leases.claim(
             self.factory, experiment_id=self.experiment_id, worker_id=self.config.worker_id,
             traffic=self.spec.traffic, lease_s=self.spec.replay.lease_s, limit=limit, cost_of=self.worst_case,
+            judge_usd=self.spec.budget.judge_usd_per_request,
         )  # fmt: skip
 
     async def _heartbeat(self) -> None:
@@ -156,35 +157,14 @@ class Worker:
             call = prepare_call(arm, lease.api, lease.body)
         except ValueError as exc:  # a stored body that no longer fits its API: recorded, not dropped
             return self._row(arm, lease, None, 0, started, error=("bad_request", f"capture: {exc}"))
-        rs = self.spec.replay
-        result: ProviderResult | None = None
-        attempt = 0
-        while attempt < rs.max_attempts:
-            attempt += 1
-            permit = await self.limiter.acquire(
-                arm.limit_key, call.input_tokens_estimate, call.max_output_tokens
-            )
-            self.metrics.limiter_wait.observe(permit.waited_s)
-            sent = utcnow()
-            result = await self._send(arm, call)
-            usage = result.usage
-            # The latest moment the call can have reached the provider: its response head, else its end.
-            arrived_by = (
-                sent + timedelta(milliseconds=result.ttfb_ms) if result.ttfb_ms is not None else utcnow()
-            )
-            await self.limiter.release(
-                permit, arrived_by,
-                usage.total_input_tokens if usage else None, usage.output_tokens if usage else None,
-            )  # fmt: skip
-            if not should_retry(result) or attempt == rs.max_attempts:
-                break
-            self.metrics.retries.labels(code=result.error_code or "unknown").inc()
-            if result.retry_after_s:
-                await self.limiter.block(arm.limit_key, result.retry_after_s)
-            await asyncio.sleep(backoff_delay(attempt, rs.backoff_base_s, rs.backoff_max_s,
-                                              result.retry_after_s, self.rng))  # fmt: skip
-        assert result is not None
-        return self._row(arm, lease, result, attempt, started, notes=call.notes)
+        result, attempts = await call_with_retries(
+            self.limiter, arm.limit_key, lambda: self._send(arm, call),
+            input_tokens=call.input_tokens_estimate, output_tokens=call.max_output_tokens,
+            policy=self.policy, rng=self.rng,
+            on_admit=lambda permit: self.metrics.limiter_wait.observe(permit.waited_s),
+            on_retry=lambda failed: self.metrics.retries.labels(code=failed.error_code or "unknown").inc(),
+        )  # fmt: skip
+        return self._row(arm, lease, result, attempts, started, notes=call.notes)
 
     async def _send(self, arm: ArmRuntime, call: PreparedCall) -> ProviderResult:
         provider = self.providers[arm.provider]

@@ -1,9 +1,13 @@
-"""How a judge call goes out: through a limiter (retries, concurrency) and a budget, like replays.
+"""How a judge call goes out: through a limiter (limits, retries) and a budget, like replays.
 
-The replayer's shared limiter and budget (`shadowlab.limits` / `shadowlab.budget`) did not exist when this
-was written; `JudgeCaller` takes any object with the small `Limiter` / `Budget` protocols below, so the
-shared ones plug in with a thin adapter. The defaults here: `RetryLimiter` (bounded concurrency, retries on
-retryable errors honouring `retry-after`, exponential backoff with jitter) and `Unlimited` / `SpendCap`.
+`shadowlab score` uses the shared ones: `SharedLimiter` (the experiment's `limits` for the judge's
+provider+model, held by every replayer and scorer process together, via `shadowlab.limits`) and
+`SharedBudget` (each call's worst case reserved in the experiment budget before it is sent, settled to its
+real cost after, one `judge_calls` row each, via `shadowlab.budget`). `RetryLimiter`, `SpendCap` and
+`Unlimited` are in-process stand-ins for tests and offline use (correct for one process only).
+
+What a call is for (replay, or request + candidate + order) travels in the context variable `judging`,
+set by the runner for each item, so a judge's own code needs no database ids.
 """
 
 from __future__ import annotations
@@ -11,40 +15,67 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
+from sqlalchemy.orm import Session, sessionmaker
+
+from shadowlab.budget import JudgeRef, lock_experiment, reserve_judge, settle_judge
+from shadowlab.db import session_scope
+from shadowlab.limits import RateLimiter, RetryPolicy, call_with_retries
+from shadowlab.models import utcnow
 from shadowlab.normalize import NormalizedRequest
 from shadowlab.providers import Provider, ProviderResult
 from shadowlab.usage import Usage
 
-__all__ = ["Budget", "CallOutcome", "JudgeCaller", "Limiter", "RetryLimiter", "SpendCap", "Unlimited"]
+# fmt: off
+__all__ = [
+    "Budget", "CallOutcome", "Hold", "JudgeCaller", "Limiter", "RetryLimiter", "SharedBudget",
+    "SharedLimiter", "SpendCap", "Unlimited", "judging",
+]
+# fmt: on
 
 CostOf = Callable[[str, Usage], float]
+Attempt = Callable[[], Awaitable[ProviderResult]]
+judging: ContextVar[JudgeRef | None] = ContextVar("judging", default=None)
+_CHARS_PER_TOKEN_FLOOR = 2  # as the replayer's estimate: an upper bound for real tokenizers
 
 
 class Limiter(Protocol):
-    async def call(self, key: str, attempt: Callable[[], Awaitable[ProviderResult]]) -> ProviderResult:
+    async def call(
+        self, key: str, attempt: Attempt, *, input_tokens: int = 0, output_tokens: int = 0
+    ) -> ProviderResult:
         """Run `attempt` within the limits of `key` (provider/model), retrying what is retryable."""
         ...
 
 
+@dataclass(frozen=True)
+class Hold:
+    """Money held for one call; `call_id` is its `judge_calls` row in the shared budget."""
+
+    usd: float
+    call_id: int | None = None
+
+
 class Budget(Protocol):
-    def reserve(self, usd: float) -> bool:
-        """Hold `usd` of the budget; False when it cannot be covered (nothing is held then)."""
+    async def reserve(self, usd: float, *, model: str) -> Hold | None:
+        """Hold `usd` of the budget for one call (for `judging.get()`); None when it cannot be covered."""
         ...
 
-    def settle(self, reserved: float, spent: float) -> None:
-        """Replace a reservation by what the call really cost."""
+    async def settle(self, hold: Hold, spent: float) -> None:
+        """Replace a hold by what the call really cost."""
         ...
 
 
 class Unlimited:
-    def reserve(self, usd: float) -> bool:
-        return True
+    async def reserve(self, usd: float, *, model: str) -> Hold | None:
+        return Hold(usd)
 
-    def settle(self, reserved: float, spent: float) -> None:
+    async def settle(self, hold: Hold, spent: float) -> None:
         return None
 
 
@@ -57,17 +88,66 @@ class SpendCap:
         self._held = 0.0
         self._lock = threading.Lock()
 
-    def reserve(self, usd: float) -> bool:
+    async def reserve(self, usd: float, *, model: str) -> Hold | None:
         with self._lock:
             if self.spent_usd + self._held + usd > self.limit_usd:
-                return False
+                return None
             self._held += usd
-            return True
+            return Hold(usd)
 
-    def settle(self, reserved: float, spent: float) -> None:
+    async def settle(self, hold: Hold, spent: float) -> None:
         with self._lock:
-            self._held -= reserved
+            self._held -= hold.usd
             self.spent_usd += spent
+
+
+class SharedBudget:
+    """The experiment budget in the database, shared with the replayer (`shadowlab.budget`).
+
+    When the call does not fit while other work is in flight, it waits (`poll_s`) for settlements, at most
+    `max_wait_s` (a dead replayer's reservation settles only when its lease is recovered), then refuses."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        experiment_id: int,
+        *,
+        call_deadline_s: float,
+        poll_s: float = 0.2,
+        max_wait_s: float = 60.0,
+    ) -> None:
+        self.factory = factory
+        self.experiment_id = experiment_id
+        self.call_deadline_s = call_deadline_s
+        self.poll_s = poll_s
+        self.max_wait_s = max_wait_s
+
+    async def reserve(self, usd: float, *, model: str) -> Hold | None:
+        ref = judging.get() or JudgeRef(self.experiment_id, "", "")
+        loop = asyncio.get_running_loop()
+        give_up = time.monotonic() + self.max_wait_s
+        while True:
+            outcome, call_id = await loop.run_in_executor(None, self._try_reserve, ref, model, usd)
+            if call_id is not None:
+                return Hold(usd, call_id)
+            if outcome == "exhausted" or time.monotonic() >= give_up:
+                return None
+            await asyncio.sleep(self.poll_s * random.uniform(0.5, 1.5))
+
+    def _try_reserve(self, ref: JudgeRef, model: str, usd: float) -> tuple[str, int | None]:
+        with session_scope(self.factory) as session:
+            experiment = lock_experiment(session, self.experiment_id)
+            deadline = utcnow() + timedelta(seconds=self.call_deadline_s)
+            return reserve_judge(session, experiment, ref, model, usd, deadline)
+
+    async def settle(self, hold: Hold, spent: float) -> None:
+        if hold.call_id is None:
+            return
+        await asyncio.get_running_loop().run_in_executor(None, self._settle, hold.call_id, spent)
+
+    def _settle(self, call_id: int, spent: float) -> None:
+        with session_scope(self.factory) as session:
+            settle_judge(session, call_id, spent)
 
 
 class RetryLimiter:
@@ -88,7 +168,9 @@ class RetryLimiter:
         self._sleep = sleep
         self.attempts = 0
 
-    async def call(self, key: str, attempt: Callable[[], Awaitable[ProviderResult]]) -> ProviderResult:
+    async def call(
+        self, key: str, attempt: Attempt, *, input_tokens: int = 0, output_tokens: int = 0
+    ) -> ProviderResult:
         for number in range(1, self.max_attempts + 1):
             async with self._slots:
                 self.attempts += 1
@@ -99,6 +181,34 @@ class RetryLimiter:
             wait = result.retry_after_s if result.retry_after_s is not None else backoff
             await self._sleep(min(self.max_delay_s, wait) * random.uniform(1.0, 1.25))
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+class SharedLimiter:
+    """The replayer's limiter and retry policy (`shadowlab.limits`): limits hold across all processes."""
+
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        policy: RetryPolicy,
+        *,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.limiter = limiter
+        self.policy = policy
+        self.rng = rng or random.Random()
+        self._sleep = sleep
+        self.attempts = 0
+
+    async def call(
+        self, key: str, attempt: Attempt, *, input_tokens: int = 0, output_tokens: int = 0
+    ) -> ProviderResult:
+        result, attempts = await call_with_retries(
+            self.limiter, key, attempt, input_tokens=input_tokens, output_tokens=output_tokens,
+            policy=self.policy, rng=self.rng, sleep=self._sleep,
+        )  # fmt: skip
+        self.attempts += attempts
+        return result
 
 
 @dataclass(frozen=True)
@@ -122,6 +232,7 @@ class JudgeCaller:
         budget: Budget,
         cost_of: CostOf,
         extra_headers: Mapping[str, str] | None = None,
+        limit_key: str | None = None,
     ) -> None:
         self.provider = provider
         self.model = model
@@ -129,24 +240,36 @@ class JudgeCaller:
         self.budget = budget
         self.cost_of = cost_of
         self.extra_headers = dict(extra_headers or {})
+        self.limit_key = limit_key or f"{provider.name}/{model}"
+
+    @staticmethod
+    def input_estimate(request: NormalizedRequest) -> int:
+        """An upper estimate of the input tokens (2 characters per token, as the replayer's)."""
+        chars = len(request.system or "") + sum(len(m.model_dump_json()) for m in request.messages)
+        chars += sum(len(t.model_dump_json()) for t in request.tools)
+        return chars // _CHARS_PER_TOKEN_FLOOR + 16
 
     def worst_case_usd(self, request: NormalizedRequest) -> float:
-        """Input estimated at 4 characters per token; output at the request's max tokens."""
-        chars = len(request.system or "") + sum(len(m.model_dump_json()) for m in request.messages)
-        usage = Usage(input_tokens=chars // 4 + 1, output_tokens=request.max_output_tokens or 1024)
+        """Input at the upper estimate; output at the request's max tokens."""
+        usage = Usage(
+            input_tokens=self.input_estimate(request), output_tokens=request.max_output_tokens or 1024
+        )
         return self.cost_of(self.model, usage)
 
     async def __call__(self, request: NormalizedRequest) -> CallOutcome:
         reserved = self.worst_case_usd(request)
-        if not self.budget.reserve(reserved):
+        hold = await self.budget.reserve(reserved, model=self.model)
+        if hold is None:
             return CallOutcome(None, budget_refused=True)
-        spent = 0.0
+        spent = reserved  # an exception leaves the outcome unknown: it counts at its worst case
         try:
             result = await self.limiter.call(
-                f"{self.provider.name}/{self.model}",
+                self.limit_key,
                 lambda: self.provider.complete(request, model=self.model, extra_headers=self.extra_headers),
+                input_tokens=self.input_estimate(request),
+                output_tokens=request.max_output_tokens or 1024,
             )
             spent = self.cost_of(self.model, result.usage) if result.usage is not None else 0.0
             return CallOutcome(result, cost_usd=spent)
         finally:
-            self.budget.settle(reserved, spent)
+            await self.budget.settle(hold, spent)

@@ -1,8 +1,10 @@
 """Score an experiment with one scorer: every pending item, concurrently, each result written as it arrives.
 
-Never crashes on a judge's failure: an unparseable verdict is stored as a failed score (value None,
-`details.failure`); a provider failure after the limiter's retries and a refused budget are counted and
-left pending, so running again finishes them. Once the budget refuses a call, no new call starts.
+Each item runs in its own task with `scoring.gate.judging` naming it, so the shared budget records what
+each judge call was for. Never crashes on a judge's failure: an unparseable verdict is stored as a failed
+score (value None, `details.failure`); a provider failure after the limiter's retries and a refused budget
+are counted and left pending, so running again finishes them. Once the budget refuses a call, no new call
+starts.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from typing import Literal, TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 
 from scoring.base import PairScorer, PointScorer
+from scoring.gate import judging
 from scoring.pairwise import to_canonical
 from scoring.store import PairItem, PointItem, pending_pairs, pending_points, write_preference, write_score
+from shadowlab.budget import JudgeRef
 from shadowlab.db import session_scope
 
 __all__ = ["Progress", "RunSummary", "score_pairs", "score_points"]
@@ -99,6 +103,8 @@ async def score_points(
             tally.pending += 1
             tally.errors["budget"] += 1
         else:
+            judging.set(JudgeRef(experiment_id, scorer.name, scorer.version, item.captured_request_id,
+                                 replay_id=item.replay_id))  # fmt: skip
             result = await scorer.score(item.subject)
             tally.spent += result.cost_usd
             if result.failure:
@@ -138,6 +144,8 @@ async def score_pairs(
             tally.pending += 1
             tally.errors["budget"] += 1
         else:
+            judging.set(JudgeRef(experiment_id, scorer.name, scorer.version, item.captured_request_id,
+                                 arm_b_id=item.arm_b_id, order_shown=item.order))  # fmt: skip
             result = await scorer.compare(item.subject)
             tally.spent += result.cost_usd
             if result.winner is None:

@@ -1,38 +1,52 @@
-"""Wiring one scoring run: the experiment's scorers, their providers, the price table and the budget."""
+"""Wiring one scoring run: the experiment's scorers, their providers, the price table, limits and budget.
+
+`shadowlab score` sends judge calls through the same shared limiter and budget as the replayer: the
+experiment's `limits` hold across every replayer and scorer process, and judge spend is reserved and
+settled in the experiment budget (`judge_calls`), so replay progress and the dashboard count it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from scoring.gate import Budget, CostOf, JudgeCaller, Limiter, RetryLimiter, SpendCap, Unlimited
+from scoring.gate import Budget, CostOf, JudgeCaller, Limiter, RetryLimiter, SharedBudget, SharedLimiter
 from scoring.judge import JudgeSpec, PairwiseJudge, PointwiseJudge
 from scoring.registry import ScoringSpec, scoring_spec
 from scoring.runner import Progress, RunSummary, score_pairs, score_points
 from scoring.store import experiment_named
 from shadowlab.config import Settings
 from shadowlab.db import check_connection, create_engine, session_factory
-from shadowlab.models import Experiment, Replay
+from shadowlab.experiment import LimitSpec, ReplaySettings
+from shadowlab.limits import RateLimiter, RetryPolicy
 from shadowlab.pricing import PriceTable, load_price_table
 from shadowlab.providers import Provider, config_from_settings, create_provider
 
-__all__ = ["experiment_budget", "run_scoring", "score_experiment"]
+__all__ = ["SharedGate", "run_scoring", "score_experiment", "shared_gate"]
 
 ProviderFor = Callable[[JudgeSpec], Provider]
 
 
-def experiment_budget(session: Session, experiment: Experiment) -> Budget:
-    """What is left of the experiment's budget after its replays (Unlimited when it has none)."""
-    if experiment.budget_usd is None:
-        return Unlimited()
-    spent = session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(Replay.cost_usd), 0.0)).where(
-            Replay.experiment_id == experiment.id
-        )
+class SharedGate:
+    """The limiter and budget every judge call of one experiment goes through, and the call settings."""
+
+    def __init__(self, limiter: SharedLimiter, budget: SharedBudget, replay: ReplaySettings) -> None:
+        self.limiter, self.budget, self.replay = limiter, budget, replay
+
+
+def shared_gate(factory: sessionmaker[Session], experiment_id: int, spec: Mapping[str, Any]) -> SharedGate:
+    """From the stored spec: its `limits` and `replay` retry settings (defaults where absent)."""
+    limits = tuple(LimitSpec.model_validate(limit) for limit in spec.get("limits") or ())
+    replay = ReplaySettings.model_validate(spec.get("replay") or {})
+    # A judge call holds its reservation for at most all its attempts with their backoff.
+    deadline_s = replay.max_attempts * (replay.timeout_s + replay.backoff_max_s)
+    limiter = SharedLimiter(
+        RateLimiter(factory, limits, max_call_s=replay.timeout_s),
+        RetryPolicy(replay.max_attempts, replay.backoff_base_s, replay.backoff_max_s),
     )
-    return SpendCap(experiment.budget_usd, float(spent or 0.0))
+    return SharedGate(limiter, SharedBudget(factory, experiment_id, call_deadline_s=deadline_s), replay)
 
 
 async def score_experiment(
@@ -69,6 +83,7 @@ async def score_experiment(
             budget=budget,
             cost_of=cost_of,
             extra_headers=judge_spec.extra_headers,
+            limit_key=f"{judge_spec.provider}/{judge_spec.model}",
         )
         shown = progress(judge_spec.name) if progress else None
         try:
@@ -109,17 +124,18 @@ async def run_scoring(
     with factory() as session:
         experiment = experiment_named(session, experiment_name)
         spec = scoring_spec(experiment.spec).only(scorer)
-        budget = experiment_budget(session, experiment)
         prices = (
             PriceTable.from_json(experiment.price_snapshot)
             if experiment.price_snapshot
             else load_price_table(settings.prices_file)
         )
         experiment_id = experiment.id
+        gate = shared_gate(factory, experiment_id, experiment.spec)
     prices.require([judge.model for judge in spec.judges])
+    timeouts = {"stall_timeout_s": gate.replay.stall_timeout_s, "timeout_s": gate.replay.timeout_s}
 
     def provider_for(judge: JudgeSpec) -> Provider:
-        return create_provider(judge.provider, config_from_settings(judge.provider, settings))
+        return create_provider(judge.provider, config_from_settings(judge.provider, settings, **timeouts))
 
     try:
         return await score_experiment(
@@ -128,7 +144,8 @@ async def run_scoring(
             spec,
             provider_for=provider_for,
             cost_of=prices.cost,
-            budget=budget,
+            budget=gate.budget,
+            limiter=gate.limiter,
             concurrency=concurrency,
             progress=progress,
         )

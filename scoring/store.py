@@ -43,6 +43,7 @@ __all__ = [
 class PointItem:
     replay_id: int
     subject: Subject
+    captured_request_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def pending_points(session: Session, experiment_id: int, name: str, version: str
         .where(Replay.experiment_id == experiment_id, Replay.status == "ok", ~scored)
         .order_by(Replay.id)
     ).all()
-    return [PointItem(replay.id, _subject(capture, replay)) for replay, capture in rows]
+    return [PointItem(replay.id, _subject(capture, replay), capture.id) for replay, capture in rows]
 
 
 def _control_and_candidates(session: Session, experiment_id: int) -> tuple[Arm, list[Arm]]:

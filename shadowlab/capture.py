@@ -33,8 +33,8 @@ from shadowlab.errors import ShadowlabError
 # fmt: off
 __all__ = [
     "API_NAMES", "DEFAULT_MAX_BYTES", "SCHEMA_VERSION", "Api", "Capture", "CaptureError", "CaptureErrorCode",
-    "ProductionResponse", "Source", "capture_from_dict", "capture_json_schema", "parse_capture_bytes",
-    "validate_request_body",
+    "OverflowFloat", "ProductionResponse", "Source", "capture_from_dict", "capture_json_schema",
+    "decode_capture_bytes", "parse_capture_bytes", "validate_request_body",
 ]
 # fmt: on
 
@@ -184,6 +184,12 @@ _MESSAGE = "(message)"
 
 def parse_capture_bytes(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Capture:
     """Parse one Kafka message value; any failure is a CaptureError whose code ingest dead-letters with."""
+    return capture_from_dict(decode_capture_bytes(raw, max_bytes))
+
+
+def decode_capture_bytes(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
+    """The JSON object of one message value, not yet validated (`too_large`, `not_utf8`, `not_json`,
+    `not_object`); ingest keeps it to store the capture as sent, `capture_from_dict` validates it."""
     if len(raw) > max_bytes:
         raise CaptureError(_MESSAGE, f"at most {max_bytes} bytes", f"{len(raw)} bytes", "too_large")
     try:
@@ -192,14 +198,26 @@ def parse_capture_bytes(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Captu
         found = f"byte 0x{raw[exc.start]:02x} at offset {exc.start}"
         raise CaptureError(_MESSAGE, "UTF-8 text", found, "not_utf8") from None
     try:
-        data = json.loads(text, parse_constant=_refuse_constant)
+        data = json.loads(text, parse_constant=_refuse_constant, parse_float=_float)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise CaptureError(_MESSAGE, "a JSON document", str(exc) or type(exc).__name__, "not_json") from None
-    return capture_from_dict(data)
+    if not isinstance(data, dict):
+        raise CaptureError(_MESSAGE, "a JSON object", _describe(data), "not_object")
+    return data
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+class OverflowFloat(float):
+    """A JSON number beyond a double (`1e400`): ±inf as `json` reads it, typed so that a fast serializer
+    which would write it as `null` (orjson) refuses it instead of changing the value."""
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    return value if value - value == 0 else OverflowFloat(value)
 
 
 def capture_from_dict(data: Any) -> Capture:

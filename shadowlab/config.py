@@ -46,6 +46,16 @@ class Settings(BaseSettings):
     prices_file: Path | None = Field(
         None, description="Price file in LiteLLM's format; its models override the shipped prices.json"
     )
+    dashboard_users: Path | None = Field(
+        None, description="Dashboard users file (YAML: name, role viewer/decider, bcrypt hash)"
+    )
+    dashboard_session_minutes: int = Field(
+        60, gt=0, description="A dashboard login expires this many minutes after it was made"
+    )
+    dashboard_trusted_header: str | None = Field(
+        None,
+        description="Header an authenticating reverse proxy sets to the user name (e.g. X-Forwarded-User)",
+    )
 
     @field_validator("kafka_bootstrap")
     @classmethod

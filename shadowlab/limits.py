@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,7 +35,7 @@ from shadowlab.experiment import LimitSpec
 from shadowlab.models import RateLimitEvent, RateLimitKey, utcnow
 from shadowlab.providers import ProviderResult
 
-__all__ = ["Permit", "RateLimiter", "backoff_delay", "should_retry"]
+__all__ = ["Permit", "RateLimiter", "RetryPolicy", "backoff_delay", "call_with_retries", "should_retry"]
 
 _RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 _POLL_S = 0.02  # shortest wait before asking again (calls in flight, token windows)
@@ -227,6 +227,62 @@ class RateLimiter:
                 session.execute(
                     sa.update(RateLimitKey).where(RateLimitKey.key == key).values(blocked_until=until)
                 )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a call is retried (the experiment's `replay` settings)."""
+
+    max_attempts: int = 6
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+
+async def call_with_retries(
+    limiter: RateLimiter,
+    key: str,
+    send: Callable[[], Awaitable[ProviderResult]],
+    *,
+    input_tokens: int,
+    output_tokens: int,
+    policy: RetryPolicy,
+    rng: random.Random,
+    on_admit: Callable[[Permit], None] | None = None,
+    on_retry: Callable[[ProviderResult], None] | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> tuple[ProviderResult, int]:
+    """Send through the limiter of `key`, retrying what `should_retry` allows; (last result, attempts).
+
+    Every attempt is admitted and released on its own, so retries count against the limits; a
+    `retry-after` pauses the key for every worker before the backoff."""
+    attempt = 0
+    while True:
+        attempt += 1
+        permit = await limiter.acquire(key, input_tokens, output_tokens)
+        if on_admit is not None:
+            on_admit(permit)
+        sent = utcnow()
+        result: ProviderResult | None = None
+        try:
+            result = await send()
+        finally:
+            usage = result.usage if result is not None else None
+            # The latest moment the call can have reached the provider: its response head, else its end.
+            ttfb = result.ttfb_ms if result is not None else None
+            arrived_by = sent + timedelta(milliseconds=ttfb) if ttfb is not None else utcnow()
+            await limiter.release(
+                permit, arrived_by,
+                usage.total_input_tokens if usage else None, usage.output_tokens if usage else None,
+            )  # fmt: skip
+        if not should_retry(result) or attempt >= policy.max_attempts:
+            return result, attempt
+        if on_retry is not None:
+            on_retry(result)
+        if result.retry_after_s:
+            await limiter.block(key, result.retry_after_s)
+        await sleep(
+            backoff_delay(attempt, policy.backoff_base_s, policy.backoff_max_s, result.retry_after_s, rng)
+        )
 
 
 def _aware(value: datetime) -> datetime:

@@ -153,6 +153,36 @@ class BudgetReservation(Base):
     )
     reserved_usd: Mapped[float] = mapped_column(sa.Float)
     settled_usd: Mapped[float | None] = mapped_column(sa.Float)
+    # The judge estimate included in reserved/settled: held back for judging this request (shadowlab.budget).
+    judge_usd: Mapped[float] = mapped_column(sa.Float, default=0.0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    settled_at: Mapped[datetime | None]
+
+
+class JudgeCall(Base):
+    """One judge call's money: worst case reserved before the call, settled to its real cost after.
+
+    Pointwise calls name their replay; pairwise ones the request, the candidate arm and the order shown.
+    References survive `forget`/`retention` as NULL: money spent stays counted in the experiment budget.
+    """
+
+    __tablename__ = "judge_calls"
+    __table_args__ = (sa.Index("ix_judge_calls_experiment_id_scorer", "experiment_id", "scorer_name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(sa.ForeignKey("experiments.id", ondelete="CASCADE"))
+    scorer_name: Mapped[str] = mapped_column(sa.String(100))
+    scorer_version: Mapped[str] = mapped_column(sa.String(64))
+    model: Mapped[str] = mapped_column(sa.String(200))
+    captured_request_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("captured_requests.id", ondelete="SET NULL")
+    )
+    replay_id: Mapped[int | None] = mapped_column(sa.ForeignKey("replays.id", ondelete="SET NULL"))
+    arm_b_id: Mapped[int | None] = mapped_column(sa.ForeignKey("arms.id", ondelete="SET NULL"))
+    order_shown: Mapped[str | None] = mapped_column(sa.String(2))
+    reserved_usd: Mapped[float] = mapped_column(sa.Float)
+    settled_usd: Mapped[float | None] = mapped_column(sa.Float)
+    deadline: Mapped[datetime]  # unsettled after this: its scorer died; counts at worst case for good
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     settled_at: Mapped[datetime | None]
 

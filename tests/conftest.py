@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,7 @@ def run_cli(
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cli() -> CliRunner:
     """The `shadowlab` command as a subprocess: `cli("db", "upgrade", env={...}, cwd=tmp_path)`."""
     return run_cli
@@ -144,3 +145,42 @@ def artifacts_dir() -> Path:
     folder = Path(__file__).resolve().parents[1] / "test-artifacts"
     folder.mkdir(exist_ok=True)
     return folder
+
+
+@dataclass(frozen=True)
+class SmallDemo:
+    """`shadowlab demo --seed 1 --small`, interrupted with Ctrl-C during the replay, then run again."""
+
+    folder: Path
+    interrupted_returncode: int
+    output: str
+    returncode: int
+
+
+@pytest.fixture(scope="session")
+def small_demo(tmp_path_factory: pytest.TempPathFactory) -> SmallDemo:
+    """One demo run shared by the tests that need a seeded experiment (it takes about a minute)."""
+    import signal
+
+    folder = tmp_path_factory.mktemp("small-demo")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")}
+    command = [sys.executable, "-m", "shadowlab.cli", "demo", "--seed", "1", "--small", "--out", str(folder)]
+
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen(command, env=env, cwd=folder, text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+
+    first = start()
+    assert first.stdout is not None
+    seen = []
+    for line in first.stdout:  # Ctrl-C once the replay stage has begun
+        seen.append(line)
+        if line.startswith("4. shadow replay"):
+            os.killpg(first.pid, signal.SIGINT)
+            break
+    first.communicate(timeout=120)
+    second = start()
+    output, _ = second.communicate(timeout=900)
+    return SmallDemo(
+        folder, first.returncode, "".join(seen) + "\n--- rerun ---\n" + output, second.returncode
+    )

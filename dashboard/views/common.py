@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 import streamlit as st
+from sqlalchemy.orm import Session
 
 from dashboard import data
+from dashboard.auth import User
 from dashboard.queries import ExperimentRow
 from dashboard.snapshot import SnapshotError, SnapshotView
+from shadowlab.db import session_factory, session_scope
+from shadowlab.errors import ShadowlabError
 
 DATABASE_URL_KEY = "database_url"
 EXPERIMENT_KEY = "experiment_id"
+USER_KEY = "user"  # the signed-in `User` (name and role) of this run, set by the router after the gate
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,24 @@ class PageContext:
 def init(database_url: str) -> None:
     """Called by the router on every run: remember where the data lives."""
     st.session_state[DATABASE_URL_KEY] = database_url
+
+
+def set_user(user: User) -> None:
+    st.session_state[USER_KEY] = user
+
+
+def current_user() -> User:
+    """The user the router let in on this run (pages are only reachable after the gate)."""
+    user = st.session_state.get(USER_KEY)
+    if not isinstance(user, User):
+        st.error("Not signed in.")
+        st.stop()
+    return user
+
+
+def db_session(database_url: str) -> AbstractContextManager[Session]:
+    """One transaction on the cached engine, for the pages that write (labels, decisions)."""
+    return session_scope(session_factory(data.engine(database_url)))
 
 
 def page_context() -> PageContext:
@@ -51,6 +75,8 @@ def run_page(render: Callable[[PageContext], None]) -> None:
     except sa.exc.SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         st.error(f"Could not read the database: {reason}")
+    except ShadowlabError as exc:  # e.g. a stored capture that no longer parses, a plan the analysis rejects
+        st.error(str(exc))
 
 
 def require_experiment(ctx: PageContext) -> ExperimentRow:

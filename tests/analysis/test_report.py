@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
+import shutil
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,23 +18,14 @@ HOSTILE = '<script>document.title="pwned"</script><img src=x onerror="document.t
 EXPERIMENT = "sonnet-to-cheaper"
 
 
-def run_cli(
-    *args: str, env: dict[str, str], cwd: Path, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """`python -m shadowlab.cli ARGS` with a clean SHADOWLAB_* environment (module-scoped use)."""
-    full = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")} | env
-    command = [sys.executable, "-m", "shadowlab.cli", *args]
-    return subprocess.run(
-        command, env=full, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
 @pytest.fixture(scope="module")
-def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], Path]]:
-    """The demo's seeded SQLite experiment; the first faq capture's answer holds a script tag."""
+def demo_db(
+    tmp_path_factory: pytest.TempPathFactory, small_demo: Any
+) -> Iterator[tuple[dict[str, str], Path]]:
+    """A copy of the demo's seeded SQLite experiment; the first faq capture's answer holds a script tag."""
+    assert small_demo.returncode == 0, small_demo.output[-2000:]
     folder = tmp_path_factory.mktemp("demo")
-    done = run_cli("demo", "--small", "--out", str(folder), env={}, cwd=folder, timeout=280)
-    assert done.returncode == 0, done.stderr[-2000:]
+    shutil.copy(small_demo.folder / "shadowlab.db", folder / "shadowlab.db")
     db = folder / "shadowlab.db"
     with sqlite3.connect(db) as conn:
         conn.execute(
@@ -48,10 +37,10 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str
 
 
 @pytest.mark.slow
-def test_route_export_sends_only_easy_routes_to_haiku(demo_db: tuple[dict[str, str], Path]) -> None:
+def test_route_export_sends_only_easy_routes_to_haiku(demo_db: tuple[dict[str, str], Path], cli: Any) -> None:
     env, folder = demo_db
     out = folder / "routing.yaml"
-    done = run_cli("route", EXPERIMENT, "--export", str(out), "--json", env=env, cwd=folder)
+    done = cli("route", EXPERIMENT, "--export", str(out), "--json", env=env, cwd=folder)
     assert done.returncode == 0, done.stderr
     block = json.loads(done.stdout)
     arms = {s["segment"]: (s["arm"], s["status"]) for s in block["segments"]}
@@ -67,19 +56,19 @@ def test_route_export_sends_only_easy_routes_to_haiku(demo_db: tuple[dict[str, s
 
 @pytest.mark.slow
 def test_report_formats_and_html_in_chromium(
-    demo_db: tuple[dict[str, str], Path], browser: Any, artifacts_dir: Path
+    demo_db: tuple[dict[str, str], Path], cli: Any, browser: Any, artifacts_dir: Path
 ) -> None:
     env, folder = demo_db
-    as_json = run_cli("report", EXPERIMENT, "--format", "json", env=env, cwd=folder)
+    as_json = cli("report", EXPERIMENT, "--format", "json", env=env, cwd=folder)
     assert as_json.returncode == 0, as_json.stderr
     doc = json.loads(as_json.stdout)
     assert {"verdict", "segments", "routing", "scorers", "decisions", "experiment"} <= set(doc)
     assert doc["scorers"] and doc["experiment"]["price_snapshot"]
     verdict = doc["verdict"]["verdict"]
-    md = run_cli("report", EXPERIMENT, "--format", "md", env=env, cwd=folder)
+    md = cli("report", EXPERIMENT, "--format", "md", env=env, cwd=folder)
     assert md.returncode == 0 and f"**{verdict}**" in md.stdout and "<script>" not in md.stdout
     page_file = folder / "report.html"
-    done = run_cli("report", EXPERIMENT, "--format", "html", "--out", str(page_file), env=env, cwd=folder)
+    done = cli("report", EXPERIMENT, "--format", "html", "--out", str(page_file), env=env, cwd=folder)
     assert done.returncode == 0, done.stderr
     text = page_file.read_text(encoding="utf-8")
     assert "<script" not in text.replace("&lt;script", "")
@@ -93,5 +82,5 @@ def test_report_formats_and_html_in_chromium(
         page.screenshot(path=str(artifacts_dir / "experiment-report.png"), full_page=True)
     finally:
         page.close()
-    bad = run_cli("report", EXPERIMENT, "--format", "pdf", env=env, cwd=folder)
+    bad = cli("report", EXPERIMENT, "--format", "pdf", env=env, cwd=folder)
     assert bad.returncode == 2 and "--format: expected one of md, html, json" in bad.stderr

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -36,26 +36,12 @@ def _assert_matches_truth(output: str, out: Path) -> None:
     assert "quality guardrail" in reasons
 
 
-def test_demo_small_survives_ctrl_c_and_then_matches_the_truth(tmp_path: Path) -> None:
-    out = tmp_path / "demo"
-    first = _demo("--seed", "1", "--small", "--out", str(out), env={}, cwd=tmp_path)
-    assert first.stdout is not None
-    seen: list[str] = []
-    for line in first.stdout:  # wait for the replay stage to begin, then press Ctrl-C
-        seen.append(line)
-        if line.startswith("4. shadow replay"):
-            break
-    else:
-        pytest.fail("the demo ended before the replay stage:\n" + "".join(seen))
-    os.killpg(first.pid, signal.SIGINT)
-    first.communicate(timeout=60)
-    assert first.returncode != 0
-
-    second = _demo("--seed", "1", "--small", "--out", str(out), env={}, cwd=tmp_path)
-    output, _ = second.communicate(timeout=600)
-    assert second.returncode == 0, output[-3000:]
-    _assert_matches_truth(output, out)
-    rejected = (out / "captures.jsonl.rejected.jsonl").read_text().splitlines()
+def test_demo_small_survives_ctrl_c_and_then_matches_the_truth(small_demo: Any) -> None:
+    assert "4. shadow replay" in small_demo.output, small_demo.output[-3000:]
+    assert small_demo.interrupted_returncode != 0
+    assert small_demo.returncode == 0, small_demo.output[-3000:]
+    _assert_matches_truth(small_demo.output, small_demo.folder)
+    rejected = (small_demo.folder / "captures.jsonl.rejected.jsonl").read_text().splitlines()
     assert rejected and all(json.loads(line)["error"] for line in rejected)
 
 

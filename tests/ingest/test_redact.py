@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ingest.redact import Redactor, luhn_valid, parse_user_rule
 from shadowlab.errors import ConfigError
@@ -123,3 +125,67 @@ def test_user_rules_run_first_and_name_their_placeholder() -> None:
 def test_bad_user_rules_say_what_was_expected(spec: str) -> None:
     with pytest.raises(ConfigError, match="--redact-pattern"):
         parse_user_rule(spec)
+
+
+FRAGMENTS = [
+    "jane.doe@example.com",
+    "JANE.DOE@example.com",
+    "+1 415 555 2671",
+    "(415) 555-2671",
+    "4111 1111 1111 1111",
+    "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz012345",
+    "sk-proj-AbCdEfGhIjKlMnOpQrStUvWx0123",
+    "Bearer abcdefghijklmnop123",
+    "AKIAIOSFODNN7EXAMPLE",
+    "order 12345",
+    "2025",
+    " ",
+    ". ",
+    "\x00",
+    "é漢",
+]
+
+
+def _string_by_string(redactor: Redactor, texts: list[str]) -> tuple[list[str], dict[str, int]]:
+    """What redaction must give: every rule on every string in order, behind its triggers only."""
+    seen: dict[tuple[str, str], str] = {}
+    counts: dict[str, int] = {}
+    out = []
+    for text in texts:
+        original = text
+        for rule in redactor.rules:
+            if rule.triggers and not any(t in original for t in rule.triggers):
+                continue
+
+            def replace(match: Any, rule: Any = rule) -> str:
+                group = "v" if "v" in rule.pattern.groupindex else 0
+                value, whole = match.group(group), match.group(0)
+                if rule.valid is not None and not rule.valid(value):
+                    return str(whole)
+                counts[rule.kind] = counts.get(rule.kind, 0) + 1
+                key = (rule.kind, rule.normalize(value))
+                if key not in seen:
+                    seen[key] = f"[{rule.label}_{sum(k == rule.kind for k, _ in seen) + 1}]"
+                start, end = match.start(group) - match.start(), match.end(group) - match.start()
+                return str(whole[:start] + seen[key] + whole[end:])
+
+            text = rule.pattern.sub(replace, text)
+        out.append(text)
+    return out, dict(sorted(counts.items()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(FRAGMENTS), max_size=6).map("".join), min_size=1, max_size=6))
+def test_the_capture_wide_prechecks_change_nothing(texts: list[str]) -> None:
+    redactor = Redactor([parse_user_rule(r"ticket=T-\d{4}")])
+    request = {"messages": [{"role": "user", "content": t} for t in texts]}
+    out = redactor.redact_capture(request, None)
+    long_texts = [t for t in texts if len(t) >= 6]  # shorter strings are never scanned
+    expected, counts = _string_by_string(redactor, long_texts)
+    got = [m["content"] for m, t in zip(out.request["messages"], texts, strict=True) if len(t) >= 6]
+    assert got == expected and out.counts == counts
+
+
+def test_digits_spread_over_several_strings_are_not_one_number() -> None:
+    request = {"a": "call 415 555", "b": "then 2671 ok", "c": "card 4111 1111", "d": "1111 1111 end"}
+    assert REDACTOR.redact_capture(request, None).request == request

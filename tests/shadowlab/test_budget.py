@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from shadowlab import migrate
-from shadowlab.budget import ArmCall, committed_usd, lock_experiment, reserve, settle, worst_case_usd
+from shadowlab.budget import (
+    ArmCall,
+    JudgeRef,
+    committed_usd,
+    judge_spend_usd,
+    lock_experiment,
+    reserve,
+    reserve_judge,
+    settle,
+    settle_judge,
+    worst_case_usd,
+)
 from shadowlab.db import create_engine, session_factory, session_scope
 from shadowlab.models import CapturedRequest, Experiment
 from shadowlab.pricing import PriceTable
@@ -59,3 +70,35 @@ def test_reserve_waits_while_work_is_in_flight_then_exhausts(factory: sessionmak
         assert reserve(session, experiment, 4, 0.4) == "exhausted"
         assert experiment.status == "budget_exhausted"
         assert committed_usd(session, 1) == pytest.approx(0.95) and committed_usd(session, 1) <= 1.0
+
+
+def test_judge_spend_draws_on_the_holdback_first_then_counts(factory: sessionmaker[Session]) -> None:
+    soon = datetime.now(UTC) + timedelta(minutes=5)
+    with session_scope(factory) as session:
+        experiment = lock_experiment(session, 1)
+        assert reserve(session, experiment, 1, 0.5, judge_usd=0.2) == "reserved"
+        settle(session, 1, 1, 0.3 + 0.2)  # replays cost 0.3; the judge holdback stays set aside
+        ref = JudgeRef(1, "quality", "v1", captured_request_id=1)
+        outcome, first = reserve_judge(session, experiment, ref, "m", 0.15, soon)
+        assert outcome == "reserved" and first is not None
+        assert committed_usd(session, 1) == pytest.approx(0.5)  # inside the holdback: nothing more
+        settle_judge(session, first, 0.1)
+        outcome, second = reserve_judge(session, experiment, ref, "m", 0.3, soon)
+        assert outcome == "reserved" and second is not None
+        assert committed_usd(session, 1) == pytest.approx(0.3 + 0.1 + 0.3)  # beyond it: all judge spend
+        settle_judge(session, second, 0.25)
+        assert judge_spend_usd(session, 1) == pytest.approx(0.35)
+        assert committed_usd(session, 1) == pytest.approx(0.65)
+        assert reserve_judge(session, experiment, ref, "m", 0.4, soon) == ("exhausted", None)
+        assert experiment.status == "budget_exhausted" and committed_usd(session, 1) <= 1.0
+
+
+def test_a_dead_scorers_call_counts_at_worst_case_without_blocking(factory: sessionmaker[Session]) -> None:
+    with session_scope(factory) as session:
+        experiment = lock_experiment(session, 1)
+        ref = JudgeRef(1, "quality", "v1")
+        past = datetime.now(UTC) - timedelta(seconds=1)
+        assert reserve_judge(session, experiment, ref, "m", 0.7, past)[0] == "reserved"  # never settled
+        assert committed_usd(session, 1) == pytest.approx(0.7)
+        # Nothing that can still settle is in flight: the next call that does not fit exhausts, not waits.
+        assert reserve(session, experiment, 2, 0.4) == "exhausted"

@@ -14,8 +14,10 @@ from shadowlab.api_requests import AnthropicMessagesRequest, OpenAIChatRequest, 
 from shadowlab.capture import (
     Capture,
     CaptureError,
+    OverflowFloat,
     capture_from_dict,
     capture_json_schema,
+    decode_capture_bytes,
     parse_capture_bytes,
     validate_request_body,
 )
@@ -321,3 +323,37 @@ def test_json_schema_describes_both_request_shapes() -> None:
 def test_json_schema_accepts_the_real_captures(name: str) -> None:
     jsonschema = pytest.importorskip("jsonschema")
     jsonschema.validate(capture_dict(name), capture_json_schema())
+
+
+def test_decode_gives_the_json_object_as_sent_and_parse_validates_it() -> None:
+    data = capture_dict("openai_reasoning")
+    data["request"]["temperature"] = 1  # an int stays an int: nothing is re-dumped from the model
+    raw = encode(data)
+    decoded = decode_capture_bytes(raw)
+    assert decoded == data and type(decoded["request"]["temperature"]) is int
+    assert capture_from_dict(decoded) == parse_capture_bytes(raw)
+
+
+@pytest.mark.parametrize(("code", "raw"), [(c, r) for c, r, f, _ in ERROR_CASES if f == "(message)"])
+def test_decode_refuses_what_is_not_a_json_object_with_the_same_codes(code: str, raw: bytes) -> None:
+    with pytest.raises(CaptureError) as caught:
+        decode_capture_bytes(raw)
+    assert (caught.value.code, caught.value.field) == (code, "(message)")
+    with pytest.raises(CaptureError) as caught_by_parse:
+        parse_capture_bytes(raw)
+    assert str(caught_by_parse.value) == str(caught.value)
+
+
+def test_decode_checks_the_size_before_decoding() -> None:
+    with pytest.raises(CaptureError) as caught:
+        decode_capture_bytes(b"\xff" * 11, max_bytes=10)
+    assert caught.value.code == "too_large"
+
+
+def test_a_number_beyond_a_double_decodes_as_an_overflow_float() -> None:
+    raw = encode(capture_dict()).replace(b'"ttft_ms": 412.5', b'"ttft_ms": 1e400')
+    decoded = decode_capture_bytes(raw)
+    value = decoded["response"]["ttft_ms"]
+    assert isinstance(value, OverflowFloat) and value == float("inf")
+    assert type(decode_capture_bytes(encode(capture_dict()))["response"]["ttft_ms"]) is float
+    assert parse_capture_bytes(raw).response is not None  # still a valid capture, as before

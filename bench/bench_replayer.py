@@ -1,0 +1,331 @@
+"""Replayer throughput: `shadowlab replay --workers N` against a bare asyncio loop of the same SDK calls.
+
+Both sides send the same calls (every arm of every captured request, as `replayer.arms.prepare_call` builds
+them, through the providers' `complete` / `complete_raw`) to one simulator process at 0 ms TTFB/TTFT and
+~instant token streaming, with the same requests in flight per process. The replayer side is the whole
+path: leases, budget reservations, the shared rate limiter (limits set high enough never to bind, so every
+call is admitted and released in Postgres), replay rows written, settlements. Rate = replay rows per second
+from the first call's start to the last call's end (process start-up excluded on both sides).
+
+Needs the project's Postgres (127.0.0.1:54329); a scratch database is created and dropped.
+`--profile` runs one in-process worker under cProfile instead and prints where the time goes.
+Prints a markdown section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import json
+import os
+import platform
+import pstats
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import SecretStr
+
+ADMIN_URL = os.environ.get(
+    "SHADOWLAB_BENCH_ADMIN_URL", "postgresql+psycopg://shadowlab:shadowlab@127.0.0.1:54329/shadowlab"
+)
+CONTROL, CANDIDATE = "claude-haiku-4-5", "gpt-4o-mini"
+PROFILE = """
+default:
+  ttfb_ms: {median: 0}
+  ttft_ms: {median: 0}
+  tokens_per_s: 10000000
+  chunk_tokens: 8
+  output_tokens: {median: 40, low: 40, high: 40}
+"""
+T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+
+
+def body(index: int) -> dict[str, Any]:
+    return {
+        "model": CONTROL,
+        "max_tokens": 64,
+        "system": "You are terse.",
+        "messages": [{"role": "user", "content": f"Question {index}: what is {index} plus {index}?"}],
+    }
+
+
+def arms() -> list[dict[str, Any]]:
+    return [
+        {"name": "control", "provider": "anthropic", "model": CONTROL},
+        {"name": "cand", "provider": "openai", "model": CANDIDATE},
+    ]
+
+
+# --- the bare loop: one process per worker, each with its share of the requests ---------------------------
+
+
+async def _bare(base_url: str, indices: list[int], concurrency: int) -> tuple[float, float, int]:
+    from replayer.arms import ArmRuntime, prepare_call
+    from shadowlab.providers import Provider, ProviderConfig, create_provider
+
+    runtimes = [ArmRuntime(i, a["name"], "control", a["provider"], a["model"], {}, None, {})
+                for i, a in enumerate(arms())]  # fmt: skip
+    providers: dict[str, Provider] = {
+        "anthropic": create_provider("anthropic", ProviderConfig(base_url=base_url, api_key=SecretStr("k"))),
+        "openai": create_provider(
+            "openai", ProviderConfig(base_url=f"{base_url}/v1", api_key=SecretStr("k"))
+        ),
+    }
+    slots = asyncio.Semaphore(concurrency)
+    ok = 0
+
+    async def arm_call(arm: ArmRuntime, captured: dict[str, Any]) -> None:
+        nonlocal ok
+        call = prepare_call(arm, "anthropic.messages", captured)
+        provider = providers[arm.provider]
+        if call.raw_body is not None:
+            result = await provider.complete_raw(call.raw_body, untranslated=call.notes)
+        else:
+            assert call.request is not None
+            result = await provider.complete(call.request, model=arm.model)
+        ok += result.ok
+
+    async def one(index: int) -> None:
+        async with slots:  # a request with all its arms, as the replayer's unit of work
+            await asyncio.gather(*(arm_call(arm, body(index)) for arm in runtimes))
+
+    started = time.time()
+    await asyncio.gather(*(one(i) for i in indices))
+    ended = time.time()
+    for provider in providers.values():
+        await provider.aclose()
+    return started, ended, ok
+
+
+def bare_child(base_url: str, worker: int, workers: int, requests: int, concurrency: int) -> None:
+    started, ended, ok = asyncio.run(_bare(base_url, list(range(worker, requests, workers)), concurrency))
+    print(json.dumps({"started": started, "ended": ended, "ok": ok}))
+
+
+def bare_rate(base_url: str, workers: int, requests: int, concurrency: int) -> float:
+    children = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--bare-child",
+                base_url,
+                str(w),
+                str(workers),
+                str(requests),
+                str(concurrency),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for w in range(workers)
+    ]
+    outs = [json.loads(child.communicate()[0]) for child in children]
+    calls = sum(o["ok"] for o in outs)
+    assert calls == requests * len(arms()), f"bare loop: {calls} ok calls of {requests * len(arms())}"
+    return calls / (max(o["ended"] for o in outs) - min(o["started"] for o in outs))
+
+
+# --- the replayer -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplayRun:
+    rate: float
+    wall_s: float
+    rows: int
+
+
+LIMITS = True  # --no-limits: keys without limits never touch the database (for profiling)
+
+
+def spec(name: str, requests: int) -> dict[str, Any]:
+    high = {"rpm": 10_000_000, "concurrency": 100_000}
+    limits = [{"provider": a["provider"], "model": a["model"], **high} for a in arms()] if LIMITS else []
+    control, candidate = arms()
+    return {
+        "name": name, "control": control, "candidates": [candidate],
+        "allowed_providers": ["anthropic", "openai"],
+        "limits": limits, "budget": {"usd": 1_000_000}, "traffic": {"max_requests": requests},
+        "plan": {"primary_metric": "judge_score", "min_sample": 10, "max_sample": 100},
+    }  # fmt: skip
+
+
+def create_started(url: str, name: str, requests: int) -> None:
+    from replayer.experiments import create_experiment, start_experiment
+    from shadowlab.db import create_engine, session_factory, session_scope
+    from shadowlab.experiment import parse_spec
+    from shadowlab.pricing import load_price_table
+
+    engine = create_engine(url)
+    with session_scope(session_factory(engine)) as session:
+        create_experiment(session, parse_spec(spec(name, requests), "bench"))
+        start_experiment(session, name, load_price_table())
+    engine.dispose()
+
+
+def measured(engine: sa.Engine, name: str) -> tuple[int, float]:
+    with engine.connect() as conn:
+        rows, first, last = conn.execute(
+            sa.text(
+                "SELECT count(*), min(r.started_at), max(r.finished_at) FROM replays r "
+                "JOIN experiments e ON e.id = r.experiment_id WHERE e.name = :n AND r.status = 'ok'"
+            ),
+            {"n": name},
+        ).one()
+    return int(rows), (last - first).total_seconds()
+
+
+def replay_rate(url: str, env: dict[str, str], engine: sa.Engine, workers: int, requests: int,
+                concurrency: int) -> ReplayRun:  # fmt: skip
+    name = f"bench-w{workers}-{uuid.uuid4().hex[:6]}"
+    create_started(url, name, requests)
+    args = [sys.executable, "-m", "shadowlab.cli", "replay", name, "--workers", str(workers), "--backfill",
+            "--concurrency", str(concurrency), "--no-progress"]  # fmt: skip
+    started = time.monotonic()
+    subprocess.run(args, env=env, check=True, stdout=subprocess.DEVNULL)
+    wall = time.monotonic() - started
+    rows, span = measured(engine, name)
+    assert rows == requests * len(arms()), f"replayer: {rows} ok replays of {requests * len(arms())}"
+    return ReplayRun(rows / span, wall, rows)
+
+
+def profile_worker(url: str, env: dict[str, str], requests: int, concurrency: int) -> str:
+    """One worker in this process under cProfile; the top of the cumulative and internal-time tables."""
+    from replayer.run import ReplayOptions, run_replay
+    from shadowlab.config import Settings
+    from shadowlab.db import create_engine, session_factory
+
+    name = f"bench-profile-{uuid.uuid4().hex[:6]}"
+    create_started(url, name, requests)
+    os.environ.update(env)
+    settings = Settings()
+    engine = create_engine(url)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    options = ReplayOptions(name, 1, "backfill", concurrency, progress=False)
+    run_replay(session_factory(engine), settings, options,
+               lambda line: None)  # fmt: skip
+    profiler.disable()
+    engine.dispose()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumtime").print_stats(40)
+    return out.getvalue()
+
+
+# --- scaffolding --------------------------------------------------------------------------------------------
+
+
+def start_simulator(profile: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shadowlab", "simulate", "--port", "0", "--profile", str(profile)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    return proc, "http://" + line.split("http://", 1)[1].split()[0]
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def seed(engine: sa.Engine, requests: int) -> None:
+    from shadowlab.models import CapturedRequest
+
+    rows = [
+        {"request_id": f"b-{i:06d}", "captured_at": T0 + timedelta(milliseconds=i), "service": "bench",
+         "api": "anthropic.messages", "model": CONTROL, "request": body(i)}
+        for i in range(requests)
+    ]  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(sa.insert(CapturedRequest), rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=int(os.environ.get("BENCH_REPLAYER_REQUESTS", "600")))
+    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight per process")
+    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--profile", action="store_true", help="cProfile one in-process worker instead")
+    parser.add_argument("--no-limits", action="store_true", help="no limits in the spec (diagnosis)")
+    args = parser.parse_args()
+    global LIMITS
+    LIMITS = not args.no_limits
+
+    from shadowlab import migrate
+    from shadowlab.db import create_engine
+
+    scratch = f"bench_replayer_{os.getpid()}"
+    admin = create_engine(ADMIN_URL)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{scratch}"'))
+    url = str(sa.engine.make_url(ADMIN_URL).set(database=scratch).render_as_string(hide_password=False))
+    engine = create_engine(url)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_replayer_"))
+    (tmp / "profile.yaml").write_text(PROFILE)
+    sim, base_url = start_simulator(tmp / "profile.yaml")
+    try:
+        migrate.upgrade(engine)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")} | {
+            "SHADOWLAB_DATABASE_URL": url, "SHADOWLAB_ANTHROPIC_BASE_URL": base_url,
+            "SHADOWLAB_OPENAI_BASE_URL": f"{base_url}/v1", "ANTHROPIC_API_KEY": "k", "OPENAI_API_KEY": "k",
+        }  # fmt: skip
+        if args.profile:
+            seed(engine, args.requests)
+            print(profile_worker(url, env, args.requests, args.concurrency))
+            return
+        rows = []
+        for workers in (int(w) for w in args.workers.split(",")):
+            engine.dispose()
+            with engine.begin() as conn:  # each run replays fresh captures: no lease or replay to skip
+                conn.execute(sa.text("TRUNCATE captured_requests CASCADE"))
+            seed(engine, args.requests)
+            bare = bare_rate(base_url, workers, args.requests, args.concurrency)
+            run = replay_rate(url, env, engine, workers, args.requests, args.concurrency)
+            rows.append((workers, bare, run))
+        command = (
+            f"python bench/bench_replayer.py --requests {args.requests} --concurrency {args.concurrency}"
+        )
+        when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+        machine = f"{os.cpu_count()} cores ({cpu_model()}), Python {platform.python_version()}"
+        print("## Replayer (bench/bench_replayer.py)\n")
+        print(f"`{command}` — {when}, {machine}; Postgres and the simulator on the same machine.\n")
+        print(
+            f"{args.requests} captured requests × 2 arms (Anthropic same-API body, OpenAI translated), "
+            f"{args.concurrency} requests in flight per process, simulator at 0 ms TTFB/TTFT.\n"
+        )
+        print("| workers | bare loop (replays/s) | replayer (replays/s) | ratio (goal ≥ 0.8) | wall (s) |")
+        print("|---|---|---|---|---|")
+        for workers, bare, run in rows:
+            print(f"| {workers} | {bare:.0f} | {run.rate:.0f} | {run.rate / bare:.2f} | {run.wall_s:.1f} |")
+    finally:
+        sim.terminate()
+        sim.wait(timeout=10)
+        engine.dispose()
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--bare-child":
+        worker, workers, requests, concurrency = (int(a) for a in sys.argv[3:7])
+        bare_child(sys.argv[2], worker, workers, requests, concurrency)
+    else:
+        main()

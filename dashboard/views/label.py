@@ -1,0 +1,134 @@
+"""Blind labelling: two answers in a per-item random order, arms hidden; keys 1 / T / 2 choose.
+
+Agreement with the judge is shown only once the person has labelled every pair, so it cannot sway them.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import sqlalchemy as sa
+import streamlit as st
+from sqlalchemy.orm import Session
+
+from dashboard.views.common import (
+    PageContext,
+    current_user,
+    db_session,
+    require_experiment,
+    run_page,
+    title,
+    untrusted_text,
+)
+from scoring.labels import Choice, LabelItem, judge_human_agreement, next_label_item, record_label
+from shadowlab.models import Arm, Label, Preference, Replay
+
+CHOICES: tuple[tuple[Choice, str, str], ...] = (
+    ("first", "Answer 1 is better", "1"),
+    ("tie", "Tie", "T"),
+    ("second", "Answer 2 is better", "2"),
+)
+
+
+def pair_count(session: Session, experiment_id: int) -> int:
+    """Pairs to label: (request, candidate arm) where the control and the candidate both answered."""
+    control = (
+        sa.select(Replay.captured_request_id)
+        .join(Arm, Arm.id == Replay.arm_id)
+        .where(Replay.experiment_id == experiment_id, Replay.status == "ok", Arm.role == "control")
+    )
+    count = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Replay)
+        .join(Arm, Arm.id == Replay.arm_id)
+        .where(
+            Replay.experiment_id == experiment_id,
+            Replay.status == "ok",
+            Arm.role != "control",
+            Replay.captured_request_id.in_(control),
+        )
+    )
+    return int(count or 0)
+
+
+def labelled_count(session: Session, experiment_id: int, labeler: str) -> int:
+    count = session.scalar(
+        sa.select(sa.func.count()).where(Label.experiment_id == experiment_id, Label.labeler == labeler)
+    )
+    return int(count or 0)
+
+
+def agreement_frame(session: Session, experiment_id: int) -> pd.DataFrame:
+    """Cohen's kappa between all human labels and each pairwise judge version."""
+    judges = session.scalars(
+        sa.select(Preference.scorer_name)
+        .where(Preference.experiment_id == experiment_id, Preference.scorer_name.not_like("human:%"))
+        .distinct()
+        .order_by(Preference.scorer_name)
+    ).all()
+    rows = [
+        {"judge": name, "version": version, "labels compared": k.n, "kappa": k.kappa,
+         "CI low": k.ci_low, "CI high": k.ci_high}
+        for name in judges
+        for version, k in judge_human_agreement(session, experiment_id, name).items()
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=["judge", "version", "labels compared", "kappa", "CI low", "CI high"])
+
+
+def show_item(item: LabelItem) -> Choice | None:
+    """The prompt, the two answers side by side, and the choice buttons; returns the choice clicked."""
+    st.caption("Prompt")
+    untrusted_text(item.prompt)
+    left, right = st.columns(2)
+    with left:
+        st.caption("Answer 1")
+        untrusted_text(item.first)
+    with right:
+        st.caption("Answer 2")
+        untrusted_text(item.second)
+    st.text_input("Comment (optional)", key=f"comment-{item.captured_request_id}-{item.arm_b_id}")
+    chosen: Choice | None = None
+    for column, (choice, label, key) in zip(st.columns(len(CHOICES)), CHOICES, strict=True):
+        # The key names the item, so a click meant for an item that changed meanwhile is dropped.
+        if column.button(
+            label, shortcut=key, key=f"label-{choice}-{item.captured_request_id}-{item.arm_b_id}",
+            use_container_width=True,
+        ):  # fmt: skip
+            chosen = choice
+    return chosen
+
+
+def render(ctx: PageContext) -> None:
+    user = current_user()
+    experiment = require_experiment(ctx)
+    title("Blind labelling", experiment)
+    with db_session(ctx.database_url) as session:
+        total = pair_count(session, experiment.id)
+        done = labelled_count(session, experiment.id, user.name)
+        item = next_label_item(session, experiment.id, user.name)
+    if total == 0:
+        st.info("No pairs to label yet: both the control and a candidate must have answered a request.")
+        return
+    st.progress(min(1.0, done / total), text=f"{done:,} of {total:,} pairs labelled by you")
+    if item is None:
+        st.success(f"You have labelled all {total:,} pairs of this experiment. Thank you.")
+        st.subheader("Agreement with the judge", anchor=False)
+        with db_session(ctx.database_url) as session:
+            frame = agreement_frame(session, experiment.id)
+        if frame.empty:
+            st.info("No pairwise judge has rated pairs you labelled: no agreement to show.")
+        else:
+            st.dataframe(frame, hide_index=True)
+            st.caption("Cohen's kappa over every person's labels: 1 is perfect agreement, 0 is chance.")
+        return
+    st.caption("Which answer is better? Keys: 1, T (tie), 2. The arms are hidden and the order is random.")
+    choice = show_item(item)
+    if choice is not None:
+        comment = st.session_state.get(f"comment-{item.captured_request_id}-{item.arm_b_id}") or None
+        with db_session(ctx.database_url) as session:
+            record_label(session, experiment.id, item, user.name, choice, comment)
+        st.rerun()
+    st.caption("Agreement with the judge is shown after you have labelled every pair.")
+
+
+if __name__ == "__main__":
+    run_page(render)

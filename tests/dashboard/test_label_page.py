@@ -1,0 +1,94 @@
+"""The Label page: blind pairs (arms hidden), labelled items skipped, progress, agreement only at the end."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from streamlit.testing.v1 import AppTest
+
+from scoring.labels import next_label_item
+from scoring.pairwise import to_canonical
+from shadowlab.db import create_engine, session_factory, session_scope
+from shadowlab.models import CapturedRequest, Label, Preference, Replay
+from tests.dashboard.conftest import add_experiment
+
+pytestmark = pytest.mark.postgres
+N = 3
+AGREEMENT = "Agreement with the judge"
+
+
+def _seed_pairs(url: str) -> int:
+    """Three requests answered by both arms, and a pairwise judge that prefers the candidate on each."""
+    engine = create_engine(url)
+    with session_scope(session_factory(engine)) as session:
+        experiment, control, candidate = add_experiment(session, "label-me")
+        for i in range(N):
+            message = {"role": "user", "content": f"prompt number {i}"}
+            capture = CapturedRequest(
+                request_id=f"lab-{i}", captured_at=datetime.now(UTC), service="support",
+                api="anthropic.messages", model="model-a",
+                request={"model": "model-a", "max_tokens": 64, "messages": [message]},
+            )  # fmt: skip
+            session.add(capture)
+            session.flush()
+            for arm, text in ((control, f"plain answer {i}"), (candidate, f"other answer {i}")):
+                session.add(
+                    Replay(experiment_id=experiment.id, arm_id=arm.id, captured_request_id=capture.id,
+                           status="ok", answer_text=text)
+                )  # fmt: skip
+            for order in ("ab", "ba"):
+                session.add(
+                    Preference(experiment_id=experiment.id, captured_request_id=capture.id,
+                               arm_a_id=control.id, arm_b_id=candidate.id, scorer_name="pairjudge",
+                               scorer_version="1", order_shown=order, result="b")
+                )  # fmt: skip
+        experiment_id = experiment.id
+    engine.dispose()
+    return experiment_id
+
+
+def _click(at: AppTest, label: str) -> AppTest:
+    return next(b for b in at.button if b.label == label).click().run()
+
+
+def test_label_page_is_blind_skips_done_items_and_shows_agreement_last(
+    migrated: str, app_test: Callable[..., AppTest]
+) -> None:
+    experiment_id = _seed_pairs(migrated)
+    at = app_test("views/label.py", experiment_id=experiment_id)
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.get("progress")[0].proto.text == f"0 of {N} pairs labelled by you"
+    assert not any(s.value == AGREEMENT for s in at.subheader)
+    shown = [c.value for c in at.code]
+    assert not any(name in " ".join(shown) for name in ("ctrl", "cand", "model-a", "model-b"))
+
+    engine = create_engine(migrated)
+    try:
+        for done in range(N):
+            with session_scope(session_factory(engine)) as session:
+                item = next_label_item(session, experiment_id, "local")
+            assert item is not None
+            assert shown == [item.prompt, item.first, item.second]  # the page shows the same next item
+            at = _click(at, "Answer 1 is better")
+            with session_scope(session_factory(engine)) as session:
+                labels = session.scalars(sa.select(Label).order_by(Label.id)).all()
+                assert len(labels) == done + 1
+                assert (labels[-1].captured_request_id, labels[-1].order_shown) == (
+                    item.captured_request_id, item.order,
+                )  # fmt: skip
+                assert labels[-1].result == to_canonical("first", item.order)
+            shown = [c.value for c in at.code]
+            if done < N - 1:
+                assert not any(s.value == AGREEMENT for s in at.subheader)
+    finally:
+        engine.dispose()
+    assert at.get("progress")[0].proto.text == f"{N} of {N} pairs labelled by you"
+    assert [s.value for s in at.success] == [
+        f"You have labelled all {N} pairs of this experiment. Thank you."
+    ]
+    assert any(s.value == AGREEMENT for s in at.subheader)
+    table = at.dataframe[0].value
+    assert list(table["judge"]) == ["pairjudge"] and list(table["labels compared"]) == [N]

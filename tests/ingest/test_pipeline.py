@@ -1,0 +1,58 @@
+"""One batch without a network: rows keep the request as sent; the batch dump falls back if orjson cannot."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from ingest.messages import Message
+from ingest.metrics import IngestMetrics
+from ingest.pipeline import PipelineConfig, prepare
+from ingest.sink import _json_default, dump_rows
+from shadowlab.capture import DEFAULT_MAX_BYTES, OverflowFloat
+
+
+def test_rows_hold_the_request_as_sent_redacted(helpers: Any) -> None:
+    capture = helpers.make_capture(1, text="mail me at jane@example.com")
+    capture["request"]["temperature"] = 1
+    capture["request"]["future_field"] = {"kept": [1, 2.5]}
+    message = Message(helpers.encode(capture), None, "t", 0, 7)
+    prepared = prepare([message], PipelineConfig(DEFAULT_MAX_BYTES), IngestMetrics())
+    [(_, row)] = prepared.rows
+    assert prepared.dead == []
+    assert row["request"]["messages"][0]["content"] == "mail me at [EMAIL_1]"
+    assert type(row["request"]["temperature"]) is int  # not re-dumped from the model as 1.0
+    assert row["request"]["future_field"] == {"kept": [1, 2.5]}
+    assert row["captured_at"] == datetime(2025, 1, 31, 12, tzinfo=UTC)
+    assert (row["model"], row["service"], row["source_offset"]) == ("claude-test", "support", 7)
+    assert capture["request"]["messages"][0]["content"].endswith("jane@example.com")
+
+
+def test_bad_messages_are_dead_lettered_with_the_capture_codes() -> None:
+    messages = [Message(raw, None, "t", 0, i) for i, raw in enumerate([b"\xff", b"[]", b"{", b"{}"])]
+    prepared = prepare(messages, PipelineConfig(DEFAULT_MAX_BYTES), IngestMetrics())
+    assert prepared.rows == []
+    assert [d.code for d in prepared.dead] == ["not_utf8", "not_object", "not_json", "missing_field"]
+
+
+def test_the_batch_dump_reads_back_like_the_standard_library() -> None:
+    offset = timezone(timedelta(hours=5, minutes=30, seconds=15))
+    rows: list[dict[str, Any]] = [
+        {
+            "t": datetime(2025, 1, 31, 12, 0, 0, 5, tzinfo=offset),
+            "s": 'é漢\x00 "q"',
+            "n": [1, 2.5, None, True],
+        }
+    ]
+    fast = dump_rows(rows)
+    assert json.loads(fast) == json.loads(json.dumps(rows, default=_json_default))
+    assert '"t":"2025-01-31T12:00:00.000005+05:30:15"' in fast  # datetimes exactly as isoformat()
+
+
+@pytest.mark.parametrize("value", ["\ud800", 2**70, OverflowFloat("inf")])
+def test_what_orjson_refuses_is_dumped_by_the_standard_library(value: Any) -> None:
+    rows = [{"v": value}]
+    assert dump_rows(rows) == json.dumps(rows, default=_json_default)

@@ -1,0 +1,119 @@
+"""Judge calls through the replayer's shared limiter and budget: real Postgres, the simulator's judge mode."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from scoring.registry import scoring_spec
+from scoring.runner import RunSummary
+from scoring.service import score_experiment, shared_gate
+from shadowlab.budget import committed_usd, judge_spend_usd
+from shadowlab.db import session_scope
+from shadowlab.models import BudgetReservation, Experiment, JudgeCall, RateLimitEvent, Score
+from shadowlab.usage import Usage
+from tests.scoring.conftest import N_REQUESTS, Seeded, sim_provider
+
+pytestmark = pytest.mark.postgres
+
+REPLAY_USD = 0.002  # what each request's replays cost (both arms), settled by "the replayer"
+POINT = {"name": "quality", "kind": "pointwise", "model": "sim-judge"}
+PAIR = {"name": "pref", "kind": "pairwise", "model": "sim-judge"}
+SPEC: dict[str, Any] = {
+    "limits": [{"provider": "anthropic", "model": "sim-judge", "rpm": 100_000, "concurrency": 6}],
+    "replay": {"max_attempts": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.05},
+}
+
+
+def _cost(model: str, usage: Usage) -> float:
+    return usage.total_input_tokens * 1e-6 + usage.output_tokens * 5e-6
+
+
+def _prepare(seeded: Seeded, budget_usd: float) -> None:
+    """The experiment's replays are done and settled; its budget is `budget_usd`."""
+    with session_scope(seeded.factory) as session:
+        experiment = session.get_one(Experiment, seeded.experiment_id)
+        experiment.budget_usd = budget_usd
+        experiment.spec = SPEC
+        ids = session.scalars(sa.text("SELECT id FROM captured_requests ORDER BY id")).all()
+        session.add_all(
+            BudgetReservation(experiment_id=seeded.experiment_id, captured_request_id=i, reserved_usd=0.05,
+                              settled_usd=REPLAY_USD)
+            for i in ids
+        )  # fmt: skip
+
+
+def _score(seeded: Seeded, judges: list[dict[str, Any]]) -> list[RunSummary]:
+    gate = shared_gate(seeded.factory, seeded.experiment_id, SPEC)
+    return asyncio.run(
+        score_experiment(
+            seeded.factory, seeded.experiment_id, scoring_spec({"scoring": {"judges": judges}}),
+            provider_for=lambda judge: sim_provider(seeded.sim), cost_of=_cost,
+            budget=gate.budget, limiter=gate.limiter,
+        )
+    )  # fmt: skip
+
+
+def test_judge_spend_is_committed_in_the_experiment_budget_and_recorded_per_call(seeded: Seeded) -> None:
+    _prepare(seeded, budget_usd=10.0)
+
+    point, pair = _score(seeded, [POINT, PAIR])
+
+    assert point.stored == pair.stored == 2 * N_REQUESTS and point.spent_usd > 0 and pair.spent_usd > 0
+    with seeded.factory() as session:
+        calls = session.scalars(sa.select(JudgeCall)).all()
+        assert len(calls) == 4 * N_REQUESTS and all(c.settled_usd is not None for c in calls)
+        assert all(c.settled_usd <= c.reserved_usd for c in calls)  # the worst case was a real bound
+        assert judge_spend_usd(session, seeded.experiment_id, "quality") == pytest.approx(point.spent_usd)
+        # Pairwise cost is queryable per request, candidate and order (preferences have no cost column).
+        pairs = [c for c in calls if c.scorer_name == "pref"]
+        assert {(c.arm_b_id, c.order_shown) for c in pairs} == {
+            (seeded.candidate_id, "ab"),
+            (seeded.candidate_id, "ba"),
+        }
+        assert len({c.captured_request_id for c in pairs}) == N_REQUESTS
+        assert judge_spend_usd(session, seeded.experiment_id, "pref") == pytest.approx(pair.spent_usd)
+        points = [c for c in calls if c.scorer_name == "quality"]
+        scored = set(session.scalars(sa.select(Score.replay_id).where(Score.scorer_name == "quality")))
+        assert {c.replay_id for c in points} == scored
+        assert {c.scorer_version for c in points} == {point.version}
+        # Replays and judging together, as `replay` progress and the dashboard read it.
+        replays = N_REQUESTS * REPLAY_USD
+        assert committed_usd(session, seeded.experiment_id) == pytest.approx(
+            replays + point.spent_usd + pair.spent_usd
+        )
+        # Every judge call was admitted by the shared limiter of its provider+model.
+        admitted = session.scalar(
+            sa.select(sa.func.count()).where(RateLimitEvent.key == "anthropic/sim-judge")
+        )
+        assert admitted == 4 * N_REQUESTS
+
+
+def test_budget_running_out_mid_scoring_stops_judge_calls_and_score_finishes_later(seeded: Seeded) -> None:
+    budget = N_REQUESTS * REPLAY_USD + 0.012  # room for a few judge calls only
+    _prepare(seeded, budget_usd=budget)
+
+    (first,) = _score(seeded, [POINT])
+
+    assert first.budget_exhausted and 0 < first.stored < 2 * N_REQUESTS
+    assert first.stored + first.pending == 2 * N_REQUESTS
+    with seeded.factory() as session:
+        calls = session.scalars(sa.select(JudgeCall)).all()
+        assert len(calls) == first.stored and all(c.settled_usd is not None for c in calls)
+        assert committed_usd(session, seeded.experiment_id) <= budget + 1e-12
+        assert session.get_one(Experiment, seeded.experiment_id).status == "budget_exhausted"
+
+    with session_scope(seeded.factory) as session:
+        session.get_one(Experiment, seeded.experiment_id).budget_usd = 10.0
+    (second,) = _score(seeded, [POINT])
+
+    assert second.total == first.pending and second.stored == first.pending and not second.budget_exhausted
+    with seeded.factory() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Score)) == 2 * N_REQUESTS
+        assert session.scalar(sa.select(sa.func.count()).select_from(JudgeCall)) == 2 * N_REQUESTS
+        assert committed_usd(session, seeded.experiment_id) == pytest.approx(
+            N_REQUESTS * REPLAY_USD + first.spent_usd + second.spent_usd
+        )
