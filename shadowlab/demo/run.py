@@ -28,6 +28,10 @@ from shadowlab.errors import ShadowlabError
 
 Echo = Callable[[str], None]
 EXPERIMENT = "sonnet-to-cheaper"
+OUTPUTS = (
+    "shadowlab.db", "shadowlab.db-wal", "shadowlab.db-shm", "captures.jsonl", "captures.jsonl.rejected.jsonl",
+    "analysis.json", "report.html", "routing.yaml",
+)  # fmt: skip
 
 
 class DemoError(ShadowlabError):
@@ -51,6 +55,8 @@ class DemoOptions:
 @dataclass
 class DemoResult:
     verdict: str | None = None
+    routes: dict[str, str] = field(default_factory=dict)
+    routes_ok: bool = False
     expected_verdict: str = ""
     statuses: dict[str, str] = field(default_factory=dict)
     expected: dict[str, str] = field(default_factory=dict)
@@ -58,7 +64,7 @@ class DemoResult:
 
     @property
     def matches_truth(self) -> bool:
-        return self.verdict == self.expected_verdict and self.statuses == self.expected
+        return self.verdict == self.expected_verdict and self.statuses == self.expected and self.routes_ok
 
 
 def _free_port() -> int:
@@ -141,8 +147,7 @@ def _environment(options: DemoOptions, base_url: str, database_url: str) -> dict
 def _prepare(out: Path) -> None:
     """A fresh output folder: a run interrupted earlier leaves nothing that changes this one."""
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("shadowlab.db", "shadowlab.db-wal", "shadowlab.db-shm", "captures.jsonl",
-                 "captures.jsonl.rejected.jsonl", "analysis.json"):  # fmt: skip
+    for name in OUTPUTS:
         (out / name).unlink(missing_ok=True)
 
 
@@ -210,6 +215,11 @@ def run_demo(
         stages.run("score", EXPERIMENT, "--concurrency", "32")
         echo("\n6. analysis and the pre-registered decision rule")
         raw = stages.run("analyze", EXPERIMENT, "--json", capture=True)
+        echo("\n7. the shareable report and the routing recommendation")
+        stages.run("report", EXPERIMENT, "--format", "html", "--out", str(out / "report.html"))
+        routing = json.loads(
+            stages.run("route", EXPERIMENT, "--json", "--export", str(out / "routing.yaml"), capture=True)
+        )
     document = json.loads(raw)
     analysis_file = out / "analysis.json"
     analysis_file.write_text(json.dumps(document, indent=2))
@@ -219,6 +229,10 @@ def run_demo(
         statuses=_statuses(document),
         expected={arm.name: setup.expected_status(arm) for arm in setup.CANDIDATES},
         analysis_file=analysis_file,
+        routes={s["segment"]: s["arm"] for s in routing.get("segments", [])},
+    )
+    result.routes_ok = bool(result.routes) and all(
+        arm in setup.expected_route(segment) for segment, arm in result.routes.items()
     )
     for line in _summary_lines(document):
         echo(line)
@@ -228,9 +242,20 @@ def run_demo(
              f"(allowed: {setup.QUALITY_MARGIN}) → should {result.expected[arm.name]}; "
              f"it did {result.statuses.get(arm.name, 'not appear')}")  # fmt: skip
     echo(f"truth: the verdict should be {result.expected_verdict}; it is {result.verdict}")
-    echo("the verdict MATCHES the truth built into the simulator" if result.matches_truth
-         else "the verdict does NOT match the truth built into the simulator")  # fmt: skip
-    echo(f"\noutputs: {out}  (analysis.json, experiment.yaml, captures.jsonl, shadowlab.db)")
+    echo("routing (easy routes may move to haiku, hard ones must stay on control):")
+    for segment in routing.get("segments", []):
+        ok = "ok" if segment["arm"] in setup.expected_route(segment["segment"]) else "WRONG"
+        echo(f"  {segment['segment']:<26} {segment['share']:>6.1%} → {segment['arm']:<8} "
+             f"{segment['status']:<10} {ok}")  # fmt: skip
+    saving = routing.get("saving") or {}
+    if saving.get("per_request_usd") is not None:
+        relative = saving.get("relative") or {}
+        echo(f"  projected saving ${saving['per_request_usd']:.6f} per request "
+             f"({_fmt(saving.get('ci_low'))} to {_fmt(saving.get('ci_high'))}), "
+             f"{-100 * (relative.get('estimate') or 0):.0f} % of the control's cost")  # fmt: skip
+    echo("the verdict and the routing MATCH the truth built into the simulator" if result.matches_truth
+         else "the verdict or the routing does NOT match the truth built into the simulator")  # fmt: skip
+    echo(f"\noutputs: {out}  (report.html, analysis.json, routing.yaml, experiment.yaml, shadowlab.db)")
     echo(f"dashboard: SHADOWLAB_DATABASE_URL={database_url} shadowlab dashboard")
     return result
 

@@ -138,3 +138,9 @@ def experiment(name: str, n_requests: int) -> dict[str, Any]:
             ]
         },
     }
+
+
+def expected_route(segment: str) -> tuple[str, ...]:
+    """Arms the routing may pick for a `service/route` segment: the haiku-like model only on easy routes."""
+    hard = {f"{r.service}/{r.route}" for r in ROUTES if r.difficulty == "hard"}
+    return (CONTROL.name,) if segment in hard else (CANDIDATES[0].name, CONTROL.name)

@@ -25,7 +25,7 @@ def _demo(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
 
 
 def _assert_matches_truth(output: str, out: Path) -> None:
-    assert "the verdict MATCHES the truth built into the simulator" in output, output[-3000:]
+    assert "the verdict and the routing MATCH the truth built into the simulator" in output, output[-3000:]
     document = json.loads((out / "analysis.json").read_text())
     assert document["verdict"]["verdict"] == "dont_ship"
     assert {c["arm"]: c["status"] for c in document["verdict"]["candidates"]} == {
@@ -34,6 +34,8 @@ def _assert_matches_truth(output: str, out: Path) -> None:
     }
     reasons = " ".join(document["verdict"]["reasons"])
     assert "quality guardrail" in reasons
+    assert "dont_ship" in (out / "report.html").read_text()
+    assert (out / "routing.yaml").exists()
 
 
 def test_demo_small_survives_ctrl_c_and_then_matches_the_truth(small_demo: Any) -> None:
