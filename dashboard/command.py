@@ -11,7 +11,6 @@ from typing import Annotated
 
 import typer
 
-from dashboard.auth import hash_password, load_users
 from shadowlab.config import Settings
 from shadowlab.errors import ConfigError
 
@@ -52,6 +51,8 @@ def dashboard_env(settings: Settings) -> dict[str, str]:
 def check_auth(settings: Settings, host: str, no_auth: bool) -> None:
     """Fail before serving: a malformed users file, or no authentication on a non-loopback address."""
     if settings.dashboard_users is not None:
+        from dashboard.auth import load_users  # bcrypt loads only when a users file is checked
+
         load_users(settings.dashboard_users)
     configured = settings.dashboard_users is not None or bool(settings.dashboard_trusted_header)
     if not configured and not no_auth and not is_loopback(host):
@@ -98,6 +99,8 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
     @group.command("hash-password")
     def hash_password_command() -> None:
         """Read a password (prompt, or stdin when piped) and print its bcrypt hash for the users file."""
+        from dashboard.auth import hash_password
+
         typer.echo(hash_password(read_password()))
 
     app.add_typer(group, name="dashboard")
