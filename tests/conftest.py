@@ -124,9 +124,13 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """Debian's headless Chromium driven by Playwright (`make browser` installs it); fails when missing."""
+    """Debian's headless Chromium driven by Playwright (`make browser` installs it); fails when missing.
+
+    Module-scoped: Playwright's sync API keeps an event loop running in this thread while it is open,
+    and later tests call `asyncio.run()`, which refuses to start inside a running loop.
+    """
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run `make browser` (Debian's chromium package)")
     from playwright.sync_api import sync_playwright
