@@ -19,7 +19,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip uv
-	$(BIN)/uv pip install --python $(BIN)/python -q -e '.[dev]'
+	$(BIN)/uv pip install --python $(BIN)/python -q --compile-bytecode -e '.[dev]'
 	@touch $(STAMP)
 
 services: setup

@@ -166,12 +166,13 @@ def small_demo(tmp_path_factory: pytest.TempPathFactory) -> SmallDemo:
     """One demo run shared by the tests that need a seeded experiment (it takes about a minute)."""
     import signal
 
-    folder = tmp_path_factory.mktemp("small-demo")
+    folder = tmp_path_factory.mktemp("small-demo") / "demo-output"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")}
-    command = [sys.executable, "-m", "shadowlab.cli", "demo", "--seed", "1", "--small", "--out", str(folder)]
+    # A relative --out, as `make demo` uses, run from the folder's parent.
+    command = [sys.executable, "-m", "shadowlab.cli", "demo", "--seed", "1", "--small", "--out", folder.name]
 
     def start() -> subprocess.Popen[str]:
-        return subprocess.Popen(command, env=env, cwd=folder, text=True, stdout=subprocess.PIPE,
+        return subprocess.Popen(command, env=env, cwd=folder.parent, text=True, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
 
     first = start()

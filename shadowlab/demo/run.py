@@ -118,6 +118,7 @@ class Stages:
 
     def run(self, *args: str, capture: bool = False) -> str:
         self.echo(f"$ shadowlab {' '.join(args)}")
+        started = time.monotonic()
         result = subprocess.run(
             [sys.executable, "-m", "shadowlab.cli", *args],
             env=self.env, cwd=self.cwd, text=True, check=False,
@@ -125,6 +126,7 @@ class Stages:
         )  # fmt: skip
         if result.returncode != 0:
             raise DemoError(f"`shadowlab {' '.join(args)}` failed with exit code {result.returncode}")
+        self.echo(f"  ({time.monotonic() - started:.1f} s)")
         return result.stdout or ""
 
 
@@ -134,7 +136,7 @@ def _environment(options: DemoOptions, base_url: str, database_url: str) -> dict
         "SHADOWLAB_DATABASE_URL": database_url,
         "SHADOWLAB_ANTHROPIC_BASE_URL": base_url,
         "SHADOWLAB_OPENAI_BASE_URL": f"{base_url}/v1",
-        "SHADOWLAB_PRICES_FILE": str(options.out / "prices.json"),
+        "SHADOWLAB_PRICES_FILE": str(options.out.resolve() / "prices.json"),
         # The simulator accepts any key; real keys are never needed (nor read) by the demo.
         "ANTHROPIC_API_KEY": "sk-ant-demo-not-a-real-key",
         "OPENAI_API_KEY": "sk-demo-not-a-real-key",

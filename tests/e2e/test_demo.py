@@ -64,7 +64,7 @@ def test_demo_real_small_through_kafka_and_postgres(
     demo_database: str, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     env = {"SHADOWLAB_DATABASE_URL": demo_database, "SHADOWLAB_KAFKA_BOOTSTRAP": kafka_bootstrap}
-    run = _demo("--real", "--small", "--out", str(tmp_path / "real"), env=env, cwd=tmp_path)
+    run = _demo("--real", "--small", "--out", "real", env=env, cwd=tmp_path)
     output, _ = run.communicate(timeout=900)
     assert run.returncode == 0, output[-3000:]
     _assert_matches_truth(output, tmp_path / "real")
