@@ -140,14 +140,29 @@ def _failure_detail(outcome: CallOutcome) -> str:
     return f"{outcome.result.error_code}: {outcome.result.error_detail or ''}".strip()
 
 
-class PointwiseJudge:
-    """Scores one answer 1–10 against the rubric."""
+class _Judge:
+    """What both judges share: the spec (name and version) and the call through limits and budget."""
 
     def __init__(self, spec: JudgeSpec, call: JudgeCall) -> None:
         self.spec = spec
         self.name = spec.name
         self.version = spec.version
         self._call = call
+
+    @staticmethod
+    def _failed(outcome: CallOutcome) -> FailureKind | None:
+        """None when the judge answered; else why not (the budget refused it, or the provider failed)."""
+        if outcome.result is not None and outcome.result.ok:
+            return None
+        return "budget" if outcome.budget_refused else "provider"
+
+
+def _raw_answer(result: ProviderResult) -> str:
+    return result.text or json.dumps([c.raw_arguments for c in result.tool_calls])
+
+
+class PointwiseJudge(_Judge):
+    """Scores one answer 1–10 against the rubric."""
 
     def request_for(self, subject: Subject) -> NormalizedRequest:
         text = (
@@ -158,14 +173,14 @@ class PointwiseJudge:
 
     async def score(self, subject: Subject) -> ScoreResult:
         outcome = await self._call(self.request_for(subject))
-        if outcome.result is None or not outcome.result.ok:
-            failure: FailureKind = "budget" if outcome.budget_refused else "provider"
+        failure = self._failed(outcome)
+        if failure is not None or outcome.result is None:
             return ScoreResult(None, failure=failure, details={"error": _failure_detail(outcome)})
         fields = _verdict_fields(outcome.result) or {}
         score = fields.get("score")
         cost = {"cost_usd": outcome.cost_usd}
         if isinstance(score, bool) or not isinstance(score, int | float) or not 1 <= score <= 10:
-            raw = outcome.result.text or json.dumps([c.raw_arguments for c in outcome.result.tool_calls])
+            raw = _raw_answer(outcome.result)
             return ScoreResult(
                 None,
                 failure="unparseable",
@@ -176,14 +191,8 @@ class PointwiseJudge:
         return ScoreResult(float(score), rationale=rationale, details=cost, cost_usd=outcome.cost_usd)
 
 
-class PairwiseJudge:
+class PairwiseJudge(_Judge):
     """Says which of two shown answers is better ("A" = shown first)."""
-
-    def __init__(self, spec: JudgeSpec, call: JudgeCall) -> None:
-        self.spec = spec
-        self.name = spec.name
-        self.version = spec.version
-        self._call = call
 
     def request_for(self, subject: PairSubject) -> NormalizedRequest:
         text = (
@@ -194,15 +203,15 @@ class PairwiseJudge:
 
     async def compare(self, subject: PairSubject) -> PairResult:
         outcome = await self._call(self.request_for(subject))
-        if outcome.result is None or not outcome.result.ok:
-            failure: FailureKind = "budget" if outcome.budget_refused else "provider"
+        failure = self._failed(outcome)
+        if failure is not None or outcome.result is None:
             return PairResult(None, failure=failure, detail=_failure_detail(outcome))
         fields = _verdict_fields(outcome.result) or {}
         winner: Winner | None = {"A": "first", "B": "second", "TIE": "tie"}.get(  # type: ignore[assignment]
             str(fields.get("winner", "")).strip().upper()
         )
         if winner is None:
-            raw = outcome.result.text or json.dumps([c.raw_arguments for c in outcome.result.tool_calls])
+            raw = _raw_answer(outcome.result)
             return PairResult(
                 None,
                 failure="unparseable",
