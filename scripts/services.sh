@@ -159,6 +159,8 @@ ensure_postgres_role_and_db() {
   as_pg "$PG_BIN/psql" -q -X -v ON_ERROR_STOP=1 -h "$PG_SOCKET_DIR" -p "$PG_PORT" -d postgres >/dev/null <<'EOF'
 SELECT 'CREATE ROLE shadowlab' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'shadowlab')\gexec
 ALTER ROLE shadowlab WITH LOGIN CREATEDB PASSWORD 'shadowlab';
+-- lets DROP DATABASE ... WITH (FORCE) end an autovacuum worker still busy in a test database
+GRANT pg_signal_backend TO shadowlab;
 SELECT 'CREATE DATABASE shadowlab OWNER shadowlab'
 WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'shadowlab')\gexec
 EOF

@@ -47,9 +47,28 @@ def pg_database(postgres_url: str) -> Iterator[str]:
     try:
         yield url
     finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        try:
+            _drop_database(admin, name)
+        finally:
+            admin.dispose()
+
+
+def _drop_database(admin: object, name: str, attempts: int = 5) -> None:
+    """Drop a test database; a background worker (autovacuum) may hold it for a moment, so retry briefly."""
+    import time
+
+    import sqlalchemy as sa
+
+    assert isinstance(admin, sa.Engine)
+    for attempt in range(attempts):
+        try:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except sa.exc.DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * 2**attempt)  # backoff between retries of a failed statement, not a wait
 
 
 @pytest.fixture(scope="session")
