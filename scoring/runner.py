@@ -55,6 +55,20 @@ class _Tally:
         self.exhausted = False
         self.errors: Counter[str] = Counter()
 
+    def skipped(self) -> bool:
+        """Once the budget is out, every remaining item stays pending without a call."""
+        if self.exhausted:
+            self.pending += 1
+            self.errors["budget"] += 1
+        return self.exhausted
+
+    def spent_on(self, cost_usd: float, failure: str | None) -> None:
+        """Count one judge call's cost and, if it failed, why (a budget refusal stops the run)."""
+        self.spent += cost_usd
+        if failure:
+            self.errors[failure] += 1
+        self.exhausted = self.exhausted or failure == "budget"
+
     def step(self) -> None:
         self.finished += 1
         if self.progress:
@@ -99,17 +113,11 @@ async def score_points(
     tally = _Tally(len(items), progress)
 
     async def work(item: PointItem) -> None:
-        if tally.exhausted:
-            tally.pending += 1
-            tally.errors["budget"] += 1
-        else:
+        if not tally.skipped():
             judging.set(JudgeRef(experiment_id, scorer.name, scorer.version, item.captured_request_id,
                                  replay_id=item.replay_id))  # fmt: skip
             result = await scorer.score(item.subject)
-            tally.spent += result.cost_usd
-            if result.failure:
-                tally.errors[result.failure] += 1
-            tally.exhausted = tally.exhausted or result.failure == "budget"
+            tally.spent_on(result.cost_usd, result.failure)
             if result.storable:
                 with session_scope(factory) as session:
                     write_score(session, item.replay_id, scorer.name, scorer.version, result)
@@ -140,17 +148,13 @@ async def score_pairs(
     tally = _Tally(len(items), progress)
 
     async def work(item: PairItem) -> None:
-        if tally.exhausted:
-            tally.pending += 1
-            tally.errors["budget"] += 1
-        else:
+        if not tally.skipped():
             judging.set(JudgeRef(experiment_id, scorer.name, scorer.version, item.captured_request_id,
                                  arm_b_id=item.arm_b_id, order_shown=item.order))  # fmt: skip
             result = await scorer.compare(item.subject)
-            tally.spent += result.cost_usd
+            failure = (result.failure or "provider") if result.winner is None else None
+            tally.spent_on(result.cost_usd, failure)
             if result.winner is None:
-                tally.errors[result.failure or "provider"] += 1
-                tally.exhausted = tally.exhausted or result.failure == "budget"
                 tally.pending += 1
                 tally.failed += result.failure == "unparseable"
             else:
