@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+UV_VERSION := 0.13.9
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 # The project's own services (scripts/services.sh starts them on these ports).
 # Override SHADOWLAB_PG_PORT / SHADOWLAB_KAFKA_PORT / SHADOWLAB_KAFKA_CONTROLLER_PORT to run a second copy.
 export SHADOWLAB_PG_PORT ?= 54329
@@ -12,15 +14,22 @@ export SHADOWLAB_KAFKA_CONTROLLER_PORT ?= 19093
 export SHADOWLAB_TEST_DATABASE_URL ?= postgresql+psycopg://shadowlab:shadowlab@127.0.0.1:$(SHADOWLAB_PG_PORT)/shadowlab
 export SHADOWLAB_TEST_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(SHADOWLAB_KAFKA_PORT)
 
-.PHONY: setup services services-stop services-status browser demo test test-fast lint bench clean
+.PHONY: setup lock services services-stop services-status browser demo test test-fast lint bench clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Installs exactly what uv.lock records (--frozen: the lock is never re-resolved here); --inexact keeps
+# the pinned uv itself, which lives in the same venv.
+$(STAMP): pyproject.toml uv.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install -q --upgrade pip uv
-	$(BIN)/uv pip install --python $(BIN)/python -q --compile-bytecode -e '.[dev]'
+	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv sync --frozen --inexact --extra dev --python $(BIN)/python -q --compile-bytecode
 	@touch $(STAMP)
+
+# Re-resolve the dependencies after a change to pyproject.toml (then commit uv.lock).
+lock:
+	@test -x $(BIN)/uv || { $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install -q uv==$(UV_VERSION); }
+	$(BIN)/uv lock
 
 services: setup
 	bash scripts/services.sh start
@@ -36,6 +45,7 @@ services-status:
 	bash scripts/services.sh status
 
 lint: setup
+	$(BIN)/uv lock --check --python $(BIN)/python -q || { echo "error: uv.lock is stale: run 'make lock' and commit uv.lock" >&2; exit 1; }
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports

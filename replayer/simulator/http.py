@@ -48,8 +48,11 @@ def _reason(status: int) -> str:
 class Responder:
     """Writes one response: whole (`send`) or chunked (`start_stream`, `send_chunk`, `end_stream`)."""
 
-    def __init__(self, writer: asyncio.StreamWriter, keep_alive: bool) -> None:
+    def __init__(
+        self, writer: asyncio.StreamWriter, keep_alive: bool, reader: asyncio.StreamReader | None = None
+    ) -> None:
         self._writer = writer
+        self._reader = reader
         self.keep_alive = keep_alive
         self.started = False
 
@@ -84,6 +87,18 @@ class Responder:
     async def end_stream(self) -> None:
         self._writer.write(b"0\r\n\r\n")
         await self._writer.drain()
+
+    async def hold(self, longest_s: float) -> None:
+        """Say nothing until the client gives up and closes the connection (or `longest_s` passes), then drop
+        it: a stalled server holds the socket open for as long as the client waits."""
+        if self._reader is not None:
+            with contextlib.suppress(TimeoutError, ConnectionError):
+                async with asyncio.timeout(longest_s):
+                    while await self._reader.read(65536):
+                        pass  # nothing the client sends can end a stall; only its close does
+        else:
+            await asyncio.sleep(longest_s)
+        self.reset()
 
     def reset(self) -> None:
         """Drop the connection with a TCP RST (SO_LINGER 0), as a crashed server or proxy would."""
@@ -170,7 +185,7 @@ async def serve_connection(
                 break
             if request is None:
                 break
-            responder = Responder(writer, request.headers.get("connection", "").lower() != "close")
+            responder = Responder(writer, request.headers.get("connection", "").lower() != "close", reader)
             await handler(request, responder)
             if not responder.keep_alive or writer.transport.is_closing():
                 break

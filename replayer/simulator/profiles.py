@@ -101,7 +101,11 @@ class ModelProfile(_Frozen):
     )
     cache_min_tokens: int = Field(1024, ge=0, description="Shortest prefix that prompt caching stores.")
     retry_after_s: float = Field(1.0, ge=0)
-    stall_ms: float = Field(30_000, ge=0, description="How long a stall lasts before the connection drops.")
+    stall_ms: float = Field(
+        30_000,
+        ge=0,
+        description="Longest a stall: the connection stays silent until the client closes it or this passes.",
+    )
     faults: FaultRates = FaultRates()
 
 

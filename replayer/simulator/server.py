@@ -281,8 +281,7 @@ class Simulator:
         fault: Fault | None,
     ) -> None:
         if fault == "stall":
-            await asyncio.sleep(profile.stall_ms / 1000)
-            out.reset()
+            await out.hold(profile.stall_ms / 1000)
             return
         await _sleep_until(first_at + answer.output_tokens / profile.tokens_per_s)
         body = (
@@ -333,8 +332,7 @@ class Simulator:
             await out.end_stream()
             return
         stall = _float_header(request, HEADER_STALL_MS)
-        await asyncio.sleep((profile.stall_ms if stall is None else stall) / 1000)
-        out.reset()
+        await out.hold((profile.stall_ms if stall is None else stall) / 1000)
 
 
 def _status(api: Api, fault: Fault | None, stream: bool) -> int:

@@ -51,6 +51,7 @@ class AnthropicProvider:
     name = "anthropic"
 
     def __init__(self, config: ProviderConfig) -> None:
+        self._stall_timeout_s = config.stall_timeout_s
         self._client = anthropic.AsyncAnthropic(
             api_key=config.api_key.get_secret_value() if config.api_key else "none",
             base_url=config.base_url,
@@ -59,6 +60,9 @@ class AnthropicProvider:
                 config.timeout_s, connect=config.connect_timeout_s, read=config.stall_timeout_s
             ),
             default_headers=dict(config.extra_headers),
+            http_client=(
+                anthropic.DefaultAsyncHttpxClient(transport=config.transport) if config.transport else None
+            ),
         )
 
     async def aclose(self) -> None:
@@ -111,14 +115,17 @@ class AnthropicProvider:
             state.end()
         except anthropic.APIStatusError as exc:
             state.fail(*_status_error(exc))
-        except anthropic.APITimeoutError:
-            state.fail("timeout", "no response head within the timeout")
+        except anthropic.APITimeoutError as exc:  # SDKs from 2.17 wrap a read timeout inside the stream too
+            state.timed_out(self._stall_timeout_s, _describe(exc.__cause__ or exc))
         except anthropic.APIConnectionError as exc:
             state.fail("connection", _describe(exc.__cause__ or exc))
         except (
             Exception
         ) as exc:  # transport errors raised while the stream is read are not wrapped by the SDK
-            state.fail(*_transport_error(exc))
+            if "Timeout" in type(exc).__name__:
+                state.timed_out(self._stall_timeout_s, _describe(exc))
+            else:
+                state.fail(*_transport_error(exc))
         state.tool_calls = tuple(
             _tool_call(block) for _, block in sorted(blocks.items()) if block["type"] == "tool_use"
         )
@@ -163,8 +170,6 @@ def _status_error(exc: anthropic.APIStatusError) -> tuple[ErrorCode, str, int | 
 
 def _transport_error(exc: Exception) -> tuple[ErrorCode, str]:
     name = type(exc).__name__
-    if "Timeout" in name:
-        return "stall", f"no stream event within the stall timeout ({name})"
     if any(part in name for part in ("Protocol", "Read", "Network", "Connect", "Closed")) or isinstance(
         exc, OSError
     ):

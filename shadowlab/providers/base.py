@@ -60,6 +60,9 @@ class ProviderConfig:
     # OpenAI-compatible only: which field carries max output tokens (older servers know only `max_tokens`)
     max_tokens_field: Literal["max_completion_tokens", "max_tokens"] = "max_completion_tokens"
     stream_usage: bool = True  # OpenAI-compatible only: ask for the usage chunk (`stream_options`)
+    # An async transport of the provider's HTTP library (httpx for OpenAI-compatible, the Anthropic SDK's
+    # own httpx flavour for Anthropic) to send through instead of the network: faults on cue in tests.
+    transport: Any = None
 
 
 @dataclass(frozen=True)

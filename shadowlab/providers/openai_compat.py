@@ -58,6 +58,7 @@ class OpenAICompatProvider:
             limits=httpx.Limits(
                 max_connections=config.max_connections, max_keepalive_connections=config.max_connections
             ),
+            transport=config.transport,
         )
 
     async def aclose(self) -> None:
@@ -99,13 +100,8 @@ class OpenAICompatProvider:
                     self._http_error(response, state)
                 else:
                     await self._read_stream(response, state, calls)
-        except httpx.ReadTimeout:
-            state.fail(
-                "stall" if state.ttfb_ms is not None else "timeout",
-                f"no data within {self._config.stall_timeout_s:g} s",
-            )
         except httpx.TimeoutException as exc:
-            state.fail("timeout", type(exc).__name__)
+            state.timed_out(self._config.stall_timeout_s, type(exc).__name__)
         except httpx.TransportError as exc:
             state.fail("connection", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
         except _StreamError as exc:

@@ -76,6 +76,15 @@ class StreamState:
         self.error = (code, detail, status, retry_after_s)
         self.ttlt_ms = self._elapsed_ms()
 
+    def timed_out(self, limit_s: float, cause: str) -> None:
+        """A read or connect timeout, classified by how far the call got (the same for every provider and SDK
+        version, whatever exception type wraps it): `stall` once the response head arrived (the stream
+        stopped), `timeout` before it (no answer at all)."""
+        if self.status_code is not None:
+            self.fail("stall", f"the stream stopped: no data within {limit_s:g} s ({cause})")
+        else:
+            self.fail("timeout", f"no response head within {limit_s:g} s ({cause})")
+
     def result(self) -> ProviderResult:
         code, detail, status, retry_after = self.error or (None, None, self.status_code, None)
         text = "".join(self._texts)

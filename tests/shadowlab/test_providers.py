@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -169,3 +171,68 @@ def test_sampling_fields_the_sdk_signature_lacks_still_reach_the_api(sim: Runnin
     result = _call(sim, "anthropic", request)
     assert result.ok, result.error_detail
     assert result.text
+
+
+# Clock-free: a transport that answers with a stream head and the first event, then raises a read timeout on
+# cue (as a stalled server would), or raises before any head. The classification may not depend on which
+# exception type the installed SDK wraps the timeout in.
+_ANTHROPIC_START = (
+    b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","type":"message",'
+    b'"role":"assistant","model":"m","content":[],"stop_reason":null,"stop_sequence":null,'
+    b'"usage":{"input_tokens":5,"output_tokens":1}}}\n\n'
+    b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+    b'"content_block":{"type":"text","text":""}}\n\n'
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+    b'"delta":{"type":"text_delta","text":"Half an"}}\n\n'
+)
+_OPENAI_START = (
+    b'data: {"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,'
+    b'"delta":{"role":"assistant","content":"Half an"},"finish_reason":null}]}\n\n'
+)
+
+
+def _transport(name: str, *, head: bool) -> object:
+    """The provider's httpx flavour's MockTransport: a 200 SSE head and one event, then ReadTimeout."""
+    import anthropic
+    import httpx
+
+    lib: Any = (
+        httpx
+        if name == "openai"
+        else importlib.import_module(anthropic.DefaultAsyncHttpxClient.__mro__[1].__module__.split(".")[0])
+    )
+    first = _OPENAI_START if name == "openai" else _ANTHROPIC_START
+
+    class StallsAfterFirstEvent(lib.AsyncByteStream):  # type: ignore[misc,name-defined]
+        async def __aiter__(self) -> Any:
+            yield first
+            raise lib.ReadTimeout("read timed out")
+
+    def handle(request: Any) -> Any:
+        if not head:
+            raise lib.ReadTimeout("read timed out", request=request)
+        return lib.Response(
+            200, headers={"content-type": "text/event-stream"}, stream=StallsAfterFirstEvent()
+        )
+
+    return lib.MockTransport(handle)
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+@pytest.mark.parametrize(("head", "code"), [(True, "stall"), (False, "timeout")])
+def test_timeout_is_a_stall_iff_the_head_arrived(name: str, head: bool, code: str) -> None:
+    config = ProviderConfig(
+        base_url="http://mock", api_key=SecretStr("k"), transport=_transport(name, head=head)
+    )
+    provider = create_provider(name, config)
+
+    async def run() -> ProviderResult:
+        try:
+            return await provider.complete(REQUEST)
+        finally:
+            await provider.aclose()
+
+    result = asyncio.run(run())
+    assert result.error_code == code, result.error_detail
+    assert result.partial is head and result.text == ("Half an" if head else "")
+    assert ("stream stopped" if head else "no response head") in (result.error_detail or "")
