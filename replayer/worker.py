@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from replayer import leases
 from replayer.arms import ArmRuntime, PreparedCall, prepare_call
 from replayer.experiments import spec_of
+from replayer.headers import CAPTURE_ID_HEADER
 from replayer.metrics import WorkerMetrics
 from shadowlab.budget import worst_case_usd
 from shadowlab.config import Settings
@@ -158,7 +159,7 @@ class Worker:
         except ValueError as exc:  # a stored body that no longer fits its API: recorded, not dropped
             return self._row(arm, lease, None, 0, started, error=("bad_request", f"capture: {exc}"))
         result, attempts = await call_with_retries(
-            self.limiter, arm.limit_key, lambda: self._send(arm, call),
+            self.limiter, arm.limit_key, lambda: self._send(arm, call, lease.request_id),
             input_tokens=call.input_tokens_estimate, output_tokens=call.max_output_tokens,
             policy=self.policy, rng=self.rng,
             on_admit=lambda permit: self.metrics.limiter_wait.observe(permit.waited_s),
@@ -166,9 +167,9 @@ class Worker:
         )  # fmt: skip
         return self._row(arm, lease, result, attempts, started, notes=call.notes)
 
-    async def _send(self, arm: ArmRuntime, call: PreparedCall) -> ProviderResult:
+    async def _send(self, arm: ArmRuntime, call: PreparedCall, capture_id: str) -> ProviderResult:
         provider = self.providers[arm.provider]
-        headers: Mapping[str, str] = arm.extra_headers
+        headers: Mapping[str, str] = {**arm.extra_headers, CAPTURE_ID_HEADER: capture_id}
         if call.raw_body is not None:
             return await provider.complete_raw(call.raw_body, untranslated=call.notes, extra_headers=headers)
         assert call.request is not None

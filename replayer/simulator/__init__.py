@@ -1,6 +1,7 @@
 """A real HTTP server faking the Anthropic Messages API and OpenAI chat completions (DESIGN §5).
 
-Deterministic answers by seed, arm and request; per-model profiles; fault injection by rate or header.
+Deterministic answers by seed, arm, replayed capture and request; per-model profiles; fault injection by
+rate or header.
 """
 
 from replayer.simulator.profiles import (
@@ -15,6 +16,7 @@ from replayer.simulator.profiles import (
 from replayer.simulator.runner import RunningSimulator, running_simulator, serve_forever
 from replayer.simulator.server import (
     HEADER_ARM,
+    HEADER_CAPTURE_ID,
     HEADER_FAULT,
     HEADER_INJECTED_TTFB,
     HEADER_INJECTED_TTFT,
@@ -30,6 +32,7 @@ from replayer.simulator.server import (
 __all__ = [
     "FAULTS",
     "HEADER_ARM",
+    "HEADER_CAPTURE_ID",
     "HEADER_FAULT",
     "HEADER_INJECTED_TTFB",
     "HEADER_INJECTED_TTFT",

@@ -1,7 +1,9 @@
-"""Deterministic answers: the same seed, arm and request body always give the same answer.
+"""Deterministic answers: the same seed, arm, capture and request body always give the same answer.
 
-Two arms (even A/A arms on one model) differ the way sampling would. The hidden quality drawn for each
-answer sets how much of the prompt's vocabulary the answer reuses, so judges and checks have a signal.
+Two arms (even A/A arms on one model) differ the way sampling would, and so do two captures with the same body
+(the replayer names the capture in a header): each replay is a fresh sampling unless the model's profile says
+`repeat_identical` (a model served at temperature 0), when the body alone decides. The hidden quality drawn
+for each answer sets how much of the prompt's vocabulary it reuses, so judges and checks have a signal.
 """
 
 from __future__ import annotations
@@ -114,10 +116,15 @@ class CacheStore:
             return live
 
 
-def answer_key(seed: int, arm: str, api: str, body: dict[str, Any]) -> bytes:
-    """Digest of what determines an answer; streaming and transport fields do not count."""
+def answer_key(seed: int, arm: str, api: str, body: dict[str, Any], capture_id: str | None = None) -> bytes:
+    """Digest of what determines an answer; streaming and transport fields do not count.
+
+    Without `capture_id` the digest is the body's alone (every repeat of a body gets the same answer)."""
     content = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
-    text = json.dumps([seed, arm, api, content], sort_keys=True, separators=(",", ":"))
+    parts: list[Any] = [seed, arm, api, content]
+    if capture_id is not None:
+        parts.append(capture_id)
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).digest()
 
 

@@ -107,6 +107,11 @@ class ModelProfile(_Frozen):
         description="Longest a stall: the connection stays silent until the client closes it or this passes.",
     )
     faults: FaultRates = FaultRates()
+    repeat_identical: bool = Field(
+        False,
+        description="Answer every repeat of a request body identically, whichever capture it replays "
+        "(a model served at temperature 0); by default each capture gets its own sampling.",
+    )
 
 
 def mean_quality(profile: ModelProfile, prompt_words: tuple[str, ...]) -> float:

@@ -10,6 +10,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from replayer.headers import CAPTURE_ID_HEADER
 from replayer.simulator import anthropic_api, openai_api
 from replayer.simulator.answers import Answer, CacheStore, answer_key, plan_answer
 from replayer.simulator.http import MAX_HEADER_BYTES, HttpRequest, Responder, serve_connection
@@ -20,6 +21,7 @@ from replayer.simulator.wire import StreamPlan
 
 __all__ = [
     "HEADER_ARM",
+    "HEADER_CAPTURE_ID",
     "HEADER_FAULT",
     "HEADER_INJECTED_TTFB",
     "HEADER_INJECTED_TTFT",
@@ -37,6 +39,7 @@ HEADER_FAULT = "x-sim-fault"  # one of profiles.FAULTS
 HEADER_TTFB_MS = "x-sim-ttfb-ms"  # delay to the response head / message_start
 HEADER_TTFT_MS = "x-sim-ttft-ms"  # delay to the first text/thinking delta
 HEADER_ARM = "x-sim-arm"  # arm name: part of what determines the answer
+HEADER_CAPTURE_ID = CAPTURE_ID_HEADER  # the replayed capture (the replayer sends it): fresh draws per capture
 HEADER_RETRY_AFTER = "x-sim-retry-after"  # seconds, for rate_limit
 HEADER_STALL_MS = "x-sim-stall-ms"  # length of a stall
 # Response headers: what the simulator did.
@@ -61,6 +64,7 @@ class SimRecord:
     injected_ttfb_ms: float
     injected_ttft_ms: float
     answer: Answer | None
+    capture_id: str | None = None  # the replayed capture, when the caller named it
 
     @property
     def usage(self) -> dict[str, Any]:
@@ -182,24 +186,32 @@ class Simulator:
             return
         profile = self.profiles.for_model(view.model)
         arm = request.headers.get(HEADER_ARM, "")
+        capture_id = request.headers.get(HEADER_CAPTURE_ID)
+        # timing: drawn for the capture when it is named (reproducible per replay), else from the sequence
+        timing = (
+            self._rng
+            if capture_id is None
+            else random.Random(answer_key(self.seed, arm, api, payload, capture_id) + b"timing")
+        )
         ttfb = _float_header(request, HEADER_TTFB_MS)
-        ttfb = profile.ttfb_ms.sample(self._rng) if ttfb is None else ttfb
+        ttfb = profile.ttfb_ms.sample(timing) if ttfb is None else ttfb
         ttft = _float_header(request, HEADER_TTFT_MS)
-        ttft = max(profile.ttft_ms.sample(self._rng) if ttft is None else ttft, ttfb)
+        ttft = max(profile.ttft_ms.sample(timing) if ttft is None else ttft, ttfb)
         wanted = request.headers.get(HEADER_FAULT)
+        # faults stay a sequence whatever the capture, so a retry of the same capture can succeed
         fault: Fault | None = next((f for f in FAULTS if f == wanted), None) or profile.faults.draw(self._rng)
         stream = payload.get("stream") is True
-        key = answer_key(self.seed, arm, api, payload)
         if is_judge_model(view.model):
             answer = judge_answer(
                 payload,
                 headers=request.headers,
                 profile=self.judge,
                 memory=self.qualities,
-                key=key,
+                key=answer_key(self.seed, arm, api, payload),  # a verdict depends on the judge request only
                 input_tokens=view.input_tokens,
             )
         else:
+            key = answer_key(self.seed, arm, api, payload, None if profile.repeat_identical else capture_id)
             answer = plan_answer(view, profile, key, self._cache)
             self.qualities.remember(answer)
         headers = {
@@ -223,6 +235,7 @@ class Simulator:
                 ttfb,
                 ttft,
                 answer if status == 200 else None,
+                capture_id,
             )
         )
         await _sleep_until(started + ttfb / 1000)

@@ -54,7 +54,7 @@ class Recorder:
 
     def __init__(self, simulator: Any) -> None:
         self.arrivals: list[Arrival] = []
-        self._sim = simulator
+        self.simulator = simulator
         original = simulator.handle
 
         async def handle(request: Any, out: Any) -> None:
@@ -335,3 +335,26 @@ def test_live_mode_picks_up_captures_ingested_after_start(lab_factory: Callable[
         if worker.poll() is None:
             worker.kill()
             worker.wait()
+
+
+def test_each_replay_names_its_capture_so_repeated_bodies_are_sampled_afresh(
+    lab_factory: Callable[..., Any],
+) -> None:
+    lab, recorder = lab_factory()
+    same = [{"role": "user", "content": "What are your opening hours?"}]
+    lab.seed([_capture(i, T0 + timedelta(seconds=i), messages=same) for i in range(3)])
+    lab.create_and_start("repeats")
+
+    lab.cli("replay", "repeats", "--backfill")
+
+    records = [r for r in recorder.simulator.records() if r.status == 200]
+    assert sorted((r.arm, r.capture_id) for r in records) == [
+        (arm, f"r-{i:04d}") for arm in ("cand", "control") for i in range(3)
+    ]
+    with lab.engine.connect() as conn:
+        answers = conn.execute(
+            sa.select(Arm.name, Replay.answer_text).join(Arm, Arm.id == Replay.arm_id)
+        ).all()  # fmt: skip
+    for arm in ("control", "cand"):
+        texts = [text for name, text in answers if name == arm]
+        assert len(texts) == len(set(texts)) == 3  # one body, three captures: three samplings

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import anthropic
 import httpx
 import openai
 import pytest
 
-from replayer.simulator import HEADER_ARM, HEADER_FAULT, HEADER_INJECTED_TTFT, RunningSimulator
+from replayer.simulator import (
+    HEADER_ARM,
+    HEADER_CAPTURE_ID,
+    HEADER_FAULT,
+    HEADER_INJECTED_TTFT,
+    Distribution,
+    ProfileSet,
+    RunningSimulator,
+    SimRecord,
+    running_simulator,
+)
+from tests.replayer.conftest import FAST
 
 MESSAGES = [{"role": "user", "content": "Which database should a small team pick for analytics?"}]
 
@@ -81,6 +94,60 @@ def test_answers_are_deterministic_by_seed_arm_and_request(simulator_server: Run
     assert ask("a") == ask("a")
     assert ask("a") != ask("b")  # A/A arms differ as sampling would
     assert ask("a") != ask("a", "hello again")
+
+
+def _served(sim: RunningSimulator, model: str, arm: str, capture_id: str | None) -> SimRecord:
+    headers = {"x-api-key": "k", HEADER_ARM: arm} | ({HEADER_CAPTURE_ID: capture_id} if capture_id else {})
+    body = {"model": model, "max_tokens": 300, "messages": MESSAGES}
+    response = httpx.post(f"{sim.base_url}/v1/messages", json=body, headers=headers)
+    assert response.status_code == 200
+    return sim.simulator.record(response.headers["request-id"])
+
+
+@pytest.fixture(scope="module")
+def sampling_simulator() -> Iterator[RunningSimulator]:
+    """Timing that varies (so timing draws can be compared); `frozen-*` models repeat their answers."""
+    varied = FAST.model_copy(update={"ttft_ms": Distribution(median=5, sigma=0.5, low=1)})
+    frozen = varied.model_copy(update={"repeat_identical": True})
+    with running_simulator(seed=7, profiles=ProfileSet(default=varied, models={"frozen-*": frozen})) as sim:
+        yield sim
+
+
+def test_one_body_replayed_for_two_captures_is_two_samplings(sampling_simulator: RunningSimulator) -> None:
+    first = _served(sampling_simulator, "m", "aa", "capture-1")
+    second = _served(sampling_simulator, "m", "aa", "capture-2")
+    assert first.capture_id == "capture-1" and second.capture_id == "capture-2"
+    assert first.answer is not None and second.answer is not None
+    assert first.answer.full_text != second.answer.full_text
+    assert first.answer.quality != second.answer.quality
+    assert first.injected_ttft_ms != second.injected_ttft_ms
+
+
+def test_the_same_capture_replayed_twice_gets_the_same_answer_and_timing(
+    sampling_simulator: RunningSimulator,
+) -> None:
+    first = _served(sampling_simulator, "m", "aa", "capture-1")
+    again = _served(sampling_simulator, "m", "aa", "capture-1")
+    assert first.answer == again.answer
+    assert first.injected_ttft_ms == again.injected_ttft_ms
+    assert _served(sampling_simulator, "m", "other-arm", "capture-1").answer != first.answer
+
+
+def test_a_repeat_identical_model_answers_every_capture_of_a_body_alike(
+    sampling_simulator: RunningSimulator,
+) -> None:
+    first = _served(sampling_simulator, "frozen-1", "aa", "capture-1")
+    second = _served(sampling_simulator, "frozen-1", "aa", "capture-2")
+    unnamed = _served(sampling_simulator, "frozen-1", "aa", None)
+    assert first.answer is not None and first.answer == second.answer == unnamed.answer
+    # temperature 0 fixes the words, not the latency: timing is still drawn per capture
+    assert first.injected_ttft_ms != second.injected_ttft_ms
+    assert _served(sampling_simulator, "frozen-1", "other-arm", "capture-1").answer != first.answer
+
+
+def test_without_a_capture_id_the_body_alone_decides(sampling_simulator: RunningSimulator) -> None:
+    first, again = (_served(sampling_simulator, "m", "aa", None) for _ in range(2))
+    assert first.answer == again.answer
 
 
 def test_a_key_is_required_in_either_header(simulator: str) -> None:
