@@ -140,7 +140,8 @@ def analyze_table(
         }
     checks = (
         *completeness_checks(present, len(table.request_ids)),
-        error_imbalance_check(error_p, alpha=alpha),
+        # It blocks a verdict (`invalid`), so like the A/A and completeness checks it needs strong evidence.
+        error_imbalance_check(error_p, alpha=min(alpha, AA_THRESHOLD)),
         minimum_sample_check({f"{c.metric}:{c.candidate}": c.result.primary.n for c in comparisons}),
         aa_noise_floor_check(aa_p, alpha=min(alpha, AA_THRESHOLD)),
     )

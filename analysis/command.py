@@ -192,9 +192,10 @@ def register(app: typer.Typer, settings_of: SettingsOf | None = None) -> None:
         ctx: typer.Context,
         experiment: str = typer.Argument(..., help="Name of a stored experiment with a plan."),
         fail_on: str = typer.Option(
-            "dont_ship,inconclusive,keep_running",
+            "dont_ship,inconclusive,keep_running,invalid",
             "--fail-on",
-            help="Comma-separated verdicts that fail the gate (exit 1).",
+            help="Comma-separated verdicts that fail the gate (exit 1). `invalid` (a health check failed: "
+            "the data cannot support a verdict) blocks by default; drop it only to let broken data pass.",
         ),
         json_output: bool = typer.Option(False, "--json", help="Print the verdict block as JSON."),
     ) -> None:

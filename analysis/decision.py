@@ -16,18 +16,36 @@ from typing import Literal
 from analysis.analyze import Analysis, Comparison
 from analysis.plan import DecisionPlan, Guardrail, MetricRef, resolve_metric
 from analysis.stats import adjust_p_values
+from analysis.stats.distributions import t_two_sided_p
 from analysis.stats.sequential import (
     SequentialComparison,
     SequentialInterval,
+    always_valid_p,
     n_for_half_width,
     sequential_comparison,
 )
 
-VerdictName = Literal["ship", "dont_ship", "keep_running", "inconclusive"]
+VerdictName = Literal["ship", "dont_ship", "keep_running", "inconclusive", "invalid"]
 Status = Literal["pass", "fail", "pending"]
-VERDICTS: tuple[VerdictName, ...] = ("ship", "dont_ship", "keep_running", "inconclusive")
-# Health checks that gate a verdict; minimum n is the plan's min_sample, errors are judged as a metric.
-_NOT_GATING = ("minimum_n", "error_imbalance")
+VERDICTS: tuple[VerdictName, ...] = ("ship", "dont_ship", "keep_running", "inconclusive", "invalid")
+# Health checks that gate a verdict; minimum n is the plan's min_sample and keeps the experiment running.
+_NOT_GATING = ("minimum_n",)
+# What a failed health check means and what to do about it, in the words a product manager reads.
+_HEALTH_FIXES = {
+    "aa_noise_floor": (
+        "the A/A arm (the control replayed twice) disagrees with itself, so the measurement is noisier than "
+        "the statistics assume: check that both copies replay the same requests with the same settings, "
+        "and that repeated prompts are counted once (the prompt fingerprint)"
+    ),
+    "completeness": (
+        "some arms are missing more replays or scores than others, so the comparison is not like for "
+        "like: finish or retry the missing replays (`shadowlab replay`) and scores (`shadowlab score`)"
+    ),
+    "error_imbalance": (
+        "replays fail more often in some arms than in others (rate limits, a provider outage, timeouts): "
+        "look at the errors on the Side by side page, raise the limits or retry the failed replays"
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -220,29 +238,66 @@ def _primary_check(
     return Check(name, "pending", detail, **values), (abs(est) if better * est > 0 else None)
 
 
+def _harm_p(comparison: Comparison, plan: DecisionPlan) -> tuple[float | None, str]:
+    """One-sided p-value that the candidate is worse than the metric's practical margin, and that margin.
+
+    Latency is judged on the log of its ratio (margin log 1.10), cost on its relative change when there
+    is one (+5 %), rates, scores and preferences on their absolute difference. Sequential plans read the
+    always-valid p-value of the shifted null; fixed plans the t test's (both from the estimate's SE).
+    """
+    result = comparison.result
+    kind = result.kind
+    margin = plan.no_harm_margin(comparison.metric, kind)
+    worse = 1.0 if plan.direction_of(comparison.metric, kind) == "lower_is_better" else -1.0
+    test = result.relative if kind == "cost" and result.relative is not None else result.primary
+    relative = kind == "latency" or test is result.relative
+    sign = "+" if worse > 0 else "-"
+    said = f"{sign}{margin:.0%}" if relative else f"{sign}{margin:g}"
+    if test.estimate is None or test.se is None or not math.isfinite(test.se) or test.n < 2:
+        return None, said
+    if kind == "latency":
+        if test.estimate <= 0:
+            return None, said
+        excess, bound = math.log(test.estimate), math.log1p(margin)
+    else:
+        excess, bound = test.estimate - test.null_value, margin
+    harm = worse * excess - bound
+    if test.se <= 1e-12 * max(1.0, abs(excess)):
+        return (0.0 if harm > 0 else 1.0), said
+    z = harm / test.se
+    if z <= 0:
+        return 1.0, said
+    if plan.design == "sequential":
+        p = float(always_valid_p(z, test.n, n_star=plan.n_star, alpha=plan.alpha))
+    else:
+        p = t_two_sided_p(z, test.df if test.df is not None else float(test.n - 1)) / 2.0
+    return p, said
+
+
 def _harm_check(
-    analysis: Analysis, plan: DecisionPlan, seq: Mapping[tuple[str, str], SequentialComparison],
-    candidate: str, excluded: set[str], label: str,
-) -> Check:  # fmt: skip
+    analysis: Analysis, plan: DecisionPlan, candidate: str, excluded: set[str], label: str
+) -> Check:
+    """No metric outside the plan is shown worse than its practical margin (Holm across those metrics).
+
+    A zero margin would let ever smaller harms veto as data grow (a 2 % slower unnamed latency at n = 10⁴);
+    the margins (plan.DEFAULT_NO_HARM_MARGINS, `no_harm_margins` in the plan) make it a question of size.
+    """
     others = [c for c in analysis.comparisons if c.candidate == candidate and c.metric not in excluded]
-    sequential = plan.design == "sequential"
-    p = {
-        c.metric: (seq[(c.metric, candidate)].primary.p_value if sequential else c.result.primary.p_value)
-        for c in others
-    }
-    adjusted = p_values_holm(p)
-    harmed = []
-    for c in others:
-        interval = _sequential(seq[(c.metric, candidate)].primary)
-        est = _excess(c.result.primary.estimate, interval)
-        p_adj = adjusted[c.metric]
-        worse = 1.0 if plan.direction_of(c.metric, c.result.kind) == "lower_is_better" else -1.0
-        if p_adj is not None and p_adj < plan.alpha and est is not None and worse * est > 0:
-            harmed.append(f"{c.metric} (Holm-adjusted p = {p_adj:.3g})")
+    tested = {c.metric: _harm_p(c, plan) for c in others}
+    adjusted = p_values_holm({metric: p for metric, (p, _) in tested.items()})
+    harmed = [
+        f"{metric} (worse than its margin of {tested[metric][1]}, Holm-adjusted p = {p:.3g})"
+        for metric, p in adjusted.items()
+        if p is not None and p < plan.alpha
+    ]
     if harmed:
-        return Check("no_harm", "fail", f"{label} is significantly worse on {', '.join(harmed)}")
+        return Check("no_harm", "fail", f"{label} is clearly worse on {', '.join(harmed)}")
+    margins = ", ".join(f"{metric} {said}" for metric, (_, said) in tested.items())
     return Check(
-        "no_harm", "pass", f"{label}: no other metric significantly worse (Holm across {len(others)})"
+        "no_harm",
+        "pass",
+        f"{label}: no other metric worse than its practical margin ({margins or 'none to check'}; "
+        f"Holm across {len(others)})",
     )
 
 
@@ -296,7 +351,7 @@ def judge_candidates(
             checks.append(check)
             if check.status == "pending":
                 gaps.append((g_interval.sigma, gap))
-        checks.append(_harm_check(analysis, plan, seq, name, excluded, name))
+        checks.append(_harm_check(analysis, plan, name, excluded, name))
         statuses = {c.status for c in checks}
         status: Status = "fail" if "fail" in statuses else ("pending" if "pending" in statuses else "pass")
         reasons = tuple(
@@ -330,11 +385,13 @@ def _cost(analysis: Analysis, candidate: str) -> float | None:
 
 
 def _health_reasons(analysis: Analysis) -> list[str]:
-    return [
-        f"health check {c.name} failed: {c.detail}"
-        for c in analysis.health.checks
-        if c.passed is False and c.name not in _NOT_GATING
-    ]
+    """One reason per failed gating check: which check, what it saw, and what to fix."""
+    reasons = []
+    for check in analysis.health.checks:
+        if check.passed is False and check.name not in _NOT_GATING:
+            fix = _HEALTH_FIXES.get(check.name.split(":", 1)[0])
+            reasons.append(f"health check {check.name} failed: {check.detail}" + (f"; {fix}" if fix else ""))
+    return reasons
 
 
 def overall_verdict(
@@ -354,7 +411,11 @@ def overall_verdict(
 
     health = _health_reasons(analysis)
     if health:
-        return verdict("dont_ship", [*health, "fix the data problem and analyse again before deciding"])
+        return verdict(
+            "invalid",
+            [*health, "the data cannot support a verdict either way: fix the problem above and analyse again "
+             "(this says nothing about whether the candidates are better or worse)"],
+        )  # fmt: skip
     if n < plan.min_sample:
         more = plan.min_sample - n
         return verdict(

@@ -213,31 +213,34 @@ def _preferences(
         )
         .order_by(Preference.scorer_name, Preference.captured_request_id)
     ).all()  # fmt: skip
-    folded: dict[tuple[str, int, int, int], list[float]] = {}
+    # Per (scorer, request, unordered pair): the lower-indexed arm's score in each order shown.
+    orders: dict[tuple[str, int, int, int], list[float]] = {}
     for scorer, request, arm_a, arm_b, total, count in rows:
         if request not in request_index or arm_a not in arm_index or arm_b not in arm_index:
             continue
         low, high = sorted((arm_index[arm_a], arm_index[arm_b]))
-        low_score = float(total) if arm_index[arm_a] == low else float(count) - float(total)
-        entry = folded.setdefault((scorer, request_index[request], low, high), [0.0, 0.0])
-        entry[0] += low_score
-        entry[1] += float(count)
+        a_mean = float(total) / float(count)
+        orders.setdefault((scorer, request_index[request], low, high), []).append(
+            a_mean if arm_index[arm_a] == low else 1.0 - a_mean
+        )
+    # As docs/scoring.md says: a judge that disagrees with itself across the two orders scores ½ (a win
+    # in one order and a tie in the other is a disagreement too), so only consistent pairs are decisive.
+    folded = {key: (shown[0] if max(shown) == min(shown) else 0.5) for key, shown in orders.items()}
     columns: list[MetricColumn] = []
     scorers = list(dict.fromkeys(key[0] for key in folded))
     control = arm_index[control_id]
     for scorer in scorers:
         values = np.full(shape, np.nan)
-        for (name, request, low, high), (low_total, weight) in folded.items():
+        for (name, request, low, high), low_score in folded.items():
             if name == scorer and control in (low, high):
                 other = high if low == control else low
-                mean = low_total / weight
-                values[request, other] = mean if low == other else 1.0 - mean
+                values[request, other] = low_score if low == other else 1.0 - low_score
         columns.append(MetricColumn(f"{PREFERENCE_PREFIX}{scorer}", "preference", values))
     chosen = scorers[0] if scorers else None
     picked = [(k, v) for k, v in folded.items() if k[0] == chosen]
     first = np.array([k[2] for k, _ in picked], dtype=np.int64)
     second = np.array([k[3] for k, _ in picked], dtype=np.int64)
-    score_values = np.array([v[0] / v[1] for _, v in picked], dtype=np.float64)
+    score_values = np.array([v for _, v in picked], dtype=np.float64)
     return PairwiseOutcomes(chosen, first, second, score_values), columns
 
 

@@ -1,7 +1,8 @@
 """The pre-registered decision plan (DESIGN §7) as a frozen dataclass, read from the plan mapping.
 
 The mapping is what `shadowlab.experiment.PlanSpec` stores in `experiments.plan`, plus optional keys
-(documented in docs/analysis.md): `planned_sample`, `metric_directions`, `aa_arm`, `arms`, `covariate_mean`.
+(documented in docs/analysis.md): `planned_sample`, `metric_directions`, `no_harm_margins`, `aa_arm`, `arms`,
+`covariate_mean`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,17 @@ ALIASES = {
     "cost_per_request": "cost_usd",
 }
 _LOWER_IS_BETTER_WORDS = ("error", "refusal", "fail", "timeout")
+# How much worse a metric the plan does not name may get before it vetoes a candidate ("no harm
+# elsewhere"), per metric kind: latency and cost relative (+10 %, +5 %), rates +1 percentage point, mean
+# scores (a 1-10 judge) −0.25 points, preference 5 points below a coin flip. `no_harm_margins` overrides
+# them by metric name or by kind.
+DEFAULT_NO_HARM_MARGINS: dict[str, float] = {
+    "latency": 0.10,
+    "cost": 0.05,
+    "binary": 0.01,
+    "mean": 0.25,
+    "preference": 0.05,
+}
 
 
 class PlanError(Exception):
@@ -56,6 +68,12 @@ class DecisionPlan:
     max_sample: int = 10_000
     planned_sample: int | None = None
     metric_directions: tuple[tuple[str, Direction], ...] = ()
+    no_harm_margins: tuple[tuple[str, float], ...] = ()
+
+    def no_harm_margin(self, metric: str, kind: MetricKind) -> float:
+        """The practical margin of an off-plan metric: the plan's value by name, by kind, else the default."""
+        named = dict(self.no_harm_margins)
+        return named.get(metric, named.get(kind, DEFAULT_NO_HARM_MARGINS[kind]))
 
     @property
     def n_star(self) -> int:
@@ -94,6 +112,9 @@ class DecisionPlan:
         directions = data.get("metric_directions") or {}
         if not isinstance(directions, Mapping):
             raise PlanError(f"{where}, key metric_directions: expected a mapping, found {directions!r}")
+        margins = data.get("no_harm_margins") or {}
+        if not isinstance(margins, Mapping):
+            raise PlanError(f"{where}, key no_harm_margins: expected a mapping, found {margins!r}")
         return cls(
             primary_metric=primary,
             primary_direction=_choice(data, "primary_direction", DIRECTIONS, "higher_is_better", where),
@@ -111,6 +132,10 @@ class DecisionPlan:
                     _choice(directions, name, DIRECTIONS, "higher_is_better", f"{where}, metric_directions"),
                 )
                 for name in directions
+            ),
+            no_harm_margins=tuple(
+                (str(name), _margin(value, f"{where}, key no_harm_margins.{name}"))
+                for name, value in margins.items()
             ),
         )
 
@@ -136,25 +161,24 @@ def _choice(data: Mapping[str, Any], key: str, allowed: tuple[Any, ...], default
     return value
 
 
+def _margin(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or not math.isfinite(value):
+        raise PlanError(f"{where}: expected a number >= 0, found {value!r}")
+    return float(value)
+
+
 def _guardrail(item: Any, where: str) -> Guardrail:
     if not isinstance(item, Mapping):
         raise PlanError(f"{where}: expected a mapping with metric and margin, found {item!r}")
     metric = item.get("metric")
     if not isinstance(metric, str) or not metric:
         raise PlanError(f"{where}, key metric: expected a metric name, found {metric!r}")
-    margin = item.get("margin")
-    if (
-        isinstance(margin, bool)
-        or not isinstance(margin, int | float)
-        or margin < 0
-        or not math.isfinite(margin)
-    ):
-        raise PlanError(f"{where}, key margin: expected a number >= 0, found {margin!r}")
+    margin = _margin(item.get("margin"), f"{where}, key margin")
     relative = item.get("relative", True)
     if not isinstance(relative, bool):
         raise PlanError(f"{where}, key relative: expected true or false, found {relative!r}")
     direction = _choice(item, "direction", DIRECTIONS, "lower_is_better", where)
-    return Guardrail(metric, float(margin), relative, direction)
+    return Guardrail(metric, margin, relative, direction)
 
 
 @dataclass(frozen=True)

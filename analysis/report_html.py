@@ -28,7 +28,7 @@ _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}
 th{background:#f3f3f3}.verdict{font-size:1.6em;font-weight:bold;padding:.4em .8em;display:inline-block}
-.ship{background:#d8f5d8}.dont_ship{background:#f8d7d7}.keep_running,.inconclusive{background:#fff3c4}
+.ship{background:#d8f5d8}.dont_ship{background:#f8d7d7}.keep_running,.inconclusive{background:#fff3c4}.invalid{background:#e4e4e4}
 .small{color:#777}svg{display:block;margin-bottom:1em}
 """
 

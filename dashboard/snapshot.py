@@ -18,6 +18,7 @@ VERDICT_LABELS = {
     "dont_ship": "Don't ship",
     "keep_running": "Keep running",
     "inconclusive": "Inconclusive",
+    "invalid": "Invalid: fix the data first",
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -124,6 +124,11 @@ class PlanSpec(_Spec):
     )
     metric_directions: dict[str, MetricDirection] = Field(
         default_factory=dict, description="Direction of metrics outside the plan, for the harm scan"
+    )
+    no_harm_margins: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description="How much worse a metric outside the plan may get before it vetoes a candidate, by "
+        "metric name or kind (latency, cost: fraction; binary: rate; mean: points; preference: below 0.5)",
     )
 
     @model_validator(mode="after")

@@ -25,6 +25,7 @@ _VERDICT_BOX = {
     "dont_ship": st.error,
     "keep_running": st.info,
     "inconclusive": st.warning,
+    "invalid": st.warning,
 }
 
 

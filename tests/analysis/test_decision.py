@@ -125,6 +125,22 @@ CASES = [
         reason_contains="helpfulness",
     ),
     Case(
+        "a small harm outside the plan, within its practical margin (-0.25 points)",
+        1500,
+        (Arm("cand", score_shift=0.5, helpfulness_shift=-0.12),),
+        "ship",
+        reason_contains="improves the primary metric",
+        recommended="cand",
+    ),
+    Case(
+        "the same small harm with the plan's own zero margin for it",
+        1500,
+        (Arm("cand", score_shift=0.5, helpfulness_shift=-0.12),),
+        "dont_ship",
+        plan={"no_harm_margins": {"helpfulness": 0.0}},
+        reason_contains="helpfulness",
+    ),
+    Case(
         "small effect, early look",
         300,
         (Arm("cand", score_shift=0.08),),
@@ -167,7 +183,7 @@ CASES = [
         "missing judge scores in one arm (health)",
         1500,
         (Arm("cand", score_shift=0.5, missing_scores=0.3),),
-        "dont_ship",
+        "invalid",
         reason_contains="completeness:judge_score",
     ),
     Case(
@@ -198,15 +214,19 @@ def test_verdicts(case: Case) -> None:
         assert verdict.more_prompts is not None and verdict.more_prompts > 0
 
 
+def _case(name: str) -> Case:
+    return next(c for c in CASES if c.name == name)
+
+
 def test_keep_running_estimates_how_many_more_prompts() -> None:
-    verdict = _decide(CASES[5])
+    verdict = _decide(_case("small effect, early look"))
     assert verdict.more_prompts is not None and 100 < verdict.more_prompts <= 5000 - 300
     estimate = [c for c in verdict.candidates if c.arm == "cand"][0].more_prompts
     assert estimate is not None
 
 
 def test_guardrail_failure_names_the_guardrail_and_the_interval() -> None:
-    verdict = _decide(CASES[1])
+    verdict = _decide(_case("better quality but TTFT p95 +60 %"))
     (candidate,) = verdict.candidates
     failed = [c for c in candidate.checks if c.status == "fail"]
     assert [c.name for c in failed] == ["guardrail:ttft_p95"]

@@ -13,8 +13,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from analysis.decision import VERDICTS
 from analysis.experiment_analysis import analyze_experiment
 from analysis.load import ExperimentLoadError, load_experiment
+from analysis.stats import decisive_pairs_binomial
 from shadowlab import migrate
 from shadowlab.db import create_engine
 from shadowlab.models import AnalysisSnapshot, Arm, CapturedRequest, Experiment, Preference, Replay, Score
@@ -193,7 +195,7 @@ def test_analyze_experiment_equals_analyze_from_csv(
         "judge_score",
         "pref_judge_pairwise",
     }
-    assert db_doc["verdict"]["verdict"] in ("ship", "dont_ship", "keep_running", "inconclusive")
+    assert db_doc["verdict"]["verdict"] in VERDICTS
     assert db_doc["verdict"]["ranking"]["reference"] == "control"
     engine = create_engine(database_url)
     with engine.connect() as conn:
@@ -221,7 +223,7 @@ def test_loader_aligns_arms_scores_and_preferences(database_url: str) -> None:
     assert np.all(np.isnan(judge[error == 1]))
     pref = by_name["pref_judge_pairwise"].values
     assert np.all(np.isnan(pref[:, 0])) and not np.isnan(pref[:, 1]).any()
-    assert set(np.unique(pref[:, 1])) <= {0.0, 0.25, 0.5, 0.75, 1.0}
+    assert set(np.unique(pref[:, 1])) <= {0.0, 0.5, 1.0}
     assert data.pairwise.first.size == 40 and table.clusters is not None
 
 
@@ -237,3 +239,51 @@ def test_snapshot_is_stored_per_run(pg_database: str) -> None:
     engine.dispose()
     assert ids == [first.snapshot_id, second.snapshot_id]
     assert first.document == second.document
+
+
+@pytest.mark.postgres
+def test_a_judge_that_disagrees_with_itself_across_orders_scores_half(database_url: str) -> None:
+    """docs/scoring.md: both orders agree → that result; any disagreement (win/loss, win/tie) → ½."""
+    # Per request: the candidate's result with the candidate shown first ("ab") and second ("ba").
+    shown = [("win", "win"), ("win", "loss"), ("win", "tie"), ("tie", "tie"), ("loss", "loss"), ("win", None)]
+    engine = create_engine(database_url)
+    migrate.upgrade(engine)
+    with Session(engine) as session, session.begin():
+        experiment = Experiment(name="orders", status="running", plan=PLAN)
+        session.add(experiment)
+        session.flush()
+        control, cand = (
+            Arm(experiment_id=experiment.id, name=name, role=role, provider="sim", model=name)
+            for name, role in (("control", "control"), ("cand", "candidate"))
+        )
+        session.add_all([control, cand])
+        session.flush()
+        for i, results in enumerate(shown):
+            request = CapturedRequest(
+                request_id=f"o-{i}", captured_at=T0, service="chat", api="anthropic.messages", request={}
+            )
+            session.add(request)
+            session.flush()
+            for arm in (control, cand):
+                session.add(
+                    Replay(experiment_id=experiment.id, arm_id=arm.id, captured_request_id=request.id,
+                           status="ok", ttft_ms=100.0, latency_ms=400.0, cost_usd=0.001)
+                )  # fmt: skip
+            for order, result in zip(("ab", "ba"), results, strict=True):
+                if result is None:
+                    continue
+                a, b = (cand, control) if order == "ab" else (control, cand)
+                cand_is_a = order == "ab"
+                stored = "tie" if result == "tie" else ("a" if (result == "win") == cand_is_a else "b")
+                session.add(
+                    Preference(experiment_id=experiment.id, captured_request_id=request.id, arm_a_id=a.id,
+                               arm_b_id=b.id, scorer_name="pairwise", scorer_version="v1",
+                               order_shown=order, result=stored)
+                )  # fmt: skip
+    with Session(engine) as session:
+        data = load_experiment(session, "orders")
+    engine.dispose()
+    pref = {m.name: m for m in data.table.metrics}["pref_pairwise"].values[:, 1]
+    assert pref.tolist() == [1.0, 0.5, 0.5, 0.5, 0.0, 1.0]
+    binomial = decisive_pairs_binomial(pref)
+    assert (binomial.n, binomial.statistic) == (3, 2.0)  # the split pairs are not decisive
