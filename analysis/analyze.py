@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+import numpy.typing as npt
 
-from analysis.csv_input import ERROR_COLUMN, ExperimentTable, MetricColumn
+from analysis.csv_input import ERROR_COLUMN, ExperimentTable, FloatArray, MetricColumn
+from analysis.plan import LOWER_IS_BETTER_WORDS
 from analysis.stats import (
     AA_THRESHOLD,
     Adjustment,
@@ -23,6 +25,7 @@ from analysis.stats import (
     minimum_sample_check,
     paired_binary,
 )
+from analysis.stats.results import MetricKind
 
 
 @dataclass(frozen=True)
@@ -57,32 +60,100 @@ def compare_arms(
     *,
     alpha: float,
     covariate_mean: float | None = None,
+    failure_latency_ms: float | None = None,
 ) -> MetricComparison:
-    """Pair the two arms on one metric (complete pairs only) and run the metric's tests."""
+    """Pair the two arms on one metric (complete pairs only) and run the metric's tests.
+
+    Failures count against the arm that failed: at the replay timeout in latency ratios, and at the
+    worst value seen in score metrics ("including failures"); the survivors-only results stay as
+    secondary lines.
+    """
     ctrl = metric.values[:, table.arms.index(control)]
     cand = metric.values[:, table.arms.index(candidate)]
+
+    def pairs(c: FloatArray, t: FloatArray) -> MetricComparison:
+        return _compare_pairs(
+            table, metric.kind, c, t, alpha=alpha, covariate_mean=covariate_mean,
+            failure_latency_ms=failure_latency_ms,
+        )  # fmt: skip
+
+    survivors = pairs(ctrl, cand)
+    worst = _worst_value(table, metric)
+    if worst is None:
+        return survivors
+    failed = _failed(table)
+    ctrl = np.where(np.isnan(ctrl) & failed[:, table.arms.index(control)], worst, ctrl)
+    cand = np.where(np.isnan(cand) & failed[:, table.arms.index(candidate)], worst, cand)
+    counted = pairs(ctrl, cand)
+    n_failed = counted.primary.n - survivors.primary.n
+    if n_failed <= 0:
+        return survivors
+    primary = replace(
+        counted.primary,
+        test=counted.primary.test + ", failures at the worst score",
+        notes=(*counted.primary.notes, f"{n_failed} pairs with a failed answer scored {worst:g}"),
+    )
+    secondary = replace(survivors.primary, test=survivors.primary.test + ", survivors only (both answered)")
+    return replace(counted, primary=primary, robustness=(*counted.robustness, secondary))
+
+
+def _compare_pairs(
+    table: ExperimentTable,
+    kind: MetricKind,
+    ctrl: FloatArray,
+    cand: FloatArray,
+    *,
+    alpha: float,
+    covariate_mean: float | None,
+    failure_latency_ms: float | None,
+) -> MetricComparison:
     # Preferences live on the candidate's row; the control's cell carries nothing.
-    complete = ~np.isnan(cand) if metric.kind == "preference" else ~np.isnan(ctrl) & ~np.isnan(cand)
+    complete = ~np.isnan(cand) if kind == "preference" else ~np.isnan(ctrl) & ~np.isnan(cand)
     clusters = None if table.clusters is None else table.clusters[complete]
     covariate = None if table.covariate is None else table.covariate[complete]
     c, t = ctrl[complete], cand[complete]
-    if metric.kind == "binary":
+    if kind == "binary":
         return paired_binary(c, t, alpha=alpha, clusters=clusters)
-    if metric.kind == "latency":
+    if kind == "latency":
         return compare_latency(
-            c, t, alpha=alpha, clusters=clusters, covariate=covariate, covariate_mean=covariate_mean
-        )
-    if metric.kind == "cost":
+            c, t, alpha=alpha, clusters=clusters, covariate=covariate, covariate_mean=covariate_mean,
+            failure_value=failure_latency_ms,
+        )  # fmt: skip
+    if kind == "cost":
         return compare_cost(
             c, t, alpha=alpha, clusters=clusters, covariate=covariate, covariate_mean=covariate_mean
         )
-    if metric.kind == "preference":
+    if kind == "preference":
         return compare_preference(
             t, alpha=alpha, clusters=clusters, covariate=covariate, covariate_mean=covariate_mean
         )
     return compare_mean(
         c, t, alpha=alpha, clusters=clusters, covariate=covariate, covariate_mean=covariate_mean
     )
+
+
+def _failed(table: ExperimentTable) -> npt.NDArray[np.bool_]:
+    """Where a replay failed (the error column is 1), per request and arm."""
+    errors = [m for m in table.metrics if m.name == ERROR_COLUMN]
+    return (
+        np.zeros((len(table.request_ids), len(table.arms)), dtype=bool)
+        if not errors
+        else errors[0].values == 1
+    )
+
+
+def _worst_value(table: ExperimentTable, metric: MetricColumn) -> float | None:
+    """The score a failed answer gets in a score metric: the worst value any arm got (the scale's minimum
+    in practice: 1 on a 1-10 judge, 0 for a check); None for metrics that are not answer scores."""
+    if metric.kind not in ("mean", "binary") or metric.name == ERROR_COLUMN:
+        return None
+    if not _failed(table).any():
+        return None
+    present = metric.values[~np.isnan(metric.values)]
+    if not present.size:
+        return None
+    lower_is_better = any(word in metric.name.lower() for word in LOWER_IS_BETTER_WORDS)
+    return float(present.max() if lower_is_better else present.min())
 
 
 def _error_p(result: MetricComparison) -> float | None:
@@ -98,6 +169,7 @@ def analyze_table(
     adjust: Adjustment,
     aa_arm: str | None = None,
     covariate_mean: float | None = None,
+    failure_latency_ms: float | None = None,
 ) -> Analysis:
     """Compare every candidate with the control on every metric; an A/A arm feeds the noise-floor check."""
     candidates = [arm for arm in table.arms if arm not in (control, aa_arm)]
@@ -105,7 +177,15 @@ def analyze_table(
         (
             metric.name,
             candidate,
-            compare_arms(table, metric, control, candidate, alpha=alpha, covariate_mean=covariate_mean),
+            compare_arms(
+                table,
+                metric,
+                control,
+                candidate,
+                alpha=alpha,
+                covariate_mean=covariate_mean,
+                failure_latency_ms=failure_latency_ms,
+            ),  # fmt: skip
         )
         for metric in table.metrics
         for candidate in candidates
@@ -133,8 +213,14 @@ def analyze_table(
     if aa_arm is not None and aa_arm in table.arms:
         aa_p = {
             m.name: compare_arms(
-                table, m, control, aa_arm, alpha=alpha, covariate_mean=covariate_mean
-            ).primary.p_value
+                table,
+                m,
+                control,
+                aa_arm,
+                alpha=alpha,
+                covariate_mean=covariate_mean,
+                failure_latency_ms=failure_latency_ms,
+            ).primary.p_value  # fmt: skip
             for m in table.metrics
             if m.kind != "preference"
         }

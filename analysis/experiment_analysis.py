@@ -60,7 +60,9 @@ def segments_and_routing(
     chosen = [d for d in dimensions if d.name == rule.dimension]
     if plan is None or not chosen:
         return effects, None
-    return effects, recommend_routing(data.table, chosen[0], effects, plan, control=data.control, rule=rule)
+    return effects, recommend_routing(
+        data.table, chosen[0], effects, plan, control=data.control, rule=rule, aa_arm=data.aa_arm
+    )
 
 
 def analyze_experiment(
@@ -77,8 +79,9 @@ def analyze_experiment(
         alpha=plan.alpha if plan is not None else 0.05,
         adjust="holm",
         aa_arm=data.aa_arm,
+        failure_latency_ms=data.failure_latency_ms,
     )
-    document, verdict = analysis_document(analysis, plan, data.pairwise)
+    document, verdict = analysis_document(analysis, plan, data.pairwise, data.table)
     segments, routing = segments_and_routing(data, analysis, plan, rule or RoutingRule())
     report = ExperimentReport(
         document,
@@ -110,4 +113,6 @@ def export_plan(data: ExperimentData) -> dict[str, Any]:
     plan["arms"] = list(data.table.arms)
     if data.aa_arm is not None:
         plan["aa_arm"] = data.aa_arm
+    if data.failure_latency_ms is not None:
+        plan["failure_latency_ms"] = data.failure_latency_ms
     return plan

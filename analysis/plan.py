@@ -27,7 +27,7 @@ ALIASES = {
     "cost": "cost_usd",
     "cost_per_request": "cost_usd",
 }
-_LOWER_IS_BETTER_WORDS = ("error", "refusal", "fail", "timeout")
+LOWER_IS_BETTER_WORDS = ("error", "refusal", "fail", "timeout")
 # How much worse a metric the plan does not name may get before it vetoes a candidate ("no harm
 # elsewhere"), per metric kind: latency and cost relative (+10 %, +5 %), rates +1 percentage point, mean
 # scores (a 1-10 judge) −0.25 points, preference 5 points below a coin flip. `no_harm_margins` overrides
@@ -87,7 +87,7 @@ class DecisionPlan:
             return named[metric]
         if kind in ("latency", "cost"):
             return "lower_is_better"
-        if kind == "binary" and any(word in metric.lower() for word in _LOWER_IS_BETTER_WORDS):
+        if kind == "binary" and any(word in metric.lower() for word in LOWER_IS_BETTER_WORDS):
             return "lower_is_better"
         return "higher_is_better"
 

@@ -12,17 +12,27 @@ control over the captured traffic mix: the saving is Σ_s share_s × mean cost d
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from analysis.analyze import Comparison, compare_arms
 from analysis.csv_input import ExperimentTable, MetricColumn
-from analysis.decision import Check, decision_interval, guardrail_check
+from analysis.decision import Check, condition_p_value, decision_interval, guardrail_check
 from analysis.plan import DecisionPlan, Guardrail, MetricRef, resolve_metric
-from analysis.segments import DEFAULT_MIN_N, Predicate, SegmentDimension, SegmentEffect
+from analysis.segments import (
+    DEFAULT_MIN_N,
+    Predicate,
+    SegmentDimension,
+    SegmentEffect,
+    segment_effects,
+    subset_rows,
+)
+from analysis.stats import adjust_p_values
 from analysis.stats.results import MetricKind
 from analysis.stats.sequential import sequential_comparison
 
@@ -49,6 +59,8 @@ class CandidateInSegment:
     qualifies: bool
     cost_per_request: float | None
     checks: tuple[Check, ...]
+    p_value: float | None = None  # of the claim "every condition holds here" (the largest condition's p)
+    p_adjusted: float | None = None  # Holm across every segment × candidate claim
 
 
 @dataclass(frozen=True)
@@ -74,14 +86,23 @@ class RoutingRecommendation:
     saving: Comparison | None  # control − routed cost is −estimate; relative change in result.relative
     mix: tuple[Check, ...]  # primary and guardrails of the whole routing vs all-control
     risk: tuple[str, ...]  # the quality risk, in sentences
+    # "cross-fitted" (chosen on one half, measured on the other) or "in-sample" (chosen and measured on the
+    # same requests: optimistic, used only when a half is too small to choose a routing on its own)
+    saving_method: str = "in-sample"
 
 
-def _judge(comparison: Comparison, guard: Guardrail, ref: MetricRef, alpha: float, label: str) -> Check:
-    seq = sequential_comparison(comparison.result, n_star=max(comparison.result.primary.n, 2), alpha=alpha)
-    interval, level = decision_interval(comparison, seq, ref, relative=guard.relative, sequential=False)
+def _judge(
+    comparison: Comparison, guard: Guardrail, ref: MetricRef, plan: DecisionPlan, label: str
+) -> tuple[Check, float | None]:
+    """One condition in one segment, on the plan's kind of interval (always-valid when it is sequential),
+    with the p-value of its non-inferiority claim for the adjustment across segments."""
+    sequential = plan.design == "sequential"
+    seq = sequential_comparison(comparison.result, n_star=plan.n_star, alpha=plan.alpha)
+    interval, level = decision_interval(comparison, seq, ref, relative=guard.relative, sequential=sequential)
     cost_relative = guard.relative and comparison.result.kind == "cost" and ref.quantile is None
     check, _ = guardrail_check(guard, interval, level, label, interval.log_scale or cost_relative)
-    return check
+    p = condition_p_value(guard, interval, level, alpha=plan.alpha, n_star=plan.n_star, sequential=sequential)
+    return check, p
 
 
 def routing_conditions(
@@ -102,21 +123,60 @@ def recommend_routing(
     *,
     control: str,
     rule: RoutingRule = RoutingRule(),
+    cross_fit: bool = True,
+    aa_arm: str | None = None,
 ) -> RoutingRecommendation:
-    """Route each segment of `dimension`; then judge the whole routing against the control."""
+    """Route each segment of `dimension`; then judge the whole routing against the control.
+
+    With `cross_fit`, the saving is measured on requests the routing was not chosen on (two folds).
+    """
     kinds = {m.name: m.kind for m in table.metrics}
     conditions = routing_conditions(plan, rule, kinds)
     cost_column = next((m.name for m in table.metrics if m.kind == "cost"), None)
+    routes = choose_routes(dimension, effects, plan, control=control, rule=rule)
+    saving, mix = _whole_routing(table, dimension, routes, plan, conditions, control, cost_column)
+    failed = [c.detail for c in mix if c.status == "fail"]
+    if failed:  # e.g. a tail-latency guardrail only the whole mix can estimate: route nothing
+        why = "the routing as a whole fails: " + "; ".join(failed)
+        routes = tuple(
+            replace(r, arm=control, status="control", reason=why) if r.status == "routed" else r
+            for r in routes
+        )
+        saving, mix = _whole_routing(table, dimension, routes, plan, conditions, control, cost_column)
+    method = "in-sample"
+    if cross_fit and cost_column is not None and any(r.status == "routed" for r in routes):
+        fitted = cross_fitted_saving(table, dimension, plan, control=control, rule=rule, aa_arm=aa_arm)
+        if fitted is not None:
+            saving, method = fitted, "cross-fitted"
+    recommendation = RoutingRecommendation(dimension.name, control, rule, routes, saving, mix, (), method)
+    return replace(recommendation, risk=risk_sentences(recommendation))
+
+
+def choose_routes(
+    dimension: SegmentDimension,
+    effects: Sequence[SegmentEffect],
+    plan: DecisionPlan,
+    *,
+    control: str,
+    rule: RoutingRule = RoutingRule(),
+) -> tuple[SegmentRoute, ...]:
+    """Each segment's arm. A candidate qualifies in a segment when its claim "every condition holds here"
+    survives Holm across all segment × candidate claims: moving traffic is a family of non-inferiority
+    claims, and without the adjustment one of many routes at the margin moves by chance."""
+    kinds = {e.metric: e.comparison.result.kind for e in effects if e.comparison is not None}
+    conditions = routing_conditions(plan, rule, kinds)
+    cost_column = next((m for m, k in kinds.items() if k == "cost"), None)
     found = {(e.segment, e.metric, e.candidate): e for e in effects if e.dimension == dimension.name}
     candidates = sorted({e.candidate for e in effects if e.dimension == dimension.name})
     n_total = len(dimension.labels)
-    routes: list[SegmentRoute] = []
+    judged_by_segment: dict[str, list[CandidateInSegment]] = {}
+    small_by_segment: dict[str, list[str]] = {}
     for segment in sorted(set(dimension.labels)):
-        n_seg = sum(1 for label in dimension.labels if label == segment)
-        judged: list[CandidateInSegment] = []
-        small: list[str] = []
+        judged = judged_by_segment.setdefault(segment, [])
+        small = small_by_segment.setdefault(segment, [])
         for arm in candidates:
             checks: list[Check] = []
+            p_values: list[float | None] = []
             deferred: set[str] = set()
             for guard, ref in conditions:
                 effect = found.get((segment, ref.column, arm))
@@ -126,25 +186,91 @@ def recommend_routing(
                 if not _quantile_supported(effect.comparison, ref):
                     deferred.add(guard.metric)
                     continue
-                checks.append(_judge(effect.comparison, guard, ref, plan.alpha, f"{arm} in {segment}"))
+                check, p = _judge(effect.comparison, guard, ref, plan, f"{arm} in {segment}")
+                checks.append(check)
+                p_values.append(p)
             cost = found.get((segment, cost_column, arm)) if cost_column else None
             per_request = (
                 None if cost is None or cost.comparison is None else cost.comparison.result.candidate_mean
             )
-            ok = len(checks) + len(deferred) >= len(conditions) and all(c.status == "pass" for c in checks)
-            judged.append(CandidateInSegment(arm, ok, per_request, tuple(checks)))
-        routes.append(_route(segment, dimension, n_seg, n_total, control, judged, small, rule))
-    saving, mix = _whole_routing(table, dimension, routes, plan, conditions, control, cost_column)
-    failed = [c.detail for c in mix if c.status == "fail"]
-    if failed:  # e.g. a tail-latency guardrail only the whole mix can estimate: route nothing
-        why = "the routing as a whole fails: " + "; ".join(failed)
-        routes = [
-            replace(r, arm=control, status="control", reason=why) if r.status == "routed" else r
-            for r in routes
-        ]
-        saving, mix = _whole_routing(table, dimension, routes, plan, conditions, control, cost_column)
-    recommendation = RoutingRecommendation(dimension.name, control, rule, tuple(routes), saving, mix, ())
-    return replace(recommendation, risk=risk_sentences(recommendation))
+            complete = len(checks) + len(deferred) >= len(conditions) and bool(checks)
+            known = [p for p in p_values if p is not None]
+            claim = max(known) if complete and len(known) == len(p_values) else None
+            judged.append(CandidateInSegment(arm, False, per_request, tuple(checks), claim))
+    claims = [(segment, i) for segment, js in judged_by_segment.items() for i, j in enumerate(js)]
+    adjusted = adjust_p_values([judged_by_segment[s][i].p_value for s, i in claims], "holm")
+    for (segment, i), p in zip(claims, adjusted, strict=True):
+        candidate = judged_by_segment[segment][i]
+        qualifies = p is not None and p < plan.alpha and all(c.status == "pass" for c in candidate.checks)
+        judged_by_segment[segment][i] = replace(candidate, qualifies=qualifies, p_adjusted=p)
+    n_claims = sum(1 for s, i in claims if judged_by_segment[s][i].p_value is not None)
+    return tuple(
+        _route(segment, dimension, sum(1 for label in dimension.labels if label == segment), n_total, control,
+               judged_by_segment[segment], small_by_segment[segment], rule, n_claims)
+        for segment in sorted(set(dimension.labels))
+    )  # fmt: skip
+
+
+def cross_fitted_saving(
+    table: ExperimentTable,
+    dimension: SegmentDimension,
+    plan: DecisionPlan,
+    *,
+    control: str,
+    rule: RoutingRule = RoutingRule(),
+    aa_arm: str | None = None,
+) -> Comparison | None:
+    """The routing rule's saving measured on requests it was not chosen on: the requests are split in two
+    folds (by prompt fingerprint or conversation when the table has clusters, so a repeated prompt stays in
+    one fold), the routing is chosen on each fold and its saving measured on the other, and the per-request
+    savings of both folds are pooled into one paired interval. Choosing and measuring on the same requests
+    favours routes whose cost or quality looked lucky; this does not.
+
+    None when there is no cost metric, or when a half moves no traffic on its own (too little data to
+    choose a routing from half the requests: the estimate would say nothing about the routing chosen).
+    """
+    cost_column = next((m.name for m in table.metrics if m.kind == "cost"), None)
+    if cost_column is None:
+        return None
+    fold = _folds(table)
+    labels = np.array(dimension.labels, dtype=object)
+    arm_of: dict[str, str] = {}
+    for k in (0, 1):
+        train = fold != k
+        if not train.any() or train.all():
+            return None
+        sub_dimension = SegmentDimension(dimension.name, tuple(labels[train]), dimension.predicates)
+        sub_effects = segment_effects(
+            subset_rows(table, train), [sub_dimension], control=control, alpha=plan.alpha, aa_arm=aa_arm,
+            min_n=rule.min_n,
+        )  # fmt: skip
+        chosen = choose_routes(sub_dimension, sub_effects, plan, control=control, rule=rule)
+        if not any(route.status == "routed" for route in chosen):
+            return None
+        for route in chosen:
+            arm_of[f"{1 - k}|{route.segment}"] = route.arm
+    keyed = tuple(f"{f}|{label}" for f, label in zip(fold, dimension.labels, strict=True))
+    mixed = routed_table(table, keyed, arm_of, control)
+    column = next(m for m in mixed.metrics if m.name == cost_column)
+    result = compare_arms(mixed, column, control, ROUTED_ARM, alpha=plan.alpha)
+    note = "cross-fitted: the routing chosen on one half of the requests, its saving measured on the other"
+    return Comparison(
+        cost_column, control, ROUTED_ARM, replace(result, primary=replace(
+            result.primary, notes=(*result.primary.notes, note))), None
+    )  # fmt: skip
+
+
+def _folds(table: ExperimentTable) -> npt.NDArray[np.int64]:
+    """0/1 per request, stable across runs: by the cluster (the fingerprint column of a two-way table),
+    else by request id."""
+    if table.clusters is not None:
+        keys = table.clusters if table.clusters.ndim == 1 else table.clusters[:, -1]
+        return np.array([_half(f"c{int(k)}") for k in keys], dtype=np.int64)
+    return np.array([_half(r) for r in table.request_ids], dtype=np.int64)
+
+
+def _half(key: str) -> int:
+    return hashlib.blake2b(key.encode(), digest_size=1).digest()[0] & 1
 
 
 def _quantile_supported(comparison: Comparison, ref: MetricRef) -> bool:
@@ -156,7 +282,7 @@ def _quantile_supported(comparison: Comparison, ref: MetricRef) -> bool:
 
 def _route(
     segment: str, dimension: SegmentDimension, n_seg: int, n_total: int, control: str,
-    judged: list[CandidateInSegment], small: list[str], rule: RoutingRule,
+    judged: list[CandidateInSegment], small: list[str], rule: RoutingRule, n_claims: int,
 ) -> SegmentRoute:  # fmt: skip
     share = n_seg / n_total if n_total else 0.0
     predicate = dimension.predicates[segment]
@@ -167,10 +293,20 @@ def _route(
         return SegmentRoute(segment, predicate, n_seg, share, control, "too_small", reason, tuple(judged))
     if not qualifying:
         failed = [c.detail for j in judged for c in j.checks if c.status != "pass"]
-        reason = "no candidate holds every condition here: " + "; ".join(failed[:3])
+        if failed:
+            reason = "no candidate holds every condition here: " + "; ".join(failed[:3])
+        else:
+            shown = ", ".join(f"{j.arm} p = {j.p_adjusted:.3g}" for j in judged if j.p_adjusted is not None)
+            reason = (
+                "every condition holds on this segment's own interval, but not after adjusting across "
+                f"the {n_claims} segment × candidate claims (Holm: {shown}); stays on the control"
+            )
         return SegmentRoute(segment, predicate, n_seg, share, control, "control", reason, tuple(judged))
     best = min(qualifying, key=lambda c: (c.cost_per_request is None, c.cost_per_request or 0.0))
-    reason = f"{best.arm} is the cheapest arm non-inferior on the primary and every guardrail here"
+    reason = (
+        f"{best.arm} is the cheapest arm non-inferior on the primary and every guardrail here "
+        f"(Holm-adjusted p = {best.p_adjusted:.3g} across {n_claims} segment × candidate claims)"
+    )
     return SegmentRoute(segment, predicate, n_seg, share, best.arm, "routed", reason, tuple(judged))
 
 
@@ -201,7 +337,7 @@ def _whole_routing(
 
     saving = compare(cost_column) if cost_column in by_name else None
     checks = tuple(
-        _judge(compare(ref.column), guard, ref, plan.alpha, "the routing over all traffic")
+        _judge(compare(ref.column), guard, ref, plan, "the routing over all traffic")[0]
         for guard, ref in conditions
         if ref.column in by_name
     )
@@ -222,7 +358,14 @@ def risk_sentences(rec: RoutingRecommendation) -> tuple[str, ...]:
     if small:
         out.append(f"too small to judge, kept on the control: {', '.join(small)}")
     out.append(
-        "each routed segment was judged on its own interval (no adjustment across segments); a segment's "
-        "true loss can still reach the worst end of its interval"
+        "a segment moves only when its claim survives Holm's adjustment across every segment × candidate "
+        "(the chance that any route at its margin moves is at most α)"
+    )
+    out.append(
+        "the saving is cross-fitted: the routing chosen on one half of the requests, its saving measured on "
+        "the other, both ways"
+        if rec.saving_method == "cross-fitted"
+        else "the saving is measured on the same requests that chose the routing (half of them were too few "
+        "to choose a routing on their own), so it may be optimistic"
     )
     return tuple(out)

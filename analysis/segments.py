@@ -116,7 +116,8 @@ def segment_dimensions(facts: Sequence[RequestFacts]) -> tuple[SegmentDimension,
     return tuple(SegmentDimension(name, tuple(labels), preds) for name, (labels, preds) in dims.items())
 
 
-def _subset(table: ExperimentTable, rows: np.ndarray[Any, np.dtype[np.bool_]]) -> ExperimentTable:
+def subset_rows(table: ExperimentTable, rows: np.ndarray[Any, np.dtype[np.bool_]]) -> ExperimentTable:
+    """The table restricted to the rows where `rows` is true."""
     return ExperimentTable(
         tuple(r for r, keep in zip(table.request_ids, rows, strict=True) if keep),
         table.arms,
@@ -156,7 +157,7 @@ def segment_effects(
         labels = np.array(dim.labels, dtype=object)
         for value in sorted(set(dim.labels)):
             rows = labels == value
-            sub = _subset(table, rows)
+            sub = subset_rows(table, rows)
             for i, metric in enumerate(table.metrics):
                 for cand in candidates:
                     pairs = _pairs(sub, i, control, cand)

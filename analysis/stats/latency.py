@@ -1,4 +1,4 @@
-"""TTFT and latency: ratio of geometric means over pairs where both succeeded, and quantile differences."""
+"""TTFT and latency: ratio of geometric means (failures at the timeout) and quantile differences."""
 
 from __future__ import annotations
 
@@ -63,11 +63,18 @@ def compare_latency(
     quantiles: Sequence[float] = DEFAULT_QUANTILES,
     quantile_method: QuantileMethod = "asymptotic",
     seed: int = 0,
+    failure_value: float | None = None,
 ) -> MetricComparison:
-    """Latency over complete pairs; +∞ marks a failed request (left out of the ratio, kept in quantiles)."""
+    """Latency over complete pairs; +∞ marks a failed request.
+
+    A failed request counts at `failure_value` (the replay timeout) in the ratio, or at the slowest
+    latency observed when no timeout is known, and as +∞ in the quantiles: a candidate that fails on its
+    slow requests must not look faster for it (leaving failures out measured a candidate 5 % slower whose
+    slowest 10 % fail at 1.02). The ratio over pairs where both succeeded stays as a secondary line.
+    """
     both_ok = np.isfinite(control) & np.isfinite(candidate)
     ok_control, ok_candidate = control[both_ok], candidate[both_ok]
-    primary = geometric_mean_ratio(
+    survivors = geometric_mean_ratio(
         ok_control,
         ok_candidate,
         alpha=alpha,
@@ -75,16 +82,41 @@ def compare_latency(
         covariate=None if covariate is None else covariate[both_ok],
         covariate_mean=covariate_mean,
     )
-    if primary.n < control.size:
-        left_out = f"{control.size - primary.n} pairs with a failed side left out of the ratio"
-        primary = replace(primary, notes=(*primary.notes, left_out))
-    n_ok = primary.n
+    n_failed = int(np.count_nonzero(~np.isfinite(control)) + np.count_nonzero(~np.isfinite(candidate)))
+    finite = np.concatenate((control[np.isfinite(control)], candidate[np.isfinite(candidate)]))
+    fill = failure_value if failure_value is not None else (float(finite.max()) if finite.size else None)
+    robustness: tuple[TestResult, ...] = ()
+    if n_failed == 0 or fill is None or not fill > 0:
+        primary, filled_control, filled_candidate = survivors, ok_control, ok_candidate
+        if n_failed:
+            left_out = f"{control.size - survivors.n} pairs with a failed side left out of the ratio"
+            primary = replace(primary, notes=(*primary.notes, left_out))
+    else:
+        filled_control = np.where(np.isfinite(control), control, fill)
+        filled_candidate = np.where(np.isfinite(candidate), candidate, fill)
+        counted = geometric_mean_ratio(
+            filled_control,
+            filled_candidate,
+            alpha=alpha,
+            clusters=clusters,
+            covariate=covariate,
+            covariate_mean=covariate_mean,
+        )
+        source = "the replay timeout" if failure_value is not None else "the slowest latency observed"
+        primary = replace(
+            counted,
+            test=counted.test + ", failures at the timeout",
+            notes=(*counted.notes, f"{n_failed} failed replays counted at {fill:g} ms ({source})"),
+        )
+        robustness = (replace(survivors, test=survivors.test + ", survivors only (both succeeded)"),)
+    n = primary.n
     log_mde = mde_from_se(primary.se, primary.df, alpha=alpha)
     return MetricComparison(
         kind="latency",
         primary=primary,
-        control_mean=float(np.exp(np.log(ok_control).mean())) if n_ok else None,
-        candidate_mean=float(np.exp(np.log(ok_candidate).mean())) if n_ok else None,
+        control_mean=float(np.exp(np.log(filled_control).mean())) if n else None,
+        candidate_mean=float(np.exp(np.log(filled_candidate).mean())) if n else None,
+        robustness=robustness,
         quantiles=quantile_differences(
             control,
             candidate,

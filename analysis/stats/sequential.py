@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from analysis.stats.distributions import FloatArray, t_quantile
+from analysis.stats.distributions import FloatArray, normal_quantile, t_quantile
 from analysis.stats.results import MetricComparison, QuantileDifference, TestResult
 
 ArrayLike = float | FloatArray | npt.NDArray[np.int64]
@@ -82,6 +82,35 @@ def n_for_half_width(sigma: float, target: float, *, n_star: float, alpha: float
     while high - low > 0.5:
         middle = (low + high) / 2.0
         if float(boundary_factor(middle, n_star=n_star, alpha=alpha)) * sigma > target:
+            low = middle
+        else:
+            high = middle
+    return math.ceil(high)
+
+
+def n_for_power(sigma: float, gap: float, *, n_star: float, alpha: float, power: float = 0.8) -> int | None:
+    """Smallest n at which the confidence sequence clears a boundary `gap` away with probability `power`.
+
+    If the effect really is `gap` from the boundary, the estimate at n is Normal(gap, σ²/n) around it,
+    and the sequence excludes the boundary when the estimate is more than its half-width σ·factor(n) away:
+    P = Φ((gap − σ·factor(n))·√n/σ) ≥ power ⇔ σ·(factor(n) + z_power/√n) ≤ gap. At `power` = ½ this is
+    `n_for_half_width`, which settles only about half the time.
+    """
+    if not (sigma > 0 and gap > 0 and math.isfinite(sigma) and math.isfinite(gap) and 0.0 < power < 1.0):
+        return None
+    z = normal_quantile(power)
+
+    def short(n: float) -> bool:
+        return sigma * (float(boundary_factor(n, n_star=n_star, alpha=alpha)) + z / math.sqrt(n)) > gap
+
+    low, high = 1.0, 1.0
+    while short(high):
+        high *= 2.0
+        if high > 1e12:
+            return None
+    while high - low > 0.5:
+        middle = (low + high) / 2.0
+        if short(middle):
             low = middle
         else:
             high = middle

@@ -61,10 +61,43 @@ class DemoResult:
     statuses: dict[str, str] = field(default_factory=dict)
     expected: dict[str, str] = field(default_factory=dict)
     analysis_file: Path | None = None
+    checked: list[str] = field(default_factory=list)  # every comparison with the truth, as printed
+    mismatches: list[str] = field(default_factory=list)
 
     @property
     def matches_truth(self) -> bool:
-        return self.verdict == self.expected_verdict and self.statuses == self.expected and self.routes_ok
+        return not self.mismatches and self.routes_ok
+
+
+def truth_check(document: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Compare the analysis with the truth built into the simulator: the verdict and its recommendation,
+    every candidate's status and the checks that decide it (the reasons), and every health check.
+
+    Returns (what was checked, what disagreed): a verdict that is right for a wrong reason disagrees.
+    """
+    verdict = document.get("verdict") or {}
+    checked: list[str] = []
+    wrong: list[str] = []
+
+    def expect(what: str, found: Any, wanted: Any) -> None:
+        line = f"{what}: expected {wanted}, found {found}"
+        checked.append(line)
+        if found != wanted:
+            wrong.append(line)
+
+    expect("verdict", verdict.get("verdict"), setup.expected_verdict())
+    expect("recommended arm", verdict.get("recommended"), setup.expected_recommendation())
+    candidates = {str(c.get("arm")): c for c in verdict.get("candidates") or [] if isinstance(c, dict)}
+    for arm in setup.CANDIDATES:
+        found = candidates.get(arm.name) or {}
+        expect(f"{arm.name} status", found.get("status"), setup.expected_status(arm))
+        statuses = {str(k.get("name")): k.get("status") for k in found.get("checks") or []}
+        for name, wanted in setup.expected_checks(arm).items():
+            expect(f"{arm.name} {name}", statuses.get(name), wanted)
+    for check in (document.get("health") or {}).get("checks") or []:
+        # Every health check must pass; the A/A noise floor must have run (the demo has an A/A arm).
+        expect(f"health {check.get('name')}", check.get("passed"), True)
+    return checked, wrong
 
 
 def _free_port() -> int:
@@ -225,6 +258,7 @@ def run_demo(
     document = json.loads(raw)
     analysis_file = out / "analysis.json"
     analysis_file.write_text(json.dumps(document, indent=2))
+    checked, mismatches = truth_check(document)
     result = DemoResult(
         verdict=(document.get("verdict") or {}).get("verdict"),
         expected_verdict=setup.expected_verdict(),
@@ -232,6 +266,8 @@ def run_demo(
         expected={arm.name: setup.expected_status(arm) for arm in setup.CANDIDATES},
         analysis_file=analysis_file,
         routes={s["segment"]: s["arm"] for s in routing.get("segments", [])},
+        checked=checked,
+        mismatches=mismatches,
     )
     result.routes_ok = bool(result.routes) and all(
         arm in setup.expected_route(segment) for segment, arm in result.routes.items()
@@ -244,6 +280,10 @@ def run_demo(
              f"(allowed: {setup.QUALITY_MARGIN}) → should {result.expected[arm.name]}; "
              f"it did {result.statuses.get(arm.name, 'not appear')}")  # fmt: skip
     echo(f"truth: the verdict should be {result.expected_verdict}; it is {result.verdict}")
+    echo(f"checked against the truth ({len(result.checked)} items: the verdict, each candidate's deciding "
+         "checks, every health check):")  # fmt: skip
+    for line in result.checked:
+        echo(f"  {'WRONG' if line in result.mismatches else 'ok   '} {line}")
     echo("routing (easy routes may move to haiku, hard ones must stay on control):")
     for segment in routing.get("segments", []):
         ok = "ok" if segment["arm"] in setup.expected_route(segment["segment"]) else "WRONG"
@@ -255,8 +295,11 @@ def run_demo(
         echo(f"  projected saving ${saving['per_request_usd']:.6f} per request "
              f"({_fmt(saving.get('ci_low'))} to {_fmt(saving.get('ci_high'))}), "
              f"{-100 * (relative.get('estimate') or 0):.0f} % of the control's cost")  # fmt: skip
-    echo("the verdict and the routing MATCH the truth built into the simulator" if result.matches_truth
-         else "the verdict or the routing does NOT match the truth built into the simulator")  # fmt: skip
+    if result.matches_truth:
+        echo("the verdict, its reasons, the health checks and the routing MATCH the truth in the simulator")
+    else:
+        echo(f"the analysis does NOT match the truth built into the simulator: {len(result.mismatches)} "
+             f"item(s) WRONG above{'' if result.routes_ok else ', and the routing is wrong'}")  # fmt: skip
     echo(f"\noutputs: {out}  (report.html, analysis.json, routing.yaml, experiment.yaml, shadowlab.db)")
     echo(f"dashboard: SHADOWLAB_DATABASE_URL={database_url} shadowlab dashboard")
     return result

@@ -59,6 +59,32 @@ def expected_verdict() -> str:
     return "ship" if any(expected_status(arm) == "pass" for arm in CANDIDATES) else "dont_ship"
 
 
+def expected_recommendation() -> str | None:
+    """The candidate the verdict should recommend: the cheapest passing one, if any."""
+    passing = [arm for arm in CANDIDATES if expected_status(arm) == "pass"]
+    return min(passing, key=lambda arm: arm.output_usd_per_mtok).name if passing else None
+
+
+def expected_checks(arm: ArmTruth) -> dict[str, str]:
+    """The plan's conditions whose outcome the truth fixes, and how each must come out: the reasons.
+
+    Cost (the primary metric) follows the prices; quality follows the quality margin; TTFT p95 follows the
+    profiles (every candidate here is faster); no arm injects faults, so the error-rate guardrail passes. A
+    passing candidate must also pass the no-harm scan; a failing one may fail it too (its answers lose the
+    pairwise preference), so it is not part of the truth.
+    """
+    cheaper = arm.output_usd_per_mtok < CONTROL.output_usd_per_mtok
+    checks = {
+        "primary:cost_usd": "pass" if cheaper else "fail",
+        "guardrail:quality": "pass" if expected_quality_delta(arm) >= -QUALITY_MARGIN else "fail",
+        "guardrail:ttft_p95": "pass" if arm.ttft_ms <= CONTROL.ttft_ms * 1.25 else "fail",
+        "guardrail:error_rate": "pass",
+    }
+    if expected_status(arm) == "pass":
+        checks["no_harm"] = "pass"
+    return checks
+
+
 def profiles() -> dict[str, Any]:
     models: dict[str, Any] = {}
     for arm in (CONTROL, *CANDIDATES):

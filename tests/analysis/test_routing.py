@@ -27,6 +27,7 @@ PLAN = DecisionPlan.from_dict(
         "guardrails": [
             {"metric": "quality", "margin": 0.5, "relative": False, "direction": "higher_is_better"}
         ],
+        "planned_sample": 510,  # the experiment's size: the always-valid intervals are tightest there
     }
 )
 SIZES = {"easy": 300, "hard": 200, "tiny": 10}

@@ -113,3 +113,20 @@ def test_paired_sequences_cover_simultaneously_on_skewed_data() -> None:
     assert result.coverage >= 0.95
     binary = bench.peeking(bench.binary_aa, 0.0, sims=1000, every=100, max_n=3000, seed=6)
     assert binary.coverage >= 0.95
+
+
+def test_n_for_power_clears_the_boundary_with_that_chance() -> None:
+    """At n_for_power, an effect of exactly `gap` is outside the confidence sequence ≈80 % of the time
+    (simulated); at power ½ it is n_for_half_width, which settles only half the time."""
+    from analysis.stats.sequential import half_width, n_for_half_width, n_for_power
+
+    sigma, gap, n_star, alpha = 2.0, 0.25, 5000, 0.05
+    n80 = n_for_power(sigma, gap, n_star=n_star, alpha=alpha, power=0.8)
+    n50 = n_for_power(sigma, gap, n_star=n_star, alpha=alpha, power=0.5)
+    assert n80 is not None and n50 is not None and n80 > n50
+    assert abs(n50 - (n_for_half_width(sigma, gap, n_star=n_star, alpha=alpha) or 0)) <= 1
+    rng = np.random.default_rng(5)
+    estimates = rng.normal(gap, sigma / np.sqrt(n80), 20_000)
+    width = float(half_width(sigma / np.sqrt(n80), n80, n_star=n_star, alpha=alpha))
+    cleared = float(np.mean(estimates - width > 0))
+    assert 0.78 < cleared < 0.82

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import statsmodels.api as sm
 
+from analysis.analyze import compare_arms
+from analysis.csv_input import ExperimentTable, MetricColumn
 from analysis.stats import adjust_p_values, compare_latency, mean_inference, quantile_differences
 from analysis.stats.health import missingness_chi2
 
@@ -58,17 +60,18 @@ def test_bootstrap_on_request_agrees_with_the_asymptotic_interval() -> None:
     assert abs(boot.ci_low - asym.ci_low) < 0.3 * width and abs(boot.ci_high - asym.ci_high) < 0.3 * width
 
 
-def test_latency_ratio_leaves_out_failed_pairs() -> None:
+def test_latency_ratio_counts_failures_at_the_timeout_and_keeps_the_survivors_line() -> None:
     control = np.array([100.0, 200.0, np.inf, 400.0, 100.0])
     candidate = np.array([50.0, 100.0, 300.0, np.inf, 50.0])
-    result = compare_latency(control, candidate, quantiles=())
-    assert result.primary.n == 3 and result.primary.estimate == pytest.approx(0.5)
+    result = compare_latency(control, candidate, quantiles=(), failure_value=1000.0)
+    # Pairs: 0.5, 0.5, 300/1000, 1000/400, 0.5 → geometric mean of the five ratios.
+    expected = float(np.exp(np.mean(np.log([0.5, 0.5, 0.3, 2.5, 0.5]))))
+    assert result.primary.n == 5 and result.primary.estimate == pytest.approx(expected)
+    assert result.primary.notes == ("2 failed replays counted at 1000 ms (the replay timeout)",)
+    (survivors,) = result.robustness
+    assert survivors.n == 3 and survivors.estimate == pytest.approx(0.5)
     # Every surviving pair halves its latency: zero variance, so no interval rather than an infinite t.
-    assert result.primary.p_value is None
-    assert result.primary.notes == (
-        "the differences have zero variance",
-        "2 pairs with a failed side left out of the ratio",
-    )
+    assert survivors.p_value is None and survivors.notes == ("the differences have zero variance",)
 
 
 def test_adjustment_skips_missing_p_values() -> None:
@@ -90,3 +93,50 @@ def test_the_aa_noise_floor_fails_on_strong_evidence_only() -> None:
     assert aa_noise_floor_check({"quality": 0.01, "cost": 0.5}).passed is True
     assert aa_noise_floor_check({"quality": 0.01, "cost": 0.5}, alpha=0.05).passed is False
     assert aa_noise_floor_check(None).passed is None
+
+
+@pytest.mark.parametrize("timeout_ms", [60_000.0, None])
+def test_a_candidate_that_fails_on_its_slow_requests_looks_at_least_as_slow_as_it_is(
+    timeout_ms: float | None,
+) -> None:
+    """Truly 5 % slower, its slowest 10 % fail: survivors alone said 1.02; with failures counted at the
+    timeout (or, without one, at the slowest latency seen) the ratio is at least the true 1.05."""
+    rng = np.random.default_rng(21)
+    control = np.exp(rng.normal(7, 0.5, 4000))
+    candidate = control * 1.05 * np.exp(rng.normal(0, 0.3, 4000))
+    candidate[candidate >= np.quantile(candidate, 0.90)] = np.inf
+    result = compare_latency(control, candidate, failure_value=timeout_ms)
+    assert result.primary.estimate is not None and result.primary.estimate >= 1.05
+    assert result.primary.ci_low is not None and result.primary.ci_low > 1.0
+    (survivors,) = [r for r in result.robustness if "survivors only" in r.test]
+    assert survivors.estimate is not None and survivors.estimate < 1.03  # what leaving them out reported
+    assert any("400 failed replays counted at" in note for note in result.primary.notes)
+
+
+def test_a_failed_answer_counts_at_the_worst_score_in_quality() -> None:
+    """Same answers where both succeed, but the candidate fails on 20 % of prompts: including failures,
+    its quality is lower; the survivors-only comparison (no difference) stays as a secondary line."""
+    rng = np.random.default_rng(22)
+    n = 1000
+    quality = np.clip(np.round(rng.normal(7, 1.5, n)), 1, 10)
+    candidate = quality.copy()
+    errors = np.zeros((n, 2))
+    errors[:200, 1] = 1.0
+    candidate[:200] = np.nan  # a failed replay has no score
+    table = ExperimentTable(
+        tuple(f"r{i}" for i in range(n)),
+        ("control", "cand"),
+        (
+            MetricColumn("error", "binary", errors),
+            MetricColumn("quality", "mean", np.column_stack([quality, candidate])),
+        ),
+        None,
+        None,
+    )
+    result = compare_arms(table, table.metrics[1], "control", "cand", alpha=0.05)
+    assert result.primary.n == n and result.primary.estimate is not None
+    worst = float(np.nanmin(quality))
+    assert result.primary.estimate == pytest.approx(float(np.mean(worst - quality[:200])) * 0.2)
+    assert result.primary.ci_high is not None and result.primary.ci_high < 0
+    (survivors,) = [r for r in result.robustness if "survivors only" in r.test]
+    assert survivors.n == 800 and survivors.estimate == 0.0

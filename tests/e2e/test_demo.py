@@ -25,7 +25,9 @@ def _demo(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
 
 
 def _assert_matches_truth(output: str, out: Path) -> None:
-    assert "the verdict and the routing MATCH the truth built into the simulator" in output, output[-3000:]
+    matched = "the verdict, its reasons, the health checks and the routing MATCH the truth"
+    assert matched in output, output[-3000:]
+    assert "WRONG" not in output.split("--- rerun ---")[-1]
     document = json.loads((out / "analysis.json").read_text())
     assert document["verdict"]["verdict"] == "dont_ship"
     assert {c["arm"]: c["status"] for c in document["verdict"]["candidates"]} == {
@@ -33,7 +35,9 @@ def _assert_matches_truth(output: str, out: Path) -> None:
         "fast": "fail",
     }
     reasons = " ".join(document["verdict"]["reasons"])
-    assert "quality guardrail" in reasons
+    assert "haiku fails the quality guardrail" in reasons and "fast fails the quality guardrail" in reasons
+    health = {c["name"]: c["passed"] for c in document["health"]["checks"]}
+    assert health["aa_noise_floor"] is True and all(health.values()), health
     assert "dont_ship" in (out / "report.html").read_text()
     assert (out / "routing.yaml").exists()
 
