@@ -1,6 +1,9 @@
 """Dead letters: topic `<topic>.dlq` (original bytes + reason headers), or `<input>.rejected.jsonl` for files.
 
 `publish()` returns only when every dead letter of the batch is durable; offsets are committed after it.
+A letter always fits its topic: sized on key + headers + value, its value is cut when needed, and when even
+that is not enough (a huge key) or the topic refuses it as too large anyway, it goes without its payload:
+reason and source coordinates only. A too-large letter must never wedge its partition.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import json
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -22,8 +26,68 @@ HEADER_ERROR = "shadowlab.error"
 HEADER_DETAIL = "shadowlab.detail"
 HEADER_SOURCE = "shadowlab.source"
 HEADER_TRUNCATED = "shadowlab.truncated"
-# Headers and record overhead must fit beside the value in the topic's `max.message.bytes`.
-_VALUE_ROOM = TOPIC_MAX_MESSAGE_BYTES - 16 * 1024
+# A letter's size as kafka-python estimates it (key, value, headers, record and batch overhead), kept below
+# the topic's `max.message.bytes` by a margin for what the estimate may miss.
+RECORD_ROOM = TOPIC_MAX_MESSAGE_BYTES - 16 * 1024
+# A field path in the detail can be as long as a JSON key: the header keeps its start.
+DETAIL_ROOM = 1024
+
+
+def headers_of(dead: DeadLetter) -> list[tuple[str, bytes]]:
+    """The reason headers of a dead letter (DESIGN §3); the detail cut to `DETAIL_ROOM` bytes."""
+    detail = dead.detail.encode("utf-8", "replace")
+    if len(detail) > DETAIL_ROOM:
+        ellipsis = "…".encode()
+        detail = detail[: DETAIL_ROOM - len(ellipsis)].decode("utf-8", "ignore").encode() + ellipsis
+    return [
+        (HEADER_ERROR, dead.code.encode()),
+        (HEADER_DETAIL, detail),
+        (HEADER_SOURCE, dead.message.where.encode("utf-8", "replace")),
+    ]
+
+
+@dataclass(frozen=True)
+class Letter:
+    """One record for the dead-letter topic."""
+
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+    @property
+    def size(self) -> int:
+        """Bytes, as kafka-python's producer estimates them before checking its `max_request_size`."""
+        from kafka.record.default_records import DefaultRecordBatchBuilder
+
+        return int(DefaultRecordBatchBuilder.estimate_size_in_bytes(self.key, self.value, list(self.headers)))
+
+
+def letter_of(dead: DeadLetter, room: int = RECORD_ROOM) -> Letter:
+    """The dead letter as a record of at most `room` bytes: whole, with its value cut, or without payload."""
+    from kafka.record.util import size_of_varint
+
+    key, value = dead.message.key, dead.message.value
+    whole = Letter(key, value, tuple(headers_of(dead)))
+    if whole.size <= room:
+        return whole
+    # Measured with the longest header text the cut can have and an empty value, whose length takes 1 byte.
+    longest = (HEADER_TRUNCATED, f"first {len(value)} of {len(value)} bytes".encode())
+    keep = room - Letter(key, b"", (*whole.headers, longest)).size - (size_of_varint(len(value)) - 1)
+    if keep <= 0:
+        return minimal_letter(dead)
+    truncated = (HEADER_TRUNCATED, f"first {keep} of {len(value)} bytes".encode())
+    return Letter(key, value[:keep], (*whole.headers, truncated))
+
+
+def minimal_letter(dead: DeadLetter) -> Letter:
+    """The reason and where the message came from, without its key and value."""
+    key, value = dead.message.key or b"", dead.message.value
+    dropped = f"payload dropped: key of {_bytes(len(key))}, value of {_bytes(len(value))}"
+    return Letter(None, b"", (*headers_of(dead), (HEADER_TRUNCATED, dropped.encode())))
+
+
+def _bytes(n: int) -> str:
+    return "1 byte" if n == 1 else f"{n} bytes"
 
 
 class DeadLetterUnavailable(ServiceUnavailableError):
@@ -45,17 +109,8 @@ def dlq_topic(topic: str) -> str:
     return f"{topic}.dlq"
 
 
-def headers_of(dead: DeadLetter) -> list[tuple[str, bytes]]:
-    """The reason headers of a dead letter (DESIGN §3)."""
-    return [
-        (HEADER_ERROR, dead.code.encode()),
-        (HEADER_DETAIL, dead.detail.encode("utf-8", "replace")),
-        (HEADER_SOURCE, dead.message.where.encode("utf-8", "replace")),
-    ]
-
-
 class KafkaDeadLetters:
-    """Produces dead letters with acks=all; a value too big for the topic is cut and marked as such."""
+    """Produces dead letters with acks=all, each sized to fit the topic (`letter_of`)."""
 
     def __init__(self, bootstrap: str, topic: str, *, timeout_s: float = 30.0) -> None:
         from kafka import KafkaProducer
@@ -69,36 +124,74 @@ class KafkaDeadLetters:
             max_request_size=TOPIC_MAX_MESSAGE_BYTES,
             max_block_ms=int(timeout_s * 1000),
             client_id="shadowlab-ingest-dlq",
+            # kafka-python 3.0 puts an idempotent producer in a fatal state (every later send fails) when the
+            # broker refuses a batch for good (a letter too large for the topic). The DLQ is at-least-once.
+            enable_idempotence=False,
         )
 
     def publish(self, letters: Sequence[DeadLetter]) -> None:
         if not letters:
             return
-        from kafka.errors import KafkaError
-
-        sent: list[tuple[DeadLetter, Any]] = []
-        try:
-            for dead in letters:
-                sent.append((dead, self._send(dead)))
-            self._producer.flush(timeout=self.timeout_s)
-        except KafkaError as exc:
-            # A letter whose send is still in flight may arrive later as well: the DLQ is at-least-once.
-            failed = [d for d, f in sent if not f.succeeded()] + list(letters[len(sent) :])
-            raise DeadLetterUnavailable(f"dead-letter topic {self.topic}: {exc}", failed) from exc
-        failed = [d for d, f in sent if not f.succeeded()]
+        refused, failed, reasons = self._produce([(dead, letter_of(dead)) for dead in letters])
+        if refused:  # the topic's limit is below the one assumed (configured apart): send reason and source
+            for dead in refused:
+                log.warning(
+                    "dead letter for %s refused as too large by %s: sent without its payload",
+                    dead.message.where,
+                    self.topic,
+                )
+            refused, failed_again, more_reasons = self._produce([(d, minimal_letter(d)) for d in refused])
+            for dead in refused:
+                log.error(
+                    "dead letter for %s refused by %s even without its payload, dropped: %s %s",
+                    dead.message.where,
+                    self.topic,
+                    dead.code,
+                    dead.detail[:DETAIL_ROOM],
+                )
+            failed, reasons = [*failed, *failed_again], reasons | more_reasons
         if failed:
-            reasons = {repr(f.exception) for _, f in sent if f.failed()}
             raise DeadLetterUnavailable(
                 f"dead-letter topic {self.topic}: {len(failed)} not sent ({', '.join(sorted(reasons))})",
                 failed,
             )
 
-    def _send(self, dead: DeadLetter) -> Any:
-        value, headers = dead.message.value, headers_of(dead)
-        if len(value) > _VALUE_ROOM:
-            headers.append((HEADER_TRUNCATED, f"first {_VALUE_ROOM} of {len(value)} bytes".encode()))
-            value = value[:_VALUE_ROOM]
-        return self._producer.send(self.topic, value=value, key=dead.message.key, headers=headers)
+    def _produce(
+        self, letters: Sequence[tuple[DeadLetter, Letter]]
+    ) -> tuple[list[DeadLetter], list[DeadLetter], set[str]]:
+        """Send and flush: the letters refused as too large, those not sent for other reasons, and why."""
+        from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
+
+        sent: list[tuple[DeadLetter, Any]] = []
+        try:
+            for dead, letter in letters:
+                sent.append((dead, self._send(letter)))
+            self._producer.flush(timeout=self.timeout_s)
+        except KafkaError as exc:
+            # A letter whose send is still in flight may arrive later as well: the DLQ is at-least-once.
+            unsent = [d for d, f in sent if not f.succeeded()] + [d for d, _ in letters[len(sent) :]]
+            return [], unsent, {repr(exc)}
+        refused: list[DeadLetter] = []
+        failed: list[DeadLetter] = []
+        reasons: set[str] = set()
+        for dead, future in sent:
+            if isinstance(future.exception, MessageSizeTooLargeError | RecordListTooLargeError):
+                refused.append(dead)
+            elif not future.succeeded():
+                failed.append(dead)
+                reasons.add(repr(future.exception))
+        return refused, failed, reasons
+
+    def _send(self, letter: Letter) -> Any:
+        from kafka.errors import MessageSizeTooLargeError
+        from kafka.future import Future
+
+        try:
+            return self._producer.send(
+                self.topic, key=letter.key, value=letter.value, headers=list(letter.headers)
+            )
+        except MessageSizeTooLargeError as exc:  # the producer's own check, before anything is sent
+            return Future().failure(exc)
 
     def close(self) -> None:
         self._producer.close(timeout=self.timeout_s)
