@@ -13,6 +13,7 @@ import typer
 import yaml
 
 from analysis.analyze import analyze_table
+from analysis.clustering import clustering_text
 from analysis.csv_input import CsvInputError, load_experiment_csv
 from analysis.plan import DecisionPlan
 from analysis.plan import PlanError as DecisionPlanError
@@ -126,8 +127,8 @@ def analyze(
         aa_arm=options.aa_arm,
         covariate_mean=options.covariate_mean,
     )
-    document, _ = analysis_document(analysis, options.decision, pairwise_from_table(table, control))
-    text = analysis_text(analysis)
+    document, _ = analysis_document(analysis, options.decision, pairwise_from_table(table, control), table)
+    text = "\n".join([analysis_text(analysis), *clustering_text(document["clustering"])])
     _print_document(
         document, text if options.decision is None else f"{text}\n\n{verdict_text(document)}", json_output
     )

@@ -21,9 +21,11 @@ IntArray = npt.NDArray[np.int64]
 
 REQUIRED = ("request_id", "arm")
 CLUSTER_COLUMN = "conversation_id"
+FINGERPRINT_COLUMN = "prompt_fingerprint"
+CLUSTER_DIMENSIONS = (CLUSTER_COLUMN, FINGERPRINT_COLUMN)  # the columns of a two-way `clusters` array
 COVARIATE_COLUMN = "covariate"
 ERROR_COLUMN = "error"
-RESERVED = (*REQUIRED, CLUSTER_COLUMN, COVARIATE_COLUMN)
+RESERVED = (*REQUIRED, *CLUSTER_DIMENSIONS, COVARIATE_COLUMN)
 
 
 class CsvInputError(Exception):
@@ -41,13 +43,23 @@ class MetricColumn:
 
 @dataclass(frozen=True)
 class ExperimentTable:
-    """The validated CSV, one row per request and one column per arm."""
+    """The validated CSV, one row per request and one column per arm.
+
+    `clusters`: None, one label per request (1-D: conversation), or (requests × 2) labels (conversation,
+    prompt fingerprint: `CLUSTER_DIMENSIONS`) for two-way cluster-robust standard errors."""
 
     request_ids: tuple[str, ...]
     arms: tuple[str, ...]
     metrics: tuple[MetricColumn, ...]
     clusters: IntArray | None
     covariate: FloatArray | None
+
+    @property
+    def cluster_dimensions(self) -> tuple[str, ...]:
+        """Names of the columns of `clusters`."""
+        if self.clusters is None:
+            return ()
+        return CLUSTER_DIMENSIONS if self.clusters.ndim == 2 else (CLUSTER_COLUMN,)
 
 
 def parse_metric_specs(specs: Sequence[str]) -> dict[str, MetricKind | None]:
@@ -155,6 +167,23 @@ def _per_request(codes: IntArray, requests: IntArray, n_requests: int, column: s
         )
 
 
+def _cluster_codes(columns: dict[str, Cells], name: str, requests: IntArray, n_requests: int) -> IntArray:
+    """One cluster label per request from column `name`; an empty cell (or no column) is a cluster of its
+    own request."""
+    ids = _strings(columns, "request_id")
+    cells = _strings(columns, name) if name in columns else [""] * len(ids)
+    index: dict[str, int] = {}
+    row_codes = np.fromiter(
+        (index.setdefault(c if c else f"\x00{r}", len(index)) for c, r in zip(cells, ids, strict=True)),
+        dtype=np.int64,
+        count=len(cells),
+    )
+    _per_request(row_codes, requests, n_requests, name, cells)
+    codes = np.empty(n_requests, dtype=np.int64)
+    codes[requests] = row_codes
+    return codes
+
+
 def _read_arrow(path: Path) -> tuple[list[str], dict[str, Cells]] | None:
     """Fast path with pyarrow's C++ CSV reader; None when pyarrow is missing or the file is irregular."""
     try:
@@ -162,7 +191,7 @@ def _read_arrow(path: Path) -> tuple[list[str], dict[str, Cells]] | None:
         import pyarrow.csv as pa_csv
     except ImportError:
         return None
-    text_columns = {name: pa.string() for name in (*REQUIRED, CLUSTER_COLUMN)}
+    text_columns = {name: pa.string() for name in (*REQUIRED, *CLUSTER_DIMENSIONS)}
     options = pa_csv.ConvertOptions(column_types=text_columns, null_values=[""], strings_can_be_null=True)
     try:
         table = pa_csv.read_csv(path, convert_options=options)
@@ -287,21 +316,12 @@ def load_experiment_csv(
         matrix[requests, arm_codes] = values
         metrics.append(MetricColumn(name, kind, matrix))
     clusters = None
-    if CLUSTER_COLUMN in columns:
-        cells = _strings(columns, CLUSTER_COLUMN)
-        index: dict[str, int] = {}
-        # An empty conversation_id is a conversation of its own request.
-        row_codes = np.fromiter(
-            (
-                index.setdefault(c if c else f"\x00{r}", len(index))
-                for c, r in zip(cells, _strings(columns, "request_id"), strict=True)
-            ),
-            dtype=np.int64,
-            count=len(cells),
-        )
-        _per_request(row_codes, requests, n_requests, CLUSTER_COLUMN, cells)
-        clusters = np.empty(n_requests, dtype=np.int64)
-        clusters[requests] = row_codes
+    if any(name in columns for name in CLUSTER_DIMENSIONS):
+        # With a fingerprint column the table is two-way; without a conversation column then, every
+        # request is a conversation of its own.
+        dimensions = CLUSTER_DIMENSIONS if FINGERPRINT_COLUMN in columns else (CLUSTER_COLUMN,)
+        codes = [_cluster_codes(columns, name, requests, n_requests) for name in dimensions]
+        clusters = np.column_stack(codes) if len(codes) == 2 else codes[0]
     covariate = None
     if COVARIATE_COLUMN in columns:
         cells = columns[COVARIATE_COLUMN]

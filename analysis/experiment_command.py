@@ -28,6 +28,7 @@ def analyze_stored(
     settings: Any, experiment: str, json_output: bool, export_csv: Path | None, export_plan: Path | None
 ) -> int:
     """Print the analyze document of a stored experiment; optionally export its CSV and plan."""
+    from analysis.clustering import clustering_text
     from analysis.command import verdict_text
     from analysis.experiment_analysis import export_plan as plan_for_csv
     from analysis.load import ExperimentLoadError, table_to_csv
@@ -47,6 +48,8 @@ def analyze_stored(
         doc = report.document
         print(f"experiment {experiment}: {doc['n_requests']} requests, arms {', '.join(doc['arms'])}")
         print(verdict_text(doc))
+        for line in clustering_text(doc.get("clustering")):
+            print(line)
         print(f"(snapshot {report.snapshot_id} stored; --json for every comparison)")
     return 0
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,10 +20,11 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from analysis.csv_input import CLUSTER_COLUMN, ERROR_COLUMN, ExperimentTable, FloatArray, MetricColumn
+from analysis.csv_input import ERROR_COLUMN, ExperimentTable, FloatArray, IntArray, MetricColumn
 from analysis.segments import RequestFacts
 from analysis.stats.ranking import PairwiseOutcomes
 from analysis.stats.results import MetricKind
+from shadowlab.fingerprint import body_fingerprint
 from shadowlab.models import Arm, CapturedRequest, Experiment, Preference, Replay, Score
 
 _ROLE_ORDER = {"control": 0, "candidate": 1, "aa": 2}
@@ -137,16 +138,7 @@ def load_experiment(session: Session, name: str) -> ExperimentData:
         metrics.append(MetricColumn(scorer, kind, values))
     pairwise, preference_columns = _preferences(session, eid, request_index, arm_index, arms[0].id, shape)
     metrics.extend(preference_columns)
-    clusters = None
-    if any(c is not None for c in conversations):
-        codes: dict[str, int] = {}
-        clusters = np.array(
-            [
-                codes.setdefault(c if c else f"\x00{r}", len(codes))
-                for c, r in zip(conversations, request_ids, strict=True)
-            ],
-            dtype=np.int64,
-        )  # fmt: skip
+    clusters = _clusters(session, request_index, conversations)
     aa = [a.name for a in arms if a.role == "aa"]
     table = ExperimentTable(tuple(request_ids), tuple(a.name for a in arms), tuple(metrics), clusters, None)
     models = tuple(
@@ -177,19 +169,49 @@ def request_facts(service: str, route: str | None, tags: Any, body: Any) -> Requ
     return RequestFacts(service, route, tags if isinstance(tags, dict) else {}, chars, turn)
 
 
+def _captured_rows(session: Session, ids: Sequence[int], *columns: Any) -> Iterator[sa.Row[Any]]:
+    """`CapturedRequest.id` and `columns` of the captures `ids`, 5,000 per query."""
+    for start in range(0, len(ids), 5000):
+        chunk = CapturedRequest.id.in_(ids[start : start + 5000])
+        yield from session.execute(sa.select(CapturedRequest.id, *columns).where(chunk))
+
+
 def _request_facts(session: Session, request_index: dict[int, int]) -> tuple[RequestFacts, ...]:
     facts: list[RequestFacts | None] = [None] * len(request_index)
-    ids = list(request_index)
-    for start in range(0, len(ids), 5000):
-        rows = session.execute(
-            sa.select(
-                CapturedRequest.id, CapturedRequest.service, CapturedRequest.route, CapturedRequest.tags,
-                CapturedRequest.request,
-            ).where(CapturedRequest.id.in_(ids[start : start + 5000]))
-        ).all()  # fmt: skip
-        for row in rows:
-            facts[request_index[row.id]] = request_facts(row.service, row.route, row.tags, row.request)
+    columns = (CapturedRequest.service, CapturedRequest.route, CapturedRequest.tags, CapturedRequest.request)
+    for row in _captured_rows(session, list(request_index), *columns):
+        facts[request_index[row.id]] = request_facts(row.service, row.route, row.tags, row.request)
     return tuple(f if f is not None else RequestFacts("", None, {}, 0, 1) for f in facts)
+
+
+def _codes(labels: Sequence[str | None]) -> IntArray:
+    """Dense codes in first-seen order; a missing label is a cluster of its own."""
+    index: dict[object, int] = {}
+    return np.fromiter(
+        (index.setdefault(label if label else ("missing", i), len(index)) for i, label in enumerate(labels)),
+        dtype=np.int64,
+        count=len(labels),
+    )
+
+
+def _clusters(
+    session: Session, request_index: dict[int, int], conversations: Sequence[str | None]
+) -> IntArray | None:
+    """(requests × 2) cluster labels: conversation (a request without one is its own) and prompt fingerprint
+    (computed from the stored body where the column is NULL, as ingest and the migration compute it).
+    None when neither dimension groups anything (every cluster a singleton, or one cluster)."""
+    fingerprints: list[str | None] = [None] * len(request_index)
+    ids = list(request_index)
+    for row in _captured_rows(session, ids, CapturedRequest.prompt_fingerprint):
+        fingerprints[request_index[row.id]] = row.prompt_fingerprint
+    missing = [i for i in ids if fingerprints[request_index[i]] is None]
+    for row in _captured_rows(session, missing, CapturedRequest.api, CapturedRequest.request):
+        fingerprints[request_index[row.id]] = body_fingerprint(row.api, row.request)
+    clusters = np.column_stack([_codes(conversations), _codes(fingerprints)])
+    n = len(request_index)
+    if all(int(column.max(initial=0)) + 1 in (1, n) for column in clusters.T):
+        return None
+    return clusters
 
 
 def _preferences(
@@ -248,13 +270,15 @@ def table_to_csv(table: ExperimentTable) -> str:
     """The long CSV of `analyze --from-csv` holding exactly this table (floats written exactly)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    header = ["request_id", "arm", *([CLUSTER_COLUMN] if table.clusters is not None else [])]
-    writer.writerow([*header, *(m.name for m in table.metrics)])
+    writer.writerow(["request_id", "arm", *table.cluster_dimensions, *(m.name for m in table.metrics)])
+    labels = np.zeros((len(table.request_ids), 0), dtype=np.int64)
+    if table.clusters is not None:
+        labels = table.clusters.reshape(len(table.request_ids), -1)
     for i, request in enumerate(table.request_ids):
+        clusters = [f"c{int(label)}" for label in labels[i]]
         for j, arm in enumerate(table.arms):
             cells = [float(m.values[i, j]) for m in table.metrics]
             if all(math.isnan(c) for c in cells):
                 continue
-            cluster = [f"c{int(table.clusters[i])}"] if table.clusters is not None else []
-            writer.writerow([request, arm, *cluster, *("" if math.isnan(c) else repr(c) for c in cells)])
+            writer.writerow([request, arm, *clusters, *("" if math.isnan(c) else repr(c) for c in cells)])
     return out.getvalue()

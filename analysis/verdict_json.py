@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from analysis.analyze import Analysis, Comparison
+from analysis.clustering import clustering_json, clustering_of
 from analysis.csv_input import ExperimentTable
 from analysis.decision import Check, Verdict, decide
 from analysis.plan import DecisionPlan
@@ -140,10 +141,20 @@ def rank_arms(arms: tuple[str, ...], control: str, pairwise: PairwiseOutcomes) -
 
 
 def analysis_document(
-    analysis: Analysis, plan: DecisionPlan | None, pairwise: PairwiseOutcomes
+    analysis: Analysis,
+    plan: DecisionPlan | None,
+    pairwise: PairwiseOutcomes,
+    table: ExperimentTable | None = None,
 ) -> tuple[dict[str, Any], Verdict | None]:
-    """The full JSON document; the verdict block is filled when a decision plan is given."""
+    """The full JSON document; the verdict block is filled when a decision plan is given, the `clustering`
+    block (the unit of analysis, on the primary metric and first candidate) when the `table` has clusters."""
     doc = analysis_json(analysis)
+    others = [c.candidate for c in analysis.comparisons]
+    others = others or [arm for arm in analysis.arms if arm != analysis.control]
+    clustering = None
+    if table is not None and others:
+        clustering = clustering_of(table, control=analysis.control, candidate=others[0], plan=plan)
+    doc["clustering"] = clustering_json(clustering)
     if plan is None:
         return doc, None
     verdict = decide(analysis, plan)
@@ -204,6 +215,8 @@ def routing_json(rec: RoutingRecommendation) -> dict[str, Any]:
                         "arm": c.arm,
                         "qualifies": c.qualifies,
                         "cost_per_request": _num(c.cost_per_request),
+                        "p_value": _num(c.p_value),
+                        "p_adjusted": _num(c.p_adjusted),
                         "checks": [_check_json(k) for k in c.checks],
                     }
                     for c in s.candidates
@@ -211,7 +224,7 @@ def routing_json(rec: RoutingRecommendation) -> dict[str, Any]:
             }
             for s in rec.segments
         ],
-        "saving": saving,
+        "saving": None if saving is None else {**saving, "method": rec.saving_method},
         "cost_change": cost,
         "mix_checks": [_check_json(k) for k in rec.mix],
         "risk": list(rec.risk),

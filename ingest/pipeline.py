@@ -18,6 +18,7 @@ from ingest.redact import Redactor
 from ingest.sampling import Selector
 from ingest.sink import Row
 from shadowlab.capture import Capture, CaptureError, capture_from_dict, decode_capture_bytes
+from shadowlab.fingerprint import body_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,10 @@ def row_of(
     is cheaper than dumping the model again (`Capture.to_json_dict`) and keeps `1` from becoming `1.0`.
     """
     redacted = redactor.redact_capture(data["request"], data.get("response"))
+    # Of the request as stored (what the migration's backfill and the analysis recompute); when nothing was
+    # redacted that is the request already validated, so it is not validated again.
+    validated = None if any(redacted.counts.values()) else capture.request
+    fingerprint = body_fingerprint(capture.api, redacted.request, validated=validated)
     source = capture.source
     return {
         "request_id": capture.request_id,
@@ -91,4 +96,5 @@ def row_of(
         "source_topic": message.topic,
         "source_partition": message.partition,
         "source_offset": message.offset,
+        "prompt_fingerprint": fingerprint,
     }

@@ -45,6 +45,7 @@ ROW_COLUMNS = (
     "source_topic",
     "source_partition",
     "source_offset",
+    "prompt_fingerprint",
 )
 
 

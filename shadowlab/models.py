@@ -116,6 +116,8 @@ class CapturedRequest(Base):
     source_topic: Mapped[str | None] = mapped_column(sa.String(255))
     source_partition: Mapped[int | None]
     source_offset: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # shadowlab.fingerprint.body_fingerprint of `request`: repeated prompts are a cluster in the analysis.
+    prompt_fingerprint: Mapped[str | None] = mapped_column(sa.String(32), index=True)
 
 
 class WorkLease(Base):

@@ -1,6 +1,7 @@
 """Pure statistics engine: numpy arrays in, frozen dataclasses out (no project, database or UI imports)."""
 
 from analysis.stats.binary import exact_mcnemar_p, mcnemar_chi2, newcombe_paired_interval, paired_binary
+from analysis.stats.clustering import cluster_variance, clustering_summary
 from analysis.stats.cost import compare_cost, relative_change
 from analysis.stats.health import (
     AA_THRESHOLD,
@@ -17,6 +18,8 @@ from analysis.stats.preference import compare_preference, decisive_pairs_binomia
 from analysis.stats.quantiles import quantile_differences
 from analysis.stats.results import (
     METRIC_KINDS,
+    ClusterDimension,
+    ClusteringSummary,
     HealthCheck,
     HealthReport,
     MetricComparison,
@@ -29,6 +32,8 @@ __all__ = [
     "ADJUSTMENTS",
     "METRIC_KINDS",
     "Adjustment",
+    "ClusterDimension",
+    "ClusteringSummary",
     "HealthCheck",
     "HealthReport",
     "MetricComparison",
@@ -37,6 +42,8 @@ __all__ = [
     "TestResult",
     "AA_THRESHOLD",
     "aa_noise_floor_check",
+    "cluster_variance",
+    "clustering_summary",
     "adjust_p_values",
     "compare_cost",
     "compare_latency",

@@ -9,6 +9,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from analysis.stats.clustering import cluster_variance
 from analysis.stats.distributions import (
     FloatArray,
     normal_two_sided_p,
@@ -25,24 +26,29 @@ Alternative = Literal["two-sided", "greater", "less"]
 _EXACT_MAX_N = 50
 
 
+def _standard_error(
+    residuals: FloatArray, clusters: IntArray | None, n_params: int
+) -> tuple[float | None, float | None, int]:
+    """(SE, df, number of clustering dimensions used)."""
+    n = residuals.size
+    if n - n_params < 1:
+        return (None, None, 0)
+    if clusters is None:
+        variance = float(np.dot(residuals, residuals)) / (n - n_params) / n
+        return (math.sqrt(variance), float(n - n_params), 0)
+    clustered = cluster_variance(residuals, clusters, n_params=n_params)
+    if clustered is None:
+        return (None, None, 0)
+    return (math.sqrt(clustered.variance), clustered.df, sum(clustered.used))
+
+
 def standard_error(
     residuals: FloatArray, *, clusters: IntArray | None, n_params: int
 ) -> tuple[float | None, float | None]:
-    """SE of a mean from its residuals: iid, or CR1 cluster-robust (Stata's small-sample factor)."""
-    n = residuals.size
-    if n - n_params < 1:
-        return (None, None)
-    if clusters is None:
-        variance = float(residuals @ residuals) / (n - n_params) / n
-        return (math.sqrt(variance), float(n - n_params))
-    _, codes = np.unique(clusters, return_inverse=True)
-    sums = np.bincount(codes, weights=residuals)
-    groups = sums.size
-    if groups < 2:
-        return (None, None)
-    factor = groups / (groups - 1) * (n - 1) / (n - n_params)
-    variance = factor * float(sums @ sums) / (n * n)
-    return (math.sqrt(variance), float(groups - 1))
+    """SE of a mean from its residuals: iid, or cluster-robust: CR1 (Stata's small-sample factor) for 1-D
+    `clusters`, two-way (Cameron, Gelbach & Miller 2011) for an (n × 2) array (`clustering.py`)."""
+    se, df, _ = _standard_error(residuals, clusters, n_params)
+    return (se, df)
 
 
 def t_result(
@@ -103,9 +109,9 @@ def mean_inference(
             residuals = residuals - theta * centred
             n_params = 2
             test += ", CUPED"
+    se, df, ways = _standard_error(residuals, clusters, n_params)
     if clusters is not None:
-        test += ", cluster-robust SE"
-    se, df = standard_error(residuals, clusters=clusters, n_params=n_params)
+        test += ", two-way cluster-robust SE" if ways == 2 else ", cluster-robust SE"
     result = t_result(test, n, mean, se, df, alpha=alpha, null=null)
     return replace(result, notes=(*result.notes, *notes)) if notes else result
 

@@ -78,3 +78,22 @@ class HealthReport:
     @property
     def passed(self) -> bool:
         return all(check.passed is not False for check in self.checks)
+
+
+@dataclass(frozen=True)
+class ClusterDimension:
+    """One clustering dimension (e.g. conversation, prompt fingerprint) of the values a test ran on."""
+
+    clusters: int
+    largest_share: float
+    design_effect: float | None  # one-way clustered variance of the mean / its iid variance
+    used: bool  # whether it entered the variance the tests use (a trivial dimension does not)
+
+
+@dataclass(frozen=True)
+class ClusteringSummary:
+    """How clustered the per-pair values are: each dimension, and the design effect of the variance used."""
+
+    n: int
+    design_effect: float | None
+    dimensions: tuple[ClusterDimension, ...]

@@ -121,6 +121,7 @@ def test_json_output_has_every_key_of_the_contract(tmp_path: Path) -> None:
         "comparisons",
         "health",
         "verdict",
+        "clustering",
     }
     assert (doc["n_requests"], doc["arms"], doc["control"], doc["adjust"]) == (
         240,
@@ -128,7 +129,7 @@ def test_json_output_has_every_key_of_the_contract(tmp_path: Path) -> None:
         "ctrl",
         "holm",
     )
-    assert doc["alpha"] == 0.05 and doc["verdict"] is None
+    assert doc["alpha"] == 0.05 and doc["verdict"] is None and doc["clustering"] is None  # no cluster columns
     by_metric = {c["metric"]: c for c in doc["comparisons"]}
     assert {m: c["kind"] for m, c in by_metric.items()} == {
         "judge_score": "mean",

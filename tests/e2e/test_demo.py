@@ -51,6 +51,17 @@ def test_demo_small_survives_ctrl_c_and_then_matches_the_truth(small_demo: Any) 
     assert rejected and all(json.loads(line)["error"] for line in rejected)
 
 
+@pytest.mark.parametrize("seed", [3, 5])
+def test_demo_small_reaches_the_true_verdict_for_the_true_reason_on_other_seeds(
+    seed: int, tmp_path: Path
+) -> None:
+    """Seed 1 runs in the shared small demo above; two more seeds, so a lucky seed cannot carry the demo."""
+    run = _demo("--small", "--seed", str(seed), "--out", "out", env={}, cwd=tmp_path)
+    output, _ = run.communicate(timeout=900)
+    assert run.returncode == 0, output[-3000:]
+    _assert_matches_truth(output, tmp_path / "out")
+
+
 @pytest.fixture
 def demo_database(pg_database: str) -> Iterator[str]:
     """The demo makes `<db>_demo` beside the given database; drop it afterwards."""

@@ -22,6 +22,7 @@ from ingest.sink import CaptureSink
 from ingest.sources import FileSource
 from shadowlab.cli import app
 from shadowlab.db import create_engine
+from shadowlab.fingerprint import body_fingerprint
 
 SECRETS = {
     "email": "jane.doe@example.com",
@@ -91,6 +92,29 @@ def test_file_mode_stores_good_lines_and_rejects_bad_ones_with_reasons(
     assert [(r["line"], r["error"]) for r in rejected] == [(3 + n, code) for n, code in enumerate(BAD_LINES)]
     assert rejected[3]["detail"].endswith(": expected a value (required), found nothing")
     assert "raw_base64" in rejected[0] and rejected[1]["raw"] == "{not json"
+
+
+@pytest.mark.parametrize("database", ["sqlite_url", pytest.param("pg_url", marks=pytest.mark.postgres)])
+def test_each_stored_capture_carries_its_prompt_fingerprint(
+    database: str, request: pytest.FixtureRequest, tmp_path: Path, helpers: Any
+) -> None:
+    url: str = request.getfixturevalue(database)
+    texts = ["opening hours?", "opening hours?", "refund policy?"]
+    path = tmp_path / "captures.jsonl"
+    path.write_bytes(b"\n".join(helpers.encode(helpers.make_capture(i, text=t)) for i, t in enumerate(texts)))
+
+    assert _ingest_file(url, path).exit_code == 0
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("select api, request, prompt_fingerprint from captured_requests order by request_id")
+        ).all()
+    engine.dispose()
+    stored = [row.prompt_fingerprint for row in rows]
+    assert stored == [body_fingerprint(row.api, row.request if isinstance(row.request, dict)
+                                       else json.loads(row.request)) for row in rows]  # fmt: skip
+    assert stored[0] == stored[1] != stored[2]
 
 
 def test_file_mode_refuses_an_unmigrated_database(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from ingest.metrics import IngestMetrics
 from ingest.pipeline import PipelineConfig, prepare
 from ingest.sink import _json_default, dump_rows
 from shadowlab.capture import DEFAULT_MAX_BYTES, OverflowFloat
+from shadowlab.fingerprint import body_fingerprint
 
 
 def test_rows_hold_the_request_as_sent_redacted(helpers: Any) -> None:
@@ -29,6 +30,25 @@ def test_rows_hold_the_request_as_sent_redacted(helpers: Any) -> None:
     assert row["captured_at"] == datetime(2025, 1, 31, 12, tzinfo=UTC)
     assert (row["model"], row["service"], row["source_offset"]) == ("claude-test", "support", 7)
     assert capture["request"]["messages"][0]["content"].endswith("jane@example.com")
+
+
+def test_rows_carry_the_fingerprint_of_the_stored_request(helpers: Any) -> None:
+    captures = [
+        helpers.make_capture(1, text="opening hours?"),
+        helpers.make_capture(2, text="opening hours?"),  # the same prompt, another capture
+        helpers.make_capture(3, text="mail me at jane@example.com"),  # redacted before fingerprinting
+        helpers.make_capture(4, text="mail me at john@example.com"),
+        helpers.make_capture(5, text="opening hours?", api="openai.chat"),  # the same prompt through OpenAI
+        helpers.make_capture(6, text="opening hours, please?"),
+    ]
+    messages = [Message(helpers.encode(c), None, "t", 0, i) for i, c in enumerate(captures)]
+    prepared = prepare(messages, PipelineConfig(DEFAULT_MAX_BYTES), IngestMetrics())
+    assert prepared.dead == []
+    rows = [row for _, row in prepared.rows]
+    fingerprints = [row["prompt_fingerprint"] for row in rows]
+    assert fingerprints == [body_fingerprint(row["api"], row["request"]) for row in rows]
+    assert fingerprints[0] == fingerprints[1] == fingerprints[4] and fingerprints[2] == fingerprints[3]
+    assert len(set(fingerprints)) == 3
 
 
 def test_bad_messages_are_dead_lettered_with_the_capture_codes() -> None:

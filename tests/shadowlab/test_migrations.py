@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -11,6 +14,7 @@ from alembic.runtime.migration import MigrationContext
 
 from shadowlab import migrate
 from shadowlab.db import create_engine
+from shadowlab.fingerprint import body_fingerprint
 from shadowlab.models import Base
 
 EXPECTED_UNIQUE = {
@@ -172,3 +176,67 @@ def test_deleting_a_capture_deletes_what_was_derived_from_it(engine: sa.Engine) 
             for name in ("replays", "scores", "arms", "experiments")
         }
     assert counts == {"replays": 0, "scores": 0, "arms": 1, "experiments": 1}
+
+
+FINGERPRINT_REVISION = "0005_prompt_fingerprint"
+HELLO = [{"role": "user", "content": "hello"}]
+BODIES: list[tuple[str, Any]] = [
+    ("anthropic.messages", {"model": "claude-haiku-4-5", "max_tokens": 9, "messages": HELLO}),
+    ("openai.chat", {"model": "gpt-4o", "max_tokens": 9, "messages": HELLO, "stream": True}),
+    ("anthropic.messages", {"model": "m", "max_tokens": 9, "messages": [{"role": "user", "content": "bye"}]}),
+    ("openai.chat", {}),  # does not normalise: hashed as stored
+    ("anthropic.messages", {"model": "claude-haiku-4-5", "max_tokens": 9, "messages": HELLO}),
+]
+
+
+def _insert_captures(conn: sa.Connection, prefix: str) -> None:
+    table = sa.table(  # the columns every revision has, so rows can be written before the fingerprint exists
+        "captured_requests",
+        *(sa.column(c) for c in ("request_id", "schema_version", "service", "api")),
+        *(sa.column(c, sa.DateTime(timezone=True)) for c in ("captured_at", "ingested_at")),
+        *(sa.column(c, sa.JSON()) for c in ("tags", "redaction", "request")),
+    )
+    now = datetime.now(UTC)
+    conn.execute(
+        table.insert(),
+        [
+            {"request_id": f"{prefix}{i}", "schema_version": 1, "captured_at": now, "ingested_at": now,
+             "service": "s", "tags": {}, "api": api, "request": body, "redaction": {}}
+            for i, (api, body) in enumerate(BODIES)
+        ],
+    )  # fmt: skip
+
+
+def _fingerprints(conn: sa.Connection) -> list[str | None]:
+    table = Base.metadata.tables["captured_requests"]
+    return list(conn.execute(sa.select(table.c.prompt_fingerprint).order_by(table.c.id)).scalars())
+
+
+def test_the_fingerprint_migration_backfills_existing_captures(engine: sa.Engine) -> None:
+    migrate.upgrade(engine, "0004_judge_spend")
+    with engine.begin() as conn:
+        _insert_captures(conn, "old-")
+
+    migrate.upgrade(engine)
+
+    expected = [body_fingerprint(api, body) for api, body in BODIES]
+    with engine.connect() as conn:
+        assert _fingerprints(conn) == expected
+    assert expected[0] == expected[1] == expected[4] and len(set(expected)) == 3
+    migrate.downgrade(engine, "0004_judge_spend")
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("captured_requests")}
+    assert "prompt_fingerprint" not in columns
+
+
+def test_the_backfill_works_in_batches_and_leaves_stored_fingerprints_alone(engine: sa.Engine) -> None:
+    migration = importlib.import_module(f"migrations.versions.{FINGERPRINT_REVISION}")
+    migrate.upgrade(engine)
+    table = Base.metadata.tables["captured_requests"]
+    with engine.begin() as conn:
+        _insert_captures(conn, "new-")
+        conn.execute(table.update().where(table.c.request_id == "new-2").values(prompt_fingerprint="kept"))
+        assert migration.backfill(conn, batch=2) == len(BODIES) - 1
+        assert migration.backfill(conn, batch=2) == 0
+        fingerprints = _fingerprints(conn)
+    expected = [body_fingerprint(api, body) for api, body in BODIES]
+    assert fingerprints == [*expected[:2], "kept", *expected[3:]]

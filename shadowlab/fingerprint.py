@@ -1,0 +1,45 @@
+"""A stable fingerprint of a request's prompt: the unit by which repeated prompts are clustered.
+
+Two captures share a fingerprint when their normalised requests agree on everything that shapes the answer:
+system, messages, tools, tool choice and sampling parameters. The model, the API shape (Anthropic or OpenAI),
+stream flags, key order and what normalisation drops (`cache_control` markers, counted in `untranslated`) do
+not count, so the same conversation sent to two models or through two APIs has one fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from shadowlab.api_requests import ApiRequest
+from shadowlab.normalize import NormalizedRequest, normalize_request_body
+
+__all__ = ["FINGERPRINT_CHARS", "body_fingerprint", "prompt_fingerprint"]
+
+FINGERPRINT_CHARS = 32  # hex characters of sha256 kept: 128 bits, no collision in any realistic traffic
+_NOT_PROMPT = frozenset({"source_api", "model", "untranslated"})
+_TRANSPORT = ("model", "stream", "stream_options")
+
+
+def _digest(content: Any) -> str:
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:FINGERPRINT_CHARS]
+
+
+def prompt_fingerprint(request: NormalizedRequest) -> str:
+    """sha256 (hex, 32 characters) of the normalised request without model, API and what was dropped."""
+    return _digest(request.model_dump(mode="json", exclude=set(_NOT_PROMPT)))
+
+
+def body_fingerprint(api: str, body: Any, *, validated: ApiRequest | None = None) -> str:
+    """The fingerprint of a stored request body; one that does not normalise (or an unknown API) is hashed
+    as stored, without model and stream fields, under its API name (so it never equals a normalised one).
+
+    `validated`: the same body already validated (ingest has it), which saves validating it again."""
+    try:
+        return prompt_fingerprint(normalize_request_body(api, body if validated is None else validated))
+    except ValueError:  # CaptureError, or a value the normalised model refuses
+        raw = {k: v for k, v in body.items() if k not in _TRANSPORT} if isinstance(body, Mapping) else body
+        return _digest({"unnormalised": api, "body": raw})
