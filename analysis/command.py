@@ -36,10 +36,12 @@ class PlanOptions:
     aa_arm: str | None = None
     covariate_mean: float | None = None
     decision: DecisionPlan | None = None
+    failure_latency_ms: float | None = None
 
 
 def _read_plan(path: Path) -> PlanOptions:
-    """Plan (YAML or JSON): `arms: [name | {name, role}]`, `aa_arm`, `covariate_mean`, and the decision
+    """Plan (YAML or JSON): `arms: [name | {name, role}]`, `aa_arm`, `covariate_mean`, `failure_latency_ms`
+    (what a failed replay counts as in latency ratios: the replay timeout), and the decision
     plan (`primary_metric`, `guardrails`, … as in docs/analysis.md) when `primary_metric` is present."""
     try:
         plan = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -65,13 +67,29 @@ def _read_plan(path: Path) -> PlanOptions:
     covariate_mean = plan.get("covariate_mean")
     if covariate_mean is not None and not isinstance(covariate_mean, int | float):
         raise PlanError(f"plan {path}, key covariate_mean: expected a number, found {covariate_mean!r}")
+    failure_latency = plan.get("failure_latency_ms")
+    if failure_latency is not None and (
+        isinstance(failure_latency, bool)
+        or not isinstance(failure_latency, int | float)
+        or failure_latency <= 0
+    ):
+        raise PlanError(
+            f"plan {path}, key failure_latency_ms: expected a positive number (the replay timeout in ms), "
+            f"found {failure_latency!r}"
+        )
     decision = None
     if "primary_metric" in plan:
         try:
             decision = DecisionPlan.from_dict(plan, where=f"plan {path}")
         except DecisionPlanError as exc:
             raise PlanError(str(exc)) from None
-    return PlanOptions(arms, aa_arm, None if covariate_mean is None else float(covariate_mean), decision)
+    return PlanOptions(
+        arms,
+        aa_arm,
+        None if covariate_mean is None else float(covariate_mean),
+        decision,
+        None if failure_latency is None else float(failure_latency),
+    )
 
 
 def _print_document(document: dict[str, Any], text: str, json_output: bool) -> None:
@@ -126,6 +144,7 @@ def analyze(
         adjust=adjustment,
         aa_arm=options.aa_arm,
         covariate_mean=options.covariate_mean,
+        failure_latency_ms=options.failure_latency_ms,
     )
     document, _ = analysis_document(analysis, options.decision, pairwise_from_table(table, control), table)
     text = "\n".join([analysis_text(analysis), *clustering_text(document["clustering"])])

@@ -48,6 +48,7 @@ class ExperimentData:
     pairwise: PairwiseOutcomes
     facts: tuple[RequestFacts, ...] = ()  # per table row: what the segments are cut on
     arm_models: tuple[tuple[str, str, str], ...] = ()  # (arm, provider, model)
+    failure_latency_ms: float | None = None  # a failed replay counts as this in latency ratios (its timeout)
 
 
 def _pref_score() -> sa.ColumnElement[float]:
@@ -147,8 +148,18 @@ def load_experiment(session: Session, name: str) -> ExperimentData:
     )
     facts = _request_facts(session, request_index)
     return ExperimentData(
-        eid, name, experiment.plan, controls[0], aa[0] if aa else None, table, pairwise, facts, models
-    )
+        eid, name, experiment.plan, controls[0], aa[0] if aa else None, table, pairwise, facts, models,
+        replay_timeout_ms(experiment.spec),
+    )  # fmt: skip
+
+
+def replay_timeout_ms(spec: Any) -> float | None:
+    """The spec's replay timeout (`replay.timeout_s`, default 600 s) in ms; None without a spec."""
+    if not isinstance(spec, dict) or not spec:
+        return None
+    replay = spec.get("replay")
+    timeout = replay.get("timeout_s", 600.0) if isinstance(replay, dict) else 600.0
+    return float(timeout) * 1000.0 if isinstance(timeout, int | float) and timeout > 0 else None
 
 
 def _text_length(content: Any) -> int:
