@@ -176,7 +176,7 @@ def plan_answer(view: RequestView, profile: ModelProfile, key: bytes, cache: Cac
     tool = _wants_tool(view, profile, rng)
     wanted = 12 if tool else round(profile.output_tokens.sample(rng))
     words = view.prompt_words or _FILLER
-    text = [f"Answer {answer_id[:6]}:"]
+    text = [f"Answer {answer_id}:"]
     while len(text) < wanted:
         source = words if rng.random() < quality else _FILLER
         text.append(f" {rng.choice(source)}")

@@ -1,6 +1,6 @@
 """Judge mode: a model named `sim-judge*` answers judge prompts with verdicts derived from hidden quality.
 
-How the judge knows the truth: every answer the simulator serves starts with `Answer <6 hex>:`; the simulator
+How the judge knows the truth: every answer the simulator serves starts with `Answer <24 hex>:`; the simulator
 remembers marker → hidden quality (`QualityMemory`). A judge request shows answers inside `<answer>`,
 `<answer_a>` and `<answer_b>` tags (the scoring package's prompts do); the judge finds each section's marker
 and looks its quality up. An unknown marker (e.g. the simulator restarted) falls back to an estimate from the
@@ -47,7 +47,7 @@ HEADER_JUDGE_NOISE = "x-sim-judge-noise"  # sd of the noise added to quality (qu
 HEADER_JUDGE_BIAS = "x-sim-judge-bias"  # position bias in quality units; > 0 favours the first answer
 HEADER_JUDGE_GARBLE = "x-sim-judge-garble"  # probability of an answer that does not parse
 PairVerdict = Literal["A", "B", "tie"]
-_MARKER = re.compile(r"Answer ([0-9a-f]{6}):")
+_MARKER = re.compile(r"Answer ([0-9a-f]{24}):")
 _SECTION = re.compile(r"<(answer(?:_a|_b)?)>(.*?)</\1>", re.DOTALL)
 _FILLER_SET = frozenset(_FILLER)
 _REMEMBERED = 200_000
@@ -73,7 +73,7 @@ class QualityMemory:
 
     def remember(self, answer: Answer) -> None:
         with self._lock:
-            self._qualities[answer.id[:6]] = answer.quality
+            self._qualities[answer.id] = answer.quality
             while len(self._qualities) > self._size:
                 self._qualities.popitem(last=False)
 

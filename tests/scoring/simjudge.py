@@ -13,12 +13,12 @@ from shadowlab.usage import Usage
 
 
 def served_answer(index: int, quality: float) -> Answer:
-    """An answer as the simulator would have served it: a marker, some words, a hidden quality."""
-    marker = f"{index:06x}"
+    """An answer as the simulator would have served it: its id as the marker, some words, a hidden quality."""
+    answer_id = f"{index:024x}"
     return Answer(
-        marker + "0" * 18,
+        answer_id,
         (),
-        (f"Answer {marker}:", " some", " words"),
+        (f"Answer {answer_id}:", " some", " words"),
         (),
         "end_turn",
         None,
