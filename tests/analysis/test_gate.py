@@ -38,6 +38,7 @@ EXPERIMENTS: dict[str, tuple[dict[str, Any], str]] = {
     "slow-ttft": ({"n": 300, "shift": 0.8, "ttft_factor": 2.5}, "dont_ship"),
     "too-early": ({"n": 60, "shift": 0.8}, "keep_running"),
     "no-answer": ({"n": 150, "shift": 0.0, "plan_change": {"max_sample": 150}}, "inconclusive"),
+    "broken-aa": ({"n": 300, "shift": 0.8, "aa_shift": 1.5}, "invalid"),  # the A/A copy differs: data problem
 }
 
 
@@ -84,6 +85,8 @@ def test_gate_exit_code_for_each_verdict(
         assert "gate blocked" in done.stderr
     if expected == "dont_ship":
         assert any("ttft_p95 guardrail" in line for line in reasons)
+    if expected == "invalid":
+        assert any("health check aa_noise_floor failed" in line for line in reasons)
 
 
 @pytest.mark.postgres
@@ -92,6 +95,8 @@ def test_gate_default_blocks_everything_but_ship(
 ) -> None:
     env = {"SHADOWLAB_DATABASE_URL": seeded}
     assert cli("gate", "too-early", env=env, cwd=tmp_path).returncode == 1
+    invalid = cli("gate", "broken-aa", env=env, cwd=tmp_path)
+    assert invalid.returncode == 1 and "verdict invalid is in --fail-on" in invalid.stderr
     shipped = cli("gate", "ships", "--json", env=env, cwd=tmp_path)
     assert shipped.returncode == 0 and '"gate": "passed"' in shipped.stdout
 

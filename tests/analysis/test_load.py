@@ -47,6 +47,7 @@ def seed_experiment(
     seed: int = 0,
     prefix: str = "",
     failure_rate: float = 0.02,
+    aa_shift: float = 0.0,
 ) -> None:
     """Seed one experiment (control, cand, A/A arm) with replays, two judge versions and preferences."""
     engine = create_engine(url)
@@ -79,7 +80,7 @@ def seed_experiment(
         quality = rng.normal(6, 1, n)
         base_ttft = np.exp(rng.normal(6, 0.3, n))
         for arm_name, arm in arms.items():
-            lift = shift if arm_name == "cand" else 0.0
+            lift = {"cand": shift, "aa": aa_shift}.get(arm_name, 0.0)
             factor = ttft_factor if arm_name == "cand" else 1.0
             for i, request in enumerate(requests):
                 failed = rng.random() < failure_rate
