@@ -2,7 +2,9 @@
 
 Offsets move only after the batch's rows and dead letters are durable (at-least-once); the unique
 `request_id` turns redelivery into counted duplicates. A stop request (SIGTERM) is honoured between
-batches: the batch in hand is finished and committed, then the source leaves its group.
+batches: the batch in hand is finished and committed, then the source leaves its group. A broker that
+fails a poll is retried with the same backoff; nothing is in hand then. Idle exit needs the broker to
+confirm that nothing is left to read, so it never fires during a broker outage.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ingest.messages import DeadLetter, Message
 from ingest.metrics import IngestMetrics
 from ingest.pipeline import PipelineConfig, prepare
 from ingest.sink import CaptureSink, DatabaseUnavailable, SinkResult
-from ingest.sources import Source
+from ingest.sources import BrokerUnavailable, Source
 from shadowlab.errors import ServiceUnavailableError
 
 log = logging.getLogger(__name__)
@@ -60,19 +62,21 @@ class Runner:
         # Everything alive now (modules, clients, engine) lives as long as the process: out of the collector's
         # sight, full collections scan only what batches allocate (about 5 % of ingest CPU otherwise).
         gc.freeze()
-        last_message = time.monotonic()
+        idle_since = time.monotonic()
         try:
             while not self.stop.is_set() and not self.source.exhausted:
-                messages = self.source.poll(self.options.batch_size, self.options.poll_timeout_s)
-                if messages or not self.source.ready:
+                messages, broker_was_down = self._poll()
+                if messages or broker_was_down or not self.source.ready:
                     if messages:
                         self.process_batch(messages)
-                    last_message = time.monotonic()
+                    idle_since = time.monotonic()
                 elif self.options.idle_exit_s is not None and (
-                    time.monotonic() - last_message >= self.options.idle_exit_s
+                    time.monotonic() - idle_since >= self.options.idle_exit_s
                 ):
-                    log.info("no message for %.1f s: stopping", self.options.idle_exit_s)
-                    break
+                    if self._nothing_left():
+                        log.info("no message for %.1f s: stopping", self.options.idle_exit_s)
+                        break
+                    idle_since = time.monotonic()
         except StopRequested:
             log.warning(
                 "stopped while a service was down: the last batch was not committed and will be read again"
@@ -80,6 +84,33 @@ class Runner:
         finally:
             self.source.close()
             self.dead_letters.close()
+
+    def _poll(self) -> tuple[list[Message], bool]:
+        """The next messages, and whether the broker failed meanwhile (retried with backoff; not idle)."""
+        delay, failed = self.options.backoff_initial_s, False
+        while True:
+            try:
+                messages = self.source.poll(self.options.batch_size, self.options.poll_timeout_s)
+            except BrokerUnavailable as exc:
+                self.metrics.retry("broker")
+                log.warning("broker unavailable, retrying in %.1f s: %s", delay, exc)
+                failed = True
+                if self.stop.wait(delay):
+                    return [], failed
+                delay = min(delay * 2, self.options.backoff_max_s)
+                continue
+            if failed:
+                log.info("broker is back")
+            return messages, failed
+
+    def _nothing_left(self) -> bool:
+        """Whether the source confirms that every message was read (a broker that cannot say: no)."""
+        try:
+            return self.source.caught_up()
+        except BrokerUnavailable as exc:
+            self.metrics.retry("broker")
+            log.warning("broker unavailable, not stopping while idle: %s", exc)
+            return False
 
     def process_batch(self, messages: Sequence[Message]) -> None:
         """Store one batch durably, then commit it; retries (paused) while the database or DLQ is down."""
@@ -130,7 +161,14 @@ class Runner:
         self.metrics.retry(service)
         log.warning("%s unavailable, partitions paused, retrying in %.1f s: %s", service, delay, exc)
         deadline = time.monotonic() + delay
+        broker_failed = False
         while (left := deadline - time.monotonic()) > 0:
             if self.stop.is_set():
                 raise StopRequested
-            self.source.keep_alive(min(left, 1.0))
+            try:
+                self.source.keep_alive(min(left, 1.0))
+            except BrokerUnavailable as broker_exc:  # no member to keep alive: wait out the delay
+                if not broker_failed:
+                    log.warning("broker unavailable while %s is down: %s", service, broker_exc)
+                    broker_failed = True
+                self.stop.wait(min(left, 1.0))

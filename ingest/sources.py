@@ -4,29 +4,40 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ingest.messages import Message
 from ingest.metrics import IngestMetrics
+from shadowlab.errors import ServiceUnavailableError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class BrokerUnavailable(ServiceUnavailableError):
+    """The broker did not answer a poll or an offset look-up (or refused it); the runner retries later."""
 
 
 class Source(Protocol):
     def poll(self, max_records: int, timeout_s: float) -> list[Message]:
-        """The next messages; empty when none arrived within the timeout."""
+        """The next messages; empty when none arrived within the timeout. Raises `BrokerUnavailable`."""
 
     def commit(self, messages: Sequence[Message]) -> None:
         """Mark `messages` as done (after their rows and dead letters are durable)."""
 
     def pause(self) -> None: ...
     def keep_alive(self, seconds: float) -> None:
-        """Wait about `seconds` while paused, staying a live member of the group (if any)."""
+        """Wait about `seconds` while paused, staying a live member of the group (if any).
+
+        Raises `BrokerUnavailable`."""
 
     def resume(self) -> None: ...
     def close(self) -> None: ...
+    def caught_up(self) -> bool:
+        """True when the source confirms nothing is left to read; raises `BrokerUnavailable` if it cannot."""
+
     @property
     def exhausted(self) -> bool:
         """True when no message will ever come again (end of a file)."""
@@ -48,14 +59,17 @@ class KafkaSource:
         max_poll_records: int = 1000,
         metrics: IngestMetrics | None = None,
         timeout_s: float = 10.0,
+        consumer_factory: Callable[..., Any] | None = None,
     ) -> None:
+        """`consumer_factory` makes the consumer from kafka-python's keyword arguments (`KafkaConsumer`)."""
         from kafka import KafkaConsumer
 
         self.topic = topic
         self._metrics = metrics
         self._paused = False
         self._timeout_ms = max(30_000, int(timeout_s * 1000))
-        self._consumer = KafkaConsumer(
+        self._check_timeout_ms = int(timeout_s * 1000)  # `caught_up`: how long the broker may take to answer
+        self._consumer = (consumer_factory or KafkaConsumer)(
             bootstrap_servers=bootstrap.split(","),
             group_id=group,
             client_id=f"shadowlab-ingest-{group}",
@@ -75,7 +89,9 @@ class KafkaSource:
         return bool(self._consumer.assignment())
 
     def poll(self, max_records: int, timeout_s: float) -> list[Message]:
-        polled = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        polled = _from_broker(
+            "poll", lambda: self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        )
         messages = [
             Message(r.value if r.value is not None else b"", r.key, r.topic, r.partition, r.offset)
             for records in polled.values()
@@ -115,9 +131,22 @@ class KafkaSource:
         # poll() while paused keeps this member in the group; nothing should come back, but a partition
         # assigned during a rebalance may slip through: rewind it so no message is skipped.
         self._consumer.pause(*self._consumer.assignment())
-        for tp, records in self._consumer.poll(timeout_ms=int(seconds * 1000)).items():
+        polled = _from_broker("poll", lambda: self._consumer.poll(timeout_ms=int(seconds * 1000)))
+        for tp, records in polled.items():
             if records:
                 self._consumer.seek(tp, records[0].offset)
+
+    def caught_up(self) -> bool:
+        """Every assigned partition's position is at its end offset, as the broker says now."""
+        assigned = list(self._consumer.assignment())
+        timeout_ms = self._check_timeout_ms
+
+        def positions_and_ends() -> tuple[dict[Any, int | None], dict[Any, int]]:
+            positions = {tp: self._consumer.position(tp, timeout_ms=timeout_ms) for tp in assigned}
+            return positions, self._consumer.end_offsets(assigned, timeout_ms=timeout_ms)
+
+        positions, ends = _from_broker("end offsets", positions_and_ends)
+        return all(_at_end(positions[tp], ends.get(tp)) for tp in assigned)
 
     def resume(self) -> None:
         self._paused = False
@@ -125,6 +154,20 @@ class KafkaSource:
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)  # leaves the group so its partitions move at once
+
+
+def _at_end(position: int | None, end: int | None) -> bool:
+    return position is not None and end is not None and position >= end
+
+
+def _from_broker(what: str, call: Callable[[], T]) -> T:
+    """`call()`, with kafka-python's errors (connection refused, timeouts) as one `BrokerUnavailable`."""
+    from kafka.errors import KafkaError
+
+    try:
+        return call()
+    except KafkaError as exc:
+        raise BrokerUnavailable(f"Kafka {what}: {exc}") from exc
 
 
 def _rebalance_listener(source: KafkaSource) -> Any:
@@ -178,6 +221,9 @@ class FileSource:
 
     def resume(self) -> None:
         return None
+
+    def caught_up(self) -> bool:
+        return True  # a file has nothing more to say than its lines; the runner stops at its end
 
     def close(self) -> None:
         self._file.close()

@@ -1,0 +1,208 @@
+"""The broker fails while ingest runs: polls that raise, a broker that stops answering, errors while paused.
+
+While its broker is down kafka-python returns empty polls, raises `KafkaConnectionError` from some of them
+and times out offset look-ups. `OnCueConsumer` wraps a real `KafkaConsumer` (real topic, group and Postgres)
+and does the same on cue; it reaches the code through `KafkaSource(consumer_factory=...)`. The shared broker
+itself is never stopped: other tests use it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingest.dlq import DeadLetterSink, DeadLetterUnavailable, FileDeadLetters
+from ingest.messages import DeadLetter
+from ingest.metrics import IngestMetrics
+from ingest.pipeline import PipelineConfig
+from ingest.runner import Runner, RunOptions
+from ingest.sink import CaptureSink
+from ingest.sources import KafkaSource
+from shadowlab.capture import DEFAULT_MAX_BYTES
+from shadowlab.db import create_engine
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.timeout(120)]
+N = 50
+
+
+class OnCueConsumer:
+    """A real `KafkaConsumer` that, once it has returned its first batch, fails as told.
+
+    `failing_polls`: that many polls raise `KafkaConnectionError`. `failed_checks_to_recover`: the broker is
+    down (polls come back empty, end-offset look-ups time out) until that many look-ups have failed.
+    `failing_paused_polls`: that many polls made while partitions are paused raise.
+    """
+
+    def __init__(
+        self,
+        *,
+        failing_polls: int = 0,
+        failed_checks_to_recover: int = 0,
+        failing_paused_polls: int = 0,
+        **config: Any,
+    ) -> None:
+        from kafka import KafkaConsumer
+
+        self._consumer = KafkaConsumer(**config)
+        self.failing_polls, self.failing_paused_polls = failing_polls, failing_paused_polls
+        self.checks_to_recover = failed_checks_to_recover
+        self.batches = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._consumer, name)
+
+    def poll(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[Any, list[Any]]:
+        from kafka.errors import KafkaConnectionError
+
+        if self.failing_paused_polls and self._consumer.paused():
+            self.failing_paused_polls -= 1
+            raise KafkaConnectionError("on cue: connection refused while paused")
+        if self.batches and self.failing_polls:
+            self.failing_polls -= 1
+            raise KafkaConnectionError("on cue: connection refused")
+        if self.batches and self.checks_to_recover:
+            return {}
+        polled: dict[Any, list[Any]] = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        self.batches += bool(polled)
+        return polled
+
+    def end_offsets(self, partitions: Any, timeout_ms: int | None = None) -> Any:
+        from kafka.errors import KafkaTimeoutError
+
+        if self.batches and self.checks_to_recover:
+            self.checks_to_recover -= 1
+            raise KafkaTimeoutError("on cue: failed to get offsets")
+        return self._consumer.end_offsets(partitions, timeout_ms=timeout_ms)
+
+
+class DeadLettersDownOnce:
+    """Writes dead letters to a file, but the first publish fails as if the DLQ topic were down."""
+
+    def __init__(self, path: Path) -> None:
+        self._file, self.failed = FileDeadLetters(path), False
+
+    def publish(self, letters: Sequence[DeadLetter]) -> None:
+        if letters and not self.failed:
+            self.failed = True
+            raise DeadLetterUnavailable("on cue: dead-letter topic down", letters)
+        self._file.publish(letters)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _run(
+    pg_url: str,
+    bootstrap: str,
+    topic: str,
+    helpers: Any,
+    tmp_path: Path,
+    cues: dict[str, int],
+    dead_letters: DeadLetterSink | None = None,
+) -> tuple[OnCueConsumer, IngestMetrics]:
+    """Ingest `topic` in this process until idle for 0.5 s; the consumer fails as `cues` say."""
+    made: list[OnCueConsumer] = []
+
+    def consumer(**config: Any) -> OnCueConsumer:
+        made.append(OnCueConsumer(**cues, **config))
+        return made[-1]
+
+    metrics, engine = IngestMetrics(), create_engine(pg_url)
+    source = KafkaSource(
+        bootstrap, topic, helpers.unique("g"), max_poll_records=10, metrics=metrics, consumer_factory=consumer
+    )
+    options = RunOptions(
+        batch_size=10, poll_timeout_s=0.2, idle_exit_s=0.5, backoff_initial_s=0.01, backoff_max_s=0.05
+    )
+    dead = dead_letters or FileDeadLetters(tmp_path / "rejected.jsonl")
+    try:
+        Runner(source, CaptureSink(engine), dead, PipelineConfig(DEFAULT_MAX_BYTES), metrics, options).run()
+    finally:
+        engine.dispose()
+    return made[0], metrics
+
+
+def _warnings(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and text in r.getMessage()]
+
+
+def _retries(metrics: IngestMetrics, service: str) -> float | None:
+    return metrics.registry.get_sample_value("shadowlab_ingest_retries_total", {"service": service})
+
+
+def test_polls_that_raise_are_retried_with_backoff_and_nothing_is_lost(
+    pg_url: str,
+    kafka_bootstrap: str,
+    kafka_topic: Callable[..., str],
+    produce: Any,
+    helpers: Any,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    topic = kafka_topic(partitions=2)
+    produce(topic, [helpers.encode(helpers.make_capture(i)) for i in range(N)])
+    caplog.set_level(logging.INFO, logger="ingest")
+
+    consumer, metrics = _run(pg_url, kafka_bootstrap, topic, helpers, tmp_path, {"failing_polls": 3})
+
+    assert consumer.failing_polls == 0  # every cue was played
+    assert helpers.count_rows(pg_url) == N
+    warnings = _warnings(caplog, "broker unavailable")
+    assert len(warnings) == 3 and all("on cue: connection refused" in w for w in warnings)
+    assert _retries(metrics, "broker") == 3
+    assert any(r.getMessage() == "broker is back" for r in caplog.records)
+
+
+def test_idle_exit_waits_for_the_broker_to_confirm_nothing_is_left(
+    pg_url: str,
+    kafka_bootstrap: str,
+    kafka_topic: Callable[..., str],
+    produce: Any,
+    helpers: Any,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    topic = kafka_topic(partitions=1)
+    produce(topic, [helpers.encode(helpers.make_capture(i)) for i in range(N)])
+    caplog.set_level(logging.INFO, logger="ingest")
+
+    # After the first batch the broker goes quiet: empty polls for longer than --idle-exit, and the
+    # end-offset look-up fails twice before it answers again.
+    consumer, metrics = _run(
+        pg_url, kafka_bootstrap, topic, helpers, tmp_path, {"failed_checks_to_recover": 2}
+    )
+
+    assert helpers.count_rows(pg_url) == N  # it did not stop with 40 captures unread
+    assert consumer.checks_to_recover == 0
+    assert len(_warnings(caplog, "not stopping while idle")) == 2
+    assert _retries(metrics, "broker") == 2
+
+
+def test_a_broker_error_while_paused_for_another_outage_is_waited_out(
+    pg_url: str,
+    kafka_bootstrap: str,
+    kafka_topic: Callable[..., str],
+    produce: Any,
+    helpers: Any,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    topic = kafka_topic(partitions=1)
+    values = [helpers.encode(helpers.make_capture(i)) for i in range(N)]
+    produce(topic, [values[0], b"not json", *values[1:]])
+    caplog.set_level(logging.INFO, logger="ingest")
+    dead = DeadLettersDownOnce(tmp_path / "rejected.jsonl")
+
+    consumer, metrics = _run(
+        pg_url, kafka_bootstrap, topic, helpers, tmp_path, {"failing_paused_polls": 1}, dead_letters=dead
+    )
+
+    assert consumer.failing_paused_polls == 0 and dead.failed
+    assert helpers.count_rows(pg_url) == N
+    assert '"error": "not_json"' in (tmp_path / "rejected.jsonl").read_text()
+    assert len(_warnings(caplog, "broker unavailable while dead_letters is down")) == 1
+    assert _retries(metrics, "dead_letters") == 1
