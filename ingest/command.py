@@ -81,7 +81,8 @@ def register(app: typer.Typer, settings_of: SettingsOf) -> None:
             int | None, typer.Option(help="Serve Prometheus metrics on this port.")
         ] = None,
         idle_exit: Annotated[
-            float | None, typer.Option(help="Exit 0 after this many seconds without a message.")
+            float | None,
+            typer.Option(help="Exit 0 after this many seconds without a message, once all is read."),
         ] = None,
     ) -> None:
         """Store captures from Kafka (or a JSONL file) in the database: validated, redacted, sampled."""
