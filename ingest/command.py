@@ -95,7 +95,7 @@ def register(app: typer.Typer, settings_of: SettingsOf) -> None:
         from ingest.sampling import Selector, parse_tag_filters
         from ingest.sink import CaptureSink
         from ingest.sources import FileSource, KafkaSource, Source
-        from shadowlab.broker import TopicSpec, capture_topics, ensure_topics
+        from shadowlab.broker import TopicSpec, capture_topics, ensure_topics, require_topic
 
         settings = settings_of(ctx)
         configure_logging(settings.log_level, settings.log_format)
@@ -125,6 +125,8 @@ def register(app: typer.Typer, settings_of: SettingsOf) -> None:
             if input_path is not None:
                 raise ConfigError(f"INPUT: expected no file with --source kafka, found {input_path}")
             name = topic or settings.capture_topic
+            # A missing source would be polled forever ("Topic … not found"), with a stray DLQ created for it.
+            require_topic(settings.kafka_bootstrap, name, settings.connect_timeout_s)
             dlq_spec: TopicSpec = capture_topics(name)[1]
             ensure_topics(settings.kafka_bootstrap, [TopicSpec(dlq_topic(name), 1, dlq_spec.config)])
             src = KafkaSource(

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from shadowlab.errors import ServiceUnavailableError
+from shadowlab.errors import ConfigError, ServiceUnavailableError
 
 # The topic's limit sits above ingest's 900 KiB limit so oversized captures reach ingest and get
 # dead-lettered with `too_large` instead of failing at the producer (DESIGN §3).
 TOPIC_MAX_MESSAGE_BYTES = 1_048_576
+
+
+class TopicNotFound(ConfigError):
+    """A topic a command reads from does not exist (the brokers here do not create topics on first use)."""
 
 
 @dataclass(frozen=True)
@@ -74,3 +78,12 @@ def ensure_topics(bootstrap: str, topics: Iterable[TopicSpec], timeout_s: float 
     finally:
         admin.close()  # type: ignore[attr-defined]
     return [t.name for t in missing]
+
+
+def require_topic(bootstrap: str, topic: str, timeout_s: float = 5.0) -> None:
+    """Raise `TopicNotFound` (naming the topic and how to create it) unless `topic` exists on the cluster."""
+    if topic not in list_topics(bootstrap, timeout_s):
+        raise TopicNotFound(
+            f"Kafka topic {topic!r} not found at {bootstrap}: expected an existing topic; create it with "
+            f"`SHADOWLAB_CAPTURE_TOPIC={topic} shadowlab topics create`, or check --topic"
+        )
