@@ -9,11 +9,13 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from analysis.analyze import Analysis, analyze_table
+from analysis.decision import overall_verdict
 from analysis.load import ExperimentData, load_experiment
 from analysis.plan import DecisionPlan, PlanError
 from analysis.routing import RoutingRecommendation, RoutingRule, recommend_routing
 from analysis.segments import SegmentEffect, segment_dimensions, segment_effects, segment_json
-from analysis.verdict_json import analysis_document, routing_json
+from analysis.stats.results import HealthReport
+from analysis.verdict_json import analysis_document, routing_json, verdict_json
 from shadowlab.models import AnalysisSnapshot
 
 
@@ -71,8 +73,24 @@ def analyze_experiment(
     """Run the whole analysis of experiment `name`; with `store`, add an analysis snapshot row."""
     data = load_experiment(session, name)
     plan = plan_of(data)
+    report = _analysed(data, plan, rule or RoutingRule()) if data.has_replays else no_data_report(data, plan)
+    if not store:
+        return report
+    snapshot = AnalysisSnapshot(
+        experiment_id=data.experiment_id,
+        computed_at=datetime.now(UTC),
+        n_requests=report.document["n_requests"],
+        verdict=report.verdict,
+        analysis=report.snapshot_document,
+    )
+    session.add(snapshot)
+    session.flush()
+    return replace(report, snapshot_id=snapshot.id)
+
+
+def _analysed(data: ExperimentData, plan: DecisionPlan | None, rule: RoutingRule) -> ExperimentReport:
     if plan is not None and data.control not in data.table.arms:
-        raise PlanError(f"experiment {name!r}: the control arm {data.control!r} has no replays yet")
+        raise PlanError(f"experiment {data.name!r}: the control arm {data.control!r} has no replays yet")
     analysis = analyze_table(
         data.table,
         control=data.control,
@@ -82,8 +100,8 @@ def analyze_experiment(
         failure_latency_ms=data.failure_latency_ms,
     )
     document, verdict = analysis_document(analysis, plan, data.pairwise, data.table)
-    segments, routing = segments_and_routing(data, analysis, plan, rule or RoutingRule())
-    report = ExperimentReport(
+    segments, routing = segments_and_routing(data, analysis, plan, rule)
+    return ExperimentReport(
         document,
         None if verdict is None else verdict.verdict,
         () if verdict is None else verdict.reasons,
@@ -92,19 +110,30 @@ def analyze_experiment(
         segments,
         routing,
     )
-    snapshot_id = None
-    if store:
-        snapshot = AnalysisSnapshot(
-            experiment_id=data.experiment_id,
-            computed_at=datetime.now(UTC),
-            n_requests=analysis.n_requests,
-            verdict=None if verdict is None else verdict.verdict,
-            analysis=report.snapshot_document,
-        )
-        session.add(snapshot)
-        session.flush()
-        snapshot_id = snapshot.id
-    return replace(report, snapshot_id=snapshot_id)
+
+
+def no_replays_message(name: str, what: str = "analyse") -> str:
+    """What to say about an experiment without replays, and what to run."""
+    return f"no replays yet: nothing to {what} until `shadowlab replay {name}` has run"
+
+
+def no_data_report(data: ExperimentData, plan: DecisionPlan | None) -> ExperimentReport:
+    """An experiment without replays (just started, or emptied by retention): "no data yet", not an error.
+
+    The document has no comparisons and a `note`; under a plan the verdict is `keep_running` (the plan's
+    minimum sample is still ahead), so a gate blocks until there is evidence either way.
+    """
+    note = no_replays_message(data.name)
+    empty = Analysis(0, data.table.arms, data.control, plan.alpha if plan is not None else 0.05, "holm", (),
+                     HealthReport(()))  # fmt: skip
+    document, _ = analysis_document(empty, None, data.pairwise)
+    document["note"] = note
+    if plan is None:
+        return ExperimentReport(document, None, (), None, data)
+    verdict = overall_verdict(empty, plan, (), ())
+    verdict = replace(verdict, reasons=(note, *verdict.reasons))
+    document["verdict"] = verdict_json(verdict, plan, None)
+    return ExperimentReport(document, verdict.verdict, verdict.reasons, None, data)
 
 
 def export_plan(data: ExperimentData) -> dict[str, Any]:

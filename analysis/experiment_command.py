@@ -47,7 +47,7 @@ def analyze_stored(
     else:
         doc = report.document
         print(f"experiment {experiment}: {doc['n_requests']} requests, arms {', '.join(doc['arms'])}")
-        print(verdict_text(doc))
+        print(verdict_text(doc) if doc["verdict"] or "note" not in doc else doc["note"])
         for line in clustering_text(doc.get("clustering")):
             print(line)
         print(f"(snapshot {report.snapshot_id} stored; --json for every comparison)")
@@ -123,6 +123,8 @@ def route(
     rule = RoutingRule(dimension=dimension, min_n=min_n)
     try:
         report = _session_run(settings, lambda s: analyze_experiment(s, experiment, store=False, rule=rule))
+        if not report.data.has_replays:
+            return _nothing_yet(experiment, "route", json_output)
         if report.routing is None:
             raise PlanError(
                 f"experiment {experiment!r}: routing needs a pre-registered plan and the dimension "
@@ -148,6 +150,18 @@ def route(
     return 0
 
 
+def _nothing_yet(experiment: str, what: str, json_output: bool) -> int:
+    """Say that an experiment without replays has nothing to `what` yet (exit 0; nothing is written)."""
+    from analysis.experiment_analysis import no_replays_message
+
+    note = no_replays_message(experiment, what)
+    if json_output:
+        print(json.dumps({"experiment": experiment, "n_requests": 0, "note": note}, indent=2))
+    else:
+        print(f"experiment {experiment}: {note}")
+    return 0
+
+
 def report(settings: Any, experiment: str, fmt: str, out: Path | None) -> int:
     """Write the experiment report (md, html or json) to `out` or stdout."""
     from analysis.load import ExperimentLoadError
@@ -162,6 +176,8 @@ def report(settings: Any, experiment: str, fmt: str, out: Path | None) -> int:
     except (ExperimentLoadError, PlanError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID_INPUT
+    if doc["n_requests"] == 0:
+        return _nothing_yet(experiment, "report", fmt == "json")
     text = report_json(doc) if fmt == "json" else report_html(doc) if fmt == "html" else report_markdown(doc)
     if out is None:
         sys.stdout.write(text)

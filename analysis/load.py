@@ -50,6 +50,11 @@ class ExperimentData:
     arm_models: tuple[tuple[str, str, str], ...] = ()  # (arm, provider, model)
     failure_latency_ms: float | None = None  # a failed replay counts as this in latency ratios (its timeout)
 
+    @property
+    def has_replays(self) -> bool:
+        """False for an experiment with no replays yet: its table has every arm and no request."""
+        return bool(self.table.request_ids)
+
 
 def _pref_score() -> sa.ColumnElement[float]:
     return sa.case((Preference.result == "a", 1.0), (Preference.result == "tie", 0.5), else_=0.0)
@@ -92,7 +97,10 @@ def load_experiment(session: Session, name: str) -> ExperimentData:
         .order_by(CapturedRequest.id, Replay.arm_id)
     ).all()  # fmt: skip
     used = {r.arm_id for r in replays}
-    arms = sorted((a for a in arm_rows if a.id in used), key=lambda a: (_ROLE_ORDER[a.role], a.id))
+    # Without any replay yet (just started, or emptied by retention) every arm stays: an empty table.
+    arms = sorted(
+        (a for a in arm_rows if a.id in used or not used), key=lambda a: (_ROLE_ORDER[a.role], a.id)
+    )
     arm_index = {a.id: i for i, a in enumerate(arms)}
     request_index: dict[int, int] = {}
     request_ids: list[str] = []
