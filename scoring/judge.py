@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from scoring.base import FailureKind, PairResult, PairSubject, ScoreResult, Subject, Winner, version_of
 from scoring.gate import CallOutcome
+from shadowlab.experiment import JUDGE_DEFAULT_PROVIDER
 from shadowlab.normalize import Message, NormalizedRequest, TextBlock, ToolChoice, ToolSpec
 from shadowlab.providers import ProviderResult
 
@@ -72,7 +73,7 @@ class JudgeSpec(BaseModel):
 
     name: str = Field(min_length=1, max_length=100)
     kind: Literal["pointwise", "pairwise"]
-    provider: str = "anthropic"
+    provider: str = JUDGE_DEFAULT_PROVIDER
     model: str
     rubric: str = DEFAULT_RUBRIC
     prompt: str | None = Field(None, description="System prompt template with {rubric}; default per kind.")

@@ -26,6 +26,8 @@ __all__ = [
 # fmt: on
 
 ArmRole = Literal["control", "candidate", "aa"]
+# The provider of a judge in `scoring.judges` that names none (scoring.judge.JudgeSpec uses it too).
+JUDGE_DEFAULT_PROVIDER = "anthropic"
 TrafficMode = Literal["backfill", "live"]
 Design = Literal["sequential", "fixed"]
 MetricDirection = Literal["higher_is_better", "lower_is_better"]
@@ -178,6 +180,15 @@ class ExperimentSpec(_Spec):
         keys = [limit.key for limit in self.limits]
         if len(keys) != len(set(keys)):
             raise ValueError("limits: expected one entry per provider+model, found duplicates")
+        # A limit is looked up by provider/model: one that names no model in use (a typo: `sim-sonet`) would
+        # be ignored silently while the real model ran unlimited.
+        used = [f"{provider}/{model}" for provider, model in self.called_models()]
+        for i, key in enumerate(keys):
+            if key not in used:
+                raise ValueError(
+                    f"limits[{i}]: expected the provider/model of an arm or a judge ({', '.join(used)}), "
+                    f"found {key!r}, which would limit nothing"
+                )
         return self
 
     def arms(self) -> tuple[ArmSpec, ...]:
@@ -194,9 +205,15 @@ class ExperimentSpec(_Spec):
         """(provider, model) of each LLM judge in the scoring section: they receive prompts and cost money."""
         judges = self.scoring.get("judges") or []
         return tuple(
-            (str(j.get("provider", "")), str(j["model"]))
+            (str(j.get("provider", JUDGE_DEFAULT_PROVIDER)), str(j["model"]))
             for j in judges
             if isinstance(j, Mapping) and isinstance(j.get("model"), str)
+        )
+
+    def called_models(self) -> tuple[tuple[str, str], ...]:
+        """(provider, model) of every arm and judge, once each, in spec order: what `limits` may name."""
+        return tuple(
+            dict.fromkeys([*((arm.provider, arm.model) for arm in self.arms()), *self.judge_models()])
         )
 
     def models(self) -> tuple[str, ...]:

@@ -92,3 +92,47 @@ def test_judges_are_priced_and_allowlisted_like_arms() -> None:
     outside = parse_spec(_with(scoring={"judges": [{**judge, "provider": "vertex"}]}))
     with pytest.raises(ExperimentSpecError, match="judge model 'no-such-judge-model': provider 'vertex'"):
         check_startable(outside, prices)
+
+
+def test_a_limit_for_a_model_no_arm_or_judge_uses_is_refused() -> None:
+    typo = {"provider": "anthropic", "model": "sim-sonet", "rpm": 10}
+    with pytest.raises(ExperimentSpecError) as caught:
+        parse_spec(_with(limits=[*SPEC["limits"], typo]))
+    assert str(caught.value) == (
+        "experiment: limits[1]: expected the provider/model of an arm or a judge "
+        "(anthropic/claude-haiku-4-5, openai/gpt-4o-mini), found 'anthropic/sim-sonet', "
+        "which would limit nothing"
+    )
+    # The right model under another provider is a different key: it would limit nothing either.
+    with pytest.raises(ExperimentSpecError, match=re.escape("found 'openai/claude-haiku-4-5'")):
+        parse_spec(_with(limits=[{"provider": "openai", "model": "claude-haiku-4-5", "rpm": 10}]))
+
+
+def test_a_judge_model_may_be_limited_with_or_without_its_provider_named() -> None:
+    judges = [
+        {"name": "q", "kind": "pointwise", "provider": "openai", "model": "gpt-4o"},
+        {"name": "p", "kind": "pairwise", "model": "claude-sonnet-4-5"},  # the judges' default provider
+    ]
+    limits = [
+        {"provider": "openai", "model": "gpt-4o", "rpm": 10},
+        {"provider": "anthropic", "model": "claude-sonnet-4-5", "concurrency": 2},
+    ]
+    spec = parse_spec(_with(scoring={"judges": judges}, limits=limits))
+    assert spec.limit_for("anthropic", "claude-sonnet-4-5") is not None
+    assert ("anthropic", "claude-sonnet-4-5") in spec.judge_models()
+
+
+def test_experiment_create_with_a_limit_typo_is_one_error_line(tmp_path: Path, cli: Any) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(_with(limits=[{"provider": "anthropic", "model": "sim-sonet", "rpm": 5}])))
+    database = tmp_path / "x.db"
+    done = cli("experiment", "create", str(path), env={"SHADOWLAB_DATABASE_URL": f"sqlite:///{database}"},
+               cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert (
+        "'anthropic/sim-sonet'" in lines[0] and "anthropic/claude-haiku-4-5, openai/gpt-4o-mini" in lines[0]
+    )
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not database.exists()
