@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -83,14 +83,35 @@ def _request_tag(value: Any) -> str | None:
     return f"~{api}" if api in API_NAMES else None
 
 
+# `captured_at` must be a time every reader can hold: `9999-12-31T23:59:59-14:00` is year 10000 in UTC
+# (the Label page failed on it, retention never deleted it). A producer's clock may run a little ahead.
+EARLIEST_CAPTURED_AT = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_CLOCK_AHEAD = timedelta(days=1)
+
+
 def _rfc3339(value: Any) -> Any:
     if not isinstance(value, str):
-        return value if isinstance(value, datetime) else _raise("wrong_type", "an RFC 3339 time string")
+        if isinstance(value, datetime):
+            return _in_range(value) if value.tzinfo else value  # naive: AwareDatetime refuses it
+        return _raise("wrong_type", "an RFC 3339 time string")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return _raise("invalid_value", "an RFC 3339 time with offset, such as 2025-01-31T12:00:00Z")
-    return parsed if parsed.tzinfo else _raise("invalid_value", "a time with a UTC offset, not a naive time")
+    if not parsed.tzinfo:
+        return _raise("invalid_value", "a time with a UTC offset, not a naive time")
+    return _in_range(parsed)
+
+
+def _in_range(at: datetime) -> Any:
+    """`at` when it lies from 2000-01-01 UTC to one day after now (compared without converting to UTC)."""
+    latest = datetime.now(UTC) + MAX_CLOCK_AHEAD
+    if EARLIEST_CAPTURED_AT <= at <= latest:
+        return at
+    return _raise(
+        "invalid_value",
+        f"a time from 2000-01-01T00:00:00Z to one day after now ({latest:%Y-%m-%dT%H:%M:%SZ})",
+    )
 
 
 def _raise(code: CaptureErrorCode, expected: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 from collections.abc import Callable
@@ -167,6 +168,52 @@ def test_bad_messages_go_to_the_dlq_with_reasons_and_good_ones_around_them_are_s
         f"(message): expected at most 4096 bytes, found {len(bad['too_large'])} bytes"
     )
     assert "expected a value the database can store" in got["not_storable"][1]["shadowlab.detail"]
+
+
+def test_a_captured_at_out_of_range_is_dead_lettered_with_the_range_as_its_reason(
+    pg_url: str,
+    kafka_bootstrap: str,
+    kafka_topic: Callable[..., str],
+    produce: Any,
+    ingest_process: Start,
+    helpers: Any,
+    tmp_path: Path,
+) -> None:
+    topic = kafka_topic(partitions=1)
+    times = ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00+14:00"]  # years 10000 and 0 in UTC
+    bad = [helpers.encode(helpers.make_capture(i, captured_at=at)) for i, at in enumerate(times)]
+    produce(topic, [bad[0], helpers.encode(helpers.make_capture(7)), bad[1]])
+
+    proc = ingest_process(
+        pg_url, "--topic", topic, "--group", helpers.unique("g"), "--idle-exit", "2", log=tmp_path / "l"
+    )
+    try:
+        assert proc.wait(60) == 0, (tmp_path / "l").read_text()[-2000:]
+        letters = _read_all(kafka_bootstrap, f"{topic}.dlq", len(bad))
+    finally:
+        _delete_topic(kafka_bootstrap, f"{topic}.dlq")
+
+    assert helpers.count_rows(pg_url) == 1
+    assert [value for value, _ in letters] == bad
+    for (_, headers), at, offset in zip(letters, times, (0, 2), strict=True):
+        assert headers["shadowlab.error"] == "invalid_value"
+        assert headers["shadowlab.source"] == f"{topic}/0/{offset}"
+        detail = headers["shadowlab.detail"]
+        assert detail.startswith(
+            "captured_at: expected a time from 2000-01-01T00:00:00Z to one day after now ("
+        )
+        assert detail.endswith(f"), found {json.dumps(at)}")
+
+
+def _delete_topic(bootstrap: str, topic: str) -> None:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        if topic in admin.list_topics():
+            admin.delete_topics([topic])
+    finally:
+        admin.close()
 
 
 def _read_all(bootstrap: str, topic: str, n: int) -> list[tuple[bytes, dict[str, str]]]:

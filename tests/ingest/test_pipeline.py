@@ -58,6 +58,22 @@ def test_bad_messages_are_dead_lettered_with_the_capture_codes() -> None:
     assert [d.code for d in prepared.dead] == ["not_utf8", "not_object", "not_json", "missing_field"]
 
 
+CAPTURED_AT_RANGE = "captured_at: expected a time from 2000-01-01T00:00:00Z to one day after now ("
+
+
+def test_a_captured_at_no_reader_could_hold_is_dead_lettered_with_the_range(helpers: Any) -> None:
+    times = ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00+14:00", "2025-01-31T12:00:00+00:00"]
+    captures = [helpers.make_capture(i, captured_at=at) for i, at in enumerate(times)]
+    messages = [Message(helpers.encode(c), None, "t", 0, i) for i, c in enumerate(captures)]
+    prepared = prepare(messages, PipelineConfig(DEFAULT_MAX_BYTES), IngestMetrics())
+    assert [row["request_id"] for _, row in prepared.rows] == ["req-00000002"]
+    assert [(d.code, d.message.offset) for d in prepared.dead] == [("invalid_value", 0), ("invalid_value", 1)]
+    for dead, at in zip(prepared.dead, times, strict=False):
+        assert dead.detail.startswith(CAPTURED_AT_RANGE) and dead.detail.endswith(
+            f"), found {json.dumps(at)}"
+        )
+
+
 def test_the_batch_dump_reads_back_like_the_standard_library() -> None:
     offset = timezone(timedelta(hours=5, minutes=30, seconds=15))
     rows: list[dict[str, Any]] = [

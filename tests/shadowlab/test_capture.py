@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from shadowlab.api_requests import AnthropicMessagesRequest, OpenAIChatRequest, OtherKind
 from shadowlab.capture import (
@@ -357,3 +360,36 @@ def test_a_number_beyond_a_double_decodes_as_an_overflow_float() -> None:
     assert isinstance(value, OverflowFloat) and value == float("inf")
     assert type(decode_capture_bytes(encode(capture_dict()))["response"]["ttft_ms"]) is float
     assert parse_capture_bytes(raw).response is not None  # still a valid capture, as before
+
+
+RANGE = "a time from 2000-01-01T00:00:00Z to one day after now"
+
+
+@pytest.mark.parametrize(
+    "captured_at",
+    [
+        "9999-12-31T23:59:59-14:00",  # year 10000 in UTC: unreadable once stored
+        "0001-01-01T00:00+14:00",  # year 0 in UTC
+        "1999-12-31T23:59:59.999999Z",
+        "2000-01-01T05:59:59+06:00",  # 1999-12-31T23:59:59Z
+    ],
+)
+def test_captured_at_out_of_range_is_an_invalid_value_naming_the_range(captured_at: str) -> None:
+    with pytest.raises(CaptureError) as caught:
+        capture_from_dict(capture_dict(captured_at=captured_at))
+    assert caught.value.code == "invalid_value"
+    assert caught.value.field == "captured_at"
+    assert caught.value.expected.startswith(f"{RANGE} (")
+    assert caught.value.found == json.dumps(captured_at)
+
+
+def test_captured_at_in_range_is_kept_and_a_day_of_clock_skew_is_allowed() -> None:
+    now = datetime.now(UTC)
+    for ok in ("2000-01-01T00:00:00Z", (now + timedelta(hours=23)).isoformat()):
+        assert capture_from_dict(capture_dict(captured_at=ok)).captured_at == datetime.fromisoformat(ok)
+    for late in ((now + timedelta(days=1, minutes=5)).isoformat(), "2999-01-01T00:00:00Z"):
+        with pytest.raises(CaptureError, match=re.escape(RANGE)):
+            capture_from_dict(capture_dict(captured_at=late))
+    # A datetime object (a producer in Python building the model) is held to the same range.
+    with pytest.raises(ValidationError, match=re.escape(RANGE)):
+        Capture.model_validate({**capture_dict(), "captured_at": datetime(1970, 1, 1, tzinfo=UTC)})
