@@ -1,4 +1,4 @@
-"""`shadowlab dashboard`: run the Streamlit app with the settings in its environment; `hash-password`."""
+"""`shadowlab dashboard`: serve the Streamlit app with the settings in its environment; manage users."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import yaml
 
 from shadowlab.config import Settings
 from shadowlab.errors import ConfigError
@@ -69,8 +70,61 @@ def read_password() -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
+def check_new_user(path: Path, name: str, role: str, replace: bool) -> dict[str, Any] | None:
+    """Check an `add-user` before asking for a password; return the users file's document (None: no file).
+
+    The file is read with the dashboard's own loader, so a malformed file is refused, never rewritten.
+    """
+    from dashboard.auth import ROLES, UsersFileError, load_users
+
+    if role not in ROLES:
+        raise ConfigError(f"--role: expected one of {', '.join(ROLES)}, found {role!r}")
+    if not name.strip():
+        raise ConfigError("NAME: expected a non-empty user name")
+    if not path.exists():
+        return None
+    if name.strip() in load_users(path) and not replace:
+        raise UsersFileError(
+            f"{path}: user {name.strip()!r} exists: pass --replace to change their password or role"
+        )
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(document, dict)  # load_users accepted it
+    return document
+
+
+def add_user(path: Path, name: str, role: str, password_hash: str, replace: bool = False) -> bool:
+    """Write NAME with its role and hash to the users file (created when missing); True when NAME is new.
+
+    The file is replaced atomically, so a dashboard reading it meanwhile sees the old file or the new one.
+    """
+    document = check_new_user(path, name, role, replace)
+    entries: list[Any] = list(document["users"]) if document is not None else []
+    entry = {"name": name.strip(), "role": role, "password_hash": password_hash}
+    at = next(
+        (
+            i
+            for i, e in enumerate(entries)
+            if isinstance(e, dict) and str(e.get("name", "")).strip() == entry["name"]
+        ),
+        None,
+    )
+    if at is None:
+        entries.append(entry)
+    else:
+        entries[at] = entry
+    text = yaml.safe_dump({"users": entries}, sort_keys=False, width=1000)
+    # Hashes, not passwords: like htpasswd, a new file gets the umask's mode (the dashboard may run as
+    # another user, e.g. in its container); an existing file keeps its own.
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    if document is not None:
+        os.chmod(partial, path.stat().st_mode & 0o777)
+    os.replace(partial, path)
+    return at is None
+
+
 def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings]) -> None:
-    """Add `shadowlab dashboard` (serve) and `shadowlab dashboard hash-password` to the CLI."""
+    """Add `shadowlab dashboard` (serve), `dashboard hash-password` and `dashboard add-user` to the CLI."""
     group = typer.Typer(invoke_without_command=True, no_args_is_help=False)
 
     @group.callback()
@@ -102,5 +156,23 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
         from dashboard.auth import hash_password
 
         typer.echo(hash_password(read_password()))
+
+    @group.command("add-user")
+    def add_user_command(
+        users_file: Annotated[Path, typer.Argument(help="Users file to update (created when missing).")],
+        name: Annotated[str, typer.Argument(help="User name (what they type to sign in).")],
+        role: Annotated[str, typer.Option(help="viewer (reads) or decider (also declares decisions).")] = (
+            "viewer"
+        ),
+        replace: Annotated[
+            bool, typer.Option("--replace", help="Change the password and role of an existing user.")
+        ] = False,
+    ) -> None:
+        """Read a password (prompt, or stdin when piped) and write NAME with its bcrypt hash to USERS_FILE."""
+        from dashboard.auth import hash_password
+
+        check_new_user(users_file, name, role, replace)  # before the prompt: a typo costs no password
+        added = add_user(users_file, name, role, hash_password(read_password()), replace)
+        typer.echo(f"{'added' if added else 'updated'} {name.strip()} ({role}) in {users_file}")
 
     app.add_typer(group, name="dashboard")

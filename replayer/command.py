@@ -117,6 +117,9 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
         metrics_port: Annotated[
             int | None, typer.Option(help="Serve Prometheus /metrics on PORT (+ worker index).")
         ] = None,
+        metrics_host: Annotated[
+            str, typer.Option(help="Address /metrics listens on (0.0.0.0 in a container, for Prometheus).")
+        ] = "127.0.0.1",
         worker_index: Annotated[int | None, typer.Option(hidden=True)] = None,
         progress: Annotated[bool, typer.Option(help="Print progress: rate, ETA, spend.")] = True,
     ) -> None:
@@ -126,6 +129,8 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
         from replayer.worker import Mode
         from shadowlab.errors import ConfigError
 
+        if not experiment.strip():  # e.g. docker compose's replayer started without EXPERIMENT
+            raise ConfigError("EXPERIMENT: expected the name of a running experiment, found an empty name")
         if live and backfill:
             raise ConfigError("--live and --backfill: expected at most one of them")
         factory = factory_of(ctx)
@@ -133,7 +138,9 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
         if not (live or backfill):
             with factory() as session:
                 mode = spec_of(find_experiment(session, experiment)).traffic.mode
-        options = ReplayOptions(experiment, workers, mode, concurrency, metrics_port, worker_index, progress)
+        options = ReplayOptions(
+            experiment, workers, mode, concurrency, metrics_port, worker_index, progress, metrics_host
+        )
         final = run_replay(factory, settings_of(ctx), options, lambda line: typer.echo(line, err=True))
         typer.echo(f"{experiment}: {final.done} requests done, status {final.status}, "
                    f"spend ${final.spent_usd:.4f}")  # fmt: skip

@@ -35,6 +35,6 @@ class WorkerMetrics:
         )  # fmt: skip
 
 
-def serve_metrics(metrics: WorkerMetrics, port: int) -> None:
-    """Serve /metrics on `port` (each worker process on its own port)."""
-    start_http_server(port, addr="127.0.0.1", registry=metrics.registry)
+def serve_metrics(metrics: WorkerMetrics, port: int, host: str = "127.0.0.1") -> None:
+    """Serve /metrics on `host`:`port` (each worker process on its own port)."""
+    start_http_server(port, addr=host, registry=metrics.registry)

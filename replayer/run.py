@@ -36,6 +36,7 @@ class ReplayOptions:
     metrics_port: int | None = None
     worker_index: int | None = None  # set in a child process
     progress: bool = True
+    metrics_host: str = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def _run_here(factory: sessionmaker[Session], settings: Settings, options: Repla
     metrics = WorkerMetrics.create()
     index = options.worker_index or 0
     if options.metrics_port is not None:
-        serve_metrics(metrics, options.metrics_port + index)
+        serve_metrics(metrics, options.metrics_port + index, options.metrics_host)
     worker_id = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     config = WorkerConfig(options.experiment, worker_id, options.mode, options.concurrency)
     asyncio.run(run_worker(factory, settings, config, metrics))
@@ -138,7 +139,7 @@ def _run_children(options: ReplayOptions) -> None:
                 f"--{options.mode}", "--concurrency", str(options.concurrency), "--worker-index", str(index),
                 "--no-progress"]  # fmt: skip
         if options.metrics_port is not None:
-            args += ["--metrics-port", str(options.metrics_port)]
+            args += ["--metrics-port", str(options.metrics_port), "--metrics-host", options.metrics_host]
         children.append(subprocess.Popen(args))
     try:
         codes = [child.wait() for child in children]
