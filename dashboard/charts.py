@@ -3,59 +3,62 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from typing import cast
 
 import altair as alt
 import pandas as pd
 
-from dashboard.snapshot import ComparisonView
-
-KIND_AXIS = {
-    "mean": "mean difference (candidate − control)",
-    "cost": "cost difference per request, USD",
-    "binary": "rate difference (candidate − control)",
-    "latency": "ratio of geometric means (candidate / control)",
-    "preference": "win rate against control",
-}
+TONE_COLOURS = {"better": "#1a7f37", "worse": "#cf222e", "no clear difference": "#6e7781"}
+ROW_HEIGHT = 34  # px per candidate row: two labels never share a band
 
 
-def forest_plot(comparisons: Sequence[ComparisonView], kind: str) -> alt.LayerChart:
-    """One row per metric × candidate: the estimate and its interval, with the no-effect line."""
-    rows = [
-        {
-            "effect": f"{c.metric} · {c.candidate}",
-            "estimate": c.estimate,
-            "ci_low": c.ci_low if c.ci_low is not None else c.estimate,
-            "ci_high": c.ci_high if c.ci_high is not None else c.estimate,
-            "p_adjusted": c.p_adjusted,
-        }
-        for c in comparisons
-        if c.estimate is not None
-    ]
-    frame = pd.DataFrame(rows, columns=["effect", "estimate", "ci_low", "ci_high", "p_adjusted"])
-    null = next((c.null_value for c in comparisons if c.null_value is not None), 0.0)
-    y = alt.Y("effect:N", title=None, sort=None)
-    x_title = KIND_AXIS.get(kind, "estimate")
+@dataclass(frozen=True)
+class ForestRow:
+    """One candidate's estimate and interval, already in the axis' unit, and how it reads."""
+
+    label: str
+    estimate: float
+    low: float
+    high: float
+    tone: str
+    text: str  # the estimate and interval as people read them, for the tooltip
+
+
+def forest_plot(rows: Sequence[ForestRow], *, title: str, axis: str, null: float) -> alt.LayerChart:
+    """One panel per metric: a row per candidate with its interval, coloured by better / worse / unclear,
+    and the dashed no-effect line, always inside the axis."""
+    frame = pd.DataFrame([asdict(r) for r in rows], columns=[f.name for f in fields(ForestRow)])
+    values = [*frame["low"], *frame["high"], *frame["estimate"], null]
+    low, high = min(values), max(values)
+    pad = (high - low) * 0.12 or max(abs(null), 1.0) * 0.1
+    scale = alt.Scale(domain=[low - pad, high + pad], nice=False, zero=False)
+    y = alt.Y("label:N", title=None, sort=None, axis=alt.Axis(labelLimit=220, labelFontSize=13))
+    colour = alt.Color(
+        "tone:N", scale=alt.Scale(domain=list(TONE_COLOURS), range=list(TONE_COLOURS.values())), legend=None
+    )
+    x_axis = alt.Axis(title=axis, titlePadding=8, labelFlush=False, tickCount=5, labelOverlap="greedy")
     interval = (
         alt.Chart(frame)
-        .mark_rule(strokeWidth=2)
-        .encode(x=alt.X("ci_low:Q", title=x_title, scale=alt.Scale(zero=False)), x2="ci_high:Q", y=y)
+        .mark_rule(strokeWidth=3)
+        .encode(x=alt.X("low:Q", scale=scale, axis=x_axis), x2="high:Q", y=y, color=colour)
     )
+    tooltip = [alt.Tooltip("label:N", title="candidate"), alt.Tooltip("text:N", title="change")]
     point = (
         alt.Chart(frame)
-        .mark_point(filled=True, size=70)
-        .encode(
-            x="estimate:Q",
-            y=y,
-            tooltip=["effect", "estimate", "ci_low", "ci_high", "p_adjusted"],
-        )
+        .mark_point(filled=True, size=90)
+        .encode(x="estimate:Q", y=y, color=colour, tooltip=tooltip)
     )
     rule = (
         alt.Chart(pd.DataFrame({"null": [null]}))
-        .mark_rule(strokeDash=[4, 4], color="gray")
+        .mark_rule(strokeDash=[5, 4], color="#444", strokeWidth=1.5)
         .encode(x="null:Q")
     )
-    return cast(alt.LayerChart, alt.layer(interval, point, rule)).properties(height=max(60, 28 * len(rows)))
+    # A step per row, not a fixed height: Streamlit squeezes a layered chart's fixed height, which put every
+    # candidate's label on one line.
+    return cast(alt.LayerChart, alt.layer(rule, interval, point)).properties(
+        title=alt.TitleParams(title, anchor="start", fontSize=14), height=alt.Step(ROW_HEIGHT)
+    )
 
 
 def ecdf_chart(quantiles: Mapping[str, Sequence[float]], grid: Sequence[float], title: str) -> alt.Chart:

@@ -13,13 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-VERDICT_LABELS = {
-    "ship": "Ship",
-    "dont_ship": "Don't ship",
-    "keep_running": "Keep running",
-    "inconclusive": "Inconclusive",
-    "invalid": "Invalid: fix the data first",
-}
+from analysis.display import VERDICT_LABELS as VERDICT_LABELS
+from analysis.display import verdict_label
 
 
 class SnapshotError(Exception):
@@ -91,7 +86,7 @@ class VerdictView:
 
     @property
     def label(self) -> str:
-        return VERDICT_LABELS.get(self.verdict, self.verdict.replace("_", " ").capitalize())
+        return verdict_label(self.verdict)
 
 
 @dataclass(frozen=True)

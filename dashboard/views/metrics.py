@@ -5,6 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from analysis import display
+from analysis.display import CHANGE_UNITS, change_number, change_text, span
+from analysis.plan import DecisionPlan
+from analysis.results import lower_is_better, no_events, no_events_text, plan_of, tone
 from dashboard import charts, data
 from dashboard.queries import ArmTokens, LatencyColumn
 from dashboard.snapshot import SnapshotView
@@ -20,43 +24,61 @@ _PRICE_KEYS = {
 
 
 def effects_frame(snap: SnapshotView) -> pd.DataFrame:
-    columns = [
-        "metric",
-        "kind",
-        "candidate",
-        "n",
-        "estimate",
-        "ci_low",
-        "ci_high",
-        "p_value",
-        "p_adjusted",
-        "test",
-    ]
-    return pd.DataFrame(
-        [{col: getattr(c, col) for col in columns} for c in snap.comparisons], columns=columns
-    )
+    """Every comparison (fixed-horizon interval), in the metric's unit, with readable p-values."""
+    columns = ["metric", "candidate", "pairs", "change", "95 % interval", "p", "p (adjusted)", "test"]
+    rows = []
+    for c in snap.comparisons:
+        change, interval = change_text(c.kind, c.estimate), _interval(c.kind, c.ci_low, c.ci_high)
+        if no_events(c.kind, c.control_value, c.candidate_value):
+            change, interval = "no change", no_events_text(c.metric, c.n)
+        rows.append([display.metric_name(c.metric), c.candidate, display.count(c.n), change, interval,
+                     display.p_value(c.p_value), display.p_value(c.p_adjusted), c.test])  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _interval(kind: str, low: float | None, high: float | None, *, quantile: bool = False) -> str:
+    if low is None or high is None:
+        return "not enough data"
+    return span(change_text(kind, low, quantile=quantile), change_text(kind, high, quantile=quantile))
 
 
 def quantiles_frame(snap: SnapshotView) -> pd.DataFrame:
-    columns = ["metric", "candidate", "quantile", "control ms", "candidate ms", "difference ms", "ci_low",
-               "ci_high", "p_value", "note"]  # fmt: skip
+    columns = ["metric", "candidate", "quantile", "control", "candidate value", "difference", "95 % interval",
+               "p", "note"]  # fmt: skip
     rows = [
-        [
-            c.metric,
-            c.candidate,
-            f"p{100 * q.quantile:g}",
-            q.control,
-            q.candidate,
-            q.estimate,
-            q.ci_low,
-            q.ci_high,
-            q.p_value,
-            "" if q.supported else f"not reported: {q.reason}",
-        ]  # fmt: skip
+        [display.metric_name(c.metric), c.candidate, f"p{100 * q.quantile:g}", display.ms(q.control),
+         display.ms(q.candidate), display.ms(q.estimate, sign="always"),
+         _interval("latency", q.ci_low, q.ci_high, quantile=True), display.p_value(q.p_value),
+         "" if q.supported else f"not reported: {q.reason}"]
         for c in snap.comparisons
         for q in c.quantiles
-    ]
+    ]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)
+
+
+def forest_panels(
+    snap: SnapshotView, plan: DecisionPlan | None
+) -> list[tuple[str, list[charts.ForestRow], str, float]]:
+    """Per metric: (title, one row per candidate, axis title, no-effect value), in the axis' unit."""
+    panels = []
+    for metric in dict.fromkeys(c.metric for c in snap.comparisons):
+        group = [c for c in snap.comparisons if c.metric == metric and c.estimate is not None]
+        if not group:
+            continue
+        kind = group[0].kind
+        null = change_number(kind, group[0].null_value if group[0].null_value is not None else 0.0) or 0.0
+        lower = lower_is_better(metric, kind, plan)
+        rows = []
+        for c in group:
+            est = change_number(kind, c.estimate) or 0.0
+            low = change_number(kind, c.ci_low if c.ci_low is not None else c.estimate) or 0.0
+            high = change_number(kind, c.ci_high if c.ci_high is not None else c.estimate) or 0.0
+            text = f"{change_text(kind, c.estimate)} ({_interval(kind, c.ci_low, c.ci_high)})"
+            rows.append(
+                charts.ForestRow(c.candidate, est, low, high, tone(est, low, high, null, lower), text)
+            )
+        panels.append((display.metric_name(metric), rows, CHANGE_UNITS.get(kind, "change"), null))
+    return panels
 
 
 def cost_frame(arms: tuple[ArmTokens, ...], prices: dict[str, object]) -> pd.DataFrame:
@@ -85,13 +107,31 @@ def render(ctx: PageContext) -> None:
     title("Metrics", experiment)
     snap = require_snapshot(ctx, experiment)
 
-    st.subheader("Effects with confidence intervals", anchor=False)
+    st.subheader("Effects with 95 % intervals", anchor=False)
     if not snap.comparisons:
         st.info("The analysis has no comparisons yet (no metric with complete pairs).")
-    for kind in dict.fromkeys(c.kind for c in snap.comparisons):
-        group = [c for c in snap.comparisons if c.kind == kind]
-        st.altair_chart(charts.forest_plot(group, kind), width="stretch")
-    st.dataframe(effects_frame(snap), hide_index=True)
+    st.caption(
+        "Each candidate against the control on the same prompts. Green: clearly better; red: clearly worse; "
+        "grey: no clear difference (the interval crosses the dashed no-effect line). These are fixed-horizon "
+        "intervals; the verdict on the Overview uses the always-valid ones."
+    )
+    panels = forest_panels(snap, plan_of({}, experiment.plan))
+    for start in range(0, len(panels), 2):
+        for cell, (name, rows, axis, null) in zip(st.columns(2), panels[start : start + 2], strict=False):
+            cell.altair_chart(charts.forest_plot(rows, title=name, axis=axis, null=null), width="stretch")
+    st.dataframe(
+        effects_frame(snap),
+        hide_index=True,
+        column_config={
+            "change": st.column_config.TextColumn(
+                "change", help="Candidate minus control in the metric's unit (latency: candidate ÷ control)."
+            ),
+            "p (adjusted)": st.column_config.TextColumn(
+                "p (adjusted)", help="How surprising the change would be if the models were equally good, "
+                "adjusted because many metrics are compared at once (Holm)."
+            ),
+        },
+    )  # fmt: skip
 
     st.subheader("Latency", anchor=False)
     timings: tuple[tuple[LatencyColumn, str], ...] = (
@@ -120,10 +160,21 @@ def render(ctx: PageContext) -> None:
         return
     if cframe["usd"].notna().any():
         st.altair_chart(charts.cost_bars(cframe.dropna(subset=["usd"])), width="stretch")
-    st.dataframe(cframe, hide_index=True)
+    st.dataframe(
+        cframe,
+        hide_index=True,
+        column_config={
+            "tokens": st.column_config.NumberColumn("tokens", format="localized"),
+            "usd": st.column_config.NumberColumn("USD", format="$%.4f"),
+        },
+    )
     st.text(
         "Recorded cost per arm: "
-        + "; ".join(f"{a.arm}: ${a.cost_usd:,.4f} over {a.replays:,} replays" for a in arms)
+        + "; ".join(
+            f"{a.arm}: {display.money(a.cost_usd)} over {a.replays:,} replays "
+            f"({display.money(a.cost_usd / a.replays if a.replays else None)} per request)"
+            for a in arms
+        )
     )
 
 

@@ -1,18 +1,25 @@
-"""Overview: the verdict and its reasons in plain words, health checks, sample size, power and ETA."""
+"""Overview (the results page): the verdict in plain words, the results table, progress, health, power.
+
+A product manager reads the banner and the table; the decision rule's own sentences, the health checks'
+statistics and the power numbers are one click away for engineers.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
+from analysis import display
+from analysis.summary import Results, results
 from dashboard import data
 from dashboard.queries import ExperimentRow
-from dashboard.snapshot import SnapshotView, projected_mde
+from dashboard.snapshot import ComparisonView, SnapshotView, projected_mde
 from dashboard.views.common import (
     PageContext,
-    fmt,
     md_escape,
     require_experiment,
     require_snapshot,
@@ -20,61 +27,155 @@ from dashboard.views.common import (
     title,
 )
 
-_VERDICT_BOX = {
+_VERDICT_BOX: dict[str, Callable[..., Any]] = {
     "ship": st.success,
     "dont_ship": st.error,
     "keep_running": st.info,
     "inconclusive": st.warning,
     "invalid": st.warning,
 }
+_STATUS_MARK = {"pass": "✓ pass", "fail": "✗ fail", "pending": "○ not yet"}
+_STATUS_COLOUR = {"pass": "#d7f3dd", "fail": "#f9d6d5", "pending": "#fff1c2"}
+_CANDIDATE_SAYS = {"pass": "passes", "fail": "fails", "pending": "not decided yet"}
+RESULT_COLUMNS = {
+    "Metric": "What is measured, and its role in the plan: the goal must clearly improve; a guardrail may "
+    "get worse only by its allowed change; other metrics block only when clearly worse than a practical "
+    "margin.",
+    "Status": "pass: the condition holds; fail: it is clearly broken; not yet: more data is needed.",
+    "Control": "The control's level (geometric mean for latency, the 95th percentile for p95 rows).",
+    "Candidate": "The candidate's level on the same prompts.",
+    "Change": "Candidate minus control, in the metric's unit, and relative to the control.",
+    "95 % interval": "Where the true change lies with 95 % confidence; the decision rule judges this "
+    "interval (always valid for sequential plans, so looking often is fine).",
+    "Allowed": "How much worse the metric may get and still ship (the plan's margin; for metrics the plan "
+    "does not name, the practical margin).",
+}
+_ROLE_SUFFIX = {"goal": " (goal)", "guardrail": " (guardrail)", "no harm": ""}
 
 
-def verdict_card(snap: SnapshotView) -> None:
+def verdict_card(res: Results, snap: SnapshotView) -> None:
+    """The banner: the verdict's label and one plain sentence; the reasons below; the rule's text folded."""
     with st.container(border=True):
-        if snap.verdict is None:
-            st.info("No verdict: the analysis ran without a pre-registered plan, so it reports effects only.")
+        if res.verdict is None:
+            st.info(res.headline)
             return
-        box = _VERDICT_BOX.get(snap.verdict.verdict, st.info)
-        box(f"Verdict: {snap.verdict.label}")
-        for reason in snap.verdict.reasons:
-            st.text(f"• {reason}")
-        if snap.verdict.recommended:
-            st.text(f"recommended arm: {snap.verdict.recommended}")
-        if snap.verdict.more_prompts:
-            st.text(f"about {snap.verdict.more_prompts:,} more prompts needed")
-        if snap.verdict.design:
-            st.caption(f"Design: {md_escape(snap.verdict.design)} (always-valid intervals when sequential).")
+        box = _VERDICT_BOX.get(res.verdict, st.info)
+        box(f"**Verdict: {display.verdict_label(res.verdict)}**  \n{md_escape(res.headline)}")
+        cols = st.columns(3)
+        cols[0].metric(
+            "Recommended",
+            res.recommended or "none",
+            help="The candidate the analysis recommends switching to (the cheapest that passes), if any.",
+        )
+        more = snap.verdict.more_prompts if snap.verdict is not None else None
+        cols[1].metric(
+            "More prompts needed",
+            f"≈ {display.count(more)}" if more else "none",
+            help="Prompts still needed for about an 80 % chance of a decision, from today's effects.",
+        )
+        cols[2].metric(
+            "Prompts analysed",
+            display.count(snap.n_requests),
+            help="Captured prompts replayed on every arm and analysed in this snapshot.",
+        )
+        if res.reasons:
+            st.markdown("\n".join(f"- {md_escape(reason)}" for reason in res.reasons))
+        with st.expander("The decision rule's exact reasons (for engineers)"):
+            for reason in res.rule_reasons:
+                st.text(f"• {reason}")
+            if snap.verdict is not None and snap.verdict.design:
+                st.caption(
+                    f"Design: {md_escape(snap.verdict.design)} (always-valid intervals when sequential)."
+                )
         st.caption(f"Computed {snap.computed_at:%Y-%m-%d %H:%M %Z} on {snap.n_requests:,} requests.")
 
 
+def results_frame(res: Results, candidate: str) -> pd.DataFrame:
+    """One candidate's rows of the results table: every number carries its unit or a %."""
+    rows = []
+    for r in res.rows:
+        if r.candidate != candidate:
+            continue
+        change = r.change if r.change_pct == display.MISSING else f"{r.change} ({r.change_pct})"
+        rows.append([f"{r.name}{_ROLE_SUFFIX[r.role]}", _STATUS_MARK.get(r.status, r.status_label), r.control,
+                     r.value, change, r.interval, r.allowed])  # fmt: skip
+    return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+
+
+def _colour_status(value: str) -> str:
+    status = next((k for k, mark in _STATUS_MARK.items() if mark == value), None)
+    return f"background-color: {_STATUS_COLOUR[status]}" if status else ""
+
+
+def results_table(res: Results) -> None:
+    if not res.rows:
+        st.info("The analysis has no comparisons yet (no metric with complete pairs).")
+        return
+    config = {name: st.column_config.TextColumn(name, help=text) for name, text in RESULT_COLUMNS.items()}
+    config["Metric"] = st.column_config.TextColumn("Metric", help=RESULT_COLUMNS["Metric"], width="medium")
+    for candidate, status in res.statuses:
+        says = _CANDIDATE_SAYS.get(status, "")
+        st.markdown(f"**{md_escape(candidate)}** vs the control" + (f": {says}" if says else ""))
+        frame = results_frame(res, candidate)
+        st.dataframe(
+            frame.style.map(_colour_status, subset=["Status"]), hide_index=True, column_config=config
+        )
+
+
+_HEALTH_NAMES = {
+    "aa_noise_floor": "A/A check: the control agrees with a copy of itself",
+    "error_imbalance": "Failures are even across arms",
+    "minimum_n": "Enough complete prompts",
+}
+
+
+def health_name(name: str) -> str:
+    family, _, metric = name.partition(":")
+    if family == "completeness":
+        return f"Nothing missing more in one arm ({display.metric_name(metric)})"
+    return _HEALTH_NAMES.get(name, name)
+
+
 def health_frame(snap: SnapshotView) -> pd.DataFrame:
-    mark = {True: "passed", False: "FAILED", None: "not applicable"}
+    mark = {True: "✅ passed", False: "❌ FAILED", None: "not applicable"}
     return pd.DataFrame(
         [
-            {"check": h.name, "result": mark[h.passed], "p value": h.p_value, "detail": h.detail}
+            {
+                "check": health_name(h.name),
+                "result": mark[h.passed],
+                "p value": display.p_value(h.p_value),
+                "name": h.name,
+                "detail": h.detail,
+            }
             for h in snap.health
-        ],
-        columns=["check", "result", "p value", "detail"],
+        ],  # fmt: skip
+        columns=["check", "result", "p value", "name", "detail"],
     )
 
 
-def checks_frame(snap: SnapshotView) -> pd.DataFrame:
-    columns = ["candidate", "check", "status", "estimate", "ci_low", "ci_high", "detail"]
-    checks = snap.verdict.checks if snap.verdict is not None else ()
-    return pd.DataFrame(
-        [[c.candidate, c.name, c.status, c.estimate, c.ci_low, c.ci_high, c.detail] for c in checks],
-        columns=columns,
-    )
+def _mde(c: ComparisonView, value: float | None) -> str:
+    """An MDE on the estimate's scale, in the metric's unit."""
+    if value is None:
+        return display.MISSING
+    if c.kind == "latency":
+        return display.percent(value - 1, sign="always")
+    if c.kind == "cost":
+        return display.money(value)
+    if c.kind in ("binary", "preference"):
+        return display.points(100 * value, unit="pp")
+    return display.points(value)
 
 
 def power_frame(snap: SnapshotView, target_n: int | None) -> pd.DataFrame:
     rows = [
         {
-            "metric": c.metric,
+            "metric": display.metric_name(c.metric),
             "candidate": c.candidate,
-            "pairs": c.n,
-            "MDE now": c.mde,
-            "MDE at planned n (approx.)": projected_mde(c.mde, c.n, target_n, c.kind) if target_n else None,
+            "pairs": display.count(c.n),
+            "MDE now": _mde(c, c.mde),
+            "MDE at planned n (approx.)": _mde(c, projected_mde(c.mde, c.n, target_n, c.kind))
+            if target_n
+            else display.MISSING,
         }
         for c in snap.comparisons
     ]
@@ -87,6 +188,8 @@ def eta_text(experiment: ExperimentRow, snap: SnapshotView, requests_per_hour: f
     target = experiment.target_requests
     if snap.verdict is not None and snap.verdict.verdict in ("ship", "dont_ship", "inconclusive"):
         return "decided"
+    if snap.verdict is not None and snap.verdict.verdict == "invalid":
+        return "fix the data first"
     more = snap.verdict.more_prompts if snap.verdict is not None else None
     if more is None and target is None:
         return "no planned sample size"
@@ -94,50 +197,74 @@ def eta_text(experiment: ExperimentRow, snap: SnapshotView, requests_per_hour: f
     if remaining == 0:
         return "planned sample reached"
     if requests_per_hour <= 0:
-        return f"{remaining:,} requests to go; no replays in the last hour"
+        return f"{remaining:,} prompts to go; none replayed in the last hour"
     hours = remaining / requests_per_hour
-    return f"≈ {timedelta(seconds=round(hours * 3600))} at the last hour's rate"
+    when = datetime.now(UTC) + timedelta(hours=hours)
+    return f"≈ {timedelta(seconds=round(hours * 3600))} (around {when:%d %b %H:%M} UTC)"
+
+
+def progress(ctx: PageContext, experiment: ExperimentRow, snap: SnapshotView) -> None:
+    plan = experiment.plan or {}
+    target = experiment.target_requests
+    live = data.live_stats(ctx.database_url, experiment.id)
+    per_hour = live.replays_last_hour / max(1, len(experiment.arms))
+    cols = st.columns(3)
+    cols[0].metric(
+        "Minimum sample",
+        display.count(plan["min_sample"]) if "min_sample" in plan else display.MISSING,
+        help="No verdict is given before this many complete prompts.",
+    )
+    cols[1].metric(
+        "Planned sample",
+        display.count(target) if target else display.MISSING,
+        help="The plan's maximum: at this many prompts without a clear answer the verdict is Inconclusive.",
+    )
+    cols[2].metric(
+        "Estimated time to decision",
+        eta_text(experiment, snap, per_hour),
+        help="From the prompts still needed and the last hour's replay rate.",
+    )
+    if target:
+        st.progress(
+            min(1.0, snap.n_requests / target),
+            text=f"{snap.n_requests:,} of {target:,} planned prompts analysed",
+        )
 
 
 def render(ctx: PageContext) -> None:
     experiment = require_experiment(ctx)
     title("Overview", experiment)
     snap = require_snapshot(ctx, experiment)
-    verdict_card(snap)
-
-    plan = experiment.plan or {}
-    target = experiment.target_requests
-    live = data.live_stats(ctx.database_url, experiment.id)
-    per_hour = live.replays_last_hour / max(1, len(experiment.arms))
-    cols = st.columns(4)
-    cols[0].metric("Requests analysed", f"{snap.n_requests:,}")
-    cols[1].metric("Minimum sample", f"{plan['min_sample']:,}" if "min_sample" in plan else "—")
-    cols[2].metric("Planned sample", f"{target:,}" if target else "—")
-    cols[3].metric("Estimated time to decision", eta_text(experiment, snap, per_hour))
-    if target:
-        st.progress(min(1.0, snap.n_requests / target), text=f"{snap.n_requests:,} of {target:,} requests")
-
-    checks = checks_frame(snap)
-    if not checks.empty:
-        st.subheader("Decision rule, per candidate", anchor=False)
-        st.dataframe(checks, hide_index=True)
-
-    st.subheader("Health checks", anchor=False)
+    row = data.snapshot_row(ctx.database_url, experiment.id)
+    res = results(row.analysis if row is not None else {}, experiment.plan)
+    verdict_card(res, snap)
     if snap.health_passed is False:
-        st.warning("A health check failed: the effects below may be biased; no verdict should rest on them.")
-    frame = health_frame(snap)
-    if frame.empty:
-        st.info("The analysis recorded no health checks.")
-    else:
-        st.dataframe(frame, hide_index=True)
-
-    st.subheader("Power: minimum detectable effect (80 % power)", anchor=False)
-    st.dataframe(power_frame(snap, target), hide_index=True)
-    primary = plan.get("primary_metric")
-    if primary:
-        st.caption(
-            f"Primary metric: {md_escape(str(primary))}. Alpha {fmt(snap.alpha or plan.get('alpha'))}."
+        failed = ", ".join(health_name(h.name) for h in snap.health if h.passed is False)
+        st.warning(
+            f"A health check failed ({md_escape(failed)}): the numbers below may be biased and no verdict "
+            "should rest on them. The health checks at the bottom say what to fix."
         )
+
+    st.subheader("Results per candidate", anchor=False)
+    results_table(res)
+    progress(ctx, experiment, snap)
+
+    with st.expander("Health checks", expanded=snap.health_passed is False):
+        frame = health_frame(snap)
+        if frame.empty:
+            st.info("The analysis recorded no health checks.")
+        else:
+            st.dataframe(frame, hide_index=True)
+    with st.expander("Power: the smallest effect this sample detects (80 % power)"):
+        st.dataframe(power_frame(snap, experiment.target_requests), hide_index=True)
+        plan = experiment.plan or {}
+        primary = plan.get("primary_metric")
+        if primary:
+            alpha = snap.alpha or plan.get("alpha")
+            st.caption(
+                f"Goal metric: {md_escape(display.metric_name(str(primary)))}. "
+                f"Significance level {md_escape(display.significant(float(alpha), 2)) if alpha else '—'}."
+            )
 
 
 if __name__ == "__main__":

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from analysis import display
+from analysis.routing_text import saving_sentence
+from analysis.summary import results
+from dashboard import charts
 from dashboard.snapshot import VERDICT_LABELS
+from dashboard.views.common import md_escape
+from shadowlab.db import create_engine, session_factory, session_scope
+from shadowlab.models import AnalysisSnapshot
+from tests.analysis.test_results import ROUTING
+from tests.dashboard.conftest import PLAN
 
 pytestmark = pytest.mark.postgres
 
@@ -25,6 +37,17 @@ def _no_exception(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
     problems = [e.value for e in at.error if not e.value.startswith("Verdict: ")]
     assert not problems, problems
+
+
+def _store_snapshot(url: str, experiment_id: int, doc: dict[str, Any]) -> None:
+    """A newer snapshot with `doc` (the pages read the latest)."""
+    engine = create_engine(url)
+    with session_scope(session_factory(engine)) as session:
+        session.add(
+            AnalysisSnapshot(experiment_id=experiment_id, n_requests=doc["n_requests"],
+                             verdict=doc["verdict"]["verdict"], analysis=doc, computed_at=datetime.now(UTC))
+        )  # fmt: skip
+    engine.dispose()
 
 
 def test_experiments_page_lists_status_progress_spend_and_verdict(
@@ -50,33 +73,65 @@ def test_overview_shows_verdict_reasons_health_and_power(
     at = app_test("views/overview.py")
     _no_exception(at)
     verdict = seeded.analysis["verdict"]
+    res = results(seeded.analysis, PLAN)
     shown = [
-        e.value for e in [*at.success, *at.error, *at.info, *at.warning] if e.value.startswith("Verdict: ")
+        e.value for e in [*at.success, *at.error, *at.info, *at.warning] if e.value.startswith("**Verdict: ")
     ]
-    assert shown == [f"Verdict: {VERDICT_LABELS[verdict['verdict']]}"]
+    assert shown == [f"**Verdict: {VERDICT_LABELS[verdict['verdict']]}**  \n{md_escape(res.headline)}"]
+    markdown = " ".join(m.value for m in at.markdown)
+    assert res.reasons
+    for reason in res.reasons:
+        assert f"- {md_escape(reason)}" in markdown
     texts = [t.value for t in at.text]
-    assert verdict["reasons"]
-    for reason in verdict["reasons"]:
+    for reason in verdict["reasons"]:  # the rule's exact words, in the engineers' expander
         assert f"• {reason}" in texts
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Requests analysed"] == f"{seeded.analysis['n_requests']:,}"
+    assert metrics["Prompts analysed"] == f"{seeded.analysis['n_requests']:,}"
     assert metrics["Planned sample"] == "400"
+    assert metrics["Recommended"] == (verdict["recommended"] or "none")
     if verdict["verdict"] == "keep_running":
         assert metrics["Estimated time to decision"].startswith("≈")  # 60 replays finished in the last hour
     else:
         assert metrics["Estimated time to decision"] == "decided"
-    rule = at.dataframe[0].value
-    expected_checks = [(c["arm"], k["name"], k["status"]) for c in verdict["candidates"] for k in c["checks"]]
-    assert list(zip(rule["candidate"], rule["check"], rule["status"], strict=True)) == expected_checks
+    table = at.dataframe[0].value
+    checks = {k["name"]: k["status"] for c in verdict["candidates"] for k in c["checks"]}
+    assert list(table["Metric"][:2]) == ["Judge score (goal)", "Error rate (guardrail)"]
+    shown_status = {"pass": "✓ pass", "fail": "✗ fail", "pending": "○ not yet"}
+    assert list(table["Status"][:2]) == [shown_status[checks["primary:judge_score"]],
+                                         shown_status[checks["guardrail:error"]]]  # fmt: skip
+    for column in ("Control", "Candidate", "Change", "95 % interval", "Allowed"):
+        for cell in table[column]:
+            assert not re.search(r"\d", cell) or re.search(r"\$|%|ms|points|pp|prompts", cell), (column, cell)
     health = at.dataframe[1].value
-    checks = seeded.analysis["health"]["checks"]
-    assert list(health["check"]) == [c["name"] for c in checks]
-    assert list(health["detail"]) == [c["detail"] for c in checks]
+    checks_doc = seeded.analysis["health"]["checks"]
+    assert list(health["name"]) == [c["name"] for c in checks_doc]
+    assert list(health["detail"]) == [c["detail"] for c in checks_doc]
+    assert all(len(p) <= 10 for p in health["p value"])
     power = at.dataframe[2].value
-    assert all(
-        _close(a, c["mde"]) for a, c in zip(power["MDE now"], seeded.analysis["comparisons"], strict=True)
+    assert list(power["pairs"]) == [f"{c['n']:,}" for c in seeded.analysis["comparisons"]]
+
+
+def test_overview_of_an_invalid_analysis_says_fix_the_data_first(
+    seeded: Any, app_test: Callable[..., AppTest]
+) -> None:
+    doc = copy.deepcopy(seeded.analysis)
+    doc["health"]["passed"] = False
+    doc["health"]["checks"].append(
+        {"name": "aa_noise_floor", "passed": False, "p_value": 1e-9, "detail": "the A/A arms differ"}
     )
-    assert list(power["pairs"]) == [c["n"] for c in seeded.analysis["comparisons"]]
+    doc["verdict"] |= {"verdict": "invalid", "recommended": None, "reasons": [
+        "health check aa_noise_floor failed: the A/A arms differ; check the A/A setup"]}  # fmt: skip
+    _store_snapshot(seeded.url, seeded.experiment_id, doc)
+    at = app_test("views/overview.py")
+    _no_exception(at)
+    banner = [w.value for w in at.warning if w.value.startswith("**Verdict: ")]
+    assert banner == [
+        "**Verdict: Invalid: fix the data first**  \n"
+        + md_escape("Invalid, fix the data first: the A/A copy of the control disagrees with the control, "
+                    "so the setup is broken.")
+    ]  # fmt: skip
+    assert any(md_escape("What to do: check the A/A setup") in m.value for m in at.markdown)
+    assert any(w.value.startswith("A health check failed (A/A check") for w in at.warning)
 
 
 def test_metrics_page_shows_every_effect_quantile_and_cost(
@@ -86,20 +141,38 @@ def test_metrics_page_shows_every_effect_quantile_and_cost(
     _no_exception(at)
     effects = at.dataframe[0].value
     comparisons = seeded.analysis["comparisons"]
-    assert list(effects["metric"]) == [c["metric"] for c in comparisons]
-    for key in ("n", "estimate", "ci_low", "ci_high", "p_value", "p_adjusted"):
-        assert all(_close(a, c[key]) for a, c in zip(effects[key], comparisons, strict=True)), key
+    assert list(effects["metric"]) == [display.metric_name(c["metric"]) for c in comparisons]
+    assert list(effects["pairs"]) == [f"{c['n']:,}" for c in comparisons]
+    assert list(effects["change"]) == [display.change_text(c["kind"], c["estimate"]) for c in comparisons]
+    assert list(effects["p (adjusted)"]) == [display.p_value(c["p_adjusted"]) for c in comparisons]
+    assert all(len(p) <= 10 for p in [*effects["p"], *effects["p (adjusted)"]])
     quantiles = at.dataframe[1].value
     expected = [q for c in comparisons for q in c["quantiles"]]
     assert len(quantiles) == len(expected) > 0
-    assert all(_close(a, q["estimate"]) for a, q in zip(quantiles["difference ms"], expected, strict=True))
+    assert list(quantiles["difference"]) == [display.ms(q["estimate"], sign="always") for q in expected]
     cost = at.dataframe[2].value.set_index(["arm", "token_class"])
     for arm, classes in seeded.tokens.items():
         for token_class, total in classes.items():
             assert cost.loc[(arm, token_class), "tokens"] == total
     assert _close(cost.loc[("ctrl", "output"), "usd"], seeded.tokens["ctrl"]["output"] * 5e-6)
-    # forest plots (one per metric kind), two ECDFs and the cost bars
-    assert len(at.get("vega_lite_chart")) == len({c["kind"] for c in comparisons}) + 3
+    # a forest plot per metric, two ECDFs and the cost bars
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == len({c["metric"] for c in comparisons}) + 3
+
+
+def test_forest_plots_give_every_candidate_its_own_row_and_show_no_effect() -> None:
+    """The Vega-Lite spec: a step of ROW_HEIGHT px per candidate (a fixed height let Streamlit squeeze two
+    labels onto one line), an axis title in the metric's unit, the no-effect value inside the domain."""
+    rows = [charts.ForestRow("haiku", -24.0, -26.0, -23.0, "better", "-24 %"),
+            charts.ForestRow("fast", 15.0, 12.0, 17.0, "worse", "+15 %")]  # fmt: skip
+    spec = charts.forest_plot(rows, title="Latency", axis="change in %", null=0.0).to_dict()
+    assert spec["height"] == {"step": charts.ROW_HEIGHT} and charts.ROW_HEIGHT >= 24
+    interval = spec["layer"][1]["encoding"]
+    assert interval["x"]["axis"]["title"] == "change in %"
+    assert interval["y"]["axis"]["labelLimit"] >= 150
+    low, high = interval["x"]["scale"]["domain"]
+    assert low < -26.0 and high > 17.0 and low < 0.0 < high
+    assert spec["layer"][0]["mark"]["strokeDash"]  # the dashed no-effect rule
 
 
 def test_ecdf_quantiles_from_sql_match_numpy(seeded: Any) -> None:
@@ -153,6 +226,31 @@ def test_segments_page_shows_per_segment_numbers(seeded: Any, app_test: Callable
     frame = at.dataframe[0].value
     assert int(frame["replays"].sum()) == seeded.replays
     assert set(frame["service"]) == {"support", "sales"}
+
+
+def test_segments_page_shows_the_routing_in_plain_words(
+    seeded: Any, app_test: Callable[..., AppTest]
+) -> None:
+    segment = {"dimension": "route", "segment": "/faq", "metric": "judge_score", "candidate": "cand",
+               "n_requests": 60, "n": 60, "status": "tested", "kind": "mean", "estimate": -0.123456789,
+               "ci_low": -0.4, "ci_high": 0.15, "p_value": 0.3, "p_adjusted": 0.000123}  # fmt: skip
+    _store_snapshot(
+        seeded.url, seeded.experiment_id, {**seeded.analysis, "routing": ROUTING, "segments": [segment]}
+    )
+    at = app_test("views/segments.py")
+    _no_exception(at)
+    assert [s.value for s in at.success] == [md_escape(saving_sentence(ROUTING) or "")]
+    routes = at.dataframe[0].value
+    assert list(routes["arm"]) == ["cand", "ctrl", "ctrl"] and list(routes["share"]) == [
+        "28 %",
+        "16 %",
+        "2.7 %",
+    ]
+    effects = at.dataframe[2].value
+    assert list(effects["change"]) == ["-0.12 points"] and list(effects["p (BH)"]) == ["< 0.001"]
+    assert list(effects["95 % interval"]) == ["-0.40 to +0.15 points"]
+    money = " ".join(str(v) for frame in at.dataframe for v in frame.value.to_numpy().ravel())
+    assert not re.search(r"\d\.\d{6,}", money)  # no raw floats anywhere
 
 
 def test_live_page_shows_rates_errors_and_spend(seeded: Any, app_test: Callable[..., AppTest]) -> None:
