@@ -275,7 +275,9 @@ def test_budget_four_workers_never_exceeded(lab_factory: Callable[..., Any]) -> 
 
 
 def test_killed_worker_work_is_recovered_exactly_once(lab_factory: Callable[..., Any]) -> None:
-    slow = FAST.model_copy(update={"ttft_ms": Distribution(median=400)})
+    # Every answer takes 1.5 s, 4 requests at a time: the first 4 finish together, and the kill lands long
+    # before the next 4 can (a 0.4 s answer let a slow poll on a loaded machine see all 20 done first).
+    slow = FAST.model_copy(update={"ttft_ms": Distribution(median=1500)})
     lab, _ = lab_factory(slow)
     n = 20
     lab.seed([_capture(i, T0 + timedelta(seconds=i)) for i in range(n)])
@@ -358,3 +360,64 @@ def test_each_replay_names_its_capture_so_repeated_bodies_are_sampled_afresh(
     for arm in ("control", "cand"):
         texts = [text for name, text in answers if name == arm]
         assert len(texts) == len(set(texts)) == 3  # one body, three captures: three samplings
+
+
+def _children_of(pid: int) -> list[int]:
+    """The running processes whose parent is `pid`, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # After the command name (in parentheses, which may hold spaces): state, then the parent's pid.
+            state, parent = stat.read_text().rsplit(")", 1)[1].split()[:2]
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if int(parent) == pid and state != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_sigterm_to_the_parent_drains_every_worker_and_leaves_no_lease_held(
+    lab_factory: Callable[..., Any],
+) -> None:
+    slow = FAST.model_copy(update={"ttft_ms": Distribution(median=150)})
+    lab, _ = lab_factory(slow)
+    n = 200
+    lab.seed([_capture(i, T0 + timedelta(seconds=i)) for i in range(n)])
+    lab.create_and_start("sigterm")
+    parent = lab.popen(
+        "replay", "sigterm", "--workers", "2", "--backfill", "--concurrency", "2", "--no-progress"
+    )
+    workers: list[int] = []
+    try:
+        replays = sa.select(sa.func.count()).select_from(Replay)
+        wait_for(lambda: lab.scalar(replays) >= 8, what="replays flowing from both workers")
+        workers = _children_of(parent.pid)
+        assert len(workers) == 2, workers
+
+        parent.send_signal(signal.SIGTERM)  # what `docker stop` sends: to the parent only
+
+        code = parent.wait(timeout=60)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        orphans = [pid for pid in workers if _running(pid)]
+        for pid in orphans:
+            os.kill(pid, signal.SIGKILL)
+    assert code == 0, (lab.tmp / "worker-1.log").read_text()[-2000:]
+    assert not orphans, f"workers {orphans} outlived their parent"
+    with lab.engine.connect() as conn:
+        held = conn.execute(sa.select(sa.func.count()).where(WorkLease.done.is_(False))).scalar_one()
+        done = conn.execute(sa.select(sa.func.count()).where(WorkLease.done.is_(True))).scalar_one()
+    assert held == 0  # each worker finished what it had claimed before exiting
+    assert 0 < done < n  # it stopped early, on the signal
+    keys = lab.replay_keys()
+    assert len(keys) == len(set(keys)) == 2 * done  # both arms of every finished request, once each
