@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -133,23 +134,51 @@ def _run_here(factory: sessionmaker[Session], settings: Settings, options: Repla
 
 
 def _run_children(options: ReplayOptions) -> None:
-    children = []
-    for index in range(options.workers):
-        args = [sys.executable, "-m", "shadowlab.cli", "replay", options.experiment, "--workers", "1",
-                f"--{options.mode}", "--concurrency", str(options.concurrency), "--worker-index", str(index),
-                "--no-progress"]  # fmt: skip
-        if options.metrics_port is not None:
-            args += ["--metrics-port", str(options.metrics_port), "--metrics-host", options.metrics_host]
-        children.append(subprocess.Popen(args))
+    """Start the worker processes and wait for all of them; SIGTERM or SIGINT here stops them all.
+
+    A stop is forwarded to every worker as SIGTERM: it stops claiming, finishes the requests it holds (so
+    their leases end done, each once) and exits, and this process waits for that. Unhandled, SIGTERM (what
+    `docker stop` sends) ended only this process, and the orphaned workers went on replaying and spending.
+    """
+    children: list[subprocess.Popen[bytes]] = []
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: object) -> None:
+        stopping.set()
+        _forward_stop(children)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
+        for index in range(options.workers):
+            children.append(subprocess.Popen(_worker_args(options, index)))
+        if stopping.is_set():  # the stop came while they were starting: the later ones must hear it too
+            _forward_stop(children)
         codes = [child.wait() for child in children]
-    except KeyboardInterrupt:
-        for child in children:
-            child.terminate()
-        codes = [child.wait() for child in children]
-    failed = [i for i, code in enumerate(codes) if code != 0]
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    # A worker stopped before it had set up its own handler ends by the signal: a stop, not a failure.
+    failed = [
+        i for i, code in enumerate(codes) if code != 0 and not (stopping.is_set() and code == -signal.SIGTERM)
+    ]
     if failed:
         raise ConfigError(f"replay workers {failed} exited with codes {[codes[i] for i in failed]}")
+
+
+def _worker_args(options: ReplayOptions, index: int) -> list[str]:
+    args = [sys.executable, "-m", "shadowlab.cli", "replay", options.experiment, "--workers", "1",
+            f"--{options.mode}", "--concurrency", str(options.concurrency), "--worker-index", str(index),
+            "--no-progress"]  # fmt: skip
+    if options.metrics_port is not None:
+        args += ["--metrics-port", str(options.metrics_port), "--metrics-host", options.metrics_host]
+    return args
+
+
+def _forward_stop(children: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to every worker still running: each drains (finishes what it holds) and exits."""
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
 
 
 def _report(

@@ -384,8 +384,10 @@ def _running(pid: int) -> bool:
     return state != "Z"
 
 
-def test_sigterm_to_the_parent_drains_every_worker_and_leaves_no_lease_held(
-    lab_factory: Callable[..., Any],
+# SIGTERM is what `docker stop` sends, to the parent only; SIGINT (Ctrl-C) is handled the same way.
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+def test_a_stop_to_the_parent_drains_every_worker_and_leaves_no_lease_held(
+    stop: signal.Signals, lab_factory: Callable[..., Any]
 ) -> None:
     slow = FAST.model_copy(update={"ttft_ms": Distribution(median=150)})
     lab, _ = lab_factory(slow)
@@ -402,7 +404,7 @@ def test_sigterm_to_the_parent_drains_every_worker_and_leaves_no_lease_held(
         workers = _children_of(parent.pid)
         assert len(workers) == 2, workers
 
-        parent.send_signal(signal.SIGTERM)  # what `docker stop` sends: to the parent only
+        parent.send_signal(stop)
 
         code = parent.wait(timeout=60)
     finally:
@@ -412,8 +414,8 @@ def test_sigterm_to_the_parent_drains_every_worker_and_leaves_no_lease_held(
         orphans = [pid for pid in workers if _running(pid)]
         for pid in orphans:
             os.kill(pid, signal.SIGKILL)
-    assert code == 0, (lab.tmp / "worker-1.log").read_text()[-2000:]
     assert not orphans, f"workers {orphans} outlived their parent"
+    assert code == 0, (lab.tmp / "worker-1.log").read_text()[-2000:]
     with lab.engine.connect() as conn:
         held = conn.execute(sa.select(sa.func.count()).where(WorkLease.done.is_(False))).scalar_one()
         done = conn.execute(sa.select(sa.func.count()).where(WorkLease.done.is_(True))).scalar_one()
