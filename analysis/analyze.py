@@ -22,6 +22,7 @@ from analysis.stats import (
     compare_preference,
     completeness_checks,
     error_imbalance_check,
+    judge_consistency_check,
     minimum_sample_check,
     paired_binary,
 )
@@ -170,8 +171,11 @@ def analyze_table(
     aa_arm: str | None = None,
     covariate_mean: float | None = None,
     failure_latency_ms: float | None = None,
+    judge_orders: tuple[int, int] | None = None,
 ) -> Analysis:
-    """Compare every candidate with the control on every metric; an A/A arm feeds the noise-floor check."""
+    """Compare every candidate with the control on every metric; an A/A arm feeds the noise-floor check,
+    and `judge_orders` (pairs whose verdict flipped with the order, pairs judged in both orders) the judge's
+    consistency check."""
     candidates = [arm for arm in table.arms if arm not in (control, aa_arm)]
     results = [
         (
@@ -230,6 +234,7 @@ def analyze_table(
         error_imbalance_check(error_p, alpha=min(alpha, AA_THRESHOLD)),
         minimum_sample_check({f"{c.metric}:{c.candidate}": c.result.primary.n for c in comparisons}),
         aa_noise_floor_check(aa_p, alpha=min(alpha, AA_THRESHOLD)),
+        *(() if judge_orders is None else (judge_consistency_check(*judge_orders),)),
     )
     return Analysis(
         len(table.request_ids), table.arms, control, alpha, adjust, comparisons, HealthReport(checks)

@@ -48,6 +48,10 @@ _HEALTH_FIXES = {
         "some arms are missing more replays or scores than others, so the comparison is not like for "
         "like: finish or retry the missing replays (`shadowlab replay`) and scores (`shadowlab score`)"
     ),
+    "judge_consistency": (
+        "the pairwise judge mostly follows the position an answer is shown in, not the answer, so its "
+        "preferences are noise: use a stronger judge model or a clearer rubric, then score again"
+    ),
     "error_imbalance": (
         "replays fail more often in some arms than in others (rate limits, a provider outage, timeouts): "
         "look at the errors on the Side by side page, raise the limits or retry the failed replays"

@@ -98,6 +98,7 @@ def _analysed(data: ExperimentData, plan: DecisionPlan | None, rule: RoutingRule
         adjust="holm",
         aa_arm=data.aa_arm,
         failure_latency_ms=data.failure_latency_ms,
+        judge_orders=data.judge_orders,
     )
     document, verdict = analysis_document(analysis, plan, data.pairwise, data.table)
     segments, routing = segments_and_routing(data, analysis, plan, rule)

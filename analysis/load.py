@@ -49,6 +49,9 @@ class ExperimentData:
     facts: tuple[RequestFacts, ...] = ()  # per table row: what the segments are cut on
     arm_models: tuple[tuple[str, str, str], ...] = ()  # (arm, provider, model)
     failure_latency_ms: float | None = None  # a failed replay counts as this in latency ratios (its timeout)
+    # (pairs whose verdict flipped when the answers swapped places, pairs judged in both orders); None: no
+    # pairwise judge
+    judge_orders: tuple[int, int] | None = None
 
     @property
     def has_replays(self) -> bool:
@@ -145,7 +148,9 @@ def load_experiment(session: Session, name: str) -> ExperimentData:
         present = values[~np.isnan(values)]
         kind: MetricKind = "binary" if present.size and np.isin(present, (0.0, 1.0)).all() else "mean"
         metrics.append(MetricColumn(scorer, kind, values))
-    pairwise, preference_columns = _preferences(session, eid, request_index, arm_index, arms[0].id, shape)
+    pairwise, preference_columns, judge_orders = _preferences(
+        session, eid, request_index, arm_index, arms[0].id, shape
+    )
     metrics.extend(preference_columns)
     clusters = _clusters(session, request_index, conversations)
     aa = [a.name for a in arms if a.role == "aa"]
@@ -157,7 +162,7 @@ def load_experiment(session: Session, name: str) -> ExperimentData:
     facts = _request_facts(session, request_index)
     return ExperimentData(
         eid, name, experiment.plan, controls[0], aa[0] if aa else None, table, pairwise, facts, models,
-        replay_timeout_ms(experiment.spec),
+        replay_timeout_ms(experiment.spec), judge_orders,
     )  # fmt: skip
 
 
@@ -240,8 +245,9 @@ def _preferences(
     arm_index: dict[int, int],
     control_id: int,
     shape: tuple[int, int],
-) -> tuple[PairwiseOutcomes, list[MetricColumn]]:
-    """Mean score of arm A per (request, A, B, scorer) in SQL; folded into unordered pairs here."""
+) -> tuple[PairwiseOutcomes, list[MetricColumn], tuple[int, int] | None]:
+    """Mean score of arm A per (request, A, B, scorer) in SQL; folded into unordered pairs here. Also how
+    many pairs judged in both orders got a different verdict in each (the judge-consistency check)."""
     score = _pref_score()
     rows = session.execute(
         sa.select(
@@ -267,6 +273,8 @@ def _preferences(
     # As docs/scoring.md says: a judge that disagrees with itself across the two orders scores ½ (a win
     # in one order and a tie in the other is a disagreement too), so only consistent pairs are decisive.
     folded = {key: (shown[0] if max(shown) == min(shown) else 0.5) for key, shown in orders.items()}
+    both = [shown for shown in orders.values() if len(shown) >= 2]
+    judge_orders = (sum(max(shown) != min(shown) for shown in both), len(both)) if orders else None
     columns: list[MetricColumn] = []
     scorers = list(dict.fromkeys(key[0] for key in folded))
     control = arm_index[control_id]
@@ -282,7 +290,7 @@ def _preferences(
     first = np.array([k[2] for k, _ in picked], dtype=np.int64)
     second = np.array([k[3] for k, _ in picked], dtype=np.int64)
     score_values = np.array([v for _, v in picked], dtype=np.float64)
-    return PairwiseOutcomes(chosen, first, second, score_values), columns
+    return PairwiseOutcomes(chosen, first, second, score_values), columns, judge_orders
 
 
 def table_to_csv(table: ExperimentTable) -> str:

@@ -8,6 +8,7 @@ from analysis.stats.health import (
     aa_noise_floor_check,
     completeness_checks,
     error_imbalance_check,
+    judge_consistency_check,
     minimum_sample_check,
 )
 from analysis.stats.latency import compare_latency, geometric_mean_ratio
@@ -52,6 +53,7 @@ __all__ = [
     "completeness_checks",
     "decisive_pairs_binomial",
     "error_imbalance_check",
+    "judge_consistency_check",
     "exact_mcnemar_p",
     "geometric_mean_ratio",
     "mcnemar_chi2",

@@ -1,4 +1,5 @@
-"""Health checks before any verdict: completeness, error imbalance, minimum n, A/A noise floor."""
+"""Health checks before any verdict: completeness, error imbalance, minimum n, A/A noise floor, judge
+consistency."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ COMPLETENESS_THRESHOLD = 0.001
 # experiment's alpha of 0.05 one clean experiment in twenty would be blocked by chance alone.
 AA_THRESHOLD = 0.001
 MIN_PAIRS = 100
+# A pairwise judge whose verdict flips with the order the answers are shown in for more than half of the
+# prompts judged both ways is mostly judging the position, not the answers: its preference is noise.
+JUDGE_SPLIT_LIMIT = 0.5
+JUDGE_MIN_PAIRS = 30
 
 
 def missingness_chi2(present: Mapping[str, int], expected: int) -> tuple[float, float]:
@@ -77,6 +82,22 @@ def minimum_sample_check(n_by_comparison: Mapping[str, int], *, min_pairs: int =
         return HealthCheck("minimum_n", True, f"every comparison has at least {min_pairs} complete pairs")
     listed = ", ".join(f"{name} ({n})" for name, n in short.items())
     return HealthCheck("minimum_n", False, f"fewer than {min_pairs} complete pairs: {listed}")
+
+
+def judge_consistency_check(
+    split: int, judged: int, *, limit: float = JUDGE_SPLIT_LIMIT, min_pairs: int = JUDGE_MIN_PAIRS
+) -> HealthCheck:
+    """Of the pairs judged in both orders, the share whose two verdicts disagree must not exceed `limit`."""
+    if judged < min_pairs:
+        return HealthCheck(
+            "judge_consistency", None, f"{judged} pairs judged in both orders (fewer than {min_pairs})"
+        )
+    share = split / judged
+    detail = (
+        f"{split} of {judged} pairs judged in both orders ({share:.0%}) got a different verdict when the "
+        f"answers swapped places (fails above {limit:.0%})"
+    )
+    return HealthCheck("judge_consistency", share <= limit, detail, None)
 
 
 def aa_noise_floor_check(

@@ -288,3 +288,25 @@ def test_metric_names_resolve_to_columns_and_quantiles() -> None:
     assert resolve_metric("error_rate", columns).column == "error"  # type: ignore[arg-type]
     with pytest.raises(PlanError, match="plan metric 'bleu'"):
         resolve_metric("bleu", columns)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("split", "judged", "verdict"), [(35, 60, "invalid"), (20, 60, "ship"), (20, 25, "ship")]
+)
+def test_a_judge_that_follows_the_position_makes_the_data_invalid(
+    split: int, judged: int, verdict: str
+) -> None:
+    """More than half of the pairs judged both ways flip with the order: the judge is judging positions.
+    Fewer than 30 such pairs: not enough to tell, the check does not run."""
+    case = _case("better quality, guardrails hold")
+    plan = DecisionPlan.from_dict(PLAN)
+    analysis = analyze_table(
+        _table(case.n, case.candidates, 1), control="control", alpha=plan.alpha, adjust="holm",
+        judge_orders=(split, judged),
+    )  # fmt: skip
+    result = decide(analysis, plan)
+    assert result.verdict == verdict, result.reasons
+    if verdict == "invalid":
+        assert any(
+            "health check judge_consistency failed" in r and "stronger judge" in r for r in result.reasons
+        )

@@ -288,3 +288,4 @@ def test_a_judge_that_disagrees_with_itself_across_orders_scores_half(database_u
     assert pref.tolist() == [1.0, 0.5, 0.5, 0.5, 0.0, 1.0]
     binomial = decisive_pairs_binomial(pref)
     assert (binomial.n, binomial.statistic) == (3, 2.0)  # the split pairs are not decisive
+    assert data.judge_orders == (2, 5)  # judged both ways: 5; a different verdict per order: 2
