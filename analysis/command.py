@@ -133,6 +133,11 @@ def analyze(
                 f"--alpha {alpha} differs from the plan's pre-registered alpha {options.decision.alpha}"
             )
         table = load_experiment_csv(from_csv, control=control, metric_specs=metric, known_arms=options.arms)
+        if options.decision is not None:
+            try:
+                options.decision.check_metrics({m.name: m.kind for m in table.metrics})
+            except DecisionPlanError as exc:
+                raise PlanError(f"plan {plan}: {exc}") from None
     except (CsvInputError, PlanError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID_INPUT

@@ -91,6 +91,11 @@ class DecisionPlan:
             return "lower_is_better"
         return "higher_is_better"
 
+    def check_metrics(self, columns: Mapping[str, MetricKind]) -> None:
+        """Before analysing: a `PlanError` naming the first plan metric (primary, guardrail) the data lack."""
+        for name in (self.primary_metric, *(g.metric for g in self.guardrails)):
+            resolve_metric(name, columns)
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "plan") -> DecisionPlan:
         """Validate the plan mapping; PlanError names the first wrong key."""

@@ -76,10 +76,12 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
         """Judge–human agreement (Cohen's kappa with a 95 % CI) for each version of a pairwise judge."""
         from scoring.labels import judge_human_agreement
         from scoring.store import experiment_named
-        from shadowlab.db import create_engine, session_factory
+        from shadowlab.db import check_connection, create_engine, session_factory
 
         settings = settings_of(ctx)
-        factory = session_factory(create_engine(settings.database_url))
+        engine = create_engine(settings.database_url, connect_timeout_s=settings.connect_timeout_s)
+        check_connection(engine)
+        factory = session_factory(engine)
         with factory() as session:
             found = experiment_named(session, experiment)
             rows = judge_human_agreement(session, found.id, scorer)

@@ -18,6 +18,7 @@ app = typer.Typer(
     help="Prove an LLM model switch is safe before cutover: tee, ingest, replay, score, analyse, decide.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     add_completion=False,
 )
 db_app = typer.Typer(
@@ -55,13 +56,14 @@ def settings_of(ctx: typer.Context) -> Settings:
     return root.obj
 
 
-def database_of(ctx: typer.Context) -> Engine:
-    """An engine on SHADOWLAB_DATABASE_URL that has answered once (else one clear error line)."""
+def database_of(ctx: typer.Context, *, migrated: bool = True, create: bool = False) -> Engine:
+    """An engine on SHADOWLAB_DATABASE_URL that exists, answered once and (unless `migrated=False`) has the
+    code's schema; else one clear error line. Only `create` makes a missing SQLite file (`db upgrade`)."""
     from shadowlab.db import check_connection, create_engine
 
     settings = settings_of(ctx)
     engine = create_engine(settings.database_url, connect_timeout_s=settings.connect_timeout_s)
-    check_connection(engine)
+    check_connection(engine, migrated=migrated, create=create)
     return engine
 
 
@@ -72,7 +74,7 @@ def db_upgrade(
     """Apply migrations up to REVISION (default: head) on SHADOWLAB_DATABASE_URL."""
     from shadowlab import migrate
 
-    engine = database_of(ctx)
+    engine = database_of(ctx, migrated=False, create=True)
     migrate.upgrade(engine, revision)
     where = engine.url.render_as_string(hide_password=True)
     typer.echo(f"database at {where}: {migrate.current_revision(engine)}")
@@ -85,7 +87,7 @@ def db_downgrade(
     """Revert migrations down to REVISION (`base` removes every table)."""
     from shadowlab import migrate
 
-    engine = database_of(ctx)
+    engine = database_of(ctx, migrated=False)
     migrate.downgrade(engine, revision)
     typer.echo(f"database downgraded to {migrate.current_revision(engine) or 'base'}")
 
@@ -95,7 +97,7 @@ def db_current(ctx: typer.Context) -> None:
     """Print the database's revision and the code's head revision."""
     from shadowlab import migrate
 
-    engine = database_of(ctx)
+    engine = database_of(ctx, migrated=False)
     current = migrate.current_revision(engine) or "base"
     typer.echo(f"current: {current}  head: {migrate.head_revision(engine)}")
 
@@ -123,14 +125,28 @@ def topics_create(
 
 @app.command("doctor")
 def doctor(ctx: typer.Context) -> None:
-    """Check the configuration and that the database and Kafka answer."""
+    """Check the settings, the database and its schema revision, the price file, and Kafka's topics."""
+    from shadowlab import migrate
     from shadowlab.broker import list_topics
+    from shadowlab.errors import ConfigError
+    from shadowlab.pricing import load_price_table
 
     settings = settings_of(ctx)
     engine = database_of(ctx)
-    typer.echo(f"database ok: {engine.url.render_as_string(hide_password=True)}")
-    topics = list_topics(settings.kafka_bootstrap, settings.connect_timeout_s)
-    typer.echo(f"kafka ok: {settings.kafka_bootstrap} ({len(topics)} topics)")
+    where = engine.url.render_as_string(hide_password=True)
+    typer.echo(f"database ok: {where} (revision {migrate.current_revision(engine)}, the head)")
+    prices = load_price_table(settings.prices_file)
+    source = settings.prices_file or "the shipped prices.json"
+    typer.echo(f"prices ok: {source} ({len(prices.models())} models)")
+    topics = set(list_topics(settings.kafka_bootstrap, settings.connect_timeout_s))
+    if settings.capture_topic not in topics:
+        raise ConfigError(
+            f"SHADOWLAB_CAPTURE_TOPIC: topic {settings.capture_topic} does not exist on "
+            f"{settings.kafka_bootstrap}: run `shadowlab topics create`"
+        )
+    dlq = f"{settings.capture_topic}.dlq"
+    dlq_state = "present" if dlq in topics else "missing (ingest creates it)"
+    typer.echo(f"kafka ok: {settings.kafka_bootstrap}: {settings.capture_topic} present, {dlq} {dlq_state}")
 
 
 @app.command("demo")

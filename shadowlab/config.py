@@ -83,4 +83,6 @@ def load_settings(**overrides: object) -> Settings:
         err = exc.errors()[0]
         field = ".".join(str(part) for part in err["loc"]) or "settings"
         env = field.upper() if field.endswith("api_key") else f"SHADOWLAB_{field.upper()}"
-        raise ConfigError(f"{env}: {err['msg']}") from None
+        # A validator's own ValueError: its message, without pydantic's "Value error, " prefix.
+        cause = err.get("ctx", {}).get("error") if err["type"] == "value_error" else None
+        raise ConfigError(f"{env}: {cause if cause is not None else err['msg']}") from None

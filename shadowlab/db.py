@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -83,13 +84,34 @@ def _sqlite_on_begin(conn: sa.Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def check_connection(engine: Engine) -> None:
-    """Connect once; an unreachable database becomes one clear `ServiceUnavailableError` line."""
+def sqlite_file(url: URL) -> Path | None:
+    """A SQLite URL's file (relative to the working directory); None for in-memory or other databases."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    if url.query.get("uri") or url.database.startswith("file:"):
+        return None  # a SQLite URI names its own mode (e.g. memory); sqlite3 checks it
+    return Path(url.database)
+
+
+def check_connection(engine: Engine, *, migrated: bool = True, create: bool = False) -> None:
+    """Check, in one clear error line, that the database is usable: it exists (a SQLite file is created
+    only with `create`, which `shadowlab db upgrade` passes), it answers, and, unless `migrated=False`, its
+    schema is at the code's head revision."""
+    where = engine.url.render_as_string(hide_password=True)
+    path = sqlite_file(engine.url)
+    if path is not None and not create and not path.exists():
+        raise ConfigError(
+            f"database {where}: no such file {path.resolve()} (SHADOWLAB_DATABASE_URL): "
+            "run `shadowlab db upgrade` to create it"
+        )
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("select 1"))
+            if migrated:
+                from shadowlab.migrate import check_revision  # Alembic loads only where a schema is checked
+
+                check_revision(conn, where)
     except OperationalError as exc:
-        where = engine.url.render_as_string(hide_password=True)
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise ServiceUnavailableError(f"database unreachable at {where}: {reason}") from None
     except NoSuchModuleError as exc:  # pragma: no cover - driver missing from the install

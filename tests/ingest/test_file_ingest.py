@@ -12,7 +12,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from ingest.command import NotMigratedError
 from ingest.dlq import FileDeadLetters
 from ingest.messages import Message
 from ingest.metrics import IngestMetrics
@@ -22,7 +21,9 @@ from ingest.sink import CaptureSink
 from ingest.sources import FileSource
 from shadowlab.cli import app
 from shadowlab.db import create_engine
+from shadowlab.errors import ConfigError
 from shadowlab.fingerprint import body_fingerprint
+from shadowlab.migrate import NotMigratedError
 
 SECRETS = {
     "email": "jane.doe@example.com",
@@ -117,13 +118,20 @@ def test_each_stored_capture_carries_its_prompt_fingerprint(
     assert stored[0] == stored[1] != stored[2]
 
 
-def test_file_mode_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+def test_file_mode_refuses_a_missing_or_unmigrated_database(tmp_path: Path) -> None:
     path = tmp_path / "c.jsonl"
     path.write_text("{}\n")
-    result = _ingest_file(f"sqlite:///{tmp_path / 'empty.db'}", path)
-    assert isinstance(result.exception, NotMigratedError)  # `main` turns it into one line and exit code 2
+    missing = tmp_path / "missing.db"
+    result = _ingest_file(f"sqlite:///{missing}", path)
+    assert isinstance(result.exception, ConfigError)  # `main` turns it into one line and exit code 2
     assert result.exception.exit_code == 2
-    assert str(result.exception) == "database not migrated: run `shadowlab db upgrade`"
+    assert "no such file" in str(result.exception) and not missing.exists()  # the check creates nothing
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    result = _ingest_file(f"sqlite:///{empty}", path)
+    assert isinstance(result.exception, NotMigratedError)
+    assert result.exception.exit_code == 2
+    assert "not migrated (revision none, expected " in str(result.exception)
 
 
 @pytest.mark.postgres
