@@ -37,11 +37,13 @@ class PlanOptions:
     covariate_mean: float | None = None
     decision: DecisionPlan | None = None
     failure_latency_ms: float | None = None
+    judge_orders: tuple[int, int] | None = None
 
 
 def _read_plan(path: Path) -> PlanOptions:
     """Plan (YAML or JSON): `arms: [name | {name, role}]`, `aa_arm`, `covariate_mean`, `failure_latency_ms`
-    (what a failed replay counts as in latency ratios: the replay timeout), and the decision
+    (what a failed replay counts as in latency ratios: the replay timeout), `judge_orders` ([pairs whose
+    verdict flipped with the order, pairs judged both ways]: the judge-consistency check), and the decision
     plan (`primary_metric`, `guardrails`, … as in docs/analysis.md) when `primary_metric` is present."""
     try:
         plan = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -77,6 +79,17 @@ def _read_plan(path: Path) -> PlanOptions:
             f"plan {path}, key failure_latency_ms: expected a positive number (the replay timeout in ms), "
             f"found {failure_latency!r}"
         )
+    judge_orders = plan.get("judge_orders")
+    if judge_orders is not None and not (
+        isinstance(judge_orders, list)
+        and len(judge_orders) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in judge_orders)
+        and judge_orders[0] <= judge_orders[1]
+    ):
+        raise PlanError(
+            f"plan {path}, key judge_orders: expected [flipped, judged both ways] (two whole numbers, the "
+            f"first at most the second), found {judge_orders!r}"
+        )
     decision = None
     if "primary_metric" in plan:
         try:
@@ -89,6 +102,7 @@ def _read_plan(path: Path) -> PlanOptions:
         None if covariate_mean is None else float(covariate_mean),
         decision,
         None if failure_latency is None else float(failure_latency),
+        None if judge_orders is None else (judge_orders[0], judge_orders[1]),
     )
 
 
@@ -150,6 +164,7 @@ def analyze(
         aa_arm=options.aa_arm,
         covariate_mean=options.covariate_mean,
         failure_latency_ms=options.failure_latency_ms,
+        judge_orders=options.judge_orders,
     )
     document, _ = analysis_document(analysis, options.decision, pairwise_from_table(table, control), table)
     text = "\n".join([analysis_text(analysis), *clustering_text(document["clustering"])])

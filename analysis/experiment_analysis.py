@@ -145,4 +145,6 @@ def export_plan(data: ExperimentData) -> dict[str, Any]:
         plan["aa_arm"] = data.aa_arm
     if data.failure_latency_ms is not None:
         plan["failure_latency_ms"] = data.failure_latency_ms
+    if data.judge_orders is not None:
+        plan["judge_orders"] = list(data.judge_orders)
     return plan

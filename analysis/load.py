@@ -246,8 +246,13 @@ def _preferences(
     control_id: int,
     shape: tuple[int, int],
 ) -> tuple[PairwiseOutcomes, list[MetricColumn], tuple[int, int] | None]:
-    """Mean score of arm A per (request, A, B, scorer) in SQL; folded into unordered pairs here. Also how
-    many pairs judged in both orders got a different verdict in each (the judge-consistency check)."""
+    """Mean score of arm A per (request, A, B, order shown, scorer) in SQL; folded into unordered pairs here.
+    Also how many pairs judged in both orders got a different verdict in each (the judge-consistency check).
+
+    Rows are canonical (scoring/pairwise.py: arm A = control, `order_shown` says which answer came first),
+    so the two orders of one pair differ only in `order_shown`: it must be part of the grouping, or the
+    orders average into ¼ and ¾ and a split is invisible.
+    """
     score = _pref_score()
     rows = session.execute(
         sa.select(
@@ -256,7 +261,8 @@ def _preferences(
         )
         .where(Preference.experiment_id == eid)
         .group_by(
-            Preference.scorer_name, Preference.captured_request_id, Preference.arm_a_id, Preference.arm_b_id
+            Preference.scorer_name, Preference.captured_request_id, Preference.arm_a_id, Preference.arm_b_id,
+            Preference.order_shown,
         )
         .order_by(Preference.scorer_name, Preference.captured_request_id)
     ).all()  # fmt: skip

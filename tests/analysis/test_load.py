@@ -273,13 +273,13 @@ def test_a_judge_that_disagrees_with_itself_across_orders_scores_half(database_u
             for order, result in zip(("ab", "ba"), results, strict=True):
                 if result is None:
                     continue
-                a, b = (cand, control) if order == "ab" else (control, cand)
-                cand_is_a = order == "ab"
-                stored = "tie" if result == "tie" else ("a" if (result == "win") == cand_is_a else "b")
+                # Stored as scoring/pairwise.py stores it: canonical, arm A = control, B = candidate; the
+                # order shown is only in `order_shown`.
+                stored = {"win": "b", "loss": "a", "tie": "tie"}[result]
                 session.add(
-                    Preference(experiment_id=experiment.id, captured_request_id=request.id, arm_a_id=a.id,
-                               arm_b_id=b.id, scorer_name="pairwise", scorer_version="v1",
-                               order_shown=order, result=stored)
+                    Preference(experiment_id=experiment.id, captured_request_id=request.id,
+                               arm_a_id=control.id, arm_b_id=cand.id, scorer_name="pairwise",
+                               scorer_version="v1", order_shown=order, result=stored)
                 )  # fmt: skip
     with Session(engine) as session:
         data = load_experiment(session, "orders")
