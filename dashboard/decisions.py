@@ -16,11 +16,22 @@ from sqlalchemy.orm import Session
 from analysis.experiment_analysis import analyze_experiment
 from dashboard.answers import scorers
 from dashboard.auth import User
+from replayer.experiments import set_status
 from shadowlab.errors import ShadowlabError
 from shadowlab.models import AnalysisSnapshot, Arm, Decision, Experiment, Preference
 
 DeclaredVerdict = Literal["ship", "dont_ship", "keep_running"]
 DECLARED_VERDICTS: tuple[str, ...] = get_args(DeclaredVerdict)
+# The declaration that agrees with each computed verdict: inconclusive at the maximum sample means no proven
+# gain, so not switching; invalid means the data cannot decide yet, so keep running (after fixing it).
+AGREEING: dict[str, DeclaredVerdict] = {
+    "ship": "ship",
+    "dont_ship": "dont_ship",
+    "keep_running": "keep_running",
+    "inconclusive": "dont_ship",
+    "invalid": "keep_running",
+}
+FINAL_VERDICTS = ("ship", "dont_ship")  # these may conclude the experiment
 
 
 class DecisionError(ShadowlabError):
@@ -139,12 +150,15 @@ def declare(
     winner_arm: str | None = None,
     override_reason: str | None = None,
     expected_current_id: int | None = None,
+    conclude: bool = False,
     now: datetime | None = None,
 ) -> DecisionRecord:
     """Store a decision with its evidence; it supersedes the current one, which must be `expected_current_id`.
+    With `conclude`, a ship or don't-ship decision also concludes the experiment (no more replays).
 
     Raises `PermissionDeniedError` for a viewer, `DecisionError` for a missing reason, an unknown verdict or
-    winner, or a contradiction of the computed verdict without `override_reason`."""
+    winner, or a declaration other than the one agreeing with the computed verdict (`AGREEING`) without
+    `override_reason`."""
     if not user.can_declare:
         raise PermissionDeniedError(
             f"user {user.name!r}: declaring needs the role 'decider', found {user.role!r}"
@@ -176,7 +190,8 @@ def declare(
     snapshot = latest_snapshot(session, experiment)
     computed, recommended = _computed(snapshot)
     is_override = computed is not None and (
-        verdict != computed or (verdict == "ship" and recommended is not None and winner_arm != recommended)
+        verdict != AGREEING.get(computed, computed)
+        or (verdict == "ship" and recommended is not None and winner_arm != recommended)
     )
     override_text = (override_reason or "").strip() or None
     if is_override and override_text is None:
@@ -195,7 +210,10 @@ def declare(
         "price_snapshot": experiment.price_snapshot,
         "scorer_versions": scorer_versions(session, experiment_id),
         "override_reason": override_text if is_override else None,
+        "concluded": conclude and verdict in FINAL_VERDICTS,
     }
+    if evidence["concluded"] and experiment.status != "concluded":
+        set_status(session, experiment.name, "conclude")
     row = Decision(
         experiment_id=experiment_id,
         verdict=verdict,

@@ -48,6 +48,7 @@ class ExperimentRow:
     errors: int
     spend_usd: float
     verdict: str | None
+    recommended: str | None = None  # the latest analysis' recommended arm
 
     @property
     def requests_replayed(self) -> int:
@@ -92,13 +93,17 @@ def list_experiments(conn: sa.Connection, experiment_id: int | None = None) -> t
         .group_by(Replay.experiment_id)
         .subquery()
     )
-    latest = (
-        sa.select(AnalysisSnapshot.verdict)
-        .where(AnalysisSnapshot.experiment_id == Experiment.id)
-        .order_by(AnalysisSnapshot.computed_at.desc(), AnalysisSnapshot.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
+
+    def latest(column: Any) -> Any:
+        return (
+            sa.select(column)
+            .where(AnalysisSnapshot.experiment_id == Experiment.id)
+            .order_by(AnalysisSnapshot.computed_at.desc(), AnalysisSnapshot.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    recommended = AnalysisSnapshot.analysis["verdict"]["recommended"].as_string()
     query = (
         sa.select(
             Experiment.id,
@@ -109,7 +114,8 @@ def list_experiments(conn: sa.Connection, experiment_id: int | None = None) -> t
             sa.func.coalesce(replay_stats.c.replays, 0).label("replays"),
             sa.func.coalesce(replay_stats.c.errors, 0).label("errors"),
             sa.func.coalesce(replay_stats.c.spend, 0.0).label("spend"),
-            latest.label("verdict"),
+            latest(AnalysisSnapshot.verdict).label("verdict"),
+            latest(recommended).label("recommended"),
         )
         .outerjoin(replay_stats, replay_stats.c.eid == Experiment.id)
         .order_by(Experiment.created_at.desc(), Experiment.id.desc())
@@ -130,6 +136,7 @@ def list_experiments(conn: sa.Connection, experiment_id: int | None = None) -> t
             errors=int(r.errors),
             spend_usd=float(r.spend),
             verdict=r.verdict,
+            recommended=r.recommended,
         )
         for r in rows
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 import streamlit as st
@@ -19,6 +20,16 @@ from shadowlab.errors import ShadowlabError
 
 DATABASE_URL_KEY = "database_url"
 EXPERIMENT_KEY = "experiment_id"
+CHOSEN_KEY = "experiment_chosen"  # an experiment picked on a page, applied to the sidebar on the next run
+# The box a verdict is shown in: green to switch, red not to, blue to wait, amber when the data or the
+# sample cannot settle it.
+VERDICT_BOX: dict[str, Callable[..., Any]] = {
+    "ship": st.success,
+    "dont_ship": st.error,
+    "keep_running": st.info,
+    "inconclusive": st.warning,
+    "invalid": st.warning,
+}
 USER_KEY = "user"  # the signed-in `User` (name and role) of this run, set by the router after the gate
 
 
@@ -61,9 +72,17 @@ def experiment_picker(database_url: str) -> None:
     if not rows:
         return
     names = {row.id: row.name for row in rows}
+    chosen = st.session_state.pop(CHOSEN_KEY, None)
+    if chosen in names:  # before the selectbox exists: a widget's value cannot change after it is drawn
+        st.session_state[EXPERIMENT_KEY] = chosen
     if st.session_state.get(EXPERIMENT_KEY) not in names:
         st.session_state[EXPERIMENT_KEY] = rows[0].id
     st.sidebar.selectbox("Experiment", list(names), format_func=names.__getitem__, key=EXPERIMENT_KEY)
+
+
+def choose_experiment(experiment_id: int) -> None:
+    """Make `experiment_id` the sidebar's choice from the next run on (e.g. before `st.switch_page`)."""
+    st.session_state[CHOSEN_KEY] = experiment_id
 
 
 def run_page(render: Callable[[PageContext], None]) -> None:

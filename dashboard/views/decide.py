@@ -1,4 +1,5 @@
-"""Decide: declare ship / don't ship / keep running with a reason; the history of decisions and overrides.
+"""Decide: declare ship / don't ship / keep running with a reason, beside what the analysis says; the form
+is preset to the declaration that agrees with the analysis; the history of decisions and overrides.
 
 Only deciders reach this page (the router does not register it for viewers), and `declare` checks the role
 again. A decision is never edited: declaring again supersedes the current one.
@@ -6,13 +7,17 @@ again. A decision is never edited: declaring again supersedes the current one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 import streamlit as st
 
+from analysis import display
+from analysis.summary import Results, results
 from dashboard import data
-from dashboard.decisions import DECLARED_VERDICTS, DecisionRecord, declare, history
-from dashboard.snapshot import VERDICT_LABELS
+from dashboard.decisions import AGREEING, DECLARED_VERDICTS, DecisionRecord, declare, history
 from dashboard.views.common import (
+    VERDICT_BOX,
     PageContext,
     current_user,
     db_session,
@@ -23,11 +28,12 @@ from dashboard.views.common import (
 )
 from shadowlab.errors import ShadowlabError
 
+PRESET_HELP = "Preset to what the analysis recommends; going against it needs an override reason."
 SEEN_KEY = "decide_seen_current_{}"  # per experiment: the current decision seen when the form was drawn
 
 
 def verdict_label(verdict: str | None) -> str:
-    return "—" if verdict is None else VERDICT_LABELS.get(verdict, verdict)
+    return display.verdict_label(verdict)
 
 
 def history_frame(records: list[DecisionRecord]) -> pd.DataFrame:
@@ -42,6 +48,67 @@ def history_frame(records: list[DecisionRecord]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def analysis_says(res: Results | None) -> None:
+    """Beside the form: the computed verdict, its headline and reasons, and where the evidence is."""
+    st.markdown("**What the analysis says**")
+    if res is None or res.verdict is None:
+        st.info("The analysis has no verdict yet; declaring stores the latest analysis as evidence.")
+        return
+    VERDICT_BOX.get(res.verdict, st.info)(
+        f"**{display.verdict_label(res.verdict)}**  \n{md_escape(res.headline)}"
+    )
+    if res.reasons:
+        st.markdown("\n".join(f"- {md_escape(reason)}" for reason in res.reasons))
+    st.page_link("views/overview.py", label="The evidence: results per metric", icon=":material/verified:")
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """What the form holds when submitted."""
+
+    verdict: str
+    winner: str | None
+    conclude: bool
+    reason: str
+    override: str
+
+
+def declaration_form(res: Results | None, candidates: list[str]) -> Declaration | None:
+    """The form, preset to the declaration that agrees with the analysis and its recommended arm."""
+    computed = res.verdict if res is not None else None
+    suggested = AGREEING.get(computed or "", "keep_running")
+    recommended = res.recommended if res is not None else None
+    with st.form("declare", clear_on_submit=False):
+        if computed == "invalid":
+            st.warning(
+                "The analysis is invalid: a health check failed, so the data cannot support Ship or Don't "
+                "ship. Fix the data first (the Overview says what to fix) and keep the experiment running."
+            )
+        verdict = st.radio(
+            "Decision", DECLARED_VERDICTS, index=DECLARED_VERDICTS.index(suggested), horizontal=True,
+            format_func=verdict_label, help=PRESET_HELP,
+        )  # fmt: skip
+        winner = (
+            st.selectbox(
+                "Winning arm (for Ship)",
+                candidates,
+                index=candidates.index(recommended) if recommended in candidates else 0,
+            )  # fmt: skip
+            if candidates
+            else None
+        )
+        conclude = st.checkbox(
+            "Conclude the experiment with a Ship or Don't ship decision (no more replays)", value=True,
+            help="Keep running never concludes.",
+        )  # fmt: skip
+        reason = st.text_area("Reason (required)")
+        override = st.text_area("Override reason (required when the decision differs from the analysis)")
+        submitted = st.form_submit_button("Declare", type="primary")
+    if not submitted:
+        return None
+    return Declaration(str(verdict), winner if verdict == "ship" else None, conclude, reason, override)
+
+
 def render(ctx: PageContext) -> None:
     user = current_user()
     experiment = require_experiment(ctx)
@@ -49,33 +116,30 @@ def render(ctx: PageContext) -> None:
     if not user.can_declare:
         st.warning("Only deciders can declare a decision.")
         st.stop()
-    snap = data.snapshot(ctx.database_url, experiment.id)
-    if snap is None or snap.verdict is None:
-        st.info("The analysis has no verdict yet; declaring stores the latest analysis as evidence.")
-    else:
-        recommended = (
-            f" (recommended arm: {md_escape(snap.verdict.recommended)})" if snap.verdict.recommended else ""
-        )
-        st.info(f"The analysis says: {snap.verdict.label}{recommended}")
+    row = data.snapshot_row(ctx.database_url, experiment.id)
+    res = (
+        results(row.analysis, experiment.plan) if row is not None and isinstance(row.analysis, dict) else None
+    )
 
     seen_key = SEEN_KEY.format(experiment.id)
     candidates = [arm.name for arm in experiment.arms if arm.role == "candidate"]
-    with st.form("declare", clear_on_submit=False):
-        verdict = st.radio("Decision", DECLARED_VERDICTS, format_func=verdict_label, horizontal=True)
-        winner = st.selectbox("Winning arm (for Ship)", candidates) if candidates else None
-        reason = st.text_area("Reason (required)")
-        override = st.text_area("Override reason (required when the decision differs from the analysis)")
-        submitted = st.form_submit_button("Declare", type="primary")
-    if submitted:
+    left, right = st.columns([3, 2], gap="large")
+    with right:
+        analysis_says(res)
+    with left:
+        form = declaration_form(res, candidates)
+    if form is not None:
         try:
             with db_session(ctx.database_url) as session:
                 record = declare(
-                    session, user=user, experiment_id=experiment.id, verdict=verdict, reason=reason,
-                    winner_arm=winner if verdict == "ship" else None, override_reason=override,
+                    session, user=user, experiment_id=experiment.id, verdict=form.verdict, reason=form.reason,
+                    winner_arm=form.winner, override_reason=form.override, conclude=form.conclude,
                     expected_current_id=st.session_state.get(seen_key),
                 )  # fmt: skip
             note = " (override of the analysis)" if record.is_override else ""
-            st.success(f"Decision #{record.id} recorded: {verdict_label(record.verdict)}{note}.")
+            done = "; the experiment is concluded" if record.evidence.get("concluded") else ""
+            st.success(f"Decision #{record.id} recorded: {verdict_label(record.verdict)}{note}{done}.")
+            data.experiments.clear()  # the list and the sidebar show the new status
         except ShadowlabError as exc:  # DecisionError, or the analysis could not run
             st.error(f"Not recorded: {exc}")
 

@@ -1,35 +1,53 @@
-"""Experiments: status, arms, progress, spend against budget and the latest verdict of each."""
+"""Experiments: the latest verdict, status, progress, and spend against budget of each; a row opens its
+Overview."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
+from analysis import display
 from dashboard import data
-from dashboard.snapshot import VERDICT_LABELS
-from dashboard.views.common import PageContext, run_page, title
+from dashboard.views.common import PageContext, choose_experiment, run_page, title
+
+CLICKS_KEY = "experiments_clicks"
+COLUMN_HELP = {
+    "experiment": "Tick the box at the start of the row to open its Overview.",
+    "verdict": "The latest analysis' verdict.",
+    "recommended": "The candidate the analysis recommends switching to, if any.",
+    "status": "running, paused, budget_exhausted or concluded.",
+    "prompts": "Prompts replayed on every arm, of the plan's maximum.",
+    "progress": "Share of the plan's maximum sample replayed.",
+    "spend": "Spent on replays (and judging), of the budget.",
+    "budget used": "Share of the budget spent.",
+    "errors": "Replays that failed (any arm).",
+    "arms": "Each arm's role and model.",
+}
 
 
 def experiments_frame(ctx: PageContext) -> pd.DataFrame:
     rows = []
     for e in data.experiments(ctx.database_url):
         target = e.target_requests
+        budget = f" of {display.money(e.budget_usd)}" if e.budget_usd else " (no budget)"
         rows.append(
             {
+                "id": e.id,
                 "experiment": e.name,
+                "verdict": display.verdict_label(e.verdict) if e.verdict else "no verdict yet",
+                "recommended": e.recommended or "—",
                 "status": e.status,
-                "arms": ", ".join(f"{a.name} ({a.role}: {a.model})" for a in e.arms),
-                "requests replayed": e.requests_replayed,
-                "planned": target,
+                "prompts": f"{e.requests_replayed:,}" + (f" of {target:,}" if target else ""),
                 "progress": min(1.0, e.requests_replayed / target) if target else None,
-                "replay errors": e.errors,
-                "spend USD": round(e.spend_usd, 6),
-                "budget USD": e.budget_usd,
+                "spend": display.money(e.spend_usd) + budget,
                 "budget used": (e.spend_usd / e.budget_usd) if e.budget_usd else None,
-                "verdict": VERDICT_LABELS.get(e.verdict, e.verdict) if e.verdict else "no verdict yet",
+                "errors": e.errors,
+                "arms": ", ".join(f"{a.name} ({a.role}: {a.model})" for a in e.arms),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["id", *COLUMN_HELP])
 
 
 def render(ctx: PageContext) -> None:
@@ -38,21 +56,27 @@ def render(ctx: PageContext) -> None:
     if frame.empty:
         st.info("No experiments yet. Create one with `shadowlab experiment create FILE.yaml`, then start it.")
         return
-    st.dataframe(
-        frame,
-        hide_index=True,
-        column_config={
-            "progress": st.column_config.ProgressColumn(
-                "progress", min_value=0.0, max_value=1.0, format="percent"
-            ),
-            "budget used": st.column_config.ProgressColumn(
-                "budget used", min_value=0.0, max_value=1.0, format="percent"
-            ),
-            "spend USD": st.column_config.NumberColumn(format="$%.4f"),
-            "budget USD": st.column_config.NumberColumn(format="$%.2f"),
-        },
-    )
-    st.caption("Choose an experiment in the sidebar, then open Overview for its verdict and evidence.")
+    config: dict[str, Any] = {
+        name: st.column_config.TextColumn(name, help=text) for name, text in COLUMN_HELP.items()
+    }
+    config["id"] = None  # hidden: what a click selects
+    for name in ("progress", "budget used"):
+        config[name] = st.column_config.ProgressColumn(
+            name, help=COLUMN_HELP[name], min_value=0.0, max_value=1.0, format="percent", width="small"
+        )
+    config["errors"] = st.column_config.NumberColumn("errors", help=COLUMN_HELP["errors"], format="localized")
+    # A new key after each click, so the list does not remember the selection and reopen it on return.
+    clicks = st.session_state.setdefault(CLICKS_KEY, 0)
+    event = st.dataframe(
+        frame, hide_index=True, column_config=config, on_select="rerun", selection_mode="single-row",
+        key=f"experiments-{clicks}",
+    )  # fmt: skip
+    st.caption("Tick the box at the start of a row to open its Overview (or choose it in the sidebar).")
+    picked = event.selection.rows
+    if picked:
+        st.session_state[CLICKS_KEY] = clicks + 1
+        choose_experiment(int(frame.iloc[picked[0]]["id"]))
+        st.switch_page("views/overview.py")
 
 
 if __name__ == "__main__":

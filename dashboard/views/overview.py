@@ -6,9 +6,7 @@ statistics and the power numbers are one click away for engineers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -19,6 +17,7 @@ from dashboard import data
 from dashboard.queries import ExperimentRow
 from dashboard.snapshot import ComparisonView, SnapshotView, projected_mde
 from dashboard.views.common import (
+    VERDICT_BOX,
     PageContext,
     md_escape,
     require_experiment,
@@ -27,13 +26,6 @@ from dashboard.views.common import (
     title,
 )
 
-_VERDICT_BOX: dict[str, Callable[..., Any]] = {
-    "ship": st.success,
-    "dont_ship": st.error,
-    "keep_running": st.info,
-    "inconclusive": st.warning,
-    "invalid": st.warning,
-}
 _STATUS_MARK = {"pass": "✓ pass", "fail": "✗ fail", "pending": "○ not yet"}
 _STATUS_COLOUR = {"pass": "#d7f3dd", "fail": "#f9d6d5", "pending": "#fff1c2"}
 _CANDIDATE_SAYS = {"pass": "passes", "fail": "fails", "pending": "not decided yet"}
@@ -59,7 +51,7 @@ def verdict_card(res: Results, snap: SnapshotView) -> None:
         if res.verdict is None:
             st.info(res.headline)
             return
-        box = _VERDICT_BOX.get(res.verdict, st.info)
+        box = VERDICT_BOX.get(res.verdict, st.info)
         box(f"**Verdict: {display.verdict_label(res.verdict)}**  \n{md_escape(res.headline)}")
         cols = st.columns(3)
         cols[0].metric(

@@ -1,9 +1,13 @@
-"""The real thing: `shadowlab dashboard` served, Debian's headless Chromium signs in, visits every page,
-declares a winner; the decision row is then read back from Postgres. Screenshots go to test-artifacts/."""
+"""The real thing: `shadowlab dashboard` served, Debian's headless Chromium signs in at 1920 × 1080 and
+1280 × 800, visits every page, checks what a product manager sees first (the verdict above the fold, units,
+short p-values, forest plots a row per candidate, the decide form preset to the analysis), opens an
+experiment from the list and declares a winner; the decision row is then read back from Postgres.
+Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -18,8 +22,11 @@ import sqlalchemy as sa
 import yaml
 
 from dashboard.auth import hash_password
+from dashboard.charts import ROW_HEIGHT
+from dashboard.decisions import AGREEING
+from dashboard.snapshot import VERDICT_LABELS
 from shadowlab.db import create_engine
-from shadowlab.models import Decision
+from shadowlab.models import Decision, Experiment
 from tests.dashboard.conftest import PRICES
 
 pytestmark = pytest.mark.postgres
@@ -73,12 +80,30 @@ def server(seeded: Any, tmp_path: Path) -> Iterator[str]:
             assert password not in output  # nothing logs a password
 
 
-def _sign_in(browser: Any, url: str, name: str, artifacts: Path) -> Any:
+# Every grid shown on the page (not in a closed expander) as {headers, rows}, from the data grid's
+# accessible table: the cells are drawn on a canvas, so their text is only in this hidden table.
+_GRIDS_JS = """() => [...document.querySelectorAll('[data-testid=stDataFrame]')]
+  .filter(g => g.checkVisibility()).map(g => ({
+  headers: [...g.querySelectorAll('[role=columnheader]')].map(h => h.innerText.trim()),
+  rows: [...g.querySelectorAll('[role=row]')].map(r => [...r.querySelectorAll('[role=gridcell]')]
+    .map(c => c.innerText.trim())).filter(r => r.length)
+}))"""
+VIEWPORTS = ((1280, 800), (1920, 1080))
+P_VALUE = re.compile(r"^p( |$)")
+UNIT = re.compile(r"\$|%|ms|points|pp|prompts")
+
+
+def _grids(page: Any) -> list[dict[str, Any]]:
+    return list(page.evaluate(_GRIDS_JS))
+
+
+def _sign_in(browser: Any, url: str, name: str, artifacts: Path, size: tuple[int, int] = VIEWPORTS[0]) -> Any:
     from playwright.sync_api import expect
 
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
+    page.on("dialog", lambda dialog: pytest.fail(f"captured text ran as script: {dialog.message}"))
     page.goto(url)
     expect(page.get_by_text("Sign in to shadowlab")).to_be_visible(timeout=TIMEOUT_MS)
     page.screenshot(path=str(artifacts / "dashboard-login.png"), full_page=True)
@@ -95,8 +120,63 @@ def _open(page: Any, title: str, artifacts: Path, who: str) -> None:
     page.get_by_role("link", name=title, exact=True).click()
     header = HEADERS.get(title, f"{title}: checkout-assistant-v2")
     expect(page.get_by_role("heading", name=header, exact=True)).to_be_visible(timeout=TIMEOUT_MS)
+    page.wait_for_timeout(1500)  # charts and grids draw after the heading
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=stDataFrame]')]"
+        ".every(g => !g.checkVisibility() || g.querySelector('[role=columnheader]'))",
+        timeout=TIMEOUT_MS,
+    )
     slug = title.lower().replace(" & ", "-").replace(" ", "-")
-    page.screenshot(path=str(artifacts / f"dashboard-{who}-{slug}.png"), full_page=True)
+    _full_page_screenshot(page, artifacts / f"dashboard-{who}-{page.viewport_size['width']}-{slug}.png")
+    for grid in _grids(page):  # no p-value is a 60-character string
+        for column, header in enumerate(grid["headers"]):
+            if P_VALUE.match(header):
+                assert all(len(row[column]) <= 10 for row in grid["rows"] if column < len(row)), (title, grid)
+
+
+def _full_page_screenshot(page: Any, path: Path) -> None:
+    """Streamlit scrolls inside its main container, so a full-page shot needs a viewport as tall as it."""
+    size = dict(page.viewport_size)
+    height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], int(height))})
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(size)
+
+
+def _in_view(page: Any, locator: Any) -> bool:
+    box = locator.bounding_box()
+    size = page.viewport_size
+    return (
+        box is not None
+        and box["y"] + box["height"] <= size["height"]
+        and box["x"] + box["width"] <= size["width"]
+    )
+
+
+def _check_results_page(page: Any, seeded: Any) -> None:
+    """Overview: the verdict and the recommendation above the fold; every number in the table has a unit."""
+    verdict = seeded.analysis["verdict"]
+    banner = page.get_by_text(f"Verdict: {VERDICT_LABELS[verdict['verdict']]}", exact=True)
+    assert _in_view(page, banner)
+    recommended = page.locator("[data-testid=stMetric]").filter(has_text="Recommended")
+    assert _in_view(page, recommended)
+    assert (verdict["recommended"] or "none") in recommended.inner_text()
+    table = _grids(page)[0]
+    assert table["headers"][:2] == ["Metric", "Status"]
+    for row in table["rows"]:
+        for cell in row[2:]:
+            assert not re.search(r"\d", cell) or UNIT.search(cell), (row, cell)
+
+
+def _check_forest_plots(page: Any, seeded: Any) -> None:
+    """Metrics: one panel per metric, each tall enough for a row per candidate plus its axis."""
+    metrics = {c["metric"] for c in seeded.analysis["comparisons"]}
+    candidates = {c["candidate"] for c in seeded.analysis["comparisons"]}
+    charts = page.locator("[data-testid=stVegaLiteChart]")
+    for i in range(len(metrics)):
+        box = charts.nth(i).bounding_box()
+        assert box is not None and box["height"] >= len(candidates) * ROW_HEIGHT + 40, box
 
 
 def test_a_decider_declares_a_winner_and_a_viewer_cannot_in_a_real_browser(
@@ -104,17 +184,50 @@ def test_a_decider_declares_a_winner_and_a_viewer_cannot_in_a_real_browser(
 ) -> None:
     from playwright.sync_api import expect
 
-    page = _sign_in(browser, server, "erin", artifacts_dir)
+    computed = seeded.analysis["verdict"]
+    for size in VIEWPORTS[::-1]:  # the large screen first: the declaration below ends the experiment
+        page = _sign_in(browser, server, "erin", artifacts_dir, size)
+        try:
+            for title in PAGES:
+                _open(page, title, artifacts_dir, "decider")
+                if title == "Experiments":
+                    grid = _grids(page)[0]
+                    # the verdict and the recommendation first, spend and budget before the wide arms column
+                    assert grid["headers"][:3] == ["experiment", "verdict", "recommended"]
+                    assert grid["headers"].index("budget used") < grid["headers"].index("arms")
+                    assert grid["rows"][0][1:3] == [
+                        VERDICT_LABELS[computed["verdict"]], computed["recommended"] or "—"
+                    ]  # fmt: skip
+                if title == "Overview":
+                    _check_results_page(page, seeded)
+                if title == "Metrics":
+                    _check_forest_plots(page, seeded)
+            # the form is preset to what the analysis says, the reasons beside it
+            agreeing = VERDICT_LABELS[AGREEING[computed["verdict"]]]
+            expect(page.get_by_role("radio", name=agreeing, exact=True)).to_be_checked()
+            expect(page.get_by_text("What the analysis says")).to_be_visible()
+        finally:
+            if size != VIEWPORTS[0]:
+                page.context.close()
+    # a row of the experiments list opens its overview
+    _open(page, "Experiments", artifacts_dir, "decider")
+    grid = page.locator("[data-testid=stDataFrame]").first
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 16, box["y"] + 52)  # the row's selection box
+    expect(page.get_by_role("heading", name="Overview: checkout-assistant-v2")).to_be_visible(
+        timeout=TIMEOUT_MS
+    )
     try:
-        for title in PAGES:
-            _open(page, title, artifacts_dir, "decider")
+        _open(page, "Decide", artifacts_dir, "decider")
         page.get_by_text("Ship", exact=True).click()
         page.get_by_label("Reason (required)").fill("Candidate is better on the primary metric.")
         page.get_by_label("Override reason (required when the decision differs from the analysis)").fill(
             "Browser test: ship the candidate whatever the analysis says."
         )
         page.get_by_role("button", name="Declare").click()
-        expect(page.get_by_text("Decision #1 recorded: Ship")).to_be_visible(timeout=TIMEOUT_MS)
+        expect(
+            page.get_by_text(re.compile(r"^Decision #1 recorded: Ship.*the experiment is concluded\.$"))
+        ).to_be_visible(timeout=TIMEOUT_MS)
         expect(page.get_by_text("Current: #1 Ship by erin")).to_be_visible(timeout=TIMEOUT_MS)
         page.screenshot(path=str(artifacts_dir / "dashboard-decider-declared.png"), full_page=True)
     finally:
@@ -124,16 +237,16 @@ def test_a_decider_declares_a_winner_and_a_viewer_cannot_in_a_real_browser(
     try:
         with engine.connect() as conn:
             rows = conn.execute(sa.select(Decision)).all()
+            status = conn.execute(sa.select(Experiment.status)).scalar_one()
     finally:
         engine.dispose()
+    assert status == "concluded"
     assert len(rows) == 1
     row = rows[0]
     assert (row.verdict, row.winner_arm, row.decided_by) == ("ship", "cand", "erin")
     assert row.reason == "Candidate is better on the primary metric."
-    assert row.computed_verdict == seeded.analysis["verdict"]["verdict"]
-    assert row.is_override == (
-        seeded.analysis["verdict"]["verdict"] != "ship" or seeded.analysis["verdict"]["recommended"] != "cand"
-    )
+    assert row.computed_verdict == computed["verdict"]
+    assert row.is_override == (computed["verdict"] != "ship" or computed["recommended"] != "cand")
     assert row.analysis_snapshot_id is not None
     assert row.evidence["analysis"] == seeded.analysis
     assert row.evidence["price_snapshot"] == PRICES

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from dashboard.auth import User
 from dashboard.decisions import (
+    AGREEING,
     DecisionError,
     PermissionDeniedError,
     StaleDecisionError,
@@ -199,3 +200,61 @@ def test_without_a_snapshot_a_fresh_analysis_is_computed_and_cited(seeded: Any, 
         assert record.analysis_snapshot_id == snapshot.id
         assert record.evidence["analysis"] == snapshot.analysis
         assert record.computed_verdict == snapshot.verdict
+
+
+def _snapshot(engine: sa.Engine, experiment_id: int, verdict: str, recommended: str | None = None) -> None:
+    """A newer snapshot whose computed verdict is `verdict` (declare reads the latest)."""
+    doc = {"verdict": {"verdict": verdict, "recommended": recommended, "reasons": []}}
+    with _session(engine) as session:
+        session.add(AnalysisSnapshot(experiment_id=experiment_id, verdict=verdict, analysis=doc))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("computed", "agreeing", "against"),
+    [("inconclusive", "dont_ship", "ship"), ("invalid", "keep_running", "dont_ship")],
+)
+def test_inconclusive_agrees_with_dont_ship_and_invalid_with_keep_running(
+    seeded: Any, engine: sa.Engine, computed: str, agreeing: str, against: str
+) -> None:
+    eid = seeded.experiment_id
+    _snapshot(engine, eid, computed)
+    assert AGREEING[computed] == agreeing
+    with _session(engine) as session:
+        record = declare(session, user=DECIDER, experiment_id=eid, verdict=agreeing, reason="as computed")
+    assert not record.is_override and record.computed_verdict == computed
+    with _session(engine) as session, pytest.raises(DecisionError, match="override_reason"):
+        declare(
+            session, user=DECIDER, experiment_id=eid, verdict=against, reason="no",
+            winner_arm="cand" if against == "ship" else None, expected_current_id=record.id,
+        )  # fmt: skip
+
+
+@pytest.mark.postgres
+def test_shipping_concludes_the_experiment_and_keep_running_never_does(
+    seeded: Any, engine: sa.Engine
+) -> None:
+    eid = seeded.experiment_id
+    _snapshot(engine, eid, "keep_running")
+    with _session(engine) as session:
+        first = declare(
+            session, user=DECIDER, experiment_id=eid, verdict="keep_running", reason="wait", conclude=True
+        )
+    with _session(engine) as session:
+        assert session.get_one(Experiment, eid).status == "running" and not first.evidence["concluded"]
+    _snapshot(engine, eid, "ship", "cand")
+    with _session(engine) as session:
+        second = declare(
+            session, user=DECIDER, experiment_id=eid, verdict="ship", winner_arm="cand", reason="it passed",
+            conclude=True, expected_current_id=first.id,
+        )  # fmt: skip
+    assert not second.is_override and second.evidence["concluded"] is True
+    with _session(engine) as session:
+        experiment = session.get_one(Experiment, eid)
+        assert experiment.status == "concluded" and experiment.concluded_at is not None
+    with _session(engine) as session:  # declaring again on a concluded experiment leaves it concluded
+        third = declare(
+            session, user=DECIDER, experiment_id=eid, verdict="ship", winner_arm="cand", reason="confirmed",
+            conclude=True, expected_current_id=second.id,
+        )  # fmt: skip
+    assert third.supersedes_id == second.id

@@ -11,12 +11,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from analysis import display
 from analysis.routing_text import saving_sentence
 from analysis.summary import results
 from dashboard import charts
+from dashboard.decisions import AGREEING
 from dashboard.snapshot import VERDICT_LABELS
 from dashboard.views.common import md_escape
 from shadowlab.db import create_engine, session_factory, session_scope
@@ -35,7 +37,7 @@ def _close(a: object, b: object) -> bool:
 
 def _no_exception(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
-    problems = [e.value for e in at.error if not e.value.startswith("Verdict: ")]
+    problems = [e.value for e in at.error if not e.value.startswith("**")]  # a verdict box is not an error
     assert not problems, problems
 
 
@@ -50,21 +52,32 @@ def _store_snapshot(url: str, experiment_id: int, doc: dict[str, Any]) -> None:
     engine.dispose()
 
 
-def test_experiments_page_lists_status_progress_spend_and_verdict(
+def test_experiments_page_lists_verdict_status_progress_and_spend(
     seeded: Any, app_test: Callable[..., AppTest]
 ) -> None:
     at = app_test()
     _no_exception(at)
-    row = at.dataframe[0].value.iloc[0]
+    frame = at.dataframe[0].value
+    # what a product manager looks for first is on the left, so it shows at 1280 px
+    assert list(frame.columns[:8]) == [
+        "id", "experiment", "verdict", "recommended", "status", "prompts", "progress", "spend"
+    ]  # fmt: skip
+    row = frame.iloc[0]
     assert row["experiment"] == "checkout-assistant-v2"
     assert row["status"] == "running"
     assert row["arms"] == "ctrl (control: model-a), cand (candidate: model-b)"
-    assert row["requests replayed"] == seeded.replays // 2
-    assert row["planned"] == 400
-    assert _close(row["spend USD"], round(sum(seeded.cost.values()), 6))
-    assert row["budget USD"] == 5.0
-    assert row["replay errors"] == seeded.errors
+    assert row["prompts"] == f"{seeded.replays // 2} of 400"
+    assert row["spend"] == f"{display.money(sum(seeded.cost.values()))} of $5.00"
+    assert _close(row["budget used"], sum(seeded.cost.values()) / 5.0)
+    assert row["errors"] == seeded.errors
     assert row["verdict"] == VERDICT_LABELS[seeded.analysis["verdict"]["verdict"]]
+    assert row["recommended"] == (seeded.analysis["verdict"]["recommended"] or "—")
+    doc = copy.deepcopy(seeded.analysis)
+    doc["verdict"] |= {"verdict": "ship", "recommended": "cand"}
+    _store_snapshot(seeded.url, seeded.experiment_id, doc)
+    st.cache_data.clear()
+    row = app_test().dataframe[0].value.iloc[0]
+    assert (row["verdict"], row["recommended"]) == ("Ship", "cand")  # read from the JSON in SQL
 
 
 def test_overview_shows_verdict_reasons_health_and_power(
@@ -251,6 +264,29 @@ def test_segments_page_shows_the_routing_in_plain_words(
     assert list(effects["95 % interval"]) == ["-0.40 to +0.15 points"]
     money = " ".join(str(v) for frame in at.dataframe for v in frame.value.to_numpy().ravel())
     assert not re.search(r"\d\.\d{6,}", money)  # no raw floats anywhere
+
+
+@pytest.mark.parametrize(
+    ("computed", "recommended"),
+    [("ship", "cand"), ("dont_ship", None), ("inconclusive", None), ("invalid", None)],
+)
+def test_decide_form_is_preset_to_what_the_analysis_says(
+    computed: str, recommended: str | None, seeded: Any, app_test: Callable[..., AppTest]
+) -> None:
+    doc = copy.deepcopy(seeded.analysis)
+    doc["verdict"] |= {"verdict": computed, "recommended": recommended}
+    _store_snapshot(seeded.url, seeded.experiment_id, doc)
+    at = app_test("views/decide.py")
+    _no_exception(at)
+    assert at.radio[0].value == AGREEING[computed]
+    winner = next(s for s in at.selectbox if s.label == "Winning arm (for Ship)")
+    assert winner.value == (recommended or "cand")
+    assert at.checkbox[0].value is True  # a Ship or Don't ship declaration concludes the experiment
+    res = results(doc, PLAN)
+    boxes = [e.value for e in [*at.success, *at.error, *at.info, *at.warning]]
+    assert f"**{VERDICT_LABELS[computed]}**  \n{md_escape(res.headline)}" in boxes
+    invalid_note = [b for b in boxes if b.startswith("The analysis is invalid")]
+    assert bool(invalid_note) == (computed == "invalid")
 
 
 def test_live_page_shows_rates_errors_and_spend(seeded: Any, app_test: Callable[..., AppTest]) -> None:
