@@ -1,9 +1,13 @@
 """Blind labelling: two answers in a per-item random order, arms hidden; keys 1 / T / 2 choose.
 
-Agreement with the judge is shown only once the person has labelled every pair, so it cannot sway them.
+Progress counts control-vs-candidate pairs (an A/A copy of the control is not a candidate). Agreement with
+the judge appears once the person has labelled AGREEMENT_AFTER pairs (or all of them): early enough to be
+seen, late enough that it cannot sway many of their labels.
 """
 
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 import sqlalchemy as sa
@@ -22,6 +26,7 @@ from dashboard.views.common import (
 from scoring.labels import Choice, LabelItem, judge_human_agreement, next_label_item, record_label
 from shadowlab.models import Arm, Label, Preference, Replay
 
+AGREEMENT_AFTER = 30  # labels by this person before the judge's agreement is shown
 CHOICES: tuple[tuple[Choice, str, str], ...] = (
     ("first", "Answer 1 is better", "1"),
     ("tie", "Tie", "T"),
@@ -43,7 +48,7 @@ def pair_count(session: Session, experiment_id: int) -> int:
         .where(
             Replay.experiment_id == experiment_id,
             Replay.status == "ok",
-            Arm.role != "control",
+            Arm.role == "candidate",
             Replay.captured_request_id.in_(control),
         )
     )
@@ -51,8 +56,12 @@ def pair_count(session: Session, experiment_id: int) -> int:
 
 
 def labelled_count(session: Session, experiment_id: int, labeler: str) -> int:
+    """This person's labels on control-vs-candidate pairs."""
     count = session.scalar(
-        sa.select(sa.func.count()).where(Label.experiment_id == experiment_id, Label.labeler == labeler)
+        sa.select(sa.func.count())
+        .select_from(Label)
+        .join(Arm, Arm.id == Label.arm_b_id)
+        .where(Label.experiment_id == experiment_id, Label.labeler == labeler, Arm.role == "candidate")
     )
     return int(count or 0)
 
@@ -66,12 +75,30 @@ def agreement_frame(session: Session, experiment_id: int) -> pd.DataFrame:
         .order_by(Preference.scorer_name)
     ).all()
     rows = [
-        {"judge": name, "version": version, "labels compared": k.n, "kappa": k.kappa,
-         "CI low": k.ci_low, "CI high": k.ci_high}
+        {"judge": name, "version": version, "labels compared": k.n, "kappa": _kappa(k.kappa),
+         "95 % interval": f"{_kappa(k.ci_low)} to {_kappa(k.ci_high)}"}
         for name in judges
         for version, k in judge_human_agreement(session, experiment_id, name).items()
     ]  # fmt: skip
-    return pd.DataFrame(rows, columns=["judge", "version", "labels compared", "kappa", "CI low", "CI high"])
+    return pd.DataFrame(rows, columns=["judge", "version", "labels compared", "kappa", "95 % interval"])
+
+
+def _kappa(value: float) -> str:
+    return "undefined" if not math.isfinite(value) else f"{value:.2f}"
+
+
+def show_agreement(session: Session, experiment_id: int) -> None:
+    st.subheader("Agreement with the judge", anchor=False)
+    frame = agreement_frame(session, experiment_id)
+    if frame.empty:
+        st.info("No pairwise judge has rated pairs you labelled: no agreement to show.")
+        return
+    st.dataframe(frame, hide_index=True)
+    st.caption(
+        "Cohen's kappa over every person's labels: 1 is perfect agreement, 0 is chance. With a few dozen "
+        "labels its interval is wide (about ±0.3 at 30 labels, ±0.15 at 150), so read the interval, not the "
+        "point."
+    )
 
 
 def show_item(item: LabelItem) -> Choice | None:
@@ -111,23 +138,21 @@ def render(ctx: PageContext) -> None:
     st.progress(min(1.0, done / total), text=f"{done:,} of {total:,} pairs labelled by you")
     if item is None:
         st.success(f"You have labelled all {total:,} pairs of this experiment. Thank you.")
-        st.subheader("Agreement with the judge", anchor=False)
+    else:
+        st.caption(
+            "Which answer is better? Keys: 1, T (tie), 2. The arms are hidden and the order is random."
+        )
+        choice = show_item(item)
+        if choice is not None:
+            comment = st.session_state.get(f"comment-{item.captured_request_id}-{item.arm_b_id}") or None
+            with db_session(ctx.database_url) as session:
+                record_label(session, experiment.id, item, user.name, choice, comment)
+            st.rerun()
+    if item is None or done >= AGREEMENT_AFTER:
         with db_session(ctx.database_url) as session:
-            frame = agreement_frame(session, experiment.id)
-        if frame.empty:
-            st.info("No pairwise judge has rated pairs you labelled: no agreement to show.")
-        else:
-            st.dataframe(frame, hide_index=True)
-            st.caption("Cohen's kappa over every person's labels: 1 is perfect agreement, 0 is chance.")
-        return
-    st.caption("Which answer is better? Keys: 1, T (tie), 2. The arms are hidden and the order is random.")
-    choice = show_item(item)
-    if choice is not None:
-        comment = st.session_state.get(f"comment-{item.captured_request_id}-{item.arm_b_id}") or None
-        with db_session(ctx.database_url) as session:
-            record_label(session, experiment.id, item, user.name, choice, comment)
-        st.rerun()
-    st.caption("Agreement with the judge is shown after you have labelled every pair.")
+            show_agreement(session, experiment.id)
+    else:
+        st.caption(f"Agreement with the judge is shown after you have labelled {AGREEMENT_AFTER} pairs.")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The Label page: blind pairs (arms hidden), labelled items skipped, progress, agreement only at the end."""
+"""The Label page: blind pairs (arms hidden), labelled items skipped, progress over control-vs-candidate
+pairs, agreement with the judge after 30 labels or at the end."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
+from dashboard.views.label import AGREEMENT_AFTER
 from scoring.labels import next_label_item
 from scoring.pairwise import to_canonical
 from shadowlab.db import create_engine, session_factory, session_scope
-from shadowlab.models import CapturedRequest, Label, Preference, Replay
+from shadowlab.models import Arm, CapturedRequest, Label, Preference, Replay
 from tests.dashboard.conftest import add_experiment
 
 pytestmark = pytest.mark.postgres
@@ -92,3 +94,56 @@ def test_label_page_is_blind_skips_done_items_and_shows_agreement_last(
     assert any(s.value == AGREEMENT for s in at.subheader)
     table = at.dataframe[0].value
     assert list(table["judge"]) == ["pairjudge"] and list(table["labels compared"]) == [N]
+
+
+def test_progress_leaves_out_the_aa_copy_and_agreement_shows_after_30_labels(
+    migrated: str, app_test: Callable[..., AppTest]
+) -> None:
+    n = AGREEMENT_AFTER + 5
+    engine = create_engine(migrated)
+    with session_scope(session_factory(engine)) as session:
+        experiment, control, candidate = add_experiment(session, "label-many")
+        aa = Arm(name="ctrl-aa", role="aa", provider="sim", model="model-a")
+        experiment.arms.append(aa)
+        session.flush()
+        for i in range(n):
+            message = {"role": "user", "content": f"prompt {i}"}
+            capture = CapturedRequest(
+                request_id=f"many-{i}", captured_at=datetime.now(UTC), service="support",
+                api="anthropic.messages", model="model-a",
+                request={"model": "model-a", "max_tokens": 64, "messages": [message]},
+            )  # fmt: skip
+            session.add(capture)
+            session.flush()
+            for arm in (control, candidate, aa):
+                session.add(
+                    Replay(experiment_id=experiment.id, arm_id=arm.id, captured_request_id=capture.id,
+                           status="ok", answer_text=f"{arm.name} {i}")
+                )  # fmt: skip
+            for order in ("ab", "ba"):
+                session.add(
+                    Preference(experiment_id=experiment.id, captured_request_id=capture.id,
+                               arm_a_id=control.id, arm_b_id=candidate.id, scorer_name="pairjudge",
+                               scorer_version="1", order_shown=order, result="b" if i % 3 else "a")
+                )  # fmt: skip
+            if i < AGREEMENT_AFTER:  # this person labelled 30 candidate pairs (and one A/A pair)
+                session.add(
+                    Label(experiment_id=experiment.id, captured_request_id=capture.id, arm_a_id=control.id,
+                          arm_b_id=candidate.id, labeler="local", order_shown="ab",
+                          result="b" if i % 2 else "a")
+                )  # fmt: skip
+            if i == 0:
+                session.add(
+                    Label(experiment_id=experiment.id, captured_request_id=capture.id, arm_a_id=control.id,
+                          arm_b_id=aa.id, labeler="local", order_shown="ab", result="tie")
+                )  # fmt: skip
+        experiment_id = experiment.id
+    engine.dispose()
+    at = app_test("views/label.py", experiment_id=experiment_id)
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.get("progress")[0].proto.text == f"{AGREEMENT_AFTER} of {n} pairs labelled by you"
+    assert at.code  # pairs remain to label
+    assert any(s.value == AGREEMENT for s in at.subheader)
+    table = at.dataframe[0].value
+    assert list(table["judge"]) == ["pairjudge"] and list(table["labels compared"]) == [AGREEMENT_AFTER]
+    assert all(len(k) <= 9 for k in table["kappa"])
