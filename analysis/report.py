@@ -8,15 +8,19 @@ The HTML form is in `analysis/report_html.py` and reads the same document.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from analysis import display
 from analysis.experiment_analysis import ExperimentReport, analyze_experiment
+from analysis.results import no_difference, no_difference_text, no_events, no_events_text
 from analysis.routing import RoutingRule
+from analysis.routing_text import risk_sentences, route_rows
+from analysis.routing_text import saving_sentence as routing_saving
 from analysis.segments import segment_dimensions
+from analysis.summary import Results, health_name, results
 from shadowlab.models import CapturedRequest, Decision, Experiment, Preference, Replay, Score
 
 ReportFormat = Literal["md", "html", "json"]
@@ -135,17 +139,6 @@ def report_json(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, allow_nan=False) + "\n"
 
 
-def fmt(value: Any, digits: int = 4) -> str:
-    """A number for people: n/a for missing, 4 significant digits."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return "n/a"
-    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
-
-
 def _md(text: Any) -> str:
     """Captured text in a Markdown table cell: no pipes, no line breaks, no raw HTML."""
     return (
@@ -164,33 +157,102 @@ Rows = tuple[list[str], list[list[Any]]]
 
 
 def metric_rows(doc: dict[str, Any]) -> Rows:
-    """Every comparison with its fixed-horizon and always-valid interval (shared by md and html)."""
+    """Every comparison with its fixed-horizon and always-valid interval, in the metric's unit."""
     seq = {(q["metric"], q["candidate"]): q for q in (doc.get("verdict") or {}).get("sequential") or []}
-    header = ["metric", "candidate", "n", "estimate", "interval", "p (adj.)", "always-valid interval",
+    header = ["metric", "candidate", "pairs", "change", "interval", "p (adj.)", "always-valid interval",
               "always-valid p", "MDE"]  # fmt: skip
     rows = []
     for c in doc["comparisons"]:
         s = seq.get((c["metric"], c["candidate"]), {})
-        rows.append([c["metric"], c["candidate"], c["n"], fmt(c["estimate"]), _span(c), fmt(c["p_adjusted"]),
-                     _span(s), fmt(s.get("p_value")), fmt(c.get("mde"))])  # fmt: skip
+        kind = c.get("kind", "mean")
+        change, fixed, valid = display.change_text(kind, c["estimate"]), _span(kind, c), _span(kind, s)
+        if no_events(kind, c.get("control_value"), c.get("candidate_value")):
+            change, fixed = "no change", no_events_text(c["metric"], c["n"])
+            valid = fixed
+        rows.append([display.metric_name(c["metric"]), c["candidate"], display.count(c["n"]), change, fixed,
+                     display.p_value(c["p_adjusted"]), valid, display.p_value(s.get("p_value")),
+                     display.change_text(kind, c.get("mde"))])  # fmt: skip
     return header, rows
 
 
-def _span(item: dict[str, Any]) -> str:
-    return f"{fmt(item.get('ci_low'))} to {fmt(item.get('ci_high'))}"
+def _span(kind: str, item: dict[str, Any]) -> str:
+    low, high = item.get("ci_low"), item.get("ci_high")
+    if low is None or high is None:
+        return "n/a"
+    return display.span(display.change_text(kind, low), display.change_text(kind, high))
 
 
-def health_rows(doc: dict[str, Any]) -> Rows:
-    return ["check", "passed", "detail"], [
-        [h["name"], h["passed"], h["detail"]] for h in doc["health"]["checks"]
+def result_table(res: Results, candidate: str) -> Rows:
+    """One candidate's results rows (the dashboard's Overview table)."""
+    header = ["metric", "status", "control", candidate, "change", "interval", "allowed"]
+    return header, [
+        [
+            f"{r.name}{'' if r.role == 'no harm' else f' ({r.role})'}",
+            r.status_label,
+            r.control,
+            r.value,
+            r.change if r.change_pct == display.MISSING else f"{r.change} ({r.change_pct})",
+            r.interval,
+            r.allowed,
+        ]
+        for r in res.rows
+        if r.candidate == candidate
     ]
 
 
-def segment_rows(doc: dict[str, Any]) -> Rows:
+def health_rows(doc: dict[str, Any]) -> Rows:
+    mark = {True: "passed", False: "FAILED", None: "n/a"}
+    return ["check", "result", "detail"], [
+        [health_name(h["name"]), mark[h["passed"]], h["detail"]] for h in doc["health"]["checks"]
+    ]
+
+
+def _segment_row(s: dict[str, Any]) -> list[Any]:
+    kind = s.get("kind", "mean")
+    if no_difference(kind, s["estimate"], s.get("ci_low")):
+        return [s["dimension"], s["segment"], display.metric_name(s["metric"]), s["candidate"],
+                display.count(s["n"]), "no change", no_difference_text(s["n"]), "—"]  # fmt: skip
+    return [
+        s["dimension"],
+        s["segment"],
+        display.metric_name(s["metric"]),
+        s["candidate"],
+        display.count(s["n"]),
+        display.change_text(kind, s["estimate"]),
+        _span(kind, s),
+        display.p_value(s["p_adjusted"]),
+    ]
+
+
+SEGMENT_HEADER = ["dimension", "segment", "metric", "candidate", "pairs", "change", "interval", "p (BH)"]
+TOP_SEGMENTS = 20
+
+
+def segment_rows(doc: dict[str, Any]) -> tuple[Rows, Rows]:
+    """The segment rows that matter (every metric of a segment the routing moves, for the arm it moves to;
+    then significant after Benjamini–Hochberg, smallest p first), at most TOP_SEGMENTS; and the rest."""
     tested = [s for s in doc.get("segments") or [] if s["status"] == "tested"]
-    header = ["dimension", "segment", "metric", "candidate", "n", "estimate", "interval", "p (BH)"]
-    return header, [[s["dimension"], s["segment"], s["metric"], s["candidate"], s["n"], fmt(s["estimate"]),
-                     _span(s), fmt(s["p_adjusted"])] for s in tested]  # fmt: skip
+    alpha = float(doc.get("alpha") or 0.05)
+    routing = doc.get("routing") or {}
+    moved = {
+        (routing.get("dimension"), r["segment"], r["arm"])
+        for r in routing.get("segments") or []
+        if r["status"] == "routed"
+    }
+
+    def routed(s: dict[str, Any]) -> bool:
+        return (s["dimension"], s["segment"], s["candidate"]) in moved
+
+    def matters(s: dict[str, Any]) -> bool:
+        return routed(s) or (s["p_adjusted"] is not None and s["p_adjusted"] < alpha)
+
+    def rank(s: dict[str, Any]) -> tuple[bool, float]:
+        return not routed(s), 1.0 if s["p_adjusted"] is None else s["p_adjusted"]
+
+    top = sorted((s for s in tested if matters(s)), key=rank)[:TOP_SEGMENTS]
+    chosen = {id(s) for s in top}
+    rest = [s for s in tested if id(s) not in chosen]
+    return (SEGMENT_HEADER, [_segment_row(s) for s in top]), (SEGMENT_HEADER, [_segment_row(s) for s in rest])
 
 
 def too_small(doc: dict[str, Any]) -> list[str]:
@@ -201,40 +263,37 @@ def too_small(doc: dict[str, Any]) -> list[str]:
 
 
 def routing_rows(routing: dict[str, Any]) -> Rows:
-    return ["segment", "share", "arm", "status", "reason"], [
-        [s["segment"], f"{s['share']:.1%}", s["arm"], s["status"], s["reason"]] for s in routing["segments"]
+    return ["segment", "share", "arm", "status", "p (adjusted)", "why"], [
+        [r.segment, r.share, r.arm, r.status, r.p_adjusted, r.why] for r in route_rows(routing)
     ]
 
 
 def saving_sentence(routing: dict[str, Any]) -> str | None:
-    saving = routing.get("saving")
-    if not saving:
-        return None
-    rel = saving.get("relative") or {}
-    return (
-        f"Projected saving over the captured traffic mix: ${fmt(saving['per_request_usd'])} per request "
-        f"(interval {fmt(saving['ci_low'])} to {fmt(saving['ci_high'])}); cost change "
-        f"{fmt(rel.get('estimate'))} relative ({fmt(rel.get('ci_low'))} to {fmt(rel.get('ci_high'))})."
-    )
+    return routing_saving(routing)
 
 
 def power_sentence(doc: dict[str, Any]) -> str:
     verdict = doc.get("verdict") or {}
     plan = verdict.get("plan") or {}
     more = verdict.get("more_prompts")
+    low, high = display.count(plan.get("min_sample")), display.count(plan.get("max_sample"))
     return (
-        f"{doc['n_requests']} requests, {verdict.get('n', 'n/a')} complete prompts; plan minimum "
-        f"{plan.get('min_sample', 'n/a')}, maximum {plan.get('max_sample', 'n/a')}, confidence sequences "
-        f"tuned for N* = {plan.get('n_star', 'n/a')}"
-        + (f"; ≈{more} more prompts expected to settle it" if more else "")
+        f"{display.count(doc['n_requests'])} requests, {display.count(verdict.get('n'))} complete prompts; "
+        f"plan minimum {low}, maximum {high}, "
+        f"confidence sequences tuned for N* = {display.count(plan.get('n_star'))}"
+        + (f"; about {display.count(more)} more prompts expected to settle it" if more else "")
         + ". The MDE at 80 % power of each metric is in the metrics table."
     )
 
 
+def _per_million(rate: Any) -> str:
+    return "n/a" if not isinstance(rate, int | float) else f"{display.money(rate * 1e6)} per 1M tokens"
+
+
 def price_rows(doc: dict[str, Any]) -> Rows:
     prices = doc["experiment"]["price_snapshot"]
-    return ["model", "input USD/token", "output USD/token"], [
-        [m, fmt(p.get("input_cost_per_token")), fmt(p.get("output_cost_per_token"))]
+    return ["model", "input", "output"], [
+        [m, _per_million(p.get("input_cost_per_token")), _per_million(p.get("output_cost_per_token"))]
         for m, p in sorted(prices.items()) if isinstance(p, dict)
     ]  # fmt: skip
 
@@ -244,8 +303,9 @@ def scorer_rows(doc: dict[str, Any]) -> Rows:
 
 
 def decision_rows(doc: dict[str, Any]) -> Rows:
-    header = ["decided at", "verdict", "winner", "computed", "override", "by", "reason"]
-    return header, [[d["decided_at"], d["verdict"], d["winner_arm"], d["computed_verdict"], d["is_override"],
+    header = ["decided at", "decision", "winner", "the analysis said", "override", "by", "reason"]
+    return header, [[d["decided_at"], display.verdict_label(d["verdict"]), d["winner_arm"] or "",
+                     display.verdict_label(d["computed_verdict"]), "yes" if d["is_override"] else "no",
                      d["decided_by"], d["reason"]] for d in doc["decisions"]]  # fmt: skip
 
 
@@ -255,20 +315,31 @@ def example_rows(doc: dict[str, Any]) -> Rows:
     ]
 
 
+def report_results(doc: dict[str, Any]) -> Results:
+    """The verdict in plain words and the results table, as the dashboard's Overview shows them."""
+    return results(doc)
+
+
 def report_markdown(doc: dict[str, Any]) -> str:
     """The report as Markdown: verdict first, then the evidence."""
-    exp, verdict = doc["experiment"], doc.get("verdict")
+    exp, res = doc["experiment"], report_results(doc)
     out = [f"# Experiment {_md(exp['name'])}", "", _md(exp.get("description", "")), "", "## Verdict", ""]
-    if verdict:
-        pick = f" (recommended: {_md(verdict['recommended'])})" if verdict.get("recommended") else ""
-        out += [f"**{verdict['verdict']}**{pick}", "", *(f"- {_md(r)}" for r in verdict["reasons"]), ""]
+    if res.verdict:
+        out += [f"**{display.verdict_label(res.verdict)}**: {_md(res.headline)}", ""]
+        out += [*(f"- {_md(r)}" for r in res.reasons), "", "The decision rule's exact reasons:", ""]
+        out += [*(f"- {_md(r)}" for r in res.rule_reasons), ""]
     else:
         out += ["No decision plan: no verdict.", ""]
+    out += ["## Results per candidate", ""]
+    for candidate, _ in res.statuses:
+        out += _table(*result_table(res, candidate))
     out += ["## Metrics", "", *_table(*metric_rows(doc)), "## Health", "", *_table(*health_rows(doc))]
     out += ["## Sample size and power", "", power_sentence(doc), ""]
     if doc.get("segments"):
-        out += ["## Segments (Benjamini–Hochberg across segments per metric × candidate)", ""]
-        out += _table(*segment_rows(doc))
+        (header, top), (_, rest) = segment_rows(doc)
+        out += ["## Segments that matter (Benjamini–Hochberg across segments per metric × candidate)", ""]
+        out += _table(header, top)
+        out += [f"{len(rest)} more segment rows with no clear difference are in the JSON report.", ""]
         small = too_small(doc)
         if small:
             out += [
@@ -285,7 +356,7 @@ def report_markdown(doc: dict[str, Any]) -> str:
             *_table(*routing_rows(routing)),
         ]
         out += [saving_sentence(routing) or "No cost metric: no saving.", "", "Quality risk:", ""]
-        out += [*(f"- {_md(r)}" for r in routing["risk"]), ""]
+        out += [*(f"- {_md(r)}" for r in risk_sentences(routing)), ""]
     out += ["## Price snapshot", "", *_table(*price_rows(doc)), "## Scorer versions", ""]
     out += [*_table(*scorer_rows(doc)), "## Decision history", ""]
     out += _table(*decision_rows(doc)) if doc["decisions"] else ["No decision recorded yet.", ""]

@@ -7,131 +7,230 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
+from analysis import display
 from analysis.report import (
+    Rows,
     decision_rows,
     example_rows,
-    fmt,
     health_rows,
     metric_rows,
     power_sentence,
     price_rows,
+    report_results,
+    result_table,
     routing_rows,
     saving_sentence,
     scorer_rows,
     segment_rows,
     too_small,
 )
+from analysis.results import lower_is_better, plan_of, tone
+from analysis.routing_text import mix_rows, risk_sentences
+from analysis.summary import Results
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}
-th{background:#f3f3f3}.verdict{font-size:1.6em;font-weight:bold;padding:.4em .8em;display:inline-block}
+th{background:#f3f3f3}
+.verdict{font-size:1.6em;font-weight:bold;padding:.4em .8em;display:inline-block;margin:0}
+.headline{font-size:1.15em;margin:.6em 0}
 .ship{background:#d8f5d8}.dont_ship{background:#f8d7d7}.keep_running,.inconclusive{background:#fff3c4}.invalid{background:#e4e4e4}
-.small{color:#777}svg{display:block;margin-bottom:1em}
+.small{color:#777}svg{display:block;margin-bottom:1em}summary{cursor:pointer;color:#555;margin:.5em 0}
+.plots{display:flex;flex-wrap:wrap;gap:0 24px}
 """
+_TONES = {"better": "#1a7f37", "worse": "#cf222e", "no clear difference": "#6e7781"}
 
 
 def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
+def _table(header: list[str], rows: list[list[Any]], table_id: str = "") -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<table{f' id={esc(table_id)!r}' if table_id else ''}><tr>{head}</tr>{body}</table>"
 
 
-def forest_svg(
-    title: str, rows: list[tuple[str, float | None, float | None, float | None]], null: float
-) -> str:
-    """A forest plot: one row per label with its estimate and interval, and a line at the null value."""
-    values = [v for _, e, lo, hi in rows for v in (e, lo, hi) if v is not None and math.isfinite(v)] + [null]
+def _ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round tick values (1, 2 or 5 × 10^k apart) covering [low, high]."""
+    raw = (high - low) / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.ceil(low / step) * step
+    return [first + i * step for i in range(int((high - first) / step) + 1)]
+
+
+class ForestRow(NamedTuple):
+    """One candidate in a forest plot, in the axis' unit; `text` is the estimate as people read it."""
+
+    label: str
+    estimate: float
+    low: float
+    high: float
+    tone: str
+    text: str
+
+
+def forest_svg(title: str, axis: str, rows: Sequence[ForestRow], null: float) -> str:
+    """One metric: a row per candidate, a dashed no-effect line, and a labelled x axis with ticks in the
+    metric's unit."""
+    values = [v for r in rows for v in (r.estimate, r.low, r.high)] + [null]
     low, high = min(values), max(values)
-    pad = (high - low) * 0.08 or 1.0
+    pad = (high - low) * 0.1 or max(abs(null), 1.0) * 0.1
     low, high = low - pad, high + pad
-    width, left, row_h = 640, 180, 22
-    height = 30 + row_h * len(rows)
+    width, left, right, row_h, top = 520, 110, 20, 26, 26
+    plot_bottom = top + row_h * len(rows)
+    height = plot_bottom + 46
 
     def x(v: float) -> float:
-        return left + (v - low) / (high - low) * (width - left - 20)
+        return left + (v - low) / (high - low) * (width - left - right)
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-        f'aria-label="{esc(title)}"><text x="4" y="14" font-size="13" font-weight="bold">{esc(title)}</text>',
-        f'<line x1="{x(null):.1f}" y1="20" x2="{x(null):.1f}" y2="{height}" stroke="#999" '
-        'stroke-dasharray="3"/>',
+        f'aria-label="{esc(title)}"><text x="4" y="16" font-size="13" font-weight="bold">{esc(title)}</text>',
+        f'<line x1="{left}" y1="{plot_bottom}" x2="{width - right}" y2="{plot_bottom}" stroke="#888"/>',
     ]
-    for i, (label, est, lo, hi) in enumerate(rows):
-        y = 32 + i * row_h
-        parts.append(f'<text x="4" y="{y + 4}" font-size="12">{esc(label)}</text>')
-        if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
-            parts.append(
-                f'<line x1="{x(lo):.1f}" y1="{y}" x2="{x(hi):.1f}" y2="{y}" stroke="#36c" stroke-width="2"/>'
-            )
-        if est is not None and math.isfinite(est):
-            parts.append(f'<circle cx="{x(est):.1f}" cy="{y}" r="4" fill="#036"/>')
-            parts.append(
-                f'<text x="{width - 4}" y="{y + 4}" font-size="11" text-anchor="end">{esc(fmt(est))}</text>'
-            )
+    for tick in _ticks(low, high):
+        label = f"{round(tick, 10):g}"
+        at = f"{x(tick):.1f}"
+        parts.append(
+            f'<line x1="{at}" y1="{plot_bottom}" x2="{at}" y2="{plot_bottom + 4}" stroke="#888"/>'
+            f'<text x="{at}" y="{plot_bottom + 16}" font-size="11" text-anchor="middle" fill="#555">'
+            f"{esc(label)}</text>"
+        )
+    middle = (left + width - right) / 2
+    parts.append(
+        f'<text x="{middle:.1f}" y="{plot_bottom + 36}" font-size="12" text-anchor="middle" '
+        f'fill="#333" class="axis-title">{esc(axis)}</text>'
+        f'<line x1="{x(null):.1f}" y1="{top - 4}" x2="{x(null):.1f}" y2="{plot_bottom}" stroke="#444" '
+        'stroke-dasharray="4 3"/>'
+    )
+    for i, r in enumerate(rows):
+        y = f"{top + row_h * i + row_h / 2:.1f}"
+        colour = _TONES.get(r.tone, "#333")
+        parts.append(
+            f'<text x="4" y="{float(y) + 4:.1f}" font-size="12">{esc(r.label)}</text>'
+            f'<line x1="{x(r.low):.1f}" y1="{y}" x2="{x(r.high):.1f}" y2="{y}" stroke="{colour}" '
+            f'stroke-width="3"/><circle cx="{x(r.estimate):.1f}" cy="{y}" r="4.5" fill="{colour}">'
+            f"<title>{esc(r.text)}</title></circle>"
+        )
     return "".join(parts) + "</svg>"
 
 
 def _metric_plots(doc: dict[str, Any]) -> str:
+    """A forest plot per metric, in the metric's unit, coloured better / worse / no clear difference."""
+    plan = plan_of(doc)
+    plots = []
     by_metric: dict[str, list[dict[str, Any]]] = {}
     for c in doc["comparisons"]:
-        by_metric.setdefault(c["metric"], []).append(c)
+        if c.get("estimate") is not None:
+            by_metric.setdefault(c["metric"], []).append(c)
+    for metric, comparisons in by_metric.items():
+        kind = comparisons[0].get("kind", "mean")
+        null = display.change_number(kind, comparisons[0].get("null_value") or 0.0) or 0.0
+        lower = lower_is_better(metric, kind, plan)
+        rows = []
+        for c in comparisons:
+            est = display.change_number(kind, c["estimate"]) or 0.0
+            lo = (
+                display.change_number(kind, c["ci_low"] if c.get("ci_low") is not None else c["estimate"])
+                or est
+            )
+            hi = (
+                display.change_number(kind, c["ci_high"] if c.get("ci_high") is not None else c["estimate"])
+                or est
+            )
+            text = display.change_text(kind, c["estimate"])
+            rows.append(ForestRow(c["candidate"], est, lo, hi, tone(est, lo, hi, null, lower), text))
+        axis = display.CHANGE_UNITS.get(kind, "change")
+        plots.append(forest_svg(display.metric_name(metric), axis, rows, null))
+    legend = (
+        '<p class="small">Green: clearly better; red: clearly worse; grey: no clear difference (the interval '
+        "crosses the dashed no-effect line). Fixed-horizon 95 % intervals.</p>"
+    )
+    return f'{legend}<div class="plots">{"".join(plots)}</div>'
+
+
+def _verdict(res: Results) -> str:
+    if res.verdict is None:
+        return '<p id="verdict" class="verdict">No verdict (no decision plan)</p>'
+    pick = f" — recommended: {esc(res.recommended)}" if res.recommended else ""
+    reasons = "".join(f"<li>{esc(r)}</li>" for r in res.reasons)
+    rule = "".join(f"<li>{esc(r)}</li>" for r in res.rule_reasons)
+    label = esc(display.verdict_label(res.verdict))
+    return (
+        f'<p id="verdict" class="verdict {esc(res.verdict)}">{label}{pick}</p>'
+        f'<p class="headline" id="headline">{esc(res.headline)}</p><ul id="reasons">{reasons}</ul>'
+        "<details><summary>The decision rule's exact reasons (for engineers)</summary>"
+        f"<ul>{rule}</ul></details>"
+    )
+
+
+def _results(res: Results) -> str:
     return "".join(
-        forest_svg(f"{metric} (candidate vs control)",
-                   [(c["candidate"], c["estimate"], c["ci_low"], c["ci_high"]) for c in rows],
-                   float(rows[0].get("null_value") or 0.0))
-        for metric, rows in by_metric.items()
-    )  # fmt: skip
-
-
-def _verdict(doc: dict[str, Any]) -> str:
-    verdict = doc.get("verdict")
-    if not verdict:
-        return '<p id="verdict" class="verdict">no verdict (no decision plan)</p>'
-    pick = f" — recommended: {esc(verdict['recommended'])}" if verdict.get("recommended") else ""
-    reasons = "".join(f"<li>{esc(r)}</li>" for r in verdict["reasons"])
-    name = esc(verdict["verdict"])
-    return f'<p id="verdict" class="verdict {name}">{name}{pick}</p><ul id="reasons">{reasons}</ul>'
+        f"<h3>{esc(candidate)} vs the control</h3>{_table(*result_table(res, candidate))}"
+        for candidate, _ in res.statuses
+    )
 
 
 def _segments(doc: dict[str, Any]) -> str:
     if not doc.get("segments"):
         return ""
-    out = "<h2>Segments</h2><p>Benjamini–Hochberg across segments within each metric × candidate.</p>"
-    out += _table(*segment_rows(doc))
+    (header, top), rest = segment_rows(doc)
+    out = (
+        "<h2>Segments</h2><p>The segments that matter: significant differences after Benjamini–Hochberg "
+        f"across segments (per metric × candidate) and the segments the routing moves ({len(top)} rows).</p>"
+    )
+    out += _table(header, top, "top-segments") if top else "<p>No segment differs clearly.</p>"
+    out += (
+        f"<details id='all-segments'><summary>The other {len(rest[1])} segment rows</summary>{_table(*rest)}"
+    )
     small = "".join(f"<li>{esc(s)}</li>" for s in too_small(doc))
-    return out + (f'<p class="small">Too small to test:</p><ul class="small" id="too-small">{small}</ul>'
-                  if small else "")  # fmt: skip
+    out += (
+        f'<p class="small">Too small to test:</p><ul class="small" id="too-small">{small}</ul>'
+        if small
+        else ""
+    )
+    return out + "</details>"
+
+
+def _mix(doc: dict[str, Any]) -> Rows:
+    return ["metric", "status", "change", "interval", "allowed"], [
+        [r.name, r.status_label, r.change, r.interval, r.allowed] for r in mix_rows(doc)
+    ]
 
 
 def _routing(doc: dict[str, Any]) -> str:
     routing = doc.get("routing")
     if not routing:
         return ""
-    out = f"<h2>Routing recommendation (by {esc(routing['dimension'])})</h2>{_table(*routing_rows(routing))}"
+    out = f"<h2>Routing recommendation (by {esc(routing['dimension'])})</h2>"
     out += f"<p id='saving'>{esc(saving_sentence(routing) or 'No cost metric: no saving.')}</p>"
-    return out + "<p>Quality risk:</p><ul>" + "".join(f"<li>{esc(r)}</li>" for r in routing["risk"]) + "</ul>"
+    out += "<ul>" + "".join(f"<li>{esc(r)}</li>" for r in risk_sentences(routing)) + "</ul>"
+    out += _table(*routing_rows(routing)) + "<p>Over all traffic, the routed mix against the control:</p>"
+    out += _table(*_mix(doc))
+    rule = "".join(f"<li>{esc(r)}</li>" for r in routing.get("risk") or [])
+    return out + f"<details><summary>The routing rule's exact words</summary><ul>{rule}</ul></details>"
 
 
 def report_html(doc: dict[str, Any]) -> str:
     """One self-contained HTML page of the report document."""
     exp = doc["experiment"]
+    res = report_results(doc)
     decisions = _table(*decision_rows(doc)) if doc["decisions"] else "<p>No decision recorded yet.</p>"
     examples = doc.get("examples")
     sections = [
         f"<h1>Experiment {esc(exp['name'])}</h1><p>{esc(exp.get('description'))}</p>",
-        f"<h2>Verdict</h2>{_verdict(doc)}",
-        f"<h2>Metrics</h2>{_metric_plots(doc)}{_table(*metric_rows(doc))}",
+        f"<h2>Verdict</h2>{_verdict(res)}",
+        f"<h2>Results per candidate</h2>{_results(res)}",
+        f"<h2>Effects with 95 % intervals</h2>{_metric_plots(doc)}{_table(*metric_rows(doc))}",
         f"<h2>Health</h2>{_table(*health_rows(doc))}",
         f"<h2>Sample size and power</h2><p>{esc(power_sentence(doc))}</p>",
-        _segments(doc),
         _routing(doc),
+        _segments(doc),
         f"<h2>Price snapshot</h2>{_table(*price_rows(doc))}",
         f"<h2>Scorer versions</h2>{_table(*scorer_rows(doc))}",
         f"<h2>Decision history</h2>{decisions}",

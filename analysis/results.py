@@ -81,6 +81,15 @@ def no_events_text(metric: str, n: float) -> str:
     return f"no {'errors' if 'error' in metric else 'events'} in {display.count(n)} prompts"
 
 
+def no_difference(kind: str, estimate: Any, low: Any) -> bool:
+    """A rate difference of exactly 0 without an interval: both arms had the same outcome on every prompt."""
+    return kind == "binary" and estimate == 0 and low is None
+
+
+def no_difference_text(n: float) -> str:
+    return f"same outcome in all {display.count(n)} prompts"
+
+
 def lower_is_better(column: str, kind: str, plan: DecisionPlan | None) -> bool:
     """Which way is worse for a metric column: the plan's word, else by kind (latency, cost, error rates)."""
     if plan is not None:

@@ -12,6 +12,12 @@ from typing import Any
 from analysis import display
 from analysis.results import ResultRow, block, dicts, num, result_rows
 
+_HEALTH_NAMES = {
+    "aa_noise_floor": "A/A check: the control agrees with a copy of itself",
+    "error_imbalance": "Failures are even across arms",
+    "minimum_n": "Enough complete prompts",
+    "judge_consistency": "The judge gives the same verdict when the answers swap places",
+}
 _HEALTH_MEANING = {
     "aa_noise_floor": "the A/A copy of the control disagrees with the control, so the setup is broken",
     "completeness": "replays or scores are missing more often in some arms than in others",
@@ -65,6 +71,14 @@ def sentence(row: ResultRow) -> str:
     if row.status == "pending":
         return f"{who}{moved(row)}; not yet shown to stay within {_size(row.allowed)} ({interval})"
     return f"{who}{moved(row)}, within the allowed {_size(row.allowed)} ({interval})"
+
+
+def health_name(name: str) -> str:
+    """A health check for people: `completeness:quality` → Nothing missing more in one arm (Quality)."""
+    family, _, metric = name.partition(":")
+    if family == "completeness":
+        return f"Nothing missing more in one arm ({display.metric_name(metric)})"
+    return _HEALTH_NAMES.get(name, name)
 
 
 def health_sentences(doc: Mapping[str, Any], rule_reasons: Sequence[str] = ()) -> list[str]:

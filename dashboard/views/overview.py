@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis import display
-from analysis.summary import Results, results
+from analysis.summary import Results, health_name, results
 from dashboard import data
 from dashboard.queries import ExperimentRow
 from dashboard.snapshot import ComparisonView, SnapshotView, projected_mde
@@ -112,20 +112,6 @@ def results_table(res: Results) -> None:
         st.dataframe(
             frame.style.map(_colour_status, subset=["Status"]), hide_index=True, column_config=config
         )
-
-
-_HEALTH_NAMES = {
-    "aa_noise_floor": "A/A check: the control agrees with a copy of itself",
-    "error_imbalance": "Failures are even across arms",
-    "minimum_n": "Enough complete prompts",
-}
-
-
-def health_name(name: str) -> str:
-    family, _, metric = name.partition(":")
-    if family == "completeness":
-        return f"Nothing missing more in one arm ({display.metric_name(metric)})"
-    return _HEALTH_NAMES.get(name, name)
 
 
 def health_frame(snap: SnapshotView) -> pd.DataFrame:

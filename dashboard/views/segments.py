@@ -11,7 +11,7 @@ import streamlit as st
 
 from analysis import display
 from analysis.display import change_text, span
-from analysis.results import no_events_text, plan_of
+from analysis.results import no_difference, no_difference_text, plan_of
 from analysis.routing_text import mix_rows, risk_sentences, route_rows, saving_sentence
 from dashboard import data
 from dashboard.views.common import PageContext, md_escape, require_experiment, run_page, title
@@ -59,8 +59,8 @@ def effects_frame(segments: list[Mapping[str, Any]], dimension: str, metric: str
         low, high = s.get("ci_low"), s.get("ci_high")
         interval = span(change_text(kind, low), change_text(kind, high)) if low is not None else "—"
         change = change_text(kind, s.get("estimate")) if tested else "too small to test"
-        if tested and kind == "binary" and s.get("estimate") == 0 and low is None:
-            change, interval = "no change", no_events_text(metric, s.get("n") or 0)
+        if tested and no_difference(kind, s.get("estimate"), low):
+            change, interval = "no change", no_difference_text(s.get("n") or 0)
         rows.append(
             [str(s.get("segment")), str(s.get("candidate")), display.count(s.get("n_requests")), change,
              interval if tested else "—", display.p_value(s.get("p_adjusted")) if tested else "—"]

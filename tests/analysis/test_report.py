@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -11,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from analysis.display import VERDICT_LABELS
+from analysis.report import TOP_SEGMENTS
 from analysis.routing_table import read_routing_table
 from analysis.segments import RequestFacts
 
@@ -76,8 +79,9 @@ def test_report_formats_and_html_in_chromium(
     assert {"verdict", "segments", "routing", "scorers", "decisions", "experiment"} <= set(doc)
     assert doc["scorers"] and doc["experiment"]["price_snapshot"]
     verdict = doc["verdict"]["verdict"]
+    label = VERDICT_LABELS[verdict]
     md = cli("report", EXPERIMENT, "--format", "md", env=env, cwd=folder)
-    assert md.returncode == 0 and f"**{verdict}**" in md.stdout and "<script>" not in md.stdout
+    assert md.returncode == 0 and f"**{label}**: " in md.stdout and "<script>" not in md.stdout
     page_file = folder / "report.html"
     done = cli("report", EXPERIMENT, "--format", "html", "--out", str(page_file), env=env, cwd=folder)
     assert done.returncode == 0, done.stderr
@@ -87,9 +91,18 @@ def test_report_formats_and_html_in_chromium(
     try:
         page.goto(page_file.as_uri())
         assert page.title() == f"shadowlab report: {EXPERIMENT}"
-        assert page.is_visible("#verdict") and verdict in page.inner_text("#verdict")
+        assert page.is_visible("#verdict") and page.inner_text("#verdict").startswith(label)
+        assert page.is_visible("#headline") and verdict not in page.inner_text("#verdict")
         assert HOSTILE in page.inner_text("body")
         assert page.locator("svg").count() >= 5
+        # every forest plot has a labelled axis with ticks in the metric's unit
+        assert page.locator("svg .axis-title").count() == page.locator("svg").count()
+        # segments: the ones that matter in a table, the rest folded away
+        if doc["segments"]:
+            assert page.locator("#top-segments tr").count() <= 1 + TOP_SEGMENTS
+            assert page.locator("#all-segments").get_attribute("open") is None
+        body = page.inner_text("body")
+        assert not re.search(r"\d\.\d{7,}", body)  # no raw floats such as 0.0006795960000000001
         page.screenshot(path=str(artifacts_dir / "experiment-report.png"), full_page=True)
     finally:
         page.close()
