@@ -100,34 +100,33 @@ def _colour_status(value: str) -> str:
 
 
 def results_table(res: Results) -> None:
+    """A static table per candidate: it wraps long cells instead of cutting them, so all of it reads at
+    1280 px; what each column means is one click away."""
     if not res.rows:
         st.info("The analysis has no comparisons yet (no metric with complete pairs).")
         return
-    config = {name: st.column_config.TextColumn(name, help=text) for name, text in RESULT_COLUMNS.items()}
-    config["Metric"] = st.column_config.TextColumn("Metric", help=RESULT_COLUMNS["Metric"], width="medium")
+    with st.popover("How to read these tables", icon=":material/help:"):
+        st.markdown("\n".join(f"- **{name}**: {text}" for name, text in RESULT_COLUMNS.items()))
     for candidate, status in res.statuses:
         says = _CANDIDATE_SAYS.get(status, "")
         st.markdown(f"**{md_escape(candidate)}** vs the control" + (f": {says}" if says else ""))
         frame = results_frame(res, candidate)
-        st.dataframe(
-            frame.style.map(_colour_status, subset=["Status"]), hide_index=True, column_config=config
-        )
+        st.table(frame.style.map(_colour_status, subset=["Status"]).hide(axis="index"))
 
 
 def health_frame(snap: SnapshotView) -> pd.DataFrame:
-    mark = {True: "✅ passed", False: "❌ FAILED", None: "not applicable"}
+    mark = {True: "✓ passed", False: "✗ FAILED", None: "not applicable"}
     return pd.DataFrame(
         [
             {
                 "check": health_name(h.name),
                 "result": mark[h.passed],
                 "p value": display.p_value(h.p_value),
-                "name": h.name,
                 "detail": h.detail,
             }
             for h in snap.health
-        ],  # fmt: skip
-        columns=["check", "result", "p value", "name", "detail"],
+        ],
+        columns=["check", "result", "p value", "detail"],
     )
 
 

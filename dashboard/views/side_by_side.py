@@ -5,8 +5,11 @@ Everything captured or generated is untrusted and shown as literal text (`untrus
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import streamlit as st
 
+from analysis import display
 from dashboard import data
 from dashboard.answers import AnswerPair, AnswerSide, PairFilter
 from dashboard.queries import ArmRow
@@ -24,14 +27,18 @@ PAGE_SIZE = 10
 _ORDERS = {"request": "In request order", "worst_regression": "Worst regressions first"}
 
 
+def scorer_label(scorer: tuple[str, str], options: Sequence[tuple[str, str]]) -> str:
+    """A scorer by its name; the version (a hash) only tells apart two versions of one name."""
+    name, version = scorer
+    return name if sum(n == name for n, _ in options) == 1 else f"{name} (version {version[:8]})"
+
+
 def _side(column: st.delta_generator.DeltaGenerator, label: str, side: AnswerSide) -> None:
     with column:
         st.text(f"{label} · {side.status}" + (f" ({side.error_code})" if side.error_code else ""))
         untrusted_text(side.answer, empty="(no answer)")
-        st.text(
-            f"score {fmt(side.score, 3)} · latency {fmt(side.latency_ms, 5)} ms"
-            f" · cost ${fmt(side.cost_usd, 3)}"
-        )
+        latency, cost = display.ms(side.latency_ms), display.money(side.cost_usd)
+        st.text(f"score {fmt(side.score, 3)} · latency {latency} · cost {cost}")
         if side.rationale:
             st.text("judge rationale:")
             untrusted_text(side.rationale)
@@ -66,7 +73,7 @@ def render(ctx: PageContext) -> None:
     scorer = cols[1].selectbox(
         "Scores from",
         scorer_options,
-        format_func=lambda s: f"{s[0]} v{s[1]}",
+        format_func=lambda s: scorer_label(s, scorer_options),
         index=0 if scorer_options else None,
         key="sbs_scorer",
         placeholder="no scores yet",

@@ -162,11 +162,11 @@ def _check_results_page(page: Any, seeded: Any) -> None:
     recommended = page.locator("[data-testid=stMetric]").filter(has_text="Recommended")
     assert _in_view(page, recommended)
     assert (verdict["recommended"] or "none") in recommended.inner_text()
-    table = _grids(page)[0]
-    assert table["headers"][:2] == ["Metric", "Status"]
-    for row in table["rows"]:
-        for cell in row[2:]:
-            assert not re.search(r"\d", cell) or UNIT.search(cell), (row, cell)
+    table = page.locator("[data-testid=stTable] table").first
+    assert table.locator("thead th").all_inner_texts()[:2] == ["Metric", "Status"]
+    for row in table.locator("tbody tr").all():
+        for cell in row.locator("td").all_inner_texts()[2:]:
+            assert not re.search(r"\d", cell) or UNIT.search(cell), cell
 
 
 def _check_forest_plots(page: Any, seeded: Any) -> None:

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from analysis import display
 from analysis.routing_text import saving_sentence
-from analysis.summary import results
+from analysis.summary import health_name, results
 from dashboard import charts
 from dashboard.decisions import AGREEING
 from dashboard.snapshot import VERDICT_LABELS
@@ -106,7 +106,7 @@ def test_overview_shows_verdict_reasons_health_and_power(
         assert metrics["Estimated time to decision"].startswith("≈")  # 60 replays finished in the last hour
     else:
         assert metrics["Estimated time to decision"] == "decided"
-    table = at.dataframe[0].value
+    table = at.table[0].value
     checks = {k["name"]: k["status"] for c in verdict["candidates"] for k in c["checks"]}
     assert list(table["Metric"][:2]) == ["Judge score (goal)", "Error rate (guardrail)"]
     shown_status = {"pass": "✓ pass", "fail": "✗ fail", "pending": "○ not yet"}
@@ -115,12 +115,12 @@ def test_overview_shows_verdict_reasons_health_and_power(
     for column in ("Control", "Candidate", "Change", "95 % interval", "Allowed"):
         for cell in table[column]:
             assert not re.search(r"\d", cell) or re.search(r"\$|%|ms|points|pp|prompts", cell), (column, cell)
-    health = at.dataframe[1].value
+    health = at.dataframe[0].value
     checks_doc = seeded.analysis["health"]["checks"]
-    assert list(health["name"]) == [c["name"] for c in checks_doc]
+    assert list(health["check"]) == [health_name(c["name"]) for c in checks_doc]
     assert list(health["detail"]) == [c["detail"] for c in checks_doc]
     assert all(len(p) <= 10 for p in health["p value"])
-    power = at.dataframe[2].value
+    power = at.dataframe[1].value
     assert list(power["pairs"]) == [f"{c['n']:,}" for c in seeded.analysis["comparisons"]]
 
 
