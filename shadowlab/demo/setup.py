@@ -27,7 +27,7 @@ class ArmTruth:
 
 CONTROL = ArmTruth("control", "sim-sonnet", "anthropic", 0.80, 0.80, 420, 900, 3.0, 15.0)
 CANDIDATES = (
-    ArmTruth("haiku", "sim-haiku", "anthropic", 0.80, 0.50, 260, 1400, 1.0, 5.0),
+    ArmTruth("haiku", "sim-haiku", "anthropic", 0.80, 0.40, 260, 1400, 1.0, 5.0),
     ArmTruth("fast", "sim-flash", "openai", 0.62, 0.62, 120, 2500, 0.30, 2.5),
 )
 JUDGE_MODEL = "sim-judge"
