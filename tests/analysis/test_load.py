@@ -118,10 +118,12 @@ def seed_experiment(
                     )
                 )
         for i, request in enumerate(requests):
+            # A consistent judge: one verdict per prompt, the same in both orders (a judge that drew a new
+            # verdict per order would flip on 2 prompts in 3 and fail the judge-consistency check).
+            p_win = 0.5 + shift / 2
+            draw = rng.random()
+            cand_result = "win" if draw < p_win - 0.1 else ("tie" if draw < p_win + 0.1 else "loss")
             for order in ("ab", "ba") if i % 4 == 0 else ("ab",):
-                p_win = 0.5 + shift / 2
-                draw = rng.random()
-                cand_result = "win" if draw < p_win - 0.1 else ("tie" if draw < p_win + 0.1 else "loss")
                 a, b = (arms["cand"], arms["control"]) if order == "ab" else (arms["control"], arms["cand"])
                 result = (
                     {"win": "a", "loss": "b", "tie": "tie"}[cand_result]
