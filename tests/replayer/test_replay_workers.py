@@ -275,8 +275,8 @@ def test_budget_four_workers_never_exceeded(lab_factory: Callable[..., Any]) -> 
 
 
 def test_killed_worker_work_is_recovered_exactly_once(lab_factory: Callable[..., Any]) -> None:
-    # Every answer takes 1.5 s, 4 requests at a time: the first 4 finish together, and the kill lands long
-    # before the next 4 can (a 0.4 s answer let a slow poll on a loaded machine see all 20 done first).
+    # Every answer takes 1.5 s, 4 requests at a time: the kill lands while the worker holds a batch it
+    # cannot finish for 1.5 s (a 0.4 s answer let a slow poll on a loaded machine see all 20 done first).
     slow = FAST.model_copy(update={"ttft_ms": Distribution(median=1500)})
     lab, _ = lab_factory(slow)
     n = 20
@@ -284,7 +284,12 @@ def test_killed_worker_work_is_recovered_exactly_once(lab_factory: Callable[...,
     lab.create_and_start("crash", replay={"max_attempts": 5, "backoff_base_s": 0.05, "lease_s": 2.0})
     victim = lab.popen("replay", "crash", "--backfill", "--concurrency", "4", "--no-progress")
     done_leases = sa.select(sa.func.count()).where(WorkLease.done.is_(True))
-    wait_for(lambda: lab.scalar(done_leases) >= 4, what="the first worker to finish some requests")
+    held_leases = sa.select(sa.func.count()).where(WorkLease.done.is_(False))
+    # Kill it once it has finished some requests AND holds the next ones (between two claims it holds none).
+    wait_for(
+        lambda: lab.scalar(done_leases) >= 4 and lab.scalar(held_leases) > 0,
+        what="the first worker to finish some requests and hold the next",
+    )
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     assert lab.scalar(sa.select(sa.func.count()).where(WorkLease.done.is_(False))) > 0  # it died holding work
