@@ -18,7 +18,7 @@ from scoring.agreement import Kappa, kappa
 from scoring.pairwise import Canonical, Order, combine, to_canonical
 from scoring.results import pair_results, scorer_versions
 from scoring.store import pending_pairs
-from shadowlab.models import Label
+from shadowlab.models import Arm, Label
 
 __all__ = ["Choice", "LabelItem", "judge_human_agreement", "next_label_item", "record_label"]
 
@@ -45,7 +45,11 @@ def _order(request_id: int, arm_a: int, arm_b: int, labeler: str) -> Order:
 
 
 def next_label_item(session: Session, experiment_id: int, labeler: str) -> LabelItem | None:
-    """The next pair this labeller has not labelled (None when all are done)."""
+    """The next control-vs-candidate pair this labeller has not labelled (None when all are done). The A/A
+    copy of the control is never offered: a person's time goes to the comparisons the verdict rests on."""
+    aa_copies = set(
+        session.scalars(sa.select(Arm.id).where(Arm.experiment_id == experiment_id, Arm.role == "aa"))
+    )
     labelled = {
         (request, arm_b)
         for request, arm_b in session.execute(
@@ -55,7 +59,7 @@ def next_label_item(session: Session, experiment_id: int, labeler: str) -> Label
         )
     }
     for item in pending_pairs(session, experiment_id, f"human:{labeler}", "blind"):
-        if (item.captured_request_id, item.arm_b_id) in labelled:
+        if (item.captured_request_id, item.arm_b_id) in labelled or item.arm_b_id in aa_copies:
             continue
         order = _order(item.captured_request_id, item.arm_a_id, item.arm_b_id, labeler)
         if item.order != order:

@@ -13,7 +13,7 @@ from scoring.registry import scoring_spec
 from scoring.results import pair_results
 from scoring.service import score_experiment
 from shadowlab.db import session_scope
-from shadowlab.models import Label
+from shadowlab.models import Arm, Label, Replay
 from tests.scoring.conftest import N_REQUESTS, Seeded, sim_provider
 
 pytestmark = pytest.mark.postgres
@@ -57,3 +57,28 @@ def test_labels_are_blind_randomised_and_agree_with_the_judge(seeded: Seeded) ->
         agreement = judge_human_agreement(session, seeded.experiment_id, "pref")
     ((version, result),) = agreement.items()
     assert result.n == N_REQUESTS and result.ci_low <= result.kappa <= result.ci_high
+
+
+def test_the_a_a_copy_of_the_control_is_never_offered_for_labelling(seeded: Seeded) -> None:
+    with session_scope(seeded.factory) as session:
+        copy = Arm(
+            experiment_id=seeded.experiment_id, name="control-aa", role="aa", provider="anthropic",
+            model="ctrl-model",
+        )  # fmt: skip
+        session.add(copy)
+        session.flush()
+        for replay in session.scalars(sa.select(Replay).where(Replay.arm_id == seeded.control_id)).all():
+            session.add(
+                Replay(experiment_id=seeded.experiment_id, arm_id=copy.id, status="ok",
+                       captured_request_id=replay.captured_request_id, answer_text=replay.answer_text,
+                       tool_calls=[], cost_usd=0.001)
+            )  # fmt: skip
+    offered = []
+    while True:
+        with session_scope(seeded.factory) as session:
+            item = next_label_item(session, seeded.experiment_id, "bob")
+            if item is None:
+                break
+            offered.append(item.arm_b_id)
+            record_label(session, seeded.experiment_id, item, "bob", "tie")
+    assert offered and set(offered) == {seeded.candidate_id} and len(offered) == N_REQUESTS
