@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,9 +35,9 @@ def postgres_url() -> str:
     return PG_URL
 
 
-@pytest.fixture
-def pg_database(postgres_url: str) -> Iterator[str]:
-    """A fresh, empty database for one test, dropped afterwards."""
+@contextmanager
+def fresh_database(postgres_url: str) -> Iterator[str]:
+    """A new, empty database on the test server (its URL), dropped on exit; for any fixture scope."""
     import sqlalchemy as sa
 
     name = f"shadowlab_test_{uuid.uuid4().hex[:12]}"
@@ -51,6 +52,13 @@ def pg_database(postgres_url: str) -> Iterator[str]:
             _drop_database(admin, name)
         finally:
             admin.dispose()
+
+
+@pytest.fixture
+def pg_database(postgres_url: str) -> Iterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    with fresh_database(postgres_url) as url:
+        yield url
 
 
 def _drop_database(admin: object, name: str, attempts: int = 5) -> None:

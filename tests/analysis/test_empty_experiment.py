@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import yaml
 
 from shadowlab import migrate
 from shadowlab.db import create_engine
+from tests.conftest import fresh_database
 
 pytestmark = pytest.mark.postgres
 CliRunner = Callable[..., subprocess.CompletedProcess[str]]
@@ -50,17 +50,8 @@ class Fresh:
 
 @pytest.fixture(scope="module")
 def fresh(postgres_url: str, tmp_path_factory: pytest.TempPathFactory, cli: CliRunner) -> Iterator[Fresh]:
-    name = f"shadowlab_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    try:
+    with fresh_database(postgres_url) as url:
         yield _started(url, tmp_path_factory.mktemp("fresh"), cli)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _started(url: str, tmp_path: Path, cli: CliRunner) -> Fresh:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from analysis.experiment_command import parse_fail_on
+from tests.conftest import fresh_database
 
 SEED = Path(__file__).resolve().parent / "test_load.py"
 
@@ -44,28 +45,15 @@ EXPERIMENTS: dict[str, tuple[dict[str, Any], str]] = {
 
 @pytest.fixture(scope="module")
 def seeded(postgres_url: str) -> Any:
-    import uuid
-
-    import sqlalchemy as sa
-
     seed = _seeding()
-    name = f"shadowlab_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    for i, (experiment, (args, _)) in enumerate(EXPERIMENTS.items()):
-        kwargs = dict(args)
-        plan = {**seed.PLAN, "guardrails": GUARDRAILS, **kwargs.pop("plan_change", {})}
-        seed.seed_experiment(
-            url, experiment, plan=plan, seed=i, prefix=f"{experiment}-", failure_rate=0.003, **kwargs
-        )
-    try:
+    with fresh_database(postgres_url) as url:
+        for i, (experiment, (args, _)) in enumerate(EXPERIMENTS.items()):
+            kwargs = dict(args)
+            plan = {**seed.PLAN, "guardrails": GUARDRAILS, **kwargs.pop("plan_change", {})}
+            seed.seed_experiment(
+                url, experiment, plan=plan, seed=i, prefix=f"{experiment}-", failure_rate=0.003, **kwargs
+            )
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.mark.postgres
