@@ -93,6 +93,7 @@ class AnthropicProvider:
         usage = AnthropicStreamUsage()
         blocks: dict[int, dict[str, Any]] = {}
         state.begin()
+        stream: anthropic.AsyncStream[Any] | None = None
         try:
             stream = await self._client.messages.create(
                 **known, stream=True, extra_headers=dict(extra_headers or {}), extra_body=extra_body or None
@@ -126,6 +127,9 @@ class AnthropicProvider:
                 state.timed_out(self._stall_timeout_s, _describe(exc))
             else:
                 state.fail(*_transport_error(exc))
+        finally:
+            if stream is not None:  # a stream that failed midway still holds its connection: release it
+                await stream.close()
         state.tool_calls = tuple(
             _tool_call(block) for _, block in sorted(blocks.items()) if block["type"] == "tool_use"
         )

@@ -25,12 +25,28 @@ from tests.replayer.conftest import FAST
 MESSAGES = [{"role": "user", "content": "Which database should a small team pick for analytics?"}]
 
 
+# SDK clients keep their connections open until closed; left to the garbage collector, a socket of one test
+# is reported (ResourceWarning, an error here) in whichever later test the collector happens to run.
+_OPEN_CLIENTS: list[anthropic.Anthropic | openai.OpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_sdk_clients() -> Iterator[None]:
+    yield
+    while _OPEN_CLIENTS:
+        _OPEN_CLIENTS.pop().close()
+
+
 def _anthropic(sim: RunningSimulator) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=sim.base_url, api_key="test-key", max_retries=0)
+    client = anthropic.Anthropic(base_url=sim.base_url, api_key="test-key", max_retries=0)
+    _OPEN_CLIENTS.append(client)
+    return client
 
 
 def _openai(sim: RunningSimulator) -> openai.OpenAI:
-    return openai.OpenAI(base_url=sim.openai_base_url, api_key="test-key", max_retries=0)
+    client = openai.OpenAI(base_url=sim.openai_base_url, api_key="test-key", max_retries=0)
+    _OPEN_CLIENTS.append(client)
+    return client
 
 
 def test_anthropic_sdk_stream_and_create_agree_with_the_record(simulator_server: RunningSimulator) -> None:
