@@ -51,7 +51,7 @@ lint: setup
 	$(BIN)/lint-imports
 
 demo: setup
-	$(BIN)/python -m shadowlab.cli demo
+	$(BIN)/shadowlab demo
 
 test: setup lint services browser
 	$(BIN)/pytest

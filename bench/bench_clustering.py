@@ -1,6 +1,6 @@
 """Repeated prompts as the unit of analysis: A/A false positives and CI coverage by clustering choice.
 
-Traffic is the demo's own generator (`shadowlab.demo.traffic`: conversations, multi-turn, prompts repeated
+Traffic is the demo's own generator (`demo.traffic`: conversations, multi-turn, prompts repeated
 across conversations), fingerprinted with `shadowlab.fingerprint`. Both arms are one model served with the
 simulator's `repeat_identical` (temperature 0): each arm's answer to a prompt is drawn once (hidden quality
 ~ N(mean by route difficulty, 0.1) clipped to [0, 1], as `plan_answer` draws it) and repeated for every
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.analyze import analyze_table  # noqa: E402
 from analysis.csv_input import ExperimentTable, IntArray, MetricColumn  # noqa: E402
-from shadowlab.demo.traffic import TrafficSpec, generate  # noqa: E402
+from demo.traffic import TrafficSpec, generate  # noqa: E402
 from shadowlab.fingerprint import body_fingerprint  # noqa: E402
 
 CLUSTERINGS = ("two-way", "fingerprint", "conversation", "none")

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 def run_seed(seed: int, folder: Path) -> tuple[bool, str, float]:
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "shadowlab.cli", "demo", "--small", "--seed", str(seed), "--out", str(folder)],
+        [sys.executable, "-m", "cli.main", "demo", "--small", "--seed", str(seed), "--out", str(folder)],
         capture_output=True, text=True, cwd=REPO, timeout=1800, check=False,
     )  # fmt: skip
     elapsed = time.perf_counter() - started

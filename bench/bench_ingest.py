@@ -177,7 +177,7 @@ def ingest(url: str, topic: str, n: int, processes: int) -> tuple[float, float]:
             [
                 sys.executable,
                 "-m",
-                "shadowlab.cli",
+                "cli.main",
                 "ingest",
                 "--topic",
                 topic,

@@ -190,7 +190,7 @@ def replay_rate(url: str, env: dict[str, str], engine: sa.Engine, workers: int, 
                 concurrency: int) -> ReplayRun:  # fmt: skip
     name = f"bench-w{workers}-{uuid.uuid4().hex[:6]}"
     create_started(url, name, requests)
-    args = [sys.executable, "-m", "shadowlab.cli", "replay", name, "--workers", str(workers), "--backfill",
+    args = [sys.executable, "-m", "cli.main", "replay", name, "--workers", str(workers), "--backfill",
             "--concurrency", str(concurrency), "--no-progress"]  # fmt: skip
     started = time.monotonic()
     subprocess.run(args, env=env, check=True, stdout=subprocess.DEVNULL)

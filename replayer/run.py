@@ -166,7 +166,7 @@ def _run_children(options: ReplayOptions) -> None:
 
 
 def _worker_args(options: ReplayOptions, index: int) -> list[str]:
-    args = [sys.executable, "-m", "shadowlab.cli", "replay", options.experiment, "--workers", "1",
+    args = [sys.executable, "-m", "cli.main", "replay", options.experiment, "--workers", "1",
             f"--{options.mode}", "--concurrency", str(options.concurrency), "--worker-index", str(index),
             "--no-progress"]  # fmt: skip
     if options.metrics_port is not None:

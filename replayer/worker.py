@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from replayer import leases
 from replayer.arms import ArmRuntime, PreparedCall, prepare_call
 from replayer.experiments import spec_of
-from replayer.headers import CAPTURE_ID_HEADER
 from replayer.metrics import WorkerMetrics
 from shadowlab.budget import worst_case_usd
 from shadowlab.config import Settings
 from shadowlab.experiment import ExperimentSpec
+from shadowlab.headers import CAPTURE_ID_HEADER
 from shadowlab.limits import RateLimiter, RetryPolicy, call_with_retries
 from shadowlab.models import Experiment, utcnow
 from shadowlab.pricing import PriceTable

@@ -125,10 +125,10 @@ CliRunner = Callable[..., "subprocess.CompletedProcess[str]"]
 def run_cli(
     *args: str, env: dict[str, str], cwd: Path, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m shadowlab.cli ARGS` with a clean SHADOWLAB_* environment plus `env`."""
+    """Run `python -m cli.main ARGS` with a clean SHADOWLAB_* environment plus `env`."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")} | env
     return subprocess.run(
-        [sys.executable, "-m", "shadowlab.cli", *args],
+        [sys.executable, "-m", "cli.main", *args],
         env=full_env,
         cwd=cwd,
         capture_output=True,
@@ -196,7 +196,7 @@ def small_demo(tmp_path_factory: pytest.TempPathFactory) -> SmallDemo:
     folder = tmp_path_factory.mktemp("small-demo") / "demo-output"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")}
     # A relative --out, as `make demo` uses, run from the folder's parent.
-    command = [sys.executable, "-m", "shadowlab.cli", "demo", "--seed", "1", "--small", "--out", folder.name]
+    command = [sys.executable, "-m", "cli.main", "demo", "--seed", "1", "--small", "--out", folder.name]
 
     def start() -> subprocess.Popen[str]:
         return subprocess.Popen(command, env=env, cwd=folder.parent, text=True, stdout=subprocess.PIPE,

@@ -70,7 +70,7 @@ def environment_of(service: str) -> dict[str, str]:
 def parse(args: list[str]) -> typer.Context:
     """Parse `shadowlab ARGS` down to the last subcommand with the real CLI: flags, types and ranges are
     checked and nothing runs (`make_context` calls no command callback). Raises click's UsageError."""
-    from shadowlab.cli import app
+    from cli.main import app
 
     command = typer.main.get_command(app)
     ctx = command.make_context("shadowlab", list(args))

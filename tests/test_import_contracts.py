@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("shadowlab", "ingest", "replayer", "scoring", "analysis", "dashboard")
+PACKAGES = ("cli", "shadowlab", "ingest", "replayer", "scoring", "analysis", "dashboard", "simulator", "demo")
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
@@ -41,11 +41,15 @@ def test_the_project_keeps_its_contracts(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("module", "source", "contract"),
     [
-        ("ingest/_probe.py", "import replayer\n", "Stages are independent of one another"),
+        ("ingest/_probe.py", "import replayer\n", "Layers:"),
+        ("scoring/_probe.py", "import simulator\n", "Layers:"),
         ("analysis/stats/_probe.py", "import sqlalchemy\n", "analysis.stats is pure"),
-        ("shadowlab/new_module.py", "import ingest\n", "Core imports no stage package"),
-        ("shadowlab/db.py", "\nimport scoring\n", "Core imports no stage package"),
-        ("replayer/_probe.py", "import dashboard\n", "Stages do not import the dashboard"),
+        ("shadowlab/new_module.py", "import ingest\n", "Layers:"),
+        ("shadowlab/db.py", "\nimport scoring\n", "Layers:"),
+        ("shadowlab/_probe.py", "import cli.main\n", "Layers:"),
+        ("replayer/_probe.py", "import dashboard\n", "Layers:"),
+        ("demo/_probe.py", "import dashboard\n", "Layers:"),
+        ("simulator/_probe.py", "import replayer\n", "Layers:"),
         ("shadowlab/tee/_probe.py", "import pydantic\n", "shadowlab.tee imports only the standard library"),
     ],
 )

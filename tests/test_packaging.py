@@ -37,7 +37,7 @@ def test_wheel_ships_every_package_and_the_migrations(wheel: Path) -> None:
     in_repo = {p.name for p in (ROOT / "migrations" / "versions").glob("*.py")}
     assert in_repo <= shipped
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "shadowlab = shadowlab.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "shadowlab = cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_upgrade_runs_from_the_installed_wheel(wheel: Path, tmp_path: Path) -> None:
@@ -48,7 +48,7 @@ def test_upgrade_runs_from_the_installed_wheel(wheel: Path, tmp_path: Path) -> N
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); import migrations, shadowlab;"
         "assert migrations.__file__.startswith(sys.argv[1]), migrations.__file__;"
-        "from shadowlab.cli import main; sys.argv = ['shadowlab', 'db', 'upgrade']; main()"
+        "from cli.main import main; sys.argv = ['shadowlab', 'db', 'upgrade']; main()"
     )
     result = subprocess.run(
         [sys.executable, "-c", code, str(site)],

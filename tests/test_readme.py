@@ -49,7 +49,7 @@ def test_shadowlab_commands_exist(line: str) -> None:
             break
         words.append(token)
     result = subprocess.run(
-        [sys.executable, "-m", "shadowlab.cli", *words, "--help"],
+        [sys.executable, "-m", "cli.main", *words, "--help"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -15,7 +15,7 @@ HEADER = ["request_id", "arm", "judge_score", "error", "latency_ms", "cost_usd",
 
 
 def _cli() -> list[str]:
-    return [sys.executable, "-m", "shadowlab.cli", "analyze"]
+    return [sys.executable, "-m", "cli.main", "analyze"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

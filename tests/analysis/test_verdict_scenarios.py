@@ -110,7 +110,7 @@ def test_verdict_on_a_fixed_scenario(
     plan_path = tmp_path / "plan.yaml"
     plan_path.write_text(yaml.safe_dump(PLAN), encoding="utf-8")
     done = subprocess.run(
-        [sys.executable, "-m", "shadowlab.cli", "analyze", "--from-csv", str(csv_path),
+        [sys.executable, "-m", "cli.main", "analyze", "--from-csv", str(csv_path),
          "--control", "control", "--plan", str(plan_path), "--json"],
         capture_output=True, text=True, cwd=REPO, timeout=120, check=False,
     )  # fmt: skip

@@ -11,7 +11,7 @@ from dashboard.auth import User, authenticate, load_users
 
 def add_user(users: Path, *args: str, password: str = "correct horse") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shadowlab.cli", "dashboard", "add-user", str(users), *args],
+        [sys.executable, "-m", "cli.main", "dashboard", "add-user", str(users), *args],
         input=f"{password}\n", capture_output=True, text=True, cwd=users.parent, timeout=60, check=False,
     )  # fmt: skip
 

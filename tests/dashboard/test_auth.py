@@ -113,7 +113,7 @@ def test_passwords_bcrypt_cannot_hash_are_refused() -> None:
 
 def test_hash_password_command_reads_stdin(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "shadowlab.cli", "dashboard", "hash-password"],
+        [sys.executable, "-m", "cli.main", "dashboard", "hash-password"],
         input="s3cret pass\n", capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -56,7 +56,7 @@ def server(seeded: Any, tmp_path: Path) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")}
     env |= {"SHADOWLAB_DATABASE_URL": seeded.url, "SHADOWLAB_DASHBOARD_USERS": str(users)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shadowlab.cli", "dashboard", "--port", str(port)],
+        [sys.executable, "-m", "cli.main", "dashboard", "--port", str(port)],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

@@ -35,7 +35,7 @@ def test_dashboard_command_serves_the_app(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")}
     env["SHADOWLAB_DATABASE_URL"] = f"sqlite:///{tmp_path / 'empty.db'}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shadowlab.cli", "dashboard", "--port", str(port)],
+        [sys.executable, "-m", "cli.main", "dashboard", "--port", str(port)],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,

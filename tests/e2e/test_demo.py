@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 def _demo(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")} | env
     return subprocess.Popen(
-        [sys.executable, "-m", "shadowlab.cli", "demo", *args], env=full_env, cwd=cwd, text=True,
+        [sys.executable, "-m", "cli.main", "demo", *args], env=full_env, cwd=cwd, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
 

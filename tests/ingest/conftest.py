@@ -122,7 +122,7 @@ def ingest_process(kafka_bootstrap: str) -> Iterator[Callable[..., subprocess.Po
         out = log.open("wb") if log else None
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "shadowlab.cli", "ingest", *args],
+                [sys.executable, "-m", "cli.main", "ingest", *args],
                 cwd=ROOT,
                 env=env,
                 stdout=out or subprocess.DEVNULL,

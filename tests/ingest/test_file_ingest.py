@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from cli.main import app
 from ingest.dlq import FileDeadLetters
 from ingest.messages import Message
 from ingest.metrics import IngestMetrics
@@ -19,7 +20,6 @@ from ingest.pipeline import PipelineConfig
 from ingest.runner import Runner
 from ingest.sink import CaptureSink
 from ingest.sources import FileSource
-from shadowlab.cli import app
 from shadowlab.db import create_engine
 from shadowlab.errors import ConfigError
 from shadowlab.fingerprint import body_fingerprint

@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
+from cli.main import app
 from ingest.governance import parse_age
-from shadowlab.cli import app
 from shadowlab.db import create_engine
 from shadowlab.errors import ConfigError
 from shadowlab.models import Arm, CapturedRequest, Experiment, Label, Replay, Score

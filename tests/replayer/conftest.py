@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from replayer.simulator import Distribution, ModelProfile, ProfileSet, RunningSimulator, running_simulator
+from simulator import Distribution, ModelProfile, ProfileSet, RunningSimulator, running_simulator
 
 FAST = ModelProfile(
     ttfb_ms=Distribution(median=2),

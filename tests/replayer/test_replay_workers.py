@@ -18,10 +18,10 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from replayer.simulator import Distribution, FaultRates, ModelProfile, ProfileSet, running_simulator
 from shadowlab import migrate
 from shadowlab.db import create_engine
 from shadowlab.models import Arm, BudgetReservation, CapturedRequest, Experiment, Replay, WorkLease
+from simulator import Distribution, FaultRates, ModelProfile, ProfileSet, running_simulator
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -137,7 +137,7 @@ class Lab:
         self._spawned += 1
         with (self.tmp / f"worker-{self._spawned}.log").open("w") as log:  # the child keeps its own copy
             return subprocess.Popen(
-                [sys.executable, "-m", "shadowlab.cli", *args], env=env, cwd=self.tmp, text=True,
+                [sys.executable, "-m", "cli.main", *args], env=env, cwd=self.tmp, text=True,
                 stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
 

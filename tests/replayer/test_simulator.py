@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from replayer.simulator import (
+from simulator import (
     HEADER_ARM,
     HEADER_CAPTURE_ID,
     HEADER_FAULT,

@@ -9,9 +9,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from replayer.simulator import FaultRates, ModelProfile, ProfileSet, load_profiles
-from replayer.simulator.command import register
 from shadowlab.errors import ConfigError
+from simulator import FaultRates, ModelProfile, ProfileSet, load_profiles
+from simulator.command import register
 
 
 def test_model_entries_override_the_default_and_match_globs(tmp_path: Path) -> None:
@@ -61,7 +61,7 @@ def test_the_simulate_command_is_registered() -> None:
 
 
 def test_quality_by_keyword_makes_a_model_worse_on_hard_prompts_only() -> None:
-    from replayer.simulator.profiles import mean_quality
+    from simulator.profiles import mean_quality
 
     profile = ModelProfile(quality=0.8, quality_by_keyword={"refactor": 0.5, "diagnose": 0.55})
     assert mean_quality(profile, ("please", "refactor", "this")) == 0.5

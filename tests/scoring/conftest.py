@@ -11,12 +11,12 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy.orm import Session, sessionmaker
 
-from replayer.simulator import Distribution, ModelProfile, ProfileSet, RunningSimulator, running_simulator
 from shadowlab import migrate
 from shadowlab.db import create_engine, session_factory, session_scope
 from shadowlab.models import Arm, CapturedRequest, Experiment, Replay
 from shadowlab.normalize import normalize_request_body
 from shadowlab.providers import ProviderConfig, create_provider
+from simulator import Distribution, ModelProfile, ProfileSet, RunningSimulator, running_simulator
 
 FAST = ModelProfile(
     ttfb_ms=Distribution(median=1),

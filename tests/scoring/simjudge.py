@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from replayer.simulator.answers import Answer, answer_key
-from replayer.simulator.judge import JudgeProfile, QualityMemory, judge_answer
 from shadowlab.normalize import NormalizedRequest, TextBlock
 from shadowlab.providers import ProviderResult, ToolCall
 from shadowlab.usage import Usage
+from simulator.answers import Answer, answer_key
+from simulator.judge import JudgeProfile, QualityMemory, judge_answer
 
 
 def served_answer(index: int, quality: float) -> Answer:

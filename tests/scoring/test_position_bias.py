@@ -11,11 +11,11 @@ import random
 
 import pytest
 
-from replayer.simulator.judge import JudgeProfile, QualityMemory
 from scoring.base import PairSubject
 from scoring.gate import JudgeCaller, RetryLimiter, Unlimited
 from scoring.judge import JudgeSpec, PairwiseJudge
 from scoring.pairwise import Canonical, PairwiseSummary, summarize, to_canonical
+from simulator.judge import JudgeProfile, QualityMemory
 from tests.scoring.simjudge import SimJudgeProvider, served_answer
 
 N_PROMPTS = 2_000

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from replayer.simulator import Distribution, ModelProfile, ProfileSet, RunningSimulator, running_simulator
 from shadowlab.config import Settings
 from shadowlab.normalize import NormalizedRequest, normalize_request_body
 from shadowlab.providers import ERROR_CODES, ProviderConfig, ProviderResult, create_provider
 from shadowlab.providers.registry import UnknownProviderError, config_from_settings, provider_names
+from simulator import Distribution, ModelProfile, ProfileSet, RunningSimulator, running_simulator
 
 FAST = ModelProfile(
     ttfb_ms=Distribution(median=2),

@@ -10,14 +10,14 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from replayer.headers import CAPTURE_ID_HEADER
-from replayer.simulator import anthropic_api, openai_api
-from replayer.simulator.answers import Answer, CacheStore, answer_key, plan_answer
-from replayer.simulator.http import MAX_HEADER_BYTES, HttpRequest, Responder, serve_connection
-from replayer.simulator.judge import JudgeProfile, QualityMemory, is_judge_model, judge_answer
-from replayer.simulator.profiles import FAULTS, Fault, ModelProfile, ProfileSet
-from replayer.simulator.requests import InvalidRequestError, RequestView, view_anthropic, view_openai
-from replayer.simulator.wire import StreamPlan
+from shadowlab.headers import CAPTURE_ID_HEADER
+from simulator import anthropic_api, openai_api
+from simulator.answers import Answer, CacheStore, answer_key, plan_answer
+from simulator.http import MAX_HEADER_BYTES, HttpRequest, Responder, serve_connection
+from simulator.judge import JudgeProfile, QualityMemory, is_judge_model, judge_answer
+from simulator.profiles import FAULTS, Fault, ModelProfile, ProfileSet
+from simulator.requests import InvalidRequestError, RequestView, view_anthropic, view_openai
+from simulator.wire import StreamPlan
 
 __all__ = [
     "HEADER_ARM",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from replayer.simulator.answers import Answer
-from replayer.simulator.profiles import Fault
-from replayer.simulator.wire import StreamPlan, dumps
+from simulator.answers import Answer
+from simulator.profiles import Fault
+from simulator.wire import StreamPlan, dumps
 
 __all__ = ["ERRORS", "completion_body", "error_body", "stream_plan", "usage_of"]
 

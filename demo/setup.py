@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shadowlab.demo.traffic import ROUTES
+from demo.traffic import ROUTES
 
 # Words of the hard routes' prompts (see traffic.ROUTES); the haiku-like model is worse only there.
 HARD_WORDS = {"diagnose": "support-bot/troubleshoot", "refactor": "code-assist/refactor"}

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from replayer.simulator.answers import _FILLER, Answer, PlannedToolCall
+from simulator.answers import _FILLER, Answer, PlannedToolCall
 
 __all__ = [
     "HEADER_JUDGE_BIAS",

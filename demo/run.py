@@ -22,8 +22,8 @@ from typing import Any
 
 import yaml
 
-from shadowlab.demo import setup
-from shadowlab.demo.traffic import TrafficSpec, write_jsonl
+from demo import setup
+from demo.traffic import TrafficSpec, write_jsonl
 from shadowlab.errors import ShadowlabError
 
 Echo = Callable[[str], None]
@@ -127,7 +127,7 @@ def simulator(out: Path, seed: int) -> Iterator[str]:
     port = _free_port()
     log = (out / "simulator.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shadowlab.cli", "simulate", "--port", str(port), "--profile", str(profile),
+        [sys.executable, "-m", "cli.main", "simulate", "--port", str(port), "--profile", str(profile),
          "--seed", str(seed)],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -153,7 +153,7 @@ class Stages:
         self.echo(f"$ shadowlab {' '.join(args)}")
         started = time.monotonic()
         result = subprocess.run(
-            [sys.executable, "-m", "shadowlab.cli", *args],
+            [sys.executable, "-m", "cli.main", *args],
             env=self.env, cwd=self.cwd, text=True, check=False,
             stdout=subprocess.PIPE if capture else None,
         )  # fmt: skip
@@ -310,6 +310,6 @@ def run_demo(
 
 def dead_letters(spec: TrafficSpec) -> Sequence[bytes]:
     """The malformed messages of the stream (for the Kafka path, produced raw beside the tee)."""
-    from shadowlab.demo.traffic import generate
+    from demo.traffic import generate
 
     return [m for m in generate(spec) if not m.startswith(b'{"schema_version":1')]

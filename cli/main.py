@@ -164,11 +164,11 @@ def demo(
     """The whole pipeline offline: traffic → ingest → shadow replay → judge → analysis → verdict."""
     from pathlib import Path
 
-    from shadowlab.demo.run import DemoOptions, run_demo
+    from demo.run import DemoOptions, run_demo
 
     options = DemoOptions(out=Path(out), seed=seed, small=small, real=real)
     if real:
-        from shadowlab.demo.real import real_options, tee_into_kafka
+        from demo.real import real_options, tee_into_kafka
 
         options = real_options(options, settings_of(ctx))
         result = run_demo(options, typer.echo, ingest=tee_into_kafka)
@@ -182,7 +182,7 @@ from ingest.command import register as _register_ingest  # noqa: E402
 
 _register_ingest(app, settings_of)
 
-from replayer.simulator.command import register as _register_simulator  # noqa: E402
+from simulator.command import register as _register_simulator  # noqa: E402
 
 _register_simulator(app)
 

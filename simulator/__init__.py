@@ -4,7 +4,7 @@ Deterministic answers by seed, arm, replayed capture and request; per-model prof
 rate or header.
 """
 
-from replayer.simulator.profiles import (
+from simulator.profiles import (
     FAULTS,
     Distribution,
     Fault,
@@ -13,8 +13,8 @@ from replayer.simulator.profiles import (
     ProfileSet,
     load_profiles,
 )
-from replayer.simulator.runner import RunningSimulator, running_simulator, serve_forever
-from replayer.simulator.server import (
+from simulator.runner import RunningSimulator, running_simulator, serve_forever
+from simulator.server import (
     HEADER_ARM,
     HEADER_CAPTURE_ID,
     HEADER_FAULT,

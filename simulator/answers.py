@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from replayer.simulator.profiles import ModelProfile, mean_quality
-from replayer.simulator.requests import RequestView
+from simulator.profiles import ModelProfile, mean_quality
+from simulator.requests import RequestView
 
 __all__ = ["Answer", "CacheStore", "PlannedToolCall", "answer_key", "plan_answer"]
 

@@ -25,9 +25,9 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(help="Seed: same seed, arm and request give the same answer.")] = 0,
     ) -> None:
         """Serve a fake Anthropic Messages API and OpenAI chat completions, with fault injection."""
-        from replayer.simulator.profiles import ProfileSet, load_profiles
-        from replayer.simulator.runner import serve_forever
-        from replayer.simulator.server import Simulator
+        from simulator.profiles import ProfileSet, load_profiles
+        from simulator.runner import serve_forever
+        from simulator.server import Simulator
 
         profiles = load_profiles(profile) if profile else ProfileSet()
         serve_forever(Simulator(profiles, seed=seed), host, port, lambda line: typer.echo(line))

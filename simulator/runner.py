@@ -9,8 +9,8 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from replayer.simulator.profiles import ProfileSet
-from replayer.simulator.server import Simulator
+from simulator.profiles import ProfileSet
+from simulator.server import Simulator
 
 __all__ = ["RunningSimulator", "running_simulator", "serve_forever"]
 

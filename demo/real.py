@@ -11,12 +11,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from demo.run import DemoError, DemoOptions, Stages
+from demo.traffic import TrafficSpec, generate
 from shadowlab import tee
 from shadowlab.broker import capture_topics, ensure_topics
 from shadowlab.config import DEFAULT_DATABASE_URL, Settings
 from shadowlab.db import check_connection, create_engine, parse_database_url
-from shadowlab.demo.run import DemoError, DemoOptions, Stages
-from shadowlab.demo.traffic import TrafficSpec, generate
 
 DEMO_DATABASE_SUFFIX = "_demo"
 

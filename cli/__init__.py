@@ -1,0 +1,1 @@
+"""The composition root: the `shadowlab` command, which wires every stage together (`cli.main`)."""
