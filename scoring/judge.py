@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from scoring.base import FailureKind, PairResult, PairSubject, ScoreResult, Subject, Winner, version_of
-from scoring.gate import CallOutcome
+from scoring.judge_calls import CallOutcome
 from shadowlab.experiment import JUDGE_DEFAULT_PROVIDER
 from shadowlab.normalize import Message, NormalizedRequest, TextBlock, ToolChoice, ToolSpec
 from shadowlab.providers import ProviderResult

@@ -1,6 +1,6 @@
 """Score an experiment with one scorer: every pending item, concurrently, each result written as it arrives.
 
-Each item runs in its own task with `scoring.gate.judging` naming it, so the shared budget records what
+Each item runs in its own task with `scoring.judge_calls.judging` naming it, so the shared budget records what
 each judge call was for. Never crashes on a judge's failure: an unparseable verdict is stored as a failed
 score (value None, `details.failure`); a provider failure after the limiter's retries and a refused budget
 are counted and left pending, so running again finishes them. Once the budget refuses a call, no new call
@@ -18,7 +18,7 @@ from typing import Literal, TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 
 from scoring.base import PairScorer, PointScorer
-from scoring.gate import judging
+from scoring.judge_calls import judging
 from scoring.pairwise import to_canonical
 from scoring.store import PairItem, PointItem, pending_pairs, pending_points, write_preference, write_score
 from shadowlab.budget import JudgeRef

@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from scoring.gate import Budget, CostOf, JudgeCaller, Limiter, RetryLimiter, SharedBudget, SharedLimiter
 from scoring.judge import JudgeSpec, PairwiseJudge, PointwiseJudge
+from scoring.judge_calls import Budget, CostOf, JudgeCaller, Limiter, SharedBudget, SharedLimiter
 from scoring.registry import ScoringSpec, scoring_spec
 from scoring.runner import Progress, RunSummary, score_pairs, score_points
 from scoring.store import experiment_named
@@ -24,19 +24,21 @@ from shadowlab.limits import RateLimiter, RetryPolicy
 from shadowlab.pricing import PriceTable, load_price_table
 from shadowlab.providers import Provider, config_from_settings, create_provider
 
-__all__ = ["SharedGate", "run_scoring", "score_experiment", "shared_gate"]
+__all__ = ["SharedJudgeCalls", "run_scoring", "score_experiment", "shared_judge_calls"]
 
 ProviderFor = Callable[[JudgeSpec], Provider]
 
 
-class SharedGate:
+class SharedJudgeCalls:
     """The limiter and budget every judge call of one experiment goes through, and the call settings."""
 
     def __init__(self, limiter: SharedLimiter, budget: SharedBudget, replay: ReplaySettings) -> None:
         self.limiter, self.budget, self.replay = limiter, budget, replay
 
 
-def shared_gate(factory: sessionmaker[Session], experiment_id: int, spec: Mapping[str, Any]) -> SharedGate:
+def shared_judge_calls(
+    factory: sessionmaker[Session], experiment_id: int, spec: Mapping[str, Any]
+) -> SharedJudgeCalls:
     """From the stored spec: its `limits` and `replay` retry settings (defaults where absent)."""
     limits = tuple(LimitSpec.model_validate(limit) for limit in spec.get("limits") or ())
     replay = ReplaySettings.model_validate(spec.get("replay") or {})
@@ -46,7 +48,7 @@ def shared_gate(factory: sessionmaker[Session], experiment_id: int, spec: Mappin
         RateLimiter(factory, limits, max_call_s=replay.timeout_s),
         RetryPolicy(replay.max_attempts, replay.backoff_base_s, replay.backoff_max_s),
     )
-    return SharedGate(limiter, SharedBudget(factory, experiment_id, call_deadline_s=deadline_s), replay)
+    return SharedJudgeCalls(limiter, SharedBudget(factory, experiment_id, call_deadline_s=deadline_s), replay)
 
 
 async def score_experiment(
@@ -57,7 +59,7 @@ async def score_experiment(
     provider_for: ProviderFor,
     cost_of: CostOf,
     budget: Budget,
-    limiter: Limiter | None = None,
+    limiter: Limiter,
     concurrency: int = 8,
     progress: Callable[[str], Progress] | None = None,
 ) -> list[RunSummary]:
@@ -73,13 +75,12 @@ async def score_experiment(
                 progress=progress(check.name) if progress else None,
             )
         )
-    shared = limiter or RetryLimiter(concurrency=concurrency)
     for judge_spec in spec.judges:
         provider = provider_for(judge_spec)
         caller = JudgeCaller(
             provider,
             judge_spec.model,
-            limiter=shared,
+            limiter=limiter,
             budget=budget,
             cost_of=cost_of,
             extra_headers=judge_spec.extra_headers,
@@ -130,9 +131,9 @@ async def run_scoring(
             else load_price_table(settings.prices_file)
         )
         experiment_id = experiment.id
-        gate = shared_gate(factory, experiment_id, experiment.spec)
+        calls = shared_judge_calls(factory, experiment_id, experiment.spec)
     prices.require([judge.model for judge in spec.judges])
-    timeouts = {"stall_timeout_s": gate.replay.stall_timeout_s, "timeout_s": gate.replay.timeout_s}
+    timeouts = {"stall_timeout_s": calls.replay.stall_timeout_s, "timeout_s": calls.replay.timeout_s}
 
     def provider_for(judge: JudgeSpec) -> Provider:
         return create_provider(judge.provider, config_from_settings(judge.provider, settings, **timeouts))
@@ -144,8 +145,8 @@ async def run_scoring(
             spec,
             provider_for=provider_for,
             cost_of=prices.cost,
-            budget=gate.budget,
-            limiter=gate.limiter,
+            budget=calls.budget,
+            limiter=calls.limiter,
             concurrency=concurrency,
             progress=progress,
         )

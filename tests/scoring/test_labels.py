@@ -7,7 +7,6 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 
-from scoring.gate import RetryLimiter, Unlimited
 from scoring.labels import judge_human_agreement, next_label_item, record_label
 from scoring.registry import scoring_spec
 from scoring.results import pair_results
@@ -15,6 +14,7 @@ from scoring.service import score_experiment
 from shadowlab.db import session_scope
 from shadowlab.models import Arm, Label, Replay
 from tests.scoring.conftest import N_REQUESTS, Seeded, sim_provider
+from tests.support.judge_calls import RetryLimiter, Unlimited
 
 pytestmark = pytest.mark.postgres
 PREF = {"scoring": {"judges": [{"name": "pref", "kind": "pairwise", "model": "sim-judge"}]}}

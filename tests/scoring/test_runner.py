@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from scoring.gate import Budget, RetryLimiter, SpendCap, Unlimited
 from scoring.judge import JudgeSpec
+from scoring.judge_calls import Budget
 from scoring.registry import scoring_spec
 from scoring.results import pairwise_summary, point_scores, scorer_versions
 from scoring.runner import RunSummary
@@ -17,6 +17,7 @@ from scoring.service import score_experiment
 from shadowlab.models import Preference, Score
 from shadowlab.usage import Usage
 from tests.scoring.conftest import N_REQUESTS, Seeded, sim_provider
+from tests.support.judge_calls import RetryLimiter, SpendCap, Unlimited
 
 pytestmark = pytest.mark.postgres
 

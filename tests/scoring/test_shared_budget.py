@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from scoring.registry import scoring_spec
 from scoring.runner import RunSummary
-from scoring.service import score_experiment, shared_gate
+from scoring.service import score_experiment, shared_judge_calls
 from shadowlab.budget import committed_usd, judge_spend_usd
 from shadowlab.db import session_scope
 from shadowlab.models import BudgetReservation, Experiment, JudgeCall, RateLimitEvent, Score
@@ -47,12 +47,12 @@ def _prepare(seeded: Seeded, budget_usd: float) -> None:
 
 
 def _score(seeded: Seeded, judges: list[dict[str, Any]]) -> list[RunSummary]:
-    gate = shared_gate(seeded.factory, seeded.experiment_id, SPEC)
+    calls = shared_judge_calls(seeded.factory, seeded.experiment_id, SPEC)
     return asyncio.run(
         score_experiment(
             seeded.factory, seeded.experiment_id, scoring_spec({"scoring": {"judges": judges}}),
             provider_for=lambda judge: sim_provider(seeded.sim), cost_of=_cost,
-            budget=gate.budget, limiter=gate.limiter,
+            budget=calls.budget, limiter=calls.limiter,
         )
     )  # fmt: skip
 

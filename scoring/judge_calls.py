@@ -3,8 +3,8 @@
 `shadowlab score` uses the shared ones: `SharedLimiter` (the experiment's `limits` for the judge's
 provider+model, held by every replayer and scorer process together, via `shadowlab.limits`) and
 `SharedBudget` (each call's worst case reserved in the experiment budget before it is sent, settled to its
-real cost after, one `judge_calls` row each, via `shadowlab.budget`). `RetryLimiter`, `SpendCap` and
-`Unlimited` are in-process stand-ins for tests and offline use (correct for one process only).
+real cost after, one `judge_calls` row each, via `shadowlab.budget`). Tests use in-process stand-ins with
+the same retry rules (`tests/support/judge_calls.py`).
 
 What a call is for (replay, or request + candidate + order) travels in the context variable `judging`,
 set by the runner for each item, so a judge's own code needs no database ids.
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
@@ -34,8 +33,7 @@ from shadowlab.usage import Usage
 
 # fmt: off
 __all__ = [
-    "Budget", "CallOutcome", "Hold", "JudgeCaller", "Limiter", "RetryLimiter", "SharedBudget",
-    "SharedLimiter", "SpendCap", "Unlimited", "judging",
+    "Budget", "CallOutcome", "Hold", "JudgeCaller", "Limiter", "SharedBudget", "SharedLimiter", "judging",
 ]
 # fmt: on
 
@@ -69,36 +67,6 @@ class Budget(Protocol):
     async def settle(self, hold: Hold, spent: float) -> None:
         """Replace a hold by what the call really cost."""
         ...
-
-
-class Unlimited:
-    async def reserve(self, usd: float, *, model: str) -> Hold | None:
-        return Hold(usd)
-
-    async def settle(self, hold: Hold, spent: float) -> None:
-        return None
-
-
-class SpendCap:
-    """An in-process budget: reservations and spend never exceed `limit_usd` (one process)."""
-
-    def __init__(self, limit_usd: float, spent_usd: float = 0.0) -> None:
-        self.limit_usd = limit_usd
-        self.spent_usd = spent_usd
-        self._held = 0.0
-        self._lock = threading.Lock()
-
-    async def reserve(self, usd: float, *, model: str) -> Hold | None:
-        with self._lock:
-            if self.spent_usd + self._held + usd > self.limit_usd:
-                return None
-            self._held += usd
-            return Hold(usd)
-
-    async def settle(self, hold: Hold, spent: float) -> None:
-        with self._lock:
-            self._held -= hold.usd
-            self.spent_usd += spent
 
 
 class SharedBudget:
@@ -148,39 +116,6 @@ class SharedBudget:
     def _settle(self, call_id: int, spent: float) -> None:
         with session_scope(self.factory) as session:
             settle_judge(session, call_id, spent)
-
-
-class RetryLimiter:
-    """Bounded concurrency; retryable results are retried up to `max_attempts` with backoff and jitter."""
-
-    def __init__(
-        self,
-        concurrency: int = 8,
-        max_attempts: int = 4,
-        base_delay_s: float = 0.5,
-        max_delay_s: float = 30.0,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self._slots = asyncio.Semaphore(concurrency)
-        self.max_attempts = max_attempts
-        self.base_delay_s = base_delay_s
-        self.max_delay_s = max_delay_s
-        self._sleep = sleep
-        self.attempts = 0
-
-    async def call(
-        self, key: str, attempt: Attempt, *, input_tokens: int = 0, output_tokens: int = 0
-    ) -> ProviderResult:
-        for number in range(1, self.max_attempts + 1):
-            async with self._slots:
-                self.attempts += 1
-                result = await attempt()
-            if result.ok or not result.retryable or number == self.max_attempts:
-                return result
-            backoff = min(self.max_delay_s, self.base_delay_s * 2 ** (number - 1))
-            wait = result.retry_after_s if result.retry_after_s is not None else backoff
-            await self._sleep(min(self.max_delay_s, wait) * random.uniform(1.0, 1.25))
-        raise AssertionError("unreachable")  # pragma: no cover
 
 
 class SharedLimiter:

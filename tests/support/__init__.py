@@ -1,0 +1,1 @@
+"""Shared test code: fakes, stand-ins and builders imported by tests (fixtures stay in conftest.py files)."""
