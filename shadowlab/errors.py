@@ -19,3 +19,9 @@ class ServiceUnavailableError(ShadowlabError):
     """A configured service (database, Kafka) cannot be reached."""
 
     exit_code = 3
+
+
+class NotFoundError(ShadowlabError, LookupError):
+    """A row the caller named (an experiment, a snapshot, ...) is not in the database."""
+
+    exit_code = 2

@@ -1,0 +1,90 @@
+"""Scorer versions: which (scorer, version) pairs wrote scores or preferences in an experiment.
+
+Old versions are never deleted, so readers choose the version they want (usually the newest).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from shadowlab.models import Preference, Replay, Score
+
+__all__ = ["HUMAN_PREFIX", "ScorerVersion", "latest_point_versions", "pairwise_judges", "versions"]
+
+# scorer, version, rows, first written, last written
+_VersionRows = sa.Select[str, str, int, datetime, datetime]
+HUMAN_PREFIX = "human:"  # human labels stored as preferences are scored as `human:<labeler>`
+
+
+@dataclass(frozen=True)
+class ScorerVersion:
+    """One version of one scorer in one experiment: its rows and when they were written."""
+
+    name: str
+    version: str
+    rows: int
+    first_at: datetime
+    last_at: datetime
+
+
+def _point_rows(experiment_id: int, name: str | None) -> _VersionRows:
+    query = (
+        sa.select(Score.scorer_name, Score.scorer_version, sa.func.count(), sa.func.min(Score.created_at),
+                  sa.func.max(Score.created_at))
+        .join(Replay, Replay.id == Score.replay_id)
+        .where(Replay.experiment_id == experiment_id)
+        .group_by(Score.scorer_name, Score.scorer_version)
+    )  # fmt: skip
+    return query if name is None else query.where(Score.scorer_name == name)
+
+
+def _pair_rows(experiment_id: int, name: str | None) -> _VersionRows:
+    p = Preference
+    query = (
+        sa.select(p.scorer_name, p.scorer_version, sa.func.count(), sa.func.min(p.created_at),
+                  sa.func.max(p.created_at))
+        .where(p.experiment_id == experiment_id)
+        .group_by(p.scorer_name, p.scorer_version)
+    )  # fmt: skip
+    return query if name is None else query.where(p.scorer_name == name)
+
+
+def versions(
+    experiment_id: int,
+    *,
+    session: Session,
+    name: str | None = None,
+    pointwise: bool = True,
+    pairwise: bool = True,
+) -> list[ScorerVersion]:
+    """Every (scorer, version) with rows in the experiment, sorted by name then version; only scorer `name`
+    when given; from scores (`pointwise`) and preferences (`pairwise`)."""
+    statements = [_point_rows(experiment_id, name)] if pointwise else []
+    statements += [_pair_rows(experiment_id, name)] if pairwise else []
+    found: dict[tuple[str, str], ScorerVersion] = {}
+    for statement in statements:
+        for scorer, version, rows, first, last in session.execute(statement):
+            seen = found.get((scorer, version))
+            if seen is not None:  # one scorer version writing both kinds of row: count them together
+                rows, first, last = rows + seen.rows, min(first, seen.first_at), max(last, seen.last_at)
+            found[(scorer, version)] = ScorerVersion(str(scorer), str(version), int(rows), first, last)
+    return [found[key] for key in sorted(found)]
+
+
+def latest_point_versions(experiment_id: int, *, session: Session) -> dict[str, str]:
+    """Per pointwise scorer name, the version written most recently in the experiment."""
+    latest: dict[str, ScorerVersion] = {}
+    for v in versions(experiment_id, session=session, pairwise=False):
+        if v.name not in latest or (v.last_at, v.version) > (latest[v.name].last_at, latest[v.name].version):
+            latest[v.name] = v
+    return {name: v.version for name, v in sorted(latest.items())}
+
+
+def pairwise_judges(experiment_id: int, *, session: Session) -> list[str]:
+    """Names of the pairwise judges that wrote preferences (human labels left out), sorted."""
+    names = {v.name for v in versions(experiment_id, session=session, pointwise=False)}
+    return sorted(name for name in names if not name.startswith(HUMAN_PREFIX))

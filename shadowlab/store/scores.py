@@ -1,0 +1,96 @@
+"""Scores (one per replay, scorer and version) and preferences (one per request, arm pair, scorer, version
+and order shown). Every write is one idempotent row: a repeated write is ignored, the first stays."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from shadowlab.models import Preference, Replay, Score
+
+__all__ = ["add", "add_preference", "point_values", "preference_results"]
+
+
+def _insert_ignore(
+    table: type[Score] | type[Preference], values: Mapping[str, Any], *, session: Session
+) -> None:
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(insert(table).values(**values).on_conflict_do_nothing())
+
+
+def add(
+    *,
+    replay_id: int,
+    scorer_name: str,
+    scorer_version: str,
+    value: float | None,
+    rationale: str | None,
+    details: Mapping[str, Any],
+    session: Session,
+) -> None:
+    """Store one score of a replay (ignored when this scorer version already scored it)."""
+    _insert_ignore(
+        Score,
+        {"replay_id": replay_id, "scorer_name": scorer_name, "scorer_version": scorer_version, "value": value,
+         "rationale": rationale, "details": dict(details)},
+        session=session,
+    )  # fmt: skip
+
+
+def add_preference(
+    *,
+    experiment_id: int,
+    captured_request_id: int,
+    arm_a_id: int,
+    arm_b_id: int,
+    scorer_name: str,
+    scorer_version: str,
+    order_shown: str,
+    result: str,
+    rationale: str | None,
+    session: Session,
+) -> None:
+    """Store one preference in canonical terms (arm A = control; `result` names the arm or a tie)."""
+    _insert_ignore(
+        Preference,
+        {"experiment_id": experiment_id, "captured_request_id": captured_request_id, "arm_a_id": arm_a_id,
+         "arm_b_id": arm_b_id, "scorer_name": scorer_name, "scorer_version": scorer_version,
+         "order_shown": order_shown, "result": result, "rationale": rationale},
+        session=session,
+    )  # fmt: skip
+
+
+def point_values(
+    experiment_id: int, scorer_name: str, scorer_version: str, *, session: Session
+) -> dict[tuple[int, int], float | None]:
+    """(arm id, captured request id) → the value one scorer version gave (None: failed or not applicable)."""
+    rows = session.execute(
+        sa.select(Replay.arm_id, Replay.captured_request_id, Score.value)
+        .join(Replay, Replay.id == Score.replay_id)
+        .where(
+            Replay.experiment_id == experiment_id,
+            Score.scorer_name == scorer_name,
+            Score.scorer_version == scorer_version,
+        )
+    )
+    return {(int(arm), int(request)): value for arm, request, value in rows}
+
+
+def preference_results(
+    experiment_id: int, scorer_name: str, scorer_version: str, candidate_arm_id: int, *, session: Session
+) -> list[tuple[int, str, str]]:
+    """(captured request id, order shown, canonical result) of one scorer version against one candidate."""
+    rows = session.execute(
+        sa.select(Preference.captured_request_id, Preference.order_shown, Preference.result).where(
+            Preference.experiment_id == experiment_id,
+            Preference.scorer_name == scorer_name,
+            Preference.scorer_version == scorer_version,
+            Preference.arm_b_id == candidate_arm_id,
+        )
+    )
+    return [(int(request), str(order), str(result)) for request, order, result in rows]
