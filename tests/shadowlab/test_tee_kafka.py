@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -15,21 +13,9 @@ from kafka import KafkaConsumer
 
 from shadowlab import tee
 from shadowlab.capture import Capture, parse_capture_bytes
+from tests.support import fake_upstreams as fakes
 
 pytestmark = pytest.mark.kafka
-
-
-def _load_fakes() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "_tee_fakes_loader", Path(__file__).with_name("test_tee_fakes.py")
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.load_fakes()
-
-
-fakes = _load_fakes()
 
 
 def consume(bootstrap: str, topic: str, count: int, deadline_s: float = 60.0) -> list[tuple[bytes, bytes]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,25 +10,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from shadowlab import tee
 from shadowlab.capture import parse_capture_bytes
-
-
-def _load_fakes() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "_tee_fakes_loader", Path(__file__).with_name("test_tee_fakes.py")
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.load_fakes()
-
-
-fakes = _load_fakes()
+from tests.support import fake_upstreams as fakes
 
 
 class GatedSink(tee.MemorySink):

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -15,19 +13,8 @@ import pytest
 
 from shadowlab import tee
 from shadowlab.capture import Capture, parse_capture_bytes
+from tests.support import fake_upstreams as fakes
 
-
-def _load_fakes() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "_tee_fakes_loader", Path(__file__).with_name("test_tee_fakes.py")
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.load_fakes()
-
-
-fakes = _load_fakes()
 SOURCE = tee.Source(service="checkout", route="/chat", environment="test", tags={"team": "ml"})
 
 
