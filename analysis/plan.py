@@ -10,7 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
+
+import yaml
 
 from analysis.stats.results import MetricKind
 
@@ -212,4 +215,77 @@ def resolve_metric(name: str, columns: Mapping[str, MetricKind]) -> MetricRef:
     raise PlanError(
         f"plan metric {name!r}: expected one of the analysed metrics ({', '.join(columns)}), "
         "optionally with a quantile such as ttft_p95"
+    )
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """What the analysis takes from a plan today; the decision rule will read the rest."""
+
+    arms: list[str] | None = None
+    aa_arm: str | None = None
+    covariate_mean: float | None = None
+    decision: DecisionPlan | None = None
+    failure_latency_ms: float | None = None
+    judge_orders: tuple[int, int] | None = None
+
+
+def read_plan(path: Path) -> PlanOptions:
+    """Plan (YAML or JSON): `arms: [name | {name, role}]`, `aa_arm`, `covariate_mean`, `failure_latency_ms`
+    (what a failed replay counts as in latency ratios: the replay timeout), `judge_orders` ([pairs whose
+    verdict flipped with the order, pairs judged both ways]: the judge-consistency check), and the decision
+    plan (`primary_metric`, `guardrails`, … as in docs/analysis.md) when `primary_metric` is present."""
+    try:
+        plan = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise PlanError(f"plan {path}: cannot read it: {exc}".replace("\n", " ")) from None
+    if not isinstance(plan, dict):
+        raise PlanError(f"plan {path}: expected a mapping at the top level, found {type(plan).__name__}")
+    arms: list[str] | None = None
+    aa_arm = plan.get("aa_arm")
+    if "arms" in plan:
+        if not isinstance(plan["arms"], list):
+            raise PlanError(f"plan {path}, key arms: expected a list of arm names")
+        arms = []
+        for item in plan["arms"]:
+            name = item.get("name") if isinstance(item, dict) else item
+            if not isinstance(name, str):
+                raise PlanError(f"plan {path}, key arms: expected an arm name, found {item!r}")
+            arms.append(name)
+            if isinstance(item, dict) and item.get("role") == "aa":
+                aa_arm = name
+    if aa_arm is not None and not isinstance(aa_arm, str):
+        raise PlanError(f"plan {path}, key aa_arm: expected an arm name, found {aa_arm!r}")
+    covariate_mean = plan.get("covariate_mean")
+    if covariate_mean is not None and not isinstance(covariate_mean, int | float):
+        raise PlanError(f"plan {path}, key covariate_mean: expected a number, found {covariate_mean!r}")
+    failure_latency = plan.get("failure_latency_ms")
+    if failure_latency is not None and (
+        isinstance(failure_latency, bool)
+        or not isinstance(failure_latency, int | float)
+        or failure_latency <= 0
+    ):
+        raise PlanError(
+            f"plan {path}, key failure_latency_ms: expected a positive number (the replay timeout in ms), "
+            f"found {failure_latency!r}"
+        )
+    judge_orders = plan.get("judge_orders")
+    if judge_orders is not None and not (
+        isinstance(judge_orders, list)
+        and len(judge_orders) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in judge_orders)
+        and judge_orders[0] <= judge_orders[1]
+    ):
+        raise PlanError(
+            f"plan {path}, key judge_orders: expected [flipped, judged both ways] (two whole numbers, the "
+            f"first at most the second), found {judge_orders!r}"
+        )
+    decision = DecisionPlan.from_dict(plan, where=f"plan {path}") if "primary_metric" in plan else None
+    return PlanOptions(
+        arms,
+        aa_arm,
+        None if covariate_mean is None else float(covariate_mean),
+        decision,
+        None if failure_latency is None else float(failure_latency),
+        None if judge_orders is None else (judge_orders[0], judge_orders[1]),
     )

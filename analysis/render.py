@@ -187,3 +187,16 @@ def analysis_text(analysis: Analysis) -> str:
         mark = {True: "ok  ", False: "FAIL", None: "n/a "}[check.passed]
         out.append(f"  {mark} {check.name}: {check.detail}")
     return "\n".join(out)
+
+
+def verdict_text(document: dict[str, Any]) -> str:
+    """The verdict and its reasons as lines a product manager can read."""
+    verdict = document.get("verdict")
+    if not verdict:
+        return "verdict: none (no decision plan)"
+    head = f"verdict: {verdict['verdict']}"
+    if verdict["recommended"]:
+        head += f" (recommended: {verdict['recommended']})"
+    if verdict["more_prompts"] is not None and verdict["verdict"] == "keep_running":
+        head += f", ≈{verdict['more_prompts']} more prompts"
+    return "\n".join([head, *(f"  - {reason}" for reason in verdict["reasons"])])

@@ -74,8 +74,7 @@ def naive_bootstrap_seconds(path: Path, n: int) -> tuple[float, float]:
 
 def run_command(path: Path) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of the command in a fresh process."""
-    cli = REPO / "shadowlab" / "cli.py"
-    module = "cli.main" if "analysis.command" in cli.read_text(encoding="utf-8") else "analysis.command"
+    module = "cli.main"
     command = [
         sys.executable,
         "-m",

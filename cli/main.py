@@ -190,7 +190,7 @@ from replayer.command import register as _register_replayer  # noqa: E402
 
 _register_replayer(app, settings_of)
 
-from analysis.command import register as _register_analysis  # noqa: E402
+from analysis.cli import register as _register_analysis  # noqa: E402
 
 _register_analysis(app, settings_of)
 

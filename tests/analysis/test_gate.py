@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from analysis.experiment_command import parse_fail_on
+from analysis.cli import parse_fail_on
 from tests.conftest import fresh_database
 
 SEED = Path(__file__).resolve().parent / "test_load.py"

@@ -1,4 +1,4 @@
-"""`shadowlab analyze EXPERIMENT` and `shadowlab gate EXPERIMENT`: the database side of the commands.
+"""The analysis commands of `shadowlab`: `analyze` (stored experiment or long CSV), `gate`, `route`, `report`.
 
 Database modules are imported inside the functions so `analyze --from-csv` does not pay for them.
 """
@@ -7,14 +7,79 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import typer
+
+from analysis.analyze import analyze_table
+from analysis.clustering import clustering_text
+from analysis.csv_input import CsvInputError, load_experiment_csv
 from analysis.decision import VERDICTS
-from analysis.plan import PlanError
+from analysis.plan import PlanError, PlanOptions, read_plan
+from analysis.render import analysis_text, verdict_text
+from analysis.stats import ADJUSTMENTS
+from analysis.verdict_json import analysis_document, pairwise_from_table
 
 EXIT_INVALID_INPUT = 2
 EXIT_GATE_BLOCKED = 1
+SettingsOf = Callable[[typer.Context], Any]
+
+
+def _print_document(document: dict[str, Any], text: str, json_output: bool) -> None:
+    if json_output:
+        print(json.dumps(document, indent=2, allow_nan=False))
+    else:
+        print(text)
+
+
+def analyze_csv(
+    from_csv: Path,
+    control: str,
+    metric: list[str],
+    alpha: float,
+    adjust: str,
+    json_output: bool,
+    plan: Path | None,
+) -> int:
+    """Analyse a long CSV of replays; print JSON or a table; return the exit code (2: invalid input)."""
+    try:
+        if not 0.0 < alpha < 1.0:
+            raise CsvInputError(f"--alpha: expected a number between 0 and 1, found {alpha}")
+        if adjust not in ADJUSTMENTS:
+            raise CsvInputError(f"--adjust: expected one of {', '.join(ADJUSTMENTS)}, found {adjust!r}")
+        options = read_plan(plan) if plan is not None else PlanOptions()
+        if options.decision is not None and options.decision.alpha != alpha:
+            raise PlanError(
+                f"--alpha {alpha} differs from the plan's pre-registered alpha {options.decision.alpha}"
+            )
+        table = load_experiment_csv(from_csv, control=control, metric_specs=metric, known_arms=options.arms)
+        if options.decision is not None:
+            try:
+                options.decision.check_metrics({m.name: m.kind for m in table.metrics})
+            except PlanError as exc:
+                raise PlanError(f"plan {plan}: {exc}") from None
+    except (CsvInputError, PlanError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID_INPUT
+    adjustment = next(a for a in ADJUSTMENTS if a == adjust)
+    analysis = analyze_table(
+        table,
+        control=control,
+        alpha=alpha,
+        adjust=adjustment,
+        aa_arm=options.aa_arm,
+        covariate_mean=options.covariate_mean,
+        failure_latency_ms=options.failure_latency_ms,
+        judge_orders=options.judge_orders,
+    )
+    document, _ = analysis_document(analysis, options.decision, pairwise_from_table(table, control), table)
+    text = "\n".join([analysis_text(analysis), *clustering_text(document["clustering"])])
+    _print_document(
+        document, text if options.decision is None else f"{text}\n\n{verdict_text(document)}", json_output
+    )
+    return 0
 
 
 def _run(settings: Any, experiment: str) -> Any:
@@ -29,7 +94,6 @@ def analyze_stored(
 ) -> int:
     """Print the analyze document of a stored experiment; optionally export its CSV and plan."""
     from analysis.clustering import clustering_text
-    from analysis.command import verdict_text
     from analysis.experiment_analysis import export_plan as plan_for_csv
     from analysis.load import ExperimentLoadError, table_to_csv
 
@@ -184,3 +248,91 @@ def report(settings: Any, experiment: str, fmt: str, out: Path | None) -> int:
     else:
         out.write_text(text, encoding="utf-8")
     return 0
+
+
+def register(app: typer.Typer, settings_of: SettingsOf | None = None) -> None:
+    """Add `analyze`, `gate`, `route` and `report` to the CLI; `settings_of` gives the database settings."""
+    def need_settings(ctx: typer.Context) -> Any:
+        if settings_of is None:
+            raise typer.BadParameter("this command needs the shadowlab settings (run it as `shadowlab`)")
+        return settings_of(ctx)
+
+    @app.command("analyze")
+    def analyze_command(
+        ctx: typer.Context,
+        experiment: str | None = typer.Argument(
+            None, help="Name of a stored experiment (its plan is applied); or use --from-csv."
+        ),
+        from_csv: Path | None = typer.Option(
+            None, "--from-csv", help="Long CSV: request_id, arm, one column per metric."
+        ),
+        control: str | None = typer.Option(
+            None, "--control", help="Name of the control arm (with --from-csv)."
+        ),
+        metric: list[str] = typer.Option(
+            [], "--metric", help="NAME=KIND (mean|binary|latency|cost|preference)."
+        ),
+        alpha: float = typer.Option(0.05, "--alpha", help="Two-sided significance level."),
+        adjust: str = typer.Option("holm", "--adjust", help="Multiplicity adjustment: holm, bh or none."),
+        json_output: bool = typer.Option(False, "--json", help="Print the JSON document instead of a table."),
+        plan: Path | None = typer.Option(
+            None, "--plan", help="Pre-registered plan (arms, A/A arm, decision)."
+        ),
+        export_csv: Path | None = typer.Option(
+            None, "--export-csv", help="With EXPERIMENT: also write its data as the long CSV."
+        ),
+        export_plan: Path | None = typer.Option(
+            None, "--export-plan", help="With EXPERIMENT: also write its plan for --from-csv --plan."
+        ),
+    ) -> None:
+        """Paired statistics for every candidate against the control, and the verdict when a plan is set."""
+        if (experiment is None) == (from_csv is None):
+            print("error: give either EXPERIMENT or --from-csv FILE (exactly one)", file=sys.stderr)
+            raise typer.Exit(EXIT_INVALID_INPUT)
+        if from_csv is not None:
+            if control is None:
+                print("error: --control: required with --from-csv", file=sys.stderr)
+                raise typer.Exit(EXIT_INVALID_INPUT)
+            raise typer.Exit(analyze_csv(from_csv, control, metric, alpha, adjust, json_output, plan))
+        assert experiment is not None
+        code = analyze_stored(need_settings(ctx), experiment, json_output, export_csv, export_plan)
+        raise typer.Exit(code)
+
+    @app.command("gate")
+    def gate_command(
+        ctx: typer.Context,
+        experiment: str = typer.Argument(..., help="Name of a stored experiment with a plan."),
+        fail_on: str = typer.Option(
+            "dont_ship,inconclusive,keep_running,invalid",
+            "--fail-on",
+            help="Comma-separated verdicts that fail the gate (exit 1). `invalid` (a health check failed: "
+            "the data cannot support a verdict) blocks by default; drop it only to let broken data pass.",
+        ),
+        json_output: bool = typer.Option(False, "--json", help="Print the verdict block as JSON."),
+    ) -> None:
+        """CI/CD gate: exit 1 with the reasons when the verdict is one of --fail-on, else 0."""
+        raise typer.Exit(gate(need_settings(ctx), experiment, fail_on, json_output))
+
+    @app.command("route")
+    def route_command(
+        ctx: typer.Context,
+        experiment: str = typer.Argument(..., help="Name of a stored experiment with a plan."),
+        export: Path | None = typer.Option(
+            None, "--export", help="Write the routing table (YAML; JSON when FILE ends in .json)."
+        ),
+        by: str = typer.Option("route", "--by", help="Segment dimension: route, service, tag:<key>, …"),
+        min_n: int = typer.Option(30, "--min-n", help="Segments with fewer pairs are too small to route."),
+        json_output: bool = typer.Option(False, "--json", help="Print the routing block as JSON."),
+    ) -> None:
+        """Per segment, the cheapest arm that holds the plan there; the saving and the quality risk."""
+        raise typer.Exit(route(need_settings(ctx), experiment, export, by, min_n, json_output))
+
+    @app.command("report")
+    def report_command(
+        ctx: typer.Context,
+        experiment: str = typer.Argument(..., help="Name of a stored experiment."),
+        fmt: str = typer.Option("md", "--format", help="md, html (one self-contained file) or json."),
+        out: Path | None = typer.Option(None, "--out", help="Write to FILE instead of stdout."),
+    ) -> None:
+        """The experiment report: verdict, metrics, health, power, segments, routing, prices, history."""
+        raise typer.Exit(report(need_settings(ctx), experiment, fmt, out))
