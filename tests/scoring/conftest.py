@@ -4,56 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
-from pydantic import SecretStr
-from sqlalchemy.orm import Session, sessionmaker
 
 from shadowlab import migrate
+from shadowlab.apis import normalize_request_body
 from shadowlab.db import create_engine, session_factory, session_scope
 from shadowlab.models import Arm, CapturedRequest, Experiment, Replay
-from shadowlab.normalize import normalize_request_body
-from shadowlab.providers import ProviderConfig, create_provider
-from simulator import Distribution, ModelProfile, ProfileSet, RunningSimulator, running_simulator
-
-FAST = ModelProfile(
-    ttfb_ms=Distribution(median=1),
-    ttft_ms=Distribution(median=2),
-    tokens_per_s=50_000,
-    output_tokens=Distribution(median=30, sigma=0.2, low=10, high=60),
-)
-PROFILES = ProfileSet(
-    default=FAST,
-    models={
-        "ctrl-model": FAST.model_copy(update={"quality": 0.55}),
-        "cand-model": FAST.model_copy(update={"quality": 0.85}),
-    },
-)
-N_REQUESTS = 24
-
-
-@dataclass(frozen=True)
-class Seeded:
-    factory: sessionmaker[Session]
-    experiment_id: int
-    control_id: int
-    candidate_id: int
-    sim: RunningSimulator
+from simulator import RunningSimulator, running_simulator
+from tests.support.replayed_arms import N_REQUESTS, PROFILES, Seeded, sim_provider
 
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[RunningSimulator]:
     with running_simulator(seed=3, profiles=PROFILES) as running:
         yield running
-
-
-def sim_provider(sim: RunningSimulator, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    return create_provider(
-        "anthropic",
-        ProviderConfig(base_url=sim.base_url, api_key=SecretStr("k"), extra_headers=headers or {}),
-    )
 
 
 async def _replay(sim: RunningSimulator, bodies: list[dict[str, object]], model: str) -> list[str]:

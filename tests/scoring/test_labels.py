@@ -13,8 +13,8 @@ from scoring.results import pair_results
 from scoring.service import score_experiment
 from shadowlab.db import session_scope
 from shadowlab.models import Arm, Label, Replay
-from tests.scoring.conftest import N_REQUESTS, Seeded, sim_provider
 from tests.support.judge_calls import RetryLimiter, Unlimited
+from tests.support.replayed_arms import N_REQUESTS, Seeded, sim_provider
 
 pytestmark = pytest.mark.postgres
 PREF = {"scoring": {"judges": [{"name": "pref", "kind": "pairwise", "model": "sim-judge"}]}}

@@ -16,8 +16,8 @@ from scoring.judge import JudgeSpec, PairwiseJudge
 from scoring.judge_calls import JudgeCaller
 from scoring.pairwise import Canonical, PairwiseSummary, summarize, to_canonical
 from simulator.judge import JudgeProfile, QualityMemory
-from tests.scoring.simjudge import SimJudgeProvider, served_answer
 from tests.support.judge_calls import RetryLimiter, Unlimited
+from tests.support.simjudge import SimJudgeProvider, served_answer
 
 N_PROMPTS = 2_000
 BIAS = 0.1  # in quality units, as large as the judge's noise: a strongly position-biased judge

@@ -16,8 +16,8 @@ from scoring.runner import RunSummary
 from scoring.service import score_experiment
 from shadowlab.models import Preference, Score
 from shadowlab.usage import Usage
-from tests.scoring.conftest import N_REQUESTS, Seeded, sim_provider
 from tests.support.judge_calls import RetryLimiter, SpendCap, Unlimited
+from tests.support.replayed_arms import N_REQUESTS, Seeded, sim_provider
 
 pytestmark = pytest.mark.postgres
 

@@ -15,7 +15,7 @@ from shadowlab.budget import committed_usd, judge_spend_usd
 from shadowlab.db import session_scope
 from shadowlab.models import BudgetReservation, Experiment, JudgeCall, RateLimitEvent, Score
 from shadowlab.usage import Usage
-from tests.scoring.conftest import N_REQUESTS, Seeded, sim_provider
+from tests.support.replayed_arms import N_REQUESTS, Seeded, sim_provider
 
 pytestmark = pytest.mark.postgres
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from shadowlab.normalize import NormalizedRequest, TextBlock
+from shadowlab.apis.internal import NormalizedRequest, TextBlock
 from shadowlab.providers import ProviderResult, ToolCall
 from shadowlab.usage import Usage
 from simulator.answers import Answer, answer_key
