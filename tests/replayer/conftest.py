@@ -6,16 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from simulator import Distribution, ModelProfile, ProfileSet, RunningSimulator, running_simulator
-
-FAST = ModelProfile(
-    ttfb_ms=Distribution(median=2),
-    ttft_ms=Distribution(median=5),
-    tokens_per_s=20_000,
-    output_tokens=Distribution(median=40, sigma=0.3, low=10, high=80),
-    cache_min_tokens=100,
-    stall_ms=3_000,
-)
+from simulator import ProfileSet, RunningSimulator, running_simulator
+from tests.support.sim_profiles import FAST
 
 
 @pytest.fixture(scope="module")

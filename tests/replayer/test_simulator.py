@@ -20,7 +20,7 @@ from simulator import (
     SimRecord,
     running_simulator,
 )
-from tests.replayer.conftest import FAST
+from tests.support.sim_profiles import FAST
 
 MESSAGES = [{"role": "user", "content": "Which database should a small team pick for analytics?"}]
 
