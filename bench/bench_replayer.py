@@ -162,15 +162,15 @@ def spec(name: str, requests: int) -> dict[str, Any]:
 
 
 def create_started(url: str, name: str, requests: int) -> None:
-    from replayer.experiments import create_experiment, start_experiment
+    from shadowlab import store
     from shadowlab.db import create_engine, session_factory, session_scope
     from shadowlab.experiment import parse_spec
     from shadowlab.pricing import load_price_table
 
     engine = create_engine(url)
     with session_scope(session_factory(engine)) as session:
-        create_experiment(session, parse_spec(spec(name, requests), "bench"))
-        start_experiment(session, name, load_price_table())
+        store.experiments.create(parse_spec(spec(name, requests), "bench"), session=session)
+        store.experiments.start(name, load_price_table(), session=session)
     engine.dispose()
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 from sqlalchemy.orm import Session, sessionmaker
 
 from shadowlab.config import Settings
+from shadowlab.store.experiments import Transition
 
 __all__ = ["register"]
 
@@ -37,22 +38,22 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
         created_by: Annotated[str, typer.Option(help="Who creates it (audit).")] = "",
     ) -> None:
         """Create a draft experiment from a YAML spec."""
-        from replayer.experiments import create_experiment
+        from shadowlab import store
         from shadowlab.db import session_scope
         from shadowlab.experiment import load_spec
 
         spec = load_spec(spec_file)
         with session_scope(factory_of(ctx)) as session:
-            create_experiment(session, spec, created_by)
+            store.experiments.create(spec, session=session, created_by=created_by)
         typer.echo(f"created experiment {spec.name!r} (draft, {len(spec.arms())} arms)")
 
     @experiment_app.command("list")
     def list_(ctx: typer.Context) -> None:
         """List experiments with their status."""
-        from replayer.experiments import list_experiments
+        from shadowlab import store
 
         with factory_of(ctx)() as session:
-            for experiment in list_experiments(session):
+            for experiment in store.experiments.list_all(session=session):
                 typer.echo(f"{experiment.name}\t{experiment.status}\t{len(experiment.arms)} arms")
 
     @experiment_app.command("show")
@@ -62,10 +63,11 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Status, arms, spend and replay counts of one experiment."""
-        from replayer.experiments import find_experiment, summarize
+        from replayer.experiments import summarize
+        from shadowlab import store
 
         with factory_of(ctx)() as session:
-            summary = summarize(session, find_experiment(session, name))
+            summary = summarize(session, store.experiments.by_name(name, session=session))
         if as_json:
             typer.echo(json.dumps(summary.as_dict(), indent=2))
             return
@@ -75,31 +77,31 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
     @experiment_app.command("start")
     def start(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Experiment name.")]) -> None:
         """draft → running: checks the provider allowlist and prices, snapshots the price table."""
-        from replayer.experiments import start_experiment
+        from shadowlab import store
         from shadowlab.db import session_scope
         from shadowlab.pricing import load_price_table
 
         prices = load_price_table(settings_of(ctx).prices_file)
         with session_scope(factory_of(ctx)) as session:
-            experiment = start_experiment(session, name, prices)
+            experiment = store.experiments.start(name, prices, session=session)
             typer.echo(
                 f"started {name!r}; prices snapshotted for {', '.join(sorted(experiment.price_snapshot))}"
             )
 
-    def transition(command: str) -> Callable[[typer.Context, str], None]:
+    def transition(command: Transition) -> Callable[[typer.Context, str], None]:
         def run(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Experiment name.")]) -> None:
-            from replayer.experiments import set_status
+            from shadowlab import store
             from shadowlab.db import session_scope
 
             with session_scope(factory_of(ctx)) as session:
-                experiment = set_status(session, name, command)
+                experiment = store.experiments.transition(name, command, session=session)
                 typer.echo(f"{name}: {experiment.status}")
 
         run.__doc__ = {"pause": "running → paused.", "resume": "paused or budget_exhausted → running.",
                        "conclude": "→ concluded (no more replays)."}[command]  # fmt: skip
         return run
 
-    for command in ("pause", "resume", "conclude"):
+    for command in get_args(Transition):
         experiment_app.command(command)(transition(command))
 
     @app.command("replay")
@@ -124,9 +126,9 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
         progress: Annotated[bool, typer.Option(help="Print progress: rate, ETA, spend.")] = True,
     ) -> None:
         """Replay captured traffic to every arm of EXPERIMENT (default: --backfill, or the spec's mode)."""
-        from replayer.experiments import find_experiment, spec_of
         from replayer.run import ReplayOptions, run_replay
         from replayer.worker import Mode
+        from shadowlab import store
         from shadowlab.errors import ConfigError
 
         if not experiment.strip():  # e.g. docker compose's replayer started without EXPERIMENT
@@ -137,7 +139,8 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
         mode: Mode = "live" if live else "backfill"
         if not (live or backfill):
             with factory() as session:
-                mode = spec_of(find_experiment(session, experiment)).traffic.mode
+                found = store.experiments.by_name(experiment, session=session)
+                mode = store.experiments.spec_of(found).traffic.mode
         options = ReplayOptions(
             experiment, workers, mode, concurrency, metrics_port, worker_index, progress, metrics_host
         )

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from replayer.experiments import find_experiment, spec_of
 from replayer.leases import selection_filter
 from replayer.metrics import WorkerMetrics, serve_metrics
 from replayer.worker import Mode, WorkerConfig, run_worker
+from shadowlab import store
 from shadowlab.budget import committed_usd
 from shadowlab.config import Settings
 from shadowlab.errors import ConfigError
@@ -63,8 +63,8 @@ class Progress:
 
 def progress_of(factory: sessionmaker[Session], name: str, live: bool) -> Progress:
     with factory() as session:
-        experiment = find_experiment(session, name)
-        spec = spec_of(experiment)
+        experiment = store.experiments.by_name(name, session=session)
+        spec = store.experiments.spec_of(experiment)
         done = session.execute(
             sa.select(sa.func.count()).where(
                 WorkLease.experiment_id == experiment.id, WorkLease.done.is_(True)
@@ -95,7 +95,7 @@ def run_replay(
             "postgresql+psycopg://...); embedded SQLite is correct for one worker only"
         )
     with factory() as session:
-        experiment = find_experiment(session, options.experiment)
+        experiment = store.experiments.by_name(options.experiment, session=session)
         if experiment.status != "running":
             raise ConfigError(
                 f"experiment {options.experiment!r}: replay expects status running, found {experiment.status}"

@@ -11,19 +11,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from replayer import leases
 from replayer.arms import ArmRuntime, PreparedCall, prepare_call
-from replayer.experiments import spec_of
 from replayer.metrics import WorkerMetrics
+from shadowlab import store
 from shadowlab.budget import worst_case_usd
 from shadowlab.config import Settings
 from shadowlab.experiment import ExperimentSpec
 from shadowlab.headers import CAPTURE_ID_HEADER
 from shadowlab.limits import RateLimiter, RetryPolicy, call_with_retries
-from shadowlab.models import Experiment, utcnow
+from shadowlab.models import utcnow
 from shadowlab.pricing import PriceTable
 from shadowlab.providers import Provider, ProviderResult, config_from_settings, create_provider
 
@@ -52,11 +51,9 @@ class Worker:
     ) -> None:
         self.factory, self.config, self.metrics = factory, config, metrics
         with factory() as session:
-            experiment = session.execute(
-                sa.select(Experiment).where(Experiment.name == config.experiment)
-            ).scalar_one()
+            experiment = store.experiments.by_name(config.experiment, session=session)
             self.experiment_id = experiment.id
-            self.spec: ExperimentSpec = spec_of(experiment)
+            self.spec: ExperimentSpec = store.experiments.spec_of(experiment)
             self.prices = PriceTable.from_json(experiment.price_snapshot, "experiment price snapshot")
             self.arms = tuple(ArmRuntime.of(arm) for arm in experiment.arms)
         rs = self.spec.replay
