@@ -24,6 +24,7 @@ from ingest.sink import CaptureSink
 from ingest.sources import KafkaSource
 from shadowlab.capture import DEFAULT_MAX_BYTES
 from shadowlab.db import create_engine
+from tests.support.ingest import count_rows, encode, make_capture, unique
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.timeout(120)]
 N = 50
@@ -99,7 +100,6 @@ def _run(
     pg_url: str,
     bootstrap: str,
     topic: str,
-    helpers: Any,
     tmp_path: Path,
     cues: dict[str, int],
     dead_letters: DeadLetterSink | None = None,
@@ -113,7 +113,7 @@ def _run(
 
     metrics, engine = IngestMetrics(), create_engine(pg_url)
     source = KafkaSource(
-        bootstrap, topic, helpers.unique("g"), max_poll_records=10, metrics=metrics, consumer_factory=consumer
+        bootstrap, topic, unique("g"), max_poll_records=10, metrics=metrics, consumer_factory=consumer
     )
     options = RunOptions(
         batch_size=10, poll_timeout_s=0.2, idle_exit_s=0.5, backoff_initial_s=0.01, backoff_max_s=0.05
@@ -139,18 +139,17 @@ def test_polls_that_raise_are_retried_with_backoff_and_nothing_is_lost(
     kafka_bootstrap: str,
     kafka_topic: Callable[..., str],
     produce: Any,
-    helpers: Any,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     topic = kafka_topic(partitions=2)
-    produce(topic, [helpers.encode(helpers.make_capture(i)) for i in range(N)])
+    produce(topic, [encode(make_capture(i)) for i in range(N)])
     caplog.set_level(logging.INFO, logger="ingest")
 
-    consumer, metrics = _run(pg_url, kafka_bootstrap, topic, helpers, tmp_path, {"failing_polls": 3})
+    consumer, metrics = _run(pg_url, kafka_bootstrap, topic, tmp_path, {"failing_polls": 3})
 
     assert consumer.failing_polls == 0  # every cue was played
-    assert helpers.count_rows(pg_url) == N
+    assert count_rows(pg_url) == N
     warnings = _warnings(caplog, "broker unavailable")
     assert len(warnings) == 3 and all("on cue: connection refused" in w for w in warnings)
     assert _retries(metrics, "broker") == 3
@@ -162,21 +161,18 @@ def test_idle_exit_waits_for_the_broker_to_confirm_nothing_is_left(
     kafka_bootstrap: str,
     kafka_topic: Callable[..., str],
     produce: Any,
-    helpers: Any,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     topic = kafka_topic(partitions=1)
-    produce(topic, [helpers.encode(helpers.make_capture(i)) for i in range(N)])
+    produce(topic, [encode(make_capture(i)) for i in range(N)])
     caplog.set_level(logging.INFO, logger="ingest")
 
     # After the first batch the broker goes quiet: empty polls for longer than --idle-exit, and the
     # end-offset look-up fails twice before it answers again.
-    consumer, metrics = _run(
-        pg_url, kafka_bootstrap, topic, helpers, tmp_path, {"failed_checks_to_recover": 2}
-    )
+    consumer, metrics = _run(pg_url, kafka_bootstrap, topic, tmp_path, {"failed_checks_to_recover": 2})
 
-    assert helpers.count_rows(pg_url) == N  # it did not stop with 40 captures unread
+    assert count_rows(pg_url) == N  # it did not stop with 40 captures unread
     assert consumer.checks_to_recover == 0
     assert len(_warnings(caplog, "not stopping while idle")) == 2
     assert _retries(metrics, "broker") == 2
@@ -187,22 +183,21 @@ def test_a_broker_error_while_paused_for_another_outage_is_waited_out(
     kafka_bootstrap: str,
     kafka_topic: Callable[..., str],
     produce: Any,
-    helpers: Any,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     topic = kafka_topic(partitions=1)
-    values = [helpers.encode(helpers.make_capture(i)) for i in range(N)]
+    values = [encode(make_capture(i)) for i in range(N)]
     produce(topic, [values[0], b"not json", *values[1:]])
     caplog.set_level(logging.INFO, logger="ingest")
     dead = DeadLettersDownOnce(tmp_path / "rejected.jsonl")
 
     consumer, metrics = _run(
-        pg_url, kafka_bootstrap, topic, helpers, tmp_path, {"failing_paused_polls": 1}, dead_letters=dead
+        pg_url, kafka_bootstrap, topic, tmp_path, {"failing_paused_polls": 1}, dead_letters=dead
     )
 
     assert consumer.failing_paused_polls == 0 and dead.failed
-    assert helpers.count_rows(pg_url) == N
+    assert count_rows(pg_url) == N
     assert '"error": "not_json"' in (tmp_path / "rejected.jsonl").read_text()
     assert len(_warnings(caplog, "broker unavailable while dead_letters is down")) == 1
     assert _retries(metrics, "dead_letters") == 1

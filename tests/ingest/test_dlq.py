@@ -11,7 +11,6 @@ import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -20,6 +19,7 @@ from hypothesis import strategies as st
 from ingest.dlq import DETAIL_ROOM, RECORD_ROOM, headers_of, letter_of
 from ingest.messages import DeadLetter, Message
 from shadowlab.broker import TOPIC_MAX_MESSAGE_BYTES
+from tests.support.ingest import count_rows, encode, make_capture, unique
 
 Start = Callable[..., subprocess.Popen[bytes]]
 
@@ -92,8 +92,8 @@ def _letters(bootstrap: str, topic: str, n: int) -> list[tuple[bytes | None, byt
     return out
 
 
-def _ingest(start: Start, url: str, topic: str, helpers: Any, log: Path) -> None:
-    proc = start(url, "--topic", topic, "--group", helpers.unique("g"), "--idle-exit", "3", log=log)
+def _ingest(start: Start, url: str, topic: str, log: Path) -> None:
+    proc = start(url, "--topic", topic, "--group", unique("g"), "--idle-exit", "3", log=log)
     try:
         code = proc.wait(90)
     except subprocess.TimeoutExpired:
@@ -139,7 +139,6 @@ def test_letters_bigger_than_the_dlq_limit_are_cut_or_emptied_and_the_partition_
     dlq_topics: Callable[..., str],
     send: Callable[[str, list[tuple[bytes | None, bytes]]], None],
     ingest_process: Start,
-    helpers: Any,
     tmp_path: Path,
 ) -> None:
     topic = kafka_topic(partitions=1)
@@ -150,16 +149,16 @@ def test_letters_bigger_than_the_dlq_limit_are_cut_or_emptied_and_the_partition_
     assert _record_size(big_key, near_limit, []) <= TOPIC_MAX_MESSAGE_BYTES
     huge_key = b"h" * (TOPIC_MAX_MESSAGE_BYTES - 200)  # no room for anything beside it
     # A JSON key is echoed in the detail header ("source.tags.ttt…: expected a string, found 1").
-    huge_detail = helpers.encode(helpers.make_capture(3, source={"service": "s", "tags": {"t" * 600_000: 1}}))
-    valid = helpers.encode(helpers.make_capture(1))
+    huge_detail = encode(make_capture(3, source={"service": "s", "tags": {"t" * 600_000: 1}}))
+    valid = encode(make_capture(1))
     send(
         topic,
         [(big_key, near_limit), (huge_key, b"{"), (b"req-00000003", huge_detail), (b"req-00000001", valid)],
     )
 
-    _ingest(ingest_process, pg_url, topic, helpers, tmp_path / "ingest.log")
+    _ingest(ingest_process, pg_url, topic, tmp_path / "ingest.log")
 
-    assert helpers.count_rows(pg_url) == 1  # the valid capture behind them was stored
+    assert count_rows(pg_url) == 1  # the valid capture behind them was stored
     (cut_key, cut_value, cut), (no_key, no_value, emptied), (_, whole, short) = _letters(
         kafka_bootstrap, dlq, 3
     )
@@ -185,17 +184,16 @@ def test_a_letter_the_dlq_topic_refuses_as_too_large_is_sent_without_its_payload
     dlq_topics: Callable[..., str],
     send: Callable[[str, list[tuple[bytes | None, bytes]]], None],
     ingest_process: Start,
-    helpers: Any,
     tmp_path: Path,
 ) -> None:
     topic = kafka_topic(partitions=1)
     dlq = dlq_topics(topic, {"max.message.bytes": str(64 * 1024)})  # below what ingest assumes
     bad = b"y" * 200_000
-    send(topic, [(b"bad", bad), (b"req-00000002", helpers.encode(helpers.make_capture(2)))])
+    send(topic, [(b"bad", bad), (b"req-00000002", encode(make_capture(2)))])
 
-    _ingest(ingest_process, pg_url, topic, helpers, tmp_path / "ingest.log")
+    _ingest(ingest_process, pg_url, topic, tmp_path / "ingest.log")
 
-    assert helpers.count_rows(pg_url) == 1
+    assert count_rows(pg_url) == 1
     [(key, value, headers)] = _letters(kafka_bootstrap, dlq, 1)
     assert (key, value) == (None, b"")
     assert headers["shadowlab.error"] == "not_json"

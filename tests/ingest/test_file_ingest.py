@@ -24,6 +24,7 @@ from shadowlab.db import create_engine
 from shadowlab.errors import ConfigError
 from shadowlab.fingerprint import body_fingerprint
 from shadowlab.migrate import NotMigratedError
+from tests.support.ingest import encode, make_capture
 
 SECRETS = {
     "email": "jane.doe@example.com",
@@ -37,9 +38,9 @@ SECRETS = {
 }
 
 
-def _secret_capture(helpers: Any, i: int) -> dict[str, Any]:
+def _secret_capture(i: int) -> dict[str, Any]:
     s = SECRETS
-    capture: dict[str, Any] = helpers.make_capture(i, text=f"mail {s['email']} or call {s['phone']}")
+    capture: dict[str, Any] = make_capture(i, text=f"mail {s['email']} or call {s['phone']}")
     capture["request"]["system"] = [{"type": "text", "text": f"card on file {s['card']}"}]
     capture["request"]["messages"] += [
         {
@@ -74,11 +75,11 @@ BAD_LINES = {
 
 
 def test_file_mode_stores_good_lines_and_rejects_bad_ones_with_reasons(
-    sqlite_url: str, tmp_path: Path, helpers: Any
+    sqlite_url: str, tmp_path: Path
 ) -> None:
-    lines = [helpers.encode(helpers.make_capture(i)) for i in range(5)]
+    lines = [encode(make_capture(i)) for i in range(5)]
     lines[2:2] = list(BAD_LINES.values())
-    lines.append(helpers.encode(helpers.make_capture(0)))  # a duplicate
+    lines.append(encode(make_capture(0)))  # a duplicate
     path = tmp_path / "captures.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n\n")
 
@@ -97,12 +98,12 @@ def test_file_mode_stores_good_lines_and_rejects_bad_ones_with_reasons(
 
 @pytest.mark.parametrize("database", ["sqlite_url", pytest.param("pg_url", marks=pytest.mark.postgres)])
 def test_each_stored_capture_carries_its_prompt_fingerprint(
-    database: str, request: pytest.FixtureRequest, tmp_path: Path, helpers: Any
+    database: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     url: str = request.getfixturevalue(database)
     texts = ["opening hours?", "opening hours?", "refund policy?"]
     path = tmp_path / "captures.jsonl"
-    path.write_bytes(b"\n".join(helpers.encode(helpers.make_capture(i, text=t)) for i, t in enumerate(texts)))
+    path.write_bytes(b"\n".join(encode(make_capture(i, text=t)) for i, t in enumerate(texts)))
 
     assert _ingest_file(url, path).exit_code == 0
 
@@ -135,9 +136,9 @@ def test_file_mode_refuses_a_missing_or_unmigrated_database(tmp_path: Path) -> N
 
 
 @pytest.mark.postgres
-def test_no_secret_reaches_any_column(pg_url: str, tmp_path: Path, helpers: Any) -> None:
+def test_no_secret_reaches_any_column(pg_url: str, tmp_path: Path) -> None:
     path = tmp_path / "secrets.jsonl"
-    path.write_bytes(b"\n".join(helpers.encode(_secret_capture(helpers, i)) for i in range(20)))
+    path.write_bytes(b"\n".join(encode(_secret_capture(i)) for i in range(20)))
 
     result = _ingest_file(pg_url, path)
 

@@ -12,12 +12,22 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests.support.ingest import (
+    count_rows,
+    encode,
+    end_offsets,
+    group_offsets,
+    make_capture,
+    unique,
+    wait_for,
+)
+
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 Start = Callable[..., subprocess.Popen[bytes]]
 
 
-def _captures(helpers: Any, start: int, n: int) -> list[bytes]:
-    return [helpers.encode(helpers.make_capture(i)) for i in range(start, start + n)]
+def _captures(start: int, n: int) -> list[bytes]:
+    return [encode(make_capture(i)) for i in range(start, start + n)]
 
 
 def _distinct(url: str) -> tuple[int, int]:
@@ -37,23 +47,22 @@ def test_kill_9_midway_then_restart_stores_everything_exactly_once(
     kafka_topic: Callable[..., str],
     produce: Any,
     ingest_process: Start,
-    helpers: Any,
     tmp_path: Path,
 ) -> None:
-    topic, group, n = kafka_topic(partitions=4), helpers.unique("g"), 20_000
-    produce(topic, _captures(helpers, 0, n))
+    topic, group, n = kafka_topic(partitions=4), unique("g"), 20_000
+    produce(topic, _captures(0, n))
     args = ("--topic", topic, "--group", group, "--batch-size", "1000")
 
     first = ingest_process(pg_url, *args, log=tmp_path / "first.log")
-    helpers.wait_for(lambda: helpers.count_rows(pg_url) >= n // 2, 90, "half of the captures stored")
+    wait_for(lambda: count_rows(pg_url) >= n // 2, 90, "half of the captures stored")
     first.send_signal(signal.SIGKILL)
     first.wait(10)
-    assert helpers.count_rows(pg_url) < n, "the kill came too late to test anything"
+    assert count_rows(pg_url) < n, "the kill came too late to test anything"
 
     second = ingest_process(pg_url, *args, "--idle-exit", "3", log=tmp_path / "second.log")
     assert second.wait(120) == 0, (tmp_path / "second.log").read_text()[-2000:]
     assert _distinct(pg_url) == (n, n)
-    assert helpers.group_offsets(kafka_bootstrap, group) == helpers.end_offsets(kafka_bootstrap, topic)
+    assert group_offsets(kafka_bootstrap, group) == end_offsets(kafka_bootstrap, topic)
 
 
 @pytest.mark.slow
@@ -62,11 +71,10 @@ def test_two_processes_share_partitions_and_survive_one_stopping(
     kafka_topic: Callable[..., str],
     produce: Any,
     ingest_process: Start,
-    helpers: Any,
     tmp_path: Path,
 ) -> None:
-    topic, group = kafka_topic(partitions=4), helpers.unique("g")
-    produce(topic, _captures(helpers, 0, 4000))
+    topic, group = kafka_topic(partitions=4), unique("g")
+    produce(topic, _captures(0, 4000))
     args = ("--topic", topic, "--group", group, "--batch-size", "500")
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     a = ingest_process(pg_url, *args, log=logs[0])
@@ -77,11 +85,11 @@ def test_two_processes_share_partitions_and_survive_one_stopping(
         last = [[ln for ln in p.read_text().splitlines() if "partitions assigned" in ln][-1:] for p in logs]
         return all(lines and lines[0].count(f"'{topic}'") in (1, 2, 3) for lines in last)
 
-    helpers.wait_for(both_assigned, 60, "both processes to own some partitions")
-    helpers.wait_for(lambda: helpers.count_rows(pg_url) == 4000, 60, "the first 4000 captures")
+    wait_for(both_assigned, 60, "both processes to own some partitions")
+    wait_for(lambda: count_rows(pg_url) == 4000, 60, "the first 4000 captures")
     a.send_signal(signal.SIGTERM)
     assert a.wait(30) == 0
-    produce(topic, _captures(helpers, 4000, 4000))
+    produce(topic, _captures(4000, 4000))
     assert b.wait(120) == 0, logs[1].read_text()[-2000:]
     assert _distinct(pg_url) == (8000, 8000)
     assigned = [ln for ln in logs[1].read_text().splitlines() if "partitions assigned" in ln]
@@ -94,20 +102,19 @@ def test_sigterm_finishes_the_batch_commits_and_exits_0(
     kafka_topic: Callable[..., str],
     produce: Any,
     ingest_process: Start,
-    helpers: Any,
     tmp_path: Path,
 ) -> None:
-    topic, group = kafka_topic(partitions=2), helpers.unique("g")
-    produce(topic, _captures(helpers, 0, 6000))
+    topic, group = kafka_topic(partitions=2), unique("g")
+    produce(topic, _captures(0, 6000))
     proc = ingest_process(
         pg_url, "--topic", topic, "--group", group, "--batch-size", "200", log=tmp_path / "l"
     )
-    helpers.wait_for(lambda: helpers.count_rows(pg_url) > 0, 60, "the first batch")
+    wait_for(lambda: count_rows(pg_url) > 0, 60, "the first batch")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
-    stored = helpers.count_rows(pg_url)
+    stored = count_rows(pg_url)
     # Every stored row is committed and nothing beyond: offsets account for exactly the stored captures.
-    assert sum(helpers.group_offsets(kafka_bootstrap, group).values()) == stored
+    assert sum(group_offsets(kafka_bootstrap, group).values()) == stored
 
 
 def test_bad_messages_go_to_the_dlq_with_reasons_and_good_ones_around_them_are_stored(
@@ -116,26 +123,25 @@ def test_bad_messages_go_to_the_dlq_with_reasons_and_good_ones_around_them_are_s
     kafka_topic: Callable[..., str],
     produce: Any,
     ingest_process: Start,
-    helpers: Any,
     tmp_path: Path,
 ) -> None:
     topic = kafka_topic(partitions=1)
-    capture = helpers.make_capture
+    capture = make_capture
     bad = {
         "not_utf8": b"\xc3\x28 caf\xe9",
         "not_json": b'{"schema_version": 1,',
         "not_object": b'"just a string"',
-        "missing_field": helpers.encode({k: v for k, v in capture(900).items() if k != "request_id"}),
-        "wrong_type": helpers.encode(capture(901, source={"service": 42})),
-        "unknown_schema_version": helpers.encode(capture(902, schema_version=2)),
-        "unknown_api": helpers.encode(capture(903, api="gemini.generate")),
-        "too_large": helpers.encode(capture(904, text="x" * 5000)),
-        "not_storable": helpers.encode(capture(905, text="nul \u0000 inside")),
+        "missing_field": encode({k: v for k, v in capture(900).items() if k != "request_id"}),
+        "wrong_type": encode(capture(901, source={"service": 42})),
+        "unknown_schema_version": encode(capture(902, schema_version=2)),
+        "unknown_api": encode(capture(903, api="gemini.generate")),
+        "too_large": encode(capture(904, text="x" * 5000)),
+        "not_storable": encode(capture(905, text="nul \u0000 inside")),
     }
     values: list[bytes] = []
     for i, value in enumerate(bad.values()):
-        values += [helpers.encode(capture(i)), value]
-    values.append(helpers.encode(capture(99)))
+        values += [encode(capture(i)), value]
+    values.append(encode(capture(99)))
     produce(topic, values)
 
     proc = ingest_process(
@@ -143,14 +149,14 @@ def test_bad_messages_go_to_the_dlq_with_reasons_and_good_ones_around_them_are_s
         "--topic",
         topic,
         "--group",
-        helpers.unique("g"),
+        unique("g"),
         "--idle-exit",
         "2",
         log=tmp_path / "l",
         env={"SHADOWLAB_INGEST_MAX_BYTES": "4096"},
     )
     assert proc.wait(60) == 0, (tmp_path / "l").read_text()[-2000:]
-    assert helpers.count_rows(pg_url) == len(bad) + 1
+    assert count_rows(pg_url) == len(bad) + 1
 
     letters = _read_all(kafka_bootstrap, f"{topic}.dlq", len(bad))
     got = {h["shadowlab.error"]: (v, h) for v, h in letters}
@@ -176,16 +182,15 @@ def test_a_captured_at_out_of_range_is_dead_lettered_with_the_range_as_its_reaso
     kafka_topic: Callable[..., str],
     produce: Any,
     ingest_process: Start,
-    helpers: Any,
     tmp_path: Path,
 ) -> None:
     topic = kafka_topic(partitions=1)
     times = ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00+14:00"]  # years 10000 and 0 in UTC
-    bad = [helpers.encode(helpers.make_capture(i, captured_at=at)) for i, at in enumerate(times)]
-    produce(topic, [bad[0], helpers.encode(helpers.make_capture(7)), bad[1]])
+    bad = [encode(make_capture(i, captured_at=at)) for i, at in enumerate(times)]
+    produce(topic, [bad[0], encode(make_capture(7)), bad[1]])
 
     proc = ingest_process(
-        pg_url, "--topic", topic, "--group", helpers.unique("g"), "--idle-exit", "2", log=tmp_path / "l"
+        pg_url, "--topic", topic, "--group", unique("g"), "--idle-exit", "2", log=tmp_path / "l"
     )
     try:
         assert proc.wait(60) == 0, (tmp_path / "l").read_text()[-2000:]
@@ -193,7 +198,7 @@ def test_a_captured_at_out_of_range_is_dead_lettered_with_the_range_as_its_reaso
     finally:
         _delete_topic(kafka_bootstrap, f"{topic}.dlq")
 
-    assert helpers.count_rows(pg_url) == 1
+    assert count_rows(pg_url) == 1
     assert [value for value, _ in letters] == bad
     for (_, headers), at, offset in zip(letters, times, (0, 2), strict=True):
         assert headers["shadowlab.error"] == "invalid_value"

@@ -14,13 +14,14 @@ from ingest.pipeline import PipelineConfig, prepare
 from ingest.sink import _json_default, dump_rows
 from shadowlab.capture import DEFAULT_MAX_BYTES, OverflowFloat
 from shadowlab.fingerprint import body_fingerprint
+from tests.support.ingest import encode, make_capture
 
 
-def test_rows_hold_the_request_as_sent_redacted(helpers: Any) -> None:
-    capture = helpers.make_capture(1, text="mail me at jane@example.com")
+def test_rows_hold_the_request_as_sent_redacted() -> None:
+    capture = make_capture(1, text="mail me at jane@example.com")
     capture["request"]["temperature"] = 1
     capture["request"]["future_field"] = {"kept": [1, 2.5]}
-    message = Message(helpers.encode(capture), None, "t", 0, 7)
+    message = Message(encode(capture), None, "t", 0, 7)
     prepared = prepare([message], PipelineConfig(DEFAULT_MAX_BYTES), IngestMetrics())
     [(_, row)] = prepared.rows
     assert prepared.dead == []
@@ -32,16 +33,16 @@ def test_rows_hold_the_request_as_sent_redacted(helpers: Any) -> None:
     assert capture["request"]["messages"][0]["content"].endswith("jane@example.com")
 
 
-def test_rows_carry_the_fingerprint_of_the_stored_request(helpers: Any) -> None:
+def test_rows_carry_the_fingerprint_of_the_stored_request() -> None:
     captures = [
-        helpers.make_capture(1, text="opening hours?"),
-        helpers.make_capture(2, text="opening hours?"),  # the same prompt, another capture
-        helpers.make_capture(3, text="mail me at jane@example.com"),  # redacted before fingerprinting
-        helpers.make_capture(4, text="mail me at john@example.com"),
-        helpers.make_capture(5, text="opening hours?", api="openai.chat"),  # the same prompt through OpenAI
-        helpers.make_capture(6, text="opening hours, please?"),
+        make_capture(1, text="opening hours?"),
+        make_capture(2, text="opening hours?"),  # the same prompt, another capture
+        make_capture(3, text="mail me at jane@example.com"),  # redacted before fingerprinting
+        make_capture(4, text="mail me at john@example.com"),
+        make_capture(5, text="opening hours?", api="openai.chat"),  # the same prompt through OpenAI
+        make_capture(6, text="opening hours, please?"),
     ]
-    messages = [Message(helpers.encode(c), None, "t", 0, i) for i, c in enumerate(captures)]
+    messages = [Message(encode(c), None, "t", 0, i) for i, c in enumerate(captures)]
     prepared = prepare(messages, PipelineConfig(DEFAULT_MAX_BYTES), IngestMetrics())
     assert prepared.dead == []
     rows = [row for _, row in prepared.rows]
@@ -61,10 +62,10 @@ def test_bad_messages_are_dead_lettered_with_the_capture_codes() -> None:
 CAPTURED_AT_RANGE = "captured_at: expected a time from 2000-01-01T00:00:00Z to one day after now ("
 
 
-def test_a_captured_at_no_reader_could_hold_is_dead_lettered_with_the_range(helpers: Any) -> None:
+def test_a_captured_at_no_reader_could_hold_is_dead_lettered_with_the_range() -> None:
     times = ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00+14:00", "2025-01-31T12:00:00+00:00"]
-    captures = [helpers.make_capture(i, captured_at=at) for i, at in enumerate(times)]
-    messages = [Message(helpers.encode(c), None, "t", 0, i) for i, c in enumerate(captures)]
+    captures = [make_capture(i, captured_at=at) for i, at in enumerate(times)]
+    messages = [Message(encode(c), None, "t", 0, i) for i, c in enumerate(captures)]
     prepared = prepare(messages, PipelineConfig(DEFAULT_MAX_BYTES), IngestMetrics())
     assert [row["request_id"] for _, row in prepared.rows] == ["req-00000002"]
     assert [(d.code, d.message.offset) for d in prepared.dead] == [("invalid_value", 0), ("invalid_value", 1)]

@@ -21,6 +21,15 @@ import sqlalchemy as sa
 
 from shadowlab import migrate
 from shadowlab.db import create_engine
+from tests.support.ingest import (
+    count_rows,
+    encode,
+    end_offsets,
+    group_offsets,
+    make_capture,
+    unique,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
 
@@ -139,28 +148,27 @@ def test_postgres_down_pauses_keeps_membership_and_stores_everything_once_back(
     kafka_topic: Callable[..., str],
     produce: Any,
     ingest_process: Callable[..., subprocess.Popen[bytes]],
-    helpers: Any,
     tmp_path: Path,
 ) -> None:
     pg, n = private_postgres, 3000
-    topic, group, log = kafka_topic(partitions=2), helpers.unique("g"), tmp_path / "ingest.log"
-    produce(topic, [helpers.encode(helpers.make_capture(i)) for i in range(n)])
+    topic, group, log = kafka_topic(partitions=2), unique("g"), tmp_path / "ingest.log"
+    produce(topic, [encode(make_capture(i)) for i in range(n)])
     proc = ingest_process(pg.url, "--topic", topic, "--group", group, "--batch-size", "100", log=log)
-    helpers.wait_for(lambda: helpers.count_rows(pg.url) >= 300, 60, "some captures stored")
+    wait_for(lambda: count_rows(pg.url) >= 300, 60, "some captures stored")
 
     pg.stop()
-    helpers.wait_for(lambda: "partitions paused" in log.read_text(), 30, "ingest to notice and pause")
-    committed = helpers.group_offsets(kafka_bootstrap, group)
+    wait_for(lambda: "partitions paused" in log.read_text(), 30, "ingest to notice and pause")
+    committed = group_offsets(kafka_bootstrap, group)
     # Seven attempts with backoff 0.2, 0.4, ... s span > 12 s, longer than the 10 s session timeout:
     # a consumer that stopped polling meanwhile would have been evicted from its group.
-    helpers.wait_for(lambda: log.read_text().count("partitions paused, retrying") >= 7, 60, "seven retries")
+    wait_for(lambda: log.read_text().count("partitions paused, retrying") >= 7, 60, "seven retries")
     assert proc.poll() is None
     state = _group(kafka_bootstrap, group)
     assert (state["group_state"], len(state["members"])) == ("Stable", 1)
-    assert helpers.group_offsets(kafka_bootstrap, group) == committed  # no offset moved while down
+    assert group_offsets(kafka_bootstrap, group) == committed  # no offset moved while down
 
     pg.start()
-    helpers.wait_for(lambda: helpers.count_rows(pg.url) == n, 90, "every capture after Postgres came back")
+    wait_for(lambda: count_rows(pg.url) == n, 90, "every capture after Postgres came back")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
     engine = sa.create_engine(pg.url)
@@ -170,5 +178,5 @@ def test_postgres_down_pauses_keeps_membership_and_stores_everything_once_back(
             == n
         )
     engine.dispose()
-    assert helpers.group_offsets(kafka_bootstrap, group) == helpers.end_offsets(kafka_bootstrap, topic)
+    assert group_offsets(kafka_bootstrap, group) == end_offsets(kafka_bootstrap, topic)
     assert "partitions resumed" in log.read_text()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from ingest.sampling import Selector, parse_tag_filters, sample_point
 from shadowlab.capture import capture_from_dict
 from shadowlab.errors import ConfigError
+from tests.support.ingest import make_capture
 
 
 def test_sample_point_is_stable_and_uniform_enough() -> None:
@@ -17,17 +16,17 @@ def test_sample_point_is_stable_and_uniform_enough() -> None:
     assert 1_800 < kept < 2_200
 
 
-def test_sampling_keeps_the_same_requests_every_time(helpers: Any) -> None:
+def test_sampling_keeps_the_same_requests_every_time() -> None:
     selector = Selector(sample_rate=0.3)
-    captures = [capture_from_dict(helpers.make_capture(i)) for i in range(300)]
+    captures = [capture_from_dict(make_capture(i)) for i in range(300)]
     first = [selector.reason_to_skip(c) for c in captures]
     assert first == [selector.reason_to_skip(c) for c in captures]
     assert set(first) == {None, "sampled_out"}
 
 
-def test_filters_on_source_model_and_tags(helpers: Any) -> None:
+def test_filters_on_source_model_and_tags() -> None:
     capture = capture_from_dict(
-        helpers.make_capture(1, source={"service": "support", "route": "/chat", "tags": {"team": "a"}})
+        make_capture(1, source={"service": "support", "route": "/chat", "tags": {"team": "a"}})
     )
     assert (
         Selector(services=frozenset({"support", "x"}), models=frozenset({"claude-test"})).reason_to_skip(
