@@ -75,7 +75,7 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
     ) -> None:
         """Judge–human agreement (Cohen's kappa with a 95 % CI) for each version of a pairwise judge."""
         from scoring.labels import judge_human_agreement
-        from scoring.store import experiment_named
+        from shadowlab import store
         from shadowlab.db import check_connection, create_engine, session_factory
 
         settings = settings_of(ctx)
@@ -83,7 +83,7 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
         check_connection(engine)
         factory = session_factory(engine)
         with factory() as session:
-            found = experiment_named(session, experiment)
+            found = store.experiments.by_name(experiment, session=session)
             rows = judge_human_agreement(session, found.id, scorer)
         if not rows:
             typer.echo(f"{scorer}: no prompt has both a human label and a judge verdict in both orders")

@@ -7,8 +7,7 @@ settled in the experiment budget (`judge_calls`), so replay progress and the das
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,7 +15,7 @@ from scoring.judge import JudgeSpec, PairwiseJudge, PointwiseJudge
 from scoring.judge_calls import Budget, CostOf, JudgeCaller, Limiter, SharedBudget, SharedLimiter
 from scoring.registry import ScoringSpec, scoring_spec
 from scoring.runner import Progress, RunSummary, score_pairs, score_points
-from scoring.store import experiment_named
+from shadowlab import store
 from shadowlab.config import Settings
 from shadowlab.db import check_connection, create_engine, session_factory
 from shadowlab.experiment import LimitSpec, ReplaySettings
@@ -37,11 +36,9 @@ class SharedJudgeCalls:
 
 
 def shared_judge_calls(
-    factory: sessionmaker[Session], experiment_id: int, spec: Mapping[str, Any]
+    factory: sessionmaker[Session], experiment_id: int, limits: Sequence[LimitSpec], replay: ReplaySettings
 ) -> SharedJudgeCalls:
-    """From the stored spec: its `limits` and `replay` retry settings (defaults where absent)."""
-    limits = tuple(LimitSpec.model_validate(limit) for limit in spec.get("limits") or ())
-    replay = ReplaySettings.model_validate(spec.get("replay") or {})
+    """From the experiment spec's `limits` and `replay` retry settings."""
     # A judge call holds its reservation for at most all its attempts with their backoff.
     deadline_s = replay.max_attempts * (replay.timeout_s + replay.backoff_max_s)
     limiter = SharedLimiter(
@@ -123,7 +120,8 @@ async def run_scoring(
     check_connection(engine)
     factory = session_factory(engine)
     with factory() as session:
-        experiment = experiment_named(session, experiment_name)
+        experiment = store.experiments.by_name(experiment_name, session=session)
+        typed = store.experiments.spec_of(experiment)
         spec = scoring_spec(experiment.spec).only(scorer)
         prices = (
             PriceTable.from_json(experiment.price_snapshot)
@@ -131,7 +129,7 @@ async def run_scoring(
             else load_price_table(settings.prices_file)
         )
         experiment_id = experiment.id
-        calls = shared_judge_calls(factory, experiment_id, experiment.spec)
+        calls = shared_judge_calls(factory, experiment_id, typed.limits, typed.replay)
     prices.require([judge.model for judge in spec.judges])
     timeouts = {"stall_timeout_s": calls.replay.stall_timeout_s, "timeout_s": calls.replay.timeout_s}
 

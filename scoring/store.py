@@ -9,16 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from scoring.base import PairSubject, ScoreResult, ScoringError, Subject
 from scoring.pairwise import ORDERS, Canonical, Order
-from shadowlab.models import Arm, CapturedRequest, Experiment, Preference, Replay, Score
+from shadowlab import store
+from shadowlab.models import Arm, CapturedRequest, Preference, Replay, Score
 from shadowlab.normalize import (
     NormalizedRequest,
     TextBlock,
@@ -30,7 +28,6 @@ from shadowlab.normalize import (
 __all__ = [
     "PairItem",
     "PointItem",
-    "experiment_named",
     "pending_pairs",
     "pending_points",
     "render_prompt",
@@ -55,13 +52,6 @@ class PairItem:
     arm_b_id: int  # candidate
     order: Order
     subject: PairSubject
-
-
-def experiment_named(session: Session, name: str) -> Experiment:
-    experiment = session.scalar(sa.select(Experiment).where(Experiment.name == name))
-    if experiment is None:
-        raise ScoringError(f"experiment: expected an existing experiment name, found {name!r}")
-    return experiment
 
 
 def render_prompt(request: NormalizedRequest) -> str:
@@ -110,7 +100,7 @@ def pending_points(session: Session, experiment_id: int, name: str, version: str
 
 
 def _control_and_candidates(session: Session, experiment_id: int) -> tuple[Arm, list[Arm]]:
-    arms = session.scalars(sa.select(Arm).where(Arm.experiment_id == experiment_id).order_by(Arm.id)).all()
+    arms = store.arms.of_experiment(experiment_id, session=session)
     controls = [arm for arm in arms if arm.role == "control"]
     if not controls:
         raise ScoringError(
@@ -161,27 +151,14 @@ def pending_pairs(session: Session, experiment_id: int, name: str, version: str)
     return items
 
 
-def _insert_ignore(session: Session, table: Any, values: Mapping[str, Any]) -> None:
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert(table).values(**values).on_conflict_do_nothing())
-
-
 def write_score(session: Session, replay_id: int, name: str, version: str, result: ScoreResult) -> None:
     details = dict(result.details)
     if result.failure:
         details["failure"] = result.failure
-    _insert_ignore(
-        session,
-        Score,
-        {
-            "replay_id": replay_id,
-            "scorer_name": name,
-            "scorer_version": version,
-            "value": result.value,
-            "rationale": result.rationale,
-            "details": details,
-        },
-    )
+    store.scores.add(
+        replay_id=replay_id, scorer_name=name, scorer_version=version, value=result.value,
+        rationale=result.rationale, details=details, session=session,
+    )  # fmt: skip
 
 
 def write_preference(
@@ -193,18 +170,8 @@ def write_preference(
     result: Canonical,
     rationale: str | None,
 ) -> None:
-    _insert_ignore(
-        session,
-        Preference,
-        {
-            "experiment_id": experiment_id,
-            "captured_request_id": item.captured_request_id,
-            "arm_a_id": item.arm_a_id,
-            "arm_b_id": item.arm_b_id,
-            "scorer_name": name,
-            "scorer_version": version,
-            "order_shown": item.order,
-            "result": result,
-            "rationale": rationale,
-        },
-    )
+    store.scores.add_preference(
+        experiment_id=experiment_id, captured_request_id=item.captured_request_id, arm_a_id=item.arm_a_id,
+        arm_b_id=item.arm_b_id, scorer_name=name, scorer_version=version, order_shown=item.order,
+        result=result, rationale=rationale, session=session,
+    )  # fmt: skip

@@ -13,6 +13,7 @@ from scoring.runner import RunSummary
 from scoring.service import score_experiment, shared_judge_calls
 from shadowlab.budget import committed_usd, judge_spend_usd
 from shadowlab.db import session_scope
+from shadowlab.experiment import LimitSpec, ReplaySettings
 from shadowlab.models import BudgetReservation, Experiment, JudgeCall, RateLimitEvent, Score
 from shadowlab.usage import Usage
 from tests.support.replayed_arms import N_REQUESTS, Seeded, sim_provider
@@ -26,6 +27,8 @@ SPEC: dict[str, Any] = {
     "limits": [{"provider": "anthropic", "model": "sim-judge", "rpm": 100_000, "concurrency": 6}],
     "replay": {"max_attempts": 3, "backoff_base_s": 0.01, "backoff_max_s": 0.05},
 }
+LIMITS = tuple(LimitSpec.model_validate(limit) for limit in SPEC["limits"])
+REPLAY = ReplaySettings.model_validate(SPEC["replay"])
 
 
 def _cost(model: str, usage: Usage) -> float:
@@ -47,7 +50,7 @@ def _prepare(seeded: Seeded, budget_usd: float) -> None:
 
 
 def _score(seeded: Seeded, judges: list[dict[str, Any]]) -> list[RunSummary]:
-    calls = shared_judge_calls(seeded.factory, seeded.experiment_id, SPEC)
+    calls = shared_judge_calls(seeded.factory, seeded.experiment_id, LIMITS, REPLAY)
     return asyncio.run(
         score_experiment(
             seeded.factory, seeded.experiment_id, scoring_spec({"scoring": {"judges": judges}}),
