@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from shadowlab.normalize import normalize_request_body
+from shadowlab.apis import normalize_request_body
 from shadowlab.providers import ProviderConfig, ProviderResult, create_provider
 
 PROFILE = """

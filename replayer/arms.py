@@ -5,22 +5,17 @@ survive), else the normalised request, translated by the provider."""
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
-from shadowlab.budget import ArmCall, estimate_input_tokens
+from shadowlab.apis import api_shape, normalize_request_body
+from shadowlab.apis.internal import DEFAULT_MAX_TOKENS, NormalizedRequest
+from shadowlab.budget import ArmCall
 from shadowlab.models import Arm
-from shadowlab.normalize import NormalizedRequest, normalize_request_body
-from shadowlab.providers.translate import DEFAULT_MAX_TOKENS
+from shadowlab.providers import provider_api
+from shadowlab.usage import estimate_input_tokens
 
-__all__ = ["PROVIDER_APIS", "ArmRuntime", "PreparedCall", "prepare_call"]
-
-PROVIDER_APIS = {"anthropic": "anthropic.messages", "openai": "openai.chat"}
-_ANTHROPIC_PARAMS = {"temperature": "temperature", "top_p": "top_p", "top_k": "top_k",
-                     "max_output_tokens": "max_tokens", "stop_sequences": "stop_sequences"}  # fmt: skip
-_OPENAI_PARAMS = {"temperature": "temperature", "top_p": "top_p", "stop_sequences": "stop",
-                  "reasoning_effort": "reasoning_effort"}  # fmt: skip
+__all__ = ["ArmRuntime", "PreparedCall", "prepare_call"]
 
 
 @dataclass(frozen=True)
@@ -63,10 +58,10 @@ class PreparedCall:
 
 def prepare_call(arm: ArmRuntime, api: str, body: dict[str, Any]) -> PreparedCall:
     """The call `arm` makes for a request captured as `api` with `body`."""
-    estimate = estimate_input_tokens(body) + (len(arm.system) // 2 if arm.system else 0)
-    if PROVIDER_APIS.get(arm.provider) == api:
-        raw, cap, raw_notes = _same_api(arm, api, body)
-        return PreparedCall(raw, None, cap, estimate, raw_notes)
+    estimate = estimate_input_tokens(body, arm.system)
+    if provider_api(arm.provider) == api:
+        sent = api_shape(api).with_arm(body, model=arm.model, params=arm.params, system=arm.system)
+        return PreparedCall(sent.body, None, sent.max_output_tokens, estimate, sent.notes)
     request = normalize_request_body(api, body)
     update: dict[str, Any] = {"model": arm.model}
     notes: tuple[str, ...] = ()
@@ -80,39 +75,3 @@ def prepare_call(arm: ArmRuntime, api: str, body: dict[str, Any]) -> PreparedCal
     request = request.model_copy(update=update)
     assert request.max_output_tokens is not None
     return PreparedCall(None, request, request.max_output_tokens, estimate, notes)
-
-
-def _same_api(arm: ArmRuntime, api: str, body: dict[str, Any]) -> tuple[dict[str, Any], int, tuple[str, ...]]:
-    raw = copy.deepcopy(body)
-    raw["model"] = arm.model
-    raw.pop("stream", None)
-    raw.pop("stream_options", None)
-    notes: list[str] = []
-    if api == "anthropic.messages":
-        for name, value in arm.params.items():
-            if name == "thinking_budget_tokens":
-                raw["thinking"] = {"type": "enabled", "budget_tokens": value}
-            elif name in _ANTHROPIC_PARAMS:
-                raw[_ANTHROPIC_PARAMS[name]] = value
-            else:
-                notes.append(f"param {name}: not sent to the Messages API")
-        if arm.system is not None:
-            raw["system"] = arm.system
-        raw.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
-        return raw, int(raw["max_tokens"]), tuple(notes)
-    for name, value in arm.params.items():
-        if name == "max_output_tokens":
-            raw.pop("max_tokens", None)
-            raw["max_completion_tokens"] = value
-        elif name in _OPENAI_PARAMS:
-            raw[_OPENAI_PARAMS[name]] = value
-        else:
-            notes.append(f"param {name}: not sent to chat completions")
-    if arm.system is not None:
-        kept = [m for m in raw.get("messages", []) if m.get("role") not in ("system", "developer")]
-        raw["messages"] = [{"role": "system", "content": arm.system}, *kept]
-    cap = raw.get("max_completion_tokens") or raw.get("max_tokens")
-    if cap is None:
-        raw["max_completion_tokens"] = cap = DEFAULT_MAX_TOKENS
-        notes.append(f"max_tokens missing: set to {DEFAULT_MAX_TOKENS}")
-    return raw, int(cap), tuple(notes)

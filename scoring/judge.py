@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from scoring.base import FailureKind, PairResult, PairSubject, ScoreResult, Subject, Winner, version_of
 from scoring.judge_calls import CallOutcome
+from shadowlab.apis.internal import Message, NormalizedRequest, TextBlock, ToolChoice, ToolSpec
 from shadowlab.experiment import JUDGE_DEFAULT_PROVIDER
-from shadowlab.normalize import Message, NormalizedRequest, TextBlock, ToolChoice, ToolSpec
 from shadowlab.providers import ProviderResult
 
 __all__ = ["DEFAULT_RUBRIC", "JudgeCall", "JudgeSpec", "PairwiseJudge", "PointwiseJudge"]

@@ -23,13 +23,13 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from shadowlab.apis.internal import NormalizedRequest
 from shadowlab.budget import JudgeRef, lock_experiment, reserve_judge, settle_judge
 from shadowlab.db import session_scope
 from shadowlab.limits import RateLimiter, RetryPolicy, call_with_retries
 from shadowlab.models import utcnow
-from shadowlab.normalize import NormalizedRequest
 from shadowlab.providers import Provider, ProviderResult
-from shadowlab.usage import Usage
+from shadowlab.usage import Usage, estimate_input_tokens
 
 # fmt: off
 __all__ = [
@@ -40,7 +40,6 @@ __all__ = [
 CostOf = Callable[[str, Usage], float]
 Attempt = Callable[[], Awaitable[ProviderResult]]
 judging: ContextVar[JudgeRef | None] = ContextVar("judging", default=None)
-_CHARS_PER_TOKEN_FLOOR = 2  # as the replayer's estimate: an upper bound for real tokenizers
 
 
 class Limiter(Protocol):
@@ -179,10 +178,8 @@ class JudgeCaller:
 
     @staticmethod
     def input_estimate(request: NormalizedRequest) -> int:
-        """An upper estimate of the input tokens (2 characters per token, as the replayer's)."""
-        chars = len(request.system or "") + sum(len(m.model_dump_json()) for m in request.messages)
-        chars += sum(len(t.model_dump_json()) for t in request.tools)
-        return chars // _CHARS_PER_TOKEN_FLOOR + 16
+        """The upper estimate of the input tokens (the one budgets and limits use), from the prompt parts."""
+        return estimate_input_tokens(request.system, *request.messages, *request.tools)
 
     def worst_case_usd(self, request: NormalizedRequest) -> float:
         """Input at the upper estimate; output at the request's max tokens."""

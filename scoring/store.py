@@ -16,14 +16,9 @@ from sqlalchemy.orm import Session
 from scoring.base import PairSubject, ScoreResult, ScoringError, Subject
 from scoring.pairwise import ORDERS, Canonical, Order
 from shadowlab import store
+from shadowlab.apis import normalize_request_body
+from shadowlab.apis.internal import NormalizedRequest, TextBlock, ToolResultBlock, ToolUseBlock
 from shadowlab.models import Arm, CapturedRequest, Preference, Replay, Score
-from shadowlab.normalize import (
-    NormalizedRequest,
-    TextBlock,
-    ToolResultBlock,
-    ToolUseBlock,
-    normalize_request_body,
-)
 
 __all__ = [
     "PairItem",

@@ -17,12 +17,10 @@ judge call unsettled past its deadline (its scorer died) keeps counting at its w
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -35,7 +33,6 @@ __all__ = [
     "JudgeRef",
     "ReserveOutcome",
     "committed_usd",
-    "estimate_input_tokens",
     "judge_spend_usd",
     "lock_experiment",
     "reserve",
@@ -46,22 +43,17 @@ __all__ = [
 ]
 
 ReserveOutcome = Literal["reserved", "wait", "exhausted"]
-_CHARS_PER_TOKEN_FLOOR = 2  # real tokenizers average 3.5-4 characters per token; 2 over-estimates on purpose
 _EPSILON = 1e-9
 
 
 @dataclass(frozen=True)
 class ArmCall:
-    """What one arm's call can cost at most: its model, input estimate and output cap."""
+    """What one arm's call can cost at most: its model, input estimate (`usage.estimate_input_tokens`) and
+    output cap."""
 
     model: str
     input_tokens: int
     max_output_tokens: int
-
-
-def estimate_input_tokens(body: Mapping[str, Any]) -> int:
-    """An upper estimate of a request's input tokens from its JSON size."""
-    return math.ceil(len(json.dumps(body, separators=(",", ":"))) / _CHARS_PER_TOKEN_FLOOR) + 16
 
 
 def worst_case_usd(calls: Iterable[ArmCall], prices: PriceTable, judge_usd: float = 0.0) -> float:

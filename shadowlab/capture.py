@@ -1,7 +1,7 @@
 """Capture schema v1 (DESIGN §3): the envelope, parsing with dead-letter reasons, and the JSON Schema.
 
-The request bodies are modelled in `shadowlab.api_requests`, their normalisation in `shadowlab.normalize`,
-token usage in `shadowlab.usage`.
+The request bodies of each API, their normalisation and usage are in `shadowlab.apis` (one module per API);
+the error a refused capture raises in `shadowlab.capture_errors`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import (
     AwareDatetime,
@@ -22,63 +22,31 @@ from pydantic import (
     Field,
     ModelWrapValidatorHandler,
     Tag,
-    ValidationError,
     model_validator,
 )
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_core import PydanticCustomError
 
-from shadowlab.api_requests import AnthropicMessagesRequest, ApiRequest, OpenAIChatRequest
-from shadowlab.errors import ShadowlabError
+from shadowlab.apis import API_NAMES, Api, api_of_request, request_models
+from shadowlab.apis.wire import WireRequest
+from shadowlab.capture_errors import MESSAGE, CaptureError, CaptureErrorCode, describe, validate_as
 
 # fmt: off
 __all__ = [
-    "API_NAMES", "DEFAULT_MAX_BYTES", "SCHEMA_VERSION", "Api", "Capture", "CaptureError", "CaptureErrorCode",
-    "OverflowFloat", "ProductionResponse", "Source", "capture_from_dict", "capture_json_schema",
-    "decode_capture_bytes", "parse_capture_bytes", "validate_request_body",
+    "DEFAULT_MAX_BYTES", "SCHEMA_VERSION", "Capture", "CaptureError", "CaptureErrorCode", "OverflowFloat",
+    "ProductionResponse", "Source", "capture_from_dict", "capture_json_schema", "decode_capture_bytes",
+    "parse_capture_bytes",
 ]
 # fmt: on
 
 SCHEMA_VERSION = 1
 DEFAULT_MAX_BYTES = 900 * 1024
-Api = Literal["anthropic.messages", "openai.chat"]
-API_NAMES: tuple[Api, ...] = ("anthropic.messages", "openai.chat")
-CaptureErrorCode = Literal[
-    "not_utf8",
-    "not_json",
-    "not_object",
-    "missing_field",
-    "wrong_type",
-    "unknown_schema_version",
-    "unknown_api",
-    "too_large",
-    "invalid_value",
-]
-
-
-class CaptureError(ShadowlabError, ValueError):
-    """A refused capture: `code` is the DLQ machine code, `detail` names the field and what was expected."""
-
-    exit_code = 2
-
-    def __init__(self, field: str, expected: str, found: str, code: CaptureErrorCode) -> None:
-        self.field, self.expected, self.found, self.code = field, expected, found, code
-        super().__init__(f"{code}: {self.detail}")
-
-    @property
-    def detail(self) -> str:
-        return f"{self.field}: expected {self.expected}, found {self.found}"
-
-
-_REQUEST_MODELS: dict[str, type[ApiRequest]] = {
-    "anthropic.messages": AnthropicMessagesRequest,
-    "openai.chat": OpenAIChatRequest,
-}
 _API: ContextVar[str | None] = ContextVar("shadowlab_capture_api", default=None)
 
 
 def _request_tag(value: Any) -> str | None:
-    if isinstance(value, BaseModel):
-        return "~anthropic.messages" if isinstance(value, AnthropicMessagesRequest) else "~openai.chat"
+    if isinstance(value, WireRequest):
+        known = api_of_request(value)
+        return None if known is None else f"~{known}"
     api = _API.get()  # set by Capture._request_by_api: a union member chosen by a sibling field
     return f"~{api}" if api in API_NAMES else None
 
@@ -118,6 +86,20 @@ def _raise(code: CaptureErrorCode, expected: str) -> Any:
     raise PydanticCustomError(code, f"Input should be {expected}")
 
 
+if TYPE_CHECKING:
+    _RequestBody = WireRequest
+else:  # one member per registered API (`shadowlab.apis`), chosen by the sibling field `api`
+    _MEMBERS = tuple(Annotated[model, Tag(f"~{api}")] for api, model in request_models())
+    _RequestBody = Annotated[
+        Union[_MEMBERS],  # noqa: UP007 (a union built from a tuple)
+        Discriminator(
+            _request_tag,
+            custom_error_type="invalid_value",
+            custom_error_message="Input should be a request body, shaped by a known `api`",
+        ),
+    ]
+
+
 class _Envelope(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True, strict=True)
 
@@ -155,15 +137,9 @@ class Capture(_Envelope):
     )
     source: Source
     api: Api = Field(description="Which API shape `request` has.")
-    request: Annotated[
-        Annotated[AnthropicMessagesRequest, Tag("~anthropic.messages")]
-        | Annotated[OpenAIChatRequest, Tag("~openai.chat")],
-        Discriminator(
-            _request_tag,
-            custom_error_type="invalid_value",
-            custom_error_message="Input should be a request body, shaped by a known `api`",
-        ),
-    ] = Field(description="The request body as sent (never headers or keys); unknown fields are kept.")
+    request: _RequestBody = Field(
+        description="The request body as sent (never headers or keys); unknown fields are kept."
+    )
     response: ProductionResponse | None = None
 
     @model_validator(mode="wrap")
@@ -200,7 +176,6 @@ def _any_of(node: Any) -> Any:
 
 
 # --- parsing with dead-letter reasons ------------------------------------------------------------------
-_MESSAGE = "(message)"
 
 
 def parse_capture_bytes(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Capture:
@@ -212,18 +187,18 @@ def decode_capture_bytes(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> dict
     """The JSON object of one message value, not yet validated (`too_large`, `not_utf8`, `not_json`,
     `not_object`); ingest keeps it to store the capture as sent, `capture_from_dict` validates it."""
     if len(raw) > max_bytes:
-        raise CaptureError(_MESSAGE, f"at most {max_bytes} bytes", f"{len(raw)} bytes", "too_large")
+        raise CaptureError(MESSAGE, f"at most {max_bytes} bytes", f"{len(raw)} bytes", "too_large")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         found = f"byte 0x{raw[exc.start]:02x} at offset {exc.start}"
-        raise CaptureError(_MESSAGE, "UTF-8 text", found, "not_utf8") from None
+        raise CaptureError(MESSAGE, "UTF-8 text", found, "not_utf8") from None
     try:
         data = json.loads(text, parse_constant=_refuse_constant, parse_float=_float)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
-        raise CaptureError(_MESSAGE, "a JSON document", str(exc) or type(exc).__name__, "not_json") from None
+        raise CaptureError(MESSAGE, "a JSON document", str(exc) or type(exc).__name__, "not_json") from None
     if not isinstance(data, dict):
-        raise CaptureError(_MESSAGE, "a JSON object", _describe(data), "not_object")
+        raise CaptureError(MESSAGE, "a JSON object", describe(data), "not_object")
     return data
 
 
@@ -244,91 +219,15 @@ def _float(text: str) -> float:
 def capture_from_dict(data: Any) -> Capture:
     """Validate decoded JSON as a capture, raising CaptureError (the schema version is checked first)."""
     if not isinstance(data, dict):
-        raise CaptureError(_MESSAGE, "a JSON object", _describe(data), "not_object")
+        raise CaptureError(MESSAGE, "a JSON object", describe(data), "not_object")
     version = data.get("schema_version", _MISSING)
     if version is _MISSING:
         raise CaptureError("schema_version", "a value (required)", "nothing", "missing_field")
     if type(version) is not int:
-        raise CaptureError("schema_version", "an integer", _describe(version), "wrong_type")
+        raise CaptureError("schema_version", "an integer", describe(version), "wrong_type")
     if version != SCHEMA_VERSION:
         raise CaptureError("schema_version", str(SCHEMA_VERSION), str(version), "unknown_schema_version")
-    return _validate(Capture, data, "")
-
-
-def validate_request_body(api: str, body: Any) -> ApiRequest:
-    """A stored request body validated against the model of its `api`; CaptureError paths start `request`."""
-    model = _REQUEST_MODELS.get(api)
-    if model is None:
-        raise CaptureError("api", " or ".join(API_NAMES), _describe(api), "unknown_api")
-    return body if isinstance(body, model) else _validate(model, body, "request")
+    return validate_as(Capture, data, "")
 
 
 _MISSING = object()
-_M = TypeVar("_M", bound=BaseModel)
-_CODES: dict[str, CaptureErrorCode] = {
-    "missing": "missing_field",
-    "missing_field": "missing_field",
-    "invalid_value": "invalid_value",
-    "int_parsing": "wrong_type",
-    "float_parsing": "wrong_type",
-    "bool_parsing": "wrong_type",
-    "int_from_float": "wrong_type",
-}
-
-
-def _validate(model: type[_M], data: Any, prefix: str) -> _M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        # An unknown api makes the request union fail too: report the cause, not its consequence.
-        api_errors = [e for e in errors if e["loc"][:1] == ("api",)]
-        more = 0 if api_errors else len(errors) - 1
-        raise _capture_error((api_errors or errors)[0], prefix, more) from None
-
-
-def _capture_error(error: ErrorDetails, prefix: str, more: int) -> CaptureError:
-    kind, loc = error["type"], error["loc"]
-    code = _CODES.get(kind) or ("wrong_type" if kind.endswith("_type") else "invalid_value")
-    if kind == "literal_error" and loc in (("api",), ("schema_version",)):
-        code = "unknown_api" if loc == ("api",) else "unknown_schema_version"
-    if kind == "missing":
-        expected, found = "a value (required)", "nothing"
-    else:
-        expected, found = _expected(error["msg"]), _describe(error["input"])
-    more_errors = f" (+{more} more error{'s' if more > 1 else ''})" if more else ""
-    return CaptureError(_path(loc, prefix), expected, found + more_errors, code)
-
-
-def _path(loc: tuple[int | str, ...], prefix: str) -> str:
-    out = prefix
-    for item in loc:
-        if isinstance(item, int):
-            out += f"[{item}]"
-        elif not item.startswith("~"):  # union tags, see `_by_type`
-            out += f".{item}" if out else item
-    return out or _MESSAGE
-
-
-def _expected(msg: str) -> str:
-    """pydantic's "Input should be a valid list" as "an array": JSON words for whoever reads the DLQ."""
-    tail = msg.split(" should ", 1)[-1].removeprefix("be ").removeprefix("have ")
-    if tail.startswith("a valid dictionary"):
-        return "an object"
-    return {"a valid list": "an array", "a valid string": "a string", "a valid integer": "an integer"}.get(
-        tail, tail
-    )
-
-
-def _describe(value: Any) -> str:
-    """What was found, short and without echoing long content (it may be personal data)."""
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, (list, tuple)):
-        return f"an array of {len(value)} items"
-    if isinstance(value, str) and len(value) > 32:
-        return f"a string of {len(value)} characters"
-    try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return type(value).__name__

@@ -13,8 +13,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from shadowlab.api_requests import ApiRequest
-from shadowlab.normalize import NormalizedRequest, normalize_request_body
+from shadowlab.apis import normalize_request_body
+from shadowlab.apis.internal import NormalizedRequest
+from shadowlab.apis.wire import WireRequest
 
 __all__ = ["FINGERPRINT_CHARS", "body_fingerprint", "prompt_fingerprint"]
 
@@ -33,7 +34,7 @@ def prompt_fingerprint(request: NormalizedRequest) -> str:
     return _digest(request.model_dump(mode="json", exclude=set(_NOT_PROMPT)))
 
 
-def body_fingerprint(api: str, body: Any, *, validated: ApiRequest | None = None) -> str:
+def body_fingerprint(api: str, body: Any, *, validated: WireRequest | None = None) -> str:
     """The fingerprint of a stored request body; one that does not normalise (or an unknown API) is hashed
     as stored, without model and stream fields, under its API name (so it never equals a normalised one).
 

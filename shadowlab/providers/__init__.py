@@ -1,4 +1,5 @@
 """Model APIs behind one Protocol: Anthropic (official SDK) and OpenAI-compatible chat completions (httpx).
+What each API's bodies look like (translation, usage) is in `shadowlab.apis`; here is how they are sent.
 
 `create_provider(name, config)` builds one; `ProviderResult` is what every call returns; error codes and
 their meaning are in `base.ErrorCode` and docs/providers.md.
@@ -11,16 +12,17 @@ from shadowlab.providers.base import (
     Provider,
     ProviderConfig,
     ProviderResult,
+    StreamingProvider,
     ToolCall,
 )
 from shadowlab.providers.registry import (
     UnknownProviderError,
     config_from_settings,
     create_provider,
+    provider_api,
     provider_names,
     register_provider,
 )
-from shadowlab.providers.translate import TargetApi, Translation, to_anthropic, to_openai, translate
 
 __all__ = [
     "ERROR_CODES",
@@ -29,15 +31,12 @@ __all__ = [
     "Provider",
     "ProviderConfig",
     "ProviderResult",
-    "TargetApi",
+    "StreamingProvider",
     "ToolCall",
-    "Translation",
     "UnknownProviderError",
     "config_from_settings",
     "create_provider",
+    "provider_api",
     "provider_names",
     "register_provider",
-    "to_anthropic",
-    "to_openai",
-    "translate",
 ]

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import anthropic
 
-from shadowlab.normalize import NormalizedRequest
+from shadowlab.apis import Api
+from shadowlab.apis.anthropic import AnthropicStreamUsage
 from shadowlab.providers.base import (
     ErrorCode,
     ProviderConfig,
     ProviderResult,
+    StreamingProvider,
     ToolCall,
     error_code_for_status,
     parse_retry_after,
 )
 from shadowlab.providers.registry import register_provider
 from shadowlab.providers.stream_state import StreamState, parse_arguments
-from shadowlab.providers.translate import to_anthropic
-from shadowlab.usage import AnthropicStreamUsage, UsageError
+from shadowlab.usage import UsageError
 
 __all__ = ["AnthropicProvider", "split_sdk_arguments"]
 
@@ -44,11 +45,12 @@ def split_sdk_arguments(body: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
 
 
 @register_provider("anthropic")
-class AnthropicProvider:
+class AnthropicProvider(StreamingProvider):
     """`messages.create(stream=True)` on `AsyncAnthropic(max_retries=0)`; events folded by hand so timing is
     taken when each raw event arrives."""
 
     name = "anthropic"
+    api: ClassVar[Api] = "anthropic.messages"
 
     def __init__(self, config: ProviderConfig) -> None:
         self._stall_timeout_s = config.stall_timeout_s
@@ -67,18 +69,6 @@ class AnthropicProvider:
 
     async def aclose(self) -> None:
         await self._client.close()
-
-    async def complete(
-        self,
-        request: NormalizedRequest,
-        *,
-        model: str | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-    ) -> ProviderResult:
-        translation = to_anthropic(request, model=model)
-        return await self.complete_raw(
-            translation.body, untranslated=translation.dropped, extra_headers=extra_headers
-        )
 
     async def complete_raw(
         self,

@@ -1,14 +1,18 @@
-"""The provider contract: one Protocol, one result type, one closed set of error codes (docs/providers.md)."""
+"""The provider contract: one Protocol, one result type, one closed set of error codes (docs/providers.md),
+and `StreamingProvider`, the base of the built-in providers (one `complete`: translate, then stream)."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, ClassVar, Literal, Protocol, get_args
 
 from pydantic import SecretStr
 
-from shadowlab.normalize import NormalizedRequest
+from shadowlab.apis import Api, api_shape
+from shadowlab.apis.internal import NormalizedRequest
+from shadowlab.apis.openai_chat import MaxTokensField
 from shadowlab.usage import Usage
 
 __all__ = [
@@ -19,6 +23,7 @@ __all__ = [
     "ProviderConfig",
     "ProviderResult",
     "StopReason",
+    "StreamingProvider",
     "ToolCall",
     "error_code_for_status",
     "parse_retry_after",
@@ -58,7 +63,7 @@ class ProviderConfig:
     extra_headers: Mapping[str, str] = field(default_factory=dict)
     max_connections: int = 1000
     # OpenAI-compatible only: which field carries max output tokens (older servers know only `max_tokens`)
-    max_tokens_field: Literal["max_completion_tokens", "max_tokens"] = "max_completion_tokens"
+    max_tokens_field: MaxTokensField = "max_completion_tokens"
     stream_usage: bool = True  # OpenAI-compatible only: ask for the usage chunk (`stream_options`)
     # An async transport of the provider's HTTP library (httpx for OpenAI-compatible, the Anthropic SDK's
     # own httpx flavour for Anthropic) to send through instead of the network: faults on cue in tests.
@@ -125,6 +130,11 @@ class Provider(Protocol):
 
     name: str
 
+    @property
+    def api(self) -> Api:
+        """The API shape it speaks (`shadowlab.apis`): a capture of that API is replayed as captured."""
+        ...
+
     async def complete(
         self,
         request: NormalizedRequest,
@@ -148,6 +158,45 @@ class Provider(Protocol):
     async def aclose(self) -> None:
         """Close connections."""
         ...
+
+
+class StreamingProvider(ABC):
+    """What every built-in provider shares: `complete` translates the request to the provider's API
+    (`translate_options` for the API's options) and streams it with `complete_raw`."""
+
+    name: str
+    api: ClassVar[Api]
+
+    def translate_options(self) -> dict[str, Any]:
+        """Keyword options of this API's `translate` (e.g. which field carries max tokens)."""
+        return {}
+
+    async def complete(
+        self,
+        request: NormalizedRequest,
+        *,
+        model: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> ProviderResult:
+        """Stream one answer to `request` (its model unless `model` is given), translated to this API."""
+        translation = api_shape(self.api).translate(request, model=model, **self.translate_options())
+        return await self.complete_raw(
+            translation.body, untranslated=translation.dropped, extra_headers=extra_headers
+        )
+
+    @abstractmethod
+    async def complete_raw(
+        self,
+        body: Mapping[str, Any],
+        *,
+        untranslated: tuple[str, ...] = (),
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> ProviderResult:
+        """Stream one answer to a body already in this provider's API."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Close connections."""
 
 
 def error_code_for_status(status: int) -> ErrorCode:

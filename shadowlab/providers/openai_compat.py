@@ -4,33 +4,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
-from shadowlab.normalize import NormalizedRequest
+from shadowlab.apis import Api
+from shadowlab.apis.openai_chat import stop_reason, usage_from_openai
 from shadowlab.providers.base import (
     ProviderConfig,
     ProviderResult,
+    StreamingProvider,
     ToolCall,
     error_code_for_status,
     parse_retry_after,
 )
 from shadowlab.providers.registry import register_provider
 from shadowlab.providers.stream_state import StreamState, parse_arguments
-from shadowlab.providers.translate import to_openai
-from shadowlab.usage import UsageError, usage_from_openai
+from shadowlab.usage import UsageError
 
 __all__ = ["DEFAULT_OPENAI_BASE_URL", "OpenAICompatProvider"]
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
-_STOP_REASONS = {
-    "stop": "end_turn",
-    "length": "max_tokens",
-    "tool_calls": "tool_use",
-    "function_call": "tool_use",
-    "content_filter": "refusal",
-}
 
 
 class _StreamError(Exception):
@@ -38,11 +32,12 @@ class _StreamError(Exception):
 
 
 @register_provider("openai")
-class OpenAICompatProvider:
+class OpenAICompatProvider(StreamingProvider):
     """POST `{base_url}/chat/completions` with `stream: true`; TTFT is the first non-empty content or
     reasoning delta (`reasoning_content` / `reasoning`, as vLLM, Ollama and DeepSeek stream it)."""
 
     name = "openai"
+    api: ClassVar[Api] = "openai.chat"
 
     def __init__(self, config: ProviderConfig) -> None:
         self._config = config
@@ -64,17 +59,8 @@ class OpenAICompatProvider:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def complete(
-        self,
-        request: NormalizedRequest,
-        *,
-        model: str | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-    ) -> ProviderResult:
-        translation = to_openai(request, model=model, max_tokens_field=self._config.max_tokens_field)
-        return await self.complete_raw(
-            translation.body, untranslated=translation.dropped, extra_headers=extra_headers
-        )
+    def translate_options(self) -> dict[str, Any]:
+        return {"max_tokens_field": self._config.max_tokens_field}
 
     async def complete_raw(
         self,
@@ -163,8 +149,7 @@ class OpenAICompatProvider:
                     continue
                 _apply_delta(choice.get("delta") or {}, state, calls)
                 if choice.get("finish_reason"):
-                    reason = choice["finish_reason"]
-                    state.stop_reason = _STOP_REASONS.get(reason, reason)
+                    state.stop_reason = stop_reason(choice["finish_reason"])
         state.end()
 
 

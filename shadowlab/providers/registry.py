@@ -1,31 +1,44 @@
-"""Providers by name: `@register_provider("name")` on a class taking a ProviderConfig; adding a vendor touches
-one file (plus one line in `_BUILTINS`)."""
+"""Providers by name: `@register_provider("name")` on a class taking a ProviderConfig, with a `name` and the
+`api` it speaks (`shadowlab.apis`). Adding a vendor touches one file, plus one line in `_BUILTINS` (and, for
+its own base URL and key, the settings `<name>_base_url` and `<name>_api_key` in `shadowlab.config`)."""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import SecretStr
 
+from shadowlab.apis import Api
 from shadowlab.config import Settings
 from shadowlab.errors import ConfigError
 from shadowlab.providers.base import Provider, ProviderConfig
 
 __all__ = [
+    "ProviderFactory",
     "UnknownProviderError",
     "config_from_settings",
     "create_provider",
+    "provider_api",
     "provider_names",
     "register_provider",
 ]
 
-ProviderFactory = Callable[[ProviderConfig], Provider]
+
+class ProviderFactory(Protocol):
+    """A provider class: called with a ProviderConfig, it says which API it speaks."""
+
+    @property
+    def api(self) -> Api: ...
+
+    def __call__(self, config: ProviderConfig) -> Provider: ...
+
+
 _REGISTRY: dict[str, ProviderFactory] = {}
 # Built-in providers, imported on first lookup (the SDKs are heavy; a process using one need not load both).
 _BUILTINS = {"anthropic": "shadowlab.providers.anthropic", "openai": "shadowlab.providers.openai_compat"}
-_F = TypeVar("_F", bound=Callable[..., Any])
+_F = TypeVar("_F", bound=ProviderFactory)
 
 
 class UnknownProviderError(ConfigError):
@@ -42,9 +55,13 @@ def register_provider(name: str) -> Callable[[_F], _F]:
     return decorate
 
 
-def _load(name: str) -> None:
+def _factory(name: str) -> ProviderFactory:
     if name not in _REGISTRY and name in _BUILTINS:
         importlib.import_module(_BUILTINS[name])
+    factory = _REGISTRY.get(name)
+    if factory is None:
+        raise UnknownProviderError(f"provider: expected one of {', '.join(provider_names())}, found {name!r}")
+    return factory
 
 
 def provider_names() -> tuple[str, ...]:
@@ -54,20 +71,18 @@ def provider_names() -> tuple[str, ...]:
 
 def create_provider(name: str, config: ProviderConfig) -> Provider:
     """A provider instance; UnknownProviderError names the known ones."""
-    _load(name)
-    factory = _REGISTRY.get(name)
-    if factory is None:
-        raise UnknownProviderError(f"provider: expected one of {', '.join(provider_names())}, found {name!r}")
-    return factory(config)
+    return _factory(name)(config)
+
+
+def provider_api(name: str) -> Api:
+    """The API shape provider `name` speaks (a capture of that API is replayed with its body as captured)."""
+    return _factory(name).api
 
 
 def config_from_settings(name: str, settings: Settings, **overrides: Any) -> ProviderConfig:
-    """The base URL and key of a built-in provider from the settings; `overrides` win."""
-    base_url: str | None = None
-    api_key: SecretStr | None = None
-    if name == "anthropic":
-        base_url, api_key = settings.anthropic_base_url, settings.anthropic_api_key
-    elif name == "openai":
-        base_url, api_key = settings.openai_base_url, settings.openai_api_key
+    """The base URL and key of a provider from the settings `<name>_base_url` and `<name>_api_key` (none
+    when the settings have no such field); `overrides` win."""
+    base_url: str | None = getattr(settings, f"{name}_base_url", None)
+    api_key: SecretStr | None = getattr(settings, f"{name}_api_key", None)
     fields: dict[str, Any] = {"base_url": base_url, "api_key": api_key, **overrides}
     return ProviderConfig(**fields)

@@ -2,6 +2,12 @@
 
 These run on the sink's worker thread, never on the production call's path. SDK objects are read by
 duck typing (attribute names of the Anthropic Messages and OpenAI chat completions APIs).
+
+A deliberate copy of API knowledge that lives in `shadowlab.apis` (one module per API: stop reasons, tool
+calls, the cumulative usage of an Anthropic stream): the tee runs inside production apps and may import only
+the standard library and kafka-python (an import-linter contract), so it cannot import `shadowlab.apis`
+(pydantic). Usage is kept here as the API reported it; `shadowlab.apis` parses it after ingest. A new API
+shape needs its extraction here too.
 """
 
 from __future__ import annotations

@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from shadowlab.api_requests import AnthropicMessagesRequest, OpenAIChatRequest, OtherKind
+from shadowlab.apis import validate_request_body
+from shadowlab.apis.anthropic_wire import AnthropicMessagesRequest
+from shadowlab.apis.openai_chat_wire import OpenAIChatRequest
+from shadowlab.apis.wire import OtherKind
 from shadowlab.capture import (
     Capture,
     CaptureError,
@@ -22,7 +25,6 @@ from shadowlab.capture import (
     capture_json_schema,
     decode_capture_bytes,
     parse_capture_bytes,
-    validate_request_body,
 )
 
 DATA = Path(__file__).parent / "data"

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from shadowlab.apis import normalize_request_body
 from shadowlab.fingerprint import FINGERPRINT_CHARS, body_fingerprint, prompt_fingerprint
-from shadowlab.normalize import normalize_request_body
 
 PINNED = "fb76bca8fda0906956b5662ea69e1aaa"
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}

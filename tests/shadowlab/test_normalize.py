@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from shadowlab.capture import CaptureError, parse_capture_bytes
-from shadowlab.normalize import (
+from shadowlab.apis import normalize_request, normalize_request_body
+from shadowlab.apis.internal import (
     DocumentBlock,
     ImageBlock,
     Message,
@@ -20,9 +20,8 @@ from shadowlab.normalize import (
     ToolResultBlock,
     ToolSpec,
     ToolUseBlock,
-    normalize_request,
-    normalize_request_body,
 )
+from shadowlab.capture import CaptureError, parse_capture_bytes
 
 DATA = Path(__file__).parent / "data"
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from shadowlab.apis.anthropic import usage_from_anthropic
+from shadowlab.apis.openai_chat import usage_from_openai
 from shadowlab.pricing import ModelPrice, PriceFileError, UnknownModelPriceError, cost_usd, load_price_table
-from shadowlab.usage import Usage, usage_from_anthropic, usage_from_openai
+from shadowlab.usage import Usage
 
 TABLE = load_price_table()
 

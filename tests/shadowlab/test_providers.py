@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from shadowlab.apis import normalize_request_body
+from shadowlab.apis.internal import NormalizedRequest
 from shadowlab.config import Settings
-from shadowlab.normalize import NormalizedRequest, normalize_request_body
 from shadowlab.providers import ERROR_CODES, ProviderConfig, ProviderResult, create_provider
 from shadowlab.providers.registry import UnknownProviderError, config_from_settings, provider_names
 from simulator import Distribution, ModelProfile, ProfileSet, RunningSimulator, running_simulator

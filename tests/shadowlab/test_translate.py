@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from shadowlab.normalize import normalize_request_body
-from shadowlab.providers.translate import to_anthropic, to_openai
+from shadowlab.apis import normalize_request_body
+from shadowlab.apis.anthropic import to_anthropic
+from shadowlab.apis.openai_chat import to_openai
 
 PNG = "iVBORw0KGgo="
 TOOL = {

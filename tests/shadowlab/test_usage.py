@@ -7,16 +7,11 @@ from typing import Any
 
 import pytest
 
+from shadowlab.apis import usage_from_capture
+from shadowlab.apis.anthropic import AnthropicStreamUsage, usage_from_anthropic, usage_from_anthropic_stream
+from shadowlab.apis.openai_chat import usage_from_openai
 from shadowlab.capture import parse_capture_bytes
-from shadowlab.usage import (
-    AnthropicStreamUsage,
-    Usage,
-    UsageError,
-    usage_from_anthropic,
-    usage_from_anthropic_stream,
-    usage_from_capture,
-    usage_from_openai,
-)
+from shadowlab.usage import Usage, UsageError
 
 MESSAGE_START = {
     "type": "message_start",
