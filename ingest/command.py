@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -14,7 +12,7 @@ import typer
 from sqlalchemy.engine import Engine
 
 from shadowlab.config import Settings
-from shadowlab.errors import ConfigError, ShadowlabError
+from shadowlab.errors import ShadowlabError
 
 log = logging.getLogger(__name__)
 SettingsOf = Callable[[typer.Context], Settings]
@@ -44,7 +42,12 @@ def migrated_engine(settings: Settings) -> Engine:
 
 def register(app: typer.Typer, settings_of: SettingsOf) -> None:
     """Add `ingest`, `retention` and `forget` to `app`; `settings_of` is the CLI's settings accessor."""
+    _register_ingest(app, settings_of)
+    _register_governance(app, settings_of)
 
+
+def _register_ingest(app: typer.Typer, settings_of: SettingsOf) -> None:
+    # Long only by its typer signature: one Annotated option per flag.
     @app.command("ingest")
     def ingest(
         ctx: typer.Context,
@@ -86,71 +89,18 @@ def register(app: typer.Typer, settings_of: SettingsOf) -> None:
         ] = None,
     ) -> None:
         """Store captures from Kafka (or a JSONL file) in the database: validated, redacted, sampled."""
-        from ingest.dlq import DeadLetterSink, FileDeadLetters, KafkaDeadLetters, dlq_topic, rejected_path
-        from ingest.logs import configure_logging
-        from ingest.metrics import IngestMetrics
-        from ingest.pipeline import PipelineConfig
-        from ingest.redact import Redactor, parse_user_rule
-        from ingest.runner import Runner, RunOptions
-        from ingest.sampling import Selector, parse_tag_filters
-        from ingest.sink import CaptureSink
-        from ingest.sources import FileSource, KafkaSource, Source
-        from shadowlab.broker import TopicSpec, capture_topics, ensure_topics, require_topic
+        from ingest.serve import IngestArgs, run_ingest
 
-        settings = settings_of(ctx)
-        configure_logging(settings.log_level, settings.log_format)
-        selector = Selector(
-            sample_rate=sample_rate,
-            services=frozenset(service or ()),
-            routes=frozenset(route or ()),
-            environments=frozenset(environment or ()),
-            models=frozenset(model or ()),
-            tags=parse_tag_filters(tag or ()),
-        )
-        config = PipelineConfig(
-            settings.ingest_max_bytes, selector, Redactor(parse_user_rule(p) for p in redact_pattern or ())
-        )
-        engine = migrated_engine(settings)
-        metrics = IngestMetrics()
-        stop = threading.Event()
-        src: Source
-        dead: DeadLetterSink
-        if source is SourceKind.file:
-            if input_path is None or not input_path.is_file():
-                raise ConfigError(
-                    f"INPUT: expected a readable JSONL file with --source file, found {input_path}"
-                )
-            src, dead = FileSource(input_path, stop), FileDeadLetters(rejected_path(input_path))
-        else:
-            if input_path is not None:
-                raise ConfigError(f"INPUT: expected no file with --source kafka, found {input_path}")
-            name = topic or settings.capture_topic
-            # A missing source would be polled forever ("Topic … not found"), with a stray DLQ created for it.
-            require_topic(settings.kafka_bootstrap, name, settings.connect_timeout_s)
-            dlq_spec: TopicSpec = capture_topics(name)[1]
-            ensure_topics(settings.kafka_bootstrap, [TopicSpec(dlq_topic(name), 1, dlq_spec.config)])
-            src = KafkaSource(
-                settings.kafka_bootstrap,
-                name,
-                group,
-                max_poll_records=batch_size,
-                metrics=metrics,
-                timeout_s=settings.connect_timeout_s,
-            )
-            dead = KafkaDeadLetters(settings.kafka_bootstrap, dlq_topic(name))
-        if metrics_port is not None:
-            metrics.serve(metrics_port)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
-        options = RunOptions(batch_size=batch_size, idle_exit_s=idle_exit)
-        try:
-            Runner(src, CaptureSink(engine), dead, config, metrics, options, stop).run()
-        finally:
-            engine.dispose()
-        typer.echo(metrics.tally.summary())
-        if source is SourceKind.file and metrics.tally.rejected:
-            typer.echo(f"rejected lines: {rejected_path(input_path)}")  # type: ignore[arg-type]
+        args = IngestArgs(
+            input_path, source is SourceKind.file, topic, group, batch_size, sample_rate,
+            tuple(service or ()), tuple(route or ()), tuple(environment or ()), tuple(model or ()),
+            tuple(tag or ()), tuple(redact_pattern or ()), metrics_port, idle_exit,
+        )  # fmt: skip
+        for line in run_ingest(settings_of(ctx), args, migrated_engine):
+            typer.echo(line)
 
+
+def _register_governance(app: typer.Typer, settings_of: SettingsOf) -> None:
     @app.command("retention")
     def retention(
         ctx: typer.Context,
