@@ -2,6 +2,11 @@
 
 Works on the raw JSON (no model validation) so the server stays fast; missing required fields are refused
 the way the real APIs refuse them, with a 400 naming the field.
+
+This is the fake server's reading of a body, not shadowlab's: `shadowlab.apis` (one module per API) validates
+strictly and normalises for replay and analysis, while a server accepts what the real API accepts and needs
+only sizes, tools and its cache prefix. So a new API shape gets its view here and its endpoint beside
+`anthropic_api.py` / `openai_api.py`, besides its module in `shadowlab.apis`.
 """
 
 from __future__ import annotations
