@@ -16,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from shadowlab.apis import Api
+
 Difficulty = Literal["easy", "hard"]
 
 
@@ -24,7 +26,7 @@ class Route:
     service: str
     route: str
     difficulty: Difficulty
-    api: Literal["anthropic.messages", "openai.chat"]
+    api: Api
     weight: float
     system: str
     asks: tuple[str, ...]

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from shadowlab.apis import Api
 from shadowlab.errors import ConfigError
 from shadowlab.pricing import PriceTable
 
@@ -70,7 +71,7 @@ class TrafficSpec(_Spec):
     routes: tuple[str, ...] = ()
     environments: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
-    apis: tuple[Literal["anthropic.messages", "openai.chat"], ...] = ()
+    apis: tuple[Api, ...] = ()
     sample_rate: float = Field(1.0, gt=0, le=1)
     since: datetime | None = None
     until: datetime | None = None
