@@ -21,8 +21,8 @@ import numpy as np
 import numpy.typing as npt
 
 from analysis.analyze import Comparison, compare_arms
+from analysis.conditions import Check, condition_p_value, decision_interval, guardrail_check
 from analysis.csv_input import ExperimentTable, MetricColumn
-from analysis.decision import Check, condition_p_value, decision_interval, guardrail_check
 from analysis.plan import DecisionPlan, Guardrail, MetricRef, resolve_metric
 from analysis.segments import (
     DEFAULT_MIN_N,
