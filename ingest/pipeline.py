@@ -19,6 +19,7 @@ from ingest.sampling import Selector
 from ingest.sink import Row
 from shadowlab.capture import Capture, CaptureError, capture_from_dict, decode_capture_bytes
 from shadowlab.fingerprint import body_fingerprint
+from shadowlab.request_shape import prompt_chars, user_turn
 
 log = logging.getLogger(__name__)
 
@@ -97,4 +98,6 @@ def row_of(
         "source_partition": message.partition,
         "source_offset": message.offset,
         "prompt_fingerprint": fingerprint,
+        "prompt_chars": prompt_chars(redacted.request),
+        "user_turn": user_turn(redacted.request),
     }

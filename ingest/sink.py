@@ -46,6 +46,8 @@ ROW_COLUMNS = (
     "source_partition",
     "source_offset",
     "prompt_fingerprint",
+    "prompt_chars",
+    "user_turn",
 )
 
 

@@ -118,6 +118,9 @@ class CapturedRequest(Base):
     source_offset: Mapped[int | None] = mapped_column(sa.BigInteger)
     # shadowlab.fingerprint.body_fingerprint of `request`: repeated prompts are a cluster in the analysis.
     prompt_fingerprint: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    # shadowlab.request_shape of `request`: segment facts the analysis reads without the JSON body.
+    prompt_chars: Mapped[int | None]
+    user_turn: Mapped[int | None]
 
 
 class WorkLease(Base):

@@ -24,6 +24,7 @@ from shadowlab.db import create_engine
 from shadowlab.errors import ConfigError
 from shadowlab.fingerprint import body_fingerprint
 from shadowlab.migrate import NotMigratedError
+from shadowlab.request_shape import prompt_chars, user_turn
 from tests.support.ingest import encode, make_capture
 
 SECRETS = {
@@ -110,13 +111,21 @@ def test_each_stored_capture_carries_its_prompt_fingerprint(
     engine = create_engine(url)
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.text("select api, request, prompt_fingerprint from captured_requests order by request_id")
+            sa.text(
+                "select api, request, prompt_fingerprint, prompt_chars, user_turn from captured_requests "
+                "order by request_id"
+            )
         ).all()
     engine.dispose()
     stored = [row.prompt_fingerprint for row in rows]
-    assert stored == [body_fingerprint(row.api, row.request if isinstance(row.request, dict)
-                                       else json.loads(row.request)) for row in rows]  # fmt: skip
+    bodies = [row.request if isinstance(row.request, dict) else json.loads(row.request) for row in rows]
+    assert stored == [body_fingerprint(row.api, body) for row, body in zip(rows, bodies, strict=True)]
     assert stored[0] == stored[1] != stored[2]
+    # the segment facts the analysis reads as columns: the body's text length and user turn
+    assert [(row.prompt_chars, row.user_turn) for row in rows] == [
+        (prompt_chars(body), user_turn(body)) for body in bodies
+    ]
+    assert all(row.prompt_chars >= len(text) for row, text in zip(rows, texts, strict=True))
 
 
 def test_file_mode_refuses_a_missing_or_unmigrated_database(tmp_path: Path) -> None:

@@ -240,3 +240,19 @@ def test_the_backfill_works_in_batches_and_leaves_stored_fingerprints_alone(engi
         fingerprints = _fingerprints(conn)
     expected = [body_fingerprint(api, body) for api, body in BODIES]
     assert fingerprints == [*expected[:2], "kept", *expected[3:]]
+
+
+def test_the_request_shape_migration_backfills_prompt_length_and_turn(engine: sa.Engine) -> None:
+    migrate.upgrade(engine, FINGERPRINT_REVISION)
+    with engine.begin() as conn:
+        _insert_captures(conn, "old-")
+
+    migrate.upgrade(engine)
+
+    table = Base.metadata.tables["captured_requests"]
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(table.c.prompt_chars, table.c.user_turn).order_by(table.c.id)).all()
+    assert [tuple(r) for r in rows] == [(5, 1), (5, 1), (3, 1), (0, 1), (5, 1)]
+    migrate.downgrade(engine, FINGERPRINT_REVISION)
+    columns = {c["name"] for c in sa.inspect(engine).get_columns("captured_requests")}
+    assert not {"prompt_chars", "user_turn"} & columns
