@@ -17,10 +17,11 @@ from analysis.analyze import analyze_table
 from analysis.clustering import clustering_text
 from analysis.csv_input import CsvInputError, load_experiment_csv
 from analysis.decision import VERDICTS
+from analysis.document import analysis_document
 from analysis.plan import PlanError, PlanOptions, read_plan
+from analysis.ranking import pairwise_from_table, rank_arms
 from analysis.render import analysis_text, verdict_text
 from analysis.stats import ADJUSTMENTS
-from analysis.verdict_json import analysis_document, pairwise_from_table
 
 EXIT_INVALID_INPUT = 2
 EXIT_GATE_BLOCKED = 1
@@ -74,7 +75,8 @@ def analyze_csv(
         failure_latency_ms=options.failure_latency_ms,
         judge_orders=options.judge_orders,
     )
-    document, _ = analysis_document(analysis, options.decision, pairwise_from_table(table, control), table)
+    ranking = rank_arms(table.arms, control, pairwise_from_table(table, control))
+    document, _ = analysis_document(analysis, options.decision, ranking, table)
     text = "\n".join([analysis_text(analysis), *clustering_text(document["clustering"])])
     _print_document(
         document, text if options.decision is None else f"{text}\n\n{verdict_text(document)}", json_output
@@ -177,12 +179,12 @@ def route(
     settings: Any, experiment: str, export: Path | None, dimension: str, min_n: int, json_output: bool
 ) -> int:
     """Print the routing recommendation; with `export`, write it as a routing table (YAML or .json)."""
+    from analysis.document import routing_json
     from analysis.experiment_analysis import analyze_experiment
     from analysis.load import ExperimentLoadError
     from analysis.routing import RoutingRule
     from analysis.routing_table import RoutingTableError, table_from_recommendation, write_routing_table
     from analysis.segments import SegmentError
-    from analysis.verdict_json import routing_json
 
     rule = RoutingRule(dimension=dimension, min_n=min_n)
     try:
@@ -252,6 +254,7 @@ def report(settings: Any, experiment: str, fmt: str, out: Path | None) -> int:
 
 def register(app: typer.Typer, settings_of: SettingsOf | None = None) -> None:
     """Add `analyze`, `gate`, `route` and `report` to the CLI; `settings_of` gives the database settings."""
+
     def need_settings(ctx: typer.Context) -> Any:
         if settings_of is None:
             raise typer.BadParameter("this command needs the shadowlab settings (run it as `shadowlab`)")

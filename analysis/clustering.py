@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from analysis.csv_input import ExperimentTable, MetricColumn
+from analysis.json_values import json_number as _num
 from analysis.plan import DecisionPlan, PlanError, resolve_metric
 from analysis.stats import ClusteringSummary, clustering_summary
 from analysis.stats.distributions import FloatArray
@@ -66,10 +67,6 @@ def clustering_of(
     values, rows = _pair_values(metric, table.arms.index(control), table.arms.index(candidate))
     summary = clustering_summary(values, table.clusters[rows])
     return Clustering(metric.name, candidate, table.cluster_dimensions, summary)
-
-
-def _num(value: float | None) -> float | None:
-    return value if value is not None and np.isfinite(value) else None
 
 
 def clustering_json(clustering: Clustering | None) -> dict[str, Any] | None:

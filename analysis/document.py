@@ -1,26 +1,21 @@
-"""The `verdict` block of the analyze document: decision, reasons, always-valid intervals, ranking."""
+"""The analyze document (JSON): the analysis, the `verdict` block (decision, reasons, always-valid
+intervals, the ranking computed by `analysis.ranking`), the `clustering` block and the `routing` block."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
-
-import numpy as np
 
 from analysis.analyze import Analysis, Comparison
 from analysis.clustering import clustering_json, clustering_of
 from analysis.csv_input import ExperimentTable
 from analysis.decision import Check, Verdict, decide
+from analysis.json_values import json_number as _num
 from analysis.plan import DecisionPlan
 from analysis.render import analysis_json
 from analysis.routing import RoutingRecommendation
-from analysis.stats.ranking import PairwiseOutcomes, Ranking, bradley_terry
+from analysis.stats.ranking import Ranking
 from analysis.stats.sequential import SequentialComparison, SequentialInterval
-
-
-def _num(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
 
 
 def _interval_json(interval: SequentialInterval) -> dict[str, Any]:
@@ -117,33 +112,10 @@ def verdict_json(verdict: Verdict, plan: DecisionPlan, ranking: Ranking | None) 
     }
 
 
-def pairwise_from_table(table: ExperimentTable, control: str) -> PairwiseOutcomes:
-    """Candidate-vs-control outcomes from the first preference column (the CSV has no other pairs)."""
-    column = next((m for m in table.metrics if m.kind == "preference"), None)
-    empty = np.zeros(0, dtype=np.int64)
-    if column is None:
-        return PairwiseOutcomes(None, empty, empty, np.zeros(0))
-    ctrl = table.arms.index(control)
-    rows, arms = np.nonzero(~np.isnan(column.values))
-    keep = arms != ctrl
-    rows, arms = rows[keep], arms[keep]
-    scores = column.values[rows, arms]
-    first = np.minimum(arms, ctrl).astype(np.int64)
-    second = np.maximum(arms, ctrl).astype(np.int64)
-    return PairwiseOutcomes(column.name, first, second, np.where(first == arms, scores, 1.0 - scores))
-
-
-def rank_arms(arms: tuple[str, ...], control: str, pairwise: PairwiseOutcomes) -> Ranking | None:
-    """Bradley–Terry ranking of every arm, or None without preferences."""
-    if pairwise.first.size == 0:
-        return None
-    return bradley_terry(arms, pairwise.first, pairwise.second, pairwise.score, reference=control)
-
-
 def analysis_document(
     analysis: Analysis,
     plan: DecisionPlan | None,
-    pairwise: PairwiseOutcomes,
+    ranking: Ranking | None,
     table: ExperimentTable | None = None,
 ) -> tuple[dict[str, Any], Verdict | None]:
     """The full JSON document; the verdict block is filled when a decision plan is given, the `clustering`
@@ -158,7 +130,7 @@ def analysis_document(
     if plan is None:
         return doc, None
     verdict = decide(analysis, plan)
-    doc["verdict"] = verdict_json(verdict, plan, rank_arms(analysis.arms, analysis.control, pairwise))
+    doc["verdict"] = verdict_json(verdict, plan, ranking)
     return doc, verdict
 
 

@@ -10,12 +10,13 @@ from sqlalchemy.orm import Session
 
 from analysis.analyze import Analysis, analyze_table
 from analysis.decision import overall_verdict
+from analysis.document import analysis_document, routing_json, verdict_json
 from analysis.load import ExperimentData, load_experiment
 from analysis.plan import DecisionPlan, PlanError
+from analysis.ranking import rank_arms
 from analysis.routing import RoutingRecommendation, RoutingRule, recommend_routing
 from analysis.segments import SegmentEffect, segment_dimensions, segment_effects, segment_json
 from analysis.stats.results import HealthReport
-from analysis.verdict_json import analysis_document, routing_json, verdict_json
 from shadowlab.models import AnalysisSnapshot
 
 
@@ -100,7 +101,8 @@ def _analysed(data: ExperimentData, plan: DecisionPlan | None, rule: RoutingRule
         failure_latency_ms=data.failure_latency_ms,
         judge_orders=data.judge_orders,
     )
-    document, verdict = analysis_document(analysis, plan, data.pairwise, data.table)
+    ranking = rank_arms(analysis.arms, analysis.control, data.pairwise)
+    document, verdict = analysis_document(analysis, plan, ranking, data.table)
     segments, routing = segments_and_routing(data, analysis, plan, rule)
     return ExperimentReport(
         document,
@@ -127,7 +129,7 @@ def no_data_report(data: ExperimentData, plan: DecisionPlan | None) -> Experimen
     note = no_replays_message(data.name)
     empty = Analysis(0, data.table.arms, data.control, plan.alpha if plan is not None else 0.05, "holm", (),
                      HealthReport(()))  # fmt: skip
-    document, _ = analysis_document(empty, None, data.pairwise)
+    document, _ = analysis_document(empty, None, None)
     document["note"] = note
     if plan is None:
         return ExperimentReport(document, None, (), None, data)

@@ -6,12 +6,8 @@ import math
 from typing import Any
 
 from analysis.analyze import Analysis, Comparison
+from analysis.json_values import json_number as _num
 from analysis.stats import HealthReport, QuantileDifference, TestResult
-
-
-def _num(value: float | None) -> float | None:
-    """JSON has no NaN or infinity: those become null."""
-    return value if value is not None and math.isfinite(value) else None
 
 
 def _test_json(result: TestResult) -> dict[str, Any]:

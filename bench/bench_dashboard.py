@@ -24,8 +24,9 @@ sys.path.insert(0, str(REPO))
 
 from analysis.analyze import analyze_table  # noqa: E402
 from analysis.csv_input import ExperimentTable, MetricColumn  # noqa: E402
+from analysis.document import analysis_document  # noqa: E402
 from analysis.plan import DecisionPlan  # noqa: E402
-from analysis.verdict_json import analysis_document, pairwise_from_table  # noqa: E402
+from analysis.ranking import pairwise_from_table, rank_arms  # noqa: E402
 from shadowlab import migrate  # noqa: E402
 from shadowlab.db import create_engine  # noqa: E402
 
@@ -149,7 +150,9 @@ def store_snapshot(engine: sa.Engine, n: int) -> None:
     )
     analysis = analyze_table(table, control="control", alpha=0.05, adjust="holm")
     doc, verdict = analysis_document(
-        analysis, DecisionPlan.from_dict(PLAN), pairwise_from_table(table, "control")
+        analysis,
+        DecisionPlan.from_dict(PLAN),
+        rank_arms(table.arms, "control", pairwise_from_table(table, "control")),
     )
     with engine.begin() as conn:
         conn.execute(

@@ -10,10 +10,11 @@ import numpy as np
 
 from analysis.analyze import analyze_table
 from analysis.csv_input import ExperimentTable, MetricColumn
+from analysis.document import analysis_document
 from analysis.plan import DecisionPlan
+from analysis.ranking import pairwise_from_table, rank_arms
 from analysis.routing_text import mix_rows, risk_sentences, route_rows, saving_sentence
 from analysis.summary import results
-from analysis.verdict_json import analysis_document, pairwise_from_table
 
 PLAN: dict[str, Any] = {
     "primary_metric": "cost_usd",
@@ -57,7 +58,11 @@ def _document(quality_drop: float, *, n: int = 400, aa_shift: float = 0.0, seed:
         covariate=None,
     )
     analysis = analyze_table(table, control="ctrl", alpha=0.05, adjust="holm", aa_arm="aa")
-    doc, _ = analysis_document(analysis, DecisionPlan.from_dict(PLAN), pairwise_from_table(table, "ctrl"))
+    doc, _ = analysis_document(
+        analysis,
+        DecisionPlan.from_dict(PLAN),
+        rank_arms(table.arms, "ctrl", pairwise_from_table(table, "ctrl")),
+    )
     return doc
 
 

@@ -16,8 +16,9 @@ from streamlit.testing.v1 import AppTest
 
 from analysis.analyze import analyze_table
 from analysis.csv_input import ExperimentTable, MetricColumn
+from analysis.document import analysis_document
 from analysis.plan import DecisionPlan
-from analysis.verdict_json import analysis_document, pairwise_from_table
+from analysis.ranking import pairwise_from_table, rank_arms
 from dashboard import data
 from shadowlab import migrate
 from shadowlab.db import create_engine, session_factory, session_scope
@@ -185,7 +186,9 @@ def seed(url: str, n: int = 120, seed_value: int = 3) -> Seeded:
         )
         analysis = analyze_table(table, control="ctrl", alpha=0.05, adjust="holm")
         doc, verdict = analysis_document(
-            analysis, DecisionPlan.from_dict(PLAN), pairwise_from_table(table, "ctrl")
+            analysis,
+            DecisionPlan.from_dict(PLAN),
+            rank_arms(table.arms, "ctrl", pairwise_from_table(table, "ctrl")),
         )
         assert verdict is not None and verdict.reasons
         session.add(
