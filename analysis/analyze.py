@@ -26,7 +26,7 @@ from analysis.stats import (
     minimum_sample_check,
     paired_binary,
 )
-from analysis.stats.results import MetricKind
+from analysis.stats.results import Inference, MetricKind
 
 
 @dataclass(frozen=True)
@@ -110,27 +110,17 @@ def _compare_pairs(
 ) -> MetricComparison:
     # Preferences live on the candidate's row; the control's cell carries nothing.
     complete = ~np.isnan(cand) if kind == "preference" else ~np.isnan(ctrl) & ~np.isnan(cand)
-    clusters = None if table.clusters is None else table.clusters[complete]
-    covariate = None if table.covariate is None else table.covariate[complete]
+    inference = Inference(alpha, table.clusters, table.covariate, covariate_mean).subset(complete)
     c, t = ctrl[complete], cand[complete]
     if kind == "binary":
-        return paired_binary(c, t, alpha=alpha, clusters=clusters)
+        return paired_binary(c, t, inference)
     if kind == "latency":
-        return compare_latency(
-            c, t, alpha=alpha, clusters=clusters, covariate=covariate, covariate_mean=covariate_mean,
-            failure_value=failure_latency_ms,
-        )  # fmt: skip
+        return compare_latency(c, t, inference, failure_value=failure_latency_ms)
     if kind == "cost":
-        return compare_cost(
-            c, t, alpha=alpha, clusters=clusters, covariate=covariate, covariate_mean=covariate_mean
-        )
+        return compare_cost(c, t, inference)
     if kind == "preference":
-        return compare_preference(
-            t, alpha=alpha, clusters=clusters, covariate=covariate, covariate_mean=covariate_mean
-        )
-    return compare_mean(
-        c, t, alpha=alpha, clusters=clusters, covariate=covariate, covariate_mean=covariate_mean
-    )
+        return compare_preference(t, inference)
+    return compare_mean(c, t, inference)
 
 
 def _failed(table: ExperimentTable) -> npt.NDArray[np.bool_]:

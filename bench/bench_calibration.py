@@ -27,6 +27,7 @@ from analysis.stats import (  # noqa: E402
     quantile_differences,
 )
 from analysis.stats.distributions import normal_quantile  # noqa: E402
+from analysis.stats.results import Inference
 
 Rng = np.random.Generator
 # A scenario draws one experiment and returns {test name: (p-value, covered or None)}.
@@ -161,7 +162,7 @@ def clustered(rng: Rng, effect: bool) -> dict[str, tuple[float | None, bool | No
     shift = 0.3 if effect else 0.0
     # Differences correlated within a conversation: the iid SE would be too small.
     d = shift + rng.normal(0, 0.7, 100)[conversations] + rng.normal(0, 0.7, 400)
-    r = mean_inference(d, alpha=0.05, test="paired t", clusters=conversations)
+    r = mean_inference(d, Inference(clusters=conversations), test="paired t")
     return {"cluster-robust t": (r.p_value, _covered(r.ci_low, r.ci_high, shift))}
 
 
@@ -169,7 +170,7 @@ def cuped(rng: Rng, effect: bool) -> dict[str, tuple[float | None, bool | None]]
     shift = 0.3 if effect else 0.0
     covariate = rng.normal(0, 1, 120)
     d = shift + 0.8 * covariate + rng.normal(0, 0.6, 120)
-    r = mean_inference(d, alpha=0.05, test="paired t", covariate=covariate, covariate_mean=0.0)
+    r = mean_inference(d, Inference(covariate=covariate, covariate_mean=0.0), test="paired t")
     return {"CUPED t": (r.p_value, _covered(r.ci_low, r.ci_high, shift))}
 
 

@@ -18,11 +18,13 @@ from analysis.stats.power import mde_at_n, mde_from_se, n_for_effect, power_at_n
 from analysis.stats.preference import compare_preference, decisive_pairs_binomial
 from analysis.stats.quantiles import quantile_differences
 from analysis.stats.results import (
+    DEFAULT_INFERENCE,
     METRIC_KINDS,
     ClusterDimension,
     ClusteringSummary,
     HealthCheck,
     HealthReport,
+    Inference,
     MetricComparison,
     MetricKind,
     QuantileDifference,
@@ -31,6 +33,8 @@ from analysis.stats.results import (
 
 __all__ = [
     "ADJUSTMENTS",
+    "DEFAULT_INFERENCE",
+    "Inference",
     "METRIC_KINDS",
     "Adjustment",
     "ClusterDimension",

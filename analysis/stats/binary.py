@@ -12,9 +12,9 @@ from analysis.stats.distributions import (
     chi2_sf,
     wilson_interval,
 )
-from analysis.stats.paired import IntArray, mean_inference
+from analysis.stats.paired import mean_inference
 from analysis.stats.power import mde_from_se
-from analysis.stats.results import MetricComparison, TestResult
+from analysis.stats.results import DEFAULT_INFERENCE, Inference, MetricComparison, TestResult
 
 
 def newcombe_paired_interval(
@@ -65,13 +65,11 @@ def mcnemar_chi2(first_only: int, second_only: int, *, correction: bool = True) 
 
 
 def paired_binary(
-    control: FloatArray,
-    candidate: FloatArray,
-    *,
-    alpha: float = 0.05,
-    clusters: IntArray | None = None,
+    control: FloatArray, candidate: FloatArray, inference: Inference = DEFAULT_INFERENCE
 ) -> MetricComparison:
-    """Rate difference candidate − control over complete pairs of 0/1 outcomes."""
+    """Rate difference candidate − control over complete pairs of 0/1 outcomes (no CUPED: a rate's
+    covariate adjustment would leave the exact McNemar/Newcombe pair behind)."""
+    alpha, clusters = inference.alpha, inference.clusters
     n = int(control.size)
     ctrl = control.astype(bool)
     cand = candidate.astype(bool)
@@ -80,7 +78,7 @@ def paired_binary(
     control_only = int(np.count_nonzero(ctrl & ~cand))
     neither = n - both - candidate_only - control_only
     differences = candidate - control
-    by_t = mean_inference(differences, alpha=alpha, test="paired rate difference, t", clusters=clusters)
+    by_t = mean_inference(differences, Inference(alpha, clusters), test="paired rate difference, t")
     counts = f"discordant pairs: candidate-only {candidate_only}, control-only {control_only}"
     chi2, chi2_p = mcnemar_chi2(candidate_only, control_only)
     robustness = [

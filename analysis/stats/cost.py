@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from analysis.stats.distributions import FloatArray
 from analysis.stats.paired import IntArray, paired_comparison, standard_error, t_result
-from analysis.stats.results import MetricComparison, TestResult
+from analysis.stats.results import DEFAULT_INFERENCE, Inference, MetricComparison, TestResult
 
 
 def relative_change(
@@ -29,17 +29,8 @@ def relative_change(
 
 
 def compare_cost(
-    control: FloatArray,
-    candidate: FloatArray,
-    *,
-    alpha: float = 0.05,
-    clusters: IntArray | None = None,
-    covariate: FloatArray | None = None,
-    covariate_mean: float | None = None,
+    control: FloatArray, candidate: FloatArray, inference: Inference = DEFAULT_INFERENCE
 ) -> MetricComparison:
     """Mean cost difference (USD) by paired t, plus the relative change."""
-    relative = relative_change(control, candidate, alpha=alpha, clusters=clusters)
-    return paired_comparison(
-        "cost", control, candidate, alpha=alpha, clusters=clusters, covariate=covariate,
-        covariate_mean=covariate_mean, relative=relative,
-    )  # fmt: skip
+    relative = relative_change(control, candidate, alpha=inference.alpha, clusters=inference.clusters)
+    return paired_comparison("cost", control, candidate, inference, relative=relative)

@@ -9,10 +9,10 @@ from dataclasses import replace
 import numpy as np
 
 from analysis.stats.distributions import FloatArray
-from analysis.stats.paired import IntArray, mean_inference
+from analysis.stats.paired import mean_inference
 from analysis.stats.power import mde_from_se
 from analysis.stats.quantiles import DEFAULT_QUANTILES, QuantileMethod, quantile_differences
-from analysis.stats.results import MetricComparison, TestResult
+from analysis.stats.results import DEFAULT_INFERENCE, Inference, MetricComparison, TestResult
 
 
 def _exp(value: float | None) -> float | None:
@@ -20,23 +20,10 @@ def _exp(value: float | None) -> float | None:
 
 
 def geometric_mean_ratio(
-    control: FloatArray,
-    candidate: FloatArray,
-    *,
-    alpha: float = 0.05,
-    clusters: IntArray | None = None,
-    covariate: FloatArray | None = None,
-    covariate_mean: float | None = None,
+    control: FloatArray, candidate: FloatArray, inference: Inference = DEFAULT_INFERENCE
 ) -> TestResult:
     """Ratio of geometric means candidate/control: paired t on log ratios, back-transformed."""
-    on_log = mean_inference(
-        np.log(candidate) - np.log(control),
-        alpha=alpha,
-        test="paired t on log ratios",
-        clusters=clusters,
-        covariate=covariate,
-        covariate_mean=covariate_mean,
-    )
+    on_log = mean_inference(np.log(candidate) - np.log(control), inference, test="paired t on log ratios")
     return TestResult(
         on_log.test,
         on_log.n,
@@ -55,11 +42,8 @@ def geometric_mean_ratio(
 def compare_latency(
     control: FloatArray,
     candidate: FloatArray,
+    inference: Inference = DEFAULT_INFERENCE,
     *,
-    alpha: float = 0.05,
-    clusters: IntArray | None = None,
-    covariate: FloatArray | None = None,
-    covariate_mean: float | None = None,
     quantiles: Sequence[float] = DEFAULT_QUANTILES,
     quantile_method: QuantileMethod = "asymptotic",
     seed: int = 0,
@@ -74,14 +58,7 @@ def compare_latency(
     """
     both_ok = np.isfinite(control) & np.isfinite(candidate)
     ok_control, ok_candidate = control[both_ok], candidate[both_ok]
-    survivors = geometric_mean_ratio(
-        ok_control,
-        ok_candidate,
-        alpha=alpha,
-        clusters=None if clusters is None else clusters[both_ok],
-        covariate=None if covariate is None else covariate[both_ok],
-        covariate_mean=covariate_mean,
-    )
+    survivors = geometric_mean_ratio(ok_control, ok_candidate, inference.subset(both_ok))
     n_failed = int(np.count_nonzero(~np.isfinite(control)) + np.count_nonzero(~np.isfinite(candidate)))
     finite = np.concatenate((control[np.isfinite(control)], candidate[np.isfinite(candidate)]))
     fill = failure_value if failure_value is not None else (float(finite.max()) if finite.size else None)
@@ -94,14 +71,7 @@ def compare_latency(
     else:
         filled_control = np.where(np.isfinite(control), control, fill)
         filled_candidate = np.where(np.isfinite(candidate), candidate, fill)
-        counted = geometric_mean_ratio(
-            filled_control,
-            filled_candidate,
-            alpha=alpha,
-            clusters=clusters,
-            covariate=covariate,
-            covariate_mean=covariate_mean,
-        )
+        counted = geometric_mean_ratio(filled_control, filled_candidate, inference)
         source = "the replay timeout" if failure_value is not None else "the slowest latency observed"
         primary = replace(
             counted,
@@ -110,6 +80,7 @@ def compare_latency(
         )
         robustness = (replace(survivors, test=survivors.test + ", survivors only (both succeeded)"),)
     n = primary.n
+    alpha, clusters = inference.alpha, inference.clusters
     log_mde = mde_from_se(primary.se, primary.df, alpha=alpha)
     return MetricComparison(
         kind="latency",

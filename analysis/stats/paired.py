@@ -17,7 +17,7 @@ from analysis.stats.distributions import (
     t_two_sided_p,
 )
 from analysis.stats.power import mde_from_se
-from analysis.stats.results import MetricComparison, MetricKind, TestResult
+from analysis.stats.results import DEFAULT_INFERENCE, Inference, MetricComparison, MetricKind, TestResult
 
 IntArray = npt.NDArray[np.int64]
 Alternative = Literal["two-sided", "greater", "less"]
@@ -76,14 +76,7 @@ def t_result(
 
 
 def mean_inference(
-    values: FloatArray,
-    *,
-    alpha: float,
-    test: str,
-    null: float = 0.0,
-    clusters: IntArray | None = None,
-    covariate: FloatArray | None = None,
-    covariate_mean: float | None = None,
+    values: FloatArray, inference: Inference = DEFAULT_INFERENCE, *, test: str, null: float = 0.0
 ) -> TestResult:
     """t inference for the mean of per-pair values, optionally cluster-robust and CUPED-adjusted.
 
@@ -91,6 +84,8 @@ def mean_inference(
     pairs already share every prompt-level covariate, so with only the sample's own mean the adjusted
     estimate and its honest variance equal the unadjusted ones. Without `covariate_mean` nothing changes.
     """
+    alpha, clusters = inference.alpha, inference.clusters
+    covariate, covariate_mean = inference.covariate, inference.covariate_mean
     n = int(values.size)
     if n == 0:
         return TestResult(test, 0, None, None, None, None, null_value=null, notes=("no complete pairs",))
@@ -117,23 +112,10 @@ def mean_inference(
 
 
 def paired_mean_difference(
-    control: FloatArray,
-    candidate: FloatArray,
-    *,
-    alpha: float = 0.05,
-    clusters: IntArray | None = None,
-    covariate: FloatArray | None = None,
-    covariate_mean: float | None = None,
+    control: FloatArray, candidate: FloatArray, inference: Inference = DEFAULT_INFERENCE
 ) -> TestResult:
     """Mean of candidate − control over complete pairs, with a paired t interval and p-value."""
-    return mean_inference(
-        candidate - control,
-        alpha=alpha,
-        test="paired t",
-        clusters=clusters,
-        covariate=covariate,
-        covariate_mean=covariate_mean,
-    )
+    return mean_inference(candidate - control, inference, test="paired t")
 
 
 def average_ranks(values: FloatArray) -> tuple[FloatArray, IntArray]:
@@ -211,18 +193,13 @@ def paired_comparison(
     kind: MetricKind,
     control: FloatArray,
     candidate: FloatArray,
+    inference: Inference = DEFAULT_INFERENCE,
     *,
-    alpha: float = 0.05,
-    clusters: IntArray | None = None,
-    covariate: FloatArray | None = None,
-    covariate_mean: float | None = None,
     robustness: tuple[TestResult, ...] = (),
     relative: TestResult | None = None,
 ) -> MetricComparison:
     """A paired mean difference (t, clustered or CUPED when asked) as a comparison of `kind`."""
-    primary = paired_mean_difference(
-        control, candidate, alpha=alpha, clusters=clusters, covariate=covariate, covariate_mean=covariate_mean
-    )
+    primary = paired_mean_difference(control, candidate, inference)
     n = primary.n
     return MetricComparison(
         kind=kind,
@@ -231,23 +208,16 @@ def paired_comparison(
         candidate_mean=float(candidate.mean()) if n else None,
         robustness=robustness,
         relative=relative,
-        mde=mde_from_se(primary.se, primary.df, alpha=alpha),
-        clustered=clusters is not None,
+        mde=mde_from_se(primary.se, primary.df, alpha=inference.alpha),
+        clustered=inference.clusters is not None,
         cuped="CUPED" in primary.test,
     )
 
 
 def compare_mean(
-    control: FloatArray,
-    candidate: FloatArray,
-    *,
-    alpha: float = 0.05,
-    clusters: IntArray | None = None,
-    covariate: FloatArray | None = None,
-    covariate_mean: float | None = None,
+    control: FloatArray, candidate: FloatArray, inference: Inference = DEFAULT_INFERENCE
 ) -> MetricComparison:
     """Numeric quality: paired t on the mean difference, Wilcoxon–Pratt as a robustness check."""
     return paired_comparison(
-        "mean", control, candidate, alpha=alpha, clusters=clusters, covariate=covariate,
-        covariate_mean=covariate_mean, robustness=(wilcoxon_pratt(candidate - control),),
-    )  # fmt: skip
+        "mean", control, candidate, inference, robustness=(wilcoxon_pratt(candidate - control),)
+    )

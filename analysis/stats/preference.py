@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from analysis.stats.distributions import FloatArray, binomial_two_sided_p, clopper_pearson
-from analysis.stats.paired import IntArray, mean_inference
+from analysis.stats.paired import mean_inference
 from analysis.stats.power import mde_from_se
-from analysis.stats.results import MetricComparison, TestResult
+from analysis.stats.results import DEFAULT_INFERENCE, Inference, MetricComparison, TestResult
 
 
 def decisive_pairs_binomial(scores: FloatArray, *, alpha: float = 0.05) -> TestResult:
@@ -30,30 +30,16 @@ def decisive_pairs_binomial(scores: FloatArray, *, alpha: float = 0.05) -> TestR
     )
 
 
-def compare_preference(
-    scores: FloatArray,
-    *,
-    alpha: float = 0.05,
-    clusters: IntArray | None = None,
-    covariate: FloatArray | None = None,
-    covariate_mean: float | None = None,
-) -> MetricComparison:
+def compare_preference(scores: FloatArray, inference: Inference = DEFAULT_INFERENCE) -> MetricComparison:
     """Mean preference for the candidate (1 win, ½ tie, 0 loss) with a one-sample t against ½."""
-    primary = mean_inference(
-        scores,
-        alpha=alpha,
-        test="one-sample t vs 0.5",
-        null=0.5,
-        clusters=clusters,
-        covariate=covariate,
-        covariate_mean=covariate_mean,
-    )
+    primary = mean_inference(scores, inference, test="one-sample t vs 0.5", null=0.5)
+    alpha = inference.alpha
     return MetricComparison(
         kind="preference",
         primary=primary,
         candidate_mean=primary.estimate,
         robustness=(decisive_pairs_binomial(scores, alpha=alpha),),
         mde=mde_from_se(primary.se, primary.df, alpha=alpha),
-        clustered=clusters is not None,
+        clustered=inference.clusters is not None,
         cuped="CUPED" in primary.test,
     )

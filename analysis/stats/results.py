@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
 
 MetricKind = Literal["mean", "binary", "latency", "cost", "preference"]
 METRIC_KINDS: tuple[MetricKind, ...] = ("mean", "binary", "latency", "cost", "preference")
+
+
+@dataclass(frozen=True)
+class Inference:
+    """How every comparison estimates its uncertainty: the two-sided level `alpha`, cluster-robust SEs
+    (`clusters`: one id per pair, or an n × 2 array for two-way clustering) and CUPED (`covariate` per pair
+    with its population mean `covariate_mean`; without the mean, CUPED is skipped)."""
+
+    alpha: float = 0.05
+    clusters: npt.NDArray[np.int64] | None = None
+    covariate: npt.NDArray[np.float64] | None = None
+    covariate_mean: float | None = None
+
+    def subset(self, keep: npt.NDArray[np.bool_]) -> Inference:
+        """The same inference over the pairs where `keep` is true."""
+        return replace(
+            self,
+            clusters=None if self.clusters is None else self.clusters[keep],
+            covariate=None if self.covariate is None else self.covariate[keep],
+        )
+
+
+DEFAULT_INFERENCE = Inference()
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from analysis.experiment_analysis import analyze_experiment
 from analysis.load import load_experiment, table_to_csv
 from analysis.stats import cluster_variance, clustering_summary, mean_inference
 from analysis.stats.paired import standard_error
+from analysis.stats.results import Inference
 from shadowlab import migrate
 from shadowlab.db import create_engine
 from shadowlab.fingerprint import body_fingerprint
@@ -47,7 +48,7 @@ def test_two_way_se_equals_statsmodels_cov_cluster_2groups(seed: int) -> None:
     # which statsmodels also computes (df_resid_inference) and applies with use_t=True.
     fit = sm.OLS(d, np.ones(d.size)).fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
 
-    ours = mean_inference(d, alpha=0.05, test="paired t", clusters=groups)
+    ours = mean_inference(d, Inference(clusters=groups), test="paired t")
 
     # statsmodels adds the three CRV1 terms (cov_cluster_2groups), each with its own G/(G−1)·(n−1)/(n−k):
     # the same estimator, so the SE agrees to rounding.
@@ -58,7 +59,7 @@ def test_two_way_se_equals_statsmodels_cov_cluster_2groups(seed: int) -> None:
     low, high = fit.conf_int(0.05)[0]
     assert (ours.ci_low, ours.ci_high) == (pytest.approx(low, rel=1e-9), pytest.approx(high, rel=1e-9))
     assert ours.test == "paired t, two-way cluster-robust SE"
-    one_way = [mean_inference(d, alpha=0.05, test="t", clusters=g).se for g in (conversations, prompts)]
+    one_way = [mean_inference(d, Inference(clusters=g), test="t").se for g in (conversations, prompts)]
     assert ours.se > max(se for se in one_way if se is not None)  # both sources of correlation counted
 
 

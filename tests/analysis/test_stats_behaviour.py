@@ -10,13 +10,14 @@ from analysis.analyze import compare_arms
 from analysis.csv_input import ExperimentTable, MetricColumn
 from analysis.stats import adjust_p_values, compare_latency, mean_inference, quantile_differences
 from analysis.stats.health import missingness_chi2
+from analysis.stats.results import Inference
 
 
 def test_cluster_robust_se_matches_statsmodels_cr1() -> None:
     rng = np.random.default_rng(11)
     clusters = np.repeat(np.arange(40), 5)
     d = 0.2 + rng.normal(0, 1, 40)[clusters] + rng.normal(0, 1, 200)
-    ours = mean_inference(d, alpha=0.05, test="paired t", clusters=clusters)
+    ours = mean_inference(d, Inference(clusters=clusters), test="paired t")
     fit = sm.OLS(d, np.ones(200)).fit(cov_type="cluster", cov_kwds={"groups": clusters})
     assert ours.se is not None and abs(ours.se - float(fit.bse[0])) < 1e-12
     assert ours.df == 39
@@ -26,9 +27,9 @@ def test_cuped_needs_the_population_mean_and_then_narrows_the_interval() -> None
     rng = np.random.default_rng(12)
     x = rng.normal(0, 1, 300)
     d = 0.1 + 0.8 * x + rng.normal(0, 0.5, 300)
-    plain = mean_inference(d, alpha=0.05, test="paired t")
-    skipped = mean_inference(d, alpha=0.05, test="paired t", covariate=x)
-    adjusted = mean_inference(d, alpha=0.05, test="paired t", covariate=x, covariate_mean=0.0)
+    plain = mean_inference(d, test="paired t")
+    skipped = mean_inference(d, Inference(covariate=x), test="paired t")
+    adjusted = mean_inference(d, Inference(covariate=x, covariate_mean=0.0), test="paired t")
     assert (skipped.estimate, skipped.se) == (plain.estimate, plain.se)
     assert skipped.notes == ("CUPED skipped: no population mean of the covariate",)
     assert adjusted.se is not None and plain.se is not None and adjusted.se < 0.7 * plain.se
