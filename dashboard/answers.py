@@ -48,19 +48,6 @@ class AnswerPair:
     candidate: AnswerSide
 
 
-def scorers(conn: sa.Connection, experiment_id: int) -> tuple[tuple[str, str], ...]:
-    """Scorer (name, version) pairs that scored this experiment's replays."""
-    rows = conn.execute(
-        sa.text(
-            "SELECT DISTINCT s.scorer_name, s.scorer_version FROM scores s "
-            "JOIN replays r ON r.id = s.replay_id WHERE r.experiment_id = :eid "
-            "ORDER BY s.scorer_name, s.scorer_version"
-        ),
-        {"eid": experiment_id},
-    )
-    return tuple((str(n), str(v)) for n, v in rows)
-
-
 def segments(conn: sa.Connection, experiment_id: int) -> tuple[tuple[str, str], ...]:
     """(service, route) values seen among this experiment's requests."""
     rows = conn.execute(

@@ -10,9 +10,11 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 import streamlit as st
+from sqlalchemy.orm import Session
 
 from dashboard import answers, queries
 from dashboard.snapshot import SnapshotView, parse_snapshot
+from shadowlab import store
 from shadowlab.db import create_engine
 
 SHORT_TTL_S = 10  # live numbers
@@ -25,6 +27,11 @@ ECDF_SAMPLE_ROWS = 200_000  # rows sorted for the ECDF charts at most (in expect
 def engine(database_url: str) -> sa.Engine:
     """One engine (and connection pool) per database URL for the whole server."""
     return create_engine(database_url)
+
+
+def _session(database_url: str) -> Session:
+    """A read session on the cached engine, for the `shadowlab.store` functions."""
+    return Session(engine(database_url))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -40,8 +47,13 @@ def experiment(database_url: str, experiment_id: int) -> queries.ExperimentRow |
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def snapshot_row(database_url: str, experiment_id: int) -> queries.SnapshotRow | None:
-    with engine(database_url).connect() as conn:
-        return queries.latest_snapshot(conn, experiment_id)
+    with _session(database_url) as session:
+        row = store.snapshots.latest(experiment_id, session=session)
+        return (
+            None
+            if row is None
+            else queries.SnapshotRow(row.computed_at, row.n_requests, row.verdict, row.analysis)
+        )
 
 
 def snapshot(database_url: str, experiment_id: int) -> SnapshotView | None:
@@ -70,13 +82,8 @@ def tokens_by_arm(database_url: str, experiment_id: int) -> tuple[queries.ArmTok
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def price_snapshot(database_url: str, experiment_id: int) -> dict[str, object]:
-    from shadowlab.models import Experiment
-
-    with engine(database_url).connect() as conn:
-        value = conn.execute(
-            sa.select(Experiment.price_snapshot).where(Experiment.id == experiment_id)
-        ).scalar()
-    return dict(value or {})
+    with _session(database_url) as session:
+        return dict(store.experiments.by_id(experiment_id, session=session).price_snapshot or {})
 
 
 @st.cache_data(ttl=SHORT_TTL_S, show_spinner=False)
@@ -87,8 +94,10 @@ def live_stats(database_url: str, experiment_id: int) -> queries.LiveStats:
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def scorers(database_url: str, experiment_id: int) -> tuple[tuple[str, str], ...]:
-    with engine(database_url).connect() as conn:
-        return answers.scorers(conn, experiment_id)
+    """Scorer (name, version) pairs that scored this experiment's replays."""
+    with _session(database_url) as session:
+        found = store.scorers.versions(experiment_id, session=session, pairwise=False)
+    return tuple((v.name, v.version) for v in found)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)

@@ -10,15 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from analysis.experiment_analysis import analyze_experiment
-from dashboard.answers import scorers
 from dashboard.auth import User
-from replayer.experiments import set_status
-from shadowlab.errors import ShadowlabError
-from shadowlab.models import AnalysisSnapshot, Arm, Decision, Experiment, Preference
+from shadowlab import store
+from shadowlab.errors import NotFoundError, ShadowlabError
+from shadowlab.models import AnalysisSnapshot, Decision, Experiment
 
 DeclaredVerdict = Literal["ship", "dont_ship", "keep_running"]
 DECLARED_VERDICTS: tuple[str, ...] = get_args(DeclaredVerdict)
@@ -77,50 +75,30 @@ def _record(row: Decision) -> DecisionRecord:
 
 def history(session: Session, experiment_id: int) -> list[DecisionRecord]:
     """Every decision of the experiment, newest first: each supersedes the one before it."""
-    rows = session.scalars(
-        sa.select(Decision).where(Decision.experiment_id == experiment_id).order_by(Decision.id.desc())
-    )
-    return [_record(row) for row in rows]
+    return [_record(row) for row in reversed(store.decisions.history(experiment_id, session=session))]
 
 
 def current(session: Session, experiment_id: int) -> DecisionRecord | None:
     """The decision that no other decision supersedes, if any."""
-    superseded = sa.select(Decision.supersedes_id).where(Decision.supersedes_id.is_not(None))
-    row = session.scalars(
-        sa.select(Decision)
-        .where(Decision.experiment_id == experiment_id, Decision.id.not_in(superseded))
-        .order_by(Decision.id.desc())
-        .limit(1)
-    ).first()
+    row = store.decisions.current(experiment_id, session=session)
     return None if row is None else _record(row)
 
 
-def latest_snapshot(session: Session, experiment: Experiment) -> AnalysisSnapshot:
+def _latest_snapshot(session: Session, experiment: Experiment) -> AnalysisSnapshot:
     """The newest analysis snapshot; a fresh one is computed and stored when there is none."""
-    snapshot = session.scalars(
-        sa.select(AnalysisSnapshot)
-        .where(AnalysisSnapshot.experiment_id == experiment.id)
-        .order_by(AnalysisSnapshot.computed_at.desc(), AnalysisSnapshot.id.desc())
-        .limit(1)
-    ).first()
+    snapshot = store.snapshots.latest(experiment.id, session=session)
     if snapshot is None:
         report = analyze_experiment(session, experiment.name, store=True)
-        snapshot = session.get_one(AnalysisSnapshot, report.snapshot_id)
+        assert report.snapshot_id is not None  # stored above
+        snapshot = store.snapshots.by_id(report.snapshot_id, session=session)
     return snapshot
 
 
 def scorer_versions(session: Session, experiment_id: int) -> list[dict[str, str]]:
     """The scorers (name, version) behind the experiment's scores and preferences."""
-    pairs = set(scorers(session.connection(), experiment_id))
-    pairs.update(
-        (str(name), str(version))
-        for name, version in session.execute(
-            sa.select(Preference.scorer_name, Preference.scorer_version)
-            .where(Preference.experiment_id == experiment_id)
-            .distinct()
-        )
-    )
-    return [{"name": name, "version": version} for name, version in sorted(pairs)]
+    return [
+        {"name": v.name, "version": v.version} for v in store.scorers.versions(experiment_id, session=session)
+    ]
 
 
 def _computed(snapshot: AnalysisSnapshot) -> tuple[str | None, str | None]:
@@ -138,6 +116,38 @@ def _check_winner(verdict: str, winner_arm: str | None, arms: dict[str, str]) ->
             )
     elif winner_arm is not None:
         raise DecisionError(f"winner_arm: only a 'ship' decision names a winner, found {winner_arm!r}")
+
+
+def _check_declaration(user: User, verdict: str, reason: str) -> None:
+    if not user.can_declare:
+        raise PermissionDeniedError(
+            f"user {user.name!r}: declaring needs the role 'decider', found {user.role!r}"
+        )
+    if verdict not in DECLARED_VERDICTS:
+        raise DecisionError(f"verdict: expected one of {', '.join(DECLARED_VERDICTS)}, found {verdict!r}")
+    if not reason.strip():
+        raise DecisionError("reason: expected a written reason, found an empty text")
+
+
+def _override_text(
+    snapshot: AnalysisSnapshot, verdict: str, winner_arm: str | None, override_reason: str | None
+) -> tuple[bool, str | None]:
+    """Whether the declaration overrides the analysis, and its written reason (required for an override)."""
+    computed, recommended = _computed(snapshot)
+    is_override = computed is not None and (
+        verdict != AGREEING.get(computed, computed)
+        or (verdict == "ship" and recommended is not None and winner_arm != recommended)
+    )
+    override_text = (override_reason or "").strip() or None
+    if is_override and override_text is None:
+        raise DecisionError(
+            f"override_reason: the analysis says {computed!r}"
+            + (f" (recommended arm {recommended!r})" if recommended else "")
+            + f" and you declared {verdict!r}"
+            + (f" ({winner_arm!r})" if winner_arm else "")
+            + "; an override needs its own written reason"
+        )
+    return is_override, override_text if is_override else None
 
 
 def declare(
@@ -159,27 +169,12 @@ def declare(
     Raises `PermissionDeniedError` for a viewer, `DecisionError` for a missing reason, an unknown verdict or
     winner, or a declaration other than the one agreeing with the computed verdict (`AGREEING`) without
     `override_reason`."""
-    if not user.can_declare:
-        raise PermissionDeniedError(
-            f"user {user.name!r}: declaring needs the role 'decider', found {user.role!r}"
-        )
-    if verdict not in DECLARED_VERDICTS:
-        raise DecisionError(f"verdict: expected one of {', '.join(DECLARED_VERDICTS)}, found {verdict!r}")
-    if not reason.strip():
-        raise DecisionError("reason: expected a written reason, found an empty text")
-    # The row lock serialises declarations on one experiment (Postgres; SQLite has one writer anyway).
-    experiment = session.scalars(
-        sa.select(Experiment).where(Experiment.id == experiment_id).with_for_update()
-    ).first()
-    if experiment is None:
-        raise DecisionError(f"experiment_id: no experiment with id {experiment_id}")
-    arms = {
-        str(name): str(role)
-        for name, role in session.execute(
-            sa.select(Arm.name, Arm.role).where(Arm.experiment_id == experiment_id)
-        )
-    }
-    _check_winner(verdict, winner_arm, arms)
+    _check_declaration(user, verdict, reason)
+    try:  # the row lock serialises declarations on one experiment
+        experiment = store.experiments.by_id(experiment_id, session=session, lock=True)
+    except NotFoundError:
+        raise DecisionError(f"experiment_id: no experiment with id {experiment_id}") from None
+    _check_winner(verdict, winner_arm, store.arms.roles(experiment_id, session=session))
     previous = current(session, experiment_id)
     previous_id = None if previous is None else previous.id
     if previous_id != expected_current_id:
@@ -187,21 +182,8 @@ def declare(
             f"expected_current_id: the current decision is {previous_id}, not {expected_current_id}; "
             "someone declared in the meantime, review it first"
         )
-    snapshot = latest_snapshot(session, experiment)
-    computed, recommended = _computed(snapshot)
-    is_override = computed is not None and (
-        verdict != AGREEING.get(computed, computed)
-        or (verdict == "ship" and recommended is not None and winner_arm != recommended)
-    )
-    override_text = (override_reason or "").strip() or None
-    if is_override and override_text is None:
-        raise DecisionError(
-            f"override_reason: the analysis says {computed!r}"
-            + (f" (recommended arm {recommended!r})" if recommended else "")
-            + f" and you declared {verdict!r}"
-            + (f" ({winner_arm!r})" if winner_arm else "")
-            + "; an override needs its own written reason"
-        )
+    snapshot = _latest_snapshot(session, experiment)
+    is_override, override_text = _override_text(snapshot, verdict, winner_arm, override_reason)
     evidence: dict[str, Any] = {
         "analysis": snapshot.analysis,
         "analysis_snapshot_id": snapshot.id,
@@ -209,24 +191,15 @@ def declare(
         "n_requests": snapshot.n_requests,
         "price_snapshot": experiment.price_snapshot,
         "scorer_versions": scorer_versions(session, experiment_id),
-        "override_reason": override_text if is_override else None,
+        "override_reason": override_text,
         "concluded": conclude and verdict in FINAL_VERDICTS,
     }
     if evidence["concluded"] and experiment.status != "concluded":
-        set_status(session, experiment.name, "conclude")
-    row = Decision(
-        experiment_id=experiment_id,
-        verdict=verdict,
-        winner_arm=winner_arm,
-        computed_verdict=computed,
-        is_override=is_override,
-        decided_by=user.name,
-        decided_at=now or datetime.now(UTC),
-        reason=reason.strip(),
-        evidence=evidence,
-        analysis_snapshot_id=snapshot.id,
-        supersedes_id=previous_id,
-    )
-    session.add(row)
-    session.flush()
+        store.experiments.transition(experiment.name, "conclude", session=session)
+    row = store.decisions.add(
+        experiment_id, verdict=verdict, winner_arm=winner_arm, computed_verdict=_computed(snapshot)[0],
+        is_override=is_override, decided_by=user.name, decided_at=now or datetime.now(UTC),
+        reason=reason.strip(), evidence=evidence, analysis_snapshot_id=snapshot.id, supersedes_id=previous_id,
+        session=session,
+    )  # fmt: skip
     return _record(row)

@@ -142,17 +142,6 @@ def list_experiments(conn: sa.Connection, experiment_id: int | None = None) -> t
     )
 
 
-def latest_snapshot(conn: sa.Connection, experiment_id: int) -> SnapshotRow | None:
-    s = AnalysisSnapshot
-    row = conn.execute(
-        sa.select(s.computed_at, s.n_requests, s.verdict, s.analysis)
-        .where(s.experiment_id == experiment_id)
-        .order_by(s.computed_at.desc(), s.id.desc())
-        .limit(1)
-    ).first()
-    return None if row is None else SnapshotRow(row.computed_at, row.n_requests, row.verdict, row.analysis)
-
-
 def latency_quantiles(
     conn: sa.Connection, experiment_id: int, grid: Sequence[float], *, sample_percent: float | None = None
 ) -> dict[LatencyColumn, dict[str, list[float]]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import pandas as pd
-import sqlalchemy as sa
 import streamlit as st
 from sqlalchemy.orm import Session
 
@@ -24,7 +23,7 @@ from dashboard.views.common import (
     untrusted_text,
 )
 from scoring.labels import Choice, LabelItem, judge_human_agreement, next_label_item, record_label
-from shadowlab.models import Arm, Label, Preference, Replay
+from shadowlab import store
 
 AGREEMENT_AFTER = 30  # labels by this person before the judge's agreement is shown
 CHOICES: tuple[tuple[Choice, str, str], ...] = (
@@ -34,46 +33,9 @@ CHOICES: tuple[tuple[Choice, str, str], ...] = (
 )
 
 
-def pair_count(session: Session, experiment_id: int) -> int:
-    """Pairs to label: (request, candidate arm) where the control and the candidate both answered."""
-    control = (
-        sa.select(Replay.captured_request_id)
-        .join(Arm, Arm.id == Replay.arm_id)
-        .where(Replay.experiment_id == experiment_id, Replay.status == "ok", Arm.role == "control")
-    )
-    count = session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Replay)
-        .join(Arm, Arm.id == Replay.arm_id)
-        .where(
-            Replay.experiment_id == experiment_id,
-            Replay.status == "ok",
-            Arm.role == "candidate",
-            Replay.captured_request_id.in_(control),
-        )
-    )
-    return int(count or 0)
-
-
-def labelled_count(session: Session, experiment_id: int, labeler: str) -> int:
-    """This person's labels on control-vs-candidate pairs."""
-    count = session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Label)
-        .join(Arm, Arm.id == Label.arm_b_id)
-        .where(Label.experiment_id == experiment_id, Label.labeler == labeler, Arm.role == "candidate")
-    )
-    return int(count or 0)
-
-
 def agreement_frame(session: Session, experiment_id: int) -> pd.DataFrame:
     """Cohen's kappa between all human labels and each pairwise judge version."""
-    judges = session.scalars(
-        sa.select(Preference.scorer_name)
-        .where(Preference.experiment_id == experiment_id, Preference.scorer_name.not_like("human:%"))
-        .distinct()
-        .order_by(Preference.scorer_name)
-    ).all()
+    judges = store.scorers.pairwise_judges(experiment_id, session=session)
     rows = [
         {"judge": name, "version": version, "labels compared": k.n, "kappa": _kappa(k.kappa),
          "95 % interval": f"{_kappa(k.ci_low)} to {_kappa(k.ci_high)}"}
@@ -129,8 +91,8 @@ def render(ctx: PageContext) -> None:
     experiment = require_experiment(ctx)
     title("Blind labelling", experiment)
     with db_session(ctx.database_url) as session:
-        total = pair_count(session, experiment.id)
-        done = labelled_count(session, experiment.id, user.name)
+        total = store.replays.candidate_pairs(experiment.id, session=session)
+        done = store.labels.candidate_count(experiment.id, user.name, session=session)
         item = next_label_item(session, experiment.id, user.name)
     if total == 0:
         st.info("No pairs to label yet: both the control and a candidate must have answered a request.")
