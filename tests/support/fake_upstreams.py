@@ -200,28 +200,23 @@ def handle(request: httpx2.Request) -> httpx2.Response:
     return httpx2.Response(200, content=sse, headers={"content-type": "text/event-stream"})
 
 
-def anthropic_client(
-    handler: Callable[[httpx2.Request], httpx2.Response] = handle, *, is_async: bool = False
-) -> Any:
-    transport = httpx2.MockTransport(handler)
-    if is_async:
-        return anthropic.AsyncAnthropic(
-            api_key=ANTHROPIC_KEY, max_retries=0, http_client=httpx2.AsyncClient(transport=transport)
-        )
-    return anthropic.Anthropic(
-        api_key=ANTHROPIC_KEY, max_retries=0, http_client=httpx2.Client(transport=transport)
-    )
+Handler = Callable[[httpx2.Request], httpx2.Response]
 
 
-def openai_client(
-    handler: Callable[[httpx2.Request], httpx2.Response] = handle, *, is_async: bool = False
-) -> Any:
+def _client(sdk: Any, async_sdk: Any, api_key: str, handler: Handler, is_async: bool) -> Any:
+    """An SDK client, without retries, whose every request `handler` answers."""
     transport = httpx2.MockTransport(handler)
     if is_async:
-        return openai.AsyncOpenAI(
-            api_key=OPENAI_KEY, max_retries=0, http_client=httpx2.AsyncClient(transport=transport)
-        )
-    return openai.OpenAI(api_key=OPENAI_KEY, max_retries=0, http_client=httpx2.Client(transport=transport))
+        return async_sdk(api_key=api_key, max_retries=0, http_client=httpx2.AsyncClient(transport=transport))
+    return sdk(api_key=api_key, max_retries=0, http_client=httpx2.Client(transport=transport))
+
+
+def anthropic_client(handler: Handler = handle, *, is_async: bool = False) -> Any:
+    return _client(anthropic.Anthropic, anthropic.AsyncAnthropic, ANTHROPIC_KEY, handler, is_async)
+
+
+def openai_client(handler: Handler = handle, *, is_async: bool = False) -> Any:
+    return _client(openai.OpenAI, openai.AsyncOpenAI, OPENAI_KEY, handler, is_async)
 
 
 ANTHROPIC_REQUEST: dict[str, Any] = {
