@@ -21,36 +21,23 @@ from analysis.routing_text import risk_sentences, route_rows
 from analysis.routing_text import saving_sentence as routing_saving
 from analysis.segments import segment_dimensions
 from analysis.summary import Results, health_name, results
-from shadowlab.models import CapturedRequest, Decision, Experiment, Preference, Replay, Score
+from shadowlab import store
+from shadowlab.models import CapturedRequest
 
 ReportFormat = Literal["md", "html", "json"]
 REPORT_FORMATS: tuple[ReportFormat, ...] = ("md", "html", "json")
 
 
 def _scorers(session: Session, experiment_id: int) -> dict[str, list[str]]:
-    pointwise = session.execute(
-        sa.select(Score.scorer_name, Score.scorer_version)
-        .join(Replay, Replay.id == Score.replay_id)
-        .where(Replay.experiment_id == experiment_id)
-        .distinct()
-    ).all()
-    pairwise = session.execute(
-        sa.select(Preference.scorer_name, Preference.scorer_version)
-        .where(Preference.experiment_id == experiment_id)
-        .distinct()
-    ).all()
+    """Scorer name → the versions that wrote scores or preferences in this experiment, sorted."""
     out: dict[str, list[str]] = {}
-    for name, version in [*pointwise, *pairwise]:
-        out.setdefault(name, [])
-        if version not in out[name]:
-            out[name].append(version)
-    return {name: sorted(versions) for name, versions in sorted(out.items())}
+    for v in store.scorers.versions(experiment_id, session=session):
+        out.setdefault(v.name, []).append(v.version)
+    return out
 
 
 def _decisions(session: Session, experiment_id: int) -> list[dict[str, Any]]:
-    rows = session.execute(
-        sa.select(Decision).where(Decision.experiment_id == experiment_id).order_by(Decision.decided_at)
-    ).scalars()
+    rows = sorted(store.decisions.history(experiment_id, session=session), key=lambda d: d.decided_at)
     return [
         {
             "decided_at": d.decided_at.isoformat(),
@@ -118,8 +105,7 @@ def _examples(session: Session, report: ExperimentReport, limit: int = 300) -> l
 def report_document(session: Session, name: str, rule: RoutingRule | None = None) -> dict[str, Any]:
     """Everything the report shows, as one JSON-ready mapping (no snapshot is stored)."""
     report = analyze_experiment(session, name, store=False, rule=rule)
-    experiment = session.get(Experiment, report.data.experiment_id)
-    assert experiment is not None
+    experiment = store.experiments.by_id(report.data.experiment_id, session=session)
     return {
         "experiment": {
             "name": experiment.name,
