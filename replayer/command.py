@@ -24,12 +24,9 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
     app.add_typer(experiment_app, name="experiment")
 
     def factory_of(ctx: typer.Context) -> sessionmaker[Session]:
-        from shadowlab.db import check_connection, create_engine, session_factory
+        from shadowlab.db import engine_from, session_factory
 
-        settings = settings_of(ctx)
-        engine = create_engine(settings.database_url, connect_timeout_s=settings.connect_timeout_s)
-        check_connection(engine)
-        return session_factory(engine)
+        return session_factory(engine_from(settings_of(ctx)))
 
     @experiment_app.command("create")
     def create(
@@ -144,6 +141,6 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
         options = ReplayOptions(
             experiment, workers, mode, concurrency, metrics_port, worker_index, progress, metrics_host
         )
-        final = run_replay(factory, settings_of(ctx), options, lambda line: typer.echo(line, err=True))
+        final = run_replay(factory, settings_of(ctx), options)
         typer.echo(f"{experiment}: {final.done} requests done, status {final.status}, "
                    f"spend ${final.spent_usd:.4f}")  # fmt: skip

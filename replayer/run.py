@@ -8,10 +8,9 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TextIO
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +23,7 @@ from shadowlab.budget import committed_usd
 from shadowlab.config import Settings
 from shadowlab.errors import ConfigError
 from shadowlab.models import CapturedRequest, WorkLease
+from shadowlab.progress import ProgressLine
 
 __all__ = ["Progress", "ReplayOptions", "progress_of", "run_replay"]
 
@@ -48,17 +48,10 @@ class Progress:
     budget_usd: float | None
     status: str
 
-    def line(self, elapsed_s: float) -> str:
-        rate = self.done / elapsed_s if elapsed_s > 0 else 0.0
-        total = "?" if self.total is None else str(self.total)
-        eta = "-"
-        if self.total is not None and rate > 0:
-            eta = f"{max(self.total - self.done, 0) / rate:.0f}s"
+    def note(self) -> str:
+        """Spend against the budget and the experiment's status, after the counts."""
         budget = f"/{self.budget_usd:.2f}" if self.budget_usd is not None else ""
-        return (
-            f"{self.done}/{total} requests  {rate:.1f} req/s  ETA {eta}  "
-            f"spend ${self.spent_usd:.4f}{budget}  [{self.status}]"
-        )
+        return f"spend ${self.spent_usd:.4f}{budget} [{self.status}]"
 
 
 def progress_of(factory: sessionmaker[Session], name: str, live: bool) -> Progress:
@@ -86,9 +79,9 @@ def progress_of(factory: sessionmaker[Session], name: str, live: bool) -> Progre
 
 
 def run_replay(
-    factory: sessionmaker[Session], settings: Settings, options: ReplayOptions, echo: Callable[[str], None]
+    factory: sessionmaker[Session], settings: Settings, options: ReplayOptions, stream: TextIO | None = None
 ) -> Progress:
-    """Run the workers until done; returns the final progress."""
+    """Run the workers until done, showing progress on `stream` (stderr); returns the final progress."""
     if options.workers > 1 and factory.kw["bind"].dialect.name == "sqlite":
         raise ConfigError(
             f"--workers {options.workers}: several workers need Postgres (SHADOWLAB_DATABASE_URL="
@@ -101,10 +94,10 @@ def run_replay(
                 f"experiment {options.experiment!r}: replay expects status running, found {experiment.status}"
                 " (start or resume it first)"
             )
-    started = time.monotonic()
+    line = ProgressLine(f"replay {options.experiment}", stream=stream)
     stop = threading.Event()
     reporter = threading.Thread(
-        target=_report, args=(factory, options, echo, started, stop), daemon=True, name="shadowlab-progress"
+        target=_report, args=(factory, options, line, stop), daemon=True, name="shadowlab-progress"
     )
     if options.progress:
         reporter.start()
@@ -119,7 +112,8 @@ def run_replay(
             reporter.join()
     final = progress_of(factory, options.experiment, options.mode == "live")
     if options.progress:
-        echo(final.line(time.monotonic() - started))
+        line.update(final.done, final.total, final.note())
+        line.close()
     return final
 
 
@@ -184,11 +178,9 @@ def _forward_stop(children: list[subprocess.Popen[bytes]]) -> None:
 def _report(
     factory: sessionmaker[Session],
     options: ReplayOptions,
-    echo: Callable[[str], None],
-    started: float,
+    line: ProgressLine,
     stop: threading.Event,
 ) -> None:
     while not stop.wait(1.0):
-        echo(
-            progress_of(factory, options.experiment, options.mode == "live").line(time.monotonic() - started)
-        )
+        progress = progress_of(factory, options.experiment, options.mode == "live")
+        line.update(progress.done, progress.total, progress.note())

@@ -3,37 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import sys
-import time
 from collections.abc import Callable
 from typing import Annotated
 
 import typer
 
 from shadowlab.config import Settings
+from shadowlab.progress import ProgressLine
 
 __all__ = ["register"]
 
 
 def _progress(label: str) -> Callable[[int, int], None]:
-    """A progress line: redrawn in place on a terminal, else one line a second (logs stay readable)."""
-    started = time.monotonic()
-    tty = sys.stderr.isatty()
-    last = [-1.0]
+    """The shared progress display (`shadowlab.progress`), closed when the last item is done."""
+    line = ProgressLine(label)
 
     def show(done: int, total: int) -> None:
-        now = time.monotonic()
-        if done != total and now - last[0] < (0.1 if tty else 1.0):
-            return
-        last[0] = now
-        rate = done / max(now - started, 1e-9)
-        eta = (total - done) / rate if rate else 0.0
-        line = f"{label}: {done}/{total} ({rate:.1f}/s, ETA {eta:.0f}s)"
-        if tty:
-            sys.stderr.write(f"\r{line}" + ("\n" if done == total else ""))
-        else:
-            sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+        line.update(done, total)
+        if done == total:
+            line.close()
 
     return show
 
@@ -76,12 +64,9 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
         """Judge–human agreement (Cohen's kappa with a 95 % CI) for each version of a pairwise judge."""
         from scoring.labels import judge_human_agreement
         from shadowlab import store
-        from shadowlab.db import check_connection, create_engine, session_factory
+        from shadowlab.db import engine_from, session_factory
 
-        settings = settings_of(ctx)
-        engine = create_engine(settings.database_url, connect_timeout_s=settings.connect_timeout_s)
-        check_connection(engine)
-        factory = session_factory(engine)
+        factory = session_factory(engine_from(settings_of(ctx)))
         with factory() as session:
             found = store.experiments.by_name(experiment, session=session)
             rows = judge_human_agreement(session, found.id, scorer)
