@@ -164,11 +164,10 @@ def gate(settings: Any, experiment: str, fail_on: str, json_output: bool) -> int
 
 def _session_run(settings: Any, work: Any) -> Any:
     """Run `work(session)` in one transaction on the configured database."""
-    from shadowlab.db import check_connection, create_engine, session_factory, session_scope
+    from shadowlab.db import engine_from, session_factory, session_scope
 
-    engine = create_engine(settings.database_url, connect_timeout_s=settings.connect_timeout_s)
+    engine = engine_from(settings)
     try:
-        check_connection(engine)
         with session_scope(session_factory(engine)) as session:
             return work(session)
     finally:

@@ -59,12 +59,9 @@ def settings_of(ctx: typer.Context) -> Settings:
 def database_of(ctx: typer.Context, *, migrated: bool = True, create: bool = False) -> Engine:
     """An engine on SHADOWLAB_DATABASE_URL that exists, answered once and (unless `migrated=False`) has the
     code's schema; else one clear error line. Only `create` makes a missing SQLite file (`db upgrade`)."""
-    from shadowlab.db import check_connection, create_engine
+    from shadowlab.db import engine_from
 
-    settings = settings_of(ctx)
-    engine = create_engine(settings.database_url, connect_timeout_s=settings.connect_timeout_s)
-    check_connection(engine, migrated=migrated, create=create)
-    return engine
+    return engine_from(settings_of(ctx), migrated=migrated, create=create)
 
 
 @db_app.command("upgrade")

@@ -16,7 +16,7 @@ from demo.traffic import TrafficSpec, generate
 from shadowlab import tee
 from shadowlab.broker import capture_topics, ensure_topics
 from shadowlab.config import DEFAULT_DATABASE_URL, Settings
-from shadowlab.db import check_connection, create_engine, parse_database_url
+from shadowlab.db import engine_from, parse_database_url
 
 DEMO_DATABASE_SUFFIX = "_demo"
 
@@ -30,8 +30,7 @@ def real_options(options: DemoOptions, settings: Settings) -> DemoOptions:
         )
     url = parse_database_url(settings.database_url)
     demo_db = f"{url.database}{DEMO_DATABASE_SUFFIX}"
-    admin = create_engine(settings.database_url, connect_timeout_s=settings.connect_timeout_s)
-    check_connection(admin, migrated=False)  # the server's own database: the demo's is made below
+    admin = engine_from(settings, migrated=False)  # the server's own database: the demo's is made below
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{demo_db}" WITH (FORCE)'))
         conn.execute(sa.text(f'CREATE DATABASE "{demo_db}"'))

@@ -30,10 +30,9 @@ class SourceKind(StrEnum):
 def migrated_engine(settings: Settings) -> Engine:
     """An engine that answered and whose schema is at the code's head revision (never migrated here)."""
     from shadowlab import migrate
-    from shadowlab.db import check_connection, create_engine
+    from shadowlab.db import engine_from
 
-    engine = create_engine(settings.database_url, connect_timeout_s=settings.connect_timeout_s)
-    check_connection(engine)
+    engine = engine_from(settings)
     if migrate.current_revision(engine) != migrate.head_revision(engine):
         engine.dispose()
         raise NotMigratedError("database not migrated: run `shadowlab db upgrade`")

@@ -17,7 +17,7 @@ from scoring.registry import ScoringSpec, scoring_spec
 from scoring.runner import Progress, RunSummary, score_pairs, score_points
 from shadowlab import store
 from shadowlab.config import Settings
-from shadowlab.db import check_connection, create_engine, session_factory
+from shadowlab.db import engine_from, session_factory
 from shadowlab.experiment import LimitSpec, ReplaySettings
 from shadowlab.limits import RateLimiter, RetryPolicy
 from shadowlab.pricing import PriceTable, load_price_table
@@ -116,8 +116,7 @@ async def run_scoring(
     progress: Callable[[str], Progress] | None = None,
 ) -> list[RunSummary]:
     """`shadowlab score`: prices from the experiment's snapshot (else the price file), checked first."""
-    engine = create_engine(settings.database_url, connect_timeout_s=settings.connect_timeout_s)
-    check_connection(engine)
+    engine = engine_from(settings)
     factory = session_factory(engine)
     with factory() as session:
         experiment = store.experiments.by_name(experiment_name, session=session)

@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -15,6 +15,9 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shadowlab.errors import ConfigError, ServiceUnavailableError
+
+if TYPE_CHECKING:
+    from shadowlab.config import Settings
 
 SUPPORTED_DRIVERS = ("postgresql+psycopg", "sqlite")
 
@@ -67,6 +70,15 @@ def create_engine(url: str, *, connect_timeout_s: float = 5.0, echo: bool = Fals
     kwargs["connect_args"] = {"connect_timeout": max(1, round(connect_timeout_s))}
     kwargs["pool_pre_ping"] = True
     return sa.create_engine(parsed, **kwargs)
+
+
+def engine_from(settings: Settings, *, migrated: bool = True, create: bool = False) -> Engine:
+    """The engine on SHADOWLAB_DATABASE_URL with SHADOWLAB_CONNECT_TIMEOUT_S, checked once by
+    `check_connection` (`migrated` and `create` as there): every command builds its engine here, so a
+    missing, unreachable or unmigrated database is one clear error line before any work starts."""
+    engine = create_engine(settings.database_url, connect_timeout_s=settings.connect_timeout_s)
+    check_connection(engine, migrated=migrated, create=create)
+    return engine
 
 
 def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
