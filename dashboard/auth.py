@@ -6,8 +6,12 @@ password or a hash, and nothing here logs a password.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal, get_args
@@ -23,6 +27,7 @@ AuthMode = Literal["password", "header", "off"]
 ROLES: tuple[str, ...] = get_args(Role)
 BCRYPT_MAX_BYTES = 72  # bcrypt ignores (bcrypt>=5: refuses) longer passwords
 LOCAL_USER = "local"
+SIGN_IN_FAILED = "Wrong user name or password."
 # A valid hash to check against when the user is unknown, so both failures take as long.
 _DUMMY_HASH = bcrypt.hashpw(b"not a password", bcrypt.gensalt(rounds=12))
 
@@ -41,8 +46,13 @@ class UnknownUserError(AuthError):
     """No such user in the users file (or no user named by the proxy)."""
 
 
-class WrongPasswordError(AuthError):
-    """The password does not match the user's hash."""
+class SignInFailedError(AuthError):
+    """Unknown user, wrong password or an account without one: one message for all three, so the form
+    tells nobody which user names exist."""
+
+
+class ThrottledError(AuthError):
+    """Too many failed sign-ins for this user name or from this client; the message says when to retry."""
 
 
 class SessionExpiredError(AuthError):
@@ -155,17 +165,78 @@ def auth_config(settings: Settings) -> AuthConfig:
 
 
 def authenticate(accounts: Mapping[str, Account], name: str, password: str) -> User:
-    """The user whose name and password match; `UnknownUserError` / `WrongPasswordError` otherwise."""
+    """The user whose name and password match; `SignInFailedError` (one message) otherwise."""
     account = accounts.get(name.strip())
     raw = password.encode()[: BCRYPT_MAX_BYTES + 1]
     if account is None or account.password_hash is None:
         bcrypt.checkpw(raw[:BCRYPT_MAX_BYTES], _DUMMY_HASH)
-        if account is None:
-            raise UnknownUserError(f"Unknown user {name.strip()!r}: ask an administrator to add you.")
-        raise WrongPasswordError(f"User {account.name!r} has no password: sign in through the proxy.")
+        raise SignInFailedError(SIGN_IN_FAILED)
     if len(raw) > BCRYPT_MAX_BYTES or not bcrypt.checkpw(raw, account.password_hash):
-        raise WrongPasswordError(f"Wrong password for user {account.name!r}.")
+        raise SignInFailedError(SIGN_IN_FAILED)
     return User(account.name, account.role)
+
+
+@dataclass
+class LoginThrottle:
+    """Failed sign-ins per user name and per client over a sliding window, shared by every session of one
+    dashboard process: after `max_failures` within `window_s`, that name (or client) is refused, without
+    spending a bcrypt hash on it, until its oldest failure leaves the window. Success clears the name."""
+
+    max_failures: int = 5
+    window_s: float = 300.0
+    clock: Callable[[], float] = time.monotonic
+    max_keys: int = 10_000  # beyond this, the stalest keys are forgotten (bounded memory under a flood)
+    _failures: dict[str, deque[float]] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def wait_s(self, keys: Iterable[str]) -> float:
+        """Seconds until every key may try again (0: now)."""
+        now = self.clock()
+        with self._lock:
+            waits = [self._wait(key, now) for key in keys]
+        return max(waits, default=0.0)
+
+    def failed(self, keys: Iterable[str]) -> None:
+        now = self.clock()
+        with self._lock:
+            for key in keys:
+                self._failures.setdefault(key, deque()).append(now)
+            if len(self._failures) > self.max_keys:
+                stalest = sorted(self._failures, key=lambda k: self._failures[k][-1])
+                for key in stalest[: len(self._failures) - self.max_keys]:
+                    del self._failures[key]
+
+    def succeeded(self, key: str) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
+
+    def _wait(self, key: str, now: float) -> float:
+        times = self._failures.get(key)
+        if times is None:
+            return 0.0
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+            return 0.0
+        return times[0] + self.window_s - now if len(times) >= self.max_failures else 0.0
+
+
+def sign_in(
+    accounts: Mapping[str, Account], throttle: LoginThrottle, name: str, password: str, client: str | None
+) -> User:
+    """`authenticate`, refused while the name or the client is throttled; failures count against both."""
+    keys = [f"user:{name.strip().casefold()}", *([f"client:{client}"] if client else [])]
+    wait = throttle.wait_s(keys)
+    if wait > 0:
+        raise ThrottledError(f"Too many failed sign-ins. Try again in {math.ceil(wait)} s.")
+    try:
+        user = authenticate(accounts, name, password)
+    except SignInFailedError:
+        throttle.failed(keys)
+        raise
+    throttle.succeeded(keys[0])
+    return user
 
 
 def start_session(user: User, minutes: int, now: datetime) -> Login:

@@ -1,7 +1,8 @@
 """Sign in: the gate the router runs first, the login form, and the sidebar's who-am-I and sign out.
 
 The session keeps only a `Login` (name, role, expiry). The password lives in a form that is cleared on
-submit; it is checked against the bcrypt hash and never stored or logged.
+submit; it is checked against the bcrypt hash and never stored or logged. Any failure reads the same
+("Wrong user name or password."), and repeated failures per name and per client are throttled.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from dashboard.auth import (
     AuthConfig,
     AuthError,
     Login,
+    LoginThrottle,
     User,
-    authenticate,
     check_session,
+    sign_in,
     start_session,
     user_from_header,
 )
@@ -26,6 +28,12 @@ from dashboard.views.common import USER_KEY, md_escape
 
 LOGIN_KEY = "login"
 NOTICE_KEY = "login_notice"  # why the person has to sign in again (expired, removed)
+
+
+@st.cache_resource
+def _throttle() -> LoginThrottle:
+    """One throttle per dashboard process, shared by every browser session."""
+    return LoginThrottle()
 
 
 def gate(config: AuthConfig) -> User | None:
@@ -67,7 +75,7 @@ def render(config: AuthConfig) -> None:
     if not submitted:
         return
     try:
-        user = authenticate(config.accounts, name, password)
+        user = sign_in(config.accounts, _throttle(), name, password, st.context.ip_address)
     except AuthError as exc:
         st.error(str(exc))
         return
