@@ -53,7 +53,7 @@ def segments_and_routing(
     data: ExperimentData, analysis: Analysis, plan: DecisionPlan | None, rule: RoutingRule
 ) -> tuple[tuple[SegmentEffect, ...], RoutingRecommendation | None]:
     """Effects per segment (every dimension) and, with a plan, the routing over `rule.dimension`."""
-    if not data.facts:
+    if not len(data.facts):
         return (), None
     dimensions = segment_dimensions(data.facts)
     effects = segment_effects(
@@ -72,7 +72,7 @@ def analyze_experiment(
     session: Session, name: str, *, store: bool = True, rule: RoutingRule | None = None
 ) -> ExperimentReport:
     """Run the whole analysis of experiment `name`; with `store`, add an analysis snapshot row."""
-    data = load_experiment(session, name)
+    data = load_experiment(session, name, check=True)
     plan = plan_of(data)
     report = _analysed(data, plan, rule or RoutingRule()) if data.has_replays else no_data_report(data, plan)
     if not store:

@@ -4,31 +4,43 @@ The table is the same `ExperimentTable` the CSV form builds, with these metric c
 replay status), `ttft_ms` and `latency_ms` (latency; +∞ for a failed replay), `cost_usd` (cost), one column
 per scorer name (the scorer version written most recently; binary when every value is 0/1, else mean), and
 `pref_<scorer>` (preference of each candidate over the control, averaged over the orders shown).
-Averaging and joining happen in SQL; numpy only places the rows.
+
+Columnar: one query returns a row per (request, arm) with only numeric columns (every scorer joined on), and
+one a row per request with its segment facts and cluster labels; numpy places them (no Python object per
+row). On Postgres both travel by COPY (binary for numbers, CSV read by pyarrow for text); on SQLite by
+fetchall. The plan is checked against the experiment's metrics before any of this is read.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pa_compute
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from analysis.csv_input import ERROR_COLUMN, ExperimentTable, FloatArray, IntArray, MetricColumn
-from analysis.segments import RequestFacts
+from analysis.plan import DecisionPlan, PlanError
+from analysis.segments import PROMPT_CHAR_EDGES, FactTable, RequestFacts
 from analysis.stats.ranking import PairwiseOutcomes
 from analysis.stats.results import MetricKind
 from shadowlab.fingerprint import body_fingerprint
 from shadowlab.models import Arm, CapturedRequest, Experiment, Preference, Replay, Score
+from shadowlab.request_shape import prompt_chars, user_turn
 
 _ROLE_ORDER = {"control": 0, "candidate": 1, "aa": 2}
 PREFERENCE_PREFIX = "pref_"
+BoolArray = npt.NDArray[np.bool_]
 
 
 class ExperimentLoadError(Exception):
@@ -46,7 +58,7 @@ class ExperimentData:
     aa_arm: str | None
     table: ExperimentTable
     pairwise: PairwiseOutcomes
-    facts: tuple[RequestFacts, ...] = ()  # per table row: what the segments are cut on
+    facts: FactTable = FactTable((), np.zeros(0, dtype=np.int64))  # per table row: what segments cut on
     arm_models: tuple[tuple[str, str, str], ...] = ()  # (arm, provider, model)
     failure_latency_ms: float | None = None  # a failed replay counts as this in latency ratios (its timeout)
     # (pairs whose verdict flipped when the answers swapped places, pairs judged in both orders); None: no
@@ -78,92 +90,169 @@ def _latest_scorer_versions(session: Session, experiment_id: int) -> dict[str, s
     return {name: version for name, (_, version) in sorted(latest.items())}
 
 
-def load_experiment(session: Session, name: str) -> ExperimentData:
-    """Read replays, scores and preferences of experiment `name` into an ExperimentTable."""
-    experiment = session.execute(sa.select(Experiment).where(Experiment.name == name)).scalar_one_or_none()
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _array_cells(data: bytes | None, kind: str) -> npt.NDArray[Any]:
+    """A one-dimensional Postgres array of non-null int8 or float8 in its binary form (`array_send`): a
+    20-byte header, then each element as its length (int32) and its 8 bytes, big-endian."""
+    dtype = np.int64 if kind == "int" else np.float64
+    if not data:
+        return np.zeros(0, dtype=dtype)
+    cell = np.dtype([("length", ">i4"), ("value", ">i8" if kind == "int" else ">f8")])
+    return np.frombuffer(data, dtype=cell, offset=20)["value"].astype(dtype)
+
+
+def fetch_numbers(
+    session: Session, statement: sa.Select[Any] | Any, kinds: Sequence[str]
+) -> list[npt.NDArray[Any]]:
+    """The columns of `statement` as numpy arrays: `kinds` says "int" (never NULL) or "float" (NULL → NaN).
+
+    Postgres aggregates each column into one array sent in binary (one row, read by `np.frombuffer`);
+    SQLite rows are fetched. Either way no Python object per row survives the call.
+    """
+    if not _postgres(session):
+        rows = session.execute(statement).all()
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in kinds]
+        return [
+            np.array(c, dtype=np.int64 if k == "int" else np.float64)
+            for c, k in zip(columns, kinds, strict=True)
+        ]
+    inner = statement.subquery("q")
+    nan: sa.ColumnElement[float] = sa.literal_column("'NaN'::float8", sa.Float)
+    # Every aggregate of one query level reads the same rows in the same order: the arrays stay aligned.
+    arrays = [
+        sa.func.array_send(sa.func.array_agg(
+            sa.cast(c, sa.BigInteger) if k == "int" else sa.func.coalesce(sa.cast(c, sa.Float), nan)
+        ))
+        for c, k in zip(inner.c, kinds, strict=True)
+    ]  # fmt: skip
+    row = session.execute(sa.select(*arrays)).one()
+    return [_array_cells(data, k) for data, k in zip(row, kinds, strict=True)]
+
+
+def fetch_table(session: Session, statement: sa.Select[Any] | Any, schema: pa.Schema) -> pa.Table:
+    """The rows of `statement` as an Arrow table of `schema` (NULL stays null): the database aggregates each
+    column into one JSON array (Postgres `json_agg`, SQLite `json_group_array`), orjson reads it."""
+    inner = statement.subquery("q")
+    aggregate = sa.func.json_agg if _postgres(session) else sa.func.json_group_array
+    # Every aggregate of one query level reads the same rows in the same order: the arrays stay aligned.
+    row = session.execute(sa.select(*(sa.cast(aggregate(c), sa.Text) for c in inner.c))).one()
+    return pa.table(
+        [
+            pa.array(orjson.loads(text) if text else [], type=field.type)
+            for text, field in zip(row, schema, strict=True)
+        ],
+        schema=schema,
+    )
+
+
+def _metric_columns(scorers: Mapping[str, str], preference_scorers: Sequence[str]) -> dict[str, MetricKind]:
+    """The columns the table will have, before reading it (a scorer's kind is only known from its values)."""
+    columns: dict[str, MetricKind] = {
+        ERROR_COLUMN: "binary", "ttft_ms": "latency", "latency_ms": "latency", "cost_usd": "cost"
+    }  # fmt: skip
+    columns.update((name, "mean") for name in scorers)
+    columns.update((f"{PREFERENCE_PREFIX}{name}", "preference") for name in preference_scorers)
+    return columns
+
+
+def check_plan(name: str, plan: Mapping[str, Any] | None, columns: Mapping[str, MetricKind]) -> None:
+    """A PlanError naming the first plan metric the experiment's data cannot have."""
+    if not plan:
+        return
+    decision = DecisionPlan.from_dict(plan, where=f"experiment {name!r} plan")
+    try:
+        decision.check_metrics(columns)
+    except PlanError as exc:
+        raise PlanError(f"experiment {name!r} plan: {exc}") from None
+
+
+def load_experiment(session: Session, name: str, *, check: bool = False) -> ExperimentData:
+    """Read replays, scores and preferences of experiment `name` into an ExperimentTable; with `check`, a
+    PlanError before reading any replay when the plan names a metric the experiment cannot have."""
+    experiment = session.execute(
+        sa.select(Experiment.id, Experiment.plan, Experiment.spec).where(Experiment.name == name)
+    ).one_or_none()
     if experiment is None:
         raise ExperimentLoadError(f"experiment {name!r}: not found in the database")
     eid = experiment.id
-    arm_rows = session.execute(sa.select(Arm.id, Arm.name, Arm.role).where(Arm.experiment_id == eid)).all()
+    used = sa.exists().where(Replay.arm_id == Arm.id)
+    arm_rows = session.execute(
+        sa.select(Arm.id, Arm.name, Arm.role, Arm.provider, Arm.model, used.label("used"))
+        .where(Arm.experiment_id == eid)
+        .order_by(Arm.id)
+    ).all()
     controls = [a.name for a in arm_rows if a.role == "control"]
     if len(controls) != 1:
         raise ExperimentLoadError(
             f"experiment {name!r}: expected exactly one control arm, found {len(controls)}"
         )
-    replays = session.execute(
-        sa.select(
-            CapturedRequest.id, CapturedRequest.request_id, CapturedRequest.conversation_id,
-            Replay.arm_id, Replay.status, Replay.ttft_ms, Replay.latency_ms, Replay.cost_usd,
-        )
-        .join(CapturedRequest, CapturedRequest.id == Replay.captured_request_id)
-        .where(Replay.experiment_id == eid)
-        .order_by(CapturedRequest.id, Replay.arm_id)
-    ).all()  # fmt: skip
-    used = {r.arm_id for r in replays}
+    any_used = any(a.used for a in arm_rows)
     # Without any replay yet (just started, or emptied by retention) every arm stays: an empty table.
-    arms = sorted(
-        (a for a in arm_rows if a.id in used or not used), key=lambda a: (_ROLE_ORDER[a.role], a.id)
-    )
-    arm_index = {a.id: i for i, a in enumerate(arms)}
-    request_index: dict[int, int] = {}
-    request_ids: list[str] = []
-    conversations: list[str | None] = []
-    for row in replays:
-        if row.id not in request_index:
-            request_index[row.id] = len(request_ids)
-            request_ids.append(row.request_id)
-            conversations.append(row.conversation_id)
-    shape = (len(request_ids), len(arms))
-    rows = np.fromiter((request_index[r.id] for r in replays), dtype=np.int64, count=len(replays))
-    cols = np.fromiter((arm_index[r.arm_id] for r in replays), dtype=np.int64, count=len(replays))
-    failed = np.array([r.status == "error" for r in replays], dtype=bool)
+    arms = sorted((a for a in arm_rows if a.used or not any_used), key=lambda a: (_ROLE_ORDER[a.role], a.id))
+    scorers = _latest_scorer_versions(session, eid) if any_used else {}
+    preference_scorers = session.execute(
+        sa.select(Preference.scorer_name).where(Preference.experiment_id == eid).distinct()
+    ).scalars().all()  # fmt: skip
+    if check and any_used:
+        check_plan(name, experiment.plan, _metric_columns(scorers, sorted(preference_scorers)))
+    replays = _replay_columns(session, eid, scorers)
+    request_keys, rows = np.unique(replays[0], return_inverse=True)
+    rows = rows.reshape(-1)
+    arm_ids = np.array([a.id for a in arms], dtype=np.int64)
+    cols = np.searchsorted(arm_ids, replays[1]) if arm_ids.size else np.zeros(0, dtype=np.int64)
+    # arms are ordered by role, not id: map the sorted id's position to the arm's column
+    by_id = np.argsort(arm_ids, kind="stable")
+    cols = by_id[np.searchsorted(arm_ids[by_id], replays[1])] if arm_ids.size else cols
+    shape = (len(request_keys), len(arms))
 
-    def matrix(values: Sequence[float | None]) -> FloatArray:
+    def matrix(values: FloatArray) -> FloatArray:
         out = np.full(shape, np.nan)
-        out[rows, cols] = np.array([math.nan if v is None else float(v) for v in values], dtype=np.float64)
+        out[rows, cols] = values
         return out
 
-    def latency(values: Sequence[float | None]) -> FloatArray:
-        out = np.full(shape, np.nan)
-        placed = np.array([math.nan if v is None else float(v) for v in values], dtype=np.float64)
-        out[rows, cols] = np.where(failed, np.inf, placed)
-        return out
-
+    failed = replays[2] == 1.0
     metrics = [
-        MetricColumn(ERROR_COLUMN, "binary", matrix([1.0 if f else 0.0 for f in failed])),
-        MetricColumn("ttft_ms", "latency", latency([r.ttft_ms for r in replays])),
-        MetricColumn("latency_ms", "latency", latency([r.latency_ms for r in replays])),
-        MetricColumn("cost_usd", "cost", matrix([r.cost_usd for r in replays])),
+        MetricColumn(ERROR_COLUMN, "binary", matrix(failed.astype(np.float64))),
+        MetricColumn("ttft_ms", "latency", matrix(np.where(failed, np.inf, replays[3]))),
+        MetricColumn("latency_ms", "latency", matrix(np.where(failed, np.inf, replays[4]))),
+        MetricColumn("cost_usd", "cost", matrix(replays[5])),
     ]
-    for scorer, version in _latest_scorer_versions(session, eid).items():
-        score_rows = session.execute(
-            sa.select(Replay.captured_request_id, Replay.arm_id, Score.value)
-            .join(Replay, Replay.id == Score.replay_id)
-            .where(Replay.experiment_id == eid, Score.scorer_name == scorer, Score.scorer_version == version)
-        ).all()
-        values = np.full(shape, np.nan)
-        for request, arm, value in score_rows:
-            if request in request_index and arm in arm_index and value is not None:
-                values[request_index[request], arm_index[arm]] = float(value)
-        present = values[~np.isnan(values)]
+    for scorer, values in zip(scorers, replays[6:], strict=True):
+        placed = matrix(values)
+        present = placed[~np.isnan(placed)]
         kind: MetricKind = "binary" if present.size and np.isin(present, (0.0, 1.0)).all() else "mean"
-        metrics.append(MetricColumn(scorer, kind, values))
+        metrics.append(MetricColumn(scorer, kind, placed))
+    arm_index = {a.id: i for i, a in enumerate(arms)}
     pairwise, preference_columns, judge_orders = _preferences(
-        session, eid, request_index, arm_index, arms[0].id, shape
+        session, eid, request_keys, arm_index, arms[0].id, shape
     )
     metrics.extend(preference_columns)
-    clusters = _clusters(session, request_index, conversations)
+    request_ids, clusters, facts = _requests(session, eid, request_keys)
     aa = [a.name for a in arms if a.role == "aa"]
-    table = ExperimentTable(tuple(request_ids), tuple(a.name for a in arms), tuple(metrics), clusters, None)
-    models = tuple(
-        (a.name, a.provider, a.model)
-        for a in session.execute(sa.select(Arm.name, Arm.provider, Arm.model).where(Arm.experiment_id == eid))
-    )
-    facts = _request_facts(session, request_index)
+    table = ExperimentTable(request_ids, tuple(a.name for a in arms), tuple(metrics), clusters, None)
+    models = tuple((a.name, a.provider, a.model) for a in arm_rows)
     return ExperimentData(
         eid, name, experiment.plan, controls[0], aa[0] if aa else None, table, pairwise, facts, models,
         replay_timeout_ms(experiment.spec), judge_orders,
     )  # fmt: skip
+
+
+def _replay_columns(session: Session, eid: int, scorers: Mapping[str, str]) -> list[npt.NDArray[Any]]:
+    """Per replay of the experiment: captured request id, arm id, failed (1/0), ttft, latency, cost and the
+    value of each scorer's latest version (NaN where it has none)."""
+    statement = sa.select(
+        Replay.captured_request_id, Replay.arm_id, sa.case((Replay.status == "error", 1.0), else_=0.0),
+        Replay.ttft_ms, Replay.latency_ms, Replay.cost_usd,
+    ).where(Replay.experiment_id == eid)  # fmt: skip
+    for scorer, version in scorers.items():
+        score = aliased(Score)
+        joined = (score.replay_id == Replay.id) & (score.scorer_name == scorer)
+        statement = statement.outerjoin(score, joined & (score.scorer_version == version))
+        statement = statement.add_columns(score.value)
+    return fetch_numbers(session, statement, ["int", "int", *["float"] * (4 + len(scorers))])
 
 
 def replay_timeout_ms(spec: Any) -> float | None:
@@ -175,22 +264,53 @@ def replay_timeout_ms(spec: Any) -> float | None:
     return float(timeout) * 1000.0 if isinstance(timeout, int | float) and timeout > 0 else None
 
 
-def _text_length(content: Any) -> int:
-    """Characters of text in a message content: a string or a list of blocks with `text`."""
-    if isinstance(content, str):
-        return len(content)
-    if isinstance(content, list):
-        return sum(_text_length(b.get("text") or b.get("content")) for b in content if isinstance(b, dict))
-    return 0
-
-
 def request_facts(service: str, route: str | None, tags: Any, body: Any) -> RequestFacts:
     """Segment facts of one captured request: prompt characters (system + messages) and user turn."""
-    body = body if isinstance(body, dict) else {}
-    messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
-    chars = _text_length(body.get("system")) + sum(_text_length(m.get("content")) for m in messages)
-    turn = max(sum(1 for m in messages if m.get("role") == "user"), 1)
-    return RequestFacts(service, route, tags if isinstance(tags, dict) else {}, chars, turn)
+    return RequestFacts(
+        service, route, tags if isinstance(tags, dict) else {}, prompt_chars(body), user_turn(body)
+    )
+
+
+_REQUEST_SCHEMA = pa.schema([
+    ("id", pa.int64()), ("request_id", pa.string()), ("conversation_id", pa.string()),
+    ("prompt_fingerprint", pa.string()), ("service", pa.string()), ("route", pa.string()),
+    ("tags", pa.string()), ("prompt_chars", pa.int64()), ("user_turn", pa.int64()),
+])  # fmt: skip
+
+
+def _requests(
+    session: Session, eid: int, request_keys: IntArray
+) -> tuple[tuple[str, ...], IntArray | None, FactTable]:
+    """Per request (in `request_keys` order): its id, cluster labels and segment facts, from one query.
+
+    Rows without the stored facts or fingerprint (written before ingest computed them, and not migrated)
+    get them from their body, as ingest and the migrations compute them."""
+    replayed = sa.select(Replay.captured_request_id).where(Replay.experiment_id == eid)
+    statement = sa.select(
+        CapturedRequest.id, CapturedRequest.request_id, CapturedRequest.conversation_id,
+        CapturedRequest.prompt_fingerprint, CapturedRequest.service, CapturedRequest.route,
+        sa.cast(CapturedRequest.tags, sa.Text), CapturedRequest.prompt_chars, CapturedRequest.user_turn,
+    ).where(CapturedRequest.id.in_(replayed))  # fmt: skip
+    fetched = fetch_table(session, statement, _REQUEST_SCHEMA)
+    order = np.argsort(fetched.column("id").to_numpy(), kind="stable")
+    table = fetched.take(pa.array(order))
+    ids = table.column("id").to_numpy()
+    if not np.array_equal(ids, request_keys):
+        raise ExperimentLoadError(f"experiment {eid}: captured requests changed while it was read; run again")
+    request_ids = tuple(table.column("request_id").to_pylist())
+    chars = table.column("prompt_chars").to_numpy(zero_copy_only=False)
+    turns = table.column("user_turn").to_numpy(zero_copy_only=False)
+    fingerprints = table.column("prompt_fingerprint")
+    missing = np.isnan(chars) | np.isnan(turns) | _null(fingerprints)
+    if missing.any():
+        chars, turns, fingerprints = _from_bodies(session, ids, missing, chars, turns, fingerprints)
+    clusters = _clusters(table.column("conversation_id"), fingerprints)
+    facts = _fact_table(table, chars.astype(np.int64), turns.astype(np.int64))
+    return request_ids, clusters, facts
+
+
+def _null(column: pa.ChunkedArray) -> BoolArray:
+    return np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _captured_rows(session: Session, ids: Sequence[int], *columns: Any) -> Iterator[sa.Row[Any]]:
@@ -200,48 +320,88 @@ def _captured_rows(session: Session, ids: Sequence[int], *columns: Any) -> Itera
         yield from session.execute(sa.select(CapturedRequest.id, *columns).where(chunk))
 
 
-def _request_facts(session: Session, request_index: dict[int, int]) -> tuple[RequestFacts, ...]:
-    facts: list[RequestFacts | None] = [None] * len(request_index)
-    columns = (CapturedRequest.service, CapturedRequest.route, CapturedRequest.tags, CapturedRequest.request)
-    for row in _captured_rows(session, list(request_index), *columns):
-        facts[request_index[row.id]] = request_facts(row.service, row.route, row.tags, row.request)
-    return tuple(f if f is not None else RequestFacts("", None, {}, 0, 1) for f in facts)
+def _from_bodies(
+    session: Session, ids: IntArray, missing: BoolArray, chars: FloatArray, turns: FloatArray,
+    fingerprints: pa.ChunkedArray,
+) -> tuple[FloatArray, FloatArray, pa.Array]:  # fmt: skip
+    """Prompt characters, user turn and fingerprint computed from the body where the row lacks them."""
+    chars, turns = chars.copy(), turns.copy()
+    prints = fingerprints.to_pylist()
+    wanted = [int(i) for i in ids[missing]]
+    position = {int(i): p for p, i in enumerate(ids)}
+    for row in _captured_rows(session, wanted, CapturedRequest.api, CapturedRequest.request):
+        p = position[row.id]
+        chars[p] = prompt_chars(row.request) if math.isnan(chars[p]) else chars[p]
+        turns[p] = user_turn(row.request) if math.isnan(turns[p]) else turns[p]
+        prints[p] = prints[p] if prints[p] is not None else body_fingerprint(row.api, row.request)
+    return chars, turns, pa.array(prints, type=pa.string())
 
 
-def _codes(labels: Sequence[str | None]) -> IntArray:
-    """Dense codes in first-seen order; a missing label is a cluster of its own."""
-    index: dict[object, int] = {}
-    return np.fromiter(
-        (index.setdefault(label if label else ("missing", i), len(index)) for i, label in enumerate(labels)),
-        dtype=np.int64,
-        count=len(labels),
+def _dictionary_codes(labels: pa.Array | pa.ChunkedArray) -> IntArray:
+    """An integer per distinct label (equal labels, equal integers); null is -1."""
+    array = labels.combine_chunks() if isinstance(labels, pa.ChunkedArray) else labels
+    if not len(array):
+        return np.zeros(0, dtype=np.int64)
+    encoded = array.dictionary_encode()
+    indices = np.asarray(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return indices
+
+
+def first_seen_codes(labels: pa.Array | pa.ChunkedArray) -> IntArray:
+    """Dense codes in first-seen order; a missing (null or empty) label is a cluster of its own."""
+    codes = _dictionary_codes(labels)
+    n = len(codes)
+    empty = np.asarray(
+        pa_compute.equal(labels, "").fill_null(True).to_numpy(zero_copy_only=False), dtype=bool
     )
+    keys = np.where(empty, codes.max(initial=0) + 1 + np.arange(n), codes)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    rank = np.empty(first.size, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
+    return rank[inverse.reshape(-1)]
 
 
-def _clusters(
-    session: Session, request_index: dict[int, int], conversations: Sequence[str | None]
-) -> IntArray | None:
-    """(requests × 2) cluster labels: conversation (a request without one is its own) and prompt fingerprint
-    (computed from the stored body where the column is NULL, as ingest and the migration compute it).
+def _clusters(conversations: pa.ChunkedArray, fingerprints: pa.Array | pa.ChunkedArray) -> IntArray | None:
+    """(requests × 2) cluster labels: conversation (a request without one is its own) and prompt fingerprint.
     None when neither dimension groups anything (every cluster a singleton, or one cluster)."""
-    fingerprints: list[str | None] = [None] * len(request_index)
-    ids = list(request_index)
-    for row in _captured_rows(session, ids, CapturedRequest.prompt_fingerprint):
-        fingerprints[request_index[row.id]] = row.prompt_fingerprint
-    missing = [i for i in ids if fingerprints[request_index[i]] is None]
-    for row in _captured_rows(session, missing, CapturedRequest.api, CapturedRequest.request):
-        fingerprints[request_index[row.id]] = body_fingerprint(row.api, row.request)
-    clusters = np.column_stack([_codes(conversations), _codes(fingerprints)])
-    n = len(request_index)
+    clusters = np.column_stack([first_seen_codes(conversations), first_seen_codes(fingerprints)])
+    n = len(clusters)
     if all(int(column.max(initial=0)) + 1 in (1, n) for column in clusters.T):
         return None
     return clusters
 
 
+def _fact_table(table: pa.Table, chars: IntArray, turns: IntArray) -> FactTable:
+    """Requests' segment facts, encoded: a request's facts are the first request's with the same service,
+    route, tags, prompt-length bucket and turn (3 and more are one) — the labels only depend on those."""
+    n = len(chars)
+    if n == 0:
+        return FactTable((), np.zeros(0, dtype=np.int64))
+    parts = [_dictionary_codes(table.column(c)) for c in ("service", "route", "tags")]
+    bucket = np.searchsorted(np.array(PROMPT_CHAR_EDGES), chars, side="right")
+    stacked = np.column_stack([*parts, bucket, np.minimum(turns, 3)])
+    _, first, inverse = np.unique(stacked, axis=0, return_index=True, return_inverse=True)
+    by_first = np.argsort(first, kind="stable")
+    rank = np.empty(first.size, dtype=np.int64)
+    rank[by_first] = np.arange(first.size)
+    firsts = first[by_first]
+    rows = table.select(["service", "route", "tags"]).take(pa.array(firsts)).to_pylist()
+    distinct = tuple(
+        RequestFacts(row["service"], row["route"], _tags(row["tags"]), int(chars[i]), int(turns[i]))
+        for row, i in zip(rows, firsts, strict=True)
+    )
+    return FactTable(distinct, rank[inverse.reshape(-1)])
+
+
+def _tags(text: str | None) -> dict[str, Any]:
+    value = json.loads(text) if text else None
+    return value if isinstance(value, dict) else {}
+
+
 def _preferences(
     session: Session,
     eid: int,
-    request_index: dict[int, int],
+    request_keys: IntArray,
     arm_index: dict[int, int],
     control_id: int,
     shape: tuple[int, int],
@@ -266,14 +426,19 @@ def _preferences(
         )
         .order_by(Preference.scorer_name, Preference.captured_request_id)
     ).all()  # fmt: skip
+    requests = np.array([r[1] for r in rows], dtype=np.int64)
+    positions = np.searchsorted(request_keys, requests).clip(0, max(len(request_keys) - 1, 0))
+    known = request_keys[positions] == requests if len(request_keys) else np.zeros(len(rows), dtype=bool)
     # Per (scorer, request, unordered pair): the lower-indexed arm's score in each order shown.
     orders: dict[tuple[str, int, int, int], list[float]] = {}
-    for scorer, request, arm_a, arm_b, total, count in rows:
-        if request not in request_index or arm_a not in arm_index or arm_b not in arm_index:
+    for (scorer, _, arm_a, arm_b, total, count), position, seen in zip(
+        rows, positions.tolist(), known.tolist(), strict=True
+    ):
+        if not seen or arm_a not in arm_index or arm_b not in arm_index:
             continue
         low, high = sorted((arm_index[arm_a], arm_index[arm_b]))
         a_mean = float(total) / float(count)
-        orders.setdefault((scorer, request_index[request], low, high), []).append(
+        orders.setdefault((scorer, position, low, high), []).append(
             a_mean if arm_index[arm_a] == low else 1.0 - a_mean
         )
     # As docs/scoring.md says: a judge that disagrees with itself across the two orders scores ½ (a win

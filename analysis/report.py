@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -80,10 +81,12 @@ def _examples(session: Session, report: ExperimentReport, limit: int = 300) -> l
     if report.routing is None:
         return []
     dims = {d.name: d for d in segment_dimensions(report.data.facts)}
-    labels = dims[report.routing.dimension].labels
-    first: dict[str, str] = {}
-    for request_id, label in zip(report.data.table.request_ids, labels, strict=True):
-        first.setdefault(label, request_id)
+    dimension = dims[report.routing.dimension]
+    codes, positions = np.unique(dimension.codes, return_index=True)
+    first = {
+        dimension.segments[int(code)]: report.data.table.request_ids[int(position)]
+        for code, position in zip(codes, positions, strict=True)
+    }
     rows = session.execute(
         sa.select(CapturedRequest.request_id, CapturedRequest.request, CapturedRequest.response).where(
             CapturedRequest.request_id.in_(list(first.values()))

@@ -168,10 +168,11 @@ def choose_routes(
     cost_column = next((m for m, k in kinds.items() if k == "cost"), None)
     found = {(e.segment, e.metric, e.candidate): e for e in effects if e.dimension == dimension.name}
     candidates = sorted({e.candidate for e in effects if e.dimension == dimension.name})
-    n_total = len(dimension.labels)
+    n_total = len(dimension.codes)
+    present = dimension.present()
     judged_by_segment: dict[str, list[CandidateInSegment]] = {}
     small_by_segment: dict[str, list[str]] = {}
-    for segment in sorted(set(dimension.labels)):
+    for _, segment, _ in present:
         judged = judged_by_segment.setdefault(segment, [])
         small = small_by_segment.setdefault(segment, [])
         for arm in candidates:
@@ -205,9 +206,9 @@ def choose_routes(
         judged_by_segment[segment][i] = replace(candidate, qualifies=qualifies, p_adjusted=p)
     n_claims = sum(1 for s, i in claims if judged_by_segment[s][i].p_value is not None)
     return tuple(
-        _route(segment, dimension, sum(1 for label in dimension.labels if label == segment), n_total, control,
-               judged_by_segment[segment], small_by_segment[segment], rule, n_claims)
-        for segment in sorted(set(dimension.labels))
+        _route(segment, dimension, size, n_total, control, judged_by_segment[segment],
+               small_by_segment[segment], rule, n_claims)
+        for _, segment, size in present
     )  # fmt: skip
 
 
@@ -233,13 +234,13 @@ def cross_fitted_saving(
     if cost_column is None:
         return None
     fold = _folds(table)
-    labels = np.array(dimension.labels, dtype=object)
-    arm_of: dict[str, str] = {}
+    # the arm column of each (fold measured on, segment): the routing chosen on the other fold
+    arm_columns = np.full((2, len(dimension.segments)), table.arms.index(control), dtype=np.int64)
     for k in (0, 1):
         train = fold != k
         if not train.any() or train.all():
             return None
-        sub_dimension = SegmentDimension(dimension.name, tuple(labels[train]), dimension.predicates)
+        sub_dimension = dimension.subset(train)
         sub_effects = segment_effects(
             subset_rows(table, train), [sub_dimension], control=control, alpha=plan.alpha, aa_arm=aa_arm,
             min_n=rule.min_n,
@@ -247,10 +248,10 @@ def cross_fitted_saving(
         chosen = choose_routes(sub_dimension, sub_effects, plan, control=control, rule=rule)
         if not any(route.status == "routed" for route in chosen):
             return None
+        index = {segment: i for i, segment in enumerate(dimension.segments)}
         for route in chosen:
-            arm_of[f"{1 - k}|{route.segment}"] = route.arm
-    keyed = tuple(f"{f}|{label}" for f, label in zip(fold, dimension.labels, strict=True))
-    mixed = routed_table(table, keyed, arm_of, control)
+            arm_columns[1 - k, index[route.segment]] = table.arms.index(route.arm)
+    mixed = routed_table(table, arm_columns[fold, dimension.codes], control)
     column = next(m for m in mixed.metrics if m.name == cost_column)
     result = compare_arms(mixed, column, control, ROUTED_ARM, alpha=plan.alpha)
     note = "cross-fitted: the routing chosen on one half of the requests, its saving measured on the other"
@@ -265,8 +266,10 @@ def _folds(table: ExperimentTable) -> npt.NDArray[np.int64]:
     else by request id."""
     if table.clusters is not None:
         keys = table.clusters if table.clusters.ndim == 1 else table.clusters[:, -1]
-        return np.array([_half(f"c{int(k)}") for k in keys], dtype=np.int64)
-    return np.array([_half(r) for r in table.request_ids], dtype=np.int64)
+        clusters, inverse = np.unique(keys, return_inverse=True)
+        halves = np.array([_half(f"c{int(k)}") for k in clusters], dtype=np.int64)
+        return halves[inverse.reshape(-1)]
+    return np.fromiter(map(_half, table.request_ids), dtype=np.int64, count=len(table.request_ids))
 
 
 def _half(key: str) -> int:
@@ -310,11 +313,10 @@ def _route(
     return SegmentRoute(segment, predicate, n_seg, share, best.arm, "routed", reason, tuple(judged))
 
 
-def routed_table(table: ExperimentTable, labels: Sequence[str], arm_of: Mapping[str, str],
-                 control: str) -> ExperimentTable:  # fmt: skip
-    """Two arms: the control, and the routing (each request's values from its segment's arm)."""
-    columns = np.array([table.arms.index(arm_of.get(label, control)) for label in labels], dtype=np.int64)
-    rows = np.arange(len(labels))
+def routed_table(table: ExperimentTable, columns: npt.NDArray[np.int64], control: str) -> ExperimentTable:
+    """Two arms: the control, and the routing (each request's values from the arm column `columns` gives
+    it: its segment's arm)."""
+    rows = np.arange(len(columns))
     ctrl = table.arms.index(control)
     metrics = tuple(
         MetricColumn(m.name, m.kind, np.column_stack([m.values[:, ctrl], m.values[rows, columns]]))
@@ -328,7 +330,11 @@ def _whole_routing(
     table: ExperimentTable, dimension: SegmentDimension, routes: Sequence[SegmentRoute], plan: DecisionPlan,
     conditions: list[tuple[Guardrail, MetricRef]], control: str, cost_column: str | None,
 ) -> tuple[Comparison | None, tuple[Check, ...]]:  # fmt: skip
-    mixed = routed_table(table, dimension.labels, {r.segment: r.arm for r in routes}, control)
+    arm_of = {r.segment: table.arms.index(r.arm) for r in routes}
+    by_segment = np.array(
+        [arm_of.get(segment, table.arms.index(control)) for segment in dimension.segments], dtype=np.int64
+    )
+    mixed = routed_table(table, by_segment[dimension.codes], control)
     by_name = {m.name: m for m in mixed.metrics}
 
     def compare(column: str) -> Comparison:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 
 from analysis.analyze import Comparison, compare_arms
-from analysis.csv_input import ExperimentTable
+from analysis.csv_input import ExperimentTable, IntArray
 from analysis.stats import adjust_p_values
 
 SegmentStatus = Literal["tested", "too_small"]
@@ -36,11 +36,41 @@ class SegmentError(Exception):
 
 @dataclass(frozen=True)
 class SegmentDimension:
-    """One way of cutting the traffic: a label per request and the predicate each label stands for."""
+    """One way of cutting the traffic, dictionary-encoded: the segments (sorted labels), per request the
+    index of its segment, and the predicate each label stands for."""
 
     name: str
-    labels: tuple[str, ...]
+    segments: tuple[str, ...]
+    codes: IntArray
     predicates: Mapping[str, Predicate]
+
+    @classmethod
+    def from_labels(
+        cls, name: str, labels: Sequence[str], predicates: Mapping[str, Predicate]
+    ) -> SegmentDimension:
+        """A dimension from one label per request."""
+        segments = tuple(sorted(set(labels)))
+        index = {label: i for i, label in enumerate(segments)}
+        codes = np.fromiter(map(index.__getitem__, labels), dtype=np.int64, count=len(labels))
+        return cls(name, segments, codes, predicates)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """One label per request (materialised: for small tables and tests)."""
+        return tuple(np.array(self.segments, dtype=object)[self.codes]) if self.segments else ()
+
+    def counts(self) -> IntArray:
+        """Requests per segment, in the order of `segments`."""
+        return np.bincount(self.codes, minlength=len(self.segments)).astype(np.int64)
+
+    def present(self) -> tuple[tuple[int, str, int], ...]:
+        """(index, label, requests) of every segment with at least one request, in label order."""
+        counts = self.counts()
+        return tuple((i, label, int(counts[i])) for i, label in enumerate(self.segments) if counts[i])
+
+    def subset(self, rows: np.ndarray[Any, np.dtype[np.bool_]]) -> SegmentDimension:
+        """The dimension restricted to the rows where `rows` is true (the same segments)."""
+        return replace(self, codes=self.codes[rows])
 
 
 @dataclass(frozen=True)
@@ -69,6 +99,33 @@ class RequestFacts:
     turn: int
 
 
+@dataclass(frozen=True)
+class FactTable:
+    """Segment facts of every request, dictionary-encoded: the distinct facts (in the order requests first
+    show them) and, per request, the index of its facts."""
+
+    distinct: tuple[RequestFacts, ...]
+    codes: IntArray
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    @classmethod
+    def of(cls, facts: Sequence[RequestFacts]) -> FactTable:
+        """Encode one RequestFacts per request."""
+        index: dict[tuple[Any, ...], int] = {}
+        distinct: list[RequestFacts] = []
+        codes = np.empty(len(facts), dtype=np.int64)
+        for i, f in enumerate(facts):
+            key = (f.service, f.route, tuple(sorted((k, repr(v)) for k, v in f.tags.items())),
+                   f.prompt_chars, f.turn)  # fmt: skip
+            if key not in index:
+                index[key] = len(distinct)
+                distinct.append(f)
+            codes[i] = index[key]
+        return cls(tuple(distinct), codes)
+
+
 def _range_label(low: float, high: float | None, unit: str) -> str:
     return f"{unit} {int(low)}+" if high is None else f"{unit} {int(low)}-{int(high) - 1}"
 
@@ -88,9 +145,13 @@ def _turn(turn: int) -> tuple[str, Mapping[str, float]]:
     return f"turn {turn}", {"min": float(turn), "max": float(turn + 1)}
 
 
-def segment_dimensions(facts: Sequence[RequestFacts]) -> tuple[SegmentDimension, ...]:
+def segment_dimensions(facts: FactTable | Sequence[RequestFacts]) -> tuple[SegmentDimension, ...]:
     """service, route (service/route), each low-cardinality tag (`language` for a language tag),
-    prompt length bucket (characters) and conversation turn."""
+    prompt length bucket (characters) and conversation turn. Labels are computed once per distinct facts
+    and spread to the requests by their codes."""
+    table = facts if isinstance(facts, FactTable) else FactTable.of(facts)
+    distinct = table.distinct
+    # per dimension: the label of each distinct facts, and the predicate of each label (the first seen)
     dims: dict[str, tuple[list[str], dict[str, Predicate]]] = {}
 
     def put(dim: str, label: str, predicate: Predicate) -> None:
@@ -98,9 +159,9 @@ def segment_dimensions(facts: Sequence[RequestFacts]) -> tuple[SegmentDimension,
         labels.append(label)
         predicates.setdefault(label, predicate)
 
-    tag_keys = sorted({k for f in facts for k, v in f.tags.items() if isinstance(v, str | int | bool)})
-    usable = [k for k in tag_keys if len({str(f.tags.get(k, NO_VALUE)) for f in facts}) <= MAX_TAG_VALUES]
-    for f in facts:
+    tag_keys = sorted({k for f in distinct for k, v in f.tags.items() if isinstance(v, str | int | bool)})
+    usable = [k for k in tag_keys if len({str(f.tags.get(k, NO_VALUE)) for f in distinct}) <= MAX_TAG_VALUES]
+    for f in distinct:
         put("service", f.service, {"service": f.service})
         route = f.route if f.route else NO_VALUE
         put("route", f"{f.service}/{route}", {"service": f.service, "route": f.route})
@@ -113,13 +174,20 @@ def segment_dimensions(facts: Sequence[RequestFacts]) -> tuple[SegmentDimension,
         put("prompt_length", label, {"prompt_chars": bounds})
         label, bounds = _turn(f.turn)
         put("turn", label, {"turn": bounds})
-    return tuple(SegmentDimension(name, tuple(labels), preds) for name, (labels, preds) in dims.items())
+    out = []
+    for name, (labels, predicates) in dims.items():
+        segments = tuple(sorted(set(labels)))
+        index = {label: i for i, label in enumerate(segments)}
+        of_distinct = np.array([index[label] for label in labels], dtype=np.int64)
+        out.append(SegmentDimension(name, segments, of_distinct[table.codes], predicates))
+    return tuple(out)
 
 
 def subset_rows(table: ExperimentTable, rows: np.ndarray[Any, np.dtype[np.bool_]]) -> ExperimentTable:
     """The table restricted to the rows where `rows` is true."""
+    kept = np.flatnonzero(rows).tolist()
     return ExperimentTable(
-        tuple(r for r, keep in zip(table.request_ids, rows, strict=True) if keep),
+        tuple(map(table.request_ids.__getitem__, kept)),
         table.arms,
         tuple(replace(m, values=m.values[rows]) for m in table.metrics),
         None if table.clusters is None else table.clusters[rows],
@@ -151,23 +219,21 @@ def segment_effects(
     candidates = [a for a in table.arms if a not in (control, aa_arm)]
     effects: list[SegmentEffect] = []
     for dim in dimensions:
-        if len(dim.labels) != n:
+        if len(dim.codes) != n:
             raise SegmentError(f"dimension {dim.name!r}: expected {n} labels (one per request), "
-                               f"found {len(dim.labels)}")  # fmt: skip
-        labels = np.array(dim.labels, dtype=object)
-        for value in sorted(set(dim.labels)):
-            rows = labels == value
-            sub = subset_rows(table, rows)
+                               f"found {len(dim.codes)}")  # fmt: skip
+        for code, value, size in dim.present():
+            sub = subset_rows(table, dim.codes == code)
             for i, metric in enumerate(table.metrics):
                 for cand in candidates:
                     pairs = _pairs(sub, i, control, cand)
                     if pairs < min_n:
-                        effects.append(SegmentEffect(dim.name, value, int(rows.sum()), metric.name, cand,
+                        effects.append(SegmentEffect(dim.name, value, size, metric.name, cand,
                                                      pairs, "too_small", None))  # fmt: skip
                         continue
                     result = compare_arms(sub, sub.metrics[i], control, cand, alpha=alpha)
                     comparison = Comparison(metric.name, control, cand, result, None)
-                    effects.append(SegmentEffect(dim.name, value, int(rows.sum()), metric.name, cand,
+                    effects.append(SegmentEffect(dim.name, value, size, metric.name, cand,
                                                  pairs, "tested", comparison))  # fmt: skip
     return _adjust_bh(effects)
 

@@ -49,7 +49,7 @@ def draw(rng: np.random.Generator) -> tuple[ExperimentTable, SegmentDimension]:
         tuple(f"r{i}" for i in range(n)), ("control", "cheap"),
         (MetricColumn("quality", "mean", quality), MetricColumn("cost_usd", "cost", cost)), None, None,
     )  # fmt: skip
-    return table, SegmentDimension("route", labels, {v: {"route": v} for v in set(labels)})
+    return table, SegmentDimension.from_labels("route", labels, {v: {"route": v} for v in set(labels)})
 
 
 def run(runs: int) -> list[str]:

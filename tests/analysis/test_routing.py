@@ -48,7 +48,9 @@ def _experiment(seed: int) -> tuple[ExperimentTable, SegmentDimension, list[Requ
         tuple(f"r{i}" for i in range(n)), ("control", "cheap"),
         (MetricColumn("quality", "mean", quality), MetricColumn("cost_usd", "cost", cost)), None, None,
     )  # fmt: skip
-    dim = SegmentDimension("route", tuple(labels), {v: {"service": "app", "route": v} for v in SIZES})
+    dim = SegmentDimension.from_labels(
+        "route", tuple(labels), {v: {"service": "app", "route": v} for v in SIZES}
+    )
     facts = [RequestFacts("app", label, {}, 100, 1) for label in labels]
     return table, dim, facts
 

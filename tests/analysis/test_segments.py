@@ -29,7 +29,7 @@ def _table(labels: list[str], rng: np.random.Generator) -> ExperimentTable:
 def test_a_segment_below_min_n_is_listed_as_too_small_and_not_tested() -> None:
     labels = ["easy"] * 80 + ["hard"] * 60 + ["tiny"] * 12
     table = _table(labels, np.random.default_rng(3))
-    dim = SegmentDimension("route", tuple(labels), {v: {"route": v} for v in set(labels)})
+    dim = SegmentDimension.from_labels("route", tuple(labels), {v: {"route": v} for v in set(labels)})
     effects = segment_effects(table, [dim], control="control", alpha=0.05, min_n=30)
     tiny = [e for e in effects if e.segment == "tiny"]
     assert {(e.metric, e.status, e.n, e.comparison, e.p_adjusted) for e in tiny} == {
@@ -48,8 +48,10 @@ def test_bh_is_applied_across_segments_within_each_metric_and_candidate() -> Non
     labels = [f"s{i % 4}" for i in range(400)]
     table = _table(labels, np.random.default_rng(5))
     dims = [
-        SegmentDimension("route", tuple(labels), {v: {"route": v} for v in set(labels)}),
-        SegmentDimension("half", tuple("a" if i < 200 else "b" for i in range(400)), {"a": {}, "b": {}}),
+        SegmentDimension.from_labels("route", tuple(labels), {v: {"route": v} for v in set(labels)}),
+        SegmentDimension.from_labels(
+            "half", tuple("a" if i < 200 else "b" for i in range(400)), {"a": {}, "b": {}}
+        ),
     ]
     effects = segment_effects(table, dims, control="control", alpha=0.05, min_n=30)
     for metric in ("quality", "cost_usd"):
@@ -62,7 +64,9 @@ def test_bh_is_applied_across_segments_within_each_metric_and_candidate() -> Non
 def test_labels_must_cover_every_request_and_min_n_is_sane() -> None:
     table = _table(["a"] * 40, np.random.default_rng(1))
     with pytest.raises(SegmentError, match="dimension 'route': expected 40 labels"):
-        segment_effects(table, [SegmentDimension("route", ("a",) * 39, {})], control="control", alpha=0.05)
+        segment_effects(
+            table, [SegmentDimension.from_labels("route", ("a",) * 39, {})], control="control", alpha=0.05
+        )
     with pytest.raises(SegmentError, match="min_n: expected at least 2"):
         segment_effects(table, [], control="control", alpha=0.05, min_n=1)
 
