@@ -66,6 +66,8 @@ def letter_of(dead: DeadLetter, room: int = RECORD_ROOM) -> Letter:
     """The dead letter as a record of at most `room` bytes: whole, with its value cut, or without payload."""
     from kafka.record.util import size_of_varint
 
+    if dead.without_payload:
+        return minimal_letter(dead)
     key, value = dead.message.key, dead.message.value
     whole = Letter(key, value, tuple(headers_of(dead)))
     if whole.size <= room:
@@ -219,6 +221,9 @@ class FileDeadLetters:
 
 def _rejected_line(dead: DeadLetter) -> bytes:
     record: dict[str, Any] = {"line": dead.message.offset, "error": dead.code, "detail": dead.detail}
+    if dead.without_payload:
+        record["raw_dropped"] = "the capture's user was forgotten (shadowlab forget)"
+        return json.dumps(record).encode("ascii") + b"\n"
     try:
         record["raw"] = dead.message.value.decode("utf-8")
     except UnicodeDecodeError:

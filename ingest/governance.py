@@ -1,18 +1,21 @@
 """Retention and the right to be forgotten: delete captures and everything derived from them.
 
 Derived rows are deleted explicitly, leaves first, in the same transaction as the captures, so the counts
-reported are exact; the `ON DELETE CASCADE` foreign keys remain as a safety net.
+reported are exact; the `ON DELETE CASCADE` foreign keys remain as a safety net. A forgotten user also goes
+on the forget list, which ingest checks before storing (`ingest.forgetting`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from ingest.forgetting import remember_to_forget
 from shadowlab.errors import ConfigError
 from shadowlab.models import (
     BudgetReservation,
@@ -63,14 +66,20 @@ def delete_older_than(engine: Engine, age: timedelta, *, now: datetime | None = 
 
 
 def forget_user(engine: Engine, user_hash: str) -> Deleted:
-    """Delete every capture of `user_hash` and everything computed from them."""
+    """Delete every capture of `user_hash` and everything computed from them, and put the user on the
+    forget list (`ingest.forgetting`) so ingest never stores their captures again."""
     if not user_hash.strip():
         raise ConfigError("USER_HASH: expected a non-empty user hash, found an empty string")
-    return _delete_captures(engine, CapturedRequest.user_hash == user_hash)
+    remember = lambda conn: remember_to_forget(conn, user_hash)  # noqa: E731
+    return _delete_captures(engine, CapturedRequest.user_hash == user_hash, before=remember)
 
 
-def _delete_captures(engine: Engine, where: sa.ColumnElement[bool]) -> Deleted:
+def _delete_captures(
+    engine: Engine, where: sa.ColumnElement[bool], before: Callable[[Connection], None] | None = None
+) -> Deleted:
     with engine.begin() as conn:
+        if before is not None:
+            before(conn)
         targets = sa.select(CapturedRequest.id).where(where).scalar_subquery()
         replays = sa.select(Replay.id).where(Replay.captured_request_id.in_(targets)).scalar_subquery()
         counts = {

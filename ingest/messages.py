@@ -36,3 +36,4 @@ class DeadLetter:
     message: Message
     code: RejectCode
     detail: str
+    without_payload: bool = False  # the capture's user was forgotten: keep the reason, never the text

@@ -87,9 +87,9 @@ class IngestMetrics:
         self.tally.rejected[reason] += 1
         self._rejected.labels(reason).inc()
 
-    def skipped(self, reason: str) -> None:
-        self.tally.skipped[reason] += 1
-        self._skipped.labels(reason).inc()
+    def skipped(self, reason: str, n: int = 1) -> None:
+        self.tally.skipped[reason] += n
+        self._skipped.labels(reason).inc(n)
 
     def retry(self, service: str) -> None:
         self._retries.labels(service).inc()

@@ -14,10 +14,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from ingest.dlq import DeadLetterSink, DeadLetterUnavailable
+from ingest.forgetting import user_hash_of
 from ingest.messages import DeadLetter, Message
 from ingest.metrics import IngestMetrics
 from ingest.pipeline import PipelineConfig, prepare
@@ -118,13 +119,25 @@ class Runner:
         prepared = prepare(messages, self.config, self.metrics)
         result: SinkResult = self._retrying("database", lambda: self.sink.write(prepared.rows))
         self.metrics.stored(result.stored, result.duplicates)
-        dead = [*prepared.dead, *result.refused]
+        if result.forgotten:
+            self.metrics.skipped("forgotten", result.forgotten)
+        dead = self._retrying("database", lambda: self._forget_payloads([*prepared.dead, *result.refused]))
         self._publish(dead)
         for letter in dead:
             self.metrics.rejected(letter.code)
             log.info("dead-lettered %s: %s %s", letter.message.where, letter.code, letter.detail)
         self.source.commit(messages)
         self.metrics.batch_seconds(time.perf_counter() - started)
+
+    def _forget_payloads(self, dead: list[DeadLetter]) -> list[DeadLetter]:
+        """Dead letters of forgotten users keep their reason and source, never the capture's text."""
+        if not dead:
+            return dead
+        users = {id(letter): user_hash_of(letter.message.value) for letter in dead}
+        forgotten = self.sink.forgotten(users.values())
+        if not forgotten:
+            return dead
+        return [replace(d, without_payload=True) if users[id(d)] in forgotten else d for d in dead]
 
     def _publish(self, dead: list[DeadLetter]) -> None:
         remaining = dead

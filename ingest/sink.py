@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
+from ingest.forgetting import forgotten_among, hold_off_forgetting
 from ingest.messages import DeadLetter, Message
 from shadowlab.errors import ServiceUnavailableError
 from shadowlab.models import CapturedRequest
@@ -64,6 +65,7 @@ class SinkResult:
     stored: int
     duplicates: int
     refused: list[DeadLetter] = field(default_factory=list)
+    forgotten: int = 0  # captures of users on the forget list: dropped, never stored
 
 
 def _is_transient(exc: Exception) -> bool:
@@ -120,35 +122,51 @@ class CaptureSink:
         if not items:
             return SinkResult(0, 0)
         try:
-            stored = self._insert([row for _, row in items])
+            stored, forgotten = self._insert([row for _, row in items])
         except _REFUSALS as exc:
             if _is_transient(exc):
                 raise DatabaseUnavailable(f"database unavailable: {_first_line(exc)}") from exc
             log.warning("batch refused by the database (%s); retrying row by row", _first_line(exc))
             return self._write_one_by_one(items)
-        return SinkResult(stored, len(items) - stored)
+        return SinkResult(stored, len(items) - forgotten - stored, forgotten=forgotten)
 
-    def _insert(self, rows: list[Row]) -> int:
+    def forgotten(self, user_hashes: Iterable[str | None]) -> set[str]:
+        """Which of these users are on the forget list (their dead letters then carry no payload)."""
+        try:
+            with self.engine.connect() as conn:
+                return forgotten_among(conn, user_hashes)
+        except sa.exc.DBAPIError as exc:
+            if _is_transient(exc):
+                raise DatabaseUnavailable(f"database unavailable: {_first_line(exc)}") from exc
+            raise
+
+    def _insert(self, rows: list[Row]) -> tuple[int, int]:
+        """(stored, dropped as forgotten), checked against the forget list in the insert's transaction."""
         with self.engine.begin() as conn:
+            hold_off_forgetting(conn)
+            forgotten = forgotten_among(conn, (row["user_hash"] for row in rows))
+            kept = [row for row in rows if row["user_hash"] not in forgotten] if forgotten else rows
+            if not kept:
+                return 0, len(rows)
             if self._postgres:
-                payload = dump_rows(rows)
-                return len(conn.execute(self._pg_statement, {"rows": payload}).all())
-            return len(conn.execute(self._sqlite_statement, rows).all())
+                payload = dump_rows(kept)
+                return len(conn.execute(self._pg_statement, {"rows": payload}).all()), len(rows) - len(kept)
+            return len(conn.execute(self._sqlite_statement, kept).all()), len(rows) - len(kept)
 
     def _write_one_by_one(self, items: Sequence[tuple[Message, Row]]) -> SinkResult:
-        stored, duplicates, refused = 0, 0, []
+        stored, duplicates, forgotten, refused = 0, 0, 0, []
         for message, row in items:
             try:
-                n = self._insert([row])
+                n, dropped = self._insert([row])
             except _REFUSALS as exc:
                 if _is_transient(exc):
                     raise DatabaseUnavailable(f"database unavailable: {_first_line(exc)}") from exc
                 detail = f"(row): expected a value the database can store, found {_first_line(exc)}"
                 refused.append(DeadLetter(message, "not_storable", detail))
                 continue
-            stored += n
-            duplicates += 1 - n
-        return SinkResult(stored, duplicates, refused)
+            stored, forgotten = stored + n, forgotten + dropped
+            duplicates += 1 - n - dropped
+        return SinkResult(stored, duplicates, refused, forgotten)
 
 
 def _first_line(exc: Exception) -> str:

@@ -364,4 +364,14 @@ class RateLimitEvent(Base):
     inflight_until: Mapped[datetime | None]
 
 
+class ForgottenUser(Base):
+    """A user `shadowlab forget` removed: ingest never stores their captures again (re-read topics, late
+    messages). Keyed by sha256 of the user hash (`ingest.forgetting.user_digest`), not the hash itself."""
+
+    __tablename__ = "forgotten_users"
+
+    user_digest: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    forgotten_at: Mapped[datetime]
+
+
 TABLES = tuple(Base.metadata.sorted_tables)
