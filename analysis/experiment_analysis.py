@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -17,7 +16,7 @@ from analysis.ranking import rank_arms
 from analysis.routing import RoutingRecommendation, RoutingRule, recommend_routing
 from analysis.segments import SegmentEffect, segment_dimensions, segment_effects, segment_json
 from analysis.stats.results import HealthReport
-from shadowlab.models import AnalysisSnapshot
+from shadowlab.store import snapshots
 
 
 @dataclass(frozen=True)
@@ -77,15 +76,13 @@ def analyze_experiment(
     report = _analysed(data, plan, rule or RoutingRule()) if data.has_replays else no_data_report(data, plan)
     if not store:
         return report
-    snapshot = AnalysisSnapshot(
-        experiment_id=data.experiment_id,
-        computed_at=datetime.now(UTC),
+    snapshot = snapshots.add(
+        data.experiment_id,
         n_requests=report.document["n_requests"],
         verdict=report.verdict,
         analysis=report.snapshot_document,
+        session=session,
     )
-    session.add(snapshot)
-    session.flush()
     return replace(report, snapshot_id=snapshot.id)
 
 

@@ -7,7 +7,7 @@ settled in the experiment budget (`judge_calls`), so replay progress and the das
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,7 +36,7 @@ class SharedJudgeCalls:
 
 
 def shared_judge_calls(
-    factory: sessionmaker[Session], experiment_id: int, limits: Sequence[LimitSpec], replay: ReplaySettings
+    factory: sessionmaker[Session], experiment_id: int, limits: tuple[LimitSpec, ...], replay: ReplaySettings
 ) -> SharedJudgeCalls:
     """From the experiment spec's `limits` and `replay` retry settings."""
     # A judge call holds its reservation for at most all its attempts with their backoff.

@@ -25,6 +25,7 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from shadowlab import store
 from shadowlab.models import BudgetReservation, Experiment, JudgeCall, utcnow
 from shadowlab.pricing import PriceTable
 
@@ -71,9 +72,7 @@ def worst_case_usd(calls: Iterable[ArmCall], prices: PriceTable, judge_usd: floa
 
 def lock_experiment(session: Session, experiment_id: int) -> Experiment:
     """Lock the experiment row for this transaction (budget and status changes are serialised on it)."""
-    return session.execute(
-        sa.select(Experiment).where(Experiment.id == experiment_id).with_for_update()
-    ).scalar_one()
+    return store.experiments.by_id(experiment_id, session=session, lock=True)
 
 
 @dataclass(frozen=True)
