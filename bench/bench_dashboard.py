@@ -16,17 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import sqlalchemy as sa
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from analysis.analyze import analyze_table  # noqa: E402
-from analysis.csv_input import ExperimentTable, MetricColumn  # noqa: E402
-from analysis.document import analysis_document  # noqa: E402
-from analysis.plan import DecisionPlan  # noqa: E402
-from analysis.ranking import pairwise_from_table, rank_arms  # noqa: E402
 from shadowlab import migrate  # noqa: E402
 from shadowlab.db import create_engine  # noqa: E402
 
@@ -34,29 +28,30 @@ ADMIN_URL = os.environ.get(
     "SHADOWLAB_TEST_DATABASE_URL", "postgresql+psycopg://shadowlab:shadowlab@127.0.0.1:54329/shadowlab"
 )
 DB_NAME = "shadowlab_bench_dashboard"
-PLAN = {"primary_metric": "judge_score", "min_sample": 1000, "max_sample": 1_000_000, "alpha": 0.05}
+PLAN = {"primary_metric": "judge", "min_sample": 1000, "max_sample": 1_000_000, "alpha": 0.05}
 PRICES = {
     "model-a": {"input_cost_per_token": 1e-6, "output_cost_per_token": 5e-6},
     "model-b": {"input_cost_per_token": 2e-6, "output_cost_per_token": 4e-6},
 }
 
 
-def fresh_database() -> str:
+def fresh_database(name: str = DB_NAME) -> str:
     admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{DB_NAME}"'))
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    return sa.engine.make_url(ADMIN_URL).set(database=DB_NAME).render_as_string(hide_password=False)
+    return sa.engine.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
 
 
-def drop_database() -> None:
-    from dashboard import data
+def drop_database(name: str = DB_NAME) -> None:
+    if name == DB_NAME:
+        from dashboard import data
 
-    data.engine.clear()  # the app's pool must not hold connections; FORCE ends any left anyway
+        data.engine.clear()  # the app's pool must not hold connections; FORCE ends any left anyway
     admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
 
 
@@ -66,16 +61,19 @@ INSERT INTO experiments (id, name, status, spec, price_snapshot, plan, budget_us
 VALUES (1, 'bench-1m', 'running', '{}', CAST(:prices AS jsonb), CAST(:plan AS jsonb), 5000, 'bench',
         now(), now());
 INSERT INTO arms (id, experiment_id, name, role, provider, model, params)
-VALUES (1, 1, 'control', 'control', 'sim', 'model-a', '{}'),
-       (2, 1, 'candidate', 'candidate', 'sim', 'model-b', '{}');
+SELECT a, 1, CASE WHEN a = 1 THEN 'control' WHEN :arms = 2 THEN 'candidate' ELSE 'candidate-' || (a - 1) END,
+       CASE WHEN a = 1 THEN 'control' ELSE 'candidate' END, 'sim', 'model-' || chr(96 + a), '{}'
+FROM generate_series(1, :arms) AS a;
 INSERT INTO captured_requests (id, request_id, schema_version, captured_at, ingested_at, service, route,
-                               tags, api, model, request, redaction)
-SELECT g, 'req-' || g, 1, now() - interval '1 day', now(), 'svc-' || (g % 5), '/r' || (g % 7), '{}',
+                               tags, api, model, request, redaction, prompt_fingerprint, prompt_chars,
+                               user_turn)
+SELECT g, 'req-' || g, 1, now() - interval '1 day', now(), 'svc-' || (g % 5), '/r' || (g % 7),
+       jsonb_build_object('language', (ARRAY['en', 'de', 'fr'])[1 + g % 3]),
        'anthropic.messages', 'model-a',
        jsonb_build_object('model', 'model-a', 'max_tokens', 512,
                           'messages',
                           jsonb_build_array(jsonb_build_object('role', 'user', 'content', 'q ' || g))),
-       '{}'
+       '{}', md5('q ' || g), length('q ' || g), 1  -- what ingest computes (one distinct prompt each)
 FROM generate_series(1, :n) AS g;
 INSERT INTO replays (experiment_id, arm_id, captured_request_id, status, answer_text, ttft_ms, latency_ms,
                      input_tokens, cache_creation_input_tokens, cache_read_input_tokens, output_tokens,
@@ -86,7 +84,7 @@ SELECT 1, a, g, CASE WHEN random() < 0.02 THEN 'error' ELSE 'ok' END, 'answer ' 
        500 + (g % 1500), 0, g % 300, 100 + (g % 700), 0,
        (500 + (g % 1500)) * 1e-6 * a + (100 + (g % 700)) * 5e-6, '[]', 1,
        now() - interval '2 hours', now() - (g % 3600) * interval '1 second'
-FROM generate_series(1, :n) AS g CROSS JOIN (VALUES (1), (2)) AS arm(a);
+FROM generate_series(1, :n) AS g CROSS JOIN generate_series(1, :arms) AS a;
 UPDATE replays SET ttft_ms = NULL, latency_ms = NULL, answer_text = NULL, error_code = 'overloaded'
 WHERE status = 'error';
 INSERT INTO scores (replay_id, scorer_name, scorer_version, value, details, created_at)
@@ -97,71 +95,41 @@ FROM replays WHERE status = 'ok';
 """
 
 
-def seed(url: str, n: int) -> float:
+def seed_rows(url: str, n: int, arms: int = 2) -> float:
+    """Seed experiment `bench-1m` (n requests × `arms` arms, scores on every answer); returns seconds."""
     import json
 
     engine = create_engine(url)
     migrate.upgrade(engine)
     start = time.perf_counter()
+    params = {"n": n, "arms": arms, "plan": json.dumps(PLAN), "prices": json.dumps(PRICES)}
     with engine.begin() as conn:
         for statement in SEED_SQL.split(";\n"):
             if statement.strip():
-                conn.execute(
-                    sa.text(statement), {"n": n, "plan": json.dumps(PLAN), "prices": json.dumps(PRICES)}
-                )
+                conn.execute(sa.text(statement), params)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM ANALYZE"))
-    seconds = time.perf_counter() - start
-    store_snapshot(engine, n)
     engine.dispose()
+    return time.perf_counter() - start
+
+
+def seed(url: str, n: int) -> float:
+    """Seed the rows, then store the analysis snapshot the dashboard reads."""
+    seconds = seed_rows(url, n)
+    store_snapshot(url)
     return seconds
 
 
-def store_snapshot(engine: sa.Engine, n: int) -> None:
-    """The analysis of the seeded replays, computed by the engine, stored as the dashboard will read it."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT r.captured_request_id, r.arm_id, r.status = 'error', r.ttft_ms, r.cost_usd, s.value "
-                "FROM replays r LEFT JOIN scores s ON s.replay_id = r.id ORDER BY 1, 2"
-            )
-        ).all()
-    arr = np.array([(a, b, float(e), t if t is not None else np.inf, c, v if v is not None else np.nan)
-                    for a, b, e, t, c, v in rows], dtype=float)  # fmt: skip
-    req = arr[:, 0].astype(int) - 1
-    arm = arr[:, 1].astype(int) - 1
+def store_snapshot(url: str) -> None:
+    """The analysis snapshot, written as `shadowlab analyze bench-1m` writes it (what the dashboard reads)."""
+    from sqlalchemy.orm import Session
 
-    def matrix(col: int) -> np.ndarray:
-        out = np.full((n, 2), np.nan)
-        out[req, arm] = arr[:, col]
-        return out
+    from analysis.experiment_analysis import analyze_experiment
 
-    table = ExperimentTable(
-        request_ids=tuple(str(i) for i in range(n)),
-        arms=("control", "candidate"),
-        metrics=(
-            MetricColumn("judge_score", "mean", matrix(5)),
-            MetricColumn("error", "binary", matrix(2)),
-            MetricColumn("ttft_ms", "latency", matrix(3)),
-            MetricColumn("cost_usd", "cost", matrix(4)),
-        ),
-        clusters=None,
-        covariate=None,
-    )
-    analysis = analyze_table(table, control="control", alpha=0.05, adjust="holm")
-    doc, verdict = analysis_document(
-        analysis,
-        DecisionPlan.from_dict(PLAN),
-        rank_arms(table.arms, "control", pairwise_from_table(table, "control")),
-    )
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO analysis_snapshots (experiment_id, computed_at, n_requests, verdict, analysis) "
-                "VALUES (1, now(), :n, :v, CAST(:doc AS jsonb))"
-            ),
-            {"n": n, "v": None if verdict is None else verdict.verdict, "doc": __import__("json").dumps(doc)},
-        )
+    engine = create_engine(url)
+    with Session(engine) as session, session.begin():
+        analyze_experiment(session, "bench-1m", store=True)
+    engine.dispose()
 
 
 def time_page(url: str, page: str, repeats: int = 3) -> tuple[list[float], list[float]]:
