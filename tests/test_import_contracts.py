@@ -11,13 +11,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("cli", "shadowlab", "ingest", "replayer", "scoring", "analysis", "dashboard", "simulator", "demo")
-TEE = "shadowlab.tee imports only the standard library"
+# The tee's own distribution (a uv workspace member); copied to the top level, where PYTHONPATH finds it.
+TEE_PACKAGE = ROOT / "packages" / "shadowlab-tee" / "shadowlab_tee"
+TEE = "shadowlab_tee imports only the standard library"
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
 def copy_project(dest: Path) -> Path:
     for package in PACKAGES:
         shutil.copytree(ROOT / package, dest / package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(TEE_PACKAGE, dest / "shadowlab_tee", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")
     (dest / "scripts").mkdir()
     shutil.copy(ROOT / "scripts" / "import_contracts.py", dest / "scripts" / "import_contracts.py")
@@ -53,9 +56,11 @@ def test_the_project_keeps_its_contracts(tmp_path: Path) -> None:
         ("replayer/_probe.py", "import dashboard\n", "Layers:"),
         ("demo/_probe.py", "import dashboard\n", "Layers:"),
         ("simulator/_probe.py", "import replayer\n", "Layers:"),
-        ("shadowlab/tee/_probe.py", "import pydantic\n", TEE),
-        ("shadowlab/tee/_probe.py", "import orjson\n", TEE),
-        ("shadowlab/tee/sink.py", "\nfrom shadowlab import config\n", TEE),
+        ("shadowlab_tee/_probe.py", "import pydantic\n", TEE),
+        ("shadowlab_tee/_probe.py", "import orjson\n", TEE),
+        ("shadowlab_tee/sink.py", "\nfrom shadowlab import config\n", TEE),
+        ("shadowlab_tee/wrapper.py", "\nimport shadowlab.tee\n", TEE),
+        ("shadowlab_tee/record.py", "\nimport ingest\n", TEE),
     ],
 )
 def test_a_violation_fails_the_lint(tmp_path: Path, module: str, source: str, contract: str) -> None:

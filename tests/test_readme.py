@@ -62,7 +62,7 @@ def test_shadowlab_commands_exist(line: str) -> None:
 
 
 def test_the_python_example_names_real_things() -> None:
-    from shadowlab import tee
+    import shadowlab_tee as tee
 
     (example,) = _blocks("python")
     for name in re.findall(r"tee\.(\w+)", example):

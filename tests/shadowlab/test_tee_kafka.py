@@ -11,7 +11,7 @@ import anthropic
 import pytest
 from kafka import KafkaConsumer
 
-from shadowlab import tee
+import shadowlab_tee as tee
 from shadowlab.capture import Capture, parse_capture_bytes
 from tests.support import fake_upstreams as fakes
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from shadowlab import tee
+import shadowlab_tee as tee
 from shadowlab.capture import parse_capture_bytes
 from tests.support import fake_upstreams as fakes
 
@@ -163,7 +163,7 @@ def test_with_the_broker_down_1000_calls_return_normally_and_every_loss_is_count
 
 def test_importing_the_tee_loads_neither_pydantic_nor_an_sdk_nor_kafka() -> None:
     code = (
-        "import sys, shadowlab.tee; heavy = {'pydantic', 'anthropic', 'openai', 'httpx2', 'kafka'}; "
+        "import sys, shadowlab_tee; heavy = {'pydantic', 'anthropic', 'openai', 'httpx2', 'kafka'}; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

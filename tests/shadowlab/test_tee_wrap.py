@@ -11,7 +11,7 @@ import httpx2
 import openai
 import pytest
 
-from shadowlab import tee
+import shadowlab_tee as tee
 from shadowlab.capture import Capture, parse_capture_bytes
 from tests.support import fake_upstreams as fakes
 
@@ -303,7 +303,7 @@ def test_a_failure_inside_the_tee_never_reaches_the_caller(
     def broken(*args: object, **kwargs: object) -> str:
         raise RuntimeError("snapshot exploded")
 
-    monkeypatch.setattr("shadowlab.tee.calls.snapshot_request", broken)
+    monkeypatch.setattr("shadowlab_tee.calls.snapshot_request", broken)
     wrapped = tee.wrap(fakes.anthropic_client(), sink, SOURCE)
     assert wrapped.messages.create(**fakes.ANTHROPIC_REQUEST).content[0].text == "Hello, world!"
     stream = wrapped.messages.create(**fakes.ANTHROPIC_REQUEST, stream=True)

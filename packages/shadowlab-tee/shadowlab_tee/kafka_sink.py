@@ -6,8 +6,8 @@ import socket
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from shadowlab.tee.record import TeeConfigError
-from shadowlab.tee.sink import Sink
+from shadowlab_tee.record import TeeConfigError
+from shadowlab_tee.sink import Sink
 
 DEFAULT_TOPIC: Final = "llm.captures"
 _CLOSE_TIMEOUT_S: Final = 5.0

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from shadowlab.tee.record import TeeConfigError
-from shadowlab.tee.sink import Sink
+from shadowlab_tee.record import TeeConfigError
+from shadowlab_tee.sink import Sink
 
 
 class JsonlSink(Sink):

@@ -12,9 +12,9 @@ import os
 import sys
 from typing import Any, Final, TypeVar, cast
 
-from shadowlab.tee.calls import ANTHROPIC, OPENAI, ApiSpec, Tee, hook_stream_manager
-from shadowlab.tee.record import Source, TeeConfigError
-from shadowlab.tee.sink import Sink, TeeStats
+from shadowlab_tee.calls import ANTHROPIC, OPENAI, ApiSpec, Tee, hook_stream_manager
+from shadowlab_tee.record import Source, TeeConfigError
+from shadowlab_tee.sink import Sink, TeeStats
 
 C = TypeVar("C")
 
@@ -176,7 +176,7 @@ def wrap(client: C, sink: Sink, source: Source | str | None = None, *, sample_ra
     the tee removes before the SDK sees them. `sample_rate` in [0, 1] is the share of calls mirrored.
     """
     if not isinstance(sink, Sink):
-        raise TeeConfigError(f"wrap() expects a shadowlab.tee Sink, got {type(sink).__qualname__}")
+        raise TeeConfigError(f"wrap() expects a shadowlab_tee Sink, got {type(sink).__qualname__}")
     if not isinstance(sample_rate, int | float) or not 0.0 <= sample_rate <= 1.0:
         raise TeeConfigError(f"sample_rate must be a number in [0, 1], got {sample_rate!r}")
     if source is None:

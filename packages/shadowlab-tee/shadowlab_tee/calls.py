@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from dataclasses import dataclass
 from typing import Any, Final
 
-from shadowlab.tee import extract
-from shadowlab.tee.record import (
+from shadowlab_tee import extract
+from shadowlab_tee.record import (
     ABANDONED_ERROR,
     ApiName,
     PendingCapture,
@@ -26,7 +26,7 @@ from shadowlab.tee.record import (
     now,
     snapshot_request,
 )
-from shadowlab.tee.sink import Sink
+from shadowlab_tee.sink import Sink
 
 _NO_ADD: Final[Mapping[str, Any]] = {}
 

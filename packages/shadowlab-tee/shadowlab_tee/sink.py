@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from shadowlab.tee.record import PendingCapture, TeeConfigError
+from shadowlab_tee.record import PendingCapture, TeeConfigError
 
-log = logging.getLogger("shadowlab.tee")
+log = logging.getLogger("shadowlab_tee")
 
 _LIVE_SINKS: Final[weakref.WeakSet[Sink]] = weakref.WeakSet()
 _RETRY_MIN_S: Final = 0.5
