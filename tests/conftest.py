@@ -7,11 +7,12 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.support.postgres import fresh_database
 
 PG_URL = os.environ.get(
     "SHADOWLAB_TEST_DATABASE_URL", "postgresql+psycopg://shadowlab:shadowlab@127.0.0.1:54329/shadowlab"
@@ -35,48 +36,11 @@ def postgres_url() -> str:
     return PG_URL
 
 
-@contextmanager
-def fresh_database(postgres_url: str) -> Iterator[str]:
-    """A new, empty database on the test server (its URL), dropped on exit; for any fixture scope."""
-    import sqlalchemy as sa
-
-    name = f"shadowlab_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        try:
-            _drop_database(admin, name)
-        finally:
-            admin.dispose()
-
-
 @pytest.fixture
 def pg_database(postgres_url: str) -> Iterator[str]:
     """A fresh, empty database for one test, dropped afterwards."""
     with fresh_database(postgres_url) as url:
         yield url
-
-
-def _drop_database(admin: object, name: str, attempts: int = 5) -> None:
-    """Drop a test database; a background worker (autovacuum) may hold it for a moment, so retry briefly."""
-    import time
-
-    import sqlalchemy as sa
-
-    assert isinstance(admin, sa.Engine)
-    for attempt in range(attempts):
-        try:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            return
-        except sa.exc.DBAPIError:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.2 * 2**attempt)  # backoff between retries of a failed statement, not a wait
 
 
 @pytest.fixture(scope="session")

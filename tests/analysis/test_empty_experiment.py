@@ -17,7 +17,7 @@ import yaml
 
 from shadowlab import migrate
 from shadowlab.db import create_engine
-from tests.conftest import fresh_database
+from tests.support.postgres import fresh_database
 
 pytestmark = pytest.mark.postgres
 CliRunner = Callable[..., subprocess.CompletedProcess[str]]

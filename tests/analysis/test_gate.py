@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from analysis.cli import parse_fail_on
-from tests.conftest import fresh_database
-
-SEED = Path(__file__).resolve().parent / "test_load.py"
-
-
-def _seeding() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("shadowlab_test_load_seed", SEED)
-    assert spec is not None and spec.loader is not None
-    module = sys.modules.get(spec.name)
-    if module is None:
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    return module
-
+from tests.support.analysis_seed import PLAN, seed_experiment
+from tests.support.postgres import fresh_database
 
 # 300 prompts cannot show a p95 within ±10 %, so the gate's plan allows +40 % and the slow arm is 2.5× slower.
 GUARDRAILS = [
@@ -45,12 +29,11 @@ EXPERIMENTS: dict[str, tuple[dict[str, Any], str]] = {
 
 @pytest.fixture(scope="module")
 def seeded(postgres_url: str) -> Any:
-    seed = _seeding()
     with fresh_database(postgres_url) as url:
         for i, (experiment, (args, _)) in enumerate(EXPERIMENTS.items()):
             kwargs = dict(args)
-            plan = {**seed.PLAN, "guardrails": GUARDRAILS, **kwargs.pop("plan_change", {})}
-            seed.seed_experiment(
+            plan = {**PLAN, "guardrails": GUARDRAILS, **kwargs.pop("plan_change", {})}
+            seed_experiment(
                 url, experiment, plan=plan, seed=i, prefix=f"{experiment}-", failure_rate=0.003, **kwargs
             )
         yield url

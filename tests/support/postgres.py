@@ -1,0 +1,44 @@
+"""Throw-away databases on the test Postgres, for fixtures of any scope (`pg_database`, module fixtures)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def fresh_database(postgres_url: str) -> Iterator[str]:
+    """A new, empty database on the test server (its URL), dropped on exit; for any fixture scope."""
+    import sqlalchemy as sa
+
+    name = f"shadowlab_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        try:
+            _drop_database(admin, name)
+        finally:
+            admin.dispose()
+
+
+def _drop_database(admin: object, name: str, attempts: int = 5) -> None:
+    """Drop a test database; a background worker (autovacuum) may hold it for a moment, so retry briefly."""
+    import time
+
+    import sqlalchemy as sa
+
+    assert isinstance(admin, sa.Engine)
+    for attempt in range(attempts):
+        try:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except sa.exc.DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * 2**attempt)  # backoff between retries of a failed statement, not a wait
