@@ -4,11 +4,8 @@ the database path, and the A/A false-positive rate on traffic whose prompts repe
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -23,6 +20,7 @@ from analysis.load import load_experiment, table_to_csv
 from analysis.stats import cluster_variance, clustering_summary, mean_inference
 from analysis.stats.paired import standard_error
 from analysis.stats.results import Inference
+from demo.repeated_prompts import rates
 from shadowlab import migrate
 from shadowlab.db import create_engine
 from shadowlab.fingerprint import body_fingerprint
@@ -201,26 +199,14 @@ def test_a_csv_with_only_a_fingerprint_clusters_on_it(tmp_path: Path) -> None:
 
 # --- A/A false positives on repeated prompts -----------------------------------------------------------
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_clustering.py"
-
-
-def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("shadowlab_bench_clustering", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = sys.modules.get(spec.name)
-    if module is None:
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses look their module up here
-        spec.loader.exec_module(module)
-    return module
-
 
 def test_repeated_prompts_answered_identically_keep_the_aa_false_positive_rate_with_fingerprints() -> None:
     """Issue 27: both arms one model with `repeat_identical` on the demo's traffic (prompts repeated across
-    conversations), 400 seeded runs through `analyze_table`; the 2,000-run version is in `make bench`."""
+    conversations), 400 seeded runs of `demo.repeated_prompts` through `analyze_table`; the 2,000-run
+    version is `bench/bench_clustering.py`."""
     runs = 400
-    two_way = _bench().rates("two-way", runs, coverage=False)
-    by_conversation = _bench().rates("conversation", runs, coverage=False)
+    two_way = rates("two-way", runs, coverage=False)
+    by_conversation = rates("conversation", runs, coverage=False)
 
     assert two_way.rejected_05 <= 2 * 0.05, two_way
     assert two_way.rejected_001 <= 2 * 0.001 + 1 / runs, two_way  # at most one run of 400
