@@ -66,15 +66,24 @@ def database_of(ctx: typer.Context, *, migrated: bool = True, create: bool = Fal
 
 @db_app.command("upgrade")
 def db_upgrade(
-    ctx: typer.Context, revision: Annotated[str, typer.Option(help="Target revision.")] = "head"
+    ctx: typer.Context,
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+    grant_app: Annotated[
+        str | None, typer.Option(help="Then grant this role row access and no ownership (see db grant-app).")
+    ] = None,
 ) -> None:
     """Apply migrations up to REVISION (default: head) on SHADOWLAB_DATABASE_URL."""
     from shadowlab import migrate
 
     engine = database_of(ctx, migrated=False, create=True)
-    migrate.upgrade(engine, revision)
-    where = engine.url.render_as_string(hide_password=True)
-    typer.echo(f"database at {where}: {migrate.current_revision(engine)}")
+    try:
+        migrate.upgrade(engine, revision)
+        where = engine.url.render_as_string(hide_password=True)
+        typer.echo(f"database at {where}: {migrate.current_revision(engine)}")
+        if grant_app is not None:
+            _grant(engine, grant_app)
+    finally:
+        engine.dispose()
 
 
 @db_app.command("downgrade")
@@ -97,6 +106,28 @@ def db_current(ctx: typer.Context) -> None:
     engine = database_of(ctx, migrated=False)
     current = migrate.current_revision(engine) or "base"
     typer.echo(f"current: {current}  head: {migrate.head_revision(engine)}")
+
+
+@db_app.command("grant-app")
+def db_grant_app(
+    ctx: typer.Context,
+    role: Annotated[str, typer.Argument(help="The existing Postgres role the services connect as.")],
+) -> None:
+    """Grant ROLE row access to every table, and no ownership (run as the owner, after `db upgrade`).
+
+    The services then connect as ROLE: it cannot truncate decisions nor disable or drop their triggers."""
+    engine = database_of(ctx)
+    try:
+        _grant(engine, role)
+    finally:
+        engine.dispose()
+
+
+def _grant(engine: Engine, role: str) -> None:
+    from shadowlab.roles import grant_app_role
+
+    statements = grant_app_role(engine, role)
+    typer.echo(f"granted {role}: {len(statements)} statements (decisions and the forget list: append only)")
 
 
 @schema_app.command("capture")

@@ -161,6 +161,9 @@ SELECT 'CREATE ROLE shadowlab' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE ro
 ALTER ROLE shadowlab WITH LOGIN CREATEDB PASSWORD 'shadowlab';
 -- lets DROP DATABASE ... WITH (FORCE) end an autovacuum worker still busy in a test database
 GRANT pg_signal_backend TO shadowlab;
+-- the services' role: rows only, owns nothing (`shadowlab db grant-app shadowlab_app`, docs/operations.md)
+SELECT 'CREATE ROLE shadowlab_app' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'shadowlab_app')\gexec
+ALTER ROLE shadowlab_app WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD 'shadowlab_app';
 SELECT 'CREATE DATABASE shadowlab OWNER shadowlab'
 WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'shadowlab')\gexec
 EOF

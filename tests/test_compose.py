@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import typer
 import yaml
 from typer.core import TyperGroup
@@ -175,10 +176,31 @@ def test_the_volumes_are_where_the_images_keep_their_data() -> None:
     major = int(image.rpartition(":")[2].split(".")[0])
     assert major < 18, "Postgres 18 images keep data in /var/lib/postgresql/<major>/docker: update this test"
     pgdata = SERVICES["postgres"]["environment"].get("PGDATA", POSTGRES_DATA)
-    assert list(_mounts("postgres")) == [pgdata]
+    mounts = _mounts("postgres")
+    init = {t: s for t, s in mounts.items() if t.startswith("/docker-entrypoint-initdb.d/")}
+    assert [t for t in mounts if t not in init] == [pgdata]
+    assert all((REPO / source).is_file() for source in init.values()), init
     declared = set(COMPOSE["volumes"])
-    for name in ("kafka", "postgres"):
-        assert set(_mounts(name).values()) <= declared, f"{name}: a named volume is not declared"
+    assert _mounts("kafka")[kafka_dirs] in declared and mounts[pgdata] in declared, (
+        "a named volume is not declared"
+    )
+
+
+def test_the_services_connect_as_a_role_that_owns_nothing_and_migrate_grants_it() -> None:
+    """Decisions stay immutable against the services' credentials (issue 20): only `migrate` is the owner."""
+    app_user = sa.engine.make_url(SERVICES["ingest"]["environment"]["SHADOWLAB_DATABASE_URL"]).username
+    owner = SERVICES["postgres"]["environment"]["POSTGRES_USER"]
+    assert app_user != owner
+    for name, service in SERVICES.items():
+        url = service.get("environment", {}).get("SHADOWLAB_DATABASE_URL")
+        if url is not None:
+            expected = owner if name == "migrate" else app_user
+            assert sa.engine.make_url(url).username == expected, name
+    assert SERVICES["migrate"]["command"][-2:] == ["--grant-app", app_user]
+    scripts = [
+        REPO / s for t, s in _mounts("postgres").items() if t.startswith("/docker-entrypoint-initdb.d/")
+    ]
+    assert any(f"CREATE ROLE {app_user} " in path.read_text() for path in scripts)
 
 
 def test_one_shot_jobs_gate_the_stages() -> None:
