@@ -16,7 +16,11 @@ from shadowlab.store.experiments import Transition
 __all__ = ["register"]
 
 
-def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings]) -> None:
+SettingsOf = Callable[[typer.Context], Settings]
+FactoryOf = Callable[[typer.Context], "sessionmaker[Session]"]
+
+
+def register(app: typer.Typer, settings_of: SettingsOf) -> None:
     """Add the `experiment` group and the `replay` command."""
     experiment_app = typer.Typer(
         help="Experiments: arms, traffic, limits, budget, plan.", no_args_is_help=True
@@ -27,6 +31,14 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
         from shadowlab.db import engine_from, session_factory
 
         return session_factory(engine_from(settings_of(ctx)))
+
+    _register_records(experiment_app, factory_of)
+    _register_lifecycle(experiment_app, settings_of, factory_of)
+    _register_replay(app, settings_of, factory_of)
+
+
+def _register_records(experiment_app: typer.Typer, factory_of: FactoryOf) -> None:
+    """`experiment create`, `list` and `show`."""
 
     @experiment_app.command("create")
     def create(
@@ -71,6 +83,10 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
         for key, value in summary.as_dict().items():
             typer.echo(f"{key}: {', '.join(value) if isinstance(value, tuple) else value}")
 
+
+def _register_lifecycle(experiment_app: typer.Typer, settings_of: SettingsOf, factory_of: FactoryOf) -> None:
+    """`experiment start` and the transitions `pause`, `resume`, `conclude`."""
+
     @experiment_app.command("start")
     def start(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Experiment name.")]) -> None:
         """draft → running: checks the provider allowlist and prices, snapshots the price table."""
@@ -101,6 +117,9 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
     for command in get_args(Transition):
         experiment_app.command(command)(transition(command))
 
+
+def _register_replay(app: typer.Typer, settings_of: SettingsOf, factory_of: FactoryOf) -> None:
+    # Long only by its typer signature: one Annotated option per flag.
     @app.command("replay")
     def replay(
         ctx: typer.Context,
