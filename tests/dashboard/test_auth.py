@@ -33,7 +33,7 @@ from dashboard.auth import (
 from dashboard.command import check_auth
 from shadowlab.config import load_settings
 from shadowlab.errors import ConfigError
-from tests.dashboard.conftest import APP
+from tests.support.dashboard_seed import APP
 
 PASSWORDS = {"erin": "correct horse battery", "pat": "viewer-secret-42"}
 

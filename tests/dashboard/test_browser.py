@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +26,8 @@ from dashboard.decisions import AGREEING
 from dashboard.snapshot import VERDICT_LABELS
 from shadowlab.db import create_engine
 from shadowlab.models import Decision, Experiment
-from tests.dashboard.conftest import PRICES
+from tests.support.dashboard_seed import PRICES
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.postgres
 
@@ -39,12 +39,6 @@ HEADERS = {"Experiments": "Experiments", "Label": "Blind labelling: checkout-ass
 TIMEOUT_MS = 30_000
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(seeded: Any, tmp_path: Path) -> Iterator[str]:
     """The dashboard on a free port, on the seeded database, with a decider and a viewer."""
@@ -52,7 +46,7 @@ def server(seeded: Any, tmp_path: Path) -> Iterator[str]:
     roles = {"erin": "decider", "pat": "viewer"}
     entries = [{"name": n, "role": roles[n], "password_hash": hash_password(p)} for n, p in PASSWORDS.items()]
     users.write_text(yaml.safe_dump({"users": entries}))
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")}
     env |= {"SHADOWLAB_DATABASE_URL": seeded.url, "SHADOWLAB_DASHBOARD_USERS": str(users)}
     proc = subprocess.Popen(

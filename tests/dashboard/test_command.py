@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from dashboard.command import APP_PATH, streamlit_command
+from tests.support.net import free_port
 
 
 def test_streamlit_command_runs_the_app_headless_on_the_given_address() -> None:
@@ -24,14 +24,8 @@ def test_streamlit_command_runs_the_app_headless_on_the_given_address() -> None:
     assert args["--server.headless"] == "true"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_dashboard_command_serves_the_app(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")}
     env["SHADOWLAB_DATABASE_URL"] = f"sqlite:///{tmp_path / 'empty.db'}"
     proc = subprocess.Popen(

@@ -22,7 +22,7 @@ from dashboard.decisions import (
 from shadowlab import migrate
 from shadowlab.db import create_engine, session_factory, session_scope
 from shadowlab.models import AnalysisSnapshot, Decision, Experiment
-from tests.dashboard.conftest import PLAN, PRICES, add_experiment
+from tests.support.dashboard_seed import PLAN, PRICES, add_experiment
 
 DECIDER = User("erin", "decider")
 VIEWER = User("pat", "viewer")

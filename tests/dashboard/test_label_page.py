@@ -15,7 +15,7 @@ from scoring.labels import next_label_item
 from scoring.pairwise import to_canonical
 from shadowlab.db import create_engine, session_factory, session_scope
 from shadowlab.models import Arm, CapturedRequest, Label, Preference, Replay
-from tests.dashboard.conftest import add_experiment
+from tests.support.dashboard_seed import add_experiment
 
 pytestmark = pytest.mark.postgres
 N = 3

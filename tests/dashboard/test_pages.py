@@ -23,8 +23,8 @@ from dashboard.snapshot import VERDICT_LABELS
 from dashboard.views.common import md_escape
 from shadowlab.db import create_engine, session_factory, session_scope
 from shadowlab.models import AnalysisSnapshot
-from tests.analysis.test_results import ROUTING
-from tests.dashboard.conftest import PLAN
+from tests.support.analysis_documents import ROUTING
+from tests.support.dashboard_seed import PLAN
 
 pytestmark = pytest.mark.postgres
 
