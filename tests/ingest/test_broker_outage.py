@@ -8,7 +8,6 @@ itself is never stopped: other tests use it.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -126,10 +125,6 @@ def _run(
     return made[0], metrics
 
 
-def _warnings(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and text in r.getMessage()]
-
-
 def _retries(metrics: IngestMetrics, service: str) -> float | None:
     return metrics.registry.get_sample_value("shadowlab_ingest_retries_total", {"service": service})
 
@@ -140,20 +135,15 @@ def test_polls_that_raise_are_retried_with_backoff_and_nothing_is_lost(
     kafka_topic: Callable[..., str],
     produce: Any,
     tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
     topic = kafka_topic(partitions=2)
     produce(topic, [encode(make_capture(i)) for i in range(N)])
-    caplog.set_level(logging.INFO, logger="ingest")
 
     consumer, metrics = _run(pg_url, kafka_bootstrap, topic, tmp_path, {"failing_polls": 3})
 
     assert consumer.failing_polls == 0  # every cue was played
-    assert count_rows(pg_url) == N
-    warnings = _warnings(caplog, "broker unavailable")
-    assert len(warnings) == 3 and all("on cue: connection refused" in w for w in warnings)
-    assert _retries(metrics, "broker") == 3
-    assert any(r.getMessage() == "broker is back" for r in caplog.records)
+    assert _retries(metrics, "broker") == 3  # each raising poll was retried, none given up on
+    assert count_rows(pg_url) == N  # and the broker, back, delivered the rest
 
 
 def test_idle_exit_waits_for_the_broker_to_confirm_nothing_is_left(
@@ -162,11 +152,9 @@ def test_idle_exit_waits_for_the_broker_to_confirm_nothing_is_left(
     kafka_topic: Callable[..., str],
     produce: Any,
     tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
     topic = kafka_topic(partitions=1)
     produce(topic, [encode(make_capture(i)) for i in range(N)])
-    caplog.set_level(logging.INFO, logger="ingest")
 
     # After the first batch the broker goes quiet: empty polls for longer than --idle-exit, and the
     # end-offset look-up fails twice before it answers again.
@@ -174,8 +162,7 @@ def test_idle_exit_waits_for_the_broker_to_confirm_nothing_is_left(
 
     assert count_rows(pg_url) == N  # it did not stop with 40 captures unread
     assert consumer.checks_to_recover == 0
-    assert len(_warnings(caplog, "not stopping while idle")) == 2
-    assert _retries(metrics, "broker") == 2
+    assert _retries(metrics, "broker") == 2  # each failed look-up kept it running, counted as a retry
 
 
 def test_a_broker_error_while_paused_for_another_outage_is_waited_out(
@@ -184,12 +171,10 @@ def test_a_broker_error_while_paused_for_another_outage_is_waited_out(
     kafka_topic: Callable[..., str],
     produce: Any,
     tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
     topic = kafka_topic(partitions=1)
     values = [encode(make_capture(i)) for i in range(N)]
     produce(topic, [values[0], b"not json", *values[1:]])
-    caplog.set_level(logging.INFO, logger="ingest")
     dead = DeadLettersDownOnce(tmp_path / "rejected.jsonl")
 
     consumer, metrics = _run(
@@ -199,5 +184,5 @@ def test_a_broker_error_while_paused_for_another_outage_is_waited_out(
     assert consumer.failing_paused_polls == 0 and dead.failed
     assert count_rows(pg_url) == N
     assert '"error": "not_json"' in (tmp_path / "rejected.jsonl").read_text()
-    assert len(_warnings(caplog, "broker unavailable while dead_letters is down")) == 1
     assert _retries(metrics, "dead_letters") == 1
+    assert _retries(metrics, "broker") is None  # waited out within the pause, not retried as an outage

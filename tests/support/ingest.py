@@ -80,5 +80,52 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
+def describe_group(bootstrap: str, group: str) -> dict[str, Any]:
+    """The broker's view of a consumer group: `group_state`, and `members` with their `member_assignment`."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        return dict(admin.describe_groups([group])[group])
+    finally:
+        admin.close()
+
+
+def assigned_partitions(group: dict[str, Any], topic: str) -> list[set[int]]:
+    """The partitions of `topic` each member of a described group holds, one set per member (an empty set
+    while a rebalance has not handed it any)."""
+    held = []
+    for member in group["members"]:
+        assignment = member.get("member_assignment") or {}
+        parts = assignment.get("assigned_partitions") or []
+        held.append({p for part in parts if part["topic"] == topic for p in part["partitions"]})
+    return held
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The samples an ingest process serves on `--metrics-port` (name and sorted labels → value); {} while
+    the server is not up yet."""
+    import urllib.error
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except (urllib.error.URLError, ConnectionError):
+        return {}
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def retries(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], service: str) -> float:
+    """`shadowlab_ingest_retries_total` for `service` among scraped samples (0 before the first)."""
+    return samples.get(("shadowlab_ingest_retries_total", (("service", service),)), 0.0)
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
