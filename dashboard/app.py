@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import auth
+from dashboard.server_logs import configure_server_logging
 from dashboard.views import common, login
 from shadowlab.config import load_settings
 from shadowlab.errors import ShadowlabError
@@ -14,6 +15,7 @@ st.set_page_config(page_title="shadowlab", layout="wide")
 
 try:
     settings = load_settings()
+    configure_server_logging(settings.log_level, settings.log_format)
     auth_config = auth.auth_config(settings)
 except ShadowlabError as exc:
     st.error(f"Configuration error: {exc}")

@@ -41,6 +41,8 @@ def dashboard_env(settings: Settings) -> dict[str, str]:
     env = {
         "SHADOWLAB_DATABASE_URL": settings.database_url,
         "SHADOWLAB_DASHBOARD_SESSION_MINUTES": str(settings.dashboard_session_minutes),
+        "SHADOWLAB_LOG_LEVEL": settings.log_level,
+        "SHADOWLAB_LOG_FORMAT": settings.log_format,
     }
     if settings.dashboard_users is not None:
         env["SHADOWLAB_DASHBOARD_USERS"] = str(settings.dashboard_users.resolve())

@@ -11,7 +11,6 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from ingest.dlq import DeadLetterSink, FileDeadLetters, KafkaDeadLetters, dlq_topic, rejected_path
-from ingest.logs import configure_logging
 from ingest.metrics import IngestMetrics
 from ingest.pipeline import PipelineConfig
 from ingest.redact import Redactor, parse_user_rule
@@ -22,6 +21,7 @@ from ingest.sources import FileSource, KafkaSource, Source
 from shadowlab.broker import TopicSpec, capture_topics, ensure_topics, require_topic
 from shadowlab.config import Settings
 from shadowlab.errors import ConfigError
+from shadowlab.logs import configure_logging
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -22,10 +23,13 @@ from shadowlab import store
 from shadowlab.budget import committed_usd
 from shadowlab.config import Settings
 from shadowlab.errors import ConfigError
+from shadowlab.logs import configure_logging
 from shadowlab.models import CapturedRequest, WorkLease
 from shadowlab.progress import ProgressLine
 
 __all__ = ["Progress", "ReplayOptions", "progress_of", "run_replay"]
+
+log = logging.getLogger("replayer")
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ def run_replay(
     factory: sessionmaker[Session], settings: Settings, options: ReplayOptions, stream: TextIO | None = None
 ) -> Progress:
     """Run the workers until done, showing progress on `stream` (stderr); returns the final progress."""
+    configure_logging(settings.log_level, settings.log_format)
     if options.workers > 1 and factory.kw["bind"].dialect.name == "sqlite":
         raise ConfigError(
             f"--workers {options.workers}: several workers need Postgres (SHADOWLAB_DATABASE_URL="
@@ -114,6 +119,11 @@ def run_replay(
     if options.progress:
         line.update(final.done, final.total, final.note())
         line.close()
+    log.info(
+        "replay of %s ended: %d requests done, status %s", options.experiment, final.done, final.status,
+        extra={"experiment": options.experiment, "worker_index": options.worker_index, "done": final.done,
+               "total": final.total, "status": final.status, "spent_usd": round(final.spent_usd, 6)},
+    )  # fmt: skip
     return final
 
 
@@ -122,6 +132,8 @@ def _run_here(factory: sessionmaker[Session], settings: Settings, options: Repla
     index = options.worker_index or 0
     if options.metrics_port is not None:
         serve_metrics(metrics, options.metrics_port + index, options.metrics_host)
+        log.info("serving /metrics on %s:%d", options.metrics_host, options.metrics_port + index,
+                 extra={"metrics_port": options.metrics_port + index})  # fmt: skip
     worker_id = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     config = WorkerConfig(options.experiment, worker_id, options.mode, options.concurrency)
     asyncio.run(run_worker(factory, settings, config, metrics))

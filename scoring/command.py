@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Annotated
 
 import typer
 
 from shadowlab.config import Settings
+from shadowlab.logs import configure_logging
 from shadowlab.progress import ProgressLine
 
 __all__ = ["register"]
+
+log = logging.getLogger("scoring")
 
 
 def _progress(label: str) -> Callable[[int, int], None]:
@@ -42,11 +46,19 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
         from scoring.service import run_scoring
 
         settings = settings_of(ctx)
+        configure_logging(settings.log_level, settings.log_format)
         summaries = asyncio.run(
             run_scoring(settings, experiment, scorer=scorer, concurrency=concurrency, progress=_progress)
         )
         for s in summaries:
             errors = ", ".join(f"{k} {v}" for k, v in sorted(s.errors.items())) or "none"
+            log.info(
+                "scored %s with %s (%s): %d stored, %d failed, %d pending", experiment, s.scorer, s.version,
+                s.stored, s.failed, s.pending,
+                extra={"experiment": experiment, "scorer": s.scorer, "version": s.version, "stored": s.stored,
+                       "failed": s.failed, "pending": s.pending, "spent_usd": round(s.spent_usd, 6),
+                       "errors": dict(s.errors), "budget_exhausted": s.budget_exhausted},
+            )  # fmt: skip
             typer.echo(
                 f"{s.scorer} ({s.version}): {s.stored} stored ({s.failed} failed), {s.pending} pending, "
                 f"${s.spent_usd:.4f} spent; errors: {errors}"

@@ -1,9 +1,12 @@
 """One progress display for the long commands (`replay`, `score`): a rich progress bar redrawn in place on a
 terminal; elsewhere (CI, a log file, a container) one plain line at most every `interval_s`, plus the last,
-so logs stay readable. Always on stderr: stdout stays for results."""
+so logs stay readable. Always on stderr: stdout stays for results. When the logs are JSON
+(`SHADOWLAB_LOG_FORMAT=json`, `shadowlab.logs`), the plain lines are log records of `shadowlab.progress`
+instead, so stderr holds only JSON."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -13,7 +16,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeRemainingColumn
 from rich.progress import Progress as RichProgress
 
+from shadowlab.logs import json_logging
+
 __all__ = ["ProgressLine", "progress_text"]
+
+log = logging.getLogger("shadowlab.progress")
 
 
 def progress_text(label: str, done: int, total: int | None, elapsed_s: float, note: str = "") -> str:
@@ -39,6 +46,7 @@ class ProgressLine:
     ) -> None:
         self.label = label
         self._stream = stream if stream is not None else sys.stderr
+        self._as_log = stream is None and json_logging()
         self._interval_s = interval_s
         self._clock = clock
         self._started = clock()
@@ -46,7 +54,7 @@ class ProgressLine:
         self._state: tuple[int, int | None, str] = (0, None, "")
         self._bar: RichProgress | None = None
         self._task: TaskID | None = None
-        if live if live is not None else self._stream.isatty():
+        if live if live is not None else self._stream.isatty() and not self._as_log:
             self._bar = RichProgress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -79,5 +87,9 @@ class ProgressLine:
 
     def _write(self) -> None:
         done, total, note = self._state
-        self._stream.write(progress_text(self.label, done, total, self._clock() - self._started, note) + "\n")
+        text = progress_text(self.label, done, total, self._clock() - self._started, note)
+        if self._as_log:
+            log.info(text, extra={"progress": self.label, "done": done, "total": total})
+            return
+        self._stream.write(text + "\n")
         self._stream.flush()
