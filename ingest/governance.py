@@ -28,6 +28,7 @@ from shadowlab.models import (
 )
 
 _UNITS = {"d": "days", "h": "hours", "m": "minutes", "w": "weeks"}
+_LONGEST = timedelta(days=100 * 366)  # older than any capture can be (and within datetime's range)
 
 
 def parse_age(text: str) -> timedelta:
@@ -35,7 +36,10 @@ def parse_age(text: str) -> timedelta:
     match = re.fullmatch(r"\s*(\d+)\s*([dhmw])\s*", text)
     if not match or int(match.group(1)) == 0:
         raise ConfigError(f"--older-than: expected a positive age like 30d, 12h, 90m or 2w, found {text!r}")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    n, unit = int(match.group(1)), _UNITS[match.group(2)]
+    if n > _LONGEST / timedelta(**{unit: 1}):
+        raise ConfigError(f"--older-than: expected an age of at most 100 years (36600d), found {text!r}")
+    return timedelta(**{unit: n})
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,9 @@ DEFAULT_DATABASE_URL = "sqlite:///shadowlab.db"
 LogFormat = Literal["text", "json"]
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 class Settings(BaseSettings):
     """All of shadowlab's configuration, from `SHADOWLAB_*` environment variables (and `.env`)."""
 
@@ -65,6 +68,13 @@ class Settings(BaseSettings):
             if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"expected host:port[,host:port], found {value!r}")
         return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}, found {value!r}")
+        return value.upper()
 
     @property
     def database_path(self) -> Path | None:

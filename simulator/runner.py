@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from shadowlab.errors import ConfigError
 from simulator.profiles import ProfileSet
 from simulator.server import Simulator
 
@@ -75,7 +76,11 @@ def running_simulator(
 
 
 async def _serve(simulator: Simulator, host: str, port: int, announce: Callable[[str], None]) -> None:
-    bound = await simulator.start(host, port)
+    try:
+        bound = await simulator.start(host, port)
+    except OSError as exc:  # in use, not an address of this machine, a name that does not resolve
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"--host/--port: cannot listen on {host}:{port}: {reason}") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

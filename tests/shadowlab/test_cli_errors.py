@@ -279,3 +279,34 @@ def test_flags_take_no_value_in_help(command: tuple[str, ...], tmp_path: Path, c
     assert "<bool>" not in result.stdout
     help_line = next(line for line in result.stdout.splitlines() if line.strip().startswith("--help"))
     assert help_line.split()[:2] == ["--help", "Show"]
+
+
+# --- hostile inputs of issue 20 (defect 16): each one clear line, never a traceback ------------------------
+
+
+def test_an_unknown_log_level_is_one_error(tmp_path: Path, cli: CliRunner) -> None:
+    result = cli("doctor", env={"SHADOWLAB_LOG_LEVEL": "LOUD"}, cwd=tmp_path)
+    assert_one_line_error(result, 2, "SHADOWLAB_LOG_LEVEL: expected one of DEBUG, INFO, WARNING", "'LOUD'")
+
+
+@pytest.mark.parametrize("age", ["99999999999d", "5300w"])
+def test_an_age_beyond_any_capture_is_one_error(age: str, tmp_path: Path, cli: CliRunner) -> None:
+    env = {"SHADOWLAB_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    assert cli("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
+    result = cli("retention", "--older-than", age, env=env, cwd=tmp_path)
+    assert_one_line_error(result, 2, "--older-than: expected an age of at most 100 years", repr(age))
+
+
+def test_the_simulator_on_a_taken_port_or_an_unknown_host_is_one_error(
+    tmp_path: Path, cli: CliRunner
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("simulate", "--port", str(port), env={}, cwd=tmp_path)
+        assert_one_line_error(result, 2, f"--host/--port: cannot listen on 127.0.0.1:{port}", "in use")
+    result = cli("simulate", "--host", "no-such-host.invalid", "--port", "0", env={}, cwd=tmp_path)
+    assert_one_line_error(result, 2, "--host/--port: cannot listen on no-such-host.invalid:0")
