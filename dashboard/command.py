@@ -51,8 +51,9 @@ def dashboard_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def check_auth(settings: Settings, host: str, no_auth: bool) -> None:
-    """Fail before serving: a malformed users file, or no authentication on a non-loopback address."""
+def check_auth(settings: Settings, host: str, no_auth: bool, behind_proxy: bool = False) -> None:
+    """Fail before serving: a malformed users file, no authentication on a non-loopback address, or a
+    trusted header on a non-loopback address without `--behind-proxy` (any client could send the header)."""
     if settings.dashboard_users is not None:
         from dashboard.auth import load_users  # bcrypt loads only when a users file is checked
 
@@ -62,6 +63,12 @@ def check_auth(settings: Settings, host: str, no_auth: bool) -> None:
         raise ConfigError(
             f"--host {host}: serving beyond this machine needs SHADOWLAB_DASHBOARD_USERS or "
             "SHADOWLAB_DASHBOARD_TRUSTED_HEADER (or --no-auth, if you really mean everyone may decide)"
+        )
+    if settings.dashboard_trusted_header and not behind_proxy and not is_loopback(host):
+        raise ConfigError(
+            f"--host {host}: with SHADOWLAB_DASHBOARD_TRUSTED_HEADER any client that reaches this address "
+            f"can send {settings.dashboard_trusted_header} and be anyone; pass --behind-proxy once only the "
+            "authenticating proxy can reach it (firewall or private network), or bind 127.0.0.1"
         )
 
 
@@ -137,12 +144,19 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
         no_auth: Annotated[
             bool, typer.Option("--no-auth", help="Serve without sign-in even on a non-loopback address.")
         ] = False,
+        behind_proxy: Annotated[
+            bool,
+            typer.Option(
+                "--behind-proxy",
+                help="With a trusted header on a non-loopback address: only the proxy can reach it.",
+            ),
+        ] = False,
     ) -> None:
         """Serve the dashboard (experiments, verdict and evidence, labelling, decisions, live monitor)."""
         if ctx.invoked_subcommand is not None:
             return
         settings = settings_of(ctx)
-        check_auth(settings, host, no_auth)
+        check_auth(settings, host, no_auth, behind_proxy)
         env = dict(os.environ) | dashboard_env(settings)
         if settings.dashboard_users is None and not settings.dashboard_trusted_header:
             typer.echo("warning: authentication is off (no SHADOWLAB_DASHBOARD_USERS): everyone may decide")
