@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
+
+from shadowlab.metrics import serve_metrics
 
 
 @dataclass
@@ -71,7 +73,7 @@ class IngestMetrics:
         )
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
-        start_http_server(port, addr=addr, registry=self.registry)
+        serve_metrics(self.registry, port, addr)
 
     def consumed(self, n: int) -> None:
         self.tally.consumed += n

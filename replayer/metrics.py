@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from shadowlab import metrics as shared
 
 __all__ = ["WorkerMetrics", "serve_metrics"]
 
@@ -37,4 +39,4 @@ class WorkerMetrics:
 
 def serve_metrics(metrics: WorkerMetrics, port: int, host: str = "127.0.0.1") -> None:
     """Serve /metrics on `host`:`port` (each worker process on its own port)."""
-    start_http_server(port, addr=host, registry=metrics.registry)
+    shared.serve_metrics(metrics.registry, port, host)

@@ -41,14 +41,36 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
             str | None, typer.Option(help="Only this scorer (default: all configured).")
         ] = None,
         concurrency: Annotated[int, typer.Option(min=1, help="Judge calls in flight.")] = 8,
+        metrics_port: Annotated[
+            int | None,
+            typer.Option(min=1, max=65535, help="Serve Prometheus /metrics on PORT while scoring."),
+        ] = None,
+        metrics_host: Annotated[
+            str, typer.Option(help="Address /metrics listens on (0.0.0.0 in a container, for Prometheus).")
+        ] = "127.0.0.1",
     ) -> None:
         """Score every replay not yet scored by each scorer's current version (resumable, idempotent)."""
+        from scoring.metrics import ScoreMetrics
         from scoring.service import run_scoring
+        from shadowlab.metrics import serve_metrics
 
         settings = settings_of(ctx)
         configure_logging(settings.log_level, settings.log_format)
+        metrics = ScoreMetrics()
+        if metrics_port is not None:
+            serve_metrics(metrics.registry, metrics_port, metrics_host)
+            log.info(
+                "serving /metrics on %s:%d", metrics_host, metrics_port, extra={"metrics_port": metrics_port}
+            )
         summaries = asyncio.run(
-            run_scoring(settings, experiment, scorer=scorer, concurrency=concurrency, progress=_progress)
+            run_scoring(
+                settings,
+                experiment,
+                scorer=scorer,
+                concurrency=concurrency,
+                progress=_progress,
+                metrics=metrics,
+            )
         )
         for s in summaries:
             errors = ", ".join(f"{k} {v}" for k, v in sorted(s.errors.items())) or "none"

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from scoring.base import PairScorer, PointScorer
 from scoring.judge_calls import judging
+from scoring.metrics import ScoreMetrics
 from scoring.pairwise import to_canonical
 from scoring.store import PairItem, PointItem, pending_pairs, pending_points, write_preference, write_score
 from shadowlab.budget import JudgeRef
@@ -47,9 +48,13 @@ class RunSummary:
 
 
 class _Tally:
-    def __init__(self, total: int, progress: Progress | None) -> None:
+    def __init__(
+        self, total: int, progress: Progress | None, scorer: str, metrics: ScoreMetrics | None
+    ) -> None:
         self.total = total
         self.progress = progress
+        self.scorer = scorer
+        self.metrics = metrics
         self.finished = self.stored = self.failed = self.pending = 0
         self.spent = 0.0
         self.exhausted = False
@@ -58,8 +63,8 @@ class _Tally:
     def skipped(self) -> bool:
         """Once the budget is out, every remaining item stays pending without a call."""
         if self.exhausted:
-            self.pending += 1
             self.errors["budget"] += 1
+            self.left_pending()
         return self.exhausted
 
     def spent_on(self, cost_usd: float, failure: str | None) -> None:
@@ -68,6 +73,22 @@ class _Tally:
         if failure:
             self.errors[failure] += 1
         self.exhausted = self.exhausted or failure == "budget"
+        if self.metrics:
+            self.metrics.call(self.scorer, cost_usd, failure)
+
+    def wrote(self, failed: bool) -> None:
+        """One row written: a score (maybe a failed one) or a preference."""
+        self.stored += 1
+        self.failed += failed
+        if self.metrics:
+            self.metrics.item(self.scorer, "failed" if failed else "stored")
+
+    def left_pending(self, failed: bool = False) -> None:
+        """One item not written: the next run tries it again (`failed`: its verdict was unparseable)."""
+        self.pending += 1
+        self.failed += failed
+        if self.metrics:
+            self.metrics.item(self.scorer, "pending")
 
     def step(self) -> None:
         self.finished += 1
@@ -106,11 +127,12 @@ async def score_points(
     *,
     concurrency: int = 8,
     progress: Progress | None = None,
+    metrics: ScoreMetrics | None = None,
 ) -> RunSummary:
     """Score every replay not yet scored by this scorer version."""
     with factory() as session:
         items = pending_points(session, experiment_id, scorer.name, scorer.version)
-    tally = _Tally(len(items), progress)
+    tally = _Tally(len(items), progress, scorer.name, metrics)
 
     async def work(item: PointItem) -> None:
         if not tally.skipped():
@@ -121,10 +143,9 @@ async def score_points(
             if result.storable:
                 with session_scope(factory) as session:
                     write_score(session, item.replay_id, scorer.name, scorer.version, result)
-                tally.stored += 1
-                tally.failed += result.failure is not None
+                tally.wrote(failed=result.failure is not None)
             else:
-                tally.pending += 1
+                tally.left_pending()
         tally.step()
 
     await _run_all(items, concurrency, work)
@@ -138,6 +159,7 @@ async def score_pairs(
     *,
     concurrency: int = 8,
     progress: Progress | None = None,
+    metrics: ScoreMetrics | None = None,
 ) -> RunSummary:
     """Judge every control/candidate pair in each order not yet judged by this scorer version.
 
@@ -145,7 +167,7 @@ async def score_pairs(
     as failed and stays pending."""
     with factory() as session:
         items = pending_pairs(session, experiment_id, scorer.name, scorer.version)
-    tally = _Tally(len(items), progress)
+    tally = _Tally(len(items), progress, scorer.name, metrics)
 
     async def work(item: PairItem) -> None:
         if not tally.skipped():
@@ -155,8 +177,7 @@ async def score_pairs(
             failure = (result.failure or "provider") if result.winner is None else None
             tally.spent_on(result.cost_usd, failure)
             if result.winner is None:
-                tally.pending += 1
-                tally.failed += result.failure == "unparseable"
+                tally.left_pending(failed=result.failure == "unparseable")
             else:
                 with session_scope(factory) as session:
                     write_preference(
@@ -168,7 +189,7 @@ async def score_pairs(
                         to_canonical(result.winner, item.order),
                         result.rationale,
                     )
-                tally.stored += 1
+                tally.wrote(failed=False)
         tally.step()
 
     await _run_all(items, concurrency, work)

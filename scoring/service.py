@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from scoring.judge import JudgeSpec, PairwiseJudge, PointwiseJudge
 from scoring.judge_calls import Budget, CostOf, JudgeCaller, Limiter, SharedBudget, SharedLimiter
+from scoring.metrics import ScoreMetrics
 from scoring.registry import ScoringSpec, scoring_spec
 from scoring.runner import Progress, RunSummary, score_pairs, score_points
 from shadowlab import store
@@ -59,6 +60,7 @@ async def score_experiment(
     limiter: Limiter,
     concurrency: int = 8,
     progress: Callable[[str], Progress] | None = None,
+    metrics: ScoreMetrics | None = None,
 ) -> list[RunSummary]:
     """Run each scorer of `spec` over what it has not scored yet; checks first (they cost nothing)."""
     summaries: list[RunSummary] = []
@@ -70,6 +72,7 @@ async def score_experiment(
                 check,
                 concurrency=concurrency,
                 progress=progress(check.name) if progress else None,
+                metrics=metrics,
             )
         )
     for judge_spec in spec.judges:
@@ -92,6 +95,7 @@ async def score_experiment(
                     PointwiseJudge(judge_spec, caller),
                     concurrency=concurrency,
                     progress=shown,
+                    metrics=metrics,
                 )
             else:
                 summary = await score_pairs(
@@ -100,6 +104,7 @@ async def score_experiment(
                     PairwiseJudge(judge_spec, caller),
                     concurrency=concurrency,
                     progress=shown,
+                    metrics=metrics,
                 )
         finally:
             await provider.aclose()
@@ -114,6 +119,7 @@ async def run_scoring(
     scorer: str | None = None,
     concurrency: int = 8,
     progress: Callable[[str], Progress] | None = None,
+    metrics: ScoreMetrics | None = None,
 ) -> list[RunSummary]:
     """`shadowlab score`: prices from the experiment's snapshot (else the price file), checked first."""
     engine = engine_from(settings)
@@ -146,6 +152,7 @@ async def run_scoring(
             limiter=calls.limiter,
             concurrency=concurrency,
             progress=progress,
+            metrics=metrics,
         )
     finally:
         engine.dispose()

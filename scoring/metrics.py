@@ -1,0 +1,44 @@
+"""Prometheus metrics of `shadowlab score`, per scorer (served with `--metrics-port`)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter
+
+__all__ = ["ScoreMetrics"]
+
+
+class ScoreMetrics:
+    """One registry per run (tests make many). Counters are exposed with the `_total` suffix."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.items = Counter(
+            "shadowlab_score_items",
+            "Items done, by scorer and outcome: stored (a score or preference written), failed (written as a "
+            "failed score), pending (left for the next run)",
+            ["scorer", "outcome"],
+            registry=r,
+        )
+        self.calls = Counter(
+            "shadowlab_judge_calls",
+            "Scorer calls made (judge calls; a check's calls cost nothing)",
+            ["scorer"],
+            registry=r,
+        )
+        self.spend = Counter("shadowlab_judge_spend_usd", "Judge spend in USD", ["scorer"], registry=r)
+        self.failures = Counter(
+            "shadowlab_judge_failures",
+            "Scorer calls that failed, by reason (budget, provider, unparseable, ...)",
+            ["scorer", "reason"],
+            registry=r,
+        )
+
+    def call(self, scorer: str, cost_usd: float, failure: str | None) -> None:
+        self.calls.labels(scorer).inc()
+        self.spend.labels(scorer).inc(cost_usd)
+        if failure:
+            self.failures.labels(scorer, failure).inc()
+
+    def item(self, scorer: str, outcome: str) -> None:
+        self.items.labels(scorer, outcome).inc()
