@@ -53,6 +53,8 @@ lint: setup
 demo: setup
 	$(BIN)/shadowlab demo
 
+# The test cluster trades crash durability for speed (fsync off); `make services` alone is durable.
+test: export SHADOWLAB_SERVICES_DURABILITY = fast
 test: setup lint services browser
 	$(BIN)/pytest
 

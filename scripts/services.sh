@@ -127,16 +127,22 @@ postgres_pid() {
 }
 
 write_postgres_conf() {
+  # Durable by default (a committed row survives a Postgres crash); `make test` asks for the fast mode of a
+  # disposable test cluster with SHADOWLAB_SERVICES_DURABILITY=fast. Applied with a reload when running.
+  local durability mode=${SHADOWLAB_SERVICES_DURABILITY:-durable}
+  case $mode in
+    durable) durability=$'fsync = on\nsynchronous_commit = on\nfull_page_writes = on' ;;
+    fast) durability=$'fsync = off\nsynchronous_commit = off\nfull_page_writes = off' ;;
+    *) die "SHADOWLAB_SERVICES_DURABILITY: expected durable or fast, found $mode" ;;
+  esac
   cat >"$PG_DATA/shadowlab.conf" <<EOF
-# Written by scripts/services.sh on every start: a disposable dev/test cluster.
+# Written by scripts/services.sh on every start (SHADOWLAB_SERVICES_DURABILITY=$mode).
 listen_addresses = '$PG_HOST'
 port = $PG_PORT
 unix_socket_directories = '$PG_SOCKET_DIR'
 max_connections = 200
 shared_buffers = 64MB
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+$durability
 log_min_messages = warning
 EOF
   if ((EUID == 0)); then chown postgres:postgres "$PG_DATA/shadowlab.conf"; fi
@@ -177,6 +183,8 @@ start_postgres() {
   resolve_pg_bin
   if pid=$(postgres_pid); then
     wait_postgres_ready
+    write_postgres_conf
+    as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" reload >/dev/null
     ensure_postgres_role_and_db
     say "postgres up on $PG_HOST:$PG_PORT (pid $pid, already running)"
     return 0
