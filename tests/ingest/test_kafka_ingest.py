@@ -23,6 +23,7 @@ from tests.support.ingest import (
     unique,
     wait_for,
 )
+from tests.support.kafka_topics import delete_topic, read_records
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 Start = Callable[..., subprocess.Popen[bytes]]
@@ -161,7 +162,7 @@ def test_bad_messages_go_to_the_dlq_with_reasons_and_good_ones_around_them_are_s
     assert proc.wait(60) == 0, (tmp_path / "l").read_text()[-2000:]
     assert count_rows(pg_url) == len(bad) + 1
 
-    letters = _read_all(kafka_bootstrap, f"{topic}.dlq", len(bad))
+    letters = read_records(kafka_bootstrap, f"{topic}.dlq", len(bad))
     got = {h["shadowlab.error"]: (v, h) for v, h in letters}
     assert set(got) == set(bad)
     for code, value in bad.items():
@@ -197,9 +198,9 @@ def test_a_captured_at_out_of_range_is_dead_lettered_with_the_range_as_its_reaso
     )
     try:
         assert proc.wait(60) == 0, (tmp_path / "l").read_text()[-2000:]
-        letters = _read_all(kafka_bootstrap, f"{topic}.dlq", len(bad))
+        letters = read_records(kafka_bootstrap, f"{topic}.dlq", len(bad))
     finally:
-        _delete_topic(kafka_bootstrap, f"{topic}.dlq")
+        delete_topic(kafka_bootstrap, f"{topic}.dlq")
 
     assert count_rows(pg_url) == 1
     assert [value for value, _ in letters] == bad
@@ -211,30 +212,3 @@ def test_a_captured_at_out_of_range_is_dead_lettered_with_the_range_as_its_reaso
             "captured_at: expected a time from 2000-01-01T00:00:00Z to one day after now ("
         )
         assert detail.endswith(f"), found {json.dumps(at)}")
-
-
-def _delete_topic(bootstrap: str, topic: str) -> None:
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        if topic in admin.list_topics():
-            admin.delete_topics([topic])
-    finally:
-        admin.close()
-
-
-def _read_all(bootstrap: str, topic: str, n: int) -> list[tuple[bytes, dict[str, str]]]:
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=10_000
-    )
-    out = []
-    for record in consumer:
-        out.append((record.value, {k: v.decode() for k, v in record.headers}))
-        if len(out) == n:
-            break
-    consumer.close()
-    assert len(out) == n, f"expected {n} dead letters, found {len(out)}: {[h for _, h in out]}"
-    return out
