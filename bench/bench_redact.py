@@ -20,7 +20,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from ingest.redact import EmailPattern, Redactor
+from ingest.redact import Redactor
+from ingest.redact_rules import EmailPattern
 
 CASES: dict[str, tuple[str, Callable[[int], str]]] = {
     # name: (what it stresses, text of n characters)
@@ -35,6 +36,13 @@ CASES: dict[str, tuple[str, Callable[[int], str]]] = {
     "Bearer, then spaces": ("bearer_token", lambda n: "Bearer" + " " * n),
     "GitHub tokens one character short": ("github_token", lambda n: (" ghp_" + "a" * 35) * (n // 40)),
     "OpenAI keys one character short": ("openai_key", lambda n: ("sk-" + "a" * 19 + " ") * (n // 23)),
+    "PEM BEGIN lines without an END": ("private_key", lambda n: "-----BEGIN PRIVATE KEY-----" * (n // 27)),
+    "PEM body without its END": (
+        "private_key", lambda n: "-----BEGIN RSA PRIVATE KEY-----\n" + "QUJD\n" * (n // 5)
+    ),
+    "Slack prefixes one character short": ("slack_token", lambda n: "xoxb-123456789 " * (n // 15)),
+    "digits split by double spaces": ("card", lambda n: "4111  " * (n // 6)),
+    "long numbers in tool input": ("numbers", lambda n: "4111111111111111," * (n // 17)),
     "digits and spaces": ("phone, card", lambda n: "1 " * (n // 2)),
     "digit groups joined by hyphens": ("phone, card", lambda n: "1234-" * (n // 5)),
     "an email every 7 characters": ("matches", lambda n: "a@b.co " * (n // 7)),

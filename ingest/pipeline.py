@@ -72,7 +72,7 @@ def row_of(
     `data` is the JSON the capture was validated from: request and response are stored as sent, which
     is cheaper than dumping the model again (`Capture.to_json_dict`) and keeps `1` from becoming `1.0`.
     """
-    redacted = redactor.redact_capture(data["request"], data.get("response"))
+    redacted = redactor.redact_capture(data["request"], data.get("response"), data.get("source"))
     # Of the request as stored (what the migration's backfill and the analysis recompute); when nothing was
     # redacted that is the request already validated, so it is not validated again.
     validated = None if any(redacted.counts.values()) else capture.request
@@ -84,11 +84,11 @@ def row_of(
         "captured_at": capture.captured_at,
         "ingested_at": now,
         "service": source.service,
-        "route": source.route,
+        "route": redacted.source.get("route", source.route),
         "environment": source.environment,
-        "conversation_id": source.conversation_id,
+        "conversation_id": redacted.source.get("conversation_id", source.conversation_id),
         "user_hash": source.user_hash,
-        "tags": dict(source.tags),
+        "tags": dict(redacted.source.get("tags", source.tags)),
         "api": capture.api,
         "model": capture.request.model,
         "request": redacted.request,

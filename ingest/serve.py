@@ -13,7 +13,8 @@ from sqlalchemy.engine import Engine
 from ingest.dlq import DeadLetterSink, FileDeadLetters, KafkaDeadLetters, dlq_topic, rejected_path
 from ingest.metrics import IngestMetrics
 from ingest.pipeline import PipelineConfig
-from ingest.redact import Redactor, parse_user_rule
+from ingest.redact import Redactor
+from ingest.redact_rules import parse_user_rule
 from ingest.runner import Runner, RunOptions
 from ingest.sampling import Selector, parse_tag_filters
 from ingest.sink import CaptureSink

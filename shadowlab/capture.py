@@ -224,7 +224,7 @@ def capture_from_dict(data: Any) -> Capture:
     if version is _MISSING:
         raise CaptureError("schema_version", "a value (required)", "nothing", "missing_field")
     if type(version) is not int:
-        raise CaptureError("schema_version", "an integer", describe(version), "wrong_type")
+        raise CaptureError("schema_version", "an integer", describe(version, safe=True), "wrong_type")
     if version != SCHEMA_VERSION:
         raise CaptureError("schema_version", str(SCHEMA_VERSION), str(version), "unknown_schema_version")
     return validate_as(Capture, data, "")

@@ -1,11 +1,14 @@
 """A refused capture (`CaptureError`, with the dead-letter code ingest files it under) and how a pydantic
 ValidationError of the envelope or of a request body becomes one: a JSON path, what was expected, what was
-found (never more than 32 characters of the message, so headers do not leak content). docs/capture.md.
+found. The detail lands in logs and dead-letter headers, so it names the field and the kind of value, never
+the value itself, except for fields that cannot hold personal data (`SAFE_FIELDS`: versions, API names,
+timestamps, model names, roles…); a free-form key in the path is shown as `[key]`. docs/capture.md.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -76,9 +79,21 @@ def _capture_error(error: ErrorDetails, prefix: str, more: int) -> CaptureError:
     if kind == "missing":
         expected, found = "a value (required)", "nothing"
     else:
-        expected, found = _expected(error["msg"]), describe(error["input"])
+        safe = bool(loc) and isinstance(loc[-1], str) and loc[-1] in SAFE_FIELDS
+        expected, found = _expected(error["msg"]), describe(error["input"], safe=safe)
     more_errors = f" (+{more} more error{'s' if more > 1 else ''})" if more else ""
     return CaptureError(_path(loc, prefix), expected, found + more_errors, code)
+
+
+# Fields whose values say nothing about a person: echoed in the detail (at most 32 characters).
+SAFE_FIELDS = frozenset({
+    "schema_version", "api", "captured_at", "model", "role", "type", "stop_reason", "finish_reason",
+    "max_tokens", "max_output_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "stream",
+    "environment", "tool_choice", "n", "seed",
+})  # fmt: skip
+# A path segment shown as is: a field name, not free-form text (tag keys, tool argument names).
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+_DIGIT_RUN = re.compile(r"\d{5,}")
 
 
 def _path(loc: tuple[int | str, ...], prefix: str) -> str:
@@ -87,7 +102,8 @@ def _path(loc: tuple[int | str, ...], prefix: str) -> str:
         if isinstance(item, int):
             out += f"[{item}]"
         elif not item.startswith("~"):  # union tags, see `shadowlab.apis.wire`
-            out += f".{item}" if out else item
+            name = item if _FIELD_NAME.fullmatch(item) and not _DIGIT_RUN.search(item) else "[key]"
+            out += f".{name}" if out else name
     return out or MESSAGE
 
 
@@ -101,15 +117,19 @@ def _expected(msg: str) -> str:
     )
 
 
-def describe(value: Any) -> str:
-    """What was found, short and without echoing long content (it may be personal data)."""
+def describe(value: Any, *, safe: bool = False) -> str:
+    """What was found: its kind and size; the value itself only when `safe` (a field that cannot hold
+    personal data) and short, or for true, false and null."""
     if isinstance(value, dict):
         return "an object"
     if isinstance(value, (list, tuple)):
         return f"an array of {len(value)} items"
-    if isinstance(value, str) and len(value) > 32:
+    if value is None or isinstance(value, bool) or (safe and isinstance(value, str | int | float)):
+        text = json.dumps(value)
+        if len(text) <= 34:
+            return text
+    if isinstance(value, str):
         return f"a string of {len(value)} characters"
-    try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
-        return type(value).__name__
+    if isinstance(value, int | float):
+        return "a number"
+    return type(value).__name__

@@ -67,7 +67,7 @@ def api_shape(api: str) -> ApiShape:
     """The shape of `api`; CaptureError `unknown_api` (path `api`) names the known ones."""
     shape = _SHAPES.get(api)
     if shape is None:
-        raise CaptureError("api", " or ".join(API_NAMES), describe(api), "unknown_api")
+        raise CaptureError("api", " or ".join(API_NAMES), describe(api, safe=True), "unknown_api")
     return shape
 
 

@@ -148,7 +148,7 @@ def test_letters_bigger_than_the_dlq_limit_are_cut_or_emptied_and_the_partition_
     near_limit = b"x" * (TOPIC_MAX_MESSAGE_BYTES - _record_size(big_key, b"", []) - 16)
     assert _record_size(big_key, near_limit, []) <= TOPIC_MAX_MESSAGE_BYTES
     huge_key = b"h" * (TOPIC_MAX_MESSAGE_BYTES - 200)  # no room for anything beside it
-    # A JSON key is echoed in the detail header ("source.tags.ttt…: expected a string, found 1").
+    # A free-form JSON key in the failing path: the detail names the field, never the key (it may be PII).
     huge_detail = encode(make_capture(3, source={"service": "s", "tags": {"t" * 600_000: 1}}))
     valid = encode(make_capture(1))
     send(
@@ -171,8 +171,7 @@ def test_letters_bigger_than_the_dlq_limit_are_cut_or_emptied_and_the_partition_
     assert emptied["shadowlab.truncated"] == f"payload dropped: key of {len(huge_key)} bytes, value of 1 byte"
     assert (short["shadowlab.error"], short["shadowlab.source"]) == ("wrong_type", f"{topic}/0/2")
     assert whole == huge_detail and "shadowlab.truncated" not in short
-    assert short["shadowlab.detail"].startswith("source.tags.ttt") and short["shadowlab.detail"].endswith("…")
-    assert len(short["shadowlab.detail"].encode()) <= 1024
+    assert short["shadowlab.detail"] == "source.tags.[key]: expected a string, found a number"
 
 
 @pytest.mark.kafka

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.redact import EmailPattern, Redactor, luhn_valid, parse_user_rule
+from ingest.redact import Redactor
+from ingest.redact_rules import EmailPattern, luhn_valid, parse_user_rule
 from shadowlab.errors import ConfigError
 
 REDACTOR = Redactor()
