@@ -82,6 +82,9 @@ def _register_ingest(app: typer.Typer, settings_of: SettingsOf) -> None:
         metrics_port: Annotated[
             int | None, typer.Option(help="Serve Prometheus metrics on this port.")
         ] = None,
+        metrics_host: Annotated[
+            str, typer.Option(help="Address for --metrics-port (0.0.0.0 in a container).")
+        ] = "127.0.0.1",
         idle_exit: Annotated[
             float | None,
             typer.Option(help="Exit 0 after this many seconds without a message, once all is read."),
@@ -93,7 +96,7 @@ def _register_ingest(app: typer.Typer, settings_of: SettingsOf) -> None:
         args = IngestArgs(
             input_path, source is SourceKind.file, topic, group, batch_size, sample_rate,
             tuple(service or ()), tuple(route or ()), tuple(environment or ()), tuple(model or ()),
-            tuple(tag or ()), tuple(redact_pattern or ()), metrics_port, idle_exit,
+            tuple(tag or ()), tuple(redact_pattern or ()), metrics_port, idle_exit, metrics_host,
         )  # fmt: skip
         for line in run_ingest(settings_of(ctx), args, migrated_engine):
             typer.echo(line)

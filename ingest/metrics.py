@@ -72,7 +72,7 @@ class IngestMetrics:
             registry=r,
         )
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
+    def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         serve_metrics(self.registry, port, addr)
 
     def consumed(self, n: int) -> None:

@@ -43,6 +43,7 @@ class IngestArgs:
     redact_patterns: tuple[str, ...]
     metrics_port: int | None
     idle_exit_s: float | None
+    metrics_host: str = "127.0.0.1"
 
 
 def _pipeline(settings: Settings, args: IngestArgs) -> PipelineConfig:
@@ -95,7 +96,7 @@ def run_ingest(settings: Settings, args: IngestArgs, engine_of: Callable[[Settin
     try:
         source, dead = _source(settings, args, metrics, stop)
         if args.metrics_port is not None:
-            metrics.serve(args.metrics_port)
+            metrics.serve(args.metrics_port, args.metrics_host)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         options = RunOptions(batch_size=args.batch_size, idle_exit_s=args.idle_exit_s)

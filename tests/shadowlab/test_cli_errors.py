@@ -310,3 +310,21 @@ def test_the_simulator_on_a_taken_port_or_an_unknown_host_is_one_error(
         assert_one_line_error(result, 2, f"--host/--port: cannot listen on 127.0.0.1:{port}", "in use")
     result = cli("simulate", "--host", "no-such-host.invalid", "--port", "0", env={}, cwd=tmp_path)
     assert_one_line_error(result, 2, "--host/--port: cannot listen on no-such-host.invalid:0")
+
+
+def test_a_metrics_port_out_of_range_or_taken_is_one_error(tmp_path: Path, cli: CliRunner) -> None:
+    import socket
+
+    captures = tmp_path / "c.jsonl"
+    captures.write_text("{}\n")
+    env = {"SHADOWLAB_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    assert cli("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
+    ingest = ("ingest", "--source", "file", str(captures), "--metrics-port")
+    result = cli(*ingest, "99999", env=env, cwd=tmp_path)
+    assert_one_line_error(result, 2, "--metrics-port: expected a port from 1 to 65535, found 99999")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli(*ingest, str(port), env=env, cwd=tmp_path)
+    assert_one_line_error(result, 2, f"--metrics-port {port}: cannot listen on 127.0.0.1:{port}", "in use")
