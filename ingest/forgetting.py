@@ -60,7 +60,7 @@ def user_hash_of(value: bytes) -> str | None:
     """The `source.user_hash` of a raw message, when it is JSON that has one (for dead letters)."""
     try:
         data = json.loads(value)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested deeper than the parser goes
         return None
     source = data.get("source") if isinstance(data, dict) else None
     user_hash = source.get("user_hash") if isinstance(source, dict) else None

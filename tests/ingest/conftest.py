@@ -51,7 +51,7 @@ def produce(kafka_bootstrap: str) -> Iterator[Callable[[str, list[bytes]], None]
         for value in values:
             try:
                 key = str(json.loads(value)["request_id"]).encode()
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 key = None
             producer.send(topic, value=value, key=key)
         producer.flush()
