@@ -1,4 +1,4 @@
-"""The hostile corpus (tests/ingest/hostile_corpus.py) through ingest: every message ends as a dead letter
+"""The hostile corpus (tests/support/hostile_corpus.py) through ingest: every message ends as a dead letter
 with its machine reason, between valid captures that are stored; no traceback, nothing wedged. From a file
 (SQLite) and from the real broker into Postgres (dead-letter topic)."""
 
@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from tests.ingest.hostile_corpus import CORPUS
+from tests.support.hostile_corpus import CORPUS
 from tests.support.ingest import count_rows, encode, make_capture, unique
 from tests.support.kafka_topics import delete_topic, read_records
 
