@@ -3,40 +3,102 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from shadowlab.config import Settings
+from shadowlab.errors import ConfigError
 from shadowlab.logs import configure_logging
 from shadowlab.progress import ProgressLine
+
+if TYPE_CHECKING:
+    from scoring.metrics import ScoreMetrics
+    from scoring.tally import RunSummary
 
 __all__ = ["register"]
 
 log = logging.getLogger("scoring")
 
 
-def _progress(label: str) -> Callable[[int, int], None]:
-    """The shared progress display (`shadowlab.progress`), closed when the last item is done."""
-    line = ProgressLine(label)
+def _report(experiment: str, summaries: list[RunSummary]) -> None:
+    """One log record and one stdout line per scorer; a hint when items are left for the next run."""
+    for s in summaries:
+        errors = ", ".join(f"{k} {v}" for k, v in sorted(s.errors.items())) or "none"
+        log.info(
+            "scored %s with %s (%s): %d stored, %d failed, %d pending", experiment, s.scorer, s.version,
+            s.stored, s.failed, s.pending,
+            extra={"experiment": experiment, "scorer": s.scorer, "version": s.version, "stored": s.stored,
+                   "failed": s.failed, "pending": s.pending, "spent_usd": round(s.spent_usd, 6),
+                   "errors": dict(s.errors), "budget_exhausted": s.budget_exhausted},
+        )  # fmt: skip
+        typer.echo(
+            f"{s.scorer} ({s.version}): {s.stored} stored ({s.failed} failed), {s.pending} pending, "
+            f"${s.spent_usd:.4f} spent; errors: {errors}"
+            + ("; budget exhausted" if s.budget_exhausted else "")
+        )
+    if any(s.pending for s in summaries):
+        typer.echo("some items are pending: run `shadowlab score` again to finish them")
 
-    def show(done: int, total: int) -> None:
-        line.update(done, total)
-        if done == total:
-            line.close()
 
-    return show
+def _report_named(experiment: str, summaries: list[RunSummary]) -> None:
+    typer.echo(f"{experiment}:")
+    _report(experiment, summaries)
+
+
+def _target(experiment: str | None, every: bool, follow: bool, scorer: str | None) -> None:
+    """Exactly one of EXPERIMENT and --all; --follow and --scorer each go with one of them."""
+    if (experiment is None) == (not every):
+        found = "both" if every else "neither"
+        raise ConfigError(f"score: expected an experiment name or --all, found {found}")
+    if follow and not every:
+        raise ConfigError("--follow: expected --all with it (it serves every running experiment)")
+    if scorer is not None and every:
+        raise ConfigError("--scorer: expected one experiment, not --all (scorer names are per experiment)")
+
+
+async def _serve(
+    settings: Settings, experiment: str | None, *, follow: bool, scorer: str | None, concurrency: int,
+    metrics: ScoreMetrics,
+) -> None:  # fmt: skip
+    """Score one experiment or all running ones; SIGTERM or SIGINT stops claiming, finishes what is in
+    flight, hands back what was claimed but not started, and returns."""
+    from scoring.drive import TaskOptions
+    from scoring.follow import score_all
+    from scoring.service import run_scoring
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    options = TaskOptions(stop=stop)
+    if experiment is None:
+        await score_all(settings, follow=follow, concurrency=concurrency, options=options, metrics=metrics,
+                        report=_report_named)  # fmt: skip
+        return
+    summaries = await run_scoring(settings, experiment, scorer=scorer, concurrency=concurrency,
+                                  progress=ProgressLine, metrics=metrics, options=options)  # fmt: skip
+    _report(experiment, summaries)
 
 
 def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings]) -> None:
     """Add `score` and `agreement` to the CLI."""
 
+    # Long only by its typer signature: one Annotated option per flag.
     @app.command("score")
     def score(
         ctx: typer.Context,
-        experiment: Annotated[str, typer.Argument(help="Experiment name.")],
+        experiment: Annotated[str | None, typer.Argument(help="Experiment name (or --all).")] = None,
+        every: Annotated[bool, typer.Option("--all", help="Every running experiment.")] = False,
+        follow: Annotated[
+            bool,
+            typer.Option("--follow", help="With --all: keep scoring, new experiments too, until stopped."),
+        ] = False,
         scorer: Annotated[
             str | None, typer.Option(help="Only this scorer (default: all configured).")
         ] = None,
@@ -49,11 +111,12 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
             str, typer.Option(help="Address /metrics listens on (0.0.0.0 in a container, for Prometheus).")
         ] = "127.0.0.1",
     ) -> None:
-        """Score every replay not yet scored by each scorer's current version (resumable, idempotent)."""
+        """Score every replay not yet scored by each scorer's current version (resumable, idempotent; any
+        number of processes may run at once, each item is judged by one of them)."""
         from scoring.metrics import ScoreMetrics
-        from scoring.service import run_scoring
         from shadowlab.metrics import serve_metrics
 
+        _target(experiment, every, follow, scorer)
         settings = settings_of(ctx)
         configure_logging(settings.log_level, settings.log_format)
         metrics = ScoreMetrics()
@@ -62,33 +125,13 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
             log.info(
                 "serving /metrics on %s:%d", metrics_host, metrics_port, extra={"metrics_port": metrics_port}
             )
-        summaries = asyncio.run(
-            run_scoring(
-                settings,
-                experiment,
-                scorer=scorer,
-                concurrency=concurrency,
-                progress=_progress,
-                metrics=metrics,
-            )
-        )
-        for s in summaries:
-            errors = ", ".join(f"{k} {v}" for k, v in sorted(s.errors.items())) or "none"
-            log.info(
-                "scored %s with %s (%s): %d stored, %d failed, %d pending", experiment, s.scorer, s.version,
-                s.stored, s.failed, s.pending,
-                extra={"experiment": experiment, "scorer": s.scorer, "version": s.version, "stored": s.stored,
-                       "failed": s.failed, "pending": s.pending, "spent_usd": round(s.spent_usd, 6),
-                       "errors": dict(s.errors), "budget_exhausted": s.budget_exhausted},
-            )  # fmt: skip
-            typer.echo(
-                f"{s.scorer} ({s.version}): {s.stored} stored ({s.failed} failed), {s.pending} pending, "
-                f"${s.spent_usd:.4f} spent; errors: {errors}"
-                + ("; budget exhausted" if s.budget_exhausted else "")
-            )
-        if any(s.pending for s in summaries):
-            typer.echo("some items are pending: run `shadowlab score` again to finish them")
+        asyncio.run(_serve(settings, experiment, follow=follow, scorer=scorer, concurrency=concurrency,
+                           metrics=metrics))  # fmt: skip
 
+    _register_agreement(app, settings_of)
+
+
+def _register_agreement(app: typer.Typer, settings_of: Callable[[typer.Context], Settings]) -> None:
     @app.command("agreement")
     def agreement(
         ctx: typer.Context,

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shadowlab.apis.internal import NormalizedRequest
 from shadowlab.budget import JudgeRef, lock_experiment, reserve_judge, settle_judge
 from shadowlab.db import session_scope
-from shadowlab.limits import RateLimiter, RetryPolicy, call_with_retries
+from shadowlab.limits import Permit, RateLimiter, RetryPolicy, call_with_retries
 from shadowlab.models import utcnow
 from shadowlab.providers import Provider, ProviderResult
 from shadowlab.usage import Usage, estimate_input_tokens
@@ -133,13 +133,18 @@ class SharedLimiter:
         self.rng = rng or random.Random()
         self._sleep = sleep
         self.attempts = 0
+        self.on_wait: Callable[[float], None] | None = None  # seconds each attempt waited for admission
+
+    def _admitted(self, permit: Permit) -> None:
+        if self.on_wait is not None:
+            self.on_wait(permit.waited_s)
 
     async def call(
         self, key: str, attempt: Attempt, *, input_tokens: int = 0, output_tokens: int = 0
     ) -> ProviderResult:
         result, attempts = await call_with_retries(
             self.limiter, key, attempt, input_tokens=input_tokens, output_tokens=output_tokens,
-            policy=self.policy, rng=self.rng, sleep=self._sleep,
+            policy=self.policy, rng=self.rng, sleep=self._sleep, on_admit=self._admitted,
         )  # fmt: skip
         self.attempts += attempts
         return result

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 __all__ = ["ScoreMetrics"]
 
@@ -32,6 +32,13 @@ class ScoreMetrics:
             "Scorer calls that failed, by reason (budget, provider, unparseable, ...)",
             ["scorer", "reason"],
             registry=r,
+        )
+
+        self.limiter_wait = Histogram(
+            "shadowlab_score_limiter_wait_seconds",
+            "Time judge calls waited for the shared rate limiter, per attempt",
+            registry=r,
+            buckets=(0.001, 0.01, 0.1, 0.5, 1, 5, 30, 120),
         )
 
     def call(self, scorer: str, cost_usd: float, failure: str | None) -> None:

@@ -7,15 +7,17 @@ settled in the experiment budget (`judge_calls`), so replay progress and the das
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from scoring.base import PointScorer
 from scoring.judge import JudgeSpec, PairwiseJudge, PointwiseJudge
 from scoring.judge_calls import Budget, CostOf, JudgeCaller, Limiter, SharedBudget, SharedLimiter
 from scoring.metrics import ScoreMetrics
 from scoring.registry import ScoringSpec, scoring_spec
-from scoring.runner import Progress, RunSummary, score_pairs, score_points
+from scoring.runner import ProgressOf, RunSummary, TaskOptions, score_pairs, score_points
 from shadowlab import store
 from shadowlab.config import Settings
 from shadowlab.db import engine_from, session_factory
@@ -24,7 +26,7 @@ from shadowlab.limits import RateLimiter, RetryPolicy
 from shadowlab.pricing import PriceTable, load_price_table
 from shadowlab.providers import Provider, config_from_settings, create_provider
 
-__all__ = ["SharedJudgeCalls", "run_scoring", "score_experiment", "shared_judge_calls"]
+__all__ = ["SharedJudgeCalls", "run_scoring", "score_experiment", "score_named", "shared_judge_calls"]
 
 ProviderFor = Callable[[JudgeSpec], Provider]
 
@@ -49,6 +51,9 @@ def shared_judge_calls(
     return SharedJudgeCalls(limiter, SharedBudget(factory, experiment_id, call_deadline_s=deadline_s), replay)
 
 
+_CHECK_CONCURRENCY = 256  # checks cost nothing and wait for nothing: only the writes bound them
+
+
 async def score_experiment(
     factory: sessionmaker[Session],
     experiment_id: int,
@@ -59,56 +64,41 @@ async def score_experiment(
     budget: Budget,
     limiter: Limiter,
     concurrency: int = 8,
-    progress: Callable[[str], Progress] | None = None,
+    progress: ProgressOf | None = None,
     metrics: ScoreMetrics | None = None,
+    options: TaskOptions | None = None,
 ) -> list[RunSummary]:
-    """Run each scorer of `spec` over what it has not scored yet; checks first (they cost nothing)."""
+    """Run each scorer of `spec` over what it has not scored yet; checks first (they cost nothing). Items are
+    leased (`scoring.tasks`), so other processes may score the same experiment at the same time."""
+    options = options or TaskOptions()
     summaries: list[RunSummary] = []
+
+    async def points(scorer: PointScorer, in_flight: int) -> RunSummary:
+        return await score_points(factory, experiment_id, scorer, concurrency=in_flight, progress=progress,
+                                  metrics=metrics, options=options)  # fmt: skip
+
     for check in spec.checks:
-        summaries.append(
-            await score_points(
-                factory,
-                experiment_id,
-                check,
-                concurrency=concurrency,
-                progress=progress(check.name) if progress else None,
-                metrics=metrics,
-            )
-        )
+        if options.stopped():
+            return summaries
+        summaries.append(await points(check, max(concurrency, _CHECK_CONCURRENCY)))
     for judge_spec in spec.judges:
+        if options.stopped():
+            return summaries
         provider = provider_for(judge_spec)
         caller = JudgeCaller(
-            provider,
-            judge_spec.model,
-            limiter=limiter,
-            budget=budget,
-            cost_of=cost_of,
-            extra_headers=judge_spec.extra_headers,
-            limit_key=f"{judge_spec.provider}/{judge_spec.model}",
-        )
-        shown = progress(judge_spec.name) if progress else None
+            provider, judge_spec.model, limiter=limiter, budget=budget, cost_of=cost_of,
+            extra_headers=judge_spec.extra_headers, limit_key=f"{judge_spec.provider}/{judge_spec.model}",
+        )  # fmt: skip
         try:
             if judge_spec.kind == "pointwise":
-                summary = await score_points(
-                    factory,
-                    experiment_id,
-                    PointwiseJudge(judge_spec, caller),
-                    concurrency=concurrency,
-                    progress=shown,
-                    metrics=metrics,
-                )
+                summaries.append(await points(PointwiseJudge(judge_spec, caller), concurrency))
             else:
-                summary = await score_pairs(
-                    factory,
-                    experiment_id,
-                    PairwiseJudge(judge_spec, caller),
-                    concurrency=concurrency,
-                    progress=shown,
-                    metrics=metrics,
-                )
+                summaries.append(await score_pairs(
+                    factory, experiment_id, PairwiseJudge(judge_spec, caller), concurrency=concurrency,
+                    progress=progress, metrics=metrics, options=options,
+                ))  # fmt: skip
         finally:
             await provider.aclose()
-        summaries.append(summary)
     return summaries
 
 
@@ -118,12 +108,34 @@ async def run_scoring(
     *,
     scorer: str | None = None,
     concurrency: int = 8,
-    progress: Callable[[str], Progress] | None = None,
+    progress: ProgressOf | None = None,
     metrics: ScoreMetrics | None = None,
+    options: TaskOptions | None = None,
 ) -> list[RunSummary]:
-    """`shadowlab score`: prices from the experiment's snapshot (else the price file), checked first."""
+    """`shadowlab score EXPERIMENT`: its own engine for one experiment."""
     engine = engine_from(settings)
-    factory = session_factory(engine)
+    try:
+        return await score_named(
+            session_factory(engine), settings, experiment_name, scorer=scorer, concurrency=concurrency,
+            progress=progress, metrics=metrics, options=options or TaskOptions(),
+        )  # fmt: skip
+    finally:
+        engine.dispose()
+
+
+async def score_named(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    experiment_name: str,
+    *,
+    scorer: str | None = None,
+    concurrency: int = 8,
+    progress: ProgressOf | None = None,
+    metrics: ScoreMetrics | None = None,
+    options: TaskOptions,
+) -> list[RunSummary]:
+    """Score one experiment: prices from its snapshot (else the price file), checked first; tasks leased for
+    the experiment's `replay.lease_s`, like its replays."""
     with factory() as session:
         experiment = store.experiments.by_name(experiment_name, session=session)
         typed = store.experiments.spec_of(experiment)
@@ -137,22 +149,14 @@ async def run_scoring(
         calls = shared_judge_calls(factory, experiment_id, typed.limits, typed.replay)
     prices.require([judge.model for judge in spec.judges])
     timeouts = {"stall_timeout_s": calls.replay.stall_timeout_s, "timeout_s": calls.replay.timeout_s}
+    if metrics is not None:
+        calls.limiter.on_wait = metrics.limiter_wait.observe
 
     def provider_for(judge: JudgeSpec) -> Provider:
         return create_provider(judge.provider, config_from_settings(judge.provider, settings, **timeouts))
 
-    try:
-        return await score_experiment(
-            factory,
-            experiment_id,
-            spec,
-            provider_for=provider_for,
-            cost_of=prices.cost,
-            budget=calls.budget,
-            limiter=calls.limiter,
-            concurrency=concurrency,
-            progress=progress,
-            metrics=metrics,
-        )
-    finally:
-        engine.dispose()
+    return await score_experiment(
+        factory, experiment_id, spec, provider_for=provider_for, cost_of=prices.cost, budget=calls.budget,
+        limiter=calls.limiter, concurrency=concurrency, progress=progress, metrics=metrics,
+        options=dataclasses.replace(options, lease_s=typed.replay.lease_s),
+    )  # fmt: skip

@@ -1,13 +1,14 @@
-"""Reading what to score and writing scores: every write is one idempotent row (ON CONFLICT DO NOTHING).
+"""What a scorer sees and what it writes: every write is one idempotent row (ON CONFLICT DO NOTHING).
 
 A replay is pending for a scorer version while it has no `scores` row for it; a (request, control, candidate,
-order) is pending while it has no `preferences` row. Rows are written as results arrive, so a crashed run
-loses at most the calls in flight and the next run does only the rest.
+order) is pending while it has no `preferences` row. `scoring.tasks` leases pending items and reads them
+here (`point_items`, `pair_items`), a batch at a time; results are written as they arrive (`write`), so a
+crashed run loses at most the calls in flight and the next run does only the rest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -18,17 +19,14 @@ from scoring.pairwise import ORDERS, Canonical, Order
 from shadowlab import store
 from shadowlab.apis import normalize_request_body
 from shadowlab.apis.internal import NormalizedRequest, TextBlock, ToolResultBlock, ToolUseBlock
-from shadowlab.models import Arm, CapturedRequest, Preference, Replay, Score
+from shadowlab.models import Arm, CapturedRequest, Preference, Replay
 
+# fmt: off
 __all__ = [
-    "PairItem",
-    "PointItem",
-    "pending_pairs",
-    "pending_points",
-    "render_prompt",
-    "write_preference",
-    "write_score",
+    "PairItem", "PairWritten", "PointItem", "PointWritten", "Written", "control_and_candidates", "pair_items",
+    "pending_pairs", "point_items", "render_prompt", "write",
 ]
+# fmt: on
 
 
 @dataclass(frozen=True)
@@ -36,6 +34,7 @@ class PointItem:
     replay_id: int
     subject: Subject
     captured_request_id: int | None = None
+    task_id: int = 0  # its score task (`scoring.tasks`)
 
 
 @dataclass(frozen=True)
@@ -47,6 +46,29 @@ class PairItem:
     arm_b_id: int  # candidate
     order: Order
     subject: PairSubject
+    task_id: int = 0  # its score task (`scoring.tasks`)
+
+
+@dataclass(frozen=True)
+class PointWritten:
+    """A score to store for one replay, and the task it finishes."""
+
+    task_id: int
+    replay_id: int
+    result: ScoreResult
+
+
+@dataclass(frozen=True)
+class PairWritten:
+    """A preference to store (canonical: arm A = control), and the task it finishes."""
+
+    task_id: int
+    item: PairItem
+    result: Canonical
+    rationale: str | None
+
+
+Written = PointWritten | PairWritten
 
 
 def render_prompt(request: NormalizedRequest) -> str:
@@ -80,21 +102,53 @@ def _subject(capture: CapturedRequest, replay: Replay) -> Subject:
     )
 
 
-def pending_points(session: Session, experiment_id: int, name: str, version: str) -> list[PointItem]:
-    """Successful replays of the experiment with no score from this scorer version."""
-    scored = sa.exists().where(
-        Score.replay_id == Replay.id, Score.scorer_name == name, Score.scorer_version == version
-    )
+def point_items(session: Session, tasks: Sequence[tuple[int, int]]) -> list[PointItem]:
+    """The items of (task id, replay id) pairs, with their subjects, in task order."""
+    replay_ids = [replay_id for _, replay_id in tasks]
     rows = session.execute(
         sa.select(Replay, CapturedRequest)
         .join(CapturedRequest, CapturedRequest.id == Replay.captured_request_id)
-        .where(Replay.experiment_id == experiment_id, Replay.status == "ok", ~scored)
-        .order_by(Replay.id)
+        .where(Replay.id.in_(replay_ids))
     ).all()
-    return [PointItem(replay.id, _subject(capture, replay), capture.id) for replay, capture in rows]
+    found = {replay.id: (replay, capture) for replay, capture in rows}
+    return [
+        PointItem(replay_id, _subject(found[replay_id][1], found[replay_id][0]), found[replay_id][1].id, task)
+        for task, replay_id in tasks
+        if replay_id in found
+    ]
 
 
-def _control_and_candidates(session: Session, experiment_id: int) -> tuple[Arm, list[Arm]]:
+def pair_items(
+    session: Session, experiment_id: int, control_id: int, tasks: Sequence[tuple[int, int, int, str]]
+) -> list[PairItem]:
+    """The items of (task id, request id, candidate arm id, order) tuples, each shown in its order."""
+    request_ids = {request_id for _, request_id, _, _ in tasks}
+    rows = session.execute(
+        sa.select(Replay, CapturedRequest)
+        .join(CapturedRequest, CapturedRequest.id == Replay.captured_request_id)
+        .where(Replay.experiment_id == experiment_id, Replay.captured_request_id.in_(request_ids),
+               Replay.arm_id.in_({control_id} | {arm for _, _, arm, _ in tasks}))
+    ).all()  # fmt: skip
+    answers = {(replay.captured_request_id, replay.arm_id): (replay, capture) for replay, capture in rows}
+    items = []
+    for task, request_id, arm_id, order in tasks:
+        if (request_id, control_id) not in answers or (request_id, arm_id) not in answers:
+            continue
+        base, capture = answers[(request_id, control_id)]
+        items.append(_pair_item(task, _subject(capture, base), answers[(request_id, arm_id)][0], order,
+                                control_id))  # fmt: skip
+    return items
+
+
+def _pair_item(task_id: int, subject: Subject, candidate: Replay, order: str, control_id: int) -> PairItem:
+    answer = candidate.answer_text or ""
+    first, second = (subject.answer, answer) if order == "ab" else (answer, subject.answer)
+    shown = PairSubject(subject.prompt, first, second, subject.reference)
+    shown_order: Order = "ab" if order == "ab" else "ba"
+    return PairItem(candidate.captured_request_id, control_id, candidate.arm_id, shown_order, shown, task_id)
+
+
+def control_and_candidates(session: Session, experiment_id: int) -> tuple[Arm, list[Arm]]:
     arms = store.arms.of_experiment(experiment_id, session=session)
     controls = [arm for arm in arms if arm.role == "control"]
     if not controls:
@@ -106,7 +160,7 @@ def _control_and_candidates(session: Session, experiment_id: int) -> tuple[Arm, 
 
 def pending_pairs(session: Session, experiment_id: int, name: str, version: str) -> list[PairItem]:
     """(request, control, candidate, order) with both answers ok and no preference row from this version."""
-    control, others = _control_and_candidates(session, experiment_id)
+    control, others = control_and_candidates(session, experiment_id)
     done = {
         (row.captured_request_id, row.arm_b_id, row.order_shown)
         for row in session.execute(
@@ -146,27 +200,21 @@ def pending_pairs(session: Session, experiment_id: int, name: str, version: str)
     return items
 
 
-def write_score(session: Session, replay_id: int, name: str, version: str, result: ScoreResult) -> None:
-    details = dict(result.details)
-    if result.failure:
-        details["failure"] = result.failure
-    store.scores.add(
-        replay_id=replay_id, scorer_name=name, scorer_version=version, value=result.value,
-        rationale=result.rationale, details=details, session=session,
-    )  # fmt: skip
-
-
-def write_preference(
-    session: Session,
-    experiment_id: int,
-    item: PairItem,
-    name: str,
-    version: str,
-    result: Canonical,
-    rationale: str | None,
-) -> None:
+def write(session: Session, experiment_id: int, name: str, version: str, written: Written) -> None:
+    """Store one result of this scorer version (a row that exists already stays)."""
+    if isinstance(written, PointWritten):
+        result = written.result
+        details = dict(result.details)
+        if result.failure:
+            details["failure"] = result.failure
+        store.scores.add(
+            replay_id=written.replay_id, scorer_name=name, scorer_version=version, value=result.value,
+            rationale=result.rationale, details=details, session=session,
+        )  # fmt: skip
+        return
+    item = written.item
     store.scores.add_preference(
         experiment_id=experiment_id, captured_request_id=item.captured_request_id, arm_a_id=item.arm_a_id,
         arm_b_id=item.arm_b_id, scorer_name=name, scorer_version=version, order_shown=item.order,
-        result=result, rationale=rationale, session=session,
+        result=written.result, rationale=written.rationale, session=session,
     )  # fmt: skip

@@ -1,0 +1,181 @@
+"""Score tasks: judging work leased like replays (`score_tasks`), so any number of `shadowlab score`
+processes judge each item once.
+
+A task is one item of one scorer version: a replay (pointwise) or a request, candidate and order shown
+(pairwise). `seed` inserts a task for every item still without a result, in pages of replay ids and inside
+the database (`INSERT … SELECT … ON CONFLICT DO NOTHING`: nothing is read into memory, and processes seeding
+at once add each task once). `claim` takes up to `limit` open tasks — never claimed, or held by a process
+whose deadline has passed — with `FOR UPDATE SKIP LOCKED` on Postgres (`BEGIN IMMEDIATE` on SQLite), and
+reads only their bodies. The holder pushes its deadlines (`extend`) while it works; `finish` writes the
+results and marks their tasks done in one transaction. A task whose call failed (provider, budget, an
+unparseable pairwise verdict) is deleted: the item has no result, so the next run seeds it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, aliased, sessionmaker
+
+from scoring.pairwise import ORDERS
+from scoring.store import PairItem, PointItem, Written, control_and_candidates, pair_items, point_items, write
+from shadowlab.db import session_scope
+from shadowlab.models import Preference, Replay, Score, ScoreTask, utcnow
+
+__all__ = ["Kind", "ScorerKey", "TaskQueue"]
+
+Kind = Literal["point", "pair"]
+_SEED_PAGE = 10_000  # replay ids per seeding transaction
+
+
+@dataclass(frozen=True)
+class ScorerKey:
+    """One scorer version of one experiment: what a queue hands out."""
+
+    experiment_id: int
+    name: str
+    version: str
+    kind: Kind
+
+
+class TaskQueue:
+    """The tasks of one scorer version, as seen by one process (`worker_id`)."""
+
+    def __init__(
+        self, factory: sessionmaker[Session], key: ScorerKey, *, worker_id: str, lease_s: float
+    ) -> None:
+        self.factory, self.key, self.worker_id, self.lease_s = factory, key, worker_id, lease_s
+        self._insert = postgresql.insert if factory.kw["bind"].dialect.name == "postgresql" else sqlite.insert
+        self._arms: tuple[int, list[int]] | None = None
+
+    def _of_key(self) -> list[sa.ColumnElement[bool]]:
+        t, k = ScoreTask, self.key
+        return [t.experiment_id == k.experiment_id, t.scorer_name == k.name, t.scorer_version == k.version]
+
+    def arms(self, session: Session) -> tuple[int, list[int]]:
+        """The control arm and the arms compared with it (pairwise), read once."""
+        if self._arms is None:
+            control, others = control_and_candidates(session, self.key.experiment_id)
+            self._arms = control.id, [arm.id for arm in others]
+        return self._arms
+
+    def seed(self) -> None:
+        """A task for every item of this scorer version that has no result and no task yet."""
+        with self.factory() as session:
+            low, high = session.execute(
+                sa.select(sa.func.min(Replay.id), sa.func.max(Replay.id)).where(
+                    Replay.experiment_id == self.key.experiment_id
+                )
+            ).one()
+        if low is None:
+            return
+        for start in range(int(low) - 1, int(high), _SEED_PAGE):
+            with session_scope(self.factory) as session:
+                session.execute(self._seed_page(session, start, start + _SEED_PAGE))
+
+    def _seed_page(self, session: Session, after: int, upto: int) -> sa.Executable:
+        k, t = self.key, ScoreTask
+        columns = ["experiment_id", "scorer_name", "scorer_version", "captured_request_id", "arm_id",
+                   "order_shown", "replay_id", "attempts", "done"]  # fmt: skip
+        fixed = (sa.literal(k.name), sa.literal(k.version))
+        tail = (sa.literal(0), sa.literal(False))
+        if k.kind == "point":
+            r = Replay
+            scored = sa.exists().where(Score.replay_id == r.id, Score.scorer_name == k.name,
+                                       Score.scorer_version == k.version)  # fmt: skip
+            rows = sa.select(r.experiment_id, *fixed, r.captured_request_id, r.arm_id, sa.literal(""), r.id,
+                             *tail).where(r.experiment_id == k.experiment_id, r.status == "ok", r.id > after,
+                                          r.id <= upto, ~scored)  # fmt: skip
+        else:
+            control, others = self.arms(session)
+            b, c, p = aliased(Replay), aliased(Replay), Preference
+            orders = sa.union_all(*(sa.select(sa.literal(o).label("o")) for o in ORDERS)).subquery()
+            judged = sa.exists().where(
+                p.experiment_id == k.experiment_id, p.captured_request_id == b.captured_request_id,
+                p.arm_a_id == control, p.arm_b_id == b.arm_id, p.scorer_name == k.name,
+                p.scorer_version == k.version, p.order_shown == orders.c.o,
+            )  # fmt: skip
+            rows = (
+                sa.select(b.experiment_id, *fixed, b.captured_request_id, b.arm_id, orders.c.o,
+                          sa.cast(sa.null(), t.replay_id.type), *tail)
+                .join(c, sa.and_(c.captured_request_id == b.captured_request_id, c.arm_id == control,
+                                 c.status == "ok"))
+                .join(orders, sa.true())
+                .where(b.experiment_id == k.experiment_id, b.arm_id.in_(others), b.status == "ok",
+                       b.id > after, b.id <= upto, ~judged)
+            )  # fmt: skip
+        return self._insert(t).from_select(columns, rows).on_conflict_do_nothing()
+
+    def claim(self, limit: int) -> list[PointItem] | list[PairItem]:
+        """Up to `limit` open tasks, now held by this process, with what their scorer needs to see."""
+        t = ScoreTask
+        with session_scope(self.factory) as session:
+            now = utcnow()
+            open_ids = (
+                sa.select(t.id)
+                .where(*self._of_key(), t.done.is_(False), sa.or_(t.deadline.is_(None), t.deadline < now))
+                .order_by(t.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            claimed = session.execute(
+                sa.update(t)
+                .where(t.id.in_(open_ids.scalar_subquery()))
+                .values(worker_id=self.worker_id, deadline=now + timedelta(seconds=self.lease_s),
+                        attempts=t.attempts + 1)
+                .returning(t.id, t.captured_request_id, t.arm_id, t.order_shown, t.replay_id)
+                .execution_options(synchronize_session=False)
+            ).all()  # fmt: skip
+            if not claimed:
+                return []
+            if self.key.kind == "point":
+                return point_items(session, [(row.id, int(row.replay_id)) for row in claimed])
+            control, _ = self.arms(session)
+            tasks = [(row.id, row.captured_request_id, row.arm_id, row.order_shown) for row in claimed]
+            return pair_items(session, self.key.experiment_id, control, tasks)
+
+    def extend(self, task_ids: Sequence[int]) -> None:
+        """Heartbeat: push the deadline of the tasks this process still holds."""
+        if not task_ids:
+            return
+        t = ScoreTask
+        with session_scope(self.factory) as session:
+            session.execute(
+                sa.update(t)
+                .where(t.id.in_(task_ids), t.worker_id == self.worker_id, t.done.is_(False))
+                .values(deadline=utcnow() + timedelta(seconds=self.lease_s))
+                .execution_options(synchronize_session=False)
+            )
+
+    def finish(
+        self, written: Sequence[Written], failed: Sequence[int], unstarted: Sequence[int] = ()
+    ) -> None:
+        """One transaction: the results written and their tasks done; failed tasks deleted (seeded again by
+        the next run); tasks never started handed back (open to any process at once)."""
+        t = ScoreTask
+        with session_scope(self.factory) as session:
+            for result in written:
+                write(session, self.key.experiment_id, self.key.name, self.key.version, result)
+            if written:
+                done = [result.task_id for result in written]
+                session.execute(sa.update(t).where(t.id.in_(done)).values(done=True)
+                                .execution_options(synchronize_session=False))  # fmt: skip
+            mine = (t.worker_id == self.worker_id, t.done.is_(False))
+            if failed:
+                session.execute(sa.delete(t).where(t.id.in_(failed), *mine)
+                                .execution_options(synchronize_session=False))  # fmt: skip
+            if unstarted:
+                back = sa.update(t).where(t.id.in_(unstarted), *mine).values(worker_id=None, deadline=None)
+                session.execute(back.execution_options(synchronize_session=False))
+
+    def open_count(self) -> int:
+        """Tasks not done yet (open, or held by a live or dead process)."""
+        with self.factory() as session:
+            t = ScoreTask
+            count = session.execute(sa.select(sa.func.count()).where(*self._of_key(), t.done.is_(False)))
+            return int(count.scalar_one())
