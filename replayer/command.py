@@ -123,7 +123,13 @@ def _register_replay(app: typer.Typer, settings_of: SettingsOf, factory_of: Fact
     @app.command("replay")
     def replay(
         ctx: typer.Context,
-        experiment: Annotated[str, typer.Argument(help="Experiment name (status running).")],
+        experiment: Annotated[
+            str | None, typer.Argument(help="Experiment name (status running), or --all.")
+        ] = None,
+        every: Annotated[bool, typer.Option("--all", help="Every running experiment.")] = False,
+        follow: Annotated[
+            bool, typer.Option("--follow", help="With --all: new experiments too, until stopped.")
+        ] = False,
         workers: Annotated[
             int, typer.Option(min=1, help="Worker processes (more than 1 needs Postgres).")
         ] = 1,
@@ -141,17 +147,19 @@ def _register_replay(app: typer.Typer, settings_of: SettingsOf, factory_of: Fact
         worker_index: Annotated[int | None, typer.Option(hidden=True)] = None,
         progress: Annotated[bool, typer.Option(help="Print progress: rate, ETA, spend.")] = True,
     ) -> None:
-        """Replay captured traffic to every arm of EXPERIMENT (default: --backfill, or the spec's mode)."""
-        from replayer.run import ReplayOptions, run_replay
+        """Replay captured traffic to every arm of EXPERIMENT (default: --backfill, or the spec's mode), or of
+        every running experiment (--all; --follow keeps serving, experiments started later too)."""
+        from replayer.run import ReplayOptions, run_replay, run_replay_all
         from replayer.worker import Mode
         from shadowlab import store
-        from shadowlab.errors import ConfigError
 
-        if not experiment.strip():  # e.g. docker compose's replayer started without EXPERIMENT
-            raise ConfigError("EXPERIMENT: expected the name of a running experiment, found an empty name")
-        if live and backfill:
-            raise ConfigError("--live and --backfill: expected at most one of them")
+        _check_target(experiment, every, follow, live, backfill)
         factory = factory_of(ctx)
+        if experiment is None:
+            every_options = ReplayOptions("", workers, "live", concurrency, metrics_port, worker_index, False,
+                                          metrics_host, True, follow)  # fmt: skip
+            run_replay_all(factory, settings_of(ctx), every_options)
+            return
         mode: Mode = "live" if live else "backfill"
         if not (live or backfill):
             with factory() as session:
@@ -163,3 +171,20 @@ def _register_replay(app: typer.Typer, settings_of: SettingsOf, factory_of: Fact
         final = run_replay(factory, settings_of(ctx), options)
         typer.echo(f"{experiment}: {final.done} requests done, status {final.status}, "
                    f"spend ${final.spent_usd:.4f}")  # fmt: skip
+
+
+def _check_target(experiment: str | None, every: bool, follow: bool, live: bool, backfill: bool) -> None:
+    """Exactly one of EXPERIMENT and --all; --follow with --all; --live/--backfill with one experiment."""
+    from shadowlab.errors import ConfigError
+
+    if experiment is not None and not experiment.strip():  # e.g. a compose variable left empty
+        raise ConfigError("EXPERIMENT: expected the name of a running experiment, found an empty name")
+    if (experiment is None) == (not every):
+        found = "both" if every else "neither"
+        raise ConfigError(f"replay: expected an experiment name or --all, found {found}")
+    if follow and not every:
+        raise ConfigError("--follow: expected --all with it (it serves every running experiment)")
+    if live and backfill:
+        raise ConfigError("--live and --backfill: expected at most one of them")
+    if every and (live or backfill):
+        raise ConfigError("--all: each experiment runs in its spec's traffic mode; drop --live/--backfill")

@@ -16,6 +16,7 @@ from typing import TextIO
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from replayer.follow import replay_all
 from replayer.leases import selection_filter
 from replayer.metrics import WorkerMetrics, serve_metrics
 from replayer.worker import Mode, WorkerConfig, run_worker
@@ -27,7 +28,7 @@ from shadowlab.logs import configure_logging
 from shadowlab.models import CapturedRequest, WorkLease
 from shadowlab.progress import ProgressLine
 
-__all__ = ["Progress", "ReplayOptions", "progress_of", "run_replay"]
+__all__ = ["Progress", "ReplayOptions", "progress_of", "run_replay", "run_replay_all"]
 
 log = logging.getLogger("replayer")
 
@@ -42,6 +43,8 @@ class ReplayOptions:
     worker_index: int | None = None  # set in a child process
     progress: bool = True
     metrics_host: str = "127.0.0.1"
+    every: bool = False  # --all: every running experiment (`experiment` unused)
+    follow: bool = False  # --follow: and those started later, until stopped
 
 
 @dataclass(frozen=True)
@@ -82,16 +85,32 @@ def progress_of(factory: sessionmaker[Session], name: str, live: bool) -> Progre
                         experiment.status)  # fmt: skip
 
 
-def run_replay(
-    factory: sessionmaker[Session], settings: Settings, options: ReplayOptions, stream: TextIO | None = None
-) -> Progress:
-    """Run the workers until done, showing progress on `stream` (stderr); returns the final progress."""
-    configure_logging(settings.log_level, settings.log_format)
+def _refuse_sqlite_workers(factory: sessionmaker[Session], options: ReplayOptions) -> None:
     if options.workers > 1 and factory.kw["bind"].dialect.name == "sqlite":
         raise ConfigError(
             f"--workers {options.workers}: several workers need Postgres (SHADOWLAB_DATABASE_URL="
             "postgresql+psycopg://...); embedded SQLite is correct for one worker only"
         )
+
+
+def run_replay_all(factory: sessionmaker[Session], settings: Settings, options: ReplayOptions) -> None:
+    """`replay --all [--follow]`: every running experiment, in this process or in N worker processes."""
+    configure_logging(settings.log_level, settings.log_format)
+    _refuse_sqlite_workers(factory, options)
+    if options.workers > 1:
+        _run_children(options)
+        return
+    metrics = _metrics(options)
+    asyncio.run(replay_all(factory, settings, worker_id=_worker_id(), concurrency=options.concurrency,
+                           metrics=metrics, follow=options.follow))  # fmt: skip
+
+
+def run_replay(
+    factory: sessionmaker[Session], settings: Settings, options: ReplayOptions, stream: TextIO | None = None
+) -> Progress:
+    """Run the workers until done, showing progress on `stream` (stderr); returns the final progress."""
+    configure_logging(settings.log_level, settings.log_format)
+    _refuse_sqlite_workers(factory, options)
     with factory() as session:
         experiment = store.experiments.by_name(options.experiment, session=session)
         if experiment.status != "running":
@@ -127,15 +146,24 @@ def run_replay(
     return final
 
 
-def _run_here(factory: sessionmaker[Session], settings: Settings, options: ReplayOptions) -> None:
+def _metrics(options: ReplayOptions) -> WorkerMetrics:
+    """This worker's metrics, served on --metrics-port + its index when asked."""
     metrics = WorkerMetrics.create()
     index = options.worker_index or 0
     if options.metrics_port is not None:
         serve_metrics(metrics, options.metrics_port + index, options.metrics_host)
         log.info("serving /metrics on %s:%d", options.metrics_host, options.metrics_port + index,
                  extra={"metrics_port": options.metrics_port + index})  # fmt: skip
-    worker_id = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-    config = WorkerConfig(options.experiment, worker_id, options.mode, options.concurrency)
+    return metrics
+
+
+def _worker_id() -> str:
+    return f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def _run_here(factory: sessionmaker[Session], settings: Settings, options: ReplayOptions) -> None:
+    metrics = _metrics(options)
+    config = WorkerConfig(options.experiment, _worker_id(), options.mode, options.concurrency)
     asyncio.run(run_worker(factory, settings, config, metrics))
 
 
@@ -172,9 +200,13 @@ def _run_children(options: ReplayOptions) -> None:
 
 
 def _worker_args(options: ReplayOptions, index: int) -> list[str]:
-    args = [sys.executable, "-m", "cli.main", "replay", options.experiment, "--workers", "1",
-            f"--{options.mode}", "--concurrency", str(options.concurrency), "--worker-index", str(index),
-            "--no-progress"]  # fmt: skip
+    target = (
+        (["--all"] + (["--follow"] if options.follow else []))
+        if options.every
+        else [options.experiment, f"--{options.mode}"]
+    )
+    args = [sys.executable, "-m", "cli.main", "replay", *target, "--workers", "1", "--concurrency",
+            str(options.concurrency), "--worker-index", str(index), "--no-progress"]  # fmt: skip
     if options.metrics_port is not None:
         args += ["--metrics-port", str(options.metrics_port), "--metrics-host", options.metrics_host]
     return args

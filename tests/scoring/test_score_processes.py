@@ -57,8 +57,9 @@ def _env(seeded: Seeded, tmp_path: Path) -> dict[str, str]:
     (tmp_path / "prices.json").write_text(json.dumps(PRICES), encoding="utf-8")
     url = seeded.factory.kw["bind"].url.render_as_string(hide_password=False)
     keep = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")}
+    prices = str(tmp_path / "prices.json")
     return keep | {"SHADOWLAB_DATABASE_URL": url, "SHADOWLAB_ANTHROPIC_BASE_URL": seeded.sim.base_url,
-                   "SHADOWLAB_PRICES_FILE": str(tmp_path / "prices.json"), "ANTHROPIC_API_KEY": "k"}  # fmt: skip
+                   "SHADOWLAB_PRICES_FILE": prices, "ANTHROPIC_API_KEY": "k"}  # fmt: skip
 
 
 def _score(env: dict[str, str], cwd: Path, *args: str) -> subprocess.Popen[str]:

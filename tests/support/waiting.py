@@ -9,7 +9,7 @@ from collections.abc import Callable
 def wait_for(
     condition: Callable[[], bool], what: str, timeout_s: float = 45.0, every_s: float = 0.05
 ) -> None:
-    """Return once `condition()` holds; fail naming `what` after `timeout_s` (a bound, never the expectation)."""
+    """Return once `condition()` holds; fail naming `what` after `timeout_s` (a bound, not an expectation)."""
     give_up = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > give_up:

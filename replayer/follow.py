@@ -1,0 +1,71 @@
+"""`shadowlab replay --all [--follow]`: one worker per running experiment in this process, and with
+`--follow` new experiments picked up as they start, until SIGTERM or SIGINT.
+
+Every `poll_s` the running experiments are listed; each one without a worker here gets one, in its spec's
+traffic mode (a backfill worker ends when its selection is done and is started again on a later scan,
+finding nothing or what a dead worker left). A stop drains every worker (each finishes the requests it
+holds) and returns. Without `--follow`, one scan: the workers run until their experiments are done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from replayer.metrics import WorkerMetrics
+from replayer.worker import Mode, Worker, WorkerConfig
+from shadowlab import store
+from shadowlab.config import Settings
+
+__all__ = ["replay_all"]
+
+log = logging.getLogger("replayer")
+
+
+def _running(factory: sessionmaker[Session]) -> list[tuple[str, Mode]]:
+    with factory() as session:
+        return [(e.name, store.experiments.spec_of(e).traffic.mode)
+                for e in store.experiments.list_all(session=session) if e.status == "running"]  # fmt: skip
+
+
+async def replay_all(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    worker_id: str,
+    concurrency: int,
+    metrics: WorkerMetrics,
+    follow: bool,
+    poll_s: float = 2.0,
+) -> None:
+    """Serve the running experiments (`follow`: and those started later) until done or stopped."""
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=16, thread_name_prefix="shadowlab-db"))
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    serving: dict[str, tuple[Worker, asyncio.Task[None]]] = {}
+    log.info("replaying every running experiment%s", " until stopped" if follow else "",
+             extra={"follow": follow})  # fmt: skip
+    while not stop.is_set():
+        for name, mode in await loop.run_in_executor(None, _running, factory):
+            if name not in serving:
+                worker = Worker(factory, settings, WorkerConfig(name, worker_id, mode, concurrency), metrics)
+                serving[name] = (worker, asyncio.create_task(worker.run()))
+                log.info("replaying %s (%s)", name, mode, extra={"experiment": name, "mode": mode})
+        if not follow:
+            break
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), poll_s)
+        for name in [n for n, (_, task) in serving.items() if task.done()]:
+            serving.pop(name)[1].result()  # a worker's failure is this process's failure
+    for worker, _ in serving.values():
+        if stop.is_set():
+            worker.stopping.set()
+    await asyncio.gather(*(task for _, task in serving.values()))
