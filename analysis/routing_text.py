@@ -36,6 +36,10 @@ def saving_sentence(routing: Mapping[str, Any]) -> str | None:
     saving = block(routing, "saving")
     if not saving:
         return None
+    control = routing.get("control")
+    segments = routing.get("segments") or []
+    if segments and all(s.get("arm") == control for s in segments):
+        return "No projected saving: every segment stays on the control."
     usd = num(saving.get("per_request_usd"))
     relative = num(block(saving, "relative").get("estimate"))
     per_million = display.money(None if usd is None else usd * 1e6)

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from analysis.routing_text import saving_sentence
 from demo import setup
 from demo.traffic import TrafficSpec, write_jsonl
 from shadowlab.errors import ShadowlabError
@@ -292,12 +293,9 @@ def run_demo(
         ok = "ok" if segment["arm"] in setup.expected_route(segment["segment"]) else "WRONG"
         echo(f"  {segment['segment']:<26} {segment['share']:>6.1%} → {segment['arm']:<8} "
              f"{segment['status']:<10} {ok}")  # fmt: skip
-    saving = routing.get("saving") or {}
-    if saving.get("per_request_usd") is not None:
-        relative = saving.get("relative") or {}
-        echo(f"  projected saving ${saving['per_request_usd']:.6f} per request "
-             f"({_fmt(saving.get('ci_low'))} to {_fmt(saving.get('ci_high'))}), "
-             f"{-100 * (relative.get('estimate') or 0):.0f} % of the control's cost")  # fmt: skip
+    saving = saving_sentence(routing)
+    if saving is not None:
+        echo(f"  {saving}")
     if result.matches_truth:
         echo("the verdict, its reasons, the health checks and the routing MATCH the truth in the simulator")
     else:

@@ -143,6 +143,12 @@ def test_without_a_plan_rows_have_no_status() -> None:
     assert res.rows and all(r.status == "" and r.status_label == "—" for r in res.rows)
 
 
+def test_no_saving_is_claimed_when_every_segment_stays_on_the_control() -> None:
+    no_saving = {**ROUTING["saving"], "per_request_usd": -0.0, "ci_low": None, "ci_high": None}
+    all_control = {**ROUTING, "segments": [{**s, "arm": "ctrl"} for s in ROUTING["segments"]], "saving": no_saving}
+    assert saving_sentence(all_control) == "No projected saving: every segment stays on the control."
+
+
 def test_routing_in_plain_words() -> None:
     assert saving_sentence(ROUTING) == (
         "Projected saving: $0.00029 per request ($291 per million requests; 18 % of the control's cost); "
