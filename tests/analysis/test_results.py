@@ -145,7 +145,8 @@ def test_without_a_plan_rows_have_no_status() -> None:
 
 def test_no_saving_is_claimed_when_every_segment_stays_on_the_control() -> None:
     no_saving = {**ROUTING["saving"], "per_request_usd": -0.0, "ci_low": None, "ci_high": None}
-    all_control = {**ROUTING, "segments": [{**s, "arm": "ctrl"} for s in ROUTING["segments"]], "saving": no_saving}
+    segments = [{**s, "arm": "ctrl"} for s in ROUTING["segments"]]
+    all_control = {**ROUTING, "segments": segments, "saving": no_saving}
     assert saving_sentence(all_control) == "No projected saving: every segment stays on the control."
 
 
