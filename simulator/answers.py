@@ -199,7 +199,7 @@ def plan_answer(view: RequestView, profile: ModelProfile, key: bytes, cache: Cac
     created = read = 0
     if view.cache_prefix_key and view.cache_prefix_tokens >= profile.cache_min_tokens:
         prefix = view.cache_prefix_tokens
-        if view.api == "openai":
+        if view.api != "anthropic":
             prefix -= prefix % 128  # OpenAI caches in 128-token steps and never reports creation
             read = prefix if cache.hit(view.model + view.cache_prefix_key) else 0
         elif cache.hit(view.model + view.cache_prefix_key):

@@ -6,7 +6,8 @@ the way the real APIs refuse them, with a 400 naming the field.
 This is the fake server's reading of a body, not shadowlab's: `shadowlab.apis` (one module per API) validates
 strictly and normalises for replay and analysis, while a server accepts what the real API accepts and needs
 only sizes, tools and its cache prefix. So a new API shape gets its view here and its endpoint beside
-`anthropic_api.py` / `openai_api.py`, besides its module in `shadowlab.apis`.
+`anthropic_api.py` / `openai_api.py` / `openai_responses_api.py` (routed in `routes.py`), besides its module
+in `shadowlab.apis`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["InvalidRequestError", "RequestView", "count_tokens", "view_anthropic", "view_openai"]
+__all__ = [
+    "InvalidRequestError", "RequestView", "count_tokens", "view_anthropic", "view_openai", "view_responses",
+]
 
 # ~4 characters per token for text; images are billed by size, a flat count is close enough here.
 _CHARS_PER_TOKEN = 4
@@ -55,7 +58,7 @@ def _segment_tokens(node: Any) -> int:
     if isinstance(node, list):
         return sum(_segment_tokens(item) for item in node)
     if isinstance(node, dict):
-        if node.get("type") in ("image", "image_url"):
+        if node.get("type") in ("image", "image_url", "input_image"):
             return _IMAGE_TOKENS
         return sum(_segment_tokens(v) for k, v in node.items() if k not in ("type", "cache_control")) + 1
     return 0
@@ -160,4 +163,37 @@ def view_openai(body: Any) -> RequestView:
         cache_prefix_tokens=prefix,
         cache_prefix_key=json.dumps(segments[:-1], sort_keys=True),
         stop_sequences=(stop,) if isinstance(stop, str) else tuple(stop),
+    )
+
+
+def view_responses(body: Any) -> RequestView:
+    """The Responses API: `input` (a string or items), `instructions`, function tools at the top level."""
+    model = _require(body, "model", str, "a valid string")
+    items = _require(body, "input", (str, list), "a string or a list of items")
+    if not items:
+        raise InvalidRequestError("input: at least one item is required")
+    items = [{"role": "user", "content": items}] if isinstance(items, str) else items
+    tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("type") == "function"]
+    segments: list[Any] = [body.get("instructions") or "", *tools, *items]
+    total = sum(_segment_tokens(s) for s in segments)
+    prefix = total - _segment_tokens(items[-1])  # automatic caching, as for chat completions
+    choice = body.get("tool_choice", "auto")
+    named = isinstance(choice, dict)
+    mode = f"tool:{choice.get('name')}" if named else {"required": "any"}.get(choice, choice)
+    reasoning = body.get("reasoning")
+    effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
+    last = items[-1] if isinstance(items[-1], dict) else {}
+    return RequestView(
+        api="responses",
+        model=model,
+        max_tokens=int(body.get("max_output_tokens") or 4096),
+        prompt_words=_words(segments),
+        input_tokens=total,
+        tools=tuple((t["name"], t.get("parameters") or {}) for t in tools if "name" in t),
+        tool_mode=str(mode),
+        after_tool_result=last.get("type") == "function_call_output",
+        thinking=effort not in (None, "none", "minimal"),
+        cache_prefix_tokens=prefix,
+        cache_prefix_key=json.dumps(segments[:-1], sort_keys=True),
+        stop_sequences=(),
     )

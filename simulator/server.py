@@ -6,17 +6,19 @@ import asyncio
 import itertools
 import random
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from shadowlab.headers import CAPTURE_ID_HEADER
-from simulator import anthropic_api, openai_api
+from simulator import anthropic_api
 from simulator.answers import Answer, CacheStore, answer_key, plan_answer
 from simulator.http import MAX_HEADER_BYTES, HttpRequest, Responder, serve_connection
 from simulator.judge import JudgeProfile, QualityMemory, is_judge_model, judge_answer
 from simulator.profiles import FAULTS, Fault, ModelProfile, ProfileSet
-from simulator.requests import InvalidRequestError, RequestView, view_anthropic, view_openai
+from simulator.requests import InvalidRequestError, RequestView
+from simulator.routes import Api, Route, route_of, route_of_api
 from simulator.wire import StreamPlan
 
 __all__ = [
@@ -47,7 +49,6 @@ HEADER_INJECTED_TTFB = "x-sim-injected-ttfb-ms"
 HEADER_INJECTED_TTFT = "x-sim-injected-ttft-ms"
 HEADER_QUALITY = "x-sim-quality"
 _RECORDS_KEPT = 10_000
-Api = Literal["anthropic", "openai"]
 
 
 @dataclass(frozen=True)
@@ -65,17 +66,20 @@ class SimRecord:
     injected_ttft_ms: float
     answer: Answer | None
     capture_id: str | None = None  # the replayed capture, when the caller named it
+    arrived_at: float = 0.0  # wall clock (time.time()) when the request was read: what a provider counts
+    retry_after_s: float | None = None  # the `retry-after` sent with a 429
+
+    @property
+    def answered_at(self) -> float:
+        """When the response head (or the error) went out."""
+        return self.arrived_at + self.injected_ttfb_ms / 1000
 
     @property
     def usage(self) -> dict[str, Any]:
         """The usage object as this API reports it."""
         if self.answer is None:
             return {}
-        return (
-            anthropic_api.usage_of(self.answer)
-            if self.api == "anthropic"
-            else openai_api.usage_of(self.answer)
-        )
+        return route_of_api(self.api).usage_of(self.answer)
 
 
 def _float_header(request: HttpRequest, name: str) -> float | None:
@@ -87,7 +91,8 @@ def _float_header(request: HttpRequest, name: str) -> float | None:
 
 
 class Simulator:
-    """Serves the Anthropic Messages API and OpenAI chat completions; run it with `start()` in a loop."""
+    """Serves the Anthropic Messages API, OpenAI chat completions and the OpenAI Responses API (routes in
+    `routes.py`); run it with `start()` in a loop."""
 
     def __init__(self, profiles: ProfileSet | None = None, seed: int = 0, api_key: str | None = None) -> None:
         self.profiles = profiles or ProfileSet()
@@ -150,38 +155,34 @@ class Simulator:
     # --- requests --------------------------------------------------------------------------------------
     async def handle(self, request: HttpRequest, out: Responder) -> None:
         loop = asyncio.get_running_loop()
-        started = loop.time()
+        started, arrived_at = loop.time(), time.time()
         request_id = f"req_sim_{next(self._counter):08d}"
         path = request.path.rstrip("/")
         if request.method == "GET" and path == "/health":
             await out.send_json(200, {"status": "ok"}, {})
             return
-        api: Api | None = (
-            "anthropic"
-            if path == "/v1/messages"
-            else ("openai" if path in ("/v1/chat/completions", "/chat/completions") else None)
-        )
-        render = anthropic_api if api == "anthropic" else openai_api
-        id_header = {"request-id" if api == "anthropic" else "x-request-id": request_id}
-        if api is None or request.method != "POST":
+        route = route_of(path)
+        id_header = {"request-id" if route is None else route.id_header: request_id}
+        if route is None or request.method != "POST":
             body = anthropic_api.error_body(
                 "not_found_error", f"{request.method} {request.path}: not found", request_id
             )
             await out.send_json(404, body, id_header)
             return
+        api = route.api
         if not self._authorised(request):
-            body = render.error_body(
+            body = route.error_body(
                 "authentication_error", "x-api-key or Authorization: Bearer: expected a valid key", request_id
             )
             await out.send_json(401, body, id_header)
             return
         try:
             payload = request.json()
-            view = view_anthropic(payload) if api == "anthropic" else view_openai(payload)
+            view = route.view(payload)
         except (ValueError, InvalidRequestError) as exc:
             message = str(exc) if isinstance(exc, InvalidRequestError) else f"body: expected JSON ({exc})"
             await out.send_json(
-                400, render.error_body("invalid_request_error", message, request_id), id_header
+                400, route.error_body("invalid_request_error", message, request_id), id_header
             )
             return
         profile = self.profiles.for_model(view.model)
@@ -201,7 +202,7 @@ class Simulator:
         # faults stay a sequence whatever the capture, so a retry of the same capture can succeed
         fault: Fault | None = next((f for f in FAULTS if f == wanted), None) or profile.faults.draw(self._rng)
         stream = payload.get("stream") is True
-        if is_judge_model(view.model):
+        if is_judge_model(view.model) and api != "responses":  # judges are asked through Messages or chat
             answer = judge_answer(
                 payload,
                 headers=request.headers,
@@ -222,7 +223,7 @@ class Simulator:
         }
         if fault:
             headers[HEADER_FAULT] = fault
-        status = _status(api, fault, stream)
+        status = _status(route, fault, stream)
         self._keep(
             SimRecord(
                 request_id,
@@ -236,23 +237,21 @@ class Simulator:
                 ttft,
                 answer if status == 200 else None,
                 capture_id,
+                arrived_at,
+                _retry_after(request, profile) if fault == "rate_limit" else None,
             )
         )
         await _sleep_until(started + ttfb / 1000)
         if fault in ("rate_limit", "overloaded", "server_error", "bad_request") or (
             fault == "stream_error" and not stream
         ):
-            await self._send_error(out, api, fault, headers, request, profile, request_id)
+            await self._send_error(out, route, fault, headers, request, profile, request_id)
         elif fault == "reset":
             out.reset()
         elif not stream:
-            await self._send_whole(out, api, answer, view, profile, headers, started + ttft / 1000, fault)
+            await self._send_whole(out, route, answer, view, profile, headers, started + ttft / 1000, fault)
         else:
-            plan = (
-                anthropic_api.stream_plan(answer, view.model, profile.chunk_tokens)
-                if api == "anthropic"
-                else openai_api.stream_plan(answer, view.model, profile.chunk_tokens, _include_usage(payload))
-            )
+            plan = route.stream_plan(answer, view, profile.chunk_tokens, payload)
             await self._send_stream(out, plan, headers, started + ttft / 1000, profile, fault, request)
 
     def _authorised(self, request: HttpRequest) -> bool:
@@ -265,27 +264,26 @@ class Simulator:
     async def _send_error(
         self,
         out: Responder,
-        api: Api,
+        route: Route,
         fault: Fault,
         headers: dict[str, str],
         request: HttpRequest,
         profile: ModelProfile,
         request_id: str,
     ) -> None:
-        render = anthropic_api if api == "anthropic" else openai_api
-        status, kind, message = render.ERRORS[fault]
+        status, kind, message = route.errors[fault]
         if fault == "rate_limit":
             retry_after = _float_header(request, HEADER_RETRY_AFTER)
             headers = {
                 **headers,
                 "retry-after": f"{profile.retry_after_s if retry_after is None else retry_after:g}",
             }
-        await out.send_json(status, render.error_body(kind, message, request_id), headers)
+        await out.send_json(status, route.error_body(kind, message, request_id), headers)
 
     async def _send_whole(
         self,
         out: Responder,
-        api: Api,
+        route: Route,
         answer: Answer,
         view: RequestView,
         profile: ModelProfile,
@@ -297,12 +295,7 @@ class Simulator:
             await out.hold(profile.stall_ms / 1000)
             return
         await _sleep_until(first_at + answer.output_tokens / profile.tokens_per_s)
-        body = (
-            anthropic_api.message_body(answer, view.model)
-            if api == "anthropic"
-            else openai_api.completion_body(answer, view.model)
-        )
-        await out.send_json(200, body, headers)
+        await out.send_json(200, route.whole_body(answer, view), headers)
 
     async def _send_stream(
         self,
@@ -348,18 +341,19 @@ class Simulator:
         await out.hold((profile.stall_ms if stall is None else stall) / 1000)
 
 
-def _status(api: Api, fault: Fault | None, stream: bool) -> int:
+def _status(route: Route, fault: Fault | None, stream: bool) -> int:
     """The HTTP status a fault gives (0: no response at all)."""
     if fault is None or (stream and fault in ("stream_error", "stall")):
         return 200
     if fault in ("reset", "stall"):
         return 0
-    return (anthropic_api.ERRORS if api == "anthropic" else openai_api.ERRORS)[fault][0]
+    return route.errors[fault][0]
 
 
-def _include_usage(payload: dict[str, Any]) -> bool:
-    options = payload.get("stream_options")
-    return isinstance(options, dict) and options.get("include_usage") is True
+def _retry_after(request: HttpRequest, profile: ModelProfile) -> float:
+    """The `retry-after` a 429 carries: the request's `x-sim-retry-after`, else the profile's."""
+    retry_after = _float_header(request, HEADER_RETRY_AFTER)
+    return profile.retry_after_s if retry_after is None else retry_after
 
 
 async def _sleep_until(deadline: float) -> None:

@@ -4,12 +4,13 @@
 |---|---|
 | `anthropic` (+ `anthropic_wire`, its request models) | Anthropic Messages, `anthropic.messages` |
 | `openai_chat` (+ `openai_chat_wire`) | OpenAI chat completions, `openai.chat` |
+| `openai_responses` (+ `openai_responses_wire`) | OpenAI Responses API, `openai.responses` |
 | `internal` | the internal request (`NormalizedRequest`), `Translation`, what the modules share |
 
 Each module owns its wire models, normalisation to the internal request, translation back to its body, an
-arm applied to a captured body (same-API replay) and usage parsing. Adding an API (the OpenAI Responses API
-is next) = writing its module and its wire models, then registering it: its name in `internal.Api` and
-`internal.API_NAMES`, an `ApiShape` in `_SHAPES` below. The capture schema, fingerprints, providers and the
+arm applied to a captured body (same-API replay) and usage parsing. Adding an API = writing its module and
+its wire models, then registering it: its name in `internal.Api` and `internal.API_NAMES`, an `ApiShape` in
+`_SHAPES` below. The capture schema, fingerprints, providers and the
 replayer find it here.
 """
 
@@ -19,10 +20,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shadowlab.apis import anthropic, openai_chat
+from shadowlab.apis import anthropic, openai_chat, openai_responses
 from shadowlab.apis.anthropic_wire import AnthropicMessagesRequest
 from shadowlab.apis.internal import API_NAMES, Api, ArmBody, NormalizedRequest, Translation
 from shadowlab.apis.openai_chat_wire import OpenAIChatRequest
+from shadowlab.apis.openai_responses_wire import OpenAIResponsesRequest
 from shadowlab.apis.wire import WireRequest
 from shadowlab.capture_errors import CaptureError, describe, validate_as
 from shadowlab.usage import Usage
@@ -58,6 +60,10 @@ _SHAPES: dict[str, ApiShape] = {
     "openai.chat": ApiShape(
         "openai.chat", OpenAIChatRequest, openai_chat.normalize, openai_chat.to_openai, openai_chat.with_arm,
         openai_chat.usage_from_openai,
+    ),
+    "openai.responses": ApiShape(
+        "openai.responses", OpenAIResponsesRequest, openai_responses.normalize, openai_responses.to_responses,
+        openai_responses.with_arm, openai_responses.usage_from_responses,
     ),
 }  # fmt: skip
 assert tuple(_SHAPES) == API_NAMES, "every name in internal.Api has its shape here, in the same order"

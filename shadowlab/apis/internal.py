@@ -26,8 +26,8 @@ __all__ = [
 # fmt: on
 
 # The API shapes a capture may have; each has its module in `shadowlab.apis`, registered there.
-Api = Literal["anthropic.messages", "openai.chat"]
-API_NAMES: tuple[Api, ...] = ("anthropic.messages", "openai.chat")
+Api = Literal["anthropic.messages", "openai.chat", "openai.responses"]
+API_NAMES: tuple[Api, ...] = ("anthropic.messages", "openai.chat", "openai.responses")
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; a replay needs a cap for its budget
 
 

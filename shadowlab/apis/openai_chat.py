@@ -35,10 +35,15 @@ from shadowlab.apis.internal import (
     join_texts,
     result_blocks,
 )
+from shadowlab.apis.openai_usage import openai_usage
 from shadowlab.apis.wire import OtherKind
-from shadowlab.usage import Usage, UsageError, token_count
+from shadowlab.usage import Usage
 
-__all__ = ["MaxTokensField", "normalize", "stop_reason", "to_openai", "usage_from_openai", "with_arm"]
+# fmt: off
+__all__ = [
+    "MaxTokensField", "data_url", "normalize", "stop_reason", "to_openai", "usage_from_openai", "with_arm",
+]
+# fmt: on
 
 MaxTokensField = Literal["max_completion_tokens", "max_tokens"]  # older servers know only `max_tokens`
 
@@ -158,10 +163,10 @@ def _content(content: wire.OpenAIContent, notes: Notes) -> tuple[Block, ...]:
             case wire.OpenAIImagePart(image_url=image):
                 if image.detail not in (None, "auto"):
                     notes.add(f"image detail={image.detail}")
-                media_type, data = _data_url(image.url)
+                media_type, data = data_url(image.url)
                 blocks.append(ImageBlock(media_type=media_type, data=data, url=None if data else image.url))
             case wire.OpenAIFilePart(file=file) if file.file_data is not None:
-                media_type, data = _data_url(file.file_data)
+                media_type, data = data_url(file.file_data)
                 data = data or file.file_data
                 blocks.append(DocumentBlock(media_type=media_type, data=data, title=file.filename))
             case wire.OpenAIFilePart():
@@ -171,7 +176,7 @@ def _content(content: wire.OpenAIContent, notes: Notes) -> tuple[Block, ...]:
     return tuple(blocks)
 
 
-def _data_url(url: str) -> tuple[str | None, str | None]:
+def data_url(url: str) -> tuple[str | None, str | None]:
     """(media type, base64 payload) of a `data:<type>;base64,<payload>` URL, else (None, None)."""
     header, comma, payload = url.partition(",")
     if not (header.startswith("data:") and header.endswith(";base64") and comma):
@@ -349,31 +354,8 @@ def usage_from_openai(usage: Mapping[str, Any]) -> Usage:
     `cache_write_tokens`): uncached input = prompt_tokens - cached_tokens - cache_write_tokens.
     `completion_tokens` includes reasoning tokens, so `reasoning_tokens` is a breakdown of `output_tokens`.
     """
-    prompt = token_count(usage.get("prompt_tokens"), "prompt_tokens")
-    details = _details(usage, "prompt_tokens_details")
-    cached = token_count(details.get("cached_tokens") or 0, "prompt_tokens_details.cached_tokens")
-    written = token_count(details.get("cache_write_tokens") or 0, "prompt_tokens_details.cache_write_tokens")
-    if cached + written > prompt:
-        expected = f"cached + cache-write tokens at most prompt_tokens ({prompt})"
-        raise UsageError("prompt_tokens_details.cached_tokens", expected, str(cached + written))
-    reasoning = _details(usage, "completion_tokens_details").get("reasoning_tokens")
-    reasoning_field = "completion_tokens_details.reasoning_tokens"
-    return Usage(
-        input_tokens=prompt - cached - written,
-        cache_creation_input_tokens=written,
-        cache_read_input_tokens=cached,
-        output_tokens=token_count(usage.get("completion_tokens"), "completion_tokens"),
-        reasoning_tokens=None if reasoning is None else token_count(reasoning, reasoning_field),
-    )
+    return openai_usage(usage, input_field="prompt_tokens", output_field="completion_tokens")
 
-
-def _details(usage: Mapping[str, Any], field: str) -> Mapping[str, Any]:
-    details = usage.get(field)
-    if details is None:
-        return {}
-    if not isinstance(details, Mapping):
-        raise UsageError(field, "an object", type(details).__name__)
-    return details
 
 # Stop reasons in Anthropic's words, whichever API answered (docs/providers.md).
 _STOP_REASONS = {

@@ -1,4 +1,5 @@
-"""Model APIs behind one Protocol: Anthropic (official SDK) and OpenAI-compatible chat completions (httpx).
+"""Model APIs behind one Protocol: Anthropic (official SDK), OpenAI-compatible chat completions and the OpenAI
+Responses API (httpx).
 What each API's bodies look like (translation, usage) is in `shadowlab.apis`; here is how they are sent.
 
 `create_provider(name, config)` builds one; `ProviderResult` is what every call returns; error codes and

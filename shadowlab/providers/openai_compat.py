@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
 import httpx
@@ -22,12 +22,13 @@ from shadowlab.providers.registry import register_provider
 from shadowlab.providers.stream_state import StreamState, parse_arguments
 from shadowlab.usage import UsageError
 
-__all__ = ["DEFAULT_OPENAI_BASE_URL", "OpenAICompatProvider"]
+__all__ = ["DEFAULT_OPENAI_BASE_URL", "OpenAICompatProvider", "StreamErrorEvent"]
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+StreamReader = Callable[[httpx.Response, StreamState], Awaitable[None]]
 
 
-class _StreamError(Exception):
+class StreamErrorEvent(Exception):
     """An error object inside a 200 stream."""
 
 
@@ -73,27 +74,12 @@ class OpenAICompatProvider(StreamingProvider):
         body = {**body, "stream": True}
         if self._config.stream_usage:
             body["stream_options"] = {"include_usage": True}
-        state = StreamState(self.name, body["model"], untranslated)
         calls: dict[int, dict[str, str]] = {}
-        state.begin()
-        try:
-            async with self._client.stream(
-                "POST", "chat/completions", content=json.dumps(body), headers=dict(extra_headers or {})
-            ) as response:
-                state.headers(response.headers.items(), response.status_code)
-                if response.status_code >= 400:
-                    await response.aread()
-                    self._http_error(response, state)
-                else:
-                    await self._read_stream(response, state, calls)
-        except httpx.TimeoutException as exc:
-            state.timed_out(self._config.stall_timeout_s, type(exc).__name__)
-        except httpx.TransportError as exc:
-            state.fail("connection", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
-        except _StreamError as exc:
-            state.fail("stream_error", str(exc))
-        except (ValueError, UsageError) as exc:
-            state.fail("invalid_response", str(exc))
+
+        async def read(response: httpx.Response, state: StreamState) -> None:
+            await self._read_stream(response, state, calls)
+
+        state = await self.post_stream("chat/completions", body, untranslated, extra_headers, read)
         state.tool_calls = tuple(
             ToolCall(
                 id=c["id"],
@@ -104,6 +90,37 @@ class OpenAICompatProvider(StreamingProvider):
             for _, c in sorted(calls.items())
         )
         return state.result()
+
+    async def post_stream(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        untranslated: tuple[str, ...],
+        extra_headers: Mapping[str, str] | None,
+        read: StreamReader,
+    ) -> StreamState:
+        """POST `body` to `path` and `read` the 200 stream into a StreamState; failures become its error."""
+        state = StreamState(self.name, body["model"], untranslated)
+        state.begin()
+        try:
+            async with self._client.stream(
+                "POST", path, content=json.dumps(body), headers=dict(extra_headers or {})
+            ) as response:
+                state.headers(response.headers.items(), response.status_code)
+                if response.status_code >= 400:
+                    await response.aread()
+                    self._http_error(response, state)
+                else:
+                    await read(response, state)
+        except httpx.TimeoutException as exc:
+            state.timed_out(self._config.stall_timeout_s, type(exc).__name__)
+        except httpx.TransportError as exc:
+            state.fail("connection", f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        except StreamErrorEvent as exc:
+            state.fail("stream_error", str(exc))
+        except (ValueError, UsageError) as exc:
+            state.fail("invalid_response", str(exc))
+        return state
 
     @staticmethod
     def _http_error(response: httpx.Response, state: StreamState) -> None:
@@ -136,7 +153,7 @@ class OpenAICompatProvider(StreamingProvider):
                 raise ValueError(f"stream chunk: expected an object, found {data[:80]}")
             if chunk.get("error"):
                 error = chunk["error"]
-                raise _StreamError(
+                raise StreamErrorEvent(
                     f"{error.get('type') or error.get('code')}: {error.get('message')}"
                     if isinstance(error, dict)
                     else str(error)

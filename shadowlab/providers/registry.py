@@ -37,7 +37,11 @@ class ProviderFactory(Protocol):
 
 _REGISTRY: dict[str, ProviderFactory] = {}
 # Built-in providers, imported on first lookup (the SDKs are heavy; a process using one need not load both).
-_BUILTINS = {"anthropic": "shadowlab.providers.anthropic", "openai": "shadowlab.providers.openai_compat"}
+_BUILTINS = {
+    "anthropic": "shadowlab.providers.anthropic",
+    "openai": "shadowlab.providers.openai_compat",
+    "openai_responses": "shadowlab.providers.openai_responses",
+}
 _F = TypeVar("_F", bound=ProviderFactory)
 
 
@@ -81,8 +85,10 @@ def provider_api(name: str) -> Api:
 
 def config_from_settings(name: str, settings: Settings, **overrides: Any) -> ProviderConfig:
     """The base URL and key of a provider from the settings `<name>_base_url` and `<name>_api_key` (none
-    when the settings have no such field); `overrides` win."""
-    base_url: str | None = getattr(settings, f"{name}_base_url", None)
-    api_key: SecretStr | None = getattr(settings, f"{name}_api_key", None)
+    when the settings have no such field; a provider class may name another provider's settings with a
+    `settings_name` attribute, as `openai_responses` uses `openai`'s); `overrides` win."""
+    prefix = getattr(_factory(name), "settings_name", name) if name in provider_names() else name
+    base_url: str | None = getattr(settings, f"{prefix}_base_url", None)
+    api_key: SecretStr | None = getattr(settings, f"{prefix}_api_key", None)
     fields: dict[str, Any] = {"base_url": base_url, "api_key": api_key, **overrides}
     return ProviderConfig(**fields)

@@ -26,7 +26,7 @@ def test_every_registered_api_has_its_shape_and_its_place_in_the_capture_schema(
 
 def test_an_unknown_api_is_refused_naming_the_known_ones() -> None:
     with pytest.raises(CaptureError) as refused:
-        api_shape("openai.responses")
+        api_shape("google.gemini")
     assert refused.value.code == "unknown_api"
     assert refused.value.expected == " or ".join(API_NAMES)
 

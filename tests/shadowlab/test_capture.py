@@ -307,10 +307,14 @@ def test_captures_are_frozen() -> None:
         capture.request_id = "other"  # type: ignore[misc]
 
 
-def test_json_schema_describes_both_request_shapes() -> None:
+def test_json_schema_describes_every_request_shape() -> None:
     schema = capture_json_schema()
     refs = {option["$ref"] for option in schema["properties"]["request"]["anyOf"]}
-    assert refs == {"#/$defs/AnthropicMessagesRequest", "#/$defs/OpenAIChatRequest"}
+    assert refs == {
+        "#/$defs/AnthropicMessagesRequest",
+        "#/$defs/OpenAIChatRequest",
+        "#/$defs/OpenAIResponsesRequest",
+    }
     assert set(schema["required"]) == {
         "schema_version",
         "request_id",

@@ -32,7 +32,7 @@ REQUEST = normalize_request_body(
         "messages": [{"role": "user", "content": "Summarise the trade-offs of sharding."}],
     },
 )
-PROVIDERS = ("anthropic", "openai")
+PROVIDERS = ("anthropic", "openai", "openai_responses")
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +190,12 @@ _OPENAI_START = (
     b'data: {"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,'
     b'"delta":{"role":"assistant","content":"Half an"},"finish_reason":null}]}\n\n'
 )
+_RESPONSES_START = (
+    b'event: response.created\ndata: {"type":"response.created","sequence_number":0,'
+    b'"response":{"id":"resp_1","status":"in_progress","output":[]}}\n\n'
+    b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":1,'
+    b'"item_id":"msg_1","output_index":0,"content_index":0,"delta":"Half an"}\n\n'
+)
 
 
 def _transport(name: str, *, head: bool) -> object:
@@ -199,10 +205,10 @@ def _transport(name: str, *, head: bool) -> object:
 
     lib: Any = (
         httpx
-        if name == "openai"
+        if name != "anthropic"
         else importlib.import_module(anthropic.DefaultAsyncHttpxClient.__mro__[1].__module__.split(".")[0])
     )
-    first = _OPENAI_START if name == "openai" else _ANTHROPIC_START
+    first = {"openai": _OPENAI_START, "openai_responses": _RESPONSES_START}.get(name, _ANTHROPIC_START)
 
     class StallsAfterFirstEvent(lib.AsyncByteStream):  # type: ignore[misc,name-defined]
         async def __aiter__(self) -> Any:
