@@ -60,6 +60,13 @@ OPENAI: Final = ApiSpec(
     extract.openai_first_token,
     extract.openai_terminal,
 )
+OPENAI_RESPONSES: Final = ApiSpec(
+    "openai.responses",
+    extract.responses_result,
+    extract.responses_events,
+    extract.responses_first_token,
+    extract.responses_terminal,
+)
 
 
 def _sampled_in(request_id: str | None, rate: float) -> bool:
@@ -78,6 +85,10 @@ class Tee:
     source: Source
     sample_rate: float
     spec: ApiSpec
+
+    def speaking(self, spec: ApiSpec) -> Tee:
+        """This tee for another API of the same client (OpenAI's `responses` beside `chat`)."""
+        return Tee(self.sink, self.source, self.sample_rate, spec)
 
     def begin(
         self, kwargs: dict[str, Any], *, drop: frozenset[str] = frozenset(), add: Mapping[str, Any] = _NO_ADD
@@ -273,7 +284,9 @@ async def _observe_async(inner: AsyncIterator[Any], call: Call) -> AsyncIterator
 
 
 def hook_stream_manager(manager: Any, call: Call) -> None:
-    """Mirror an Anthropic `MessageStreamManager` / `AsyncMessageStreamManager` (from `messages.stream`).
+    """Mirror a stream helper's manager: Anthropic's `MessageStreamManager` (`messages.stream`), OpenAI's
+    `ChatCompletionStreamManager` (`chat.completions.stream`) and `ResponseStreamManager`
+    (`responses.stream`), and their async twins.
 
     The manager sends its request on `__enter__` through a private `__api_request`; it is replaced by
     a timed call that observes the raw stream the manager then wraps in its `MessageStream`.

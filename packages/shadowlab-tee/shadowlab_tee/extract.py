@@ -1,7 +1,7 @@
 """Turn what an SDK call returned (a message or the events of a stream) into the capture's response fields.
 
 These run on the sink's worker thread, never on the production call's path. SDK objects are read by
-duck typing (attribute names of the Anthropic Messages and OpenAI chat completions APIs).
+duck typing (attribute names of the Anthropic Messages, OpenAI chat completions and Responses APIs).
 
 A deliberate copy of API knowledge that lives in `shadowlab.apis` (one module per API: stop reasons, tool
 calls, the cumulative usage of an Anthropic stream): the tee runs inside production apps and may import only
@@ -182,3 +182,55 @@ def openai_first_token(chunk: Any) -> bool:
 def openai_terminal(chunk: Any) -> bool:
     choices = chunk.choices
     return bool(choices) and choices[0].finish_reason is not None
+
+
+# ---- OpenAI Responses API ---------------------------------------------------------------------------
+RESPONSES_TOKEN_DELTAS: Final = frozenset(
+    {"response.output_text.delta", "response.reasoning_summary_text.delta", "response.reasoning_text.delta"}
+)
+RESPONSES_ENDS: Final = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+def responses_result(response: Any) -> dict[str, Any]:
+    """Response fields of an `openai.types.responses.Response`: `stop_reason` is its status, or the reason
+    it is incomplete (`max_output_tokens`, `content_filter`)."""
+    texts: list[str] = []
+    tool_calls: list[dict[str, Any]] = []
+    for item in response.output or ():
+        if item.type == "message":
+            texts += [part.text for part in item.content or () if part.type == "output_text"]
+        elif item.type == "function_call":
+            arguments = _parse_tool_input(item.arguments)
+            tool_calls.append({"id": item.call_id, "name": item.name, "input": arguments})
+    reason = getattr(getattr(response, "incomplete_details", None), "reason", None)
+    status = response.status
+    return {
+        "text": "".join(texts),
+        "stop_reason": reason if status == "incomplete" and reason else status,
+        "usage": as_dict(response.usage),
+        "tool_calls": tool_calls,
+    }
+
+
+def responses_events(events: Sequence[Any]) -> dict[str, Any]:
+    """Response fields of a Responses stream: the last event's whole response when the stream got that far,
+    else what its deltas and finished items carried (no usage: it comes only with the last event)."""
+    last = events[-1] if events else None
+    if last is not None and last.type in RESPONSES_ENDS:
+        return responses_result(last.response)
+    texts = [event.delta for event in events if event.type == "response.output_text.delta"]
+    calls = [
+        {"id": event.item.call_id, "name": event.item.name, "input": _parse_tool_input(event.item.arguments)}
+        for event in events
+        if event.type == "response.output_item.done" and event.item.type == "function_call"
+    ]
+    return {"text": "".join(texts), "stop_reason": None, "usage": None, "tool_calls": calls}
+
+
+def responses_first_token(event: Any) -> bool:
+    """True for the event that sets TTFT: the first output-text or reasoning delta."""
+    return event.type in RESPONSES_TOKEN_DELTAS and bool(event.delta)
+
+
+def responses_terminal(event: Any) -> bool:
+    return event.type in RESPONSES_ENDS

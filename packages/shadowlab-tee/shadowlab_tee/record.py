@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-ApiName = Literal["anthropic.messages", "openai.chat"]
+ApiName = Literal["anthropic.messages", "openai.chat", "openai.responses"]
 SCHEMA_VERSION: Final = 1
 MAX_REQUEST_ID_CHARS: Final = 128
 MAX_ERROR_MESSAGE_CHARS: Final = 2000

@@ -1,8 +1,8 @@
 """`wrap()`: a stand-in for an Anthropic or OpenAI client that mirrors each model call into a sink.
 
-Only `messages.create` / `messages.stream` (Anthropic) and `chat.completions.create` (OpenAI) are
-mirrored; every other attribute is the client's own. The SDKs are never imported here: the client is
-recognised by its shape.
+Mirrored: `messages.create` / `messages.stream` (Anthropic), `chat.completions.create` / `.stream` and
+`responses.create` / `.stream` (OpenAI); every other attribute is the client's own. The SDKs are never
+imported here: the client is recognised by its shape.
 """
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ import os
 import sys
 from typing import Any, Final, TypeVar, cast
 
-from shadowlab_tee.calls import ANTHROPIC, OPENAI, ApiSpec, Tee, hook_stream_manager
+from shadowlab_tee.calls import ANTHROPIC, OPENAI, OPENAI_RESPONSES, ApiSpec, Call, Tee, hook_stream_manager
 from shadowlab_tee.record import Source, TeeConfigError
 from shadowlab_tee.sink import Sink, TeeStats
 
 C = TypeVar("C")
 
-# `messages.stream()` arguments that are SDK helpers, not body fields (`output_format` becomes
-# `output_config.format` inside the SDK; pass `output_config` to have it captured).
-_STREAM_HELPER_ONLY: Final = frozenset({"output_format"})
+# Stream-helper arguments that are not body fields: `output_format` (Anthropic) and `text_format` (Responses),
+# and any Python type (a pydantic `response_format`), which the SDK turns into a schema inside the body; pass
+# the body field (`output_config`, `text`, a dict `response_format`) to have the schema captured.
+_STREAM_HELPER_ONLY: Final = frozenset({"output_format", "text_format"})
 _STREAM_ADD: Final = {"stream": True}
 
 
@@ -58,9 +59,11 @@ class _Resource:
         return call.returned(result)
 
 
-class _AnthropicMessages(_Resource):
+class _StreamingResource(_Resource):
+    """A resource whose `stream()` helper is mirrored too: the request its manager sends on entering."""
+
     def stream(self, *args: Any, **kwargs: Any) -> Any:
-        call = self._tee.begin(kwargs, drop=_STREAM_HELPER_ONLY, add=_STREAM_ADD)
+        call = self._begin_stream(kwargs)
         manager = self._tee_real.stream(*args, **kwargs)
         if call is not None:
             try:
@@ -69,11 +72,24 @@ class _AnthropicMessages(_Resource):
                 self._tee.sink.count_internal_failure(exc)
         return manager
 
+    def _begin_stream(self, kwargs: dict[str, Any]) -> Call | None:
+        types = frozenset(name for name, value in kwargs.items() if isinstance(value, type))
+        return self._tee.begin(kwargs, drop=_STREAM_HELPER_ONLY | types, add=_STREAM_ADD)
+
+
+class _OpenAIResponses(_StreamingResource):
+    def _begin_stream(self, kwargs: dict[str, Any]) -> Call | None:
+        if kwargs.get("response_id") is not None:  # resuming a stored response: not a new request
+            kwargs.pop("tee_source", None)
+            kwargs.pop("tee_request_id", None)
+            return None
+        return super()._begin_stream(kwargs)
+
 
 class _OpenAIChat:
     def __init__(self, real: Any, tee: Tee, is_async: bool) -> None:
         self._tee_real = real
-        self.completions = _Resource(real.completions, tee, is_async)
+        self.completions = _StreamingResource(real.completions, tee, is_async)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tee_real, name)
@@ -90,9 +106,11 @@ class TeedClient:
         self._tee = tee
         self._tee_async = is_async
         if tee.spec is ANTHROPIC:
-            self.messages = _AnthropicMessages(client.messages, tee, is_async)
+            self.messages = _StreamingResource(client.messages, tee, is_async)
         else:
             self.chat = _OpenAIChat(client.chat, tee, is_async)
+            if getattr(client, "responses", None) is not None:
+                self.responses = _OpenAIResponses(client.responses, tee.speaking(OPENAI_RESPONSES), is_async)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tee_client, name)
