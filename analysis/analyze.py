@@ -82,7 +82,7 @@ def compare_arms(
     worst = _worst_value(table, metric)
     if worst is None:
         return survivors
-    failed = _failed(table)
+    failed = failed_replays(table)
     ctrl = np.where(np.isnan(ctrl) & failed[:, table.arms.index(control)], worst, ctrl)
     cand = np.where(np.isnan(cand) & failed[:, table.arms.index(candidate)], worst, cand)
     counted = pairs(ctrl, cand)
@@ -123,7 +123,7 @@ def _compare_pairs(
     return compare_mean(c, t, inference)
 
 
-def _failed(table: ExperimentTable) -> npt.NDArray[np.bool_]:
+def failed_replays(table: ExperimentTable) -> npt.NDArray[np.bool_]:
     """Where a replay failed (the error column is 1), per request and arm."""
     errors = [m for m in table.metrics if m.name == ERROR_COLUMN]
     return (
@@ -133,18 +133,27 @@ def _failed(table: ExperimentTable) -> npt.NDArray[np.bool_]:
     )
 
 
+def scores_answers(metric: MetricColumn) -> bool:
+    """Whether a failed answer counts at the metric's worst value: score metrics, not the error rate."""
+    return metric.kind in ("mean", "binary") and metric.name != ERROR_COLUMN
+
+
+def worst_is_highest(metric: MetricColumn) -> bool:
+    """Whether the metric's worst value is its highest (an error, refusal or failure rate), else lowest."""
+    return any(word in metric.name.lower() for word in LOWER_IS_BETTER_WORDS)
+
+
 def _worst_value(table: ExperimentTable, metric: MetricColumn) -> float | None:
     """The score a failed answer gets in a score metric: the worst value any arm got (the scale's minimum
     in practice: 1 on a 1-10 judge, 0 for a check); None for metrics that are not answer scores."""
-    if metric.kind not in ("mean", "binary") or metric.name == ERROR_COLUMN:
+    if not scores_answers(metric):
         return None
-    if not _failed(table).any():
+    if not failed_replays(table).any():
         return None
     present = metric.values[~np.isnan(metric.values)]
     if not present.size:
         return None
-    lower_is_better = any(word in metric.name.lower() for word in LOWER_IS_BETTER_WORDS)
-    return float(present.max() if lower_is_better else present.min())
+    return float(present.max() if worst_is_highest(metric) else present.min())
 
 
 def _error_p(result: MetricComparison) -> float | None:

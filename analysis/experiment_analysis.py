@@ -13,7 +13,7 @@ from analysis.document import analysis_document, routing_json, verdict_json
 from analysis.load import ExperimentData, load_experiment
 from analysis.plan import DecisionPlan, PlanError
 from analysis.ranking import rank_arms
-from analysis.routing import RoutingRecommendation, RoutingRule, recommend_routing
+from analysis.routing import RoutingRecommendation, RoutingRule, quantile_columns, recommend_routing
 from analysis.segments import SegmentEffect, segment_dimensions, segment_effects, segment_json
 from analysis.stats.results import HealthReport
 from shadowlab.store import snapshots
@@ -55,9 +55,11 @@ def segments_and_routing(
     if not len(data.facts):
         return (), None
     dimensions = segment_dimensions(data.facts)
+    kinds = {m.name: m.kind for m in data.table.metrics}
     effects = segment_effects(
         data.table, dimensions, control=data.control, alpha=analysis.alpha, aa_arm=data.aa_arm,
         min_n=rule.min_n,
+        quantile_metrics=None if plan is None else {rule.dimension: quantile_columns(plan, rule, kinds)},
     )  # fmt: skip
     chosen = [d for d in dimensions if d.name == rule.dimension]
     if plan is None or not chosen:

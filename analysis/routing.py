@@ -115,6 +115,15 @@ def routing_conditions(
     return [(g, resolve_metric(g.metric, kinds)) for g in (primary, *plan.guardrails)]
 
 
+def quantile_columns(
+    plan: DecisionPlan, rule: RoutingRule, kinds: Mapping[str, MetricKind]
+) -> frozenset[str]:
+    """The latency columns a routing condition reads a quantile of (`ttft_p95`): the segment effects must
+    carry their quantile differences (`segment_effects(quantile_metrics=...)`)."""
+    conditions = routing_conditions(plan, rule, kinds)
+    return frozenset(ref.column for _, ref in conditions if ref.quantile is not None)
+
+
 def recommend_routing(
     table: ExperimentTable,
     dimension: SegmentDimension,
@@ -184,6 +193,12 @@ def choose_routes(
                 if effect is None or effect.comparison is None or effect.n < rule.min_n:
                     small.append(f"{arm} {guard.metric}: {0 if effect is None else effect.n} pairs")
                     continue
+                if ref.quantile is not None and not effect.comparison.result.quantiles:
+                    raise RoutingError(
+                        f"segment effects of {ref.column!r} have no quantiles: to route on {guard.metric}, "
+                        f"compute them with segment_effects(quantile_metrics="
+                        f"{{{dimension.name!r}: [{ref.column!r}]}})"
+                    )
                 if not _quantile_supported(effect.comparison, ref):
                     deferred.add(guard.metric)
                     continue
@@ -233,6 +248,7 @@ def cross_fitted_saving(
     cost_column = next((m.name for m in table.metrics if m.kind == "cost"), None)
     if cost_column is None:
         return None
+    kinds = {m.name: m.kind for m in table.metrics}
     fold = _folds(table)
     # the arm column of each (fold measured on, segment): the routing chosen on the other fold
     arm_columns = np.full((2, len(dimension.segments)), table.arms.index(control), dtype=np.int64)
@@ -243,7 +259,7 @@ def cross_fitted_saving(
         sub_dimension = dimension.subset(train)
         sub_effects = segment_effects(
             subset_rows(table, train), [sub_dimension], control=control, alpha=plan.alpha, aa_arm=aa_arm,
-            min_n=rule.min_n,
+            min_n=rule.min_n, quantile_metrics={dimension.name: quantile_columns(plan, rule, kinds)},
         )  # fmt: skip
         chosen = choose_routes(sub_dimension, sub_effects, plan, control=control, rule=rule)
         if not any(route.status == "routed" for route in chosen):

@@ -8,15 +8,18 @@ tested segments (every dimension) within each metric × candidate: segments are 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
 
-from analysis.analyze import Comparison, compare_arms
+from analysis.analyze import Comparison
 from analysis.csv_input import ExperimentTable, IntArray
+from analysis.segment_comparisons import arm_pair, segment_comparisons, segment_pairs
 from analysis.stats import adjust_p_values
+from analysis.stats.grouped import Grouping
+from analysis.stats.results import MetricComparison
 
 SegmentStatus = Literal["tested", "too_small"]
 DEFAULT_MIN_N = 30
@@ -195,14 +198,6 @@ def subset_rows(table: ExperimentTable, rows: np.ndarray[Any, np.dtype[np.bool_]
     )
 
 
-def _pairs(table: ExperimentTable, metric_index: int, control: str, candidate: str) -> int:
-    metric = table.metrics[metric_index]
-    cand = ~np.isnan(metric.values[:, table.arms.index(candidate)])
-    if metric.kind == "preference":
-        return int(np.count_nonzero(cand))
-    return int(np.count_nonzero(cand & ~np.isnan(metric.values[:, table.arms.index(control)])))
-
-
 def segment_effects(
     table: ExperimentTable,
     dimensions: Sequence[SegmentDimension],
@@ -211,8 +206,14 @@ def segment_effects(
     alpha: float,
     aa_arm: str | None = None,
     min_n: int = DEFAULT_MIN_N,
+    quantile_metrics: Mapping[str, Collection[str]] | None = None,
 ) -> tuple[SegmentEffect, ...]:
-    """Every metric × candidate in every segment; BH across segments within each metric × candidate."""
+    """Every metric × candidate in every segment; BH across segments within each metric × candidate.
+
+    All segments of a dimension are compared at once from sufficient statistics (`segment_comparisons`).
+    Latency quantile differences (row-level sorts) only where `quantile_metrics` asks, by dimension name:
+    routing's quantile guardrails (ttft_p95) on the dimension it routes on.
+    """
     if min_n < 2:
         raise SegmentError(f"min_n: expected at least 2 pairs, found {min_n}")
     n = len(table.request_ids)
@@ -222,19 +223,31 @@ def segment_effects(
         if len(dim.codes) != n:
             raise SegmentError(f"dimension {dim.name!r}: expected {n} labels (one per request), "
                                f"found {len(dim.codes)}")  # fmt: skip
-        for code, value, size in dim.present():
-            sub = subset_rows(table, dim.codes == code)
-            for i, metric in enumerate(table.metrics):
+    pairs = {(m.name, c): arm_pair(table, m, control, c) for m in table.metrics for c in candidates}
+    for dim in dimensions:
+        grouping = Grouping.of(dim.codes, len(dim.segments), table.clusters)
+        present = dim.present()
+        with_quantiles = (quantile_metrics or {}).get(dim.name, ())
+        found: dict[tuple[str, str], tuple[IntArray, dict[int, MetricComparison]]] = {}
+        for key, pair in pairs.items():
+            counts = segment_pairs(pair, grouping)
+            wanted = [code for code, _, _ in present if counts[code] >= min_n]
+            found[key] = counts, segment_comparisons(
+                pair, grouping, alpha=alpha, wanted=wanted,
+                quantile_clusters=table.clusters if key[0] in with_quantiles else False,
+            )  # fmt: skip
+        for code, value, size in present:
+            for metric in table.metrics:
                 for cand in candidates:
-                    pairs = _pairs(sub, i, control, cand)
-                    if pairs < min_n:
-                        effects.append(SegmentEffect(dim.name, value, size, metric.name, cand,
-                                                     pairs, "too_small", None))  # fmt: skip
-                        continue
-                    result = compare_arms(sub, sub.metrics[i], control, cand, alpha=alpha)
-                    comparison = Comparison(metric.name, control, cand, result, None)
-                    effects.append(SegmentEffect(dim.name, value, size, metric.name, cand,
-                                                 pairs, "tested", comparison))  # fmt: skip
+                    counts, results = found[metric.name, cand]
+                    result = results.get(code)
+                    comparison = (
+                        None if result is None else Comparison(metric.name, control, cand, result, None)
+                    )
+                    status: SegmentStatus = "too_small" if result is None else "tested"
+                    effects.append(SegmentEffect(
+                        dim.name, value, size, metric.name, cand, int(counts[code]), status, comparison
+                    ))  # fmt: skip
     return _adjust_bh(effects)
 
 

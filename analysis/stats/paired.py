@@ -51,6 +51,13 @@ def standard_error(
     return (se, df)
 
 
+def se_test_name(test: str, clustered: bool, ways: int) -> str:
+    """The test's name with the kind of SE it used (`ways`: clustering dimensions that entered it)."""
+    if not clustered:
+        return test
+    return test + (", two-way cluster-robust SE" if ways == 2 else ", cluster-robust SE")
+
+
 def t_result(
     test: str, n: int, estimate: float, se: float | None, df: float | None, *, alpha: float, null: float
 ) -> TestResult:
@@ -105,9 +112,7 @@ def mean_inference(
             n_params = 2
             test += ", CUPED"
     se, df, ways = _standard_error(residuals, clusters, n_params)
-    if clusters is not None:
-        test += ", two-way cluster-robust SE" if ways == 2 else ", cluster-robust SE"
-    result = t_result(test, n, mean, se, df, alpha=alpha, null=null)
+    result = t_result(se_test_name(test, clusters is not None, ways), n, mean, se, df, alpha=alpha, null=null)
     return replace(result, notes=(*result.notes, *notes)) if notes else result
 
 
