@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ __all__ = [
     "LONG_CONTEXT_THRESHOLD",
     "ModelPrice",
     "PriceFileError",
+    "PriceTier",
     "PriceTable",
     "UnknownModelPriceError",
     "cost_usd",
@@ -31,6 +34,23 @@ __all__ = [
 LONG_CONTEXT_THRESHOLD = (
     200_000  # Anthropic bills the whole request at the long-context rate above this input
 )
+# LiteLLM's long-context keys: `<class>_above_<N>k_tokens` (128k, 200k, 256k, 272k, ...). Service-tier
+# variants (`..._priority`, `..._flex`) and `cache_creation_input_token_cost_above_1hr_above_200k_tokens` do
+# not match.
+_TIER_KEY = re.compile(
+    r"^(input_cost_per_token|output_cost_per_token|cache_creation_input_token_cost|cache_read_input_token_cost)"
+    r"_above_(\d+)k_tokens$"
+)
+_TIER_CLASSES = {
+    "input_cost_per_token": "input",
+    "output_cost_per_token": "output",
+    "cache_creation_input_token_cost": "cache_creation",
+    "cache_read_input_token_cost": "cache_read",
+}
+_CHAT_MODES = frozenset({"chat", "responses"})  # LiteLLM's modes of models a replay can call
+# Prefixes that name the vendor whose own keys are unprefixed in LiteLLM's file (`openai/gpt-4o` is
+# `gpt-4o`); any other prefix (`azure/`, `bedrock/`, `vertex_ai/`, ...) is priced by its own entry or refused.
+_SAME_VENDOR_PREFIXES = ("openai/", "anthropic/")
 
 
 class UnknownModelPriceError(ShadowlabError, KeyError):
@@ -38,12 +58,11 @@ class UnknownModelPriceError(ShadowlabError, KeyError):
 
     exit_code = 2
 
-    def __init__(self, model: str, known: list[str]) -> None:
+    def __init__(self, model: str, known: list[str], why: str | None = None) -> None:
         self.model = model
         hint = f"; similar: {', '.join(known[:5])}" if known else ""
-        super().__init__(
-            f"price of model {model!r}: expected an entry in prices.json or SHADOWLAB_PRICES_FILE{hint}"
-        )
+        expected = why or "expected an entry in prices.json or SHADOWLAB_PRICES_FILE"
+        super().__init__(f"price of model {model!r}: {expected}{hint}")
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
@@ -53,10 +72,47 @@ class PriceFileError(ConfigError):
     """A price file that cannot be read or has a malformed entry."""
 
 
+def _rate(model: str, entry: Mapping[str, Any], key: str, required: bool = False) -> float | None:
+    value = entry.get(key)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or not math.isfinite(value):
+        raise PriceFileError(
+            f"price of {model!r}: {key}: expected a number of USD per token >= 0, found {value!r}"
+        )
+    return float(value)
+
+
+@dataclass(frozen=True)
+class PriceTier:
+    """Rates of a request whose input is above `above_tokens` (LiteLLM's `*_above_<N>k_tokens` keys): the
+    whole request is billed at them; a class the tier does not name keeps its base rate."""
+
+    above_tokens: int
+    input: float | None = None
+    output: float | None = None
+    cache_creation: float | None = None
+    cache_read: float | None = None
+
+    def to_json(self) -> dict[str, float]:
+        suffix = f"_above_{self.above_tokens // 1000}k_tokens"
+        rates = ((key + suffix, getattr(self, name)) for key, name in _TIER_CLASSES.items())
+        return {key: value for key, value in rates if value is not None}
+
+
+def _tiers(model: str, entry: Mapping[str, Any]) -> tuple[PriceTier, ...]:
+    found: dict[int, dict[str, float | None]] = {}
+    for key in entry:
+        match = _TIER_KEY.match(key)
+        if match is not None:
+            found.setdefault(int(match[2]) * 1000, {})[_TIER_CLASSES[match[1]]] = _rate(model, entry, key)
+    return tuple(PriceTier(above, **rates) for above, rates in sorted(found.items()))
+
+
 @dataclass(frozen=True)
 class ModelPrice:
     """USD per token of each class. Optional classes fall back: cache writes and reads → input price, 1-hour
-    cache writes → 5-minute ones, reasoning → output price, long-context rates → none (not tiered)."""
+    cache writes → 5-minute ones, reasoning → output price; long-context `tiers` apply above their size."""
 
     model: str
     input: float
@@ -65,57 +121,65 @@ class ModelPrice:
     cache_creation_1h: float | None = None
     cache_read: float | None = None
     reasoning: float | None = None
-    input_above_200k: float | None = None
-    output_above_200k: float | None = None
-    cache_creation_above_200k: float | None = None
-    cache_read_above_200k: float | None = None
+    tiers: tuple[PriceTier, ...] = ()
 
     @classmethod
     def from_litellm(cls, model: str, entry: Mapping[str, Any]) -> ModelPrice:
-        def rate(key: str, required: bool = False) -> float | None:
-            value = entry.get(key)
-            if value is None and not required:
-                return None
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or value < 0
-                or not math.isfinite(value)
-            ):
-                raise PriceFileError(
-                    f"price of {model!r}: {key}: expected a number of USD per token >= 0, found {value!r}"
-                )
-            return float(value)
-
         return cls(
             model=model,
-            input=rate("input_cost_per_token", True) or 0.0,
-            output=rate("output_cost_per_token", True) or 0.0,
-            cache_creation=rate("cache_creation_input_token_cost"),
-            cache_creation_1h=rate("cache_creation_input_token_cost_above_1hr"),
-            cache_read=rate("cache_read_input_token_cost"),
-            reasoning=rate("output_cost_per_reasoning_token"),
-            input_above_200k=rate("input_cost_per_token_above_200k_tokens"),
-            output_above_200k=rate("output_cost_per_token_above_200k_tokens"),
-            cache_creation_above_200k=rate("cache_creation_input_token_cost_above_200k_tokens"),
-            cache_read_above_200k=rate("cache_read_input_token_cost_above_200k_tokens"),
+            input=_rate(model, entry, "input_cost_per_token", True) or 0.0,
+            output=_rate(model, entry, "output_cost_per_token", True) or 0.0,
+            cache_creation=_rate(model, entry, "cache_creation_input_token_cost"),
+            cache_creation_1h=_rate(model, entry, "cache_creation_input_token_cost_above_1hr"),
+            cache_read=_rate(model, entry, "cache_read_input_token_cost"),
+            reasoning=_rate(model, entry, "output_cost_per_reasoning_token"),
+            tiers=_tiers(model, entry),
         )
+
+    def tier_for(self, input_tokens: int) -> PriceTier | None:
+        """The largest tier whose size the request's input exceeds, if any."""
+        return next((t for t in reversed(self.tiers) if input_tokens > t.above_tokens), None)
+
+    # The highest long-context rates, whatever the tier (budget reservations assume the worst case).
+    @property
+    def input_above_200k(self) -> float | None:
+        return max((t.input for t in self.tiers if t.input is not None), default=None)
+
+    @property
+    def output_above_200k(self) -> float | None:
+        return max((t.output for t in self.tiers if t.output is not None), default=None)
+
+    def to_json(self) -> dict[str, float]:
+        """The entry in LiteLLM's format."""
+        base = {
+            "input_cost_per_token": self.input,
+            "output_cost_per_token": self.output,
+            "cache_creation_input_token_cost": self.cache_creation,
+            "cache_creation_input_token_cost_above_1hr": self.cache_creation_1h,
+            "cache_read_input_token_cost": self.cache_read,
+            "output_cost_per_reasoning_token": self.reasoning,
+        }
+        out = {key: value for key, value in base.items() if value is not None}
+        for tier in self.tiers:
+            out |= tier.to_json()
+        return out
 
 
 def cost_usd(usage: Usage, price: ModelPrice) -> float:
     """Dollars for one call: uncached input, 5-minute and 1-hour cache writes, cache reads, output (reasoning
-    priced separately only where the model has its own reasoning rate)."""
-    long = price.input_above_200k is not None and usage.total_input_tokens > LONG_CONTEXT_THRESHOLD
-    input_rate = price.input_above_200k if long and price.input_above_200k is not None else price.input
-    output_rate = price.output_above_200k if long and price.output_above_200k is not None else price.output
-    write = price.cache_creation_above_200k if long else None
+    priced separately only where the model has its own reasoning rate), all at the long-context tier the
+    request's input reaches."""
+    tier = price.tier_for(usage.total_input_tokens)
+    input_rate = tier.input if tier is not None and tier.input is not None else price.input
+    output_rate = tier.output if tier is not None and tier.output is not None else price.output
+    write = tier.cache_creation if tier is not None else None
     write = (
         write
         if write is not None
         else (price.cache_creation if price.cache_creation is not None else input_rate)
     )
     write_1h = price.cache_creation_1h if price.cache_creation_1h is not None else write
-    read = price.cache_read_above_200k if long else None
+    read = tier.cache_read if tier is not None else None
     read = read if read is not None else (price.cache_read if price.cache_read is not None else input_rate)
     reasoning = (usage.reasoning_tokens or 0) if price.reasoning is not None else 0
     return math.fsum(
@@ -130,11 +194,24 @@ def cost_usd(usage: Usage, price: ModelPrice) -> float:
     )
 
 
-class PriceTable:
-    """Prices by model name; lookups try the exact name, then without a `provider/` prefix."""
+def _skip_reason(entry: Mapping[str, Any]) -> str | None:
+    """Why a LiteLLM entry cannot price a replayed call (None: it can)."""
+    mode = entry.get("mode")
+    if mode is not None and mode not in _CHAT_MODES:
+        return f"mode {mode}, not a chat model"
+    if entry.get("input_cost_per_token") is None or entry.get("output_cost_per_token") is None:
+        return "no input or output price per token"
+    return None
 
-    def __init__(self, prices: Mapping[str, ModelPrice]) -> None:
+
+class PriceTable:
+    """Prices by model name; `openai/` and `anthropic/` names fall back to the unprefixed entry, other
+    provider-qualified names (`azure/gpt-4o`) are priced by their own entry only. `skipped`: entries of the
+    file that cannot price a chat call (embedding or image models, null prices), with the reason."""
+
+    def __init__(self, prices: Mapping[str, ModelPrice], skipped: Mapping[str, str] | None = None) -> None:
         self._prices = dict(prices)
+        self.skipped = dict(skipped or {})
 
     def __contains__(self, model: object) -> bool:
         return isinstance(model, str) and self._find(model) is not None
@@ -144,17 +221,23 @@ class PriceTable:
 
     def _find(self, model: str) -> ModelPrice | None:
         found = self._prices.get(model)
-        if found is None and "/" in model:
+        if found is None and model.startswith(_SAME_VENDOR_PREFIXES):
             found = self._prices.get(model.split("/", 1)[1])
         return found
 
     def price(self, model: str) -> ModelPrice:
         """The price of `model`; UnknownModelPriceError names it (and similar known names)."""
         found = self._find(model)
-        if found is None:
-            stem = model.split("/")[-1][:8]
-            raise UnknownModelPriceError(model, [m for m in sorted(self._prices) if m.startswith(stem)])
-        return found
+        if found is not None:
+            return found
+        stem = model.split("/")[-1][:8]
+        similar = [m for m in sorted(self._prices) if m.split("/")[-1].startswith(stem)]
+        why = None
+        if model in self.skipped:
+            why = f"its price-file entry cannot price a chat call ({self.skipped[model]})"
+        elif "/" in model and not model.startswith(_SAME_VENDOR_PREFIXES):
+            why = "a provider-qualified name needs its own entry (never priced as another vendor's model)"
+        raise UnknownModelPriceError(model, similar, why)
 
     def require(self, models: list[str] | tuple[str, ...]) -> None:
         """Fail before an experiment starts if any of its models has no price."""
@@ -167,42 +250,36 @@ class PriceTable:
 
     def to_json(self) -> dict[str, Any]:
         """The table as LiteLLM-format JSON (for the experiment's snapshot); `from_json` reads it back."""
-        names = {
-            "input": "input_cost_per_token",
-            "output": "output_cost_per_token",
-            "cache_creation": "cache_creation_input_token_cost",
-            "cache_creation_1h": "cache_creation_input_token_cost_above_1hr",
-            "cache_read": "cache_read_input_token_cost",
-            "reasoning": "output_cost_per_reasoning_token",
-            "input_above_200k": "input_cost_per_token_above_200k_tokens",
-            "output_above_200k": "output_cost_per_token_above_200k_tokens",
-            "cache_creation_above_200k": "cache_creation_input_token_cost_above_200k_tokens",
-            "cache_read_above_200k": "cache_read_input_token_cost_above_200k_tokens",
-        }
-        return {
-            model: {names[k]: v for k, v in asdict(price).items() if k != "model" and v is not None}
-            for model, price in sorted(self._prices.items())
-        }
+        return {model: price.to_json() for model, price in sorted(self._prices.items())}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], where: str = "prices") -> PriceTable:
-        """Entries of a LiteLLM-format mapping with token prices (others, like `sample_spec`, are skipped)."""
+        """Entries of a LiteLLM-format mapping that price chat calls by the token; the others (non-chat
+        modes, null or missing prices) are counted in `skipped`; `sample_spec` and non-objects are ignored."""
         if not isinstance(data, Mapping):
             raise PriceFileError(
                 f"{where}: expected a JSON object of model → prices, found {type(data).__name__}"
             )
-        return cls(
-            {
-                model: ModelPrice.from_litellm(model, entry)
-                for model, entry in data.items()
-                if model != "sample_spec"
-                and isinstance(entry, Mapping)
-                and ("input_cost_per_token" in entry or "output_cost_per_token" in entry)
-            }
-        )
+        prices: dict[str, ModelPrice] = {}
+        skipped: dict[str, str] = {}
+        for model, entry in data.items():
+            if model == "sample_spec" or not isinstance(entry, Mapping):
+                continue
+            reason = _skip_reason(entry)
+            if reason is None:
+                prices[model] = ModelPrice.from_litellm(model, entry)
+            else:
+                skipped[model] = reason
+        return cls(prices, skipped)
+
+    def skipped_counts(self) -> dict[str, int]:
+        """How many entries were skipped, by reason."""
+        return dict(Counter(self.skipped.values()))
 
     def merged(self, override: PriceTable) -> PriceTable:
-        return PriceTable({**self._prices, **override._prices})
+        prices = {**self._prices, **override._prices}
+        skipped = {m: why for m, why in {**self.skipped, **override.skipped}.items() if m not in prices}
+        return PriceTable(prices, skipped)
 
 
 def _read_json(path: Path) -> Any:
