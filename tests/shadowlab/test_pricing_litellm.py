@@ -1,8 +1,8 @@
 """LiteLLM's price file as `SHADOWLAB_PRICES_FILE`: non-chat and unpriced entries are skipped and counted (and
 refused by name), every `*_above_<N>k_tokens` tier is understood, provider-qualified names stay distinct.
 
-The litellm wheel is not installed here: `data/litellm_prices_sample.json` is a sample in the format of its
-`model_prices_and_context_window_backup.json` (null prices, `mode: embedding / image_generation /
+The litellm wheel is not installed here: `price_files/litellm_prices_sample.json` is a sample in the format
+of its `model_prices_and_context_window_backup.json` (null prices, `mode: embedding / image_generation /
 audio_transcription`, tiered keys, service-tier variants such as `_priority` and `_flex`, `sample_spec`).
 """
 
@@ -16,7 +16,7 @@ from shadowlab.apis import api_shape
 from shadowlab.pricing import PriceTable, UnknownModelPriceError, load_price_table
 from shadowlab.usage import Usage
 
-SAMPLE = Path(__file__).parent / "data" / "litellm_prices_sample.json"
+SAMPLE = Path(__file__).parent / "price_files" / "litellm_prices_sample.json"
 
 
 @pytest.fixture(scope="module")
