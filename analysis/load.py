@@ -5,38 +5,34 @@ replay status), `ttft_ms` and `latency_ms` (latency; +∞ for a failed replay), 
 per scorer name (the scorer version written most recently; binary when every value is 0/1, else mean), and
 `pref_<scorer>` (preference of each candidate over the control, averaged over the orders shown).
 
-Columnar: one query returns a row per (request, arm) with only numeric columns (every scorer joined on), and
-one a row per request with its segment facts and cluster labels; numpy places them (no Python object per
-row). On Postgres both travel by COPY (binary for numbers, CSV read by pyarrow for text); on SQLite by
-fetchall. The plan is checked against the experiment's metrics before any of this is read.
+Columnar: one query returns a row per (request, arm) with only numeric columns (every scorer joined on),
+aggregated by the database into arrays (`analysis.fetch`), and one a row per request with its segment facts
+and cluster labels (`analysis.request_facts`); numpy places them (no Python object per row). The plan is
+checked against the experiment's metrics before any of this is read.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import orjson
-import pyarrow as pa
-import pyarrow.compute as pa_compute
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
 from analysis.csv_input import ERROR_COLUMN, ExperimentTable, FloatArray, IntArray, MetricColumn
+from analysis.fetch import fetch_numbers, is_postgres
 from analysis.plan import DecisionPlan, PlanError
-from analysis.segments import PROMPT_CHAR_EDGES, FactTable, RequestFacts
+from analysis.request_facts import RequestsChangedError, read_requests
+from analysis.segments import FactTable
 from analysis.stats.ranking import PairwiseOutcomes
 from analysis.stats.results import MetricKind
-from shadowlab.fingerprint import body_fingerprint
-from shadowlab.models import Arm, CapturedRequest, Experiment, Preference, Replay, Score
-from shadowlab.request_shape import prompt_chars, user_turn
+from shadowlab.models import Arm, Experiment, Preference, Replay, Score
 
 _ROLE_ORDER = {"control": 0, "candidate": 1, "aa": 2}
 PREFERENCE_PREFIX = "pref_"
@@ -90,64 +86,6 @@ def _latest_scorer_versions(session: Session, experiment_id: int) -> dict[str, s
     return {name: version for name, (_, version) in sorted(latest.items())}
 
 
-def _postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
-def _array_cells(data: bytes | None, kind: str) -> npt.NDArray[Any]:
-    """A one-dimensional Postgres array of non-null int8 or float8 in its binary form (`array_send`): a
-    20-byte header, then each element as its length (int32) and its 8 bytes, big-endian."""
-    dtype = np.int64 if kind == "int" else np.float64
-    if not data:
-        return np.zeros(0, dtype=dtype)
-    cell = np.dtype([("length", ">i4"), ("value", ">i8" if kind == "int" else ">f8")])
-    return np.frombuffer(data, dtype=cell, offset=20)["value"].astype(dtype)
-
-
-def fetch_numbers(
-    session: Session, statement: sa.Select[Any] | Any, kinds: Sequence[str]
-) -> list[npt.NDArray[Any]]:
-    """The columns of `statement` as numpy arrays: `kinds` says "int" (never NULL) or "float" (NULL → NaN).
-
-    Postgres aggregates each column into one array sent in binary (one row, read by `np.frombuffer`);
-    SQLite rows are fetched. Either way no Python object per row survives the call.
-    """
-    if not _postgres(session):
-        rows = session.execute(statement).all()
-        columns = list(zip(*rows, strict=True)) if rows else [() for _ in kinds]
-        return [
-            np.array(c, dtype=np.int64 if k == "int" else np.float64)
-            for c, k in zip(columns, kinds, strict=True)
-        ]
-    inner = statement.subquery("q")
-    nan: sa.ColumnElement[float] = sa.literal_column("'NaN'::float8", sa.Float)
-    # Every aggregate of one query level reads the same rows in the same order: the arrays stay aligned.
-    arrays = [
-        sa.func.array_send(sa.func.array_agg(
-            sa.cast(c, sa.BigInteger) if k == "int" else sa.func.coalesce(sa.cast(c, sa.Float), nan)
-        ))
-        for c, k in zip(inner.c, kinds, strict=True)
-    ]  # fmt: skip
-    row = session.execute(sa.select(*arrays)).one()
-    return [_array_cells(data, k) for data, k in zip(row, kinds, strict=True)]
-
-
-def fetch_table(session: Session, statement: sa.Select[Any] | Any, schema: pa.Schema) -> pa.Table:
-    """The rows of `statement` as an Arrow table of `schema` (NULL stays null): the database aggregates each
-    column into one JSON array (Postgres `json_agg`, SQLite `json_group_array`), orjson reads it."""
-    inner = statement.subquery("q")
-    aggregate = sa.func.json_agg if _postgres(session) else sa.func.json_group_array
-    # Every aggregate of one query level reads the same rows in the same order: the arrays stay aligned.
-    row = session.execute(sa.select(*(sa.cast(aggregate(c), sa.Text) for c in inner.c))).one()
-    return pa.table(
-        [
-            pa.array(orjson.loads(text) if text else [], type=field.type)
-            for text, field in zip(row, schema, strict=True)
-        ],
-        schema=schema,
-    )
-
-
 def _metric_columns(scorers: Mapping[str, str], preference_scorers: Sequence[str]) -> dict[str, MetricKind]:
     """The columns the table will have, before reading it (a scorer's kind is only known from its values)."""
     columns: dict[str, MetricKind] = {
@@ -198,6 +136,11 @@ def load_experiment(session: Session, name: str, *, check: bool = False) -> Expe
     ).scalars().all()  # fmt: skip
     if check and any_used:
         check_plan(name, experiment.plan, _metric_columns(scorers, sorted(preference_scorers)))
+    if is_postgres(session):
+        # Two aggregates over a million rows: no JIT compile (it costs more than it saves here), and memory
+        # for the replay × score hash join (the default 4 MB spills it to disk in batches).
+        session.execute(sa.text("SET LOCAL jit = off"))
+        session.execute(sa.text("SET LOCAL work_mem = '128MB'"))
     replays = _replay_columns(session, eid, scorers)
     request_keys, rows = np.unique(replays[0], return_inverse=True)
     rows = rows.reshape(-1)
@@ -230,7 +173,10 @@ def load_experiment(session: Session, name: str, *, check: bool = False) -> Expe
         session, eid, request_keys, arm_index, arms[0].id, shape
     )
     metrics.extend(preference_columns)
-    request_ids, clusters, facts = _requests(session, eid, request_keys)
+    try:
+        request_ids, clusters, facts = read_requests(session, eid, request_keys)
+    except RequestsChangedError as exc:
+        raise ExperimentLoadError(f"experiment {name!r}: {exc}") from None
     aa = [a.name for a in arms if a.role == "aa"]
     table = ExperimentTable(request_ids, tuple(a.name for a in arms), tuple(metrics), clusters, None)
     models = tuple((a.name, a.provider, a.model) for a in arm_rows)
@@ -262,140 +208,6 @@ def replay_timeout_ms(spec: Any) -> float | None:
     replay = spec.get("replay")
     timeout = replay.get("timeout_s", 600.0) if isinstance(replay, dict) else 600.0
     return float(timeout) * 1000.0 if isinstance(timeout, int | float) and timeout > 0 else None
-
-
-def request_facts(service: str, route: str | None, tags: Any, body: Any) -> RequestFacts:
-    """Segment facts of one captured request: prompt characters (system + messages) and user turn."""
-    return RequestFacts(
-        service, route, tags if isinstance(tags, dict) else {}, prompt_chars(body), user_turn(body)
-    )
-
-
-_REQUEST_SCHEMA = pa.schema([
-    ("id", pa.int64()), ("request_id", pa.string()), ("conversation_id", pa.string()),
-    ("prompt_fingerprint", pa.string()), ("service", pa.string()), ("route", pa.string()),
-    ("tags", pa.string()), ("prompt_chars", pa.int64()), ("user_turn", pa.int64()),
-])  # fmt: skip
-
-
-def _requests(
-    session: Session, eid: int, request_keys: IntArray
-) -> tuple[tuple[str, ...], IntArray | None, FactTable]:
-    """Per request (in `request_keys` order): its id, cluster labels and segment facts, from one query.
-
-    Rows without the stored facts or fingerprint (written before ingest computed them, and not migrated)
-    get them from their body, as ingest and the migrations compute them."""
-    replayed = sa.select(Replay.captured_request_id).where(Replay.experiment_id == eid)
-    statement = sa.select(
-        CapturedRequest.id, CapturedRequest.request_id, CapturedRequest.conversation_id,
-        CapturedRequest.prompt_fingerprint, CapturedRequest.service, CapturedRequest.route,
-        sa.cast(CapturedRequest.tags, sa.Text), CapturedRequest.prompt_chars, CapturedRequest.user_turn,
-    ).where(CapturedRequest.id.in_(replayed))  # fmt: skip
-    fetched = fetch_table(session, statement, _REQUEST_SCHEMA)
-    order = np.argsort(fetched.column("id").to_numpy(), kind="stable")
-    table = fetched.take(pa.array(order))
-    ids = table.column("id").to_numpy()
-    if not np.array_equal(ids, request_keys):
-        raise ExperimentLoadError(f"experiment {eid}: captured requests changed while it was read; run again")
-    request_ids = tuple(table.column("request_id").to_pylist())
-    chars = table.column("prompt_chars").to_numpy(zero_copy_only=False)
-    turns = table.column("user_turn").to_numpy(zero_copy_only=False)
-    fingerprints = table.column("prompt_fingerprint")
-    missing = np.isnan(chars) | np.isnan(turns) | _null(fingerprints)
-    if missing.any():
-        chars, turns, fingerprints = _from_bodies(session, ids, missing, chars, turns, fingerprints)
-    clusters = _clusters(table.column("conversation_id"), fingerprints)
-    facts = _fact_table(table, chars.astype(np.int64), turns.astype(np.int64))
-    return request_ids, clusters, facts
-
-
-def _null(column: pa.ChunkedArray) -> BoolArray:
-    return np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _captured_rows(session: Session, ids: Sequence[int], *columns: Any) -> Iterator[sa.Row[Any]]:
-    """`CapturedRequest.id` and `columns` of the captures `ids`, 5,000 per query."""
-    for start in range(0, len(ids), 5000):
-        chunk = CapturedRequest.id.in_(ids[start : start + 5000])
-        yield from session.execute(sa.select(CapturedRequest.id, *columns).where(chunk))
-
-
-def _from_bodies(
-    session: Session, ids: IntArray, missing: BoolArray, chars: FloatArray, turns: FloatArray,
-    fingerprints: pa.ChunkedArray,
-) -> tuple[FloatArray, FloatArray, pa.Array]:  # fmt: skip
-    """Prompt characters, user turn and fingerprint computed from the body where the row lacks them."""
-    chars, turns = chars.copy(), turns.copy()
-    prints = fingerprints.to_pylist()
-    wanted = [int(i) for i in ids[missing]]
-    position = {int(i): p for p, i in enumerate(ids)}
-    for row in _captured_rows(session, wanted, CapturedRequest.api, CapturedRequest.request):
-        p = position[row.id]
-        chars[p] = prompt_chars(row.request) if math.isnan(chars[p]) else chars[p]
-        turns[p] = user_turn(row.request) if math.isnan(turns[p]) else turns[p]
-        prints[p] = prints[p] if prints[p] is not None else body_fingerprint(row.api, row.request)
-    return chars, turns, pa.array(prints, type=pa.string())
-
-
-def _dictionary_codes(labels: pa.Array | pa.ChunkedArray) -> IntArray:
-    """An integer per distinct label (equal labels, equal integers); null is -1."""
-    array = labels.combine_chunks() if isinstance(labels, pa.ChunkedArray) else labels
-    if not len(array):
-        return np.zeros(0, dtype=np.int64)
-    encoded = array.dictionary_encode()
-    indices = np.asarray(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    return indices
-
-
-def first_seen_codes(labels: pa.Array | pa.ChunkedArray) -> IntArray:
-    """Dense codes in first-seen order; a missing (null or empty) label is a cluster of its own."""
-    codes = _dictionary_codes(labels)
-    n = len(codes)
-    empty = np.asarray(
-        pa_compute.equal(labels, "").fill_null(True).to_numpy(zero_copy_only=False), dtype=bool
-    )
-    keys = np.where(empty, codes.max(initial=0) + 1 + np.arange(n), codes)
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    rank = np.empty(first.size, dtype=np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
-    return rank[inverse.reshape(-1)]
-
-
-def _clusters(conversations: pa.ChunkedArray, fingerprints: pa.Array | pa.ChunkedArray) -> IntArray | None:
-    """(requests × 2) cluster labels: conversation (a request without one is its own) and prompt fingerprint.
-    None when neither dimension groups anything (every cluster a singleton, or one cluster)."""
-    clusters = np.column_stack([first_seen_codes(conversations), first_seen_codes(fingerprints)])
-    n = len(clusters)
-    if all(int(column.max(initial=0)) + 1 in (1, n) for column in clusters.T):
-        return None
-    return clusters
-
-
-def _fact_table(table: pa.Table, chars: IntArray, turns: IntArray) -> FactTable:
-    """Requests' segment facts, encoded: a request's facts are the first request's with the same service,
-    route, tags, prompt-length bucket and turn (3 and more are one) — the labels only depend on those."""
-    n = len(chars)
-    if n == 0:
-        return FactTable((), np.zeros(0, dtype=np.int64))
-    parts = [_dictionary_codes(table.column(c)) for c in ("service", "route", "tags")]
-    bucket = np.searchsorted(np.array(PROMPT_CHAR_EDGES), chars, side="right")
-    stacked = np.column_stack([*parts, bucket, np.minimum(turns, 3)])
-    _, first, inverse = np.unique(stacked, axis=0, return_index=True, return_inverse=True)
-    by_first = np.argsort(first, kind="stable")
-    rank = np.empty(first.size, dtype=np.int64)
-    rank[by_first] = np.arange(first.size)
-    firsts = first[by_first]
-    rows = table.select(["service", "route", "tags"]).take(pa.array(firsts)).to_pylist()
-    distinct = tuple(
-        RequestFacts(row["service"], row["route"], _tags(row["tags"]), int(chars[i]), int(turns[i]))
-        for row, i in zip(rows, firsts, strict=True)
-    )
-    return FactTable(distinct, rank[inverse.reshape(-1)])
-
-
-def _tags(text: str | None) -> dict[str, Any]:
-    value = json.loads(text) if text else None
-    return value if isinstance(value, dict) else {}
 
 
 def _preferences(

@@ -1,0 +1,179 @@
+"""Per request of an experiment: its id, cluster labels (conversation, prompt fingerprint) and segment facts,
+read in one query and dictionary-encoded (`FactTable`)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pa_compute
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from analysis.csv_input import FloatArray, IntArray
+from analysis.fetch import fetch_table
+from analysis.segments import PROMPT_CHAR_EDGES, FactTable, RequestFacts
+from analysis.stats.clustering import factorise
+from shadowlab.fingerprint import body_fingerprint
+from shadowlab.models import CapturedRequest, Replay
+from shadowlab.request_shape import prompt_chars, user_turn
+
+BoolArray = npt.NDArray[np.bool_]
+
+
+class RequestsChangedError(Exception):
+    """The captured requests changed while the experiment was read."""
+
+
+def request_facts(service: str, route: str | None, tags: Any, body: Any) -> RequestFacts:
+    """Segment facts of one captured request: prompt characters (system + messages) and user turn."""
+    return RequestFacts(
+        service, route, tags if isinstance(tags, dict) else {}, prompt_chars(body), user_turn(body)
+    )
+
+
+_REQUEST_SCHEMA = pa.schema([
+    ("id", pa.int64()), ("request_id", pa.string()), ("conversation_id", pa.string()),
+    ("prompt_fingerprint", pa.string()), ("service", pa.string()), ("route", pa.string()),
+    ("tags", pa.string()), ("prompt_chars", pa.int64()), ("user_turn", pa.int64()),
+])  # fmt: skip
+
+
+def _which(eid: int, request_keys: IntArray) -> sa.ColumnElement[bool]:
+    """The experiment's captures: an id range when their ids are dense (one scan, no join with the replays;
+    the few captures in the range the experiment did not replay are dropped after reading), else the
+    captures its replays name."""
+    if len(request_keys) and request_keys[-1] - request_keys[0] < 2 * len(request_keys):
+        return CapturedRequest.id.between(int(request_keys[0]), int(request_keys[-1]))
+    replayed = sa.select(Replay.captured_request_id).where(Replay.experiment_id == eid)
+    return CapturedRequest.id.in_(replayed)
+
+
+def read_requests(
+    session: Session, eid: int, request_keys: IntArray
+) -> tuple[tuple[str, ...], IntArray | None, FactTable]:
+    """Per request (in `request_keys` order): its id, cluster labels and segment facts, from one query.
+
+    Rows without the stored facts or fingerprint (written before ingest computed them, and not migrated)
+    get them from their body, as ingest and the migrations compute them."""
+    statement = sa.select(
+        CapturedRequest.id, CapturedRequest.request_id, CapturedRequest.conversation_id,
+        CapturedRequest.prompt_fingerprint, CapturedRequest.service, CapturedRequest.route,
+        sa.cast(CapturedRequest.tags, sa.Text), CapturedRequest.prompt_chars, CapturedRequest.user_turn,
+    ).where(_which(eid, request_keys))  # fmt: skip
+    fetched = fetch_table(session, statement, _REQUEST_SCHEMA)
+    fetched_ids = fetched.column("id").to_numpy()
+    wanted = np.flatnonzero(np.isin(fetched_ids, request_keys))
+    table = fetched.take(pa.array(wanted[np.argsort(fetched_ids[wanted], kind="stable")]))
+    ids = table.column("id").to_numpy()
+    if not np.array_equal(ids, request_keys):
+        raise RequestsChangedError("captured requests changed while it was read; run again")
+    request_ids = tuple(table.column("request_id").to_pylist())
+    chars = table.column("prompt_chars").to_numpy(zero_copy_only=False)
+    turns = table.column("user_turn").to_numpy(zero_copy_only=False)
+    fingerprints = table.column("prompt_fingerprint")
+    missing = np.isnan(chars) | np.isnan(turns) | _null(fingerprints)
+    if missing.any():
+        chars, turns, fingerprints = _from_bodies(session, ids, missing, chars, turns, fingerprints)
+    clusters = _clusters(table.column("conversation_id"), fingerprints)
+    facts = _fact_table(table, chars.astype(np.int64), turns.astype(np.int64))
+    return request_ids, clusters, facts
+
+
+def _null(column: pa.ChunkedArray) -> BoolArray:
+    return np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _captured_rows(session: Session, ids: Sequence[int], *columns: Any) -> Iterator[sa.Row[Any]]:
+    """`CapturedRequest.id` and `columns` of the captures `ids`, 5,000 per query."""
+    for start in range(0, len(ids), 5000):
+        chunk = CapturedRequest.id.in_(ids[start : start + 5000])
+        yield from session.execute(sa.select(CapturedRequest.id, *columns).where(chunk))
+
+
+def _from_bodies(
+    session: Session, ids: IntArray, missing: BoolArray, chars: FloatArray, turns: FloatArray,
+    fingerprints: pa.ChunkedArray,
+) -> tuple[FloatArray, FloatArray, pa.Array]:  # fmt: skip
+    """Prompt characters, user turn and fingerprint computed from the body where the row lacks them."""
+    chars, turns = chars.copy(), turns.copy()
+    prints = fingerprints.to_pylist()
+    wanted = [int(i) for i in ids[missing]]
+    position = {int(i): p for p, i in enumerate(ids)}
+    for row in _captured_rows(session, wanted, CapturedRequest.api, CapturedRequest.request):
+        p = position[row.id]
+        chars[p] = prompt_chars(row.request) if math.isnan(chars[p]) else chars[p]
+        turns[p] = user_turn(row.request) if math.isnan(turns[p]) else turns[p]
+        prints[p] = prints[p] if prints[p] is not None else body_fingerprint(row.api, row.request)
+    return chars, turns, pa.array(prints, type=pa.string())
+
+
+def _dictionary_codes(labels: pa.Array | pa.ChunkedArray) -> IntArray:
+    """An integer per distinct label (equal labels, equal integers); null is -1."""
+    array = labels.combine_chunks() if isinstance(labels, pa.ChunkedArray) else labels
+    if not len(array):
+        return np.zeros(0, dtype=np.int64)
+    encoded = array.dictionary_encode()
+    indices = np.asarray(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return indices
+
+
+def first_seen_codes(labels: pa.Array | pa.ChunkedArray) -> IntArray:
+    """Dense codes in first-seen order; a missing (null or empty) label is a cluster of its own."""
+    codes = _dictionary_codes(labels)
+    n = len(codes)
+    empty = np.asarray(
+        pa_compute.equal(labels, "").fill_null(True).to_numpy(zero_copy_only=False), dtype=bool
+    )
+    keys = np.where(empty, codes.max(initial=0) + 1 + np.arange(n), codes)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    rank = np.empty(first.size, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
+    return rank[inverse.reshape(-1)]
+
+
+def _clusters(conversations: pa.ChunkedArray, fingerprints: pa.Array | pa.ChunkedArray) -> IntArray | None:
+    """(requests × 2) cluster labels: conversation (a request without one is its own) and prompt fingerprint.
+    None when neither dimension groups anything (every cluster a singleton, or one cluster)."""
+    clusters = np.column_stack([first_seen_codes(conversations), first_seen_codes(fingerprints)])
+    n = len(clusters)
+    if all(int(column.max(initial=0)) + 1 in (1, n) for column in clusters.T):
+        return None
+    return clusters
+
+
+def _fact_table(table: pa.Table, chars: IntArray, turns: IntArray) -> FactTable:
+    """Requests' segment facts, encoded: a request's facts are the first request's with the same service,
+    route, tags, prompt-length bucket and turn (3 and more are one) — the labels only depend on those."""
+    n = len(chars)
+    if n == 0:
+        return FactTable((), np.zeros(0, dtype=np.int64))
+    parts = [_dictionary_codes(table.column(c)) for c in ("service", "route", "tags")]
+    bucket = np.searchsorted(np.array(PROMPT_CHAR_EDGES), chars, side="right")
+    # one integer per combination, folded a column at a time (dense after each step: no overflow, no sort)
+    key, size = np.zeros(n, dtype=np.int64), 1
+    for column in (*parts, bucket, np.minimum(turns, 3)):
+        column = column - column.min()
+        key, size = factorise(key * (int(column.max()) + 1) + column)
+    first = np.full(size, n, dtype=np.int64)
+    np.minimum.at(first, key, np.arange(n))
+    by_first = np.argsort(first, kind="stable")
+    rank = np.empty(size, dtype=np.int64)
+    rank[by_first] = np.arange(size)
+    firsts = first[by_first]
+    rows = table.select(["service", "route", "tags"]).take(pa.array(firsts)).to_pylist()
+    distinct = tuple(
+        RequestFacts(row["service"], row["route"], _tags(row["tags"]), int(chars[i]), int(turns[i]))
+        for row, i in zip(rows, firsts, strict=True)
+    )
+    return FactTable(distinct, rank[key])
+
+
+def _tags(text: str | None) -> dict[str, Any]:
+    value = json.loads(text) if text else None
+    return value if isinstance(value, dict) else {}
