@@ -120,6 +120,24 @@ def points(value: float | None, *, sign: Sign = "negative", unit: str = "points"
     return _signed(f"{text} {unit}".rstrip(), value, sign)
 
 
+def duration(seconds: float | None) -> str:
+    """A span of time as people say it: 40 s, 12 min, 3 h 20 min, 2 days 4 h."""
+    if not _finite(seconds):
+        return MISSING
+    assert seconds is not None
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    minutes = whole // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h" + (f" {minutes} min" if minutes else "")
+    days, hours = divmod(hours, 24)
+    return f"{days} day{'s' if days > 1 else ''}" + (f" {hours} h" if hours else "")
+
+
 def p_value(p: float | None) -> str:
     """`< 0.001`, else three significant digits (0.0513, 0.5, 1)."""
     if not _finite(p):

@@ -8,7 +8,28 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-PairOrder = Literal["request", "worst_regression"]
+PairOrder = Literal["worst_regression", "best_improvement", "largest_difference", "request"]
+# The candidate failing where the control answered is the worst regression there is (and the reverse the
+# best improvement); then the score difference (candidate - control) decides.
+_ERROR_FIRST = {
+    "worst_regression": "CASE WHEN t.status = 'error' AND c.status = 'ok' THEN 0 ELSE 1 END",
+    "best_improvement": "CASE WHEN c.status = 'error' AND t.status = 'ok' THEN 0 ELSE 1 END",
+    "largest_difference": "CASE WHEN c.status <> t.status THEN 0 ELSE 1 END",
+}
+_BY_SCORE = {
+    "worst_regression": "(st.value - sc.value) ASC NULLS LAST",
+    "best_improvement": "(st.value - sc.value) DESC NULLS LAST",
+    "largest_difference": "ABS(st.value - sc.value) DESC NULLS LAST",
+}
+_SCORES = (  # the chosen scorer's score of each side
+    "LEFT JOIN scores sc ON sc.replay_id = c.id AND sc.scorer_name = :sname AND sc.scorer_version = :sver "
+    "LEFT JOIN scores st ON st.replay_id = t.id AND st.scorer_name = :sname AND st.scorer_version = :sver "
+)
+_PAIRS = (
+    "FROM replays c "
+    "JOIN replays t ON t.captured_request_id = c.captured_request_id AND t.arm_id = :cand "
+    "JOIN captured_requests cr ON cr.id = c.captured_request_id "
+)
 
 
 @dataclass(frozen=True)
@@ -22,7 +43,7 @@ class PairFilter:
     route: str | None = None
     disagreement_only: bool = False
     min_score_gap: float = 2.0
-    order: PairOrder = "request"
+    order: PairOrder = "worst_regression"
     limit: int = 20
     offset: int = 0
 
@@ -75,41 +96,21 @@ def answer_pairs(conn: sa.Connection, f: PairFilter) -> tuple[AnswerPair, ...]:
     if f.scorer is not None:
         params["sname"], params["sver"] = f.scorer
         score_cols = "sc.value AS c_score, sc.rationale AS c_rat, st.value AS t_score, st.rationale AS t_rat"
-        score_join = (
-            "LEFT JOIN scores sc ON sc.replay_id = c.id "
-            "AND sc.scorer_name = :sname AND sc.scorer_version = :sver "
-            "LEFT JOIN scores st ON st.replay_id = t.id "
-            "AND st.scorer_name = :sname AND st.scorer_version = :sver "
-        )
-    where = ["c.arm_id = :ctrl"]
-    if f.service:
-        where.append("cr.service = :service")
-        params["service"] = f.service
-    if f.route:
-        where.append("cr.route = :route")
-        params["route"] = f.route
+        score_join = _SCORES
+    where = _segment_filter(f, params)
     if f.disagreement_only:
         gap = " OR ABS(sc.value - st.value) >= :gap" if f.scorer is not None else ""
         where.append(f"(c.status <> t.status{gap})")
-    if f.order == "worst_regression" and f.scorer is not None:
-        # Worst first: candidate errors where the control succeeded, then the largest score drops.
-        order = (
-            "CASE WHEN t.status = 'error' AND c.status = 'ok' THEN 0 ELSE 1 END, "
-            "(st.value - sc.value) ASC NULLS LAST, cr.id"
-        )
-    elif f.order == "worst_regression":
-        order = "CASE WHEN t.status = 'error' AND c.status = 'ok' THEN 0 ELSE 1 END, cr.id"
-    else:
-        order = "cr.id"
+    order = "cr.id"
+    if f.order != "request":
+        by_score = f"{_BY_SCORE[f.order]}, " if f.scorer is not None else ""
+        order = f"{_ERROR_FIRST[f.order]}, {by_score}cr.id"
     sql = (
         "SELECT cr.request_id, cr.service, cr.route, cr.request, "
         "c.status AS c_status, c.answer_text AS c_answer, c.error_code AS c_err, c.latency_ms AS c_lat, "
         "c.cost_usd AS c_cost, t.status AS t_status, t.answer_text AS t_answer, t.error_code AS t_err, "
         f"t.latency_ms AS t_lat, t.cost_usd AS t_cost, {score_cols} "
-        "FROM replays c "
-        "JOIN replays t ON t.captured_request_id = c.captured_request_id AND t.arm_id = :cand "
-        "JOIN captured_requests cr ON cr.id = c.captured_request_id "
-        f"{score_join}WHERE {' AND '.join(where)} ORDER BY {order} LIMIT :limit OFFSET :offset"
+        f"{_PAIRS}{score_join}WHERE {' AND '.join(where)} ORDER BY {order} LIMIT :limit OFFSET :offset"
     )
     return tuple(
         AnswerPair(
@@ -122,6 +123,48 @@ def answer_pairs(conn: sa.Connection, f: PairFilter) -> tuple[AnswerPair, ...]:
         )
         for r in conn.execute(sa.text(sql), params)
     )
+
+
+def _segment_filter(f: PairFilter, params: dict[str, Any]) -> list[str]:
+    """The WHERE conditions of the control arm and the chosen segment (parameters added to `params`)."""
+    where = ["c.arm_id = :ctrl"]
+    if f.service:
+        where.append("cr.service = :service")
+        params["service"] = f.service
+    if f.route:
+        where.append("cr.route = :route")
+        params["route"] = f.route
+    return where
+
+
+@dataclass(frozen=True)
+class PairCounts:
+    """The filtered pairs by how the candidate's score compares with the control's (as Braintrust counts)."""
+
+    improved: int
+    same: int
+    regressed: int
+    unscored: int  # a side failed or has no score from this scorer
+
+
+def pair_counts(conn: sa.Connection, f: PairFilter) -> PairCounts:
+    """How many pairs of the candidate and segment score higher, the same or lower than the control."""
+    if f.scorer is None:
+        return PairCounts(0, 0, 0, 0)
+    params: dict[str, Any] = {"ctrl": f.control_arm_id, "cand": f.candidate_arm_id}
+    params["sname"], params["sver"] = f.scorer
+    where = _segment_filter(f, params)
+    row = conn.execute(
+        sa.text(
+            "SELECT SUM(CASE WHEN st.value > sc.value THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN st.value = sc.value THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN st.value < sc.value THEN 1 ELSE 0 END), "
+            "SUM(CASE WHEN st.value IS NULL OR sc.value IS NULL THEN 1 ELSE 0 END) "
+            f"{_PAIRS}{_SCORES}WHERE {' AND '.join(where)}"
+        ),
+        params,
+    ).one()
+    return PairCounts(*(int(value or 0) for value in row))
 
 
 def prompt_text(request: Any) -> str:

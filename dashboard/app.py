@@ -39,6 +39,7 @@ pages = [
     st.Page("views/segments.py", title="Segments & routing", icon=":material/alt_route:"),
     st.Page("views/live.py", title="Live", icon=":material/speed:"),
     st.Page("views/label.py", title="Label", icon=":material/thumbs_up_down:"),
+    st.Page("views/glossary.py", title="Glossary", icon=":material/menu_book:"),
 ]
 if user.can_declare:
     pages.append(st.Page("views/decide.py", title="Decide", icon=":material/gavel:"))

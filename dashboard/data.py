@@ -7,6 +7,7 @@ keeps a page live without re-running a query on every widget click.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import sqlalchemy as sa
 import streamlit as st
@@ -54,6 +55,13 @@ def snapshot_row(database_url: str, experiment_id: int) -> queries.SnapshotRow |
             if row is None
             else queries.SnapshotRow(row.computed_at, row.n_requests, row.verdict, row.analysis)
         )
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def new_since(database_url: str, experiment_id: int, since: datetime) -> store.snapshots.NewSince:
+    """Replays, scores and preferences stored after `since` (the latest analysis): is it stale?"""
+    with _session(database_url) as session:
+        return store.snapshots.new_since(experiment_id, since, session=session)
 
 
 def snapshot(database_url: str, experiment_id: int) -> SnapshotView | None:
@@ -110,6 +118,13 @@ def segments(database_url: str, experiment_id: int) -> tuple[tuple[str, str], ..
 def answer_pairs(database_url: str, pair_filter: answers.PairFilter) -> tuple[answers.AnswerPair, ...]:
     with engine(database_url).connect() as conn:
         return answers.answer_pairs(conn, pair_filter)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def pair_counts(database_url: str, pair_filter: answers.PairFilter) -> answers.PairCounts:
+    """Improved / same / regressed over every pair of the filter (its page and order do not matter)."""
+    with engine(database_url).connect() as conn:
+        return answers.pair_counts(conn, pair_filter)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)

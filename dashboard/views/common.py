@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 import streamlit as st
 from sqlalchemy.orm import Session
 
+from analysis import display
 from dashboard import data
 from dashboard.auth import User
 from dashboard.queries import ExperimentRow
+from dashboard.refresh import RefreshBusyError, refresh_analysis
 from dashboard.snapshot import SnapshotError, SnapshotView
 from shadowlab.db import session_factory, session_scope
 from shadowlab.errors import ShadowlabError
@@ -90,12 +94,14 @@ def run_page(render: Callable[[PageContext], None]) -> None:
     try:
         render(page_context())
     except SnapshotError as exc:
-        st.error(f"The analysis cannot be shown: {exc}. Re-run the analysis for this experiment.")
+        st.error(
+            f"The analysis cannot be shown: {md_escape(str(exc))}. Re-run the analysis for this experiment."
+        )
     except sa.exc.SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        st.error(f"Could not read the database: {reason}")
+        st.error(f"Could not read the database: {md_escape(reason)}")
     except ShadowlabError as exc:  # e.g. a stored capture that no longer parses, a plan the analysis rejects
-        st.error(str(exc))
+        st.error(md_escape(str(exc)))
 
 
 def require_experiment(ctx: PageContext) -> ExperimentRow:
@@ -111,7 +117,8 @@ def require_experiment(ctx: PageContext) -> ExperimentRow:
 
 
 def require_snapshot(ctx: PageContext, experiment: ExperimentRow) -> SnapshotView:
-    """The latest analysis, or a message and a stop when there is nothing to show yet."""
+    """The latest analysis (with a warning when newer data arrived since), or a message and a stop when there
+    is nothing to show yet."""
     snap = data.snapshot(ctx.database_url, experiment.id)
     if snap is None:
         if experiment.replays == 0:
@@ -119,11 +126,49 @@ def require_snapshot(ctx: PageContext, experiment: ExperimentRow) -> SnapshotVie
         else:
             st.info(
                 f"Experiment {md_escape(repr(experiment.name))} has {experiment.replays:,} replays "
-                "but no analysis yet. "
-                "Run `shadowlab analyze` for it."
+                "but no analysis yet."
             )
+            refresh_button(ctx, experiment, "Compute the analysis")
         st.stop()
+    freshness(ctx, experiment, snap.computed_at)
     return snap
+
+
+def freshness(ctx: PageContext, experiment: ExperimentRow, computed_at: datetime) -> None:
+    """When replays, scores or preferences arrived after the analysis: how old it is, and a refresh."""
+    new = data.new_since(ctx.database_url, experiment.id, computed_at)
+    if not new.any:
+        return
+    counts = ((new.replays, "replay"), (new.scores, "score"), (new.preferences, "judge preference"))
+    arrived = " and ".join(f"{display.count(n)} {what}{'s' if n > 1 else ''}" for n, what in counts if n)
+    when = computed_at if computed_at.tzinfo else computed_at.replace(tzinfo=UTC)
+    age = display.duration((datetime.now(UTC) - when).total_seconds())
+    st.warning(
+        f"These numbers are from the analysis of {when:%d %b %H:%M} UTC ({age} ago); {arrived} arrived "
+        "since. Refresh the analysis to include them.",
+        icon=":material/update:",
+    )
+    refresh_button(ctx, experiment, "Refresh analysis")
+
+
+def refresh_button(ctx: PageContext, experiment: ExperimentRow, label: str) -> None:
+    """Recompute the analysis as `shadowlab analyze` does, then show the page again on it."""
+    clicked = st.button(
+        label,
+        key=f"refresh-analysis-{experiment.id}",
+        icon=":material/refresh:",
+        help="Runs the analysis now on everything stored (as `shadowlab analyze` does) and keeps it as the "
+        "latest snapshot; decisions keep pointing at the analysis they used. Takes seconds to a minute.",
+    )
+    if not clicked:
+        return
+    try:
+        with st.spinner("Recomputing the analysis…"):
+            refresh_analysis(ctx.database_url, experiment.id, experiment.name)
+    except RefreshBusyError as exc:
+        st.info(f"Not started: {exc}. The page shows it once it is stored.")
+        return
+    st.rerun()
 
 
 def untrusted_text(text: str | None, *, empty: str = "(no text)") -> None:
@@ -135,12 +180,24 @@ def fmt(value: float | None, digits: int = 4) -> str:
     return "—" if value is None else f"{value:.{digits}g}"
 
 
-_MARKDOWN_SPECIAL = set("\\`*_{}[]()<>#+-.!|~$:")
+_MARKDOWN_SPECIAL = frozenset("\\`*_{}[]()<>#+-.!|~$:@/")
+# Streamlit autolinks `https://…`, `www.…` and `a@b.c` found in the text *after* Markdown is parsed, and
+# reads `:material/icon:` and `:emoji:` whatever the backslashes; an invisible WORD JOINER before every `:`
+# and `@`, and in `www.`, stops both (the text reads the same).
+_AUTOLINK = re.compile(r"(?=[:@])|(?<=www)(?=\.)", re.IGNORECASE)
+_JOINER = "\u2060"
+# Bidirectional controls (an RTL override in a name would reverse the text after it): a name that holds
+# one is isolated (FSI … PDI), so its direction cannot leak into the sentence around it.
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def md_escape(text: str) -> str:
-    """Escape a user-controlled string (experiment or arm name) for Streamlit's Markdown elements."""
-    return "".join(f"\\{ch}" if ch in _MARKDOWN_SPECIAL else ch for ch in text)
+    """A user-controlled string (experiment, arm or metric name, or a sentence quoting one) for Streamlit's
+    Markdown elements (headers, messages, captions, `st.metric` values, `st.table` cells): shown as typed,
+    never as a link, HTML, formatting, math or a directive."""
+    joined = _AUTOLINK.sub(_JOINER, text)
+    escaped = "".join(f"\\{ch}" if ch in _MARKDOWN_SPECIAL else ch for ch in joined)
+    return f"\u2068{escaped}\u2069" if _BIDI_CONTROLS.intersection(text) else escaped
 
 
 def title(text: str, experiment: ExperimentRow | None = None) -> None:

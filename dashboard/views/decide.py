@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis import display
+from analysis.glossary import term_help
 from analysis.summary import Results, results
 from dashboard import data
 from dashboard.decisions import AGREEING, DECLARED_VERDICTS, DecisionRecord, declare, history
@@ -21,6 +22,7 @@ from dashboard.views.common import (
     PageContext,
     current_user,
     db_session,
+    freshness,
     md_escape,
     require_experiment,
     run_page,
@@ -28,7 +30,10 @@ from dashboard.views.common import (
 )
 from shadowlab.errors import ShadowlabError
 
-PRESET_HELP = "Preset to what the analysis recommends; going against it needs an override reason."
+PRESET_HELP = (
+    "Preset to what the analysis recommends; going against it needs an override reason.\n\n"
+    + term_help("Verdict")
+)
 SEEN_KEY = "decide_seen_current_{}"  # per experiment: the current decision seen when the form was drawn
 
 
@@ -117,6 +122,8 @@ def render(ctx: PageContext) -> None:
         st.warning("Only deciders can declare a decision.")
         st.stop()
     row = data.snapshot_row(ctx.database_url, experiment.id)
+    if row is not None:
+        freshness(ctx, experiment, row.computed_at)
     res = (
         results(row.analysis, experiment.plan) if row is not None and isinstance(row.analysis, dict) else None
     )
@@ -141,7 +148,7 @@ def render(ctx: PageContext) -> None:
             st.success(f"Decision #{record.id} recorded: {verdict_label(record.verdict)}{note}{done}.")
             data.experiments.clear()  # the list and the sidebar show the new status
         except ShadowlabError as exc:  # DecisionError, or the analysis could not run
-            st.error(f"Not recorded: {exc}")
+            st.error(f"Not recorded: {md_escape(str(exc))}")
 
     with db_session(ctx.database_url) as session:
         records = history(session, experiment.id)

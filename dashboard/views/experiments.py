@@ -9,13 +9,14 @@ import pandas as pd
 import streamlit as st
 
 from analysis import display
+from analysis.glossary import term_help
 from dashboard import data
 from dashboard.views.common import PageContext, choose_experiment, run_page, title
 
 CLICKS_KEY = "experiments_clicks"
 COLUMN_HELP = {
     "experiment": "Tick the box at the start of the row to open its Overview.",
-    "verdict": "The latest analysis' verdict.",
+    "verdict": "The latest analysis' verdict.\n\n" + term_help("Verdict"),
     "recommended": "The candidate the analysis recommends switching to, if any.",
     "status": "running, paused, budget_exhausted or concluded.",
     "prompts": "Prompts replayed on every arm, of the plan's maximum.",

@@ -44,7 +44,7 @@ def gate(config: AuthConfig) -> User | None:
         try:
             return user_from_header(st.context.headers, config)
         except AuthError as exc:
-            st.error(str(exc))
+            st.error(md_escape(str(exc)))
             st.stop()
     login = st.session_state.get(LOGIN_KEY)
     if not isinstance(login, Login):
@@ -67,7 +67,7 @@ def render(config: AuthConfig) -> None:
     st.header("Sign in to shadowlab", anchor=False)
     notice = st.session_state.pop(NOTICE_KEY, None)
     if notice:
-        st.warning(notice)
+        st.warning(md_escape(notice))
     with st.form("sign_in_form", clear_on_submit=True):
         name = st.text_input("User name", autocomplete="username")
         password = st.text_input("Password", type="password", autocomplete="current-password")
@@ -77,7 +77,7 @@ def render(config: AuthConfig) -> None:
     try:
         user = sign_in(config.accounts, _throttle(), name, password, st.context.ip_address)
     except AuthError as exc:
-        st.error(str(exc))
+        st.error(md_escape(str(exc)))
         return
     st.session_state[LOGIN_KEY] = start_session(user, config.session_minutes, datetime.now(UTC))
     st.rerun()

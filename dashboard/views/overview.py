@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis import display
+from analysis.glossary import TERMS, term_help
 from analysis.summary import Results, health_name, results
 from dashboard import data
 from dashboard.queries import ExperimentRow
@@ -56,7 +57,7 @@ def verdict_card(res: Results, snap: SnapshotView) -> None:
         cols = st.columns(3)
         cols[0].metric(
             "Recommended",
-            res.recommended or "none",
+            md_escape(res.recommended) if res.recommended else "none",
             help="The candidate the analysis recommends switching to (the cheapest that passes), if any.",
         )
         more = snap.verdict.more_prompts if snap.verdict is not None else None
@@ -91,11 +92,13 @@ def results_frame(res: Results, candidate: str) -> pd.DataFrame:
         change = r.change if r.change_pct == display.MISSING else f"{r.change} ({r.change_pct})"
         rows.append([f"{r.name}{_ROLE_SUFFIX[r.role]}", _STATUS_MARK.get(r.status, r.status_label), r.control,
                      r.value, change, r.interval, r.allowed])  # fmt: skip
-    return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+    # st.table renders its cells as Markdown: a metric named by the plan is user text, and two dollar
+    # amounts in one cell would read as LaTeX.
+    return pd.DataFrame([[md_escape(cell) for cell in row] for row in rows], columns=list(RESULT_COLUMNS))
 
 
 def _colour_status(value: str) -> str:
-    status = next((k for k, mark in _STATUS_MARK.items() if mark == value), None)
+    status = next((k for k, mark in _STATUS_MARK.items() if md_escape(mark) == value), None)
     return f"background-color: {_STATUS_COLOUR[status]}" if status else ""
 
 
@@ -107,6 +110,8 @@ def results_table(res: Results) -> None:
         return
     with st.popover("How to read these tables", icon=":material/help:"):
         st.markdown("\n".join(f"- **{name}**: {text}" for name, text in RESULT_COLUMNS.items()))
+        st.markdown(term_help("Goal", "Guardrail", "Margin", "Always-valid interval"))
+        st.page_link("views/glossary.py", label="Every term in the glossary", icon=":material/menu_book:")
     for candidate, status in res.statuses:
         says = _CANDIDATE_SAYS.get(status, "")
         st.markdown(f"**{md_escape(candidate)}** vs the control" + (f": {says}" if says else ""))
@@ -231,9 +236,26 @@ def render(ctx: PageContext) -> None:
         if frame.empty:
             st.info("The analysis recorded no health checks.")
         else:
-            st.dataframe(frame, hide_index=True)
+            st.dataframe(
+                frame,
+                hide_index=True,
+                column_config={
+                    "check": st.column_config.TextColumn(
+                        "check", help=term_help("Health checks", "A/A check (noise floor)")
+                    ),
+                    "p value": st.column_config.TextColumn("p value", help=TERMS["p-value"]),
+                },
+            )
     with st.expander("Power: the smallest effect this sample detects (80 % power)"):
-        st.dataframe(power_frame(snap, experiment.target_requests), hide_index=True)
+        st.dataframe(
+            power_frame(snap, experiment.target_requests),
+            hide_index=True,
+            column_config={
+                "MDE now": st.column_config.TextColumn(
+                    "MDE now", help=TERMS["Minimum detectable effect (MDE)"]
+                ),
+            },
+        )
         plan = experiment.plan or {}
         primary = plan.get("primary_metric")
         if primary:

@@ -11,10 +11,18 @@ import streamlit as st
 
 from analysis import display
 from analysis.display import change_text, span
+from analysis.glossary import TERMS, term_help
 from analysis.results import no_difference, no_difference_text, plan_of
 from analysis.routing_text import mix_rows, risk_sentences, route_rows, saving_sentence
 from dashboard import data
-from dashboard.views.common import PageContext, md_escape, require_experiment, run_page, title
+from dashboard.views.common import (
+    PageContext,
+    freshness,
+    md_escape,
+    require_experiment,
+    run_page,
+    title,
+)
 
 ROUTE_HELP = {
     "segment": "A route of the captured traffic (service/route).",
@@ -23,7 +31,7 @@ ROUTE_HELP = {
     "status": "moves: a candidate holds every guardrail here; stays: none does (yet); too small: too few "
     "prompts to judge.",
     "p (adjusted)": "The chosen (or most promising) candidate's evidence, adjusted for testing every segment "
-    "at once (Holm); below the plan's alpha means it holds.",
+    "at once (Holm); below the plan's alpha means it holds.\n\n" + term_help("Holm"),
     "why": "Which conditions decided it, per candidate.",
 }
 
@@ -131,7 +139,15 @@ def segments_section(analysis: Mapping[str, Any], plan: Mapping[str, Any] | None
         "Metric", metrics, index=metrics.index(first) if first else 0, format_func=display.metric_name,
         key="seg_metric",
     )  # fmt: skip
-    st.dataframe(effects_frame(segments, dimension, metric), hide_index=True)
+    st.dataframe(
+        effects_frame(segments, dimension, metric),
+        hide_index=True,
+        column_config={
+            "segment": st.column_config.TextColumn("segment", help=TERMS["Segment"]),
+            "95 % interval": st.column_config.TextColumn("95 % interval", help=TERMS["Interval (95 %)"]),
+            "p (BH)": st.column_config.TextColumn("p (BH)", help=term_help("p-value", "Benjamini–Hochberg")),
+        },
+    )
     st.caption(
         "Segments are exploratory: p-values are adjusted across segments (Benjamini–Hochberg), and segments "
         "with too few prompts are listed but not tested."
@@ -142,6 +158,8 @@ def render(ctx: PageContext) -> None:
     experiment = require_experiment(ctx)
     title("Segments & routing", experiment)
     row = data.snapshot_row(ctx.database_url, experiment.id)
+    if row is not None:
+        freshness(ctx, experiment, row.computed_at)
     analysis = row.analysis if row is not None and isinstance(row.analysis, dict) else {}
     routing_section(analysis, experiment.plan)
     segments_section(analysis, experiment.plan)

@@ -1,17 +1,22 @@
-"""Side by side: the prompt, the control's and a candidate's answers, scores and judge rationales.
+"""Side by side: the prompt, the control's and a candidate's answers, scores and judge rationales, worst
+regressions first, with how many pairs improved, stayed the same or regressed.
 
-Everything captured or generated is untrusted and shown as literal text (`untrusted_text`).
+Everything captured or generated is untrusted: prompts and rationales are literal text (`untrusted_text`);
+answers are Markdown rendered without HTML, links or images, or a word diff of escaped text
+(`dashboard.answer_text`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import streamlit as st
 
 from analysis import display
 from dashboard import data
-from dashboard.answers import AnswerPair, AnswerSide, PairFilter
+from dashboard.answer_text import markdown_html, word_diff_html
+from dashboard.answers import AnswerPair, AnswerSide, PairCounts, PairFilter, PairOrder
 from dashboard.queries import ArmRow
 from dashboard.views.common import (
     PageContext,
@@ -24,7 +29,22 @@ from dashboard.views.common import (
 )
 
 PAGE_SIZE = 10
-_ORDERS = {"request": "In request order", "worst_regression": "Worst regressions first"}
+ORDERS: dict[PairOrder, str] = {
+    "worst_regression": "Worst regressions first",
+    "best_improvement": "Best improvements first",
+    "largest_difference": "Largest differences first",
+    "request": "In request order",
+}
+ORDER_HELP = (
+    "Worst regressions first: the candidate's failures where the control answered, then the largest score "
+    "drops. The score is the chosen scorer's, candidate minus control."
+)
+VIEWS = {"formatted": "Formatted", "diff": "Word diff", "plain": "Plain text"}
+VIEW_HELP = (
+    "Formatted: the answers' Markdown (headings, lists, tables, code), without HTML, links or images. "
+    "Word diff: words only the control has struck out in red, words only the candidate has in green. "
+    "Plain text: exactly what the model returned."
+)
 
 
 def scorer_label(scorer: tuple[str, str], options: Sequence[tuple[str, str]]) -> str:
@@ -33,10 +53,19 @@ def scorer_label(scorer: tuple[str, str], options: Sequence[tuple[str, str]]) ->
     return name if sum(n == name for n, _ in options) == 1 else f"{name} (version {version[:8]})"
 
 
-def _side(column: st.delta_generator.DeltaGenerator, label: str, side: AnswerSide) -> None:
+def _answer(side: AnswerSide, view: str, diff: str | None) -> None:
+    if view == "plain" or side.answer is None:
+        untrusted_text(side.answer, empty="(no answer)")
+    else:
+        st.html(diff if diff is not None else markdown_html(side.answer))
+
+
+def _side(
+    column: st.delta_generator.DeltaGenerator, label: str, side: AnswerSide, view: str, diff: str | None
+) -> None:
     with column:
         st.text(f"{label} · {side.status}" + (f" ({side.error_code})" if side.error_code else ""))
-        untrusted_text(side.answer, empty="(no answer)")
+        _answer(side, view, diff)
         latency, cost = display.ms(side.latency_ms), display.money(side.cost_usd)
         st.text(f"score {fmt(side.score, 3)} · latency {latency} · cost {cost}")
         if side.rationale:
@@ -44,13 +73,41 @@ def _side(column: st.delta_generator.DeltaGenerator, label: str, side: AnswerSid
             untrusted_text(side.rationale)
 
 
-def show_pair(pair: AnswerPair, control: ArmRow, candidate: ArmRow) -> None:
+def score_change(pair: AnswerPair) -> str:
+    """The candidate's score minus the control's, as a heading for the pair."""
+    c, t = pair.control.score, pair.candidate.score
+    if pair.candidate.status == "error" and pair.control.status == "ok":
+        return "candidate failed"
+    if pair.control.status == "error" and pair.candidate.status == "ok":
+        return "control failed"
+    if c is None or t is None:
+        return "not scored"
+    return "same score" if t == c else f"score {display.points(t - c, sign='always')}"
+
+
+def show_pair(pair: AnswerPair, control: ArmRow, candidate: ArmRow, view: str = "formatted") -> None:
     with st.container(border=True):
-        st.text(f"request {pair.request_id} · {pair.service}" + (f" / {pair.route}" if pair.route else ""))
+        where = pair.service + (f" / {pair.route}" if pair.route else "")
+        st.text(f"{score_change(pair)} · request {pair.request_id} · {where}")
         untrusted_text(pair.prompt, empty="(empty prompt)")
         left, right = st.columns(2)
-        _side(left, f"control {control.name}", pair.control)
-        _side(right, f"candidate {candidate.name}", pair.candidate)
+        diffs: tuple[str | None, str | None] = (None, None)
+        if view == "diff" and pair.control.answer is not None and pair.candidate.answer is not None:
+            diffs = word_diff_html(pair.control.answer, pair.candidate.answer)
+        _side(left, f"control {control.name}", pair.control, view, diffs[0])
+        _side(right, f"candidate {candidate.name}", pair.candidate, view, diffs[1])
+
+
+def show_counts(counts: PairCounts) -> None:
+    """Braintrust's summary: pairs improved / same / regressed on the chosen scorer."""
+    cols = st.columns(4)
+    help_text = (
+        "Pairs of this candidate and segment, by the chosen scorer: candidate's score vs the control's."
+    )
+    cols[0].metric("Improved", display.count(counts.improved), help=help_text)
+    cols[1].metric("Same score", display.count(counts.same), help=help_text)
+    cols[2].metric("Regressed", display.count(counts.regressed), help=help_text)
+    cols[3].metric("Not scored", display.count(counts.unscored), help="A side failed or has no score.")
 
 
 def render(ctx: PageContext) -> None:
@@ -83,12 +140,17 @@ def render(ctx: PageContext) -> None:
         "Segment (service / route)", [None, *segment_options], key="sbs_segment",
         format_func=lambda s: "all" if s is None else (f"{s[0]} / {s[1]}" if s[1] else s[0]),
     )  # fmt: skip
-    opts = st.columns(3)
-    disagreement = opts[0].checkbox("Only disagreements", key="sbs_disagree")
-    gap = opts[1].number_input("Score gap counted as disagreement", 0.0, 10.0, 2.0, 0.5, key="sbs_gap")
-    order = opts[2].radio(
-        "Order", list(_ORDERS), format_func=_ORDERS.__getitem__, key="sbs_order", horizontal=True
+    opts = st.columns([2, 2, 3])
+    order: PairOrder = opts[0].selectbox(
+        "Order", list(ORDERS), format_func=ORDERS.__getitem__, key="sbs_order", help=ORDER_HELP
     )
+    view = opts[1].segmented_control(
+        "Answers as", list(VIEWS), format_func=VIEWS.__getitem__, default="formatted", key="sbs_view",
+        help=VIEW_HELP,
+    ) or "formatted"  # fmt: skip
+    with opts[2]:
+        disagreement = st.checkbox("Only disagreements", key="sbs_disagree")
+        gap = st.number_input("Score gap counted as disagreement", 0.0, 10.0, 2.0, 0.5, key="sbs_gap")
     page = int(st.number_input("Page", min_value=1, value=1, step=1, key="sbs_page"))
 
     pair_filter = PairFilter(
@@ -99,16 +161,19 @@ def render(ctx: PageContext) -> None:
         route=(segment[1] or None) if segment else None,
         disagreement_only=disagreement,
         min_score_gap=float(gap),
-        order="worst_regression" if order == "worst_regression" else "request",
+        order=order,
         limit=PAGE_SIZE,
         offset=(page - 1) * PAGE_SIZE,
     )
+    if scorer is not None:
+        # over every pair of the candidate and segment: one cache entry whatever the page and order
+        show_counts(data.pair_counts(ctx.database_url, replace(pair_filter, order="request", offset=0)))
     pairs = data.answer_pairs(ctx.database_url, pair_filter)
     if not pairs:
         st.info("No answer pairs match these filters on this page.")
         return
     for pair in pairs:
-        show_pair(pair, control, by_id[int(candidate_id)])
+        show_pair(pair, control, by_id[int(candidate_id)], view)
 
 
 if __name__ == "__main__":

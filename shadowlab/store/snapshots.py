@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,9 +10,23 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from shadowlab.errors import NotFoundError
-from shadowlab.models import AnalysisSnapshot
+from shadowlab.models import AnalysisSnapshot, Preference, Replay, Score
 
-__all__ = ["add", "by_id", "latest"]
+__all__ = ["NewSince", "add", "by_id", "latest", "new_since"]
+
+
+@dataclass(frozen=True)
+class NewSince:
+    """What arrived for an experiment after a moment (its latest analysis): replays finished, scores and
+    pairwise preferences stored."""
+
+    replays: int
+    scores: int
+    preferences: int
+
+    @property
+    def any(self) -> bool:
+        return bool(self.replays or self.scores or self.preferences)
 
 
 def latest(experiment_id: int, *, session: Session) -> AnalysisSnapshot | None:
@@ -52,3 +67,28 @@ def add(
     session.add(snapshot)
     session.flush()
     return snapshot
+
+
+def new_since(experiment_id: int, since: datetime, *, session: Session) -> NewSince:
+    """Counts of the experiment's replays, scores and preferences newer than `since`, in one statement."""
+    count = sa.func.count()
+    replays = (
+        sa.select(count)
+        .select_from(Replay)
+        .where(Replay.experiment_id == experiment_id, Replay.finished_at > since)
+    )
+    scores = (
+        sa.select(count)
+        .select_from(Score)
+        .join(Replay, Replay.id == Score.replay_id)
+        .where(Replay.experiment_id == experiment_id, Score.created_at > since)
+    )
+    preferences = (
+        sa.select(count)
+        .select_from(Preference)
+        .where(Preference.experiment_id == experiment_id, Preference.created_at > since)
+    )
+    row = session.execute(
+        sa.select(replays.scalar_subquery(), scores.scalar_subquery(), preferences.scalar_subquery())
+    ).one()
+    return NewSince(int(row[0]), int(row[1]), int(row[2]))

@@ -59,6 +59,15 @@ def test_p_values_are_short(p: float, expected: str) -> None:
     assert len(display.p_value(p)) <= 10
 
 
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [(0.4, "0 s"), (59.4, "59 s"), (61, "1 min"), (3600, "1 h"), (12_060, "3 h 21 min"), (86_400, "1 day"),
+     (2 * 86_400 + 4 * 3600 + 59, "2 days 4 h"), (-5, "0 s"), (None, "—")],
+)  # fmt: skip
+def test_durations_read_as_people_say_them(seconds: float | None, expected: str) -> None:
+    assert display.duration(seconds) == expected
+
+
 def test_counts_and_verdict_labels() -> None:
     assert display.count(1000) == "1,000"
     assert display.verdict_label("dont_ship") == "Don't ship"

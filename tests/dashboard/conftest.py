@@ -3,9 +3,15 @@ seeded experiment of tests/support/dashboard_seed.py, a bare experiment, and the
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -15,6 +21,7 @@ from shadowlab import migrate
 from shadowlab.db import create_engine, session_factory, session_scope
 from shadowlab.models import AnalysisSnapshot
 from tests.support.dashboard_seed import APP, Seeded, add_experiment, seed
+from tests.support.net import free_port
 
 
 @pytest.fixture
@@ -67,3 +74,40 @@ def new_experiment(migrated: str) -> Callable[..., int]:
 @pytest.fixture
 def seeded(migrated: str) -> Seeded:
     return seed(migrated)
+
+
+@pytest.fixture
+def serve_dashboard(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """`serve_dashboard(url, users=None)`: `shadowlab dashboard` on a free port (signed in through `users`, a
+    users file, or with authentication off); returns its address. Stopped after the test, its output
+    checked by `check_output` (e.g. that no password was logged)."""
+    started: list[tuple[subprocess.Popen[str], Callable[[str], None] | None]] = []
+
+    def serve(url: str, users: Path | None = None, check_output: Callable[[str], None] | None = None) -> str:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")}
+        env["SHADOWLAB_DATABASE_URL"] = url
+        if users is not None:
+            env["SHADOWLAB_DASHBOARD_USERS"] = str(users)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "dashboard", "--port", str(port)],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        started.append((proc, check_output))
+        address = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(f"{address}/_stcore/health", timeout=2).text == "ok":
+                    return address
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)  # polling until the server listens, bounded by the deadline
+        pytest.fail(f"the dashboard did not start (exit code {proc.poll()})")
+
+    yield serve
+    for proc, check in started:
+        proc.terminate()
+        output, _ = proc.communicate(timeout=30)
+        if check is not None:
+            check(output)

@@ -31,6 +31,7 @@ from dashboard.auth import (
     user_from_header,
 )
 from dashboard.command import check_auth
+from dashboard.views.common import md_escape
 from shadowlab.config import load_settings
 from shadowlab.errors import ConfigError
 from tests.support.dashboard_seed import APP
@@ -162,9 +163,9 @@ def test_login_page_messages_and_no_password_kept(
     at = secured_app()
     assert [h.value for h in at.header] == ["Sign in to shadowlab"]
     at = _sign_in(at, "mallory", "whatever")
-    assert [e.value for e in at.error] == ["Wrong user name or password."]
+    assert [e.value for e in at.error] == [md_escape("Wrong user name or password.")]
     at = _sign_in(at, "erin", "wrong password")
-    assert [e.value for e in at.error] == ["Wrong user name or password."]
+    assert [e.value for e in at.error] == [md_escape("Wrong user name or password.")]
     at = _sign_in(at, "erin", PASSWORDS["erin"])
     assert not at.exception and not at.error
     login = at.session_state["login"]
@@ -178,7 +179,7 @@ def test_login_page_messages_and_no_password_kept(
 def test_an_expired_session_asks_to_sign_in_again(secured_app: Callable[..., AppTest]) -> None:
     expired = Login("erin", "decider", datetime.now(UTC) - timedelta(seconds=1))
     at = secured_app(expired)
-    assert [w.value for w in at.warning] == ["Your session expired. Sign in again."]
+    assert [w.value for w in at.warning] == [md_escape("Your session expired. Sign in again.")]
     assert [h.value for h in at.header] == ["Sign in to shadowlab"]
     assert "login" not in at.session_state
 

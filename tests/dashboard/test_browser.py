@@ -6,16 +6,11 @@ Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
 import yaml
@@ -27,7 +22,6 @@ from dashboard.snapshot import VERDICT_LABELS
 from shadowlab.db import create_engine
 from shadowlab.models import Decision, Experiment
 from tests.support.dashboard_seed import PRICES
-from tests.support.net import free_port
 
 pytestmark = pytest.mark.postgres
 
@@ -40,38 +34,18 @@ TIMEOUT_MS = 30_000
 
 
 @pytest.fixture
-def server(seeded: Any, tmp_path: Path) -> Iterator[str]:
+def server(seeded: Any, tmp_path: Path, serve_dashboard: Callable[..., str]) -> str:
     """The dashboard on a free port, on the seeded database, with a decider and a viewer."""
     users = tmp_path / "users.yaml"
     roles = {"erin": "decider", "pat": "viewer"}
     entries = [{"name": n, "role": roles[n], "password_hash": hash_password(p)} for n, p in PASSWORDS.items()]
     users.write_text(yaml.safe_dump({"users": entries}))
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")}
-    env |= {"SHADOWLAB_DATABASE_URL": seeded.url, "SHADOWLAB_DASHBOARD_USERS": str(users)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "dashboard", "--port", str(port)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        health = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                health = httpx.get(f"{url}/_stcore/health", timeout=2)
-                if health.status_code == 200 and health.text == "ok":
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)  # polling until the server listens, bounded by the deadline
-        assert health is not None and health.text == "ok", proc.poll()
-        yield url
-    finally:
-        proc.terminate()
-        output, _ = proc.communicate(timeout=30)
+
+    def no_password(output: str) -> None:
         for password in PASSWORDS.values():
             assert password not in output  # nothing logs a password
+
+    return serve_dashboard(seeded.url, users, no_password)
 
 
 # Every grid shown on the page (not in a closed expander) as {headers, rows}, from the data grid's

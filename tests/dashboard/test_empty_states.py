@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard.views.common import md_escape
+
 pytestmark = pytest.mark.postgres
 
 PAGES = (
@@ -66,7 +68,7 @@ def test_failed_analysis_is_a_message(
     at = app_test(page)
     assert not at.exception, [e.value for e in at.exception]
     errors = [e.value for e in at.error]
-    assert len(errors) == 1 and expected in errors[0], errors
+    assert len(errors) == 1 and md_escape(expected) in errors[0], errors
 
 
 def test_unreachable_database_is_a_message(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,10 +11,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from analysis import display
+from analysis.glossary import METRICS, TERMS
 from analysis.routing_text import saving_sentence
 from analysis.summary import health_name, results
 from dashboard import charts
@@ -108,7 +110,8 @@ def test_overview_shows_verdict_reasons_health_and_power(
         assert metrics["Estimated time to decision"] == "decided"
     table = at.table[0].value
     checks = {k["name"]: k["status"] for c in verdict["candidates"] for k in c["checks"]}
-    assert list(table["Metric"][:2]) == ["Judge score (goal)", "Error rate (guardrail)"]
+    # st.table renders Markdown, so its cells are escaped
+    assert list(table["Metric"][:2]) == [md_escape("Judge score (goal)"), md_escape("Error rate (guardrail)")]
     shown_status = {"pass": "✓ pass", "fail": "✗ fail", "pending": "○ not yet"}
     assert list(table["Status"][:2]) == [shown_status[checks["primary:judge_score"]],
                                          shown_status[checks["guardrail:error"]]]  # fmt: skip
@@ -144,7 +147,7 @@ def test_overview_of_an_invalid_analysis_says_fix_the_data_first(
                     "so the setup is broken.")
     ]  # fmt: skip
     assert any(md_escape("What to do: check the A/A setup") in m.value for m in at.markdown)
-    assert any(w.value.startswith("A health check failed (A/A check") for w in at.warning)
+    assert any(w.value.startswith(f"A health check failed ({md_escape('A/A check')}") for w in at.warning)
 
 
 def test_metrics_page_shows_every_effect_quantile_and_cost(
@@ -213,24 +216,87 @@ def test_side_by_side_shows_hostile_capture_as_literal_text(
     seeded: Any, app_test: Callable[..., AppTest]
 ) -> None:
     at = app_test("views/side_by_side.py")
+    at.selectbox(key="sbs_order").set_value("request").run()
     _no_exception(at)
     code_blocks = [c.value for c in at.code]
     prompt = f"[user]\n{seeded.hostile}"
     assert prompt in code_blocks  # the prompt
-    assert code_blocks.count(seeded.hostile) == 2  # the candidate's answer and the judge's rationale
+    assert code_blocks.count(seeded.hostile) == 1  # the judge's rationale
+    # the candidate's answer, formatted: Markdown without HTML, links or images
+    answers = [h.proto.body for h in at.get("html")]
+    shown = next(a for a in answers if "alert" in a)
+    assert "&lt;script&gt;alert('xss')&lt;/script&gt;" in shown and "<script" not in shown
+    assert "&lt;img src=x onerror=alert(1)&gt;" in shown and "<img" not in shown
+    assert "![tracker](http://evil.example/pixel.png)" in shown and "<a" not in shown
+    assert "<strong>bold</strong>" in shown  # the Markdown itself is formatted
     markdown = " ".join(m.value for m in at.markdown) + " ".join(e.value for e in at.get("alert"))
     for fragment in ("<script>", "onerror", "![tracker]", "evil.example"):
         assert fragment not in markdown
-    assert any(t.value.startswith("request req-0000") for t in at.text)
+    assert any("request req-0000" in t.value for t in at.text)
+
+    at.segmented_control(key="sbs_view").set_value("plain").run()
+    assert [c.value for c in at.code].count(seeded.hostile) == 2  # the answer as typed, and the rationale
 
 
-def test_side_by_side_worst_regressions_come_first(seeded: Any, app_test: Callable[..., AppTest]) -> None:
+def _first_pair(at: AppTest) -> tuple[str, str]:
+    control = next(t.value for t in at.text if t.value.startswith("control ctrl"))
+    candidate = next(t.value for t in at.text if t.value.startswith("candidate cand"))
+    return control, candidate
+
+
+def test_side_by_side_orders_worst_regressions_first_by_default(
+    seeded: Any, app_test: Callable[..., AppTest]
+) -> None:
     at = app_test("views/side_by_side.py")
-    at.radio(key="sbs_order").set_value("worst_regression").run()
     _no_exception(at)
-    first = next(t.value for t in at.text if t.value.startswith("candidate cand"))
+    assert at.selectbox(key="sbs_order").value == "worst_regression"
+    control, candidate = _first_pair(at)
     # candidate errors where the control succeeded come first
-    assert first.startswith("candidate cand · error")
+    assert candidate.startswith("candidate cand · error") and control.startswith("control ctrl · ok")
+    at.selectbox(key="sbs_order").set_value("best_improvement").run()
+    control, candidate = _first_pair(at)
+    assert control.startswith("control ctrl · error") and candidate.startswith("candidate cand · ok")
+
+
+def test_side_by_side_counts_improved_same_and_regressed(
+    seeded: Any, app_test: Callable[..., AppTest]
+) -> None:
+    engine = create_engine(seeded.url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT r.captured_request_id, a.role, s.value FROM replays r JOIN arms a ON a.id = r.arm_id "
+                "LEFT JOIN scores s ON s.replay_id = r.id"
+            )
+        ).all()
+    engine.dispose()
+    by_request: dict[int, dict[str, float | None]] = {}
+    for request, role, value in rows:
+        by_request.setdefault(request, {})[role] = value
+    diffs = [
+        None if s.get("control") is None or s.get("candidate") is None else s["candidate"] - s["control"]
+        for s in by_request.values()
+    ]
+    at = app_test("views/side_by_side.py")
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Improved"] == f"{sum(d is not None and d > 0 for d in diffs):,}"
+    assert shown["Same score"] == f"{sum(d == 0 for d in diffs):,}"
+    assert shown["Regressed"] == f"{sum(d is not None and d < 0 for d in diffs):,}"
+    assert shown["Not scored"] == f"{sum(d is None for d in diffs):,}"
+
+
+def test_side_by_side_word_diff_marks_what_each_side_has_alone(
+    seeded: Any, app_test: Callable[..., AppTest]
+) -> None:
+    at = app_test("views/side_by_side.py")
+    at.selectbox(key="sbs_order").set_value("request").run()
+    at.segmented_control(key="sbs_view").set_value("diff").run()
+    _no_exception(at)
+    bodies = [h.proto.body for h in at.get("html")]
+    # request 1: "Answer 1 from ctrl" vs "Answer 1 from cand"
+    pair = next(i for i, b in enumerate(bodies) if "Answer 1 from" in b)
+    assert ">ctrl</del>" in bodies[pair] and "<ins" not in bodies[pair]
+    assert ">cand</ins>" in bodies[pair + 1] and "<del" not in bodies[pair + 1]
 
 
 def test_segments_page_shows_per_segment_numbers(seeded: Any, app_test: Callable[..., AppTest]) -> None:
@@ -298,3 +364,14 @@ def test_live_page_shows_rates_errors_and_spend(seeded: Any, app_test: Callable[
     errors = at.dataframe[0].value
     assert list(errors["error code"]) == ["overloaded"]
     assert list(errors["replays"]) == [seeded.errors]
+
+
+def test_glossary_explains_every_term_and_the_metrics(
+    migrated: str, app_test: Callable[..., AppTest]
+) -> None:
+    at = app_test("views/glossary.py")
+    _no_exception(at)
+    shown = " ".join(m.value for m in at.markdown)
+    for term, meaning in TERMS.items():
+        assert f"**{term}**  \n{meaning}" in shown
+    assert f"**{display.metric_name('cost_usd')}**: {METRICS['cost_usd']}" in shown

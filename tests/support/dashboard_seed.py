@@ -57,7 +57,9 @@ class Seeded:
     hostile: str = HOSTILE
 
 
-def add_experiment(session: Any, name: str, *, budget: float = 5.0) -> tuple[Experiment, Arm, Arm]:
+def add_experiment(
+    session: Any, name: str, *, budget: float = 5.0, arm_names: tuple[str, str] = ("ctrl", "cand")
+) -> tuple[Experiment, Arm, Arm]:
     experiment = Experiment(
         name=name,
         status="running",
@@ -65,20 +67,26 @@ def add_experiment(session: Any, name: str, *, budget: float = 5.0) -> tuple[Exp
         plan=PLAN,
         price_snapshot=PRICES,
     )
-    control = Arm(name="ctrl", role="control", provider="sim", model="model-a")
-    candidate = Arm(name="cand", role="candidate", provider="sim", model="model-b")
+    control = Arm(name=arm_names[0], role="control", provider="sim", model="model-a")
+    candidate = Arm(name=arm_names[1], role="candidate", provider="sim", model="model-b")
     experiment.arms = [control, candidate]
     session.add(experiment)
     session.flush()
     return experiment, control, candidate
 
 
-def seed(url: str, n: int = 120, seed_value: int = 3) -> Seeded:
+def seed(
+    url: str,
+    n: int = 120,
+    seed_value: int = 3,
+    *,
+    name: str = "checkout-assistant-v2",
+    arms: tuple[str, str] = ("ctrl", "cand"),
+) -> Seeded:
     """Captures, replays on both arms, judge scores and the analysis snapshot of exactly those numbers."""
     rng = np.random.default_rng(seed_value)
     now = datetime.now(UTC)
     engine = create_engine(url)
-    arms = ("ctrl", "cand")
     score = np.column_stack([rng.normal(6.0, 1.0, n), rng.normal(6.4, 1.0, n)]).round(2)
     error = np.column_stack([rng.random(n) < 0.03, rng.random(n) < 0.05])
     ttft = np.exp(rng.normal(5.5, 0.4, (n, 2))).round(1)
@@ -88,7 +96,7 @@ def seed(url: str, n: int = 120, seed_value: int = 3) -> Seeded:
     cache_read = rng.integers(0, 300, (n, 2))
     cost = (tokens_in * [1e-6, 2e-6] + tokens_out * [5e-6, 4e-6] + cache_read * [1e-6, 2e-7]).round(8)
     with session_scope(session_factory(engine)) as session:
-        experiment, control, candidate = add_experiment(session, "checkout-assistant-v2")
+        experiment, control, candidate = add_experiment(session, name, arm_names=arms)
         arm_rows = (control, candidate)
         for i in range(n):
             text = HOSTILE if i == 0 else f"Question {i}: how do I reset my password?"
@@ -138,6 +146,7 @@ def seed(url: str, n: int = 120, seed_value: int = 3) -> Seeded:
                             rationale=HOSTILE if (i == 0 and j == 1) else f"clear and correct ({arm.name})",
                         )
                     )
+        session.flush()  # the last scores get their created_at before the snapshot's computed_at
         judge = np.where(error, np.nan, score)
         table = ExperimentTable(
             request_ids=tuple(f"req-{i:04d}" for i in range(n)),
@@ -151,11 +160,11 @@ def seed(url: str, n: int = 120, seed_value: int = 3) -> Seeded:
             clusters=None,
             covariate=None,
         )
-        analysis = analyze_table(table, control="ctrl", alpha=0.05, adjust="holm")
+        analysis = analyze_table(table, control=arms[0], alpha=0.05, adjust="holm")
         doc, verdict = analysis_document(
             analysis,
             DecisionPlan.from_dict(PLAN),
-            rank_arms(table.arms, "ctrl", pairwise_from_table(table, "ctrl")),
+            rank_arms(table.arms, arms[0], pairwise_from_table(table, arms[0])),
         )
         assert verdict is not None and verdict.reasons
         session.add(
@@ -164,7 +173,7 @@ def seed(url: str, n: int = 120, seed_value: int = 3) -> Seeded:
                 n_requests=n,
                 verdict=verdict.verdict,
                 analysis=doc,
-                computed_at=now,
+                computed_at=datetime.now(UTC),  # after every replay and score: not stale
             )
         )
         experiment_id = experiment.id

@@ -1,0 +1,88 @@
+"""A stale analysis: when replays or scores arrived after the latest snapshot the pages say how old it is
+and what arrived, and "Refresh analysis" stores a new snapshot through the path `shadowlab analyze` takes;
+with replays but no analysis at all, "Compute the analysis" does the same."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from streamlit.testing.v1 import AppTest
+
+from shadowlab import store
+from shadowlab.db import create_engine, session_factory, session_scope
+from shadowlab.models import AnalysisSnapshot, Replay
+from tests.support.dashboard_seed import PLAN
+
+pytestmark = pytest.mark.postgres
+
+
+def _prepare(url: str, experiment_id: int, *, computed_hours_ago: float | None) -> None:
+    """The database loader names the judge's metric by the scorer (`judge`); move the snapshot back in time
+    (or delete it when `computed_hours_ago` is None)."""
+    engine = create_engine(url)
+    with session_scope(session_factory(engine)) as session:
+        store.experiments.by_id(experiment_id, session=session).plan = {**PLAN, "primary_metric": "judge"}
+        snapshots = sa.select(AnalysisSnapshot).where(AnalysisSnapshot.experiment_id == experiment_id)
+        for snapshot in session.scalars(snapshots):
+            if computed_hours_ago is None:
+                session.delete(snapshot)
+            else:
+                snapshot.computed_at = datetime.now(UTC) - timedelta(hours=computed_hours_ago)
+    engine.dispose()
+
+
+def _snapshots(url: str) -> list[datetime]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        found = list(conn.scalars(sa.select(AnalysisSnapshot.computed_at).order_by(AnalysisSnapshot.id)))
+    engine.dispose()
+    return found
+
+
+def test_a_fresh_analysis_shows_no_warning(seeded: Any, app_test: Callable[..., AppTest]) -> None:
+    at = app_test("views/overview.py", seeded.experiment_id)
+    assert not at.exception
+    assert not [w.value for w in at.warning if "arrived since" in w.value]
+    assert not [b for b in at.button if b.label == "Refresh analysis"]
+
+
+@pytest.mark.parametrize("page", ["views/overview.py", "views/metrics.py", "views/segments.py"])
+def test_newer_replays_and_scores_are_announced_and_refresh_recomputes(
+    seeded: Any, app_test: Callable[..., AppTest], page: str
+) -> None:
+    _prepare(seeded.url, seeded.experiment_id, computed_hours_ago=3)
+    engine = create_engine(seeded.url)
+    with engine.connect() as conn:
+        since = datetime.now(UTC) - timedelta(hours=3)
+        replays = conn.scalar(sa.select(sa.func.count()).where(Replay.finished_at > since))
+    engine.dispose()
+    at = app_test(page, seeded.experiment_id)
+    assert not at.exception
+    [stale] = [w.value for w in at.warning if "arrived since" in w.value]
+    assert f"{replays:,} replays and " in stale and " scores arrived since" in stale
+    assert "(3 h ago)" in stale or "(2 h 59 min ago)" in stale
+
+    [refresh] = [b for b in at.button if b.label == "Refresh analysis"]
+    refresh.click().run()
+    assert not at.exception
+    found = _snapshots(seeded.url)
+    assert len(found) == 2 and found[1] > datetime.now(UTC) - timedelta(minutes=5)
+    assert not [w for w in at.warning if "arrived since" in w.value]
+
+
+def test_replays_without_an_analysis_offer_to_compute_it(
+    seeded: Any, app_test: Callable[..., AppTest]
+) -> None:
+    _prepare(seeded.url, seeded.experiment_id, computed_hours_ago=None)
+    at = app_test("views/overview.py", seeded.experiment_id)
+    assert any("but no analysis yet" in i.value for i in at.info)
+    [compute] = [b for b in at.button if b.label == "Compute the analysis"]
+    compute.click().run()
+    assert not at.exception
+    assert len(_snapshots(seeded.url)) == 1
+    boxes = [*at.success, *at.error, *at.info, *at.warning]
+    assert any(m.value.startswith("**Verdict: ") for m in boxes)
