@@ -42,7 +42,7 @@ CONTROL, CANDIDATE = "claude-haiku-4-5", "gpt-4o-mini"
 PROFILE = """
 default:
   ttfb_ms: {median: 0}
-  ttft_ms: {median: 0}
+  ttft_ms: {median: TTFT}
   tokens_per_s: 10000000
   chunk_tokens: 8
   output_tokens: {median: 40, low: 40, high: 40}
@@ -144,6 +144,7 @@ class ReplayRun:
     rate: float
     wall_s: float
     rows: int
+    steady: float  # while all workers ran
 
 
 LIMITS = True  # --no-limits: keys without limits never touch the database (for profiling)
@@ -186,6 +187,29 @@ def measured(engine: sa.Engine, name: str) -> tuple[int, float]:
     return int(rows), (last - first).total_seconds()
 
 
+def steady_rate(engine: sa.Engine, name: str) -> float:
+    """Replays/s while every worker process was running: rows finished between the last worker's first
+    call and the first worker's last one (process start-up, staggered on a loaded machine, left out)."""
+    with engine.connect() as conn:
+        spans = conn.execute(
+            sa.text(
+                "SELECT l.worker_id, min(r.started_at), max(r.finished_at) FROM replays r "
+                "JOIN experiments e ON e.id = r.experiment_id JOIN work_leases l ON l.experiment_id = e.id "
+                "AND l.captured_request_id = r.captured_request_id WHERE e.name = :n GROUP BY l.worker_id"
+            ),
+            {"n": name},
+        ).all()
+        start, end = max(s for _, s, _ in spans), min(e for _, _, e in spans)
+        rows = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM replays r JOIN experiments e ON e.id = r.experiment_id "
+                "WHERE e.name = :n AND r.finished_at > :s AND r.finished_at <= :e"
+            ),
+            {"n": name, "s": start, "e": end},
+        ).scalar_one()
+    return int(rows) / (end - start).total_seconds()
+
+
 def replay_rate(url: str, env: dict[str, str], engine: sa.Engine, workers: int, requests: int,
                 concurrency: int) -> ReplayRun:  # fmt: skip
     name = f"bench-w{workers}-{uuid.uuid4().hex[:6]}"
@@ -197,7 +221,7 @@ def replay_rate(url: str, env: dict[str, str], engine: sa.Engine, workers: int, 
     wall = time.monotonic() - started
     rows, span = measured(engine, name)
     assert rows == requests * len(arms()), f"replayer: {rows} ok replays of {requests * len(arms())}"
-    return ReplayRun(rows / span, wall, rows)
+    return ReplayRun(rows / span, wall, rows, steady_rate(engine, name))
 
 
 def profile_worker(url: str, env: dict[str, str], requests: int, concurrency: int) -> str:
@@ -264,7 +288,9 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--profile", action="store_true", help="cProfile one in-process worker instead")
     parser.add_argument("--no-limits", action="store_true", help="no limits in the spec (diagnosis)")
+    parser.add_argument("--ttft-ms", type=float, default=0.0, help="simulator TTFT (400: provider-bound)")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     global LIMITS
     LIMITS = not args.no_limits
 
@@ -278,7 +304,7 @@ def main() -> None:
     url = str(sa.engine.make_url(ADMIN_URL).set(database=scratch).render_as_string(hide_password=False))
     engine = create_engine(url)
     tmp = Path(tempfile.mkdtemp(prefix="bench_replayer_"))
-    (tmp / "profile.yaml").write_text(PROFILE)
+    (tmp / "profile.yaml").write_text(PROFILE.replace("TTFT", f"{args.ttft_ms:g}"))
     sim, base_url = start_simulator(tmp / "profile.yaml")
     try:
         migrate.upgrade(engine)
@@ -301,6 +327,7 @@ def main() -> None:
             rows.append((workers, bare, run))
         command = (
             f"python bench/bench_replayer.py --requests {args.requests} --concurrency {args.concurrency}"
+            f" --workers {args.workers} --ttft-ms {args.ttft_ms:g}"
         )
         when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
         machine = f"{os.cpu_count()} cores ({cpu_model()}), Python {platform.python_version()}"
@@ -308,12 +335,17 @@ def main() -> None:
         print(f"`{command}` — {when}, {machine}; Postgres and the simulator on the same machine.\n")
         print(
             f"{args.requests} captured requests × 2 arms (Anthropic same-API body, OpenAI translated), "
-            f"{args.concurrency} requests in flight per process, simulator at 0 ms TTFB/TTFT.\n"
+            f"{args.concurrency} requests in flight per process, simulator at 0 ms TTFB, "
+            f"{args.ttft_ms:g} ms TTFT; load average (1 min) {load_before[0]:.1f} before, "
+            f"{os.getloadavg()[0]:.1f} after.\n"
         )
-        print("| workers | bare loop (replays/s) | replayer (replays/s) | ratio (goal ≥ 0.8) | wall (s) |")
-        print("|---|---|---|---|---|")
+        print("| workers | bare loop (replays/s) | replayer (replays/s) | ratio (goal ≥ 0.8) "
+              "| replayer, all workers running (replays/s) | scaling vs 1 | wall (s) |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|")
+        one = rows[0][2].steady
         for workers, bare, run in rows:
-            print(f"| {workers} | {bare:.0f} | {run.rate:.0f} | {run.rate / bare:.2f} | {run.wall_s:.1f} |")
+            print(f"| {workers} | {bare:.0f} | {run.rate:.0f} | {run.rate / bare:.2f} | {run.steady:.0f} "
+                  f"| {run.steady / one:.2f} | {run.wall_s:.1f} |")  # fmt: skip
     finally:
         sim.terminate()
         sim.wait(timeout=10)

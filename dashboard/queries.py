@@ -277,8 +277,9 @@ def live_stats(conn: sa.Connection, experiment_id: int, now: datetime | None = N
             (str(k), int(n))
             for k, n in conn.execute(
                 sa.text(
-                    "SELECT key, count(*) FROM rate_limit_events WHERE key IN :keys AND sent_at >= :since "
-                    "GROUP BY key ORDER BY key"
+                    # each worker's grant reports its calls in the last window at its last heartbeat
+                    "SELECT key, sum(used_requests) FROM rate_limit_grants WHERE key IN :keys "
+                    "AND updated_at >= :since GROUP BY key ORDER BY key"
                 ).bindparams(sa.bindparam("keys", expanding=True)),
                 {"keys": keys, "since": now - timedelta(minutes=1)},
             )

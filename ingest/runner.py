@@ -25,6 +25,7 @@ from ingest.pipeline import PipelineConfig, prepare
 from ingest.sink import CaptureSink, DatabaseUnavailable, SinkResult
 from ingest.sources import BrokerUnavailable, Source
 from shadowlab.errors import ServiceUnavailableError
+from shadowlab.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -41,6 +42,13 @@ class RunOptions:
     idle_exit_s: float | None = None  # stop after this long without a message (tests, benchmarks)
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 10.0
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """Outages are waited out with the shared policy's backoff, for as long as they last."""
+        return RetryPolicy(
+            max_attempts=0, backoff_base_s=self.backoff_initial_s, backoff_max_s=self.backoff_max_s
+        )
 
 
 class Runner:
@@ -88,18 +96,19 @@ class Runner:
 
     def _poll(self) -> tuple[list[Message], bool]:
         """The next messages, and whether the broker failed meanwhile (retried with backoff; not idle)."""
-        delay, failed = self.options.backoff_initial_s, False
+        failures = 0
         while True:
             try:
                 messages = self.source.poll(self.options.batch_size, self.options.poll_timeout_s)
             except BrokerUnavailable as exc:
+                failures += 1
+                delay = self.options.retry.delay(failures, None)
                 self.metrics.retry("broker")
                 log.warning("broker unavailable, retrying in %.1f s: %s", delay, exc)
-                failed = True
                 if self.stop.wait(delay):
-                    return [], failed
-                delay = min(delay * 2, self.options.backoff_max_s)
+                    return [], True
                 continue
+            failed = failures > 0
             if failed:
                 log.info("broker is back")
             return messages, failed
@@ -153,16 +162,16 @@ class Runner:
         self._retrying("dead_letters", attempt)
 
     def _retrying(self, service: str, step: Callable[[], T]) -> T:
-        delay = self.options.backoff_initial_s
+        failures = 0
         paused = False
         try:
             while True:
                 try:
                     return step()
                 except (DatabaseUnavailable, DeadLetterUnavailable) as exc:
-                    self._wait_out(service, exc, delay, paused)
+                    failures += 1
+                    self._wait_out(service, exc, self.options.retry.delay(failures, None), paused)
                     paused = True
-                    delay = min(delay * 2, self.options.backoff_max_s)
         finally:
             if paused:
                 self.source.resume()

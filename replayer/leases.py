@@ -1,31 +1,37 @@
-"""Work leases: one captured request with all its arms, with its budget reserved in the same transaction.
+"""Work leases: one captured request with all its arms, claimed and completed in batches.
 
-A claim locks the experiment row (serialising budget decisions across workers), first takes over expired
-leases of dead workers (`FOR UPDATE SKIP LOCKED`; their reservation already counts as spent), then picks new
-captures matching the traffic selection, reserving each one's worst case before leasing it. Completion
-writes every arm's replay row, settles the reservation to the real cost and marks the lease done in one
-transaction, so a request is complete for every arm or not at all.
+A claim first takes over expired leases of dead workers (`FOR UPDATE SKIP LOCKED`; their reservation
+already counts in the budget), then reads the next captures of the selection after the worker's cursor
+over (captured_at, id), `LIMIT k FOR UPDATE SKIP LOCKED` (two workers never read the same captures at
+once; `NOT EXISTS` probes the unique lease index per row read, so no claim scans all leases), reserves their
+worst case in the budget ledger with one conditional update, and inserts the leases with one statement
+(`RETURNING` their ids), all in one transaction. Completion writes the replay rows of a batch of finished
+requests, settles their reservations and marks their leases done in one transaction, so a request is
+complete for every arm or not at all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from shadowlab.budget import lock_experiment, reserve, settle
+from shadowlab.budget import Reservation, reserve_batch, settle_batch
 from shadowlab.db import session_scope
 from shadowlab.experiment import TrafficSpec
-from shadowlab.models import CapturedRequest, Replay, WorkLease, utcnow
+from shadowlab.models import CapturedRequest, Experiment, Replay, WorkLease, utcnow
 
-__all__ = ["Claim", "Lease", "claim", "complete", "extend", "pending_leases", "selection_filter"]
+__all__ = ["Claim", "Cursor", "Finished", "Lease", "claim", "complete", "extend", "pending_leases",
+           "selection_filter"]  # fmt: skip
 
 ClaimState = Literal["leased", "empty", "wait", "exhausted", "stopped"]
+Cursor = tuple[datetime, int]  # (captured_at, id) of the last capture this worker leased
+CostOf = Callable[[int, str, dict[str, Any]], float]  # (captured request id, api, body) → worst case, USD
 _HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash: sampling by id, deterministic on every database
 _HASH_SPACE = 2**32
 
@@ -44,6 +50,15 @@ class Lease:
 class Claim:
     state: ClaimState
     leases: tuple[Lease, ...] = ()
+    cursor: Cursor | None = None  # where the next claim of this worker reads on
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A request replayed on every arm: its rows, to be written with others in one transaction."""
+
+    lease: Lease
+    rows: Sequence[dict[str, Any]]
 
 
 def selection_filter(traffic: TrafficSpec) -> list[sa.ColumnElement[bool]]:
@@ -74,19 +89,20 @@ def claim(
     traffic: TrafficSpec,
     lease_s: float,
     limit: int,
-    cost_of: Callable[[str, dict[str, Any]], float],
+    cost_of: CostOf,
     judge_usd: float = 0.0,
+    after: Cursor | None = None,
 ) -> Claim:
-    """Up to `limit` leases; `cost_of(api, body)` is the worst-case cost of all arms of one request,
-    `judge_usd` of it the judge holdback."""
+    """Up to `limit` leases, new ones read after `after`; `cost_of` gives the worst case of all arms of one
+    request, `judge_usd` of it the judge holdback."""
     with session_scope(factory) as session:
-        experiment = lock_experiment(session, experiment_id)
+        experiment = session.get_one(Experiment, experiment_id)
         if experiment.status != "running":
             return Claim("stopped")
         deadline = utcnow() + timedelta(seconds=lease_s)
-        leases = _recover_expired(session, experiment_id, worker_id, deadline, limit)
-        if leases:
-            return Claim("leased", leases)
+        recovered = _recover_expired(session, experiment_id, worker_id, deadline, limit)
+        if recovered:
+            return Claim("leased", recovered, after)
         room = limit
         if traffic.max_requests is not None:
             taken = session.execute(
@@ -95,55 +111,70 @@ def claim(
             room = min(room, traffic.max_requests - taken)
             if room <= 0:
                 return Claim("empty")
-        cr = CapturedRequest
-        taken_ids = sa.select(WorkLease.captured_request_id).where(WorkLease.experiment_id == experiment_id)
-        rows = session.execute(
-            sa.select(cr.id, cr.request_id, cr.api, cr.request)
-            .where(*selection_filter(traffic), cr.id.not_in(taken_ids))
-            .order_by(cr.captured_at, cr.id)
-            .limit(room)
-        ).all()
+        rows = _next_captures(session, experiment_id, traffic, after, room)
         if not rows:
             return Claim("empty")
-        new: list[Lease] = []
-        for row in rows:
-            outcome = reserve(session, experiment, row.id, cost_of(row.api, row.request), judge_usd=judge_usd)
-            if outcome != "reserved":
-                return Claim("leased", tuple(new)) if new else Claim(outcome)
-            lease = WorkLease(
-                experiment_id=experiment_id, captured_request_id=row.id, worker_id=worker_id,
-                deadline=deadline, attempts=1, done=False,
-            )  # fmt: skip
-            session.add(lease)
-            session.flush()
-            new.append(Lease(lease.id, row.id, row.request_id, row.api, row.request, 1))
-        return Claim("leased", tuple(new))
+        items = [Reservation(row.id, cost_of(row.id, row.api, row.request), judge_usd) for row in rows]
+        count, outcome = reserve_batch(session, experiment, items)
+        if count == 0:
+            return Claim("exhausted" if outcome == "exhausted" else "wait", cursor=after)
+        taken_rows = rows[:count]
+        ids = session.execute(
+            sa.insert(WorkLease).returning(WorkLease.captured_request_id, WorkLease.id),
+            [{"experiment_id": experiment_id, "captured_request_id": row.id, "worker_id": worker_id,
+              "deadline": deadline, "attempts": 1, "done": False} for row in taken_rows],
+        ).all()  # fmt: skip
+        lease_of: dict[int, int] = {crid: lease_id for crid, lease_id in ids}  # noqa: C416
+        leases = tuple(
+            Lease(lease_of[row.id], row.id, row.request_id, row.api, row.request, 1) for row in taken_rows
+        )
+        last = taken_rows[-1]
+        return Claim("leased", leases, (last.captured_at, last.id))
+
+
+def _next_captures(
+    session: Session, experiment_id: int, traffic: TrafficSpec, after: Cursor | None, room: int
+) -> Sequence[sa.Row[Any]]:
+    cr, wl = CapturedRequest, WorkLease
+    leased = sa.exists().where(wl.experiment_id == experiment_id, wl.captured_request_id == cr.id)
+    conditions = [*selection_filter(traffic), ~leased]
+    if after is not None:
+        conditions.append(
+            sa.tuple_(cr.captured_at, cr.id) > sa.tuple_(sa.literal(after[0]), sa.literal(after[1]))
+        )
+    return session.execute(
+        sa.select(cr.id, cr.request_id, cr.api, cr.request, cr.captured_at)
+        .where(*conditions)
+        .order_by(cr.captured_at, cr.id)
+        .limit(room)
+        .with_for_update(skip_locked=True, of=cr)
+    ).all()
 
 
 def _recover_expired(
-    session: Session, experiment_id: int, worker_id: str, deadline: Any, limit: int
+    session: Session, experiment_id: int, worker_id: str, deadline: datetime, limit: int
 ) -> tuple[Lease, ...]:
     wl, cr = WorkLease, CapturedRequest
-    expired = (
-        session.execute(
-            sa.select(wl)
-            .where(wl.experiment_id == experiment_id, wl.done.is_(False), wl.deadline < utcnow())
-            .order_by(wl.deadline)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        .scalars()
-        .all()
+    expired = session.execute(
+        sa.select(wl.id)
+        .where(wl.experiment_id == experiment_id, wl.done.is_(False), wl.deadline < utcnow())
+        .order_by(wl.deadline)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).scalars().all()  # fmt: skip
+    if not expired:
+        return ()
+    session.execute(
+        sa.update(wl)
+        .where(wl.id.in_(expired))
+        .values(worker_id=worker_id, deadline=deadline, attempts=wl.attempts + 1)
     )
-    leases = []
-    for lease in expired:
-        lease.worker_id, lease.deadline, lease.attempts = worker_id, deadline, lease.attempts + 1
-        row = session.execute(
-            sa.select(cr.request_id, cr.api, cr.request).where(cr.id == lease.captured_request_id)
-        ).one()
-        leases.append(Lease(lease.id, lease.captured_request_id, row.request_id, row.api, row.request,
-                            lease.attempts))  # fmt: skip
-    return tuple(leases)
+    rows = session.execute(
+        sa.select(wl.id, wl.captured_request_id, wl.attempts, cr.request_id, cr.api, cr.request)
+        .join(cr, cr.id == wl.captured_request_id)
+        .where(wl.id.in_(expired))
+    ).all()
+    return tuple(Lease(r.id, r.captured_request_id, r.request_id, r.api, r.request, r.attempts) for r in rows)
 
 
 def extend(factory: sessionmaker[Session], worker_id: str, lease_ids: Sequence[int], lease_s: float) -> None:
@@ -159,25 +190,31 @@ def extend(factory: sessionmaker[Session], worker_id: str, lease_ids: Sequence[i
 
 
 def complete(
-    factory: sessionmaker[Session],
-    *,
-    experiment_id: int,
-    lease: Lease,
-    rows: Sequence[dict[str, Any]],
-    judge_usd: float,
+    factory: sessionmaker[Session], *, experiment_id: int, finished: Sequence[Finished], judge_usd: float
 ) -> None:
-    """Write the arms' replays (a row that exists already stays), settle, and mark the lease done."""
+    """Write the arms' replays of every finished request (a row that exists already stays), settle each
+    reservation to the cost of its request's rows (plus the judge holdback), mark the leases done."""
+    if not finished:
+        return
     with session_scope(factory) as session:
         dialect = session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        session.execute(insert(Replay).values(list(rows)).on_conflict_do_nothing())
-        cost = session.execute(
-            sa.select(sa.func.coalesce(sa.func.sum(Replay.cost_usd), 0.0)).where(
-                Replay.experiment_id == experiment_id, Replay.captured_request_id == lease.captured_request_id
-            )
-        ).scalar_one()
-        settle(session, experiment_id, lease.captured_request_id, float(cost or 0.0) + judge_usd)
-        session.execute(sa.update(WorkLease).where(WorkLease.id == lease.lease_id).values(done=True))
+        session.execute(
+            insert(Replay).on_conflict_do_nothing(), [row for done in finished for row in done.rows]
+        )
+        requests = [done.lease.captured_request_id for done in finished]
+        costs = dict(
+            session.execute(
+                sa.select(Replay.captured_request_id, sa.func.coalesce(sa.func.sum(Replay.cost_usd), 0.0))
+                .where(Replay.experiment_id == experiment_id, Replay.captured_request_id.in_(requests))
+                .group_by(Replay.captured_request_id)
+            ).all()
+        )
+        settle_batch(
+            session, experiment_id, {crid: float(costs.get(crid) or 0.0) + judge_usd for crid in requests}
+        )
+        lease_ids = [done.lease.lease_id for done in finished]
+        session.execute(sa.update(WorkLease).where(WorkLease.id.in_(lease_ids)).values(done=True))
 
 
 def pending_leases(factory: sessionmaker[Session], experiment_id: int) -> int:

@@ -29,7 +29,9 @@ from shadowlab.providers import Provider, ProviderResult, config_from_settings, 
 __all__ = ["Mode", "WorkerConfig", "run_worker"]
 
 Mode = Literal["backfill", "live"]
-_CLAIM_BATCH = 16
+_CLAIM_BATCH = 32
+_RESCAN_S = 30.0  # live mode: how often a claim reads the whole selection again (captures stored late)
+Prepared = tuple[PreparedCall | ValueError, ...]  # each arm's call, or why the capture does not fit its API
 
 
 @dataclass(frozen=True)
@@ -62,55 +64,103 @@ class Worker:
             name: create_provider(name, config_from_settings(name, settings, **overrides))
             for name in {arm.provider for arm in self.arms}
         }
-        self.limiter = RateLimiter(factory, self.spec.limits, max_call_s=rs.timeout_s)
+        # One grant holder per experiment: a process serving several (`replay --all`) holds a share for each.
+        self.limiter = RateLimiter(
+            factory, self.spec.limits, worker_id=f"{config.worker_id}#{self.experiment_id}"
+        )
         self.policy = RetryPolicy(rs.max_attempts, rs.backoff_base_s, rs.backoff_max_s)
         self.rng = random.Random()
         self.held: set[int] = set()
         self.stopping = asyncio.Event()
+        self.cursor: leases.Cursor | None = None
+        self._rescanned = -_RESCAN_S
+        self._prepared: dict[int, Prepared] = {}  # by captured request: each body is normalised once
+        self._finished: list[leases.Finished] = []
+        self._flushed = asyncio.Event()
+        self._closing = False
 
-    def worst_case(self, api: str, body: dict[str, Any]) -> float:
-        calls = [prepare_call(arm, api, body).arm_call(arm.model) for arm in self.arms]
+    def prepare(self, captured_request_id: int, api: str, body: dict[str, Any]) -> Prepared:
+        """Every arm's call for one capture, built once (for the budget at claim, then for the replay)."""
+        prepared = self._prepared.get(captured_request_id)
+        if prepared is None:
+            calls: list[PreparedCall | ValueError] = []
+            for arm in self.arms:
+                try:
+                    calls.append(prepare_call(arm, api, body))
+                except ValueError as exc:  # a stored body that no longer fits its API: recorded, not dropped
+                    calls.append(exc)
+            prepared = self._prepared[captured_request_id] = tuple(calls)
+        return prepared
+
+    def worst_case(self, captured_request_id: int, api: str, body: dict[str, Any]) -> float:
+        prepared = self.prepare(captured_request_id, api, body)
+        calls = [call.arm_call(arm.model) for arm, call in zip(self.arms, prepared, strict=True)
+                 if not isinstance(call, ValueError)]  # fmt: skip
         return worst_case_usd(calls, self.prices, self.spec.budget.judge_usd_per_request)
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
         tasks: set[asyncio.Task[None]] = set()
         heartbeat = asyncio.create_task(self._heartbeat())
+        flusher = asyncio.create_task(self._flush_forever())
         try:
-            while not self.stopping.is_set():
-                free = self.config.concurrency - len(tasks)
-                if free <= 0:
-                    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                    continue
-                got = await loop.run_in_executor(None, self._claim, min(free, _CLAIM_BATCH))
-                for lease in got.leases:
-                    self.held.add(lease.lease_id)
-                    task = asyncio.create_task(self._replay_request(lease))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-                if got.leases:
-                    continue
-                if got.state in ("exhausted", "stopped"):
-                    break
-                if got.state == "empty" and self.config.mode == "backfill" and not tasks:
-                    pending = await loop.run_in_executor(None, leases.pending_leases, self.factory,
-                                                         self.experiment_id)  # fmt: skip
-                    if pending == 0:
-                        break
-                await self._pause(tasks)
+            await self.limiter.start()
+            await self._claim_until_done(tasks)
             if tasks:
                 await asyncio.gather(*tasks)
         finally:
+            # The flusher ends after the write in hand (a cancelled one might never have run, its requests
+            # lost until their leases expire), then what finished last is written here.
+            self._closing = True
+            self._flushed.set()
+            await flusher
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
+            await self._flush()
+            await self.limiter.close()
             for provider in self.providers.values():
                 await provider.aclose()
+
+    async def _claim_until_done(self, tasks: set[asyncio.Task[None]]) -> None:
+        loop = asyncio.get_running_loop()
+        while not self.stopping.is_set():
+            free = self.config.concurrency - len(tasks)
+            if free <= 0:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            got = await loop.run_in_executor(None, self._claim, min(free, _CLAIM_BATCH))
+            for lease in got.leases:
+                self.held.add(lease.lease_id)
+                task = asyncio.create_task(self._replay_request(lease))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            if got.leases:
+                self.cursor = got.cursor
+                continue
+            if got.state in ("exhausted", "stopped"):
+                return
+            if got.state == "empty" and self._rescan_due(loop.time()):
+                continue  # read the whole selection once more: captures stored behind the cursor
+            if got.state == "empty" and self.config.mode == "backfill" and not tasks:
+                await self._flush()
+                pending = await loop.run_in_executor(None, leases.pending_leases, self.factory,
+                                                     self.experiment_id)  # fmt: skip
+                if pending == 0:
+                    return
+            await self._pause(tasks)
+
+    def _rescan_due(self, now: float) -> bool:
+        """After an empty claim past the cursor, start again from the first capture (backfill: before
+        concluding there is nothing left; live: at most every `_RESCAN_S`)."""
+        if self.cursor is None or (self.config.mode == "live" and now - self._rescanned < _RESCAN_S):
+            return False
+        self.cursor, self._rescanned = None, now
+        return True
 
     async def _pause(self, tasks: set[asyncio.Task[None]]) -> None:
         """Wait for a slot to free or the poll interval, whichever comes first."""
         wait_for = [*tasks, asyncio.create_task(self.stopping.wait())]
-        _, pending = await asyncio.wait(
+        await asyncio.wait(
             wait_for,
             timeout=self.config.poll_s * (0.5 + self.rng.random()),
             return_when=asyncio.FIRST_COMPLETED,
@@ -121,7 +171,7 @@ class Worker:
         return leases.claim(
             self.factory, experiment_id=self.experiment_id, worker_id=self.config.worker_id,
             traffic=self.spec.traffic, lease_s=self.spec.replay.lease_s, limit=limit, cost_of=self.worst_case,
-            judge_usd=self.spec.budget.judge_usd_per_request,
+            judge_usd=self.spec.budget.judge_usd_per_request, after=self.cursor,
         )  # fmt: skip
 
     async def _heartbeat(self) -> None:
@@ -133,28 +183,42 @@ class Worker:
                 None, leases.extend, self.factory, self.config.worker_id, tuple(self.held), lease_s
             )
 
-    async def _replay_request(self, lease: leases.Lease) -> None:
-        order = list(self.arms)
-        self.rng.shuffle(order)  # random start order: drift and provider load hit all arms alike
-        arm_tasks = [asyncio.create_task(self._replay_arm(arm, lease)) for arm in order]
-        rows = await asyncio.gather(*arm_tasks)
-        await asyncio.get_running_loop().run_in_executor(
-            None,
-            lambda: leases.complete(
-                self.factory, experiment_id=self.experiment_id, lease=lease, rows=rows,
-                judge_usd=self.spec.budget.judge_usd_per_request,
-            ),
-        )  # fmt: skip
-        self.held.discard(lease.lease_id)
-        self.metrics.requests.inc()
-        self.metrics.spend.inc(sum(row["cost_usd"] or 0.0 for row in rows))
+    async def _flush_forever(self) -> None:
+        """Write finished requests as they come; those finishing during a write go in the next one."""
+        while not self._closing:
+            await self._flushed.wait()
+            self._flushed.clear()
+            await self._flush()
 
-    async def _replay_arm(self, arm: ArmRuntime, lease: leases.Lease) -> dict[str, Any]:
+    async def _flush(self) -> None:
+        batch, self._finished = self._finished, []
+        if not batch:
+            return
+        judge_usd = self.spec.budget.judge_usd_per_request
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: leases.complete(self.factory, experiment_id=self.experiment_id, finished=batch,
+                                          judge_usd=judge_usd),
+        )  # fmt: skip
+        for done in batch:
+            self.held.discard(done.lease.lease_id)
+            self.metrics.requests.inc()
+            self.metrics.spend.inc(sum(row["cost_usd"] or 0.0 for row in done.rows))
+
+    async def _replay_request(self, lease: leases.Lease) -> None:
+        prepared = self.prepare(lease.captured_request_id, lease.api, lease.body)
+        order = list(zip(self.arms, prepared, strict=True))
+        self.rng.shuffle(order)  # random start order: drift and provider load hit all arms alike
+        rows = await asyncio.gather(*(self._replay_arm(arm, call, lease) for arm, call in order))
+        self._prepared.pop(lease.captured_request_id, None)
+        self._finished.append(leases.Finished(lease, rows))
+        self._flushed.set()
+
+    async def _replay_arm(
+        self, arm: ArmRuntime, call: PreparedCall | ValueError, lease: leases.Lease
+    ) -> dict[str, Any]:
         started = utcnow()
-        try:
-            call = prepare_call(arm, lease.api, lease.body)
-        except ValueError as exc:  # a stored body that no longer fits its API: recorded, not dropped
-            return self._row(arm, lease, None, 0, started, error=("bad_request", f"capture: {exc}"))
+        if isinstance(call, ValueError):
+            return self._row(arm, lease, None, 0, started, error=("bad_request", f"capture: {call}"))
         result, attempts = await call_with_retries(
             self.limiter, arm.limit_key, lambda: self._send(arm, call, lease.request_id),
             input_tokens=call.input_tokens_estimate, output_tokens=call.max_output_tokens,

@@ -1,50 +1,45 @@
-"""The experiment budget: reserve the worst case before work starts, settle to the real cost (DESIGN §5).
+"""The experiment budget as a ledger: reserve the worst case before work starts, settle to the real cost.
 
-Committed money = settled reservations at their real cost + unsettled ones at their worst case, so a
-reservation whose worker died counts as spent until its work is recovered and settled. `reserve` and
-`reserve_judge` must run in the caller's transaction after it locked the experiment row (`lock_experiment`),
-so concurrent workers (replayers and scorers) are serialised and can never commit more than the budget.
+`budget_ledgers` keeps one experiment's committed money as running sums, moved by conditional updates:
 
-Judge calls (`judge_calls`) are reserved and settled one by one. Each replay reservation includes a judge
-holdback (`judge_usd`, the spec's `judge_usd_per_request`): money set aside so replays cannot spend what
-judging needs. Judge spend draws from the pooled holdback first, so
+    committed = replay_usd + max(0, judge_usd − holdback_usd)
 
-    committed = Σ replay reservations (holdback included) + max(0, Σ judge calls − Σ holdback)
-
-which is ≥ the money really spent (replays + judge calls) and counts judge spend beyond the holdback. A
-judge call unsettled past its deadline (its scorer died) keeps counting at its worst case.
+`replay_usd` holds replay reservations at their worst case until settled, then at their real cost (the
+judge holdback, the spec's `judge_usd_per_request`, included: money set aside so replays cannot spend what
+judging needs); `judge_usd` the judge calls likewise, drawing on the pooled holdback first. A batch of
+requests is reserved with one statement (`committed + x <= budget` in its WHERE) and settled with one
+(`+ actual − reserved`), so concurrent replayers and scorers never commit more than the budget and no
+request reads the whole experiment. `budget_reservations` and `judge_calls` keep every row for audit and
+crash recovery: a reservation whose worker died counts at its worst case until its lease is recovered
+and settled; a judge call unsettled past its deadline (its scorer died) counts at its worst case for good.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from shadowlab import store
-from shadowlab.models import BudgetReservation, Experiment, JudgeCall, utcnow
+from shadowlab.models import BudgetLedger, BudgetReservation, Experiment, JudgeCall, utcnow
 from shadowlab.pricing import PriceTable
 
+# fmt: off
 __all__ = [
-    "ArmCall",
-    "JudgeRef",
-    "ReserveOutcome",
-    "committed_usd",
-    "judge_spend_usd",
-    "lock_experiment",
-    "reserve",
-    "reserve_judge",
-    "settle",
-    "settle_judge",
+    "ArmCall", "JudgeRef", "Reservation", "ReserveOutcome", "committed_usd", "judge_spend_usd",
+    "lock_experiment", "reserve", "reserve_batch", "reserve_judge", "settle", "settle_batch", "settle_judge",
     "worst_case_usd",
 ]
+# fmt: on
 
 ReserveOutcome = Literal["reserved", "wait", "exhausted"]
 _EPSILON = 1e-9
+_RACES = 8  # another worker moved the ledger between our read and our update: read again, this often
 
 
 @dataclass(frozen=True)
@@ -55,6 +50,28 @@ class ArmCall:
     model: str
     input_tokens: int
     max_output_tokens: int
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """One request's worst case (`judge_usd` of it the judge holdback)."""
+
+    captured_request_id: int
+    amount_usd: float
+    judge_usd: float = 0.0
+
+
+@dataclass(frozen=True)
+class JudgeRef:
+    """What a judge call is for: a replay (pointwise) or a request, candidate arm and order (pairwise)."""
+
+    experiment_id: int
+    scorer_name: str
+    scorer_version: str
+    captured_request_id: int | None = None
+    replay_id: int | None = None
+    arm_b_id: int | None = None
+    order_shown: str | None = None
 
 
 def worst_case_usd(calls: Iterable[ArmCall], prices: PriceTable, judge_usd: float = 0.0) -> float:
@@ -71,75 +88,108 @@ def worst_case_usd(calls: Iterable[ArmCall], prices: PriceTable, judge_usd: floa
 
 
 def lock_experiment(session: Session, experiment_id: int) -> Experiment:
-    """Lock the experiment row for this transaction (budget and status changes are serialised on it)."""
+    """Lock the experiment row for this transaction (status changes; the ledger no longer needs it)."""
     return store.experiments.by_id(experiment_id, session=session, lock=True)
 
 
-@dataclass(frozen=True)
-class JudgeRef:
-    """What a judge call is for: a replay (pointwise) or a request, candidate arm and order (pairwise)."""
-
-    experiment_id: int
-    scorer_name: str
-    scorer_version: str
-    captured_request_id: int | None = None
-    replay_id: int | None = None
-    arm_b_id: int | None = None
-    order_shown: str | None = None
+def _positive(expr: sa.ColumnElement[float]) -> sa.ColumnElement[float]:
+    return sa.case((expr > 0, expr), else_=0.0)
 
 
-def _committed(session: Session, experiment_id: int, extra_judge_usd: float = 0.0) -> float:
-    """Committed money, with `extra_judge_usd` more judge spend (see the module docstring)."""
-    res = BudgetReservation
-    replays, holdback = session.execute(
-        sa.select(
-            sa.func.coalesce(sa.func.sum(sa.func.coalesce(res.settled_usd, res.reserved_usd)), 0.0),
-            sa.func.coalesce(sa.func.sum(res.judge_usd), 0.0),
-        ).where(res.experiment_id == experiment_id)
-    ).one()
-    judged = judge_spend_usd(session, experiment_id)
-    return float(replays) + max(0.0, judged + extra_judge_usd - float(holdback))
+def _ledger(session: Session, experiment_id: int) -> BudgetLedger:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(
+        insert(BudgetLedger)
+        .values(experiment_id=experiment_id, replay_usd=0.0, holdback_usd=0.0, judge_usd=0.0, unsettled=0,
+                updated_at=utcnow())
+        .on_conflict_do_nothing()
+    )  # fmt: skip
+    ledger = session.get_one(BudgetLedger, experiment_id, populate_existing=True)
+    return ledger
+
+
+def _total(replay: float, holdback: float, judge: float) -> float:
+    return replay + max(0.0, judge - holdback)
 
 
 def committed_usd(session: Session, experiment_id: int) -> float:
-    """Settled cost plus the worst case of everything still in flight, judge calls included."""
-    return _committed(session, experiment_id)
+    """Settled cost plus the worst case of everything still in flight, judge calls included (one row)."""
+    ledger = session.get(BudgetLedger, experiment_id, populate_existing=True)
+    return 0.0 if ledger is None else _total(ledger.replay_usd, ledger.holdback_usd, ledger.judge_usd)
 
 
 def judge_spend_usd(session: Session, experiment_id: int, scorer_name: str | None = None) -> float:
     """Judge calls' cost: settled ones at their real cost, unsettled ones at their worst case."""
+    if scorer_name is None:
+        ledger = session.get(BudgetLedger, experiment_id, populate_existing=True)
+        return 0.0 if ledger is None else ledger.judge_usd
     jc = JudgeCall
-    where = [jc.experiment_id == experiment_id]
-    if scorer_name is not None:
-        where.append(jc.scorer_name == scorer_name)
     value = session.execute(
         sa.select(
             sa.func.coalesce(sa.func.sum(sa.func.coalesce(jc.settled_usd, jc.reserved_usd)), 0.0)
-        ).where(*where)
+        ).where(jc.experiment_id == experiment_id, jc.scorer_name == scorer_name)
     ).scalar_one()
     return float(value)
 
 
-def _unsettled(session: Session, experiment_id: int) -> int:
-    """Work in flight that may still settle below its worst case: replay reservations and live judge calls."""
-    res, jc = BudgetReservation, JudgeCall
-    replays = session.execute(
-        sa.select(sa.func.count()).where(res.experiment_id == experiment_id, res.settled_usd.is_(None))
-    ).scalar_one()
+def _refuse(session: Session, experiment: Experiment, ledger: BudgetLedger) -> ReserveOutcome:
+    """`wait` while work that may still settle below its worst case is in flight, else `exhausted`."""
+    jc = JudgeCall
     judges = session.execute(
         sa.select(sa.func.count()).where(
-            jc.experiment_id == experiment_id, jc.settled_usd.is_(None), jc.deadline > utcnow()
+            jc.experiment_id == experiment.id, jc.settled_usd.is_(None), jc.deadline > utcnow()
         )
     ).scalar_one()
-    return int(replays) + int(judges)
-
-
-def _refuse(session: Session, experiment: Experiment) -> ReserveOutcome:
-    if _unsettled(session, experiment.id):
+    if ledger.unsettled > 0 or judges:
         return "wait"
     if experiment.status == "running":
         experiment.status = "budget_exhausted"
     return "exhausted"
+
+
+def _fitting(ledger: BudgetLedger, budget: float, items: Sequence[Reservation]) -> int:
+    """How many of `items`, in order, fit in the budget on top of what `ledger` holds."""
+    replay, holdback = ledger.replay_usd, ledger.holdback_usd
+    for count, item in enumerate(items):
+        replay, holdback = replay + item.amount_usd, holdback + item.judge_usd
+        if _total(replay, holdback, ledger.judge_usd) > budget + _EPSILON:
+            return count
+    return len(items)
+
+
+def reserve_batch(
+    session: Session, experiment: Experiment, items: Sequence[Reservation]
+) -> tuple[int, ReserveOutcome]:
+    """Reserve the longest prefix of `items` that fits, with one conditional update of the ledger; (how many,
+    outcome). `wait`: none fits, but may once work in flight settles; `exhausted`: nothing is in flight and
+    none fits, so a running experiment is now `budget_exhausted`."""
+    led, budget = BudgetLedger, experiment.budget_usd
+    for _ in range(_RACES):
+        ledger = _ledger(session, experiment.id)
+        count = len(items) if budget is None else _fitting(ledger, budget, items)
+        if count == 0:
+            return 0, _refuse(session, experiment, ledger) if items else "reserved"
+        amount = sum(item.amount_usd for item in items[:count])
+        holdback = sum(item.judge_usd for item in items[:count])
+        judge_over = _positive(led.judge_usd - led.holdback_usd - holdback)
+        fits = sa.true() if budget is None else (led.replay_usd + amount + judge_over <= budget + _EPSILON)
+        moved = session.execute(
+            sa.update(led)
+            .where(led.experiment_id == experiment.id, fits)
+            .values(replay_usd=led.replay_usd + amount, holdback_usd=led.holdback_usd + holdback,
+                    unsettled=led.unsettled + count, updated_at=utcnow())
+            .returning(led.experiment_id)
+        ).first()  # fmt: skip
+        if moved:
+            session.execute(
+                sa.insert(BudgetReservation),
+                [{"experiment_id": experiment.id, "captured_request_id": item.captured_request_id,
+                  "reserved_usd": item.amount_usd, "judge_usd": item.judge_usd, "created_at": utcnow()}
+                 for item in items[:count]],
+            )  # fmt: skip
+            return count, "reserved"
+    return 0, "wait"
 
 
 def reserve(
@@ -150,38 +200,62 @@ def reserve(
     *,
     judge_usd: float = 0.0,
 ) -> ReserveOutcome:
-    """Reserve `amount_usd` (of which `judge_usd` is the judge holdback) for one request. `wait`: it may fit
-    once work in flight settles; `exhausted`: nothing is in flight and it does not fit, so a running
-    experiment is now `budget_exhausted`."""
-    budget = experiment.budget_usd
-    if budget is not None and committed_usd(session, experiment.id) + amount_usd > budget + _EPSILON:
-        return _refuse(session, experiment)
-    session.add(
-        BudgetReservation(
-            experiment_id=experiment.id, captured_request_id=captured_request_id, reserved_usd=amount_usd,
-            judge_usd=judge_usd,
-        )
-    )  # fmt: skip
-    return "reserved"
+    """Reserve `amount_usd` (of which `judge_usd` is the judge holdback) for one request (`reserve_batch`)."""
+    return reserve_batch(session, experiment, [Reservation(captured_request_id, amount_usd, judge_usd)])[1]
+
+
+def settle_batch(session: Session, experiment_id: int, actual_usd: dict[int, float]) -> None:
+    """Replace the worst case of these requests' reservations (captured request id → real cost) by what they
+    cost: the rows, then the ledger by the difference, in one statement each. A reservation settled
+    already (its lease was recovered and finished by another worker) stays as it is."""
+    res = BudgetReservation
+    open_ = session.execute(
+        sa.select(res.id, res.captured_request_id, res.reserved_usd)
+        .where(res.experiment_id == experiment_id, res.captured_request_id.in_(list(actual_usd)),
+               res.settled_usd.is_(None))
+        .with_for_update()
+    ).all()  # fmt: skip
+    if not open_:
+        return
+    now = utcnow()
+    session.execute(
+        sa.update(res),
+        [
+            {"id": row.id, "settled_usd": actual_usd[row.captured_request_id], "settled_at": now}
+            for row in open_
+        ],
+    )
+    delta = sum(actual_usd[row.captured_request_id] - row.reserved_usd for row in open_)
+    led = BudgetLedger
+    session.execute(
+        sa.update(led)
+        .where(led.experiment_id == experiment_id)
+        .values(replay_usd=led.replay_usd + delta, unsettled=led.unsettled - len(open_), updated_at=now)
+    )
 
 
 def settle(session: Session, experiment_id: int, captured_request_id: int, actual_usd: float) -> None:
-    """Replace a reservation's worst case by what the request really cost."""
-    res = BudgetReservation
-    session.execute(
-        sa.update(res)
-        .where(res.experiment_id == experiment_id, res.captured_request_id == captured_request_id)
-        .values(settled_usd=actual_usd, settled_at=utcnow())
-    )
+    """Replace one reservation's worst case by what the request really cost (`settle_batch`)."""
+    settle_batch(session, experiment_id, {captured_request_id: actual_usd})
 
 
 def reserve_judge(
     session: Session, experiment: Experiment, ref: JudgeRef, model: str, amount_usd: float, deadline: datetime
 ) -> tuple[ReserveOutcome, int | None]:
-    """Reserve one judge call's worst case; the id of its `judge_calls` row when reserved."""
-    budget = experiment.budget_usd
-    if budget is not None and _committed(session, experiment.id, amount_usd) > budget + _EPSILON:
-        return _refuse(session, experiment), None
+    """Reserve one judge call's worst case (one conditional update); the id of its `judge_calls` row."""
+    led, budget = BudgetLedger, experiment.budget_usd
+    ledger = _ledger(session, experiment.id)
+    fits = sa.true() if budget is None else (
+        led.replay_usd + _positive(led.judge_usd + amount_usd - led.holdback_usd) <= budget + _EPSILON
+    )  # fmt: skip
+    moved = session.execute(
+        sa.update(led)
+        .where(led.experiment_id == experiment.id, fits)
+        .values(judge_usd=led.judge_usd + amount_usd, updated_at=utcnow())
+        .returning(led.experiment_id)
+    ).first()
+    if not moved:
+        return _refuse(session, experiment, ledger), None
     call = JudgeCall(
         experiment_id=experiment.id, scorer_name=ref.scorer_name, scorer_version=ref.scorer_version,
         model=model, captured_request_id=ref.captured_request_id, replay_id=ref.replay_id,
@@ -194,8 +268,19 @@ def reserve_judge(
 
 def settle_judge(session: Session, call_id: int, actual_usd: float) -> None:
     """Replace a judge call's worst case by what it really cost (0 when it never reached the provider)."""
+    jc = JudgeCall
+    row = session.execute(
+        sa.select(jc.experiment_id, jc.reserved_usd)
+        .where(jc.id == call_id, jc.settled_usd.is_(None))
+        .with_for_update()
+    ).one_or_none()
+    if row is None:
+        return
+    now = utcnow()
+    session.execute(sa.update(jc).where(jc.id == call_id).values(settled_usd=actual_usd, settled_at=now))
+    led = BudgetLedger
     session.execute(
-        sa.update(JudgeCall)
-        .where(JudgeCall.id == call_id)
-        .values(settled_usd=actual_usd, settled_at=utcnow())
+        sa.update(led)
+        .where(led.experiment_id == row.experiment_id)
+        .values(judge_usd=led.judge_usd + (actual_usd - row.reserved_usd), updated_at=now)
     )

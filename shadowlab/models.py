@@ -268,29 +268,6 @@ class Decision(Base):
     supersedes_id: Mapped[int | None] = mapped_column(sa.ForeignKey("decisions.id"), unique=True)
 
 
-class RateLimitKey(Base):
-    """A provider+model limit shared by all workers; its row lock serialises admissions (shadowlab.limits)."""
-
-    __tablename__ = "rate_limit_keys"
-
-    key: Mapped[str] = mapped_column(sa.String(300), primary_key=True)
-    blocked_until: Mapped[datetime | None]
-
-
-class RateLimitEvent(Base):
-    """One admitted call: counted in the sliding window, and in flight until `inflight_until`."""
-
-    __tablename__ = "rate_limit_events"
-    __table_args__ = (sa.Index("ix_rate_limit_events_key_sent_at", "key", "sent_at"),)
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    key: Mapped[str] = mapped_column(sa.String(300))
-    sent_at: Mapped[datetime]
-    input_tokens: Mapped[int] = mapped_column(default=0)
-    output_tokens: Mapped[int] = mapped_column(default=0)
-    inflight_until: Mapped[datetime | None]
-
-
 class ForgottenUser(Base):
     """A user `shadowlab forget` removed: ingest never stores their captures again (re-read topics, late
     messages). Keyed by sha256 of the user hash (`ingest.forgetting.user_digest`), not the hash itself."""
@@ -301,8 +278,13 @@ class ForgottenUser(Base):
     forgotten_at: Mapped[datetime]
 
 
-# The scoring tables live in their own module (this one would pass 400 lines); imported here so the metadata
-# holds every table and `from shadowlab.models import Score` keeps working.
+# The scoring tables and the coordination tables (limit grants, heartbeats, the budget ledger) live in their
+# own modules (this one would pass 400 lines); imported here so the metadata holds every table and
+# `from shadowlab.models import Score` keeps working.
+from shadowlab.models_coordination import BudgetLedger as BudgetLedger  # noqa: E402
+from shadowlab.models_coordination import RateLimitGrant as RateLimitGrant  # noqa: E402
+from shadowlab.models_coordination import RateLimitKey as RateLimitKey  # noqa: E402
+from shadowlab.models_coordination import WorkerHeartbeat as WorkerHeartbeat  # noqa: E402
 from shadowlab.models_scoring import Label as Label  # noqa: E402
 from shadowlab.models_scoring import Preference as Preference  # noqa: E402
 from shadowlab.models_scoring import Score as Score  # noqa: E402

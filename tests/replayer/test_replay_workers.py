@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,16 @@ import yaml
 
 from shadowlab import migrate
 from shadowlab.db import create_engine
-from shadowlab.models import Arm, BudgetReservation, CapturedRequest, Experiment, Replay, WorkLease
-from simulator import Distribution, FaultRates, ModelProfile, ProfileSet, running_simulator
+from shadowlab.models import (
+    Arm,
+    BudgetLedger,
+    BudgetReservation,
+    CapturedRequest,
+    Experiment,
+    Replay,
+    WorkLease,
+)
+from simulator import Distribution, FaultRates, ModelProfile, ProfileSet, Simulator, running_simulator
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -34,63 +41,6 @@ FAST = ModelProfile(
     retry_after_s=0.5,
     stall_ms=2_000,
 )
-
-
-@dataclass(frozen=True)
-class Arrival:
-    """One request as the simulator saw it: when it arrived, and what it answered."""
-
-    at: float
-    answered_at: float
-    model: str
-    arm: str
-    marker: str
-    status: int
-    retry_after: float | None
-
-
-class Recorder:
-    """Wraps the simulator's handler to timestamp every request (its records carry no time)."""
-
-    def __init__(self, simulator: Any) -> None:
-        self.arrivals: list[Arrival] = []
-        self.simulator = simulator
-        original = simulator.handle
-
-        async def handle(request: Any, out: Any) -> None:
-            arrived = time.time()
-            seen: dict[str, Any] = {}
-            send_json, start_stream = out.send_json, out.start_stream
-
-            async def spy_json(status: int, payload: Any, headers: Any) -> None:
-                seen.update(headers, status=status, at=time.time())
-                await send_json(status, payload, headers)
-
-            async def spy_stream(status: int, headers: Any, first: bytes = b"") -> None:
-                seen.update(headers, status=status, at=time.time())
-                await start_stream(status, headers, first)
-
-            out.send_json, out.start_stream = spy_json, spy_stream
-            await original(request, out)
-            rid = seen.get("request-id") or seen.get("x-request-id")
-            if rid is None:
-                return
-            try:
-                record = simulator.record(rid)
-            except KeyError:  # refused before the simulator kept a record (invalid body)
-                return
-            body = json.loads(request.body)
-            retry = seen.get("retry-after")
-            self.arrivals.append(
-                Arrival(arrived, seen["at"], record.model, record.arm, _marker(body), record.status,
-                        float(retry) if retry else None)
-            )  # fmt: skip
-
-        simulator.handle = handle
-
-
-def _marker(body: dict[str, Any]) -> str:
-    return json.dumps(body.get("messages", [])[-1:])[-40:]
 
 
 def _capture(index: int, at: datetime, *, messages: list[Any] | None = None) -> dict[str, Any]:
@@ -187,14 +137,13 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60, what: str = "co
 def lab_factory(pg_database: str, tmp_path: Path, cli: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
     labs: list[Any] = []
 
-    def make(profile: ModelProfile = FAST) -> tuple[Lab, Recorder]:
+    def make(profile: ModelProfile = FAST) -> tuple[Lab, Simulator]:
         context = running_simulator(seed=3, profiles=ProfileSet(default=profile))
         running = context.__enter__()
         labs.append(context)
-        recorder = Recorder(running.simulator)
         lab = Lab(pg_database, running.base_url, tmp_path, cli)
         engines.append(lab.engine)
-        return lab, recorder
+        return lab, running.simulator
 
     engines: list[sa.Engine] = []
     yield make
@@ -209,7 +158,7 @@ T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
 def test_faults_three_workers_one_outcome_each_and_limits_hold(lab_factory: Callable[..., Any]) -> None:
     faults = FaultRates(rate_limit=0.20, overloaded=0.05, stream_error=0.02)
-    lab, recorder = lab_factory(FAST.model_copy(update={"faults": faults}))
+    lab, simulator = lab_factory(FAST.model_copy(update={"faults": faults}))
     n = 16
     lab.seed([_capture(i, T0 + timedelta(seconds=i)) for i in range(n)])
     window, rpm = 2.0, 8
@@ -223,25 +172,25 @@ def test_faults_three_workers_one_outcome_each_and_limits_hold(lab_factory: Call
     keys = lab.replay_keys()
     assert len(keys) == len(set(keys)) == n * 2
     assert lab.scalar(sa.select(sa.func.max(Replay.attempts))) > 1  # retries happened and were counted
-    arrivals = sorted(recorder.arrivals, key=lambda a: a.at)
+    # The simulator's own record of every request it read: when it arrived, and what it answered.
+    arrivals = sorted((r for r in simulator.records() if r.capture_id), key=lambda r: r.arrived_at)
     assert {a.status for a in arrivals} >= {200, 429}
     for model in (CONTROL_MODEL, CANDIDATE_MODEL):
-        times = [a.at for a in arrivals if a.model == model]
+        times = [a.arrived_at for a in arrivals if a.model == model]
         # No window of `window` seconds holds more than `rpm` arrivals (5 ms allowed for network jitter).
         worst = max(sum(1 for t in times if start <= t < start + window - 0.005) for start in times)
         assert worst <= rpm, (model, worst)
     for limited in (a for a in arrivals if a.status == 429):
-        assert limited.retry_after is not None
-        until = limited.answered_at + limited.retry_after
-        retries = [
-            a for a in arrivals if a.at > limited.at and (a.arm, a.marker) == (limited.arm, limited.marker)
-        ]
-        assert retries and retries[0].at >= until - 0.01, "the retry came inside the retry-after window"
+        assert limited.retry_after_s is not None
+        until = limited.answered_at + limited.retry_after_s
+        call = (limited.arm, limited.capture_id)
+        retries = [a for a in arrivals if a.arrived_at > limited.arrived_at and (a.arm, a.capture_id) == call]
+        assert retries and retries[0].arrived_at >= until - 0.01, "a retry came inside the retry-after window"
         # Every worker honours the pause: nothing for that model arrives once the 429 had time to be seen.
         inside = [
             a
             for a in arrivals
-            if a.model == limited.model and limited.answered_at + 0.3 < a.at < until - 0.01
+            if a.model == limited.model and limited.answered_at + 0.3 < a.arrived_at < until - 0.01
         ]
         assert not inside, f"{len(inside)} requests inside a retry-after window"
 
@@ -263,6 +212,10 @@ def test_budget_four_workers_never_exceeded(lab_factory: Callable[..., Any]) -> 
         sa.select(sa.func.sum(sa.func.coalesce(reservation.settled_usd, reservation.reserved_usd)))
     )
     assert 0.3 < spent <= committed + 1e-9 and committed <= 0.5
+    # Every reservation is settled, and the ledger is exactly the sum of what they settled to.
+    assert lab.scalar(sa.select(sa.func.count()).where(reservation.settled_usd.is_(None))) == 0
+    assert lab.scalar(sa.select(BudgetLedger.replay_usd)) == pytest.approx(committed, rel=1e-9)
+    assert lab.scalar(sa.select(BudgetLedger.unsettled)) == 0
     assert lab.scalar(sa.select(Experiment.status)) == "budget_exhausted"
     with lab.engine.connect() as conn:
         per_request = conn.execute(
@@ -281,7 +234,13 @@ def test_killed_worker_work_is_recovered_exactly_once(lab_factory: Callable[...,
     lab, _ = lab_factory(slow)
     n = 20
     lab.seed([_capture(i, T0 + timedelta(seconds=i)) for i in range(n)])
-    lab.create_and_start("crash", replay={"max_attempts": 5, "backoff_base_s": 0.05, "lease_s": 2.0})
+    # A concurrency limit too (issue 20, defect 4): the dead worker's share must come back to the rescuer
+    # within its heartbeat timeout, not after the 600 s call timeout.
+    limits = [{"provider": "anthropic", "model": CONTROL_MODEL, "concurrency": 4},
+              {"provider": "openai", "model": CANDIDATE_MODEL, "concurrency": 4}]  # fmt: skip
+    lab.create_and_start(
+        "crash", limits=limits, replay={"max_attempts": 5, "backoff_base_s": 0.05, "lease_s": 2.0}
+    )
     victim = lab.popen("replay", "crash", "--backfill", "--concurrency", "4", "--no-progress")
     done_leases = sa.select(sa.func.count()).where(WorkLease.done.is_(True))
     held_leases = sa.select(sa.func.count()).where(WorkLease.done.is_(False))
@@ -347,14 +306,14 @@ def test_live_mode_picks_up_captures_ingested_after_start(lab_factory: Callable[
 def test_each_replay_names_its_capture_so_repeated_bodies_are_sampled_afresh(
     lab_factory: Callable[..., Any],
 ) -> None:
-    lab, recorder = lab_factory()
+    lab, simulator = lab_factory()
     same = [{"role": "user", "content": "What are your opening hours?"}]
     lab.seed([_capture(i, T0 + timedelta(seconds=i), messages=same) for i in range(3)])
     lab.create_and_start("repeats")
 
     lab.cli("replay", "repeats", "--backfill")
 
-    records = [r for r in recorder.simulator.records() if r.status == 200]
+    records = [r for r in simulator.records() if r.status == 200]
     assert sorted((r.arm, r.capture_id) for r in records) == [
         (arm, f"r-{i:04d}") for arm in ("cand", "control") for i in range(3)
     ]

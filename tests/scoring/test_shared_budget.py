@@ -10,11 +10,11 @@ import sqlalchemy as sa
 
 from scoring.registry import scoring_spec
 from scoring.runner import RunSummary
-from scoring.service import score_experiment, shared_judge_calls
-from shadowlab.budget import committed_usd, judge_spend_usd
+from scoring.service import SharedJudgeCalls, score_experiment, shared_judge_calls
+from shadowlab.budget import Reservation, committed_usd, judge_spend_usd, reserve_batch, settle_batch
 from shadowlab.db import session_scope
 from shadowlab.experiment import LimitSpec, ReplaySettings
-from shadowlab.models import BudgetReservation, Experiment, JudgeCall, RateLimitEvent, Score
+from shadowlab.models import Experiment, JudgeCall, Score
 from shadowlab.usage import Usage
 from tests.support.replayed_arms import N_REQUESTS, Seeded, sim_provider
 
@@ -42,15 +42,15 @@ def _prepare(seeded: Seeded, budget_usd: float) -> None:
         experiment.budget_usd = budget_usd
         experiment.spec = SPEC
         ids = session.scalars(sa.text("SELECT id FROM captured_requests ORDER BY id")).all()
-        session.add_all(
-            BudgetReservation(experiment_id=seeded.experiment_id, captured_request_id=i, reserved_usd=0.05,
-                              settled_usd=REPLAY_USD)
-            for i in ids
-        )  # fmt: skip
+        # What the replayer does for each request: reserve, then settle to what its replays cost.
+        reserve_batch(session, experiment, [Reservation(i, REPLAY_USD) for i in ids])
+        settle_batch(session, seeded.experiment_id, dict.fromkeys(ids, REPLAY_USD))
 
 
-def _score(seeded: Seeded, judges: list[dict[str, Any]]) -> list[RunSummary]:
-    calls = shared_judge_calls(seeded.factory, seeded.experiment_id, LIMITS, REPLAY)
+def _score(
+    seeded: Seeded, judges: list[dict[str, Any]], calls: SharedJudgeCalls | None = None
+) -> list[RunSummary]:
+    calls = calls or shared_judge_calls(seeded.factory, seeded.experiment_id, LIMITS, REPLAY)
     return asyncio.run(
         score_experiment(
             seeded.factory, seeded.experiment_id, scoring_spec({"scoring": {"judges": judges}}),
@@ -63,7 +63,8 @@ def _score(seeded: Seeded, judges: list[dict[str, Any]]) -> list[RunSummary]:
 def test_judge_spend_is_committed_in_the_experiment_budget_and_recorded_per_call(seeded: Seeded) -> None:
     _prepare(seeded, budget_usd=10.0)
 
-    point, pair = _score(seeded, [POINT, PAIR])
+    shared = shared_judge_calls(seeded.factory, seeded.experiment_id, LIMITS, REPLAY)
+    point, pair = _score(seeded, [POINT, PAIR], shared)
 
     assert point.stored == pair.stored == 2 * N_REQUESTS and point.spent_usd > 0 and pair.spent_usd > 0
     with seeded.factory() as session:
@@ -89,10 +90,7 @@ def test_judge_spend_is_committed_in_the_experiment_budget_and_recorded_per_call
             replays + point.spent_usd + pair.spent_usd
         )
         # Every judge call was admitted by the shared limiter of its provider+model.
-        admitted = session.scalar(
-            sa.select(sa.func.count()).where(RateLimitEvent.key == "anthropic/sim-judge")
-        )
-        assert admitted == 4 * N_REQUESTS
+        assert shared.limiter.limiter.admitted("anthropic/sim-judge") == 4 * N_REQUESTS
 
 
 def test_budget_running_out_mid_scoring_stops_judge_calls_and_score_finishes_later(seeded: Seeded) -> None:

@@ -1,4 +1,5 @@
-"""The shared rate limiter on the embedded database: window bounds, retry-after, retry policy."""
+"""A worker's share of a limit, enforced in process (embedded database, fake clocks): window bounds, calls
+counted until their response head, concurrency, retry-after, the retry policy."""
 
 from __future__ import annotations
 
@@ -14,16 +15,24 @@ from sqlalchemy.orm import Session, sessionmaker
 from shadowlab import migrate
 from shadowlab.db import create_engine, session_factory
 from shadowlab.experiment import LimitSpec
-from shadowlab.limits import RateLimiter, backoff_delay, should_retry
+from shadowlab.limits import Permit, RateLimiter, RetryPolicy, backoff_delay, should_retry
 from shadowlab.providers import ProviderResult
 
 
 class Clock:
     def __init__(self) -> None:
         self.now = datetime(2026, 1, 1, tzinfo=UTC)
+        self.mono = 500.0
 
-    def __call__(self) -> datetime:
+    def wall(self) -> datetime:
         return self.now
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+        self.mono += seconds
 
 
 @pytest.fixture
@@ -34,53 +43,89 @@ def factory(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     engine.dispose()
 
 
-def test_requests_per_window_hold_and_the_wait_is_until_the_oldest_leaves(
-    factory: sessionmaker[Session],
-) -> None:
+def _limiter(factory: sessionmaker[Session], clock: Clock, *limits: LimitSpec) -> RateLimiter:
+    return RateLimiter(factory, limits, worker_id="w", clock=clock.wall, monotonic=clock.monotonic)
+
+
+async def _waiting(limiter: RateLimiter, key: str, tokens: tuple[int, int] = (1, 1)) -> asyncio.Task[Permit]:
+    """An acquire that has run as far as it can (it waits, or it was admitted)."""
+    task = asyncio.create_task(limiter.acquire(key, *tokens))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    return task
+
+
+def test_requests_per_window_hold_and_calls_count_until_their_head(factory: sessionmaker[Session]) -> None:
     clock = Clock()
     limit = LimitSpec(provider="p", model="m", rpm=3, window_s=10)
-    limiter = RateLimiter(factory, (limit,), clock=clock)
-    admitted = [limiter.try_acquire(limit, 10, 10) for _ in range(3)]
-    assert all(event is not None for event, _, _ in admitted)
-    event, wait, _ = limiter.try_acquire(limit, 10, 10)
-    assert event is None and wait == pytest.approx(10)
-    clock.now += timedelta(seconds=10.001)
-    # Still in flight: they may reach the provider any moment, so they still count.
-    assert limiter.try_acquire(limit, 10, 10)[0] is None
-    for event, _, at in admitted:
-        assert event is not None
-        limiter._release(event, at, 10, 10)  # their heads came at once
-    assert limiter.try_acquire(limit, 10, 10)[0] is not None
+    limiter = _limiter(factory, clock, limit)
+
+    async def scenario() -> None:
+        admitted = [await limiter.acquire(limit.key, 10, 10) for _ in range(3)]
+        fourth = await _waiting(limiter, limit.key)
+        assert not fourth.done()
+        clock.advance(10.001)
+        await limiter.heartbeat()
+        assert not fourth.done()  # still in flight: they may reach the provider any moment, so they count
+        for permit in admitted[:2]:
+            await limiter.release(permit, 0.0, 10, 10)  # their heads came at once: out of the window now
+        permit = await fourth
+        assert permit.admission is not None
+        # The third's head came 9 s after it was sent: it counts until 19 s, so a sixth waits for it.
+        await limiter.release(admitted[2], 9.0, 10, 10)
+        assert (await limiter.acquire(limit.key, 1, 1)).admission is not None
+        sixth = await _waiting(limiter, limit.key)
+        assert not sixth.done()
+        clock.advance(9.0)
+        await limiter.heartbeat()
+        assert (await sixth).admission is not None
+        assert limiter.admitted(limit.key) == 6
+
+    asyncio.run(scenario())
 
 
 def test_output_tokens_and_concurrency_are_limited(factory: sessionmaker[Session]) -> None:
     clock = Clock()
     tokens = LimitSpec(provider="p", model="t", output_tpm=100, window_s=60)
     both = LimitSpec(provider="p", model="c", concurrency=1)
-    limiter = RateLimiter(factory, (tokens, both), clock=clock)
-    assert limiter.try_acquire(tokens, 0, 80)[0] is not None
-    assert limiter.try_acquire(tokens, 0, 30)[0] is None
-    assert limiter.try_acquire(tokens, 0, 20)[0] is not None
-    first, _, _ = limiter.try_acquire(both, 1, 1)
-    assert first is not None and limiter.try_acquire(both, 1, 1)[0] is None
-    limiter._release(first, clock.now, 1, 1)
-    assert limiter.try_acquire(both, 1, 1)[0] is not None
+    limiter = _limiter(factory, clock, tokens, both)
+
+    async def scenario() -> None:
+        first = await limiter.acquire(tokens.key, 0, 80)
+        too_many = await _waiting(limiter, tokens.key, (0, 30))
+        assert not too_many.done()
+        await limiter.release(first, 0.0, 0, 50)  # it used 50 of the 80 it may have: 30 more fit now
+        assert (await too_many).admission is not None
+        held = await limiter.acquire(both.key, 1, 1)
+        second = await _waiting(limiter, both.key)
+        assert not second.done()
+        await limiter.release(held, 0.0, 1, 1)
+        assert (await second).admission is not None
+
+    asyncio.run(scenario())
 
 
-def test_retry_after_blocks_the_key_for_everyone(factory: sessionmaker[Session]) -> None:
+def test_retry_after_pauses_the_key(factory: sessionmaker[Session]) -> None:
     clock = Clock()
     limit = LimitSpec(provider="p", model="m", rpm=100)
-    limiter = RateLimiter(factory, (limit,), clock=clock)
-    limiter._block(limit.key, 2.5)
-    event, wait, _ = RateLimiter(factory, (limit,), clock=clock).try_acquire(limit, 1, 1)
-    assert event is None and wait == pytest.approx(2.5)
-    clock.now += timedelta(seconds=2.6)
-    assert limiter.try_acquire(limit, 1, 1)[0] is not None
+    limiter = _limiter(factory, clock, limit)
+
+    async def scenario() -> None:
+        await limiter.start()
+        await limiter.block(limit.key, 2.5)
+        waiting = await _waiting(limiter, limit.key)
+        assert not waiting.done()
+        clock.advance(2.6)
+        await limiter.heartbeat()
+        assert (await waiting).admission is not None
+        await limiter.close()
+
+    asyncio.run(scenario())
 
 
 def test_a_key_without_limits_never_waits(factory: sessionmaker[Session]) -> None:
     permit = asyncio.run(RateLimiter(factory, ()).acquire("p/free", 10**9, 10**9))
-    assert permit.event_id is None
+    assert permit.admission is None
 
 
 def test_retry_policy() -> None:
@@ -94,3 +139,7 @@ def test_retry_policy() -> None:
     delays = [backoff_delay(a, 0.5, 4, None, rng) for a in range(1, 10)]
     assert all(0 <= d <= 4 for d in delays)
     assert backoff_delay(1, 0.5, 4, 7.0, rng) == 7.0
+    policy = RetryPolicy(max_attempts=3, backoff_base_s=0.5, backoff_max_s=4)
+    assert not policy.gives_up(2) and policy.gives_up(3)
+    assert RetryPolicy(max_attempts=0).gives_up(10**6) is False  # 0: retry until it works (an outage)
+    assert policy.delay(1, rng, retry_after_s=9.0) == 9.0

@@ -1,0 +1,196 @@
+"""The database side of rate limits: worker heartbeats, each worker's share of each key, `retry-after` pauses.
+
+Shares are recomputed at every heartbeat (and at once when another worker's share changed: NOTIFY on
+Postgres), one key at a time under the key's row lock, so they never sum above a limit:
+
+    mine = min(fair share among the live holders of the key, limit − what the others may still use)
+
+where the others count at their share plus their `extra`: what a worker that just gave up part of its
+share may still have in the current window (its window is a log, so any window reaching past the
+moment it shrank holds at most max(new share, what it had used), see `limits_window`). A dead worker's
+concurrency returns when its heartbeat expires; its rate shares once its last sends left the window.
+A worker whose heartbeats fail stops sending when its own grant lapses (`valid_s`), so a share is never
+used by two workers at once. Clock: the workers' wall clocks (UTC), expected NTP-synchronised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from shadowlab.db import session_scope
+from shadowlab.experiment import LimitSpec
+from shadowlab.limits_window import Share, WindowUse
+from shadowlab.models import RateLimitGrant, RateLimitKey, WorkerHeartbeat
+
+__all__ = ["CHANNEL", "GrantBook", "KeyGrant", "aware"]
+
+CHANNEL = "shadowlab_limits"  # NOTIFY payloads: "grants <key>" and "pause <key> <iso time>"
+_RATE_DIMS = ("rpm", "input_tpm", "output_tpm")
+_USE_OF = {"rpm": "requests", "input_tpm": "input_tokens", "output_tpm": "output_tokens"}
+
+
+@dataclass(frozen=True)
+class KeyGrant:
+    """This worker's share of one key after a heartbeat, and the key's `retry-after` pause if any."""
+
+    share: Share
+    blocked_until: datetime | None
+    changed: bool
+
+
+def aware(value: datetime) -> datetime:
+    """SQLite returns naive datetimes; everything stored here is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class GrantBook:
+    """Registers one worker, renews its heartbeat and computes its shares of `limits`."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        limits: Sequence[LimitSpec],
+        *,
+        worker_id: str,
+        kind: str,
+        timeout_s: float,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.factory, self.worker_id, self.kind = factory, worker_id, kind
+        self.limits = {limit.key: limit for limit in limits}
+        self.timeout_s, self._clock = timeout_s, clock
+        self.postgres = factory.kw["bind"].dialect.name == "postgresql"
+        self._insert = postgresql.insert if self.postgres else sqlite.insert
+
+    def heartbeat(
+        self, uses: Mapping[str, WindowUse], held: Mapping[str, Share | None]
+    ) -> dict[str, KeyGrant]:
+        """Renew this worker, drop the dead, and recompute its share of every key (one transaction)."""
+        with session_scope(self.factory) as session:
+            now = self._clock()
+            self._renew(session, now)
+            grants = {}
+            for key in sorted(self.limits):  # one order for every worker: no lock cycles
+                grants[key] = self._grant(session, self.limits[key], now, uses[key], held.get(key))
+                if grants[key].changed:
+                    self._notify(session, f"grants {key}")
+            return grants
+
+    def _renew(self, session: Session, now: datetime) -> None:
+        expires = now + timedelta(seconds=self.timeout_s)
+        wh = WorkerHeartbeat
+        beat = {"heartbeat_at": now, "expires_at": expires}
+        session.execute(
+            self._insert(wh)
+            .values(worker_id=self.worker_id, kind=self.kind, started_at=now, **beat)
+            .on_conflict_do_update(index_elements=[wh.worker_id], set_=beat)
+        )
+        # Rows another worker is writing right now are skipped (it is alive): no lock cycles between workers.
+        dead = sa.select(wh.worker_id).where(wh.expires_at < now).with_for_update(skip_locked=True)
+        session.execute(sa.delete(wh).where(wh.worker_id.in_(dead)))
+        grant = RateLimitGrant
+        gone = (
+            sa.select(grant.key, grant.worker_id)
+            .where(grant.counted_until < now)
+            .with_for_update(skip_locked=True)
+        )
+        session.execute(sa.delete(grant).where(sa.tuple_(grant.key, grant.worker_id).in_(gone)))
+
+    def _lock_key(self, session: Session, key: str) -> datetime | None:
+        session.execute(self._insert(RateLimitKey).values(key=key).on_conflict_do_nothing())
+        blocked = session.execute(
+            sa.select(RateLimitKey.blocked_until).where(RateLimitKey.key == key).with_for_update()
+        ).scalar_one()
+        return None if blocked is None else aware(blocked)
+
+    def _grant(
+        self, session: Session, limit: LimitSpec, now: datetime, use: WindowUse, held: Share | None
+    ) -> KeyGrant:
+        blocked = self._lock_key(session, limit.key)
+        rows = (
+            session.execute(sa.select(RateLimitGrant).where(RateLimitGrant.key == limit.key)).scalars().all()
+        )
+        others = [row for row in rows if row.worker_id != self.worker_id]
+        live = sorted({row.worker_id for row in others if aware(row.expires_at) > now} | {self.worker_id})
+        index = live.index(self.worker_id)
+        values: dict[str, int | None] = {}
+        for dim in (*_RATE_DIMS, "concurrency"):
+            total: int | None = getattr(limit, dim)
+            if total is None:
+                values[dim] = None
+                continue
+            fair = total // len(live) + (1 if index < total % len(live) else 0)
+            values[dim] = max(0, min(fair, total - sum(_counted(row, dim, now) for row in others)))
+        share = Share(**values)
+        self._write(session, limit, now, share, use)
+        return KeyGrant(share, blocked, changed=share != held)
+
+    def _write(self, session: Session, limit: LimitSpec, now: datetime, share: Share, use: WindowUse) -> None:
+        """My grant row: the share, and what I may still have in the window beyond it (`extra`)."""
+        expires = now + timedelta(seconds=self.timeout_s)
+        row: dict[str, object] = {
+            "key": limit.key, "worker_id": self.worker_id, **share.__dict__,
+            "concurrency_extra": max(0, use.in_flight - (share.concurrency or 0)),
+            "extra_until": now + timedelta(seconds=limit.window_s), "used_requests": use.requests,
+            "expires_at": expires, "counted_until": expires + timedelta(seconds=limit.window_s),
+            "updated_at": now,
+        }  # fmt: skip
+        for dim in _RATE_DIMS:
+            mine = getattr(share, dim)
+            row[_extra(dim)] = 0 if mine is None else max(0, getattr(use, _USE_OF[dim]) - mine)
+        grant = RateLimitGrant
+        update = {name: value for name, value in row.items() if name not in ("key", "worker_id")}
+        session.execute(
+            self._insert(grant)
+            .values(**row)
+            .on_conflict_do_update(index_elements=[grant.key, grant.worker_id], set_=update)
+        )
+
+    def pause(self, key: str, seconds: float) -> datetime:
+        """Honour `retry-after`: nobody sends to `key` until now + `seconds`; returns the pause's end."""
+        with session_scope(self.factory) as session:
+            current = self._lock_key(session, key)
+            until = self._clock() + timedelta(seconds=seconds)
+            if current is not None and current >= until:
+                return current
+            session.execute(
+                sa.update(RateLimitKey).where(RateLimitKey.key == key).values(blocked_until=until)
+            )
+            self._notify(session, f"pause {key} {until.isoformat()}")
+            return until
+
+    def leave(self) -> None:
+        """A clean exit: concurrency returns at once; rate shares once this worker's sends left the window."""
+        with session_scope(self.factory) as session:
+            now = self._clock()
+            session.execute(sa.delete(WorkerHeartbeat).where(WorkerHeartbeat.worker_id == self.worker_id))
+            for key, limit in self.limits.items():
+                session.execute(
+                    sa.update(RateLimitGrant)
+                    .where(RateLimitGrant.key == key, RateLimitGrant.worker_id == self.worker_id)
+                    .values(expires_at=now, counted_until=now + timedelta(seconds=limit.window_s))
+                )
+                self._notify(session, f"grants {key}")
+
+    def _notify(self, session: Session, payload: str) -> None:
+        if self.postgres:  # delivered at commit; SQLite workers poll at each heartbeat instead
+            session.execute(sa.select(sa.func.pg_notify(CHANNEL, payload)))
+
+
+def _extra(dim: str) -> str:
+    return {"rpm": "rpm_extra", "input_tpm": "input_extra", "output_tpm": "output_extra"}[dim]
+
+
+def _counted(row: RateLimitGrant, dim: str, now: datetime) -> int:
+    """What another worker's grant takes of `dim` now (see the module docstring)."""
+    share = getattr(row, dim) or 0
+    if dim == "concurrency":
+        return share + row.concurrency_extra if aware(row.expires_at) > now else 0
+    extra = getattr(row, _extra(dim)) if row.extra_until is not None and aware(row.extra_until) > now else 0
+    return int(share + extra)

@@ -1,0 +1,167 @@
+"""Per-worker grants on the real Postgres: shares never sum above a limit, and a dead worker's share returns.
+
+Several `RateLimiter`s in one process stand for several workers (each its own worker id, as each replayer
+or scorer process has); time is a fake clock, so expiry is reached by moving it, not by sleeping."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from shadowlab import migrate
+from shadowlab.db import create_engine, session_factory
+from shadowlab.experiment import LimitSpec
+from shadowlab.limits import RateLimiter
+
+pytestmark = pytest.mark.postgres
+
+LIMIT = LimitSpec(
+    provider="p", model="m", rpm=100, input_tpm=10_000, output_tpm=1_001, concurrency=10, window_s=5
+)
+DIMS = ("rpm", "input_tpm", "output_tpm", "concurrency")
+
+
+class Clock:
+    """Wall and monotonic time, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 6, tzinfo=UTC)
+        self.mono = 1000.0
+
+    def wall(self) -> datetime:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+        self.mono += seconds
+
+
+@pytest.fixture
+def factory(pg_database: str) -> Iterator[sessionmaker[Session]]:
+    engine = create_engine(pg_database)
+    migrate.upgrade(engine)
+    yield session_factory(engine)
+    engine.dispose()
+
+
+def _workers(factory: sessionmaker[Session], clock: Clock, n: int) -> list[RateLimiter]:
+    return [
+        RateLimiter(
+            factory, (LIMIT,), worker_id=f"w{i}", timeout_s=3.0, clock=clock.wall, monotonic=clock.monotonic
+        )
+        for i in range(n)
+    ]
+
+
+async def _round(workers: list[RateLimiter]) -> None:
+    """Every worker heartbeats once (what each does every second), in turn."""
+    for worker in workers:
+        await worker.heartbeat()
+
+
+def _totals(workers: list[RateLimiter]) -> dict[str, int]:
+    shares = [worker.share(LIMIT.key) for worker in workers]
+    assert all(share is not None for share in shares)
+    return {dim: sum(getattr(share, dim) for share in shares) for dim in DIMS}
+
+
+@pytest.mark.parametrize("n", [2, 4])
+def test_shares_never_sum_above_the_limit_and_converge_to_fair(
+    factory: sessionmaker[Session], n: int
+) -> None:
+    clock = Clock()
+    workers = _workers(factory, clock, n)
+
+    async def scenario() -> None:
+        # Workers join one by one: at every step, whatever the order of heartbeats, the shares fit the limit.
+        for joined in range(1, n + 1):
+            for _ in range(2):
+                await _round(workers[:joined])
+                assert all(_totals(workers[:joined])[dim] <= getattr(LIMIT, dim) for dim in DIMS)
+        await _round(workers)
+        totals = _totals(workers)
+        assert totals == {dim: getattr(LIMIT, dim) for dim in DIMS}  # nothing left unused once settled
+        for worker in workers:
+            share = worker.share(LIMIT.key)
+            assert share is not None and share.rpm in (100 // n, 100 // n + 1)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("n", [2, 4])
+def test_a_dead_workers_share_returns_within_its_heartbeat_timeout(
+    factory: sessionmaker[Session], n: int
+) -> None:
+    clock = Clock()
+    workers = _workers(factory, clock, n)
+    survivors = workers[1:]
+
+    async def before() -> None:
+        for _ in range(3):
+            await _round(workers)
+
+    async def dies_holding_calls() -> None:
+        # Worker 0 admits two calls, then its process ends without a goodbye (kill -9): its event loop and
+        # heartbeats stop with it, its grant row stays until it expires.
+        held = [await workers[0].acquire(LIMIT.key, 10, 10) for _ in range(2)]
+        assert all(permit.admission is not None for permit in held)
+
+    async def after() -> None:
+        clock.advance(1.0)
+        await _round(survivors)
+        assert _totals(workers)["concurrency"] <= LIMIT.concurrency  # its share stays away while fresh
+        # Within its heartbeat timeout (3 s) the concurrency share is back with the survivors...
+        clock.advance(2.5)
+        await _round(survivors)
+        assert _totals(survivors)["concurrency"] == LIMIT.concurrency
+        # ...and the rate shares once its last sends left the window (timeout + window_s).
+        clock.advance(LIMIT.window_s)
+        await _round(survivors)
+        await _round(survivors)
+        assert _totals(survivors) == {dim: getattr(LIMIT, dim) for dim in DIMS}
+
+    asyncio.run(before())
+    asyncio.run(dies_holding_calls())
+    asyncio.run(after())
+
+
+def test_a_clean_exit_gives_concurrency_back_at_once(factory: sessionmaker[Session]) -> None:
+    clock = Clock()
+    first, second = _workers(factory, clock, 2)
+
+    async def scenario() -> None:
+        for _ in range(2):
+            await _round([first, second])
+        await second.close()
+        await first.heartbeat()
+        share = first.share(LIMIT.key)
+        assert share is not None and share.concurrency == LIMIT.concurrency
+
+    asyncio.run(scenario())
+
+
+def test_retry_after_from_one_worker_pauses_the_key_for_the_others(factory: sessionmaker[Session]) -> None:
+    clock = Clock()
+    first, second = _workers(factory, clock, 2)
+
+    async def scenario() -> None:
+        for _ in range(2):
+            await _round([first, second])
+        await first.block(LIMIT.key, 2.0)
+        await second.heartbeat()  # SQLite's way; on Postgres the NOTIFY usually arrives first
+        waiting = asyncio.create_task(second.acquire(LIMIT.key, 1, 1))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        clock.advance(2.01)
+        await second.heartbeat()  # wakes waiting calls, as the pause's timer would once the clock moved
+        permit = await waiting
+        assert permit.admission is not None
+
+    asyncio.run(scenario())
