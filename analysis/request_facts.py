@@ -19,7 +19,6 @@ from analysis.csv_input import FloatArray, IntArray
 from analysis.fetch import fetch_table
 from analysis.segments import PROMPT_CHAR_EDGES, FactTable, RequestFacts
 from analysis.stats.clustering import factorise
-from shadowlab.fingerprint import body_fingerprint
 from shadowlab.models import CapturedRequest, Replay
 from shadowlab.request_shape import prompt_chars, user_turn
 
@@ -101,6 +100,10 @@ def _from_bodies(
     fingerprints: pa.ChunkedArray,
 ) -> tuple[FloatArray, FloatArray, pa.Array]:  # fmt: skip
     """Prompt characters, user turn and fingerprint computed from the body where the row lacks them."""
+    # The API normalisers behind the fingerprint cost ~0.35 s of imports; only rows from before ingest stored
+    # the fingerprint need them.
+    from shadowlab.fingerprint import body_fingerprint
+
     chars, turns = chars.copy(), turns.copy()
     prints = fingerprints.to_pylist()
     wanted = [int(i) for i in ids[missing]]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -32,18 +31,18 @@ SHAPES = ((500_000, 2), (200_000, 5))
 
 
 def run(args: list[str], url: str, cwd: Path, module: str) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one command in a fresh process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Wall seconds and peak RSS (MB) of one command in a fresh process (RSS from GNU time: getrusage of
+    the children would report the largest child so far, not this one)."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True, check=False,
-        env={**os.environ, "SHADOWLAB_DATABASE_URL": url},
+        ["/usr/bin/time", "-f", "peak_kb=%M", sys.executable, "-m", module, *args], cwd=cwd,
+        capture_output=True, text=True, check=False, env={**os.environ, "SHADOWLAB_DATABASE_URL": url},
     )  # fmt: skip
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{args}: exit {done.returncode}: {done.stderr[-2000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, max(peak, before) / 1024  # ru_maxrss of children is the largest so far
+    peak = next(line for line in reversed(done.stderr.splitlines()) if line.startswith("peak_kb="))
+    return wall, int(peak.removeprefix("peak_kb=")) / 1024
 
 
 def baseline(url: str, ref: str) -> tuple[float, float]:
