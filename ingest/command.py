@@ -46,7 +46,6 @@ def register(app: typer.Typer, settings_of: SettingsOf) -> None:
 
 
 def _register_ingest(app: typer.Typer, settings_of: SettingsOf) -> None:
-    # Long only by its typer signature: one Annotated option per flag.
     @app.command("ingest")
     def ingest(
         ctx: typer.Context,
