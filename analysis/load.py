@@ -32,7 +32,8 @@ from analysis.request_facts import RequestsChangedError, read_requests
 from analysis.segments import FactTable
 from analysis.stats.ranking import PairwiseOutcomes
 from analysis.stats.results import MetricKind
-from shadowlab.models import Arm, Experiment, Preference, Replay, Score
+from shadowlab import store
+from shadowlab.models import Arm, Preference, Replay, Score
 
 _ROLE_ORDER = {"control": 0, "candidate": 1, "aa": 2}
 PREFERENCE_PREFIX = "pref_"
@@ -110,11 +111,10 @@ def check_plan(name: str, plan: Mapping[str, Any] | None, columns: Mapping[str, 
 def load_experiment(session: Session, name: str, *, check: bool = False) -> ExperimentData:
     """Read replays, scores and preferences of experiment `name` into an ExperimentTable; with `check`, a
     PlanError before reading any replay when the plan names a metric the experiment cannot have."""
-    experiment = session.execute(
-        sa.select(Experiment.id, Experiment.plan, Experiment.spec).where(Experiment.name == name)
-    ).one_or_none()
-    if experiment is None:
-        raise ExperimentLoadError(f"experiment {name!r}: not found in the database")
+    try:
+        experiment = store.experiments.by_name(name, session=session)
+    except store.NotFoundError as exc:
+        raise ExperimentLoadError(str(exc)) from None
     eid = experiment.id
     used = sa.exists().where(Replay.arm_id == Arm.id)
     arm_rows = session.execute(
