@@ -72,21 +72,6 @@ def _pref_score() -> sa.ColumnElement[float]:
     return sa.case((Preference.result == "a", 1.0), (Preference.result == "tie", 0.5), else_=0.0)
 
 
-def _latest_scorer_versions(session: Session, experiment_id: int) -> dict[str, str]:
-    """Per scorer name, the version written most recently in this experiment."""
-    rows = session.execute(
-        sa.select(Score.scorer_name, Score.scorer_version, sa.func.max(Score.created_at))
-        .join(Replay, Replay.id == Score.replay_id)
-        .where(Replay.experiment_id == experiment_id)
-        .group_by(Score.scorer_name, Score.scorer_version)
-    ).all()
-    latest: dict[str, tuple[Any, str]] = {}
-    for name, version, written in rows:
-        if name not in latest or (written, version) > latest[name]:
-            latest[name] = (written, version)
-    return {name: version for name, (_, version) in sorted(latest.items())}
-
-
 def _metric_columns(scorers: Mapping[str, str], preference_scorers: Sequence[str]) -> dict[str, MetricKind]:
     """The columns the table will have, before reading it (a scorer's kind is only known from its values)."""
     columns: dict[str, MetricKind] = {
@@ -130,7 +115,7 @@ def load_experiment(session: Session, name: str, *, check: bool = False) -> Expe
     any_used = any(a.used for a in arm_rows)
     # Without any replay yet (just started, or emptied by retention) every arm stays: an empty table.
     arms = sorted((a for a in arm_rows if a.used or not any_used), key=lambda a: (_ROLE_ORDER[a.role], a.id))
-    scorers = _latest_scorer_versions(session, eid) if any_used else {}
+    scorers = store.scorers.latest_point_versions(eid, session=session) if any_used else {}
     preference_scorers = session.execute(
         sa.select(Preference.scorer_name).where(Preference.experiment_id == eid).distinct()
     ).scalars().all()  # fmt: skip
