@@ -24,6 +24,8 @@ def streamlit_command(host: str, port: int) -> list[str]:
         sys.executable, "-m", "streamlit", "run", str(APP_PATH),
         "--server.address", host, "--server.port", str(port), "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
+        # readers see no "Deploy" button or developer menu in the page's toolbar
+        "--client.toolbarMode", "viewer",
     ]  # fmt: skip
 
 

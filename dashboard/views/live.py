@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from analysis import display
 from dashboard import charts, data
 from dashboard.views.common import PageContext, md_escape, require_experiment, run_page, title
 
@@ -21,13 +22,15 @@ def render(ctx: PageContext) -> None:
     cols[1].metric("Replays/s (last 5 minutes)", f"{live.replays_last_5_minutes / 300:.2f}")
     cols[2].metric("Retries (last hour)", f"{live.retries_last_hour:,}")
     budget = experiment.budget_usd
+    # The budget in the help and the bar, not as a metric delta: a delta draws an arrow, read as a rise.
     cols[3].metric(
-        "Spend", f"${experiment.spend_usd:,.4f}", f"of ${budget:,.2f} budget" if budget else "no budget set",
-        delta_color="off",
+        "Spend", display.money(experiment.spend_usd),
+        help=f"Of the {display.money(budget)} budget." if budget else "No budget set.",
     )  # fmt: skip
     if budget:
+        share = display.percent(experiment.spend_usd / budget)
         st.progress(
-            min(1.0, experiment.spend_usd / budget), text=f"{experiment.spend_usd / budget:.1%} of budget"
+            min(1.0, experiment.spend_usd / budget), text=f"{share} of the {display.money(budget)} budget"
         )
     st.text(f"status: {experiment.status} · {experiment.replays:,} replays, {experiment.errors:,} errors")
 

@@ -94,6 +94,8 @@ def cost_frame(arms: tuple[ArmTokens, ...], prices: dict[str, object]) -> pd.Dat
         price = prices.get(arm.model)
         rates = price if isinstance(price, dict) else {}
         for token_class, tokens in arm.tokens:
+            if not tokens:  # a class this arm never used (no caching, no reasoning) is noise
+                continue
             rate = rates.get(_PRICE_KEYS[token_class])
             if token_class in ("cache_creation_input_tokens", "cache_read_input_tokens") and rate is None:
                 rate = rates.get("input_cost_per_token")

@@ -95,7 +95,9 @@ def routing_section(analysis: Mapping[str, Any], plan: Mapping[str, Any] | None)
     config = {name: st.column_config.TextColumn(name, help=text) for name, text in ROUTE_HELP.items()}
     config["why"] = st.column_config.TextColumn("why", help=ROUTE_HELP["why"], width="large")
     st.dataframe(frame, hide_index=True, column_config=config)
-    mix = mix_rows(analysis, plan)
+    # When nothing moves the routed mix is the control itself: a table of zeros (and "not yet" for quantiles
+    # no test can settle) would only raise questions.
+    mix = mix_rows(analysis, plan) if moved else []
     if mix:
         st.markdown("**Over all traffic, the routed mix against the control**")
         st.dataframe(

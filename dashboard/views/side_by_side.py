@@ -61,19 +61,24 @@ def _answer(side: AnswerSide, view: str, diff: str | None) -> None:
 
 
 def _side(
-    column: st.delta_generator.DeltaGenerator, label: str, side: AnswerSide, view: str, diff: str | None
+    column: st.delta_generator.DeltaGenerator,
+    label: str,
+    side: AnswerSide,
+    view: str,
+    diff: str | None,
+    scorer: str,
 ) -> None:
     with column:
         st.text(f"{label} · {side.status}" + (f" ({side.error_code})" if side.error_code else ""))
         _answer(side, view, diff)
         latency, cost = display.ms(side.latency_ms), display.money(side.cost_usd)
-        st.text(f"score {fmt(side.score, 3)} · latency {latency} · cost {cost}")
+        st.text(f"{scorer} {fmt(side.score, 3)} · latency {latency} · cost {cost}")
         if side.rationale:
             st.text("judge rationale:")
             untrusted_text(side.rationale)
 
 
-def score_change(pair: AnswerPair) -> str:
+def score_change(pair: AnswerPair, scorer: str = "score") -> str:
     """The candidate's score minus the control's, as a heading for the pair."""
     c, t = pair.control.score, pair.candidate.score
     if pair.candidate.status == "error" and pair.control.status == "ok":
@@ -82,20 +87,22 @@ def score_change(pair: AnswerPair) -> str:
         return "control failed"
     if c is None or t is None:
         return "not scored"
-    return "same score" if t == c else f"score {display.points(t - c, sign='always')}"
+    return f"same {scorer}" if t == c else f"{scorer} {display.points(t - c, sign='always')}"
 
 
-def show_pair(pair: AnswerPair, control: ArmRow, candidate: ArmRow, view: str = "formatted") -> None:
+def show_pair(
+    pair: AnswerPair, control: ArmRow, candidate: ArmRow, view: str = "formatted", scorer: str = "score"
+) -> None:
     with st.container(border=True):
         where = pair.service + (f" / {pair.route}" if pair.route else "")
-        st.text(f"{score_change(pair)} · request {pair.request_id} · {where}")
+        st.text(f"{score_change(pair, scorer)} · request {pair.request_id} · {where}")
         untrusted_text(pair.prompt, empty="(empty prompt)")
         left, right = st.columns(2)
         diffs: tuple[str | None, str | None] = (None, None)
         if view == "diff" and pair.control.answer is not None and pair.candidate.answer is not None:
             diffs = word_diff_html(pair.control.answer, pair.candidate.answer)
-        _side(left, f"control {control.name}", pair.control, view, diffs[0])
-        _side(right, f"candidate {candidate.name}", pair.candidate, view, diffs[1])
+        _side(left, f"Control: {control.name}", pair.control, view, diffs[0], scorer)
+        _side(right, f"Candidate: {candidate.name}", pair.candidate, view, diffs[1], scorer)
 
 
 def show_counts(counts: PairCounts) -> None:
@@ -140,7 +147,7 @@ def render(ctx: PageContext) -> None:
         "Segment (service / route)", [None, *segment_options], key="sbs_segment",
         format_func=lambda s: "all" if s is None else (f"{s[0]} / {s[1]}" if s[1] else s[0]),
     )  # fmt: skip
-    opts = st.columns([2, 2, 3])
+    opts = st.columns([2, 3, 1])
     order: PairOrder = opts[0].selectbox(
         "Order", list(ORDERS), format_func=ORDERS.__getitem__, key="sbs_order", help=ORDER_HELP
     )
@@ -148,10 +155,10 @@ def render(ctx: PageContext) -> None:
         "Answers as", list(VIEWS), format_func=VIEWS.__getitem__, default="formatted", key="sbs_view",
         help=VIEW_HELP,
     ) or "formatted"  # fmt: skip
-    with opts[2]:
-        disagreement = st.checkbox("Only disagreements", key="sbs_disagree")
-        gap = st.number_input("Score gap counted as disagreement", 0.0, 10.0, 2.0, 0.5, key="sbs_gap")
-    page = int(st.number_input("Page", min_value=1, value=1, step=1, key="sbs_page"))
+    page = int(opts[2].number_input("Page", min_value=1, value=1, step=1, key="sbs_page"))
+    filters = st.columns([2, 3, 1], vertical_alignment="bottom")
+    disagreement = filters[0].checkbox("Only disagreements", key="sbs_disagree")
+    gap = filters[1].number_input("Score gap counted as disagreement", 0.0, 10.0, 2.0, 0.5, key="sbs_gap")
 
     pair_filter = PairFilter(
         control_arm_id=control.id,
@@ -173,7 +180,7 @@ def render(ctx: PageContext) -> None:
         st.info("No answer pairs match these filters on this page.")
         return
     for pair in pairs:
-        show_pair(pair, control, by_id[int(candidate_id)], view)
+        show_pair(pair, control, by_id[int(candidate_id)], view, scorer[0] if scorer else "score")
 
 
 if __name__ == "__main__":

@@ -88,6 +88,7 @@ def test_hostile_names_stay_text_on_every_page_and_in_the_report(
     try:
         page.goto(url)
         page.get_by_role("heading", name="Experiments").wait_for()
+        assert page.get_by_role("button", name="Deploy").count() == 0  # the readers' toolbar
         picker = page.locator("[data-testid=stSidebar] [data-testid=stSelectbox]")
         assert picker.get_by_role("combobox").input_value() == NAME
         _assert_inert(page, "Experiments")

@@ -22,6 +22,7 @@ def test_streamlit_command_runs_the_app_headless_on_the_given_address() -> None:
     assert args["--server.address"] == "0.0.0.0"
     assert args["--server.port"] == "9999"
     assert args["--server.headless"] == "true"
+    assert args["--client.toolbarMode"] == "viewer"
 
 
 def test_dashboard_command_serves_the_app(tmp_path: Path) -> None:

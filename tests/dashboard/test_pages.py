@@ -239,8 +239,8 @@ def test_side_by_side_shows_hostile_capture_as_literal_text(
 
 
 def _first_pair(at: AppTest) -> tuple[str, str]:
-    control = next(t.value for t in at.text if t.value.startswith("control ctrl"))
-    candidate = next(t.value for t in at.text if t.value.startswith("candidate cand"))
+    control = next(t.value for t in at.text if t.value.startswith("Control: ctrl"))
+    candidate = next(t.value for t in at.text if t.value.startswith("Candidate: cand"))
     return control, candidate
 
 
@@ -252,10 +252,10 @@ def test_side_by_side_orders_worst_regressions_first_by_default(
     assert at.selectbox(key="sbs_order").value == "worst_regression"
     control, candidate = _first_pair(at)
     # candidate errors where the control succeeded come first
-    assert candidate.startswith("candidate cand · error") and control.startswith("control ctrl · ok")
+    assert candidate.startswith("Candidate: cand · error") and control.startswith("Control: ctrl · ok")
     at.selectbox(key="sbs_order").set_value("best_improvement").run()
     control, candidate = _first_pair(at)
-    assert control.startswith("control ctrl · error") and candidate.startswith("candidate cand · ok")
+    assert control.startswith("Control: ctrl · error") and candidate.startswith("Candidate: cand · ok")
 
 
 def test_side_by_side_counts_improved_same_and_regressed(
@@ -360,7 +360,7 @@ def test_live_page_shows_rates_errors_and_spend(seeded: Any, app_test: Callable[
     _no_exception(at)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Replays/s (last minute)"] == f"{seeded.recent / 60:.2f}"
-    assert metrics["Spend"] == f"${sum(seeded.cost.values()):,.4f}"
+    assert metrics["Spend"] == display.money(sum(seeded.cost.values()))
     errors = at.dataframe[0].value
     assert list(errors["error code"]) == ["overloaded"]
     assert list(errors["replays"]) == [seeded.errors]
