@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import auth
+from dashboard import auth, data
 from dashboard.server_logs import configure_server_logging
 from dashboard.views import common, login
 from shadowlab.config import load_settings
@@ -21,6 +21,10 @@ except ShadowlabError as exc:
     st.error(f"Configuration error: {exc}")
     st.stop()
 
+problem = data.database_problem(settings.database_url, settings.connect_timeout_s)
+if problem is not None:
+    st.error(f"The database cannot be used: {problem}")
+    st.stop()
 common.init(settings.database_url)
 user = login.gate(auth_config)
 if user is None:

@@ -16,12 +16,27 @@ from sqlalchemy.orm import Session
 from dashboard import answers, queries
 from dashboard.snapshot import SnapshotView, parse_snapshot
 from shadowlab import store
-from shadowlab.db import create_engine
+from shadowlab.db import check_connection, create_engine
+from shadowlab.errors import ShadowlabError
 
 SHORT_TTL_S = 10  # live numbers
 TTL_S = 60  # analysis snapshots and aggregates
 ECDF_GRID = tuple(i / 100 for i in range(1, 100)) + (0.995, 0.999)
 ECDF_SAMPLE_ROWS = 200_000  # rows sorted for the ECDF charts at most (in expectation)
+
+
+@st.cache_data(ttl=SHORT_TTL_S, show_spinner=False)
+def database_problem(database_url: str, connect_timeout_s: float) -> str | None:
+    """None when the database answers and has the code's schema; else the one line that says why (and what
+    to run), so a page never shows "no such table" beside "No experiments yet"."""
+    checked = create_engine(database_url, connect_timeout_s=connect_timeout_s)
+    try:
+        check_connection(checked)
+    except ShadowlabError as exc:
+        return str(exc)
+    finally:
+        checked.dispose()
+    return None
 
 
 @st.cache_resource(ttl=3600, show_spinner=False)
