@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, Protocol
 
 from ingest.messages import DeadLetter
 from shadowlab.broker import TOPIC_MAX_MESSAGE_BYTES
-from shadowlab.errors import ServiceUnavailableError
+from shadowlab.errors import ConfigError, ServiceUnavailableError
 
 log = logging.getLogger(__name__)
 HEADER_ERROR = "shadowlab.error"
@@ -204,7 +204,11 @@ class FileDeadLetters:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._file: BinaryIO = path.open("wb")
+        try:
+            self._file: BinaryIO = path.open("wb")
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise ConfigError(f"INPUT: cannot create the rejected-lines file {path}: {reason}") from None
 
     def publish(self, letters: Sequence[DeadLetter]) -> None:
         for dead in letters:

@@ -195,6 +195,9 @@ def decode_capture_bytes(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> dict
         raise CaptureError(MESSAGE, "UTF-8 text", found, "not_utf8") from None
     try:
         data = json.loads(text, parse_constant=_refuse_constant, parse_float=_float)
+    except UnderflowError:
+        expected, found = "numbers a 64-bit float can hold", "a nonzero number that would be stored as 0"
+        raise CaptureError(MESSAGE, expected, found, "invalid_value") from None
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise CaptureError(MESSAGE, "a JSON document", str(exc) or type(exc).__name__, "not_json") from None
     if not isinstance(data, dict):
@@ -211,8 +214,17 @@ class OverflowFloat(float):
     which would write it as `null` (orjson) refuses it instead of changing the value."""
 
 
+class UnderflowError(ValueError):
+    """A nonzero JSON number below the smallest double (`1e-400`): it would be stored as 0, silently."""
+
+
+_NONZERO_DIGITS = frozenset("123456789")
+
+
 def _float(text: str) -> float:
     value = float(text)
+    if value == 0.0 and not _NONZERO_DIGITS.isdisjoint(text.partition("e")[0].partition("E")[0]):
+        raise UnderflowError(text)
     return value if value - value == 0 else OverflowFloat(value)
 
 

@@ -14,7 +14,7 @@ import pytest
 from ingest.messages import Message
 from ingest.pipeline import row_of
 from ingest.redact import Redactor
-from shadowlab.capture import CaptureError, capture_from_dict
+from shadowlab.capture import CaptureError, capture_from_dict, decode_capture_bytes
 from tests.support.ingest import make_capture
 
 REDACTOR = Redactor()
@@ -118,3 +118,19 @@ def test_safe_fields_still_show_what_was_found() -> None:
     with pytest.raises(CaptureError) as refused:
         capture_from_dict(json.loads(json.dumps(make_capture(1, api="gemini.generate"))))
     assert refused.value.found == '"gemini.generate"'
+
+
+@pytest.mark.parametrize("number", ["1e-400", "-2.5E-330", "0.000e-5000"])
+def test_a_number_below_a_double_is_refused_not_stored_as_zero(number: str) -> None:
+    field = f'"max_tokens": 64, "temperature": {number}'
+    raw = json.dumps(make_capture(1)).replace('"max_tokens": 64', field)
+    if number.startswith("0.000"):  # a real zero written with an exponent stays a zero
+        assert decode_capture_bytes(raw.encode())["request"]["temperature"] == 0.0
+        return
+    with pytest.raises(CaptureError) as refused:
+        decode_capture_bytes(raw.encode())
+    assert refused.value.code == "invalid_value"
+    assert refused.value.detail == (
+        "(message): expected numbers a 64-bit float can hold, "
+        "found a nonzero number that would be stored as 0"
+    )

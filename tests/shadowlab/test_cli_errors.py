@@ -328,3 +328,13 @@ def test_a_metrics_port_out_of_range_or_taken_is_one_error(tmp_path: Path, cli: 
         port = taken.getsockname()[1]
         result = cli(*ingest, str(port), env=env, cwd=tmp_path)
     assert_one_line_error(result, 2, f"--metrics-port {port}: cannot listen on 127.0.0.1:{port}", "in use")
+
+
+def test_a_rejected_lines_file_that_cannot_be_created_is_one_error(tmp_path: Path, cli: CliRunner) -> None:
+    captures = tmp_path / "c.jsonl"
+    captures.write_text("{}\n")
+    (tmp_path / "c.jsonl.rejected.jsonl").mkdir()  # a folder where the file should go
+    env = {"SHADOWLAB_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    assert cli("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
+    result = cli("ingest", "--source", "file", str(captures), env=env, cwd=tmp_path)
+    assert_one_line_error(result, 2, "INPUT: cannot create the rejected-lines file", "Is a directory")
