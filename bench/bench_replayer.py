@@ -238,8 +238,7 @@ def profile_worker(url: str, env: dict[str, str], requests: int, concurrency: in
     profiler = cProfile.Profile()
     profiler.enable()
     options = ReplayOptions(name, 1, "backfill", concurrency, progress=False)
-    run_replay(session_factory(engine), settings, options,
-               lambda line: None)  # fmt: skip
+    run_replay(session_factory(engine), settings, options, io.StringIO())
     profiler.disable()
     engine.dispose()
     out = io.StringIO()

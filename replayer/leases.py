@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from shadowlab.budget import Reservation, reserve_batch, settle_batch
+from shadowlab.budget import Reservation, lock_experiment, reserve_batch, settle_batch
 from shadowlab.db import session_scope
 from shadowlab.experiment import TrafficSpec
 from shadowlab.models import CapturedRequest, Experiment, Replay, WorkLease, utcnow
@@ -34,6 +34,7 @@ Cursor = tuple[datetime, int]  # (captured_at, id) of the last capture this work
 CostOf = Callable[[int, str, dict[str, Any]], float]  # (captured request id, api, body) → worst case, USD
 _HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash: sampling by id, deterministic on every database
 _HASH_SPACE = 2**32
+_RACES = 4  # reads in one claim whose captures all went to other workers meanwhile
 
 
 @dataclass(frozen=True)
@@ -105,31 +106,64 @@ def claim(
             return Claim("leased", recovered, after)
         room = limit
         if traffic.max_requests is not None:
+            lock_experiment(session, experiment_id)  # claims counting against a cap take turns
             taken = session.execute(
                 sa.select(sa.func.count()).where(WorkLease.experiment_id == experiment_id)
             ).scalar_one()
             room = min(room, traffic.max_requests - taken)
             if room <= 0:
                 return Claim("empty")
-        rows = _next_captures(session, experiment_id, traffic, after, room)
-        if not rows:
-            return Claim("empty")
-        items = [Reservation(row.id, cost_of(row.id, row.api, row.request), judge_usd) for row in rows]
-        count, outcome = reserve_batch(session, experiment, items)
-        if count == 0:
-            return Claim("exhausted" if outcome == "exhausted" else "wait", cursor=after)
-        taken_rows = rows[:count]
-        ids = session.execute(
-            sa.insert(WorkLease).returning(WorkLease.captured_request_id, WorkLease.id),
-            [{"experiment_id": experiment_id, "captured_request_id": row.id, "worker_id": worker_id,
-              "deadline": deadline, "attempts": 1, "done": False} for row in taken_rows],
-        ).all()  # fmt: skip
-        lease_of: dict[int, int] = {crid: lease_id for crid, lease_id in ids}  # noqa: C416
-        leases = tuple(
-            Lease(lease_of[row.id], row.id, row.request_id, row.api, row.request, 1) for row in taken_rows
+        for _ in range(_RACES):
+            rows = _next_captures(session, experiment_id, traffic, after, room)
+            if not rows:
+                return Claim("empty")
+            fresh = _insert_leases(session, experiment_id, worker_id, deadline, rows)
+            if fresh:
+                return _reserve(session, experiment, fresh, cost_of, judge_usd, after)
+            last = rows[-1]  # all taken meanwhile by another worker: read on after them
+            after = (last.captured_at, last.id)
+        return Claim("wait", cursor=after)
+
+
+def _insert_leases(
+    session: Session, experiment_id: int, worker_id: str, deadline: datetime, rows: Sequence[sa.Row[Any]]
+) -> list[tuple[sa.Row[Any], int]]:
+    """Lease what no other worker leased meanwhile (the unique lease index decides): (capture, lease id)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    inserted = session.execute(
+        insert(WorkLease)
+        .values([{"experiment_id": experiment_id, "captured_request_id": row.id, "worker_id": worker_id,
+                  "deadline": deadline, "attempts": 1, "done": False} for row in rows])
+        .on_conflict_do_nothing()
+        .returning(WorkLease.captured_request_id, WorkLease.id)
+    ).all()  # fmt: skip
+    lease_of: dict[int, int] = {crid: lease_id for crid, lease_id in inserted}  # noqa: C416
+    return [(row, lease_of[row.id]) for row in rows if row.id in lease_of]
+
+
+def _reserve(
+    session: Session,
+    experiment: Experiment,
+    fresh: list[tuple[sa.Row[Any], int]],
+    cost_of: CostOf,
+    judge_usd: float,
+    after: Cursor | None,
+) -> Claim:
+    """Reserve the new leases' worst case; those the budget cannot cover are not leased after all."""
+    items = [Reservation(row.id, cost_of(row.id, row.api, row.request), judge_usd) for row, _ in fresh]
+    count, outcome = reserve_batch(session, experiment, items)
+    if count < len(fresh):
+        session.execute(
+            sa.delete(WorkLease).where(WorkLease.id.in_([lease_id for _, lease_id in fresh[count:]]))
         )
-        last = taken_rows[-1]
-        return Claim("leased", leases, (last.captured_at, last.id))
+    if count == 0:
+        return Claim("exhausted" if outcome == "exhausted" else "wait", cursor=after)
+    leases = tuple(
+        Lease(lease_id, row.id, row.request_id, row.api, row.request, 1) for row, lease_id in fresh[:count]
+    )
+    last = fresh[count - 1][0]
+    return Claim("leased", leases, (last.captured_at, last.id))
 
 
 def _next_captures(

@@ -125,7 +125,8 @@ class Worker:
         loop = asyncio.get_running_loop()
         while not self.stopping.is_set():
             free = self.config.concurrency - len(tasks)
-            if free <= 0:
+            # Claim in batches: wait for a quarter of the slots (a claim is a transaction, a request is not).
+            if free <= 0 or (tasks and free < max(1, self.config.concurrency // 4)):
                 await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 continue
             got = await loop.run_in_executor(None, self._claim, min(free, _CLAIM_BATCH))

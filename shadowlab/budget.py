@@ -164,32 +164,42 @@ def reserve_batch(
     """Reserve the longest prefix of `items` that fits, with one conditional update of the ledger; (how many,
     outcome). `wait`: none fits, but may once work in flight settles; `exhausted`: nothing is in flight and
     none fits, so a running experiment is now `budget_exhausted`."""
-    led, budget = BudgetLedger, experiment.budget_usd
+    budget = experiment.budget_usd
+    if _move(session, experiment.id, budget, items):  # the usual case: the whole batch fits
+        return len(items), "reserved"
     for _ in range(_RACES):
         ledger = _ledger(session, experiment.id)
         count = len(items) if budget is None else _fitting(ledger, budget, items)
         if count == 0:
             return 0, _refuse(session, experiment, ledger) if items else "reserved"
-        amount = sum(item.amount_usd for item in items[:count])
-        holdback = sum(item.judge_usd for item in items[:count])
-        judge_over = _positive(led.judge_usd - led.holdback_usd - holdback)
-        fits = sa.true() if budget is None else (led.replay_usd + amount + judge_over <= budget + _EPSILON)
-        moved = session.execute(
-            sa.update(led)
-            .where(led.experiment_id == experiment.id, fits)
-            .values(replay_usd=led.replay_usd + amount, holdback_usd=led.holdback_usd + holdback,
-                    unsettled=led.unsettled + count, updated_at=utcnow())
-            .returning(led.experiment_id)
-        ).first()  # fmt: skip
-        if moved:
-            session.execute(
-                sa.insert(BudgetReservation),
-                [{"experiment_id": experiment.id, "captured_request_id": item.captured_request_id,
-                  "reserved_usd": item.amount_usd, "judge_usd": item.judge_usd, "created_at": utcnow()}
-                 for item in items[:count]],
-            )  # fmt: skip
+        if _move(session, experiment.id, budget, items[:count]):
             return count, "reserved"
     return 0, "wait"
+
+
+def _move(session: Session, experiment_id: int, budget: float | None, items: Sequence[Reservation]) -> bool:
+    """One conditional update of the ledger for `items`, and their reservation rows if it fit."""
+    led, count = BudgetLedger, len(items)
+    amount = sum(item.amount_usd for item in items)
+    holdback = sum(item.judge_usd for item in items)
+    judge_over = _positive(led.judge_usd - led.holdback_usd - holdback)
+    fits = sa.true() if budget is None else (led.replay_usd + amount + judge_over <= budget + _EPSILON)
+    moved = session.execute(
+        sa.update(led)
+        .where(led.experiment_id == experiment_id, fits)
+        .values(replay_usd=led.replay_usd + amount, holdback_usd=led.holdback_usd + holdback,
+                unsettled=led.unsettled + count, updated_at=utcnow())
+        .returning(led.experiment_id)
+    ).first()  # fmt: skip
+    if moved is None:
+        return False
+    session.execute(
+        sa.insert(BudgetReservation),
+        [{"experiment_id": experiment_id, "captured_request_id": item.captured_request_id,
+          "reserved_usd": item.amount_usd, "judge_usd": item.judge_usd, "created_at": utcnow()}
+         for item in items],
+    )  # fmt: skip
+    return True
 
 
 def reserve(

@@ -119,7 +119,8 @@ class RateLimiter:
                 await task
         self._tasks, self._loop, self._closing = [], None, False
         if self._limits:
-            await asyncio.get_running_loop().run_in_executor(None, self._book.leave)
+            uses = {key: window.use() for key, window in self._windows.items()}
+            await asyncio.get_running_loop().run_in_executor(None, self._book.leave, uses)
 
     async def heartbeat(self) -> None:
         """Renew this worker and recompute its shares. Admissions wait meanwhile: a share is computed from

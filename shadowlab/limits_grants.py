@@ -165,17 +165,21 @@ class GrantBook:
             self._notify(session, f"pause {key} {until.isoformat()}")
             return until
 
-    def leave(self) -> None:
-        """A clean exit: concurrency returns at once; rate shares once this worker's sends left the window."""
+    def leave(self, uses: Mapping[str, WindowUse]) -> None:
+        """A clean exit: the share is given back at once; only what this worker sent in the window still
+        counts, until it has left the window."""
         with session_scope(self.factory) as session:
             now = self._clock()
             session.execute(sa.delete(WorkerHeartbeat).where(WorkerHeartbeat.worker_id == self.worker_id))
             for key, limit in self.limits.items():
+                gone = now + timedelta(seconds=limit.window_s)
+                used = {_extra(dim): getattr(uses[key], _USE_OF[dim]) for dim in _RATE_DIMS}
                 session.execute(
                     sa.update(RateLimitGrant)
                     .where(RateLimitGrant.key == key, RateLimitGrant.worker_id == self.worker_id)
-                    .values(expires_at=now, counted_until=now + timedelta(seconds=limit.window_s))
-                )
+                    .values(rpm=0, input_tpm=0, output_tpm=0, concurrency=0, concurrency_extra=0, **used,
+                            extra_until=gone, expires_at=now, counted_until=gone)
+                )  # fmt: skip
                 self._notify(session, f"grants {key}")
 
     def _notify(self, session: Session, payload: str) -> None:
