@@ -56,7 +56,7 @@ demo: setup
 # The test cluster trades crash durability for speed (fsync off); `make services` alone is durable.
 test: export SHADOWLAB_SERVICES_DURABILITY = fast
 test: setup lint services browser
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 # Unit tests only (no services); handy while editing.
 test-fast: setup
