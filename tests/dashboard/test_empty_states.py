@@ -76,4 +76,7 @@ def test_unreachable_database_is_a_message(monkeypatch: pytest.MonkeyPatch) -> N
     at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py"))
     at.run(timeout=60)
     assert not at.exception, [e.value for e in at.exception]
-    assert any(e.value.startswith("Could not read the database:") for e in at.error)
+    # checked before any page (dashboard/app.py): one message, with where and why
+    [error] = [e.value for e in at.error]
+    where = "postgresql+psycopg://nobody:***@127.0.0.1:1/none"
+    assert error.startswith(f"The database cannot be used: database unreachable at {where}: ")
