@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,6 +16,7 @@ from shadowlab import migrate
 from shadowlab.db import create_engine, session_factory
 from shadowlab.experiment import LimitSpec
 from shadowlab.limits import RateLimiter
+from tests.support.clock import FakeClock
 
 pytestmark = pytest.mark.postgres
 
@@ -25,22 +26,8 @@ LIMIT = LimitSpec(
 DIMS = ("rpm", "input_tpm", "output_tpm", "concurrency")
 
 
-class Clock:
-    """Wall and monotonic time, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 12, 6, tzinfo=UTC)
-        self.mono = 1000.0
-
-    def wall(self) -> datetime:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-        self.mono += seconds
+def _clock() -> FakeClock:
+    return FakeClock(datetime(2026, 12, 6, tzinfo=UTC), 1000.0)
 
 
 @pytest.fixture
@@ -51,7 +38,7 @@ def factory(pg_database: str) -> Iterator[sessionmaker[Session]]:
     engine.dispose()
 
 
-def _workers(factory: sessionmaker[Session], clock: Clock, n: int) -> list[RateLimiter]:
+def _workers(factory: sessionmaker[Session], clock: FakeClock, n: int) -> list[RateLimiter]:
     return [
         RateLimiter(
             factory, (LIMIT,), worker_id=f"w{i}", timeout_s=3.0, clock=clock.wall, monotonic=clock.monotonic
@@ -76,7 +63,7 @@ def _totals(workers: list[RateLimiter]) -> dict[str, int]:
 def test_shares_never_sum_above_the_limit_and_converge_to_fair(
     factory: sessionmaker[Session], n: int
 ) -> None:
-    clock = Clock()
+    clock = _clock()
     workers = _workers(factory, clock, n)
 
     async def scenario() -> None:
@@ -99,7 +86,7 @@ def test_shares_never_sum_above_the_limit_and_converge_to_fair(
 def test_a_dead_workers_share_returns_within_its_heartbeat_timeout(
     factory: sessionmaker[Session], n: int
 ) -> None:
-    clock = Clock()
+    clock = _clock()
     workers = _workers(factory, clock, n)
     survivors = workers[1:]
 
@@ -133,7 +120,7 @@ def test_a_dead_workers_share_returns_within_its_heartbeat_timeout(
 
 
 def test_a_clean_exit_gives_concurrency_back_at_once(factory: sessionmaker[Session]) -> None:
-    clock = Clock()
+    clock = _clock()
     first, second = _workers(factory, clock, 2)
 
     async def scenario() -> None:
@@ -148,7 +135,7 @@ def test_a_clean_exit_gives_concurrency_back_at_once(factory: sessionmaker[Sessi
 
 
 def test_retry_after_from_one_worker_pauses_the_key_for_the_others(factory: sessionmaker[Session]) -> None:
-    clock = Clock()
+    clock = _clock()
     first, second = _workers(factory, clock, 2)
 
     async def scenario() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,22 +17,11 @@ from shadowlab.db import create_engine, session_factory
 from shadowlab.experiment import LimitSpec
 from shadowlab.limits import Permit, RateLimiter, RetryPolicy, backoff_delay, should_retry
 from shadowlab.providers import ProviderResult
+from tests.support.clock import FakeClock
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
-        self.mono = 500.0
-
-    def wall(self) -> datetime:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-        self.mono += seconds
+def _clock() -> FakeClock:
+    return FakeClock(datetime(2026, 1, 1, tzinfo=UTC), 500.0)
 
 
 @pytest.fixture
@@ -43,7 +32,7 @@ def factory(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     engine.dispose()
 
 
-def _limiter(factory: sessionmaker[Session], clock: Clock, *limits: LimitSpec) -> RateLimiter:
+def _limiter(factory: sessionmaker[Session], clock: FakeClock, *limits: LimitSpec) -> RateLimiter:
     return RateLimiter(factory, limits, worker_id="w", clock=clock.wall, monotonic=clock.monotonic)
 
 
@@ -56,7 +45,7 @@ async def _waiting(limiter: RateLimiter, key: str, tokens: tuple[int, int] = (1,
 
 
 def test_requests_per_window_hold_and_calls_count_until_their_head(factory: sessionmaker[Session]) -> None:
-    clock = Clock()
+    clock = _clock()
     limit = LimitSpec(provider="p", model="m", rpm=3, window_s=10)
     limiter = _limiter(factory, clock, limit)
 
@@ -85,7 +74,7 @@ def test_requests_per_window_hold_and_calls_count_until_their_head(factory: sess
 
 
 def test_output_tokens_and_concurrency_are_limited(factory: sessionmaker[Session]) -> None:
-    clock = Clock()
+    clock = _clock()
     tokens = LimitSpec(provider="p", model="t", output_tpm=100, window_s=60)
     both = LimitSpec(provider="p", model="c", concurrency=1)
     limiter = _limiter(factory, clock, tokens, both)
@@ -106,7 +95,7 @@ def test_output_tokens_and_concurrency_are_limited(factory: sessionmaker[Session
 
 
 def test_retry_after_pauses_the_key(factory: sessionmaker[Session]) -> None:
-    clock = Clock()
+    clock = _clock()
     limit = LimitSpec(provider="p", model="m", rpm=100)
     limiter = _limiter(factory, clock, limit)
 
