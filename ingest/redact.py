@@ -59,7 +59,9 @@ class Redactor:
     """Replaces secrets and personal data in JSON values; user rules run first, then the built-in ones."""
 
     def __init__(self, user_rules: Iterable[Rule] = (), *, builtin: bool = True) -> None:
-        self.rules: tuple[Rule, ...] = (*user_rules, *(BUILTIN_RULES if builtin else ()))
+        user = tuple(user_rules)
+        self._user_rules = bool(user)
+        self.rules: tuple[Rule, ...] = (*user, *(BUILTIN_RULES if builtin else ()))
         # One pass over the text finds which rules' triggers occur (longest first: `sk-ant-` before `sk-`).
         triggers = sorted({t for rule in self.rules for t in rule.triggers}, key=len, reverse=True)
         self._triggers = re.compile("|".join(map(re.escape, triggers))) if triggers else None
@@ -73,7 +75,7 @@ class Redactor:
         """Redact a capture's request, response and free-text source fields (`route`, `conversation_id`,
         `tags`) with one scope, so placeholders agree across them."""
         scope = _Scope()
-        slots = _Slots()
+        slots = _Slots(plain_keys=self._user_rules)  # a user rule may match any key
         fields = {k: v for k, v in (source or {}).items() if k in SOURCE_FIELDS}
         new_request, new_response, new_source = _copy([request, response, fields], slots)
         if slots.any():
@@ -148,6 +150,7 @@ class _Slots:
     strings: list[tuple[Any, Any]] = field(default_factory=list)
     keys: list[tuple[dict[str, Any], str]] = field(default_factory=list)
     numbers: list[tuple[Any, Any]] = field(default_factory=list)
+    plain_keys: bool = True  # False: keys of letters and underscores only (field names) are not scanned
 
     def any(self) -> bool:
         return bool(self.strings or self.keys or self.numbers)
@@ -178,6 +181,11 @@ class _Slots:
             owner.update(items)
 
 
+def _plain(key: str) -> bool:
+    """Letters and underscores only (`content`, `max_tokens`): no built-in rule can match such a key."""
+    return key.replace("_", "").isalpha()
+
+
 def _copy(value: Any, slots: _Slots) -> Any:
     """A copy of the JSON containers in `value`; where each string, key and long number to scan sits is
     added to `slots`. Skipped, and shared with the input: thinking signatures, base64 payloads and the
@@ -187,7 +195,7 @@ def _copy(value: Any, slots: _Slots) -> Any:
         out: dict[str, Any] = {}
         for k, v in value.items():
             out[k] = v
-            if isinstance(k, str) and len(k) >= _MIN_LEN:
+            if isinstance(k, str) and len(k) >= _MIN_LEN and (slots.plain_keys or not _plain(k)):
                 slots.keys.append((out, k))
             if k in _SKIP_KEYS or (binary and k in _BINARY_KEYS):
                 continue
