@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -21,9 +23,10 @@ from shadowlab.providers.base import (
 )
 from shadowlab.providers.registry import register_provider
 from shadowlab.providers.stream_state import StreamState, parse_arguments
+from shadowlab.providers.wire_timing import timed_call, timing_hooks
 from shadowlab.usage import UsageError
 
-__all__ = ["AnthropicProvider", "split_sdk_arguments"]
+__all__ = ["AnthropicProvider", "has_content", "split_sdk_arguments"]
 
 # Body fields the installed SDK takes as keywords. The SDK's signature trails the API (2.12 has no
 # `temperature`, `top_p` or `top_k`), so every other field travels in `extra_body`, unchanged.
@@ -35,6 +38,20 @@ _SDK_FIELDS = frozenset(inspect.signature(anthropic.resources.messages.AsyncMess
     "timeout",
     "stream",
 }
+# The httpx flavour the installed SDK is built on (`httpx2` from 2.17, `httpx` before).
+_HTTPX = importlib.import_module(anthropic.DefaultAsyncHttpxClient.__mro__[1].__module__.split(".")[0])
+
+
+def has_content(data: bytes) -> bool:
+    """A `content_block_delta` data line with non-empty text or thinking (TTFT)."""
+    if b"text_delta" not in data and b"thinking_delta" not in data:
+        return False
+    try:
+        event = json.loads(data)
+        delta = event["delta"] if event.get("type") == "content_block_delta" else {}
+        return bool(delta.get("text") if delta.get("type") == "text_delta" else delta.get("thinking"))
+    except (ValueError, TypeError, AttributeError, KeyError):
+        return False
 
 
 def split_sdk_arguments(body: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -62,10 +79,13 @@ class AnthropicProvider(StreamingProvider):
                 config.timeout_s, connect=config.connect_timeout_s, read=config.stall_timeout_s
             ),
             default_headers=dict(config.extra_headers),
-            http_client=(
-                anthropic.DefaultAsyncHttpxClient(transport=config.transport) if config.transport else None
+            # the SDK's own client (limits, keep-alive socket options) unless a transport is given
+            http_client=anthropic.DefaultAsyncHttpxClient(
+                event_hooks=timing_hooks(_HTTPX, has_content),
+                **({"transport": config.transport} if config.transport else {}),
             ),
         )
+        self._clock = config.clock
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -79,31 +99,21 @@ class AnthropicProvider(StreamingProvider):
     ) -> ProviderResult:
         """Stream a Messages API body sent as given (same-API replay keeps `cache_control` and the rest)."""
         known, extra_body = split_sdk_arguments(body)
-        state = StreamState(self.name, body["model"], untranslated)
+        state = StreamState(self.name, body["model"], untranslated, self._clock)
         usage = AnthropicStreamUsage()
         blocks: dict[int, dict[str, Any]] = {}
         state.begin()
         stream: anthropic.AsyncStream[Any] | None = None
         try:
-            stream = await self._client.messages.create(
-                **known, stream=True, extra_headers=dict(extra_headers or {}), extra_body=extra_body or None
-            )
+            with timed_call(state):
+                stream = await self._client.messages.create(
+                    **known,
+                    stream=True,
+                    extra_headers=dict(extra_headers or {}),
+                    extra_body=extra_body or None,
+                )
             state.headers(stream.response.headers.items(), stream.response.status_code)
-            async for event in stream:
-                kind = event.type
-                if kind == "content_block_delta":
-                    self._delta(event.index, event.delta, blocks, state)
-                elif kind == "content_block_start":
-                    blocks[event.index] = event.content_block.to_dict()
-                    blocks[event.index]["json"] = ""
-                elif kind == "message_start":
-                    state.first_byte()
-                    state.response_id = event.message.id
-                    usage.add(event.to_dict())
-                elif kind == "message_delta":
-                    state.stop_reason = event.delta.stop_reason
-                    usage.add(event.to_dict())
-            state.end()
+            await self._read(stream, state, usage, blocks)
         except anthropic.APIStatusError as exc:
             state.fail(*_status_error(exc))
         except anthropic.APITimeoutError as exc:  # SDKs from 2.17 wrap a read timeout inside the stream too
@@ -128,6 +138,30 @@ class AnthropicProvider(StreamingProvider):
         except UsageError:
             state.usage = None
         return state.result()
+
+    @classmethod
+    async def _read(
+        cls,
+        stream: anthropic.AsyncStream[Any],
+        state: StreamState,
+        usage: AnthropicStreamUsage,
+        blocks: dict[int, dict[str, Any]],
+    ) -> None:
+        async for event in stream:
+            kind = event.type
+            if kind == "content_block_delta":
+                cls._delta(event.index, event.delta, blocks, state)
+            elif kind == "content_block_start":
+                blocks[event.index] = event.content_block.to_dict()
+                blocks[event.index]["json"] = ""
+            elif kind == "message_start":
+                state.first_byte()
+                state.response_id = event.message.id
+                usage.add(event.to_dict())
+            elif kind == "message_delta":
+                state.stop_reason = event.delta.stop_reason
+                usage.add(event.to_dict())
+        state.end()
 
     @staticmethod
     def _delta(index: int, delta: Any, blocks: dict[int, dict[str, Any]], state: StreamState) -> None:

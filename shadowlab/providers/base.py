@@ -3,8 +3,9 @@ and `StreamingProvider`, the base of the built-in providers (one `complete`: tra
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, get_args
 
@@ -68,6 +69,7 @@ class ProviderConfig:
     # An async transport of the provider's HTTP library (httpx for OpenAI-compatible, the Anthropic SDK's
     # own httpx flavour for Anthropic) to send through instead of the network: faults on cue in tests.
     transport: Any = None
+    clock: Callable[[], float] = time.perf_counter  # monotonic seconds the times are read from (tests: fake)
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,9 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class ProviderResult:
-    """One call's outcome. On error, what arrived before it is kept and `partial` says so. Times are ms from
-    the start of the call on a monotonic clock: TTFB = message_start / first chunk, TTFT = first text or
-    thinking delta, TTLT = end of the stream."""
+    """One call's outcome. On error, what arrived before it is kept and `partial` says so. Times are ms on a
+    monotonic clock from when the built request went to the connection, stamped as the raw bytes arrive
+    (`wire_timing`): TTFB = first event, TTFT = first text or thinking delta, TTLT = end of the stream."""
 
     provider: str
     model: str

@@ -20,6 +20,7 @@ from shadowlab.providers.base import (
 )
 from shadowlab.providers.registry import register_provider
 from shadowlab.providers.stream_state import StreamState, parse_arguments
+from shadowlab.providers.wire_timing import timed_call, timing_hooks
 from shadowlab.usage import UsageError
 
 __all__ = ["DEFAULT_OPENAI_BASE_URL", "OpenAICompatProvider", "StreamErrorEvent"]
@@ -55,10 +56,23 @@ class OpenAICompatProvider(StreamingProvider):
                 max_connections=config.max_connections, max_keepalive_connections=config.max_connections
             ),
             transport=config.transport,
+            event_hooks=timing_hooks(httpx, self.has_content),
         )
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    @staticmethod
+    def has_content(data: bytes) -> bool:
+        """A chunk whose first choice has content or reasoning (TTFT), as `_apply_delta` reads it."""
+        if b'"content"' not in data and b'"reasoning' not in data:
+            return False
+        try:
+            choices = json.loads(data).get("choices") or ()
+            delta = next((c.get("delta") or {} for c in choices if c.get("index", 0) == 0), {})
+            return bool(delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning"))
+        except (ValueError, TypeError, AttributeError):
+            return False
 
     def translate_options(self) -> dict[str, Any]:
         return {"max_tokens_field": self._config.max_tokens_field}
@@ -100,18 +114,19 @@ class OpenAICompatProvider(StreamingProvider):
         read: StreamReader,
     ) -> StreamState:
         """POST `body` to `path` and `read` the 200 stream into a StreamState; failures become its error."""
-        state = StreamState(self.name, body["model"], untranslated)
+        state = StreamState(self.name, body["model"], untranslated, self._config.clock)
         state.begin()
         try:
-            async with self._client.stream(
-                "POST", path, content=json.dumps(body), headers=dict(extra_headers or {})
-            ) as response:
-                state.headers(response.headers.items(), response.status_code)
-                if response.status_code >= 400:
-                    await response.aread()
-                    self._http_error(response, state)
-                else:
-                    await read(response, state)
+            with timed_call(state):
+                async with self._client.stream(
+                    "POST", path, content=json.dumps(body), headers=dict(extra_headers or {})
+                ) as response:
+                    state.headers(response.headers.items(), response.status_code)
+                    if response.status_code >= 400:
+                        await response.aread()
+                        self._http_error(response, state)
+                    else:
+                        await read(response, state)
         except httpx.TimeoutException as exc:
             state.timed_out(self._config.stall_timeout_s, type(exc).__name__)
         except httpx.TransportError as exc:

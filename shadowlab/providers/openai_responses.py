@@ -23,6 +23,8 @@ _THINKING_DELTAS = frozenset({"response.reasoning_summary_text.delta", "response
 _TEXT_DELTAS = frozenset({"response.output_text.delta", "response.refusal.delta"})
 _ENDS = frozenset({"response.completed", "response.incomplete"})
 
+_CONTENT_DELTAS = _TEXT_DELTAS | _THINKING_DELTAS
+
 
 @register_provider("openai_responses")
 class OpenAIResponsesProvider(OpenAICompatProvider):
@@ -32,6 +34,18 @@ class OpenAIResponsesProvider(OpenAICompatProvider):
     name = "openai_responses"
     api: ClassVar[Api] = "openai.responses"
     settings_name: ClassVar[str] = "openai"  # `SHADOWLAB_OPENAI_BASE_URL`, `OPENAI_API_KEY`
+
+    @staticmethod
+    def has_content(data: bytes) -> bool:
+        """An output-text, refusal or reasoning delta event with a non-empty delta (TTFT), as `_apply` reads
+        it."""
+        if b".delta" not in data:
+            return False
+        try:
+            event = json.loads(data)
+            return event.get("type") in _CONTENT_DELTAS and bool(event.get("delta"))
+        except (ValueError, AttributeError):
+            return False
 
     def translate_options(self) -> dict[str, Any]:
         return {}

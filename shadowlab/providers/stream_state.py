@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from shadowlab.providers.base import ErrorCode, ProviderResult, ToolCall
@@ -23,10 +23,18 @@ def parse_arguments(raw: str) -> dict[str, Any] | None:
 
 
 class StreamState:
-    """Text, thinking, stop reason, usage and times (perf_counter) of one call as it streams in."""
+    """Text, thinking, stop reason, usage and times of one call as it streams in. Times are read from `clock`
+    (monotonic seconds); `wire_timing` stamps them as the bytes move, the parse stamps what it did not."""
 
-    def __init__(self, provider: str, model: str, untranslated: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        provider: str,
+        model: str,
+        untranslated: tuple[str, ...],
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         self.provider, self.model, self.untranslated = provider, model, untranslated
+        self.clock = clock
         self._texts: list[str] = []
         self._thinking: list[str] = []
         self.tool_calls: tuple[ToolCall, ...] = ()
@@ -41,30 +49,38 @@ class StreamState:
         self.response_headers: tuple[tuple[str, str], ...] = ()
         self.error: tuple[ErrorCode, str, int | None, float | None] | None = None
 
-    def _elapsed_ms(self) -> float:
-        return (time.perf_counter() - self._start) * 1000
+    def _elapsed_ms(self, at: float | None = None) -> float:
+        return ((self.clock() if at is None else at) - self._start) * 1000
 
     def begin(self) -> None:
-        self._start = time.perf_counter()
+        self._start = self.clock()
+
+    def sent(self) -> None:
+        """The built request goes to the connection: times count from here (request building is ours)."""
+        self._start = self.clock()
 
     def headers(self, items: Iterable[tuple[str, str]], status: int) -> None:
         self.status_code = status
         self.response_headers = tuple((k.lower(), v) for k, v in items)
 
-    def first_byte(self) -> None:
+    def first_byte(self, at: float | None = None) -> None:
+        """The first event (first SSE data line) arrived, at `at` on the clock (now when not given)."""
         if self.ttfb_ms is None:
-            self.ttfb_ms = self._elapsed_ms()
+            self.ttfb_ms = self._elapsed_ms(at)
+
+    def first_token(self, at: float | None = None) -> None:
+        """The first text or thinking delta arrived, at `at` on the clock (now when not given)."""
+        if self.ttft_ms is None:
+            self.ttft_ms = self._elapsed_ms(at)
 
     def add_text(self, text: str) -> None:
         if text:
-            if self.ttft_ms is None:
-                self.ttft_ms = self._elapsed_ms()
+            self.first_token()
             self._texts.append(text)
 
     def add_thinking(self, text: str) -> None:
         if text:
-            if self.ttft_ms is None:
-                self.ttft_ms = self._elapsed_ms()
+            self.first_token()
             self._thinking.append(text)
 
     def end(self) -> None:

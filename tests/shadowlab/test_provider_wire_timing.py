@@ -1,0 +1,212 @@
+"""TTFB and TTFT are stamped from the raw SSE bytes as they arrive (`shadowlab.providers.wire_timing`): at the
+chunk that completes the first data line / the first content-bearing data line, not at the head, a ping, a
+message_start or an empty delta, and not when the parser gets around to the event. A MockTransport feeds
+each provider's stream in chunks and moves a fake clock before each one: no sleeps, exact times."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import anthropic
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from shadowlab.apis import normalize_request_body
+from shadowlab.providers import ProviderConfig, ProviderResult, create_provider
+from shadowlab.providers.anthropic import has_content as anthropic_has_content
+from shadowlab.providers.openai_compat import OpenAICompatProvider
+from shadowlab.providers.openai_responses import OpenAIResponsesProvider
+from tests.support.clock import FakeClock
+
+REQUEST = normalize_request_body(
+    "anthropic.messages",
+    {"model": "m", "max_tokens": 50, "messages": [{"role": "user", "content": "Hi"}]},
+)
+_START = (
+    b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","type":"message",'
+    b'"role":"assistant","model":"m","content":[],"stop_reason":null,"stop_sequence":null,'
+    b'"usage":{"input_tokens":5,"output_tokens":1}}}\n\n'
+)
+# (ms after the request, chunk): the first data line at 10 ms; a ping, an empty delta and half of the first
+# content line at 20 ms; the rest of that line at 30 ms; the blank line ending its event, and the end, at 40.
+STREAMS: dict[str, list[tuple[float, bytes]]] = {
+    "anthropic": [
+        (10, _START + b'event: ping\ndata: {"type": "ping"}\n\n'),
+        (
+            20,
+            b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+            b'"content_block":{"type":"text","text":""}}\n\n'
+            b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+            b'"delta":{"type":"text_delta","text":""}}\n\n'
+            b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"te',
+        ),
+        (30, b'xt_delta","text":"Hello"}}\n'),
+        (
+            40,
+            b'\nevent: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n'
+            b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn",'
+            b'"stop_sequence":null},"usage":{"output_tokens":1}}\n\n'
+            b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+        ),
+    ],
+    "openai": [
+        (10, b'data: {"id":"c1","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n'),
+        (
+            20,
+            b": keep-alive\n\n"
+            b'data: {"id":"c1","choices":[{"index":0,"delta":{"content":""}}]}\n\n'
+            b'data: {"id":"c1","choices":[{"index":0,"delta":{"con',
+        ),
+        (30, b'tent":"Hello"}}]}\r\n'),
+        (
+            40,
+            b'\r\ndata: {"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+            b'data: {"id":"c1","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":1,'
+            b'"total_tokens":6}}\n\ndata: [DONE]\n\n',
+        ),
+    ],
+    "openai_responses": [
+        (
+            10,
+            b'event: response.created\ndata: {"type":"response.created","response":{"id":"resp_1",'
+            b'"status":"in_progress","output":[]}}\n\n',
+        ),
+        (
+            20,
+            b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",'
+            b'"output_index":0,"content_index":0,"delta":""}\n\n'
+            b'event: response.output_text.delta\ndata: {"type":"response.output_te',
+        ),
+        (30, b'xt.delta","output_index":0,"content_index":0,"delta":"Hello"}\r\n'),
+        (
+            40,
+            b'\r\nevent: response.completed\ndata: {"type":"response.completed","response":{"id":"resp_1",'
+            b'"status":"completed","usage":{"input_tokens":5,"output_tokens":1,"total_tokens":6}}}\n\n',
+        ),
+    ],
+}
+
+
+def _httpx_of(name: str) -> Any:
+    """The httpx flavour the provider sends through (the Anthropic SDK ships its own)."""
+    if name != "anthropic":
+        return httpx
+    return importlib.import_module(anthropic.DefaultAsyncHttpxClient.__mro__[1].__module__.split(".")[0])
+
+
+def _run(name: str, chunks: list[tuple[float, bytes]]) -> ProviderResult:
+    lib = _httpx_of(name)
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC), mono=100.0)
+    sent_at: list[float] = []
+
+    class Chunks(lib.AsyncByteStream):  # type: ignore[misc,name-defined]
+        async def __aiter__(self) -> Any:
+            for at_ms, chunk in chunks:
+                clock.mono = sent_at[0] + at_ms / 1000
+                yield chunk
+
+    def handle(request: Any) -> Any:
+        sent_at.append(clock.mono)
+        clock.advance(0.005)  # the head after 5 ms: not TTFB (that is the first data line)
+        return lib.Response(200, headers={"content-type": "text/event-stream"}, stream=Chunks())
+
+    config = ProviderConfig(
+        base_url="http://mock/v1",
+        api_key=SecretStr("k"),
+        transport=lib.MockTransport(handle),
+        clock=clock.monotonic,
+    )
+    provider = create_provider(name, config)
+
+    async def call() -> ProviderResult:
+        try:
+            return await provider.complete(REQUEST)
+        finally:
+            await provider.aclose()
+
+    return asyncio.run(call())
+
+
+@pytest.mark.parametrize("name", sorted(STREAMS))
+def test_ttft_is_stamped_when_the_first_content_line_completes(name: str) -> None:
+    result = _run(name, STREAMS[name])
+    assert result.ok, result.error_detail
+    assert result.text == "Hello"
+    assert result.ttfb_ms == pytest.approx(10)
+    # 30, not 20 (the line started), and not 40 (when the event's blank line let a parser hand it over)
+    assert result.ttft_ms == pytest.approx(30)
+    assert result.ttlt_ms == pytest.approx(40)
+
+
+@pytest.mark.parametrize("name", sorted(STREAMS))
+def test_a_data_line_split_in_one_byte_chunks_is_stamped_at_its_last_byte(name: str) -> None:
+    """Every byte its own chunk, 1 ms apart: TTFT is the arrival of the line end of the first content line
+    (a lone CR ends a line in SSE: a line reader that waits for a possible LF stamps one byte late)."""
+    stream = b"".join(chunk for _, chunk in STREAMS[name])
+    line_end = min(stream.find(end, stream.index(b"Hello")) % len(stream) for end in (b"\n", b"\r"))
+    result = _run(name, [(i + 1, stream[i : i + 1]) for i in range(len(stream))])
+    assert result.ok and result.text == "Hello", result.error_detail
+    assert result.ttft_ms == pytest.approx(line_end + 1)
+    assert result.ttfb_ms is not None and result.ttft_ms is not None and result.ttfb_ms < result.ttft_ms
+
+
+Test = Callable[[bytes], bool]
+
+
+@pytest.mark.parametrize(
+    ("has_content", "data", "expected"),
+    [
+        (
+            anthropic_has_content,
+            b'{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Hm"}}',
+            True,
+        ),
+        (
+            anthropic_has_content,
+            b'{"type":"content_block_delta","index":1,'
+            b'"delta":{"type":"input_json_delta","partial_json":"{\\"text_delta\\""}}',
+            False,
+        ),
+        (
+            anthropic_has_content,
+            b'{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":""}}',
+            False,
+        ),
+        (
+            OpenAICompatProvider.has_content,
+            b'{"choices":[{"index":0,"delta":{"reasoning_content":"Hm"}}]}',
+            True,
+        ),
+        (OpenAICompatProvider.has_content, b'{"choices":[{"index":0,"delta":{"reasoning":"Hm"}}]}', True),
+        (
+            OpenAICompatProvider.has_content,
+            b'{"choices":[{"index":1,"delta":{"content":"other choice"}}]}',
+            False,
+        ),
+        (
+            OpenAICompatProvider.has_content,
+            b'{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,'
+            b'"function":{"arguments":"{\\"content\\""}}]}}]}',
+            False,
+        ),
+        (
+            OpenAIResponsesProvider.has_content,
+            b'{"type":"response.reasoning_summary_text.delta","delta":"Hm"}',
+            True,
+        ),
+        (OpenAIResponsesProvider.has_content, b'{"type":"response.refusal.delta","delta":"No"}', True),
+        (
+            OpenAIResponsesProvider.has_content,
+            b'{"type":"response.function_call_arguments.delta","delta":"{"}',
+            False,
+        ),
+        (OpenAIResponsesProvider.has_content, b"not json .delta", False),
+    ],
+)
+def test_which_data_lines_carry_content(has_content: Test, data: bytes, expected: bool) -> None:
+    assert has_content(data) is expected
