@@ -265,6 +265,8 @@ def with_arm(
     raw.pop("stream", None)
     raw.pop("stream_options", None)
     notes: list[str] = []
+    if raw.pop("betas", None):  # captured from `beta.messages`: the SDK sends them as a header, not a field
+        notes.append("request.betas: the anthropic-beta header is not sent")
     for name, value in params.items():
         if name == "thinking_budget_tokens":
             raw["thinking"] = {"type": "enabled", "budget_tokens": value}

@@ -62,6 +62,13 @@ def test_an_anthropic_arm_sets_model_parameters_and_system_on_the_captured_body(
     assert body["stream"] is True and body["model"] == "claude-x"  # the captured body is not changed
 
 
+def test_the_betas_of_a_captured_beta_messages_call_are_not_sent_as_a_body_field() -> None:
+    body = {"model": "claude-x", "max_tokens": 9, "messages": [], "betas": ["context-1m-2025-08-07"]}
+    sent = api_shape("anthropic.messages").with_arm(body, model="claude-y", params={}, system=None)
+    assert "betas" not in sent.body
+    assert sent.notes == ("request.betas: the anthropic-beta header is not sent",)
+
+
 def test_an_openai_arm_replaces_every_system_and_developer_message_and_sets_the_cap() -> None:
     body: dict[str, Any] = {
         "model": "gpt-x",

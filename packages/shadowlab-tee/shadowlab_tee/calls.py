@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from dataclasses import dataclass
 from typing import Any, Final
 
-from shadowlab_tee import extract
+from shadowlab_tee import extract, raw
 from shadowlab_tee.record import (
     ABANDONED_ERROR,
     ApiName,
@@ -67,6 +67,7 @@ OPENAI_RESPONSES: Final = ApiSpec(
     extract.responses_first_token,
     extract.responses_terminal,
 )
+SPECS: Final[Mapping[str, ApiSpec]] = {spec.api: spec for spec in (ANTHROPIC, OPENAI, OPENAI_RESPONSES)}
 
 
 def _sampled_in(request_id: str | None, rate: float) -> bool:
@@ -114,7 +115,7 @@ class Call:
 
     __slots__ = (
         "tee", "kwargs", "source", "request_id", "drop", "add", "started_at", "t0_ns",
-        "request_json", "events", "ttft_ms", "complete", "done",
+        "request_json", "events", "ttft_ms", "complete", "done", "streamed", "watching",
     )  # fmt: skip
 
     def __init__(
@@ -137,6 +138,8 @@ class Call:
         self.ttft_ms: float | None = None
         self.complete = False
         self.done = False
+        self.streamed = kwargs.get("stream") is True or add.get("stream") is True
+        self.watching = False  # a stream of this call is being observed
         self.restart_clock()
 
     def restart_clock(self) -> None:
@@ -175,9 +178,13 @@ class Call:
             self._snapshot()
             cls = type(result)
             if hasattr(cls, "__anext__"):
+                self.watching = True
                 _observe_async_stream(result, self)
             elif hasattr(cls, "__next__"):
+                self.watching = True
                 _observe_sync_stream(result, self)
+            elif raw.is_raw_response(result):
+                raw.observe(result, self)
             else:
                 self.done = True
                 self._offer(self.tee.spec.from_result, result, None)
@@ -185,8 +192,29 @@ class Call:
             self.tee.sink.count_internal_failure(exc)
         return result
 
+    def body_read(self, response: Any) -> None:
+        """The body of a raw response (`with_raw_response`, `with_streaming_response`) was read."""
+        if self.done:
+            return
+        self.done = True
+        try:
+            self._offer(functools.partial(raw.parsed, self.tee.spec.from_result), response, None)
+        except Exception as exc:
+            self.tee.sink.count_internal_failure(exc)
+
+    def response_closed(self) -> None:
+        """A raw response is closed: a stream not read to its end is abandoned; an unread body is lost."""
+        if self.watching:
+            self.finish_stream(GeneratorExit())
+        elif not self.done:
+            self.done = True
+            unread = TeeUnsupportedError("a raw response read only as bytes or lines is not captured")
+            self.tee.sink.count_internal_failure(unread)
+
     def raised(self, exc: BaseException) -> None:
         """The SDK call raised `exc` (the caller re-raises it unchanged)."""
+        if self.done:
+            return
         try:
             self._snapshot()
             self.done = True

@@ -1,69 +1,94 @@
 """`wrap()`: a stand-in for an Anthropic or OpenAI client that mirrors each model call into a sink.
 
-Mirrored: `messages.create` / `messages.stream` (Anthropic), `chat.completions.create` / `.stream` and
-`responses.create` / `.stream` (OpenAI); every other attribute is the client's own. The SDKs are never
-imported here: the client is recognised by its shape.
+Mirrored: what `shadowlab_tee.surface.MIRRORED` lists (`messages.create` / `.parse` / `.stream` and their
+`beta.messages` twins; `chat.completions.create` / `.parse` / `.stream`, `responses.create` / `.parse` /
+`.stream`, and the `beta` twins), also under `with_raw_response` and `with_streaming_response`; every
+other attribute is the client's own. The SDKs are never imported here: the client is recognised by its shape.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import sys
+from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar, cast
 
-from shadowlab_tee.calls import ANTHROPIC, OPENAI, OPENAI_RESPONSES, ApiSpec, Call, Tee, hook_stream_manager
+from shadowlab_tee.calls import SPECS, Call, Tee, hook_stream_manager
 from shadowlab_tee.record import Source, TeeConfigError
 from shadowlab_tee.sink import Sink, TeeStats
+from shadowlab_tee.surface import MIRRORED, Vendor
 
 C = TypeVar("C")
 
-# Stream-helper arguments that are not body fields: `output_format` (Anthropic) and `text_format` (Responses),
-# and any Python type (a pydantic `response_format`), which the SDK turns into a schema inside the body; pass
-# the body field (`output_config`, `text`, a dict `response_format`) to have the schema captured.
-_STREAM_HELPER_ONLY: Final = frozenset({"output_format", "text_format"})
+# Helper arguments that are not body fields: `output_format` (Anthropic) and `text_format` (Responses), and
+# any Python type (a pydantic `response_format`), which the SDK turns into a schema inside the body; pass the
+# body field (`output_config`, `text`, a dict `response_format`) to have the schema captured.
+_HELPER_ONLY: Final = frozenset({"output_format", "text_format"})
 _STREAM_ADD: Final = {"stream": True}
+_NO_ADD: Final[Mapping[str, Any]] = {}
 
 
-class _Resource:
-    """An SDK resource whose `create` is mirrored; anything else is the resource's own."""
+class _Part:
+    """A part of the client (the client, `chat`, `beta`, a resource): its mirrored children, the rest its own.
 
-    def __init__(self, real: Any, tee: Tee, is_async: bool) -> None:
+    `with_raw_response` and `with_streaming_response` are the SDK's own views, built over this part instead of
+    the real one: the SDK makes them from the part's methods, so theirs are the mirrored ones.
+    """
+
+    def __init__(self, real: Any, children: Mapping[str, Any]) -> None:
         self._tee_real = real
-        self._tee = tee
-        self.create = self._create_async if is_async else self._create_sync
+        for name, child in children.items():
+            setattr(self, name, child)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tee_real, name)
 
-    def _create_sync(self, *args: Any, **kwargs: Any) -> Any:
-        call = self._tee.begin(kwargs)
-        if call is None:
-            return self._tee_real.create(*args, **kwargs)
-        try:
-            result = self._tee_real.create(*args, **kwargs)
-        except BaseException as exc:
-            call.raised(exc)
-            raise
-        return call.returned(result)
+    @functools.cached_property
+    def with_raw_response(self) -> Any:
+        return _sdk_view(self, "with_raw_response")
 
-    async def _create_async(self, *args: Any, **kwargs: Any) -> Any:
-        call = self._tee.begin(kwargs)
-        if call is None:
-            return await self._tee_real.create(*args, **kwargs)
-        try:
-            result = await self._tee_real.create(*args, **kwargs)
-        except BaseException as exc:
-            call.raised(exc)
-            raise
-        return call.returned(result)
+    @functools.cached_property
+    def with_streaming_response(self) -> Any:
+        return _sdk_view(self, "with_streaming_response")
 
 
-class _StreamingResource(_Resource):
-    """A resource whose `stream()` helper is mirrored too: the request its manager sends on entering."""
+def _sdk_view(part: _Part, name: str) -> Any:
+    view = inspect.getattr_static(type(part._tee_real), name, None)
+    if isinstance(view, functools.cached_property):
+        return view.func(part)
+    return getattr(part._tee_real, name)  # a shape this version does not know: the SDK's own, not mirrored
 
-    def stream(self, *args: Any, **kwargs: Any) -> Any:
-        call = self._begin_stream(kwargs)
+
+class _Resource(_Part):
+    """An SDK resource whose answer-producing methods (`create`, `parse`, `stream`) are mirrored."""
+
+    def __init__(self, real: Any, tee: Tee, is_async: bool, methods: tuple[str, ...]) -> None:
+        super().__init__(real, {})
+        self._tee = tee
+        for name in methods:
+            if not callable(getattr(real, name, None)):
+                continue
+            if name == "stream":
+                self.stream = self._stream
+            else:
+                begin = self._tee.begin if name == "create" else self._begin_helper
+                mirror = _mirrored_async if is_async else _mirrored_sync
+                setattr(self, name, mirror(real, name, begin))
+
+    def _begin_helper(self, kwargs: dict[str, Any], add: Mapping[str, Any] = _NO_ADD) -> Call | None:
+        # `parse` and `stream` take Python types the SDK turns into a schema in the body: not body fields.
+        types = frozenset(name for name, value in kwargs.items() if isinstance(value, type))
+        return self._tee.begin(kwargs, drop=_HELPER_ONLY | types, add=add)
+
+    def _stream(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("response_id") is not None:  # Responses: resuming a stored response, not a new request
+            kwargs.pop("tee_source", None)
+            kwargs.pop("tee_request_id", None)
+            call = None
+        else:
+            call = self._begin_helper(kwargs, _STREAM_ADD)
         manager = self._tee_real.stream(*args, **kwargs)
         if call is not None:
             try:
@@ -72,73 +97,102 @@ class _StreamingResource(_Resource):
                 self._tee.sink.count_internal_failure(exc)
         return manager
 
-    def _begin_stream(self, kwargs: dict[str, Any]) -> Call | None:
-        types = frozenset(name for name, value in kwargs.items() if isinstance(value, type))
-        return self._tee.begin(kwargs, drop=_STREAM_HELPER_ONLY | types, add=_STREAM_ADD)
+
+Begin = Callable[[dict[str, Any]], Call | None]
 
 
-class _OpenAIResponses(_StreamingResource):
-    def _begin_stream(self, kwargs: dict[str, Any]) -> Call | None:
-        if kwargs.get("response_id") is not None:  # resuming a stored response: not a new request
-            kwargs.pop("tee_source", None)
-            kwargs.pop("tee_request_id", None)
-            return None
-        return super()._begin_stream(kwargs)
+def _mirrored_sync(real: Any, name: str, begin: Begin) -> Callable[..., Any]:
+    def method(*args: Any, **kwargs: Any) -> Any:
+        call = begin(kwargs)
+        if call is None:
+            return getattr(real, name)(*args, **kwargs)
+        try:
+            result = getattr(real, name)(*args, **kwargs)
+        except BaseException as exc:
+            call.raised(exc)
+            raise
+        return call.returned(result)
+
+    return method
 
 
-class _OpenAIChat:
-    def __init__(self, real: Any, tee: Tee, is_async: bool) -> None:
-        self._tee_real = real
-        self.completions = _StreamingResource(real.completions, tee, is_async)
+def _mirrored_async(real: Any, name: str, begin: Begin) -> Callable[..., Any]:
+    async def method(*args: Any, **kwargs: Any) -> Any:
+        call = begin(kwargs)
+        if call is None:
+            return await getattr(real, name)(*args, **kwargs)
+        try:
+            result = await getattr(real, name)(*args, **kwargs)
+        except BaseException as exc:
+            call.raised(exc)
+            raise
+        return call.returned(result)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._tee_real, name)
+    return method
 
 
-class TeedClient:
+def _mirrored_parts(client: Any, tee: Tee, is_async: bool, vendor: Vendor) -> dict[str, Any]:
+    """The client's mirrored children, from `surface.MIRRORED` (paths the installed SDK lacks are skipped)."""
+    tree: dict[str, Any] = {}
+    for path, (api, methods) in MIRRORED[vendor].items():
+        *parents, leaf = path.split(".")
+        real = client
+        for name in path.split("."):
+            real = getattr(real, name, None)
+        if real is None:
+            continue
+        node = tree
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[leaf] = _Resource(real, tee.speaking(SPECS[api]), is_async, methods)
+    return _parts(client, tree)
+
+
+def _parts(real: Any, tree: dict[str, Any]) -> dict[str, Any]:
+    parts = {}
+    for name, child in tree.items():
+        part = getattr(real, name)
+        parts[name] = _Part(part, _parts(part, child)) if isinstance(child, dict) else child
+    return parts
+
+
+class TeedClient(_Part):
     """The wrapped client: the original's attributes, plus the tee's counters and `flush`.
 
     `isinstance(wrapped, anthropic.Anthropic)` holds, as for the original client.
     """
 
-    def __init__(self, client: Any, tee: Tee, is_async: bool) -> None:
-        self._tee_client = client
+    def __init__(self, client: Any, tee: Tee, is_async: bool, vendor: Vendor) -> None:
+        super().__init__(client, _mirrored_parts(client, tee, is_async, vendor))
         self._tee = tee
         self._tee_async = is_async
-        if tee.spec is ANTHROPIC:
-            self.messages = _StreamingResource(client.messages, tee, is_async)
-        else:
-            self.chat = _OpenAIChat(client.chat, tee, is_async)
-            if getattr(client, "responses", None) is not None:
-                self.responses = _OpenAIResponses(client.responses, tee.speaking(OPENAI_RESPONSES), is_async)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._tee_client, name)
+        self._tee_vendor: Vendor = vendor
 
     @property  # type: ignore[misc]
     def __class__(self) -> type:  # noqa: F811
-        return type(self._tee_client)
+        return type(self._tee_real)
 
     def __repr__(self) -> str:
-        return f"<tee of {self._tee_client!r} -> {self._tee.sink!r}>"
+        return f"<tee of {self._tee_real!r} -> {self._tee.sink!r}>"
 
     def __enter__(self) -> TeedClient:
-        self._tee_client.__enter__()
+        self._tee_real.__enter__()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._tee_client.__exit__(*exc_info)
+        self._tee_real.__exit__(*exc_info)
 
     async def __aenter__(self) -> TeedClient:
-        await self._tee_client.__aenter__()
+        await self._tee_real.__aenter__()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self._tee_client.__aexit__(*exc_info)
+        await self._tee_real.__aexit__(*exc_info)
 
     def with_options(self, **options: Any) -> TeedClient:
         """The client's `with_options`, still mirrored into the same sink."""
-        return TeedClient(self._tee_client.with_options(**options), self._tee, self._tee_async)
+        client = self._tee_real.with_options(**options)
+        return TeedClient(client, self._tee, self._tee_async, self._tee_vendor)
 
     copy = with_options
 
@@ -168,14 +222,14 @@ class TeedClient:
         return self._tee.sink.flush(timeout)
 
 
-def _detect(client: object) -> tuple[ApiSpec, bool]:
+def _detect(client: object) -> tuple[Vendor, bool]:
     messages = getattr(client, "messages", None)
     if callable(getattr(messages, "create", None)) and callable(getattr(messages, "stream", None)):
-        return ANTHROPIC, inspect.iscoroutinefunction(inspect.unwrap(messages.create))  # type: ignore[union-attr]
+        return "anthropic", inspect.iscoroutinefunction(inspect.unwrap(messages.create))  # type: ignore[union-attr]
     completions = getattr(getattr(client, "chat", None), "completions", None)
     create = getattr(completions, "create", None)
     if callable(create):
-        return OPENAI, inspect.iscoroutinefunction(inspect.unwrap(create))
+        return "openai", inspect.iscoroutinefunction(inspect.unwrap(create))
     raise TeeConfigError(
         "wrap() expects an anthropic.Anthropic/AsyncAnthropic or openai.OpenAI/AsyncOpenAI client, "
         f"got {type(client).__qualname__} (no messages.create/stream, no chat.completions.create)"
@@ -201,5 +255,7 @@ def wrap(client: C, sink: Sink, source: Source | str | None = None, *, sample_ra
         source = Source(service=_default_service())
     elif isinstance(source, str):
         source = Source(service=source)
-    spec, is_async = _detect(client)
-    return cast(C, TeedClient(client, Tee(sink, source, float(sample_rate), spec), is_async))
+    vendor, is_async = _detect(client)
+    spec = SPECS["anthropic.messages" if vendor == "anthropic" else "openai.chat"]
+    tee = Tee(sink, source, float(sample_rate), spec)
+    return cast(C, TeedClient(client, tee, is_async, vendor))
