@@ -121,6 +121,11 @@ class ProductionResponse(_Envelope):
     text: str | None = None
     stop_reason: str | None = None
     usage: dict[str, Any] | None = Field(default=None, description="The API's usage object, unchanged.")
+    usage_status: Literal["reported", "absent"] | None = Field(
+        default=None,
+        description="'absent': the API sent no usage (an OpenAI stream without stream_options.include_usage, "
+        "a stream cut before its usage): a null `usage` is unknown, not zero. Unset or 'reported': as sent.",
+    )
     ttft_ms: float | None = Field(default=None, ge=0, description="Time to first token, milliseconds.")
     latency_ms: float | None = Field(default=None, ge=0, description="Time to last token, milliseconds.")
     error: Any = Field(default=None, description="The error production got, as a string or the API's object.")

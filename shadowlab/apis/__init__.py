@@ -104,7 +104,8 @@ def normalize_request(capture: Capture) -> NormalizedRequest:
 
 
 def usage_from_capture(capture: Capture) -> Usage | None:
-    """Usage of the production response of a capture; None when it has no response or no usage."""
+    """Usage of the production response of a capture; None when it has no response or no usage (the tee
+    marks the latter `usage_status: "absent"`: unknown, never zero)."""
     if capture.response is None or capture.response.usage is None:
         return None
     return api_shape(capture.api).usage(capture.response.usage)

@@ -328,6 +328,23 @@ def test_json_schema_describes_every_request_shape() -> None:
     assert "oneOf" not in json.dumps(schema) and "~" not in json.dumps(schema)
 
 
+def test_absent_usage_is_marked_and_validates_in_the_schema_and_the_parser() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = capture_json_schema()
+    absent = capture_dict("openai_reasoning")
+    absent["response"] |= {"usage": None, "usage_status": "absent"}
+    jsonschema.validate(absent, schema)
+    response = parse_capture_bytes(encode(absent)).response
+    assert response is not None and response.usage is None and response.usage_status == "absent"
+    guessed = copy.deepcopy(absent)
+    guessed["response"]["usage_status"] = "guessed"
+    with pytest.raises(CaptureError) as caught:
+        parse_capture_bytes(encode(guessed))
+    assert caught.value.code == "invalid_value" and "usage_status" in caught.value.field
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(guessed, schema)
+
+
 @pytest.mark.parametrize("name", BODIES)
 def test_json_schema_accepts_the_real_captures(name: str) -> None:
     jsonschema = pytest.importorskip("jsonschema")

@@ -14,6 +14,7 @@ import pydantic
 import pytest
 
 import shadowlab_tee as tee
+from shadowlab.apis import usage_from_capture
 from shadowlab.capture import Capture, parse_capture_bytes
 from simulator import ProfileSet, RunningSimulator, running_simulator
 from tests.support.sim_profiles import FAST
@@ -180,3 +181,16 @@ def test_anthropic_beta_messages_and_raw_responses_are_mirrored(
     assert request_of(captures[0]) == CLAUDE | {"betas": ["context-1m-2025-08-07"]}
     assert request_of(captures[1]) == CLAUDE | {"stream": True} and response_of(captures[1])["ttft_ms"] > 0
     assert response_of(captures[2])["usage"]["output_tokens"] == raw.usage.output_tokens
+
+
+def test_a_chat_stream_without_usage_is_marked_absent_never_guessed(
+    gpt: openai.OpenAI, sink: tee.MemorySink
+) -> None:
+    list(gpt.chat.completions.create(model="gpt-4.1", messages=MESSAGES, stream=True))
+    options = {"include_usage": True}
+    list(gpt.chat.completions.create(model="gpt-4.1", messages=MESSAGES, stream=True, stream_options=options))
+    without, with_usage = delivered(sink, 2)
+    assert response_of(without)["usage"] is None and response_of(without)["usage_status"] == "absent"
+    assert usage_from_capture(without) is None
+    assert response_of(with_usage)["usage"]["completion_tokens"] > 0
+    assert "usage_status" not in with_usage.to_json_dict()["response"]

@@ -156,6 +156,8 @@ class PendingCapture:
         response: dict[str, Any] = {"text": None, "stop_reason": None, "usage": None, "tool_calls": []}
         if self.extract is not None:
             response.update(self.extract(self.result))
+            if response["usage"] is None:  # the answer came without usage: say so, never guess a count
+                response["usage_status"] = "absent"
         response["ttft_ms"] = self.ttft_ms
         response["latency_ms"] = self.latency_ms
         response["error"] = self.error
