@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shadowlab.apis import normalize_request_body
+from shadowlab.apis.anthropic_fast import prompt_of
 from shadowlab.apis.internal import NormalizedRequest
 from shadowlab.apis.wire import WireRequest
 
@@ -38,7 +39,12 @@ def body_fingerprint(api: str, body: Any, *, validated: WireRequest | None = Non
     """The fingerprint of a stored request body; one that does not normalise (or an unknown API) is hashed
     as stored, without model and stream fields, under its API name (so it never equals a normalised one).
 
-    `validated`: the same body already validated (ingest has it), which saves validating it again."""
+    `validated`: the same body already validated (ingest has it), which saves validating it again. A
+    Messages body of a common shape is read straight from its JSON (`shadowlab.apis.anthropic_fast`: the
+    same fingerprint, a tenth of the cost)."""
+    prompt = prompt_of(body) if api == "anthropic.messages" else None
+    if prompt is not None:
+        return _digest(prompt)
     try:
         return prompt_fingerprint(normalize_request_body(api, body if validated is None else validated))
     except ValueError:  # CaptureError, or a value the normalised model refuses

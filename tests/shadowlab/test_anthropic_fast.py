@@ -1,0 +1,170 @@
+"""The fast reading of a Messages body's prompt gives pydantic's answer, or none (never a different one)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shadowlab.apis import anthropic_wire as wire
+from shadowlab.apis import normalize_request_body
+from shadowlab.apis.anthropic_fast import prompt_of
+from shadowlab.capture import OverflowFloat
+from shadowlab.fingerprint import body_fingerprint, prompt_fingerprint
+from tests.support.hostile_corpus import CORPUS
+
+DATA = Path(__file__).parent / "data"
+NOT_PROMPT = {"source_api", "model", "untranslated"}
+
+
+def pydantic_prompt(body: Any) -> str | None:
+    """What the pydantic path dumps for the fingerprint, as JSON text (so 1 and 1.0 differ); None: refused."""
+    try:
+        request = normalize_request_body("anthropic.messages", body)
+    except ValueError:
+        return None
+    return json.dumps(request.model_dump(mode="json", exclude=NOT_PROMPT), sort_keys=True)
+
+
+def fast_prompt(body: Any) -> str | None:
+    prompt = prompt_of(body)
+    return None if prompt is None else json.dumps(prompt, sort_keys=True)
+
+
+def agrees(body: Any) -> bool:
+    """The fast answer is pydantic's, or there is none; True when there is one."""
+    fast = fast_prompt(body)
+    if fast is not None:
+        assert fast == pydantic_prompt(body)
+    return fast is not None
+
+
+COMMON: dict[str, Any] = {
+    "model": "claude-sonnet-4",
+    "max_tokens": 512,
+    "system": "You are the support assistant of ACME.",
+    "temperature": 1,
+    "metadata": {"user_id": "u1"},
+    "service_tier": "auto",  # unknown to the model: kept, noted in `untranslated`, not part of the prompt
+    "messages": [
+        {"role": "user", "content": "Hello, where is my order?"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Let me look.", "cache_control": {"type": "ephemeral"}},
+                {"type": "tool_use", "id": "t1", "name": "lookup", "input": {"id": "7", "n": [1, 2.5, None]}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "t1", "content": "shipped"},
+                {"type": "tool_result", "tool_use_id": "t2", "content": [{"type": "text", "text": "a"}]},
+                {"type": "tool_result", "tool_use_id": "t3", "is_error": True},
+                {"type": "text", "text": "Thanks"},
+            ],
+        },
+    ],
+    "tools": [{"name": "lookup", "description": "Find an order", "input_schema": {"type": "object"}}],
+}
+
+
+def test_common_bodies_are_read_fast_with_the_same_prompt_and_fingerprint() -> None:
+    bodies = [COMMON, {**COMMON, "system": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]
+    bodies += [json.loads((DATA / name).read_text()) for name in ("anthropic_tool_use.json",)]
+    for body in bodies:
+        assert agrees(body)
+        request = normalize_request_body("anthropic.messages", body)
+        assert body_fingerprint("anthropic.messages", body) == prompt_fingerprint(request)
+
+
+def test_other_shapes_are_left_to_pydantic_with_the_same_fingerprint() -> None:
+    image = {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}
+    others = [
+        {**COMMON, "messages": [{"role": "user", "content": [image]}]},
+        {**COMMON, "tool_choice": {"type": "auto"}},
+        {**COMMON, "temperature": OverflowFloat("inf")},
+        {**COMMON, "tools": [{"type": "web_search_20250305", "name": "web_search"}]},
+        *(json.loads(path.read_text()) for path in sorted(DATA.glob("anthropic_*.json"))),
+    ]
+    for body in others:
+        request = normalize_request_body("anthropic.messages", body)
+        assert body_fingerprint("anthropic.messages", body) == prompt_fingerprint(request)
+    assert prompt_of(others[0]) is None and prompt_of(others[1]) is None and prompt_of(others[2]) is None
+
+
+def test_the_hostile_corpus_gets_pydantic_s_answer_or_none() -> None:
+    for _name, raw, _code in CORPUS:
+        try:
+            capture = json.loads(raw)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(capture, dict):
+            agrees(capture.get("request"))
+
+
+def test_the_block_models_have_the_fields_this_reader_knows() -> None:
+    # A field added to one of these models must be read here too (or the body left to pydantic).
+    assert set(wire.AnthropicTextBlock.model_fields) == {"type", "text"}
+    assert set(wire.AnthropicToolUseBlock.model_fields) == {"type", "id", "name", "input"}
+    assert set(wire.AnthropicToolResultBlock.model_fields) == {"type", "tool_use_id", "content", "is_error"}
+    assert set(wire.AnthropicTool.model_fields) == {"name", "input_schema", "description", "type"}
+    assert set(wire.AnthropicMessage.model_fields) == {"role", "content"}
+
+
+_ANY = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _maybe(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Mostly a valid value, one time in 12 anything (a wrong type, null, a float for an int...)."""
+    return st.integers(0, 11).flatmap(lambda k: _ANY if k == 0 else valid)
+
+
+_TEXT = st.fixed_dictionaries({"type": st.just("text"), "text": _maybe(st.text(max_size=8))})
+_BLOCK = st.one_of(
+    _TEXT,
+    st.fixed_dictionaries(
+        {"type": st.just("tool_use"), "id": _maybe(st.just("t")), "name": _maybe(st.just("f")),
+         "input": _maybe(st.dictionaries(st.text(max_size=3), _ANY, max_size=3))},
+    ),
+    st.fixed_dictionaries(
+        {"type": st.just("tool_result"), "tool_use_id": _maybe(st.just("t"))},
+        optional={"content": _maybe(st.text(max_size=5) | st.lists(_TEXT, max_size=2)),
+                  "is_error": _maybe(st.booleans() | st.none())},
+    ),
+    st.fixed_dictionaries({"type": _maybe(st.sampled_from(["image", "thinking", "x"]))}),
+)  # fmt: skip
+_MESSAGE = st.fixed_dictionaries(
+    {"role": _maybe(st.sampled_from(["user", "assistant", "system"])),
+     "content": _maybe(st.text(max_size=8) | st.lists(_maybe(_BLOCK), max_size=3))},
+    optional={"name": st.text(max_size=3)},
+)  # fmt: skip
+_BODY = st.fixed_dictionaries(
+    {"model": _maybe(st.just("m")), "max_tokens": _maybe(st.integers(1, 10)),
+     "messages": _maybe(st.lists(_maybe(_MESSAGE), max_size=3))},
+    optional={
+        "system": _maybe(st.none() | st.text(max_size=5) | st.lists(_TEXT, max_size=2)),
+        "temperature": _maybe(st.none() | st.floats(0, 2) | st.integers(0, 2)),
+        "top_p": _maybe(st.floats(0, 1)), "top_k": _maybe(st.integers(0, 5)),
+        "stop_sequences": _maybe(st.lists(st.text(max_size=3), max_size=2)),
+        "stream": _maybe(st.booleans()), "metadata": _maybe(st.dictionaries(st.text(max_size=3), _ANY)),
+        "tools": _maybe(st.lists(_maybe(st.fixed_dictionaries(
+            {"name": _maybe(st.just("f")), "input_schema": _maybe(st.just({"type": "object"}))},
+            optional={"description": _maybe(st.text(max_size=3)), "type": _maybe(st.just("custom"))},
+        )), max_size=2)),
+        "tool_choice": st.none(), "extra_field": _ANY,
+    },
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(_BODY)
+def test_generated_bodies_get_pydantic_s_answer_or_none(body: dict[str, Any]) -> None:
+    agrees(body)
