@@ -161,8 +161,8 @@ class OpenAICompatProvider(StreamingProvider):
                 continue
             data = line[5:].strip()
             state.first_byte()
-            if data == "[DONE]":
-                break
+            if data == "[DONE]":  # read on to the end of the body: one left unread closes the connection
+                continue
             chunk = json.loads(data)
             if not isinstance(chunk, dict):
                 raise ValueError(f"stream chunk: expected an object, found {data[:80]}")

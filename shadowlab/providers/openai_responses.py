@@ -85,8 +85,8 @@ async def _read_events(
             continue
         data = line[5:].strip()
         state.first_byte()
-        if data == "[DONE]":  # not sent by OpenAI; some proxies add it
-            break
+        if data == "[DONE]":  # not sent by OpenAI; some proxies add it (read on: see openai_compat)
+            continue
         event = json.loads(data)
         if not isinstance(event, dict):
             raise ValueError(f"stream event: expected an object, found {data[:80]}")

@@ -99,7 +99,9 @@ def _httpx_of(name: str) -> Any:
     return importlib.import_module(anthropic.DefaultAsyncHttpxClient.__mro__[1].__module__.split(".")[0])
 
 
-def _run(name: str, chunks: list[tuple[float, bytes]]) -> ProviderResult:
+def _run(
+    name: str, chunks: list[tuple[float, bytes]], read_to_end: list[bool] | None = None
+) -> ProviderResult:
     lib = _httpx_of(name)
     clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC), mono=100.0)
     sent_at: list[float] = []
@@ -109,6 +111,8 @@ def _run(name: str, chunks: list[tuple[float, bytes]]) -> ProviderResult:
             for at_ms, chunk in chunks:
                 clock.mono = sent_at[0] + at_ms / 1000
                 yield chunk
+            if read_to_end is not None:
+                read_to_end.append(True)
 
     def handle(request: Any) -> Any:
         sent_at.append(clock.mono)
@@ -134,8 +138,10 @@ def _run(name: str, chunks: list[tuple[float, bytes]]) -> ProviderResult:
 
 @pytest.mark.parametrize("name", sorted(STREAMS))
 def test_ttft_is_stamped_when_the_first_content_line_completes(name: str) -> None:
-    result = _run(name, STREAMS[name])
+    read_to_end: list[bool] = []
+    result = _run(name, STREAMS[name], read_to_end)
     assert result.ok, result.error_detail
+    assert read_to_end == [True]  # the body is read past `[DONE]` to its end: the connection can be reused
     assert result.text == "Hello"
     assert result.ttfb_ms == pytest.approx(10)
     # 30, not 20 (the line started), and not 40 (when the event's blank line let a parser hand it over)
