@@ -1,25 +1,38 @@
 """Simulator benchmark: TTFT measurement error of the Anthropic provider, and simulator capacity.
 
-The simulator runs in its own process (`shadowlab simulate`), as it would beside a replayer; the client side
-(N concurrent streams through `AnthropicProvider`, one asyncio process) measures TTFT and compares it with the
-TTFT the simulator says it injected (`x-sim-injected-ttft-ms`). Prints a markdown section.
+TTFT error = TTFT the provider measured − TTFT the simulator says it injected (`x-sim-injected-ttft-ms`). The
+simulator runs in its own process (`shadowlab simulate`); the client (N concurrent streams through
+`AnthropicProvider`, one asyncio process) runs in another. Two layouts: pinned (simulator `taskset -c 1`,
+client `taskset -c 0`: the error is the client's) and unpinned (both free on the machine's cores). Two
+clients in the same run: `after` is this checkout; `before` is the `shadowlab` package at `--before REV`
+(default: the commit before transport stamping), extracted with `git archive` and put first on PYTHONPATH.
+Prints a markdown section.
+
+    .venv/bin/python bench/bench_simulator.py [--before REV]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from pydantic import SecretStr
 
+import shadowlab
 from shadowlab.apis import normalize_request_body
 from shadowlab.providers import ProviderConfig, ProviderResult, create_provider
 
+BEFORE_REV = "1503552"  # the last commit that stamped TTFT after the SDK parsed the event
+ROOT = Path(__file__).resolve().parent.parent
 PROFILE = """
 default:
   ttfb_ms: {median: 20}
@@ -32,11 +45,13 @@ REQUEST = normalize_request_body(
     "anthropic.messages",
     {"model": "claude-haiku-4-5", "max_tokens": 200, "messages": [{"role": "user", "content": "bench"}]},
 )
+SIZES = ((64, 6), (256, 2))  # (concurrent streams, rounds)
 
 
-def start_simulator(profile: Path) -> tuple[subprocess.Popen[str], str]:
+def start_simulator(profile: Path, cpu: str | None) -> tuple[subprocess.Popen[str], str]:
+    pin = ["taskset", "-c", cpu] if cpu is not None else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shadowlab", "simulate", "--port", "0", "--profile", str(profile)],
+        [*pin, sys.executable, "-m", "shadowlab", "simulate", "--port", "0", "--profile", str(profile)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -45,7 +60,8 @@ def start_simulator(profile: Path) -> tuple[subprocess.Popen[str], str]:
     return proc, line.split("http://", 1)[1].split()[0]
 
 
-async def ttft_errors(base_url: str, streams: int, rounds: int) -> tuple[list[float], int]:
+async def ttft_errors(base_url: str, streams: int, rounds: int) -> tuple[list[float], int, float]:
+    """TTFT errors, failed calls, and the client's CPU ms per stream (warm-up excluded)."""
     provider = create_provider(
         "anthropic", ProviderConfig(base_url=f"http://{base_url}", api_key=SecretStr("k"))
     )
@@ -57,6 +73,7 @@ async def ttft_errors(base_url: str, streams: int, rounds: int) -> tuple[list[fl
         return await provider.complete(REQUEST)
 
     await asyncio.gather(*(one(0) for _ in range(streams)))  # warm-up: connections, SDK imports; not counted
+    cpu_start = _cpu_s()
     for _ in range(rounds):
         # starts spread over 250 ms (less than one stream lasts): all overlap, none arrive at once
         results = await asyncio.gather(*(one(0.25 * i / streams) for i in range(streams)))
@@ -66,8 +83,38 @@ async def ttft_errors(base_url: str, streams: int, rounds: int) -> tuple[list[fl
                 errors.append(result.ttft_ms - float(injected))
             else:
                 failed += 1
+    cpu_ms = (_cpu_s() - cpu_start) * 1000 / (streams * rounds)
     await provider.aclose()
-    return errors, failed
+    return errors, failed, cpu_ms
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_client(
+    base_url: str, streams: int, rounds: int, *, cpu: str | None, before: Path | None
+) -> dict[str, object]:
+    """One client process (this file with `--client`): its errors, failures and which shadowlab it ran."""
+    env = dict(os.environ)
+    if before is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(before), env.get("PYTHONPATH", "")) if p)
+    pin = ["taskset", "-c", cpu] if cpu is not None else []
+    out = subprocess.run(
+        [*pin, sys.executable, __file__, "--client", base_url, str(streams), str(rounds)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    result: dict[str, object] = json.loads(out)
+    return result
+
+
+def client_main(base_url: str, streams: int, rounds: int) -> None:
+    errors, failed, cpu_ms = asyncio.run(ttft_errors(base_url, streams, rounds))
+    print(json.dumps({"errors": errors, "failed": failed, "cpu_ms": cpu_ms, "shadowlab": shadowlab.__file__}))
 
 
 async def capacity(base_url: str, concurrency: int, total: int) -> float:
@@ -94,36 +141,58 @@ def quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def extract(rev: str, into: Path) -> Path:
+    """The `shadowlab` package as it was at `rev`."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "shadowlab"], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
+
+
 def main() -> None:
-    profile = Path(os.environ.get("TMPDIR", "/tmp")) / "bench_simulator_profile.yaml"
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--before", default=BEFORE_REV, help="commit whose shadowlab is the `before` client")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench_simulator_"))
+    profile = tmp / "profile.yaml"
     profile.write_text(PROFILE)
-    proc, base_url = start_simulator(profile)
-    try:
-        print("## Simulator and provider timing (bench/bench_simulator.py)\n")
-        print(
-            "TTFT measurement error = provider-measured TTFT − TTFT the simulator injected (ms); simulator in"
-        )
-        print("its own process, N concurrent streams through `AnthropicProvider` in one asyncio process.\n")
-        print("| concurrent streams | samples | median (ms) | p99 (ms) | max (ms) | failed |")
-        print("|---|---|---|---|---|---|")
-        for streams, rounds in ((64, 6), (256, 2)):
-            errors, failed = asyncio.run(ttft_errors(base_url, streams, rounds))
-            print(
-                f"| {streams} | {len(errors)} | {statistics.median(errors):.2f} "
-                f"| {quantile(errors, 0.99):.2f} "
-                f"| {max(errors):.2f} | {failed} |"
-            )
-        rate = asyncio.run(capacity(base_url, 64, 1500))
-        print(
-            f"\nSimulator capacity: {rate:.0f} streams/s completed (40-token streams, no injected delay, 64 "
-            "concurrent, client = `OpenAICompatProvider` in one process; the client shares the cores, "
-            "so this is "
-            "a lower bound)."
-        )
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    before = extract(args.before, tmp)
+    print("## Simulator and provider timing (bench/bench_simulator.py)\n")
+    print(f"TTFT error = provider-measured − injected TTFT (ms); `before` = shadowlab at {args.before},")
+    print("`after` = this checkout; 64 streams × 6 rounds and 256 × 2, starts spread over 250 ms.\n")
+    print(
+        "| layout | streams | client | samples | median (ms) | p99 (ms) | max (ms) | failed | CPU ms/stream |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for layout, sim_cpu, client_cpu in (("pinned", "1", "0"), ("unpinned", None, None)):
+        proc, base_url = start_simulator(profile, sim_cpu)
+        try:
+            for streams, rounds in SIZES:
+                for name, path in (("before", before), ("after", None)):
+                    run = run_client(base_url, streams, rounds, cpu=client_cpu, before=path)
+                    assert (path is None) != str(run["shadowlab"]).startswith(str(tmp)), run["shadowlab"]
+                    errors = [float(e) for e in run["errors"]]  # type: ignore[attr-defined]
+                    print(
+                        f"| {layout} | {streams} | {name} | {len(errors)} | {statistics.median(errors):.2f} "
+                        f"| {quantile(errors, 0.99):.2f} | {max(errors):.2f} | {run['failed']} "
+                        f"| {float(run['cpu_ms']):.2f} |",  # type: ignore[arg-type]
+                        flush=True,
+                    )
+            if layout == "unpinned":
+                rate = asyncio.run(capacity(base_url, 64, 1500))
+                print(
+                    f"\nSimulator capacity: {rate:.0f} streams/s completed (40-token streams, no injected "
+                    "delay, 64 concurrent, client = `OpenAICompatProvider` in one process; the client shares "
+                    "the cores, so this is a lower bound)."
+                )
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 5 and sys.argv[1] == "--client":
+        client_main(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    else:
+        main()
