@@ -51,6 +51,7 @@ NOT_CAPTURED: Final[dict[Vendor, dict[str, str]]] = {
         "beta.sessions.events.stream": _AGENTS,
         "beta.sessions.threads.events.stream": _AGENTS,
         "beta.deployments.run": _AGENTS,
+        "beta.sessions.events.tool_runner": _AGENTS,
     },
     "openai": {
         "completions.create": "legacy text Completions API (a prompt string): no capture API shape",
