@@ -37,6 +37,12 @@ class SharedJudgeCalls:
     def __init__(self, limiter: SharedLimiter, budget: SharedBudget, replay: ReplaySettings) -> None:
         self.limiter, self.budget, self.replay = limiter, budget, replay
 
+    async def close(self) -> None:
+        """Give this process's rate-limit grants back, as the replayer does when it ends: a run that ends
+        without it leaves its whole share counted until its heartbeat expires and the limit's window passes
+        (about 70 s), and the next run (a raised budget, the next `--follow` pass) waits that long."""
+        await self.limiter.limiter.close()
+
 
 def shared_judge_calls(
     factory: sessionmaker[Session], experiment_id: int, limits: tuple[LimitSpec, ...], replay: ReplaySettings
@@ -155,8 +161,11 @@ async def score_named(
     def provider_for(judge: JudgeSpec) -> Provider:
         return create_provider(judge.provider, config_from_settings(judge.provider, settings, **timeouts))
 
-    return await score_experiment(
-        factory, experiment_id, spec, provider_for=provider_for, cost_of=prices.cost, budget=calls.budget,
-        limiter=calls.limiter, concurrency=concurrency, progress=progress, metrics=metrics,
-        options=dataclasses.replace(options, lease_s=typed.replay.lease_s),
-    )  # fmt: skip
+    try:
+        return await score_experiment(
+            factory, experiment_id, spec, provider_for=provider_for, cost_of=prices.cost, budget=calls.budget,
+            limiter=calls.limiter, concurrency=concurrency, progress=progress, metrics=metrics,
+            options=dataclasses.replace(options, lease_s=typed.replay.lease_s),
+        )  # fmt: skip
+    finally:
+        await calls.close()

@@ -17,7 +17,16 @@ import pytest
 import sqlalchemy as sa
 
 from shadowlab.db import session_scope
-from shadowlab.models import Experiment, JudgeCall, Preference, Replay, Score, ScoreTask
+from shadowlab.models import (
+    Experiment,
+    JudgeCall,
+    Preference,
+    RateLimitGrant,
+    Replay,
+    Score,
+    ScoreTask,
+    WorkerHeartbeat,
+)
 from tests.support.replayed_arms import N_REQUESTS, Seeded
 from tests.support.waiting import wait_for
 
@@ -116,11 +125,16 @@ def _done_by(seeded: Seeded, version: dict[str, str]) -> Counter[str]:
 
 def test_two_processes_judge_each_item_once_with_the_scores_of_one(seeded: Seeded, tmp_path: Path) -> None:
     env = _env(seeded, tmp_path)
-    _set(seeded, _spec(ttfb_ms=1))
+    limits = [{"provider": "anthropic", "model": "sim-judge", "rpm": 100_000, "concurrency": 8}]
+    _set(seeded, _spec(ttfb_ms=1) | {"limits": limits})
     alone = _versions(seeded)
     _finished(_score(env, tmp_path, "exp", "--concurrency", "8"))
     expected = _results(seeded, alone)
     assert len(expected) == 2 * ITEMS
+    with seeded.factory() as session:  # it left: its share is free for the next run at once
+        assert session.scalar(sa.select(sa.func.count()).select_from(WorkerHeartbeat)) == 0
+        grants = session.execute(sa.select(RateLimitGrant.rpm, RateLimitGrant.concurrency)).all()
+    assert grants and all(g == (0, 0) for g in grants), grants
 
     _set(seeded, _spec(ttfb_ms=150))  # a new version of both judges, slow enough for the two to overlap
     together = _versions(seeded)

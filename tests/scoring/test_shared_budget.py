@@ -50,14 +50,20 @@ def _prepare(seeded: Seeded, budget_usd: float) -> None:
 def _score(
     seeded: Seeded, judges: list[dict[str, Any]], calls: SharedJudgeCalls | None = None
 ) -> list[RunSummary]:
-    calls = calls or shared_judge_calls(seeded.factory, seeded.experiment_id, LIMITS, REPLAY)
-    return asyncio.run(
-        score_experiment(
-            seeded.factory, seeded.experiment_id, scoring_spec({"scoring": {"judges": judges}}),
-            provider_for=lambda judge: sim_provider(seeded.sim), cost_of=_cost,
-            budget=calls.budget, limiter=calls.limiter,
-        )
-    )  # fmt: skip
+    """One `shadowlab score` run: its grants given back at the end, so the next run starts at once."""
+    shared = calls or shared_judge_calls(seeded.factory, seeded.experiment_id, LIMITS, REPLAY)
+
+    async def run() -> list[RunSummary]:
+        try:
+            return await score_experiment(
+                seeded.factory, seeded.experiment_id, scoring_spec({"scoring": {"judges": judges}}),
+                provider_for=lambda judge: sim_provider(seeded.sim), cost_of=_cost,
+                budget=shared.budget, limiter=shared.limiter,
+            )  # fmt: skip
+        finally:
+            await shared.close()
+
+    return asyncio.run(run())
 
 
 def test_judge_spend_is_committed_in_the_experiment_budget_and_recorded_per_call(seeded: Seeded) -> None:
