@@ -75,15 +75,15 @@ class JudgeRef:
 
 
 def worst_case_usd(calls: Iterable[ArmCall], prices: PriceTable, judge_usd: float = 0.0) -> float:
-    """Every arm at its output cap, input at the dearest input rate (cache writes cost more than input)."""
+    """Every arm at its output cap, input at the dearest input rate (cache writes cost more than input; a
+    long-context tier more still: every tier of the price counts)."""
     total = judge_usd
     for call in calls:
         price = prices.price(call.model)
-        input_rate = max(price.input, price.cache_creation or 0.0, price.cache_creation_1h or 0.0)
-        if price.input_above_200k is not None:
-            input_rate = max(input_rate, price.input_above_200k)
-        output_rate = max(price.output, price.reasoning or 0.0, price.output_above_200k or 0.0)
-        total += call.input_tokens * input_rate + call.max_output_tokens * output_rate
+        total += (
+            call.input_tokens * price.dearest_input_rate()
+            + call.max_output_tokens * price.dearest_output_rate()
+        )
     return total
 
 

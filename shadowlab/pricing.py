@@ -140,14 +140,17 @@ class ModelPrice:
         """The largest tier whose size the request's input exceeds, if any."""
         return next((t for t in reversed(self.tiers) if input_tokens > t.above_tokens), None)
 
-    # The highest long-context rates, whatever the tier (budget reservations assume the worst case).
-    @property
-    def input_above_200k(self) -> float | None:
-        return max((t.input for t in self.tiers if t.input is not None), default=None)
+    def dearest_input_rate(self) -> float:
+        """The highest rate an input token can cost: input, cache writes (5-minute, 1-hour) and every
+        long-context tier's input and cache-write rates (budget reservations assume the worst case)."""
+        rates = [self.input, self.cache_creation, self.cache_creation_1h]
+        rates += [rate for tier in self.tiers for rate in (tier.input, tier.cache_creation)]
+        return max(rate for rate in rates if rate is not None)
 
-    @property
-    def output_above_200k(self) -> float | None:
-        return max((t.output for t in self.tiers if t.output is not None), default=None)
+    def dearest_output_rate(self) -> float:
+        """The highest rate an output token can cost: output, reasoning and every tier's output rate."""
+        rates = [self.output, self.reasoning, *(tier.output for tier in self.tiers)]
+        return max(rate for rate in rates if rate is not None)
 
     def to_json(self) -> dict[str, float]:
         """The entry in LiteLLM's format."""

@@ -55,6 +55,20 @@ def test_worst_case_uses_the_output_cap_and_the_dearest_input_rate() -> None:
     assert cost == pytest.approx(0.5 + 2 * (1000 * 2e-6 + 100 * 1e-5))
 
 
+def test_worst_case_takes_the_dearest_rate_of_every_long_context_tier() -> None:
+    entry = {
+        "input_cost_per_token": 1e-6,
+        "output_cost_per_token": 1e-5,
+        "input_cost_per_token_above_128k_tokens": 3e-6,
+        "cache_creation_input_token_cost_above_200k_tokens": 4e-6,  # the dearest input rate
+        "output_cost_per_token_above_128k_tokens": 2e-5,
+        "output_cost_per_token_above_272k_tokens": 3e-5,
+    }
+    prices = PriceTable.from_json({"m": entry})
+    cost = worst_case_usd([ArmCall("m", 1000, 100)], prices)
+    assert cost == pytest.approx(1000 * 4e-6 + 100 * 3e-5)
+
+
 def test_reserve_waits_while_work_is_in_flight_then_exhausts(factory: sessionmaker[Session]) -> None:
     with session_scope(factory) as session:
         experiment = lock_experiment(session, 1)
