@@ -1,8 +1,9 @@
 """Query results straight into numpy arrays and Arrow tables, on Postgres and SQLite alike.
 
-Postgres aggregates each column into one array (`array_agg`) sent in binary (`array_send`, read by
-`np.frombuffer`) or into one JSON array (`json_agg`, read by orjson); SQLite rows are fetched or aggregated
-with `json_group_array`. No Python object per row survives a call.
+Postgres concatenates each numeric column's values in binary into one bytea (`string_agg` of `int8send` /
+`float8send`, read by `np.frombuffer`) or aggregates a column into one JSON array (`json_agg`, read by
+orjson); SQLite rows are fetched or aggregated with `json_group_array`. No Python object per row survives a
+call.
 """
 
 from __future__ import annotations
@@ -15,21 +16,20 @@ import numpy.typing as npt
 import orjson
 import pyarrow as pa
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def _array_cells(data: bytes | None, kind: str) -> npt.NDArray[Any]:
-    """A one-dimensional Postgres array of non-null int8 or float8 in its binary form (`array_send`): a
-    20-byte header, then each element as its length (int32) and its 8 bytes, big-endian."""
+def _cells(data: bytes | None, kind: str) -> npt.NDArray[Any]:
+    """A column sent as the concatenation of its values' binary forms (`int8send` / `float8send`: 8 bytes
+    each, big-endian)."""
     dtype = np.int64 if kind == "int" else np.float64
     if not data:
         return np.zeros(0, dtype=dtype)
-    cell = np.dtype([("length", ">i4"), ("value", ">i8" if kind == "int" else ">f8")])
-    return np.frombuffer(data, dtype=cell, offset=20)["value"].astype(dtype)
+    return np.frombuffer(data, dtype=">i8" if kind == "int" else ">f8").astype(dtype)
 
 
 def fetch_numbers(
@@ -37,7 +37,7 @@ def fetch_numbers(
 ) -> list[npt.NDArray[Any]]:
     """The columns of `statement` as numpy arrays: `kinds` says "int" (never NULL) or "float" (NULL → NaN).
 
-    Postgres aggregates each column into one array sent in binary (one row, read by `np.frombuffer`);
+    Postgres concatenates each column's values in binary into one bytea (one row, read by `np.frombuffer`);
     SQLite rows are fetched. Either way no Python object per row survives the call.
     """
     if not is_postgres(session):
@@ -49,28 +49,94 @@ def fetch_numbers(
         ]
     inner = statement.subquery("q")
     nan: sa.ColumnElement[float] = sa.literal_column("'NaN'::float8", sa.Float)
-    # Every aggregate of one query level reads the same rows in the same order: the arrays stay aligned.
-    arrays = [
-        sa.func.array_send(sa.func.array_agg(
-            sa.cast(c, sa.BigInteger) if k == "int" else sa.func.coalesce(sa.cast(c, sa.Float), nan)
-        ))
+    empty = sa.literal_column("''::bytea", sa.LargeBinary)
+    # `string_agg` of each value's 8-byte binary form: about half the server time of `array_agg` +
+    # `array_send` (no array is built, no per-element length word). Every aggregate of one query level reads
+    # the same rows in the same order: the columns stay aligned.
+    concatenated = [
+        sa.func.string_agg(
+            sa.func.int8send(sa.cast(c, sa.BigInteger)) if k == "int"
+            else sa.func.float8send(sa.func.coalesce(sa.cast(c, sa.Float), nan)),
+            empty,
+        )
         for c, k in zip(inner.c, kinds, strict=True)
     ]  # fmt: skip
-    row = session.execute(sa.select(*arrays)).one()
-    return [_array_cells(data, k) for data, k in zip(row, kinds, strict=True)]
+    row = session.execute(sa.select(*concatenated)).one()
+    return [_cells(data, k) for data, k in zip(row, kinds, strict=True)]
+
+
+def dense_range_or(
+    column: InstrumentedAttribute[int], keys: npt.NDArray[np.int64], otherwise: sa.ColumnElement[bool]
+) -> sa.ColumnElement[bool]:
+    """Rows whose `column` may be among `keys`: the range from the smallest to the largest key when the keys
+    fill at least half of it (one scan, no join with the rows that name them; the caller drops the rows of
+    the range that are not keys), else `otherwise`."""
+    if len(keys):
+        low, high = int(keys.min()), int(keys.max())
+        if high - low < 2 * len(keys):
+            return column.between(low, high)
+    return otherwise
 
 
 def fetch_table(session: Session, statement: sa.Select[Any] | Any, schema: pa.Schema) -> pa.Table:
-    """The rows of `statement` as an Arrow table of `schema` (NULL stays null): the database aggregates each
-    column into one JSON array (Postgres `json_agg`, SQLite `json_group_array`), orjson reads it."""
+    """The rows of `statement` as an Arrow table of `schema` (int64 and string columns; NULL stays null).
+
+    Postgres sends each string column as its values' UTF-8 bytes concatenated plus their byte lengths, each
+    integer column as 8-byte binary values: Arrow arrays are built on those buffers, no Python object per
+    value. SQLite aggregates each column into one JSON array (`json_group_array`), read by orjson.
+    """
     inner = statement.subquery("q")
-    aggregate = sa.func.json_agg if is_postgres(session) else sa.func.json_group_array
-    # Every aggregate of one query level reads the same rows in the same order: the arrays stay aligned.
-    row = session.execute(sa.select(*(sa.cast(aggregate(c), sa.Text) for c in inner.c))).one()
-    return pa.table(
-        [
-            pa.array(orjson.loads(text) if text else [], type=field.type)
-            for text, field in zip(row, schema, strict=True)
-        ],
-        schema=schema,
-    )
+    if not is_postgres(session):
+        # Every aggregate of one query level reads the same rows in the same order: the arrays stay aligned.
+        row = session.execute(sa.select(*(sa.cast(sa.func.json_group_array(c), sa.Text) for c in inner.c)))
+        texts = row.one()
+        return pa.table(
+            [pa.array(orjson.loads(t) if t else [], type=f.type) for t, f in zip(texts, schema, strict=True)],
+            schema=schema,
+        )
+    columns: list[sa.ColumnElement[Any]] = []
+    for column, field in zip(inner.c, schema, strict=True):
+        columns.extend(_sent(column, field))
+    sent = list(session.execute(sa.select(*columns)).one())
+    arrays = []
+    for field in schema:
+        if field.type == pa.string():
+            arrays.append(_strings(sent.pop(0), sent.pop(0)))
+        else:
+            arrays.append(_integers(sent.pop(0), nullable=field.nullable))
+    return pa.table(arrays, schema=schema)
+
+
+def _sent(column: sa.ColumnElement[Any], field: pa.Field) -> list[sa.ColumnElement[Any]]:
+    """What Postgres sends of one column: a string's byte lengths (-1: NULL) and its bytes; an integer's
+    8-byte values (as a double, NaN for NULL, when the column may be NULL: exact below 2**53)."""
+    empty = sa.literal_column("''::bytea", sa.LargeBinary)
+    if field.type == pa.string():
+        utf8 = sa.func.convert_to(column, "UTF8")
+        lengths = sa.func.int4send(sa.func.coalesce(sa.func.octet_length(utf8), -1))
+        return [sa.func.string_agg(lengths, empty), sa.func.string_agg(utf8, empty)]
+    if field.type != pa.int64():
+        raise TypeError(f"fetch_table: expected int64 or string columns, found {field.type} for {field.name}")
+    if not field.nullable:
+        return [sa.func.string_agg(sa.func.int8send(sa.cast(column, sa.BigInteger)), empty)]
+    nan: sa.ColumnElement[float] = sa.literal_column("'NaN'::float8", sa.Float)
+    return [sa.func.string_agg(sa.func.float8send(sa.func.coalesce(sa.cast(column, sa.Float), nan)), empty)]
+
+
+def _integers(data: bytes | None, *, nullable: bool) -> pa.Array:
+    if not nullable:
+        return pa.array(_cells(data, "int"), type=pa.int64())
+    # NaN is null (`from_pandas`); a mask argument would take a slow path (0.3 s per 500,000 values)
+    return pa.array(_cells(data, "float"), from_pandas=True).cast(pa.int64())
+
+
+def _strings(lengths_data: bytes | None, data: bytes | None) -> pa.Array:
+    """A string array from its values' byte lengths (big-endian int32, -1 for NULL) and their bytes."""
+    lengths = np.frombuffer(lengths_data or b"", dtype=">i4").astype(np.int64)
+    present = lengths >= 0
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(np.where(present, lengths, 0), out=offsets[1:])
+    validity = pa.py_buffer(np.packbits(present, bitorder="little"))
+    return pa.Array.from_buffers(
+        pa.large_string(), len(lengths), [validity, pa.py_buffer(offsets), pa.py_buffer(data or b"")]
+    ).cast(pa.string())

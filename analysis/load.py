@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from analysis.csv_input import ERROR_COLUMN, ExperimentTable, FloatArray, IntArray, MetricColumn
-from analysis.fetch import fetch_numbers, is_postgres
+from analysis.fetch import dense_range_or, fetch_numbers, is_postgres
 from analysis.plan import DecisionPlan, PlanError
 from analysis.request_facts import RequestsChangedError, read_requests
 from analysis.segments import FactTable
@@ -174,16 +174,50 @@ def load_experiment(session: Session, name: str, *, check: bool = False) -> Expe
 def _replay_columns(session: Session, eid: int, scorers: Mapping[str, str]) -> list[npt.NDArray[Any]]:
     """Per replay of the experiment: captured request id, arm id, failed (1/0), ttft, latency, cost and the
     value of each scorer's latest version (NaN where it has none)."""
-    statement = sa.select(
-        Replay.captured_request_id, Replay.arm_id, sa.case((Replay.status == "error", 1.0), else_=0.0),
-        Replay.ttft_ms, Replay.latency_ms, Replay.cost_usd,
-    ).where(Replay.experiment_id == eid)  # fmt: skip
-    for scorer, version in scorers.items():
-        score = aliased(Score)
-        joined = (score.replay_id == Replay.id) & (score.scorer_name == scorer)
-        statement = statement.outerjoin(score, joined & (score.scorer_version == version))
-        statement = statement.add_columns(score.value)
-    return fetch_numbers(session, statement, ["int", "int", *["float"] * (4 + len(scorers))])
+    ids, *replays = fetch_numbers(
+        session,
+        sa.select(
+            Replay.id, Replay.captured_request_id, Replay.arm_id,
+            sa.case((Replay.status == "error", 1.0), else_=0.0), Replay.ttft_ms, Replay.latency_ms,
+            Replay.cost_usd,
+        ).where(Replay.experiment_id == eid),
+        ["int", "int", "int", "float", "float", "float", "float"],
+    )  # fmt: skip
+    return [*replays, *_score_columns(session, eid, ids, scorers)]
+
+
+def _score_columns(
+    session: Session, eid: int, replay_ids: IntArray, scorers: Mapping[str, str]
+) -> list[FloatArray]:
+    """Per replay in `replay_ids`, the value of each scorer's version in `scorers` (NaN where it has none).
+
+    One scan of `scores` (by replay-id range when the experiment's replays are dense, so no join with them),
+    placed by replay id here: joined in SQL, the million-row hash join cost more than the reading."""
+    if not scorers:
+        return []
+    pairs = list(scorers.items())
+    chosen = [(Score.scorer_name == name) & (Score.scorer_version == version) for name, version in pairs]
+    code = sa.case(*((condition, i) for i, condition in enumerate(chosen)))
+    replays = sa.select(Replay.id).where(Replay.experiment_id == eid)
+    found_ids, codes, values = fetch_numbers(
+        session,
+        sa.select(Score.replay_id, code, Score.value).where(
+            sa.or_(*chosen),
+            dense_range_or(Score.replay_id, replay_ids, Score.replay_id.in_(replays)),
+        ),
+        ["int", "int", "float"],
+    )
+    order = np.argsort(replay_ids, kind="stable")
+    positions = np.searchsorted(replay_ids, found_ids, sorter=order).clip(0, max(len(replay_ids) - 1, 0))
+    rows = order[positions] if len(replay_ids) else positions
+    mine = replay_ids[rows] == found_ids if len(replay_ids) else np.zeros(len(found_ids), dtype=bool)
+    columns = []
+    for i in range(len(pairs)):
+        column = np.full(len(replay_ids), np.nan)
+        here = mine & (codes == i)
+        column[rows[here]] = values[here]
+        columns.append(column)
+    return columns
 
 
 def replay_timeout_ms(spec: Any) -> float | None:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from analysis.csv_input import FloatArray, IntArray
-from analysis.fetch import fetch_table
+from analysis.fetch import dense_range_or, fetch_table
 from analysis.segments import PROMPT_CHAR_EDGES, FactTable, RequestFacts
 from analysis.stats.clustering import factorise
 from shadowlab.models import CapturedRequest, Replay
@@ -37,20 +37,16 @@ def request_facts(service: str, route: str | None, tags: Any, body: Any) -> Requ
 
 
 _REQUEST_SCHEMA = pa.schema([
-    ("id", pa.int64()), ("request_id", pa.string()), ("conversation_id", pa.string()),
+    pa.field("id", pa.int64(), nullable=False), ("request_id", pa.string()), ("conversation_id", pa.string()),
     ("prompt_fingerprint", pa.string()), ("service", pa.string()), ("route", pa.string()),
     ("tags", pa.string()), ("prompt_chars", pa.int64()), ("user_turn", pa.int64()),
 ])  # fmt: skip
 
 
 def _which(eid: int, request_keys: IntArray) -> sa.ColumnElement[bool]:
-    """The experiment's captures: an id range when their ids are dense (one scan, no join with the replays;
-    the few captures in the range the experiment did not replay are dropped after reading), else the
-    captures its replays name."""
-    if len(request_keys) and request_keys[-1] - request_keys[0] < 2 * len(request_keys):
-        return CapturedRequest.id.between(int(request_keys[0]), int(request_keys[-1]))
+    """The experiment's captures (with the few others of their id range, dropped after reading)."""
     replayed = sa.select(Replay.captured_request_id).where(Replay.experiment_id == eid)
-    return CapturedRequest.id.in_(replayed)
+    return dense_range_or(CapturedRequest.id, request_keys, CapturedRequest.id.in_(replayed))
 
 
 def read_requests(
