@@ -165,7 +165,8 @@ def doctor(ctx: typer.Context) -> None:
     typer.echo(f"database ok: {where} (revision {migrate.current_revision(engine)}, the head)")
     prices = load_price_table(settings.prices_file)
     source = settings.prices_file or "the shipped prices.json"
-    typer.echo(f"prices ok: {source} ({len(prices.models())} models)")
+    skipped = f"; {prices.skipped_summary()}" if prices.skipped else ""
+    typer.echo(f"prices ok: {source} ({len(prices.models())} models{skipped})")
     topics = set(list_topics(settings.kafka_bootstrap, settings.connect_timeout_s))
     if settings.capture_topic not in topics:
         raise ConfigError(
@@ -229,6 +230,10 @@ _register_scoring(app, settings_of)
 from dashboard.command import register as _register_dashboard  # noqa: E402
 
 _register_dashboard(app, settings_of)
+
+from cli.prices import register as _register_prices  # noqa: E402
+
+_register_prices(app, settings_of)
 
 
 def main() -> None:

@@ -8,11 +8,13 @@ an error, never a silent $0. `PriceTable.to_json()` is what an experiment snapsh
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ __all__ = [
     "UnknownModelPriceError",
     "cost_usd",
     "load_price_table",
+    "read_price_file",
 ]
 
 LONG_CONTEXT_THRESHOLD = (
@@ -51,6 +54,7 @@ _CHAT_MODES = frozenset({"chat", "responses"})  # LiteLLM's modes of models a re
 # Prefixes that name the vendor whose own keys are unprefixed in LiteLLM's file (`openai/gpt-4o` is
 # `gpt-4o`); any other prefix (`azure/`, `bedrock/`, `vertex_ai/`, ...) is priced by its own entry or refused.
 _SAME_VENDOR_PREFIXES = ("openai/", "anthropic/")
+_log = logging.getLogger(__name__)
 
 
 class UnknownModelPriceError(ShadowlabError, KeyError):
@@ -210,11 +214,18 @@ def _skip_reason(entry: Mapping[str, Any]) -> str | None:
 class PriceTable:
     """Prices by model name; `openai/` and `anthropic/` names fall back to the unprefixed entry, other
     provider-qualified names (`azure/gpt-4o`) are priced by their own entry only. `skipped`: entries of the
-    file that cannot price a chat call (embedding or image models, null prices), with the reason."""
+    file that cannot price a chat call (embedding or image models, null prices), with the reason; `sources`:
+    the file (and its date) each price was read from."""
 
-    def __init__(self, prices: Mapping[str, ModelPrice], skipped: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        prices: Mapping[str, ModelPrice],
+        skipped: Mapping[str, str] | None = None,
+        sources: Mapping[str, str] | None = None,
+    ) -> None:
         self._prices = dict(prices)
         self.skipped = dict(skipped or {})
+        self.sources = dict(sources or {})
 
     def __contains__(self, model: object) -> bool:
         return isinstance(model, str) and self._find(model) is not None
@@ -228,17 +239,25 @@ class PriceTable:
             found = self._prices.get(model.split("/", 1)[1])
         return found
 
+    def source_of(self, model: str) -> str:
+        """The file (and its date) the price of `model` was read from; UnknownModelPriceError as `price`."""
+        return self.sources.get(self.price(model).model, "")
+
     def price(self, model: str) -> ModelPrice:
         """The price of `model`; UnknownModelPriceError names it (and similar known names)."""
         found = self._find(model)
         if found is not None:
             return found
         stem = model.split("/")[-1][:8]
-        similar = [m for m in sorted(self._prices) if m.split("/")[-1].startswith(stem)]
+        qualified = "/" in model and not model.startswith(_SAME_VENDOR_PREFIXES)
+        prefix = model.rsplit("/", 1)[0] + "/" if qualified else ""  # suggest only the same provider's names
+        similar = [
+            m for m in sorted(self._prices) if m.startswith(prefix) and m.split("/")[-1].startswith(stem)
+        ]
         why = None
         if model in self.skipped:
             why = f"its price-file entry cannot price a chat call ({self.skipped[model]})"
-        elif "/" in model and not model.startswith(_SAME_VENDOR_PREFIXES):
+        elif qualified:
             why = "a provider-qualified name needs its own entry (never priced as another vendor's model)"
         raise UnknownModelPriceError(model, similar, why)
 
@@ -256,9 +275,12 @@ class PriceTable:
         return {model: price.to_json() for model, price in sorted(self._prices.items())}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any], where: str = "prices") -> PriceTable:
+    def from_json(
+        cls, data: Mapping[str, Any], where: str = "prices", source: str | None = None
+    ) -> PriceTable:
         """Entries of a LiteLLM-format mapping that price chat calls by the token; the others (non-chat
-        modes, null or missing prices) are counted in `skipped`; `sample_spec` and non-objects are ignored."""
+        modes, null or missing prices) are counted in `skipped`; `sample_spec` and non-objects are ignored.
+        `source` (default `where`) is what `sources` says each price came from."""
         if not isinstance(data, Mapping):
             raise PriceFileError(
                 f"{where}: expected a JSON object of model → prices, found {type(data).__name__}"
@@ -273,31 +295,66 @@ class PriceTable:
                 prices[model] = ModelPrice.from_litellm(model, entry)
             else:
                 skipped[model] = reason
-        return cls(prices, skipped)
+        return cls(prices, skipped, dict.fromkeys(prices, source or where))
 
     def skipped_counts(self) -> dict[str, int]:
         """How many entries were skipped, by reason."""
         return dict(Counter(self.skipped.values()))
 
+    def skipped_summary(self) -> str:
+        """'1364 entries skipped (they cannot price a chat call): 414 mode image_generation, …' or ''."""
+        if not self.skipped:
+            return ""
+        counts = sorted(self.skipped_counts().items(), key=lambda item: (-item[1], item[0]))
+        reasons = ", ".join(
+            f"{count} {reason.removesuffix(', not a chat model')}" for reason, count in counts
+        )
+        return f"{len(self.skipped)} entries skipped (they cannot price a chat call): {reasons}"
+
     def merged(self, override: PriceTable) -> PriceTable:
         prices = {**self._prices, **override._prices}
         skipped = {m: why for m, why in {**self.skipped, **override.skipped}.items() if m not in prices}
-        return PriceTable(prices, skipped)
+        return PriceTable(prices, skipped, {**self.sources, **override.sources})
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise PriceFileError(f"SHADOWLAB_PRICES_FILE {path}: cannot read ({exc.strerror})") from None
+        raise PriceFileError(f"{what} {path}: cannot read ({exc.strerror})") from None
     except ValueError as exc:
-        raise PriceFileError(f"SHADOWLAB_PRICES_FILE {path}: expected JSON ({exc})") from None
+        raise PriceFileError(f"{what} {path}: expected JSON ({exc})") from None
+
+
+def _dated(label: str, data: Any, path: Path | None) -> str:
+    """The file's label with its date: `sample_spec.checked` when it has one, else its modification day."""
+    spec = data.get("sample_spec") if isinstance(data, Mapping) else None
+    checked = spec.get("checked") if isinstance(spec, Mapping) else None
+    if isinstance(checked, str) and checked:
+        return f"{label} (checked {checked})"
+    if path is None:
+        return label
+    return f"{label} (modified {datetime.fromtimestamp(path.stat().st_mtime, UTC):%Y-%m-%d})"
+
+
+def read_price_file(path: Path, what: str = "SHADOWLAB_PRICES_FILE") -> PriceTable:
+    """A LiteLLM-format price file alone (`what` names it in errors); PriceFileError when it is not one."""
+    data = _read_json(path, what)
+    return PriceTable.from_json(data, f"{what} {path}", _dated(str(path), data, path))
 
 
 def load_price_table(override: Path | None = None) -> PriceTable:
-    """The shipped prices; the models of `override` (a LiteLLM-format file) replace or add entries."""
+    """The shipped prices; the models of `override` (a LiteLLM-format file) replace or add entries. What the
+    file skipped is logged once (a warning: on stderr even where logging is not configured)."""
     shipped = json.loads(resources.files("shadowlab").joinpath("prices.json").read_text(encoding="utf-8"))
-    table = PriceTable.from_json(shipped, "shadowlab/prices.json")
+    table = PriceTable.from_json(
+        shipped, "shadowlab/prices.json", _dated("shipped prices.json", shipped, None)
+    )
     if override is not None:
-        table = table.merged(PriceTable.from_json(_read_json(override), str(override)))
+        extra = read_price_file(override)
+        if extra.skipped:
+            _log.warning(
+                "prices from %s: %d models; %s", override, len(extra.models()), extra.skipped_summary()
+            )
+        table = table.merged(extra)
     return table

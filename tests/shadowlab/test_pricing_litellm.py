@@ -1,8 +1,9 @@
 """LiteLLM's price file as `SHADOWLAB_PRICES_FILE`: non-chat and unpriced entries are skipped and counted (and
 refused by name), every `*_above_<N>k_tokens` tier is understood, provider-qualified names stay distinct.
 
-The litellm wheel is not installed here: `price_files/litellm_prices_sample.json` is a sample in the format
-of its `model_prices_and_context_window_backup.json` (null prices, `mode: embedding / image_generation /
+litellm is not a dependency (1.110.2 installs here; its real file was checked by hand, docs/providers.md), so
+`price_files/litellm_prices_sample.json` is a sample in the format of its
+`model_prices_and_context_window_backup.json` (null prices, `mode: embedding / image_generation /
 audio_transcription`, tiered keys, service-tier variants such as `_priority` and `_flex`, `sample_spec`).
 """
 
