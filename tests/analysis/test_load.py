@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from analysis.load import ExperimentLoadError, load_experiment
 from analysis.stats import decisive_pairs_binomial
 from shadowlab import migrate
 from shadowlab.db import create_engine
-from shadowlab.models import AnalysisSnapshot, Arm, CapturedRequest, Experiment, Preference, Replay
+from shadowlab.models import AnalysisSnapshot, Arm, CapturedRequest, Experiment, Preference, Replay, Score
 from tests.support.analysis_seed import PLAN, T0, seed_experiment
 
 
@@ -168,3 +169,78 @@ def test_a_judge_that_disagrees_with_itself_across_orders_scores_half(database_u
     binomial = decisive_pairs_binomial(pref)
     assert (binomial.n, binomial.statistic) == (3, 2.0)  # the split pairs are not decisive
     assert data.judge_orders == (2, 5)  # judged both ways: 5; a different verdict per order: 2
+
+
+@pytest.mark.postgres
+def test_experiments_replayed_together_each_read_only_their_own_rows(database_url: str) -> None:
+    """Two experiments whose captures, replays and scores interleave in id order (replayed at the same time):
+    each reads its own rows and its own latest scorer version, whether its ids fill their range enough to be
+    read as one (the other experiment's rows dropped after reading) or not (read through its replays)."""
+    engine = create_engine(database_url)
+    migrate.upgrade(engine)
+    n = 12
+    conversations = (None, "", "gespräch-ü", "会话 1")
+    with Session(engine) as session, session.begin():
+        session.add_all([Experiment(id=e, name=name, status="running") for e, name in ((1, "a"), (2, "b"))])
+        session.add_all([
+            Arm(id=arm, experiment_id=eid, name=name, role=role, provider="sim", model="m")
+            for arm, eid, name, role in ((1, 1, "control", "control"), (2, 1, "cand", "candidate"),
+                                         (3, 2, "control", "control"), (4, 2, "cand", "candidate"),
+                                         (5, 2, "aa", "aa"))
+        ])  # fmt: skip
+        session.flush()
+        # a's captures are every third id (a third of their range: read through its replays), b's the others
+        session.execute(sa.insert(CapturedRequest), [
+            {"id": c, "request_id": f"req-{c}", "captured_at": T0, "service": "svc", "route": f"/ü{c % 2}",
+             "conversation_id": conversations[c % 4], "tags": {}, "api": "anthropic.messages", "request": {}}
+            for c in range(1, 3 * n + 1)
+        ])  # fmt: skip
+        replays: list[dict[str, Any]] = []
+        scores: list[dict[str, Any]] = []
+        for i in range(n):
+            # per request: a's control, b's three arms, a's candidate (a holds 2 ids in 5, b 3 in 5)
+            order = ((1, 3 * i + 3), (3, 3 * i + 1), (4, 3 * i + 2), (5, 3 * i + 1), (2, 3 * i + 3))
+            for arm, capture in order:
+                replay_id = len(replays) + 1
+                replays.append({
+                    "id": replay_id, "experiment_id": 1 if arm <= 2 else 2, "arm_id": arm,
+                    "captured_request_id": capture, "status": "ok", "ttft_ms": 100.0 + replay_id,
+                    "latency_ms": 200.0, "cost_usd": 0.001, "input_tokens": 1,
+                    "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 1,
+                    "reasoning_tokens": 0, "untranslated": [], "attempts": 1,
+                })  # fmt: skip
+                # a's judge is version v1 only; b also wrote a later v2, which must not become a's latest
+                versions = (("v1", 1),) if arm <= 2 else (("v1", 1), ("v2", 2))
+                scores += [{"replay_id": replay_id, "scorer_name": "judge", "scorer_version": version,
+                            "value": float(replay_id * day), "details": {},
+                            "created_at": T0 + timedelta(days=day)} for version, day in versions]  # fmt: skip
+        session.execute(sa.insert(Replay), replays)
+        session.execute(sa.insert(Score), scores)
+    with Session(engine) as session:
+        a, b = load_experiment(session, "a"), load_experiment(session, "b")
+    engine.dispose()
+    assert a.table.request_ids == tuple(f"req-{3 * i + 3}" for i in range(n))
+    assert b.table.request_ids == tuple(f"req-{c}" for i in range(n) for c in (3 * i + 1, 3 * i + 2))
+    for data, arms in ((a, (1, 2)), (b, (3, 4, 5))):
+        mine = [r for r in replays if r["arm_id"] in arms]
+        request = {rid: i for i, rid in enumerate(data.table.request_ids)}
+        judge = next(m for m in data.table.metrics if m.name == "judge").values
+        ttft = next(m for m in data.table.metrics if m.name == "ttft_ms").values
+        expected_judge = np.full_like(judge, np.nan)
+        expected_ttft = np.full_like(ttft, np.nan)
+        for r in mine:
+            cell = request[f"req-{r['captured_request_id']}"], arms.index(r["arm_id"])
+            expected_judge[cell] = r["id"] * (1 if arms == (1, 2) else 2)  # a: v1, b: its latest v2
+            expected_ttft[cell] = r["ttft_ms"]
+        np.testing.assert_array_equal(judge, expected_judge)
+        np.testing.assert_array_equal(ttft, expected_ttft)
+    # conversation labels survive the byte-level read: NULL and "" are each request's own cluster, and the
+    # two non-ASCII ids are one cluster each
+    assert a.table.clusters is not None and b.table.clusters is not None
+    labels = b.table.clusters[:, 0]
+    named = [conversations[int(rid.split("-")[1]) % 4] for rid in b.table.request_ids]
+    for label in ("gespräch-ü", "会话 1"):
+        assert len({labels[i] for i, c in enumerate(named) if c == label}) == 1
+    anonymous = [labels[i] for i, c in enumerate(named) if not c]
+    assert len(set(anonymous)) == len(anonymous)
+    assert {f.route for f in b.facts.distinct} == {"/ü0", "/ü1"}
