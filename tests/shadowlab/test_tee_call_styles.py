@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from typing import Any
 
 import anthropic
 import openai
@@ -15,9 +14,8 @@ import pytest
 
 import shadowlab_tee as tee
 from shadowlab.apis import usage_from_capture
-from shadowlab.capture import Capture, parse_capture_bytes
-from simulator import ProfileSet, RunningSimulator, running_simulator
-from tests.support.sim_profiles import FAST
+from simulator import RunningSimulator
+from tests.support.tee_captures import delivered, request_of, response_of
 
 MESSAGES = [{"role": "user", "content": "Which index suits range scans?"}]
 CLAUDE = {"model": "claude-sonnet-4-5", "max_tokens": 200, "messages": MESSAGES}
@@ -25,19 +23,6 @@ CLAUDE = {"model": "claude-sonnet-4-5", "max_tokens": 200, "messages": MESSAGES}
 
 class Answer(pydantic.BaseModel):
     index: str
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[RunningSimulator]:
-    with running_simulator(seed=5, profiles=ProfileSet(default=FAST)) as running:
-        yield running
-
-
-@pytest.fixture
-def sink() -> Iterator[tee.MemorySink]:
-    memory = tee.MemorySink()
-    yield memory
-    memory.close(timeout=5)
 
 
 @pytest.fixture
@@ -50,23 +35,6 @@ def gpt(sim: RunningSimulator, sink: tee.MemorySink) -> Iterator[openai.OpenAI]:
 def claude(sim: RunningSimulator, sink: tee.MemorySink) -> Iterator[anthropic.Anthropic]:
     with anthropic.Anthropic(base_url=sim.base_url, api_key="sk-ant-test", max_retries=0) as sdk:
         yield tee.wrap(sdk, sink, "checkout")
-
-
-def delivered(sink: tee.MemorySink, count: int) -> list[Capture]:
-    sink.flush(timeout=10)
-    captures = [parse_capture_bytes(value) for _, value in sink.records()]
-    assert len(captures) == count, sink.stats()
-    return captures
-
-
-def response_of(capture: Capture) -> dict[str, Any]:
-    assert capture.response is not None
-    return capture.response.model_dump()
-
-
-def request_of(capture: Capture) -> dict[str, Any]:
-    request: dict[str, Any] = capture.to_json_dict()["request"]
-    return request
 
 
 def test_with_raw_response_is_mirrored_at_the_resource_and_at_the_client(
@@ -99,7 +67,7 @@ def test_with_streaming_response_is_captured_when_the_body_is_read_or_the_stream
         events = list(response.parse())
     with gpt.chat.completions.with_streaming_response.create(model="gpt-4.1", messages=MESSAGES) as response:
         lines = list(response.iter_lines())  # raw bytes the tee cannot read: not captured, counted
-    first, second = delivered(sink, 2)
+    first, second = delivered(sink, 2, clean=False)
     assert response_of(first)["text"] == whole.choices[0].message.content and lines
     assert second.api == "openai.responses" and events[-1].type == "response.completed"
     assert response_of(second)["text"] == events[-1].response.output_text

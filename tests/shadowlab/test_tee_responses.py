@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from typing import Any
 
 import openai
 import pytest
 
 import shadowlab_tee as tee
 from shadowlab.apis import normalize_request, usage_from_capture
-from shadowlab.capture import Capture, parse_capture_bytes
-from simulator import ProfileSet, RunningSimulator, running_simulator
-from tests.support.sim_profiles import FAST
+from simulator import RunningSimulator
+from tests.support.tee_captures import delivered, response_of
 
 INPUT = [{"role": "user", "content": "Which index suits range scans?"}]
 TOOL = {
@@ -24,35 +22,10 @@ TOOL = {
 }
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[RunningSimulator]:
-    with running_simulator(seed=3, profiles=ProfileSet(default=FAST)) as running:
-        yield running
-
-
-@pytest.fixture
-def sink() -> Iterator[tee.MemorySink]:
-    memory = tee.MemorySink()
-    yield memory
-    memory.close(timeout=5)
-
-
 @pytest.fixture
 def client(sim: RunningSimulator, sink: tee.MemorySink) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(base_url=sim.openai_base_url, api_key="sk-test-key", max_retries=0) as sdk:
         yield tee.wrap(sdk, sink, "checkout")
-
-
-def delivered(sink: tee.MemorySink, count: int) -> list[Capture]:
-    assert sink.flush(timeout=10)
-    captures = [parse_capture_bytes(value) for _, value in sink.records()]
-    assert len(captures) == count, sink.stats()
-    return captures
-
-
-def response_of(capture: Capture) -> dict[str, Any]:
-    assert capture.response is not None
-    return capture.response.model_dump()
 
 
 def test_responses_create_is_captured_with_usage_of_cached_and_reasoning_tokens(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 import anthropic
 import httpx2
@@ -12,32 +11,11 @@ import openai
 import pytest
 
 import shadowlab_tee as tee
-from shadowlab.capture import Capture, parse_capture_bytes
+from shadowlab.capture import parse_capture_bytes
 from tests.support import fake_upstreams as fakes
+from tests.support.tee_captures import delivered, response_of
 
 SOURCE = tee.Source(service="checkout", route="/chat", environment="test", tags={"team": "ml"})
-
-
-@pytest.fixture
-def sink() -> Any:
-    memory = tee.MemorySink()
-    yield memory
-    memory.close(timeout=5)
-
-
-def delivered(sink: tee.MemorySink, count: int) -> list[Capture]:
-    """Flush, then parse every delivered capture with the schema's own parser."""
-    assert sink.flush(timeout=10)
-    records = sink.records()
-    assert len(records) == count, sink.stats()
-    captures = [parse_capture_bytes(value) for _, value in records]
-    assert [key.decode() for key, _ in records] == [c.request_id for c in captures]
-    return captures
-
-
-def response_of(capture: Capture) -> dict[str, Any]:
-    assert capture.response is not None
-    return capture.response.model_dump()
 
 
 def test_anthropic_create_returns_what_the_unwrapped_client_returns(sink: tee.MemorySink) -> None:
