@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from shadowlab import metrics as shared
 
@@ -19,6 +19,7 @@ class WorkerMetrics:
     requests: Counter
     spend: Counter
     limiter_wait: Histogram
+    provider_paused: Gauge
 
     @classmethod
     def create(cls) -> WorkerMetrics:
@@ -34,6 +35,9 @@ class WorkerMetrics:
             spend=Counter("shadowlab_spend_usd", "Cost of recorded replays in USD", registry=registry),
             limiter_wait=Histogram("shadowlab_limiter_wait_seconds", "Time waiting for the rate limiter",
                                    registry=registry, buckets=(0.001, 0.01, 0.1, 0.5, 1, 5, 30, 120)),
+            provider_paused=Gauge("shadowlab_replay_provider_paused",
+                                  "1 while the provider is down and its calls wait (an outage), else 0",
+                                  ["provider"], registry=registry),
         )  # fmt: skip
 
 

@@ -24,8 +24,9 @@ from shadowlab import store
 from shadowlab.budget import committed_usd
 from shadowlab.config import Settings
 from shadowlab.errors import ConfigError
+from shadowlab.limits_outage import outage_key
 from shadowlab.logs import configure_logging
-from shadowlab.models import CapturedRequest, WorkLease
+from shadowlab.models import CapturedRequest, RateLimitKey, WorkLease, utcnow
 from shadowlab.progress import ProgressLine
 
 __all__ = ["Progress", "ReplayOptions", "progress_of", "run_replay", "run_replay_all"]
@@ -54,11 +55,13 @@ class Progress:
     spent_usd: float
     budget_usd: float | None
     status: str
+    paused: tuple[str, ...] = ()  # providers down right now (an outage): their calls wait
 
     def note(self) -> str:
         """Spend against the budget and the experiment's status, after the counts."""
         budget = f"/{self.budget_usd:.2f}" if self.budget_usd is not None else ""
-        return f"spend ${self.spent_usd:.4f}{budget} [{self.status}]"
+        down = "".join(f" [{provider} down: its calls wait]" for provider in self.paused)
+        return f"spend ${self.spent_usd:.4f}{budget} [{self.status}]{down}"
 
 
 def progress_of(factory: sessionmaker[Session], name: str, live: bool) -> Progress:
@@ -81,8 +84,13 @@ def progress_of(factory: sessionmaker[Session], name: str, live: bool) -> Progre
             )
             if spec.traffic.max_requests is not None:
                 total = min(total, spec.traffic.max_requests)
+        keys = {outage_key(arm.provider): arm.provider for arm in experiment.arms}
+        rlk = RateLimitKey
+        paused = session.execute(
+            sa.select(rlk.key).where(rlk.key.in_(keys), rlk.blocked_until > utcnow())
+        ).scalars()
         return Progress(int(done), total, committed_usd(session, experiment.id), experiment.budget_usd,
-                        experiment.status)  # fmt: skip
+                        experiment.status, tuple(sorted(keys[key] for key in paused)))  # fmt: skip
 
 
 def _refuse_sqlite_workers(factory: sessionmaker[Session], options: ReplayOptions) -> None:

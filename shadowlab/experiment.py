@@ -21,8 +21,9 @@ from shadowlab.pricing import PriceTable
 
 # fmt: off
 __all__ = [
-    "ArmSpec", "BudgetSpec", "ExperimentSpec", "ExperimentSpecError", "Guardrail", "LimitSpec", "PlanSpec",
-    "ReplaySettings", "TrafficSpec", "check_startable", "load_spec", "parse_spec",
+    "ArmSpec", "BudgetSpec", "ExperimentSpec", "ExperimentSpecError", "Guardrail", "LimitSpec",
+    "OutageSettings", "PlanSpec", "ReplaySettings", "TrafficSpec", "check_startable", "load_spec",
+    "parse_spec",
 ]
 # fmt: on
 
@@ -143,8 +144,25 @@ class PlanSpec(_Spec):
         return self
 
 
+class OutageSettings(_Spec):
+    """When a provider counts as down, how often it is probed, how long a run waits (docs/experiments.md)."""
+
+    failures: int = Field(10, ge=2, le=1000, description="Outage failures in a row (no answer between them)")
+    requests: int = Field(3, ge=1, le=1000, description="... from at least this many distinct calls")
+    probe_s: float = Field(5.0, gt=0, le=3600, description="While down, one call is tried this often")
+    max_s: float = Field(900.0, gt=0, description="Down longer than this: the run stops, its leases undone")
+
+    @model_validator(mode="after")
+    def _requests_within_failures(self) -> OutageSettings:
+        if self.requests > self.failures:
+            raise ValueError(
+                f"outage.requests: expected at most outage.failures ({self.failures}), found {self.requests}"
+            )
+        return self
+
+
 class ReplaySettings(_Spec):
-    """How the replayer treats each call: retries, backoff, lease and stall timeouts."""
+    """How the replayer treats each call: retries, backoff, lease and stall timeouts, provider outages."""
 
     max_attempts: int = Field(6, ge=1, le=50)
     backoff_base_s: float = Field(0.5, ge=0)
@@ -152,6 +170,7 @@ class ReplaySettings(_Spec):
     lease_s: float = Field(300.0, gt=0, description="A crashed worker's request is retried after this")
     stall_timeout_s: float = Field(60.0, gt=0)
     timeout_s: float = Field(600.0, gt=0)
+    outage: OutageSettings = OutageSettings()
 
 
 class ExperimentSpec(_Spec):

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shadowlab.experiment import LimitSpec
 from shadowlab.limits_grants import CHANNEL, GrantBook, KeyGrant
+from shadowlab.limits_outage import OutageGuard, ProviderGate, is_outage_failure
 from shadowlab.limits_window import Admission, KeyWindow, Share
 from shadowlab.models import utcnow
 from shadowlab.providers import ProviderResult
@@ -68,6 +69,7 @@ class RateLimiter:
         max_call_s: float | None = None,  # no longer needed: a call counts until its head (kept for callers)
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
+        outages: OutageGuard | None = None,  # hears other workers' outage pauses (NOTIFY on Postgres)
     ) -> None:
         self.worker_id = worker_id or f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._limits = {limit.key: limit for limit in limits}
@@ -82,6 +84,8 @@ class RateLimiter:
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self._closing = False
+        self._outages = outages
+        self._publishing: set[asyncio.Future[datetime]] = set()
 
     def limit(self, key: str) -> LimitSpec | None:
         return self._limits.get(key)
@@ -98,13 +102,15 @@ class RateLimiter:
     async def start(self) -> None:
         """Register, take the first grants, and keep them (heartbeats; NOTIFY listener on Postgres)."""
         loop = asyncio.get_running_loop()
-        if self._loop is loop or not self._limits:
+        if self._loop is loop or not (self._limits or self._outages):
             return
         self._loop, self._wake = loop, asyncio.Event()
         for window in self._windows.values():
             window.changed = asyncio.Event()
-        await self.heartbeat()
-        self._tasks = [asyncio.create_task(self._keep_alive())]
+        if self._limits:
+            await self.heartbeat()
+        # The heartbeat loop first (close() lets it finish its beat), then the listener.
+        self._tasks = [asyncio.create_task(self._keep_alive())] if self._limits else []
         if self._book.postgres:
             self._tasks.append(asyncio.create_task(self._listen()))
 
@@ -112,11 +118,13 @@ class RateLimiter:
         """Stop heartbeating and give the grants back."""
         self._closing = True
         self._wake.set()
-        for task in self._tasks[1:]:  # the listener; the heartbeat loop ends after the heartbeat in hand
+        for task in self._tasks[1 if self._limits else 0 :]:  # the listener; a heartbeat in hand ends first
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._publishing:
+            await asyncio.gather(*self._publishing, return_exceptions=True)
         self._tasks, self._loop, self._closing = [], None, False
         if self._limits:
             uses = {key: window.use() for key, window in self._windows.items()}
@@ -176,6 +184,10 @@ class RateLimiter:
     def _on_notice(self, payload: str) -> None:
         kind, _, rest = payload.partition(" ")
         key, _, until = rest.partition(" ")
+        if kind == "pause" and until and self._outages is not None:
+            seconds = (datetime.fromisoformat(until) - self._clock()).total_seconds()
+            if self._outages.on_notice(key, seconds):
+                return
         window = self._windows.get(key)
         if window is None:
             return
@@ -216,6 +228,19 @@ class RateLimiter:
             admission.output_tokens if output_tokens is None else output_tokens,
         )  # fmt: skip
 
+    def pause_everywhere(self, key: str, seconds: float) -> None:
+        """Pause `key` (an outage key: `limits_outage.outage_key`) for every worker, in the background."""
+
+        def done(future: asyncio.Future[datetime]) -> None:
+            self._publishing.discard(future)
+            if not future.cancelled() and future.exception() is not None:
+                log.warning("pause of %s not published: %s", key, future.exception(),
+                            extra={"worker_id": self.worker_id})  # fmt: skip
+
+        future = asyncio.get_running_loop().run_in_executor(None, self._book.pause, key, seconds)
+        self._publishing.add(future)
+        future.add_done_callback(done)
+
     async def block(self, key: str, seconds: float) -> None:
         """Honour `retry-after`: nobody sends to `key` for `seconds` from now (this worker at once)."""
         window = self._windows.get(key)
@@ -238,21 +263,60 @@ async def call_with_retries(
     on_admit: Callable[[Permit], None] | None = None,
     on_retry: Callable[[ProviderResult], None] | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    gate: ProviderGate | None = None,
 ) -> tuple[ProviderResult, int]:
-    """Send through the limiter of `key`, retrying what `should_retry` allows; (last result, attempts).
+    """Send through the limiter of `key`, retrying what `should_retry` allows; (last result, attempts sent).
 
     Every attempt is admitted and released on its own, so retries count against the limits; a
-    `retry-after` pauses the key for every worker before the backoff."""
-    attempt = 0
+    `retry-after` pauses the key for every worker before the backoff. With the provider's `gate`
+    (`limits_outage`), attempts wait while the provider is down, and those that failed because it was down
+    are sent again without counting against `policy`."""
+    sent = counted = 0
+    caller = object()  # this call, for the outage rule's count of distinct calls
     while True:
-        attempt += 1
+        probe = await gate.admit() if gate is not None else False
+        result = await _attempt(limiter, key, send, input_tokens, output_tokens, on_admit, gate, probe)
+        sent += 1
+        if gate is not None and gate.observe(caller, result, probe=probe):
+            if on_retry is not None:
+                on_retry(result)
+            continue  # the provider is down: not this call's failure; `admit` waits for it
+        counted += 1
+        if not should_retry(result):
+            return result, sent
+        undecided = gate is not None and is_outage_failure(result) and gate.undecided()
+        if policy.gives_up(counted) and not undecided:
+            return result, sent
+        if on_retry is not None:
+            on_retry(result)
+        if result.retry_after_s:
+            await limiter.block(key, result.retry_after_s)
+        await sleep(policy.delay(counted, rng, result.retry_after_s))
+
+
+async def _attempt(
+    limiter: RateLimiter,
+    key: str,
+    send: Callable[[], Awaitable[ProviderResult]],
+    input_tokens: int,
+    output_tokens: int,
+    on_admit: Callable[[Permit], None] | None,
+    gate: ProviderGate | None,
+    probe: bool,
+) -> ProviderResult:
+    """One attempt, admitted by the limiter and released at its end."""
+    permit: Permit | None = None
+    result: ProviderResult | None = None
+    try:
         permit = await limiter.acquire(key, input_tokens, output_tokens)
         if on_admit is not None:
             on_admit(permit)
-        result: ProviderResult | None = None
-        try:
-            result = await send()
-        finally:
+        result = await send()
+        return result
+    finally:
+        if result is None and gate is not None:
+            gate.abandon(probe)
+        if permit is not None:
             usage = result.usage if result is not None else None
             # The latest moment the call can have reached the provider: its response head, else its end.
             head_s = result.ttfb_ms / 1000 if result is not None and result.ttfb_ms is not None else None
@@ -262,10 +326,3 @@ async def call_with_retries(
                 usage.total_input_tokens if usage else None,
                 usage.output_tokens if usage else None,
             )
-        if not should_retry(result) or policy.gives_up(attempt):
-            return result, attempt
-        if on_retry is not None:
-            on_retry(result)
-        if result.retry_after_s:
-            await limiter.block(key, result.retry_after_s)
-        await sleep(policy.delay(attempt, rng, result.retry_after_s))

@@ -16,6 +16,7 @@ from simulator import anthropic_api
 from simulator.answers import Answer, CacheStore, answer_key, plan_answer
 from simulator.http import MAX_HEADER_BYTES, HttpRequest, Responder, serve_connection
 from simulator.judge import JudgeProfile, QualityMemory, is_judge_model, judge_answer
+from simulator.outages import OUTAGE_PATH, Outages
 from simulator.profiles import FAULTS, Fault, ModelProfile, ProfileSet
 from simulator.requests import InvalidRequestError, RequestView
 from simulator.routes import Api, Route, route_of, route_of_api
@@ -107,6 +108,7 @@ class Simulator:
         self._connections: set[asyncio.Task[None]] = set()
         self.judge = JudgeProfile()  # judge mode (models named sim-judge*): see judge.py
         self.qualities = QualityMemory()
+        self.outages = Outages()  # models taken down on request (tests, `POST /sim/outage`)
 
     # --- lifecycle -------------------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -161,6 +163,9 @@ class Simulator:
         if request.method == "GET" and path == "/health":
             await out.send_json(200, {"status": "ok"}, {})
             return
+        if path == OUTAGE_PATH and request.method in ("POST", "DELETE") and self._authorised(request):
+            await self.outages.handle(request, out)
+            return
         route = route_of(path)
         id_header = {"request-id" if route is None else route.id_header: request_id}
         if route is None or request.method != "POST":
@@ -200,7 +205,8 @@ class Simulator:
         ttft = max(profile.ttft_ms.sample(timing) if ttft is None else ttft, ttfb)
         wanted = request.headers.get(HEADER_FAULT)
         # faults stay a sequence whatever the capture, so a retry of the same capture can succeed
-        fault: Fault | None = next((f for f in FAULTS if f == wanted), None) or profile.faults.draw(self._rng)
+        fault: Fault | None = self.outages.of(view.model) or next((f for f in FAULTS if f == wanted), None)
+        fault = fault or profile.faults.draw(self._rng)
         stream = payload.get("stream") is True
         if is_judge_model(view.model) and api != "responses":  # judges are asked through Messages or chat
             answer = judge_answer(

@@ -25,6 +25,7 @@ from shadowlab.models import (
     BudgetReservation,
     CapturedRequest,
     Experiment,
+    RateLimitKey,
     Replay,
     WorkLease,
 )
@@ -387,3 +388,67 @@ def test_a_stop_to_the_parent_drains_every_worker_and_leaves_no_lease_held(
     assert 0 < done < n  # it stopped early, on the signal
     keys = lab.replay_keys()
     assert len(keys) == len(set(keys)) == 2 * done  # both arms of every finished request, once each
+
+
+# Issue 20, defect 11: a provider that answers nothing is an outage, not the candidate's error rate.
+OUTAGE = {"failures": 4, "requests": 2, "probe_s": 0.2}
+QUICK_RETRIES = {"max_attempts": 2, "backoff_base_s": 0.01, "backoff_max_s": 0.05, "lease_s": 30}
+
+
+def test_a_provider_outage_pauses_its_calls_until_it_is_back_and_fails_no_arm(
+    lab_factory: Callable[..., Any],
+) -> None:
+    lab, simulator = lab_factory()
+    n = 12
+    lab.seed([_capture(i, T0 + timedelta(seconds=i)) for i in range(n)])
+    lab.create_and_start("outage", replay={**QUICK_RETRIES, "outage": {**OUTAGE, "max_s": 120}})
+    simulator.outages.start(CANDIDATE_MODEL)  # every connection to the candidate drops, as in a real outage
+    worker = lab.popen("replay", "outage", "--backfill", "--no-progress")
+    try:
+        paused = sa.select(sa.func.count()).where(RateLimitKey.key == "outage:openai")
+        wait_for(lambda: worker.poll() is not None or lab.scalar(paused) == 1, what="the outage to be seen")
+        # Before the fix the worker had recorded every candidate call as a `connection` error and ended.
+        assert worker.poll() is None, (lab.tmp / "worker-1.log").read_text()[-2000:]
+        refused = [r for r in simulator.records() if r.model == CANDIDATE_MODEL]
+        wait_for(lambda: sum(r.model == CANDIDATE_MODEL for r in simulator.records()) >= len(refused) + 2,
+                 what="two more probes of the provider while it is down")  # fmt: skip
+        assert lab.scalar(sa.select(sa.func.count()).where(WorkLease.done.is_(True))) == 0
+        # Down means paused: one probe every probe_s, not every held call retrying.
+        assert sum(r.model == CANDIDATE_MODEL for r in simulator.records()) < 2 * n
+
+        simulator.outages.end()
+
+        assert worker.wait(timeout=60) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    keys = lab.replay_keys()
+    assert len(keys) == len(set(keys)) == 2 * n  # every (arm, request) exactly one outcome
+    assert lab.scalar(sa.select(sa.func.count()).where(Replay.status != "ok")) == 0
+    log = (lab.tmp / "worker-1.log").read_text()
+    assert "provider openai is down" in log and "provider openai is back" in log
+
+
+def test_an_outage_longer_than_its_limit_stops_the_run_with_its_requests_not_done(
+    lab_factory: Callable[..., Any],
+) -> None:
+    lab, simulator = lab_factory()
+    n = 6
+    lab.seed([_capture(i, T0 + timedelta(seconds=i)) for i in range(n)])
+    lab.create_and_start("long-outage", replay={**QUICK_RETRIES, "outage": {**OUTAGE, "max_s": 1.0}})
+    simulator.outages.start(CANDIDATE_MODEL, "server_error")  # a 500 to everything
+
+    stopped = lab.cli("replay", "long-outage", "--backfill", "--no-progress", ok=False)
+
+    assert stopped.returncode == 3, stopped.stderr
+    (line,) = [line for line in stopped.stderr.splitlines() if line.startswith("error:")]
+    assert "provider openai: down for" in line and "replay.outage.max_s" in line
+    assert "Traceback" not in stopped.stderr
+    assert lab.scalar(sa.select(sa.func.count()).select_from(Replay)) == 0  # no arm failed for the vendor
+    assert lab.scalar(sa.select(sa.func.count()).where(WorkLease.done.is_(True))) == 0
+    # The leases it held were given up (deadline passed): the next run takes them over at once.
+    with lab.engine.connect() as conn:
+        deadlines = conn.execute(sa.select(WorkLease.deadline)).scalars().all()
+        now = conn.execute(sa.select(sa.func.now())).scalar_one()
+    assert deadlines and all(deadline <= now for deadline in deadlines)
