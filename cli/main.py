@@ -235,6 +235,10 @@ from cli.prices import register as _register_prices  # noqa: E402
 
 _register_prices(app, settings_of)
 
+from cli.otlp import register as _register_otlp  # noqa: E402
+
+_register_otlp(app)
+
 
 def main() -> None:
     """Console entry point: a `ShadowlabError` becomes one `error:` line and its exit code, no traceback."""
