@@ -23,8 +23,9 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from shadowlab import store
 from shadowlab.apis.internal import NormalizedRequest
-from shadowlab.budget import JudgeRef, lock_experiment, reserve_judge, settle_judge
+from shadowlab.budget import JudgeRef, reserve_judge, settle_judge
 from shadowlab.db import session_scope
 from shadowlab.limits import Permit, RateLimiter, RetryPolicy, call_with_retries
 from shadowlab.models import utcnow
@@ -103,7 +104,8 @@ class SharedBudget:
 
     def _try_reserve(self, ref: JudgeRef, model: str, usd: float) -> tuple[str, int | None]:
         with session_scope(self.factory) as session:
-            experiment = lock_experiment(session, self.experiment_id)
+            # No row lock: the ledger's conditional update alone keeps replays and judging within the budget.
+            experiment = store.experiments.by_id(self.experiment_id, session=session)
             deadline = utcnow() + timedelta(seconds=self.call_deadline_s)
             return reserve_judge(session, experiment, ref, model, usd, deadline)
 
