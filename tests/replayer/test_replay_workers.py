@@ -17,8 +17,9 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from shadowlab import migrate
-from shadowlab.db import create_engine
+from shadowlab import migrate, store
+from shadowlab.db import create_engine, session_factory, session_scope
+from shadowlab.experiment import parse_spec
 from shadowlab.models import (
     Arm,
     BudgetLedger,
@@ -29,6 +30,7 @@ from shadowlab.models import (
     Replay,
     WorkLease,
 )
+from shadowlab.pricing import load_price_table
 from simulator import Distribution, FaultRates, ModelProfile, ProfileSet, Simulator, running_simulator
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -452,3 +454,34 @@ def test_an_outage_longer_than_its_limit_stops_the_run_with_its_requests_not_don
         deadlines = conn.execute(sa.select(WorkLease.deadline)).scalars().all()
         now = conn.execute(sa.select(sa.func.now())).scalar_one()
     assert deadlines and all(deadline <= now for deadline in deadlines)
+
+
+def test_all_follow_replays_an_experiment_started_after_it_and_stops_on_sigterm(
+    lab_factory: Callable[..., Any],
+) -> None:
+    lab, _ = lab_factory()
+    n = 4
+    lab.seed([_capture(i, T0 + timedelta(seconds=i)) for i in range(n)])
+    follower = lab.popen("replay", "--all", "--follow")
+    log = lab.tmp / "worker-1.log"
+    try:
+        wait_for(lambda: "replaying every running experiment until stopped" in log.read_text(),
+                 what="the follower to serve before any experiment runs")  # fmt: skip
+        # Created and started after it (in process: two CLI start-ups less), found by its next scan.
+        with session_scope(session_factory(lab.engine)) as session:
+            spec = parse_spec(yaml.safe_load(lab.experiment("late").read_text()), "late.yaml")
+            store.experiments.create(spec, session=session)
+            store.experiments.start("late", load_price_table(), session=session)
+
+        replays = sa.select(sa.func.count()).select_from(Replay)
+        wait_for(lambda: lab.scalar(replays) == 2 * n, what="the follower to replay the new experiment")
+        follower.send_signal(signal.SIGTERM)
+
+        assert follower.wait(timeout=60) == 0, log.read_text()[-2000:]
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+    keys = lab.replay_keys()
+    assert len(keys) == len(set(keys)) == 2 * n
+    assert "replaying late (backfill)" in log.read_text()
