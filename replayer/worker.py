@@ -74,7 +74,8 @@ class Worker:
         # One grant holder per experiment: a process serving several (`replay --all`) holds a share for each.
         self.limiter = RateLimiter(
             factory, self.spec.limits, worker_id=f"{config.worker_id}#{self.experiment_id}",
-            outages=self.outages,
+            outages=self.outages, heartbeat_s=settings.limits_heartbeat_s,
+            timeout_s=settings.limits_timeout_s,
         )  # fmt: skip
         self.policy = RetryPolicy(rs.max_attempts, rs.backoff_base_s, rs.backoff_max_s)
         self.rng = random.Random()

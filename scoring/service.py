@@ -22,7 +22,7 @@ from shadowlab import store
 from shadowlab.config import Settings
 from shadowlab.db import engine_from, session_factory
 from shadowlab.experiment import LimitSpec, ReplaySettings
-from shadowlab.limits import RateLimiter, RetryPolicy
+from shadowlab.limits import GRANT_TIMEOUT_S, HEARTBEAT_S, RateLimiter, RetryPolicy
 from shadowlab.pricing import PriceTable, load_price_table
 from shadowlab.providers import Provider, config_from_settings, create_provider
 
@@ -45,13 +45,21 @@ class SharedJudgeCalls:
 
 
 def shared_judge_calls(
-    factory: sessionmaker[Session], experiment_id: int, limits: tuple[LimitSpec, ...], replay: ReplaySettings
+    factory: sessionmaker[Session],
+    experiment_id: int,
+    limits: tuple[LimitSpec, ...],
+    replay: ReplaySettings,
+    settings: Settings | None = None,
 ) -> SharedJudgeCalls:
-    """From the experiment spec's `limits` and `replay` retry settings."""
+    """From the experiment spec's `limits` and `replay` settings (grant heartbeats from `settings`)."""
+    heartbeat_s = settings.limits_heartbeat_s if settings is not None else HEARTBEAT_S
+    timeout_s = settings.limits_timeout_s if settings is not None else GRANT_TIMEOUT_S
     # A judge call holds its reservation for at most all its attempts with their backoff.
     deadline_s = replay.max_attempts * (replay.timeout_s + replay.backoff_max_s)
     limiter = SharedLimiter(
-        RateLimiter(factory, limits, max_call_s=replay.timeout_s),
+        RateLimiter(
+            factory, limits, max_call_s=replay.timeout_s, heartbeat_s=heartbeat_s, timeout_s=timeout_s
+        ),
         RetryPolicy(replay.max_attempts, replay.backoff_base_s, replay.backoff_max_s),
     )
     return SharedJudgeCalls(limiter, SharedBudget(factory, experiment_id, call_deadline_s=deadline_s), replay)
@@ -152,7 +160,7 @@ async def score_named(
             else load_price_table(settings.prices_file)
         )
         experiment_id = experiment.id
-        calls = shared_judge_calls(factory, experiment_id, typed.limits, typed.replay)
+        calls = shared_judge_calls(factory, experiment_id, typed.limits, typed.replay, settings)
     prices.require([judge.model for judge in spec.judges])
     timeouts = {"stall_timeout_s": calls.replay.stall_timeout_s, "timeout_s": calls.replay.timeout_s}
     if metrics is not None:

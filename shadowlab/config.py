@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shadowlab.errors import ConfigError
@@ -15,6 +15,8 @@ LogFormat = Literal["text", "json"]
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LIMITS_HEARTBEAT_S = 1.0  # defaults of the rate-limit grants (shadowlab.limits)
+LIMITS_TIMEOUT_S = 10.0
 
 
 class Settings(BaseSettings):
@@ -59,6 +61,27 @@ class Settings(BaseSettings):
         None,
         description="Header an authenticating reverse proxy sets to the user name (e.g. X-Forwarded-User)",
     )
+
+    limits_heartbeat_s: float = Field(
+        LIMITS_HEARTBEAT_S, gt=0, le=60, description="How often a replay or score worker renews its grants"
+    )
+    limits_timeout_s: float = Field(
+        LIMITS_TIMEOUT_S,
+        gt=0,
+        le=3600,
+        description="A worker silent this long is dead: others get its grants",
+    )
+
+    @field_validator("limits_timeout_s")
+    @classmethod
+    def _check_limits_timeout(cls, value: float, info: ValidationInfo) -> float:
+        # A worker must survive a missed heartbeat or two (a slow database), else the live ones expire.
+        heartbeat = info.data.get("limits_heartbeat_s")
+        if heartbeat is not None and value < 3 * heartbeat:
+            raise ValueError(
+                f"expected at least 3 x SHADOWLAB_LIMITS_HEARTBEAT_S ({heartbeat:g} s), found {value:g}"
+            )
+        return value
 
     @field_validator("kafka_bootstrap")
     @classmethod

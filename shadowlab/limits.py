@@ -26,6 +26,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from shadowlab.config import LIMITS_HEARTBEAT_S, LIMITS_TIMEOUT_S
 from shadowlab.experiment import LimitSpec
 from shadowlab.limits_grants import CHANNEL, GrantBook, KeyGrant
 from shadowlab.limits_outage import OutageGuard, ProviderGate, is_outage_failure
@@ -41,8 +42,9 @@ __all__ = [
 # fmt: on
 
 log = logging.getLogger("shadowlab.limits")
-HEARTBEAT_S = 1.0
-GRANT_TIMEOUT_S = 10.0  # a worker silent this long is dead: its concurrency share goes to the others
+# Defaults; a process takes SHADOWLAB_LIMITS_HEARTBEAT_S / SHADOWLAB_LIMITS_TIMEOUT_S from its settings.
+HEARTBEAT_S = LIMITS_HEARTBEAT_S
+GRANT_TIMEOUT_S = LIMITS_TIMEOUT_S  # a worker silent this long is dead: its concurrency goes to the others
 
 
 @dataclass(frozen=True)

@@ -6,16 +6,21 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from shadowlab import migrate
+from shadowlab.config import Settings, load_settings
 from shadowlab.db import create_engine, session_factory
+from shadowlab.errors import ConfigError
 from shadowlab.experiment import LimitSpec
 from shadowlab.limits import Permit, RateLimiter, RetryPolicy, backoff_delay, should_retry
+from shadowlab.limits_grants import aware
+from shadowlab.models import WorkerHeartbeat
 from shadowlab.providers import ProviderResult
 from tests.support.clock import FakeClock
 
@@ -132,3 +137,26 @@ def test_retry_policy() -> None:
     assert not policy.gives_up(2) and policy.gives_up(3)
     assert RetryPolicy(max_attempts=0).gives_up(10**6) is False  # 0: retry until it works (an outage)
     assert policy.delay(1, rng, retry_after_s=9.0) == 9.0
+
+
+def test_the_grant_heartbeat_and_timeout_are_settings_checked_against_each_other(
+    factory: sessionmaker[Session],
+) -> None:
+    settings = load_settings(limits_heartbeat_s=2.0, limits_timeout_s=6.0)
+    clock = _clock()
+    limit = LimitSpec(provider="p", model="m", rpm=10)
+    limiter = RateLimiter(
+        factory, (limit,), worker_id="w", clock=clock.wall, monotonic=clock.monotonic,
+        heartbeat_s=settings.limits_heartbeat_s, timeout_s=settings.limits_timeout_s,
+    )  # fmt: skip
+    asyncio.run(limiter.heartbeat())
+    with factory() as session:
+        expires = session.scalars(sa.select(WorkerHeartbeat.expires_at)).one()
+    assert aware(expires) == clock.wall() + timedelta(seconds=6.0)  # dead 6 s after its last heartbeat
+
+    fields = Settings.model_fields
+    assert (fields["limits_heartbeat_s"].default, fields["limits_timeout_s"].default) == (1.0, 10.0)
+    with pytest.raises(ConfigError, match=r"SHADOWLAB_LIMITS_TIMEOUT_S: expected at least 3 x .* found 5"):
+        load_settings(limits_heartbeat_s=2.0, limits_timeout_s=5.0)
+    with pytest.raises(ConfigError, match="SHADOWLAB_LIMITS_HEARTBEAT_S"):
+        load_settings(limits_heartbeat_s=0)
