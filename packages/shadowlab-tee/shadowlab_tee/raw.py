@@ -22,8 +22,10 @@ if TYPE_CHECKING:
 
 
 def is_raw_response(result: Any) -> bool:
-    """True for the SDKs' `LegacyAPIResponse` / `APIResponse` / `AsyncAPIResponse` (by shape)."""
-    return hasattr(result, "http_response") and callable(getattr(result, "parse", None))
+    """True for the SDKs' `LegacyAPIResponse` / `APIResponse` / `AsyncAPIResponse` (by the shape of the class:
+    a missing attribute on a pydantic answer costs microseconds, on its class nanoseconds)."""
+    cls = type(result)
+    return hasattr(cls, "http_request") and hasattr(cls, "parse")
 
 
 def observe(response: Any, call: Call) -> None:

@@ -30,20 +30,50 @@ _STREAM_ADD: Final = {"stream": True}
 _NO_ADD: Final[Mapping[str, Any]] = {}
 
 
+def _tree(vendor: Vendor) -> dict[str, Any]:
+    """`MIRRORED` as a tree: a name leads to a subtree, or to (api, methods) at a resource."""
+    tree: dict[str, Any] = {}
+    for path, leaf in MIRRORED[vendor].items():
+        *parents, name = path.split(".")
+        node = tree
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[name] = leaf
+    return tree
+
+
+_TREES: Final = {vendor: _tree(vendor) for vendor in MIRRORED}
+
+
 class _Part:
     """A part of the client (the client, `chat`, `beta`, a resource): its mirrored children, the rest its own.
 
-    `with_raw_response` and `with_streaming_response` are the SDK's own views, built over this part instead of
-    the real one: the SDK makes them from the part's methods, so theirs are the mirrored ones.
+    A mirrored child is built on first access, so wrapping imports no SDK module the app does not use
+    (openai's `beta` alone imports for seconds). `with_raw_response` and `with_streaming_response` are the
+    SDK's own views, built over this part instead of the real one: the SDK makes them from the part's methods,
+    so theirs are the mirrored ones.
     """
 
-    def __init__(self, real: Any, children: Mapping[str, Any]) -> None:
+    def __init__(self, real: Any, tee: Tee, is_async: bool, tree: Mapping[str, Any]) -> None:
         self._tee_real = real
-        for name, child in children.items():
-            setattr(self, name, child)
+        self._tee = tee
+        self._tee_async = is_async
+        self._tee_tree = tree
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._tee_real, name)
+        if name.startswith("_tee_"):  # not set yet (a half-built object): never look it up on the client
+            raise AttributeError(name)
+        node = self._tee_tree.get(name)
+        if node is None:
+            return getattr(self._tee_real, name)
+        real = getattr(self._tee_real, name)
+        if isinstance(node, dict):
+            part: _Part = _Part(real, self._tee, self._tee_async, node)
+        else:
+            api, methods = node
+            part = _Resource(real, self._tee.speaking(SPECS[api]), self._tee_async, methods)
+        self.__dict__[name] = part  # found directly from now on
+        return part
 
     @functools.cached_property
     def with_raw_response(self) -> Any:
@@ -65,8 +95,7 @@ class _Resource(_Part):
     """An SDK resource whose answer-producing methods (`create`, `parse`, `stream`) are mirrored."""
 
     def __init__(self, real: Any, tee: Tee, is_async: bool, methods: tuple[str, ...]) -> None:
-        super().__init__(real, {})
-        self._tee = tee
+        super().__init__(real, tee, is_async, {})
         for name in methods:
             if not callable(getattr(real, name, None)):
                 continue
@@ -131,31 +160,6 @@ def _mirrored_async(real: Any, name: str, begin: Begin) -> Callable[..., Any]:
     return method
 
 
-def _mirrored_parts(client: Any, tee: Tee, is_async: bool, vendor: Vendor) -> dict[str, Any]:
-    """The client's mirrored children, from `surface.MIRRORED` (paths the installed SDK lacks are skipped)."""
-    tree: dict[str, Any] = {}
-    for path, (api, methods) in MIRRORED[vendor].items():
-        *parents, leaf = path.split(".")
-        real = client
-        for name in path.split("."):
-            real = getattr(real, name, None)
-        if real is None:
-            continue
-        node = tree
-        for name in parents:
-            node = node.setdefault(name, {})
-        node[leaf] = _Resource(real, tee.speaking(SPECS[api]), is_async, methods)
-    return _parts(client, tree)
-
-
-def _parts(real: Any, tree: dict[str, Any]) -> dict[str, Any]:
-    parts = {}
-    for name, child in tree.items():
-        part = getattr(real, name)
-        parts[name] = _Part(part, _parts(part, child)) if isinstance(child, dict) else child
-    return parts
-
-
 class TeedClient(_Part):
     """The wrapped client: the original's attributes, plus the tee's counters and `flush`.
 
@@ -163,9 +167,7 @@ class TeedClient(_Part):
     """
 
     def __init__(self, client: Any, tee: Tee, is_async: bool, vendor: Vendor) -> None:
-        super().__init__(client, _mirrored_parts(client, tee, is_async, vendor))
-        self._tee = tee
-        self._tee_async = is_async
+        super().__init__(client, tee, is_async, _TREES[vendor])
         self._tee_vendor: Vendor = vendor
 
     @property  # type: ignore[misc]
