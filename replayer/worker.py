@@ -173,16 +173,10 @@ class Worker:
             await self._pause(tasks)
 
     async def _started(self, lease: leases.Lease) -> None:
-        """Replay a leased request once a slot is free. One that a stop leaves unstarted goes back at once
-        (its deadline now), for another worker or the next run."""
+        """Replay a request leased ahead once a slot is free (after a stop too: a worker finishes what it
+        claimed)."""
         async with self._slots:
-            if not self.stopping.is_set():
-                await self._replay_request(lease)
-                return
-        self.held.discard(lease.lease_id)
-        await asyncio.get_running_loop().run_in_executor(
-            None, leases.extend, self.factory, self.config.worker_id, (lease.lease_id,), 0.0
-        )
+            await self._replay_request(lease)
 
     def _rescan_due(self, now: float) -> bool:
         """After an empty claim past the cursor, start again from the first capture (backfill: before
