@@ -32,6 +32,7 @@ from shadowlab.models import (
 )
 from shadowlab.pricing import load_price_table
 from simulator import Distribution, FaultRates, ModelProfile, ProfileSet, Simulator, running_simulator
+from simulator.outages import OutageFault
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -397,14 +398,23 @@ OUTAGE = {"failures": 4, "requests": 2, "probe_s": 0.2}
 QUICK_RETRIES = {"max_attempts": 2, "backoff_base_s": 0.01, "backoff_max_s": 0.05, "lease_s": 30}
 
 
+def _candidate_down(
+    lab_factory: Callable[..., Any], name: str, n: int, max_s: float, fault: OutageFault
+) -> tuple[Lab, Simulator]:
+    """`n` captures, experiment `name` running, and its candidate's provider down (`fault` to every call)."""
+    lab, simulator = lab_factory()
+    lab.seed([_capture(i, T0 + timedelta(seconds=i)) for i in range(n)])
+    lab.create_and_start(name, replay={**QUICK_RETRIES, "outage": {**OUTAGE, "max_s": max_s}})
+    simulator.outages.start(CANDIDATE_MODEL, fault)
+    return lab, simulator
+
+
 def test_a_provider_outage_pauses_its_calls_until_it_is_back_and_fails_no_arm(
     lab_factory: Callable[..., Any],
 ) -> None:
-    lab, simulator = lab_factory()
     n = 12
-    lab.seed([_capture(i, T0 + timedelta(seconds=i)) for i in range(n)])
-    lab.create_and_start("outage", replay={**QUICK_RETRIES, "outage": {**OUTAGE, "max_s": 120}})
-    simulator.outages.start(CANDIDATE_MODEL)  # every connection to the candidate drops, as in a real outage
+    # Every connection to the candidate drops (reset), as in a real outage.
+    lab, simulator = _candidate_down(lab_factory, "outage", n, max_s=120, fault="reset")
     worker = lab.popen("replay", "outage", "--backfill", "--no-progress")
     try:
         paused = sa.select(sa.func.count()).where(RateLimitKey.key == "outage:openai")
@@ -435,11 +445,8 @@ def test_a_provider_outage_pauses_its_calls_until_it_is_back_and_fails_no_arm(
 def test_an_outage_longer_than_its_limit_stops_the_run_with_its_requests_not_done(
     lab_factory: Callable[..., Any],
 ) -> None:
-    lab, simulator = lab_factory()
     n = 6
-    lab.seed([_capture(i, T0 + timedelta(seconds=i)) for i in range(n)])
-    lab.create_and_start("long-outage", replay={**QUICK_RETRIES, "outage": {**OUTAGE, "max_s": 1.0}})
-    simulator.outages.start(CANDIDATE_MODEL, "server_error")  # a 500 to everything
+    lab, simulator = _candidate_down(lab_factory, "long-outage", n, max_s=1.0, fault="server_error")  # 500s
 
     stopped = lab.cli("replay", "long-outage", "--backfill", "--no-progress", ok=False)
 

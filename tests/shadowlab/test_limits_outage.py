@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
 
-from shadowlab import migrate
 from shadowlab.db import create_engine, session_factory
 from shadowlab.experiment import OutageSettings
 from shadowlab.limits import RateLimiter, RetryPolicy, call_with_retries
@@ -90,18 +86,11 @@ def test_a_provider_down_longer_than_max_s_stops_every_waiting_call() -> None:
         asyncio.run(g.gate.admit())
 
 
-@pytest.fixture
-def factory(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    engine = create_engine(f"sqlite:///{tmp_path / 'outage.db'}")
-    migrate.upgrade(engine)
-    yield session_factory(engine)
-    engine.dispose()
-
-
-def test_attempts_failed_while_the_provider_is_down_do_not_count(factory: sessionmaker[Session]) -> None:
+def test_attempts_failed_while_the_provider_is_down_do_not_count() -> None:
     guard = OutageGuard(OutageSettings(failures=2, requests=1, probe_s=0.01))
     answers = iter([DOWN, DOWN, DOWN, OK])
-    limiter = RateLimiter(factory, (), worker_id="w")
+    engine = create_engine("sqlite://")  # a limiter without limits never touches it
+    limiter = RateLimiter(session_factory(engine), (), worker_id="w")
 
     async def send() -> ProviderResult:
         return next(answers)
@@ -116,6 +105,7 @@ def test_attempts_failed_while_the_provider_is_down_do_not_count(factory: sessio
         )  # fmt: skip
 
     result, sent = asyncio.run(scenario())
+    engine.dispose()
     # One attempt allowed. The first failure counted but was undecided (a streak of 1 of 2): one more; the
     # second made the provider down, the third was a failed probe (neither counted); the answer is kept.
     assert result.ok and sent == 4
