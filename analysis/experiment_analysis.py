@@ -60,13 +60,15 @@ def segments_and_routing(
         data.table, dimensions, control=data.control, alpha=analysis.alpha, aa_arm=data.aa_arm,
         min_n=rule.min_n,
         quantile_metrics=None if plan is None else {rule.dimension: quantile_columns(plan, rule, kinds)},
+        failure_latency_ms=data.failure_latency_ms,
     )  # fmt: skip
     chosen = [d for d in dimensions if d.name == rule.dimension]
     if plan is None or not chosen:
         return effects, None
     return effects, recommend_routing(
-        data.table, chosen[0], effects, plan, control=data.control, rule=rule, aa_arm=data.aa_arm
-    )
+        data.table, chosen[0], effects, plan, control=data.control, rule=rule, aa_arm=data.aa_arm,
+        failure_latency_ms=data.failure_latency_ms,
+    )  # fmt: skip
 
 
 def analyze_experiment(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -134,16 +135,20 @@ def recommend_routing(
     rule: RoutingRule = RoutingRule(),
     cross_fit: bool = True,
     aa_arm: str | None = None,
+    failure_latency_ms: float | None = None,
 ) -> RoutingRecommendation:
     """Route each segment of `dimension`; then judge the whole routing against the control.
 
-    With `cross_fit`, the saving is measured on requests the routing was not chosen on (two folds).
+    With `cross_fit`, the saving is measured on requests the routing was not chosen on (two folds). A failed
+    replay counts at `failure_latency_ms` (the replay timeout) in latency ratios, as everywhere else.
     """
     kinds = {m.name: m.kind for m in table.metrics}
     conditions = routing_conditions(plan, rule, kinds)
     cost_column = next((m.name for m in table.metrics if m.kind == "cost"), None)
     routes = choose_routes(dimension, effects, plan, control=control, rule=rule)
-    saving, mix = _whole_routing(table, dimension, routes, plan, conditions, control, cost_column)
+    whole = partial(_whole_routing, table, dimension, plan=plan, conditions=conditions, control=control,
+                    cost_column=cost_column, failure_latency_ms=failure_latency_ms)  # fmt: skip
+    saving, mix = whole(routes)
     failed = [c.detail for c in mix if c.status == "fail"]
     if failed:  # e.g. a tail-latency guardrail only the whole mix can estimate: route nothing
         why = "the routing as a whole fails: " + "; ".join(failed)
@@ -151,10 +156,13 @@ def recommend_routing(
             replace(r, arm=control, status="control", reason=why) if r.status == "routed" else r
             for r in routes
         )
-        saving, mix = _whole_routing(table, dimension, routes, plan, conditions, control, cost_column)
+        saving, mix = whole(routes)
     method = "in-sample"
     if cross_fit and cost_column is not None and any(r.status == "routed" for r in routes):
-        fitted = cross_fitted_saving(table, dimension, plan, control=control, rule=rule, aa_arm=aa_arm)
+        fitted = cross_fitted_saving(
+            table, dimension, plan, control=control, rule=rule, aa_arm=aa_arm,
+            failure_latency_ms=failure_latency_ms,
+        )  # fmt: skip
         if fitted is not None:
             saving, method = fitted, "cross-fitted"
     recommendation = RoutingRecommendation(dimension.name, control, rule, routes, saving, mix, (), method)
@@ -235,6 +243,7 @@ def cross_fitted_saving(
     control: str,
     rule: RoutingRule = RoutingRule(),
     aa_arm: str | None = None,
+    failure_latency_ms: float | None = None,
 ) -> Comparison | None:
     """The routing rule's saving measured on requests it was not chosen on: the requests are split in two
     folds (by prompt fingerprint or conversation when the table has clusters, so a repeated prompt stays in
@@ -260,6 +269,7 @@ def cross_fitted_saving(
         sub_effects = segment_effects(
             subset_rows(table, train), [sub_dimension], control=control, alpha=plan.alpha, aa_arm=aa_arm,
             min_n=rule.min_n, quantile_metrics={dimension.name: quantile_columns(plan, rule, kinds)},
+            failure_latency_ms=failure_latency_ms,
         )  # fmt: skip
         chosen = choose_routes(sub_dimension, sub_effects, plan, control=control, rule=rule)
         if not any(route.status == "routed" for route in chosen):
@@ -343,8 +353,9 @@ def routed_table(table: ExperimentTable, columns: npt.NDArray[np.int64], control
 
 
 def _whole_routing(
-    table: ExperimentTable, dimension: SegmentDimension, routes: Sequence[SegmentRoute], plan: DecisionPlan,
-    conditions: list[tuple[Guardrail, MetricRef]], control: str, cost_column: str | None,
+    table: ExperimentTable, dimension: SegmentDimension, routes: Sequence[SegmentRoute], *,
+    plan: DecisionPlan, conditions: list[tuple[Guardrail, MetricRef]], control: str, cost_column: str | None,
+    failure_latency_ms: float | None,
 ) -> tuple[Comparison | None, tuple[Check, ...]]:  # fmt: skip
     arm_of = {r.segment: table.arms.index(r.arm) for r in routes}
     by_segment = np.array(
@@ -354,7 +365,8 @@ def _whole_routing(
     by_name = {m.name: m for m in mixed.metrics}
 
     def compare(column: str) -> Comparison:
-        result = compare_arms(mixed, by_name[column], control, ROUTED_ARM, alpha=plan.alpha)
+        result = compare_arms(mixed, by_name[column], control, ROUTED_ARM, alpha=plan.alpha,
+                              failure_latency_ms=failure_latency_ms)  # fmt: skip
         return Comparison(column, control, ROUTED_ARM, result, None)
 
     saving = compare(cost_column) if cost_column in by_name else None

@@ -4,8 +4,9 @@ What `analyze.compare_arms` computes on one segment's rows alone, for all segmen
 per segment n, sums and centred sums of squares (and per-cluster sums for cluster-robust SEs) by `np.bincount`
 on the segment codes (`analysis.stats.grouped`), then each segment's interval and p-value from those. The
 rules are `compare_arms`'s, applied per segment: a failed answer scores the segment's worst value in a score
-metric, a failed replay counts at the segment's slowest latency in a latency ratio (segments are not given
-the replay timeout), preferences live on the candidate's row; no CUPED (segments are never given the
+metric, a failed replay counts at the replay timeout in a latency ratio (as in the whole analysis; at the
+segment's slowest latency only when no timeout is known, as `compare_arms` on the segment's rows would),
+preferences live on the candidate's row; no CUPED (segments are never given the
 covariate's population mean).
 
 A segment row shows the primary result only (`segments.segment_json`) and routing reads the primary, the
@@ -72,17 +73,17 @@ def segment_pairs(pair: ArmPair, grouping: Grouping) -> IntArray:
 
 def segment_comparisons(
     pair: ArmPair, grouping: Grouping, *, alpha: float, wanted: Sequence[int],
-    quantile_clusters: IntArray | None | Literal[False] = False,
+    quantile_clusters: IntArray | None | Literal[False] = False, failure_latency_ms: float | None = None,
 ) -> dict[int, MetricComparison]:  # fmt: skip
     """The comparison in each segment of `wanted`; latency quantiles unless `quantile_clusters` is False
-    (else the table's cluster labels, or None)."""
+    (else the table's cluster labels, or None); a failed replay at `failure_latency_ms` in latency ratios."""
     kind = pair.metric.kind
     if kind == "preference":
         return _preference(pair.cand, grouping, alpha, wanted)
     ctrl, cand = _failures_at_worst(pair, grouping)
     complete = Rows.of(~np.isnan(ctrl) & ~np.isnan(cand), grouping)
     if kind == "latency":
-        return _latency(ctrl, cand, complete, grouping, alpha, wanted, quantile_clusters)
+        return _latency(ctrl, cand, complete, grouping, alpha, wanted, quantile_clusters, failure_latency_ms)
     if kind == "binary":
         found = _binary(ctrl, cand, complete, grouping, alpha, wanted)
     else:
@@ -204,18 +205,20 @@ def _binary(
 def _latency(
     ctrl: FloatArray, cand: FloatArray, complete: Rows, grouping: Grouping, alpha: float,
     wanted: Sequence[int], quantile_clusters: IntArray | None | Literal[False],
+    failure_latency_ms: float | None,
 ) -> dict[int, MetricComparison]:  # fmt: skip
-    """Ratio of geometric means; failed replays (+∞) at the segment's slowest latency when it has any."""
+    """Ratio of geometric means; failed replays (+∞) at the replay timeout, or without one at the segment's
+    slowest latency when it has any."""
     codes = grouping.codes
     ok_c, ok_t = complete.mask & np.isfinite(ctrl), complete.mask & np.isfinite(cand)
     n_failed = Rows.of(complete.mask & ~ok_c, grouping).n + Rows.of(complete.mask & ~ok_t, grouping).n
-    slowest = np.full(grouping.size, np.nan)
-    if n_failed.any():
-        np.fmax.at(slowest, codes, np.fmax(np.where(ok_c, ctrl, np.nan), np.where(ok_t, cand, np.nan)))
-    counts_failures = (n_failed > 0) & (np.nan_to_num(slowest) > 0)
+    fill = np.full(grouping.size, np.nan if failure_latency_ms is None else failure_latency_ms)
+    if failure_latency_ms is None and n_failed.any():
+        np.fmax.at(fill, codes, np.fmax(np.where(ok_c, ctrl, np.nan), np.where(ok_t, cand, np.nan)))
+    counts_failures = (n_failed > 0) & (np.nan_to_num(fill) > 0)
     rows = Rows.of((ok_c & ok_t) | (complete.mask & counts_failures[codes]), grouping)
-    log_c = np.log(rows.only(np.where(ok_c, ctrl, slowest[codes])) + ~rows.mask)
-    log_t = np.log(rows.only(np.where(ok_t, cand, slowest[codes])) + ~rows.mask)
+    log_c = np.log(rows.only(np.where(ok_c, ctrl, fill[codes])) + ~rows.mask)
+    log_t = np.log(rows.only(np.where(ok_t, cand, fill[codes])) + ~rows.mask)
     stats = grouped_mean(log_t - log_c, rows, grouping, wanted=wanted)
     ctrl_log_mean, cand_log_mean = group_means(log_c, rows, grouping), group_means(log_t, rows, grouping)
     out = {}

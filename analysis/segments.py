@@ -207,8 +207,10 @@ def segment_effects(
     aa_arm: str | None = None,
     min_n: int = DEFAULT_MIN_N,
     quantile_metrics: Mapping[str, Collection[str]] | None = None,
+    failure_latency_ms: float | None = None,
 ) -> tuple[SegmentEffect, ...]:
-    """Every metric × candidate in every segment; BH across segments within each metric × candidate.
+    """Every metric × candidate in every segment; BH across segments within each metric × candidate; a failed
+    replay counts at `failure_latency_ms` (the replay timeout) in latency ratios, as in `analyze_table`.
 
     All segments of a dimension are compared at once from sufficient statistics (`segment_comparisons`).
     Latency quantile differences (row-level sorts) only where `quantile_metrics` asks, by dimension name:
@@ -235,6 +237,7 @@ def segment_effects(
             found[key] = counts, segment_comparisons(
                 pair, grouping, alpha=alpha, wanted=wanted,
                 quantile_clusters=table.clusters if key[0] in with_quantiles else False,
+                failure_latency_ms=failure_latency_ms,
             )  # fmt: skip
         for code, value, size in present:
             for metric in table.metrics:

@@ -11,7 +11,7 @@ import pytest
 
 from analysis.analyze import compare_arms
 from analysis.csv_input import ExperimentTable, MetricColumn
-from analysis.segments import SegmentDimension, segment_effects, segment_json, subset_rows
+from analysis.segments import SegmentDimension, SegmentEffect, segment_effects, segment_json, subset_rows
 from analysis.stats import results
 
 ARMS = ("control", "cand", "aa", "cand2")
@@ -98,12 +98,14 @@ def _same_comparison(
         assert mine.quantiles == ()
 
 
-@pytest.mark.parametrize("clusters", ["none", "one-way", "two-way"])
-def test_every_segment_equals_compare_arms_on_its_own_rows(clusters: str) -> None:
+@pytest.mark.parametrize(
+    ("clusters", "timeout_ms"), [("none", None), ("one-way", None), ("two-way", None), ("one-way", 5000.0)]
+)
+def test_every_segment_equals_compare_arms_on_its_own_rows(clusters: str, timeout_ms: float | None) -> None:
     table, dim = _table(np.random.default_rng(7), clusters)
     effects = segment_effects(
         table, [dim], control="control", alpha=0.05, aa_arm="aa", min_n=30,
-        quantile_metrics={"route": ["ttft_ms"]},
+        quantile_metrics={"route": ["ttft_ms"]}, failure_latency_ms=timeout_ms,
     )  # fmt: skip
     assert len(effects) == len(SIZES) * len(table.metrics) * len(CANDIDATES)
     for effect in effects:
@@ -118,16 +120,20 @@ def test_every_segment_equals_compare_arms_on_its_own_rows(clusters: str) -> Non
             assert (effect.status, effect.comparison) == ("too_small", None)
             continue
         assert effect.status == "tested" and effect.comparison is not None
-        reference = compare_arms(sub, metric, "control", effect.candidate, alpha=0.05)
+        reference = compare_arms(
+            sub, metric, "control", effect.candidate, alpha=0.05, failure_latency_ms=timeout_ms
+        )
         _same_comparison(effect.comparison.result, reference, quantiles=metric.name == "ttft_ms")
         row = segment_json(effect)
         assert row["estimate"] == pytest.approx(reference.primary.estimate, rel=1e-9)
         assert row["kind"] == reference.kind and row["null_value"] == reference.primary.null_value
 
 
-def test_failures_count_at_each_segments_own_worst_score_and_slowest_latency() -> None:
+def test_failures_count_at_each_segments_own_worst_score_and_at_the_replay_timeout() -> None:
     table, dim = _table(np.random.default_rng(11), "none")
-    effects = segment_effects(table, [dim], control="control", alpha=0.05, aa_arm="aa", min_n=30)
+    effects = segment_effects(
+        table, [dim], control="control", alpha=0.05, aa_arm="aa", min_n=30, failure_latency_ms=60_000.0
+    )
     tests = {(e.segment, e.metric, e.candidate): e.comparison.result.primary.test
              for e in effects if e.comparison is not None}  # fmt: skip
     assert tests["a", "judge", "cand"] == "paired t, failures at the worst score"
@@ -135,3 +141,13 @@ def test_failures_count_at_each_segments_own_worst_score_and_slowest_latency() -
     assert tests["a", "ttft_ms", "cand"] == "paired t on log ratios, failures at the timeout"
     assert tests["clean", "judge", "cand"] == "paired t"
     assert tests["clean", "ttft_ms", "cand"] == "paired t on log ratios"
+    # the timeout, not the segment's slowest answer (~2 s), is what a failure costs
+    slowest = segment_effects(table, [dim], control="control", alpha=0.05, aa_arm="aa", min_n=30)
+
+    def ttft_ratio(found: tuple[SegmentEffect, ...]) -> float | None:
+        (effect,) = [e for e in found if (e.segment, e.metric, e.candidate) == ("a", "ttft_ms", "cand")]
+        assert effect.comparison is not None
+        return effect.comparison.result.primary.estimate
+
+    at_timeout, at_slowest = ttft_ratio(effects), ttft_ratio(slowest)
+    assert at_timeout is not None and at_slowest is not None and at_timeout != pytest.approx(at_slowest)
