@@ -1,10 +1,13 @@
 """The consumer loop: poll → prepare → store → dead-letter → commit; pause and retry while a service is down.
 
 Offsets move only after the batch's rows and dead letters are durable (at-least-once); the unique
-`request_id` turns redelivery into counted duplicates. A stop request (SIGTERM) is honoured between
-batches: the batch in hand is finished and committed, then the source leaves its group. A broker that
-fails a poll is retried with the same backoff; nothing is in hand then. Idle exit needs the broker to
-confirm that nothing is left to read, so it never fires during a broker outage.
+`request_id` turns redelivery into counted duplicates. While one batch is inserted (by one writer thread:
+psycopg lets go of the GIL while the database works), the next is polled and prepared; batches are still
+finished and committed one at a time, in order. A rebalance during that poll may take the partitions of
+the batch being inserted: its commit then fails and the new owner reads it again (counted duplicates).
+A stop request (SIGTERM) is honoured between batches: the batches in hand are finished and committed,
+then the source leaves its group. A broker that fails a poll is retried with the same backoff. Idle exit
+needs the broker to confirm that nothing is left to read, so it never fires during a broker outage.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
@@ -21,7 +25,7 @@ from ingest.dlq import DeadLetterSink, DeadLetterUnavailable
 from ingest.forgetting import user_hash_of
 from ingest.messages import DeadLetter, Message
 from ingest.metrics import IngestMetrics
-from ingest.pipeline import PipelineConfig, prepare
+from ingest.pipeline import PipelineConfig, Prepared, prepare
 from ingest.sink import CaptureSink, DatabaseUnavailable, SinkResult
 from ingest.sources import BrokerUnavailable, Source
 from shadowlab.errors import ServiceUnavailableError
@@ -42,6 +46,7 @@ class RunOptions:
     idle_exit_s: float | None = None  # stop after this long without a message (tests, benchmarks)
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 10.0
+    overlap_writes: bool = True  # insert a batch in a writer thread while the next one is prepared (Postgres)
 
     @property
     def retry(self) -> RetryPolicy:
@@ -49,6 +54,16 @@ class RunOptions:
         return RetryPolicy(
             max_attempts=0, backoff_base_s=self.backoff_initial_s, backoff_max_s=self.backoff_max_s
         )
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    """A batch whose rows the writer thread is inserting; dead letters and the commit come after."""
+
+    messages: Sequence[Message]
+    prepared: Prepared
+    write: Future[SinkResult]
+    started: float
 
 
 class Runner:
@@ -65,16 +80,22 @@ class Runner:
         self.source, self.sink, self.dead_letters = source, sink, dead_letters
         self.config, self.metrics, self.options = config, metrics, options
         self.stop = stop or threading.Event()
+        self._in_flight: _InFlight | None = None
+        self._writer: ThreadPoolExecutor | None = None
 
     def run(self) -> None:
         """Process batches until stopped, idle for `idle_exit_s`, or the source is exhausted."""
         # Everything alive now (modules, clients, engine) lives as long as the process: out of the collector's
         # sight, full collections scan only what batches allocate (about 5 % of ingest CPU otherwise).
         gc.freeze()
+        if self.options.overlap_writes and self.sink.overlaps:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="ingest-writer")
         idle_since = time.monotonic()
         try:
             while not self.stop.is_set() and not self.source.exhausted:
                 messages, broker_was_down = self._poll()
+                if not messages:
+                    self._finish_in_flight()  # nothing more came: no batch waits for its commit
                 if messages or broker_was_down or not self.source.ready:
                     if messages:
                         self.process_batch(messages)
@@ -86,11 +107,14 @@ class Runner:
                         log.info("no message for %.1f s: stopping", self.options.idle_exit_s)
                         break
                     idle_since = time.monotonic()
+            self._finish_in_flight()
         except StopRequested:
             log.warning(
                 "stopped while a service was down: the last batch was not committed and will be read again"
             )
         finally:
+            if self._writer is not None:
+                self._writer.shutdown(wait=True)
             self.source.close()
             self.dead_letters.close()
 
@@ -123,10 +147,34 @@ class Runner:
             return False
 
     def process_batch(self, messages: Sequence[Message]) -> None:
-        """Store one batch durably, then commit it; retries (paused) while the database or DLQ is down."""
+        """Prepare one batch and store it durably, then commit it (after the batch before it, if one is in
+        flight); retries (paused) while the database or DLQ is down. With `overlap_writes` its rows are
+        inserted by the writer thread while the next batch is prepared."""
         started = time.perf_counter()
         prepared = prepare(messages, self.config, self.metrics)
-        result: SinkResult = self._retrying("database", lambda: self.sink.write(prepared.rows))
+        self._finish_in_flight()
+        if self._writer is None:
+            result = self._retrying("database", lambda: self.sink.write(prepared.rows))
+            self._finish(messages, prepared, result, started)
+        else:
+            write = self._writer.submit(self.sink.write, prepared.rows)
+            self._in_flight = _InFlight(messages, prepared, write, started)
+
+    def _finish_in_flight(self) -> None:
+        """Wait for the batch in flight to be stored (retrying here if its write failed), then finish it."""
+        batch, self._in_flight = self._in_flight, None
+        if batch is None:
+            return
+        try:
+            result = batch.write.result()
+        except DatabaseUnavailable as exc:
+            result = self._retrying("database", lambda: self.sink.write(batch.prepared.rows), failed=exc)
+        self._finish(batch.messages, batch.prepared, result, batch.started)
+
+    def _finish(
+        self, messages: Sequence[Message], prepared: Prepared, result: SinkResult, started: float
+    ) -> None:
+        """Count a stored batch, publish its dead letters, commit it."""
         self.metrics.stored(result.stored, result.duplicates)
         if result.forgotten:
             self.metrics.skipped("forgotten", result.forgotten)
@@ -161,17 +209,22 @@ class Runner:
 
         self._retrying("dead_letters", attempt)
 
-    def _retrying(self, service: str, step: Callable[[], T]) -> T:
+    def _retrying(
+        self, service: str, step: Callable[[], T], failed: ServiceUnavailableError | None = None
+    ) -> T:
+        """`step()`, waited out and tried again while `service` is down; `failed`: its first try failed so."""
         failures = 0
         paused = False
         try:
             while True:
-                try:
-                    return step()
-                except (DatabaseUnavailable, DeadLetterUnavailable) as exc:
-                    failures += 1
-                    self._wait_out(service, exc, self.options.retry.delay(failures, None), paused)
-                    paused = True
+                if failed is None:
+                    try:
+                        return step()
+                    except (DatabaseUnavailable, DeadLetterUnavailable) as exc:
+                        failed = exc
+                failures += 1
+                self._wait_out(service, failed, self.options.retry.delay(failures, None), paused)
+                paused, failed = True, None
         finally:
             if paused:
                 self.source.resume()

@@ -110,6 +110,9 @@ class CaptureSink:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._postgres = engine.dialect.name == "postgresql"
+        # Postgres: a writer thread pays (psycopg lets go of the GIL while the server works). SQLite is the
+        # embedded mode, one writer at a time, and an in-memory database is one per thread: no thread.
+        self.overlaps = self._postgres
         self._pg_statement = _postgres_statement(engine.dialect)
         self._sqlite_statement = (
             sqlite_insert(TABLE)
