@@ -209,6 +209,11 @@ def ingest(url: str, topic: str, n: int, processes: int) -> tuple[float, float]:
     return (n - first[1]) / (end - first[0]), (_children_cpu_s() - cpu_before) / n * 1e6
 
 
+def _load() -> str:
+    """The 1-minute load average: the machine is shared, and rates move with it."""
+    return f"{os.getloadavg()[0]:.1f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=100_000)
@@ -221,13 +226,13 @@ def main() -> None:
     topic = f"bench.captures.{uuid.uuid4().hex[:6]}"
     produce(topic, args.n, args.partitions)
     bare = bare_consume(topic, args.n)
-    print(f"bare kafka-python consume: {bare:,.0f} msg/s")
+    print(f"bare kafka-python consume: {bare:,.0f} msg/s (load {_load()})")
     for processes in (1, 2):
         url = fresh_database(f"shadowlab_bench_ingest_{processes}")
         rate, cpu_us = ingest(url, topic, args.n, processes)
         print(
             f"ingest, {processes} process(es), redaction on: {rate:,.0f} msg/s ({rate / bare:.2f} x bare), "
-            f"ingest CPU {cpu_us:.0f} µs/capture"
+            f"ingest CPU {cpu_us:.0f} µs/capture (load {_load()})"
         )
     admin = KafkaAdminClient(bootstrap_servers=KAFKA)
     admin.delete_topics([topic, f"{topic}.dlq"])
