@@ -222,6 +222,26 @@ def test_reset_drops_the_connection(simulator: str) -> None:
         )
 
 
+def test_an_outage_on_cue_fails_every_request_to_its_models_until_it_ends(simulator: str) -> None:
+    key = {"x-api-key": "k"}
+
+    def ask(model: str) -> int:
+        body = {"model": model, "max_tokens": 5, "messages": MESSAGES}
+        return httpx.post(f"{simulator}/v1/messages", json=body, headers=key).status_code
+
+    started = httpx.post(f"{simulator}/sim/outage", json={"models": "down-*", "fault": "server_error"},
+                         headers=key)  # fmt: skip
+    try:
+        assert started.json() == {"outages": {"down-*": "server_error"}}
+        assert [ask("down-1"), ask("down-2"), ask("up-1")] == [500, 500, 200]
+        refused = httpx.post(f"{simulator}/sim/outage", json={"models": "x", "fault": "flood"}, headers=key)
+        assert refused.status_code == 400 and "fault in" in refused.json()["error"]
+    finally:
+        ended = httpx.delete(f"{simulator}/sim/outage", headers=key)
+    assert ended.json() == {"outages": {}} and ask("down-1") == 200
+    assert httpx.delete(f"{simulator}/sim/outage").status_code == 404  # without a key it is no route
+
+
 def test_stream_error_event_reaches_the_sdk_after_partial_text(simulator_server: RunningSimulator) -> None:
     client = _anthropic(simulator_server)
     seen: list[str] = []
