@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from shadowlab_tee import extract, raw
 from shadowlab_tee.record import (
@@ -176,14 +176,14 @@ class Call:
         """The SDK call returned `result`: capture it now, or watch it if it is a stream. Returns `result`."""
         try:
             self._snapshot()
-            cls = type(result)
-            if hasattr(cls, "__anext__"):
+            kind = _kind(type(result))
+            if kind == "async stream":
                 self.watching = True
                 _observe_async_stream(result, self)
-            elif hasattr(cls, "__next__"):
+            elif kind == "stream":
                 self.watching = True
                 _observe_sync_stream(result, self)
-            elif raw.is_raw_response(result):
+            elif kind == "raw":
                 raw.observe(result, self)
             else:
                 self.done = True
@@ -250,6 +250,24 @@ class Call:
             self._offer(self.tee.spec.from_events, self.events, error)
         except Exception as inner:
             self.tee.sink.count_internal_failure(inner)
+
+
+ResultKind = Literal["async stream", "stream", "raw", "whole"]
+# What each result class is, found once: a missing attribute on a pydantic model class costs microseconds.
+_KINDS: dict[type, ResultKind] = {}
+
+
+def _kind(cls: type) -> ResultKind:
+    kind = _KINDS.get(cls)
+    if kind is None:
+        kind = (
+            "async stream" if hasattr(cls, "__anext__")
+            else "stream" if hasattr(cls, "__next__")
+            else "raw" if raw.is_raw_response_class(cls)
+            else "whole"
+        )  # fmt: skip
+        _KINDS[cls] = kind
+    return kind
 
 
 def _observe_sync_stream(stream: Any, call: Call) -> None:

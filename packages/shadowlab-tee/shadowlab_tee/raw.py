@@ -21,10 +21,8 @@ if TYPE_CHECKING:
     from shadowlab_tee.calls import Call
 
 
-def is_raw_response(result: Any) -> bool:
-    """True for the SDKs' `LegacyAPIResponse` / `APIResponse` / `AsyncAPIResponse` (by the shape of the class:
-    a missing attribute on a pydantic answer costs microseconds, on its class nanoseconds)."""
-    cls = type(result)
+def is_raw_response_class(cls: type) -> bool:
+    """True for the SDKs' `LegacyAPIResponse` / `APIResponse` / `AsyncAPIResponse` (by their shape)."""
     return hasattr(cls, "http_request") and hasattr(cls, "parse")
 
 
