@@ -16,7 +16,7 @@ from analysis import display
 from analysis.glossary import term_help
 from analysis.summary import Results, results
 from dashboard import data
-from dashboard.decisions import AGREEING, DECLARED_VERDICTS, DecisionRecord, declare, history
+from dashboard.decisions import AGREEING, DecisionRecord, declare, history
 from dashboard.views.common import (
     VERDICT_BOX,
     PageContext,
@@ -68,6 +68,14 @@ def analysis_says(res: Results | None) -> None:
 
 
 @dataclass(frozen=True)
+class Choice:
+    """One option of the form: a verdict and, for Ship, the arm that wins."""
+
+    verdict: str
+    winner: str | None = None
+
+
+@dataclass(frozen=True)
 class Declaration:
     """What the form holds when submitted."""
 
@@ -78,30 +86,42 @@ class Declaration:
     override: str
 
 
-def declaration_form(res: Results | None, candidates: list[str]) -> Declaration | None:
-    """The form, preset to the declaration that agrees with the analysis and its recommended arm."""
+def choices(candidates: list[str]) -> list[Choice]:
+    """Ship, one option per candidate arm, then Don't ship and Keep running."""
+    return [Choice("ship", arm) for arm in candidates] + [Choice("dont_ship"), Choice("keep_running")]
+
+
+def recommended_choice(res: Results | None, candidates: list[str]) -> Choice:
+    """The option that agrees with the analysis: Ship with its recommended arm, Don't ship for no proven gain,
+    Keep running otherwise (also with no analysis yet, or a ship whose arm is not a candidate)."""
     computed = res.verdict if res is not None else None
-    suggested = AGREEING.get(computed or "", "keep_running")
+    agreeing = AGREEING.get(computed or "", "keep_running")
     recommended = res.recommended if res is not None else None
+    if agreeing != "ship":
+        return Choice(agreeing)
+    return Choice("ship", recommended) if recommended in candidates else Choice("keep_running")
+
+
+def choice_label(choice: Choice, preset: Choice) -> str:
+    label = verdict_label(choice.verdict) + (f" {md_escape(choice.winner)}" if choice.winner else "")
+    return f"{label} (the analysis' recommendation)" if choice == preset else label
+
+
+def declaration_form(res: Results | None, candidates: list[str]) -> Declaration | None:
+    """The form, preset to the option that agrees with the analysis (`recommended_choice`)."""
+    computed = res.verdict if res is not None else None
+    options = choices(candidates)
+    preset = recommended_choice(res, candidates)
     with st.form("declare", clear_on_submit=False):
         if computed == "invalid":
             st.warning(
                 "The analysis is invalid: a health check failed, so the data cannot support Ship or Don't "
                 "ship. Fix the data first (the Overview says what to fix) and keep the experiment running."
             )
-        verdict = st.radio(
-            "Decision", DECLARED_VERDICTS, index=DECLARED_VERDICTS.index(suggested), horizontal=True,
-            format_func=verdict_label, help=PRESET_HELP,
+        choice = st.radio(
+            "Decision", options, index=options.index(preset), format_func=lambda c: choice_label(c, preset),
+            help=PRESET_HELP,
         )  # fmt: skip
-        winner = (
-            st.selectbox(
-                "Winning arm (for Ship)",
-                candidates,
-                index=candidates.index(recommended) if recommended in candidates else 0,
-            )  # fmt: skip
-            if candidates
-            else None
-        )
         conclude = st.checkbox(
             "Conclude the experiment with a Ship or Don't ship decision (no more replays)", value=True,
             help="Keep running never concludes.",
@@ -111,7 +131,7 @@ def declaration_form(res: Results | None, candidates: list[str]) -> Declaration 
         submitted = st.form_submit_button("Declare", type="primary")
     if not submitted:
         return None
-    return Declaration(str(verdict), winner if verdict == "ship" else None, conclude, reason, override)
+    return Declaration(choice.verdict, choice.winner, conclude, reason, override)
 
 
 def render(ctx: PageContext) -> None:

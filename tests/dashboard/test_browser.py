@@ -22,6 +22,7 @@ from dashboard.snapshot import VERDICT_LABELS
 from shadowlab.db import create_engine
 from shadowlab.models import Decision, Experiment
 from tests.support.dashboard_seed import PRICES
+from tests.support.streamlit_browser import rerun_and_wait, wait_drawn, wait_next_frame
 
 pytestmark = pytest.mark.postgres
 
@@ -79,21 +80,20 @@ def _sign_in(browser: Any, url: str, name: str, artifacts: Path, size: tuple[int
     page.get_by_role("textbox", name="Password").fill(PASSWORDS[name])
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_text(f"Signed in as {name}")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.get_by_role("heading", name="Experiments", exact=True)).to_be_visible(timeout=TIMEOUT_MS)
     return page
 
 
 def _open(page: Any, title: str, artifacts: Path, who: str) -> None:
     from playwright.sync_api import expect
 
-    page.get_by_role("link", name=title, exact=True).click()
     header = HEADERS.get(title, f"{title}: checkout-assistant-v2")
-    expect(page.get_by_role("heading", name=header, exact=True)).to_be_visible(timeout=TIMEOUT_MS)
-    page.wait_for_timeout(1500)  # charts and grids draw after the heading
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('[data-testid=stDataFrame]')]"
-        ".every(g => !g.checkVisibility() || g.querySelector('[role=columnheader]'))",
-        timeout=TIMEOUT_MS,
-    )
+    heading = page.get_by_role("heading", name=header, exact=True)
+    if heading.is_visible():  # the page shown already (its link would not run the script again)
+        wait_drawn(page, TIMEOUT_MS)
+    else:
+        rerun_and_wait(page, page.get_by_role("link", name=title, exact=True).click, TIMEOUT_MS)
+        expect(heading).to_be_visible(timeout=TIMEOUT_MS)
     slug = title.lower().replace(" & ", "-").replace(" ", "-")
     _full_page_screenshot(page, artifacts / f"dashboard-{who}-{page.viewport_size['width']}-{slug}.png")
     for grid in _grids(page):  # no p-value is a 60-character string
@@ -107,9 +107,11 @@ def _full_page_screenshot(page: Any, path: Path) -> None:
     size = dict(page.viewport_size)
     height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
     page.set_viewport_size({"width": size["width"], "height": max(size["height"], int(height))})
-    page.wait_for_timeout(500)
+    wait_next_frame(page)
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size(size)
+    wait_next_frame(page)
+    wait_drawn(page, TIMEOUT_MS)  # the grids draw again at the restored size
 
 
 def _in_view(page: Any, locator: Any) -> bool:
@@ -153,9 +155,13 @@ def test_a_decider_declares_a_winner_and_a_viewer_cannot_in_a_real_browser(
     from playwright.sync_api import expect
 
     computed = seeded.analysis["verdict"]
-    for size in VIEWPORTS[::-1]:  # the large screen first: the declaration below ends the experiment
-        page = _sign_in(browser, server, "erin", artifacts_dir, size)
-        try:
+    preset = AGREEING[computed["verdict"]]
+    preset_label = VERDICT_LABELS[preset] + (f" {computed['recommended']}" if preset == "ship" else "")
+    # One signed-in session at both sizes; the large screen first: the declaration below ends the experiment.
+    page = _sign_in(browser, server, "erin", artifacts_dir, VIEWPORTS[-1])
+    try:
+        for width, height in VIEWPORTS[::-1]:
+            page.set_viewport_size({"width": width, "height": height})
             for title in PAGES:
                 _open(page, title, artifacts_dir, "decider")
                 if title == "Experiments":
@@ -170,24 +176,22 @@ def test_a_decider_declares_a_winner_and_a_viewer_cannot_in_a_real_browser(
                     _check_results_page(page, seeded)
                 if title == "Metrics":
                     _check_forest_plots(page, seeded)
-            # the form is preset to what the analysis says, the reasons beside it
-            agreeing = VERDICT_LABELS[AGREEING[computed["verdict"]]]
-            expect(page.get_by_role("radio", name=agreeing, exact=True)).to_be_checked()
+            # the form's default is the analysis' recommendation (Ship names its arm), the reasons beside it
+            recommended = page.get_by_role("radio", name=f"{preset_label} (the analysis' recommendation)")
+            expect(recommended).to_be_checked()
+            expect(page.get_by_role("radio", checked=True)).to_have_count(1)
             expect(page.get_by_text("What the analysis says")).to_be_visible()
-        finally:
-            if size != VIEWPORTS[0]:
-                page.context.close()
-    # a row of the experiments list opens its overview
-    _open(page, "Experiments", artifacts_dir, "decider")
-    grid = page.locator("[data-testid=stDataFrame]").first
-    box = grid.bounding_box()
-    page.mouse.click(box["x"] + 16, box["y"] + 52)  # the row's selection box
-    expect(page.get_by_role("heading", name="Overview: checkout-assistant-v2")).to_be_visible(
-        timeout=TIMEOUT_MS
-    )
-    try:
+
+        # a row of the experiments list opens its overview
+        _open(page, "Experiments", artifacts_dir, "decider")
+        grid = page.locator("[data-testid=stDataFrame]").first
+        box = grid.bounding_box()
+        page.mouse.click(box["x"] + 16, box["y"] + 52)  # the row's selection box
+        expect(page.get_by_role("heading", name="Overview: checkout-assistant-v2")).to_be_visible(
+            timeout=TIMEOUT_MS
+        )
         _open(page, "Decide", artifacts_dir, "decider")
-        page.get_by_text("Ship", exact=True).click()
+        page.get_by_text(re.compile(r"^Ship cand")).click()
         page.get_by_label("Reason (required)").fill("Candidate is better on the primary metric.")
         page.get_by_label("Override reason (required when the decision differs from the analysis)").fill(
             "Browser test: ship the candidate whatever the analysis says."

@@ -17,6 +17,7 @@ from analysis.report_html import report_html
 from shadowlab import store
 from shadowlab.db import create_engine, session_factory, session_scope
 from tests.support.dashboard_seed import PLAN, Seeded, seed
+from tests.support.streamlit_browser import rerun_and_wait
 
 pytestmark = pytest.mark.postgres
 
@@ -62,16 +63,11 @@ def _assert_inert(page: Any, where: str) -> None:
 
 def _open(page: Any, title: str, heading: str) -> str:
     """Click the page in the navigation; the header's text once it names the experiment."""
-    page.get_by_role("link", name=title, exact=True).click()
+    rerun_and_wait(page, page.get_by_role("link", name=title, exact=True).click, TIMEOUT_MS)
     header = page.locator("[data-testid=stMain] h2").first
     page.wait_for_function(
         f"""() => {{ const h = document.querySelector('[data-testid=stMain] h2');
           return h && ({_NORMALISE})(h.innerText).startsWith({heading!r} + ': '); }}""",
-        timeout=TIMEOUT_MS,
-    )
-    # then the script run to its end (Streamlit marks its root while a run is in progress)
-    page.wait_for_function(
-        "() => document.querySelector('[data-testid=stApp]')?.dataset.testScriptState === 'notRunning'",
         timeout=TIMEOUT_MS,
     )
     return visible(header.inner_text())
@@ -101,6 +97,8 @@ def test_hostile_names_stay_text_on_every_page_and_in_the_report(
                 assert CANDIDATE in main, title
             if title == "Side by side":
                 assert CONTROL in main
+            if title == "Decide":  # the form's Ship option names the arm as typed
+                assert f"Ship {CANDIDATE}" in main
             slug = title.lower().replace(" & ", "-").replace(" ", "-")
             page.screenshot(path=str(artifacts_dir / f"dashboard-hostile-{slug}.png"), full_page=True)
     finally:

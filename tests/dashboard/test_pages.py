@@ -344,9 +344,20 @@ def test_decide_form_is_preset_to_what_the_analysis_says(
     _store_snapshot(seeded.url, seeded.experiment_id, doc)
     at = app_test("views/decide.py")
     _no_exception(at)
-    assert at.radio[0].value == AGREEING[computed]
-    winner = next(s for s in at.selectbox if s.label == "Winning arm (for Ship)")
-    assert winner.value == (recommended or "cand")
+    # one option per declaration, the winning arm part of Ship's: Don't ship never comes with a winner
+    # (the page's module is run afresh by the app, so its Choice is compared by value)
+    preset = (AGREEING[computed], recommended)
+    assert (at.radio[0].value.verdict, at.radio[0].value.winner) == preset
+    labels = {
+        ("ship", "cand"): "Ship cand",
+        ("dont_ship", None): "Don't ship",
+        ("keep_running", None): "Keep running",
+    }
+    recommendation = " (the analysis' recommendation)"
+    assert at.radio[0].options == [
+        label + (recommendation if c == preset else "") for c, label in labels.items()
+    ]
+    assert not [s for s in at.selectbox if "Winning arm" in s.label]
     assert at.checkbox[0].value is True  # a Ship or Don't ship declaration concludes the experiment
     res = results(doc, PLAN)
     boxes = [e.value for e in [*at.success, *at.error, *at.info, *at.warning]]

@@ -1,0 +1,50 @@
+"""Waiting for a served Streamlit page in Playwright: on conditions the page shows, never for a fixed time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+# Streamlit marks its root with the script's state; a watcher notes when a new run starts, so that waiting for
+# 'notRunning' after a click cannot be satisfied by the run before it.
+_WATCH_RUN_JS = """() => {
+  window.__shadowlabRunStarted = false;
+  new MutationObserver((_, watcher) => {
+    if (document.querySelector('[data-testid=stApp]')?.dataset.testScriptState !== 'running') return;
+    window.__shadowlabRunStarted = true;
+    watcher.disconnect();
+  }).observe(document.body, {attributes: true, subtree: true, attributeFilter: ['data-test-script-state']});
+}"""
+# The run has ended (the one watched for, if any), every grid shown has its column headers and every chart
+# shown has drawn its marks (Vega draws after the run).
+_DRAWN_JS = """() => {
+  const app = document.querySelector('[data-testid=stApp]');
+  if (window.__shadowlabRunStarted === false || app?.dataset.testScriptState !== 'notRunning') return false;
+  const shown = selector => [...document.querySelectorAll(selector)].filter(e => e.checkVisibility());
+  return shown('[data-testid=stDataFrame]').every(g => g.querySelector('[role=columnheader]')?.textContent)
+    && shown('[data-testid=stVegaLiteChart]').every(c => {
+      const marks = c.querySelector('.marks');
+      return marks && marks.getBoundingClientRect().height > 0;
+    });
+}"""
+_NEXT_FRAME_JS = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+
+
+def rerun_and_wait(page: Any, action: Callable[[], object], timeout_ms: float) -> None:
+    """Do `action` (a click that makes Streamlit run the script), then return once that run has ended and the
+    page's grids and charts are drawn."""
+    wait_drawn(page, timeout_ms)  # a run in progress may be cut short by the new one, unseen by the watcher
+    page.evaluate(_WATCH_RUN_JS)
+    action()
+    wait_drawn(page, timeout_ms)
+
+
+def wait_drawn(page: Any, timeout_ms: float) -> None:
+    """Return once the script's run (the one `rerun_and_wait` started, if any) has ended and the page's grids
+    and charts are drawn."""
+    page.wait_for_function(_DRAWN_JS, timeout=timeout_ms)
+
+
+def wait_next_frame(page: Any) -> None:
+    """Return after the browser has laid out and painted once more (e.g. after a viewport change)."""
+    page.evaluate(_NEXT_FRAME_JS)
