@@ -1,4 +1,7 @@
-"""`shadowlab demo` end to end: embedded, interrupted and rerun, and through the real Kafka and Postgres."""
+"""`shadowlab demo` end to end: embedded, interrupted and rerun, and through the real Kafka and Postgres.
+
+Both runs use seed 1. The verdict on other seeds (so that a lucky seed cannot carry the demo) is checked by
+`bench/bench_demo_seeds.py`: seeds 1-10 in `make bench`, each MATCH or WRONG, a WRONG seed fails it."""
 
 from __future__ import annotations
 
@@ -49,17 +52,6 @@ def test_demo_small_survives_ctrl_c_and_then_matches_the_truth(small_demo: Any) 
     _assert_matches_truth(small_demo.output, small_demo.folder)
     rejected = (small_demo.folder / "captures.jsonl.rejected.jsonl").read_text().splitlines()
     assert rejected and all(json.loads(line)["error"] for line in rejected)
-
-
-@pytest.mark.parametrize("seed", [3, 5])
-def test_demo_small_reaches_the_true_verdict_for_the_true_reason_on_other_seeds(
-    seed: int, tmp_path: Path
-) -> None:
-    """Seed 1 runs in the shared small demo above; two more seeds, so a lucky seed cannot carry the demo."""
-    run = _demo("--small", "--seed", str(seed), "--out", "out", env={}, cwd=tmp_path)
-    output, _ = run.communicate(timeout=900)
-    assert run.returncode == 0, output[-3000:]
-    _assert_matches_truth(output, tmp_path / "out")
 
 
 @pytest.fixture
