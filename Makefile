@@ -14,7 +14,7 @@ export SHADOWLAB_KAFKA_CONTROLLER_PORT ?= 19093
 export SHADOWLAB_TEST_DATABASE_URL ?= postgresql+psycopg://shadowlab:shadowlab@127.0.0.1:$(SHADOWLAB_PG_PORT)/shadowlab
 export SHADOWLAB_TEST_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(SHADOWLAB_KAFKA_PORT)
 
-.PHONY: setup lock services services-stop services-status browser demo test test-fast lint bench clean
+.PHONY: setup lock services services-stop services-status browser demo test test-fast test-faults lint bench clean
 
 setup: $(STAMP)
 
@@ -57,6 +57,11 @@ demo: setup
 test: export SHADOWLAB_SERVICES_DURABILITY = fast
 test: setup lint services browser
 	$(BIN)/pytest --durations=15
+
+# The fault tests alone (processes killed, Kafka or Postgres stopped, provider outages); `make test` runs them too.
+test-faults: export SHADOWLAB_SERVICES_DURABILITY = fast
+test-faults: setup services
+	$(BIN)/pytest -m faults --durations=10
 
 # Unit tests only (no services); handy while editing.
 test-fast: setup

@@ -25,7 +25,7 @@ from shadowlab.capture import DEFAULT_MAX_BYTES
 from shadowlab.db import create_engine
 from tests.support.ingest import count_rows, encode, make_capture, unique
 
-pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.faults, pytest.mark.timeout(120)]
 N = 50
 
 

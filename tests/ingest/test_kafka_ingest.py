@@ -44,6 +44,7 @@ def _distinct(url: str) -> tuple[int, int]:
 
 
 @pytest.mark.slow
+@pytest.mark.faults
 def test_kill_9_midway_then_restart_stores_everything_exactly_once(
     pg_url: str,
     kafka_bootstrap: str,
@@ -69,6 +70,7 @@ def test_kill_9_midway_then_restart_stores_everything_exactly_once(
 
 
 @pytest.mark.slow
+@pytest.mark.faults
 def test_two_processes_share_partitions_and_survive_one_stopping(
     pg_url: str,
     kafka_bootstrap: str,

@@ -34,7 +34,7 @@ from tests.support.ingest import (
 )
 from tests.support.net import free_port
 
-pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres, pytest.mark.slow, pytest.mark.faults]
 
 
 @dataclass

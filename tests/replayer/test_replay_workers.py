@@ -160,6 +160,7 @@ def lab_factory(pg_database: str, tmp_path: Path, cli: Callable[..., Any]) -> It
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
 
+@pytest.mark.faults
 def test_faults_three_workers_one_outcome_each_and_limits_hold(lab_factory: Callable[..., Any]) -> None:
     faults = FaultRates(rate_limit=0.20, overloaded=0.05, stream_error=0.02)
     lab, simulator = lab_factory(FAST.model_copy(update={"faults": faults}))
@@ -231,6 +232,7 @@ def test_budget_four_workers_never_exceeded(lab_factory: Callable[..., Any]) -> 
     assert undone == 0
 
 
+@pytest.mark.faults
 def test_killed_worker_work_is_recovered_exactly_once(lab_factory: Callable[..., Any]) -> None:
     # Every answer takes 1.5 s, 4 requests at a time: the kill lands while the worker holds a batch it
     # cannot finish for 1.5 s (a 0.4 s answer let a slow poll on a loaded machine see all 20 done first).
@@ -409,6 +411,7 @@ def _candidate_down(
     return lab, simulator
 
 
+@pytest.mark.faults
 def test_a_provider_outage_pauses_its_calls_until_it_is_back_and_fails_no_arm(
     lab_factory: Callable[..., Any],
 ) -> None:
@@ -442,6 +445,7 @@ def test_a_provider_outage_pauses_its_calls_until_it_is_back_and_fails_no_arm(
     assert "provider openai is down" in log and "provider openai is back" in log
 
 
+@pytest.mark.faults
 def test_an_outage_longer_than_its_limit_stops_the_run_with_its_requests_not_done(
     lab_factory: Callable[..., Any],
 ) -> None:

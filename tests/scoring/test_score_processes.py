@@ -156,6 +156,7 @@ def test_two_processes_judge_each_item_once_with_the_scores_of_one(seeded: Seede
     assert len(calls) == len(set(calls)) == 2 * ITEMS
 
 
+@pytest.mark.faults
 def test_a_killed_scorer_s_items_are_scored_once_by_the_survivor(seeded: Seeded, tmp_path: Path) -> None:
     env = _env(seeded, tmp_path)
     _set(seeded, _spec(ttfb_ms=400, lease_s=2.0))

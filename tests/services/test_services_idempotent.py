@@ -121,6 +121,7 @@ def test_start_on_running_services_starts_nothing() -> None:
 
 
 @pytest.mark.usefixtures("services_left_up")
+@pytest.mark.faults
 def test_stop_then_start_brings_both_services_back(postgres_url: str, kafka_bootstrap: str) -> None:
     before = status()
     data_dir = postmaster_data_dir(before.pids["postgres"])
