@@ -22,6 +22,19 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _NOISY = ("kafka", "alembic", "httpx", "httpx2", "httpcore", "httpcore2", "anthropic", "openai")
 
 
+class _KafkaSlowStep(logging.Filter):
+    """Drops kafka-python 3's "Task … ran for 0.3s (>0.100s threshold)" warning: it reports that the
+    client's own I/O loop was not scheduled for a tenth of a second, which happens on any busy machine and
+    asks nothing of the operator (it also broke the one-`error:`-line promise of a failing command)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.msg if isinstance(record.msg, str) else ""
+        return not (message.startswith("Task ") and "threshold). It is blocking the event loop" in message)
+
+
+_SLOW_STEP = _KafkaSlowStep()
+
+
 class JsonFormatter(logging.Formatter):
     """time, level, logger, message, any `extra=` fields, and the traceback when there is one."""
 
@@ -52,3 +65,6 @@ def configure_logging(level: str, fmt: LogFormat) -> None:
     root.setLevel(level.upper())
     for noisy in _NOISY:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    selector = logging.getLogger("kafka.net.selector")
+    if _SLOW_STEP not in selector.filters:
+        selector.addFilter(_SLOW_STEP)
