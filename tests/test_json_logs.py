@@ -92,6 +92,20 @@ def test_replay_and_score_log_json_lines(tmp_path: Path, cli: CliRunner) -> None
     assert "sk-ant-secret-key-1" not in replay.stderr + score.stderr
 
 
+def test_a_failing_command_s_error_line_stays_plain_under_json_logs(tmp_path: Path, cli: CliRunner) -> None:
+    """The `error:` line is for the person at the terminal, so it stays plain text (README, configuration)."""
+    database = tmp_path / "logs.db"
+    engine = create_engine(f"sqlite:///{database}")
+    migrate.upgrade(engine)
+    engine.dispose()
+    env = {"SHADOWLAB_DATABASE_URL": f"sqlite:///{database}", "SHADOWLAB_LOG_FORMAT": "json"}
+    done = cli("score", "missing", env=env, cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        "error: experiment 'missing': not found (create it with `shadowlab experiment create`)"
+    ]
+
+
 DASHBOARD_PROCESS = """
 import logging, sys
 from streamlit import logger as streamlit_logger
