@@ -10,6 +10,8 @@ from typing import Annotated, get_args
 import typer
 from sqlalchemy.orm import Session, sessionmaker
 
+from shadowlab.analysis_runs import ANALYZE_EVERY_HELP
+from shadowlab.analysis_runs import analyze_every as analyze_every_s
 from shadowlab.config import Settings
 from shadowlab.store.experiments import Transition
 
@@ -146,6 +148,7 @@ def _register_replay(app: typer.Typer, settings_of: SettingsOf, factory_of: Fact
         ] = "127.0.0.1",
         worker_index: Annotated[int | None, typer.Option(hidden=True)] = None,
         progress: Annotated[bool, typer.Option(help="Print progress: rate, ETA, spend.")] = True,
+        analyze_every: Annotated[str | None, typer.Option(help=ANALYZE_EVERY_HELP)] = None,
     ) -> None:
         """Replay captured traffic to every arm of EXPERIMENT (default: --backfill, or the spec's mode), or of
         every running experiment (--all; --follow keeps serving, experiments started later too)."""
@@ -154,10 +157,11 @@ def _register_replay(app: typer.Typer, settings_of: SettingsOf, factory_of: Fact
         from shadowlab import store
 
         _check_target(experiment, every, follow, live, backfill)
+        every_s = analyze_every_s(analyze_every, follow)
         factory = factory_of(ctx)
         if experiment is None:
             every_options = ReplayOptions("", workers, "live", concurrency, metrics_port, worker_index, False,
-                                          metrics_host, True, follow)  # fmt: skip
+                                          metrics_host, True, follow, every_s)  # fmt: skip
             run_replay_all(factory, settings_of(ctx), every_options)
             return
         mode: Mode = "live" if live else "backfill"

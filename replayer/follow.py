@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from replayer.metrics import WorkerMetrics
 from replayer.worker import Mode, Worker, WorkerConfig
 from shadowlab import store
+from shadowlab.analysis_runs import PeriodicAnalysis
 from shadowlab.config import Settings
 
 __all__ = ["replay_all"]
@@ -42,8 +43,10 @@ async def replay_all(
     metrics: WorkerMetrics,
     follow: bool,
     poll_s: float = 2.0,
+    analyze_every_s: float | None = None,
 ) -> None:
-    """Serve the running experiments (`follow`: and those started later) until done or stopped."""
+    """Serve the running experiments (`follow`: and those started later) until done or stopped; with
+    `analyze_every_s`, a fresh analysis snapshot of each that often (`PeriodicAnalysis`)."""
     loop = asyncio.get_running_loop()
     loop.set_default_executor(ThreadPoolExecutor(max_workers=16, thread_name_prefix="shadowlab-db"))
     stop = asyncio.Event()
@@ -53,8 +56,12 @@ async def replay_all(
     serving: dict[str, tuple[Worker, asyncio.Task[None]]] = {}
     log.info("replaying every running experiment%s", " until stopped" if follow else "",
              extra={"follow": follow})  # fmt: skip
+    analyses = None if analyze_every_s is None else PeriodicAnalysis(factory, analyze_every_s)
     while not stop.is_set():
-        for name, mode in await loop.run_in_executor(None, _running, factory):
+        running = await loop.run_in_executor(None, _running, factory)
+        if analyses is not None:
+            await loop.run_in_executor(None, analyses.tick, [name for name, _ in running])
+        for name, mode in running:
             if name not in serving:
                 worker = Worker(factory, settings, WorkerConfig(name, worker_id, mode, concurrency), metrics)
                 serving[name] = (worker, asyncio.create_task(worker.run()))

@@ -46,6 +46,7 @@ class ReplayOptions:
     metrics_host: str = "127.0.0.1"
     every: bool = False  # --all: every running experiment (`experiment` unused)
     follow: bool = False  # --follow: and those started later, until stopped
+    analyze_every_s: float | None = None  # --analyze-every (with --follow)
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,8 @@ def run_replay_all(factory: sessionmaker[Session], settings: Settings, options: 
         return
     metrics = _metrics(options)
     asyncio.run(replay_all(factory, settings, worker_id=_worker_id(), concurrency=options.concurrency,
-                           metrics=metrics, follow=options.follow))  # fmt: skip
+                           metrics=metrics, follow=options.follow,
+                           analyze_every_s=options.analyze_every_s))  # fmt: skip
 
 
 def run_replay(
@@ -217,6 +219,9 @@ def _worker_args(options: ReplayOptions, index: int) -> list[str]:
             str(options.concurrency), "--worker-index", str(index), "--no-progress"]  # fmt: skip
     if options.metrics_port is not None:
         args += ["--metrics-port", str(options.metrics_port), "--metrics-host", options.metrics_host]
+    if options.every and options.follow:  # one worker keeps the analysis fresh
+        every = options.analyze_every_s if index == 0 else None
+        args += ["--analyze-every", "off" if every is None else f"{every}s"]
     return args
 
 

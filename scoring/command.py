@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from shadowlab.analysis_runs import ANALYZE_EVERY_HELP
+from shadowlab.analysis_runs import analyze_every as analyze_every_s
 from shadowlab.config import Settings
 from shadowlab.errors import ConfigError
 from shadowlab.logs import configure_logging
@@ -63,7 +65,7 @@ def _target(experiment: str | None, every: bool, follow: bool, scorer: str | Non
 
 async def _serve(
     settings: Settings, experiment: str | None, *, follow: bool, scorer: str | None, concurrency: int,
-    metrics: ScoreMetrics,
+    metrics: ScoreMetrics, analyze_every_s: float | None = None,
 ) -> None:  # fmt: skip
     """Score one experiment or all running ones; SIGTERM or SIGINT stops claiming, finishes what is in
     flight, hands back what was claimed but not started, and returns."""
@@ -79,7 +81,7 @@ async def _serve(
     options = TaskOptions(stop=stop)
     if experiment is None:
         await score_all(settings, follow=follow, concurrency=concurrency, options=options, metrics=metrics,
-                        report=_report_named)  # fmt: skip
+                        report=_report_named, analyze_every_s=analyze_every_s)  # fmt: skip
         return
     summaries = await run_scoring(settings, experiment, scorer=scorer, concurrency=concurrency,
                                   progress=ProgressLine, metrics=metrics, options=options)  # fmt: skip
@@ -110,6 +112,7 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
         metrics_host: Annotated[
             str, typer.Option(help="Address /metrics listens on (0.0.0.0 in a container, for Prometheus).")
         ] = "127.0.0.1",
+        analyze_every: Annotated[str | None, typer.Option(help=ANALYZE_EVERY_HELP)] = None,
     ) -> None:
         """Score every replay not yet scored by each scorer's current version (resumable, idempotent; any
         number of processes may run at once, each item is judged by one of them)."""
@@ -117,6 +120,7 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
         from shadowlab.metrics import serve_metrics
 
         _target(experiment, every, follow, scorer)
+        every_s = analyze_every_s(analyze_every, follow)
         settings = settings_of(ctx)
         configure_logging(settings.log_level, settings.log_format)
         metrics = ScoreMetrics()
@@ -126,7 +130,7 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
                 "serving /metrics on %s:%d", metrics_host, metrics_port, extra={"metrics_port": metrics_port}
             )
         asyncio.run(_serve(settings, experiment, follow=follow, scorer=scorer, concurrency=concurrency,
-                           metrics=metrics))  # fmt: skip
+                           metrics=metrics, analyze_every_s=every_s))  # fmt: skip
 
     _register_agreement(app, settings_of)
 

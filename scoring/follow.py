@@ -17,6 +17,7 @@ from scoring.metrics import ScoreMetrics
 from scoring.runner import RunSummary, TaskOptions
 from scoring.service import score_named
 from shadowlab import store
+from shadowlab.analysis_runs import PeriodicAnalysis
 from shadowlab.config import Settings
 from shadowlab.db import engine_from, session_factory
 from shadowlab.errors import ShadowlabError
@@ -36,10 +37,13 @@ async def score_all(
     metrics: ScoreMetrics | None = None,
     report: Report | None = None,
     poll_s: float = 2.0,
+    analyze_every_s: float | None = None,
 ) -> None:
-    """One pass over the running experiments, or (`follow`) passes until `options.stop` is set."""
+    """One pass over the running experiments, or (`follow`) passes until `options.stop` is set; with
+    `analyze_every_s`, a fresh analysis snapshot of each that often (`PeriodicAnalysis`)."""
     engine = engine_from(settings)
     factory = session_factory(engine)
+    analyses = None if analyze_every_s is None else PeriodicAnalysis(factory, analyze_every_s)
     options = TaskOptions(options.worker_id, options.lease_s, not follow, options.poll_s, options.stop)
     until = " until stopped" if follow else ""
     log.info("scoring every running experiment%s", until, extra={"follow": follow})
@@ -47,6 +51,8 @@ async def score_all(
         while not options.stopped():
             with factory() as session:
                 names = [e.name for e in store.experiments.list_all(session=session) if e.status == "running"]
+            if analyses is not None:
+                await asyncio.to_thread(analyses.tick, names)
             for name in names:
                 if options.stopped():
                     break

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,10 +14,9 @@ import streamlit as st
 from sqlalchemy.orm import Session
 
 from analysis import display
-from dashboard import data
+from dashboard import data, refresh
 from dashboard.auth import User
 from dashboard.queries import ExperimentRow
-from dashboard.refresh import RefreshBusyError, refresh_analysis
 from dashboard.snapshot import SnapshotError, SnapshotView
 from shadowlab.db import session_factory, session_scope
 from shadowlab.errors import ShadowlabError
@@ -119,6 +118,7 @@ def require_experiment(ctx: PageContext) -> ExperimentRow:
 def require_snapshot(ctx: PageContext, experiment: ExperimentRow) -> SnapshotView:
     """The latest analysis (with a warning when newer data arrived since), or a message and a stop when there
     is nothing to show yet."""
+    pick_up_refresh(experiment)
     snap = data.snapshot(ctx.database_url, experiment.id)
     if snap is None:
         if experiment.replays == 0:
@@ -128,7 +128,7 @@ def require_snapshot(ctx: PageContext, experiment: ExperimentRow) -> SnapshotVie
                 f"Experiment {md_escape(repr(experiment.name))} has {experiment.replays:,} replays "
                 "but no analysis yet."
             )
-            refresh_button(ctx, experiment, "Compute the analysis")
+            refresh_control(experiment, "Compute the analysis")
         st.stop()
     freshness(ctx, experiment, snap.computed_at)
     return snap
@@ -148,27 +148,48 @@ def freshness(ctx: PageContext, experiment: ExperimentRow, computed_at: datetime
         "since. Refresh the analysis to include them.",
         icon=":material/update:",
     )
-    refresh_button(ctx, experiment, "Refresh analysis")
+    refresh_control(experiment, "Refresh analysis")
 
 
-def refresh_button(ctx: PageContext, experiment: ExperimentRow, label: str) -> None:
-    """Recompute the analysis as `shadowlab analyze` does, then show the page again on it."""
+def pick_up_refresh(experiment: ExperimentRow) -> None:
+    """Before a page reads the analysis: a refresh that ended makes the cached snapshot go (a failed one says
+    why, once)."""
+    ended = refresh.finished(experiment.id)
+    error = ended.error() if ended is not None else None
+    if error is not None:
+        st.error(f"The refresh of the analysis failed: {md_escape(error)}", icon=":material/error:")
+
+
+def refresh_control(experiment: ExperimentRow, label: str) -> None:
+    """A button that starts `shadowlab analyze` in the background, or, while it runs, how long it has."""
+    if refresh.running(experiment.id) is not None:
+        _refreshing(experiment.id)
+        return
     clicked = st.button(
         label,
         key=f"refresh-analysis-{experiment.id}",
         icon=":material/refresh:",
-        help="Runs the analysis now on everything stored (as `shadowlab analyze` does) and keeps it as the "
-        "latest snapshot; decisions keep pointing at the analysis they used. Takes seconds to a minute.",
+        help="Runs the analysis in the background on everything stored (as `shadowlab analyze` does) and "
+        "keeps it as the latest snapshot; decisions keep pointing at the analysis they used. Takes seconds "
+        "to a minute; the page shows the new numbers when it is done.",
     )
-    if not clicked:
-        return
-    try:
-        with st.spinner("Recomputing the analysis…"):
-            refresh_analysis(ctx.database_url, experiment.id, experiment.name)
-    except RefreshBusyError as exc:
-        st.info(f"Not started: {exc}. The page shows it once it is stored.")
-        return
-    st.rerun()
+    if clicked:
+        refresh.start_refresh(experiment.id, experiment.name)
+        st.rerun()
+
+
+@st.fragment(run_every=timedelta(seconds=2))
+def _refreshing(experiment_id: int) -> None:
+    """Redrawn every 2 s while the refresh runs; the whole page runs again once it has ended."""
+    run = refresh.running(experiment_id)
+    if run is None:
+        st.rerun(scope="app")
+    else:
+        age = display.duration((datetime.now(UTC) - run.started_at).total_seconds())
+        st.info(
+            f"Refreshing the analysis… started {age} ago. The page shows the new numbers when it is done.",
+            icon=":material/hourglass_top:",
+        )
 
 
 def untrusted_text(text: str | None, *, empty: str = "(no text)") -> None:

@@ -24,6 +24,7 @@ from dashboard.views.common import (
     db_session,
     freshness,
     md_escape,
+    pick_up_refresh,
     require_experiment,
     run_page,
     title,
@@ -141,6 +142,7 @@ def render(ctx: PageContext) -> None:
     if not user.can_declare:
         st.warning("Only deciders can declare a decision.")
         st.stop()
+    pick_up_refresh(experiment)
     row = data.snapshot_row(ctx.database_url, experiment.id)
     if row is not None:
         freshness(ctx, experiment, row.computed_at)
