@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from analysis.csv_input import FloatArray, IntArray
-from analysis.fetch import dense_range_or, fetch_table
+from analysis.fetch import arrow_int64, dense_range_or, fetch_table, integers_of, present_of
 from analysis.segments import PROMPT_CHAR_EDGES, FactTable, RequestFacts
 from analysis.stats.clustering import factorise
 from shadowlab.models import CapturedRequest, Replay
@@ -62,26 +62,25 @@ def read_requests(
         sa.cast(CapturedRequest.tags, sa.Text), CapturedRequest.prompt_chars, CapturedRequest.user_turn,
     ).where(_which(eid, request_keys))  # fmt: skip
     fetched = fetch_table(session, statement, _REQUEST_SCHEMA)
-    fetched_ids = fetched.column("id").to_numpy()
+    fetched_ids = integers_of(fetched.column("id"))
     wanted = np.flatnonzero(np.isin(fetched_ids, request_keys))
-    table = fetched.take(pa.array(wanted[np.argsort(fetched_ids[wanted], kind="stable")]))
-    ids = table.column("id").to_numpy()
+    order = wanted[np.argsort(fetched_ids[wanted], kind="stable")]
+    # usually every row read is wanted, in id order already: no copy of the table then
+    in_place = len(order) == len(fetched_ids) and bool((order == np.arange(len(order))).all())
+    table = fetched if in_place else fetched.take(arrow_int64(order))
+    ids = integers_of(table.column("id"))
     if not np.array_equal(ids, request_keys):
         raise RequestsChangedError("captured requests changed while it was read; run again")
     request_ids = tuple(table.column("request_id").to_pylist())
-    chars = table.column("prompt_chars").to_numpy(zero_copy_only=False)
-    turns = table.column("user_turn").to_numpy(zero_copy_only=False)
+    chars = integers_of(table.column("prompt_chars")).astype(np.float64)
+    turns = integers_of(table.column("user_turn")).astype(np.float64)
     fingerprints = table.column("prompt_fingerprint")
-    missing = np.isnan(chars) | np.isnan(turns) | _null(fingerprints)
+    missing = np.isnan(chars) | np.isnan(turns) | ~present_of(fingerprints)
     if missing.any():
         chars, turns, fingerprints = _from_bodies(session, ids, missing, chars, turns, fingerprints)
     clusters = _clusters(table.column("conversation_id"), fingerprints)
     facts = _fact_table(table, chars.astype(np.int64), turns.astype(np.int64))
     return request_ids, clusters, facts
-
-
-def _null(column: pa.ChunkedArray) -> BoolArray:
-    return np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _captured_rows(session: Session, ids: Sequence[int], *columns: Any) -> Iterator[sa.Row[Any]]:
@@ -117,18 +116,17 @@ def _dictionary_codes(labels: pa.Array | pa.ChunkedArray) -> IntArray:
     array = labels.combine_chunks() if isinstance(labels, pa.ChunkedArray) else labels
     if not len(array):
         return np.zeros(0, dtype=np.int64)
-    encoded = array.dictionary_encode()
-    indices = np.asarray(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
-    return indices
+    indices = integers_of(array.dictionary_encode().indices)  # NaN where null (scalar arguments such as
+    # `fill_null(-1)` or `equal(labels, "")` make pyarrow import pandas, 0.3 s)
+    return np.where(np.isnan(indices), -1, indices).astype(np.int64)
 
 
 def first_seen_codes(labels: pa.Array | pa.ChunkedArray) -> IntArray:
     """Dense codes in first-seen order; a missing (null or empty) label is a cluster of its own."""
     codes = _dictionary_codes(labels)
     n = len(codes)
-    empty = np.asarray(
-        pa_compute.equal(labels, "").fill_null(True).to_numpy(zero_copy_only=False), dtype=bool
-    )
+    lengths = integers_of(pa_compute.binary_length(labels))
+    empty = ~(lengths > 0)  # NaN (null) too
     keys = np.where(empty, codes.max(initial=0) + 1 + np.arange(n), codes)
     _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     rank = np.empty(first.size, dtype=np.int64)
@@ -165,7 +163,7 @@ def _fact_table(table: pa.Table, chars: IntArray, turns: IntArray) -> FactTable:
     rank = np.empty(size, dtype=np.int64)
     rank[by_first] = np.arange(size)
     firsts = first[by_first]
-    rows = table.select(["service", "route", "tags"]).take(pa.array(firsts)).to_pylist()
+    rows = table.select(["service", "route", "tags"]).take(arrow_int64(firsts)).to_pylist()
     distinct = tuple(
         RequestFacts(row["service"], row["route"], _tags(row["tags"]), int(chars[i]), int(turns[i]))
         for row, i in zip(rows, firsts, strict=True)
