@@ -11,10 +11,8 @@ keeps how many of each type were replaced, never values.
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate
 from typing import Any
 
 from ingest.redact_rules import BUILTIN_RULES, Replacer, Rule
@@ -94,9 +92,9 @@ class Redactor:
         """Redact the strings, keys and long numbers at `slots` in place."""
         texts = slots.texts()
         joined = "\x00".join(texts)
-        # One scan of the whole capture finds every trigger and the texts it sits in, and one count the texts
-        # with enough digits for the digit rules: most texts meet no rule at all and are never visited.
-        found, hit = self._trigger_hits(texts, joined)
+        # Cheap checks on the whole capture first, so that most strings meet no rule at all: a rule none of
+        # whose triggers occurs anywhere, or a digit rule when no string has enough digits, is skipped.
+        found = set(self._triggers.findall(joined)) if self._triggers is not None else set()
         digits = [n >= _MIN_DIGITS for n in _digit_counts(texts, joined)]
         any_digits = any(digits)
         rules = [
@@ -106,32 +104,9 @@ class Redactor:
         ]
         if not rules:
             return
-        if any(not r.triggers and not r.needs_digits for r, _ in rules):  # a user rule: every text
-            visit: Iterable[int] = range(len(texts))
-        else:
-            digit_rules = any(r.needs_digits for r, _ in rules)
-            visit = sorted(hit.union(i for i, enough in enumerate(digits) if enough) if digit_rules else hit)
-        new = list(texts)
-        for i in visit:
-            new[i] = self._text(texts[i], rules, digits[i])
-        slots.write(new, texts)
-
-    def _trigger_hits(self, texts: list[str], joined: str) -> tuple[set[str], set[int]]:
-        """The triggers found in `joined` (the texts joined by NUL) and the indexes of the texts holding one.
-
-        A text that holds a trigger gets at least one hit: the scan reports a match at its start or one
-        overlapping it, inside the same text (no trigger holds a NUL)."""
-        if self._triggers is None:
-            return set(), set()
-        found: set[str] = set()
-        positions: list[int] = []
-        for match in self._triggers.finditer(joined):
-            found.add(match.group())
-            positions.append(match.start())
-        if not positions:
-            return found, set()
-        starts = list(accumulate((len(t) + 1 for t in texts[:-1]), initial=0))
-        return found, {bisect_right(starts, at) - 1 for at in positions}
+        slots.write(
+            [self._text(text, rules, enough) for text, enough in zip(texts, digits, strict=True)], texts
+        )
 
     def _text(self, text: str, rules: Sequence[tuple[Rule, Replacer]], enough_digits: bool) -> str:
         """`text` with `rules` applied in order; `enough_digits`: the text has at least `_MIN_DIGITS`."""
@@ -215,35 +190,31 @@ def _copy(value: Any, slots: _Slots) -> Any:
     """A copy of the JSON containers in `value`; where each string, key and long number to scan sits is
     added to `slots`. Skipped, and shared with the input: thinking signatures, base64 payloads and the
     payload of valid base64 data URLs."""
-    # One function for the whole walk, each value looked at inline: a call per value cost a third of it.
-    strings, numbers = slots.strings, slots.numbers
     if isinstance(value, dict):
         binary = value.get("type") == "base64" or "file_data" in value
-        out: Any = dict(value)
-        keys, plain_keys = slots.keys, slots.plain_keys
+        out: dict[str, Any] = {}
         for k, v in value.items():
-            if isinstance(k, str) and len(k) >= _MIN_LEN and (plain_keys or not _plain(k)):
-                keys.append((out, k))
+            out[k] = v
+            if isinstance(k, str) and len(k) >= _MIN_LEN and (slots.plain_keys or not _plain(k)):
+                slots.keys.append((out, k))
             if k in _SKIP_KEYS or (binary and k in _BINARY_KEYS):
                 continue
-            if isinstance(v, str):
-                if len(v) >= _MIN_LEN and not (v.startswith("data:") and _is_data_url(v)):
-                    strings.append((out, k))
-            elif isinstance(v, _CONTAINERS):
-                out[k] = _copy(v, slots)
-            elif isinstance(v, int) and not isinstance(v, bool) and abs(v) >= _LONG_NUMBER:
-                numbers.append((out, k))
+            _slot(out, k, v, slots)
         return out
-    out = list(value)
-    for i, v in enumerate(out):
-        if isinstance(v, str):
-            if len(v) >= _MIN_LEN and not (v.startswith("data:") and _is_data_url(v)):
-                strings.append((out, i))
-        elif isinstance(v, _CONTAINERS):
-            out[i] = _copy(v, slots)
-        elif isinstance(v, int) and not isinstance(v, bool) and abs(v) >= _LONG_NUMBER:
-            numbers.append((out, i))
-    return out
+    items = list(value)
+    for i, v in enumerate(items):
+        _slot(items, i, v, slots)
+    return items
+
+
+def _slot(container: Any, key: Any, v: Any, slots: _Slots) -> None:
+    if isinstance(v, str):
+        if len(v) >= _MIN_LEN and not _is_data_url(v):
+            slots.strings.append((container, key))
+    elif isinstance(v, _CONTAINERS):
+        container[key] = _copy(v, slots)
+    elif isinstance(v, int) and not isinstance(v, bool) and abs(v) >= _LONG_NUMBER:
+        slots.numbers.append((container, key))
 
 
 _CONTAINERS = (dict, list)  # a tuple: isinstance is faster with it than with `dict | list`
