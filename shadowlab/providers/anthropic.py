@@ -26,7 +26,7 @@ from shadowlab.providers.stream_state import StreamState, parse_arguments
 from shadowlab.providers.wire_timing import timed_call, timing_hooks
 from shadowlab.usage import UsageError
 
-__all__ = ["AnthropicProvider", "has_content", "split_sdk_arguments"]
+__all__ = ["SDK_HTTPX", "AnthropicProvider", "has_content", "split_sdk_arguments"]
 
 # Body fields the installed SDK takes as keywords. The SDK's signature trails the API (2.12 has no
 # `temperature`, `top_p` or `top_k`), so every other field travels in `extra_body`, unchanged.
@@ -39,7 +39,7 @@ _SDK_FIELDS = frozenset(inspect.signature(anthropic.resources.messages.AsyncMess
     "stream",
 }
 # The httpx flavour the installed SDK is built on (`httpx2` from 2.17, `httpx` before).
-_HTTPX = importlib.import_module(anthropic.DefaultAsyncHttpxClient.__mro__[1].__module__.split(".")[0])
+SDK_HTTPX = importlib.import_module(anthropic.DefaultAsyncHttpxClient.__mro__[1].__module__.split(".")[0])
 
 
 def has_content(data: bytes) -> bool:
@@ -81,7 +81,7 @@ class AnthropicProvider(StreamingProvider):
             default_headers=dict(config.extra_headers),
             # the SDK's own client (limits, keep-alive socket options) unless a transport is given
             http_client=anthropic.DefaultAsyncHttpxClient(
-                event_hooks=timing_hooks(_HTTPX, has_content),
+                event_hooks=timing_hooks(SDK_HTTPX, has_content),
                 **({"transport": config.transport} if config.transport else {}),
             ),
         )

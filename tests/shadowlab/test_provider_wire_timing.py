@@ -5,23 +5,20 @@ each provider's stream in chunks and moves a fake clock before each one: no slee
 
 from __future__ import annotations
 
-import asyncio
-import importlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import anthropic
-import httpx
 import pytest
 from pydantic import SecretStr
 
 from shadowlab.apis import normalize_request_body
-from shadowlab.providers import ProviderConfig, ProviderResult, create_provider
+from shadowlab.providers import ProviderConfig, ProviderResult
 from shadowlab.providers.anthropic import has_content as anthropic_has_content
 from shadowlab.providers.openai_compat import OpenAICompatProvider
 from shadowlab.providers.openai_responses import OpenAIResponsesProvider
 from tests.support.clock import FakeClock
+from tests.support.provider_calls import complete_once, httpx_of
 
 REQUEST = normalize_request_body(
     "anthropic.messages",
@@ -92,21 +89,14 @@ STREAMS: dict[str, list[tuple[float, bytes]]] = {
 }
 
 
-def _httpx_of(name: str) -> Any:
-    """The httpx flavour the provider sends through (the Anthropic SDK ships its own)."""
-    if name != "anthropic":
-        return httpx
-    return importlib.import_module(anthropic.DefaultAsyncHttpxClient.__mro__[1].__module__.split(".")[0])
-
-
 def _run(
     name: str, chunks: list[tuple[float, bytes]], read_to_end: list[bool] | None = None
 ) -> ProviderResult:
-    lib = _httpx_of(name)
+    lib: Any = httpx_of(name)
     clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC), mono=100.0)
     sent_at: list[float] = []
 
-    class Chunks(lib.AsyncByteStream):  # type: ignore[misc,name-defined]
+    class Chunks(lib.AsyncByteStream):  # type: ignore[misc]
         async def __aiter__(self) -> Any:
             for at_ms, chunk in chunks:
                 clock.mono = sent_at[0] + at_ms / 1000
@@ -125,15 +115,7 @@ def _run(
         transport=lib.MockTransport(handle),
         clock=clock.monotonic,
     )
-    provider = create_provider(name, config)
-
-    async def call() -> ProviderResult:
-        try:
-            return await provider.complete(REQUEST)
-        finally:
-            await provider.aclose()
-
-    return asyncio.run(call())
+    return complete_once(name, config, REQUEST)
 
 
 @pytest.mark.parametrize("name", sorted(STREAMS))

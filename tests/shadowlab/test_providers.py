@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import importlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +14,7 @@ from shadowlab.config import Settings
 from shadowlab.providers import ERROR_CODES, ProviderConfig, ProviderResult, create_provider
 from shadowlab.providers.registry import UnknownProviderError, config_from_settings, provider_names
 from simulator import Distribution, ModelProfile, ProfileSet, RunningSimulator, running_simulator
+from tests.support.provider_calls import complete_once, httpx_of
 
 FAST = ModelProfile(
     ttfb_ms=Distribution(median=2),
@@ -54,15 +53,7 @@ def _call(
         "api_key": SecretStr("sk-secret-123"),
         "stall_timeout_s": 0.5,
     }
-    provider = create_provider(name, ProviderConfig(**settings | config))  # type: ignore[arg-type]
-
-    async def run() -> ProviderResult:
-        try:
-            return await provider.complete(request, extra_headers=headers)
-        finally:
-            await provider.aclose()
-
-    return asyncio.run(run())
+    return complete_once(name, ProviderConfig(**settings | config), request, headers)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("name", PROVIDERS)
@@ -200,17 +191,10 @@ _RESPONSES_START = (
 
 def _transport(name: str, *, head: bool) -> object:
     """The provider's httpx flavour's MockTransport: a 200 SSE head and one event, then ReadTimeout."""
-    import anthropic
-    import httpx
-
-    lib: Any = (
-        httpx
-        if name != "anthropic"
-        else importlib.import_module(anthropic.DefaultAsyncHttpxClient.__mro__[1].__module__.split(".")[0])
-    )
+    lib: Any = httpx_of(name)
     first = {"openai": _OPENAI_START, "openai_responses": _RESPONSES_START}.get(name, _ANTHROPIC_START)
 
-    class StallsAfterFirstEvent(lib.AsyncByteStream):  # type: ignore[misc,name-defined]
+    class StallsAfterFirstEvent(lib.AsyncByteStream):  # type: ignore[misc]
         async def __aiter__(self) -> Any:
             yield first
             raise lib.ReadTimeout("read timed out")
@@ -231,15 +215,7 @@ def test_timeout_is_a_stall_iff_the_head_arrived(name: str, head: bool, code: st
     config = ProviderConfig(
         base_url="http://mock", api_key=SecretStr("k"), transport=_transport(name, head=head)
     )
-    provider = create_provider(name, config)
-
-    async def run() -> ProviderResult:
-        try:
-            return await provider.complete(REQUEST)
-        finally:
-            await provider.aclose()
-
-    result = asyncio.run(run())
+    result = complete_once(name, config, REQUEST)
     assert result.error_code == code, result.error_detail
     assert result.partial is head and result.text == ("Half an" if head else "")
     assert ("stream stopped" if head else "no response head") in (result.error_detail or "")
