@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.postgres import fresh_database
+from tests.support.postgres import fresh_database, migrated_template
 
 PG_URL = os.environ.get(
     "SHADOWLAB_TEST_DATABASE_URL", "postgresql+psycopg://shadowlab:shadowlab@127.0.0.1:54329/shadowlab"
@@ -40,6 +40,20 @@ def postgres_url() -> str:
 def pg_database(postgres_url: str) -> Iterator[str]:
     """A fresh, empty database for one test, dropped afterwards."""
     with fresh_database(postgres_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def pg_template(postgres_url: str) -> Iterator[str]:
+    """One database migrated to head per test session, copied by `pg_migrated`."""
+    with migrated_template(postgres_url) as name:
+        yield name
+
+
+@pytest.fixture
+def pg_migrated(postgres_url: str, pg_template: str) -> Iterator[str]:
+    """A fresh database already at the migrations' head (a copy of `pg_template`), dropped afterwards."""
+    with fresh_database(postgres_url, template=pg_template) as url:
         yield url
 
 

@@ -17,7 +17,6 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard import data
-from shadowlab import migrate
 from shadowlab.db import create_engine, session_factory, session_scope
 from shadowlab.models import AnalysisSnapshot
 from tests.support.dashboard_seed import APP, Seeded, add_experiment, seed
@@ -25,15 +24,12 @@ from tests.support.net import free_port
 
 
 @pytest.fixture
-def migrated(pg_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def migrated(pg_migrated: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A migrated empty database, named by SHADOWLAB_DATABASE_URL as `shadowlab dashboard` does."""
-    engine = create_engine(pg_database)
-    migrate.upgrade(engine)
-    engine.dispose()
-    monkeypatch.setenv("SHADOWLAB_DATABASE_URL", pg_database)
+    monkeypatch.setenv("SHADOWLAB_DATABASE_URL", pg_migrated)
     st.cache_data.clear()
-    yield pg_database
-    data.engine(pg_database).dispose()  # close the app's pool before the database is dropped
+    yield pg_migrated
+    data.engine(pg_migrated).dispose()  # close the app's pool before the database is dropped
     st.cache_resource.clear()
     st.cache_data.clear()
 

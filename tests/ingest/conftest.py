@@ -21,12 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def pg_url(pg_database: str) -> str:
+def pg_url(pg_migrated: str) -> str:
     """A fresh Postgres database migrated to head."""
-    engine = create_engine(pg_database)
-    migrate.upgrade(engine)
-    engine.dispose()
-    return pg_database
+    return pg_migrated
 
 
 @pytest.fixture

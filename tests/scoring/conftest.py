@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shadowlab import migrate
 from shadowlab.apis import normalize_request_body
 from shadowlab.db import create_engine, session_factory, session_scope
 from shadowlab.models import Arm, CapturedRequest, Experiment, Replay
@@ -35,9 +34,8 @@ async def _replay(sim: RunningSimulator, bodies: list[dict[str, object]], model:
 
 
 @pytest.fixture
-def seeded(pg_database: str, sim: RunningSimulator) -> Iterator[Seeded]:
-    engine = create_engine(pg_database)
-    migrate.upgrade(engine)
+def seeded(pg_migrated: str, sim: RunningSimulator) -> Iterator[Seeded]:
+    engine = create_engine(pg_migrated)
     factory = session_factory(engine)
     topics = [
         "sourdough bread starter",

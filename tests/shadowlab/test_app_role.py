@@ -13,7 +13,6 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from cli.main import app
-from shadowlab import migrate
 from shadowlab.db import create_engine
 from shadowlab.errors import ConfigError
 from shadowlab.models import Decision, Experiment
@@ -28,9 +27,8 @@ def _decision(experiment: int, verdict: str, by: str) -> dict[str, object]:
 
 
 @pytest.fixture
-def owner_url(pg_database: str) -> str:
-    engine = create_engine(pg_database)
-    migrate.upgrade(engine)
+def owner_url(pg_migrated: str) -> str:
+    engine = create_engine(pg_migrated)
     try:
         with engine.begin() as conn:
             experiment = conn.execute(
@@ -39,7 +37,7 @@ def owner_url(pg_database: str) -> str:
             conn.execute(sa.insert(Decision).values(_decision(experiment, "ship", "erin")))
     finally:
         engine.dispose()
-    return pg_database
+    return pg_migrated
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from shadowlab import migrate
 from shadowlab.db import create_engine, session_factory
 from shadowlab.experiment import LimitSpec
 from shadowlab.limits import RateLimiter
@@ -31,9 +30,8 @@ def _clock() -> FakeClock:
 
 
 @pytest.fixture
-def factory(pg_database: str) -> Iterator[sessionmaker[Session]]:
-    engine = create_engine(pg_database)
-    migrate.upgrade(engine)
+def factory(pg_migrated: str) -> Iterator[sessionmaker[Session]]:
+    engine = create_engine(pg_migrated)
     yield session_factory(engine)
     engine.dispose()
 

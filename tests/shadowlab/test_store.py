@@ -41,10 +41,10 @@ def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionm
     url = (
         f"sqlite:///{tmp_path / 'store.db'}"
         if request.param == "sqlite"
-        else request.getfixturevalue("pg_database")
+        else request.getfixturevalue("pg_migrated")
     )
     engine = create_engine(url)
-    migrate.upgrade(engine)
+    migrate.upgrade(engine)  # Postgres: a copy of the migrated template, already at head
     yield session_factory(engine)
     engine.dispose()
 
