@@ -30,7 +30,7 @@ class Score(Base):
     value: Mapped[float | None]
     rationale: Mapped[str | None] = mapped_column(sa.Text)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)  # new_since
 
 
 class Preference(Base):
