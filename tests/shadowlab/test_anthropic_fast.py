@@ -164,7 +164,7 @@ _BODY = st.fixed_dictionaries(
 )  # fmt: skip
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(_BODY)
 def test_generated_bodies_get_pydantic_s_answer_or_none(body: dict[str, Any]) -> None:
     agrees(body)
