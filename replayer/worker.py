@@ -32,6 +32,7 @@ __all__ = ["Mode", "WorkerConfig", "run_worker"]
 Mode = Literal["backfill", "live"]
 _CLAIM_BATCH = 32
 _RESCAN_S = 30.0  # live mode: how often a claim reads the whole selection again (captures stored late)
+_GATHER_S = 0.05  # how long a write of finished requests waits for more to batch with
 Prepared = tuple[PreparedCall | ValueError, ...]  # each arm's call, or why the capture does not fit its API
 
 
@@ -213,10 +214,14 @@ class Worker:
             )
 
     async def _flush_forever(self) -> None:
-        """Write finished requests as they come; those finishing during a write go in the next one."""
+        """Write finished requests in batches: a write waits up to `_GATHER_S` for a quarter of the slots'
+        worth (each write is a transaction of six statements in a thread that competes with the event loop
+        for the GIL); those finishing during a write go in the next one."""
         while not self._closing:
             await self._flushed.wait()
             self._flushed.clear()
+            if len(self._finished) < max(1, self.config.concurrency // 4) and not self._closing:
+                await asyncio.sleep(_GATHER_S)
             await self._flush()
 
     async def _flush(self) -> None:
