@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-import yaml
 
-from shadowlab import migrate
-from shadowlab.db import create_engine
+from shadowlab import migrate, store
+from shadowlab.db import create_engine, session_factory, session_scope
+from shadowlab.experiment import parse_spec
 from shadowlab.models import CapturedRequest
+from shadowlab.pricing import load_price_table
 from simulator import running_simulator
 
 CliRunner = Callable[..., subprocess.CompletedProcess[str]]
@@ -60,9 +61,13 @@ def test_replay_and_score_log_json_lines(tmp_path: Path, cli: CliRunner) -> None
     migrate.upgrade(engine)
     with engine.begin() as conn:
         conn.execute(sa.insert(CapturedRequest), [_capture(i) for i in range(N)])
-    engine.dispose()
-    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(SPEC), encoding="utf-8")
     (tmp_path / "prices.json").write_text(json.dumps(PRICES), encoding="utf-8")
+    # What `experiment create` + `experiment start` do, in process (two CLI start-ups less; those commands
+    # are tested in tests/shadowlab/): the logs checked here are replay's and score's.
+    with session_scope(session_factory(engine)) as session:
+        store.experiments.create(parse_spec(SPEC, "spec"), session=session)
+        store.experiments.start("logs", load_price_table(tmp_path / "prices.json"), session=session)
+    engine.dispose()
     with running_simulator(seed=5) as sim:
         env = {
             "SHADOWLAB_DATABASE_URL": f"sqlite:///{database}",
@@ -71,9 +76,6 @@ def test_replay_and_score_log_json_lines(tmp_path: Path, cli: CliRunner) -> None
             "ANTHROPIC_API_KEY": "sk-ant-secret-key-1",
             "SHADOWLAB_LOG_FORMAT": "json",
         }
-        for command in (("experiment", "create", "spec.yaml"), ("experiment", "start", "logs")):
-            done = cli(*command, env=env, cwd=tmp_path)
-            assert done.returncode == 0, done.stderr
         replay = cli("replay", "logs", "--backfill", env=env, cwd=tmp_path)
         score = cli("score", "logs", env=env, cwd=tmp_path)
     assert replay.returncode == 0, replay.stderr
