@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import cast
@@ -61,6 +62,24 @@ def forest_plot(rows: Sequence[ForestRow], *, title: str, axis: str, null: float
     )
 
 
+def log_ticks(values: Sequence[float]) -> list[float]:
+    """1, 2, 5 per decade across the positive values: a log axis' default labels every 1-9 step, which
+    crowds 2,000 3,000 4,000 5,000 into one word."""
+    positive = [v for v in values if v > 0 and math.isfinite(v)]
+    if not positive:
+        return []
+    low, high = math.floor(math.log10(min(positive))), math.ceil(math.log10(max(positive)))
+    ticks = [m * 10.0**k for k in range(low, high + 1) for m in (1, 2, 5)]
+    inside = [t for t in ticks if min(positive) / 2 <= t <= max(positive) * 2]
+    return inside if len(inside) <= 8 else [t for t in inside if float(math.log10(t)).is_integer()]
+
+
+# Milliseconds below a second, seconds from there: "200 ms", "1 s", "2 s", "10 s".
+_MS_LABEL = (
+    "datum.value >= 1000 ? format(datum.value / 1000, '~r') + ' s' : format(datum.value, '~r') + ' ms'"
+)
+
+
 def ecdf_chart(quantiles: Mapping[str, Sequence[float]], grid: Sequence[float], title: str) -> alt.Chart:
     """Per-arm ECDFs drawn from SQL quantiles: x = milliseconds, y = share of replays at or below."""
     rows = [
@@ -69,12 +88,13 @@ def ecdf_chart(quantiles: Mapping[str, Sequence[float]], grid: Sequence[float], 
         for q, value in zip(grid, values, strict=True)
     ]
     frame = pd.DataFrame(rows, columns=["arm", "ms", "share"])
+    axis = alt.Axis(values=log_ticks(list(frame["ms"])), labelExpr=_MS_LABEL, labelOverlap="greedy")
     return cast(
         alt.Chart,
         alt.Chart(frame)
         .mark_line(interpolate="step-after")
         .encode(
-            x=alt.X("ms:Q", title=f"{title} (ms)", scale=alt.Scale(type="log")),
+            x=alt.X("ms:Q", title=f"{title} (log scale)", scale=alt.Scale(type="log"), axis=axis),
             y=alt.Y("share:Q", title="share of successful replays", scale=alt.Scale(domain=[0, 1])),
             color=alt.Color("arm:N"),
             tooltip=["arm", "ms", "share"],

@@ -22,7 +22,7 @@ COLUMN_HELP = {
     "prompts": "Prompts replayed on every arm, of the plan's maximum.",
     "progress": "Share of the plan's maximum sample replayed.",
     "spend": "Spent on replays (and judging), of the budget.",
-    "budget used": "Share of the budget spent.",
+    "budget": "Share of the budget spent.",
     "errors": "Replays that failed (any arm).",
     "arms": "Each arm's role and model.",
 }
@@ -43,7 +43,7 @@ def experiments_frame(ctx: PageContext) -> pd.DataFrame:
                 "prompts": f"{e.requests_replayed:,}" + (f" of {target:,}" if target else ""),
                 "progress": min(1.0, e.requests_replayed / target) if target else None,
                 "spend": display.money(e.spend_usd) + budget,
-                "budget used": (e.spend_usd / e.budget_usd) if e.budget_usd else None,
+                "budget": (e.spend_usd / e.budget_usd) if e.budget_usd else None,
                 "errors": e.errors,
                 "arms": ", ".join(f"{a.name} ({a.role}: {a.model})" for a in e.arms),
             }
@@ -61,7 +61,7 @@ def render(ctx: PageContext) -> None:
         name: st.column_config.TextColumn(name, help=text) for name, text in COLUMN_HELP.items()
     }
     config["id"] = None  # hidden: what a click selects
-    for name in ("progress", "budget used"):
+    for name in ("progress", "budget"):
         config[name] = st.column_config.ProgressColumn(
             name, help=COLUMN_HELP[name], min_value=0.0, max_value=1.0, format="percent", width="small"
         )

@@ -22,7 +22,7 @@ from dashboard.snapshot import VERDICT_LABELS
 from shadowlab.db import create_engine
 from shadowlab.models import Decision, Experiment
 from tests.support.dashboard_seed import PRICES
-from tests.support.streamlit_browser import rerun_and_wait, wait_drawn, wait_next_frame
+from tests.support.streamlit_browser import full_page_screenshot, rerun_and_wait, wait_drawn
 
 pytestmark = pytest.mark.postgres
 
@@ -95,23 +95,13 @@ def _open(page: Any, title: str, artifacts: Path, who: str) -> None:
         rerun_and_wait(page, page.get_by_role("link", name=title, exact=True).click, TIMEOUT_MS)
         expect(heading).to_be_visible(timeout=TIMEOUT_MS)
     slug = title.lower().replace(" & ", "-").replace(" ", "-")
-    _full_page_screenshot(page, artifacts / f"dashboard-{who}-{page.viewport_size['width']}-{slug}.png")
+    full_page_screenshot(
+        page, artifacts / f"dashboard-{who}-{page.viewport_size['width']}-{slug}.png", TIMEOUT_MS
+    )
     for grid in _grids(page):  # no p-value is a 60-character string
         for column, header in enumerate(grid["headers"]):
             if P_VALUE.match(header):
                 assert all(len(row[column]) <= 10 for row in grid["rows"] if column < len(row)), (title, grid)
-
-
-def _full_page_screenshot(page: Any, path: Path) -> None:
-    """Streamlit scrolls inside its main container, so a full-page shot needs a viewport as tall as it."""
-    size = dict(page.viewport_size)
-    height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
-    page.set_viewport_size({"width": size["width"], "height": max(size["height"], int(height))})
-    wait_next_frame(page)
-    page.screenshot(path=str(path), full_page=True)
-    page.set_viewport_size(size)
-    wait_next_frame(page)
-    wait_drawn(page, TIMEOUT_MS)  # the grids draw again at the restored size
 
 
 def _in_view(page: Any, locator: Any) -> bool:
@@ -168,7 +158,7 @@ def test_a_decider_declares_a_winner_and_a_viewer_cannot_in_a_real_browser(
                     grid = _grids(page)[0]
                     # the verdict and the recommendation first, spend and budget before the wide arms column
                     assert grid["headers"][:3] == ["experiment", "verdict", "recommended"]
-                    assert grid["headers"].index("budget used") < grid["headers"].index("arms")
+                    assert grid["headers"].index("budget") < grid["headers"].index("arms")
                     assert grid["rows"][0][1:3] == [
                         VERDICT_LABELS[computed["verdict"]], computed["recommended"] or "—"
                     ]  # fmt: skip

@@ -70,7 +70,7 @@ def test_experiments_page_lists_verdict_status_progress_and_spend(
     assert row["arms"] == "ctrl (control: model-a), cand (candidate: model-b)"
     assert row["prompts"] == f"{seeded.replays // 2} of 400"
     assert row["spend"] == f"{display.money(sum(seeded.cost.values()))} of $5.00"
-    assert _close(row["budget used"], sum(seeded.cost.values()) / 5.0)
+    assert _close(row["budget"], sum(seeded.cost.values()) / 5.0)
     assert row["errors"] == seeded.errors
     assert row["verdict"] == VERDICT_LABELS[seeded.analysis["verdict"]["verdict"]]
     assert row["recommended"] == (seeded.analysis["verdict"]["recommended"] or "—")
@@ -189,6 +189,15 @@ def test_forest_plots_give_every_candidate_its_own_row_and_show_no_effect() -> N
     low, high = interval["x"]["scale"]["domain"]
     assert low < -26.0 and high > 17.0 and low < 0.0 < high
     assert spec["layer"][0]["mark"]["strokeDash"]  # the dashed no-effect rule
+
+
+def test_timing_axes_label_1_2_5_per_decade_in_ms_then_seconds() -> None:
+    # a log axis' default labels every 1-9 step: 2,000 3,000 4,000 5,000 ran into one another
+    assert charts.log_ticks([180.0, 4_700.0]) == [100, 200, 500, 1_000, 2_000, 5_000]
+    assert charts.log_ticks([3.0, 90_000.0]) == [10, 100, 1_000, 10_000, 100_000]  # at most 8 labels
+    spec = charts.ecdf_chart({"ctrl": [180.0, 4_700.0]}, [0.0, 1.0], "Latency").to_dict()
+    axis = spec["encoding"]["x"]["axis"]
+    assert axis["values"] == [100, 200, 500, 1_000, 2_000, 5_000] and "' s'" in axis["labelExpr"]
 
 
 def test_ecdf_quantiles_from_sql_match_numpy(seeded: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 # Streamlit marks its root with the script's state; a watcher notes when a new run starts, so that waiting for
@@ -15,13 +16,14 @@ _WATCH_RUN_JS = """() => {
     watcher.disconnect();
   }).observe(document.body, {attributes: true, subtree: true, attributeFilter: ['data-test-script-state']});
 }"""
-# The run has ended (the one watched for, if any), every grid shown has its column headers and every chart
-# shown has drawn its marks (Vega draws after the run).
+# The run has ended (the one watched for, if any), no element is still a loading placeholder, every grid shown
+# has its column headers and every chart shown has drawn its marks (Vega draws after the run).
 _DRAWN_JS = """() => {
   const app = document.querySelector('[data-testid=stApp]');
   if (window.__shadowlabRunStarted === false || app?.dataset.testScriptState !== 'notRunning') return false;
   const shown = selector => [...document.querySelectorAll(selector)].filter(e => e.checkVisibility());
-  return shown('[data-testid=stDataFrame]').every(g => g.querySelector('[role=columnheader]')?.textContent)
+  return !shown('[data-testid=stSkeleton]').length
+    && shown('[data-testid=stDataFrame]').every(g => g.querySelector('[role=columnheader]')?.textContent)
     && shown('[data-testid=stVegaLiteChart]').every(c => {
       const marks = c.querySelector('.marks');
       return marks && marks.getBoundingClientRect().height > 0;
@@ -48,3 +50,16 @@ def wait_drawn(page: Any, timeout_ms: float) -> None:
 def wait_next_frame(page: Any) -> None:
     """Return after the browser has laid out and painted once more (e.g. after a viewport change)."""
     page.evaluate(_NEXT_FRAME_JS)
+
+
+def full_page_screenshot(page: Any, path: Path, timeout_ms: float) -> None:
+    """Streamlit scrolls inside its main container, so a full-page shot needs a viewport as tall as it; the
+    viewport is then put back and the page drawn again at that size."""
+    size = dict(page.viewport_size)
+    height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], int(height))})
+    wait_next_frame(page)
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(size)
+    wait_next_frame(page)
+    wait_drawn(page, timeout_ms)
