@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -75,6 +76,9 @@ async def _serve(
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Every judge call reserves and settles in a database transaction on an executor thread: the default
+    # executor (cpu count + 4 threads: 6 here) queued them behind one another at 16 calls in flight.
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=16, thread_name_prefix="shadowlab-db"))
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)

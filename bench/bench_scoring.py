@@ -1,0 +1,286 @@
+"""Scoring: `shadowlab score` with 1 and 2 processes against a bare asyncio loop of the same judge calls, and
+the peak memory of `shadowlab score` on 200,000 pending items.
+
+Both sides send the same pointwise judge calls (`scoring.judge.PointwiseJudge`'s request for each replay) to
+one simulator process (`sim-judge`, 0 ms TTFB/TTFT, instant tokens), the same calls in flight per process.
+The scorer side is the whole path: score tasks seeded and leased in batches, the shared rate limiter (a limit
+high enough never to bind), a budget reservation and settlement per call, scores written by group commit.
+Rate = judge calls per second from the first call's reservation to the last one's settlement (`judge_calls`
+rows; process start-up excluded), the bare loop from its first call's start to its last call's end.
+
+Memory: `shadowlab score` on an experiment of 200,000 replays none of which is scored, for `--rss-s` seconds
+(then SIGTERM): its resident set every second (/proc) and its peak (VmHWM).
+
+Needs the project's Postgres (127.0.0.1:54329); a scratch database is created and dropped. Prints a markdown
+section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from bench_replayer import ADMIN_URL, cpu_model, start_simulator
+
+PROFILE = """
+default:
+  ttfb_ms: {median: 0}
+  ttft_ms: {median: 0}
+  tokens_per_s: 10000000
+  chunk_tokens: 8
+  output_tokens: {median: 40, low: 40, high: 40}
+"""
+PRICES = {"sim-judge": {"input_cost_per_token": 1e-6, "output_cost_per_token": 5e-6,
+                        "litellm_provider": "anthropic", "mode": "chat"}}  # fmt: skip
+JUDGE = {"name": "quality", "kind": "pointwise", "model": "sim-judge"}
+T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+
+
+def prompt(index: int) -> str:
+    return f"Question {index}: explain topic {index % 17} briefly please"
+
+
+def answer(arm: str, index: int) -> str:
+    return f"The {arm} answer to question {index}: it depends, mostly on {index % 5}."
+
+
+def spec(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "control": {"name": "control", "provider": "anthropic", "model": "ctrl-model"},
+        "candidates": [{"name": "candidate", "provider": "anthropic", "model": "cand-model"}],
+        "allowed_providers": ["anthropic"],
+        "limits": [
+            {"provider": "anthropic", "model": "sim-judge", "rpm": 10_000_000, "concurrency": 100_000}
+        ],
+        "budget": {"usd": 1_000_000},
+        "plan": {"primary_metric": "judge_score"},
+        "scoring": {"judges": [JUDGE]},
+    }
+
+
+def seed(engine: sa.Engine, name: str, requests: int) -> None:
+    """A running experiment with `requests` captures replayed on both arms (2 × requests items to judge)."""
+    from shadowlab.models import Arm, CapturedRequest, Experiment, Replay
+
+    with engine.begin() as conn:
+        experiment_id = conn.execute(
+            sa.insert(Experiment)
+            .values(name=name, status="running", spec=spec(name))
+            .returning(Experiment.id)
+        ).scalar_one()
+        arm_ids = [
+            conn.execute(
+                sa.insert(Arm).values(experiment_id=experiment_id, name=arm, role=arm, provider="anthropic",
+                                      model=f"{arm[:4]}-model").returning(Arm.id)
+            ).scalar_one()
+            for arm in ("control", "candidate")
+        ]  # fmt: skip
+        for start in range(0, requests, 10_000):
+            chunk = range(start, min(start + 10_000, requests))
+            ids = conn.execute(
+                sa.insert(CapturedRequest).returning(CapturedRequest.id, sort_by_parameter_order=True),
+                [{"request_id": f"{name}-{i:07d}", "captured_at": T0 + timedelta(milliseconds=i),
+                  "service": "b", "api": "anthropic.messages", "model": "prod-model",
+                  "request": {"model": "prod-model", "max_tokens": 120,
+                              "messages": [{"role": "user", "content": prompt(i)}]}} for i in chunk],
+            ).scalars().all()  # fmt: skip
+            conn.execute(
+                sa.insert(Replay),
+                [{"experiment_id": experiment_id, "arm_id": arm_id, "captured_request_id": crid,
+                  "status": "ok", "answer_text": answer(arm, i), "tool_calls": [], "cost_usd": 0.001}
+                 for i, crid in zip(chunk, ids, strict=True)
+                 for arm, arm_id in zip(("control", "candidate"), arm_ids, strict=True)],
+            )  # fmt: skip
+
+
+# --- the bare loop: one process, the judge's requests straight to the provider ----------------------------
+
+
+async def _bare(base_url: str, requests: int, concurrency: int) -> tuple[float, float, int]:
+    from pydantic import SecretStr
+
+    from scoring.base import Subject
+    from scoring.judge import JudgeSpec, PointwiseJudge
+    from scoring.judge_calls import CallOutcome
+    from shadowlab.apis.internal import NormalizedRequest
+    from shadowlab.providers import ProviderConfig, create_provider
+
+    provider = create_provider("anthropic", ProviderConfig(base_url=base_url, api_key=SecretStr("k")))
+
+    async def call(request: NormalizedRequest) -> CallOutcome:
+        return CallOutcome(await provider.complete(request, model="sim-judge"))
+
+    judge = PointwiseJudge(JudgeSpec.model_validate(JUDGE), call)
+    slots = asyncio.Semaphore(concurrency)
+    ok = 0
+
+    async def one(subject: Subject) -> None:
+        nonlocal ok
+        async with slots:
+            scored = await judge.score(subject)  # awaited first: `ok += await …` reads `ok` before the wait
+            ok += scored.value is not None
+
+    subjects = [
+        Subject(prompt(i), answer(arm, i)) for i in range(requests) for arm in ("control", "candidate")
+    ]
+    started = time.time()
+    await asyncio.gather(*(one(subject) for subject in subjects))
+    ended = time.time()
+    await provider.aclose()
+    return started, ended, ok
+
+
+def bare_rate(base_url: str, requests: int, concurrency: int) -> float:
+    out = subprocess.run(
+        [sys.executable, __file__, "--bare-child", base_url, str(requests), str(concurrency)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    found = json.loads(out)
+    assert found["ok"] == 2 * requests, f"bare loop: {found['ok']} scores of {2 * requests}"
+    return float(found["ok"] / (found["ended"] - found["started"]))
+
+
+# --- shadowlab score ----------------------------------------------------------------------------------------
+
+
+def score_args(name: str, concurrency: int) -> list[str]:
+    return [sys.executable, "-m", "cli.main", "score", name, "--concurrency", str(concurrency)]
+
+
+def score_rate(engine: sa.Engine, env: dict[str, str], name: str, processes: int, concurrency: int) -> float:
+    args = score_args(name, concurrency)
+    children = [subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                for _ in range(processes)]  # fmt: skip
+    for child in children:
+        _, err = child.communicate()
+        assert child.returncode == 0, err[-2000:]
+    with engine.connect() as conn:
+        calls, first, last = conn.execute(
+            sa.text("SELECT count(*), min(j.created_at), max(j.settled_at) FROM judge_calls j "
+                    "JOIN experiments e ON e.id = j.experiment_id WHERE e.name = :n"), {"n": name},
+        ).one()  # fmt: skip
+        scores = conn.execute(
+            sa.text("SELECT count(*) FROM scores s JOIN replays r ON r.id = s.replay_id "
+                    "JOIN experiments e ON e.id = r.experiment_id WHERE e.name = :n"), {"n": name},
+        ).scalar_one()  # fmt: skip
+    assert scores == calls, f"{name}: {scores} scores for {calls} judge calls"
+    return float(calls / (last - first).total_seconds())
+
+
+def rss_run(
+    engine: sa.Engine, env: dict[str, str], name: str, seconds: float, concurrency: int
+) -> tuple[list[int], int, int]:
+    """RSS (MB) every second of a `shadowlab score` run on `name`, its peak (MB), and the items it scored."""
+    args = score_args(name, concurrency)
+    child = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    status = Path(f"/proc/{child.pid}/status")
+    samples: list[int] = []
+    peak = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and child.poll() is None:
+        fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        samples.append(int(fields["VmRSS"].split()[0]) // 1024)
+        peak = int(fields["VmHWM"].split()[0]) // 1024
+        time.sleep(1.0)
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode in (0, -signal.SIGTERM), err[-2000:]  # (stopped before its handler was set)
+    with engine.connect() as conn:
+        scored = conn.execute(sa.text("SELECT count(*) FROM scores")).scalar_one()
+    return samples, peak, int(scored)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1000, help="captures (× 2 arms = items) per rate run")
+    parser.add_argument("--concurrency", type=int, default=16, help="judge calls in flight per process")
+    parser.add_argument("--pending", type=int, default=200_000, help="items pending in the memory run")
+    parser.add_argument("--rss-s", type=float, default=40.0, help="seconds the memory run scores")
+    args = parser.parse_args()
+    load_before = os.getloadavg()
+
+    from shadowlab import migrate
+    from shadowlab.db import create_engine
+
+    scratch = f"bench_scoring_{os.getpid()}"
+    admin = create_engine(ADMIN_URL)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{scratch}"'))
+    url = str(sa.engine.make_url(ADMIN_URL).set(database=scratch).render_as_string(hide_password=False))
+    engine = create_engine(url)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_scoring_"))
+    (tmp / "profile.yaml").write_text(PROFILE)
+    (tmp / "prices.json").write_text(json.dumps(PRICES))
+    sim, base_url = start_simulator(tmp / "profile.yaml")
+    try:
+        migrate.upgrade(engine)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")} | {
+            "SHADOWLAB_DATABASE_URL": url, "SHADOWLAB_ANTHROPIC_BASE_URL": base_url, "ANTHROPIC_API_KEY": "k",
+            "SHADOWLAB_PRICES_FILE": str(tmp / "prices.json"),
+        }  # fmt: skip
+        bare = bare_rate(base_url, args.requests, args.concurrency)
+        rates = {}
+        for processes in (1, 2):
+            seed(engine, f"rate{processes}", args.requests)
+            rates[processes] = score_rate(engine, env, f"rate{processes}", processes, args.concurrency)
+        report_rates(args, load_before, bare, rates)
+        seed_started = time.monotonic()
+        seed(engine, "pending", args.pending // 2)
+        seed_s = time.monotonic() - seed_started
+        with engine.begin() as conn:  # only the memory run's scores are counted
+            conn.execute(sa.text("DELETE FROM scores"))
+        samples, peak, scored = rss_run(engine, env, "pending", args.rss_s, args.concurrency)
+        every = ", ".join(str(mb) for mb in samples[:: max(1, len(samples) // 8)])
+        print(f"\nMemory: `shadowlab score` on {args.pending:,} pending items (seeded in {seed_s:.0f} s), "
+              f"{args.rss_s:g} s of scoring ({scored:,} stored), then SIGTERM: peak RSS {peak} MB "
+              f"(goal < 300 MB), RSS over the run (MB): {every}.")  # fmt: skip
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        sim.wait()
+        engine.dispose()
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def report_rates(
+    args: argparse.Namespace, load_before: tuple[float, float, float], bare: float, rates: dict[int, float]
+) -> None:
+    command = (f"python bench/bench_scoring.py --requests {args.requests} --concurrency {args.concurrency} "
+               f"--pending {args.pending} --rss-s {args.rss_s:g}")  # fmt: skip
+    machine = f"{os.cpu_count()} cores ({cpu_model()}), Python {platform.python_version()}"
+    print("## Scoring (bench/bench_scoring.py)\n")
+    load = f"load average (1 min) {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after"
+    print(f"`{command}` — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine}; Postgres and the simulator on "
+          f"the same machine; {load}.\n")  # fmt: skip
+    print(
+        f"{2 * args.requests} pointwise judge calls per run, {args.concurrency} in flight per process, "
+        "simulator at 0 ms TTFB/TTFT.\n"
+    )
+    print("| processes | bare loop, 1 process (calls/s) | shadowlab score (calls/s) | ratio | goal |")
+    print("|---|---|---|---|---|")
+    for processes, goal in ((1, "≥ 0.8×"), (2, "≥ 1.7×")):
+        rate = rates[processes]
+        print(f"| {processes} | {bare:.0f} | {rate:.0f} | {rate / bare:.2f}× | {goal} |", flush=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--bare-child":
+        base, requests, concurrency = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+        started, ended, ok = asyncio.run(_bare(base, requests, concurrency))
+        print(json.dumps({"started": started, "ended": ended, "ok": ok}))
+    else:
+        main()
