@@ -1,4 +1,4 @@
-"""Benchmark: Overview and Metrics page load with 1,000,000 replays in Postgres (goal < 2 s each).
+"""Benchmark: the analysis pages' load with 1,000,000 replays in Postgres (goal < 2 s each).
 
 Run: `.venv/bin/python bench/bench_dashboard.py [N_REQUESTS]` (default 500,000 requests × 2 arms). Seeds a
 database `shadowlab_bench_dashboard` on the project's Postgres with SQL `generate_series`, stores an
@@ -149,11 +149,45 @@ def time_page(url: str, page: str, repeats: int = 3) -> tuple[list[float], list[
         start = time.perf_counter()
         at.run()
         cold.append(time.perf_counter() - start)
-        assert not at.exception and not [e for e in at.error if not e.value.startswith("Verdict")], at.error
+        failed = [e for e in at.error if not e.value.startswith(("Verdict", "**"))]  # not a verdict box
+        assert not at.exception and not failed, at.error
         start = time.perf_counter()
         at.run()
         warm.append(time.perf_counter() - start)
     return cold, warm
+
+
+def time_new_since(url: str, repeats: int = 5) -> tuple[float, float]:
+    """Best time of `store.snapshots.new_since` (the stale-analysis check every analysis page runs) since the
+    snapshot, with the index on scores.created_at (migration 0011) and with it dropped, in this run."""
+    from sqlalchemy.orm import Session
+
+    from shadowlab import store
+
+    engine = create_engine(url)
+
+    def best() -> float:
+        times = []
+        with Session(engine) as session:
+            snapshot = store.snapshots.latest(1, session=session)
+            assert snapshot is not None
+            for _ in range(repeats):
+                start = time.perf_counter()
+                store.snapshots.new_since(1, snapshot.computed_at, session=session)
+                times.append(time.perf_counter() - start)
+        return min(times)
+
+    with_index = best()
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP INDEX ix_scores_created_at"))
+    without = best()
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE INDEX ix_scores_created_at ON scores (created_at)"))
+    engine.dispose()
+    return with_index, without
+
+
+PAGES = ("overview", "metrics", "segments", "decide")
 
 
 def main() -> None:
@@ -161,7 +195,8 @@ def main() -> None:
     url = fresh_database()
     seed_s = seed(url, n)
     try:
-        results = {page: time_page(url, f"views/{page}.py") for page in ("overview", "metrics")}
+        results = {page: time_page(url, f"views/{page}.py") for page in PAGES}
+        with_index, without = time_new_since(url)
     finally:
         drop_database()
     print("## Dashboard: page load with 1,000,000 replays (`bench/bench_dashboard.py`)\n")
@@ -179,6 +214,11 @@ def main() -> None:
             f"| {page} | {min(cold):.2f} s / {statistics.median(cold):.2f} s | "
             f"{min(warm):.3f} s / {statistics.median(warm):.3f} s | < 2 s ({ok}) |"
         )
+    print(
+        f"\nStale-analysis check (`store.snapshots.new_since`, every analysis page, cached 60 s), best of 5: "
+        f"{with_index * 1000:.0f} ms with the index on scores.created_at, {without * 1000:.0f} ms without it "
+        f"({without / with_index:.1f}x)."
+    )
 
 
 if __name__ == "__main__":
