@@ -1,11 +1,13 @@
 """Benchmark `shadowlab analyze EXP --json`, `report` and `route` on experiments stored in Postgres.
 
-Run: `.venv/bin/python bench/bench_analyze_db.py [--baseline-ref REF]`. Seeds 500,000 captures × 2 arms and
-200,000 × 5 arms (1,000,000 replays each, a judge score on every answer; the SQL of bench_dashboard.py), times
-each command in a fresh process (wall time and peak RSS), and, in the same run, the baseline: the same
-`analyze` by the code at REF (default d0efba9, before issue 23), extracted with `git archive`. That code
-refuses a newer schema, so the database's revision stamp reads 0005 during its run (the columns added
-since are nullable and it does not read them).
+Run: `.venv/bin/python bench/bench_analyze_db.py [--baseline-ref REF] [--stamp REVISION] [--keep]`. Seeds
+500,000 captures × 2 arms and 200,000 × 5 arms (1,000,000 replays each, a judge score on every answer; the SQL
+of bench_dashboard.py), times each command in a fresh process (wall time, CPU time and peak RSS), and, in the
+same run, the baseline: the same commands by the code at REF (default d0efba9, before issue 23), extracted
+with `git archive`. Code before 0006 refuses a newer schema, so `--stamp` (default 0005_prompt_fingerprint,
+for d0efba9; `--stamp ''` for a ref at the current schema) sets the database's revision stamp during its run.
+With `--keep` the seeded databases stay and a later run reuses them (the machine is shared: seeding costs
+minutes). Commands alternate new, baseline, new, … so a change in the machine's load hits both alike.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -24,71 +28,111 @@ import sqlalchemy as sa
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from bench_dashboard import drop_database, fresh_database, seed_rows  # noqa: E402
+from bench_dashboard import ADMIN_URL, drop_database, fresh_database, seed_rows  # noqa: E402
+
+from shadowlab import migrate  # noqa: E402
 
 COMMANDS = (("analyze", "--json"), ("report", "--format", "json"), ("route", "--json"))
 SHAPES = ((500_000, 2), (200_000, 5))
 
 
-def run(args: list[str], url: str, cwd: Path, module: str) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one command in a fresh process (RSS from GNU time: getrusage of
-    the children would report the largest child so far, not this one)."""
+def run(args: list[str], url: str, cwd: Path, module: str) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds of the command's process (user + system) and its peak RSS (MB), in a fresh
+    process (from GNU time: getrusage of the children would report the largest child so far)."""
     started = time.perf_counter()
     done = subprocess.run(
-        ["/usr/bin/time", "-f", "peak_kb=%M", sys.executable, "-m", module, *args], cwd=cwd,
+        ["/usr/bin/time", "-f", "cpu_s=%U+%S peak_kb=%M", sys.executable, "-m", module, *args], cwd=cwd,
         capture_output=True, text=True, check=False, env={**os.environ, "SHADOWLAB_DATABASE_URL": url},
     )  # fmt: skip
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{args}: exit {done.returncode}: {done.stderr[-2000:]}")
-    peak = next(line for line in reversed(done.stderr.splitlines()) if line.startswith("peak_kb="))
-    return wall, int(peak.removeprefix("peak_kb=")) / 1024
+    cpu, peak = next(line for line in reversed(done.stderr.splitlines()) if line.startswith("cpu_s=")).split()
+    user, system = cpu.removeprefix("cpu_s=").split("+")
+    return wall, float(user) + float(system), int(peak.removeprefix("peak_kb=")) / 1024
 
 
-def baseline(url: str, ref: str) -> tuple[float, float]:
-    """`analyze bench-1m --json` by the code at `ref`."""
+@contextmanager
+def checkout(ref: str) -> Iterator[Path]:
+    """The code at `ref`, in a temporary directory."""
     with tempfile.TemporaryDirectory() as tmp:
         archive = subprocess.run(["git", "archive", ref], cwd=REPO, capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
-        engine = sa.create_engine(url)
+        yield Path(tmp)
+
+
+@contextmanager
+def stamped(url: str, stamp: str) -> Iterator[None]:
+    """The database's revision stamp reads `stamp` meanwhile (unless empty)."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
+        if stamp:
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = :s"), {"s": stamp})
+    try:
+        yield
+    finally:
         with engine.begin() as conn:
-            revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
-            conn.execute(sa.text("UPDATE alembic_version SET version_num = '0005_prompt_fingerprint'"))
+            conn.execute(sa.text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+        engine.dispose()
+
+
+def seeded(name: str, n: int, arms: int, keep: bool) -> tuple[str, float | None]:
+    """The bench database (reused when `keep` and it holds the experiment), and the seconds seeding took."""
+    url = sa.engine.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    if keep:
+        engine = sa.create_engine(url)
         try:
-            return run(["analyze", "bench-1m", "--json"], url, Path(tmp), "shadowlab.cli")
+            with engine.connect() as conn:
+                found = conn.execute(sa.text("SELECT count(*) FROM replays")).scalar_one()
+            if found == n * arms:
+                migrate.upgrade(engine)  # a migration added since it was seeded
+                return url, None
+        except sa.exc.SQLAlchemyError:
+            pass
         finally:
-            with engine.begin() as conn:
-                conn.execute(sa.text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
             engine.dispose()
+    url = fresh_database(name)
+    return url, seed_rows(url, n, arms)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--baseline-ref", default="d0efba9")
+    parser.add_argument("--stamp", default="0005_prompt_fingerprint")
+    parser.add_argument("--keep", action="store_true")
     options = parser.parse_args()
+    ref = options.baseline_ref
     rows: list[str] = []
+    loads = [os.getloadavg()[0]]
     for n, arms in SHAPES:
         name = f"shadowlab_bench_analyze_{arms}arms"
-        url = fresh_database(name)
+        url, seconds = seeded(name, n, arms, options.keep)
         try:
-            seconds = seed_rows(url, n, arms)
-            for command in COMMANDS:
-                wall, peak = run([command[0], "bench-1m", *command[1:]], url, REPO, "cli.main")
-                rows.append(f"| {n:,} × {arms} | `{' '.join(command)}` | {wall:.2f} s | {peak:.0f} MB | |")
-            if arms == 2:
-                wall, peak = baseline(url, options.baseline_ref)
-                rows.append(f"| {n:,} × {arms} | baseline: `analyze --json` at {options.baseline_ref} | "
-                            f"{wall:.2f} s | {peak:.0f} MB | |")  # fmt: skip
+            with checkout(ref) as old:
+                for command in COMMANDS:
+                    args = [command[0], "bench-1m", *command[1:]]
+                    new_wall, new_cpu, new_peak = run(args, url, REPO, "cli.main")
+                    with stamped(url, options.stamp):  # `python -m shadowlab`: the command at every ref
+                        old_wall, old_cpu, old_peak = run(args, url, old, "shadowlab")
+                    loads.append(os.getloadavg()[0])
+                    rows.append(
+                        f"| {n:,} × {arms} | `{' '.join(command)}` | {new_wall:.2f} s | {new_cpu:.2f} s | "
+                        f"{new_peak:,.0f} MB | {old_wall:.2f} s | {old_cpu:.2f} s | {old_peak:,.0f} MB | "
+                        f"{old_wall / new_wall:.1f}× |"
+                    )
+                    print(rows[-1], file=sys.stderr, flush=True)
         finally:
-            drop_database(name)
-        print(f"<!-- seeded {n:,} × {arms} in {seconds:.0f} s -->")
-    load = os.getloadavg()[0]
+            if not options.keep:
+                drop_database(name)
+        print("<!-- " + (f"seeded {n:,} × {arms} in {seconds:.0f} s" if seconds else "reused") + " -->")
     print(
         f"## Analysis from Postgres at 1,000,000 replays (`bench/bench_analyze_db.py`) — {dt.date.today()}\n"
     )
-    print(f"Load average at the end: {load:.1f}.\n")
-    print("| captures × arms | command | wall | peak RSS | |")
-    print("|---|---|---:|---:|---|")
+    print(f"Load average (1 min) before and after each pair: {', '.join(f'{x:.1f}' for x in loads)}.\n")
+    before = f"{ref} wall | {ref} CPU | {ref} RSS"
+    print(f"| captures × arms | command | wall | CPU | peak RSS | {before} | wall ratio |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     print("\n".join(rows))
 
 
