@@ -16,7 +16,7 @@ from simulator import anthropic_api
 from simulator.answers import Answer, CacheStore, answer_key, plan_answer
 from simulator.http import MAX_HEADER_BYTES, HttpRequest, Responder, serve_connection
 from simulator.judge import JudgeProfile, QualityMemory, is_judge_model, judge_answer
-from simulator.outages import OUTAGE_PATH, Outages
+from simulator.outages import OUTAGE_PATH, Holds, Outages
 from simulator.profiles import FAULTS, Fault, ModelProfile, ProfileSet
 from simulator.requests import InvalidRequestError, RequestView
 from simulator.routes import Api, Route, route_of, route_of_api
@@ -109,6 +109,7 @@ class Simulator:
         self.judge = JudgeProfile()  # judge mode (models named sim-judge*): see judge.py
         self.qualities = QualityMemory()
         self.outages = Outages()  # models taken down on request (tests, `POST /sim/outage`)
+        self.holds = Holds()  # models whose requests wait until released (tests)
 
     # --- lifecycle -------------------------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -190,6 +191,7 @@ class Simulator:
                 400, route.error_body("invalid_request_error", message, request_id), id_header
             )
             return
+        await self.holds.wait(view.model)
         profile = self.profiles.for_model(view.model)
         arm = request.headers.get(HEADER_ARM, "")
         capture_id = request.headers.get(HEADER_CAPTURE_ID)

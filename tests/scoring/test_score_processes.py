@@ -136,12 +136,18 @@ def test_two_processes_judge_each_item_once_with_the_scores_of_one(seeded: Seede
         grants = session.execute(sa.select(RateLimitGrant.rpm, RateLimitGrant.concurrency)).all()
     assert grants and all(g == (0, 0) for g in grants), grants
 
-    _set(seeded, _spec(ttfb_ms=150))  # a new version of both judges, slow enough for the two to overlap
+    _set(seeded, _spec(ttfb_ms=20))  # a new version of both judges
     together = _versions(seeded)
     served = _judge_calls_served(seeded)
+    # The simulator holds the judge's answers until both processes have calls in flight (at most 2 each),
+    # so each judges items whatever the machine's load makes of their start-ups.
+    holds = seeded.sim.simulator.holds
+    holds.start("sim-judge*")
     first = _score(env, tmp_path, "exp", "--concurrency", "2")
-    wait_for(lambda: sum(_done_by(seeded, together).values()) > 0, "the first process to finish an item")
+    wait_for(lambda: holds.waiting() >= 2, "the first process's calls (2 at most: pointwise first)")
     second = _score(env, tmp_path, "exp", "--concurrency", "2")
+    wait_for(lambda: holds.waiting() >= 4, "the second process's judge calls too")
+    holds.end()
     _finished(first), _finished(second)
 
     assert _judge_calls_served(seeded) - served == 2 * ITEMS  # zero duplicate judge calls
