@@ -139,9 +139,8 @@ def recommend_routing(
 ) -> RoutingRecommendation:
     """Route each segment of `dimension`; then judge the whole routing against the control.
 
-    With `cross_fit`, the saving is measured on requests the routing was not chosen on (two folds). A failed
-    replay counts at `failure_latency_ms` (the replay timeout) in latency ratios, as everywhere else.
-    """
+    With `cross_fit`, the saving is measured on requests the routing was not chosen on (two folds); a failed
+    replay counts at `failure_latency_ms` (the replay timeout) in latency ratios."""
     kinds = {m.name: m.kind for m in table.metrics}
     conditions = routing_conditions(plan, rule, kinds)
     cost_column = next((m.name for m in table.metrics if m.kind == "cost"), None)
@@ -152,17 +151,13 @@ def recommend_routing(
     failed = [c.detail for c in mix if c.status == "fail"]
     if failed:  # e.g. a tail-latency guardrail only the whole mix can estimate: route nothing
         why = "the routing as a whole fails: " + "; ".join(failed)
-        routes = tuple(
-            replace(r, arm=control, status="control", reason=why) if r.status == "routed" else r
-            for r in routes
-        )
+        routes = tuple(replace(r, arm=control, status="control", reason=why) if r.status == "routed" else r
+                       for r in routes)  # fmt: skip
         saving, mix = whole(routes)
     method = "in-sample"
     if cross_fit and cost_column is not None and any(r.status == "routed" for r in routes):
-        fitted = cross_fitted_saving(
-            table, dimension, plan, control=control, rule=rule, aa_arm=aa_arm,
-            failure_latency_ms=failure_latency_ms,
-        )  # fmt: skip
+        fitted = cross_fitted_saving(table, dimension, plan, control=control, rule=rule, aa_arm=aa_arm,
+                                     failure_latency_ms=failure_latency_ms)  # fmt: skip
         if fitted is not None:
             saving, method = fitted, "cross-fitted"
     recommendation = RoutingRecommendation(dimension.name, control, rule, routes, saving, mix, (), method)
