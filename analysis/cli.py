@@ -1,6 +1,7 @@
 """The analysis commands of `shadowlab`: `analyze` (stored experiment or long CSV), `gate`, `route`, `report`.
 
-Database modules are imported inside the functions so `analyze --from-csv` does not pay for them.
+The statistics (numpy, scipy) and database modules are imported inside the functions: every `shadowlab`
+command loads this module to register these, and the others (ingest, replay, score, …) need neither.
 """
 
 from __future__ import annotations
@@ -12,16 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-
-from analysis.analyze import analyze_table
-from analysis.clustering import clustering_text
-from analysis.csv_input import CsvInputError, load_experiment_csv
-from analysis.decision import VERDICTS
-from analysis.document import analysis_document
-from analysis.plan import PlanError, PlanOptions, read_plan
-from analysis.ranking import pairwise_from_table, rank_arms
-from analysis.render import analysis_text, verdict_text
-from analysis.stats import ADJUSTMENTS
 
 EXIT_INVALID_INPUT = 2
 EXIT_GATE_BLOCKED = 1
@@ -45,6 +36,15 @@ def analyze_csv(
     plan: Path | None,
 ) -> int:
     """Analyse a long CSV of replays; print JSON or a table; return the exit code (2: invalid input)."""
+    from analysis.analyze import analyze_table
+    from analysis.clustering import clustering_text
+    from analysis.csv_input import CsvInputError, load_experiment_csv
+    from analysis.document import analysis_document
+    from analysis.plan import PlanError, PlanOptions, read_plan
+    from analysis.ranking import pairwise_from_table, rank_arms
+    from analysis.render import analysis_text, verdict_text
+    from analysis.stats import ADJUSTMENTS
+
     try:
         if not 0.0 < alpha < 1.0:
             raise CsvInputError(f"--alpha: expected a number between 0 and 1, found {alpha}")
@@ -98,6 +98,8 @@ def analyze_stored(
     from analysis.clustering import clustering_text
     from analysis.experiment_analysis import export_plan as plan_for_csv
     from analysis.load import ExperimentLoadError, table_to_csv
+    from analysis.plan import PlanError
+    from analysis.render import verdict_text
 
     try:
         report = _run(settings, experiment)
@@ -122,6 +124,8 @@ def analyze_stored(
 
 def parse_fail_on(text: str) -> tuple[str, ...]:
     """`dont_ship,inconclusive` → the verdict names; unknown names are an error."""
+    from analysis.decision import VERDICTS
+
     names = tuple(part.strip() for part in text.split(",") if part.strip())
     unknown = [n for n in names if n not in VERDICTS]
     if unknown or not names:
@@ -134,6 +138,7 @@ def parse_fail_on(text: str) -> tuple[str, ...]:
 def gate(settings: Any, experiment: str, fail_on: str, json_output: bool) -> int:
     """Exit 0 when the verdict may deploy, 1 (with reasons) when it is one of `fail_on`, 2 on bad input."""
     from analysis.load import ExperimentLoadError
+    from analysis.plan import PlanError
 
     try:
         blocking = parse_fail_on(fail_on)
@@ -181,6 +186,7 @@ def route(
     from analysis.document import routing_json
     from analysis.experiment_analysis import analyze_experiment
     from analysis.load import ExperimentLoadError
+    from analysis.plan import PlanError
     from analysis.routing import RoutingRule
     from analysis.routing_table import RoutingTableError, table_from_recommendation, write_routing_table
     from analysis.segments import SegmentError
@@ -230,6 +236,7 @@ def _nothing_yet(experiment: str, what: str, json_output: bool) -> int:
 def report(settings: Any, experiment: str, fmt: str, out: Path | None) -> int:
     """Write the experiment report (md, html or json) to `out` or stdout."""
     from analysis.load import ExperimentLoadError
+    from analysis.plan import PlanError
     from analysis.report import REPORT_FORMATS, report_document, report_json, report_markdown
     from analysis.report_html import report_html
 
