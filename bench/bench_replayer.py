@@ -261,6 +261,27 @@ def start_simulator(profile: Path) -> tuple[subprocess.Popen[str], str]:
     return proc, "http://" + line.split("http://", 1)[1].split()[0]
 
 
+def create_scratch(prefix: str) -> tuple[str, str]:
+    """A new, empty database on the project's Postgres for one run: (its name, its URL)."""
+    from shadowlab.db import create_engine
+
+    scratch = f"{prefix}_{os.getpid()}"
+    admin = create_engine(ADMIN_URL)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{scratch}"'))
+    admin.dispose()
+    return scratch, sa.engine.make_url(ADMIN_URL).set(database=scratch).render_as_string(hide_password=False)
+
+
+def drop_scratch(scratch: str) -> None:
+    from shadowlab.db import create_engine
+
+    admin = create_engine(ADMIN_URL)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
+    admin.dispose()
+
+
 def cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -296,11 +317,7 @@ def main() -> None:
     from shadowlab import migrate
     from shadowlab.db import create_engine
 
-    scratch = f"bench_replayer_{os.getpid()}"
-    admin = create_engine(ADMIN_URL)
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{scratch}"'))
-    url = str(sa.engine.make_url(ADMIN_URL).set(database=scratch).render_as_string(hide_password=False))
+    scratch, url = create_scratch("bench_replayer")
     engine = create_engine(url)
     tmp = Path(tempfile.mkdtemp(prefix="bench_replayer_"))
     (tmp / "profile.yaml").write_text(PROFILE.replace("TTFT", f"{args.ttft_ms:g}"))
@@ -349,9 +366,7 @@ def main() -> None:
         sim.terminate()
         sim.wait(timeout=10)
         engine.dispose()
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
-        admin.dispose()
+        drop_scratch(scratch)
 
 
 if __name__ == "__main__":

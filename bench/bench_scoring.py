@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from bench_replayer import ADMIN_URL, cpu_model, start_simulator
+from bench_replayer import cpu_model, create_scratch, drop_scratch, start_simulator
 
 PROFILE = """
 default:
@@ -215,11 +215,7 @@ def main() -> None:
     from shadowlab import migrate
     from shadowlab.db import create_engine
 
-    scratch = f"bench_scoring_{os.getpid()}"
-    admin = create_engine(ADMIN_URL)
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{scratch}"'))
-    url = str(sa.engine.make_url(ADMIN_URL).set(database=scratch).render_as_string(hide_password=False))
+    scratch, url = create_scratch("bench_scoring")
     engine = create_engine(url)
     tmp = Path(tempfile.mkdtemp(prefix="bench_scoring_"))
     (tmp / "profile.yaml").write_text(PROFILE)
@@ -251,9 +247,7 @@ def main() -> None:
         sim.send_signal(signal.SIGTERM)
         sim.wait()
         engine.dispose()
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
-        admin.dispose()
+        drop_scratch(scratch)
 
 
 def report_rates(
