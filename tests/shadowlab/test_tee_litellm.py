@@ -24,7 +24,7 @@ from tests.support.waiting import wait_for
 
 # litellm would fetch its price map from GitHub at import; its own backup copy is enough here.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-litellm = pytest.importorskip("litellm")
+import litellm  # noqa: E402  (in the dev extra: uv.lock)
 from litellm.integrations.custom_logger import CustomLogger  # noqa: E402
 from litellm.proxy.types_utils.utils import get_instance_fn  # noqa: E402
 
