@@ -14,7 +14,8 @@ def fresh_database(postgres_url: str, template: str | None = None) -> Iterator[s
     import sqlalchemy as sa
 
     name = f"shadowlab_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    # pre-ping: a session fixture's database outlives the services' restart test (its pooled connection not)
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
     url = sa.engine.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
@@ -62,7 +63,7 @@ def migrated_template(postgres_url: str) -> Iterator[str]:
         migrate.upgrade(engine)
         engine.dispose()
         name = str(sa.engine.make_url(url).database)
-        admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+        admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
         with admin.connect() as conn:
             conn.execute(sa.text(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false'))
         try:
