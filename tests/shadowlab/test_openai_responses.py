@@ -4,7 +4,6 @@ captured body, and the provider streams from the simulator over HTTP with exact 
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -17,10 +16,11 @@ from shadowlab.apis.internal import DEFAULT_MAX_TOKENS, TextBlock, ToolResultBlo
 from shadowlab.capture import CaptureError, capture_from_dict
 from shadowlab.config import Settings
 from shadowlab.fingerprint import body_fingerprint
-from shadowlab.providers import ProviderConfig, ProviderResult, create_provider, provider_api
+from shadowlab.providers import ProviderConfig, ProviderResult, provider_api
 from shadowlab.providers.registry import config_from_settings
 from shadowlab.usage import Usage
 from simulator import Distribution, ModelProfile, ProfileSet, RunningSimulator, running_simulator
+from tests.support.provider_calls import complete_once
 
 WEATHER_TOOL = {
     "type": "function",
@@ -197,17 +197,8 @@ def sim() -> Iterator[RunningSimulator]:
 
 
 def _complete(sim: RunningSimulator, body: dict[str, Any], headers: dict[str, str]) -> ProviderResult:
-    provider = create_provider(
-        "openai_responses", ProviderConfig(base_url=sim.openai_base_url, api_key=SecretStr("sk-test"))
-    )
-
-    async def run() -> ProviderResult:
-        try:
-            return await provider.complete_raw(body, extra_headers=headers)
-        finally:
-            await provider.aclose()
-
-    return asyncio.run(run())
+    config = ProviderConfig(base_url=sim.openai_base_url, api_key=SecretStr("sk-test"))
+    return complete_once("openai_responses", config, body, headers)
 
 
 def test_the_provider_speaks_responses_with_openai_settings() -> None:

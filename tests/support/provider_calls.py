@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from types import ModuleType
+from typing import Any
 
 import httpx
 
@@ -13,13 +14,19 @@ from shadowlab.providers import ProviderConfig, ProviderResult, create_provider
 
 
 def complete_once(
-    name: str, config: ProviderConfig, request: NormalizedRequest, headers: Mapping[str, str] | None = None
+    name: str,
+    config: ProviderConfig,
+    request: NormalizedRequest | dict[str, Any],
+    headers: Mapping[str, str] | None = None,
 ) -> ProviderResult:
-    """`complete(request)` on a provider built for this call, closed after it."""
+    """`complete(request)` on a provider built for this call, closed after it; a dict is a body in the
+    provider's own API shape (`complete_raw`)."""
     provider = create_provider(name, config)
 
     async def run() -> ProviderResult:
         try:
+            if isinstance(request, dict):
+                return await provider.complete_raw(request, extra_headers=headers)
             return await provider.complete(request, extra_headers=headers)
         finally:
             await provider.aclose()
