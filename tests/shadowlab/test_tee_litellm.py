@@ -120,6 +120,23 @@ def test_a_failure_inside_the_logger_is_counted_never_raised(sink: tee.MemorySin
     assert stats.failed == 1 and stats.offered == 1 and "KeyError" in (stats.last_error or "")
 
 
+def test_a_model_response_without_usage_is_captured_with_usage_absent(sink: tee.MemorySink) -> None:
+    logger = tee_litellm.ShadowlabLogger(sink, "checkout")
+    message = {"role": "assistant", "content": "B-tree"}
+    answer = litellm.ModelResponse(
+        model="gpt-4.1", choices=[{"index": 0, "finish_reason": "stop", "message": message}]
+    )
+    assert not hasattr(answer, "usage")  # litellm leaves the attribute out, not None
+    when = datetime.now()
+    kwargs = {"call_type": "completion", "model": "gpt-4.1", "messages": MESSAGES, "litellm_call_id": "c2"}
+    logger.log_success_event(kwargs, answer, when, when)
+    (capture,) = delivered(sink, 1)
+    response = response_of(capture)
+    assert response["text"] == "B-tree" and response["usage"] is None
+    assert response["usage_status"] == "absent" and usage_from_capture(capture) is None
+    assert sink.stats().failed == 0
+
+
 def test_the_proxy_config_in_the_docs_resolves_to_a_logger_writing_jsonl(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

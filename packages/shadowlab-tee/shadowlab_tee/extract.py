@@ -124,7 +124,8 @@ def openai_completion(completion: Any) -> dict[str, Any]:
     return {
         "text": text,
         "stop_reason": stop_reason,
-        "usage": as_dict(completion.usage),
+        # A LiteLLM `ModelResponse` built without usage has no `usage` attribute at all (not None).
+        "usage": as_dict(getattr(completion, "usage", None)),
         "tool_calls": tool_calls,
     }
 
