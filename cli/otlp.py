@@ -40,7 +40,10 @@ def register(app: typer.Typer) -> None:
             "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in result.captures), encoding="utf-8"
         )
         if rejects is not None:
-            lines = (json.dumps({"span": r.span, "reason": r.reason}) + "\n" for r in result.rejected)
+            lines = (
+                json.dumps({"span": r.span, "code": r.code, "reason": r.reason}) + "\n"
+                for r in result.rejected
+            )
             rejects.write_text("".join(lines), encoding="utf-8")
         typer.echo(
             f"{len(result.captures)} captures -> {out}; {result.ignored} spans not GenAI chat calls ignored"

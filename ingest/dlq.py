@@ -225,6 +225,8 @@ class FileDeadLetters:
 
 def _rejected_line(dead: DeadLetter) -> bytes:
     record: dict[str, Any] = {"line": dead.message.offset, "error": dead.code, "detail": dead.detail}
+    if dead.message.origin is not None:  # a converted source (OTLP spans): "line" is the span's number
+        record["where"] = dead.message.origin
     if dead.without_payload:
         record["raw_dropped"] = "the capture's user was forgotten (shadowlab forget)"
         return json.dumps(record).encode("ascii") + b"\n"

@@ -46,6 +46,9 @@ def prepare(messages: Sequence[Message], config: PipelineConfig, metrics: Ingest
     now = datetime.now(UTC)
     metrics.consumed(len(messages))
     for message in messages:
+        if message.rejection is not None:
+            dead.append(DeadLetter(message, *message.rejection))
+            continue
         try:
             data = decode_capture_bytes(message.value, max_bytes=config.max_bytes)
             capture = capture_from_dict(data)

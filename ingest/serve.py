@@ -1,4 +1,4 @@
-"""What `shadowlab ingest` runs: a source (Kafka or a JSONL file), its dead letters, the runner."""
+"""What `shadowlab ingest` runs: a source (Kafka, a JSONL file, OTLP spans), its dead letters, the runner."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from sqlalchemy.engine import Engine
 
@@ -30,7 +31,7 @@ class IngestArgs:
     """The command line of `shadowlab ingest` (see its --help)."""
 
     input_path: Path | None
-    from_file: bool
+    source: Literal["kafka", "file", "otlp"]
     topic: str | None
     group: str
     batch_size: int
@@ -44,6 +45,8 @@ class IngestArgs:
     metrics_port: int | None
     idle_exit_s: float | None
     metrics_host: str = "127.0.0.1"
+    otlp_port: int | None = None  # the receiver's port with --source otlp and no INPUT (default 4318)
+    otlp_host: str = "127.0.0.1"
 
 
 def _pipeline(settings: Settings, args: IngestArgs) -> PipelineConfig:
@@ -62,7 +65,17 @@ def _pipeline(settings: Settings, args: IngestArgs) -> PipelineConfig:
 def _source(
     settings: Settings, args: IngestArgs, metrics: IngestMetrics, stop: threading.Event
 ) -> tuple[Source, DeadLetterSink]:
-    if args.from_file:
+    if args.otlp_port is not None and (args.source != "otlp" or args.input_path is not None):
+        found = "an INPUT file" if args.source == "otlp" else f"--source {args.source}"
+        raise ConfigError(
+            f"--otlp-port: expected with --source otlp and no INPUT (the receiver), found {found}"
+        )
+    if args.source == "otlp" and args.input_path is not None:
+        from ingest.otlp_source import OtlpFileSource
+
+        source: Source = OtlpFileSource(args.input_path, metrics, stop)
+        return source, FileDeadLetters(rejected_path(args.input_path))
+    if args.source == "file":
         if args.input_path is None or not args.input_path.is_file():
             raise ConfigError(
                 f"INPUT: expected a readable JSONL file with --source file, found {args.input_path}"
@@ -71,11 +84,12 @@ def _source(
     if args.input_path is not None:
         raise ConfigError(f"INPUT: expected no file with --source kafka, found {args.input_path}")
     name = args.topic or settings.capture_topic
+    if args.source == "otlp":  # the receiver: dead letters on the capture topic's DLQ, as from Kafka
+        return _otlp_receiver(settings, args, metrics, stop, name)
     # A missing source would be polled forever ("Topic … not found"), with a stray DLQ created for it.
     require_topic(settings.kafka_bootstrap, name, settings.connect_timeout_s)
-    dlq_spec: TopicSpec = capture_topics(name)[1]
-    ensure_topics(settings.kafka_bootstrap, [TopicSpec(dlq_topic(name), 1, dlq_spec.config)])
-    source = KafkaSource(
+    dead = _kafka_dead_letters(settings, name)
+    kafka = KafkaSource(
         settings.kafka_bootstrap,
         name,
         args.group,
@@ -83,7 +97,28 @@ def _source(
         metrics=metrics,
         timeout_s=settings.connect_timeout_s,
     )
-    return source, KafkaDeadLetters(settings.kafka_bootstrap, dlq_topic(name))
+    return kafka, dead
+
+
+def _kafka_dead_letters(settings: Settings, topic: str) -> KafkaDeadLetters:
+    """The dead letters of `topic`, on `<topic>.dlq` (created if missing)."""
+    dlq_spec: TopicSpec = capture_topics(topic)[1]
+    ensure_topics(settings.kafka_bootstrap, [TopicSpec(dlq_topic(topic), 1, dlq_spec.config)])
+    return KafkaDeadLetters(settings.kafka_bootstrap, dlq_topic(topic))
+
+
+def _otlp_receiver(
+    settings: Settings, args: IngestArgs, metrics: IngestMetrics, stop: threading.Event, topic: str
+) -> tuple[Source, DeadLetterSink]:
+    from ingest.otlp_source import DEFAULT_PORT, OtlpReceiver
+
+    port = DEFAULT_PORT if args.otlp_port is None else args.otlp_port
+    receiver = OtlpReceiver(args.otlp_host, port, metrics, stop)  # a port in use: one error line, no DLQ
+    try:
+        return receiver, _kafka_dead_letters(settings, topic)
+    except BaseException:
+        receiver.close()
+        raise
 
 
 def run_ingest(settings: Settings, args: IngestArgs, engine_of: Callable[[Settings], Engine]) -> list[str]:
@@ -104,6 +139,6 @@ def run_ingest(settings: Settings, args: IngestArgs, engine_of: Callable[[Settin
     finally:
         engine.dispose()
     lines = [metrics.tally.summary()]
-    if args.from_file and metrics.tally.rejected and args.input_path is not None:
+    if args.source != "kafka" and metrics.tally.rejected and args.input_path is not None:
         lines.append(f"rejected lines: {rejected_path(args.input_path)}")
     return lines

@@ -13,11 +13,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from shadowlab.capture import CaptureError, capture_from_dict
+from shadowlab.capture import CaptureError, CaptureErrorCode, capture_from_dict
 
-__all__ = ["OtlpCaptures", "RejectedSpan", "captures_from_otlp", "read_otlp_documents"]
+__all__ = [
+    "OtlpCaptures", "OtlpRejectCode", "RejectedSpan", "SpanOutcome", "captures_from_otlp",
+    "read_otlp_documents", "span_outcomes",
+]  # fmt: skip
+
+# Why a GenAI chat span is not a capture (a span whose capture fails validation has the capture error's code).
+OtlpRejectCode = Literal["no_prompt_content", "no_request_model", "unsupported_provider", "no_max_tokens"]
 
 _APIS = {"anthropic": "anthropic.messages", "openai": "openai.chat", "azure.ai.openai": "openai.chat"}
 _CHAT_OPERATIONS = frozenset({"chat"})
@@ -38,6 +44,21 @@ class OtlpFormatError(ValueError):
 class RejectedSpan:
     span: str  # "<trace id>/<span id>"
     reason: str
+    code: OtlpRejectCode | CaptureErrorCode
+
+
+@dataclass(frozen=True)
+class SpanOutcome:
+    """One span of an export: its capture, or why it is not one, or neither (not a GenAI chat call)."""
+
+    raw: Mapping[str, Any]  # the span as exported (OTLP JSON)
+    capture: dict[str, Any] | None = None
+    rejected: RejectedSpan | None = None
+
+    @property
+    def where(self) -> str:
+        """`<trace id>/<span id>`."""
+        return f"{self.raw.get('traceId', '?')}/{self.raw.get('spanId', '?')}"
 
 
 @dataclass
@@ -86,34 +107,48 @@ def attributes_of(pairs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 def captures_from_otlp(documents: Iterable[Mapping[str, Any]]) -> OtlpCaptures:
     """Every span of the exports: a validated capture, a rejection with its reason, or ignored."""
     out = OtlpCaptures()
+    for outcome in span_outcomes(documents):
+        if outcome.capture is not None:
+            out.captures.append(outcome.capture)
+        elif outcome.rejected is not None:
+            out.rejected.append(outcome.rejected)
+        else:
+            out.ignored += 1
+    return out
+
+
+def span_outcomes(documents: Iterable[Mapping[str, Any]]) -> Iterator[SpanOutcome]:
+    """Each span of the exports, in order, with its validated capture or its rejection."""
     for document in documents:
         for resource_spans in document.get("resourceSpans", []):
             resource = attributes_of(resource_spans.get("resource", {}).get("attributes", []))
             for scope_spans in resource_spans.get("scopeSpans", []):
                 for span in scope_spans.get("spans", []):
-                    _convert(span, resource, out)
-    return out
+                    yield _convert(span, resource)
 
 
-def _convert(span: Mapping[str, Any], resource: Mapping[str, Any], out: OtlpCaptures) -> None:
+def _convert(span: Mapping[str, Any], resource: Mapping[str, Any]) -> SpanOutcome:
     attrs = attributes_of(span.get("attributes", []))
     operation = attrs.get("gen_ai.operation.name") or attrs.get("llm.request.type")
     provider = str(attrs.get("gen_ai.provider.name") or attrs.get("gen_ai.system") or "").lower()
     if not provider or (operation is not None and operation not in _CHAT_OPERATIONS):
-        out.ignored += 1
-        return
-    where = f"{span.get('traceId', '?')}/{span.get('spanId', '?')}"
+        return SpanOutcome(span)
     try:
         capture = _capture(span, attrs, resource, provider)
-        out.captures.append(capture_from_dict(capture).to_json_dict())
+        return SpanOutcome(span, capture=capture_from_dict(capture).to_json_dict())
     except _Rejected as exc:
-        out.rejected.append(RejectedSpan(where, str(exc)))
+        rejected = RejectedSpan(SpanOutcome(span).where, str(exc), exc.code)
     except CaptureError as exc:
-        out.rejected.append(RejectedSpan(where, f"not a valid capture: {exc}"))
+        rejected = RejectedSpan(SpanOutcome(span).where, f"not a valid capture: {exc}", exc.code)
+    return SpanOutcome(span, rejected=rejected)
 
 
 class _Rejected(Exception):
     """Why a GenAI span cannot be a capture."""
+
+    def __init__(self, code: OtlpRejectCode, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
 
 
 def _capture(
@@ -121,15 +156,19 @@ def _capture(
 ) -> dict[str, Any]:
     api = _APIS.get(provider)
     if api is None:
-        raise _Rejected(f"provider {provider!r}: no capture API shape (anthropic and openai have one)")
+        raise _Rejected(
+            "unsupported_provider",
+            f"provider {provider!r}: no capture API shape (anthropic and openai have one)",
+        )
     model = attrs.get("gen_ai.request.model")
     if not isinstance(model, str) or not model:
-        raise _Rejected("no gen_ai.request.model")
+        raise _Rejected("no_request_model", "no gen_ai.request.model")
     system, messages = _input_messages(attrs, span.get("events", []))
     if not messages:
         raise _Rejected(
+            "no_prompt_content",
             "no prompt content (no gen_ai.input.messages, gen_ai.prompt.* or message events): "
-            "turn content capture on in the instrumentation"
+            "turn content capture on in the instrumentation",
         )
     request = _request(api, model, system, messages, attrs)
     start, end = int(span.get("startTimeUnixNano", 0)), int(span.get("endTimeUnixNano", 0))
@@ -226,7 +265,9 @@ def _request(
         body["stop_sequences" if api == "anthropic.messages" else "stop"] = list(stops)
     if api == "anthropic.messages":
         if "max_tokens" not in body:
-            raise _Rejected("no gen_ai.request.max_tokens (the Messages API requires it; never guessed)")
+            raise _Rejected(
+                "no_max_tokens", "no gen_ai.request.max_tokens (the Messages API requires it; never guessed)"
+            )
         if system:
             body["system"] = system
         body["messages"] = [_anthropic_message(m) for m in messages]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,83 +14,7 @@ from shadowlab.apis import normalize_request
 from shadowlab.capture import capture_from_dict
 from shadowlab.fingerprint import prompt_fingerprint
 from shadowlab.otlp import captures_from_otlp, read_otlp_documents
-
-START = 1_765_000_000_000_000_000  # ns
-QUESTION = "Which index suits range scans?"
-
-
-def attr(key: str, value: Any) -> dict[str, Any]:
-    if isinstance(value, bool):
-        return {"key": key, "value": {"boolValue": value}}
-    if isinstance(value, int):
-        return {"key": key, "value": {"intValue": str(value)}}  # int64 is a string in OTLP JSON
-    if isinstance(value, float):
-        return {"key": key, "value": {"doubleValue": value}}
-    if isinstance(value, list):
-        return {"key": key, "value": {"arrayValue": {"values": [{"stringValue": v} for v in value]}}}
-    return {"key": key, "value": {"stringValue": value}}
-
-
-def span(
-    span_id: str, attributes: dict[str, Any], events: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
-    return {
-        "traceId": "5b8efff798038103d269b633813fc60c",
-        "spanId": span_id,
-        "name": "chat",
-        "kind": 3,
-        "startTimeUnixNano": str(START),
-        "endTimeUnixNano": str(START + 812_500_000),
-        "attributes": [attr(k, v) for k, v in attributes.items()],
-        "events": events or [],
-        "status": {},
-    }
-
-
-def export(*spans: dict[str, Any]) -> dict[str, Any]:
-    resource = {"attributes": [attr("service.name", "checkout"), attr("deployment.environment.name", "prod")]}
-    return {
-        "resourceSpans": [
-            {"resource": resource, "scopeSpans": [{"scope": {"name": "genai"}, "spans": list(spans)}]}
-        ]
-    }
-
-
-CURRENT = {  # the GenAI semantic conventions with content capture on
-    "gen_ai.operation.name": "chat",
-    "gen_ai.provider.name": "anthropic",
-    "gen_ai.request.model": "claude-sonnet-4-5",
-    "gen_ai.request.max_tokens": 512,
-    "gen_ai.request.temperature": 0.2,
-    "gen_ai.response.id": "msg_01",
-    "gen_ai.response.finish_reasons": ["end_turn"],
-    "gen_ai.usage.input_tokens": 21,
-    "gen_ai.usage.output_tokens": 9,
-    "gen_ai.system_instructions": json.dumps([{"type": "text", "content": "Be brief."}]),
-    "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [{"type": "text", "content": QUESTION}]}]),
-    "gen_ai.output.messages": json.dumps(
-        [
-            {
-                "role": "assistant",
-                "parts": [{"type": "text", "content": "A B-tree."}],
-                "finish_reason": "end_turn",
-            }
-        ]
-    ),
-    "gen_ai.conversation.id": "conv-7",
-}
-OPENLLMETRY = {  # Traceloop's OpenLLMetry: numbered prompt and completion attributes
-    "llm.request.type": "chat",
-    "gen_ai.system": "OpenAI",
-    "gen_ai.request.model": "gpt-4.1",
-    "gen_ai.prompt.0.role": "system",
-    "gen_ai.prompt.0.content": "Be brief.",
-    "gen_ai.prompt.1.role": "user",
-    "gen_ai.prompt.1.content": QUESTION,
-    "gen_ai.completion.0.role": "assistant",
-    "gen_ai.completion.0.content": "A B-tree.",
-    "gen_ai.response.finish_reasons": ["stop"],
-}
+from tests.support.otlp_spans import CURRENT, OPENLLMETRY, QUESTION, export, span
 
 
 def test_spans_of_both_conventions_become_valid_captures_and_others_are_rejected_or_ignored() -> None:
@@ -128,6 +51,7 @@ def test_spans_of_both_conventions_become_valid_captures_and_others_are_rejected
     (rejected,) = result.rejected
     assert rejected.span == "5b8efff798038103d269b633813fc60c/c3"
     assert rejected.reason.startswith("no prompt content") and result.ignored == 2
+    assert rejected.code == "no_prompt_content"
 
 
 def test_a_span_capture_has_the_prompt_fingerprint_of_the_same_call_captured_by_the_tee() -> None:
@@ -147,7 +71,7 @@ def test_a_span_capture_has_the_prompt_fingerprint_of_the_same_call_captured_by_
 def test_an_anthropic_span_without_max_tokens_is_rejected_never_guessed() -> None:
     no_cap = {k: v for k, v in CURRENT.items() if k != "gen_ai.request.max_tokens"}
     (rejected,) = captures_from_otlp([export(span("a1", no_cap))]).rejected
-    assert "gen_ai.request.max_tokens" in rejected.reason
+    assert "gen_ai.request.max_tokens" in rejected.reason and rejected.code == "no_max_tokens"
 
 
 def test_the_command_writes_captures_and_rejects_and_a_bad_file_is_one_error_line(
@@ -166,7 +90,8 @@ def test_the_command_writes_captures_and_rejects_and_a_bad_file_is_one_error_lin
         main()
     assert done.value.code == 0
     assert [json.loads(line)["request_id"] for line in out.read_text().splitlines()] == ["msg_01"]
-    assert json.loads(rejects.read_text())["span"].endswith("/c3")
+    reject = json.loads(rejects.read_text())
+    assert reject["span"].endswith("/c3") and reject["code"] == "no_prompt_content"
     assert "1 captures" in capsys.readouterr().out
     (tmp_path / "bad.json").write_text('{"spans": []}')
     monkeypatch.setattr(
