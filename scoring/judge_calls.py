@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shadowlab import store
 from shadowlab.apis.internal import NormalizedRequest
-from shadowlab.budget import JudgeRef, reserve_judge, settle_judge
+from shadowlab.budget import JudgeHold, JudgeRef, ReserveOutcome, reserve_judges, settle_judges
 from shadowlab.db import session_scope
 from shadowlab.limits import Permit, RateLimiter, RetryPolicy, call_with_retries
 from shadowlab.models import utcnow
@@ -41,6 +41,7 @@ __all__ = [
 CostOf = Callable[[str, Usage], float]
 Attempt = Callable[[], Awaitable[ProviderResult]]
 judging: ContextVar[JudgeRef | None] = ContextVar("judging", default=None)
+_Reserved = tuple[ReserveOutcome, int | None]
 
 
 class Limiter(Protocol):
@@ -72,6 +73,13 @@ class Budget(Protocol):
 class SharedBudget:
     """The experiment budget in the database, shared with the replayer (`shadowlab.budget`).
 
+    Calls are reserved and settled in batches by group commit: whatever reservations and settlements arrive
+    while one transaction runs go together in the next (one conditional update of the ledger, one insert of
+    `judge_calls` rows, one settlement of rows and ledger), so the ledger row sees one transaction per batch
+    instead of two per call. A reservation waits for its transaction; a settlement does not (the call's slot
+    is free at once): it is durable by the next transaction or `close()`, and a process killed before that
+    leaves the call at its worst case, as a dead scorer's unsettled call always counts.
+
     When the call does not fit while other work is in flight, it waits (`poll_s`) for settlements, at most
     `max_wait_s` (a dead replayer's reservation settles only when its lease is recovered), then refuses."""
 
@@ -89,34 +97,71 @@ class SharedBudget:
         self.call_deadline_s = call_deadline_s
         self.poll_s = poll_s
         self.max_wait_s = max_wait_s
+        self.transactions = 0  # how many batches went to the database (for tests and benchmarks)
+        self._holds: list[tuple[JudgeHold, asyncio.Future[_Reserved]]] = []
+        self._settles: dict[int, float] = {}
+        self._flushing: asyncio.Task[None] | None = None
 
     async def reserve(self, usd: float, *, model: str) -> Hold | None:
         ref = judging.get() or JudgeRef(self.experiment_id, "", "")
-        loop = asyncio.get_running_loop()
         give_up = time.monotonic() + self.max_wait_s
         while True:
-            outcome, call_id = await loop.run_in_executor(None, self._try_reserve, ref, model, usd)
+            deadline = utcnow() + timedelta(seconds=self.call_deadline_s)
+            reserved = asyncio.get_running_loop().create_future()
+            self._holds.append((JudgeHold(ref, model, usd, deadline), reserved))
+            self._flush_soon()
+            outcome, call_id = await reserved
             if call_id is not None:
                 return Hold(usd, call_id)
             if outcome == "exhausted" or time.monotonic() >= give_up:
                 return None
             await asyncio.sleep(self.poll_s * random.uniform(0.5, 1.5))
 
-    def _try_reserve(self, ref: JudgeRef, model: str, usd: float) -> tuple[str, int | None]:
+    async def settle(self, hold: Hold, spent: float) -> None:
+        if hold.call_id is not None:
+            self._settles[hold.call_id] = spent
+            self._flush_soon()
+
+    async def close(self) -> None:
+        """Make every settlement so far durable (the end of a run)."""
+        if self._settles and (self._flushing is None or self._flushing.done()):
+            self._flush_soon()
+        if self._flushing is not None:
+            await asyncio.shield(self._flushing)
+
+    def _flush_soon(self) -> None:
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.get_running_loop().create_task(self._flush_all())
+
+    async def _flush_all(self) -> None:
+        """Transactions until nothing waits; a failed one fails its reservations and keeps its settlements
+        for the next."""
+        loop = asyncio.get_running_loop()
+        while self._holds or self._settles:
+            holds, settles = self._holds, self._settles
+            self._holds, self._settles = [], {}
+            try:
+                outcomes = await loop.run_in_executor(None, self._flush, [h for h, _ in holds], settles)
+            except Exception as exc:  # the database is unreachable: callers see it, settlements wait
+                self._settles = settles | self._settles
+                for _, reserved in holds:
+                    reserved.set_exception(exc)
+                return
+            for (_, reserved), outcome in zip(holds, outcomes, strict=True):
+                reserved.set_result(outcome)
+
+    def _flush(self, holds: list[JudgeHold], settles: dict[int, float]) -> list[_Reserved]:
+        self.transactions += 1
         with session_scope(self.factory) as session:
+            if settles:  # first: what they give back may let this batch's reservations fit
+                settle_judges(session, settles)
+            if not holds:
+                return []
             # No row lock: the ledger's conditional update alone keeps replays and judging within the budget.
             experiment = store.experiments.by_id(self.experiment_id, session=session)
-            deadline = utcnow() + timedelta(seconds=self.call_deadline_s)
-            return reserve_judge(session, experiment, ref, model, usd, deadline)
-
-    async def settle(self, hold: Hold, spent: float) -> None:
-        if hold.call_id is None:
-            return
-        await asyncio.get_running_loop().run_in_executor(None, self._settle, hold.call_id, spent)
-
-    def _settle(self, call_id: int, spent: float) -> None:
-        with session_scope(self.factory) as session:
-            settle_judge(session, call_id, spent)
+            ids, rest = reserve_judges(session, experiment, holds)
+        reserved: list[_Reserved] = [("reserved", call_id) for call_id in ids]
+        return reserved + [(rest, None)] * (len(holds) - len(ids))
 
 
 class SharedLimiter:

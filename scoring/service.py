@@ -40,8 +40,12 @@ class SharedJudgeCalls:
     async def close(self) -> None:
         """Give this process's rate-limit grants back, as the replayer does when it ends: a run that ends
         without it leaves its whole share counted until its heartbeat expires and the limit's window passes
-        (about 70 s), and the next run (a raised budget, the next `--follow` pass) waits that long."""
-        await self.limiter.limiter.close()
+        (about 70 s), and the next run (a raised budget, the next `--follow` pass) waits that long. The
+        budget's last settlements are made durable first."""
+        try:
+            await self.budget.close()
+        finally:
+            await self.limiter.limiter.close()
 
 
 def shared_judge_calls(

@@ -9,14 +9,15 @@ judge holdback, the spec's `judge_usd_per_request`, included: money set aside so
 judging needs); `judge_usd` the judge calls likewise, drawing on the pooled holdback first. A batch of
 requests is reserved with one statement (`committed + x <= budget` in its WHERE) and settled with one
 (`+ actual − reserved`), so concurrent replayers and scorers never commit more than the budget and no
-request reads the whole experiment. `budget_reservations` and `judge_calls` keep every row for audit and
-crash recovery: a reservation whose worker died counts at its worst case until its lease is recovered
-and settled; a judge call unsettled past its deadline (its scorer died) counts at its worst case for good.
+request reads the whole experiment; a batch of judge calls likewise (`reserve_judges`, `settle_judges`).
+`budget_reservations` and `judge_calls` keep every row for audit and crash recovery: a reservation whose
+worker died counts at its worst case until its lease is recovered and settled; a judge call unsettled past
+its deadline (its scorer died) counts at its worst case for good.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -31,9 +32,9 @@ from shadowlab.pricing import PriceTable
 
 # fmt: off
 __all__ = [
-    "ArmCall", "JudgeRef", "Reservation", "ReserveOutcome", "committed_usd", "judge_spend_usd",
-    "lock_experiment", "reserve", "reserve_batch", "reserve_judge", "settle", "settle_batch", "settle_judge",
-    "worst_case_usd",
+    "ArmCall", "JudgeHold", "JudgeRef", "Reservation", "ReserveOutcome", "committed_usd", "judge_spend_usd",
+    "lock_experiment", "reserve", "reserve_batch", "reserve_judge", "reserve_judges", "settle",
+    "settle_batch", "settle_judge", "settle_judges", "worst_case_usd",
 ]
 # fmt: on
 
@@ -249,48 +250,115 @@ def settle(session: Session, experiment_id: int, captured_request_id: int, actua
     settle_batch(session, experiment_id, {captured_request_id: actual_usd})
 
 
-def reserve_judge(
-    session: Session, experiment: Experiment, ref: JudgeRef, model: str, amount_usd: float, deadline: datetime
-) -> tuple[ReserveOutcome, int | None]:
-    """Reserve one judge call's worst case (one conditional update); the id of its `judge_calls` row."""
-    led, budget = BudgetLedger, experiment.budget_usd
-    ledger = _ledger(session, experiment.id)
+@dataclass(frozen=True)
+class JudgeHold:
+    """One judge call to reserve: what it is for, its model, its worst case, and when an unsettled hold
+    stops being waited for (its scorer died)."""
+
+    ref: JudgeRef
+    model: str
+    amount_usd: float
+    deadline: datetime
+
+
+def _judges_fitting(ledger: BudgetLedger, budget: float, holds: Sequence[JudgeHold]) -> int:
+    judge = ledger.judge_usd
+    for count, hold in enumerate(holds):
+        judge += hold.amount_usd
+        if _total(ledger.replay_usd, ledger.holdback_usd, judge) > budget + _EPSILON:
+            return count
+    return len(holds)
+
+
+def _move_judges(session: Session, experiment_id: int, budget: float | None, amount: float) -> bool:
+    led = BudgetLedger
     fits = sa.true() if budget is None else (
-        led.replay_usd + _positive(led.judge_usd + amount_usd - led.holdback_usd) <= budget + _EPSILON
+        led.replay_usd + _positive(led.judge_usd + amount - led.holdback_usd) <= budget + _EPSILON
     )  # fmt: skip
     moved = session.execute(
         sa.update(led)
-        .where(led.experiment_id == experiment.id, fits)
-        .values(judge_usd=led.judge_usd + amount_usd, updated_at=utcnow())
+        .where(led.experiment_id == experiment_id, fits)
+        .values(judge_usd=led.judge_usd + amount, updated_at=utcnow())
         .returning(led.experiment_id)
     ).first()
-    if not moved:
-        return _refuse(session, experiment, ledger), None
-    call = JudgeCall(
-        experiment_id=experiment.id, scorer_name=ref.scorer_name, scorer_version=ref.scorer_version,
-        model=model, captured_request_id=ref.captured_request_id, replay_id=ref.replay_id,
-        arm_b_id=ref.arm_b_id, order_shown=ref.order_shown, reserved_usd=amount_usd, deadline=deadline,
-    )  # fmt: skip
-    session.add(call)
-    session.flush()
-    return "reserved", call.id
+    return moved is not None
+
+
+def reserve_judges(
+    session: Session, experiment: Experiment, holds: Sequence[JudgeHold]
+) -> tuple[list[int], ReserveOutcome]:
+    """Reserve the longest prefix of `holds` that fits, with one conditional update of the ledger and one
+    insert of their `judge_calls` rows: (their row ids in order, the outcome of the rest — `wait` or
+    `exhausted` as in `reserve_batch`)."""
+    count, rest = _move_judges_fitting(session, experiment, holds)
+    jc = JudgeCall
+    rows = [
+        {"experiment_id": experiment.id, "scorer_name": h.ref.scorer_name,
+         "scorer_version": h.ref.scorer_version, "model": h.model,
+         "captured_request_id": h.ref.captured_request_id, "replay_id": h.ref.replay_id,
+         "arm_b_id": h.ref.arm_b_id, "order_shown": h.ref.order_shown, "reserved_usd": h.amount_usd,
+         "deadline": h.deadline, "created_at": utcnow()}
+        for h in holds[:count]
+    ]  # fmt: skip
+    if not rows:
+        return [], rest
+    ids = session.execute(sa.insert(jc).returning(jc.id, sort_by_parameter_order=True), rows).scalars()
+    return list(ids), rest
+
+
+def _move_judges_fitting(
+    session: Session, experiment: Experiment, holds: Sequence[JudgeHold]
+) -> tuple[int, ReserveOutcome]:
+    """Move the ledger by the longest prefix of `holds` that fits: (how many, the outcome of the rest)."""
+    budget = experiment.budget_usd
+    if not holds or _move_judges(session, experiment.id, budget, sum(h.amount_usd for h in holds)):
+        return len(holds), "reserved"  # the usual case: the whole batch fits
+    for _ in range(_RACES):  # the ledger is missing, or not all fit: read it, then move what fits
+        ledger = _ledger(session, experiment.id)
+        count = len(holds) if budget is None else _judges_fitting(ledger, budget, holds)
+        if count == 0:
+            return 0, _refuse(session, experiment, ledger)
+        if _move_judges(session, experiment.id, budget, sum(h.amount_usd for h in holds[:count])):
+            return count, "reserved" if count == len(holds) else "wait"
+    return 0, "wait"
+
+
+def reserve_judge(
+    session: Session, experiment: Experiment, ref: JudgeRef, model: str, amount_usd: float, deadline: datetime
+) -> tuple[ReserveOutcome, int | None]:
+    """Reserve one judge call's worst case (`reserve_judges`); the id of its `judge_calls` row."""
+    ids, outcome = reserve_judges(session, experiment, [JudgeHold(ref, model, amount_usd, deadline)])
+    return ("reserved", ids[0]) if ids else (outcome, None)
+
+
+def settle_judges(session: Session, actual_usd: Mapping[int, float]) -> None:
+    """Replace these judge calls' worst cases (`judge_calls` id → real cost; 0 when a call never reached the
+    provider) by what they cost: the rows, then each experiment's ledger by the difference. A call settled
+    already stays as it is."""
+    jc = JudgeCall
+    open_ = session.execute(
+        sa.select(jc.id, jc.experiment_id, jc.reserved_usd)
+        .where(jc.id.in_(list(actual_usd)), jc.settled_usd.is_(None))
+        .with_for_update()
+    ).all()
+    if not open_:
+        return
+    now = utcnow()
+    session.execute(
+        sa.update(jc), [{"id": row.id, "settled_usd": actual_usd[row.id], "settled_at": now} for row in open_]
+    )
+    delta: dict[int, float] = {}
+    for row in open_:
+        delta[row.experiment_id] = delta.get(row.experiment_id, 0.0) + actual_usd[row.id] - row.reserved_usd
+    led = BudgetLedger
+    for experiment_id, usd in sorted(delta.items()):
+        session.execute(
+            sa.update(led)
+            .where(led.experiment_id == experiment_id)
+            .values(judge_usd=led.judge_usd + usd, updated_at=now)
+        )
 
 
 def settle_judge(session: Session, call_id: int, actual_usd: float) -> None:
-    """Replace a judge call's worst case by what it really cost (0 when it never reached the provider)."""
-    jc = JudgeCall
-    row = session.execute(
-        sa.select(jc.experiment_id, jc.reserved_usd)
-        .where(jc.id == call_id, jc.settled_usd.is_(None))
-        .with_for_update()
-    ).one_or_none()
-    if row is None:
-        return
-    now = utcnow()
-    session.execute(sa.update(jc).where(jc.id == call_id).values(settled_usd=actual_usd, settled_at=now))
-    led = BudgetLedger
-    session.execute(
-        sa.update(led)
-        .where(led.experiment_id == row.experiment_id)
-        .values(judge_usd=led.judge_usd + (actual_usd - row.reserved_usd), updated_at=now)
-    )
+    """Replace a judge call's worst case by what it really cost (`settle_judges`)."""
+    settle_judges(session, {call_id: actual_usd})

@@ -12,18 +12,21 @@ from sqlalchemy.orm import Session, sessionmaker
 from shadowlab import migrate
 from shadowlab.budget import (
     ArmCall,
+    JudgeHold,
     JudgeRef,
     committed_usd,
     judge_spend_usd,
     lock_experiment,
     reserve,
     reserve_judge,
+    reserve_judges,
     settle,
     settle_judge,
+    settle_judges,
     worst_case_usd,
 )
 from shadowlab.db import create_engine, session_factory, session_scope
-from shadowlab.models import CapturedRequest, Experiment
+from shadowlab.models import CapturedRequest, Experiment, JudgeCall
 from shadowlab.pricing import PriceTable
 
 
@@ -116,3 +119,25 @@ def test_a_dead_scorers_call_counts_at_worst_case_without_blocking(factory: sess
         assert committed_usd(session, 1) == pytest.approx(0.7)
         # Nothing that can still settle is in flight: the next call that does not fit exhausts, not waits.
         assert reserve(session, experiment, 2, 0.4) == "exhausted"
+
+
+def test_a_batch_of_judge_calls_reserves_what_fits_in_one_move_and_settles_by_difference(
+    factory: sessionmaker[Session],
+) -> None:
+    soon = datetime.now(UTC) + timedelta(minutes=5)
+    with session_scope(factory) as session:
+        experiment = lock_experiment(session, 1)
+        holds = [JudgeHold(JudgeRef(1, "quality", "v1", replay_id=None), "m", 0.3, soon) for _ in range(4)]
+        ids, rest = reserve_judges(session, experiment, holds)
+        assert len(ids) == 3 and rest == "wait"  # the fourth does not fit while three are in flight
+        assert committed_usd(session, 1) == pytest.approx(0.9)
+        settle_judges(session, {ids[0]: 0.1, ids[1]: 0.2, ids[2]: 0.0})
+        settle_judges(session, {ids[0]: 0.3})  # settled already: stays as it is
+        assert committed_usd(session, 1) == pytest.approx(0.3) == judge_spend_usd(session, 1, "quality")
+        rows = session.query(JudgeCall).order_by(JudgeCall.id).all()
+        assert [(r.reserved_usd, r.settled_usd) for r in rows] == [(0.3, 0.1), (0.3, 0.2), (0.3, 0.0)]
+        ids, rest = reserve_judges(session, experiment, holds[:3])
+        assert len(ids) == 2 and committed_usd(session, 1) == pytest.approx(0.9)
+        settle_judges(session, dict.fromkeys(ids, 0.35))
+        assert reserve_judges(session, experiment, holds[:1]) == ([], "exhausted")
+        assert experiment.status == "budget_exhausted" and committed_usd(session, 1) == pytest.approx(1.0)
