@@ -8,7 +8,6 @@ import gzip
 import json
 import socket
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,15 +19,11 @@ from typer.testing import CliRunner
 
 from cli.main import app, main
 from ingest.dlq import KafkaDeadLetters
-from ingest.metrics import IngestMetrics
 from ingest.otlp_source import OtlpReceiver
-from ingest.pipeline import PipelineConfig
-from ingest.runner import Runner, RunOptions
-from ingest.sink import CaptureSink
 from shadowlab.db import create_engine
 from shadowlab.models import CapturedRequest
 from tests.support.kafka_topics import read_records
-from tests.support.otlp_spans import CURRENT, OPENLLMETRY, export, span
+from tests.support.otlp_spans import CURRENT, OPENLLMETRY, export, receiving, span
 
 NO_CONTENT = {k: v for k, v in CURRENT.items() if not k.startswith(("gen_ai.input", "gen_ai.output"))}
 HTTP_SPAN = {"http.request.method": "POST"}
@@ -111,23 +106,10 @@ def test_a_receiver_port_in_use_is_one_error_line(
 
 @pytest.fixture
 def receiver(pg_url: str, kafka_bootstrap: str, kafka_topic: Any) -> Iterator[tuple[OtlpReceiver, str]]:
-    """The receiver on a free port with ingest's runner behind it (Postgres, the real DLQ topic)."""
+    """The receiver with ingest's runner behind it: Postgres, and the real Kafka dead-letter topic."""
     dlq = kafka_topic(prefix="otlp-dlq")
-    stop = threading.Event()
-    metrics = IngestMetrics()
-    source = OtlpReceiver("127.0.0.1", 0, metrics, stop, answer_within_s=20)
-    engine = create_engine(pg_url)
-    runner = Runner(
-        source, CaptureSink(engine), KafkaDeadLetters(kafka_bootstrap, dlq), PipelineConfig(1 << 20), metrics,
-        RunOptions(poll_timeout_s=0.05), stop,
-    )  # fmt: skip
-    thread = threading.Thread(target=runner.run, name="ingest-runner")
-    thread.start()
-    yield source, dlq
-    stop.set()
-    thread.join(20)
-    engine.dispose()
-    assert not thread.is_alive()
+    with receiving(pg_url, KafkaDeadLetters(kafka_bootstrap, dlq)) as (source, _):
+        yield source, dlq
 
 
 def post(receiver: OtlpReceiver, body: bytes, **headers: str) -> httpx.Response:

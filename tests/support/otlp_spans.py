@@ -1,9 +1,20 @@
-"""OpenTelemetry GenAI spans written by hand in OTLP/HTTP JSON, for the OTLP conversion and ingest tests."""
+"""OpenTelemetry GenAI spans written by hand in OTLP/HTTP JSON, and the OTLP receiver run in this process."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
+from collections.abc import Iterator
 from typing import Any
+
+from ingest.dlq import DeadLetterSink
+from ingest.metrics import IngestMetrics
+from ingest.otlp_source import OtlpReceiver
+from ingest.pipeline import PipelineConfig
+from ingest.runner import Runner, RunOptions
+from ingest.sink import CaptureSink
+from shadowlab.db import create_engine
 
 START = 1_765_000_000_000_000_000  # ns
 QUESTION = "Which index suits range scans?"
@@ -81,3 +92,25 @@ OPENLLMETRY = {  # Traceloop's OpenLLMetry: numbered prompt and completion attri
     "gen_ai.completion.0.content": "A B-tree.",
     "gen_ai.response.finish_reasons": ["stop"],
 }
+
+
+@contextlib.contextmanager
+def receiving(db_url: str, dead_letters: DeadLetterSink) -> Iterator[tuple[OtlpReceiver, IngestMetrics]]:
+    """`ingest --source otlp`'s receiver on a free port with ingest's runner behind it, in this process."""
+    stop = threading.Event()
+    metrics = IngestMetrics()
+    source = OtlpReceiver("127.0.0.1", 0, metrics, stop)
+    engine = create_engine(db_url)
+    options = RunOptions(poll_timeout_s=0.05)
+    runner = Runner(
+        source, CaptureSink(engine), dead_letters, PipelineConfig(1 << 20), metrics, options, stop
+    )
+    thread = threading.Thread(target=runner.run, name="ingest-runner")
+    thread.start()
+    try:
+        yield source, metrics
+    finally:
+        stop.set()
+        thread.join(20)
+        engine.dispose()
+    assert not thread.is_alive()
