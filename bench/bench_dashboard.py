@@ -1,13 +1,15 @@
 """Benchmark: the analysis pages' load with 1,000,000 replays in Postgres (goal < 2 s each).
 
-Run: `.venv/bin/python bench/bench_dashboard.py [N_REQUESTS]` (default 500,000 requests × 2 arms). Seeds a
-database `shadowlab_bench_dashboard` on the project's Postgres with SQL `generate_series`, stores an
+Run: `.venv/bin/python bench/bench_dashboard.py [N_REQUESTS] [--keep]` (default 500,000 requests × 2 arms).
+Seeds a database `shadowlab_bench_dashboard` on the project's Postgres with SQL `generate_series`, stores an
 analysis snapshot computed by the analysis engine from those replays, then times each page with streamlit's
 AppTest (the server-side script run: queries, snapshot parsing, charts), cold (caches cleared) and warm.
+With `--keep` the seeded database stays and a later `--keep` run reuses it (seeding costs minutes).
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import os
 import platform
@@ -190,20 +192,49 @@ def time_new_since(url: str, repeats: int = 5) -> tuple[float, float]:
 PAGES = ("overview", "metrics", "segments", "decide")
 
 
+def kept_database(n: int) -> str | None:
+    """The URL of a database a `--keep` run left with `n` requests seeded and a snapshot stored, if any."""
+    url = sa.engine.make_url(ADMIN_URL).set(database=DB_NAME).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            seeded = conn.execute(sa.text("SELECT count(*) FROM captured_requests")).scalar_one()
+            snapshots = conn.execute(sa.text("SELECT count(*) FROM analysis_snapshots")).scalar_one()
+    except sa.exc.DBAPIError:
+        return None
+    finally:
+        engine.dispose()
+    return url if seeded == n and snapshots else None
+
+
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 500_000
-    url = fresh_database()
-    seed_s = seed(url, n)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("n", nargs="?", type=int, default=500_000, help="captured requests (× 2 arms)")
+    parser.add_argument("--keep", action="store_true", help="keep the seeded database; reuse a kept one")
+    args = parser.parse_args()
+    n = args.n
+    url = kept_database(n) if args.keep else None
+    seed_s = 0.0
+    if url is None:
+        url = fresh_database()
+        seed_s = seed(url, n)
     try:
         results = {page: time_page(url, f"views/{page}.py") for page in PAGES}
         with_index, without = time_new_since(url)
     finally:
-        drop_database()
+        if args.keep:
+            from dashboard import data
+
+            data.engine.clear()
+        else:
+            drop_database()
+    seeded = f"seeded in {seed_s:.0f} s" if seed_s else "kept from an earlier run"
     print("## Dashboard: page load with 1,000,000 replays (`bench/bench_dashboard.py`)\n")
     print(
-        f"Command: `.venv/bin/python bench/bench_dashboard.py {n}` · {os.cpu_count()} cores, Python "
+        f"Command: `.venv/bin/python bench/bench_dashboard.py {n}` · {os.cpu_count()} cores, load "
+        f"{os.getloadavg()[0]:.1f} (1 min, after) · Python "
         f"{platform.python_version()} · {dt.date.today()} · "
-        f"{2 * n:,} replays + scores seeded in {seed_s:.0f} s. "
+        f"{2 * n:,} replays + scores {seeded}. "
         "Server-side page run (AppTest: SQL, snapshot parsing, charts), best / median of 3.\n"
     )
     print("| page | cold (caches cleared) best / median | warm (cached) best / median | goal |")

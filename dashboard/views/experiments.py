@@ -62,9 +62,11 @@ def render(ctx: PageContext) -> None:
     }
     config["id"] = None  # hidden: what a click selects
     for name in ("progress", "budget"):
+        # Blue, not the theme's primary red, which would read as an alarm on a healthy 100 %.
         config[name] = st.column_config.ProgressColumn(
-            name, help=COLUMN_HELP[name], min_value=0.0, max_value=1.0, format="percent", width="small"
-        )
+            name, help=COLUMN_HELP[name], min_value=0.0, max_value=1.0, format="percent", width="small",
+            color="blue",
+        )  # fmt: skip
     config["errors"] = st.column_config.NumberColumn("errors", help=COLUMN_HELP["errors"], format="localized")
     # A new key after each click, so the list does not remember the selection and reopen it on return.
     clicks = st.session_state.setdefault(CLICKS_KEY, 0)

@@ -165,17 +165,21 @@ def render(ctx: PageContext) -> None:
     analysis = row.analysis if row is not None and isinstance(row.analysis, dict) else {}
     routing_section(analysis, experiment.plan)
     segments_section(analysis, experiment.plan)
-    if not analysis.get("segments") and not analysis.get("routing"):
+    tested = bool(analysis.get("segments") or analysis.get("routing"))
+    if not tested:
         st.info(
             "The analysis has no per-segment effects or routing recommendation yet; "
             "below are descriptive numbers per segment (no tests)."
         )
+    # With tested segments above, the descriptive numbers are a second look most readers skip: a grouped scan
+    # of every replay (seconds at a million), so it runs only when asked for.
+    elif not st.toggle("Show numbers per segment and arm (descriptive, no tests)", key="seg_descriptive"):
+        return
     frame = segment_frame(ctx, experiment.id)
     if frame.empty:
         st.info(f"Experiment {md_escape(repr(experiment.name))} has no replays yet.")
         return
-    with st.expander("Per segment and arm (descriptive, no tests)", expanded=not analysis.get("segments")):
-        st.dataframe(frame, hide_index=True)
+    st.dataframe(frame, hide_index=True)
 
 
 if __name__ == "__main__":

@@ -339,6 +339,11 @@ def test_segments_page_shows_the_routing_in_plain_words(
     assert list(effects["95 % interval"]) == ["-0.40 to +0.15 points"]
     money = " ".join(str(v) for frame in at.dataframe for v in frame.value.to_numpy().ravel())
     assert not re.search(r"\d\.\d{6,}", money)  # no raw floats anywhere
+    # With tested segments the descriptive per-arm scan runs only when asked for.
+    assert len(at.dataframe) == 3
+    at.toggle(key="seg_descriptive").set_value(True).run()
+    _no_exception(at)
+    assert int(at.dataframe[3].value["replays"].sum()) == seeded.replays
 
 
 @pytest.mark.parametrize(
