@@ -8,8 +8,11 @@ call.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import re
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -18,9 +21,76 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+A = TypeVar("A")
+B = TypeVar("B")
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+-[0-9]+")
+
 
 def is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+def tune_for_aggregates(session: Session) -> None:
+    """Aggregates over a million rows: no JIT compile (it costs more than it saves here), and memory for a
+    hash join (the default 4 MB spills it to disk in batches). For this transaction only."""
+    if is_postgres(session):
+        session.execute(sa.text("SET LOCAL jit = off"))
+        session.execute(sa.text("SET LOCAL work_mem = '128MB'"))
+
+
+@contextmanager
+def snapshot_sessions(session: Session, count: int) -> Iterator[list[Session]]:
+    """`count` read-only sessions, each on a connection of its own, that see exactly what `session` sees (its
+    exported snapshot, `pg_export_snapshot`): reads on them run in parallel backends. An empty list where
+    that cannot be: SQLite, or a transaction that has written (other connections would not see its rows)."""
+    if not is_postgres(session):
+        yield []
+        return
+    snapshot = session.execute(sa.text(
+        "SELECT CASE WHEN pg_current_xact_id_if_assigned() IS NULL THEN pg_export_snapshot() END"
+    )).scalar_one()  # fmt: skip
+    if snapshot is None or not _SNAPSHOT_ID.fullmatch(snapshot):
+        yield []
+        return
+    engine = session.get_bind().engine
+    with ExitStack() as stack:
+        helpers = []
+        for _ in range(count):
+            connection = stack.enter_context(engine.connect())
+            connection.execution_options(isolation_level="REPEATABLE READ")
+            connection.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+            connection.execute(sa.text("SET TRANSACTION READ ONLY"))
+            helper = stack.enter_context(Session(bind=connection))
+            tune_for_aggregates(helper)
+            helpers.append(helper)
+        yield helpers
+
+
+def both(first: Callable[[], A], second: Callable[[], B], *, parallel: bool) -> tuple[A, B]:
+    """The results of two calls; when `parallel`, the second runs in a thread of its own meanwhile (each call
+    on its own session: the waits on Postgres release the GIL)."""
+    if not parallel:
+        return first(), second()
+    with ThreadPoolExecutor(1) as pool:
+        other = pool.submit(second)
+        return first(), other.result()
+
+
+def _one_row(session: Session, statement: sa.Select[Any]) -> Sequence[Any]:
+    """The one row of `statement` in Postgres' binary format: a bytea arrives as its bytes (in text format
+    the server hex-encodes it and the client decodes it again) and a text as its encoded bytes."""
+    from psycopg.types.string import ByteaBinaryLoader  # Postgres only: SQLite never needs psycopg
+
+    connection = session.connection()
+    compiled = statement.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with driver.cursor(binary=True) as cursor:
+        cursor.adapters.register_loader("text", ByteaBinaryLoader)
+        cursor.execute(str(compiled), compiled.params)
+        row = cursor.fetchone()
+    assert row is not None
+    return tuple(row)
 
 
 def _cells(data: bytes | None, kind: str) -> npt.NDArray[Any]:
@@ -61,7 +131,7 @@ def fetch_numbers(
         )
         for c, k in zip(inner.c, kinds, strict=True)
     ]  # fmt: skip
-    row = session.execute(sa.select(*concatenated)).one()
+    row = _one_row(session, sa.select(*concatenated))
     return [_cells(data, k) for data, k in zip(row, kinds, strict=True)]
 
 
@@ -98,12 +168,12 @@ def fetch_table(session: Session, statement: sa.Select[Any] | Any, schema: pa.Sc
     utf8 = _utf8_throughout(session)
     for column, field in zip(inner.c, schema, strict=True):
         columns.extend(_sent(column, field, utf8=utf8))
-    sent = list(session.execute(sa.select(*columns)).one())
+    sent = list(_one_row(session, sa.select(*columns)))
     arrays = []
     for field in schema:
         if field.type == pa.string():
             lengths, text = sent.pop(0), sent.pop(0)
-            arrays.append(_strings(lengths, text.encode() if isinstance(text, str) else text))
+            arrays.append(_strings(lengths, text))
         else:
             arrays.append(_integers(sent.pop(0), nullable=field.nullable))
     return pa.table(arrays, schema=schema)

@@ -5,10 +5,11 @@ replay status), `ttft_ms` and `latency_ms` (latency; +∞ for a failed replay), 
 per scorer name (the scorer version written most recently; binary when every value is 0/1, else mean), and
 `pref_<scorer>` (preference of each candidate over the control, averaged over the orders shown).
 
-Columnar: one query returns a row per (request, arm) with only numeric columns (every scorer joined on),
-aggregated by the database into arrays (`analysis.fetch`), and one a row per request with its segment facts
-and cluster labels (`analysis.request_facts`); numpy places them (no Python object per row). The plan is
-checked against the experiment's metrics before any of this is read.
+Columnar: one query returns the experiment's replays as five numeric columns (`analysis.fetch`), one the
+chosen scorer versions' scores, one a row per request with its segment facts and cluster labels
+(`analysis.request_facts`); numpy places them (no Python object per row). On Postgres they run two at a time
+on connections of their own under this transaction's snapshot. The plan is checked against the experiment's
+metrics before scores and requests are read.
 """
 
 from __future__ import annotations
@@ -26,17 +27,17 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from analysis.csv_input import ERROR_COLUMN, ExperimentTable, FloatArray, IntArray, MetricColumn
-from analysis.fetch import dense_range_or, fetch_numbers, is_postgres
+from analysis.fetch import both, dense_range_or, fetch_numbers, snapshot_sessions, tune_for_aggregates
 from analysis.plan import DecisionPlan, PlanError
+from analysis.preferences import PREFERENCE_PREFIX, read_preferences
 from analysis.request_facts import RequestsChangedError, read_requests
 from analysis.segments import FactTable
 from analysis.stats.ranking import PairwiseOutcomes
 from analysis.stats.results import MetricKind
 from shadowlab import store
-from shadowlab.models import Arm, Preference, Replay, Score
+from shadowlab.models import Arm, Experiment, Preference, Replay, Score
 
 _ROLE_ORDER = {"control": 0, "candidate": 1, "aa": 2}
-PREFERENCE_PREFIX = "pref_"
 BoolArray = npt.NDArray[np.bool_]
 
 
@@ -68,10 +69,6 @@ class ExperimentData:
         return bool(self.table.request_ids)
 
 
-def _pref_score() -> sa.ColumnElement[float]:
-    return sa.case((Preference.result == "a", 1.0), (Preference.result == "tie", 0.5), else_=0.0)
-
-
 def _metric_columns(scorers: Mapping[str, str], preference_scorers: Sequence[str]) -> dict[str, MetricKind]:
     """The columns the table will have, before reading it (a scorer's kind is only known from its values)."""
     columns: dict[str, MetricKind] = {
@@ -95,12 +92,62 @@ def check_plan(name: str, plan: Mapping[str, Any] | None, columns: Mapping[str, 
 
 def load_experiment(session: Session, name: str, *, check: bool = False) -> ExperimentData:
     """Read replays, scores and preferences of experiment `name` into an ExperimentTable; with `check`, a
-    PlanError before reading any replay when the plan names a metric the experiment cannot have."""
+    PlanError before reading scores and requests (the replays are read meanwhile) when the plan names a
+    metric the experiment cannot have.
+
+    On Postgres two more connections read under this transaction's snapshot (`snapshot_sessions`), so two
+    backends work at once: scorer versions beside the replays, then scores and preferences beside the
+    captured requests."""
+    experiment = _experiment(session, name)
+    eid = experiment.id
+    arm_rows, arms, control = _arms(session, eid, name)
+    any_used = any(a.used for a in arm_rows)
+    with snapshot_sessions(session, 2) as helpers:
+        first, second = helpers or (session, session)
+        if not helpers:
+            tune_for_aggregates(session)
+        parallel = bool(helpers)
+        (scorers, preference_names), replays = both(
+            lambda: _scorer_names(first, eid) if any_used else ({}, []),
+            lambda: _replays(second, eid, arm_rows),
+            parallel=parallel,
+        )
+        if check and any_used:
+            check_plan(name, experiment.plan, _metric_columns(scorers, preference_names))
+        request_keys, rows = np.unique(replays.requests, return_inverse=True)
+        arm_index = {a.id: i for i, a in enumerate(arms)}
+        shape = (len(request_keys), len(arms))
+        place = _Placement(rows.reshape(-1), replays.columns(arm_rows, arm_index), shape)
+        (scores, preferences), requests = both(
+            lambda: (
+                _score_columns(first, eid, replays.ids, scorers),
+                read_preferences(first, eid, request_keys, arm_index, arms[0].id, shape),
+            ),
+            lambda: _requests(second, eid, request_keys, name),
+            parallel=parallel,
+        )
+    pairwise, preference_columns, judge_orders = preferences
+    metrics = [*_replay_metrics(replays, place), *_score_metrics(scorers, scores, place), *preference_columns]
+    request_ids, clusters, facts = requests
+    aa = [a.name for a in arms if a.role == "aa"]
+    table = ExperimentTable(request_ids, tuple(a.name for a in arms), tuple(metrics), clusters, None)
+    models = tuple((a.name, a.provider, a.model) for a in arm_rows)
+    return ExperimentData(
+        eid, name, experiment.plan, control, aa[0] if aa else None, table, pairwise, facts, models,
+        replay_timeout_ms(experiment.spec), judge_orders,
+    )  # fmt: skip
+
+
+def _experiment(session: Session, name: str) -> Experiment:
     try:
-        experiment = store.experiments.by_name(name, session=session)
+        return store.experiments.by_name(name, session=session)
     except store.NotFoundError as exc:
         raise ExperimentLoadError(str(exc)) from None
-    eid = experiment.id
+
+
+def _arms(session: Session, eid: int, name: str) -> tuple[Sequence[_ArmRow], list[_ArmRow], str]:
+    """Every arm of the experiment (by id), the arms of the table (those with replays, by role; every arm
+    while none has any) and the control's name."""
     used = sa.exists().where(Replay.arm_id == Arm.id)
     arm_rows = session.execute(
         sa.select(Arm.id, Arm.name, Arm.role, Arm.provider, Arm.model, used.label("used"))
@@ -115,75 +162,112 @@ def load_experiment(session: Session, name: str, *, check: bool = False) -> Expe
     any_used = any(a.used for a in arm_rows)
     # Without any replay yet (just started, or emptied by retention) every arm stays: an empty table.
     arms = sorted((a for a in arm_rows if a.used or not any_used), key=lambda a: (_ROLE_ORDER[a.role], a.id))
-    scorers = store.scorers.latest_point_versions(eid, session=session) if any_used else {}
-    preference_scorers = session.execute(
+    return arm_rows, arms, controls[0]
+
+
+def _scorer_names(session: Session, eid: int) -> tuple[dict[str, str], list[str]]:
+    """Each pointwise scorer's latest version, and the pairwise scorers' names (sorted)."""
+    scorers = store.scorers.latest_point_versions(eid, session=session)
+    preference_names = session.execute(
         sa.select(Preference.scorer_name).where(Preference.experiment_id == eid).distinct()
     ).scalars().all()  # fmt: skip
-    if check and any_used:
-        check_plan(name, experiment.plan, _metric_columns(scorers, sorted(preference_scorers)))
-    if is_postgres(session):
-        # Two aggregates over a million rows: no JIT compile (it costs more than it saves here), and memory
-        # for the replay × score hash join (the default 4 MB spills it to disk in batches).
-        session.execute(sa.text("SET LOCAL jit = off"))
-        session.execute(sa.text("SET LOCAL work_mem = '128MB'"))
-    replays = _replay_columns(session, eid, scorers)
-    request_keys, rows = np.unique(replays[0], return_inverse=True)
-    rows = rows.reshape(-1)
-    arm_ids = np.array([a.id for a in arms], dtype=np.int64)
-    cols = np.searchsorted(arm_ids, replays[1]) if arm_ids.size else np.zeros(0, dtype=np.int64)
-    # arms are ordered by role, not id: map the sorted id's position to the arm's column
-    by_id = np.argsort(arm_ids, kind="stable")
-    cols = by_id[np.searchsorted(arm_ids[by_id], replays[1])] if arm_ids.size else cols
-    shape = (len(request_keys), len(arms))
+    return scorers, sorted(preference_names)
 
-    def matrix(values: FloatArray) -> FloatArray:
-        out = np.full(shape, np.nan)
-        out[rows, cols] = values
+
+def _requests(
+    session: Session, eid: int, request_keys: IntArray, name: str
+) -> tuple[tuple[str, ...], IntArray | None, FactTable]:
+    try:
+        return read_requests(session, eid, request_keys)
+    except RequestsChangedError as exc:
+        raise ExperimentLoadError(f"experiment {name!r}: {exc}") from None
+
+
+_ArmRow = sa.Row[int, str, str, str, str, bool]
+
+
+@dataclass(frozen=True)
+class _Replays:
+    """Per replay of the experiment: its id, its code ((captured request id × arms + the arm's position
+    among the experiment's arms by id) × 2 + failed) and its ttft, latency and cost."""
+
+    ids: IntArray
+    codes: IntArray
+    ttft: FloatArray
+    latency: FloatArray
+    cost: FloatArray
+    slots: int  # the experiment's arms
+
+    @property
+    def failed(self) -> BoolArray:
+        failed: BoolArray = (self.codes & 1) == 1
+        return failed
+
+    @property
+    def requests(self) -> IntArray:
+        """Each replay's captured request id."""
+        requests: IntArray = (self.codes >> 1) // self.slots
+        return requests
+
+    def columns(self, arm_rows: Sequence[_ArmRow], arm_index: Mapping[int, int]) -> IntArray:
+        """Each replay's column in the table (its arm's index there)."""
+        of_slot = np.array([arm_index.get(a.id, -1) for a in arm_rows], dtype=np.int64)
+        columns: IntArray = of_slot[(self.codes >> 1) % self.slots]
+        return columns
+
+
+def _replays(session: Session, eid: int, arm_rows: Sequence[_ArmRow]) -> _Replays:
+    """One read of the experiment's replays: five numeric columns (the captured request, the arm and the
+    failed flag folded into one integer: fewer values for Postgres to send, ~0.12 s of its CPU per column of
+    a million)."""
+    slots = max(len(arm_rows), 1)
+    slot = sa.case({a.id: i for i, a in enumerate(arm_rows)}, value=Replay.arm_id, else_=0)
+    failed = sa.case((Replay.status == "error", 1), else_=0)
+    code = (sa.cast(Replay.captured_request_id, sa.BigInteger) * slots + slot) * 2 + failed
+    ids, codes, ttft, latency, cost = fetch_numbers(
+        session,
+        sa.select(Replay.id, code, Replay.ttft_ms, Replay.latency_ms, Replay.cost_usd)
+        .where(Replay.experiment_id == eid),
+        ["int", "int", "float", "float", "float"],
+    )  # fmt: skip
+    return _Replays(ids, codes, ttft, latency, cost, slots)
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """Where each replay goes in the request × arm matrices."""
+
+    rows: IntArray
+    cols: IntArray
+    shape: tuple[int, int]
+
+    def matrix(self, values: FloatArray) -> FloatArray:
+        out = np.full(self.shape, np.nan)
+        out[self.rows, self.cols] = values
         return out
 
-    failed = replays[2] == 1.0
-    metrics = [
-        MetricColumn(ERROR_COLUMN, "binary", matrix(failed.astype(np.float64))),
-        MetricColumn("ttft_ms", "latency", matrix(np.where(failed, np.inf, replays[3]))),
-        MetricColumn("latency_ms", "latency", matrix(np.where(failed, np.inf, replays[4]))),
-        MetricColumn("cost_usd", "cost", matrix(replays[5])),
+
+def _replay_metrics(replays: _Replays, place: _Placement) -> list[MetricColumn]:
+    failed = replays.failed
+    return [
+        MetricColumn(ERROR_COLUMN, "binary", place.matrix(failed.astype(np.float64))),
+        MetricColumn("ttft_ms", "latency", place.matrix(np.where(failed, np.inf, replays.ttft))),
+        MetricColumn("latency_ms", "latency", place.matrix(np.where(failed, np.inf, replays.latency))),
+        MetricColumn("cost_usd", "cost", place.matrix(replays.cost)),
     ]
-    for scorer, values in zip(scorers, replays[6:], strict=True):
-        placed = matrix(values)
+
+
+def _score_metrics(
+    scorers: Mapping[str, str], scores: list[FloatArray], place: _Placement
+) -> list[MetricColumn]:
+    """One column per scorer: binary when every value is 0/1, else mean."""
+    metrics = []
+    for scorer, values in zip(scorers, scores, strict=True):
+        placed = place.matrix(values)
         present = placed[~np.isnan(placed)]
         kind: MetricKind = "binary" if present.size and np.isin(present, (0.0, 1.0)).all() else "mean"
         metrics.append(MetricColumn(scorer, kind, placed))
-    arm_index = {a.id: i for i, a in enumerate(arms)}
-    pairwise, preference_columns, judge_orders = _preferences(
-        session, eid, request_keys, arm_index, arms[0].id, shape
-    )
-    metrics.extend(preference_columns)
-    try:
-        request_ids, clusters, facts = read_requests(session, eid, request_keys)
-    except RequestsChangedError as exc:
-        raise ExperimentLoadError(f"experiment {name!r}: {exc}") from None
-    aa = [a.name for a in arms if a.role == "aa"]
-    table = ExperimentTable(request_ids, tuple(a.name for a in arms), tuple(metrics), clusters, None)
-    models = tuple((a.name, a.provider, a.model) for a in arm_rows)
-    return ExperimentData(
-        eid, name, experiment.plan, controls[0], aa[0] if aa else None, table, pairwise, facts, models,
-        replay_timeout_ms(experiment.spec), judge_orders,
-    )  # fmt: skip
-
-
-def _replay_columns(session: Session, eid: int, scorers: Mapping[str, str]) -> list[npt.NDArray[Any]]:
-    """Per replay of the experiment: captured request id, arm id, failed (1/0), ttft, latency, cost and the
-    value of each scorer's latest version (NaN where it has none)."""
-    ids, *replays = fetch_numbers(
-        session,
-        sa.select(
-            Replay.id, Replay.captured_request_id, Replay.arm_id,
-            sa.case((Replay.status == "error", 1.0), else_=0.0), Replay.ttft_ms, Replay.latency_ms,
-            Replay.cost_usd,
-        ).where(Replay.experiment_id == eid),
-        ["int", "int", "int", "float", "float", "float", "float"],
-    )  # fmt: skip
-    return [*replays, *_score_columns(session, eid, ids, scorers)]
+    return metrics
 
 
 def _score_columns(
@@ -227,72 +311,6 @@ def replay_timeout_ms(spec: Any) -> float | None:
     replay = spec.get("replay")
     timeout = replay.get("timeout_s", 600.0) if isinstance(replay, dict) else 600.0
     return float(timeout) * 1000.0 if isinstance(timeout, int | float) and timeout > 0 else None
-
-
-def _preferences(
-    session: Session,
-    eid: int,
-    request_keys: IntArray,
-    arm_index: dict[int, int],
-    control_id: int,
-    shape: tuple[int, int],
-) -> tuple[PairwiseOutcomes, list[MetricColumn], tuple[int, int] | None]:
-    """Mean score of arm A per (request, A, B, order shown, scorer) in SQL; folded into unordered pairs here.
-    Also how many pairs judged in both orders got a different verdict in each (the judge-consistency check).
-
-    Rows are canonical (scoring/pairwise.py: arm A = control, `order_shown` says which answer came first),
-    so the two orders of one pair differ only in `order_shown`: it must be part of the grouping, or the
-    orders average into ¼ and ¾ and a split is invisible.
-    """
-    score = _pref_score()
-    rows = session.execute(
-        sa.select(
-            Preference.scorer_name, Preference.captured_request_id, Preference.arm_a_id, Preference.arm_b_id,
-            sa.func.sum(score), sa.func.count(),
-        )
-        .where(Preference.experiment_id == eid)
-        .group_by(
-            Preference.scorer_name, Preference.captured_request_id, Preference.arm_a_id, Preference.arm_b_id,
-            Preference.order_shown,
-        )
-        .order_by(Preference.scorer_name, Preference.captured_request_id)
-    ).all()  # fmt: skip
-    requests = np.array([r[1] for r in rows], dtype=np.int64)
-    positions = np.searchsorted(request_keys, requests).clip(0, max(len(request_keys) - 1, 0))
-    known = request_keys[positions] == requests if len(request_keys) else np.zeros(len(rows), dtype=bool)
-    # Per (scorer, request, unordered pair): the lower-indexed arm's score in each order shown.
-    orders: dict[tuple[str, int, int, int], list[float]] = {}
-    for (scorer, _, arm_a, arm_b, total, count), position, seen in zip(
-        rows, positions.tolist(), known.tolist(), strict=True
-    ):
-        if not seen or arm_a not in arm_index or arm_b not in arm_index:
-            continue
-        low, high = sorted((arm_index[arm_a], arm_index[arm_b]))
-        a_mean = float(total) / float(count)
-        orders.setdefault((scorer, position, low, high), []).append(
-            a_mean if arm_index[arm_a] == low else 1.0 - a_mean
-        )
-    # As docs/scoring.md says: a judge that disagrees with itself across the two orders scores ½ (a win
-    # in one order and a tie in the other is a disagreement too), so only consistent pairs are decisive.
-    folded = {key: (shown[0] if max(shown) == min(shown) else 0.5) for key, shown in orders.items()}
-    both = [shown for shown in orders.values() if len(shown) >= 2]
-    judge_orders = (sum(max(shown) != min(shown) for shown in both), len(both)) if orders else None
-    columns: list[MetricColumn] = []
-    scorers = list(dict.fromkeys(key[0] for key in folded))
-    control = arm_index[control_id]
-    for scorer in scorers:
-        values = np.full(shape, np.nan)
-        for (name, request, low, high), low_score in folded.items():
-            if name == scorer and control in (low, high):
-                other = high if low == control else low
-                values[request, other] = low_score if low == other else 1.0 - low_score
-        columns.append(MetricColumn(f"{PREFERENCE_PREFIX}{scorer}", "preference", values))
-    chosen = scorers[0] if scorers else None
-    picked = [(k, v) for k, v in folded.items() if k[0] == chosen]
-    first = np.array([k[2] for k, _ in picked], dtype=np.int64)
-    second = np.array([k[3] for k, _ in picked], dtype=np.int64)
-    score_values = np.array([v for _, v in picked], dtype=np.float64)
-    return PairwiseOutcomes(chosen, first, second, score_values), columns, judge_orders
 
 
 def table_to_csv(table: ExperimentTable) -> str:

@@ -244,3 +244,20 @@ def test_experiments_replayed_together_each_read_only_their_own_rows(database_ur
     anonymous = [labels[i] for i, c in enumerate(named) if not c]
     assert len(set(anonymous)) == len(anonymous)
     assert {f.route for f in b.facts.distinct} == {"/ü0", "/ü1"}
+
+
+@pytest.mark.postgres
+def test_a_load_in_the_transaction_that_wrote_rows_reads_them(database_url: str) -> None:
+    """On Postgres the load reads on more connections under the transaction's exported snapshot; those would
+    not see rows the transaction wrote itself, so after a write it reads on the transaction's own."""
+    seed_experiment(database_url, "exp-w", n=40, seed=4)
+    engine = create_engine(database_url)
+    with Session(engine) as session, session.begin():
+        before = {m.name: m.values for m in load_experiment(session, "exp-w").table.metrics}["judge_score"]
+        session.execute(sa.update(Score).where(Score.scorer_version == "v2").values(value=7.25))
+        after = {m.name: m.values for m in load_experiment(session, "exp-w").table.metrics}["judge_score"]
+        session.rollback()
+    engine.dispose()
+    scored = ~np.isnan(before)
+    assert scored.sum() > 60 and np.array_equal(scored, ~np.isnan(after))
+    assert not (before[scored] == 7.25).all() and (after[scored] == 7.25).all()
