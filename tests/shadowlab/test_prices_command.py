@@ -35,10 +35,11 @@ def test_show_gives_every_class_and_tier_with_the_source_and_its_date() -> None:
     shipped = invoke("prices", "show", "claude-sonnet-4-5", prices=None)
     assert shipped.exit_code == 0, shipped.output
     lines = shipped.output.splitlines()
-    assert lines[0] == "claude-sonnet-4-5: from shipped prices.json (checked 2025-11)"
+    assert lines[0] == "claude-sonnet-4-5: from shipped prices.json (checked 2026-12-06, litellm 1.110.2)"
     assert "  input:               3e-06 USD/token = $3 per million" in lines
     assert "  cache write (1 h):   6e-06 USD/token = $6 per million" in lines
-    assert lines[-1].startswith("  input above 200,000 tokens (the whole request): input 6e-06 USD/token")
+    tiered = invoke("prices", "show", "gpt-5.4", prices=None).output.splitlines()
+    assert tiered[-1].startswith("  input above 272,000 tokens (the whole request): input 5e-06 USD/token")
     qualified = invoke("prices", "show", "openai/gpt-5.4")
     assert qualified.output.startswith(
         f"openai/gpt-5.4 (priced by its entry 'gpt-5.4'): from {SAMPLE} (modified "

@@ -54,9 +54,9 @@ CASES = [
         10 * 5e-6 + 600 * 6.25e-6 + 400 * 10e-6 + 20 * 25e-6,
     ),
     (
-        "claude-sonnet-4-5",  # above 200k input tokens the whole request is billed at the long-context rates
-        Usage(input_tokens=150_000, cache_read_input_tokens=60_000, output_tokens=1000),
-        150_000 * 6e-6 + 60_000 * 0.6e-6 + 1000 * 22.5e-6,
+        "gpt-5.4",  # above 272k input tokens the whole request is billed at the long-context rates
+        Usage(input_tokens=250_000, cache_read_input_tokens=30_000, output_tokens=1000),
+        250_000 * 5e-6 + 30_000 * 0.5e-6 + 1000 * 22.5e-6,
     ),
     (
         "gpt-4o",  # prompt_tokens includes the cached ones
