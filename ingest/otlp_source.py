@@ -25,6 +25,7 @@ from typing import Any
 
 from ingest.messages import Message
 from ingest.metrics import IngestMetrics
+from ingest.sources import ReadOnce
 from shadowlab.errors import ConfigError
 from shadowlab.otlp import SpanOutcome, read_otlp_documents, span_outcomes
 
@@ -49,9 +50,9 @@ def message_of(outcome: SpanOutcome, offset: int, where: str) -> Message | None:
     return None
 
 
-class OtlpFileSource:
+class OtlpFileSource(ReadOnce):
     """The spans of an OTLP JSON file (one export, or one per line as the Collector's file exporter writes);
-    a span's offset is its number in the file. Commits are no-ops: a rerun stores nothing twice."""
+    a span's offset is its number in the file."""
 
     def __init__(self, path: Path, metrics: IngestMetrics, stop: threading.Event) -> None:
         try:
@@ -60,11 +61,10 @@ class OtlpFileSource:
             raise ConfigError(f"INPUT: cannot read the OTLP file {path} ({exc.strerror})") from None
         except ValueError as exc:  # OtlpFormatError, a line that is not JSON, or not UTF-8
             raise ConfigError(f"INPUT: OTLP file {path}: {exc}") from None
+        super().__init__(stop)
         self._outcomes: Iterator[SpanOutcome] = span_outcomes(documents)
-        self._metrics, self._stop, self._where = metrics, stop, path.name
+        self._metrics, self._where = metrics, path.name
         self._count = 0
-        self.exhausted = False
-        self.ready = True
 
     def poll(self, max_records: int, timeout_s: float) -> list[Message]:
         out: list[Message] = []
@@ -82,24 +82,6 @@ class OtlpFileSource:
             self.exhausted = True
         _count_ignored(self._metrics, ignored)
         return out
-
-    def commit(self, messages: Sequence[Message]) -> None:
-        return None
-
-    def pause(self) -> None:
-        return None
-
-    def keep_alive(self, seconds: float) -> None:
-        self._stop.wait(seconds)
-
-    def resume(self) -> None:
-        return None
-
-    def caught_up(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        return None
 
 
 def _count_ignored(metrics: IngestMetrics, ignored: int) -> None:

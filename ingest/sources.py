@@ -187,28 +187,14 @@ def _rebalance_listener(source: KafkaSource) -> Any:
     return Rebalance()
 
 
-class FileSource:
-    """Lines of a JSONL file (blank lines skipped); a line's number is its offset. Commits are no-ops:
-    a rerun stores nothing twice because of the unique `request_id`."""
+class ReadOnce:
+    """What a source read once from a file shares: nothing to commit (a rerun stores nothing twice because
+    of the unique `request_id`), pause or resume; idle waits end early on stop; done at the file's end."""
 
-    def __init__(self, path: Path, stop: threading.Event | None = None) -> None:
-        self.path = path
+    def __init__(self, stop: threading.Event | None = None) -> None:
         self._stop = stop or threading.Event()
-        self._file = path.open("rb")
-        self._lines: Iterator[tuple[int, bytes]] = enumerate(self._file, start=1)
         self.exhausted = False
         self.ready = True
-
-    def poll(self, max_records: int, timeout_s: float) -> list[Message]:
-        out: list[Message] = []
-        for number, line in self._lines:
-            value = line.rstrip(b"\r\n")
-            if value.strip():
-                out.append(Message(value, None, None, None, number))
-                if len(out) >= max_records:
-                    return out
-        self.exhausted = True
-        return out
 
     def commit(self, messages: Sequence[Message]) -> None:
         return None
@@ -223,7 +209,31 @@ class FileSource:
         return None
 
     def caught_up(self) -> bool:
-        return True  # a file has nothing more to say than its lines; the runner stops at its end
+        return True  # a file has nothing more to say than its content; the runner stops at its end
+
+    def close(self) -> None:
+        return None
+
+
+class FileSource(ReadOnce):
+    """Lines of a JSONL file (blank lines skipped); a line's number is its offset."""
+
+    def __init__(self, path: Path, stop: threading.Event | None = None) -> None:
+        super().__init__(stop)
+        self.path = path
+        self._file = path.open("rb")
+        self._lines: Iterator[tuple[int, bytes]] = enumerate(self._file, start=1)
+
+    def poll(self, max_records: int, timeout_s: float) -> list[Message]:
+        out: list[Message] = []
+        for number, line in self._lines:
+            value = line.rstrip(b"\r\n")
+            if value.strip():
+                out.append(Message(value, None, None, None, number))
+                if len(out) >= max_records:
+                    return out
+        self.exhausted = True
+        return out
 
     def close(self) -> None:
         self._file.close()
