@@ -1,15 +1,18 @@
-"""Scoring: `shadowlab score` with 1 and 2 processes against a bare asyncio loop of the same judge calls, and
-the peak memory of `shadowlab score` on 200,000 pending items.
+"""Scoring: `shadowlab score` with 1 and 2 processes against a bare asyncio loop of the same judge calls (also
+with 1 and 2 processes), and the peak memory of `shadowlab score` on 200,000 pending items.
 
 Both sides send the same pointwise judge calls (`scoring.judge.PointwiseJudge`'s request for each replay) to
 one simulator process (`sim-judge`, 0 ms TTFB/TTFT, instant tokens), the same calls in flight per process.
 The scorer side is the whole path: score tasks seeded and leased in batches, the shared rate limiter (a limit
-high enough never to bind), a budget reservation and settlement per call, scores written by group commit.
-Rate = judge calls per second from the first call's reservation to the last one's settlement (`judge_calls`
-rows; process start-up excluded), the bare loop from its first call's start to its last call's end.
+high enough never to bind), budget reservations and settlements by group commit, scores written by group
+commit. Rate = judge calls per second from the first call's reservation to the last one's settlement
+(`judge_calls` rows; process start-up excluded), the bare loop from its first call's start to its last call's
+end (over all its processes). The goals compare with the bare loop in one process; with Postgres and the
+simulator on the same 2 cores the bare loop itself does not double with 2 processes, so its own scaling is
+printed beside the scorer's, and the CPU per call of both.
 
 Memory: `shadowlab score` on an experiment of 200,000 replays none of which is scored, for `--rss-s` seconds
-(then SIGTERM): its resident set every second (/proc) and its peak (VmHWM).
+(then SIGTERM): its resident set every second (/proc) and its peak (VmHWM). `--pending 0` skips it.
 
 Needs the project's Postgres (127.0.0.1:54329); a scratch database is created and dropped. Prints a markdown
 section.
@@ -22,11 +25,13 @@ import asyncio
 import json
 import os
 import platform
+import resource
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -109,7 +114,7 @@ def seed(engine: sa.Engine, name: str, requests: int) -> None:
 # --- the bare loop: one process, the judge's requests straight to the provider ----------------------------
 
 
-async def _bare(base_url: str, requests: int, concurrency: int) -> tuple[float, float, int]:
+async def _bare(base_url: str, indices: range, concurrency: int) -> tuple[float, float, int]:
     from pydantic import SecretStr
 
     from scoring.base import Subject
@@ -133,9 +138,7 @@ async def _bare(base_url: str, requests: int, concurrency: int) -> tuple[float, 
             scored = await judge.score(subject)  # awaited first: `ok += await …` reads `ok` before the wait
             ok += scored.value is not None
 
-    subjects = [
-        Subject(prompt(i), answer(arm, i)) for i in range(requests) for arm in ("control", "candidate")
-    ]
+    subjects = [Subject(prompt(i), answer(arm, i)) for i in indices for arm in ("control", "candidate")]
     started = time.time()
     await asyncio.gather(*(one(subject) for subject in subjects))
     ended = time.time()
@@ -143,14 +146,30 @@ async def _bare(base_url: str, requests: int, concurrency: int) -> tuple[float, 
     return started, ended, ok
 
 
-def bare_rate(base_url: str, requests: int, concurrency: int) -> float:
-    out = subprocess.run(
-        [sys.executable, __file__, "--bare-child", base_url, str(requests), str(concurrency)],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    found = json.loads(out)
-    assert found["ok"] == 2 * requests, f"bare loop: {found['ok']} scores of {2 * requests}"
-    return float(found["ok"] / (found["ended"] - found["started"]))
+def bare_rate(base_url: str, requests: int, concurrency: int, processes: int, startup_s: float) -> Run:
+    """The bare loop in `processes` processes, each with its share of the requests."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    children = [
+        subprocess.Popen([sys.executable, __file__, "--bare-child", base_url, str(p), str(processes),
+                          str(requests), str(concurrency)], stdout=subprocess.PIPE, text=True)
+        for p in range(processes)
+    ]  # fmt: skip
+    found = [json.loads(child.communicate()[0]) for child in children]
+    ok = sum(f["ok"] for f in found)
+    assert ok == 2 * requests, f"bare loop: {ok} scores of {2 * requests}"
+    span = max(f["ended"] for f in found) - min(f["started"] for f in found)
+    return Run(ok / span, (_cpu_since(before) - processes * startup_s) / ok)
+
+
+@dataclass(frozen=True)
+class Run:
+    rate: float  # judge calls per second
+    cpu_per_call_s: float  # the processes' CPU less their start-up
+
+
+def _cpu_since(before: resource.struct_rusage) -> float:
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 # --- shadowlab score ----------------------------------------------------------------------------------------
@@ -160,8 +179,11 @@ def score_args(name: str, concurrency: int) -> list[str]:
     return [sys.executable, "-m", "cli.main", "score", name, "--concurrency", str(concurrency)]
 
 
-def score_rate(engine: sa.Engine, env: dict[str, str], name: str, processes: int, concurrency: int) -> float:
+def score_rate(
+    engine: sa.Engine, env: dict[str, str], name: str, processes: int, concurrency: int, startup_s: float
+) -> Run:
     args = score_args(name, concurrency)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     children = [subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                 for _ in range(processes)]  # fmt: skip
     for child in children:
@@ -177,7 +199,22 @@ def score_rate(engine: sa.Engine, env: dict[str, str], name: str, processes: int
                     "JOIN experiments e ON e.id = r.experiment_id WHERE e.name = :n"), {"n": name},
         ).scalar_one()  # fmt: skip
     assert scores == calls, f"{name}: {scores} scores for {calls} judge calls"
-    return float(calls / (last - first).total_seconds())
+    return Run(calls / (last - first).total_seconds(), (_cpu_since(before) - processes * startup_s) / calls)
+
+
+def startup_cpu(
+    engine: sa.Engine, env: dict[str, str], base_url: str, concurrency: int
+) -> tuple[float, float]:
+    """CPU seconds of one process with nothing to do: the bare loop's, and `shadowlab score`'s on an
+    experiment with nothing to judge (imports, connections, grants)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([sys.executable, __file__, "--bare-child", base_url, "0", "1", "0", str(concurrency)],
+                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    bare = _cpu_since(before)
+    seed(engine, "empty", 0)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(score_args("empty", concurrency), env=env, check=True, stdout=subprocess.DEVNULL)
+    return bare, _cpu_since(before)
 
 
 def rss_run(
@@ -207,7 +244,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000, help="captures (× 2 arms = items) per rate run")
     parser.add_argument("--concurrency", type=int, default=16, help="judge calls in flight per process")
-    parser.add_argument("--pending", type=int, default=200_000, help="items pending in the memory run")
+    parser.add_argument(
+        "--pending", type=int, default=200_000, help="items pending in the memory run (0: none)"
+    )
     parser.add_argument("--rss-s", type=float, default=40.0, help="seconds the memory run scores")
     args = parser.parse_args()
     load_before = os.getloadavg()
@@ -227,12 +266,17 @@ def main() -> None:
             "SHADOWLAB_DATABASE_URL": url, "SHADOWLAB_ANTHROPIC_BASE_URL": base_url, "ANTHROPIC_API_KEY": "k",
             "SHADOWLAB_PRICES_FILE": str(tmp / "prices.json"),
         }  # fmt: skip
-        bare = bare_rate(base_url, args.requests, args.concurrency)
-        rates = {}
+        startup = startup_cpu(engine, env, base_url, args.concurrency)
+        bare: dict[int, Run] = {}
+        rates: dict[int, Run] = {}
         for processes in (1, 2):
+            bare[processes] = bare_rate(base_url, args.requests, args.concurrency, processes, startup[0])
             seed(engine, f"rate{processes}", args.requests)
-            rates[processes] = score_rate(engine, env, f"rate{processes}", processes, args.concurrency)
-        report_rates(args, load_before, bare, rates)
+            rates[processes] = score_rate(engine, env, f"rate{processes}", processes, args.concurrency,
+                                          startup[1])  # fmt: skip
+        report_rates(args, load_before, bare, rates, startup)
+        if args.pending == 0:
+            return
         seed_started = time.monotonic()
         seed(engine, "pending", args.pending // 2)
         seed_s = time.monotonic() - seed_started
@@ -251,7 +295,11 @@ def main() -> None:
 
 
 def report_rates(
-    args: argparse.Namespace, load_before: tuple[float, float, float], bare: float, rates: dict[int, float]
+    args: argparse.Namespace,
+    load_before: tuple[float, float, float],
+    bare: dict[int, Run],
+    rates: dict[int, Run],
+    startup: tuple[float, float],
 ) -> None:
     command = (f"python bench/bench_scoring.py --requests {args.requests} --concurrency {args.concurrency} "
                f"--pending {args.pending} --rss-s {args.rss_s:g}")  # fmt: skip
@@ -262,19 +310,27 @@ def report_rates(
           f"the same machine; {load}.\n")  # fmt: skip
     print(
         f"{2 * args.requests} pointwise judge calls per run, {args.concurrency} in flight per process, "
-        "simulator at 0 ms TTFB/TTFT.\n"
+        "simulator at 0 ms TTFB/TTFT; bare loop and scorer alternate, 1 process then 2. CPU per call: the "
+        f"processes' user + system time less their start-up (measured alone: bare loop {startup[0]:.2f} s, "
+        f"`shadowlab score` {startup[1]:.2f} s per process) over the calls.\n"
     )
-    print("| processes | bare loop, 1 process (calls/s) | shadowlab score (calls/s) | ratio | goal |")
-    print("|---|---|---|---|---|")
+    print("| processes | bare loop (calls/s) | shadowlab score (calls/s) | score / bare loop in 1 process "
+          "| goal | score / bare loop, same processes | scaling 1 → 2: bare loop, score "
+          "| CPU per call (ms): bare loop, score |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    one = bare[1].rate
     for processes, goal in ((1, "≥ 0.8×"), (2, "≥ 1.7×")):
-        rate = rates[processes]
-        print(f"| {processes} | {bare:.0f} | {rate:.0f} | {rate / bare:.2f}× | {goal} |", flush=True)
+        b, r = bare[processes], rates[processes]
+        scaling = f"{b.rate / one:.2f}×, {r.rate / rates[1].rate:.2f}×" if processes > 1 else "—"
+        cpu = f"{1000 * b.cpu_per_call_s:.2f}, {1000 * r.cpu_per_call_s:.2f}"
+        print(f"| {processes} | {b.rate:.0f} | {r.rate:.0f} | {r.rate / one:.2f}× | {goal} "
+              f"| {r.rate / b.rate:.2f}× | {scaling} | {cpu} |", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--bare-child":
-        base, requests, concurrency = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-        started, ended, ok = asyncio.run(_bare(base, requests, concurrency))
+        base, (share, processes, requests, concurrency) = sys.argv[2], (int(a) for a in sys.argv[3:7])
+        started, ended, ok = asyncio.run(_bare(base, range(share, requests, processes), concurrency))
         print(json.dumps({"started": started, "ended": ended, "ok": ok}))
     else:
         main()

@@ -76,8 +76,8 @@ async def _serve(
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    # Every judge call reserves and settles in a database transaction on an executor thread: the default
-    # executor (cpu count + 4 threads: 6 here) queued them behind one another at 16 calls in flight.
+    # Database work runs on executor threads (budget batches, result writes, claims, heartbeats, progress):
+    # the default executor (cpu count + 4 threads: 6 here) queued them behind one another.
     loop.set_default_executor(ThreadPoolExecutor(max_workers=16, thread_name_prefix="shadowlab-db"))
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):

@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from sqlalchemy.orm import Session, sessionmaker
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, load_only, sessionmaker
 
-from shadowlab import store
 from shadowlab.apis.internal import NormalizedRequest
 from shadowlab.budget import JudgeHold, JudgeRef, ReserveOutcome, reserve_judges, settle_judges
 from shadowlab.db import session_scope
 from shadowlab.limits import Permit, RateLimiter, RetryPolicy, call_with_retries
-from shadowlab.models import utcnow
+from shadowlab.models import Experiment, utcnow
 from shadowlab.providers import Provider, ProviderResult
 from shadowlab.usage import Usage, estimate_input_tokens
 
@@ -101,6 +101,12 @@ class SharedBudget:
         self._holds: list[tuple[JudgeHold, asyncio.Future[_Reserved]]] = []
         self._settles: dict[int, float] = {}
         self._flushing: asyncio.Task[None] | None = None
+        # What a reservation reads of the experiment (not its spec: a JSON document per batch).
+        self._experiment = (
+            sa.select(Experiment)
+            .where(Experiment.id == experiment_id)
+            .options(load_only(Experiment.budget_usd, Experiment.status))
+        )
 
     async def reserve(self, usd: float, *, model: str) -> Hold | None:
         ref = judging.get() or JudgeRef(self.experiment_id, "", "")
@@ -158,7 +164,7 @@ class SharedBudget:
             if not holds:
                 return []
             # No row lock: the ledger's conditional update alone keeps replays and judging within the budget.
-            experiment = store.experiments.by_id(self.experiment_id, session=session)
+            experiment = session.scalars(self._experiment).one()
             ids, rest = reserve_judges(session, experiment, holds)
         reserved: list[_Reserved] = [("reserved", call_id) for call_id in ids]
         return reserved + [(rest, None)] * (len(holds) - len(ids))
@@ -233,15 +239,17 @@ class JudgeCaller:
         """The upper estimate of the input tokens (the one budgets and limits use), from the prompt parts."""
         return estimate_input_tokens(request.system, *request.messages, *request.tools)
 
-    def worst_case_usd(self, request: NormalizedRequest) -> float:
-        """Input at the upper estimate; output at the request's max tokens."""
-        usage = Usage(
-            input_tokens=self.input_estimate(request), output_tokens=request.max_output_tokens or 1024
+    def worst_case_usd(self, request: NormalizedRequest, input_tokens: int | None = None) -> float:
+        """Input at the upper estimate (`input_tokens`, when computed already); output at the request's max
+        tokens."""
+        tokens = self.input_estimate(request) if input_tokens is None else input_tokens
+        return self.cost_of(
+            self.model, Usage(input_tokens=tokens, output_tokens=request.max_output_tokens or 1024)
         )
-        return self.cost_of(self.model, usage)
 
     async def __call__(self, request: NormalizedRequest) -> CallOutcome:
-        reserved = self.worst_case_usd(request)
+        input_tokens = self.input_estimate(request)
+        reserved = self.worst_case_usd(request, input_tokens)
         hold = await self.budget.reserve(reserved, model=self.model)
         if hold is None:
             return CallOutcome(None, budget_refused=True)
@@ -250,7 +258,7 @@ class JudgeCaller:
             result = await self.limiter.call(
                 self.limit_key,
                 lambda: self.provider.complete(request, model=self.model, extra_headers=self.extra_headers),
-                input_tokens=self.input_estimate(request),
+                input_tokens=input_tokens,
                 output_tokens=request.max_output_tokens or 1024,
             )
             spent = self.cost_of(self.model, result.usage) if result.usage is not None else 0.0

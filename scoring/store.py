@@ -1,9 +1,10 @@
-"""What a scorer sees and what it writes: every write is one idempotent row (ON CONFLICT DO NOTHING).
+"""What a scorer sees and what it writes: every row written is idempotent (ON CONFLICT DO NOTHING).
 
 A replay is pending for a scorer version while it has no `scores` row for it; a (request, control, candidate,
 order) is pending while it has no `preferences` row. `scoring.tasks` leases pending items and reads them
-here (`point_items`, `pair_items`), a batch at a time; results are written as they arrive (`write`), so a
-crashed run loses at most the calls in flight and the next run does only the rest.
+here (`point_items`, `pair_items`), a batch at a time; results are written as they arrive (`write`: what one
+group commit gathered, one statement per table), so a crashed run loses at most the calls in flight and the
+next run does only the rest.
 """
 
 from __future__ import annotations
@@ -200,21 +201,24 @@ def pending_pairs(session: Session, experiment_id: int, name: str, version: str)
     return items
 
 
-def write(session: Session, experiment_id: int, name: str, version: str, written: Written) -> None:
-    """Store one result of this scorer version (a row that exists already stays)."""
-    if isinstance(written, PointWritten):
-        result = written.result
-        details = dict(result.details)
-        if result.failure:
-            details["failure"] = result.failure
-        store.scores.add(
-            replay_id=written.replay_id, scorer_name=name, scorer_version=version, value=result.value,
-            rationale=result.rationale, details=details, session=session,
-        )  # fmt: skip
-        return
-    item = written.item
-    store.scores.add_preference(
-        experiment_id=experiment_id, captured_request_id=item.captured_request_id, arm_a_id=item.arm_a_id,
-        arm_b_id=item.arm_b_id, scorer_name=name, scorer_version=version, order_shown=item.order,
-        result=written.result, rationale=written.rationale, session=session,
-    )  # fmt: skip
+def write(session: Session, experiment_id: int, name: str, version: str, written: Sequence[Written]) -> None:
+    """Store results of this scorer version, scores and preferences one statement each (a row that exists
+    already stays)."""
+    scores, preferences = [], []
+    for one in written:
+        if isinstance(one, PointWritten):
+            result = one.result
+            details = dict(result.details) | ({"failure": result.failure} if result.failure else {})
+            scores.append({"replay_id": one.replay_id, "scorer_name": name, "scorer_version": version,
+                           "value": result.value, "rationale": result.rationale,
+                           "details": details})  # fmt: skip
+        else:
+            item = one.item
+            preferences.append(
+                {"experiment_id": experiment_id, "captured_request_id": item.captured_request_id,
+                 "arm_a_id": item.arm_a_id, "arm_b_id": item.arm_b_id, "scorer_name": name,
+                 "scorer_version": version, "order_shown": item.order, "result": one.result,
+                 "rationale": one.rationale}
+            )  # fmt: skip
+    store.scores.add_many(scores, session=session)
+    store.scores.add_preferences(preferences, session=session)

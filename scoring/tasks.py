@@ -159,8 +159,7 @@ class TaskQueue:
         the next run); tasks never started handed back (open to any process at once)."""
         t = ScoreTask
         with session_scope(self.factory) as session:
-            for result in written:
-                write(session, self.key.experiment_id, self.key.name, self.key.version, result)
+            write(session, self.key.experiment_id, self.key.name, self.key.version, written)
             if written:
                 done = [result.task_id for result in written]
                 session.execute(sa.update(t).where(t.id.in_(done)).values(done=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -40,6 +40,9 @@ __all__ = [
 
 ReserveOutcome = Literal["reserved", "wait", "exhausted"]
 _EPSILON = 1e-9
+# Core tables for the judge path's statements: the ORM's bulk machinery costs more than the SQL there.
+_LEDGER = cast(sa.Table, BudgetLedger.__table__)
+_JUDGE_CALLS = cast(sa.Table, JudgeCall.__table__)
 _RACES = 8  # another worker moved the ledger between our read and our update: read again, this often
 
 
@@ -271,12 +274,12 @@ def _judges_fitting(ledger: BudgetLedger, budget: float, holds: Sequence[JudgeHo
 
 
 def _move_judges(session: Session, experiment_id: int, budget: float | None, amount: float) -> bool:
-    led = BudgetLedger
+    led = _LEDGER.c
     fits = sa.true() if budget is None else (
         led.replay_usd + _positive(led.judge_usd + amount - led.holdback_usd) <= budget + _EPSILON
     )  # fmt: skip
     moved = session.execute(
-        sa.update(led)
+        sa.update(_LEDGER)
         .where(led.experiment_id == experiment_id, fits)
         .values(judge_usd=led.judge_usd + amount, updated_at=utcnow())
         .returning(led.experiment_id)
@@ -291,7 +294,7 @@ def reserve_judges(
     insert of their `judge_calls` rows: (their row ids in order, the outcome of the rest — `wait` or
     `exhausted` as in `reserve_batch`)."""
     count, rest = _move_judges_fitting(session, experiment, holds)
-    jc = JudgeCall
+    jc = _JUDGE_CALLS
     rows = [
         {"experiment_id": experiment.id, "scorer_name": h.ref.scorer_name,
          "scorer_version": h.ref.scorer_version, "model": h.model,
@@ -302,7 +305,7 @@ def reserve_judges(
     ]  # fmt: skip
     if not rows:
         return [], rest
-    ids = session.execute(sa.insert(jc).returning(jc.id, sort_by_parameter_order=True), rows).scalars()
+    ids = session.execute(sa.insert(jc).returning(jc.c.id, sort_by_parameter_order=True), rows).scalars()
     return list(ids), rest
 
 
@@ -335,25 +338,21 @@ def settle_judges(session: Session, actual_usd: Mapping[int, float]) -> None:
     """Replace these judge calls' worst cases (`judge_calls` id → real cost; 0 when a call never reached the
     provider) by what they cost: the rows, then each experiment's ledger by the difference. A call settled
     already stays as it is."""
-    jc = JudgeCall
-    open_ = session.execute(
-        sa.select(jc.id, jc.experiment_id, jc.reserved_usd)
-        .where(jc.id.in_(list(actual_usd)), jc.settled_usd.is_(None))
-        .with_for_update()
-    ).all()
-    if not open_:
-        return
+    jc = _JUDGE_CALLS.c
     now = utcnow()
-    session.execute(
-        sa.update(jc), [{"id": row.id, "settled_usd": actual_usd[row.id], "settled_at": now} for row in open_]
-    )
+    settled = session.execute(
+        sa.update(_JUDGE_CALLS)
+        .where(jc.id.in_(list(actual_usd)), jc.settled_usd.is_(None))
+        .values(settled_usd=sa.case(dict(actual_usd), value=jc.id), settled_at=now)
+        .returning(jc.experiment_id, jc.reserved_usd, jc.settled_usd)
+    ).all()
     delta: dict[int, float] = {}
-    for row in open_:
-        delta[row.experiment_id] = delta.get(row.experiment_id, 0.0) + actual_usd[row.id] - row.reserved_usd
-    led = BudgetLedger
+    for row in settled:
+        delta[row.experiment_id] = delta.get(row.experiment_id, 0.0) + row.settled_usd - row.reserved_usd
+    led = _LEDGER.c
     for experiment_id, usd in sorted(delta.items()):
         session.execute(
-            sa.update(led)
+            sa.update(_LEDGER)
             .where(led.experiment_id == experiment_id)
             .values(judge_usd=led.judge_usd + usd, updated_at=now)
         )

@@ -3,7 +3,7 @@ and order shown). Every write is one idempotent row: a repeated write is ignored
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,14 +13,17 @@ from sqlalchemy.orm import Session
 
 from shadowlab.models import Preference, Replay, Score
 
-__all__ = ["add", "add_preference", "point_values", "preference_results"]
+__all__ = ["add", "add_many", "add_preference", "add_preferences", "point_values", "preference_results"]
 
 
 def _insert_ignore(
-    table: type[Score] | type[Preference], values: Mapping[str, Any], *, session: Session
+    table: type[Score] | type[Preference], rows: Sequence[Mapping[str, Any]], *, session: Session
 ) -> None:
+    """One statement for every row (a batch is one multi-row INSERT)."""
+    if not rows:
+        return
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert(table).values(**values).on_conflict_do_nothing())
+    session.execute(insert(table).on_conflict_do_nothing(), [dict(row) for row in rows])
 
 
 def add(
@@ -34,12 +37,17 @@ def add(
     session: Session,
 ) -> None:
     """Store one score of a replay (ignored when this scorer version already scored it)."""
-    _insert_ignore(
-        Score,
-        {"replay_id": replay_id, "scorer_name": scorer_name, "scorer_version": scorer_version, "value": value,
-         "rationale": rationale, "details": dict(details)},
+    add_many(
+        [{"replay_id": replay_id, "scorer_name": scorer_name, "scorer_version": scorer_version,
+          "value": value, "rationale": rationale, "details": dict(details)}],
         session=session,
     )  # fmt: skip
+
+
+def add_many(scores: Sequence[Mapping[str, Any]], *, session: Session) -> None:
+    """Store scores (`add`'s fields, one mapping each) in one statement; each ignored when its scorer version
+    already scored its replay."""
+    _insert_ignore(Score, scores, session=session)
 
 
 def add_preference(
@@ -56,13 +64,17 @@ def add_preference(
     session: Session,
 ) -> None:
     """Store one preference in canonical terms (arm A = control; `result` names the arm or a tie)."""
-    _insert_ignore(
-        Preference,
-        {"experiment_id": experiment_id, "captured_request_id": captured_request_id, "arm_a_id": arm_a_id,
-         "arm_b_id": arm_b_id, "scorer_name": scorer_name, "scorer_version": scorer_version,
-         "order_shown": order_shown, "result": result, "rationale": rationale},
+    add_preferences(
+        [{"experiment_id": experiment_id, "captured_request_id": captured_request_id, "arm_a_id": arm_a_id,
+          "arm_b_id": arm_b_id, "scorer_name": scorer_name, "scorer_version": scorer_version,
+          "order_shown": order_shown, "result": result, "rationale": rationale}],
         session=session,
     )  # fmt: skip
+
+
+def add_preferences(preferences: Sequence[Mapping[str, Any]], *, session: Session) -> None:
+    """Store preferences (`add_preference`'s fields, one mapping each) in one statement."""
+    _insert_ignore(Preference, preferences, session=session)
 
 
 def point_values(
