@@ -363,11 +363,33 @@ def _response(
     return response
 
 
-def _usage(api: str, attrs: Mapping[str, Any]) -> dict[str, int] | None:
+def _usage(api: str, attrs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The API's own usage object. `gen_ai.usage.input_tokens` includes cache reads and writes (the
+    conventions say so; older instrumentations that did not add them in are recognised by a total smaller
+    than its parts); OpenAI reports the same total, Anthropic only the uncached part."""
     inputs, outputs = attrs.get("gen_ai.usage.input_tokens"), attrs.get("gen_ai.usage.output_tokens")
     if inputs is None and outputs is None:
         return None
+    total, completion = int(inputs or 0), int(outputs or 0)
+    read = int(_first(attrs, "gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens"))
+    written = int(
+        _first(attrs, "gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_creation_input_tokens")
+    )
     if api == "anthropic.messages":
-        return {"input_tokens": int(inputs or 0), "output_tokens": int(outputs or 0)}
-    prompt, completion = int(inputs or 0), int(outputs or 0)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        uncached = total - read - written if total >= read + written else total
+        usage: dict[str, Any] = {"input_tokens": uncached, "output_tokens": completion}
+        if read:
+            usage["cache_read_input_tokens"] = read
+        if written:
+            usage["cache_creation_input_tokens"] = written
+        return usage
+    prompt = max(total, read)
+    usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    if read:
+        usage["prompt_tokens_details"] = {"cached_tokens": read}
+    return usage
+
+
+def _first(attrs: Mapping[str, Any], *keys: str) -> Any:
+    """The value of the first of `keys` present (the current name, then the deprecated one), else 0."""
+    return next((attrs[key] for key in keys if attrs.get(key) is not None), 0)

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
-from shadowlab.apis import normalize_request
+from shadowlab.apis import normalize_request, usage_from_capture
 from shadowlab.capture import capture_from_dict
 from shadowlab.fingerprint import prompt_fingerprint
 from shadowlab.otlp import captures_from_otlp, read_otlp_documents
+from shadowlab.usage import Usage
 from tests.support.otlp_spans import CURRENT, OPENLLMETRY, QUESTION, export, span
 
 
@@ -103,3 +104,23 @@ def test_the_command_writes_captures_and_rejects_and_a_bad_file_is_one_error_lin
     expected = "expected an OTLP JSON trace export: an object with a resourceSpans list"
     assert capsys.readouterr().err.splitlines() == [f"error: OTLP file {tmp_path / 'bad.json'}: {expected}"]
     assert list(read_otlp_documents(spans.read_text()))[0]["resourceSpans"]
+
+
+def test_cached_tokens_inside_the_input_count_are_taken_apart_as_each_api_reports_them() -> None:
+    cache = {"gen_ai.usage.input_tokens": 1100, "gen_ai.usage.cache_read.input_tokens": 1000,
+             "gen_ai.usage.cache_creation.input_tokens": 60, "gen_ai.usage.output_tokens": 9}  # fmt: skip
+    openai_cache = {"gen_ai.usage.input_tokens": 1200, "gen_ai.usage.cache_read_input_tokens": 1024}
+    anthropic, openai = captures_from_otlp(
+        [export(span("a1", CURRENT | cache), span("b2", OPENLLMETRY | openai_cache))]
+    ).captures
+    assert usage_from_capture(capture_from_dict(anthropic)) == Usage(
+        input_tokens=40, cache_read_input_tokens=1000, cache_creation_input_tokens=60, output_tokens=9
+    )
+    assert usage_from_capture(capture_from_dict(openai)) == Usage(
+        input_tokens=176, cache_read_input_tokens=1024, output_tokens=0
+    )
+    older = CURRENT | {"gen_ai.usage.input_tokens": 40, "gen_ai.usage.cache_read_input_tokens": 1000}
+    (not_included,) = captures_from_otlp([export(span("c3", older))]).captures  # a total without its parts
+    assert not_included["response"]["usage"] == {
+        "input_tokens": 40, "output_tokens": 9, "cache_read_input_tokens": 1000,
+    }  # fmt: skip
