@@ -8,6 +8,7 @@ import gzip
 import json
 import socket
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typer.testing import CliRunner
 
 from cli.main import app, main
 from ingest.dlq import KafkaDeadLetters
+from ingest.metrics import IngestMetrics
 from ingest.otlp_source import OtlpReceiver
 from shadowlab.db import create_engine
 from shadowlab.models import CapturedRequest
@@ -140,3 +142,21 @@ def test_the_receiver_answers_once_spans_are_stored_dead_letters_like_kafka_and_
     assert post(source, b'{"spans": []}').status_code == 400
     wrong_path = httpx.post(f"http://127.0.0.1:{source.port}/v1/logs", content=b"{}", timeout=10)
     assert wrong_path.status_code == 404
+
+
+def test_the_receiver_answers_503_until_spans_are_stored_and_when_too_many_wait() -> None:
+    stop = threading.Event()
+    receiver = OtlpReceiver("127.0.0.1", 0, IngestMetrics(), stop, max_pending=1, answer_within_s=0.2)
+    body = json.dumps(export(span("a1", CURRENT))).encode()
+    try:
+        late = post(receiver, body)  # nothing stores it: the exporter must send it again
+        assert late.status_code == 503 and late.headers["Retry-After"] == "1"
+        behind = post(receiver, body)  # its span still waits, and one may
+        assert behind.status_code == 503 and "behind" in behind.json()["message"]
+        receiver.commit(receiver.poll(10, 0))
+        storing = threading.Thread(target=lambda: receiver.commit(receiver.poll(10, 10)))
+        storing.start()
+        assert post(receiver, body).status_code == 200  # answered once committed
+        storing.join(10)
+    finally:
+        receiver.close()
