@@ -20,7 +20,8 @@ from shadowlab import migrate, store
 from shadowlab.analysis_runs import AnalysisRun, PeriodicAnalysis, analyze_every, parse_interval
 from shadowlab.db import create_engine, session_factory, session_scope
 from shadowlab.errors import ConfigError
-from shadowlab.models import AnalysisSnapshot, Replay
+from shadowlab.experiment import parse_spec
+from shadowlab.models import AnalysisSnapshot, CapturedRequest, Replay, WorkLease
 from tests.support.clock import FakeClock
 from tests.support.dashboard_seed import PLAN, seed
 from tests.support.waiting import wait_for
@@ -96,9 +97,11 @@ def test_an_analysis_starts_when_the_snapshot_is_old_and_data_arrived_since(pg_d
 
 
 @pytest.mark.postgres
-def test_score_all_follow_stores_a_fresh_analysis_every_interval(pg_database: str, tmp_path: Path) -> None:
-    """The hook in the follow loop, end to end: `score --all --follow --analyze-every 1s` starts `shadowlab
-    analyze` (a process of its own) for a running experiment whose snapshot is old; the snapshot appears."""
+@pytest.mark.parametrize("stage", ["score", "replay"])
+def test_all_follow_stores_a_fresh_analysis_every_interval(stage: str, pg_database: str, tmp_path: Path) -> None:
+    """The hook in both follow loops, end to end: `score|replay --all --follow --analyze-every 1s` starts
+    `shadowlab analyze` (a process of its own) for a running experiment whose snapshot is old; the snapshot
+    appears."""
     engine = create_engine(pg_database)
     migrate.upgrade(engine)
     seeded = seed(pg_database)
@@ -107,10 +110,24 @@ def test_score_all_follow_stores_a_fresh_analysis_every_interval(pg_database: st
             sa.update(AnalysisSnapshot).values(computed_at=datetime.now(UTC) - timedelta(hours=3))
         )
         # the database loader names the judge's metric by its scorer
-        store.experiments.by_id(seeded.experiment_id, session=session).plan = {
-            **PLAN,
-            "primary_metric": "judge",
-        }
+        experiment = store.experiments.by_id(seeded.experiment_id, session=session)
+        experiment.plan = {**PLAN, "primary_metric": "judge"}
+        # the replayer reads the stored spec (the seed's arms)
+        experiment.spec = parse_spec(
+            {"name": experiment.name, "control": {"name": "ctrl", "provider": "anthropic", "model": "model-a"},
+             "candidates": [{"name": "cand", "provider": "openai", "model": "model-b"}],
+             "allowed_providers": ["anthropic", "openai"], "budget": {"usd": 5}, "plan": experiment.plan},
+            "seeded.yaml",
+        ).model_dump(mode="json")  # fmt: skip
+        for arm in experiment.arms:
+            arm.provider = "anthropic" if arm.role == "control" else "openai"
+        # and every seeded request is done, as the replayer records it: the follower has nothing to call
+        session.execute(
+            sa.insert(WorkLease).from_select(
+                ["experiment_id", "captured_request_id", "done"],
+                sa.select(sa.literal(experiment.id), CapturedRequest.id, sa.true()),
+            )
+        )
 
     def snapshots() -> int:
         with engine.connect() as conn:
@@ -119,7 +136,7 @@ def test_score_all_follow_stores_a_fresh_analysis_every_interval(pg_database: st
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")}
     env["SHADOWLAB_DATABASE_URL"] = pg_database
     follower = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "score", "--all", "--follow", "--analyze-every", "1s"],
+        [sys.executable, "-m", "cli.main", stage, "--all", "--follow", "--analyze-every", "1s"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
