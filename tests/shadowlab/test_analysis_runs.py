@@ -98,7 +98,9 @@ def test_an_analysis_starts_when_the_snapshot_is_old_and_data_arrived_since(pg_d
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("stage", ["score", "replay"])
-def test_all_follow_stores_a_fresh_analysis_every_interval(stage: str, pg_database: str, tmp_path: Path) -> None:
+def test_all_follow_stores_a_fresh_analysis_every_interval(
+    stage: str, pg_database: str, tmp_path: Path
+) -> None:
     """The hook in both follow loops, end to end: `score|replay --all --follow --analyze-every 1s` starts
     `shadowlab analyze` (a process of its own) for a running experiment whose snapshot is old; the snapshot
     appears."""
@@ -114,7 +116,8 @@ def test_all_follow_stores_a_fresh_analysis_every_interval(stage: str, pg_databa
         experiment.plan = {**PLAN, "primary_metric": "judge"}
         # the replayer reads the stored spec (the seed's arms)
         experiment.spec = parse_spec(
-            {"name": experiment.name, "control": {"name": "ctrl", "provider": "anthropic", "model": "model-a"},
+            {"name": experiment.name,
+             "control": {"name": "ctrl", "provider": "anthropic", "model": "model-a"},
              "candidates": [{"name": "cand", "provider": "openai", "model": "model-b"}],
              "allowed_providers": ["anthropic", "openai"], "budget": {"usd": 5}, "plan": experiment.plan},
             "seeded.yaml",
