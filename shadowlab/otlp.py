@@ -364,32 +364,36 @@ def _response(
 
 
 def _usage(api: str, attrs: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The API's own usage object. `gen_ai.usage.input_tokens` includes cache reads and writes (the
-    conventions say so; older instrumentations that did not add them in are recognised by a total smaller
-    than its parts); OpenAI reports the same total, Anthropic only the uncached part."""
-    inputs, outputs = attrs.get("gen_ai.usage.input_tokens"), attrs.get("gen_ai.usage.output_tokens")
-    if inputs is None and outputs is None:
+    """The API's own usage. `gen_ai.usage.input_tokens` includes cache reads and writes (a total below its
+    parts: an older instrumentation that left them out); Anthropic reports only the uncached part."""
+    if attrs.get("gen_ai.usage.input_tokens") is None and attrs.get("gen_ai.usage.output_tokens") is None:
         return None
-    total, completion = int(inputs or 0), int(outputs or 0)
-    read = int(_first(attrs, "gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens"))
-    written = int(
-        _first(attrs, "gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_creation_input_tokens")
-    )
+    total, completion = _count(attrs, "input_tokens"), _count(attrs, "output_tokens")
+    read = _count(attrs, "cache_read.input_tokens", "cache_read_input_tokens")
+    written = _count(attrs, "cache_creation.input_tokens", "cache_creation_input_tokens")
+    reasoning = _count(attrs, "reasoning.output_tokens", "reasoning_tokens")
     if api == "anthropic.messages":
         uncached = total - read - written if total >= read + written else total
         usage: dict[str, Any] = {"input_tokens": uncached, "output_tokens": completion}
+        parts = {"cache_read_input_tokens": read, "cache_creation_input_tokens": written}
+        usage |= {key: n for key, n in parts.items() if n}
+        details = ("output_tokens_details", "thinking_tokens")
+    else:
+        prompt = max(total, read)
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
         if read:
-            usage["cache_read_input_tokens"] = read
-        if written:
-            usage["cache_creation_input_tokens"] = written
-        return usage
-    prompt = max(total, read)
-    usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
-    if read:
-        usage["prompt_tokens_details"] = {"cached_tokens": read}
+            usage["prompt_tokens_details"] = {"cached_tokens": read}
+        details = ("completion_tokens_details", "reasoning_tokens")
+    if reasoning:  # a breakdown of the output tokens, as both APIs report it
+        usage[details[0]] = {details[1]: reasoning}
     return usage
 
 
-def _first(attrs: Mapping[str, Any], *keys: str) -> Any:
-    """The value of the first of `keys` present (the current name, then the deprecated one), else 0."""
-    return next((attrs[key] for key in keys if attrs.get(key) is not None), 0)
+def _count(attrs: Mapping[str, Any], *names: str) -> int:
+    """`gen_ai.usage.<name>` of the first name present (the current name, then an older one), else 0."""
+    keys = (f"gen_ai.usage.{name}" for name in names)
+    return int(next((attrs[key] for key in keys if attrs.get(key) is not None), 0))

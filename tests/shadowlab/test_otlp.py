@@ -106,18 +106,21 @@ def test_the_command_writes_captures_and_rejects_and_a_bad_file_is_one_error_lin
     assert list(read_otlp_documents(spans.read_text()))[0]["resourceSpans"]
 
 
-def test_cached_tokens_inside_the_input_count_are_taken_apart_as_each_api_reports_them() -> None:
+def test_cached_and_reasoning_tokens_are_taken_apart_as_each_api_reports_them() -> None:
     cache = {"gen_ai.usage.input_tokens": 1100, "gen_ai.usage.cache_read.input_tokens": 1000,
-             "gen_ai.usage.cache_creation.input_tokens": 60, "gen_ai.usage.output_tokens": 9}  # fmt: skip
-    openai_cache = {"gen_ai.usage.input_tokens": 1200, "gen_ai.usage.cache_read_input_tokens": 1024}
+             "gen_ai.usage.cache_creation.input_tokens": 60, "gen_ai.usage.output_tokens": 9,
+             "gen_ai.usage.reasoning.output_tokens": 4}  # fmt: skip
+    openai_cache = {"gen_ai.usage.input_tokens": 1200, "gen_ai.usage.cache_read_input_tokens": 1024,
+                    "gen_ai.usage.output_tokens": 300, "gen_ai.usage.reasoning_tokens": 256}  # fmt: skip
     anthropic, openai = captures_from_otlp(
         [export(span("a1", CURRENT | cache), span("b2", OPENLLMETRY | openai_cache))]
     ).captures
     assert usage_from_capture(capture_from_dict(anthropic)) == Usage(
-        input_tokens=40, cache_read_input_tokens=1000, cache_creation_input_tokens=60, output_tokens=9
-    )
+        input_tokens=40, cache_read_input_tokens=1000, cache_creation_input_tokens=60, output_tokens=9,
+        reasoning_tokens=4,
+    )  # fmt: skip
     assert usage_from_capture(capture_from_dict(openai)) == Usage(
-        input_tokens=176, cache_read_input_tokens=1024, output_tokens=0
+        input_tokens=176, cache_read_input_tokens=1024, output_tokens=300, reasoning_tokens=256
     )
     older = CURRENT | {"gen_ai.usage.input_tokens": 40, "gen_ai.usage.cache_read_input_tokens": 1000}
     (not_included,) = captures_from_otlp([export(span("c3", older))]).captures  # a total without its parts
