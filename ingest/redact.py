@@ -11,14 +11,16 @@ keeps how many of each type were replaced, never values.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest.redact_rules import BUILTIN_RULES, Replacer, Rule
+from ingest.redact_rules import BUILTIN_RULES, EmailPattern, Replacer, Rule
 
 _MIN_DIGITS = 9  # the fewest digits of a phone number; card numbers have 13
 _MIN_LEN = 6  # the shortest secret we look for, `a@b.co`
+_SHORT_TEXT = 4096  # up to this length, one `findall` lists the triggers in a capture
 # Binary payloads are not text: scanning base64 would only corrupt images and cost time.
 _BINARY_KEYS = frozenset({"data", "file_data"})
 _SKIP_KEYS = frozenset({"signature"})
@@ -33,11 +35,10 @@ class _Scope:
 
     def placeholders(self, rule: Rule) -> Callable[[str], str]:
         """Gives a value of `rule` its placeholder (`[EMAIL_2]`): the one it already has, or the next."""
-        kind, label, normalize, counts = rule.kind, rule.label, rule.normalize, self.counts
-        seen = self.seen.setdefault(kind, {})
+        label, normalize = rule.label, rule.normalize
+        seen = self.seen.setdefault(rule.kind, {})
 
         def placeholder(value: str) -> str:
-            counts[kind] = counts.get(kind, 0) + 1
             key = normalize(value)
             found = seen.get(key)
             if found is None:
@@ -45,6 +46,19 @@ class _Scope:
             return found
 
         return placeholder
+
+    def numbered(self, rule: Rule, values: list[str]) -> list[str]:
+        """`placeholders` of many values at once (in C but for one step per new value)."""
+        label, seen = rule.label, self.seen.setdefault(rule.kind, {})
+        keys = values if rule.normalize is str else list(map(rule.normalize, values))
+        new = [key for key in dict.fromkeys(keys) if key not in seen]
+        first = len(seen) + 1
+        seen.update(zip(new, [f"[{label}_{i}]" for i in range(first, first + len(new))], strict=True))
+        return list(map(seen.__getitem__, keys))
+
+    def count(self, kind: str, replaced: int) -> None:
+        if replaced:
+            self.counts[kind] = self.counts.get(kind, 0) + replaced
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,9 @@ class Redacted:
     source: dict[str, Any] = field(default_factory=dict)
 
 
+Splitter = Callable[[str], list[str]]  # text, match, text, ..., text (`re.Pattern.split`, one group)
+
+
 class Redactor:
     """Replaces secrets and personal data in JSON values; user rules run first, then the built-in ones."""
 
@@ -62,9 +79,13 @@ class Redactor:
         user = tuple(user_rules)
         self._user_rules = bool(user)
         self.rules: tuple[Rule, ...] = (*user, *(BUILTIN_RULES if builtin else ()))
-        # One pass over the text finds which rules' triggers occur (longest first: `sk-ant-` before `sk-`).
-        triggers = sorted({t for rule in self.rules for t in rule.triggers}, key=len, reverse=True)
-        self._triggers = re.compile("|".join(map(re.escape, triggers))) if triggers else None
+        # A built-in rule's matches are found by one `split` (no Python call per match) when it has no group.
+        self._splitters = (*(None for _ in user), *map(_splitter, self.rules[len(user) :]))
+        triggers = {t: rule.ignore_case for rule in self.rules for t in rule.triggers}
+        # Longest first, so that `sk-ant-` is found as itself and not as `sk-`.
+        self._triggers = tuple(t for t in sorted(triggers, key=len, reverse=True) if not triggers[t])
+        self._trigger_patterns: dict[tuple[str, ...], re.Pattern[str]] = {}
+        self._folded_triggers = tuple(t for t, folded in triggers.items() if folded)
 
     def redact_capture(
         self,
@@ -85,57 +106,149 @@ class Redactor:
     def redact_text(self, text: str) -> tuple[str, dict[str, int]]:
         """Redact one string (for tests and tools); placeholders numbered from 1."""
         scope = _Scope()
-        rules = [(rule, _replacer(rule, scope)) for rule in self.rules]
-        return self._text(text, rules, _digit_counts([text])[0] >= _MIN_DIGITS), scope.counts
+        return _apply(self._active([text], text, scope), text), scope.counts
 
     def _redact_slots(self, slots: _Slots, scope: _Scope) -> None:
         """Redact the strings, keys and long numbers at `slots` in place."""
         texts = slots.texts()
         joined = "\x00".join(texts)
-        # Cheap checks on the whole capture first, so that most strings meet no rule at all: a rule none of
-        # whose triggers occurs anywhere, or a digit rule when no string has enough digits, is skipped.
-        found = set(self._triggers.findall(joined)) if self._triggers is not None else set()
-        digits = [n >= _MIN_DIGITS for n in _digit_counts(texts, joined)]
-        any_digits = any(digits)
-        rules = [
-            (r, _replacer(r, scope))
-            for r in self.rules
-            if not (r.triggers and found.isdisjoint(r.triggers)) and (any_digits or not r.needs_digits)
-        ]
-        if not rules:
+        substitutions = self._active(texts, joined, scope)
+        if not substitutions:
             return
-        slots.write(
-            [self._text(text, rules, enough) for text, enough in zip(texts, digits, strict=True)], texts
-        )
+        if self._user_rules or joined.count("\x00") != len(texts) - 1:
+            slots.write([_apply(substitutions, text) for text in texts], texts)
+            return
+        # No built-in rule matches a NUL or looks past one differently than past the end of a string, so the
+        # texts that hold one of a rule's triggers (all of them for a digit rule) go through it at once,
+        # joined: the cost of a rule is one call, not one per text.
+        new = list(texts)
+        for substitute in substitutions:
+            where = substitute.where
+            if where is None or len(where) == len(texts):
+                new = substitute("\x00".join(new)).split("\x00")
+            else:
+                done = substitute("\x00".join([new[i] for i in where])).split("\x00")
+                for i, text in zip(where, done, strict=True):
+                    new[i] = text
+        slots.write(new, texts)
 
-    def _text(self, text: str, rules: Sequence[tuple[Rule, Replacer]], enough_digits: bool) -> str:
-        """`text` with `rules` applied in order; `enough_digits`: the text has at least `_MIN_DIGITS`."""
-        original = text  # triggers are looked for in the text as given, before any replacement
-        for rule, replace in rules:
-            if rule.triggers and not any(t in original for t in rule.triggers):
-                continue
-            # A digit rule's match holds at least _MIN_DIGITS digits: fewer in the text, nothing to find
-            # (placeholders put in by earlier rules add digits but are never part of such a match).
-            if rule.needs_digits and not enough_digits:
-                continue
-            text = rule.pattern.sub(replace, text)
-        return text
+    def _active(self, texts: list[str], joined: str, scope: _Scope) -> list[_Substitution]:
+        """The rules that may match somewhere in `texts` (`joined` by NUL), each with the texts it may match
+        in: those holding one of its triggers, or for a digit rule those with enough digits."""
+        found = self._triggers_in(joined)
+        digit_holders: list[int] | None = None
+        active = []
+        for rule, splitter in zip(self.rules, self._splitters, strict=True):
+            where = None
+            if rule.triggers:
+                if found.isdisjoint(rule.triggers):
+                    continue
+                where = rule.holders(texts)
+            elif rule.needs_digits:
+                digit_holders = _digit_holders(texts, joined) if digit_holders is None else digit_holders
+                if not digit_holders:
+                    continue
+                where = digit_holders
+            active.append(_Substitution(rule, splitter, scope, where))
+        return active
+
+    def _triggers_in(self, text: str) -> set[str]:
+        """The triggers that occur in `text`: one regex pass, restarted without each trigger once it is found
+        (`findall` would list every `@` of a capture holding 400,000 of them)."""
+        lowered = text.lower() if self._folded_triggers else ""
+        found = {t for t in self._folded_triggers if t in lowered}
+        if len(text) <= _SHORT_TEXT:  # `findall` is quicker while its list cannot grow long
+            return found.union(self._any_of(self._triggers).findall(text))
+        remaining, pos = self._triggers, 0
+        while remaining and (match := self._any_of(remaining).search(text, pos)):
+            found.add(match.group())
+            remaining = tuple(t for t in remaining if t != match.group())
+            pos = match.start()
+        return found
+
+    def _any_of(self, triggers: tuple[str, ...]) -> re.Pattern[str]:
+        pattern = self._trigger_patterns.get(triggers)
+        if pattern is None:
+            if len(self._trigger_patterns) >= 256:  # a hostile mix of triggers would grow it without end
+                self._trigger_patterns.clear()
+            pattern = self._trigger_patterns[triggers] = re.compile("|".join(map(re.escape, triggers)))
+        return pattern
+
+
+def _apply(substitutions: Iterable[_Substitution], text: str) -> str:
+    for substitute in substitutions:
+        text = substitute(text)
+    return text
+
+
+def _splitter(rule: Rule) -> Splitter | None:
+    pattern = rule.pattern
+    if isinstance(pattern, EmailPattern):
+        return pattern.split
+    if isinstance(pattern, re.Pattern) and pattern.groups == 0:
+        return re.compile(f"({pattern.pattern})", pattern.flags).split
+    return None
+
+
+class _Substitution:
+    """One rule applied within one scope: each valid match becomes its placeholder, the count goes up."""
+
+    def __init__(self, rule: Rule, splitter: Splitter | None, scope: _Scope, where: list[int] | None) -> None:
+        self._rule, self._split, self._scope = rule, splitter, scope
+        self.where = where  # the indexes of the texts it may match in (None: all)
+        self._replace = _replacer(rule, scope.placeholders(rule), scope)
+
+    def __call__(self, text: str) -> str:
+        if self._split is None:
+            return self._rule.pattern.sub(self._replace, text)
+        parts = self._split(text)
+        if len(parts) == 1:
+            return text
+        # Each distinct match is checked once, and numbered in order of first appearance: a Python step per
+        # distinct value, C for the rest.
+        found, valid = parts[1::2], self._rule.valid
+        if valid is None:
+            parts[1::2] = self._scope.numbered(self._rule, found)
+            replaced = len(found)
+        else:
+            distinct = list(dict.fromkeys(found))
+            kept = [value for value in distinct if valid(value)]
+            if not kept:
+                return text
+            replacement = dict(zip(distinct, distinct, strict=True))
+            replacement.update(zip(kept, self._scope.numbered(self._rule, kept), strict=True))
+            parts[1::2] = map(replacement.__getitem__, found)
+            times = Counter(found) if len(kept) < len(distinct) else None
+            replaced = len(found) if times is None else sum(map(times.__getitem__, kept))
+        self._scope.count(self._rule.kind, replaced)
+        return "".join(parts)
 
 
 _KEEP_DIGITS_AND_NUL = bytes(b for b in range(256) if b not in b"0123456789\x00")
+# A card or a phone number is digits and separators only, at least `_MIN_DIGITS` digits (`\d`, like the
+# rules: any script's digits, which luhn_valid reads too).
+_DIGIT_RUN = re.compile(rf"\d(?:[ .\-+()]*\d){{{_MIN_DIGITS - 1}}}")
 
 
-def _digit_counts(texts: list[str], joined: str | None = None) -> list[int]:
-    """How many ASCII digits each text holds, from one `bytes.translate` over all of them (joined by NUL).
+def _digit_holders(texts: list[str], joined: str) -> list[int]:
+    """Which of `texts` (`joined` by NUL) hold a run of digits and separators long enough for a digit rule.
 
-    UTF-8 never puts a digit or a NUL byte inside a multi-byte character, so what is left after deleting
-    every other byte is each text's digits, separated by NULs.
+    ASCII digits are first counted by one `bytes.translate` over all the texts: UTF-8 never puts a digit or
+    a NUL byte inside a multi-byte character, so what is left after deleting every other byte is each
+    text's digits, separated by NULs. Only a text with enough of them (or other scripts' characters) is
+    searched for a run.
     """
-    joined = "\x00".join(texts) if joined is None else joined
-    if joined.count("\x00") != len(texts) - 1:  # a text holds a NUL itself: count one by one
-        return [sum(map(text.count, "0123456789")) for text in texts]
-    digits = joined.encode("utf-8", "surrogatepass").translate(None, _KEEP_DIGITS_AND_NUL)
-    return [len(part) for part in digits.split(b"\x00")]
+    if joined.count("\x00") == len(texts) - 1:
+        digits = joined.encode("utf-8", "surrogatepass").translate(None, _KEEP_DIGITS_AND_NUL)
+        counts = list(map(len, digits.split(b"\x00")))
+    else:  # a text holds a NUL itself: one by one
+        counts = [sum(map(text.count, "0123456789")) for text in texts]
+    ascii_only = joined.isascii()
+    return [
+        i
+        for i, (text, count) in enumerate(zip(texts, counts, strict=True))
+        if (count >= _MIN_DIGITS or not (ascii_only or text.isascii())) and _DIGIT_RUN.search(text)
+    ]
 
 
 # Source fields that hold free text a person may have typed (route and service are code, user_hash a hash).
@@ -233,18 +346,23 @@ def _is_data_url(value: str) -> bool:
     return head is not None and _BASE64.fullmatch(value, head.end()) is not None
 
 
-def _replacer(rule: Rule, scope: _Scope) -> Replacer:
-    """What replaces a match of `rule`: its placeholder in `scope`, or the match itself when not valid."""
-    placeholder, valid = scope.placeholders(rule), rule.valid
+def _replacer(rule: Rule, placeholder: Callable[[str], str], scope: _Scope) -> Replacer:
+    """What replaces a match of `rule` (a user rule, or one with groups): its placeholder, or the match
+    itself when not valid."""
+    kind, valid = rule.kind, rule.valid
 
     def replace_whole(match: re.Match[str]) -> str:
         value = match.group()
-        return value if valid is not None and not valid(value) else placeholder(value)
+        if valid is not None and not valid(value):
+            return value
+        scope.count(kind, 1)
+        return placeholder(value)
 
     def replace_group(match: re.Match[str]) -> str:
         whole, value = match.group(0, "v")
         if valid is not None and not valid(value):
             return whole
+        scope.count(kind, 1)
         start, end = match.start("v") - match.start(), match.end("v") - match.start()
         return whole[:start] + placeholder(value) + whole[end:]
 

@@ -74,6 +74,16 @@ def test_redacts_each_kind(text: str, expected: str, kind: str | None) -> None:
         assert counts == {kind: 1}
 
 
+def test_key_names_in_any_case_and_other_scripts_digits_are_redacted() -> None:
+    # Before: the triggers were "ecret"/"ECRET", and only ASCII digits made a text worth a digit rule.
+    phone = "\u0664\u0661\u0665 \u0665\u0665\u0665 \u0662\u0666\u0667\u0661"  # Arabic-Indic digits
+    text = f"aWs_SeCrEt_AcCeSs_KeY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY, call {phone}"
+    assert REDACTOR.redact_text(text) == (
+        "aWs_SeCrEt_AcCeSs_KeY=[AWS_SECRET_1], call [PHONE_1]",
+        {"aws_secret": 1, "phone": 1},
+    )
+
+
 @pytest.mark.parametrize("text", NEGATIVES)
 def test_keeps_lookalikes(text: str) -> None:
     assert REDACTOR.redact_text(text) == (text, {})
@@ -150,6 +160,8 @@ FRAGMENTS = [
     "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz012345",
     "sk-proj-AbCdEfGhIjKlMnOpQrStUvWx0123",
     "Bearer abcdefghijklmnop123",
+    "BeArEr abcdefghijklmnop123",
+    "Secret_Access_Key: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
     "AKIAIOSFODNN7EXAMPLE",
     "order 12345",
     "2025",
@@ -168,7 +180,8 @@ def _string_by_string(redactor: Redactor, texts: list[str]) -> tuple[list[str], 
     for text in texts:
         original = text
         for rule in redactor.rules:
-            if rule.triggers and not any(t in original for t in rule.triggers):
+            haystack = original.lower() if rule.ignore_case else original
+            if rule.triggers and not any(t in haystack for t in rule.triggers):
                 continue
 
             def replace(match: Any, rule: Any = rule) -> str:
@@ -188,10 +201,12 @@ def _string_by_string(redactor: Redactor, texts: list[str]) -> tuple[list[str], 
     return out, dict(sorted(counts.items()))
 
 
+@pytest.mark.parametrize("user_rules", [[], [r"ticket=T-\d{4}"]], ids=["built-in", "with a user rule"])
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.lists(st.sampled_from(FRAGMENTS), max_size=6).map("".join), min_size=1, max_size=6))
-def test_the_capture_wide_prechecks_change_nothing(texts: list[str]) -> None:
-    redactor = Redactor([parse_user_rule(r"ticket=T-\d{4}")])
+def test_the_capture_wide_prechecks_change_nothing(user_rules: list[str], texts: list[str]) -> None:
+    # Built-in rules alone scan all the strings joined by NUL at once; with a user rule, string by string.
+    redactor = Redactor(map(parse_user_rule, user_rules))
     request = {"messages": [{"role": "user", "content": t} for t in texts]}
     out = redactor.redact_capture(request, None)
     long_texts = [t for t in texts if len(t) >= 6]  # shorter strings are never scanned
@@ -248,3 +263,4 @@ def test_the_linear_email_finder_matches_what_the_plain_regex_matches(text: str)
     plain, linear = re.compile(EmailPattern.pattern), EmailPattern()
     assert [m.span() for m in linear.finditer(text)] == [m.span() for m in plain.finditer(text)]
     assert linear.sub(lambda m: f"<{m.group()}>", text) == plain.sub(lambda m: f"<{m.group()}>", text)
+    assert linear.split(text) == re.compile(f"({EmailPattern.pattern})").split(text)
