@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, load_only, sessionmaker
 
 from shadowlab.budget import Reservation, lock_experiment, reserve_batch, settle_batch
 from shadowlab.db import session_scope
@@ -35,6 +35,9 @@ CostOf = Callable[[int, str, dict[str, Any]], float]  # (captured request id, ap
 _HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash: sampling by id, deterministic on every database
 _HASH_SPACE = 2**32
 _RACES = 4  # reads in one claim whose captures all went to other workers meanwhile
+# Core tables for the hot statements: the ORM's bulk machinery costs more than the SQL there.
+_LEASES = cast(sa.Table, WorkLease.__table__)
+_REPLAYS = cast(sa.Table, Replay.__table__)
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,11 @@ def claim(
     """Up to `limit` leases, new ones read after `after`; `cost_of` gives the worst case of all arms of one
     request, `judge_usd` of it the judge holdback."""
     with session_scope(factory) as session:
-        experiment = session.get_one(Experiment, experiment_id)
+        experiment = session.scalars(
+            sa.select(Experiment)
+            .where(Experiment.id == experiment_id)
+            .options(load_only(Experiment.status, Experiment.budget_usd))  # not its JSON spec, every claim
+        ).one()
         if experiment.status != "running":
             return Claim("stopped")
         deadline = utcnow() + timedelta(seconds=lease_s)
@@ -129,17 +136,18 @@ def _insert_leases(
     session: Session, experiment_id: int, worker_id: str, deadline: datetime, rows: Sequence[sa.Row[Any]]
 ) -> list[tuple[sa.Row[Any], int]]:
     """Lease what no other worker leased meanwhile (the unique lease index decides): (capture, lease id)."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    wl = _LEASES.c
     inserted = session.execute(
-        insert(WorkLease)
-        .values([{"experiment_id": experiment_id, "captured_request_id": row.id, "worker_id": worker_id,
-                  "deadline": deadline, "attempts": 1, "done": False} for row in rows])
-        .on_conflict_do_nothing()
-        .returning(WorkLease.captured_request_id, WorkLease.id)
+        _insert_of(session)(_LEASES).on_conflict_do_nothing().returning(wl.captured_request_id, wl.id),
+        [{"experiment_id": experiment_id, "captured_request_id": row.id, "worker_id": worker_id,
+          "deadline": deadline, "attempts": 1, "done": False} for row in rows],
     ).all()  # fmt: skip
     lease_of: dict[int, int] = {crid: lease_id for crid, lease_id in inserted}  # noqa: C416
     return [(row, lease_of[row.id]) for row in rows if row.id in lease_of]
+
+
+def _insert_of(session: Session) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 def _reserve(
@@ -231,24 +239,33 @@ def complete(
     if not finished:
         return
     with session_scope(factory) as session:
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        session.execute(
-            insert(Replay).on_conflict_do_nothing(), [row for done in finished for row in done.rows]
-        )
+        rows = [row for done in finished for row in done.rows]
+        replays = _REPLAYS.c
+        inserted = session.execute(
+            _insert_of(session)(_REPLAYS).on_conflict_do_nothing()
+            .returning(replays.captured_request_id, replays.cost_usd),
+            rows,
+        ).all()  # fmt: skip
         requests = [done.lease.captured_request_id for done in finished]
-        costs = dict(
-            session.execute(
-                sa.select(Replay.captured_request_id, sa.func.coalesce(sa.func.sum(Replay.cost_usd), 0.0))
-                .where(Replay.experiment_id == experiment_id, Replay.captured_request_id.in_(requests))
-                .group_by(Replay.captured_request_id)
-            ).all()
-        )
+        if len(inserted) == len(rows):  # the usual case: every row is new, its cost is the one we hold
+            costs: dict[int, float] = {}
+            for crid, cost in inserted:
+                costs[crid] = costs.get(crid, 0.0) + (cost or 0.0)
+        else:  # some were written already (a recovered lease finished twice): those rows count
+            costs = dict(
+                session.execute(
+                    sa.select(
+                        replays.captured_request_id, sa.func.coalesce(sa.func.sum(replays.cost_usd), 0.0)
+                    )
+                    .where(replays.experiment_id == experiment_id, replays.captured_request_id.in_(requests))
+                    .group_by(replays.captured_request_id)
+                ).tuples()
+            )
         settle_batch(
             session, experiment_id, {crid: float(costs.get(crid) or 0.0) + judge_usd for crid in requests}
         )
         lease_ids = [done.lease.lease_id for done in finished]
-        session.execute(sa.update(WorkLease).where(WorkLease.id.in_(lease_ids)).values(done=True))
+        session.execute(sa.update(_LEASES).where(_LEASES.c.id.in_(lease_ids)).values(done=True))
 
 
 def pending_leases(factory: sessionmaker[Session], experiment_id: int) -> int:

@@ -40,9 +40,10 @@ __all__ = [
 
 ReserveOutcome = Literal["reserved", "wait", "exhausted"]
 _EPSILON = 1e-9
-# Core tables for the judge path's statements: the ORM's bulk machinery costs more than the SQL there.
+# Core tables for the hot statements: the ORM's bulk machinery costs more than the SQL there.
 _LEDGER = cast(sa.Table, BudgetLedger.__table__)
 _JUDGE_CALLS = cast(sa.Table, JudgeCall.__table__)
+_RESERVATIONS = cast(sa.Table, BudgetReservation.__table__)
 _RACES = 8  # another worker moved the ledger between our read and our update: read again, this often
 
 
@@ -183,13 +184,13 @@ def reserve_batch(
 
 def _move(session: Session, experiment_id: int, budget: float | None, items: Sequence[Reservation]) -> bool:
     """One conditional update of the ledger for `items`, and their reservation rows if it fit."""
-    led, count = BudgetLedger, len(items)
+    led, count = _LEDGER.c, len(items)
     amount = sum(item.amount_usd for item in items)
     holdback = sum(item.judge_usd for item in items)
     judge_over = _positive(led.judge_usd - led.holdback_usd - holdback)
     fits = sa.true() if budget is None else (led.replay_usd + amount + judge_over <= budget + _EPSILON)
     moved = session.execute(
-        sa.update(led)
+        sa.update(_LEDGER)
         .where(led.experiment_id == experiment_id, fits)
         .values(replay_usd=led.replay_usd + amount, holdback_usd=led.holdback_usd + holdback,
                 unsettled=led.unsettled + count, updated_at=utcnow())
@@ -197,10 +198,11 @@ def _move(session: Session, experiment_id: int, budget: float | None, items: Seq
     ).first()  # fmt: skip
     if moved is None:
         return False
+    now = utcnow()
     session.execute(
-        sa.insert(BudgetReservation),
+        sa.insert(_RESERVATIONS),
         [{"experiment_id": experiment_id, "captured_request_id": item.captured_request_id,
-          "reserved_usd": item.amount_usd, "judge_usd": item.judge_usd, "created_at": utcnow()}
+          "reserved_usd": item.amount_usd, "judge_usd": item.judge_usd, "created_at": now}
          for item in items],
     )  # fmt: skip
     return True
@@ -222,29 +224,23 @@ def settle_batch(session: Session, experiment_id: int, actual_usd: dict[int, flo
     """Replace the worst case of these requests' reservations (captured request id → real cost) by what they
     cost: the rows, then the ledger by the difference, in one statement each. A reservation settled
     already (its lease was recovered and finished by another worker) stays as it is."""
-    res = BudgetReservation
-    open_ = session.execute(
-        sa.select(res.id, res.captured_request_id, res.reserved_usd)
+    res = _RESERVATIONS.c
+    now = utcnow()
+    settled = session.execute(
+        sa.update(_RESERVATIONS)
         .where(res.experiment_id == experiment_id, res.captured_request_id.in_(list(actual_usd)),
                res.settled_usd.is_(None))
-        .with_for_update()
+        .values(settled_usd=sa.case(dict(actual_usd), value=res.captured_request_id), settled_at=now)
+        .returning(res.reserved_usd, res.settled_usd)
     ).all()  # fmt: skip
-    if not open_:
+    if not settled:
         return
-    now = utcnow()
+    delta = sum(row.settled_usd - row.reserved_usd for row in settled)
+    led = _LEDGER.c
     session.execute(
-        sa.update(res),
-        [
-            {"id": row.id, "settled_usd": actual_usd[row.captured_request_id], "settled_at": now}
-            for row in open_
-        ],
-    )
-    delta = sum(actual_usd[row.captured_request_id] - row.reserved_usd for row in open_)
-    led = BudgetLedger
-    session.execute(
-        sa.update(led)
+        sa.update(_LEDGER)
         .where(led.experiment_id == experiment_id)
-        .values(replay_usd=led.replay_usd + delta, unsettled=led.unsettled - len(open_), updated_at=now)
+        .values(replay_usd=led.replay_usd + delta, unsettled=led.unsettled - len(settled), updated_at=now)
     )
 
 
