@@ -3,8 +3,12 @@
 
 Every `poll_s` the running experiments are listed; each one without a worker here gets one, in its spec's
 traffic mode (a backfill worker ends when its selection is done and is started again on a later scan,
-finding nothing or what a dead worker left). A stop drains every worker (each finishes the requests it
-holds) and returns. Without `--follow`, one scan: the workers run until their experiments are done.
+finding nothing or what a dead worker left). A stop stops every worker (each gives back what it will not
+finish: `replayer.worker`) and returns. A worker that ends on a provider down longer than
+`replay.outage.max_s` does not end the follower: it says so and its experiment is served again from the next
+scan (a fresh worker, which waits for the provider up to `max_s` again), the others go on. Without
+`--follow`, one scan: the workers run until their experiments are done, and such an outage is the command's
+error.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from replayer.worker import Mode, Worker, WorkerConfig
 from shadowlab import store
 from shadowlab.analysis_runs import PeriodicAnalysis
 from shadowlab.config import Settings
+from shadowlab.limits_outage import ProviderOutageError
 
 __all__ = ["replay_all"]
 
@@ -71,8 +76,19 @@ async def replay_all(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), poll_s)
         for name in [n for n, (_, task) in serving.items() if task.done()]:
-            serving.pop(name)[1].result()  # a worker's failure is this process's failure
+            _ended(name, serving.pop(name)[1].exception(), follow)
     for worker, _ in serving.values():
         if stop.is_set():
             worker.stopping.set()
-    await asyncio.gather(*(task for _, task in serving.values()))
+    ends = await asyncio.gather(*(task for _, task in serving.values()), return_exceptions=True)
+    for name, end in zip(serving, ends, strict=True):
+        _ended(name, end, follow)
+
+
+def _ended(name: str, error: BaseException | None, follow: bool) -> None:
+    """A worker's end. Following, a provider down past its `max_s` is said, and its experiment is served again
+    from the next scan; any other failure is this process's failure."""
+    if follow and isinstance(error, ProviderOutageError):
+        log.warning("%s: %s; served again from the next scan", name, error, extra={"experiment": name})
+    elif error is not None:
+        raise error

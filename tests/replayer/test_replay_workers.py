@@ -497,3 +497,29 @@ def test_all_follow_replays_an_experiment_started_after_it_and_stops_on_sigterm(
     keys = lab.replay_keys()
     assert len(keys) == len(set(keys)) == 2 * n
     assert "replaying late (backfill)" in log.read_text()
+
+
+def test_all_follow_goes_on_serving_when_one_experiments_provider_stays_down(
+    lab_factory: Callable[..., Any],
+) -> None:
+    n = 4
+    lab, _ = _candidate_down(lab_factory, "down", n, max_s=0.5, fault="server_error")
+    anthropic_only = {"name": "cand", "provider": "anthropic", "model": "claude-sonnet-4-5",
+                      "extra_headers": {"x-sim-arm": "cand"}}  # fmt: skip
+    lab.create_and_start("up", candidates=[anthropic_only])
+    follower = lab.popen("replay", "--all", "--follow")
+    log = lab.tmp / "worker-1.log"
+    up = sa.select(sa.func.count()).select_from(Replay).join(Experiment).where(Experiment.name == "up")
+    try:
+        ended = lambda: "down: provider openai: down for" in log.read_text()  # noqa: E731
+        wait_for(lambda: follower.poll() is not None or (ended() and lab.scalar(up) == 2 * n),
+                 what="the down experiment's worker to end, the other experiment replayed")  # fmt: skip
+        assert follower.poll() is None, log.read_text()[-2000:]  # before: exit 3 on the first such outage
+        follower.send_signal(signal.SIGTERM)
+
+        assert follower.wait(timeout=20) == 0, log.read_text()[-2000:]
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+    assert "served again from the next scan" in log.read_text()
