@@ -7,7 +7,9 @@ once; `NOT EXISTS` probes the unique lease index per row read, so no claim scans
 worst case in the budget ledger with one conditional update, and inserts the leases with one statement
 (`RETURNING` their ids), all in one transaction. Completion writes the replay rows of a batch of finished
 requests, settles their reservations and marks their leases done in one transaction, so a request is
-complete for every arm or not at all.
+complete for every arm or not at all. A stopping worker gives back what it will not finish (`give_back`): a
+request with some arms replayed keeps their rows and its reservation, and whoever takes its lease over
+replays only the other arms (`Lease.done_arms`) and settles the reservation to the cost of all of them.
 """
 
 from __future__ import annotations
@@ -21,13 +23,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, load_only, sessionmaker
 
-from shadowlab.budget import Reservation, lock_experiment, reserve_batch, settle_batch
+from shadowlab.budget import Reservation, lock_experiment, release_batch, reserve_batch, settle_batch
 from shadowlab.db import session_scope
 from shadowlab.experiment import TrafficSpec
 from shadowlab.models import CapturedRequest, Experiment, Replay, WorkLease, utcnow
 
-__all__ = ["Claim", "Cursor", "Finished", "Lease", "claim", "complete", "extend", "pending_leases",
-           "selection_filter"]  # fmt: skip
+__all__ = ["Claim", "Cursor", "Finished", "Lease", "claim", "complete", "extend", "give_back",
+           "pending_leases", "selection_filter"]  # fmt: skip
 
 ClaimState = Literal["leased", "empty", "wait", "exhausted", "stopped"]
 Cursor = tuple[datetime, int]  # (captured_at, id) of the last capture this worker leased
@@ -48,6 +50,8 @@ class Lease:
     api: str
     body: dict[str, Any]
     attempt: int
+    done_arms: frozenset[int] = frozenset()  # taken over part done (`give_back`): arms with a row already
+    prior_usd: float = 0.0  # ... and what those rows cost
 
 
 @dataclass(frozen=True)
@@ -216,7 +220,20 @@ def _recover_expired(
         .join(cr, cr.id == wl.captured_request_id)
         .where(wl.id.in_(expired))
     ).all()
-    return tuple(Lease(r.id, r.captured_request_id, r.request_id, r.api, r.request, r.attempts) for r in rows)
+    done: dict[int, tuple[set[int], float]] = {r.captured_request_id: (set(), 0.0) for r in rows}
+    finished = session.execute(  # arms a stopped worker finished (`give_back`)
+        sa.select(Replay.captured_request_id, Replay.arm_id, Replay.cost_usd)
+        .where(Replay.experiment_id == experiment_id, Replay.captured_request_id.in_(list(done)))
+    ).all()  # fmt: skip
+    for crid, arm_id, cost in finished:
+        arms, usd = done[crid]
+        arms.add(arm_id)
+        done[crid] = (arms, usd + (cost or 0.0))
+    return tuple(
+        Lease(r.id, r.captured_request_id, r.request_id, r.api, r.request, r.attempts,
+              frozenset(done[r.captured_request_id][0]), done[r.captured_request_id][1])
+        for r in rows
+    )  # fmt: skip
 
 
 def extend(factory: sessionmaker[Session], worker_id: str, lease_ids: Sequence[int], lease_s: float) -> None:
@@ -248,7 +265,7 @@ def complete(
         ).all()  # fmt: skip
         requests = [done.lease.captured_request_id for done in finished]
         if len(inserted) == len(rows):  # the usual case: every row is new, its cost is the one we hold
-            costs: dict[int, float] = {}
+            costs = {done.lease.captured_request_id: done.lease.prior_usd for done in finished}
             for crid, cost in inserted:
                 costs[crid] = costs.get(crid, 0.0) + (cost or 0.0)
         else:  # some were written already (a recovered lease finished twice): those rows count
@@ -266,6 +283,41 @@ def complete(
         )
         lease_ids = [done.lease.lease_id for done in finished]
         session.execute(sa.update(_LEASES).where(_LEASES.c.id.in_(lease_ids)).values(done=True))
+
+
+def give_back(
+    factory: sessionmaker[Session],
+    *,
+    experiment_id: int,
+    worker_id: str,
+    unstarted: Sequence[Lease],
+    part_done: Sequence[Finished],
+) -> None:
+    """What a stopping worker will not finish, in one transaction. `unstarted` (no arm replayed): the leases
+    are deleted and their reservations released, so any claim takes the requests afresh. `part_done`: the
+    finished arms' rows are written, the reservation stays (the money they cost is spent) and the lease
+    expires now, so the next claim takes it over and replays the other arms only."""
+    wl = WorkLease
+    with session_scope(factory) as session:
+        if unstarted:
+            released = session.execute(
+                sa.delete(wl)
+                .where(wl.id.in_([lease.lease_id for lease in unstarted]), wl.worker_id == worker_id,
+                       wl.done.is_(False))
+                .returning(wl.captured_request_id)
+            ).scalars().all()  # fmt: skip
+            release_batch(session, experiment_id, released)
+        rows = [row for done in part_done for row in done.rows]
+        if rows:
+            insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+            session.execute(insert(Replay).on_conflict_do_nothing(), rows)
+        if part_done:
+            session.execute(
+                sa.update(wl)
+                .where(wl.id.in_([done.lease.lease_id for done in part_done]), wl.worker_id == worker_id,
+                       wl.done.is_(False))
+                .values(deadline=utcnow())
+            )  # fmt: skip
 
 
 def pending_leases(factory: sessionmaker[Session], experiment_id: int) -> int:

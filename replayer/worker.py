@@ -1,9 +1,17 @@
-"""One replayer worker: an asyncio loop leasing requests and replaying every arm of each concurrently."""
+"""One replayer worker: an asyncio loop leasing requests and replaying every arm of each concurrently.
+
+A stop (SIGTERM/SIGINT, a provider down past `replay.outage.max_s`) does not wait for work that may never
+come (`replayer.stopping`), and the requests leased ahead are not started. What is not finished is given back
+(`leases.give_back`): a request with no arm replayed loses its lease and reservation (any worker claims it
+afresh), one with some arms replayed keeps their rows and its reservation and its lease expires (the next
+claim takes it over and replays only the missing arms). A paused or exhausted experiment still drains.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import signal
 from collections.abc import Mapping
@@ -16,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from replayer import leases
 from replayer.arms import ArmRuntime, PreparedCall, prepare_call
 from replayer.metrics import WorkerMetrics
+from replayer.stopping import ArmTracker, Stopped
 from shadowlab import store
 from shadowlab.budget import worst_case_usd
 from shadowlab.config import Settings
@@ -29,6 +38,7 @@ from shadowlab.providers import Provider, ProviderResult, config_from_settings, 
 
 __all__ = ["Mode", "WorkerConfig", "run_worker"]
 
+log = logging.getLogger("replayer")
 Mode = Literal["backfill", "live"]
 _CLAIM_BATCH = 32
 _RESCAN_S = 30.0  # live mode: how often a claim reads the whole selection again (captures stored late)
@@ -90,6 +100,9 @@ class Worker:
         self._flushed = asyncio.Event()
         self._closing = False
         self.failure: ProviderOutageError | None = None  # a provider down too long: the run stops
+        self._arms = ArmTracker(self.stopping)
+        self._unstarted: list[leases.Lease] = []  # not finished on a stop, no arm replayed: given back
+        self._part_done: list[leases.Finished] = []  # not finished on a stop, some arms replayed
 
     def prepare(self, captured_request_id: int, api: str, body: dict[str, Any]) -> Prepared:
         """Every arm's call for one capture, built once (for the budget at claim, then for the replay)."""
@@ -114,6 +127,7 @@ class Worker:
         tasks: set[asyncio.Task[None]] = set()
         heartbeat = asyncio.create_task(self._heartbeat())
         flusher = asyncio.create_task(self._flush_forever())
+        abandon = asyncio.create_task(self._arms.cancel_on_stop())
         try:
             await self.limiter.start()
             await self._claim_until_done(tasks)
@@ -125,19 +139,16 @@ class Worker:
             self._closing = True
             self._flushed.set()
             await flusher
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            for task in (heartbeat, abandon):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await self._flush()
+            await self._give_back()
             await self.limiter.close()
             for provider in self.providers.values():
                 await provider.aclose()
         if self.failure is not None:
-            # What it held is not done: the next run takes it over at once, not after the lease time.
-            unfinished = tuple(self.held)
-            await asyncio.get_running_loop().run_in_executor(
-                None, leases.extend, self.factory, self.config.worker_id, unfinished, 0.0
-            )
             raise self.failure
 
     async def _claim_until_done(self, tasks: set[asyncio.Task[None]]) -> None:
@@ -174,10 +185,33 @@ class Worker:
             await self._pause(tasks)
 
     async def _started(self, lease: leases.Lease) -> None:
-        """Replay a request leased ahead once a slot is free (after a stop too: a worker finishes what it
-        claimed)."""
+        """Replay a request leased ahead once a slot is free; after a stop it is given back unstarted."""
         async with self._slots:
+            if self.stopping.is_set():
+                self._unstarted.append(lease)
+                return
             await self._replay_request(lease)
+
+    async def _give_back(self) -> None:
+        """Write what a stop left unfinished (`leases.give_back`), and say how much."""
+        unstarted, part_done = self._unstarted, self._part_done
+        self._unstarted, self._part_done = [], []
+        if self.stopping.is_set():
+            log.info(
+                "%s: stopping, %d requests given back (%d with no arm replayed: lease and reservation "
+                "released; %d with some arms replayed: kept, the rest replayed by the next claim)",
+                self.config.experiment, len(unstarted) + len(part_done), len(unstarted), len(part_done),
+                extra={"experiment": self.config.experiment, "given_back": len(unstarted) + len(part_done)},
+            )  # fmt: skip
+        if not (unstarted or part_done):
+            return
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: leases.give_back(self.factory, experiment_id=self.experiment_id,
+                                           worker_id=self.config.worker_id, unstarted=unstarted,
+                                           part_done=part_done),
+        )  # fmt: skip
+        for lease in (*unstarted, *(done.lease for done in part_done)):
+            self.held.discard(lease.lease_id)
 
     def _rescan_due(self, now: float) -> bool:
         """After an empty claim past the cursor, start again from the first capture (backfill: before
@@ -240,21 +274,33 @@ class Worker:
 
     async def _replay_request(self, lease: leases.Lease) -> None:
         prepared = self.prepare(lease.captured_request_id, lease.api, lease.body)
-        order = list(zip(self.arms, prepared, strict=True))
+        # A request given back part done (`leases.give_back`) has its finished arms' rows already.
+        order = [(arm, call) for arm, call in zip(self.arms, prepared, strict=True)
+                 if arm.id not in lease.done_arms]  # fmt: skip
         self.rng.shuffle(order)  # random start order: drift and provider load hit all arms alike
-        outcomes = await asyncio.gather(
-            *(self._replay_arm(arm, call, lease) for arm, call in order), return_exceptions=True
-        )
+        arms = [asyncio.create_task(self._replay_arm(arm, call, lease)) for arm, call in order]
+        with self._arms.replaying(arms):
+            outcomes = await asyncio.gather(*arms, return_exceptions=True)
         self._prepared.pop(lease.captured_request_id, None)
         rows: list[dict[str, Any]] = []
+        abandoned = False
         for outcome in outcomes:
-            if isinstance(outcome, ProviderOutageError):  # not done: every arm goes again in a later run
+            if isinstance(outcome, ProviderOutageError):  # not done: the arm goes again in a later run
                 self.failure = self.failure or outcome
                 self.stopping.set()
-                return
-            if isinstance(outcome, BaseException):
+                abandoned = True
+            elif isinstance(outcome, asyncio.CancelledError | Stopped):  # stopped (`replayer.stopping`)
+                abandoned = True
+            elif isinstance(outcome, BaseException):
                 raise outcome
-            rows.append(outcome)
+            else:
+                rows.append(outcome)
+        if abandoned:
+            if rows or lease.done_arms:
+                self._part_done.append(leases.Finished(lease, rows))
+            else:
+                self._unstarted.append(lease)
+            return
         self._finished.append(leases.Finished(lease, rows))
         self._flushed.set()
 
@@ -276,10 +322,13 @@ class Worker:
     async def _send(self, arm: ArmRuntime, call: PreparedCall, capture_id: str) -> ProviderResult:
         provider = self.providers[arm.provider]
         headers: Mapping[str, str] = {**arm.extra_headers, CAPTURE_ID_HEADER: capture_id}
-        if call.raw_body is not None:
-            return await provider.complete_raw(call.raw_body, untranslated=call.notes, extra_headers=headers)
-        assert call.request is not None
-        return await provider.complete(call.request, model=arm.model, extra_headers=headers)
+        with self._arms.sending():
+            if call.raw_body is not None:
+                return await provider.complete_raw(
+                    call.raw_body, untranslated=call.notes, extra_headers=headers
+                )
+            assert call.request is not None
+            return await provider.complete(call.request, model=arm.model, extra_headers=headers)
 
     def _row(
         self,

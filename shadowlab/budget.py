@@ -33,8 +33,8 @@ from shadowlab.pricing import PriceTable
 # fmt: off
 __all__ = [
     "ArmCall", "JudgeHold", "JudgeRef", "Reservation", "ReserveOutcome", "committed_usd", "judge_spend_usd",
-    "lock_experiment", "reserve", "reserve_batch", "reserve_judge", "reserve_judges", "settle",
-    "settle_batch", "settle_judge", "settle_judges", "worst_case_usd",
+    "lock_experiment", "release_batch", "reserve", "reserve_batch", "reserve_judge", "reserve_judges",
+    "settle", "settle_batch", "settle_judge", "settle_judges", "worst_case_usd",
 ]
 # fmt: on
 
@@ -242,6 +242,31 @@ def settle_batch(session: Session, experiment_id: int, actual_usd: dict[int, flo
         .where(led.experiment_id == experiment_id)
         .values(replay_usd=led.replay_usd + delta, unsettled=led.unsettled - len(settled), updated_at=now)
     )
+
+
+def release_batch(session: Session, experiment_id: int, captured_request_ids: Sequence[int]) -> None:
+    """Take back these requests' open reservations as if never made (their work was given back unstarted:
+    `replayer.leases.give_back`): the rows go, so a later claim reserves them afresh, and the ledger moves
+    back by exactly what they held. A settled reservation stays."""
+    if not captured_request_ids:
+        return
+    res = BudgetReservation
+    released = session.execute(
+        sa.delete(res)
+        .where(res.experiment_id == experiment_id, res.captured_request_id.in_(list(captured_request_ids)),
+               res.settled_usd.is_(None))
+        .returning(res.reserved_usd, res.judge_usd)
+    ).all()  # fmt: skip
+    if not released:
+        return
+    led = _LEDGER.c
+    session.execute(
+        sa.update(_LEDGER)
+        .where(led.experiment_id == experiment_id)
+        .values(replay_usd=led.replay_usd - sum(row.reserved_usd for row in released),
+                holdback_usd=led.holdback_usd - sum(row.judge_usd for row in released),
+                unsettled=led.unsettled - len(released), updated_at=utcnow())
+    )  # fmt: skip
 
 
 def settle(session: Session, experiment_id: int, captured_request_id: int, actual_usd: float) -> None:

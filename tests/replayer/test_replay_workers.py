@@ -17,7 +17,9 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from replayer.run import ReplayOptions, run_replay
 from shadowlab import migrate, store
+from shadowlab.config import load_settings
 from shadowlab.db import create_engine, session_factory, session_scope
 from shadowlab.experiment import parse_spec
 from shadowlab.models import (
@@ -463,13 +465,16 @@ def test_an_outage_longer_than_its_limit_stops_the_run_with_its_requests_not_don
     (line,) = [line for line in stopped.stderr.splitlines() if line.startswith("error:")]
     assert "provider openai: down for" in line and "replay.outage.max_s" in line
     assert "Traceback" not in stopped.stderr
-    assert lab.scalar(sa.select(sa.func.count()).select_from(Replay)) == 0  # no arm failed for the vendor
     assert lab.scalar(sa.select(sa.func.count()).where(WorkLease.done.is_(True))) == 0
-    # The leases it held were given up (deadline passed): the next run takes them over at once.
     with lab.engine.connect() as conn:
-        deadlines = conn.execute(sa.select(WorkLease.deadline)).scalars().all()
+        kept = conn.execute(sa.select(Arm.name, Replay.captured_request_id).join(Arm)).all()
+        leases = conn.execute(sa.select(WorkLease.captured_request_id, WorkLease.deadline)).all()
         now = conn.execute(sa.select(sa.func.now())).scalar_one()
-    assert deadlines and all(deadline <= now for deadline in deadlines)
+    # No arm failed for the vendor: the candidate has no row. The control arms that answered are kept and
+    # their requests' leases given up (deadline passed): the next run takes them over at once.
+    assert kept and {name for name, _ in kept} == {"control"}
+    assert sorted(crid for _, crid in kept) == sorted(crid for crid, _ in leases)
+    assert all(deadline <= now for _, deadline in leases)
 
 
 def test_all_follow_replays_an_experiment_started_after_it_and_stops_on_sigterm(
@@ -497,6 +502,70 @@ def test_all_follow_replays_an_experiment_started_after_it_and_stops_on_sigterm(
     keys = lab.replay_keys()
     assert len(keys) == len(set(keys)) == 2 * n
     assert "replaying late (backfill)" in log.read_text()
+
+
+def _ledger_matches_reservations(lab: Lab) -> tuple[int, float]:
+    """The ledger holds exactly each reservation at its settled cost, or its worst case while open: (open
+    reservations, settled total)."""
+    res = BudgetReservation
+    with lab.engine.connect() as conn:
+        ledger = conn.execute(sa.select(BudgetLedger.replay_usd, BudgetLedger.unsettled)).one()
+        open_, held, settled = conn.execute(
+            sa.select(sa.func.count().filter(res.settled_usd.is_(None)),
+                      sa.func.coalesce(sa.func.sum(res.reserved_usd).filter(res.settled_usd.is_(None)), 0.0),
+                      sa.func.coalesce(sa.func.sum(res.settled_usd), 0.0))
+        ).one()  # fmt: skip
+    assert ledger.unsettled == open_
+    assert ledger.replay_usd == pytest.approx(held + settled, rel=1e-9, abs=1e-12)
+    return open_, settled
+
+
+@pytest.mark.faults
+def test_a_stop_during_an_outage_gives_back_what_it_holds_and_the_next_run_replays_each_arm_once(
+    lab_factory: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    n = 8
+    lab, simulator = _candidate_down(lab_factory, "stop-outage", n, max_s=600, fault="reset")
+    # Concurrency 4: 6 requests leased (4 replaying, 2 ahead); the control arms answer, the candidate's wait.
+    follower = lab.popen("replay", "--all", "--follow", "--concurrency", "4")
+    log = lab.tmp / "worker-1.log"
+    answered = lambda: [(r.arm, r.capture_id) for r in simulator.records() if r.status == 200]  # noqa: E731
+    try:
+        paused = sa.select(sa.func.count()).where(RateLimitKey.key == "outage:openai")
+        wait_for(lambda: lab.scalar(paused) == 1 and len(answered()) == 4,
+                 what="the outage to be seen with 4 control arms answered")  # fmt: skip
+        started = time.monotonic()
+        follower.send_signal(signal.SIGTERM)
+
+        assert follower.wait(timeout=20) == 0, log.read_text()[-2000:]
+        stopped_in = time.monotonic() - started
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+    assert "6 requests given back (2 with no arm replayed" in log.read_text(), stopped_in
+    with lab.engine.connect() as conn:
+        leases = conn.execute(
+            sa.select(WorkLease.captured_request_id, WorkLease.done, WorkLease.deadline)
+        ).all()
+        now = conn.execute(sa.select(sa.func.now())).scalar_one()
+        kept = conn.execute(sa.select(Arm.name, Replay.captured_request_id).join(Arm)).all()
+    # The 2 not started: no lease, no reservation. The 4 part done: their control rows, the lease expired.
+    assert len(leases) == 4 and not any(done or deadline > now for _, done, deadline in leases)
+    assert sorted(kept) == sorted(("control", crid) for crid, _, _ in leases)
+    assert _ledger_matches_reservations(lab)[0] == 4
+
+    simulator.outages.end()
+    for name, value in lab.env.items():  # the second run in this process: one CLI start-up (2-5 s) less
+        monkeypatch.setenv(name, value)
+    options = ReplayOptions("stop-outage", workers=1, mode="backfill", progress=False)
+    assert run_replay(session_factory(lab.engine), load_settings(), options).done == n
+
+    assert sorted(answered()) == sorted((arm, f"r-{i:04d}") for arm in ("control", "cand") for i in range(n))
+    keys = lab.replay_keys()
+    assert len(keys) == len(set(keys)) == 2 * n
+    open_, settled = _ledger_matches_reservations(lab)
+    assert open_ == 0 and settled == pytest.approx(lab.scalar(sa.select(sa.func.sum(Replay.cost_usd))))
 
 
 def test_all_follow_goes_on_serving_when_one_experiments_provider_stays_down(
