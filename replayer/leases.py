@@ -297,11 +297,11 @@ def give_back(
     are deleted and their reservations released, so any claim takes the requests afresh. `part_done`: the
     finished arms' rows are written, the reservation stays (the money they cost is spent) and the lease
     expires now, so the next claim takes it over and replays the other arms only."""
-    wl = WorkLease
+    wl = _LEASES.c
     with session_scope(factory) as session:
         if unstarted:
             released = session.execute(
-                sa.delete(wl)
+                sa.delete(_LEASES)
                 .where(wl.id.in_([lease.lease_id for lease in unstarted]), wl.worker_id == worker_id,
                        wl.done.is_(False))
                 .returning(wl.captured_request_id)
@@ -309,11 +309,10 @@ def give_back(
             release_batch(session, experiment_id, released)
         rows = [row for done in part_done for row in done.rows]
         if rows:
-            insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-            session.execute(insert(Replay).on_conflict_do_nothing(), rows)
+            session.execute(_insert_of(session)(_REPLAYS).on_conflict_do_nothing(), rows)
         if part_done:
             session.execute(
-                sa.update(wl)
+                sa.update(_LEASES)
                 .where(wl.id.in_([done.lease.lease_id for done in part_done]), wl.worker_id == worker_id,
                        wl.done.is_(False))
                 .values(deadline=utcnow())

@@ -250,9 +250,9 @@ def release_batch(session: Session, experiment_id: int, captured_request_ids: Se
     back by exactly what they held. A settled reservation stays."""
     if not captured_request_ids:
         return
-    res = BudgetReservation
+    res = _RESERVATIONS.c
     released = session.execute(
-        sa.delete(res)
+        sa.delete(_RESERVATIONS)
         .where(res.experiment_id == experiment_id, res.captured_request_id.in_(list(captured_request_ids)),
                res.settled_usd.is_(None))
         .returning(res.reserved_usd, res.judge_usd)
