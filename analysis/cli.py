@@ -1,7 +1,10 @@
 """The analysis commands of `shadowlab`: `analyze` (stored experiment or long CSV), `gate`, `route`, `report`.
 
 The statistics (numpy, scipy) and database modules are imported inside the functions: every `shadowlab`
-command loads this module to register these, and the others (ingest, replay, score, …) need neither.
+command loads this module to register these, and the others (ingest, replay, score, …) need neither. A
+command on a stored experiment starts reading it (`analysis.load_start`) before it imports the statistics,
+so Postgres reads the replays while Python imports scipy; the errors that mean bad input are looked up only
+when something was raised (`_bad_input`), for the same reason.
 """
 
 from __future__ import annotations
@@ -84,28 +87,56 @@ def analyze_csv(
     return 0
 
 
+class _FormatError(ValueError):
+    """An unknown `report --format`."""
+
+
+def _bad_input(*more: type[Exception]) -> tuple[type[Exception], ...]:
+    """The exceptions that mean bad input (exit 2). Called in an `except` clause, so evaluated only once
+    something was raised: importing `analysis.plan` imports the statistics."""
+    from analysis.load_start import ExperimentLoadError
+    from analysis.plan import PlanError
+
+    return (ExperimentLoadError, PlanError, *more)
+
+
+def _routing_errors() -> tuple[type[Exception], ...]:
+    from analysis.routing_table import RoutingTableError
+    from analysis.segments import SegmentError
+
+    return RoutingTableError, SegmentError
+
+
+def _analysis(experiment: str, **options: Any) -> Callable[[Any], Any]:
+    """The work of analysing the experiment in a session (imports the statistics when it runs)."""
+
+    def work(session: Any) -> Any:
+        from analysis.experiment_analysis import analyze_experiment
+
+        return analyze_experiment(session, experiment, **options)
+
+    return work
+
+
 def _run(settings: Any, experiment: str) -> Any:
     """Analyse the experiment in one transaction (the snapshot row commits with it)."""
-    from analysis.experiment_analysis import analyze_experiment
-
-    return _session_run(settings, lambda session: analyze_experiment(session, experiment))
+    return _session_run(settings, _analysis(experiment), experiment=experiment)
 
 
 def analyze_stored(
     settings: Any, experiment: str, json_output: bool, export_csv: Path | None, export_plan: Path | None
 ) -> int:
     """Print the analyze document of a stored experiment; optionally export its CSV and plan."""
-    from analysis.clustering import clustering_text
-    from analysis.experiment_analysis import export_plan as plan_for_csv
-    from analysis.load import ExperimentLoadError, table_to_csv
-    from analysis.plan import PlanError
-    from analysis.render import verdict_text
-
     try:
         report = _run(settings, experiment)
-    except (ExperimentLoadError, PlanError) as exc:
+    except _bad_input() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID_INPUT
+    from analysis.clustering import clustering_text
+    from analysis.experiment_analysis import export_plan as plan_for_csv
+    from analysis.load import table_to_csv
+    from analysis.render import verdict_text
+
     if export_csv is not None:
         export_csv.write_text(table_to_csv(report.data.table), encoding="utf-8")
     if export_plan is not None:
@@ -137,13 +168,10 @@ def parse_fail_on(text: str) -> tuple[str, ...]:
 
 def gate(settings: Any, experiment: str, fail_on: str, json_output: bool) -> int:
     """Exit 0 when the verdict may deploy, 1 (with reasons) when it is one of `fail_on`, 2 on bad input."""
-    from analysis.load import ExperimentLoadError
-    from analysis.plan import PlanError
-
     try:
         blocking = parse_fail_on(fail_on)
         report = _run(settings, experiment)
-    except (ValueError, ExperimentLoadError, PlanError) as exc:
+    except _bad_input(ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID_INPUT
     if report.verdict is None:
@@ -167,14 +195,21 @@ def gate(settings: Any, experiment: str, fail_on: str, json_output: bool) -> int
     return 0
 
 
-def _session_run(settings: Any, work: Any) -> Any:
-    """Run `work(session)` in one transaction on the configured database."""
+def _session_run(settings: Any, work: Any, *, experiment: str | None = None) -> Any:
+    """Run `work(session)` in one transaction on the configured database; with `experiment`, its read has
+    started before `work` runs (and imports the statistics)."""
+    from analysis.load_start import discard_started, start_in_session
     from shadowlab.db import engine_from, session_factory, session_scope
 
     engine = engine_from(settings)
     try:
         with session_scope(session_factory(engine)) as session:
-            return work(session)
+            if experiment is not None:
+                start_in_session(session, experiment)
+            try:
+                return work(session)
+            finally:
+                discard_started(session)
     finally:
         engine.dispose()
 
@@ -183,17 +218,19 @@ def route(
     settings: Any, experiment: str, export: Path | None, dimension: str, min_n: int, json_output: bool
 ) -> int:
     """Print the routing recommendation; with `export`, write it as a routing table (YAML or .json)."""
-    from analysis.document import routing_json
-    from analysis.experiment_analysis import analyze_experiment
-    from analysis.load import ExperimentLoadError
-    from analysis.plan import PlanError
-    from analysis.routing import RoutingRule
-    from analysis.routing_table import RoutingTableError, table_from_recommendation, write_routing_table
-    from analysis.segments import SegmentError
 
-    rule = RoutingRule(dimension=dimension, min_n=min_n)
+    def work(session: Any) -> Any:
+        from analysis.routing import RoutingRule
+
+        rule = RoutingRule(dimension=dimension, min_n=min_n)
+        return _analysis(experiment, store=False, rule=rule)(session)
+
     try:
-        report = _session_run(settings, lambda s: analyze_experiment(s, experiment, store=False, rule=rule))
+        report = _session_run(settings, work, experiment=experiment)
+        from analysis.document import routing_json
+        from analysis.plan import PlanError
+        from analysis.routing_table import table_from_recommendation, write_routing_table
+
         if not report.data.has_replays:
             return _nothing_yet(experiment, "route", json_output)
         if report.routing is None:
@@ -204,7 +241,7 @@ def route(
         if export is not None:
             table = table_from_recommendation(report.routing, experiment, report.data.arm_models)
             write_routing_table(table, export)
-    except (ExperimentLoadError, PlanError, RoutingTableError, SegmentError) as exc:
+    except _bad_input(*_routing_errors()) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID_INPUT
     block = routing_json(report.routing)
@@ -235,21 +272,24 @@ def _nothing_yet(experiment: str, what: str, json_output: bool) -> int:
 
 def report(settings: Any, experiment: str, fmt: str, out: Path | None) -> int:
     """Write the experiment report (md, html or json) to `out` or stdout."""
-    from analysis.load import ExperimentLoadError
-    from analysis.plan import PlanError
-    from analysis.report import REPORT_FORMATS, report_document, report_json, report_markdown
-    from analysis.report_html import report_html
 
-    if fmt not in REPORT_FORMATS:
-        print(f"error: --format: expected one of {', '.join(REPORT_FORMATS)}, found {fmt!r}", file=sys.stderr)
-        return EXIT_INVALID_INPUT
+    def work(session: Any) -> Any:
+        from analysis.report import REPORT_FORMATS, report_document
+
+        if fmt not in REPORT_FORMATS:  # checked here: analysis.report imports the statistics
+            raise _FormatError(f"--format: expected one of {', '.join(REPORT_FORMATS)}, found {fmt!r}")
+        return report_document(session, experiment)
+
     try:
-        doc = _session_run(settings, lambda s: report_document(s, experiment))
-    except (ExperimentLoadError, PlanError) as exc:
+        doc = _session_run(settings, work, experiment=experiment)
+    except _bad_input(_FormatError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID_INPUT
     if doc["n_requests"] == 0:
         return _nothing_yet(experiment, "report", fmt == "json")
+    from analysis.report import report_json, report_markdown
+    from analysis.report_html import report_html
+
     text = report_json(doc) if fmt == "json" else report_html(doc) if fmt == "html" else report_markdown(doc)
     if out is None:
         sys.stdout.write(text)

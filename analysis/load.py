@@ -22,27 +22,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from analysis.csv_input import ERROR_COLUMN, ExperimentTable, FloatArray, IntArray, MetricColumn
-from analysis.fetch import both, dense_range_or, fetch_numbers, snapshot_sessions, tune_for_aggregates
+from analysis.fetch import both, dense_range_or, fetch_numbers
+from analysis.load_start import ExperimentLoadError, LoadStart, Replays, take_started
 from analysis.plan import DecisionPlan, PlanError
 from analysis.preferences import PREFERENCE_PREFIX, read_preferences
 from analysis.request_facts import RequestsChangedError, read_requests
 from analysis.segments import FactTable
 from analysis.stats.ranking import PairwiseOutcomes
 from analysis.stats.results import MetricKind
-from shadowlab import store
-from shadowlab.models import Arm, Experiment, Preference, Replay, Score
+from shadowlab.models import Replay, Score
 
-_ROLE_ORDER = {"control": 0, "candidate": 1, "aa": 2}
-BoolArray = npt.NDArray[np.bool_]
-
-
-class ExperimentLoadError(Exception):
-    """The experiment cannot be loaded; the message names it and what was expected."""
+__all__ = ["ExperimentData", "ExperimentLoadError", "check_plan", "load_experiment", "table_to_csv"]
 
 
 @dataclass(frozen=True)
@@ -96,24 +90,15 @@ def load_experiment(session: Session, name: str, *, check: bool = False) -> Expe
     metric the experiment cannot have.
 
     On Postgres two more connections read under this transaction's snapshot (`snapshot_sessions`), so two
-    backends work at once: scorer versions beside the replays, then scores and preferences beside the
-    captured requests."""
-    experiment = _experiment(session, name)
-    eid = experiment.id
-    arm_rows, arms, control = _arms(session, eid, name)
-    any_used = any(a.used for a in arm_rows)
-    with snapshot_sessions(session, 2) as helpers:
-        first, second = helpers or (session, session)
-        if not helpers:
-            tune_for_aggregates(session)
-        parallel = bool(helpers)
-        (scorers, preference_names), replays = both(
-            lambda: _scorer_names(first, eid) if any_used else ({}, []),
-            lambda: _replays(second, eid, arm_rows),
-            parallel=parallel,
-        )
-        if check and any_used:
-            check_plan(name, experiment.plan, _metric_columns(scorers, preference_names))
+    backends work at once: scorer versions beside the replays (`LoadStart`, perhaps started already by
+    `start_in_session`), then scores and preferences beside the captured requests."""
+    with take_started(session, name) or LoadStart(session, name) as started:
+        eid, arms, arm_rows = started.experiment.id, started.arms, started.arm_rows
+        first, second = started.first, started.second
+        scorers, preference_names = started.names()
+        if check and started.any_used:
+            check_plan(name, started.experiment.plan, _metric_columns(scorers, preference_names))
+        replays = started.replays()
         request_keys, rows = np.unique(replays.requests, return_inverse=True)
         arm_index = {a.id: i for i, a in enumerate(arms)}
         shape = (len(request_keys), len(arms))
@@ -124,7 +109,7 @@ def load_experiment(session: Session, name: str, *, check: bool = False) -> Expe
                 read_preferences(first, eid, request_keys, arm_index, arms[0].id, shape),
             ),
             lambda: _requests(second, eid, request_keys, name),
-            parallel=parallel,
+            parallel=started.parallel,
         )
     pairwise, preference_columns, judge_orders = preferences
     metrics = [*_replay_metrics(replays, place), *_score_metrics(scorers, scores, place), *preference_columns]
@@ -132,46 +117,11 @@ def load_experiment(session: Session, name: str, *, check: bool = False) -> Expe
     aa = [a.name for a in arms if a.role == "aa"]
     table = ExperimentTable(request_ids, tuple(a.name for a in arms), tuple(metrics), clusters, None)
     models = tuple((a.name, a.provider, a.model) for a in arm_rows)
+    experiment = started.experiment
     return ExperimentData(
-        eid, name, experiment.plan, control, aa[0] if aa else None, table, pairwise, facts, models,
+        eid, name, experiment.plan, started.control, aa[0] if aa else None, table, pairwise, facts, models,
         replay_timeout_ms(experiment.spec), judge_orders,
     )  # fmt: skip
-
-
-def _experiment(session: Session, name: str) -> Experiment:
-    try:
-        return store.experiments.by_name(name, session=session)
-    except store.NotFoundError as exc:
-        raise ExperimentLoadError(str(exc)) from None
-
-
-def _arms(session: Session, eid: int, name: str) -> tuple[Sequence[_ArmRow], list[_ArmRow], str]:
-    """Every arm of the experiment (by id), the arms of the table (those with replays, by role; every arm
-    while none has any) and the control's name."""
-    used = sa.exists().where(Replay.arm_id == Arm.id)
-    arm_rows = session.execute(
-        sa.select(Arm.id, Arm.name, Arm.role, Arm.provider, Arm.model, used.label("used"))
-        .where(Arm.experiment_id == eid)
-        .order_by(Arm.id)
-    ).all()
-    controls = [a.name for a in arm_rows if a.role == "control"]
-    if len(controls) != 1:
-        raise ExperimentLoadError(
-            f"experiment {name!r}: expected exactly one control arm, found {len(controls)}"
-        )
-    any_used = any(a.used for a in arm_rows)
-    # Without any replay yet (just started, or emptied by retention) every arm stays: an empty table.
-    arms = sorted((a for a in arm_rows if a.used or not any_used), key=lambda a: (_ROLE_ORDER[a.role], a.id))
-    return arm_rows, arms, controls[0]
-
-
-def _scorer_names(session: Session, eid: int) -> tuple[dict[str, str], list[str]]:
-    """Each pointwise scorer's latest version, and the pairwise scorers' names (sorted)."""
-    scorers = store.scorers.latest_point_versions(eid, session=session)
-    preference_names = session.execute(
-        sa.select(Preference.scorer_name).where(Preference.experiment_id == eid).distinct()
-    ).scalars().all()  # fmt: skip
-    return scorers, sorted(preference_names)
 
 
 def _requests(
@@ -181,56 +131,6 @@ def _requests(
         return read_requests(session, eid, request_keys)
     except RequestsChangedError as exc:
         raise ExperimentLoadError(f"experiment {name!r}: {exc}") from None
-
-
-_ArmRow = sa.Row[int, str, str, str, str, bool]
-
-
-@dataclass(frozen=True)
-class _Replays:
-    """Per replay of the experiment: its id, its code ((captured request id × arms + the arm's position
-    among the experiment's arms by id) × 2 + failed) and its ttft, latency and cost."""
-
-    ids: IntArray
-    codes: IntArray
-    ttft: FloatArray
-    latency: FloatArray
-    cost: FloatArray
-    slots: int  # the experiment's arms
-
-    @property
-    def failed(self) -> BoolArray:
-        failed: BoolArray = (self.codes & 1) == 1
-        return failed
-
-    @property
-    def requests(self) -> IntArray:
-        """Each replay's captured request id."""
-        requests: IntArray = (self.codes >> 1) // self.slots
-        return requests
-
-    def columns(self, arm_rows: Sequence[_ArmRow], arm_index: Mapping[int, int]) -> IntArray:
-        """Each replay's column in the table (its arm's index there)."""
-        of_slot = np.array([arm_index.get(a.id, -1) for a in arm_rows], dtype=np.int64)
-        columns: IntArray = of_slot[(self.codes >> 1) % self.slots]
-        return columns
-
-
-def _replays(session: Session, eid: int, arm_rows: Sequence[_ArmRow]) -> _Replays:
-    """One read of the experiment's replays: five numeric columns (the captured request, the arm and the
-    failed flag folded into one integer: fewer values for Postgres to send, ~0.12 s of its CPU per column of
-    a million)."""
-    slots = max(len(arm_rows), 1)
-    slot = sa.case({a.id: i for i, a in enumerate(arm_rows)}, value=Replay.arm_id, else_=0)
-    failed = sa.case((Replay.status == "error", 1), else_=0)
-    code = (sa.cast(Replay.captured_request_id, sa.BigInteger) * slots + slot) * 2 + failed
-    ids, codes, ttft, latency, cost = fetch_numbers(
-        session,
-        sa.select(Replay.id, code, Replay.ttft_ms, Replay.latency_ms, Replay.cost_usd)
-        .where(Replay.experiment_id == eid),
-        ["int", "int", "float", "float", "float"],
-    )  # fmt: skip
-    return _Replays(ids, codes, ttft, latency, cost, slots)
 
 
 @dataclass(frozen=True)
@@ -247,7 +147,7 @@ class _Placement:
         return out
 
 
-def _replay_metrics(replays: _Replays, place: _Placement) -> list[MetricColumn]:
+def _replay_metrics(replays: Replays, place: _Placement) -> list[MetricColumn]:
     failed = replays.failed
     return [
         MetricColumn(ERROR_COLUMN, "binary", place.matrix(failed.astype(np.float64))),

@@ -1,0 +1,200 @@
+"""The first half of `load_experiment`, light enough to start before the statistics modules are imported.
+
+`LoadStart` reads the experiment and its arms, then has its scorer versions and its replays read on two
+threads (on Postgres: on connections of their own under the transaction's exported snapshot, which stay
+open for the second half). A command calls `start_in_session` first and imports numpy's and scipy's
+statistics meanwhile; `load_experiment` on the same session picks the started read up (`take_started`).
+This module imports no statistics: sqlalchemy, numpy and the store only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from analysis.fetch import fetch_numbers, snapshot_sessions, tune_for_aggregates
+from shadowlab import store
+from shadowlab.models import Arm, Experiment, Preference, Replay
+
+T = TypeVar("T")
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+ArmRow = sa.Row[int, str, str, str, str, bool]
+_ROLE_ORDER = {"control": 0, "candidate": 1, "aa": 2}
+_STARTED = "analysis.load_start"  # the key of a started read in `Session.info`
+
+
+class ExperimentLoadError(Exception):
+    """The experiment cannot be loaded; the message names it and what was expected."""
+
+
+@dataclass(frozen=True)
+class Replays:
+    """Per replay of the experiment: its id, its code ((captured request id × arms + the arm's position
+    among the experiment's arms by id) × 2 + failed) and its ttft, latency and cost."""
+
+    ids: IntArray
+    codes: IntArray
+    ttft: FloatArray
+    latency: FloatArray
+    cost: FloatArray
+    slots: int  # the experiment's arms
+
+    @property
+    def failed(self) -> BoolArray:
+        failed: BoolArray = (self.codes & 1) == 1
+        return failed
+
+    @property
+    def requests(self) -> IntArray:
+        """Each replay's captured request id."""
+        requests: IntArray = (self.codes >> 1) // self.slots
+        return requests
+
+    def columns(self, arm_rows: Sequence[ArmRow], arm_index: dict[int, int]) -> IntArray:
+        """Each replay's column in the table (its arm's index there)."""
+        of_slot = np.array([arm_index.get(a.id, -1) for a in arm_rows], dtype=np.int64)
+        columns: IntArray = of_slot[(self.codes >> 1) % self.slots]
+        return columns
+
+
+def read_replays(session: Session, eid: int, arm_rows: Sequence[ArmRow]) -> Replays:
+    """One read of the experiment's replays: five numeric columns (the captured request, the arm and the
+    failed flag folded into one integer: fewer values for Postgres to send, ~0.12 s of its CPU per column of
+    a million)."""
+    slots = max(len(arm_rows), 1)
+    slot = sa.case({a.id: i for i, a in enumerate(arm_rows)}, value=Replay.arm_id, else_=0)
+    failed = sa.case((Replay.status == "error", 1), else_=0)
+    code = (sa.cast(Replay.captured_request_id, sa.BigInteger) * slots + slot) * 2 + failed
+    ids, codes, ttft, latency, cost = fetch_numbers(
+        session,
+        sa.select(Replay.id, code, Replay.ttft_ms, Replay.latency_ms, Replay.cost_usd)
+        .where(Replay.experiment_id == eid),
+        ["int", "int", "float", "float", "float"],
+    )  # fmt: skip
+    return Replays(ids, codes, ttft, latency, cost, slots)
+
+
+def scorer_names(session: Session, eid: int) -> tuple[dict[str, str], list[str]]:
+    """Each pointwise scorer's latest version, and the pairwise scorers' names (sorted)."""
+    scorers = store.scorers.latest_point_versions(eid, session=session)
+    preference_names = session.execute(
+        sa.select(Preference.scorer_name).where(Preference.experiment_id == eid).distinct()
+    ).scalars().all()  # fmt: skip
+    return scorers, sorted(preference_names)
+
+
+def _experiment(session: Session, name: str) -> Experiment:
+    try:
+        return store.experiments.by_name(name, session=session)
+    except store.NotFoundError as exc:
+        raise ExperimentLoadError(str(exc)) from None
+
+
+def _arms(session: Session, eid: int, name: str) -> tuple[Sequence[ArmRow], list[ArmRow], str]:
+    """Every arm of the experiment (by id), the arms of the table (those with replays, by role; every arm
+    while none has any) and the control's name."""
+    used = sa.exists().where(Replay.arm_id == Arm.id)
+    arm_rows = session.execute(
+        sa.select(Arm.id, Arm.name, Arm.role, Arm.provider, Arm.model, used.label("used"))
+        .where(Arm.experiment_id == eid)
+        .order_by(Arm.id)
+    ).all()
+    controls = [a.name for a in arm_rows if a.role == "control"]
+    if len(controls) != 1:
+        raise ExperimentLoadError(
+            f"experiment {name!r}: expected exactly one control arm, found {len(controls)}"
+        )
+    any_used = any(a.used for a in arm_rows)
+    # Without any replay yet (just started, or emptied by retention) every arm stays: an empty table.
+    arms = sorted((a for a in arm_rows if a.used or not any_used), key=lambda a: (_ROLE_ORDER[a.role], a.id))
+    return arm_rows, arms, controls[0]
+
+
+def _done(value: T) -> Future[T]:
+    future: Future[T] = Future()
+    future.set_result(value)
+    return future
+
+
+class LoadStart:
+    """Experiment `name` with its arms, its scorer versions and replays being read; the sessions the rest
+    of the load reads on (`first`, `second`: helpers under the same snapshot, or `session` itself when
+    `parallel` is false). A context manager: leaving it ends the threads and the helpers."""
+
+    def __init__(self, session: Session, name: str) -> None:
+        self.name = name
+        self.experiment = _experiment(session, name)
+        self.eid = self.experiment.id
+        self.arm_rows, self.arms, self.control = _arms(session, self.eid, name)
+        self.any_used = any(a.used for a in self.arm_rows)
+        self._stack = ExitStack()
+        try:
+            helpers = self._stack.enter_context(snapshot_sessions(session, 2))
+            self.parallel = bool(helpers)
+            self.first, self.second = helpers or (session, session)
+            if not helpers:
+                tune_for_aggregates(session)
+            if self.parallel:
+                pool = self._stack.enter_context(ThreadPoolExecutor(2))
+                self._names, self._replays = pool.submit(self._read_names), pool.submit(self._read_replays)
+            else:
+                self._names, self._replays = _done(self._read_names()), _done(self._read_replays())
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _read_names(self) -> tuple[dict[str, str], list[str]]:
+        return scorer_names(self.first, self.eid) if self.any_used else ({}, [])
+
+    def _read_replays(self) -> Replays:
+        return read_replays(self.second, self.eid, self.arm_rows)
+
+    def names(self) -> tuple[dict[str, str], list[str]]:
+        """Each pointwise scorer's latest version and the pairwise scorers' names (waits for the read)."""
+        return self._names.result()
+
+    def replays(self) -> Replays:
+        """The experiment's replays (waits for the read)."""
+        return self._replays.result()
+
+    def __enter__(self) -> LoadStart:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._stack.close()
+
+
+def start_in_session(session: Session, name: str) -> None:
+    """Start reading experiment `name` for the next `load_experiment(session, name)` (see the module)."""
+    discard_started(session)
+    session.info[_STARTED] = LoadStart(session, name)
+
+
+def take_started(session: Session, name: str) -> LoadStart | None:
+    """The read `start_in_session` started for `name` on this session, if any (it is the caller's now)."""
+    started: Any = session.info.pop(_STARTED, None)
+    if isinstance(started, LoadStart) and started.name == name:
+        return started
+    if isinstance(started, LoadStart):
+        started.__exit__(None, None, None)
+    return None
+
+
+def discard_started(session: Session) -> None:
+    """End a started read nobody took (the command failed before loading)."""
+    started: Any = session.info.pop(_STARTED, None)
+    if isinstance(started, LoadStart):
+        started.__exit__(None, None, None)
