@@ -22,7 +22,8 @@ from shadowlab.errors import ShadowlabError
 SHORT_TTL_S = 10  # live numbers
 TTL_S = 60  # analysis snapshots and aggregates
 ECDF_GRID = tuple(i / 100 for i in range(1, 100)) + (0.995, 0.999)
-ECDF_SAMPLE_ROWS = 200_000  # rows sorted for the ECDF charts at most (in expectation)
+# Rows sorted for the ECDF charts at most (in expectation); 50k rather than 200k: 0.33 → 0.12 s at 1M replays.
+ECDF_SAMPLE_ROWS = 50_000
 
 
 @st.cache_data(ttl=SHORT_TTL_S, show_spinner=False)
