@@ -269,15 +269,12 @@ def complete(
             for crid, cost in inserted:
                 costs[crid] = costs.get(crid, 0.0) + (cost or 0.0)
         else:  # some were written already (a recovered lease finished twice): those rows count
-            costs = dict(
-                session.execute(
-                    sa.select(
-                        replays.captured_request_id, sa.func.coalesce(sa.func.sum(replays.cost_usd), 0.0)
-                    )
-                    .where(replays.experiment_id == experiment_id, replays.captured_request_id.in_(requests))
-                    .group_by(replays.captured_request_id)
-                ).tuples()
-            )
+            totals = session.execute(
+                sa.select(replays.captured_request_id, sa.func.coalesce(sa.func.sum(replays.cost_usd), 0.0))
+                .where(replays.experiment_id == experiment_id, replays.captured_request_id.in_(requests))
+                .group_by(replays.captured_request_id)
+            )  # fmt: skip
+            costs = {crid: cost for crid, cost in totals}  # noqa: C416 (Result.tuples(): deprecated in 2.1)
         settle_batch(
             session, experiment_id, {crid: float(costs.get(crid) or 0.0) + judge_usd for crid in requests}
         )
