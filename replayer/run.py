@@ -226,7 +226,8 @@ def _worker_args(options: ReplayOptions, index: int) -> list[str]:
 
 
 def _forward_stop(children: list[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM to every worker still running: each drains (finishes what it holds) and exits."""
+    """SIGTERM to every worker still running: each gives back what it will not finish and exits
+    (`replayer.worker`)."""
     for child in children:
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
