@@ -212,6 +212,7 @@ class Worker:
         )  # fmt: skip
         for lease in (*unstarted, *(done.lease for done in part_done)):
             self.held.discard(lease.lease_id)
+        self.metrics.spend.inc(sum(row["cost_usd"] or 0.0 for done in part_done for row in done.rows))
 
     def _rescan_due(self, now: float) -> bool:
         """After an empty claim past the cursor, start again from the first capture (backfill: before
