@@ -32,7 +32,9 @@ def register(app: typer.Typer, settings_of: SettingsOf) -> None:
     def factory_of(ctx: typer.Context) -> sessionmaker[Session]:
         from shadowlab.db import engine_from, session_factory
 
-        return session_factory(engine_from(settings_of(ctx)))
+        engine = engine_from(settings_of(ctx))
+        ctx.call_on_close(engine.dispose)  # its pooled connections close with the command (in process too)
+        return session_factory(engine)
 
     _register_records(experiment_app, factory_of)
     _register_lifecycle(experiment_app, settings_of, factory_of)
