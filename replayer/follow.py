@@ -49,12 +49,14 @@ async def replay_all(
     follow: bool,
     poll_s: float = 2.0,
     analyze_every_s: float | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Serve the running experiments (`follow`: and those started later) until done or stopped; with
-    `analyze_every_s`, a fresh analysis snapshot of each that often (`PeriodicAnalysis`)."""
+    """Serve the running experiments (`follow`: and those started later) until done or stopped (SIGTERM,
+    SIGINT, or `stop` set); with `analyze_every_s`, a fresh analysis snapshot of each that often
+    (`PeriodicAnalysis`)."""
     loop = asyncio.get_running_loop()
     loop.set_default_executor(ThreadPoolExecutor(max_workers=16, thread_name_prefix="shadowlab-db"))
-    stop = asyncio.Event()
+    stop = asyncio.Event() if stop is None else stop
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
