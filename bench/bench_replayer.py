@@ -9,7 +9,10 @@ from the first call's start to the last call's end (process start-up excluded on
 
 Needs the project's Postgres (127.0.0.1:54329); a scratch database is created and dropped.
 `--profile` runs one in-process worker under cProfile instead and prints where the time goes.
-Prints a markdown section.
+`--workers 1,2,4` (the default) runs each worker count in one invocation: each side's scaling is printed
+against its own 1-worker row of the same run (at `--ttft-ms 400` the goal is provider-bound scaling; on 2
+shared cores the bare loop's own scaling shows how far the machine lets any client scale), with the CPU per
+replay of both sides less their start-up. Prints a markdown section.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import json
 import os
 import platform
 import pstats
+import resource
 import subprocess
 import sys
 import tempfile
@@ -112,7 +116,9 @@ def bare_child(base_url: str, worker: int, workers: int, requests: int, concurre
     print(json.dumps({"started": started, "ended": ended, "ok": ok}))
 
 
-def bare_rate(base_url: str, workers: int, requests: int, concurrency: int) -> float:
+def bare_rate(base_url: str, workers: int, requests: int, concurrency: int) -> tuple[float, float]:
+    """(replays/s over all its processes, their CPU seconds)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     children = [
         subprocess.Popen(
             [
@@ -133,7 +139,29 @@ def bare_rate(base_url: str, workers: int, requests: int, concurrency: int) -> f
     outs = [json.loads(child.communicate()[0]) for child in children]
     calls = sum(o["ok"] for o in outs)
     assert calls == requests * len(arms()), f"bare loop: {calls} ok calls of {requests * len(arms())}"
-    return calls / (max(o["ended"] for o in outs) - min(o["started"] for o in outs))
+    return calls / (max(o["ended"] for o in outs) - min(o["started"] for o in outs)), cpu_since(before)
+
+
+def cpu_since(before: resource.struct_rusage) -> float:
+    """User + system seconds of the children waited for since `before`."""
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def startup_cpu(url: str, env: dict[str, str], base_url: str) -> tuple[float, float]:
+    """CPU seconds of one process with nothing to do: the bare loop's (imports, clients) and a replay worker's
+    on an experiment with nothing to replay (imports, engine, grants)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([sys.executable, __file__, "--bare-child", base_url, "0", "1", "0", "1"],
+                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    bare = cpu_since(before)
+    name = f"bench-empty-{uuid.uuid4().hex[:6]}"
+    create_started(url, name, 1)
+    spec_nothing = [sys.executable, "-m", "cli.main", "replay", name, "--workers", "1", "--backfill",
+                    "--no-progress"]  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(spec_nothing, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return bare, cpu_since(before)
 
 
 # --- the replayer -----------------------------------------------------------------------------------------
@@ -145,6 +173,7 @@ class ReplayRun:
     wall_s: float
     rows: int
     steady: float  # while all workers ran
+    cpu_s: float  # the worker processes' CPU (the parent's too when there are several)
 
 
 LIMITS = True  # --no-limits: keys without limits never touch the database (for profiling)
@@ -217,11 +246,13 @@ def replay_rate(url: str, env: dict[str, str], engine: sa.Engine, workers: int, 
     args = [sys.executable, "-m", "cli.main", "replay", name, "--workers", str(workers), "--backfill",
             "--concurrency", str(concurrency), "--no-progress"]  # fmt: skip
     started = time.monotonic()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(args, env=env, check=True, stdout=subprocess.DEVNULL)
+    cpu = cpu_since(before)
     wall = time.monotonic() - started
     rows, span = measured(engine, name)
     assert rows == requests * len(arms()), f"replayer: {rows} ok replays of {requests * len(arms())}"
-    return ReplayRun(rows / span, wall, rows, steady_rate(engine, name))
+    return ReplayRun(rows / span, wall, rows, steady_rate(engine, name), cpu)
 
 
 def profile_worker(url: str, env: dict[str, str], requests: int, concurrency: int) -> str:
@@ -332,6 +363,7 @@ def main() -> None:
             seed(engine, args.requests)
             print(profile_worker(url, env, args.requests, args.concurrency))
             return
+        startup = startup_cpu(url, env, base_url)
         rows = []
         for workers in (int(w) for w in args.workers.split(",")):
             engine.dispose()
@@ -341,32 +373,53 @@ def main() -> None:
             bare = bare_rate(base_url, workers, args.requests, args.concurrency)
             run = replay_rate(url, env, engine, workers, args.requests, args.concurrency)
             rows.append((workers, bare, run))
-        command = (
-            f"python bench/bench_replayer.py --requests {args.requests} --concurrency {args.concurrency}"
-            f" --workers {args.workers} --ttft-ms {args.ttft_ms:g}"
-        )
-        when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
-        machine = f"{os.cpu_count()} cores ({cpu_model()}), Python {platform.python_version()}"
-        print("## Replayer (bench/bench_replayer.py)\n")
-        print(f"`{command}` — {when}, {machine}; Postgres and the simulator on the same machine.\n")
-        print(
-            f"{args.requests} captured requests × 2 arms (Anthropic same-API body, OpenAI translated), "
-            f"{args.concurrency} requests in flight per process, simulator at 0 ms TTFB, "
-            f"{args.ttft_ms:g} ms TTFT; load average (1 min) {load_before[0]:.1f} before, "
-            f"{os.getloadavg()[0]:.1f} after.\n"
-        )
-        print("| workers | bare loop (replays/s) | replayer (replays/s) | ratio (goal ≥ 0.8) "
-              "| replayer, all workers running (replays/s) | scaling vs 1 | wall (s) |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|")
-        one = rows[0][2].steady
-        for workers, bare, run in rows:
-            print(f"| {workers} | {bare:.0f} | {run.rate:.0f} | {run.rate / bare:.2f} | {run.steady:.0f} "
-                  f"| {run.steady / one:.2f} | {run.wall_s:.1f} |")  # fmt: skip
+        report(args, load_before, startup, rows)
     finally:
         sim.terminate()
         sim.wait(timeout=10)
         engine.dispose()
         drop_scratch(scratch)
+
+
+def report(
+    args: argparse.Namespace,
+    load_before: tuple[float, float, float],
+    startup: tuple[float, float],
+    rows: list[tuple[int, tuple[float, float], ReplayRun]],
+) -> None:
+    """The markdown section: rates, ratios, scaling of both sides against their 1-worker row of this run."""
+    command = (
+        f"python bench/bench_replayer.py --requests {args.requests} --concurrency {args.concurrency}"
+        f" --workers {args.workers} --ttft-ms {args.ttft_ms:g}"
+    )
+    when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    machine = f"{os.cpu_count()} cores ({cpu_model()}), Python {platform.python_version()}"
+    print("## Replayer (bench/bench_replayer.py)\n")
+    print(f"`{command}` — {when}, {machine}; Postgres and the simulator on the same machine.\n")
+    print(
+        f"{args.requests} captured requests × 2 arms (Anthropic same-API body, OpenAI translated), "
+        f"{args.concurrency} requests in flight per process, simulator at 0 ms TTFB, "
+        f"{args.ttft_ms:g} ms TTFT; load average (1 min) {load_before[0]:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after.\n"
+    )
+    print(
+        f"CPU per replay: the processes' user + system time less their start-up (measured alone: bare loop "
+        f"{startup[0]:.2f} s, replay worker {startup[1]:.2f} s per process, the parent of several workers "
+        "counted as one) over the replays. Scaling: each "
+        "side's rate against its own 1-worker row of this run (the replayer's while all workers ran).\n"
+    )
+    print("| workers | bare loop (replays/s) | replayer (replays/s) | ratio (goal ≥ 0.8) "
+          "| replayer, all workers running (replays/s) | scaling vs 1: bare loop, replayer "
+          "| CPU per replay (ms): bare loop, replayer | wall (s) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    one = next(((bare, run) for workers, (bare, _), run in rows if workers == 1), None)
+    for workers, (bare, bare_cpu), run in rows:
+        processes = workers + (workers > 1)  # `replay --workers N` is a parent and N workers
+        cpu = (f"{1000 * (bare_cpu - workers * startup[0]) / run.rows:.2f}, "
+               f"{1000 * (run.cpu_s - processes * startup[1]) / run.rows:.2f}")  # fmt: skip
+        scaling = "—" if one is None else f"{bare / one[0]:.2f}×, {run.steady / one[1].steady:.2f}×"
+        print(f"| {workers} | {bare:.0f} | {run.rate:.0f} | {run.rate / bare:.2f} | {run.steady:.0f} "
+              f"| {scaling} | {cpu} | {run.wall_s:.1f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

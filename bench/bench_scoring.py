@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from bench_replayer import cpu_model, create_scratch, drop_scratch, start_simulator
+from bench_replayer import cpu_model, cpu_since, create_scratch, drop_scratch, start_simulator
 
 PROFILE = """
 default:
@@ -158,18 +158,13 @@ def bare_rate(base_url: str, requests: int, concurrency: int, processes: int, st
     ok = sum(f["ok"] for f in found)
     assert ok == 2 * requests, f"bare loop: {ok} scores of {2 * requests}"
     span = max(f["ended"] for f in found) - min(f["started"] for f in found)
-    return Run(ok / span, (_cpu_since(before) - processes * startup_s) / ok)
+    return Run(ok / span, (cpu_since(before) - processes * startup_s) / ok)
 
 
 @dataclass(frozen=True)
 class Run:
     rate: float  # judge calls per second
     cpu_per_call_s: float  # the processes' CPU less their start-up
-
-
-def _cpu_since(before: resource.struct_rusage) -> float:
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 # --- shadowlab score ----------------------------------------------------------------------------------------
@@ -199,7 +194,7 @@ def score_rate(
                     "JOIN experiments e ON e.id = r.experiment_id WHERE e.name = :n"), {"n": name},
         ).scalar_one()  # fmt: skip
     assert scores == calls, f"{name}: {scores} scores for {calls} judge calls"
-    return Run(calls / (last - first).total_seconds(), (_cpu_since(before) - processes * startup_s) / calls)
+    return Run(calls / (last - first).total_seconds(), (cpu_since(before) - processes * startup_s) / calls)
 
 
 def startup_cpu(
@@ -210,11 +205,11 @@ def startup_cpu(
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run([sys.executable, __file__, "--bare-child", base_url, "0", "1", "0", str(concurrency)],
                    check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-    bare = _cpu_since(before)
+    bare = cpu_since(before)
     seed(engine, "empty", 0)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(score_args("empty", concurrency), env=env, check=True, stdout=subprocess.DEVNULL)
-    return bare, _cpu_since(before)
+    return bare, cpu_since(before)
 
 
 def rss_run(
