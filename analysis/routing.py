@@ -144,7 +144,7 @@ def recommend_routing(
     kinds = {m.name: m.kind for m in table.metrics}
     conditions = routing_conditions(plan, rule, kinds)
     cost_column = next((m.name for m in table.metrics if m.kind == "cost"), None)
-    routes = choose_routes(dimension, effects, plan, control=control, rule=rule)
+    routes = choose_routes(dimension, effects, plan, control=control, kinds=kinds, rule=rule)
     whole = partial(_whole_routing, table, dimension, plan=plan, conditions=conditions, control=control,
                     cost_column=cost_column, failure_latency_ms=failure_latency_ms)  # fmt: skip
     saving, mix = whole(routes)
@@ -165,17 +165,13 @@ def recommend_routing(
 
 
 def choose_routes(
-    dimension: SegmentDimension,
-    effects: Sequence[SegmentEffect],
-    plan: DecisionPlan,
-    *,
-    control: str,
-    rule: RoutingRule = RoutingRule(),
-) -> tuple[SegmentRoute, ...]:
+    dimension: SegmentDimension, effects: Sequence[SegmentEffect], plan: DecisionPlan, *, control: str,
+    kinds: Mapping[str, MetricKind], rule: RoutingRule = RoutingRule(),
+) -> tuple[SegmentRoute, ...]:  # fmt: skip
     """Each segment's arm. A candidate qualifies in a segment when its claim "every condition holds here"
     survives Holm across all segment × candidate claims: moving traffic is a family of non-inferiority
-    claims, and without the adjustment one of many routes at the margin moves by chance."""
-    kinds = {e.metric: e.comparison.result.kind for e in effects if e.comparison is not None}
+    claims, and without the adjustment one of many routes at the margin moves by chance. `kinds`: the
+    table's metric kinds (a segment too small to test has no comparison to read its kinds from)."""
     conditions = routing_conditions(plan, rule, kinds)
     cost_column = next((m for m, k in kinds.items() if k == "cost"), None)
     found = {(e.segment, e.metric, e.candidate): e for e in effects if e.dimension == dimension.name}
@@ -266,7 +262,7 @@ def cross_fitted_saving(
             min_n=rule.min_n, quantile_metrics={dimension.name: quantile_columns(plan, rule, kinds)},
             failure_latency_ms=failure_latency_ms,
         )  # fmt: skip
-        chosen = choose_routes(sub_dimension, sub_effects, plan, control=control, rule=rule)
+        chosen = choose_routes(sub_dimension, sub_effects, plan, control=control, kinds=kinds, rule=rule)
         if not any(route.status == "routed" for route in chosen):
             return None
         index = {segment: i for i, segment in enumerate(dimension.segments)}
@@ -376,6 +372,9 @@ def _whole_routing(
 def risk_sentences(rec: RoutingRecommendation) -> tuple[str, ...]:
     """The quality risk stated plainly: what share moves, the mix-level checks, the weakest segment."""
     moved = [r for r in rec.segments if r.status == "routed"]
+    if rec.segments and all(r.status == "too_small" for r in rec.segments):
+        return (f"no routing (too few prompts per segment): every segment has fewer than {rec.rule.min_n} "
+                f"pairs to judge a candidate on, so all traffic stays on {rec.control}",)  # fmt: skip
     if not moved:
         return ("no segment moves off the control, so quality is unchanged; there is no saving either",)
     share = sum(r.share for r in moved)

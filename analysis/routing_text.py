@@ -109,7 +109,12 @@ def mix_rows(doc: Mapping[str, Any], plan: Mapping[str, Any] | None = None) -> t
 
 def risk_sentences(routing: Mapping[str, Any]) -> list[str]:
     """What moves, what is too small to judge, and how the segments were protected from luck."""
-    moved = [r for r in dicts(routing.get("segments")) if r.get("status") == "routed"]
+    segments = dicts(routing.get("segments"))
+    moved = [r for r in segments if r.get("status") == "routed"]
+    if segments and all(r.get("status") == "too_small" for r in segments):
+        least = display.count(num(block(routing, "rule").get("min_n")))
+        return [f"No routing: too few prompts per segment (each has fewer than {least} to judge on), "
+                "so all traffic stays on the control."]  # fmt: skip
     if not moved:
         return ["No segment moves off the control: quality is unchanged, and there is no saving either."]
     share = sum(num(r.get("share")) or 0.0 for r in moved)
@@ -117,7 +122,7 @@ def risk_sentences(routing: Mapping[str, Any]) -> list[str]:
     out = [
         f"{display.percent(share)} of the captured traffic moves ({names}); the rest stays on the control."
     ]
-    small = [str(r.get("segment")) for r in dicts(routing.get("segments")) if r.get("status") == "too_small"]
+    small = [str(r.get("segment")) for r in segments if r.get("status") == "too_small"]
     if small:
         out.append(f"Too small to judge, kept on the control: {', '.join(small)}.")
     out.append(

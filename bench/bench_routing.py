@@ -19,10 +19,12 @@ from analysis.csv_input import ExperimentTable, MetricColumn  # noqa: E402
 from analysis.plan import DecisionPlan  # noqa: E402
 from analysis.routing import choose_routes  # noqa: E402
 from analysis.segments import SegmentDimension, segment_effects  # noqa: E402
+from analysis.stats.results import MetricKind  # noqa: E402
 
 ROUTES = 5
 PER_ROUTE = 400
 MARGIN = 0.5
+KINDS: dict[str, MetricKind] = {"quality": "mean", "cost_usd": "cost"}
 
 
 def plan(design: str) -> DecisionPlan:
@@ -71,7 +73,7 @@ def run(runs: int) -> list[str]:
         for _ in range(runs):
             table, dim = draw(rng)
             effects = segment_effects(table, [dim], control="control", alpha=chosen.alpha, min_n=30)
-            routes = choose_routes(dim, effects, chosen, control="control")
+            routes = choose_routes(dim, effects, chosen, control="control", kinds=KINDS)
             holm = sum(r.status == "routed" for r in routes)
             alone = sum(
                 any(all(c.status == "pass" for c in cand.checks) and cand.checks for cand in r.candidates)

@@ -1,14 +1,19 @@
 """Routing: the cheaper candidate gets only the segments where it holds; the saving CI covers the truth;
-the exported routing table loads back and reproduces the recommendation."""
+the exported routing table loads back and reproduces the recommendation; an experiment too small to route
+still gets its verdict, and the routing says why it moves nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy.orm import Session
 
 from analysis.csv_input import ExperimentTable, MetricColumn
+from analysis.document import routing_json
+from analysis.experiment_analysis import analyze_experiment
 from analysis.plan import DecisionPlan
 from analysis.routing import RoutingRecommendation, RoutingRule, recommend_routing
 from analysis.routing_table import (
@@ -18,7 +23,10 @@ from analysis.routing_table import (
     table_from_recommendation,
     write_routing_table,
 )
+from analysis.routing_text import risk_sentences
 from analysis.segments import RequestFacts, SegmentDimension, segment_effects
+from shadowlab.db import create_engine
+from tests.support.analysis_seed import seed_experiment
 
 PLAN = DecisionPlan.from_dict(
     {
@@ -36,9 +44,11 @@ TRUE_SAVING = COST_SAVING * SIZES["easy"] / sum(SIZES.values())  # only the easy
 MODELS = (("control", "anthropic", "big"), ("cheap", "anthropic", "small"))
 
 
-def _experiment(seed: int) -> tuple[ExperimentTable, SegmentDimension, list[RequestFacts]]:
+def _experiment(
+    seed: int, sizes: Mapping[str, int] = SIZES
+) -> tuple[ExperimentTable, SegmentDimension, list[RequestFacts]]:
     rng = np.random.default_rng(seed)
-    labels = [label for label, n in SIZES.items() for _ in range(n)]
+    labels = [label for label, n in sizes.items() for _ in range(n)]
     n = len(labels)
     hard = np.array([label == "hard" for label in labels])
     control = rng.normal(7.0, 1.2, n)
@@ -49,14 +59,16 @@ def _experiment(seed: int) -> tuple[ExperimentTable, SegmentDimension, list[Requ
         (MetricColumn("quality", "mean", quality), MetricColumn("cost_usd", "cost", cost)), None, None,
     )  # fmt: skip
     dim = SegmentDimension.from_labels(
-        "route", tuple(labels), {v: {"service": "app", "route": v} for v in SIZES}
+        "route", tuple(labels), {v: {"service": "app", "route": v} for v in sizes}
     )
     facts = [RequestFacts("app", label, {}, 100, 1) for label in labels]
     return table, dim, facts
 
 
-def _recommend(seed: int) -> tuple[RoutingRecommendation, list[RequestFacts]]:
-    table, dim, facts = _experiment(seed)
+def _recommend(
+    seed: int, sizes: Mapping[str, int] = SIZES
+) -> tuple[RoutingRecommendation, list[RequestFacts]]:
+    table, dim, facts = _experiment(seed, sizes)
     effects = segment_effects(table, [dim], control="control", alpha=0.05, min_n=30)
     return recommend_routing(table, dim, effects, PLAN, control="control", rule=RoutingRule()), facts
 
@@ -101,6 +113,47 @@ def test_a_too_small_segment_is_never_recommended_even_when_the_candidate_is_bet
     tiny = next(s for s in rec.segments if s.segment == "tiny")
     assert (tiny.arm, tiny.status) == ("control", "too_small")
     assert "fewer than 30 pairs" in tiny.reason
+
+
+def test_with_no_segment_big_enough_nothing_is_routed_and_the_routing_says_why() -> None:
+    rec, _ = _recommend(seed=3, sizes={"easy": 12, "hard": 8})  # no segment reaches min_n (30)
+
+    assert {s.segment: (s.arm, s.status) for s in rec.segments} == {
+        "easy": ("control", "too_small"), "hard": ("control", "too_small"),
+    }  # fmt: skip
+    assert rec.risk == (
+        "no routing (too few prompts per segment): every segment has fewer than 30 pairs to judge a "
+        "candidate on, so all traffic stays on control",
+    )
+    assert risk_sentences(routing_json(rec)) == [
+        "No routing: too few prompts per segment (each has fewer than 30 to judge on), so all traffic stays "
+        "on the control."
+    ]
+
+
+def test_when_a_half_is_too_small_to_choose_a_routing_the_saving_is_measured_in_sample() -> None:
+    # 44 prompts route "easy" on the whole sample; each cross-fitting half (~22) is below min_n
+    rec, _ = _recommend(seed=11, sizes={"easy": 44, "tiny": 10})
+
+    assert {s.segment: s.status for s in rec.segments} == {"easy": "routed", "tiny": "too_small"}
+    assert rec.saving is not None and rec.saving_method == "in-sample"
+    assert any("may be optimistic" in r for r in rec.risk)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("n", [6, 30])
+def test_a_small_stored_experiment_gets_its_verdict_and_routing(pg_migrated: str, n: int) -> None:
+    seed_experiment(pg_migrated, "small", n=n)  # 2 % failed replays: 30 prompts give < 30 pairs
+    engine = create_engine(pg_migrated)
+    try:
+        with Session(engine) as session:
+            report = analyze_experiment(session, "small", store=False)
+    finally:
+        engine.dispose()
+
+    assert report.verdict == "keep_running"  # the plan's min_sample is 100
+    assert report.routing is not None and report.routing.saving_method == "in-sample"
+    assert all(s.arm == "control" for s in report.routing.segments)
 
 
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
