@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from ingest.sink import Row
 from shadowlab.capture import Capture, CaptureError, capture_from_dict, decode_capture_bytes
 from shadowlab.fingerprint import body_fingerprint
 from shadowlab.request_shape import prompt_chars, user_turn
+from shadowlab.usage import estimate_usage
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def row_of(
         "api": capture.api,
         "model": capture.request.model,
         "request": redacted.request,
-        "response": redacted.response,
+        "response": _with_usage_estimate(redacted.response, capture, data["request"]),
         "redaction": {"counts": redacted.counts},
         "source_topic": message.topic,
         "source_partition": message.partition,
@@ -104,3 +105,15 @@ def row_of(
         "prompt_chars": prompt_chars(redacted.request),
         "user_turn": user_turn(redacted.request),
     }
+
+
+def _with_usage_estimate(
+    response: dict[str, Any] | None, capture: Capture, request: Any
+) -> dict[str, Any] | None:
+    """An answer that came without usage (`usage_status: "absent"`) gets an estimate beside it,
+    `usage_estimate` with its `method`; `usage` stays null (unknown, never a guessed count)."""
+    answer = capture.response
+    if response is None or answer is None or answer.usage_status != "absent":
+        return response
+    estimate = estimate_usage(request, answer.text, answer.tool_calls)
+    return {**response, "usage_estimate": asdict(estimate)}

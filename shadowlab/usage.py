@@ -1,5 +1,6 @@
-"""One token-usage object for every API (DESIGN §3), the input of every cost computation (DESIGN §6), and the
-one estimate of a request's input tokens before it is sent (budgets and rate limits hold on it).
+"""One token-usage object for every API (DESIGN §3), the input of every cost computation (DESIGN §6), the
+one estimate of a request's input tokens before it is sent (budgets and rate limits hold on it), and the
+estimate ingest stores beside a production answer that came without usage (`estimate_usage`).
 
 Each API's module in `shadowlab.apis` parses its usage objects into `Usage`.
 
@@ -22,12 +23,13 @@ from pydantic import BaseModel
 
 from shadowlab.errors import ShadowlabError
 
-__all__ = ["Usage", "UsageError", "estimate_input_tokens", "token_count"]
+__all__ = ["Usage", "UsageError", "UsageEstimate", "estimate_input_tokens", "estimate_usage", "token_count"]
 
 # Real tokenizers average 3.5-4 characters per token; 2 over-estimates on purpose, so that what is reserved
 # (money, tokens per minute) before a call is never less than what the call uses.
 _CHARS_PER_TOKEN_FLOOR = 2
 _OVERHEAD_TOKENS = 16  # message framing the provider adds around the prompt
+ESTIMATE_METHOD = "upper_bound_2_chars_per_token"
 
 
 class UsageError(ShadowlabError, ValueError):
@@ -94,3 +96,21 @@ def _chars(part: object) -> int:
     if isinstance(part, BaseModel):
         return len(part.model_dump_json())
     return len(json.dumps(part, separators=(",", ":")))
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEstimate:
+    """Upper estimates of one call's tokens, made from its texts because the API reported no usage: stored
+    as `response.usage_estimate` with its `method`, never as (or in) reported usage."""
+
+    input_tokens: int
+    output_tokens: int | None  # None: the answer itself was not captured (no text, no tool calls)
+    method: str = ESTIMATE_METHOD
+
+
+def estimate_usage(request_body: object, *answer: object) -> UsageEstimate:
+    """Input tokens of `request_body` as `estimate_input_tokens` counts them; output tokens of the `answer`'s
+    parts (its text, its tool calls; None ones are not captured) at the same 2 characters per token."""
+    parts = [part for part in answer if part is not None]
+    output = math.ceil(sum(map(_chars, parts)) / _CHARS_PER_TOKEN_FLOOR) if parts else None
+    return UsageEstimate(estimate_input_tokens(request_body), output)

@@ -187,6 +187,44 @@ def test_no_secret_reaches_any_column(pg_url: str, tmp_path: Path) -> None:
     }
 
 
+def _openai_capture(i: int, response: dict[str, Any]) -> dict[str, Any]:
+    body = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "x" * 400}]}
+    return make_capture(i, api="openai.chat", request=body, response=response)
+
+
+@pytest.mark.postgres
+def test_an_answer_without_usage_is_stored_with_a_flagged_estimate_beside_it(
+    pg_url: str, tmp_path: Path
+) -> None:
+    tool_calls = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+    absent = {"text": "y" * 100, "tool_calls": tool_calls, "usage": None, "usage_status": "absent"}
+    reported = {"text": "y" * 100, "usage": {"prompt_tokens": 110, "completion_tokens": 30}}
+    not_captured = {"usage": None, "usage_status": "absent", "error": "stream cut"}  # no answer: no text
+    path = tmp_path / "captures.jsonl"
+    answers: tuple[dict[str, Any], ...] = (absent, reported, not_captured)
+    captures = [_openai_capture(i, answer) for i, answer in enumerate(answers)]
+    path.write_bytes(b"\n".join(map(encode, captures)))
+
+    assert _ingest_file(pg_url, path).exit_code == 0
+
+    engine = create_engine(pg_url)
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("select response from captured_requests order by request_id")).scalars()
+        responses = list(stored)
+    engine.dispose()
+    # input: the body's compact JSON / 2 + 16 framing tokens; output: the text and the tool calls' JSON / 2
+    body_chars = len(json.dumps(captures[0]["request"], separators=(",", ":")))
+    answer_chars = 100 + len(json.dumps(tool_calls, separators=(",", ":")))
+    assert responses[0]["usage"] is None and responses[0]["usage_status"] == "absent"
+    assert responses[0]["usage_estimate"] == {
+        "input_tokens": -(-body_chars // 2) + 16,
+        "output_tokens": -(-answer_chars // 2),
+        "method": "upper_bound_2_chars_per_token",
+    }
+    assert responses[1] == reported  # usage as reported: no estimate
+    assert responses[2]["usage_estimate"]["output_tokens"] is None  # no answer captured: output unknown
+
+
 # --- property: whatever arrives, each message is stored or dead-lettered, and nothing raises -------------
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
