@@ -85,7 +85,8 @@ class ToolCall:
 @dataclass(frozen=True)
 class ProviderResult:
     """One call's outcome. On error, what arrived before it is kept and `partial` says so. Times are ms on a
-    monotonic clock from when the built request went to the connection, stamped as the raw bytes arrive
+    monotonic clock from when the request was written to an established connection (pool wait and connect
+    excluded), stamped as the raw bytes arrive
     (`wire_timing`): TTFB = first event, TTFT = first text or thinking delta, TTLT = end of the stream."""
 
     provider: str

@@ -56,7 +56,8 @@ class StreamState:
         self._start = self.clock()
 
     def sent(self) -> None:
-        """The built request goes to the connection: times count from here (request building is ours)."""
+        """The request is on an established connection: times count from here (building it, waiting for a
+        connection and connecting are ours, not the provider's)."""
         self._start = self.clock()
 
     def headers(self, items: Iterable[tuple[str, str]], status: int) -> None:

@@ -1,10 +1,15 @@
 """Call timing taken where the bytes move, not where the SDK hands over parsed events.
 
 httpx event hooks (the same for the `httpx` the OpenAI-compatible providers use and the flavour the Anthropic
-SDK ships) stamp the call's `StreamState`: the start when the built request is handed to the connection (the
-SDK's request building is client work, not the provider's latency), TTFB when the first SSE `data:` line
-arrives, TTFT when the first data line carrying a text or thinking delta arrives — read from the raw bytes as
-each chunk comes off the socket, lines split across chunks included. Each provider says which data lines
+SDK ships) stamp the call's `StreamState`: the start when the request's last byte has been written to an
+established connection (httpcore's `trace` extension, `send_request_body.complete`), TTFB when the first SSE
+`data:` line arrives, TTFT when the first data line carrying a text or thinking delta arrives — read from the
+raw bytes as each chunk comes off the socket, lines split across chunks included. What comes before the write
+is client work, not the provider's latency: the SDK building the request, waiting for a pooled connection,
+a new TCP/TLS connect, and the event loop's turns in between (httpcore 1.x's locks yield to the loop twice per
+request, httpcore2's do not: on a busy loop that alone put hundreds of ms into the OpenAI arm's TTFB and
+none into the Anthropic arms'). A transport without httpcore (MockTransport) is timed from when the request
+is handed to it. Each provider says which data lines
 carry content (`ContentTest`); the parse that fills the result stays with the SDK or the provider's own
 reader, whose stamps remain the fallback for a response these hooks did not see.
 """
@@ -25,6 +30,8 @@ __all__ = ["ContentTest", "SseStamp", "timed_call", "timing_hooks"]
 ContentTest = Callable[[bytes], bool]
 EventHooks = dict[str, list[Callable[[Any], Awaitable[None]]]]
 
+# httpcore's trace event (prefixed `http11.` or `http2.`) once the request's last byte is in the socket.
+_WRITTEN = ".send_request_body.complete"
 # The call being sent from this task: the hooks run inside the SDK's `send`, in the caller's task.
 _CALL: ContextVar[StreamState | None] = ContextVar("shadowlab_provider_call", default=None)
 
@@ -83,8 +90,18 @@ def timing_hooks(http: ModuleType, is_content: ContentTest) -> EventHooks:
 
     async def on_request(request: Any) -> None:
         state = _CALL.get()
-        if state is not None:
-            state.sent()
+        if state is None:
+            return
+        state.sent()  # provisional: a transport that emits no trace events is timed from here
+        inner = request.extensions.get("trace")
+
+        async def trace(event: str, info: Any) -> None:
+            if event.endswith(_WRITTEN):
+                state.sent()
+            if inner is not None:
+                await inner(event, info)
+
+        request.extensions["trace"] = trace
 
     async def on_response(response: Any) -> None:
         state = _CALL.get()

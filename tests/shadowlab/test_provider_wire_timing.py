@@ -1,11 +1,15 @@
 """TTFB and TTFT are stamped from the raw SSE bytes as they arrive (`shadowlab.providers.wire_timing`): at the
 chunk that completes the first data line / the first content-bearing data line, not at the head, a ping, a
 message_start or an empty delta, and not when the parser gets around to the event. A MockTransport feeds
-each provider's stream in chunks and moves a fake clock before each one: no sleeps, exact times."""
+each provider's stream in chunks and moves a fake clock before each one: no sleeps, exact times. The clock
+starts when the request is on an established connection: a pool wait and a slow connect (httpcore's pool over
+a mock network that moves the clock on cue) are not the provider's latency."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import importlib
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +17,7 @@ import pytest
 from pydantic import SecretStr
 
 from shadowlab.apis import normalize_request_body
-from shadowlab.providers import ProviderConfig, ProviderResult
+from shadowlab.providers import ProviderConfig, ProviderResult, create_provider
 from shadowlab.providers.anthropic import has_content as anthropic_has_content
 from shadowlab.providers.openai_compat import OpenAICompatProvider
 from shadowlab.providers.openai_responses import OpenAIResponsesProvider
@@ -141,6 +145,97 @@ def test_a_data_line_split_in_one_byte_chunks_is_stamped_at_its_last_byte(name: 
     assert result.ok and result.text == "Hello", result.error_detail
     assert result.ttft_ms == pytest.approx(line_end + 1)
     assert result.ttfb_ms is not None and result.ttft_ms is not None and result.ttfb_ms < result.ttft_ms
+
+
+def _pooled_transport(
+    name: str, clock: FakeClock, chunks: list[tuple[float, bytes]], connect_s: float
+) -> Any:
+    """A transport of provider `name`'s httpx flavour over its httpcore pool of ONE connection, on a mock
+    network whose connect takes `connect_s` and whose response chunks arrive `at_ms` after the request's last
+    byte was written (the head with the first one); each response closes its connection."""
+    lib: Any = httpx_of(name)
+    core: Any = importlib.import_module(lib.__name__.replace("httpx", "httpcore"))
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+
+    class Network(core.AsyncMockStream):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__([head + chunks[0][1], *(chunk for _, chunk in chunks[1:])])
+            self.times, self.written_at = [at for at, _ in chunks], 0.0
+
+        async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+            self.written_at = clock.mono
+
+        async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+            if self.times:
+                clock.mono = self.written_at + self.times.pop(0) / 1000
+            return await super().read(max_bytes, timeout)  # type: ignore[no-any-return]
+
+    class SlowConnect(core.AsyncMockBackend):  # type: ignore[misc]
+        async def connect_tcp(self, *args: Any, **kwargs: Any) -> Any:
+            clock.advance(connect_s)
+            return Network()
+
+    pool = core.AsyncConnectionPool(max_connections=1, network_backend=SlowConnect([]))
+
+    class Body(lib.AsyncByteStream):  # type: ignore[misc]
+        def __init__(self, inner: Any) -> None:
+            self._inner = inner
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            async for part in self._inner:
+                yield part
+
+        async def aclose(self) -> None:
+            await self._inner.aclose()
+
+    class Pooled(lib.AsyncBaseTransport):  # type: ignore[misc]
+        """What httpx's own transport does, with the mock network in its pool."""
+
+        async def handle_async_request(self, request: Any) -> Any:
+            sent = core.Request(
+                request.method,
+                str(request.url),
+                headers=request.headers.raw,
+                content=request.stream,
+                extensions=request.extensions,
+            )
+            response = await pool.handle_async_request(sent)
+            return lib.Response(
+                response.status,
+                headers=response.headers,
+                stream=Body(response.stream),
+                extensions=response.extensions,
+            )
+
+        async def aclose(self) -> None:
+            await pool.aclose()
+
+    return Pooled()
+
+
+@pytest.mark.parametrize("name", sorted(STREAMS))
+def test_time_waiting_for_a_connection_and_connecting_is_not_the_providers(name: str) -> None:
+    """Two calls at once through a pool of one connection, each connect taking 0.5 s: the second waits for
+    the first's whole stream and then connects. Both read TTFB 10 ms / TTFT 30 ms, the times after their
+    request was written (counted from the hand-over to the client, they read 510/530 and 1050/1070 ms: the
+    queueing on a busy event loop that inflated the OpenAI arm of the demo)."""
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC), mono=100.0)
+    transport = _pooled_transport(name, clock, STREAMS[name], connect_s=0.5)
+    config = ProviderConfig(
+        base_url="http://mock/v1", api_key=SecretStr("k"), transport=transport, clock=clock.monotonic
+    )
+
+    async def two_at_once() -> list[ProviderResult]:
+        provider = create_provider(name, config)
+        try:
+            return list(await asyncio.gather(provider.complete(REQUEST), provider.complete(REQUEST)))
+        finally:
+            await provider.aclose()
+
+    for result in asyncio.run(two_at_once()):
+        assert result.ok and result.text == "Hello", result.error_detail
+        assert (result.ttfb_ms, result.ttft_ms, result.ttlt_ms) == pytest.approx((10, 30, 40))
+    assert clock.mono == pytest.approx(100 + 2 * (0.5 + 0.040))  # both connected, the second after the first
 
 
 Test = Callable[[bytes], bool]
