@@ -120,7 +120,7 @@ def check_connection(engine: Engine, *, migrated: bool = True, create: bool = Fa
         with engine.connect() as conn:
             conn.execute(sa.text("select 1"))
             if migrated:
-                from shadowlab.migrate import check_revision  # Alembic loads only where a schema is checked
+                from shadowlab.migrate import check_revision
 
                 check_revision(conn, where)
     except OperationalError as exc:

@@ -1,17 +1,24 @@
-"""Run Alembic from the installed package: no alembic.ini needed, works from a wheel."""
+"""Run Alembic from the installed package: no alembic.ini needed, works from a wheel.
+
+Alembic itself is imported only by what migrates (`upgrade`, `downgrade`, `scripts`): the schema check every
+command makes (`check_revision`) reads the code's revisions from the migration files' names and the
+database's from `alembic_version`, so a command does not pay for importing Alembic (≈ 0.3 s)."""
 
 from __future__ import annotations
 
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from shadowlab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+VERSION_TABLE = "alembic_version"
 
 
 class NotMigratedError(ConfigError):
@@ -24,11 +31,15 @@ def _location() -> str:
 
 def scripts() -> ScriptDirectory:
     """The shipped `migrations` folder's revisions."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory(_location())
 
 
 def alembic_config(engine: Engine) -> Config:
     """An Alembic config pointing at the shipped `migrations` folder, bound to `engine`."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", _location())
     config.set_main_option(
@@ -45,30 +56,53 @@ def _run(engine: Engine, action: Any, *args: Any) -> None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    from alembic import command
+
     _run(engine, command.upgrade, revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
+    from alembic import command
+
     _run(engine, command.downgrade, revision)
+
+
+def known_revisions() -> list[str]:
+    """The code's revisions, oldest first: each migration file is named after its revision id with a
+    four-digit sequence number first (tests/shadowlab/test_migrations.py checks this against Alembic's
+    own reading of the files, so the two cannot drift)."""
+    versions = files("migrations").joinpath("versions")
+    names = (entry.name for entry in versions.iterdir())
+    return sorted(name[:-3] for name in names if name.endswith(".py") and name[:4].isdigit())
+
+
+def head_revision(engine: Engine | None = None) -> str | None:
+    """The code's newest revision (the history is linear)."""
+    revisions = known_revisions()
+    return revisions[-1] if revisions else None
+
+
+def database_revision(conn: Connection) -> str | None:
+    """The database's revision from `alembic_version`; None when it has none (never migrated, or `base`)."""
+    if not sa.inspect(conn).has_table(VERSION_TABLE):
+        return None
+    rows = conn.execute(sa.text(f"select version_num from {VERSION_TABLE}")).scalars().all()
+    return ", ".join(sorted(rows)) or None
 
 
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
-
-
-def head_revision(engine: Engine) -> str | None:
-    return scripts().get_current_head()
+        return database_revision(conn)
 
 
 def check_revision(conn: Connection, where: str) -> str:
     """The database's revision when it is the code's head; else a `NotMigratedError` saying what to run."""
-    script = scripts()
-    head = script.get_current_head()
-    current = MigrationContext.configure(conn).get_current_revision()
+    known = known_revisions()
+    head = known[-1] if known else None
+    current = database_revision(conn)
     if current == head and current is not None:
         return current
-    if current is not None and current not in {rev.revision for rev in script.walk_revisions()}:
+    if current is not None and current not in known:
         raise NotMigratedError(
             f"database {where}: revision {current} is newer than this shadowlab knows (its head is {head}): "
             "upgrade shadowlab"

@@ -71,6 +71,20 @@ def test_upgrade_downgrade_upgrade(engine: sa.Engine) -> None:
         assert keys <= _unique_keys(engine, table), table
 
 
+def test_the_revisions_read_without_alembic_are_alembics() -> None:
+    # check_revision reads the code's revisions from the files' names: they must be Alembic's, in order.
+    script = migrate.scripts()
+    assert migrate.known_revisions() == [rev.revision for rev in reversed(list(script.walk_revisions()))]
+    assert migrate.head_revision() == script.get_current_head()
+
+
+def test_the_database_revision_is_the_one_alembic_reads(engine: sa.Engine) -> None:
+    migrate.upgrade(engine, "0004_judge_spend")
+    with engine.connect() as conn:
+        assert migrate.database_revision(conn) == "0004_judge_spend"
+        assert MigrationContext.configure(conn).get_current_revision() == "0004_judge_spend"
+
+
 def test_models_and_migrations_do_not_drift(engine: sa.Engine) -> None:
     migrate.upgrade(engine)
     with engine.connect() as conn:
