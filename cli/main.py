@@ -147,7 +147,8 @@ def topics_create(
     from shadowlab.broker import capture_topics, ensure_topics
 
     settings = settings_of(ctx)
-    created = ensure_topics(settings.kafka_bootstrap, capture_topics(settings.capture_topic, partitions))
+    topics = capture_topics(settings.capture_topic, partitions)
+    created = ensure_topics(settings.kafka_bootstrap, topics, timeout_s=settings.connect_timeout_s)
     typer.echo(f"created: {', '.join(created)}" if created else "topics already exist")
 
 

@@ -20,7 +20,7 @@ import bcrypt
 import yaml
 
 from shadowlab.config import Settings
-from shadowlab.errors import ShadowlabError
+from shadowlab.errors import ShadowlabError, yaml_problem
 
 Role = Literal["viewer", "decider"]
 AuthMode = Literal["password", "header", "off"]
@@ -140,7 +140,9 @@ def load_users(path: Path) -> dict[str, Account]:
     except OSError as exc:
         raise UsersFileError(f"SHADOWLAB_DASHBOARD_USERS: cannot read {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise UsersFileError(f"SHADOWLAB_DASHBOARD_USERS: {path} is not valid YAML: {exc}") from None
+        raise UsersFileError(
+            f"SHADOWLAB_DASHBOARD_USERS: {path} is not valid YAML: {yaml_problem(exc)}"
+        ) from None
     entries = document.get("users") if isinstance(document, dict) else None
     if not isinstance(entries, list):
         raise UsersFileError(f"{path}: expected a top-level `users:` list")

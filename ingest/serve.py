@@ -80,7 +80,8 @@ def _source(
             raise ConfigError(
                 f"INPUT: expected a readable JSONL file with --source file, found {args.input_path}"
             )
-        return FileSource(args.input_path, stop), FileDeadLetters(rejected_path(args.input_path))
+        dead_letters = FileDeadLetters(rejected_path(args.input_path))  # first: it may fail, the source not
+        return FileSource(args.input_path, stop), dead_letters
     if args.input_path is not None:
         raise ConfigError(f"INPUT: expected no file with --source kafka, found {args.input_path}")
     name = args.topic or settings.capture_topic
@@ -131,7 +132,12 @@ def run_ingest(settings: Settings, args: IngestArgs, engine_of: Callable[[Settin
     try:
         source, dead = _source(settings, args, metrics, stop)
         if args.metrics_port is not None:
-            metrics.serve(args.metrics_port, args.metrics_host)
+            try:
+                metrics.serve(args.metrics_port, args.metrics_host)
+            except BaseException:  # a port taken: the runner, which closes them, never starts
+                source.close()
+                dead.close()
+                raise
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         options = RunOptions(batch_size=args.batch_size, idle_exit_s=args.idle_exit_s)

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shadowlab.apis import Api
-from shadowlab.errors import ConfigError
+from shadowlab.errors import ConfigError, yaml_problem
 from shadowlab.pricing import PriceTable
 
 # fmt: off
@@ -282,7 +282,7 @@ def load_spec(path: Path) -> ExperimentSpec:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ExperimentSpecError(f"{path}: not valid YAML ({exc})") from None
+        raise ExperimentSpecError(f"{path}: not valid YAML ({yaml_problem(exc)})") from None
     return parse_spec(data, str(path))
 
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shadowlab.errors import ConfigError
+from shadowlab.errors import ConfigError, yaml_problem
 
 __all__ = [
     "FAULTS",
@@ -176,7 +176,6 @@ def load_profiles(path: Path) -> ProfileSet:
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise ConfigError(
-            f"--profile {path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({exc})"
-        ) from None
+        kind = "JSON" if path.suffix == ".json" else "YAML"
+        raise ConfigError(f"--profile {path}: not valid {kind} ({yaml_problem(exc)})") from None
     return ProfileSet.from_data(data, where=str(path))
