@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.bad_inputs import SPEC
+
 CliRunner = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -29,15 +31,6 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, *
 
 # --- a database that is missing, empty or behind the code ------------------------------------------------
 
-SPEC = """\
-name: x
-control: {name: control, provider: anthropic, model: claude-haiku-4-5}
-candidates:
-  - {name: mini, provider: openai, model: gpt-4o-mini}
-allowed_providers: [anthropic, openai]
-budget: {usd: 1}
-plan: {primary_metric: judge_score}
-"""
 # The commands named in issue 19, one subprocess each (the CLI takes ~1 s to start, so not every command:
 # each way into the database is here: the CLI's own, the replayer's, scoring's, analysis's, ingest's).
 DATABASE_COMMANDS = [

@@ -64,6 +64,11 @@ def _env(name: str, variable: str, value: str, needle: str, code: int = 2) -> Ba
     return BadInput(f"env: {name}", ("doctor",), code, needle, {variable: value})
 
 
+def _ingest(name: str, flags: tuple[str, ...], needle: str) -> BadInput:
+    argv = ("ingest", "--source", "file", "c.jsonl", *flags)
+    return BadInput(name, argv, 2, needle, SQLITE, {"c.jsonl": "{}\n"}, "migrated")
+
+
 def _on_x(name: str, argv: tuple[str, ...], needle: str, files: dict[str, str] | None = None) -> BadInput:
     return BadInput(name, argv, 2, needle, SQLITE, files or {}, "experiment")
 
@@ -271,24 +276,12 @@ COMMANDS = [
         "p.yaml",
         files={"p.yaml": "models: [unclosed\n"},
     ),
-    BadInput(
+    _ingest(
         "ingest: metrics port out of range",
-        ("ingest", "--source", "file", "c.jsonl", "--metrics-port", "99999"),
-        2,
+        ("--metrics-port", "99999"),
         "--metrics-port: expected a port from 1 to 65535, found 99999",
-        SQLITE,
-        {"c.jsonl": "{}\n"},
-        "migrated",
     ),
-    BadInput(
-        "ingest: metrics port taken",
-        ("ingest", "--source", "file", "c.jsonl", "--metrics-port", "{taken_port}"),
-        2,
-        "cannot listen on 127.0.0.1:",
-        SQLITE,
-        {"c.jsonl": "{}\n"},
-        "migrated",
-    ),
+    _ingest("ingest: metrics port taken", ("--metrics-port", "{taken_port}"), "cannot listen on 127.0.0.1:"),
     BadInput(
         "ingest: rejected-lines file uncreatable",
         ("ingest", "--source", "file", "c.jsonl"),
@@ -309,42 +302,22 @@ COMMANDS = [
         SQLITE,
         db="migrated",
     ),
-    BadInput(
+    _ingest(
         "ingest: redact pattern without =",
-        ("ingest", "--source", "file", "c.jsonl", "--redact-pattern", "nameonly"),
-        2,
+        ("--redact-pattern", "nameonly"),
         "--redact-pattern: expected NAME=REGEX",
-        SQLITE,
-        {"c.jsonl": "{}\n"},
-        "migrated",
     ),
-    BadInput(
+    _ingest(
         "ingest: redact pattern not a regex",
-        ("ingest", "--source", "file", "c.jsonl", "--redact-pattern", "ok=("),
-        2,
+        ("--redact-pattern", "ok=("),
         "--redact-pattern ok: expected a Python regular expression",
-        SQLITE,
-        {"c.jsonl": "{}\n"},
-        "migrated",
     ),
-    BadInput(
+    _ingest(
         "ingest: redact pattern matching nothing",
-        ("ingest", "--source", "file", "c.jsonl", "--redact-pattern", "empty=a*"),
-        2,
+        ("--redact-pattern", "empty=a*"),
         "--redact-pattern empty: expected a regex that cannot match the empty string",
-        SQLITE,
-        {"c.jsonl": "{}\n"},
-        "migrated",
     ),
-    BadInput(
-        "ingest: tag without =",
-        ("ingest", "--source", "file", "c.jsonl", "--tag", "team"),
-        2,
-        "--tag",
-        SQLITE,
-        {"c.jsonl": "{}\n"},
-        "migrated",
-    ),
+    _ingest("ingest: tag without =", ("--tag", "team"), "--tag"),
     BadInput(
         "ingest: OTLP file not JSON",
         ("ingest", "--source", "otlp", "spans.json"),
