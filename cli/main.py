@@ -9,11 +9,25 @@ from typing import Annotated
 import typer
 from sqlalchemy.engine import Engine
 
+from cli.lazy import Registration, lazy_group
 from shadowlab import __version__
 from shadowlab.config import Settings, load_settings
 from shadowlab.errors import ShadowlabError
 
+# Each module is imported when one of its commands runs (or for `--help`), not at every start.
+COMMANDS = (
+    Registration("ingest.command", ("ingest", "retention", "forget")),
+    Registration("simulator.command", ("simulate",), takes_settings=False),
+    Registration("replayer.command", ("experiment", "replay")),
+    Registration("analysis.cli", ("analyze", "gate", "route", "report")),
+    Registration("scoring.command", ("score", "agreement")),
+    Registration("dashboard.command", ("dashboard",)),
+    Registration("cli.prices", ("prices",)),
+    Registration("cli.otlp", ("otlp",), takes_settings=False),
+)
+
 app = typer.Typer(
+    cls=lazy_group(COMMANDS, lambda ctx: settings_of(ctx)),
     name="shadowlab",
     help="Prove an LLM model switch is safe before cutover: tee, ingest, replay, score, analyse, decide.",
     no_args_is_help=True,
@@ -206,39 +220,6 @@ def demo(
         result = run_demo(options, typer.echo)
     if not result.matches_truth:
         raise typer.Exit(1)
-
-
-from ingest.command import register as _register_ingest  # noqa: E402
-
-_register_ingest(app, settings_of)
-
-from simulator.command import register as _register_simulator  # noqa: E402
-
-_register_simulator(app)
-
-from replayer.command import register as _register_replayer  # noqa: E402
-
-_register_replayer(app, settings_of)
-
-from analysis.cli import register as _register_analysis  # noqa: E402
-
-_register_analysis(app, settings_of)
-
-from scoring.command import register as _register_scoring  # noqa: E402
-
-_register_scoring(app, settings_of)
-
-from dashboard.command import register as _register_dashboard  # noqa: E402
-
-_register_dashboard(app, settings_of)
-
-from cli.prices import register as _register_prices  # noqa: E402
-
-_register_prices(app, settings_of)
-
-from cli.otlp import register as _register_otlp  # noqa: E402
-
-_register_otlp(app)
 
 
 def main() -> None:
