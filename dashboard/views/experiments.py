@@ -16,36 +16,46 @@ from dashboard.views.common import PageContext, choose_experiment, run_page, tit
 CLICKS_KEY = "experiments_clicks"
 COLUMN_HELP = {
     "experiment": "Tick the box at the start of the row to open its Overview.",
-    "verdict": "The latest analysis' verdict.\n\n" + term_help("Verdict"),
-    "recommended": "The candidate the analysis recommends switching to, if any.",
+    "verdict": "The latest analysis' verdict; Ship names the candidate it recommends switching to.\n\n"
+    + term_help("Verdict"),
     "status": "running, paused, budget_exhausted or concluded.",
     "prompts": "Prompts replayed on every arm, of the plan's maximum.",
     "progress": "Share of the plan's maximum sample replayed.",
-    "spend": "Spent on replays (and judging), of the budget.",
-    "budget": "Share of the budget spent.",
+    "spend": "Spent on replays (and judging), of the budget, and the share of the budget spent.",
     "errors": "Replays that failed (any arm).",
-    "arms": "Each arm's role and model.",
+    "candidates": "The model of each candidate arm, tried against the control (the Overview lists every arm "
+    "by name, role and model).",
 }
+
+
+def _verdict(verdict: str | None, recommended: str | None) -> str:
+    """The verdict as the Overview reads it: `Ship haiku` names the arm to switch to."""
+    if not verdict:
+        return "no verdict yet"
+    label = display.verdict_label(verdict)
+    return f"{label} {recommended}" if verdict == "ship" and recommended else label
 
 
 def experiments_frame(ctx: PageContext) -> pd.DataFrame:
     rows = []
     for e in data.experiments(ctx.database_url):
         target = e.target_requests
-        budget = f" of {display.money(e.budget_usd)}" if e.budget_usd else " (no budget)"
+        budget = (
+            f" of {display.money(e.budget_usd)} ({display.percent(e.spend_usd / e.budget_usd)})"
+            if e.budget_usd
+            else " (no budget)"
+        )
         rows.append(
             {
                 "id": e.id,
                 "experiment": e.name,
-                "verdict": display.verdict_label(e.verdict) if e.verdict else "no verdict yet",
-                "recommended": e.recommended or "—",
+                "verdict": _verdict(e.verdict, e.recommended),
                 "status": e.status,
                 "prompts": f"{e.requests_replayed:,}" + (f" of {target:,}" if target else ""),
                 "progress": min(1.0, e.requests_replayed / target) if target else None,
                 "spend": display.money(e.spend_usd) + budget,
-                "budget": (e.spend_usd / e.budget_usd) if e.budget_usd else None,
                 "errors": e.errors,
-                "arms": ", ".join(f"{a.name} ({a.role}: {a.model})" for a in e.arms),
+                "candidates": ", ".join(a.model for a in e.arms if a.role == "candidate"),
             }
         )
     return pd.DataFrame(rows, columns=["id", *COLUMN_HELP])
@@ -61,12 +71,11 @@ def render(ctx: PageContext) -> None:
         name: st.column_config.TextColumn(name, help=text) for name, text in COLUMN_HELP.items()
     }
     config["id"] = None  # hidden: what a click selects
-    for name in ("progress", "budget"):
-        # Blue, not the theme's primary red, which would read as an alarm on a healthy 100 %.
-        config[name] = st.column_config.ProgressColumn(
-            name, help=COLUMN_HELP[name], min_value=0.0, max_value=1.0, format="percent", width="small",
-            color="blue",
-        )  # fmt: skip
+    # Blue, not the theme's primary red, which would read as an alarm on a healthy 100 %.
+    config["progress"] = st.column_config.ProgressColumn(
+        "progress", help=COLUMN_HELP["progress"], min_value=0.0, max_value=1.0, format="percent",
+        width="small", color="blue",
+    )  # fmt: skip
     config["errors"] = st.column_config.NumberColumn("errors", help=COLUMN_HELP["errors"], format="localized")
     # A new key after each click, so the list does not remember the selection and reopen it on return.
     clicks = st.session_state.setdefault(CLICKS_KEY, 0)

@@ -156,12 +156,12 @@ def test_a_decider_declares_a_winner_and_a_viewer_cannot_in_a_real_browser(
                 _open(page, title, artifacts_dir, "decider")
                 if title == "Experiments":
                     grid = _grids(page)[0]
-                    # the verdict and the recommendation first, spend and budget before the wide arms column
-                    assert grid["headers"][:3] == ["experiment", "verdict", "recommended"]
-                    assert grid["headers"].index("budget") < grid["headers"].index("arms")
-                    assert grid["rows"][0][1:3] == [
-                        VERDICT_LABELS[computed["verdict"]], computed["recommended"] or "—"
-                    ]  # fmt: skip
+                    # the verdict first (Ship names its arm), the spend against the budget, candidates last
+                    assert grid["headers"][:2] == ["experiment", "verdict"]
+                    assert grid["headers"][-1] == "candidates"
+                    assert grid["rows"][0][1] == VERDICT_LABELS[computed["verdict"]] + (
+                        f" {computed['recommended']}" if computed["verdict"] == "ship" else ""
+                    )
                 if title == "Overview":
                     _check_results_page(page, seeded)
                 if title == "Metrics":
