@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -81,6 +82,10 @@ async def _serve(simulator: Simulator, host: str, port: int, announce: Callable[
     except OSError as exc:  # in use, not an address of this machine, a name that does not resolve
         reason = exc.strerror or str(exc)
         raise ConfigError(f"--host/--port: cannot listen on {host}:{port}: {reason}") from None
+    # What is alive now (~56k objects: the CLI, typer, the routes) lives as long as the process; out of the
+    # collector's sight, a full pass walks only what requests allocate instead of pausing every stream
+    # (14-23 ms CPU) in the middle of the deltas whose timing the simulator promises.
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
