@@ -66,6 +66,17 @@ def snapshot_sessions(session: Session, count: int) -> Iterator[list[Session]]:
         yield helpers
 
 
+def cancel_queries(helpers: Sequence[Session]) -> None:
+    """Cancel what the helper sessions of `snapshot_sessions` are running (from another thread): their
+    threads get an error at once instead of finishing a read nobody will use."""
+    for helper in helpers:
+        bind = helper.get_bind()
+        if isinstance(bind, sa.Connection):
+            driver = bind.connection.driver_connection
+            if driver is not None:
+                driver.cancel_safe()
+
+
 def both(first: Callable[[], A], second: Callable[[], B], *, parallel: bool) -> tuple[A, B]:
     """The results of two calls; when `parallel`, the second runs in a thread of its own meanwhile (each call
     on its own session: the waits on Postgres release the GIL)."""

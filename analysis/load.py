@@ -7,9 +7,10 @@ per scorer name (the scorer version written most recently; binary when every val
 
 Columnar: one query returns the experiment's replays as five numeric columns (`analysis.fetch`), one the
 chosen scorer versions' scores, one a row per request with its segment facts and cluster labels
-(`analysis.request_facts`); numpy places them (no Python object per row). On Postgres they run two at a time
-on connections of their own under this transaction's snapshot. The plan is checked against the experiment's
-metrics before scores and requests are read.
+(`analysis.request_facts`); numpy places them (no Python object per row). On Postgres they run at once on
+connections of their own under this transaction's snapshot: replays and captures (by id range when the
+experiment's requests fill it densely) from the start, scores once the replay ids are known. The plan is
+checked against the experiment's metrics before scores are read (a read still running is cancelled).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -89,12 +91,12 @@ def load_experiment(session: Session, name: str, *, check: bool = False) -> Expe
     PlanError before reading scores and requests (the replays are read meanwhile) when the plan names a
     metric the experiment cannot have.
 
-    On Postgres two more connections read under this transaction's snapshot (`snapshot_sessions`), so two
-    backends work at once: scorer versions beside the replays (`LoadStart`, perhaps started already by
-    `start_in_session`), then scores and preferences beside the captured requests."""
+    On Postgres three more connections read under this transaction's snapshot (`snapshot_sessions`), so
+    backends work at once: scorer versions, replays and captured requests (by their id range, when dense:
+    `LoadStart`, perhaps started already by `start_in_session`), then scores and preferences."""
     with take_started(session, name) or LoadStart(session, name) as started:
         eid, arms, arm_rows = started.experiment.id, started.arms, started.arm_rows
-        first, second = started.first, started.second
+        first, third = started.first, started.third
         scorers, preference_names = started.names()
         if check and started.any_used:
             check_plan(name, started.experiment.plan, _metric_columns(scorers, preference_names))
@@ -108,7 +110,7 @@ def load_experiment(session: Session, name: str, *, check: bool = False) -> Expe
                 _score_columns(first, eid, replays.ids, scorers),
                 read_preferences(first, eid, request_keys, arm_index, arms[0].id, shape),
             ),
-            lambda: _requests(second, eid, request_keys, name),
+            lambda: _requests(third, eid, request_keys, name, started.captures()),
             parallel=started.parallel,
         )
     pairwise, preference_columns, judge_orders = preferences
@@ -125,10 +127,10 @@ def load_experiment(session: Session, name: str, *, check: bool = False) -> Expe
 
 
 def _requests(
-    session: Session, eid: int, request_keys: IntArray, name: str
+    session: Session, eid: int, request_keys: IntArray, name: str, fetched: pa.Table | None
 ) -> tuple[tuple[str, ...], IntArray | None, FactTable]:
     try:
-        return read_requests(session, eid, request_keys)
+        return read_requests(session, eid, request_keys, fetched)
     except RequestsChangedError as exc:
         raise ExperimentLoadError(f"experiment {name!r}: {exc}") from None
 

@@ -1,10 +1,11 @@
 """The first half of `load_experiment`, light enough to start before the statistics modules are imported.
 
-`LoadStart` reads the experiment and its arms, then has its scorer versions and its replays read on two
-threads (on Postgres: on connections of their own under the transaction's exported snapshot, which stay
-open for the second half). A command calls `start_in_session` first and imports numpy's and scipy's
+`LoadStart` reads the experiment and its arms, then has its scorer versions, its replays and (when the
+experiment's requests fill their id range densely) its captured requests read on three threads (on Postgres:
+on connections of their own under the transaction's exported snapshot, which stay open for the second
+half). A command calls `start_in_session` first and imports numpy's and scipy's
 statistics meanwhile; `load_experiment` on the same session picks the started read up (`take_started`).
-This module imports no statistics: sqlalchemy, numpy and the store only.
+This module imports no statistics: sqlalchemy, numpy, pyarrow and the store only.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from analysis.fetch import fetch_numbers, snapshot_sessions, tune_for_aggregates
+from analysis.fetch import cancel_queries, fetch_numbers, fetch_table, snapshot_sessions, tune_for_aggregates
 from shadowlab import store
-from shadowlab.models import Arm, Experiment, Preference, Replay
+from shadowlab.models import Arm, CapturedRequest, Experiment, Preference, Replay
 
 T = TypeVar("T")
 IntArray = npt.NDArray[np.int64]
@@ -85,6 +87,55 @@ def read_replays(session: Session, eid: int, arm_rows: Sequence[ArmRow]) -> Repl
     return Replays(ids, codes, ttft, latency, cost, slots)
 
 
+CAPTURE_SCHEMA = pa.schema([
+    pa.field("id", pa.int64(), nullable=False), ("request_id", pa.string()), ("conversation_id", pa.string()),
+    ("prompt_fingerprint", pa.string()), ("service", pa.string()), ("route", pa.string()),
+    ("tags", pa.string()), ("prompt_chars", pa.int64()), ("user_turn", pa.int64()),
+])  # fmt: skip
+
+
+def read_captures(session: Session, which: sa.ColumnElement[bool]) -> pa.Table:
+    """The captured requests `which` selects as an Arrow table of `CAPTURE_SCHEMA`: id, request id, cluster
+    labels and segment facts (in the order Postgres reads them)."""
+    statement = sa.select(
+        CapturedRequest.id, CapturedRequest.request_id, CapturedRequest.conversation_id,
+        CapturedRequest.prompt_fingerprint, CapturedRequest.service, CapturedRequest.route,
+        sa.cast(CapturedRequest.tags, sa.Text), CapturedRequest.prompt_chars, CapturedRequest.user_turn,
+    ).where(which)  # fmt: skip
+    return fetch_table(session, statement, CAPTURE_SCHEMA)
+
+
+_PROBES = 64  # ids looked up to estimate how densely the requests fill their id range
+
+
+def dense_request_span(
+    session: Session, arm_rows: Sequence[ArmRow], control_id: int
+) -> tuple[int, int] | None:
+    """The range of captured-request ids the experiment's replays name, when its requests seem to fill more
+    than half of it (`dense_range_or`'s rule, estimated: the share of 64 ids spread over the range that the
+    control replayed), else None. Then its captures can be read by that range before its replays are. Each
+    bound and each probe is one look-up in the (arm, captured request) index; a wrong guess costs time only
+    (the rows of the range that are not the experiment's are dropped after reading)."""
+    bounds = [
+        sa.select(extreme(Replay.captured_request_id)).where(Replay.arm_id == a.id).scalar_subquery()
+        for a in arm_rows
+        for extreme in (sa.func.min, sa.func.max)
+    ]
+    found = session.execute(sa.select(*bounds)).one()
+    lows, highs = [v for v in found[0::2] if v is not None], [v for v in found[1::2] if v is not None]
+    if not lows:
+        return None
+    low, high = int(min(lows)), int(max(highs))
+    size = high - low + 1
+    # a low-discrepancy sequence (multiples of the golden ratio): no stride of the ids aliases with it
+    probes = sorted({low + int((i * 0.6180339887498949) % 1.0 * size) for i in range(1, _PROBES + 1)})
+    hits = session.execute(
+        sa.select(sa.func.count()).select_from(Replay)
+        .where(Replay.arm_id == control_id, Replay.captured_request_id.in_(probes))
+    ).scalar_one()  # fmt: skip
+    return (low, high) if 2 * hits > len(probes) else None
+
+
 def scorer_names(session: Session, eid: int) -> tuple[dict[str, str], list[str]]:
     """Each pointwise scorer's latest version, and the pairwise scorers' names (sorted)."""
     scorers = store.scorers.latest_point_versions(eid, session=session)
@@ -128,9 +179,10 @@ def _done(value: T) -> Future[T]:
 
 
 class LoadStart:
-    """Experiment `name` with its arms, its scorer versions and replays being read; the sessions the rest
-    of the load reads on (`first`, `second`: helpers under the same snapshot, or `session` itself when
-    `parallel` is false). A context manager: leaving it ends the threads and the helpers."""
+    """Experiment `name` with its arms, its scorer versions, replays and perhaps captures being read; the
+    sessions the rest of the load reads on (`first`, `second`, `third`: helpers under the same snapshot, or
+    `session` itself when `parallel` is false). A context manager: leaving it ends the threads and the
+    helpers (a read still running, left because of an error, is cancelled)."""
 
     def __init__(self, session: Session, name: str) -> None:
         self.name = name
@@ -140,16 +192,18 @@ class LoadStart:
         self.any_used = any(a.used for a in self.arm_rows)
         self._stack = ExitStack()
         try:
-            helpers = self._stack.enter_context(snapshot_sessions(session, 2))
-            self.parallel = bool(helpers)
-            self.first, self.second = helpers or (session, session)
-            if not helpers:
+            self._helpers = self._stack.enter_context(snapshot_sessions(session, 3))
+            self.parallel = bool(self._helpers)
+            self.first, self.second, self.third = self._helpers or (session, session, session)
+            if not self._helpers:
                 tune_for_aggregates(session)
             if self.parallel:
-                pool = self._stack.enter_context(ThreadPoolExecutor(2))
+                pool = self._stack.enter_context(ThreadPoolExecutor(3))
                 self._names, self._replays = pool.submit(self._read_names), pool.submit(self._read_replays)
-            else:
+                self._captures = pool.submit(self._read_captures)
+            else:  # the captures are read by the replays' request ids, once known
                 self._names, self._replays = _done(self._read_names()), _done(self._read_replays())
+                self._captures = _done(None)
         except BaseException:
             self._stack.close()
             raise
@@ -160,6 +214,11 @@ class LoadStart:
     def _read_replays(self) -> Replays:
         return read_replays(self.second, self.eid, self.arm_rows)
 
+    def _read_captures(self) -> pa.Table | None:
+        control = next(a.id for a in self.arm_rows if a.role == "control")
+        span = dense_request_span(self.third, self.arm_rows, control) if self.any_used else None
+        return None if span is None else read_captures(self.third, CapturedRequest.id.between(*span))
+
     def names(self) -> tuple[dict[str, str], list[str]]:
         """Each pointwise scorer's latest version and the pairwise scorers' names (waits for the read)."""
         return self._names.result()
@@ -168,12 +227,19 @@ class LoadStart:
         """The experiment's replays (waits for the read)."""
         return self._replays.result()
 
+    def captures(self) -> pa.Table | None:
+        """The captures of the experiment's request id range, with others of that range (waits for the read);
+        None when they are to be read by the replays' request ids."""
+        return self._captures.result()
+
     def __enter__(self) -> LoadStart:
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
+        if not all(f.done() for f in (self._names, self._replays, self._captures)):
+            cancel_queries(self._helpers)  # left early (a bad plan, an error): no read is waited for
         self._stack.close()
 
 

@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from analysis.csv_input import FloatArray, IntArray
-from analysis.fetch import arrow_int64, dense_range_or, fetch_table, integers_of, present_of
+from analysis.fetch import arrow_int64, dense_range_or, integers_of, present_of
+from analysis.load_start import read_captures
 from analysis.segments import PROMPT_CHAR_EDGES, FactTable, RequestFacts
 from analysis.stats.clustering import factorise
 from shadowlab.models import CapturedRequest, Replay
@@ -36,13 +37,6 @@ def request_facts(service: str, route: str | None, tags: Any, body: Any) -> Requ
     )
 
 
-_REQUEST_SCHEMA = pa.schema([
-    pa.field("id", pa.int64(), nullable=False), ("request_id", pa.string()), ("conversation_id", pa.string()),
-    ("prompt_fingerprint", pa.string()), ("service", pa.string()), ("route", pa.string()),
-    ("tags", pa.string()), ("prompt_chars", pa.int64()), ("user_turn", pa.int64()),
-])  # fmt: skip
-
-
 def _which(eid: int, request_keys: IntArray) -> sa.ColumnElement[bool]:
     """The experiment's captures (with the few others of their id range, dropped after reading)."""
     replayed = sa.select(Replay.captured_request_id).where(Replay.experiment_id == eid)
@@ -50,18 +44,15 @@ def _which(eid: int, request_keys: IntArray) -> sa.ColumnElement[bool]:
 
 
 def read_requests(
-    session: Session, eid: int, request_keys: IntArray
+    session: Session, eid: int, request_keys: IntArray, fetched: pa.Table | None = None
 ) -> tuple[tuple[str, ...], IntArray | None, FactTable]:
-    """Per request (in `request_keys` order): its id, cluster labels and segment facts, from one query.
+    """Per request (in `request_keys` order): its id, cluster labels and segment facts, from one query (or
+    from `fetched`, the captures of the keys' id range read already: `LoadStart.captures`).
 
     Rows without the stored facts or fingerprint (written before ingest computed them, and not migrated)
     get them from their body, as ingest and the migrations compute them."""
-    statement = sa.select(
-        CapturedRequest.id, CapturedRequest.request_id, CapturedRequest.conversation_id,
-        CapturedRequest.prompt_fingerprint, CapturedRequest.service, CapturedRequest.route,
-        sa.cast(CapturedRequest.tags, sa.Text), CapturedRequest.prompt_chars, CapturedRequest.user_turn,
-    ).where(_which(eid, request_keys))  # fmt: skip
-    fetched = fetch_table(session, statement, _REQUEST_SCHEMA)
+    if fetched is None:
+        fetched = read_captures(session, _which(eid, request_keys))
     fetched_ids = integers_of(fetched.column("id"))
     wanted = np.flatnonzero(np.isin(fetched_ids, request_keys))
     order = wanted[np.argsort(fetched_ids[wanted], kind="stable")]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,9 @@ from sqlalchemy.orm import Session
 
 from analysis.decision import VERDICTS
 from analysis.experiment_analysis import analyze_experiment
+from analysis.fetch import cancel_queries, snapshot_sessions
 from analysis.load import ExperimentLoadError, load_experiment
+from analysis.plan import PlanError
 from analysis.stats import decisive_pairs_binomial
 from shadowlab import migrate
 from shadowlab.db import create_engine
@@ -106,6 +110,38 @@ def test_loader_aligns_arms_scores_and_preferences(database_url: str) -> None:
     assert np.all(np.isnan(pref[:, 0])) and not np.isnan(pref[:, 1]).any()
     assert set(np.unique(pref[:, 1])) <= {0.0, 0.5, 1.0}
     assert data.pairwise.first.size == 40 and table.clusters is not None
+
+
+@pytest.mark.postgres
+def test_a_plan_metric_the_experiment_lacks_stops_the_load(database_url: str) -> None:
+    """The plan is checked once the scorer versions are known, before the scores are read (the replays and
+    captures read beside the versions are cancelled if still running); the session goes on."""
+    seed_experiment(database_url, "exp-p", n=40, plan={**PLAN, "primary_metric": "bleu"}, seed=5)
+    engine = create_engine(database_url)
+    with Session(engine) as session:
+        with pytest.raises(PlanError, match="experiment 'exp-p' plan: plan metric 'bleu'"):
+            load_experiment(session, "exp-p", check=True)
+        assert load_experiment(session, "exp-p").table.request_ids[:1] == ("req-0",)
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_cancel_queries_stops_a_helper_read_at_once(pg_database: str) -> None:
+    engine = create_engine(pg_database)
+    with Session(engine) as session, snapshot_sessions(session, 1) as (helper,):
+        pid = helper.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        with ThreadPoolExecutor(1) as pool:
+            sleeping = pool.submit(helper.execute, sa.text("SELECT pg_sleep(600)"))
+            with engine.connect() as watcher:  # cancel once the backend runs the read, not before
+                state = sa.text("SELECT wait_event FROM pg_stat_activity WHERE pid = :pid")
+                deadline = time.monotonic() + 30
+                while watcher.execute(state, {"pid": pid}).scalar_one() != "PgSleep":
+                    assert time.monotonic() < deadline and not sleeping.done()
+                    watcher.rollback()
+            cancel_queries([helper])
+            with pytest.raises(sa.exc.OperationalError, match="canceling statement"):
+                sleeping.result(timeout=60)
+    engine.dispose()
 
 
 @pytest.mark.postgres
