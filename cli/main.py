@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from sqlalchemy.engine import Engine
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from cli.lazy import Registration, lazy_group
 from shadowlab import __version__
@@ -223,12 +224,26 @@ def demo(
 
 
 def main() -> None:
-    """Console entry point: a `ShadowlabError` becomes one `error:` line and its exit code, no traceback."""
+    """Console entry point: a `ShadowlabError` becomes one `error:` line and its exit code, no traceback; so
+    does a usage error click finds (an option's value of the wrong type, an unknown command or option, a
+    missing argument), which it would print as a usage block ending in `Error: …`."""
     try:
-        app()
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as exc:  # `shadowlab` or a group alone: its help, as click prints it
+        exc.show()
+        sys.exit(exc.exit_code)
+    except UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx is not None else "shadowlab"
+        typer.echo(f"error: {command}: {exc.format_message()} (see `{command} --help`)", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:  # Ctrl-D at a prompt
+        typer.echo("error: aborted", err=True)
+        sys.exit(1)
     except ShadowlabError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    # Without standalone mode the group returns what its command returned, or the code of a `typer.Exit`.
+    sys.exit(code if type(code) is int else 0)
 
 
 if __name__ == "__main__":

@@ -416,6 +416,21 @@ COMMANDS = [
     _on_x("report: unknown experiment", ("report", "nope"), "nope"),
     _on_x("agreement: unknown experiment", ("agreement", "nope", "--scorer", "judge"), "nope"),
     _on_x("forget: empty user hash", ("forget", ""), "USER_HASH"),
+    # click's own usage errors: one line naming the command and where its help is, not a usage block
+    BadInput(
+        "usage: an option's value of the wrong type",
+        ("replay", "x", "--concurrency", "many"),
+        2,
+        "shadowlab replay: Invalid value for '--concurrency'",
+    ),
+    BadInput("usage: an unknown command", ("replya",), 2, "No such command 'replya'"),
+    BadInput("usage: an unknown option", ("analyze", "x", "--colour"), 2, "No such option: --colour"),
+    BadInput(
+        "usage: a missing argument",
+        ("experiment", "show"),
+        2,
+        "shadowlab experiment show: Missing argument 'name'",
+    ),
     BadInput(
         "topics create: unreachable Kafka",
         ("topics", "create"),
