@@ -17,7 +17,7 @@ from ingest.metrics import IngestMetrics
 from ingest.redact import Redactor
 from ingest.sampling import Selector
 from ingest.sink import Row
-from shadowlab.capture import Capture, CaptureError, capture_from_dict, decode_capture_bytes
+from shadowlab.capture import Capture, CaptureError, capture_from_dict, capture_text, decode_capture_text
 from shadowlab.fingerprint import body_fingerprint
 from shadowlab.request_shape import prompt_chars, user_turn
 from shadowlab.usage import estimate_usage
@@ -51,13 +51,14 @@ def prepare(messages: Sequence[Message], config: PipelineConfig, metrics: Ingest
             dead.append(DeadLetter(message, *message.rejection))
             continue
         try:
-            data = decode_capture_bytes(message.value, max_bytes=config.max_bytes)
+            text = capture_text(message.value, max_bytes=config.max_bytes)
+            data = decode_capture_text(text)
             capture = capture_from_dict(data)
             reason = config.selector.reason_to_skip(capture)
             if reason is not None:
                 metrics.skipped(reason)
                 continue
-            rows.append((message, row_of(capture, data, message, config.redactor, now)))
+            rows.append((message, row_of(capture, data, message, config.redactor, now, text)))
         except CaptureError as exc:
             dead.append(DeadLetter(message, exc.code, exc.detail))
         except Exception as exc:  # a bug of ours must not wedge the partition: dead-letter and log it
@@ -69,14 +70,22 @@ def prepare(messages: Sequence[Message], config: PipelineConfig, metrics: Ingest
 
 
 def row_of(
-    capture: Capture, data: dict[str, Any], message: Message, redactor: Redactor, now: datetime
+    capture: Capture,
+    data: dict[str, Any],
+    message: Message,
+    redactor: Redactor,
+    now: datetime,
+    text: str | None = None,
 ) -> Row:
     """The `captured_requests` row of a capture, with request and response redacted.
 
     `data` is the JSON the capture was validated from: request and response are stored as sent, which
     is cheaper than dumping the model again (`Capture.to_json_dict`) and keeps `1` from becoming `1.0`.
+    `text`, the message `data` was decoded from, lets redaction skip a capture in which nothing can match.
     """
-    redacted = redactor.redact_capture(data["request"], data.get("response"), data.get("source"))
+    redacted = redactor.redact_capture(
+        data["request"], data.get("response"), data.get("source"), json_text=text
+    )
     # Of the request as stored (what the migration's backfill and the analysis recompute); when nothing was
     # redacted that is the request already validated, so it is not validated again.
     validated = None if any(redacted.counts.values()) else capture.request

@@ -4,7 +4,8 @@ Every string in the request and the response is scanned (content blocks, tool in
 the keys of their objects, numbers long enough to be a phone or card number, and the source's free-text
 fields (route, conversation id, tags); base64 payloads are skipped only once they are valid base64. The
 rules are in `ingest.redact_rules`; each sits behind a cheap pre-check so most strings never reach a
-regex. A value seen twice in one capture gets the same placeholder (`[EMAIL_1]` both times); the summary
+regex, and ingest hands over the capture's JSON text so that a capture holding no trigger at all is not
+walked. A value seen twice in one capture gets the same placeholder (`[EMAIL_1]` both times); the summary
 keeps how many of each type were replaced, never values.
 """
 
@@ -21,6 +22,7 @@ from ingest.redact_rules import BUILTIN_RULES, EmailPattern, Replacer, Rule
 _MIN_DIGITS = 9  # the fewest digits of a phone number; card numbers have 13
 _MIN_LEN = 6  # the shortest secret we look for, `a@b.co`
 _SHORT_TEXT = 4096  # up to this length, one `findall` lists the triggers in a capture
+_JSON_ESCAPED = re.compile(r'["\\/\x00-\x1f]')  # characters JSON writes, or may write, as an escape
 # Binary payloads are not text: scanning base64 would only corrupt images and cost time.
 _BINARY_KEYS = frozenset({"data", "file_data"})
 _SKIP_KEYS = frozenset({"signature"})
@@ -62,6 +64,14 @@ class _Scope:
 
 
 @dataclass(frozen=True)
+class _Found:
+    """What a capture's JSON text holds: the rules' triggers, and whether a run of digits for a digit rule."""
+
+    triggers: set[str]
+    digit_run: bool
+
+
+@dataclass(frozen=True)
 class Redacted:
     request: dict[str, Any]
     response: dict[str, Any] | None
@@ -86,33 +96,54 @@ class Redactor:
         self._triggers = tuple(t for t in sorted(triggers, key=len, reverse=True) if not triggers[t])
         self._trigger_patterns: dict[tuple[str, ...], re.Pattern[str]] = {}
         self._folded_triggers = tuple(t for t, folded in triggers.items() if folded)
+        # A user rule may match anything; a trigger JSON may write with an escape may hide in a JSON text.
+        self._json_precheck = not user and not any(_JSON_ESCAPED.search(t) for t in triggers)
 
     def redact_capture(
         self,
         request: dict[str, Any],
         response: dict[str, Any] | None,
         source: Mapping[str, Any] | None = None,
+        *,
+        json_text: str | None = None,
     ) -> Redacted:
         """Redact a capture's request, response and free-text source fields (`route`, `conversation_id`,
-        `tags`) with one scope, so placeholders agree across them."""
+        `tags`) with one scope, so placeholders agree across them.
+
+        `json_text`: the JSON they were decoded from (the message as sent), searched once for the rules'
+        triggers instead of the texts to scan; when it holds none, nothing is copied or scanned and the
+        result holds the input itself."""
+        fields = {k: v for k, v in (source or {}).items() if k in SOURCE_FIELDS}
+        found = None if json_text is None else self._found_in_json(json_text)
+        if found is not None and not found.triggers and not found.digit_run:
+            return Redacted(request, response, {}, fields)
         scope = _Scope()
         slots = _Slots(plain_keys=self._user_rules)  # a user rule may match any key
-        fields = {k: v for k, v in (source or {}).items() if k in SOURCE_FIELDS}
         new_request, new_response, new_source = _copy([request, response, fields], slots)
         if slots.any():
-            self._redact_slots(slots, scope)
+            self._redact_slots(slots, scope, found)
         return Redacted(new_request, new_response, dict(sorted(scope.counts.items())), new_source)
+
+    def _found_in_json(self, json_text: str) -> _Found | None:
+        """The triggers and digit runs in a JSON text: of all its strings, keys and numbers, so of those
+        redaction scans. Each of them is written out in the JSON as it is, unless a `\\u` escape spells a
+        character (no trigger holds one JSON escapes otherwise); None when that may be, or with a user rule
+        (it has no trigger). None too when it holds an `@`: an email, the most common find, makes the walk
+        certain, and searching the whole JSON first would only add to its cost."""
+        if not self._json_precheck or "@" in json_text or "\\u" in json_text:
+            return None
+        return _Found(self._triggers_in(json_text), _has_digit_run(json_text, _digit_marks(json_text)))
 
     def redact_text(self, text: str) -> tuple[str, dict[str, int]]:
         """Redact one string (for tests and tools); placeholders numbered from 1."""
         scope = _Scope()
         return _apply(self._active([text], text, scope), text), scope.counts
 
-    def _redact_slots(self, slots: _Slots, scope: _Scope) -> None:
-        """Redact the strings, keys and long numbers at `slots` in place."""
+    def _redact_slots(self, slots: _Slots, scope: _Scope, found: _Found | None = None) -> None:
+        """Redact the strings, keys and long numbers at `slots` in place (`found`: in the capture's JSON)."""
         texts = slots.texts()
         joined = "\x00".join(texts)
-        substitutions = self._active(texts, joined, scope)
+        substitutions = self._active(texts, joined, scope, found)
         if not substitutions:
             return
         if self._user_rules or joined.count("\x00") != len(texts) - 1:
@@ -132,18 +163,23 @@ class Redactor:
                     new[i] = text
         slots.write(new, texts)
 
-    def _active(self, texts: list[str], joined: str, scope: _Scope) -> list[_Substitution]:
+    def _active(
+        self, texts: list[str], joined: str, scope: _Scope, found: _Found | None = None
+    ) -> list[_Substitution]:
         """The rules that may match somewhere in `texts` (`joined` by NUL), each with the texts it may match
-        in: those holding one of its triggers, or for a digit rule those with enough digits."""
-        found = self._triggers_in(joined)
-        digit_holders: list[int] | None = None
+        in: those holding one of its triggers, or for a digit rule those with enough digits. `found`: what
+        the capture's JSON holds, which the texts cannot hold more of."""
+        triggers = self._triggers_in(joined) if found is None else found.triggers
+        digit_holders: list[int] | None = None if found is None or found.digit_run else []
         active = []
         for rule, splitter in zip(self.rules, self._splitters, strict=True):
             where = None
             if rule.triggers:
-                if found.isdisjoint(rule.triggers):
+                if triggers.isdisjoint(rule.triggers):
                     continue
                 where = rule.holders(texts)
+                if not where:  # the JSON holds the trigger elsewhere (a request id, a skipped payload)
+                    continue
             elif rule.needs_digits:
                 digit_holders = _digit_holders(texts, joined) if digit_holders is None else digit_holders
                 if not digit_holders:
@@ -224,31 +260,40 @@ class _Substitution:
         return "".join(parts)
 
 
-_KEEP_DIGITS_AND_NUL = bytes(b for b in range(256) if b not in b"0123456789\x00")
 # A card or a phone number is digits and separators only, at least `_MIN_DIGITS` digits (`\d`, like the
 # rules: any script's digits, which luhn_valid reads too).
 _DIGIT_RUN = re.compile(rf"\d(?:[ .\-+()]*\d){{{_MIN_DIGITS - 1}}}")
+# `_DIGIT_RUN` in ASCII text, with C string operations instead of a regex tried at every digit: the
+# separators a run may hold are deleted and every other byte but NUL becomes "x", the digits "0"; what is
+# left of a run is `_MIN_DIGITS` zeros in a row.
+_RUN_SEPARATORS = b" .-+()"
+_DIGIT_MARKS = bytes(b if b in b"0123456789\x00" else ord("x") for b in range(256)).translate(
+    bytes.maketrans(b"123456789", b"000000000")
+)
+_RUN_MARK = b"0" * _MIN_DIGITS
+
+
+def _digit_marks(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass").translate(_DIGIT_MARKS, _RUN_SEPARATORS)
+
+
+def _has_digit_run(text: str, marks: bytes) -> bool:
+    """Whether `text` (with its `_digit_marks`) holds a run for a digit rule: found in the marks, or by the
+    regex where another script's digits may be part of one (UTF-8 never puts an ASCII byte inside a
+    multi-byte character, so the marks of ASCII digits are exact)."""
+    return _RUN_MARK in marks or (not text.isascii() and _DIGIT_RUN.search(text) is not None)
 
 
 def _digit_holders(texts: list[str], joined: str) -> list[int]:
-    """Which of `texts` (`joined` by NUL) hold a run of digits and separators long enough for a digit rule.
-
-    ASCII digits are first counted by one `bytes.translate` over all the texts: UTF-8 never puts a digit or
-    a NUL byte inside a multi-byte character, so what is left after deleting every other byte is each
-    text's digits, separated by NULs. Only a text with enough of them (or other scripts' characters) is
-    searched for a run.
-    """
+    """Which of `texts` (`joined` by NUL) hold a run of digits and separators long enough for a digit rule;
+    the marks of all the texts come from one `translate` (a NUL stays a NUL), unless a text holds a NUL."""
     if joined.count("\x00") == len(texts) - 1:
-        digits = joined.encode("utf-8", "surrogatepass").translate(None, _KEEP_DIGITS_AND_NUL)
-        counts = list(map(len, digits.split(b"\x00")))
-    else:  # a text holds a NUL itself: one by one
-        counts = [sum(map(text.count, "0123456789")) for text in texts]
-    ascii_only = joined.isascii()
-    return [
-        i
-        for i, (text, count) in enumerate(zip(texts, counts, strict=True))
-        if (count >= _MIN_DIGITS or not (ascii_only or text.isascii())) and _DIGIT_RUN.search(text)
-    ]
+        marks = _digit_marks(joined).split(b"\x00")
+    else:
+        marks = list(map(_digit_marks, texts))
+    if joined.isascii():
+        return [i for i, mark in enumerate(marks) if _RUN_MARK in mark]
+    return [i for i, (text, mark) in enumerate(zip(texts, marks, strict=True)) if _has_digit_run(text, mark)]
 
 
 # Source fields that hold free text a person may have typed (route and service are code, user_hash a hash).

@@ -33,8 +33,8 @@ from shadowlab.capture_errors import MESSAGE, CaptureError, CaptureErrorCode, de
 # fmt: off
 __all__ = [
     "DEFAULT_MAX_BYTES", "SCHEMA_VERSION", "Capture", "CaptureError", "CaptureErrorCode", "OverflowFloat",
-    "ProductionResponse", "Source", "capture_from_dict", "capture_json_schema", "decode_capture_bytes",
-    "parse_capture_bytes",
+    "ProductionResponse", "Source", "capture_from_dict", "capture_json_schema", "capture_text",
+    "decode_capture_bytes", "decode_capture_text", "parse_capture_bytes",
 ]
 # fmt: on
 
@@ -191,13 +191,22 @@ def parse_capture_bytes(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Captu
 def decode_capture_bytes(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
     """The JSON object of one message value, not yet validated (`too_large`, `not_utf8`, `not_json`,
     `not_object`); ingest keeps it to store the capture as sent, `capture_from_dict` validates it."""
+    return decode_capture_text(capture_text(raw, max_bytes))
+
+
+def capture_text(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+    """One message value as text (`too_large`, `not_utf8`): what `decode_capture_text` reads."""
     if len(raw) > max_bytes:
         raise CaptureError(MESSAGE, f"at most {max_bytes} bytes", f"{len(raw)} bytes", "too_large")
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         found = f"byte 0x{raw[exc.start]:02x} at offset {exc.start}"
         raise CaptureError(MESSAGE, "UTF-8 text", found, "not_utf8") from None
+
+
+def decode_capture_text(text: str) -> dict[str, Any]:
+    """The JSON object of a message's text, not yet validated (`not_json`, `not_object`, `invalid_value`)."""
     try:
         data = json.loads(text, parse_constant=_refuse_constant, parse_float=_float)
     except UnderflowError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -169,6 +170,8 @@ FRAGMENTS = [
     ". ",
     "\x00",
     "é漢",
+    "\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669",  # Arabic-Indic digits: a digit run
+    '"/\\\n',  # escaped in JSON
 ]
 
 
@@ -208,11 +211,24 @@ def test_the_capture_wide_prechecks_change_nothing(user_rules: list[str], texts:
     # Built-in rules alone scan all the strings joined by NUL at once; with a user rule, string by string.
     redactor = Redactor(map(parse_user_rule, user_rules))
     request = {"messages": [{"role": "user", "content": t} for t in texts]}
-    out = redactor.redact_capture(request, None)
     long_texts = [t for t in texts if len(t) >= 6]  # shorter strings are never scanned
     expected, counts = _string_by_string(redactor, long_texts)
-    got = [m["content"] for m, t in zip(out.request["messages"], texts, strict=True) if len(t) >= 6]
-    assert got == expected and out.counts == counts
+    # Ingest passes the message's JSON, searched once for the triggers (\u escapes spell them otherwise).
+    for json_text in (None, json.dumps(request), json.dumps(request, ensure_ascii=False)):
+        out = redactor.redact_capture(request, None, json_text=json_text)
+        got = [m["content"] for m, t in zip(out.request["messages"], texts, strict=True) if len(t) >= 6]
+        assert got == expected and out.counts == counts
+
+
+def test_a_capture_whose_json_holds_no_trigger_is_not_walked() -> None:
+    clean = {"messages": [{"role": "user", "content": "order 12345, shipped 2025-01-31"}]}
+    assert REDACTOR.redact_capture(clean, None, json_text=json.dumps(clean)).request is clean
+    # Each of these may be (part of) a match, the last one spelled with an escape: walked and redacted.
+    for content in ("mail jane@example.com", "call 415 555 2671", "mail jane\\u0040example.com"):
+        json_text = '{"messages": [{"role": "user", "content": "' + content + '"}]}'
+        request = json.loads(json_text)
+        out = REDACTOR.redact_capture(request, None, json_text=json_text)
+        assert out.request is not request and out.counts
 
 
 def test_digits_spread_over_several_strings_are_not_one_number() -> None:
