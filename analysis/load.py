@@ -183,16 +183,16 @@ def _score_columns(
         return []
     pairs = list(scorers.items())
     chosen = [(Score.scorer_name == name) & (Score.scorer_version == version) for name, version in pairs]
-    code = sa.case(*((condition, i) for i, condition in enumerate(chosen)))
     replays = sa.select(Replay.id).where(Replay.experiment_id == eid)
-    found_ids, codes, values = fetch_numbers(
-        session,
-        sa.select(Score.replay_id, code, Score.value).where(
-            sa.or_(*chosen),
-            dense_range_or(Score.replay_id, replay_ids, Score.replay_id.in_(replays)),
-        ),
-        ["int", "int", "float"],
-    )
+    in_range = dense_range_or(Score.replay_id, replay_ids, Score.replay_id.in_(replays))
+    statement = sa.select(Score.replay_id, Score.value).where(sa.or_(*chosen), in_range)
+    if len(pairs) == 1:  # one scorer: no column saying whose each score is (~0.1 s of Postgres per million)
+        found_ids, values = fetch_numbers(session, statement, ["int", "float"])
+        codes = np.zeros(len(found_ids), dtype=np.int64)
+    else:
+        code = sa.case(*((condition, i) for i, condition in enumerate(chosen)))
+        kinds = ["int", "float", "int"]
+        found_ids, values, codes = fetch_numbers(session, statement.add_columns(code), kinds)
     order = np.argsort(replay_ids, kind="stable")
     positions = np.searchsorted(replay_ids, found_ids, sorter=order).clip(0, max(len(replay_ids) - 1, 0))
     rows = order[positions] if len(replay_ids) else positions

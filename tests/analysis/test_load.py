@@ -250,6 +250,10 @@ def test_experiments_replayed_together_each_read_only_their_own_rows(database_ur
                 scores += [{"replay_id": replay_id, "scorer_name": "judge", "scorer_version": version,
                             "value": float(replay_id * day), "details": {},
                             "created_at": T0 + timedelta(days=day)} for version, day in versions]  # fmt: skip
+                if arm > 2:  # b has a second scorer (read with a column saying whose each score is)
+                    scores.append({"replay_id": replay_id, "scorer_name": "exact", "scorer_version": "1",
+                                   "value": float(replay_id % 2), "details": {},
+                                   "created_at": T0})  # fmt: skip
         session.execute(sa.insert(Replay), replays)
         session.execute(sa.insert(Score), scores)
     with Session(engine) as session:
@@ -270,6 +274,14 @@ def test_experiments_replayed_together_each_read_only_their_own_rows(database_ur
             expected_ttft[cell] = r["ttft_ms"]
         np.testing.assert_array_equal(judge, expected_judge)
         np.testing.assert_array_equal(ttft, expected_ttft)
+    exact = next(m for m in b.table.metrics if m.name == "exact")
+    request = {rid: i for i, rid in enumerate(b.table.request_ids)}
+    expected_exact = np.full_like(exact.values, np.nan)
+    for r in replays:
+        if r["arm_id"] > 2:
+            expected_exact[request[f"req-{r['captured_request_id']}"], r["arm_id"] - 3] = r["id"] % 2
+    np.testing.assert_array_equal(exact.values, expected_exact)
+    assert exact.kind == "binary" and "exact" not in {m.name for m in a.table.metrics}
     # conversation labels survive the byte-level read: NULL and "" are each request's own cluster, and the
     # two non-ASCII ids are one cluster each
     assert a.table.clusters is not None and b.table.clusters is not None
