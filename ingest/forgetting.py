@@ -47,6 +47,13 @@ def hold_off_forgetting(conn: Connection) -> None:
 def forgotten_among(conn: Connection, user_hashes: Iterable[str | None]) -> set[str]:
     """The user hashes among `user_hashes` that are on the forget list."""
     by_digest = {user_digest(h): h for h in set(user_hashes) if h}
+    if not by_digest:
+        return set()
+    if conn.dialect.name == "postgresql":
+        # One string of comma-separated hex digests: an IN list of a batch's ~1,000 digests cost ingest ~10 µs
+        # per capture (rendered and split into placeholders anew each batch), an array parameter ~5 µs.
+        rows = conn.execute(_FORGOTTEN_ANY, {"digests": ",".join(by_digest)})
+        return {by_digest[digest] for (digest,) in rows}
     digests = list(by_digest)
     found: set[str] = set()
     for start in range(0, len(digests), _CHUNK):
@@ -54,6 +61,12 @@ def forgotten_among(conn: Connection, user_hashes: Iterable[str | None]) -> set[
         rows = conn.execute(sa.select(ForgottenUser.user_digest).where(ForgottenUser.user_digest.in_(chunk)))
         found.update(by_digest[digest] for (digest,) in rows)
     return found
+
+
+_FORGOTTEN_ANY = sa.text(
+    f"SELECT user_digest FROM {ForgottenUser.__tablename__} "
+    "WHERE user_digest = ANY(string_to_array(CAST(:digests AS text), ','))"
+)
 
 
 def user_hash_of(value: bytes) -> str | None:

@@ -84,7 +84,7 @@ def _postgres_statement(dialect: sa.Dialect) -> sa.TextClause:
     return sa.text(
         f"INSERT INTO {TABLE.name} ({columns}) SELECT {columns} "
         f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({types}) "
-        "ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
+        "ON CONFLICT (request_id) DO NOTHING"
     )
 
 
@@ -153,7 +153,9 @@ class CaptureSink:
                 return 0, len(rows)
             if self._postgres:
                 payload = dump_rows(kept)
-                return len(conn.execute(self._pg_statement, {"rows": payload}).all()), len(rows) - len(kept)
+                # The rows inserted, as the server counts them (those already stored are not).
+                stored = conn.execute(self._pg_statement, {"rows": payload}).rowcount
+                return stored, len(rows) - len(kept)
             return len(conn.execute(self._sqlite_statement, kept).all()), len(rows) - len(kept)
 
     def _write_one_by_one(self, items: Sequence[tuple[Message, Row]]) -> SinkResult:

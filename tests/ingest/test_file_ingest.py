@@ -107,6 +107,7 @@ def test_each_stored_capture_carries_its_prompt_fingerprint(
     path.write_bytes(b"\n".join(encode(make_capture(i, text=t)) for i, t in enumerate(texts)))
 
     assert _ingest_file(url, path).exit_code == 0
+    assert "stored 0, duplicates 3," in _ingest_file(url, path).output  # counted by the server's insert
 
     engine = create_engine(url)
     with engine.connect() as conn:
