@@ -162,9 +162,11 @@ def dense_range_or(
 def fetch_table(session: Session, statement: sa.Select[Any] | Any, schema: pa.Schema) -> pa.Table:
     """The rows of `statement` as an Arrow table of `schema` (int64 and string columns; NULL stays null).
 
-    Postgres sends each string column as its values' UTF-8 bytes concatenated plus their byte lengths, each
-    integer column as 8-byte binary values: Arrow arrays are built on those buffers, no Python object per
-    value. SQLite aggregates each column into one JSON array (`json_group_array`), read by orjson.
+    Postgres sends each integer column as 8-byte binary values and each string column as its values' UTF-8
+    bytes joined by a separator (`_SEPARATOR`; which are NULL in one more column of bits); a value holding
+    the separator itself has the read redone with each string's byte length sent instead. Arrow arrays are
+    built on those buffers, no Python object per value. SQLite aggregates each column into one JSON array
+    (`json_group_array`), read by orjson.
     """
     inner = statement.subquery("q")
     if not is_postgres(session):
@@ -175,8 +177,11 @@ def fetch_table(session: Session, statement: sa.Select[Any] | Any, schema: pa.Sc
             [pa.array(orjson.loads(t) if t else [], type=f.type) for t, f in zip(texts, schema, strict=True)],
             schema=schema,
         )
-    columns: list[sa.ColumnElement[Any]] = []
     utf8 = _utf8_throughout(session)
+    separated = _separated_strings(session, inner, schema) if utf8 else None
+    if separated is not None:
+        return separated
+    columns: list[sa.ColumnElement[Any]] = []
     for column, field in zip(inner.c, schema, strict=True):
         columns.extend(_sent(column, field, utf8=utf8))
     sent = list(_one_row(session, sa.select(*columns)))
@@ -188,6 +193,69 @@ def fetch_table(session: Session, statement: sa.Select[Any] | Any, schema: pa.Sc
         else:
             arrays.append(_integers(sent.pop(0), nullable=field.nullable))
     return pa.table(arrays, schema=schema)
+
+
+# Joins a string column's values: a control character texts practically never hold. Joined by it, a column
+# costs Postgres a third less than as lengths plus text (one aggregate, not two).
+_SEPARATOR = "\x01"
+
+
+def _separated_strings(session: Session, inner: sa.Subquery, schema: pa.Schema) -> pa.Table | None:
+    """`fetch_table` on a UTF-8 server: string columns joined by `_SEPARATOR` (NULL as ''), one column of
+    bits per row saying which of the nullable ones are NULL; None when a value holds the separator (the count
+    of separators says so), or when nothing would count the rows (no integer column, no nullable string)."""
+    empty = sa.literal_column("''::bytea", sa.LargeBinary)
+    columns: list[sa.ColumnElement[Any]] = []
+    null_bits: list[sa.ColumnElement[int]] = []
+    for column, field in zip(inner.c, schema, strict=True):
+        if field.type != pa.string():
+            columns.extend(_sent(column, field, utf8=True))
+            continue
+        text: sa.ColumnElement[Any] = column
+        if field.nullable:
+            null_bits.append(sa.case((column.is_(None), 1 << len(null_bits)), else_=0))
+            text = sa.func.coalesce(column, "")
+        columns.append(sa.cast(sa.func.string_agg(text, _SEPARATOR), sa.Text))
+    if len(null_bits) > 31 or (not null_bits and all(f.type == pa.string() for f in schema)):
+        return None
+    if null_bits:
+        columns.append(sa.func.string_agg(sa.func.int4send(sum(null_bits[1:], null_bits[0])), empty))
+    sent = list(_one_row(session, sa.select(*columns)))
+    bits = np.frombuffer(sent.pop() or b"", dtype=">i4") if null_bits else None
+    numbers = {f.name: _integers(sent[i], nullable=f.nullable) for i, f in enumerate(schema)
+               if f.type != pa.string()}  # fmt: skip
+    rows = len(bits) if bits is not None else len(next(iter(numbers.values())))
+    arrays = []
+    for i, field in enumerate(schema):
+        if field.type != pa.string():
+            arrays.append(numbers[field.name])
+            continue
+        present = np.ones(rows, dtype=bool)
+        if field.nullable and bits is not None:
+            present, bits = (bits & 1) == 0, bits >> 1
+        strings = _split(sent[i], present)
+        if strings is None:
+            return None
+        arrays.append(strings)
+    return pa.table(arrays, schema=schema)
+
+
+def _split(data: bytes | None, present: npt.NDArray[np.bool_]) -> pa.Array | None:
+    """A string array from its values joined by `_SEPARATOR` (null where not `present`); None when the
+    separators are more than the values need (a value holds one)."""
+    n = len(present)
+    raw = np.frombuffer(data or b"", dtype=np.uint8)
+    ends = np.flatnonzero(raw == ord(_SEPARATOR))
+    if len(ends) != max(n - 1, 0):
+        return None
+    offsets = np.empty(n + 1, dtype=np.int64)
+    offsets[0], offsets[-1] = 0, len(raw) - len(ends)
+    offsets[1:-1] = ends - np.arange(len(ends))
+    values = (data or b"").replace(_SEPARATOR.encode(), b"")  # a C loop: 4x faster than np.delete
+    validity = pa.py_buffer(np.packbits(present, bitorder="little"))
+    return pa.Array.from_buffers(
+        pa.large_string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(values)]
+    ).cast(pa.string())
 
 
 def _utf8_throughout(session: Session) -> bool:

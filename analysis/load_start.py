@@ -88,9 +88,10 @@ def read_replays(session: Session, eid: int, arm_rows: Sequence[ArmRow]) -> Repl
 
 
 CAPTURE_SCHEMA = pa.schema([
-    pa.field("id", pa.int64(), nullable=False), ("request_id", pa.string()), ("conversation_id", pa.string()),
-    ("prompt_fingerprint", pa.string()), ("service", pa.string()), ("route", pa.string()),
-    ("tags", pa.string()), ("prompt_chars", pa.int64()), ("user_turn", pa.int64()),
+    pa.field("id", pa.int64(), nullable=False), pa.field("request_id", pa.string(), nullable=False),
+    ("conversation_id", pa.string()), ("prompt_fingerprint", pa.string()),
+    pa.field("service", pa.string(), nullable=False), ("route", pa.string()),
+    pa.field("tags", pa.string(), nullable=False), ("prompt_chars", pa.int64()), ("user_turn", pa.int64()),
 ])  # fmt: skip
 
 
