@@ -9,13 +9,16 @@ is client work, not the provider's latency: the SDK building the request, waitin
 a new TCP/TLS connect, and the event loop's turns in between (httpcore 1.x's locks yield to the loop twice per
 request, httpcore2's do not: on a busy loop that alone put hundreds of ms into the OpenAI arm's TTFB and
 none into the Anthropic arms'). A transport without httpcore (MockTransport) is timed from when the request
-is handed to it. Each provider says which data lines
+is handed to it. A chunk is stamped when the connection's asyncio protocol was handed its bytes
+(`ArrivalWatch`), not when the reading task got its turn: on a loop busy with other streams that turn came
+up to 14 ms later (bench_simulator, 64 streams). Each provider says which data lines
 carry content (`ContentTest`); the parse that fills the result stays with the SDK or the provider's own
 reader, whose stamps remain the fallback for a response these hooks did not see.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -24,7 +27,7 @@ from typing import Any
 
 from shadowlab.providers.stream_state import StreamState
 
-__all__ = ["ContentTest", "SseStamp", "timed_call", "timing_hooks"]
+__all__ = ["ArrivalWatch", "ContentTest", "SseStamp", "timed_call", "timing_hooks"]
 
 # Whether one SSE data payload (the bytes after `data:`, stripped) carries a non-empty text or thinking delta.
 ContentTest = Callable[[bytes], bool]
@@ -70,22 +73,72 @@ class SseStamp:
                 return
 
 
+class ArrivalWatch:
+    """When bytes last reached a response's connection: its asyncio protocol's `data_received`, which the loop
+    calls as soon as its selector reports the socket readable — the reading task resumes only on a later turn
+    of the loop, after whatever else that turn runs. httpcore's anyio stream reads one protocol delivery per
+    read (the transport is paused in between), so the bytes a chunk ends with arrived at the latest delivery.
+
+    Only for HTTP/1.1 over anyio's asyncio streams (httpcore's default, both flavours): an HTTP/2 connection
+    carries other responses' bytes, and any other stream has no protocol to watch (`watch` gives None, the
+    chunk is stamped when it is read)."""
+
+    def __init__(self, protocol: Any, clock: Callable[[], float]) -> None:
+        self._protocol, self._clock = protocol, clock
+        self._deliver = type(protocol).data_received
+        self.at: float | None = None  # nothing delivered since the watch began (the head's bytes came before)
+        protocol.data_received = self._data_received  # an instance attribute: shadows the class's method
+
+    @classmethod
+    def watch(cls, response: Any, clock: Callable[[], float]) -> ArrivalWatch | None:
+        if getattr(response, "http_version", None) != "HTTP/1.1":
+            return None
+        network = response.extensions.get("network_stream")
+        protocol = getattr(getattr(network, "_stream", None), "_protocol", None)
+        if not isinstance(protocol, asyncio.Protocol) or "data_received" in vars(protocol):
+            return None  # not anyio's asyncio stream, or already watched
+        return cls(protocol, clock)
+
+    def _data_received(self, data: bytes) -> None:
+        self.at = self._clock()
+        self._deliver(self._protocol, data)
+
+    def end(self) -> None:
+        """Stop watching (the connection goes back to the pool with its protocol as it was)."""
+        if vars(self._protocol).get("data_received") == self._data_received:
+            del self._protocol.data_received
+
+
 def timing_hooks(http: ModuleType, is_content: ContentTest) -> EventHooks:
     """`event_hooks` for an AsyncClient of the httpx flavour `http` (the module: `httpx`, or the one the
     Anthropic SDK ships) that time the calls made inside `timed_call`."""
 
     class TimedStream(http.AsyncByteStream):  # type: ignore[misc,name-defined]
-        def __init__(self, inner: Any, stamp: SseStamp, clock: Callable[[], float]) -> None:
-            self._inner, self._stamp, self._clock = inner, stamp, clock
+        def __init__(
+            self, inner: Any, stamp: SseStamp, clock: Callable[[], float], arrivals: ArrivalWatch | None
+        ) -> None:
+            self._inner, self._stamp, self._clock, self._arrivals = inner, stamp, clock, arrivals
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
-            stamp, clock = self._stamp, self._clock
-            async for chunk in self._inner:
-                if not stamp.done:
-                    stamp.feed(chunk, clock())
-                yield chunk
+            stamp, clock, arrivals = self._stamp, self._clock, self._arrivals
+            try:
+                async for chunk in self._inner:
+                    if not stamp.done:
+                        at = arrivals.at if arrivals is not None else None
+                        stamp.feed(chunk, clock() if at is None else at)
+                        if stamp.done:
+                            self._end_watch()
+                    yield chunk
+            finally:
+                self._end_watch()
+
+        def _end_watch(self) -> None:
+            if self._arrivals is not None:
+                self._arrivals.end()
+                self._arrivals = None
 
         async def aclose(self) -> None:
+            self._end_watch()
             await self._inner.aclose()
 
     async def on_request(request: Any) -> None:
@@ -106,6 +159,7 @@ def timing_hooks(http: ModuleType, is_content: ContentTest) -> EventHooks:
     async def on_response(response: Any) -> None:
         state = _CALL.get()
         if state is not None:
-            response.stream = TimedStream(response.stream, SseStamp(state, is_content), state.clock)
+            arrivals = ArrivalWatch.watch(response, state.clock)
+            response.stream = TimedStream(response.stream, SseStamp(state, is_content), state.clock, arrivals)
 
     return {"request": [on_request], "response": [on_response]}

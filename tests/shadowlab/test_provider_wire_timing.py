@@ -11,6 +11,7 @@ import asyncio
 import importlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -147,12 +148,30 @@ def test_a_data_line_split_in_one_byte_chunks_is_stamped_at_its_last_byte(name: 
     assert result.ttfb_ms is not None and result.ttft_ms is not None and result.ttfb_ms < result.ttft_ms
 
 
+class Delivery(asyncio.Protocol):
+    """Where anyio's asyncio stream under httpcore (`network_stream._stream._protocol`) is handed the bytes:
+    by the loop, as soon as the socket is readable, before the reading task gets its turn."""
+
+    def __init__(self) -> None:
+        self.delivered: list[bytes] = []
+
+    def data_received(self, data: bytes) -> None:
+        self.delivered.append(data)
+
+
 def _pooled_transport(
-    name: str, clock: FakeClock, chunks: list[tuple[float, bytes]], connect_s: float
+    name: str,
+    clock: FakeClock,
+    chunks: list[tuple[float, bytes]],
+    connect_s: float,
+    read_late_ms: float = 0.0,
+    deliveries: list[Delivery] | None = None,
 ) -> Any:
     """A transport of provider `name`'s httpx flavour over its httpcore pool of ONE connection, on a mock
     network whose connect takes `connect_s` and whose response chunks arrive `at_ms` after the request's last
-    byte was written (the head with the first one); each response closes its connection."""
+    byte was written (the head with the first one), each handed to the connection's protocol then and read
+    `read_late_ms` later (a busy loop); each response closes its connection. The protocols go to
+    `deliveries`."""
     lib: Any = httpx_of(name)
     core: Any = importlib.import_module(lib.__name__.replace("httpx", "httpcore"))
     head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
@@ -161,14 +180,20 @@ def _pooled_transport(
         def __init__(self) -> None:
             super().__init__([head + chunks[0][1], *(chunk for _, chunk in chunks[1:])])
             self.times, self.written_at = [at for at, _ in chunks], 0.0
+            self._stream = SimpleNamespace(_protocol=Delivery())  # anyio's SocketStream, as far as it matters
+            if deliveries is not None:
+                deliveries.append(self._stream._protocol)
 
         async def write(self, buffer: bytes, timeout: float | None = None) -> None:
             self.written_at = clock.mono
 
         async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+            data: bytes = await super().read(max_bytes, timeout)
             if self.times:
                 clock.mono = self.written_at + self.times.pop(0) / 1000
-            return await super().read(max_bytes, timeout)  # type: ignore[no-any-return]
+                self._stream._protocol.data_received(data)
+                clock.advance(read_late_ms / 1000)
+            return data
 
     class SlowConnect(core.AsyncMockBackend):  # type: ignore[misc]
         async def connect_tcp(self, *args: Any, **kwargs: Any) -> Any:
@@ -236,6 +261,25 @@ def test_time_waiting_for_a_connection_and_connecting_is_not_the_providers(name:
         assert result.ok and result.text == "Hello", result.error_detail
         assert (result.ttfb_ms, result.ttft_ms, result.ttlt_ms) == pytest.approx((10, 30, 40))
     assert clock.mono == pytest.approx(100 + 2 * (0.5 + 0.040))  # both connected, the second after the first
+
+
+@pytest.mark.parametrize("name", sorted(STREAMS))
+def test_a_chunk_is_stamped_when_the_loop_delivered_it_not_when_the_reader_got_its_turn(name: str) -> None:
+    """Every chunk is handed to the connection's protocol at its time and read 7 ms later: TTFT is the 30 ms
+    of the delivery (read at 37). The first data line came with the head, before the watch began (TTFB read
+    at 10 + 7); TTLT is when the parse ended. The protocol is left as it was for the pooled connection's next
+    response."""
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC), mono=100.0)
+    deliveries: list[Delivery] = []
+    transport = _pooled_transport(name, clock, STREAMS[name], 0.0, read_late_ms=7, deliveries=deliveries)
+    config = ProviderConfig(
+        base_url="http://mock/v1", api_key=SecretStr("k"), transport=transport, clock=clock.monotonic
+    )
+    result = complete_once(name, config, REQUEST)
+    assert result.ok and result.text == "Hello", result.error_detail
+    assert (result.ttfb_ms, result.ttft_ms, result.ttlt_ms) == pytest.approx((17, 30, 47))
+    assert [len(d.delivered) for d in deliveries] == [len(STREAMS[name])]
+    assert "data_received" not in vars(deliveries[0])
 
 
 Test = Callable[[bytes], bool]

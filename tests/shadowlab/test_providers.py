@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +21,7 @@ from shadowlab.providers.registry import (
     provider_names,
     settle_heap,
 )
+from shadowlab.providers.wire_timing import ArrivalWatch
 from simulator import Distribution, ModelProfile, ProfileSet, RunningSimulator, running_simulator
 from tests.support.provider_calls import complete_once, httpx_of
 
@@ -130,6 +133,26 @@ def test_tool_calls_come_back_parsed(sim: RunningSimulator, name: str) -> None:
     assert result.ok and result.stop_reason == "tool_use"
     assert [c.name for c in result.tool_calls] == ["search"]
     assert result.tool_calls[0].input is not None and set(result.tool_calls[0].input) == {"q"}
+
+
+@pytest.mark.parametrize("name", ["anthropic", "openai"])  # the SDK's httpx2 and plain httpx
+def test_an_arrival_watch_finds_the_protocol_under_a_real_connection(
+    sim: RunningSimulator, name: str
+) -> None:
+    """`wire_timing` stamps chunks at the protocol under httpcore's anyio stream (private attributes of both
+    httpcore flavours): a version that moves it would silently put the loop's turn back into TTFT."""
+    lib: Any = httpx_of(name)
+
+    async def watch_one() -> tuple[ArrivalWatch | None, asyncio.Protocol]:
+        async with lib.AsyncClient() as client, client.stream("GET", f"{sim.base_url}/health") as response:
+            watch = ArrivalWatch.watch(response, time.perf_counter)
+            await response.aread()
+            if watch is not None:
+                watch.end()
+            return watch, response.extensions["network_stream"]._stream._protocol
+
+    watch, protocol = asyncio.run(watch_one())
+    assert watch is not None and "data_received" not in vars(protocol)
 
 
 def test_registry_knows_the_builtins_and_names_them_on_error() -> None:
