@@ -1,10 +1,13 @@
 """The leased loop one scorer version runs in one process: claim a batch of tasks, judge them with at most
 `concurrency` in flight, write results by group commit, heartbeat what it holds, show progress.
 
-Memory stays flat in the number of pending items: at most one claimed batch (≤ `concurrency` items with
-their bodies) waits while `concurrency` items are in flight. Results are written by one writer that takes
-whatever has arrived since its last transaction (one transaction per result at low rates, many per
-transaction at high rates); an item's slot is freed only once its result is durable.
+Tasks are claimed in waves of `concurrency`: a wave is claimed once every item of the last one has its place
+among the calls in flight (`judge_calls.CallSlot`), and all its items start at once, so their budget holds go
+to the database together (one transaction per wave, not per call) while the last wave's calls run. Memory
+stays flat in the number of pending items: at most one wave waits while `concurrency` items are in flight.
+Results are written by one writer that takes whatever has arrived since its last transaction (one
+transaction per result at low rates, many per transaction at high rates), with the budget settlements of
+their calls; an item's place is freed only once its result is durable.
 """
 
 from __future__ import annotations
@@ -13,18 +16,19 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from scoring.judge_calls import CallSlot, NotSent, call_slot
 from scoring.metrics import ScoreMetrics
 from scoring.store import PairItem, PointItem, Written
 from scoring.tally import RunSummary, Tally
 from scoring.tasks import ScorerKey, TaskQueue
 
-__all__ = ["Progress", "TaskOptions", "drive", "new_worker_id"]
+__all__ = ["Progress", "Settlements", "TaskOptions", "drive", "new_worker_id"]
 
 _CLAIM_MAX = 256  # tasks per claim at most, whatever the concurrency
 _Item = TypeVar("_Item", PointItem, PairItem)
@@ -58,11 +62,20 @@ class TaskOptions:
         return self.stop is not None and self.stop.is_set()
 
 
-class _Writer:
-    """Group commit of results, failed tasks and tasks handed back, through `TaskQueue.finish`."""
+class Settlements(Protocol):
+    """Budget settlements written in the writer's transaction (`judge_calls.SharedBudget` gives them)."""
 
-    def __init__(self, queue: TaskQueue) -> None:
+    def take_settlements(self) -> dict[int, float]: ...
+    def keep_settlements(self, settles: Mapping[int, float]) -> None: ...
+
+
+class _Writer:
+    """Group commit of results, failed tasks, tasks handed back and the budget settlements of their calls,
+    through `TaskQueue.finish`."""
+
+    def __init__(self, queue: TaskQueue, settlements: Settlements | None) -> None:
         self.queue = queue
+        self.settlements = settlements
         self._written: list[Written] = []
         self._failed: list[int] = []
         self._unstarted: list[int] = []
@@ -94,11 +107,12 @@ class _Writer:
             self._wake.clear()
             written, failed, unstarted, waiters = self._written, self._failed, self._unstarted, self._waiters
             self._written, self._failed, self._unstarted, self._waiters = [], [], [], []
+            settles = self.settlements.take_settlements() if self.settlements is not None else {}
             try:
-                await loop.run_in_executor(None, self.queue.finish, written, failed, unstarted)
-            except (
-                Exception
-            ) as exc:  # every waiter's item fails with it (its task stays leased, then expires)
+                await loop.run_in_executor(None, self.queue.finish, written, failed, unstarted, settles)
+            except Exception as exc:  # each waiter's item fails with it (its task stays leased, then expires)
+                if self.settlements is not None:
+                    self.settlements.keep_settlements(settles)
                 for waiter in waiters:
                     waiter.set_exception(exc)
                 continue
@@ -149,7 +163,38 @@ async def _wait(options: TaskOptions, running: set[asyncio.Task[None]], timeout:
         stop.cancel()
 
 
-# Long: one loop whose branches (claim, nothing claimable, start each item, stop) read best together.
+class _Places:
+    """The calls in flight (at most `concurrency`) and how many started items wait for a place."""
+
+    def __init__(self, concurrency: int, stop: asyncio.Event | None) -> None:
+        self._free = asyncio.Semaphore(concurrency)
+        self._stop = stop
+        self.waiting = 0
+        self._none_waiting = asyncio.Event()
+        self._none_waiting.set()
+
+    def slot(self) -> CallSlot:
+        """A place for one item about to start (taken by its judge call, if it makes one)."""
+        self.waiting += 1
+        self._none_waiting.clear()
+        return CallSlot(self._free, self._stop, on_taken=self._placed)
+
+    def ended(self, slot: CallSlot) -> None:
+        """The item ended: its place is free; if it never took one, it no longer waits."""
+        if not slot.was_taken:
+            self._placed()
+        slot.give_back()
+
+    def _placed(self) -> None:
+        self.waiting -= 1
+        if self.waiting == 0:
+            self._none_waiting.set()
+
+    async def none_waiting(self) -> None:
+        await self._none_waiting.wait()
+
+
+# Long: one loop whose branches (claim, nothing claimable, start the wave, stop) read best together.
 async def _claim_and_judge(
     queue: TaskQueue,
     judge: Callable[[_Item, Tally], Awaitable[Written | None]],
@@ -160,17 +205,25 @@ async def _claim_and_judge(
     options: TaskOptions,
 ) -> None:
     loop = asyncio.get_running_loop()
-    slots = asyncio.Semaphore(concurrency)
+    places = _Places(concurrency, options.stop)
     running: set[asyncio.Task[None]] = set()
 
-    async def one(item: _Item) -> None:
+    async def one(item: _Item, slot: CallSlot) -> None:
+        call_slot.set(slot)
         try:
-            await writer.put(item.task_id, await judge(item, tally))
+            written = await judge(item, tally)
+        except NotSent:  # stopping before its call was sent
+            await writer.hand_back([item.task_id])
+        else:
+            await writer.put(item.task_id, written)
         finally:
             held.discard(item.task_id)
-            slots.release()
+            places.ended(slot)
 
     while not (options.stopped() or tally.exhausted):
+        await places.none_waiting()
+        if options.stopped() or tally.exhausted:
+            break
         claimed = await loop.run_in_executor(None, queue.claim, min(concurrency, _CLAIM_MAX))
         items = cast(Sequence[_Item], claimed)  # the queue's kind is the judge's
         if not items:
@@ -182,15 +235,8 @@ async def _claim_and_judge(
                 await _wait(options, running, options.poll_s)
             continue
         held.update(item.task_id for item in items)
-        for index, item in enumerate(items):
-            await slots.acquire()
-            if options.stopped() or tally.exhausted:
-                slots.release()
-                rest = [i.task_id for i in items[index:]]
-                await writer.hand_back(rest)
-                held.difference_update(rest)
-                break
-            task = asyncio.create_task(one(item))
+        for item in items:
+            task = asyncio.create_task(one(item, places.slot()))
             running.add(task)
             task.add_done_callback(running.discard)
     await asyncio.gather(*running)
@@ -205,13 +251,14 @@ async def drive(
     progress: Progress | None,
     metrics: ScoreMetrics | None,
     options: TaskOptions,
+    settlements: Settlements | None = None,
 ) -> RunSummary:
     """Seed this scorer version's tasks, judge what this process can claim, and summarise."""
     loop = asyncio.get_running_loop()
     queue = TaskQueue(factory, key, worker_id=options.worker_id, lease_s=options.lease_s)
     await loop.run_in_executor(None, queue.seed)
     tally = Tally(await loop.run_in_executor(None, queue.open_count), key.name, metrics)
-    writer, held = _Writer(queue), set[int]()
+    writer, held = _Writer(queue, settlements), set[int]()
     jobs = [writer.run(), _heartbeat(queue, held)] + ([_report(queue, tally, progress)] if progress else [])
     try:
         async with _background(*jobs):

@@ -7,7 +7,9 @@ real cost after, one `judge_calls` row each, via `shadowlab.budget`). Tests use 
 the same retry rules (`tests/support/judge_calls.py`).
 
 What a call is for (replay, or request + candidate + order) travels in the context variable `judging`,
-set by the runner for each item, so a judge's own code needs no database ids.
+set by the runner for each item, so a judge's own code needs no database ids; the place the call takes among
+the calls in flight travels in `call_slot`, set by `scoring.drive` for each item: a call holds its budget
+before it waits for a place, so the items the drive starts together reserve together, in one transaction.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from shadowlab.usage import Usage, estimate_input_tokens
 
 # fmt: off
 __all__ = [
-    "Budget", "CallOutcome", "Hold", "JudgeCaller", "Limiter", "SharedBudget", "SharedLimiter", "judging",
+    "Budget", "CallOutcome", "CallSlot", "Hold", "JudgeCaller", "Limiter", "NotSent", "SharedBudget",
+    "SharedLimiter", "call_slot", "judging",
 ]
 # fmt: on
 
@@ -42,6 +45,49 @@ CostOf = Callable[[str, Usage], float]
 Attempt = Callable[[], Awaitable[ProviderResult]]
 judging: ContextVar[JudgeRef | None] = ContextVar("judging", default=None)
 _Reserved = tuple[ReserveOutcome, int | None]
+
+
+class NotSent(Exception):
+    """The call was not sent: the run is stopping (its hold is settled at zero; the item is handed back)."""
+
+
+class CallSlot:
+    """One item's place among the calls in flight (at most `concurrency`): taken just before its judge call
+    is sent, given back by the drive once the item's result is durable, so calls in flight and results not
+    yet written stay within `concurrency` (what a killed scorer can have judged for nothing)."""
+
+    def __init__(
+        self,
+        places: asyncio.Semaphore,
+        stop: asyncio.Event | None = None,
+        on_taken: Callable[[], None] | None = None,
+    ) -> None:
+        self._places = places
+        self._stop = stop
+        self._on_taken = on_taken
+        self.taken = False
+        self.was_taken = False
+
+    async def take(self) -> None:
+        """Wait for a place; `NotSent` when the run stops meanwhile."""
+        if self.taken:
+            return
+        await self._places.acquire()
+        if not self.was_taken and self._on_taken is not None:
+            self._on_taken()
+        self.was_taken = True
+        if self._stop is not None and self._stop.is_set():
+            self._places.release()
+            raise NotSent
+        self.taken = True
+
+    def give_back(self) -> None:
+        if self.taken:
+            self.taken = False
+            self._places.release()
+
+
+call_slot: ContextVar[CallSlot | None] = ContextVar("call_slot", default=None)
 
 
 class Limiter(Protocol):
@@ -73,12 +119,12 @@ class Budget(Protocol):
 class SharedBudget:
     """The experiment budget in the database, shared with the replayer (`shadowlab.budget`).
 
-    Calls are reserved and settled in batches by group commit: whatever reservations and settlements arrive
-    while one transaction runs go together in the next (one conditional update of the ledger, one insert of
-    `judge_calls` rows, one settlement of rows and ledger), so the ledger row sees one transaction per batch
-    instead of two per call. A reservation waits for its transaction; a settlement does not (the call's slot
-    is free at once): it is durable by the next transaction or `close()`, and a process killed before that
-    leaves the call at its worst case, as a dead scorer's unsettled call always counts.
+    Calls are reserved in batches by group commit: whatever reservations arrive while one transaction runs go
+    together in the next (one conditional update of the ledger, one insert of `judge_calls` rows), so the
+    ledger row sees one transaction per batch instead of one per call. A reservation waits for its
+    transaction; a settlement does not: it rides with the next transaction that takes it — the drive's write
+    of the call's result (`take_settlements`), the next batch of reservations, or `close()` — and a process
+    killed before that leaves the call at its worst case, as a dead scorer's unsettled call always counts.
 
     When the call does not fit while other work is in flight, it waits (`poll_s`) for settlements, at most
     `max_wait_s` (a dead replayer's reservation settles only when its lease is recovered), then refuses."""
@@ -126,30 +172,39 @@ class SharedBudget:
     async def settle(self, hold: Hold, spent: float) -> None:
         if hold.call_id is not None:
             self._settles[hold.call_id] = spent
-            self._flush_soon()
+
+    def take_settlements(self) -> dict[int, float]:
+        """The settlements not yet written (`judge_calls` id → cost), for a transaction that writes them
+        (`shadowlab.budget.settle_judges`); `keep_settlements` them again if it fails."""
+        settles, self._settles = self._settles, {}
+        return settles
+
+    def keep_settlements(self, settles: Mapping[int, float]) -> None:
+        self._settles = dict(settles) | self._settles
 
     async def close(self) -> None:
         """Make every settlement so far durable (the end of a run)."""
-        if self._settles and (self._flushing is None or self._flushing.done()):
-            self._flush_soon()
         if self._flushing is not None:
+            await asyncio.shield(self._flushing)
+        if self._settles:
+            self._flushing = asyncio.get_running_loop().create_task(self._flush_all(settling=True))
             await asyncio.shield(self._flushing)
 
     def _flush_soon(self) -> None:
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.get_running_loop().create_task(self._flush_all())
 
-    async def _flush_all(self) -> None:
-        """Transactions until nothing waits; a failed one fails its reservations and keeps its settlements
-        for the next."""
+    async def _flush_all(self, *, settling: bool = False) -> None:
+        """Transactions until no reservation waits (`settling`: nor settlement); a failed one fails its
+        reservations and keeps its settlements for the next."""
         loop = asyncio.get_running_loop()
-        while self._holds or self._settles:
-            holds, settles = self._holds, self._settles
-            self._holds, self._settles = [], {}
+        while self._holds or (settling and self._settles):
+            holds, settles = self._holds, self.take_settlements()
+            self._holds = []
             try:
                 outcomes = await loop.run_in_executor(None, self._flush, [h for h, _ in holds], settles)
             except Exception as exc:  # the database is unreachable: callers see it, settlements wait
-                self._settles = settles | self._settles
+                self.keep_settlements(settles)
                 for _, reserved in holds:
                     reserved.set_exception(exc)
                 return
@@ -253,6 +308,13 @@ class JudgeCaller:
         hold = await self.budget.reserve(reserved, model=self.model)
         if hold is None:
             return CallOutcome(None, budget_refused=True)
+        slot = call_slot.get()
+        if slot is not None:
+            try:
+                await slot.take()
+            except (NotSent, asyncio.CancelledError):  # never sent: nothing spent
+                await self.budget.settle(hold, 0.0)
+                raise
         spent = reserved  # an exception leaves the outcome unknown: it counts at its worst case
         try:
             result = await self.limiter.call(

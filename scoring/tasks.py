@@ -13,7 +13,7 @@ unparseable pairwise verdict) is deleted: the item has no result, so the next ru
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from scoring.pairwise import ORDERS
 from scoring.store import PairItem, PointItem, Written, control_and_candidates, pair_items, point_items, write
+from shadowlab.budget import settle_judges
 from shadowlab.db import session_scope
 from shadowlab.models import Preference, Replay, Score, ScoreTask, utcnow
 
@@ -153,12 +154,19 @@ class TaskQueue:
             )
 
     def finish(
-        self, written: Sequence[Written], failed: Sequence[int], unstarted: Sequence[int] = ()
+        self,
+        written: Sequence[Written],
+        failed: Sequence[int],
+        unstarted: Sequence[int] = (),
+        settles: Mapping[int, float] | None = None,
     ) -> None:
-        """One transaction: the results written and their tasks done; failed tasks deleted (seeded again by
-        the next run); tasks never started handed back (open to any process at once)."""
+        """One transaction: the budget settlements of their judge calls (`judge_calls` id → cost), the results
+        written and their tasks done; failed tasks deleted (seeded again by the next run); tasks never started
+        handed back (open to any process at once)."""
         t = ScoreTask
         with session_scope(self.factory) as session:
+            if settles:
+                settle_judges(session, settles)
             write(session, self.key.experiment_id, self.key.name, self.key.version, written)
             if written:
                 done = [result.task_id for result in written]

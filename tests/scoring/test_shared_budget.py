@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from scoring.drive import TaskOptions
 from scoring.registry import scoring_spec
 from scoring.runner import RunSummary
 from scoring.service import SharedJudgeCalls, score_experiment, shared_judge_calls
 from shadowlab.budget import Reservation, committed_usd, judge_spend_usd, reserve_batch, settle_batch
 from shadowlab.db import session_scope
 from shadowlab.experiment import LimitSpec, ReplaySettings
-from shadowlab.models import Experiment, JudgeCall, Score
+from shadowlab.models import Experiment, JudgeCall, Score, ScoreTask
 from shadowlab.usage import Usage
 from tests.support.replayed_arms import N_REQUESTS, Seeded, sim_provider
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -97,6 +100,9 @@ def test_judge_spend_is_committed_in_the_experiment_budget_and_recorded_per_call
         )
         # Every judge call was admitted by the shared limiter of its provider+model.
         assert shared.limiter.limiter.admitted("anthropic/sim-judge") == 4 * N_REQUESTS
+    # Each wave of 8 items (the default concurrency) reserved in one transaction of the budget's own; the
+    # settlements went with the results' writes.
+    assert shared.budget.transactions == 2 * (2 * N_REQUESTS // 8)
 
 
 def test_budget_running_out_mid_scoring_stops_judge_calls_and_score_finishes_later(seeded: Seeded) -> None:
@@ -124,3 +130,58 @@ def test_budget_running_out_mid_scoring_stops_judge_calls_and_score_finishes_lat
         assert committed_usd(session, seeded.experiment_id) == pytest.approx(
             N_REQUESTS * REPLAY_USD + first.spent_usd + second.spent_usd
         )
+
+
+def test_a_stop_hands_back_the_items_that_hold_a_reservation_but_no_place_among_the_calls(
+    seeded: Seeded,
+) -> None:
+    _prepare(seeded, budget_usd=10.0)
+    shared = shared_judge_calls(seeded.factory, seeded.experiment_id, LIMITS, REPLAY)
+    holds = seeded.sim.simulator.holds
+    served = sum(1 for r in seeded.sim.simulator.records() if r.model == "sim-judge")
+    started: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+    summaries: list[list[RunSummary]] = []
+
+    async def run() -> list[RunSummary]:
+        stop = asyncio.Event()
+        started.append((asyncio.get_running_loop(), stop))
+        try:
+            return await score_experiment(
+                seeded.factory, seeded.experiment_id, scoring_spec({"scoring": {"judges": [POINT]}}),
+                provider_for=lambda judge: sim_provider(seeded.sim), cost_of=_cost, budget=shared.budget,
+                limiter=shared.limiter, concurrency=2, options=TaskOptions(stop=stop),
+            )  # fmt: skip
+        finally:
+            await shared.close()
+
+    holds.start("sim-judge*")
+    scorer = threading.Thread(target=lambda: summaries.append(asyncio.run(run())))
+    scorer.start()
+    try:
+        wait_for(lambda: holds.waiting() == 2, "the first wave's two calls")
+        wait_for(lambda: _count(seeded, JudgeCall) == 4, "the second wave's reservations")
+        loop, stop = started[0]
+        loop.call_soon_threadsafe(stop.set)
+    finally:
+        holds.end()
+        scorer.join(timeout=60)
+
+    (summary,) = summaries[0]
+    assert summary.stored == 2 and summary.pending == 2 * N_REQUESTS - 2 and not summary.errors
+    assert sum(1 for r in seeded.sim.simulator.records() if r.model == "sim-judge") - served == 2
+    with seeded.factory() as session:
+        settled = sorted(session.scalars(sa.select(JudgeCall.settled_usd)).all(), key=lambda usd: usd or 0)
+        open_tasks = session.execute(
+            sa.select(ScoreTask.worker_id, ScoreTask.deadline).where(ScoreTask.done.is_(False))
+        ).all()
+        assert committed_usd(session, seeded.experiment_id) == pytest.approx(
+            N_REQUESTS * REPLAY_USD + summary.spent_usd
+        )
+    assert settled[:2] == [0.0, 0.0] and all(usd is not None and usd > 0 for usd in settled[2:])
+    # What the stop did not send is open to any process at once (not left to its lease).
+    assert len(open_tasks) == 2 * N_REQUESTS - 2 and set(open_tasks) == {(None, None)}
+
+
+def _count(seeded: Seeded, table: type[JudgeCall]) -> int:
+    with seeded.factory() as session:
+        return int(session.scalar(sa.select(sa.func.count()).select_from(table)) or 0)
