@@ -166,11 +166,13 @@ def _pooled_transport(
     connect_s: float,
     read_late_ms: float = 0.0,
     deliveries: list[Delivery] | None = None,
+    write_late_ms: float = 0.0,
 ) -> Any:
     """A transport of provider `name`'s httpx flavour over its httpcore pool of ONE connection, on a mock
     network whose connect takes `connect_s` and whose response chunks arrive `at_ms` after the request's last
     byte was written (the head with the first one), each handed to the connection's protocol then and read
-    `read_late_ms` later (a busy loop); each response closes its connection. The protocols go to
+    `read_late_ms` later (a busy loop); the writing task gets its next turn `write_late_ms` after each write
+    (anyio yields after every write); each response closes its connection. The protocols go to
     `deliveries`."""
     lib: Any = httpx_of(name)
     core: Any = importlib.import_module(lib.__name__.replace("httpx", "httpcore"))
@@ -185,7 +187,9 @@ def _pooled_transport(
                 deliveries.append(self._stream._protocol)
 
         async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-            self.written_at = clock.mono
+            if buffer:  # as httpcore's anyio stream: the end of a body with a length writes nothing
+                self.written_at = clock.mono
+                clock.advance(write_late_ms / 1000)
 
         async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
             data: bytes = await super().read(max_bytes, timeout)
@@ -280,6 +284,21 @@ def test_a_chunk_is_stamped_when_the_loop_delivered_it_not_when_the_reader_got_i
     assert (result.ttfb_ms, result.ttft_ms, result.ttlt_ms) == pytest.approx((17, 30, 47))
     assert [len(d.delivered) for d in deliveries] == [len(STREAMS[name])]
     assert "data_received" not in vars(deliveries[0])
+
+
+@pytest.mark.parametrize("name", sorted(STREAMS))
+def test_the_clock_starts_at_the_last_write_not_at_the_writers_next_turn(name: str) -> None:
+    """The writing task gets its turn back 25 ms after each write (a loop busy with other streams): the times
+    still count from the body's write, the last bytes of the request (from the writer's next turn, when
+    httpcore reports the write complete, TTFT would read 5 ms, less than the provider took)."""
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC), mono=100.0)
+    transport = _pooled_transport(name, clock, STREAMS[name], 0.0, write_late_ms=25)
+    config = ProviderConfig(
+        base_url="http://mock/v1", api_key=SecretStr("k"), transport=transport, clock=clock.monotonic
+    )
+    result = complete_once(name, config, REQUEST)
+    assert result.ok and result.text == "Hello", result.error_detail
+    assert (result.ttfb_ms, result.ttft_ms, result.ttlt_ms) == pytest.approx((10, 30, 40))
 
 
 Test = Callable[[bytes], bool]
