@@ -17,7 +17,8 @@ from ingest.metrics import IngestMetrics
 from ingest.redact import Redactor
 from ingest.sampling import Selector
 from ingest.sink import Row
-from shadowlab.capture import Capture, CaptureError, capture_from_dict, capture_text, decode_capture_text
+from shadowlab.apis.wire import WireRequest
+from shadowlab.capture import CaptureError, CaptureView, capture_text, capture_view_from_dict, decode_capture_text
 from shadowlab.fingerprint import body_fingerprint
 from shadowlab.request_shape import prompt_chars, user_turn
 from shadowlab.usage import estimate_usage
@@ -53,7 +54,7 @@ def prepare(messages: Sequence[Message], config: PipelineConfig, metrics: Ingest
         try:
             text = capture_text(message.value, max_bytes=config.max_bytes)
             data = decode_capture_text(text)
-            capture = capture_from_dict(data)
+            capture = capture_view_from_dict(data)
             reason = config.selector.reason_to_skip(capture)
             if reason is not None:
                 metrics.skipped(reason)
@@ -70,7 +71,7 @@ def prepare(messages: Sequence[Message], config: PipelineConfig, metrics: Ingest
 
 
 def row_of(
-    capture: Capture,
+    capture: CaptureView,
     data: dict[str, Any],
     message: Message,
     redactor: Redactor,
@@ -87,8 +88,10 @@ def row_of(
         data["request"], data.get("response"), data.get("source"), json_text=text
     )
     # Of the request as stored (what the migration's backfill and the analysis recompute); when nothing was
-    # redacted that is the request already validated, so it is not validated again.
-    validated = None if any(redacted.counts.values()) else capture.request
+    # redacted that is the request already validated as a model (not by the fast path), so it is not
+    # validated again.
+    unchanged = not any(redacted.counts.values())
+    validated = capture.request if unchanged and isinstance(capture.request, WireRequest) else None
     fingerprint = body_fingerprint(capture.api, redacted.request, validated=validated)
     source = capture.source
     return {
@@ -117,7 +120,7 @@ def row_of(
 
 
 def _with_usage_estimate(
-    response: dict[str, Any] | None, capture: Capture, request: Any
+    response: dict[str, Any] | None, capture: CaptureView, request: Any
 ) -> dict[str, Any] | None:
     """An answer that came without usage (`usage_status: "absent"`) gets an estimate beside it,
     `usage_estimate` with its `method`; `usage` stays null (unknown, never a guessed count)."""

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from shadowlab.capture import Capture
+from shadowlab.capture import CaptureView
 from shadowlab.errors import ConfigError
 
 SkipReason = Literal["sampled_out", "filtered"]
@@ -38,7 +38,7 @@ class Selector:
         if not 0.0 <= self.sample_rate <= 1.0:
             raise ConfigError(f"--sample-rate: expected a number from 0 to 1, found {self.sample_rate}")
 
-    def reason_to_skip(self, capture: Capture) -> SkipReason | None:
+    def reason_to_skip(self, capture: CaptureView) -> SkipReason | None:
         """None when the capture is kept, else why it is not."""
         source = capture.source
         if (

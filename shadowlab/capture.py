@@ -29,12 +29,13 @@ from pydantic_core import PydanticCustomError
 from shadowlab.apis import API_NAMES, Api, api_of_request, request_models
 from shadowlab.apis.wire import WireRequest
 from shadowlab.capture_errors import MESSAGE, CaptureError, CaptureErrorCode, describe, validate_as
+from shadowlab.capture_fast import FastCapture, fast_capture
 
 # fmt: off
 __all__ = [
     "DEFAULT_MAX_BYTES", "SCHEMA_VERSION", "Capture", "CaptureError", "CaptureErrorCode", "OverflowFloat",
-    "ProductionResponse", "Source", "capture_from_dict", "capture_json_schema", "capture_text",
-    "decode_capture_bytes", "decode_capture_text", "parse_capture_bytes",
+    "CaptureView", "ProductionResponse", "Source", "capture_from_dict", "capture_json_schema", "capture_text",
+    "capture_view_from_dict", "decode_capture_bytes", "decode_capture_text", "parse_capture_bytes",
 ]
 # fmt: on
 
@@ -257,3 +258,14 @@ def capture_from_dict(data: Any) -> Capture:
 
 
 _MISSING = object()
+
+# A validated capture as ingest reads it: the model, or the fast path's fields with the same values.
+CaptureView = Capture | FastCapture
+
+
+def capture_view_from_dict(data: Any) -> CaptureView:
+    """`capture_from_dict`, through the structural fast path (`shadowlab.capture_fast`) when the capture has
+    a common shape: it accepts only what the model accepts, with the same values; errors are the model's."""
+    if isinstance(data, dict) and (fast := fast_capture(data, _rfc3339)) is not None:
+        return fast
+    return capture_from_dict(data)

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from shadowlab.apis import anthropic_wire as wire
 from shadowlab.apis import normalize_request_body
 from shadowlab.apis.anthropic_fast import prompt_of
 from shadowlab.capture import OverflowFloat
 from shadowlab.fingerprint import body_fingerprint, prompt_fingerprint
+from tests.support.anthropic_bodies import MESSAGES_BODY
 from tests.support.hostile_corpus import CORPUS
 
 DATA = Path(__file__).parent / "data"
@@ -115,56 +115,7 @@ def test_the_block_models_have_the_fields_this_reader_knows() -> None:
     assert set(wire.AnthropicMessage.model_fields) == {"role", "content"}
 
 
-_ANY = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=4),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
-    max_leaves=6,
-)
-
-
-def _maybe(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    """Mostly a valid value, one time in 12 anything (a wrong type, null, a float for an int...)."""
-    return st.integers(0, 11).flatmap(lambda k: _ANY if k == 0 else valid)
-
-
-_TEXT = st.fixed_dictionaries({"type": st.just("text"), "text": _maybe(st.text(max_size=8))})
-_BLOCK = st.one_of(
-    _TEXT,
-    st.fixed_dictionaries(
-        {"type": st.just("tool_use"), "id": _maybe(st.just("t")), "name": _maybe(st.just("f")),
-         "input": _maybe(st.dictionaries(st.text(max_size=3), _ANY, max_size=3))},
-    ),
-    st.fixed_dictionaries(
-        {"type": st.just("tool_result"), "tool_use_id": _maybe(st.just("t"))},
-        optional={"content": _maybe(st.text(max_size=5) | st.lists(_TEXT, max_size=2)),
-                  "is_error": _maybe(st.booleans() | st.none())},
-    ),
-    st.fixed_dictionaries({"type": _maybe(st.sampled_from(["image", "thinking", "x"]))}),
-)  # fmt: skip
-_MESSAGE = st.fixed_dictionaries(
-    {"role": _maybe(st.sampled_from(["user", "assistant", "system"])),
-     "content": _maybe(st.text(max_size=8) | st.lists(_maybe(_BLOCK), max_size=3))},
-    optional={"name": st.text(max_size=3)},
-)  # fmt: skip
-_BODY = st.fixed_dictionaries(
-    {"model": _maybe(st.just("m")), "max_tokens": _maybe(st.integers(1, 10)),
-     "messages": _maybe(st.lists(_maybe(_MESSAGE), max_size=3))},
-    optional={
-        "system": _maybe(st.none() | st.text(max_size=5) | st.lists(_TEXT, max_size=2)),
-        "temperature": _maybe(st.none() | st.floats(0, 2) | st.integers(0, 2)),
-        "top_p": _maybe(st.floats(0, 1)), "top_k": _maybe(st.integers(0, 5)),
-        "stop_sequences": _maybe(st.lists(st.text(max_size=3), max_size=2)),
-        "stream": _maybe(st.booleans()), "metadata": _maybe(st.dictionaries(st.text(max_size=3), _ANY)),
-        "tools": _maybe(st.lists(_maybe(st.fixed_dictionaries(
-            {"name": _maybe(st.just("f")), "input_schema": _maybe(st.just({"type": "object"}))},
-            optional={"description": _maybe(st.text(max_size=3)), "type": _maybe(st.just("custom"))},
-        )), max_size=2)),
-        "tool_choice": st.none(), "extra_field": _ANY,
-    },
-)  # fmt: skip
-
-
 @settings(max_examples=100, deadline=None)
-@given(_BODY)
+@given(MESSAGES_BODY)
 def test_generated_bodies_get_pydantic_s_answer_or_none(body: dict[str, Any]) -> None:
     agrees(body)
