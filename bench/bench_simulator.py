@@ -1,14 +1,16 @@
 """Simulator benchmark: TTFT measurement error of the Anthropic provider, and simulator capacity.
 
 TTFT error = TTFT the provider measured − TTFT the simulator says it injected (`x-sim-injected-ttft-ms`). The
-simulator runs in its own process (`shadowlab simulate`); the client (N concurrent streams through
-`AnthropicProvider`, one asyncio process) runs in another. Two layouts: pinned (simulator `taskset -c 1`,
-client `taskset -c 0`: the error is the client's) and unpinned (both free on the machine's cores). Two
-clients in the same run: `after` is this checkout; `before` is the `shadowlab` package at `--before REV`
-(default: the commit before transport stamping), extracted with `git archive` and put first on PYTHONPATH.
+simulator counts from when it read the request, after the client wrote it, and never sends early: an error
+below 0 (the `min` column) is a clock started late or a chunk stamped before it came. The simulator runs in
+its own process (`shadowlab simulate`); the client (N concurrent streams through `AnthropicProvider`, one
+asyncio process) runs in another. Two layouts: pinned (simulator `taskset -c 1`, client `taskset -c 0`: the
+error is the client's) and unpinned (both free on the machine's cores). Two clients in the same run: `after`
+is this checkout; `before` is the `shadowlab` package at `--before REV` (default: the commit before transport
+stamping), extracted with `git archive` and put first on PYTHONPATH.
 Prints a markdown section.
 
-    .venv/bin/python bench/bench_simulator.py [--before REV] [--nice N]
+    .venv/bin/python bench/bench_simulator.py [--before REV] [--nice N] [--streams 64,256]
 
 On a machine shared with other work, `--nice -10` (root) gives both processes the CPU they ask for, so the
 error is the client's and not the other tenants' scheduling; say which in the results. With the kernel's
@@ -204,9 +206,10 @@ def main() -> None:
     print(f"`after` = this checkout; {runs}, starts spread over 250 ms;")
     print(f"niceness {args.nice or 0}; load average (1 min) {os.getloadavg()[0]:.1f} at the start.\n")
     print(
-        "| layout | streams | client | samples | median (ms) | p99 (ms) | max (ms) | failed | CPU ms/stream |"
+        "| layout | streams | client | samples | min (ms) | median (ms) | p99 (ms) | max (ms) | failed "
+        "| CPU ms/stream |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for layout, sim_cpu, client_cpu in (("pinned", "1", "0"), ("unpinned", None, None)):
         proc, base_url = start_simulator(profile, sim_cpu)
         try:
@@ -216,7 +219,8 @@ def main() -> None:
                     assert (path is None) != str(run["shadowlab"]).startswith(str(tmp)), run["shadowlab"]
                     errors = [float(e) for e in run["errors"]]  # type: ignore[attr-defined]
                     print(
-                        f"| {layout} | {streams} | {name} | {len(errors)} | {statistics.median(errors):.2f} "
+                        f"| {layout} | {streams} | {name} | {len(errors)} | {min(errors):.2f} "
+                        f"| {statistics.median(errors):.2f} "
                         f"| {quantile(errors, 0.99):.2f} | {max(errors):.2f} | {run['failed']} "
                         f"| {float(run['cpu_ms']):.2f} |",  # type: ignore[arg-type]
                         flush=True,
