@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -91,13 +92,28 @@ def render_prompt(request: NormalizedRequest) -> str:
     return "\n\n".join(parts)
 
 
-def _subject(capture: CapturedRequest, replay: Replay) -> Subject:
-    request = normalize_request_body(capture.api, capture.request)
-    reference = (capture.response or {}).get("text")
+# What a subject is made of, read as columns (not entities: a claim reads a batch of them at every wave).
+_ANSWERED = (Replay.id, Replay.arm_id, Replay.captured_request_id, Replay.answer_text, Replay.tool_calls,
+             CapturedRequest.api, CapturedRequest.request, CapturedRequest.response)  # fmt: skip
+
+
+def _answered(*where: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """Replays with their capture's request and response (`_ANSWERED`), as rows."""
+    return (
+        sa.select(*_ANSWERED)
+        .join(CapturedRequest, CapturedRequest.id == Replay.captured_request_id)
+        .where(*where)
+    )
+
+
+def _subject(row: sa.Row[Any]) -> Subject:
+    """The subject of one `_answered` row."""
+    request = normalize_request_body(row.api, row.request)
+    reference = (row.response or {}).get("text")
     return Subject(
         prompt=render_prompt(request),
-        answer=replay.answer_text or "",
-        tool_calls=tuple(call for call in replay.tool_calls or () if isinstance(call, Mapping)),
+        answer=row.answer_text or "",
+        tool_calls=tuple(call for call in row.tool_calls or () if isinstance(call, Mapping)),
         reference=reference if isinstance(reference, str) else None,
         tools=tuple({"name": t.name, "input_schema": t.input_schema} for t in request.tools),
     )
@@ -105,15 +121,10 @@ def _subject(capture: CapturedRequest, replay: Replay) -> Subject:
 
 def point_items(session: Session, tasks: Sequence[tuple[int, int]]) -> list[PointItem]:
     """The items of (task id, replay id) pairs, with their subjects, in task order."""
-    replay_ids = [replay_id for _, replay_id in tasks]
-    rows = session.execute(
-        sa.select(Replay, CapturedRequest)
-        .join(CapturedRequest, CapturedRequest.id == Replay.captured_request_id)
-        .where(Replay.id.in_(replay_ids))
-    ).all()
-    found = {replay.id: (replay, capture) for replay, capture in rows}
+    rows = session.execute(_answered(Replay.id.in_([replay_id for _, replay_id in tasks]))).all()
+    found = {row.id: row for row in rows}
     return [
-        PointItem(replay_id, _subject(found[replay_id][1], found[replay_id][0]), found[replay_id][1].id, task)
+        PointItem(replay_id, _subject(found[replay_id]), found[replay_id].captured_request_id, task)
         for task, replay_id in tasks
         if replay_id in found
     ]
@@ -125,23 +136,22 @@ def pair_items(
     """The items of (task id, request id, candidate arm id, order) tuples, each shown in its order."""
     request_ids = {request_id for _, request_id, _, _ in tasks}
     rows = session.execute(
-        sa.select(Replay, CapturedRequest)
-        .join(CapturedRequest, CapturedRequest.id == Replay.captured_request_id)
-        .where(Replay.experiment_id == experiment_id, Replay.captured_request_id.in_(request_ids),
-               Replay.arm_id.in_({control_id} | {arm for _, _, arm, _ in tasks}))
+        _answered(Replay.experiment_id == experiment_id, Replay.captured_request_id.in_(request_ids),
+                  Replay.arm_id.in_({control_id} | {arm for _, _, arm, _ in tasks}))
     ).all()  # fmt: skip
-    answers = {(replay.captured_request_id, replay.arm_id): (replay, capture) for replay, capture in rows}
+    answers = {(row.captured_request_id, row.arm_id): row for row in rows}
     items = []
     for task, request_id, arm_id, order in tasks:
         if (request_id, control_id) not in answers or (request_id, arm_id) not in answers:
             continue
-        base, capture = answers[(request_id, control_id)]
-        items.append(_pair_item(task, _subject(capture, base), answers[(request_id, arm_id)][0], order,
-                                control_id))  # fmt: skip
+        subject = _subject(answers[(request_id, control_id)])
+        items.append(_pair_item(task, subject, answers[(request_id, arm_id)], order, control_id))
     return items
 
 
-def _pair_item(task_id: int, subject: Subject, candidate: Replay, order: str, control_id: int) -> PairItem:
+def _pair_item(
+    task_id: int, subject: Subject, candidate: sa.Row[Any], order: str, control_id: int
+) -> PairItem:
     answer = candidate.answer_text or ""
     first, second = (subject.answer, answer) if order == "ab" else (answer, subject.answer)
     shown = PairSubject(subject.prompt, first, second, subject.reference)
@@ -174,24 +184,22 @@ def pending_pairs(session: Session, experiment_id: int, name: str, version: str)
         )
     }
     replays = session.execute(
-        sa.select(Replay, CapturedRequest)
-        .join(CapturedRequest, CapturedRequest.id == Replay.captured_request_id)
-        .where(Replay.experiment_id == experiment_id, Replay.status == "ok")
-        .order_by(Replay.captured_request_id, Replay.arm_id)
+        _answered(Replay.experiment_id == experiment_id, Replay.status == "ok").order_by(
+            Replay.captured_request_id, Replay.arm_id
+        )
     ).all()
-    by_request: dict[int, dict[int, tuple[Replay, CapturedRequest]]] = {}
-    for replay, capture in replays:
-        by_request.setdefault(capture.id, {})[replay.arm_id] = (replay, capture)
+    by_request: dict[int, dict[int, sa.Row[Any]]] = {}
+    for row in replays:
+        by_request.setdefault(row.captured_request_id, {})[row.arm_id] = row
     items: list[PairItem] = []
     for request_id, answers in by_request.items():
         if control.id not in answers:
             continue
-        base, capture = answers[control.id]
-        subject = _subject(capture, base)
+        subject = _subject(answers[control.id])
         for arm in others:
             if arm.id not in answers:
                 continue
-            candidate = answers[arm.id][0].answer_text or ""
+            candidate = answers[arm.id].answer_text or ""
             for order in ORDERS:
                 if (request_id, arm.id, order) in done:
                     continue

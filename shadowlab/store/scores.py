@@ -4,7 +4,7 @@ and order shown). Every write is one idempotent row: a repeated write is ignored
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -19,11 +19,12 @@ __all__ = ["add", "add_many", "add_preference", "add_preferences", "point_values
 def _insert_ignore(
     table: type[Score] | type[Preference], rows: Sequence[Mapping[str, Any]], *, session: Session
 ) -> None:
-    """One statement for every row (a batch is one multi-row INSERT)."""
+    """One statement for every row (a batch is one multi-row INSERT), on the table: the ORM's bulk insert
+    machinery cost more than the SQL (a scorer writes a batch at every group commit)."""
     if not rows:
         return
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert(table).on_conflict_do_nothing(), [dict(row) for row in rows])
+    session.execute(insert(cast(sa.Table, table.__table__)).on_conflict_do_nothing(), [dict(r) for r in rows])
 
 
 def add(
