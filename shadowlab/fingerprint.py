@@ -13,6 +13,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from shadowlab.apis import normalize_request_body
 from shadowlab.apis.anthropic_fast import prompt_of
 from shadowlab.apis.internal import NormalizedRequest
@@ -30,6 +32,17 @@ def _digest(content: Any) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:FINGERPRINT_CHARS]
 
 
+def _fast_digest(prompt: dict[str, Any]) -> str:
+    """`_digest` of a prompt from `prompt_of`, with orjson (a quarter of the cost): for JSON values whose
+    floats are finite and written without an exponent (`prompt_of` answers for no other) it writes the same
+    text as `json.dumps` here; what it refuses (integers beyond 64 bits, lone surrogates) takes `_digest`."""
+    try:
+        text = orjson.dumps(prompt, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return _digest(prompt)
+    return hashlib.sha256(text).hexdigest()[:FINGERPRINT_CHARS]
+
+
 def prompt_fingerprint(request: NormalizedRequest) -> str:
     """sha256 (hex, 32 characters) of the normalised request without model, API and what was dropped."""
     return _digest(request.model_dump(mode="json", exclude=set(_NOT_PROMPT)))
@@ -44,7 +57,7 @@ def body_fingerprint(api: str, body: Any, *, validated: WireRequest | None = Non
     same fingerprint, a tenth of the cost)."""
     prompt = prompt_of(body) if api == "anthropic.messages" else None
     if prompt is not None:
-        return _digest(prompt)
+        return _fast_digest(prompt)
     try:
         return prompt_fingerprint(normalize_request_body(api, body if validated is None else validated))
     except ValueError:  # CaptureError, or a value the normalised model refuses

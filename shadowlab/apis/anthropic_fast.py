@@ -5,13 +5,12 @@ model, API and what was dropped), built from the dict without pydantic: validati
 ingest about 100 µs a capture, this about a tenth. It covers text, tool_use and tool_result blocks (string
 or text-block content), a string or text-block system prompt, custom tools and the sampling fields, and
 answers None for anything else (images, thinking, tool_choice, a value of a type the strict model
-refuses, ...), so the caller takes the pydantic path. A body it answers for is one the strict model
+refuses, a float JSON writes with an exponent, ...), so the caller takes the pydantic path. A body it answers for is one the strict model
 accepts, and the answer is the pydantic path's (tests/shadowlab/test_anthropic_fast.py compares both).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from shadowlab.apis import anthropic_wire as wire
@@ -33,6 +32,7 @@ _TOOL_REQUIRED = frozenset({"name", "input_schema"})
 _MESSAGE_FIELDS = frozenset(wire.AnthropicMessage.model_fields)
 _ROLES = ("user", "assistant")
 _EXACT_FLOAT = 2**53  # a larger integer given for a float may not survive the conversion exactly
+_PLAIN_FLOATS = (1e-4, 1e16)  # `repr` writes floats outside this range with an exponent, orjson differently
 
 
 class _Other(Exception):
@@ -92,14 +92,21 @@ def _int(value: Any) -> int:
 
 
 def _float(value: Any) -> float | None:
-    """A strict float field as dumped to JSON: an int becomes a float; inf and nan are left to pydantic."""
+    """A strict float field as dumped to JSON: an int becomes a float; inf, nan and floats JSON writes with an
+    exponent are left to pydantic."""
     if value is None:
         return None
     if type(value) is int and -_EXACT_FLOAT <= value <= _EXACT_FLOAT:
-        return float(value)
-    if type(value) is float and math.isfinite(value):
+        value = float(value)
+    if type(value) is float and _plain_float(value):
         return value
     raise _Other
+
+
+def _plain_float(value: float) -> bool:
+    """Finite and written without an exponent, where `repr` and orjson write every float alike (the prompt is
+    hashed as orjson writes it: `shadowlab.fingerprint`)."""
+    return value == 0 or _PLAIN_FLOATS[0] <= abs(value) < _PLAIN_FLOATS[1]
 
 
 def _optional(value: Any, kind: type) -> Any:
@@ -193,7 +200,8 @@ def _require(value: dict[str, Any], fields: frozenset[str]) -> None:
 
 
 def _json(value: Any) -> Any:
-    """`value` as pydantic dumps an `Any` to JSON: unchanged, unless it holds inf or nan (then: pydantic)."""
+    """`value` as pydantic dumps an `Any` to JSON: unchanged, unless it holds inf, nan or a float written with
+    an exponent (then: pydantic)."""
     kind = type(value)
     if kind is dict:
         for item in value.values():
@@ -202,7 +210,7 @@ def _json(value: Any) -> Any:
         for item in value:
             _json(item)
     elif kind is float:
-        if not math.isfinite(value):
+        if not _plain_float(value):
             raise _Other
     elif kind not in (str, int, bool) and value is not None:
         raise _Other

@@ -118,4 +118,18 @@ def test_the_block_models_have_the_fields_this_reader_knows() -> None:
 @settings(max_examples=100, deadline=None)
 @given(MESSAGES_BODY)
 def test_generated_bodies_get_pydantic_s_answer_or_none(body: dict[str, Any]) -> None:
-    agrees(body)
+    if agrees(body):  # and the fingerprint (hashed with orjson on this path) is pydantic's
+        request = normalize_request_body("anthropic.messages", body)
+        assert body_fingerprint("anthropic.messages", body) == prompt_fingerprint(request)
+
+
+def test_floats_of_every_magnitude_give_pydantic_s_fingerprint() -> None:
+    floats = [0.0, -0.0, 1e-5, 1e-4, 0.1, 123.456, 2.0**53, 1e15, 9.999999e15, 1e16, 1e300, -2.5e-7]
+    tool_use = {"type": "tool_use", "id": "t", "name": "f", "input": {"x": floats, "big": 2**70}}
+    bodies = [{**COMMON, "temperature": x} for x in floats] + [
+        {**COMMON, "messages": [{"role": "assistant", "content": [tool_use]}]}
+    ]
+    for body in bodies:
+        request = normalize_request_body("anthropic.messages", body)
+        assert body_fingerprint("anthropic.messages", body) == prompt_fingerprint(request)
+    assert prompt_of({**COMMON, "temperature": 0.5}) is not None and prompt_of(bodies[2]) is None
