@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -204,10 +205,7 @@ def _score_columns(
         code = sa.case(*((condition, i) for i, condition in enumerate(chosen)))
         kinds = ["int", "float", "int"]
         found_ids, values, codes = fetch_numbers(session, statement.add_columns(code), kinds)
-    order = np.argsort(replay_ids, kind="stable")
-    positions = np.searchsorted(replay_ids, found_ids, sorter=order).clip(0, max(len(replay_ids) - 1, 0))
-    rows = order[positions] if len(replay_ids) else positions
-    mine = replay_ids[rows] == found_ids if len(replay_ids) else np.zeros(len(found_ids), dtype=bool)
+    rows, mine = _positions(replay_ids, found_ids)
     columns = []
     for i in range(len(pairs)):
         column = np.full(len(replay_ids), np.nan)
@@ -215,6 +213,24 @@ def _score_columns(
         column[rows[here]] = values[here]
         columns.append(column)
     return columns
+
+
+def _positions(keys: IntArray, found: IntArray) -> tuple[IntArray, npt.NDArray[np.bool_]]:
+    """Each found id's position in `keys` (distinct ids) and whether it is one of them: by a table over the
+    keys' range when they fill a quarter of it (O(n)), else by a binary search."""
+    if not len(keys):
+        return np.zeros(len(found), dtype=np.int64), np.zeros(len(found), dtype=bool)
+    low, high = int(keys.min()), int(keys.max())
+    if high - low < 4 * len(keys):
+        table = np.full(high - low + 1, -1, dtype=np.int64)
+        table[keys - low] = np.arange(len(keys))
+        inside = (found >= low) & (found <= high)
+        rows = np.where(inside, table[np.where(inside, found - low, 0)], -1)
+        return np.maximum(rows, 0), rows >= 0
+    order = np.argsort(keys, kind="stable")
+    positions = np.searchsorted(keys, found, sorter=order).clip(0, len(keys) - 1)
+    rows = order[positions]
+    return rows, keys[rows] == found
 
 
 def replay_timeout_ms(spec: Any) -> float | None:
