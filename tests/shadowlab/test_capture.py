@@ -21,9 +21,11 @@ from shadowlab.capture import (
     Capture,
     CaptureError,
     OverflowFloat,
+    _json_object,
     capture_from_dict,
     capture_json_schema,
     decode_capture_bytes,
+    decode_capture_text,
     parse_capture_bytes,
 )
 
@@ -383,6 +385,29 @@ def test_a_number_beyond_a_double_decodes_as_an_overflow_float() -> None:
     assert isinstance(value, OverflowFloat) and value == float("inf")
     assert type(decode_capture_bytes(encode(capture_dict()))["response"]["ttft_ms"]) is float
     assert parse_capture_bytes(raw).response is not None  # still a valid capture, as before
+
+
+# What msgspec and json.loads might read differently: they must give the same object, or the same error.
+DECODE_EDGES = [
+    '{"a": 1e400, "b": -1e400, "c": 1e-400}', '{"a": 1e-400}', '{"a": NaN}', '{"a": Infinity}',
+    '{"a": 123456789012345678901234567890, "b": -9223372036854775809}', '{"a": ' + "1" * 4301 + "}",
+    '{"a": "\\ud800"}', '{"a": 1, "b": 2, "a": 3}', '{"a": "x\x01y"}', "\ufeff{}", '{"a": 1} x', "[1]",
+    '{"a": 01}', '{"a": 1.}', '{"a": -0, "b": -0.0, "c": 2.50E3, "d": "\\u00e9\\/"}', '{"a":\t1\n}',
+    '{"a": ' + "[" * 499 + "]" * 499 + "}", '{"a": ' + "[" * 990 + "]" * 990 + "}",
+    '{"a": ' + "{" * 2000 + "}" * 2000 + "}",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("text", DECODE_EDGES)
+def test_decoding_by_msgspec_gives_what_json_loads_gives(text: str) -> None:
+    def outcome(decode: Callable[[str], Any]) -> Any:
+        try:
+            data = decode(text)
+        except CaptureError as exc:
+            return exc.code, exc.detail
+        return json.dumps(data), {type(v) for v in data.values()}  # OverflowFloat stays itself
+
+    assert outcome(decode_capture_text) == outcome(_json_object)
 
 
 RANGE = "a time from 2000-01-01T00:00:00Z to one day after now"
