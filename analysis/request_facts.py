@@ -114,15 +114,48 @@ def _dictionary_codes(labels: pa.Array | pa.ChunkedArray) -> IntArray:
 
 def first_seen_codes(labels: pa.Array | pa.ChunkedArray) -> IntArray:
     """Dense codes in first-seen order; a missing (null or empty) label is a cluster of its own."""
-    codes = _dictionary_codes(labels)
-    n = len(codes)
-    lengths = integers_of(pa_compute.binary_length(labels))
+    array = labels.combine_chunks() if isinstance(labels, pa.ChunkedArray) else labels
+    n = len(array)
+    lengths = integers_of(pa_compute.binary_length(array))
     empty = ~(lengths > 0)  # NaN (null) too
-    keys = np.where(empty, codes.max(initial=0) + 1 + np.arange(n), codes)
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    rank = np.empty(first.size, dtype=np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
-    return rank[inverse.reshape(-1)]
+    if empty.all():  # no labels (no conversation ids, say): every request is its own cluster
+        return np.arange(n, dtype=np.int64)
+    codes = None if empty.any() else _fixed_width_codes(array, int(lengths[0]))
+    if codes is None:
+        codes = _dictionary_codes(array)
+    keys = np.where(empty, codes.max(initial=0) + 1 + np.arange(n), codes)  # < 2n: a table over them
+    first = np.full(int(keys.max()) + 1, n, dtype=np.int64)
+    np.minimum.at(first, keys, np.arange(n))
+    seen = np.flatnonzero(first < n)
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[seen[np.argsort(first[seen])]] = np.arange(len(seen))
+    return rank[keys]
+
+
+def _fixed_width_codes(array: pa.Array, width: int) -> IntArray | None:
+    """Equal integers for equal labels when every label has `width` bytes, a multiple of 8 (fingerprints:
+    32 hex digits), from a hash of their 8-byte words sorted: ~4x faster than Arrow's dictionary encoding of
+    half a million. None for other labels, or when two different labels share a hash (then Arrow's)."""
+    n = len(array)
+    if array.type != pa.string() or width % 8:
+        return None
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[array.offset : array.offset + n + 1]
+    if not bool((np.diff(offsets) == width).all()):
+        return None
+    data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[0] + n * width]
+    words = data.view(np.uint64).reshape(n, width // 8)
+    hashed = words[:, 0].copy()
+    for j in range(1, width // 8):
+        hashed = hashed * np.uint64(0x9E3779B97F4A7C15) ^ words[:, j]  # wraps around: a hash, exactness below
+    order = np.argsort(hashed)
+    ordered = hashed[order]
+    new = np.concatenate(([True], ordered[1:] != ordered[:-1]))
+    same = np.flatnonzero(~new)
+    if len(same) and not bool((words[order[same]] == words[order[same - 1]]).all()):
+        return None
+    codes = np.empty(n, dtype=np.int64)
+    codes[order] = np.cumsum(new) - 1
+    return codes
 
 
 def _clusters(conversations: pa.ChunkedArray, fingerprints: pa.Array | pa.ChunkedArray) -> IntArray | None:
