@@ -11,6 +11,9 @@ end (over all its processes). The goals compare with the bare loop in one proces
 simulator on the same 2 cores the bare loop itself does not double with 2 processes, so its own scaling is
 printed beside the scorer's, and the CPU per call of both.
 
+`--baseline-ref REF` adds, in the same run, `shadowlab score` by the code at REF (extracted with `git
+archive`, first on PYTHONPATH) on the same workload: its rate and CPU per call beside this checkout's.
+
 Memory: `shadowlab score` on an experiment of 200,000 replays none of which is scored, for `--rss-s` seconds
 (then SIGTERM): its resident set every second (/proc) and its peak (VmHWM). `--pending 0` skips it.
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -37,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from bench_analyze_db import checkout
 from bench_replayer import cpu_model, cpu_since, create_scratch, drop_scratch, start_simulator
 
 PROFILE = """
@@ -174,12 +179,18 @@ def score_args(name: str, concurrency: int) -> list[str]:
     return [sys.executable, "-m", "cli.main", "score", name, "--concurrency", str(concurrency)]
 
 
+def code_env(env: dict[str, str], code: Path | None) -> dict[str, str]:
+    """`env` for a `shadowlab score` of the code in `code` (None: this checkout)."""
+    return env if code is None else env | {"PYTHONPATH": str(code)}
+
+
 def score_rate(
     engine: sa.Engine, env: dict[str, str], name: str, processes: int, concurrency: int, startup_s: float
 ) -> Run:
     args = score_args(name, concurrency)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    children = [subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    children = [subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                 cwd=env.get("PYTHONPATH"))
                 for _ in range(processes)]  # fmt: skip
     for child in children:
         _, err = child.communicate()
@@ -198,18 +209,21 @@ def score_rate(
 
 
 def startup_cpu(
-    engine: sa.Engine, env: dict[str, str], base_url: str, concurrency: int
-) -> tuple[float, float]:
-    """CPU seconds of one process with nothing to do: the bare loop's, and `shadowlab score`'s on an
-    experiment with nothing to judge (imports, connections, grants)."""
+    engine: sa.Engine, envs: list[dict[str, str]], base_url: str, concurrency: int
+) -> list[float]:
+    """CPU seconds of one process with nothing to do: the bare loop's, then `shadowlab score`'s (of each code
+    in `envs`) on an experiment with nothing to judge (imports, connections, grants)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run([sys.executable, __file__, "--bare-child", base_url, "0", "1", "0", str(concurrency)],
                    check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-    bare = cpu_since(before)
+    found = [cpu_since(before)]
     seed(engine, "empty", 0)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(score_args("empty", concurrency), env=env, check=True, stdout=subprocess.DEVNULL)
-    return bare, cpu_since(before)
+    for env in envs:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(score_args("empty", concurrency), env=env, check=True, stdout=subprocess.DEVNULL,
+                       cwd=env.get("PYTHONPATH"))  # fmt: skip
+        found.append(cpu_since(before))
+    return found
 
 
 def rss_run(
@@ -243,6 +257,7 @@ def main() -> None:
         "--pending", type=int, default=200_000, help="items pending in the memory run (0: none)"
     )
     parser.add_argument("--rss-s", type=float, default=40.0, help="seconds the memory run scores")
+    parser.add_argument("--baseline-ref", default=None, help="also run `shadowlab score` of the code at REF")
     args = parser.parse_args()
     load_before = os.getloadavg()
 
@@ -255,20 +270,25 @@ def main() -> None:
     (tmp / "profile.yaml").write_text(PROFILE)
     (tmp / "prices.json").write_text(json.dumps(PRICES))
     sim, base_url = start_simulator(tmp / "profile.yaml")
+    stack = contextlib.ExitStack()
     try:
+        baseline_code = stack.enter_context(checkout(args.baseline_ref)) if args.baseline_ref else None
         migrate.upgrade(engine)
         env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")} | {
             "SHADOWLAB_DATABASE_URL": url, "SHADOWLAB_ANTHROPIC_BASE_URL": base_url, "ANTHROPIC_API_KEY": "k",
             "SHADOWLAB_PRICES_FILE": str(tmp / "prices.json"),
         }  # fmt: skip
-        startup = startup_cpu(engine, env, base_url, args.concurrency)
+        envs = [env] + ([code_env(env, baseline_code)] if baseline_code else [])
+        startup = startup_cpu(engine, envs, base_url, args.concurrency)
         bare: dict[int, Run] = {}
-        rates: dict[int, Run] = {}
+        rates: list[dict[int, Run]] = [{} for _ in envs]  # this checkout's, then the baseline's
         for processes in (1, 2):
             bare[processes] = bare_rate(base_url, args.requests, args.concurrency, processes, startup[0])
-            seed(engine, f"rate{processes}", args.requests)
-            rates[processes] = score_rate(engine, env, f"rate{processes}", processes, args.concurrency,
-                                          startup[1])  # fmt: skip
+            for code, (code_env_, runs) in enumerate(zip(envs, rates, strict=True)):
+                name = f"rate{processes}-{code}"
+                seed(engine, name, args.requests)
+                runs[processes] = score_rate(engine, code_env_, name, processes, args.concurrency,
+                                             startup[1 + code])  # fmt: skip
         report_rates(args, load_before, bare, rates, startup)
         if args.pending == 0:
             return
@@ -283,6 +303,7 @@ def main() -> None:
               f"{args.rss_s:g} s of scoring ({scored:,} stored), then SIGTERM: peak RSS {peak} MB "
               f"(goal < 300 MB), RSS over the run (MB): {every}.")  # fmt: skip
     finally:
+        stack.close()
         sim.send_signal(signal.SIGTERM)
         sim.wait()
         engine.dispose()
@@ -293,33 +314,41 @@ def report_rates(
     args: argparse.Namespace,
     load_before: tuple[float, float, float],
     bare: dict[int, Run],
-    rates: dict[int, Run],
-    startup: tuple[float, float],
+    rates: list[dict[int, Run]],
+    startup: list[float],
 ) -> None:
     command = (f"python bench/bench_scoring.py --requests {args.requests} --concurrency {args.concurrency} "
-               f"--pending {args.pending} --rss-s {args.rss_s:g}")  # fmt: skip
+               f"--pending {args.pending} --rss-s {args.rss_s:g}"
+               + (f" --baseline-ref {args.baseline_ref}" if args.baseline_ref else ""))  # fmt: skip
     machine = f"{os.cpu_count()} cores ({cpu_model()}), Python {platform.python_version()}"
     print("## Scoring (bench/bench_scoring.py)\n")
     load = f"load average (1 min) {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after"
     print(f"`{command}` — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine}; Postgres and the simulator on "
           f"the same machine; {load}.\n")  # fmt: skip
+    starts = ", ".join(f"{s:.2f}" for s in startup[1:])
     print(
         f"{2 * args.requests} pointwise judge calls per run, {args.concurrency} in flight per process, "
         "simulator at 0 ms TTFB/TTFT; bare loop and scorer alternate, 1 process then 2. CPU per call: the "
         f"processes' user + system time less their start-up (measured alone: bare loop {startup[0]:.2f} s, "
-        f"`shadowlab score` {startup[1]:.2f} s per process) over the calls.\n"
+        f"`shadowlab score` {starts} s per process) over the calls.\n"
     )
+    base = f" | `score` at {args.baseline_ref} (calls/s) | its ratio in 1 process" if len(rates) > 1 else ""
     print("| processes | bare loop (calls/s) | shadowlab score (calls/s) | score / bare loop in 1 process "
-          "| goal | score / bare loop, same processes | scaling 1 → 2: bare loop, score "
-          "| CPU per call (ms): bare loop, score |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
-    one = bare[1].rate
+          f"| goal | score / bare loop, same processes | scaling 1 → 2: bare loop, score{base} "
+          "| CPU per call (ms): bare loop, score" + (", baseline |" if len(rates) > 1 else " |"))  # fmt: skip
+    print("|---" * (8 + 2 * (len(rates) > 1)) + "|")
+    one, mine = bare[1].rate, rates[0]
     for processes, goal in ((1, "≥ 0.8×"), (2, "≥ 1.7×")):
-        b, r = bare[processes], rates[processes]
-        scaling = f"{b.rate / one:.2f}×, {r.rate / rates[1].rate:.2f}×" if processes > 1 else "—"
-        cpu = f"{1000 * b.cpu_per_call_s:.2f}, {1000 * r.cpu_per_call_s:.2f}"
+        b, r = bare[processes], mine[processes]
+        scaling = f"{b.rate / one:.2f}×, {r.rate / mine[1].rate:.2f}×" if processes > 1 else "—"
+        old = "".join(
+            f" | {runs[processes].rate:.0f} | {runs[processes].rate / one:.2f}×" for runs in rates[1:]
+        )
+        cpu = ", ".join(
+            f"{1000 * run.cpu_per_call_s:.2f}" for run in [b] + [runs[processes] for runs in rates]
+        )
         print(f"| {processes} | {b.rate:.0f} | {r.rate:.0f} | {r.rate / one:.2f}× | {goal} "
-              f"| {r.rate / b.rate:.2f}× | {scaling} | {cpu} |", flush=True)  # fmt: skip
+              f"| {r.rate / b.rate:.2f}× | {scaling}{old} | {cpu} |", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -161,13 +161,11 @@ class TaskQueue:
         unstarted: Sequence[int] = (),
         settles: Mapping[int, float] | None = None,
     ) -> None:
-        """One transaction: the budget settlements of their judge calls (`judge_calls` id → cost), the results
-        written and their tasks done; failed tasks deleted (seeded again by the next run); tasks never started
-        handed back (open to any process at once)."""
+        """One transaction: the results written and their tasks done; failed tasks deleted (seeded again by
+        the next run); tasks never started handed back (open to any process at once); the budget settlements
+        of their judge calls (`judge_calls` id → cost) last, so the ledger row is locked only until commit."""
         t = _TASKS.c
         with session_scope(self.factory) as session:
-            if settles:
-                settle_judges(session, settles)
             write(session, self.key.experiment_id, self.key.name, self.key.version, written)
             if written:
                 session.execute(_DONE, {"ids": [result.task_id for result in written]})
@@ -177,6 +175,8 @@ class TaskQueue:
             if unstarted:
                 session.execute(sa.update(_TASKS).where(t.id.in_(unstarted), *mine)
                                 .values(worker_id=None, deadline=None))  # fmt: skip
+            if settles:
+                settle_judges(session, settles)
 
     def open_count(self) -> int:
         """Tasks not done yet (open, or held by a live or dead process)."""
