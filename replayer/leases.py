@@ -140,11 +140,17 @@ def _insert_leases(
     session: Session, experiment_id: int, worker_id: str, deadline: datetime, rows: Sequence[sa.Row[Any]]
 ) -> list[tuple[sa.Row[Any], int]]:
     """Lease what no other worker leased meanwhile (the unique lease index decides): (capture, lease id)."""
-    wl = _LEASES.c
+    wl, cr = _LEASES.c, CapturedRequest
+    # INSERT … SELECT by id: a short statement whatever the batch (a multi-row VALUES of k × 6 parameters is
+    # parsed anew by the driver every time: its query cache skips statements of more than 50 parameters).
+    picked = sa.select(
+        sa.literal(experiment_id), cr.id, sa.literal(worker_id),
+        sa.literal(deadline, sa.DateTime(timezone=True)), sa.literal(1), sa.false(),
+    ).where(cr.id.in_([row.id for row in rows]))  # fmt: skip
+    columns = [wl.experiment_id, wl.captured_request_id, wl.worker_id, wl.deadline, wl.attempts, wl.done]
     inserted = session.execute(
-        _insert_of(session)(_LEASES).on_conflict_do_nothing().returning(wl.captured_request_id, wl.id),
-        [{"experiment_id": experiment_id, "captured_request_id": row.id, "worker_id": worker_id,
-          "deadline": deadline, "attempts": 1, "done": False} for row in rows],
+        _insert_of(session)(_LEASES).from_select(columns, picked).on_conflict_do_nothing()
+        .returning(wl.captured_request_id, wl.id)
     ).all()  # fmt: skip
     lease_of: dict[int, int] = {crid: lease_id for crid, lease_id in inserted}  # noqa: C416
     return [(row, lease_of[row.id]) for row in rows if row.id in lease_of]
@@ -258,16 +264,16 @@ def complete(
     with session_scope(factory) as session:
         rows = [row for done in finished for row in done.rows]
         replays = _REPLAYS.c
-        inserted = session.execute(
-            _insert_of(session)(_REPLAYS).on_conflict_do_nothing()
-            .returning(replays.captured_request_id, replays.cost_usd),
-            rows,
-        ).all()  # fmt: skip
+        # No RETURNING: the driver sends one short prepared statement per row (executemany) instead of parsing
+        # a VALUES list of rows × 24 parameters anew; the count of rows written says whether all were new.
+        insert = _insert_of(session)(_REPLAYS).on_conflict_do_nothing()
+        result = session.execute(insert.execution_options(preserve_rowcount=True), rows)
+        written = cast(sa.CursorResult[Any], result).rowcount
         requests = [done.lease.captured_request_id for done in finished]
-        if len(inserted) == len(rows):  # the usual case: every row is new, its cost is the one we hold
+        if written == len(rows):  # the usual case: every row is new, its cost is the one we hold
             costs = {done.lease.captured_request_id: done.lease.prior_usd for done in finished}
-            for crid, cost in inserted:
-                costs[crid] = costs.get(crid, 0.0) + (cost or 0.0)
+            for row in rows:
+                costs[row["captured_request_id"]] += row["cost_usd"] or 0.0
         else:  # some were written already (a recovered lease finished twice): those rows count
             totals = session.execute(
                 sa.select(replays.captured_request_id, sa.func.coalesce(sa.func.sum(replays.cost_usd), 0.0))

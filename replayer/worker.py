@@ -40,9 +40,11 @@ __all__ = ["Mode", "WorkerConfig", "run_worker"]
 
 log = logging.getLogger("replayer")
 Mode = Literal["backfill", "live"]
-_CLAIM_BATCH = 32
+_CLAIM_BATCH = (
+    64  # most leases one claim takes (a claim and a write are transactions: their CPU is per batch)
+)
 _RESCAN_S = 30.0  # live mode: how often a claim reads the whole selection again (captures stored late)
-_GATHER_S = 0.05  # how long a write of finished requests waits for more to batch with
+_GATHER_S = 0.2  # how long a write of finished requests waits for a batch's worth to write with
 Prepared = tuple[PreparedCall | ValueError, ...]  # each arm's call, or why the capture does not fit its API
 
 
@@ -93,6 +95,7 @@ class Worker:
         self.held: set[int] = set()
         self.stopping = asyncio.Event()
         self._slots = asyncio.Semaphore(config.concurrency)  # requests replaying at once
+        self._batch = min(config.concurrency, _CLAIM_BATCH)  # requests per claim and per write
         self.cursor: leases.Cursor | None = None
         self._rescanned = -_RESCAN_S
         self._prepared: dict[int, Prepared] = {}  # by captured request: each body is normalised once
@@ -153,14 +156,14 @@ class Worker:
 
     async def _claim_until_done(self, tasks: set[asyncio.Task[None]]) -> None:
         loop = asyncio.get_running_loop()
-        # Half the concurrency again is leased ahead, waiting for a slot (`_started`): a claim is a
-        # transaction in a thread whose latency grows with load (150 ms at load 10 here); slots no longer
-        # sit idle while it runs.
-        capacity = self.config.concurrency + max(1, self.config.concurrency // 2)
+        # Up to a batch and a half is leased ahead, waiting for a slot (`_started`): a claim is a transaction
+        # in a thread whose latency grows with load (150 ms at load 10 here); slots do not sit idle while it
+        # runs.
+        capacity = self.config.concurrency + self._batch + self._batch // 2
         while not self.stopping.is_set():
             free = capacity - len(tasks)
-            # Claim in batches: wait for a quarter of the slots (a claim is a transaction, a request is not).
-            if free <= 0 or (tasks and free < max(1, self.config.concurrency // 4)):
+            # Claim whole batches: a claim's CPU is mostly per transaction, not per request.
+            if free <= 0 or (tasks and free < self._batch):
                 await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 continue
             got = await loop.run_in_executor(None, self._claim, min(free, _CLAIM_BATCH))
@@ -249,13 +252,13 @@ class Worker:
             )
 
     async def _flush_forever(self) -> None:
-        """Write finished requests in batches: a write waits up to `_GATHER_S` for a quarter of the slots'
-        worth (each write is a transaction of six statements in a thread that competes with the event loop
-        for the GIL); those finishing during a write go in the next one."""
+        """Write finished requests in batches: a write waits up to `_GATHER_S` for a batch's worth (each write
+        is a transaction of five statements in a thread that competes with the event loop for the GIL); those
+        finishing during a write go in the next one."""
         while not self._closing:
             await self._flushed.wait()
             self._flushed.clear()
-            if len(self._finished) < max(1, self.config.concurrency // 4) and not self._closing:
+            if len(self._finished) < self._batch and not self._closing:
                 await asyncio.sleep(_GATHER_S)
             await self._flush()
 

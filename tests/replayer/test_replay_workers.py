@@ -529,7 +529,8 @@ def test_a_stop_during_an_outage_gives_back_what_it_holds_and_the_next_run_repla
 ) -> None:
     n = 8
     lab, simulator = _candidate_down(lab_factory, "stop-outage", n, max_s=600, fault="reset")
-    # Concurrency 4: 6 requests leased (4 replaying, 2 ahead); the control arms answer, the candidate's wait.
+    # Concurrency 4: all 8 requests leased (4 replaying, a batch of 4 ahead); the control arms answer, the
+    # candidate's wait.
     follower = lab.popen("replay", "--all", "--follow", "--concurrency", "4")
     log = lab.tmp / "worker-1.log"
     answered = lambda: [(r.arm, r.capture_id) for r in simulator.records() if r.status == 200]  # noqa: E731
@@ -546,14 +547,14 @@ def test_a_stop_during_an_outage_gives_back_what_it_holds_and_the_next_run_repla
         if follower.poll() is None:
             follower.kill()
             follower.wait()
-    assert "6 requests given back (2 with no arm replayed" in log.read_text(), stopped_in
+    assert "8 requests given back (4 with no arm replayed" in log.read_text(), stopped_in
     with lab.engine.connect() as conn:
         leases = conn.execute(
             sa.select(WorkLease.captured_request_id, WorkLease.done, WorkLease.deadline)
         ).all()
         now = conn.execute(sa.select(sa.func.now())).scalar_one()
         kept = conn.execute(sa.select(Arm.name, Replay.captured_request_id).join(Arm)).all()
-    # The 2 not started: no lease, no reservation. The 4 part done: their control rows, the lease expired.
+    # The 4 not started: no lease, no reservation. The 4 part done: their control rows, the lease expired.
     assert len(leases) == 4 and not any(done or deadline > now for _, done, deadline in leases)
     assert sorted(kept) == sorted(("control", crid) for crid, _, _ in leases)
     assert _ledger_matches_reservations(lab)[0] == 4
