@@ -14,7 +14,7 @@ from shadowlab.apis.anthropic_fast import prompt_of
 from shadowlab.capture import OverflowFloat
 from shadowlab.fingerprint import body_fingerprint, prompt_fingerprint
 from tests.support.anthropic_bodies import MESSAGES_BODY
-from tests.support.hostile_corpus import CORPUS
+from tests.support.hostile_corpus import decodable
 
 DATA = Path(__file__).parent / "data"
 NOT_PROMPT = {"source_api", "model", "untranslated"}
@@ -97,11 +97,7 @@ def test_other_shapes_are_left_to_pydantic_with_the_same_fingerprint() -> None:
 
 
 def test_the_hostile_corpus_gets_pydantic_s_answer_or_none() -> None:
-    for _name, raw, _code in CORPUS:
-        try:
-            capture = json.loads(raw)
-        except (ValueError, RecursionError):
-            continue
+    for capture in decodable():
         if isinstance(capture, dict):
             agrees(capture.get("request"))
 

@@ -91,3 +91,14 @@ CORPUS: list[tuple[str, bytes, str]] = [
     ("system number", _capture(request__system=5), "wrong_type"),
     ("tools object", _capture(request__tools={"name": "x"}), "wrong_type"),
 ]  # fmt: skip
+
+
+def decodable() -> list[Any]:
+    """The corpus messages that are JSON at all, decoded (for checks past the decoding step)."""
+    values = []
+    for _name, raw, _code in CORPUS:
+        try:
+            values.append(json.loads(raw))
+        except (ValueError, RecursionError):
+            continue
+    return values
