@@ -1,13 +1,15 @@
 """The leased loop one scorer version runs in one process: claim a batch of tasks, judge them with at most
 `concurrency` in flight, write results by group commit, heartbeat what it holds, show progress.
 
-Tasks are claimed in waves of `concurrency`: a wave is claimed once every item of the last one has its place
-among the calls in flight (`judge_calls.CallSlot`), and all its items start at once, so their budget holds go
-to the database together (one transaction per wave, not per call) while the last wave's calls run. Memory
-stays flat in the number of pending items: at most one wave waits while `concurrency` items are in flight.
+Tasks are claimed in waves of `concurrency`: a wave is claimed once fewer than a wave of started items wait
+for their place among the calls in flight (`judge_calls.CallSlot`), and all its items start at once, so their
+budget holds go to the database together (one transaction per wave, not per call) while the calls before them
+run. Memory stays flat in the number of pending items: fewer than two waves wait while `concurrency` items
+are in flight.
 Results are written by one writer that takes whatever has arrived since its last transaction (one
-transaction per result at low rates, many per transaction at high rates), with the budget settlements of
-their calls; an item's place is freed only once its result is durable.
+transaction per result at low rates, many per transaction at high rates); an item's place is freed only once
+its result is durable. The writer never touches the budget ledger (settlements go with the next wave's
+reservations), so its transactions do not queue behind other processes' on the ledger row.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, cast
 
@@ -28,7 +30,7 @@ from scoring.store import PairItem, PointItem, Written
 from scoring.tally import RunSummary, Tally
 from scoring.tasks import ScorerKey, TaskQueue
 
-__all__ = ["Progress", "Settlements", "TaskOptions", "drive", "new_worker_id"]
+__all__ = ["Progress", "TaskOptions", "drive", "new_worker_id"]
 
 _CLAIM_MAX = 256  # tasks per claim at most, whatever the concurrency
 _Item = TypeVar("_Item", PointItem, PairItem)
@@ -62,20 +64,11 @@ class TaskOptions:
         return self.stop is not None and self.stop.is_set()
 
 
-class Settlements(Protocol):
-    """Budget settlements written in the writer's transaction (`judge_calls.SharedBudget` gives them)."""
-
-    def take_settlements(self) -> dict[int, float]: ...
-    def keep_settlements(self, settles: Mapping[int, float]) -> None: ...
-
-
 class _Writer:
-    """Group commit of results, failed tasks, tasks handed back and the budget settlements of their calls,
-    through `TaskQueue.finish`."""
+    """Group commit of results, failed tasks and tasks handed back, through `TaskQueue.finish`."""
 
-    def __init__(self, queue: TaskQueue, settlements: Settlements | None) -> None:
+    def __init__(self, queue: TaskQueue) -> None:
         self.queue = queue
-        self.settlements = settlements
         self._written: list[Written] = []
         self._failed: list[int] = []
         self._unstarted: list[int] = []
@@ -107,12 +100,9 @@ class _Writer:
             self._wake.clear()
             written, failed, unstarted, waiters = self._written, self._failed, self._unstarted, self._waiters
             self._written, self._failed, self._unstarted, self._waiters = [], [], [], []
-            settles = self.settlements.take_settlements() if self.settlements is not None else {}
             try:
-                await loop.run_in_executor(None, self.queue.finish, written, failed, unstarted, settles)
+                await loop.run_in_executor(None, self.queue.finish, written, failed, unstarted)
             except Exception as exc:  # each waiter's item fails with it (its task stays leased, then expires)
-                if self.settlements is not None:
-                    self.settlements.keep_settlements(settles)
                 for waiter in waiters:
                     waiter.set_exception(exc)
                 continue
@@ -169,14 +159,16 @@ class _Places:
     def __init__(self, concurrency: int, stop: asyncio.Event | None) -> None:
         self._free = asyncio.Semaphore(concurrency)
         self._stop = stop
+        self._wave = concurrency
         self.waiting = 0
-        self._none_waiting = asyncio.Event()
-        self._none_waiting.set()
+        self._room = asyncio.Event()
+        self._room.set()
 
     def slot(self) -> CallSlot:
         """A place for one item about to start (taken by its judge call, if it makes one)."""
         self.waiting += 1
-        self._none_waiting.clear()
+        if self.waiting >= self._wave:
+            self._room.clear()
         return CallSlot(self._free, self._stop, on_taken=self._placed)
 
     def ended(self, slot: CallSlot) -> None:
@@ -187,11 +179,13 @@ class _Places:
 
     def _placed(self) -> None:
         self.waiting -= 1
-        if self.waiting == 0:
-            self._none_waiting.set()
+        if self.waiting < self._wave:
+            self._room.set()
 
-    async def none_waiting(self) -> None:
-        await self._none_waiting.wait()
+    async def room_for_a_wave(self) -> None:
+        """Until fewer than a wave wait: the next wave reserves while the last one's items still wait for
+        their places, so no place waits for a claim and a reservation."""
+        await self._room.wait()
 
 
 # Long: one loop whose branches (claim, nothing claimable, start the wave, stop) read best together.
@@ -221,7 +215,7 @@ async def _claim_and_judge(
             places.ended(slot)
 
     while not (options.stopped() or tally.exhausted):
-        await places.none_waiting()
+        await places.room_for_a_wave()
         if options.stopped() or tally.exhausted:
             break
         claimed = await loop.run_in_executor(None, queue.claim, min(concurrency, _CLAIM_MAX))
@@ -251,14 +245,13 @@ async def drive(
     progress: Progress | None,
     metrics: ScoreMetrics | None,
     options: TaskOptions,
-    settlements: Settlements | None = None,
 ) -> RunSummary:
     """Seed this scorer version's tasks, judge what this process can claim, and summarise."""
     loop = asyncio.get_running_loop()
     queue = TaskQueue(factory, key, worker_id=options.worker_id, lease_s=options.lease_s)
     await loop.run_in_executor(None, queue.seed)
     tally = Tally(await loop.run_in_executor(None, queue.open_count), key.name, metrics)
-    writer, held = _Writer(queue, settlements), set[int]()
+    writer, held = _Writer(queue), set[int]()
     jobs = [writer.run(), _heartbeat(queue, held)] + ([_report(queue, tally, progress)] if progress else [])
     try:
         async with _background(*jobs):

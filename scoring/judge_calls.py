@@ -121,10 +121,10 @@ class SharedBudget:
 
     Calls are reserved in batches by group commit: whatever reservations arrive while one transaction runs go
     together in the next (one conditional update of the ledger, one insert of `judge_calls` rows), so the
-    ledger row sees one transaction per batch instead of one per call. A reservation waits for its
-    transaction; a settlement does not: it rides with the next transaction that takes it — the drive's write
-    of the call's result (`take_settlements`), the next batch of reservations, or `close()` — and a process
-    killed before that leaves the call at its worst case, as a dead scorer's unsettled call always counts.
+    ledger row sees one transaction per batch (the drive's wave) instead of one per call. A reservation waits
+    for its transaction; a settlement does not start one: it rides with the next batch of reservations (the
+    next wave's), or `close()`, so the ledger row sees no other transaction of this process; a process killed
+    before that leaves the call at its worst case, as a dead scorer's unsettled call always counts.
 
     When the call does not fit while other work is in flight, it waits (`poll_s`) for settlements, at most
     `max_wait_s` (a dead replayer's reservation settles only when its lease is recovered), then refuses."""
@@ -173,15 +173,6 @@ class SharedBudget:
         if hold.call_id is not None:
             self._settles[hold.call_id] = spent
 
-    def take_settlements(self) -> dict[int, float]:
-        """The settlements not yet written (`judge_calls` id → cost), for a transaction that writes them
-        (`shadowlab.budget.settle_judges`); `keep_settlements` them again if it fails."""
-        settles, self._settles = self._settles, {}
-        return settles
-
-    def keep_settlements(self, settles: Mapping[int, float]) -> None:
-        self._settles = dict(settles) | self._settles
-
     async def close(self) -> None:
         """Make every settlement so far durable (the end of a run)."""
         if self._flushing is not None:
@@ -199,12 +190,12 @@ class SharedBudget:
         reservations and keeps its settlements for the next."""
         loop = asyncio.get_running_loop()
         while self._holds or (settling and self._settles):
-            holds, settles = self._holds, self.take_settlements()
-            self._holds = []
+            holds, settles = self._holds, self._settles
+            self._holds, self._settles = [], {}
             try:
                 outcomes = await loop.run_in_executor(None, self._flush, [h for h, _ in holds], settles)
             except Exception as exc:  # the database is unreachable: callers see it, settlements wait
-                self.keep_settlements(settles)
+                self._settles = settles | self._settles
                 for _, reserved in holds:
                     reserved.set_exception(exc)
                 return

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.orm import Session, sessionmaker
 
 from scoring.base import PairScorer, PointScorer
-from scoring.drive import Progress, Settlements, TaskOptions, drive
+from scoring.drive import Progress, TaskOptions, drive
 from scoring.judge_calls import judging
 from scoring.metrics import ScoreMetrics
 from scoring.pairwise import to_canonical
@@ -24,7 +24,7 @@ from scoring.tally import RunSummary, Tally
 from scoring.tasks import ScorerKey
 from shadowlab.budget import JudgeRef
 
-__all__ = ["Progress", "RunSummary", "Settlements", "TaskOptions", "score_pairs", "score_points"]
+__all__ = ["Progress", "RunSummary", "TaskOptions", "score_pairs", "score_points"]
 
 ProgressOf = Callable[[str], Progress]
 
@@ -38,7 +38,6 @@ async def score_points(
     progress: ProgressOf | None = None,
     metrics: ScoreMetrics | None = None,
     options: TaskOptions | None = None,
-    settlements: Settlements | None = None,
 ) -> RunSummary:
     """Score every replay not yet scored by this scorer version."""
 
@@ -55,8 +54,7 @@ async def score_points(
 
     key = ScorerKey(experiment_id, scorer.name, scorer.version, "point")
     return await drive(factory, key, judge, concurrency=concurrency, progress=progress(scorer.name)
-                       if progress else None, metrics=metrics, options=options or TaskOptions(),
-                       settlements=settlements)  # fmt: skip
+                       if progress else None, metrics=metrics, options=options or TaskOptions())  # fmt: skip
 
 
 async def score_pairs(
@@ -68,7 +66,6 @@ async def score_pairs(
     progress: ProgressOf | None = None,
     metrics: ScoreMetrics | None = None,
     options: TaskOptions | None = None,
-    settlements: Settlements | None = None,
 ) -> RunSummary:
     """Judge every control/candidate pair in each order not yet judged by this scorer version.
 
@@ -89,5 +86,4 @@ async def score_pairs(
     key = ScorerKey(experiment_id, scorer.name, scorer.version, "pair")
     judge_item: Callable[[PairItem, Tally], Awaitable[PairWritten | None]] = judge
     return await drive(factory, key, judge_item, concurrency=concurrency, progress=progress(scorer.name)
-                       if progress else None, metrics=metrics, options=options or TaskOptions(),
-                       settlements=settlements)  # fmt: skip
+                       if progress else None, metrics=metrics, options=options or TaskOptions())  # fmt: skip

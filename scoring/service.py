@@ -90,12 +90,10 @@ async def score_experiment(
     leased (`scoring.tasks`), so other processes may score the same experiment at the same time."""
     options = options or TaskOptions()
     summaries: list[RunSummary] = []
-    # The shared budget's settlements are written with the results of their calls (one transaction).
-    settlements = budget if isinstance(budget, SharedBudget) else None
 
     async def points(scorer: PointScorer, in_flight: int) -> RunSummary:
         return await score_points(factory, experiment_id, scorer, concurrency=in_flight, progress=progress,
-                                  metrics=metrics, options=options, settlements=settlements)  # fmt: skip
+                                  metrics=metrics, options=options)  # fmt: skip
 
     for check in spec.checks:
         if options.stopped():
@@ -115,7 +113,7 @@ async def score_experiment(
             else:
                 summaries.append(await score_pairs(
                     factory, experiment_id, PairwiseJudge(judge_spec, caller), concurrency=concurrency,
-                    progress=progress, metrics=metrics, options=options, settlements=settlements,
+                    progress=progress, metrics=metrics, options=options,
                 ))  # fmt: skip
         finally:
             await provider.aclose()

@@ -13,7 +13,7 @@ unparseable pairwise verdict) is deleted: the item has no result, so the next ru
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal, cast
@@ -24,7 +24,6 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from scoring.pairwise import ORDERS
 from scoring.store import PairItem, PointItem, Written, control_and_candidates, pair_items, point_items, write
-from shadowlab.budget import settle_judges
 from shadowlab.db import session_scope
 from shadowlab.models import Preference, Replay, Score, ScoreTask, utcnow
 
@@ -159,11 +158,9 @@ class TaskQueue:
         written: Sequence[Written],
         failed: Sequence[int],
         unstarted: Sequence[int] = (),
-        settles: Mapping[int, float] | None = None,
     ) -> None:
         """One transaction: the results written and their tasks done; failed tasks deleted (seeded again by
-        the next run); tasks never started handed back (open to any process at once); the budget settlements
-        of their judge calls (`judge_calls` id → cost) last, so the ledger row is locked only until commit."""
+        the next run); tasks never started handed back (open to any process at once)."""
         t = _TASKS.c
         with session_scope(self.factory) as session:
             write(session, self.key.experiment_id, self.key.name, self.key.version, written)
@@ -175,8 +172,6 @@ class TaskQueue:
             if unstarted:
                 session.execute(sa.update(_TASKS).where(t.id.in_(unstarted), *mine)
                                 .values(worker_id=None, deadline=None))  # fmt: skip
-            if settles:
-                settle_judges(session, settles)
 
     def open_count(self) -> int:
         """Tasks not done yet (open, or held by a live or dead process)."""

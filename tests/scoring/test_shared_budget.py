@@ -100,9 +100,9 @@ def test_judge_spend_is_committed_in_the_experiment_budget_and_recorded_per_call
         )
         # Every judge call was admitted by the shared limiter of its provider+model.
         assert shared.limiter.limiter.admitted("anthropic/sim-judge") == 4 * N_REQUESTS
-    # Each wave of 8 items (the default concurrency) reserved in one transaction of the budget's own; the
-    # settlements went with the results' writes.
-    assert shared.budget.transactions == 2 * (2 * N_REQUESTS // 8)
+    # Each wave of 8 items (the default concurrency) reserved in one transaction, the settlements so far with
+    # it; close() settled the last wave's calls.
+    assert shared.budget.transactions == 2 * (2 * N_REQUESTS // 8) + 1
 
 
 def test_budget_running_out_mid_scoring_stops_judge_calls_and_score_finishes_later(seeded: Seeded) -> None:
