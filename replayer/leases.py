@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, load_only, sessionmaker
 
-from shadowlab.budget import Reservation, lock_experiment, release_batch, reserve_batch, settle_batch
+from shadowlab.budget import Reservation, release_batch, reserve_batch, settle_batch
 from shadowlab.db import session_scope
 from shadowlab.experiment import TrafficSpec
 from shadowlab.models import CapturedRequest, Experiment, Replay, WorkLease, utcnow
@@ -104,11 +104,14 @@ def claim(
     """Up to `limit` leases, new ones read after `after`; `cost_of` gives the worst case of all arms of one
     request, `judge_usd` of it the judge holdback."""
     with session_scope(factory) as session:
-        experiment = session.scalars(
+        query = (
             sa.select(Experiment)
             .where(Experiment.id == experiment_id)
             .options(load_only(Experiment.status, Experiment.budget_usd))  # not its JSON spec, every claim
-        ).one()
+        )
+        if traffic.max_requests is not None:  # claims counting against a cap take turns
+            query = query.with_for_update()
+        experiment = session.scalars(query).one()
         if experiment.status != "running":
             return Claim("stopped")
         deadline = utcnow() + timedelta(seconds=lease_s)
@@ -117,7 +120,6 @@ def claim(
             return Claim("leased", recovered, after)
         room = limit
         if traffic.max_requests is not None:
-            lock_experiment(session, experiment_id)  # claims counting against a cap take turns
             taken = session.execute(
                 sa.select(sa.func.count()).where(WorkLease.experiment_id == experiment_id)
             ).scalar_one()
@@ -189,7 +191,12 @@ def _next_captures(
 ) -> Sequence[sa.Row[Any]]:
     cr, wl = CapturedRequest, WorkLease
     leased = sa.exists().where(wl.experiment_id == experiment_id, wl.captured_request_id == cr.id)
-    conditions = [*selection_filter(traffic), ~leased]
+    # A per-row test (Postgres: a SubPlan, probing the unique lease index or one hash of the experiment's
+    # leases), not `NOT EXISTS`: that one is planned as an anti-join, and on tables not analysed yet (a new
+    # database, or a new experiment's first minute) the planner expects one lease and rescans all of them for
+    # every capture read: 34 ms of server CPU per claim at 1,200 captures, quadratic in the run.
+    not_leased = sa.case((leased, sa.false()), else_=sa.true())
+    conditions = [*selection_filter(traffic), not_leased]
     if after is not None:
         conditions.append(
             sa.tuple_(cr.captured_at, cr.id) > sa.tuple_(sa.literal(after[0]), sa.literal(after[1]))

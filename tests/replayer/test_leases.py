@@ -1,0 +1,79 @@
+"""Claims against a cap (`traffic.max_requests`) on Postgres: claims that arrive together take turns."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from replayer.leases import Claim, claim
+from shadowlab import store
+from shadowlab.db import create_engine, session_factory, session_scope
+from shadowlab.experiment import parse_spec
+from shadowlab.models import CapturedRequest, Experiment, WorkLease
+from shadowlab.pricing import load_price_table
+
+CAP = 5
+SPEC = {
+    "name": "capped",
+    "control": {"name": "control", "provider": "anthropic", "model": "claude-haiku-4-5"},
+    "candidates": [{"name": "cand", "provider": "openai", "model": "gpt-4o-mini"}],
+    "allowed_providers": ["anthropic", "openai"],
+    "traffic": {"max_requests": CAP},
+    "budget": {"usd": 100},
+    "plan": {"primary_metric": "judge_score", "min_sample": 10, "max_sample": 100},
+}
+
+
+@pytest.fixture
+def factory(pg_migrated: str) -> Iterator[sessionmaker[Session]]:
+    engine = create_engine(pg_migrated)
+    factory = session_factory(engine)
+    with session_scope(factory) as session:
+        store.experiments.create(parse_spec(SPEC, "capped.yaml"), session=session)
+        store.experiments.start("capped", load_price_table(), session=session)
+        at = datetime(2026, 1, 5, tzinfo=UTC)
+        session.add_all(
+            CapturedRequest(request_id=f"r{i}", captured_at=at + timedelta(seconds=i), service="s",
+                            api="anthropic.messages", request={"model": "m", "messages": []})
+            for i in range(8)
+        )  # fmt: skip
+    yield factory
+    engine.dispose()
+
+
+def test_claims_waiting_on_the_cap_together_lease_no_more_than_it(factory: sessionmaker[Session]) -> None:
+    with factory() as session:
+        experiment_id = session.execute(sa.select(Experiment.id)).scalar_one()
+        traffic = store.experiments.spec_of(session.get_one(Experiment, experiment_id)).traffic
+
+    def claim_four(worker: str) -> Claim:
+        return claim(factory, experiment_id=experiment_id, worker_id=worker, traffic=traffic, lease_s=60,
+                     limit=4, cost_of=lambda *_: 0.001)  # fmt: skip
+
+    engine = factory.kw["bind"]
+    waiting = sa.text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    with engine.connect() as holder, ThreadPoolExecutor(2) as pool:
+        # Hold the experiment row: both claims start, and both must wait for it before counting the leases.
+        holder.execute(sa.select(Experiment.id).with_for_update())
+        claims = [pool.submit(claim_four, worker) for worker in ("w1", "w2")]
+        deadline = time.monotonic() + 10
+        with engine.connect() as probe:
+            while probe.execute(waiting).scalar_one() < 2:
+                assert time.monotonic() < deadline, "the two claims never waited for the experiment row"
+                time.sleep(0.01)
+        holder.rollback()
+        got = sorted(len(done.result().leases) for done in claims)
+
+    assert got == [1, 4]
+    with factory() as session:
+        assert session.execute(sa.select(sa.func.count()).select_from(WorkLease)).scalar_one() == CAP
+    assert claim_four("w3").state == "empty"
