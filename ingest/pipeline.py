@@ -18,7 +18,13 @@ from ingest.redact import Redactor
 from ingest.sampling import Selector
 from ingest.sink import Row
 from shadowlab.apis.wire import WireRequest
-from shadowlab.capture import CaptureError, CaptureView, capture_text, capture_view_from_dict, decode_capture_text
+from shadowlab.capture import (
+    CaptureError,
+    CaptureView,
+    capture_text,
+    capture_view_from_dict,
+    decode_capture_text,
+)
 from shadowlab.fingerprint import body_fingerprint
 from shadowlab.request_shape import prompt_chars, user_turn
 from shadowlab.usage import estimate_usage
