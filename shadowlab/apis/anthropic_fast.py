@@ -5,8 +5,9 @@ model, API and what was dropped), built from the dict without pydantic: validati
 ingest about 100 µs a capture, this about a tenth. It covers text, tool_use and tool_result blocks (string
 or text-block content), a string or text-block system prompt, custom tools and the sampling fields, and
 answers None for anything else (images, thinking, tool_choice, a value of a type the strict model
-refuses, a float JSON writes with an exponent, ...), so the caller takes the pydantic path. A body it answers for is one the strict model
-accepts, and the answer is the pydantic path's (tests/shadowlab/test_anthropic_fast.py compares both).
+refuses, a float JSON writes with an exponent, ...), so the caller takes the pydantic path. A body it
+answers for is one the strict model accepts, and the answer is the pydantic path's
+(tests/shadowlab/test_anthropic_fast.py compares both).
 """
 
 from __future__ import annotations
