@@ -138,7 +138,7 @@ _ENVELOPE = st.fixed_dictionaries(
 )  # fmt: skip
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(_ENVELOPE)
 def test_generated_captures_get_the_model_s_answer(data: dict[str, Any]) -> None:
     agrees(data)
