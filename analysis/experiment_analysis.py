@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -50,7 +49,7 @@ def plan_of(data: ExperimentData) -> DecisionPlan | None:
 
 
 def segments_and_routing(
-    data: ExperimentData, alpha: float, plan: DecisionPlan | None, rule: RoutingRule
+    data: ExperimentData, analysis: Analysis, plan: DecisionPlan | None, rule: RoutingRule
 ) -> tuple[tuple[SegmentEffect, ...], RoutingRecommendation | None]:
     """Effects per segment (every dimension) and, with a plan, the routing over `rule.dimension`."""
     if not len(data.facts):
@@ -58,7 +57,7 @@ def segments_and_routing(
     dimensions = segment_dimensions(data.facts)
     kinds = {m.name: m.kind for m in data.table.metrics}
     effects = segment_effects(
-        data.table, dimensions, control=data.control, alpha=alpha, aa_arm=data.aa_arm,
+        data.table, dimensions, control=data.control, alpha=analysis.alpha, aa_arm=data.aa_arm,
         min_n=rule.min_n,
         quantile_metrics=None if plan is None else {rule.dimension: quantile_columns(plan, rule, kinds)},
         failure_latency_ms=data.failure_latency_ms,
@@ -94,23 +93,18 @@ def analyze_experiment(
 def _analysed(data: ExperimentData, plan: DecisionPlan | None, rule: RoutingRule) -> ExperimentReport:
     if plan is not None and data.control not in data.table.arms:
         raise PlanError(f"experiment {data.name!r}: the control arm {data.control!r} has no replays yet")
-    alpha = plan.alpha if plan is not None else 0.05
-    # The segments on a second thread meanwhile: numpy releases the GIL in its array loops, so the two
-    # share the machine's cores (Postgres has finished by now).
-    with ThreadPoolExecutor(1) as pool:
-        segmented = pool.submit(segments_and_routing, data, alpha, plan, rule)
-        analysis = analyze_table(
-            data.table,
-            control=data.control,
-            alpha=alpha,
-            adjust="holm",
-            aa_arm=data.aa_arm,
-            failure_latency_ms=data.failure_latency_ms,
-            judge_orders=data.judge_orders,
-        )
-        ranking = rank_arms(analysis.arms, analysis.control, data.pairwise)
-        document, verdict = analysis_document(analysis, plan, ranking, data.table)
-        segments, routing = segmented.result()
+    analysis = analyze_table(
+        data.table,
+        control=data.control,
+        alpha=plan.alpha if plan is not None else 0.05,
+        adjust="holm",
+        aa_arm=data.aa_arm,
+        failure_latency_ms=data.failure_latency_ms,
+        judge_orders=data.judge_orders,
+    )
+    ranking = rank_arms(analysis.arms, analysis.control, data.pairwise)
+    document, verdict = analysis_document(analysis, plan, ranking, data.table)
+    segments, routing = segments_and_routing(data, analysis, plan, rule)
     return ExperimentReport(
         document,
         None if verdict is None else verdict.verdict,

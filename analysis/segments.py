@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -221,13 +220,13 @@ def segment_effects(
         raise SegmentError(f"min_n: expected at least 2 pairs, found {min_n}")
     n = len(table.request_ids)
     candidates = [a for a in table.arms if a not in (control, aa_arm)]
+    effects: list[SegmentEffect] = []
     for dim in dimensions:
         if len(dim.codes) != n:
             raise SegmentError(f"dimension {dim.name!r}: expected {n} labels (one per request), "
                                f"found {len(dim.codes)}")  # fmt: skip
     pairs = {(m.name, c): arm_pair(table, m, control, c) for m in table.metrics for c in candidates}
-
-    def of_dimension(dim: SegmentDimension) -> list[SegmentEffect]:
+    for dim in dimensions:
         grouping = Grouping.of(dim.codes, len(dim.segments), table.clusters)
         present = dim.present()
         with_quantiles = (quantile_metrics or {}).get(dim.name, ())
@@ -240,7 +239,6 @@ def segment_effects(
                 quantile_clusters=table.clusters if key[0] in with_quantiles else False,
                 failure_latency_ms=failure_latency_ms,
             )  # fmt: skip
-        effects: list[SegmentEffect] = []
         for code, value, size in present:
             for metric in table.metrics:
                 for cand in candidates:
@@ -253,11 +251,7 @@ def segment_effects(
                     effects.append(SegmentEffect(
                         dim.name, value, size, metric.name, cand, int(counts[code]), status, comparison
                     ))  # fmt: skip
-        return effects
-
-    # Two dimensions at a time: numpy releases the GIL in its array loops, so both cores work.
-    with ThreadPoolExecutor(2) as pool:
-        return _adjust_bh([e for found in pool.map(of_dimension, dimensions) for e in found])
+    return _adjust_bh(effects)
 
 
 def _adjust_bh(effects: list[SegmentEffect]) -> tuple[SegmentEffect, ...]:
