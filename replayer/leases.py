@@ -3,13 +3,14 @@
 A claim first takes over expired leases of dead workers (`FOR UPDATE SKIP LOCKED`; their reservation
 already counts in the budget), then reads the next captures of the selection after the worker's cursor
 over (captured_at, id), `LIMIT k FOR UPDATE SKIP LOCKED` (two workers never read the same captures at
-once; `NOT EXISTS` probes the unique lease index per row read, so no claim scans all leases), reserves their
-worst case in the budget ledger with one conditional update, and inserts the leases with one statement
-(`RETURNING` their ids), all in one transaction. Completion writes the replay rows of a batch of finished
-requests, settles their reservations and marks their leases done in one transaction, so a request is
-complete for every arm or not at all. A stopping worker gives back what it will not finish (`give_back`): a
-request with some arms replayed keeps their rows and its reservation, and whoever takes its lease over
-replays only the other arms (`Lease.done_arms`) and settles the reservation to the cost of all of them.
+once; a per-row test probes the unique lease index, so no claim rescans all leases for each row, whatever
+the planner's statistics), reserves their worst case in the budget ledger with one conditional update, and
+inserts the leases with one `INSERT … SELECT` (`RETURNING` their ids), all in one transaction. Completion
+writes the replay rows of a batch of finished requests, settles their reservations and marks their leases
+done in one transaction, so a request is complete for every arm or not at all. A stopping worker gives back
+what it will not finish (`give_back`): a request with some arms replayed keeps their rows and its
+reservation, and whoever takes its lease over replays only the other arms (`Lease.done_arms`) and settles
+the reservation to the cost of all of them.
 """
 
 from __future__ import annotations
