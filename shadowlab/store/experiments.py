@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from shadowlab.errors import NotFoundError, ShadowlabError
-from shadowlab.experiment import ExperimentSpec, check_startable, parse_spec
 from shadowlab.models import Arm, Experiment, utcnow
-from shadowlab.pricing import PriceTable
+
+if TYPE_CHECKING:  # imported where used: a read (analyze's load) starts before the spec models are built
+    from shadowlab.experiment import ExperimentSpec
+    from shadowlab.pricing import PriceTable
 
 __all__ = [
     "ExperimentExistsError",
@@ -71,6 +73,8 @@ def list_all(*, session: Session) -> list[Experiment]:
 
 def spec_of(experiment: Experiment) -> ExperimentSpec:
     """The stored spec, typed (it was validated when the experiment was created)."""
+    from shadowlab.experiment import parse_spec
+
     return parse_spec(experiment.spec, f"experiment {experiment.name!r} (stored spec)")
 
 
@@ -105,6 +109,9 @@ def create(spec: ExperimentSpec, *, session: Session, created_by: str = "") -> E
 
 def start(name: str, prices: PriceTable, *, session: Session) -> Experiment:
     """draft → running: refuses providers outside the allowlist and unpriced models; snapshots prices."""
+    from shadowlab.experiment import check_startable
+    from shadowlab.pricing import PriceTable
+
     experiment = by_id(by_name(name, session=session).id, session=session, lock=True)
     if experiment.status != "draft":
         raise ExperimentStateError(
