@@ -61,15 +61,15 @@ def test_claims_waiting_on_the_cap_together_lease_no_more_than_it(factory: sessi
         "SELECT count(*) FROM pg_stat_activity"
         " WHERE datname = current_database() AND wait_event_type = 'Lock'"
     )
-    with engine.connect() as holder, ThreadPoolExecutor(2) as pool:
+    # The holder is released before the pool waits for the claims (the contexts exit in reverse order).
+    with ThreadPoolExecutor(2) as pool, engine.connect() as holder:
         # Hold the experiment row: both claims start, and both must wait for it before counting the leases.
         holder.execute(sa.select(Experiment.id).with_for_update())
         claims = [pool.submit(claim_four, worker) for worker in ("w1", "w2")]
         deadline = time.monotonic() + 10
-        with engine.connect() as probe:
-            while probe.execute(waiting).scalar_one() < 2:
-                assert time.monotonic() < deadline, "the two claims never waited for the experiment row"
-                time.sleep(0.01)
+        while _scalar(engine, waiting) < 2:  # a new transaction each time: pg_stat_activity is a snapshot
+            assert time.monotonic() < deadline, "the two claims never waited for the experiment row"
+            time.sleep(0.01)
         holder.rollback()
         got = sorted(len(done.result().leases) for done in claims)
 
@@ -77,3 +77,8 @@ def test_claims_waiting_on_the_cap_together_lease_no_more_than_it(factory: sessi
     with factory() as session:
         assert session.execute(sa.select(sa.func.count()).select_from(WorkLease)).scalar_one() == CAP
     assert claim_four("w3").state == "empty"
+
+
+def _scalar(engine: sa.Engine, query: sa.TextClause) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
