@@ -13,7 +13,7 @@ from shadowlab.apis import normalize_request_body
 from shadowlab.apis.anthropic_fast import prompt_of
 from shadowlab.capture import OverflowFloat
 from shadowlab.fingerprint import body_fingerprint, prompt_fingerprint
-from tests.support.anthropic_bodies import MESSAGES_BODY
+from tests.support.anthropic_bodies import COMMON, MESSAGES_BODY
 from tests.support.hostile_corpus import decodable
 
 DATA = Path(__file__).parent / "data"
@@ -40,36 +40,6 @@ def agrees(body: Any) -> bool:
     if fast is not None:
         assert fast == pydantic_prompt(body)
     return fast is not None
-
-
-COMMON: dict[str, Any] = {
-    "model": "claude-sonnet-4",
-    "max_tokens": 512,
-    "system": "You are the support assistant of ACME.",
-    "temperature": 1,
-    "metadata": {"user_id": "u1"},
-    "service_tier": "auto",  # unknown to the model: kept, noted in `untranslated`, not part of the prompt
-    "messages": [
-        {"role": "user", "content": "Hello, where is my order?"},
-        {
-            "role": "assistant",
-            "content": [
-                {"type": "text", "text": "Let me look.", "cache_control": {"type": "ephemeral"}},
-                {"type": "tool_use", "id": "t1", "name": "lookup", "input": {"id": "7", "n": [1, 2.5, None]}},
-            ],
-        },
-        {
-            "role": "user",
-            "content": [
-                {"type": "tool_result", "tool_use_id": "t1", "content": "shipped"},
-                {"type": "tool_result", "tool_use_id": "t2", "content": [{"type": "text", "text": "a"}]},
-                {"type": "tool_result", "tool_use_id": "t3", "is_error": True},
-                {"type": "text", "text": "Thanks"},
-            ],
-        },
-    ],
-    "tools": [{"name": "lookup", "description": "Find an order", "input_schema": {"type": "object"}}],
-}
 
 
 def test_common_bodies_are_read_fast_with_the_same_prompt_and_fingerprint() -> None:

@@ -20,8 +20,7 @@ from shadowlab.capture import (
     capture_view_from_dict,
 )
 from shadowlab.capture_fast import FastCapture, _Envelope, _Request, _Response, _Source
-from tests.shadowlab.test_anthropic_fast import COMMON
-from tests.support.anthropic_bodies import ANY_JSON, MESSAGES_BODY, maybe
+from tests.support.anthropic_bodies import ANY_JSON, COMMON, MESSAGES_BODY, maybe
 from tests.support.hostile_corpus import decodable
 from tests.support.ingest import make_capture
 

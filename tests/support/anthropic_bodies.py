@@ -6,6 +6,36 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+# A body of the common shape: text, tool_use and tool_result blocks, a custom tool, an unknown key.
+COMMON: dict[str, Any] = {
+    "model": "claude-sonnet-4",
+    "max_tokens": 512,
+    "system": "You are the support assistant of ACME.",
+    "temperature": 1,
+    "metadata": {"user_id": "u1"},
+    "service_tier": "auto",  # unknown to the model: kept, noted in `untranslated`, not part of the prompt
+    "messages": [
+        {"role": "user", "content": "Hello, where is my order?"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Let me look.", "cache_control": {"type": "ephemeral"}},
+                {"type": "tool_use", "id": "t1", "name": "lookup", "input": {"id": "7", "n": [1, 2.5, None]}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "t1", "content": "shipped"},
+                {"type": "tool_result", "tool_use_id": "t2", "content": [{"type": "text", "text": "a"}]},
+                {"type": "tool_result", "tool_use_id": "t3", "is_error": True},
+                {"type": "text", "text": "Thanks"},
+            ],
+        },
+    ],
+    "tools": [{"name": "lookup", "description": "Find an order", "input_schema": {"type": "object"}}],
+}
+
 ANY_JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=4),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
