@@ -215,6 +215,10 @@ class RateLimiter:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), None if math.isinf(got) else got)
 
+    def held_s(self, permit: Permit) -> float:
+        """Seconds since `permit` was admitted (0 for a key without limits)."""
+        return 0.0 if permit.admission is None else self._monotonic() - permit.admission.sent_at
+
     async def release(
         self, permit: Permit, head_s: float | None, input_tokens: int | None, output_tokens: int | None
     ) -> None:
@@ -320,8 +324,13 @@ async def _attempt(
             gate.abandon(probe)
         if permit is not None:
             usage = result.usage if result is not None else None
-            # The latest moment the call can have reached the provider: its response head, else its end.
-            head_s = result.ttfb_ms / 1000 if result is not None and result.ttfb_ms is not None else None
+            # The latest moment the call can have reached the provider: its response head, else its end (now).
+            # The head is placed back from the end, not forward from admission: TTFB counts from the request's
+            # write, which comes after admission by the client's own work (building it, a pooled connection,
+            # a connect; hundreds of ms on a busy loop), so admission + TTFB can lie before the call arrived.
+            head_s = None
+            if result is not None and result.ttfb_ms is not None and result.ttlt_ms is not None:
+                head_s = limiter.held_s(permit) - (result.ttlt_ms - result.ttfb_ms) / 1000
             await limiter.release(
                 permit,
                 head_s,

@@ -18,7 +18,14 @@ from shadowlab.config import Settings, load_settings
 from shadowlab.db import create_engine, session_factory
 from shadowlab.errors import ConfigError
 from shadowlab.experiment import LimitSpec
-from shadowlab.limits import Permit, RateLimiter, RetryPolicy, backoff_delay, should_retry
+from shadowlab.limits import (
+    Permit,
+    RateLimiter,
+    RetryPolicy,
+    backoff_delay,
+    call_with_retries,
+    should_retry,
+)
 from shadowlab.limits_grants import aware
 from shadowlab.models import WorkerHeartbeat
 from shadowlab.providers import ProviderResult
@@ -74,6 +81,41 @@ def test_requests_per_window_hold_and_calls_count_until_their_head(factory: sess
         await limiter.heartbeat()
         assert (await sixth).admission is not None
         assert limiter.admitted(limit.key) == 6
+
+    asyncio.run(scenario())
+
+
+def test_a_call_counts_from_its_response_head_even_when_it_was_sent_long_after_admission(
+    factory: sessionmaker[Session],
+) -> None:
+    # A provider times TTFB from the moment the request was written to a connection (building it, waiting for
+    # a pooled connection and connecting are excluded: `wire_timing`), so admission + TTFB lies before the
+    # head whenever the send started late - on a loaded machine by tens to hundreds of ms. Counted there, the
+    # call left the window before it had even reached the provider, and one more call got in (the fresh-clone
+    # CI run that saw 9 arrivals in a 2 s window at rpm 8).
+    clock = _clock()
+    limit = LimitSpec(provider="p", model="m", rpm=1, window_s=1)
+    limiter = _limiter(factory, clock, limit)
+    arrivals: list[float] = []
+
+    async def send() -> ProviderResult:
+        clock.advance(0.5)  # admitted, then 0.5 s of client work before the request is written
+        arrivals.append(clock.monotonic())  # the provider reads it, answers its head 10 ms later
+        clock.advance(0.1)  # the stream ends 100 ms after the write
+        return ProviderResult("p", "m", status_code=200, ttfb_ms=10.0, ttlt_ms=100.0)
+
+    async def scenario() -> None:
+        policy = RetryPolicy(max_attempts=1)
+        await call_with_retries(limiter, limit.key, send, input_tokens=1, output_tokens=1, policy=policy,
+                                rng=random.Random(1))  # fmt: skip
+        clock.advance(0.5)  # 1.1 s after the first admission, 0.6 s after the first call reached the provider
+        await limiter.heartbeat()
+        second = await _waiting(limiter, limit.key)
+        assert not second.done()  # its head came 0.51 s after admission: it counts until 1.51 s
+        clock.advance(0.42)
+        await limiter.heartbeat()
+        assert (await second).admission is not None
+        assert clock.monotonic() - arrivals[0] >= limit.window_s  # at most `rpm` arrivals in any window
 
     asyncio.run(scenario())
 
