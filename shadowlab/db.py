@@ -26,7 +26,8 @@ def parse_database_url(url: str) -> URL:
     """Parse and check a database URL; a malformed or unsupported one is a `ConfigError`."""
     try:
         parsed = sa.engine.make_url(url)
-    except ArgumentError:
+        port = parsed.port  # a port that is not a number is a ValueError of make_url, one out of range is not
+    except (ArgumentError, ValueError):
         raise ConfigError(
             f"SHADOWLAB_DATABASE_URL: expected a URL like postgresql+psycopg://user:pw@host:5432/db "
             f"or sqlite:///file.db, found {_redact(url)!r}"
@@ -38,6 +39,8 @@ def parse_database_url(url: str) -> URL:
             "SHADOWLAB_DATABASE_URL: expected driver postgresql+psycopg or sqlite, "
             f"found {parsed.drivername!r}"
         )
+    if port is not None and not 0 < port < 65536:
+        raise ConfigError(f"SHADOWLAB_DATABASE_URL: expected a port from 1 to 65535, found {port}")
     if parsed.drivername.startswith("postgresql") and not parsed.database:
         raise ConfigError("SHADOWLAB_DATABASE_URL: expected a database name after the host, found none")
     return parsed
@@ -111,11 +114,8 @@ def check_connection(engine: Engine, *, migrated: bool = True, create: bool = Fa
     schema is at the code's head revision."""
     where = engine.url.render_as_string(hide_password=True)
     path = sqlite_file(engine.url)
-    if path is not None and not create and not path.exists():
-        raise ConfigError(
-            f"database {where}: no such file {path.resolve()} (SHADOWLAB_DATABASE_URL): "
-            "run `shadowlab db upgrade` to create it"
-        )
+    if path is not None:
+        _check_sqlite_path(path, where, create=create)
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("select 1"))
@@ -128,6 +128,27 @@ def check_connection(engine: Engine, *, migrated: bool = True, create: bool = Fa
         raise ServiceUnavailableError(f"database unreachable at {where}: {reason}") from None
     except NoSuchModuleError as exc:  # pragma: no cover - driver missing from the install
         raise ConfigError(f"SHADOWLAB_DATABASE_URL: database driver not installed ({exc})") from None
+
+
+def _check_sqlite_path(path: Path, where: str, *, create: bool) -> None:
+    """A SQLite file that is missing (made only with `create`), a folder, or in a folder that does not exist:
+    a `ConfigError` (SQLite itself says only "unable to open database file")."""
+    if path.is_dir():
+        raise ConfigError(
+            f"database {where}: expected a file, found the folder {path.resolve()} (SHADOWLAB_DATABASE_URL)"
+        )
+    if path.exists():
+        return
+    if not create:
+        raise ConfigError(
+            f"database {where}: no such file {path.resolve()} (SHADOWLAB_DATABASE_URL): "
+            "run `shadowlab db upgrade` to create it"
+        )
+    if not path.resolve().parent.is_dir():
+        raise ConfigError(
+            f"database {where}: no such folder {path.resolve().parent} to create the file in "
+            "(SHADOWLAB_DATABASE_URL)"
+        )
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -90,6 +90,26 @@ SETTINGS = [
         "expected a database name",
     ),
     _env(
+        "database URL with a port that is not a number",
+        "SHADOWLAB_DATABASE_URL",
+        "postgresql+psycopg://u:s3cret-pw@localhost:notaport/db",
+        "SHADOWLAB_DATABASE_URL: expected a URL like postgresql+psycopg://",
+    ),
+    _env(
+        "database URL with a port out of range",
+        "SHADOWLAB_DATABASE_URL",
+        "postgresql+psycopg://u:s3cret-pw@localhost:99999/db",
+        "SHADOWLAB_DATABASE_URL: expected a port from 1 to 65535, found 99999",
+    ),
+    _env("database URL of a folder", "SHADOWLAB_DATABASE_URL", "sqlite:///.", "expected a file, found the"),
+    BadInput(
+        "env: db upgrade into a folder that does not exist",
+        ("db", "upgrade"),
+        2,
+        "sqlite:///nowhere/x.db: no such folder",
+        {"SHADOWLAB_DATABASE_URL": "sqlite:///nowhere/x.db"},
+    ),
+    _env(
         "bootstrap without a port",
         "SHADOWLAB_KAFKA_BOOTSTRAP",
         "localhost",
