@@ -88,6 +88,7 @@ class RateLimiter:
         self._closing = False
         self._outages = outages
         self._publishing: set[asyncio.Future[datetime]] = set()
+        self._beating: asyncio.Future[None] | None = None  # the heartbeat in progress
 
     def limit(self, key: str) -> LimitSpec | None:
         return self._limits.get(key)
@@ -134,7 +135,12 @@ class RateLimiter:
 
     async def heartbeat(self) -> None:
         """Renew this worker and recompute its shares. Admissions wait meanwhile: a share is computed from
-        what the window holds, which must not grow until the new share applies."""
+        what the window holds, which must not grow until the new share applies. One beat at a time (the
+        timer's, a NOTIFY's, a caller's): the first to end would let admissions in while another's share,
+        computed from the window as it was, is still on its way."""
+        while self._beating is not None:
+            await asyncio.wait([self._beating])  # not cancelled with a waiter that is
+        self._beating = beat = asyncio.get_running_loop().create_future()
         started = self._monotonic()
         for window in self._windows.values():
             window.frozen = True
@@ -149,6 +155,8 @@ class RateLimiter:
             for window in self._windows.values():
                 window.frozen = False
                 window.notify()
+            self._beating = None
+            beat.set_result(None)
 
     def _apply(self, key: str, grant: KeyGrant, valid_until: float) -> None:
         window = self._windows[key]

@@ -6,6 +6,7 @@ or scorer process has); time is a fake clock, so expiry is reached by moving it,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -150,3 +151,62 @@ def test_retry_after_from_one_worker_pauses_the_key_for_the_others(factory: sess
         assert permit.admission is not None
 
     asyncio.run(scenario())
+
+
+async def _admit_all(worker: RateLimiter, key: str, admitted: list[tuple[float, str]]) -> None:
+    """Every call `worker`'s share admits now, each answered at once (so it counts at its admission)."""
+    while True:
+        task = asyncio.create_task(worker.acquire(key, 1, 1))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return
+        permit = task.result()
+        assert permit.admission is not None
+        admitted.append((permit.admission.sent_at, worker.worker_id))
+        await worker.release(permit, 0.0, 1, 1)
+
+
+def test_admissions_fit_the_limit_in_every_window_while_workers_join_and_leave(
+    factory: sessionmaker[Session],
+) -> None:
+    # The hand-over: the first worker holds the whole limit and uses it; two more join (each first beat
+    # finds it all taken: share 0 until the first worker's next beat gives part back, and what it already
+    # sent stays counted as its `extra` until it left the window); then the first leaves. Calls are admitted
+    # greedily every 0.1 s; the sum over all workers, in any window, never passes the limit.
+    clock = _clock()
+    limit = LimitSpec(provider="p", model="handover", rpm=8, window_s=2)
+    # The test beats every 0.5 s of its fake clock; a NOTIFY (a share changed) wakes a beat at any moment.
+    workers = [
+        RateLimiter(factory, (limit,), worker_id=f"h{i}", heartbeat_s=3600, timeout_s=3.0, clock=clock.wall,
+                    monotonic=clock.monotonic)
+        for i in range(3)
+    ]  # fmt: skip
+    joins, leaves = {0: workers[0], 4: workers[1], 9: workers[2]}, {25: workers[0]}
+    admitted: list[tuple[float, str]] = []
+
+    async def scenario() -> None:
+        active: list[RateLimiter] = []
+        for step in range(45):
+            if step in joins:
+                await joins[step].start()  # registers: its first beat
+                active.append(joins[step])
+            if step in leaves:
+                await leaves[step].close()
+                active.remove(leaves[step])
+            if step % 5 == 0:
+                await _round(active)
+            for worker in active:
+                await _admit_all(worker, limit.key, admitted)
+            clock.advance(0.1)
+        for worker in active:
+            await worker.close()
+
+    asyncio.run(scenario())
+    times = [t for t, _ in admitted]
+    worst = max(sum(1 for t in times if start <= t < start + limit.window_s) for start in times)
+    assert worst == limit.rpm  # reached (the first worker alone), never passed
+    assert {worker for _, worker in admitted} == {"h0", "h1", "h2"}  # the limit changed hands
