@@ -87,9 +87,9 @@ def both(first: Callable[[], A], second: Callable[[], B], *, parallel: bool) -> 
         return first(), other.result()
 
 
-def _one_row(session: Session, statement: sa.Select[Any]) -> Sequence[Any]:
-    """The one row of `statement` in Postgres' binary format: a bytea arrives as its bytes (in text format
-    the server hex-encodes it and the client decodes it again) and a text as its encoded bytes."""
+def binary_rows(session: Session, statement: sa.Select[Any]) -> list[tuple[Any, ...]]:
+    """The rows of `statement` in Postgres' binary format: a bytea arrives as its bytes (in text format the
+    server hex-encodes it and the client decodes it again) and a text as its encoded bytes."""
     from psycopg.types.string import ByteaBinaryLoader  # Postgres only: SQLite never needs psycopg
 
     connection = session.connection()
@@ -99,12 +99,28 @@ def _one_row(session: Session, statement: sa.Select[Any]) -> Sequence[Any]:
     with driver.cursor(binary=True) as cursor:
         cursor.adapters.register_loader("text", ByteaBinaryLoader)
         cursor.execute(str(compiled), compiled.params)
-        row = cursor.fetchone()
-    assert row is not None
-    return tuple(row)
+        return [tuple(row) for row in cursor.fetchall()]
 
 
-def _cells(data: bytes | None, kind: str) -> npt.NDArray[Any]:
+def _one_row(session: Session, statement: sa.Select[Any]) -> Sequence[Any]:
+    """The one row of `statement` (an aggregate) in Postgres' binary format (`binary_rows`)."""
+    (row,) = binary_rows(session, statement)
+    return row
+
+
+def concatenated(
+    column: sa.ColumnElement[Any] | InstrumentedAttribute[Any], kind: str
+) -> sa.ColumnElement[bytes]:
+    """The aggregate that sends a numeric column as the concatenation of its values' 8-byte binary forms
+    (`kind` "int": never NULL; "float": NULL → NaN), read back by `cells`."""
+    empty = sa.literal_column("''::bytea", sa.LargeBinary)
+    if kind == "int":
+        return sa.func.string_agg(sa.func.int8send(sa.cast(column, sa.BigInteger)), empty)
+    nan: sa.ColumnElement[float] = sa.literal_column("'NaN'::float8", sa.Float)
+    return sa.func.string_agg(sa.func.float8send(sa.func.coalesce(sa.cast(column, sa.Float), nan)), empty)
+
+
+def cells(data: bytes | None, kind: str) -> npt.NDArray[Any]:
     """A column sent as the concatenation of its values' binary forms (`int8send` / `float8send`: 8 bytes
     each, big-endian)."""
     dtype = np.int64 if kind == "int" else np.float64
@@ -129,21 +145,12 @@ def fetch_numbers(
             for c, k in zip(columns, kinds, strict=True)
         ]
     inner = statement.subquery("q")
-    nan: sa.ColumnElement[float] = sa.literal_column("'NaN'::float8", sa.Float)
-    empty = sa.literal_column("''::bytea", sa.LargeBinary)
     # `string_agg` of each value's 8-byte binary form: about half the server time of `array_agg` +
     # `array_send` (no array is built, no per-element length word). Every aggregate of one query level reads
     # the same rows in the same order: the columns stay aligned.
-    concatenated = [
-        sa.func.string_agg(
-            sa.func.int8send(sa.cast(c, sa.BigInteger)) if k == "int"
-            else sa.func.float8send(sa.func.coalesce(sa.cast(c, sa.Float), nan)),
-            empty,
-        )
-        for c, k in zip(inner.c, kinds, strict=True)
-    ]  # fmt: skip
-    row = _one_row(session, sa.select(*concatenated))
-    return [_cells(data, k) for data, k in zip(row, kinds, strict=True)]
+    sent: list[sa.ColumnElement[Any]] = [concatenated(c, k) for c, k in zip(inner.c, kinds, strict=True)]
+    row = _one_row(session, sa.select(*sent))
+    return [cells(data, k) for data, k in zip(row, kinds, strict=True)]
 
 
 def dense_range_or(
@@ -279,10 +286,7 @@ def _sent(column: sa.ColumnElement[Any], field: pa.Field, *, utf8: bool) -> list
         return [sa.func.string_agg(lengths, empty), sa.func.string_agg(encoded, empty)]
     if field.type != pa.int64():
         raise TypeError(f"fetch_table: expected int64 or string columns, found {field.type} for {field.name}")
-    if not field.nullable:
-        return [sa.func.string_agg(sa.func.int8send(sa.cast(column, sa.BigInteger)), empty)]
-    nan: sa.ColumnElement[float] = sa.literal_column("'NaN'::float8", sa.Float)
-    return [sa.func.string_agg(sa.func.float8send(sa.func.coalesce(sa.cast(column, sa.Float), nan)), empty)]
+    return [concatenated(column, "float" if field.nullable else "int")]
 
 
 def arrow_int64(values: npt.NDArray[Any], present: npt.NDArray[np.bool_] | None = None) -> pa.Array:
@@ -325,8 +329,8 @@ def integers_of(column: pa.Array | pa.ChunkedArray) -> npt.NDArray[Any]:
 
 def _integers(data: bytes | None, *, nullable: bool) -> pa.Array:
     if not nullable:
-        return arrow_int64(_cells(data, "int"))
-    values = _cells(data, "float")
+        return arrow_int64(cells(data, "int"))
+    values = cells(data, "float")
     present = ~np.isnan(values)
     return arrow_int64(np.where(present, values, 0.0), present)
 

@@ -8,9 +8,10 @@ per scorer name (the scorer version written most recently; binary when every val
 Columnar: one query returns the experiment's replays as five numeric columns (`analysis.fetch`), one the
 chosen scorer versions' scores, one a row per request with its segment facts and cluster labels
 (`analysis.request_facts`); numpy places them (no Python object per row). On Postgres they run at once on
-connections of their own under this transaction's snapshot: replays and captures (by id range when the
-experiment's requests fill it densely) from the start, scores once the replay ids are known. The plan is
-checked against the experiment's metrics before scores are read (a read still running is cancelled).
+connections of their own under this transaction's snapshot, all from the start: replays, captures (by id
+range when the experiment's requests fill it densely), and the scorer versions then their scores (by the
+replays' id range, read beside them). The plan is checked against the experiment's metrics once the
+versions are known (a read still running is cancelled when it fails).
 """
 
 from __future__ import annotations
@@ -25,12 +26,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from analysis.csv_input import ERROR_COLUMN, ExperimentTable, FloatArray, IntArray, MetricColumn
-from analysis.fetch import both, dense_range_or, fetch_numbers
-from analysis.load_start import ExperimentLoadError, LoadStart, Replays, take_started
+from analysis.fetch import both
+from analysis.load_start import ExperimentLoadError, LoadStart, Replays, ScoreVersion, take_started
 from analysis.plan import DecisionPlan, PlanError
 from analysis.preferences import PREFERENCE_PREFIX, read_preferences
 from analysis.request_facts import RequestsChangedError, read_requests
@@ -38,7 +38,6 @@ from analysis.segments import FactTable
 from analysis.stats.clustering import factorise
 from analysis.stats.ranking import PairwiseOutcomes
 from analysis.stats.results import MetricKind
-from shadowlab.models import Replay, Score
 
 __all__ = ["ExperimentData", "ExperimentLoadError", "check_plan", "load_experiment", "table_to_csv"]
 
@@ -94,8 +93,8 @@ def load_experiment(session: Session, name: str, *, check: bool = False) -> Expe
     metric the experiment cannot have.
 
     On Postgres three more connections read under this transaction's snapshot (`snapshot_sessions`), so
-    backends work at once: scorer versions, replays and captured requests (by their id range, when dense:
-    `LoadStart`, perhaps started already by `start_in_session`), then scores and preferences."""
+    backends work at once: scorer versions then scores, replays, and captured requests (by their id range,
+    when dense: `LoadStart`, perhaps started already by `start_in_session`), then preferences."""
     with take_started(session, name) or LoadStart(session, name) as started:
         eid, arms, arm_rows = started.experiment.id, started.arms, started.arm_rows
         first, third = started.first, started.third
@@ -107,11 +106,9 @@ def load_experiment(session: Session, name: str, *, check: bool = False) -> Expe
         arm_index = {a.id: i for i, a in enumerate(arms)}
         shape = (len(request_keys), len(arms))
         place = _Placement(rows.reshape(-1), replays.columns(arm_rows, arm_index), shape)
-        (scores, preferences), requests = both(
-            lambda: (
-                _score_columns(first, eid, replays.ids, scorers),
-                read_preferences(first, eid, request_keys, arm_index, arms[0].id, shape),
-            ),
+        scores = _score_columns(replays.ids, started.scores())
+        preferences, requests = both(
+            lambda: read_preferences(first, eid, request_keys, arm_index, arms[0].id, shape),
             lambda: _requests(third, eid, request_keys, name, started.captures()),
             parallel=started.parallel,
         )
@@ -184,33 +181,14 @@ def _score_metrics(
     return metrics
 
 
-def _score_columns(
-    session: Session, eid: int, replay_ids: IntArray, scorers: Mapping[str, str]
-) -> list[FloatArray]:
-    """Per replay in `replay_ids`, the value of each scorer's version in `scorers` (NaN where it has none).
-
-    One scan of `scores` (by replay-id range when the experiment's replays are dense, so no join with them),
-    placed by replay id here: joined in SQL, the million-row hash join cost more than the reading."""
-    if not scorers:
-        return []
-    pairs = list(scorers.items())
-    chosen = [(Score.scorer_name == name) & (Score.scorer_version == version) for name, version in pairs]
-    replays = sa.select(Replay.id).where(Replay.experiment_id == eid)
-    in_range = dense_range_or(Score.replay_id, replay_ids, Score.replay_id.in_(replays))
-    statement = sa.select(Score.replay_id, Score.value).where(sa.or_(*chosen), in_range)
-    if len(pairs) == 1:  # one scorer: no column saying whose each score is (~0.1 s of Postgres per million)
-        found_ids, values = fetch_numbers(session, statement, ["int", "float"])
-        codes = np.zeros(len(found_ids), dtype=np.int64)
-    else:
-        code = sa.case(*((condition, i) for i, condition in enumerate(chosen)))
-        kinds = ["int", "float", "int"]
-        found_ids, values, codes = fetch_numbers(session, statement.add_columns(code), kinds)
-    rows, mine = _positions(replay_ids, found_ids)
+def _score_columns(replay_ids: IntArray, scores: Mapping[str, ScoreVersion]) -> list[FloatArray]:
+    """Per replay in `replay_ids`, the value of each scorer's chosen version (NaN where it has none), placed
+    by replay id (scores of the id range that are not of these replays are dropped)."""
     columns = []
-    for i in range(len(pairs)):
+    for version in scores.values():
+        rows, mine = _positions(replay_ids, version.replay_ids)
         column = np.full(len(replay_ids), np.nan)
-        here = mine & (codes == i)
-        column[rows[here]] = values[here]
+        column[rows[mine]] = version.values[mine]
         columns.append(column)
     return columns
 

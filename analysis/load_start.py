@@ -1,9 +1,9 @@
 """The first half of `load_experiment`, light enough to start before the statistics modules are imported.
 
-`LoadStart` reads the experiment and its arms, then has its scorer versions, its replays and (when the
-experiment's requests fill their id range densely) its captured requests read on three threads (on Postgres:
-on connections of their own under the transaction's exported snapshot, which stay open for the second
-half). A command calls `start_in_session` first and imports numpy's and scipy's
+`LoadStart` reads the experiment and its arms, then has its scorer versions (then those versions' scores),
+its replays and (when the experiment's requests fill their id range densely) its captured requests read on
+threads (on Postgres: on three connections of their own under the transaction's exported snapshot, which
+stay open for the second half). A command calls `start_in_session` first and imports numpy's and scipy's
 statistics meanwhile; `load_experiment` on the same session picks the started read up (`take_started`).
 This module imports no statistics: sqlalchemy, numpy, pyarrow and the store only.
 """
@@ -23,9 +23,15 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from analysis.fetch import cancel_queries, fetch_numbers, fetch_table, snapshot_sessions, tune_for_aggregates
+from analysis.fetch import (
+    cancel_queries,
+    fetch_numbers,
+    fetch_table,
+    snapshot_sessions,
+    tune_for_aggregates,
+)
 from shadowlab import store
-from shadowlab.models import Arm, CapturedRequest, Experiment, Preference, Replay
+from shadowlab.models import Arm, CapturedRequest, Experiment, Preference, Replay, Score
 
 T = TypeVar("T")
 IntArray = npt.NDArray[np.int64]
@@ -127,9 +133,7 @@ def dense_request_span(
     if not lows:
         return None
     low, high = int(min(lows)), int(max(highs))
-    size = high - low + 1
-    # a low-discrepancy sequence (multiples of the golden ratio): no stride of the ids aliases with it
-    probes = sorted({low + int((i * 0.6180339887498949) % 1.0 * size) for i in range(1, _PROBES + 1)})
+    probes = _probes(low, high)
     hits = session.execute(
         sa.select(sa.func.count()).select_from(Replay)
         .where(Replay.arm_id == control_id, Replay.captured_request_id.in_(probes))
@@ -137,13 +141,73 @@ def dense_request_span(
     return (low, high) if 2 * hits > len(probes) else None
 
 
-def scorer_names(session: Session, eid: int) -> tuple[dict[str, str], list[str]]:
-    """Each pointwise scorer's latest version, and the pairwise scorers' names (sorted)."""
-    scorers = store.scorers.latest_point_versions(eid, session=session)
-    preference_names = session.execute(
+def _probes(low: int, high: int) -> list[int]:
+    """`_PROBES` ids spread over [low, high]: a low-discrepancy sequence (multiples of the golden ratio), so
+    no stride of the ids aliases with it."""
+    size = high - low + 1
+    return sorted({low + int((i * 0.6180339887498949) % 1.0 * size) for i in range(1, _PROBES + 1)})
+
+
+@dataclass(frozen=True)
+class ScoreVersion:
+    """The scores one version of one pointwise scorer wrote on the experiment's replays (and perhaps on others
+    of their id range: callers keep those of the experiment's replays)."""
+
+    name: str
+    version: str
+    replay_ids: IntArray
+    values: FloatArray  # NaN: no value
+
+
+@dataclass(frozen=True)
+class ScorerChoice:
+    """The experiment's replay id range (`store.scorers.ReplaySpan`), each pointwise scorer's version written
+    most recently (by name) and the pairwise scorers' names (sorted)."""
+
+    span: store.scorers.ReplaySpan
+    latest: dict[str, str]
+    pairwise: list[str]
+
+
+def choose_scorers(session: Session, eid: int) -> ScorerChoice:
+    """What `ScorerChoice` holds, from the experiment's scores and preferences."""
+    span = store.scorers.replay_span(eid, session=session)
+    latest = store.scorers.latest_point_versions(eid, session=session, span=span)
+    return ScorerChoice(span, latest, preference_scorers(session, eid))
+
+
+def read_scores(session: Session, eid: int, choice: ScorerChoice) -> dict[str, ScoreVersion]:
+    """Per pointwise scorer name (sorted), the scores of its chosen version. Read by the replays' id range
+    when they fill at least half of it (one scan of `scores`, no join with a million replays; the other rows
+    of the range are dropped when placed), else by the replays' ids."""
+    if not choice.latest:
+        return {}
+    low, high, count = choice.span
+    ours = (
+        Score.replay_id.between(low, high) if high - low < 2 * count
+        else Score.replay_id.in_(sa.select(Replay.id).where(Replay.experiment_id == eid))
+    )  # fmt: skip
+    pairs = list(choice.latest.items())
+    which = [(Score.scorer_name == name) & (Score.scorer_version == version) for name, version in pairs]
+    statement = sa.select(Score.replay_id, Score.value).where(sa.or_(*which), ours)
+    if len(pairs) == 1:  # one scorer: no column saying whose each score is (~0.1 s of Postgres per million)
+        ids, values = fetch_numbers(session, statement, ["int", "float"])
+        codes = np.zeros(len(ids), dtype=np.int64)
+    else:
+        code = sa.case(*((condition, i) for i, condition in enumerate(which)))
+        ids, values, codes = fetch_numbers(session, statement.add_columns(code), ["int", "float", "int"])
+    return {
+        name: ScoreVersion(name, version, ids[codes == i], values[codes == i])
+        for i, (name, version) in enumerate(pairs)
+    }
+
+
+def preference_scorers(session: Session, eid: int) -> list[str]:
+    """The names of the scorers that wrote preferences in the experiment, sorted."""
+    names = session.execute(
         sa.select(Preference.scorer_name).where(Preference.experiment_id == eid).distinct()
     ).scalars().all()  # fmt: skip
-    return scorers, sorted(preference_names)
+    return sorted(names)
 
 
 def _experiment(session: Session, name: str) -> Experiment:
@@ -199,18 +263,24 @@ class LoadStart:
             if not self._helpers:
                 tune_for_aggregates(session)
             if self.parallel:
-                pool = self._stack.enter_context(ThreadPoolExecutor(3))
-                self._names, self._replays = pool.submit(self._read_names), pool.submit(self._read_replays)
+                pool = self._stack.enter_context(ThreadPoolExecutor(4))
+                self._choice, self._replays = pool.submit(self._choose), pool.submit(self._read_replays)
                 self._captures = pool.submit(self._read_captures)
+                self._scores = pool.submit(self._read_scores)  # on `first` once `_choice` is done
             else:  # the captures are read by the replays' request ids, once known
-                self._names, self._replays = _done(self._read_names()), _done(self._read_replays())
-                self._captures = _done(None)
+                self._choice, self._replays = _done(self._choose()), _done(self._read_replays())
+                self._captures, self._scores = _done(None), _done(self._read_scores())
         except BaseException:
             self._stack.close()
             raise
 
-    def _read_names(self) -> tuple[dict[str, str], list[str]]:
-        return scorer_names(self.first, self.eid) if self.any_used else ({}, [])
+    def _choose(self) -> ScorerChoice:
+        if not self.any_used:
+            return ScorerChoice((0, 0, 0), {}, [])
+        return choose_scorers(self.first, self.eid)
+
+    def _read_scores(self) -> dict[str, ScoreVersion]:
+        return read_scores(self.first, self.eid, self._choice.result())
 
     def _read_replays(self) -> Replays:
         return read_replays(self.second, self.eid, self.arm_rows)
@@ -222,7 +292,12 @@ class LoadStart:
 
     def names(self) -> tuple[dict[str, str], list[str]]:
         """Each pointwise scorer's latest version and the pairwise scorers' names (waits for the read)."""
-        return self._names.result()
+        choice = self._choice.result()
+        return choice.latest, choice.pairwise
+
+    def scores(self) -> dict[str, ScoreVersion]:
+        """Per pointwise scorer name, the scores of its latest version (waits for the read)."""
+        return self._scores.result()
 
     def replays(self) -> Replays:
         """The experiment's replays (waits for the read)."""
@@ -239,7 +314,7 @@ class LoadStart:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        if not all(f.done() for f in (self._names, self._replays, self._captures)):
+        if not all(f.done() for f in (self._choice, self._scores, self._replays, self._captures)):
             cancel_queries(self._helpers)  # left early (a bad plan, an error): no read is waited for
         self._stack.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from typing import Annotated
@@ -226,7 +227,18 @@ def demo(
 def main() -> None:
     """Console entry point: a `ShadowlabError` becomes one `error:` line and its exit code, no traceback; so
     does a usage error click finds (an option's value of the wrong type, an unknown command or option, a
-    missing argument), which it would print as a usage block ending in `Error: …`."""
+    missing argument), which it would print as a usage block ending in `Error: …`.
+
+    When the command is done, what is alive is frozen out of the garbage collector: the interpreter's
+    shutdown then frees it without walking it again and again (0.25 s of `analyze` on a million replays, 0.07
+    s frozen). Finalizers and `atexit` handlers run as before."""
+    try:
+        _run_app()
+    finally:
+        gc.freeze()
+
+
+def _run_app() -> None:
     try:
         code = app(standalone_mode=False)
     except NoArgsIsHelpError as exc:  # `shadowlab` or a group alone: its help, as click prints it

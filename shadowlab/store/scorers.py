@@ -13,10 +13,19 @@ from sqlalchemy.orm import Session
 
 from shadowlab.models import Preference, Replay, Score
 
-__all__ = ["HUMAN_PREFIX", "ScorerVersion", "latest_point_versions", "pairwise_judges", "versions"]
+__all__ = [
+    "HUMAN_PREFIX",
+    "ReplaySpan",
+    "ScorerVersion",
+    "latest_point_versions",
+    "pairwise_judges",
+    "replay_span",
+    "versions",
+]
 
 # scorer, version, rows, first written, last written
 _VersionRows = sa.Select[str, str, int, datetime, datetime]
+ReplaySpan = tuple[int, int, int]  # the smallest and largest replay id of an experiment, and its replays
 HUMAN_PREFIX = "human:"  # human labels stored as preferences are scored as `human:<labeler>`
 
 
@@ -31,22 +40,30 @@ class ScorerVersion:
     last_at: datetime
 
 
-def _point_rows(experiment_id: int, name: str | None, *, session: Session) -> _VersionRows:
+def _point_rows(
+    experiment_id: int, name: str | None, *, session: Session, span: ReplaySpan | None = None
+) -> _VersionRows:
     query = sa.select(
         Score.scorer_name, Score.scorer_version, sa.func.count(), sa.func.min(Score.created_at),
         sa.func.max(Score.created_at),
     ).group_by(Score.scorer_name, Score.scorer_version)  # fmt: skip
-    query = query.where(_of_experiment(experiment_id, session=session))
+    query = query.where(_of_experiment(experiment_id, span or replay_span(experiment_id, session=session)))
     return query if name is None else query.where(Score.scorer_name == name)
 
 
-def _of_experiment(experiment_id: int, *, session: Session) -> sa.ColumnElement[bool]:
-    """Scores of the experiment's replays: a replay-id range when its replays hold every id of one (one scan
-    of `scores`, no join with a million replays: 1.5 s -> 0.3 s at 1M replays), else the replays it has."""
+def replay_span(experiment_id: int, *, session: Session) -> ReplaySpan:
+    """The experiment's smallest and largest replay id and how many replays it has (0, 0, 0 without any)."""
     low, high, count = session.execute(
         sa.select(sa.func.min(Replay.id), sa.func.max(Replay.id), sa.func.count())
         .where(Replay.experiment_id == experiment_id)
     ).one()  # fmt: skip
+    return (int(low), int(high), int(count)) if count else (0, 0, 0)
+
+
+def _of_experiment(experiment_id: int, span: ReplaySpan) -> sa.ColumnElement[bool]:
+    """Scores of the experiment's replays: a replay-id range when its replays hold every id of one (one scan
+    of `scores`, no join with a million replays: 1.5 s -> 0.3 s at 1M replays), else the replays it has."""
+    low, high, count = span
     if count and high - low + 1 == count:
         return Score.replay_id.between(low, high)
     replays = sa.select(Replay.id).where(Replay.experiment_id == experiment_id)
@@ -71,10 +88,11 @@ def versions(
     name: str | None = None,
     pointwise: bool = True,
     pairwise: bool = True,
+    span: ReplaySpan | None = None,
 ) -> list[ScorerVersion]:
     """Every (scorer, version) with rows in the experiment, sorted by name then version; only scorer `name`
     when given; from scores (`pointwise`) and preferences (`pairwise`)."""
-    statements = [_point_rows(experiment_id, name, session=session)] if pointwise else []
+    statements = [_point_rows(experiment_id, name, session=session, span=span)] if pointwise else []
     statements += [_pair_rows(experiment_id, name)] if pairwise else []
     found: dict[tuple[str, str], ScorerVersion] = {}
     for statement in statements:
@@ -86,10 +104,13 @@ def versions(
     return [found[key] for key in sorted(found)]
 
 
-def latest_point_versions(experiment_id: int, *, session: Session) -> dict[str, str]:
-    """Per pointwise scorer name, the version written most recently in the experiment."""
+def latest_point_versions(
+    experiment_id: int, *, session: Session, span: ReplaySpan | None = None
+) -> dict[str, str]:
+    """Per pointwise scorer name, the version written most recently in the experiment (`span`: its
+    `replay_span`, when the caller has it)."""
     latest: dict[str, ScorerVersion] = {}
-    for v in versions(experiment_id, session=session, pairwise=False):
+    for v in versions(experiment_id, session=session, pairwise=False, span=span):
         if v.name not in latest or (v.last_at, v.version) > (latest[v.name].last_at, latest[v.name].version):
             latest[v.name] = v
     return {name: v.version for name, v in sorted(latest.items())}
