@@ -17,6 +17,9 @@ from typing import Any
 
 import typer
 
+from analysis.dimensions import DIMENSIONS_HELP, check_dimension
+from shadowlab.files import input_file, output_file, write_output
+
 EXIT_INVALID_INPUT = 2
 EXIT_GATE_BLOCKED = 1
 SettingsOf = Callable[[typer.Context], Any]
@@ -138,9 +141,9 @@ def analyze_stored(
     from analysis.render import verdict_text
 
     if export_csv is not None:
-        export_csv.write_text(table_to_csv(report.data.table), encoding="utf-8")
+        write_output(export_csv, table_to_csv(report.data.table), "--export-csv")
     if export_plan is not None:
-        export_plan.write_text(json.dumps(plan_for_csv(report.data), indent=2), encoding="utf-8")
+        write_output(export_plan, json.dumps(plan_for_csv(report.data), indent=2), "--export-plan")
     if json_output:
         print(json.dumps(report.document, indent=2, allow_nan=False))
     else:
@@ -236,7 +239,7 @@ def route(
         if report.routing is None:
             raise PlanError(
                 f"experiment {experiment!r}: routing needs a pre-registered plan and the dimension "
-                f"{dimension!r} (service, route, tag:<key>, language, prompt_length, turn)"
+                f"{dimension!r} in its requests ({DIMENSIONS_HELP})"
             )
         if export is not None:
             table = table_from_recommendation(report.routing, experiment, report.data.arm_models)
@@ -294,7 +297,7 @@ def report(settings: Any, experiment: str, fmt: str, out: Path | None) -> int:
     if out is None:
         sys.stdout.write(text)
     else:
-        out.write_text(text, encoding="utf-8")
+        write_output(out, text, "--out")
     return 0
 
 
@@ -338,12 +341,16 @@ def register(app: typer.Typer, settings_of: SettingsOf | None = None) -> None:
         if (experiment is None) == (from_csv is None):
             print("error: give either EXPERIMENT or --from-csv FILE (exactly one)", file=sys.stderr)
             raise typer.Exit(EXIT_INVALID_INPUT)
+        input_file(plan, "--plan")
         if from_csv is not None:
             if control is None:
                 print("error: --control: required with --from-csv", file=sys.stderr)
                 raise typer.Exit(EXIT_INVALID_INPUT)
+            input_file(from_csv, "--from-csv")
             raise typer.Exit(analyze_csv(from_csv, control, metric, alpha, adjust, json_output, plan))
         assert experiment is not None
+        output_file(export_csv, "--export-csv")
+        output_file(export_plan, "--export-plan")
         code = analyze_stored(need_settings(ctx), experiment, json_output, export_csv, export_plan)
         raise typer.Exit(code)
 
@@ -369,11 +376,13 @@ def register(app: typer.Typer, settings_of: SettingsOf | None = None) -> None:
         export: Path | None = typer.Option(
             None, "--export", help="Write the routing table (YAML; JSON when FILE ends in .json)."
         ),
-        by: str = typer.Option("route", "--by", help="Segment dimension: route, service, tag:<key>, …"),
+        by: str = typer.Option("route", "--by", help=f"Segment dimension: {DIMENSIONS_HELP}."),
         min_n: int = typer.Option(30, "--min-n", help="Segments with fewer pairs are too small to route."),
         json_output: bool = typer.Option(False, "--json", help="Print the routing block as JSON."),
     ) -> None:
         """Per segment, the cheapest arm that holds the plan there; the saving and the quality risk."""
+        check_dimension(by)
+        output_file(export, "--export")
         raise typer.Exit(route(need_settings(ctx), experiment, export, by, min_n, json_output))
 
     @app.command("report")
@@ -384,4 +393,5 @@ def register(app: typer.Typer, settings_of: SettingsOf | None = None) -> None:
         out: Path | None = typer.Option(None, "--out", help="Write to FILE instead of stdout."),
     ) -> None:
         """The experiment report: verdict, metrics, health, power, segments, routing, prices, history."""
+        output_file(out, "--out")
         raise typer.Exit(report(need_settings(ctx), experiment, fmt, out))

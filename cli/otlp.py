@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from shadowlab.errors import ConfigError
+from shadowlab.files import input_file, output_file, write_output
 
 
 def register(app: typer.Typer) -> None:
@@ -30,21 +31,22 @@ def register(app: typer.Typer) -> None:
         """Turn GenAI chat spans into schema-v1 captures; a span without prompt content is rejected."""
         from shadowlab.otlp import captures_from_otlp, read_otlp_documents
 
+        input_file(file, "FILE")
+        output_file(out, "--out")
+        output_file(rejects, "--rejects")
         try:
             result = captures_from_otlp(read_otlp_documents(file.read_text(encoding="utf-8")))
         except OSError as exc:
             raise ConfigError(f"OTLP file {file}: cannot read ({exc.strerror})") from None
         except ValueError as exc:  # OtlpFormatError, or a line that is not JSON
             raise ConfigError(f"OTLP file {file}: {exc}") from None
-        out.write_text(
-            "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in result.captures), encoding="utf-8"
-        )
+        write_output(out, "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in result.captures), "--out")
         if rejects is not None:
             lines = (
                 json.dumps({"span": r.span, "code": r.code, "reason": r.reason}) + "\n"
                 for r in result.rejected
             )
-            rejects.write_text("".join(lines), encoding="utf-8")
+            write_output(rejects, "".join(lines), "--rejects")
         typer.echo(
             f"{len(result.captures)} captures -> {out}; {result.ignored} spans not GenAI chat calls ignored"
         )

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from shadowlab.config import Settings
+from shadowlab.files import input_file, output_file, write_output
 from shadowlab.pricing import ModelPrice, PriceFileError, PriceTable, load_price_table, read_price_file
 
 # (label, attribute, what it falls back to when the entry has no rate of its own)
@@ -82,6 +83,8 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
         ] = None,
     ) -> None:
         """Check FILE (every entry that prices a chat call), say what it skips and why; --out writes it."""
+        input_file(file, "FILE")
+        output_file(out, "--out")
         table = read_price_file(file, "price file")
         if not table.models():
             raise PriceFileError(
@@ -97,7 +100,7 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
                     "checked": f"{datetime.now(UTC):%Y-%m-%d}",
                 }
             }
-            out.write_text(json.dumps(spec | table.to_json(), indent=1) + "\n", encoding="utf-8")
+            write_output(out, json.dumps(spec | table.to_json(), indent=1) + "\n", "--out")
             typer.echo(f"wrote {out} ({len(table.models())} models)")
             target = out
         typer.echo(

@@ -351,7 +351,14 @@ COMMANDS = [
         "otlp convert: file missing",
         ("otlp", "convert", "missing.json", "--out", "c.jsonl"),
         2,
-        "missing.json",
+        "error: FILE: no such file: missing.json",
+    ),
+    BadInput(
+        "otlp convert: out into a missing folder",
+        ("otlp", "convert", "spans.json", "--out", "nowhere/c.jsonl"),
+        2,
+        "error: --out: cannot write nowhere/c.jsonl: no such folder: nowhere",
+        files={"spans.json": '{"resourceSpans": []}'},
     ),
     BadInput(
         "otlp convert: file not JSON",
@@ -359,6 +366,16 @@ COMMANDS = [
         2,
         "spans.json",
         files={"spans.json": "{not json"},
+    ),
+    BadInput(
+        "prices import: file missing", ("prices", "import", "p.json"), 2, "error: FILE: no such file: p.json"
+    ),
+    BadInput(
+        "prices import: out into a missing folder",
+        ("prices", "import", "p.json", "--out", "nowhere/p.json"),
+        2,
+        "error: --out: cannot write nowhere/p.json: no such folder: nowhere",
+        files={"p.json": "{}"},
     ),
     BadInput(
         "prices import: file not JSON",
@@ -379,7 +396,20 @@ COMMANDS = [
         "analyze: CSV missing",
         ("analyze", "--from-csv", "missing.csv", "--control", "ctrl"),
         2,
-        "missing.csv",
+        "error: --from-csv: no such file: missing.csv",
+    ),
+    BadInput(
+        "analyze: CSV a folder",
+        ("analyze", "--from-csv", ".", "--control", "ctrl"),
+        2,
+        "error: --from-csv: expected a file, found a folder: .",
+    ),
+    BadInput(
+        "analyze: plan missing",
+        ("analyze", "--from-csv", "d.csv", "--control", "ctrl", "--plan", "missing.yaml"),
+        2,
+        "error: --plan: no such file: missing.yaml",
+        files={"d.csv": CSV},
     ),
     BadInput(
         "analyze: CSV without --control",
@@ -433,6 +463,34 @@ COMMANDS = [
     _on_x("gate: unknown verdict in --fail-on", ("gate", "x", "--fail-on", "maybe"), "--fail-on"),
     _on_x("report: unknown format", ("report", "x", "--format", "pdf"), "--format"),
     _on_x("route: unknown experiment", ("route", "nope"), "nope"),
+    _on_x(
+        "route: unknown dimension",
+        ("route", "x", "--by", "colour"),
+        "error: --by: expected one of route, service, language, prompt_length, turn or tag:<key>, "
+        "found 'colour'",
+    ),
+    _on_x("route: tag without a key", ("route", "x", "--by", "tag:"), "error: --by: expected one of"),
+    # an output file in a folder that does not exist, or "in" a file: refused before the work, not after it
+    _on_x(
+        "route: export into a missing folder",
+        ("route", "x", "--export", "nowhere/routing.yaml"),
+        "error: --export: cannot write nowhere/routing.yaml: no such folder: nowhere",
+    ),
+    _on_x(
+        "analyze: export CSV into a file",
+        ("analyze", "x", "--export-csv", "x.db/x.csv"),
+        "error: --export-csv: cannot write x.db/x.csv: not a folder: x.db",
+    ),
+    _on_x(
+        "analyze: export plan onto a folder",
+        ("analyze", "x", "--export-plan", "."),
+        "error: --export-plan: expected a file, found a folder: .",
+    ),
+    _on_x(
+        "report: out into a missing folder",
+        ("report", "x", "--out", "nowhere/r.md"),
+        "error: --out: cannot write nowhere/r.md: no such folder: nowhere",
+    ),
     _on_x("report: unknown experiment", ("report", "nope"), "nope"),
     _on_x("agreement: unknown experiment", ("agreement", "nope", "--scorer", "judge"), "nope"),
     _on_x("forget: empty user hash", ("forget", ""), "USER_HASH"),
