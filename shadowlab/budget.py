@@ -285,6 +285,25 @@ class JudgeHold:
     deadline: datetime
 
 
+# Postgres: a batch of judge calls travels as arrays the server unnests: one statement text for every batch
+# size (psycopg parses and prepares it once), where a multi-row VALUES or a CASE per call is new SQL to parse
+# at each size. The ids' nextval runs after the ORDER BY (volatile), so they follow the holds' order.
+_HOLD_TYPES = {"scorer_name": "text", "scorer_version": "text", "model": "text", "order_shown": "text",
+               "captured_request_id": "bigint", "replay_id": "bigint", "arm_b_id": "bigint",
+               "reserved_usd": "float8", "deadline": "timestamptz"}  # fmt: skip
+_HOLDS = ", ".join(_HOLD_TYPES)
+_PG_RESERVE_JUDGES = sa.text(
+    f"INSERT INTO judge_calls (experiment_id, created_at, {_HOLDS}) SELECT :e, :now, {_HOLDS} FROM unnest("
+    + ", ".join(f"CAST(:{column} AS {kind}[])" for column, kind in _HOLD_TYPES.items())
+    + f") WITH ORDINALITY AS h({_HOLDS}, n) ORDER BY h.n RETURNING id"
+)
+_PG_SETTLE_JUDGES = sa.text(
+    "UPDATE judge_calls SET settled_usd = s.usd, settled_at = :now FROM unnest(CAST(:ids AS bigint[]), "
+    "CAST(:usd AS float8[])) AS s(id, usd) WHERE judge_calls.id = s.id AND judge_calls.settled_usd IS NULL "
+    "RETURNING judge_calls.experiment_id, judge_calls.reserved_usd, judge_calls.settled_usd"
+)
+
+
 def _judges_fitting(ledger: BudgetLedger, budget: float, holds: Sequence[JudgeHold]) -> int:
     judge = ledger.judge_usd
     for count, hold in enumerate(holds):
@@ -315,19 +334,23 @@ def reserve_judges(
     insert of their `judge_calls` rows: (their row ids in order, the outcome of the rest — `wait` or
     `exhausted` as in `reserve_batch`)."""
     count, rest = _move_judges_fitting(session, experiment, holds)
-    jc = _JUDGE_CALLS
+    jc, now = _JUDGE_CALLS, utcnow()
     rows = [
         {"experiment_id": experiment.id, "scorer_name": h.ref.scorer_name,
          "scorer_version": h.ref.scorer_version, "model": h.model,
          "captured_request_id": h.ref.captured_request_id, "replay_id": h.ref.replay_id,
-         "arm_b_id": h.ref.arm_b_id, "order_shown": h.ref.order_shown, "reserved_usd": h.amount_usd,
-         "deadline": h.deadline, "created_at": utcnow()}
+         "arm_b_id": h.ref.arm_b_id, "order_shown": h.ref.order_shown, "reserved_usd": float(h.amount_usd),
+         "deadline": h.deadline, "created_at": now}
         for h in holds[:count]
     ]  # fmt: skip
     if not rows:
         return [], rest
-    ids = session.execute(sa.insert(jc).returning(jc.c.id, sort_by_parameter_order=True), rows).scalars()
-    return list(ids), rest
+    if session.get_bind().dialect.name == "postgresql":
+        arrays = {column: [row[column] for row in rows] for column in _HOLD_TYPES}
+        ids = session.execute(_PG_RESERVE_JUDGES, arrays | {"e": experiment.id, "now": now}).scalars()
+        return sorted(ids), rest
+    found = session.execute(sa.insert(jc).returning(jc.c.id, sort_by_parameter_order=True), rows).scalars()
+    return list(found), rest
 
 
 def _move_judges_fitting(
@@ -361,12 +384,17 @@ def settle_judges(session: Session, actual_usd: Mapping[int, float]) -> None:
     already stays as it is."""
     jc = _JUDGE_CALLS.c
     now = utcnow()
-    settled = session.execute(
-        sa.update(_JUDGE_CALLS)
-        .where(jc.id.in_(list(actual_usd)), jc.settled_usd.is_(None))
-        .values(settled_usd=sa.case(dict(actual_usd), value=jc.id), settled_at=now)
-        .returning(jc.experiment_id, jc.reserved_usd, jc.settled_usd)
-    ).all()
+    if session.get_bind().dialect.name == "postgresql":
+        costs = [float(value) for value in actual_usd.values()]
+        arrays = {"ids": list(actual_usd), "usd": costs, "now": now}
+        settled = session.execute(_PG_SETTLE_JUDGES, arrays).all()
+    else:
+        settled = session.execute(
+            sa.update(_JUDGE_CALLS)
+            .where(jc.id.in_(list(actual_usd)), jc.settled_usd.is_(None))
+            .values(settled_usd=sa.case(dict(actual_usd), value=jc.id), settled_at=now)
+            .returning(jc.experiment_id, jc.reserved_usd, jc.settled_usd)
+        ).all()
     delta: dict[int, float] = {}
     for row in settled:
         delta[row.experiment_id] = delta.get(row.experiment_id, 0.0) + row.settled_usd - row.reserved_usd

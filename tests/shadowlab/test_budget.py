@@ -31,9 +31,13 @@ from shadowlab.pricing import PriceTable
 
 
 @pytest.fixture
-def factory(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    engine = create_engine(f"sqlite:///{tmp_path / 'budget.db'}")
-    migrate.upgrade(engine)
+def factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[sessionmaker[Session]]:
+    """SQLite, or a migrated Postgres where a test asks for it (`indirect` "postgres": its own statements)."""
+    if getattr(request, "param", "sqlite") == "postgres":
+        engine = create_engine(request.getfixturevalue("pg_migrated"))
+    else:
+        engine = create_engine(f"sqlite:///{tmp_path / 'budget.db'}")
+        migrate.upgrade(engine)
     factory = session_factory(engine)
     with session_scope(factory) as session:
         session.add(Experiment(name="e", status="running", budget_usd=1.0))
@@ -121,6 +125,7 @@ def test_a_dead_scorers_call_counts_at_worst_case_without_blocking(factory: sess
         assert reserve(session, experiment, 2, 0.4) == "exhausted"
 
 
+@pytest.mark.parametrize("factory", ["sqlite", "postgres"], indirect=True)
 def test_a_batch_of_judge_calls_reserves_what_fits_in_one_move_and_settles_by_difference(
     factory: sessionmaker[Session],
 ) -> None:
@@ -141,3 +146,28 @@ def test_a_batch_of_judge_calls_reserves_what_fits_in_one_move_and_settles_by_di
         settle_judges(session, dict.fromkeys(ids, 0.35))
         assert reserve_judges(session, experiment, holds[:1]) == ([], "exhausted")
         assert experiment.status == "budget_exhausted" and committed_usd(session, 1) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("factory", ["sqlite", "postgres"], indirect=True)
+def test_judge_call_ids_come_back_in_the_order_of_the_holds(factory: sessionmaker[Session]) -> None:
+    soon = datetime.now(UTC) + timedelta(minutes=5)
+    point, pair = (1, "quality", "v1"), (1, "pref", "v2")
+    refs = [JudgeRef(*point, captured_request_id=1), JudgeRef(*pair, 2, order_shown="ba"),
+            JudgeRef(*point, captured_request_id=3), JudgeRef(*pair, 4, order_shown="ab")]  # fmt: skip
+    holds = [JudgeHold(r, f"m{i}", 0.1 * (i + 1), soon + timedelta(seconds=i)) for i, r in enumerate(refs)]
+
+    def calls(session: Session, ids: list[int]) -> list[JudgeCall]:
+        rows = {row.id: row for row in session.query(JudgeCall).populate_existing()}
+        return [rows[i] for i in ids]
+
+    with session_scope(factory) as session:
+        ids, rest = reserve_judges(session, lock_experiment(session, 1), holds)
+        assert rest == "reserved" and len(ids) == 4
+        assert [(c.scorer_name, c.scorer_version, c.captured_request_id, c.order_shown, c.model,
+                 c.reserved_usd, c.deadline.replace(tzinfo=UTC)) for c in calls(session, ids)] == [
+            (r.scorer_name, r.scorer_version, r.captured_request_id, r.order_shown, h.model, h.amount_usd,
+             h.deadline) for r, h in zip(refs, holds, strict=True)
+        ]  # fmt: skip
+        settle_judges(session, {ids[3]: 0.05, ids[1]: 0.0})
+        assert [c.settled_usd for c in calls(session, ids)] == [None, 0.0, None, 0.05]
+        assert committed_usd(session, 1) == pytest.approx(0.1 + 0.3 + 0.05)
