@@ -27,7 +27,7 @@ import numpy as np
 from analysis.analyze import failed_replays, scores_answers, worst_is_highest
 from analysis.csv_input import ExperimentTable, FloatArray, IntArray, MetricColumn
 from analysis.stats.binary import exact_mcnemar_p, newcombe_paired_interval
-from analysis.stats.grouped import BoolArray, Grouping, Rows, group_means, grouped_mean
+from analysis.stats.grouped import BoolArray, Grouping, Rows, group_extreme, group_means, grouped_mean
 from analysis.stats.latency import ratio_from_log
 from analysis.stats.paired import t_result
 from analysis.stats.power import mde_from_se
@@ -103,9 +103,7 @@ def _failures_at_worst(pair: ArmPair, grouping: Grouping) -> tuple[FloatArray, F
     if pair.unscored is None or pair.row_worst is None:
         return pair.ctrl, pair.cand
     reduce = np.fmax if worst_is_highest(pair.metric) else np.fmin
-    worst = np.full(grouping.size, np.nan)
-    reduce.at(worst, grouping.codes, pair.row_worst)
-    fill = worst[grouping.codes]
+    fill = group_extreme(reduce, pair.row_worst, grouping)[grouping.codes]
     (ctrl_failed, cand_failed) = pair.unscored
     return np.where(ctrl_failed, fill, pair.ctrl), np.where(cand_failed, fill, pair.cand)
 
@@ -214,7 +212,8 @@ def _latency(
     n_failed = Rows.of(complete.mask & ~ok_c, grouping).n + Rows.of(complete.mask & ~ok_t, grouping).n
     fill = np.full(grouping.size, np.nan if failure_latency_ms is None else failure_latency_ms)
     if failure_latency_ms is None and n_failed.any():
-        np.fmax.at(fill, codes, np.fmax(np.where(ok_c, ctrl, np.nan), np.where(ok_t, cand, np.nan)))
+        slowest = np.fmax(np.where(ok_c, ctrl, np.nan), np.where(ok_t, cand, np.nan))
+        fill = group_extreme(np.fmax, slowest, grouping)
     counts_failures = (n_failed > 0) & (np.nan_to_num(fill) > 0)
     rows = Rows.of((ok_c & ok_t) | (complete.mask & counts_failures[codes]), grouping)
     log_c = np.log(rows.only(np.where(ok_c, ctrl, fill[codes])) + ~rows.mask)

@@ -103,6 +103,21 @@ class Rows:
         return np.where(self.mask, values, 0.0)
 
 
+def group_extreme(reduce: np.ufunc, values: FloatArray, grouping: Grouping) -> FloatArray:
+    """Per group: `reduce` (`np.fmax` or `np.fmin`: NaN ignored) over its rows' values; NaN for a group
+    without rows or with NaN only. As `reduce.at` on a NaN-filled array, which numpy runs ~10x slower when
+    a value is NaN (29 vs 2-5 ms for half a million): NaN stands aside as ∓∞ here, and each group's count of
+    values says which groups had none."""
+    largest = reduce is np.fmax
+    neutral = -np.inf if largest else np.inf
+    present = ~np.isnan(values)
+    out = np.full(grouping.size, neutral)
+    (np.maximum if largest else np.minimum).at(out, grouping.codes, np.where(present, values, neutral))
+    seen = np.bincount(grouping.codes, weights=present, minlength=grouping.size) > 0
+    extreme: FloatArray = np.where(seen, out, np.nan)
+    return extreme
+
+
 def group_means(values: FloatArray, rows: Rows, grouping: Grouping) -> FloatArray:
     """Per group: the mean of `values` over `rows` (NaN for a group without any)."""
     total = np.bincount(grouping.codes, weights=rows.only(values), minlength=grouping.size)

@@ -151,3 +151,25 @@ def test_failures_count_at_each_segments_own_worst_score_and_at_the_replay_timeo
 
     at_timeout, at_slowest = ttft_ratio(effects), ttft_ratio(slowest)
     assert at_timeout is not None and at_slowest is not None and at_timeout != pytest.approx(at_slowest)
+
+
+@pytest.mark.parametrize("reduce", [np.fmax, np.fmin])
+def test_group_extreme_is_the_nan_ignoring_reduction_per_group(reduce: np.ufunc) -> None:
+    """Per group, what `reduce.at` on a NaN-filled array gives: NaN ignored, NaN for a group without rows or
+    with NaN only, ±∞ kept when they are values."""
+    from analysis.stats.grouped import Grouping, group_extreme
+
+    rng = np.random.default_rng(7)
+    n, size = 5000, 9  # group 7 has no rows, group 8 NaN only
+    codes = rng.integers(0, 7, n)
+    codes[:20] = 8
+    values = rng.normal(size=n)
+    values[rng.random(n) < 0.2] = np.nan
+    values[:20] = np.nan
+    values[codes == 3] = -np.inf
+    values[np.flatnonzero(codes == 5)[:3]] = np.inf
+    expected = np.full(size, np.nan)
+    reduce.at(expected, codes, values)
+    found = group_extreme(reduce, values, Grouping(codes, size))
+    assert np.array_equal(found, expected, equal_nan=True)
+    assert np.isnan(found[[7, 8]]).all()
