@@ -220,19 +220,32 @@ def reserve(
     return reserve_batch(session, experiment, [Reservation(captured_request_id, amount_usd, judge_usd)])[1]
 
 
+# Postgres: a batch of requests' costs as two arrays (the CASE per request of the SQLite statement is new SQL
+# at each batch size, and past 50 parameters psycopg parses it again every time).
+_PG_SETTLE = sa.text(
+    "UPDATE budget_reservations AS r SET settled_usd = s.usd, settled_at = :now FROM unnest(CAST(:ids AS "
+    "bigint[]), CAST(:usd AS float8[])) AS s(crid, usd) WHERE r.experiment_id = :e AND "
+    "r.captured_request_id = s.crid AND r.settled_usd IS NULL RETURNING r.reserved_usd, r.settled_usd"
+)
+
+
 def settle_batch(session: Session, experiment_id: int, actual_usd: dict[int, float]) -> None:
     """Replace the worst case of these requests' reservations (captured request id → real cost) by what they
     cost: the rows, then the ledger by the difference, in one statement each. A reservation settled
     already (its lease was recovered and finished by another worker) stays as it is."""
     res = _RESERVATIONS.c
     now = utcnow()
-    settled = session.execute(
-        sa.update(_RESERVATIONS)
-        .where(res.experiment_id == experiment_id, res.captured_request_id.in_(list(actual_usd)),
-               res.settled_usd.is_(None))
-        .values(settled_usd=sa.case(dict(actual_usd), value=res.captured_request_id), settled_at=now)
-        .returning(res.reserved_usd, res.settled_usd)
-    ).all()  # fmt: skip
+    if session.get_bind().dialect.name == "postgresql":  # arrays: one statement text for every batch size
+        arrays = {"ids": list(actual_usd), "usd": [float(usd) for usd in actual_usd.values()]}
+        settled = session.execute(_PG_SETTLE, arrays | {"e": experiment_id, "now": now}).all()
+    else:
+        settled = session.execute(
+            sa.update(_RESERVATIONS)
+            .where(res.experiment_id == experiment_id, res.captured_request_id.in_(list(actual_usd)),
+                   res.settled_usd.is_(None))
+            .values(settled_usd=sa.case(dict(actual_usd), value=res.captured_request_id), settled_at=now)
+            .returning(res.reserved_usd, res.settled_usd)
+        ).all()  # fmt: skip
     if not settled:
         return
     delta = sum(row.settled_usd - row.reserved_usd for row in settled)
