@@ -20,7 +20,7 @@ from shadowlab.errors import ShadowlabError
 COMMANDS = (
     Registration("ingest.command", ("ingest", "retention", "forget")),
     Registration("simulator.command", ("simulate",), takes_settings=False),
-    Registration("replayer.command", ("experiment", "replay")),
+    Registration("cli.experiments", ("experiment", "replay")),  # replayer.command, with the spec's checks
     Registration("analysis.cli", ("analyze", "gate", "route", "report")),
     Registration("scoring.command", ("score", "agreement")),
     Registration("dashboard.command", ("dashboard",)),

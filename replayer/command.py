@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, get_args
+from typing import TYPE_CHECKING, Annotated, get_args
 
 import typer
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,15 +15,21 @@ from shadowlab.analysis_runs import analyze_every as analyze_every_s
 from shadowlab.config import Settings
 from shadowlab.store.experiments import Transition
 
+if TYPE_CHECKING:
+    from shadowlab.experiment import ExperimentSpec
+
 __all__ = ["register"]
 
 
 SettingsOf = Callable[[typer.Context], Settings]
 FactoryOf = Callable[[typer.Context], "sessionmaker[Session]"]
+# What `experiment create` checks beyond the spec itself (the CLI passes the other stages' checks), with the
+# file's name for the message.
+SpecCheck = Callable[["ExperimentSpec", str], None]
 
 
-def register(app: typer.Typer, settings_of: SettingsOf) -> None:
-    """Add the `experiment` group and the `replay` command."""
+def register(app: typer.Typer, settings_of: SettingsOf, check_spec: SpecCheck | None = None) -> None:
+    """Add the `experiment` group and the `replay` command; `create` runs `check_spec` on a new spec."""
     experiment_app = typer.Typer(
         help="Experiments: arms, traffic, limits, budget, plan.", no_args_is_help=True
     )
@@ -36,12 +42,14 @@ def register(app: typer.Typer, settings_of: SettingsOf) -> None:
         ctx.call_on_close(engine.dispose)  # its pooled connections close with the command (in process too)
         return session_factory(engine)
 
-    _register_records(experiment_app, factory_of)
+    _register_records(experiment_app, factory_of, check_spec)
     _register_lifecycle(experiment_app, settings_of, factory_of)
     _register_replay(app, settings_of, factory_of)
 
 
-def _register_records(experiment_app: typer.Typer, factory_of: FactoryOf) -> None:
+def _register_records(
+    experiment_app: typer.Typer, factory_of: FactoryOf, check_spec: SpecCheck | None
+) -> None:
     """`experiment create`, `list` and `show`."""
 
     @experiment_app.command("create")
@@ -56,6 +64,8 @@ def _register_records(experiment_app: typer.Typer, factory_of: FactoryOf) -> Non
         from shadowlab.experiment import load_spec
 
         spec = load_spec(spec_file)
+        if check_spec is not None:
+            check_spec(spec, str(spec_file))
         with session_scope(factory_of(ctx)) as session:
             store.experiments.create(spec, session=session, created_by=created_by)
         typer.echo(f"created experiment {spec.name!r} (draft, {len(spec.arms())} arms)")

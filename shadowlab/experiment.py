@@ -1,8 +1,9 @@
 """The experiment spec (YAML): arms, traffic, limits, allowlist, budget, pre-registered plan (DESIGN §5).
 
 `load_spec` turns YAML into a frozen `ExperimentSpec`; every error names the field (`candidates[0].model`)
-and what was expected. `check_startable` is what `shadowlab experiment start` enforces: every model priced,
-every provider on the allowlist.
+and what was expected. `check_providers` is what creating an experiment adds (every provider registered and
+on the allowlist); `check_startable` is what `shadowlab experiment start` enforces on the stored spec: every
+model priced, every provider on the allowlist.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from shadowlab.pricing import PriceTable
 # fmt: off
 __all__ = [
     "ArmSpec", "BudgetSpec", "ExperimentSpec", "ExperimentSpecError", "Guardrail", "LimitSpec",
-    "OutageSettings", "PlanSpec", "ReplaySettings", "TrafficSpec", "check_startable", "load_spec",
-    "parse_spec",
+    "OutageSettings", "PlanSpec", "ReplaySettings", "TrafficSpec", "check_providers", "check_startable",
+    "load_spec", "parse_spec",
 ]
 # fmt: on
 
@@ -274,7 +275,7 @@ def _path(loc: tuple[int | str, ...]) -> str:
 
 
 def load_spec(path: Path) -> ExperimentSpec:
-    """Read and validate an experiment YAML file."""
+    """Read and validate an experiment YAML file (its providers too: `check_providers`)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -283,7 +284,45 @@ def load_spec(path: Path) -> ExperimentSpec:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ExperimentSpecError(f"{path}: not valid YAML ({yaml_problem(exc)})") from None
-    return parse_spec(data, str(path))
+    spec = parse_spec(data, str(path))
+    check_providers(spec, str(path))
+    return spec
+
+
+def _provider_fields(spec: ExperimentSpec) -> list[tuple[str, str]]:
+    """(field, provider) of each arm and LLM judge, in spec order."""
+    fields = [("control.provider", spec.control.provider)]
+    fields += [(f"candidates[{i}].provider", arm.provider) for i, arm in enumerate(spec.candidates)]
+    if spec.aa:
+        fields.append(("aa.provider", spec.aa.provider))
+    judges = spec.scoring.get("judges") or []
+    fields += [
+        (f"scoring.judges[{i}].provider", str(judge.get("provider", JUDGE_DEFAULT_PROVIDER)))
+        for i, judge in enumerate(judges)
+        if isinstance(judge, Mapping)
+    ]
+    return fields
+
+
+def check_providers(spec: ExperimentSpec, where: str = "experiment") -> None:
+    """Refuse, when an experiment is created, a provider no one registered (a typo would show only once its
+    replays start) and an arm's or judge's provider outside `allowed_providers` (which `start` refuses)."""
+    from shadowlab.providers.registry import provider_names
+
+    known = provider_names()
+    named = [(f"allowed_providers[{i}]", p) for i, p in enumerate(spec.allowed_providers)]
+    for field, provider in [*named, *_provider_fields(spec)]:
+        if provider not in known:
+            raise ExperimentSpecError(
+                f"{where}: {field}: expected a registered provider ({', '.join(known)}), found {provider!r}"
+            )
+    allowed = ", ".join(spec.allowed_providers)
+    for field, provider in _provider_fields(spec):
+        if provider not in spec.allowed_providers:
+            raise ExperimentSpecError(
+                f"{where}: {field}: expected a provider in allowed_providers ({allowed}), "
+                f"found {provider!r}: it may not receive prompts"
+            )
 
 
 def check_startable(spec: ExperimentSpec, prices: PriceTable) -> None:

@@ -79,7 +79,11 @@ def spec_of(experiment: Experiment) -> ExperimentSpec:
 
 
 def create(spec: ExperimentSpec, *, session: Session, created_by: str = "") -> Experiment:
-    """A draft experiment with its arms; `ExperimentExistsError` when the name is taken."""
+    """A draft experiment with its arms; `ExperimentExistsError` when the name is taken, `ExperimentSpecError`
+    when a provider is unknown or outside the allowlist (`check_providers`: specs not read by load_spec)."""
+    from shadowlab.experiment import check_providers
+
+    check_providers(spec, f"experiment {spec.name!r}")
     if session.execute(sa.select(Experiment.id).where(Experiment.name == spec.name)).first():
         raise ExperimentExistsError(f"experiment {spec.name!r}: already exists")
     experiment = Experiment(

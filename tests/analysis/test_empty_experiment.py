@@ -65,6 +65,7 @@ def _started(url: str, tmp_path: Path, cli: CliRunner) -> Fresh:
         "allowed_providers": ["anthropic", "openai"],
         "budget": {"usd": 5},
         "plan": {"primary_metric": "judge_score", "min_sample": 50, "max_sample": 500},
+        "scoring": {"judges": [{"name": "judge_score", "kind": "pointwise", "model": "claude-haiku-4-5"}]},
     }
     (tmp_path / "fresh.yaml").write_text(yaml.safe_dump(spec))
     lab = Fresh(url, tmp_path, cli)

@@ -57,7 +57,7 @@ def test_experiment_start_with_litellms_own_file_prices_a_chat_model_and_refuses
             "candidates": [{"name": "cand", "provider": "openai", "model": candidate}],
             "allowed_providers": ["openai"],
             "budget": {"usd": 5},
-            "plan": {"primary_metric": "judge_score"},
+            "plan": {"primary_metric": "cost_usd", "primary_direction": "lower_is_better"},
         }
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(spec))
         assert _shadowlab(monkeypatch, capsys, "experiment", "create", str(tmp_path / f"{name}.yaml"))[0] == 0

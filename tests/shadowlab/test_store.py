@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shadowlab import migrate, store
 from shadowlab.db import create_engine, session_factory, session_scope
 from shadowlab.errors import ShadowlabError
-from shadowlab.experiment import ExperimentSpec, parse_spec
+from shadowlab.experiment import ExperimentSpec, ExperimentSpecError, parse_spec
 from shadowlab.models import CapturedRequest, Label, Replay
 from shadowlab.pricing import PriceTable
 
@@ -112,6 +112,21 @@ def test_create_stores_a_draft_with_its_arms_and_refuses_a_taken_name(
         }  # fmt: skip
         with pytest.raises(store.experiments.ExperimentExistsError, match="already exists"):
             store.experiments.create(spec(), session=session)
+        # a spec not read from a file (load_spec) is checked too: a provider no one registered, or one
+        # outside the allowlist, would surface only when replays start
+        with pytest.raises(
+            ExperimentSpecError, match=r"'second': aa.provider: expected a registered provider"
+        ):
+            store.experiments.create(
+                spec(name="second", aa={**SPEC["aa"], "provider": "anthropc"}), session=session
+            )
+        outside = {"name": "mini", "provider": "openai", "model": "gpt-4o-mini"}
+        with pytest.raises(
+            ExperimentSpecError, match=r"candidates\[1\].provider: expected a provider in allowed_"
+        ):
+            store.experiments.create(
+                spec(name="second", candidates=[SPEC["candidates"][0], outside]), session=session
+            )
         store.experiments.create(spec(name="second"), session=session)
     with factory() as session:
         assert [e.name for e in store.experiments.list_all(session=session)] == ["haiku-vs-sonnet", "second"]

@@ -40,6 +40,7 @@ candidates:
 allowed_providers: [anthropic, openai]
 budget: {usd: 1}
 plan: {primary_metric: judge_score}
+scoring: {judges: [{name: judge_score, kind: pointwise, model: claude-haiku-4-5}]}
 """
 CSV = "request_id,arm,judge_score\n" + "".join(
     f"r{i},ctrl,{5 + i % 3}\nr{i},cand,{6 + i % 2}\n" for i in range(8)
@@ -230,6 +231,55 @@ SPECS = [
         "limits with an unknown field",
         SPEC + "limits:\n  - {provider: anthropic, model: claude-haiku-4-5, rpn: 10}\n",
         "rpn",
+    ),
+    # what only shows once replays start or the analysis runs, refused at create instead
+    _spec(
+        "unknown provider",
+        SPEC.replace("provider: openai", "provider: opnai"),
+        "error: spec.yaml: candidates[0].provider: expected a registered provider (anthropic, openai, "
+        "openai_responses), found 'opnai'",
+    ),
+    _spec(
+        "unknown provider in the allowlist",
+        SPEC.replace("[anthropic, openai]", "[anthropic, openai, vertex]"),
+        "error: spec.yaml: allowed_providers[2]: expected a registered provider",
+    ),
+    _spec(
+        "arm outside the allowlist",
+        SPEC.replace("[anthropic, openai]", "[openai]"),
+        "error: spec.yaml: control.provider: expected a provider in allowed_providers (openai), "
+        "found 'anthropic': it may not receive prompts",
+    ),
+    _spec(
+        "judge outside the allowlist",
+        SPEC.replace("kind: pointwise,", "kind: pointwise, provider: openai_responses,"),
+        "error: spec.yaml: scoring.judges[0].provider: expected a provider in allowed_providers",
+    ),
+    _spec(
+        "unknown primary metric",
+        SPEC.replace("primary_metric: judge_score", "primary_metric: judge_scor"),
+        "error: spec.yaml: plan.primary_metric: expected a metric this experiment will have (error, ttft_ms, "
+        "latency_ms, cost_usd, judge_score; also ttft,",
+    ),
+    _spec(
+        "primary metric of no scorer",
+        SPEC.replace(
+            "scoring: {judges: [{name: judge_score, kind: pointwise, model: claude-haiku-4-5}]}\n", ""
+        ),
+        "a scorer once `scoring` names it), found 'judge_score'",
+    ),
+    _spec(
+        "unknown guardrail metric",
+        SPEC.replace(
+            "judge_score}",
+            "judge_score, guardrails: [{metric: ttft_p95, margin: 0.1}, {metric: tfft, margin: 0.1}]}",
+        ),
+        "error: spec.yaml: plan.guardrails[1].metric: expected a metric this experiment will have",
+    ),
+    _spec(
+        "scorer of an unknown kind",
+        SPEC.replace("kind: pointwise", "kind: pointy"),
+        "error: spec.yaml: scoring.judges[0].kind: Input should be 'pointwise' or 'pairwise'",
     ),
     _spec("budget negative", SPEC.replace("usd: 1", "usd: -1"), "budget"),
     _spec("budget a word", SPEC.replace("usd: 1", "usd: lots"), "budget"),
