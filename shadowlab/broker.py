@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from shadowlab.errors import ConfigError, ServiceUnavailableError
@@ -29,18 +31,32 @@ def capture_topics(topic: str, partitions: int = 4) -> tuple[TopicSpec, TopicSpe
     return TopicSpec(topic, partitions, config), TopicSpec(f"{topic}.dlq", 1, config)
 
 
+@contextmanager
+def _quiet_bootstrap() -> Iterator[None]:
+    """kafka-python logs each failed attempt of a bootstrap (a dozen ERROR/WARNING lines in a second); when
+    the broker is out of reach the caller says so in one line of its own, so they are held back meanwhile."""
+    kafka = logging.getLogger("kafka")
+    level = kafka.level
+    kafka.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        kafka.setLevel(level)
+
+
 def _admin(bootstrap: str, timeout_s: float) -> object:
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
     timeout_ms = max(1, int(timeout_s * 1000))
     try:
-        return KafkaAdminClient(
-            bootstrap_servers=bootstrap.split(","),
-            request_timeout_ms=timeout_ms,
-            bootstrap_timeout_ms=timeout_ms,
-            client_id="shadowlab-admin",
-        )
+        with _quiet_bootstrap():
+            return KafkaAdminClient(
+                bootstrap_servers=bootstrap.split(","),
+                request_timeout_ms=timeout_ms,
+                bootstrap_timeout_ms=timeout_ms,
+                client_id="shadowlab-admin",
+            )
     except KafkaError as exc:
         raise ServiceUnavailableError(f"Kafka unreachable at {bootstrap}: {exc}") from None
 

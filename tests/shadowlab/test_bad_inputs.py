@@ -1,4 +1,5 @@
-"""Every bad input of the corpus (tests/support/bad_inputs.py) ends in one `error:` line and its exit code.
+"""Every bad input of the corpus (tests/support/bad_inputs.py) is one `error:` line on stderr and nothing else,
+with its exit code.
 
 The cases run through the CLI's entry point (`cli.main.main`) in this process, not a subprocess each: the
 whole corpus takes seconds. The environment is a clean SHADOWLAB_* one plus the case's, the working folder
@@ -108,7 +109,7 @@ def test_a_bad_input_ends_in_one_error_line(
     errors = [line for line in outcome.err.splitlines() if line.startswith("error:")]
     assert "Traceback" not in outcome.out + outcome.err
     assert outcome.code == case.code, outcome.err
-    assert len(errors) == 1 and outcome.err.strip().splitlines()[-1] == errors[0], outcome.err
+    assert len(errors) == 1 and outcome.err.strip().splitlines() == errors, outcome.err  # nothing else
     assert case.needle in errors[0]
     assert "Value error" not in errors[0]  # pydantic's prefix: the line is ours
     assert "s3cret-pw" not in outcome.out + outcome.err  # a database URL is shown without its password

@@ -560,6 +560,15 @@ COMMANDS = [
         "shadowlab experiment show: Missing argument 'name'",
     ),
     BadInput(
+        "ingest: unreachable Kafka",  # without kafka-python's log of each bootstrap attempt before the line
+        ("ingest", "--source", "kafka", "--topic", "t", "--group", "g"),
+        3,
+        "error: Kafka unreachable at 127.0.0.1:",
+        {**SQLITE, "SHADOWLAB_KAFKA_BOOTSTRAP": "127.0.0.1:{free_port}", "SHADOWLAB_CONNECT_TIMEOUT_S": ".5"},
+        db="migrated",
+        own_process=True,
+    ),
+    BadInput(
         "topics create: unreachable Kafka",
         ("topics", "create"),
         3,
