@@ -27,7 +27,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, load_only, sessionmaker
 
 from shadowlab.apis.internal import NormalizedRequest
-from shadowlab.budget import JudgeHold, JudgeRef, ReserveOutcome, reserve_judges, settle_judges
+from shadowlab.budget import ReserveOutcome
+from shadowlab.budget_judges import JudgeHold, JudgeRef, reserve_judges, settle_judges
 from shadowlab.db import session_scope
 from shadowlab.limits import Permit, RateLimiter, RetryPolicy, call_with_retries
 from shadowlab.models import Experiment, utcnow

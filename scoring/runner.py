@@ -22,7 +22,7 @@ from scoring.pairwise import to_canonical
 from scoring.store import PairItem, PairWritten, PointItem, PointWritten
 from scoring.tally import RunSummary, Tally
 from scoring.tasks import ScorerKey
-from shadowlab.budget import JudgeRef
+from shadowlab.budget_judges import JudgeRef
 
 __all__ = ["Progress", "RunSummary", "TaskOptions", "score_pairs", "score_points"]
 

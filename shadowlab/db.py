@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,6 +105,15 @@ def _ping_if_idle(
         dialect.do_ping(dbapi_conn)
     except Exception as exc:  # the pool connects anew (up to three times) on a DisconnectionError
         raise DisconnectionError(f"idle connection is dead: {exc}") from exc
+
+
+def pg_unnest(types: Mapping[str, str], alias: str) -> str:
+    """`unnest(CAST(:c AS type[]), …) WITH ORDINALITY AS alias(c, …, n)` for Postgres: a batch travels as one
+    array parameter per column (`types`: column → SQL type), so its statement is one text whatever the batch
+    size and psycopg parses and prepares it once; a multi-row VALUES is new SQL at each size, an executemany
+    one statement per row. `n` numbers the rows in order."""
+    arrays = ", ".join(f"CAST(:{column} AS {kind}[])" for column, kind in types.items())
+    return f"unnest({arrays}) WITH ORDINALITY AS {alias}({', '.join(types)}, n)"
 
 
 def engine_from(settings: Settings, *, migrated: bool = True, create: bool = False) -> Engine:

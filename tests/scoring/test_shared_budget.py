@@ -13,7 +13,8 @@ from scoring.drive import TaskOptions
 from scoring.registry import scoring_spec
 from scoring.runner import RunSummary
 from scoring.service import SharedJudgeCalls, score_experiment, shared_judge_calls
-from shadowlab.budget import Reservation, committed_usd, judge_spend_usd, reserve_batch, settle_batch
+from shadowlab.budget import Reservation, committed_usd, reserve_batch, settle_batch
+from shadowlab.budget_judges import judge_spend_usd
 from shadowlab.db import session_scope
 from shadowlab.experiment import LimitSpec, ReplaySettings
 from shadowlab.models import Experiment, JudgeCall, Score, ScoreTask

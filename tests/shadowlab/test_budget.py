@@ -10,20 +10,15 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from shadowlab import migrate
-from shadowlab.budget import (
-    ArmCall,
+from shadowlab.budget import ArmCall, committed_usd, lock_experiment, reserve, settle, worst_case_usd
+from shadowlab.budget_judges import (
     JudgeHold,
     JudgeRef,
-    committed_usd,
     judge_spend_usd,
-    lock_experiment,
-    reserve,
     reserve_judge,
     reserve_judges,
-    settle,
     settle_judge,
     settle_judges,
-    worst_case_usd,
 )
 from shadowlab.db import create_engine, session_factory, session_scope
 from shadowlab.models import CapturedRequest, Experiment, JudgeCall

@@ -1,0 +1,199 @@
+"""The judge side of the experiment budget (`shadowlab.budget`): each judge call's worst case reserved before
+it is sent, settled to its real cost after, one `judge_calls` row each, moving the ledger's `judge_usd`
+(drawn on the replay holdback first). A batch of calls is reserved with one conditional update of the ledger
+and one insert, settled with one update of the rows and one of the ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from shadowlab.budget import (  # the ledger's own pieces, shared with the replay side
+    _EPSILON,
+    _JUDGE_CALLS,
+    _LEDGER,
+    _RACES,
+    ReserveOutcome,
+    _ledger,
+    _positive,
+    _refuse,
+    _total,
+)
+from shadowlab.db import pg_unnest
+from shadowlab.models import BudgetLedger, Experiment, JudgeCall, utcnow
+
+# fmt: off
+__all__ = [
+    "JudgeHold", "JudgeRef", "judge_spend_usd", "reserve_judge", "reserve_judges", "settle_judge",
+    "settle_judges",
+]
+# fmt: on
+
+
+@dataclass(frozen=True)
+class JudgeRef:
+    """What a judge call is for: a replay (pointwise) or a request, candidate arm and order (pairwise)."""
+
+    experiment_id: int
+    scorer_name: str
+    scorer_version: str
+    captured_request_id: int | None = None
+    replay_id: int | None = None
+    arm_b_id: int | None = None
+    order_shown: str | None = None
+
+
+def judge_spend_usd(session: Session, experiment_id: int, scorer_name: str | None = None) -> float:
+    """Judge calls' cost: settled ones at their real cost, unsettled ones at their worst case."""
+    if scorer_name is None:
+        ledger = session.get(BudgetLedger, experiment_id, populate_existing=True)
+        return 0.0 if ledger is None else ledger.judge_usd
+    jc = JudgeCall
+    value = session.execute(
+        sa.select(
+            sa.func.coalesce(sa.func.sum(sa.func.coalesce(jc.settled_usd, jc.reserved_usd)), 0.0)
+        ).where(jc.experiment_id == experiment_id, jc.scorer_name == scorer_name)
+    ).scalar_one()
+    return float(value)
+
+
+@dataclass(frozen=True)
+class JudgeHold:
+    """One judge call to reserve: what it is for, its model, its worst case, and when an unsettled hold
+    stops being waited for (its scorer died)."""
+
+    ref: JudgeRef
+    model: str
+    amount_usd: float
+    deadline: datetime
+
+
+# Postgres: a batch of judge calls as arrays the server unnests (`db.pg_unnest`); the ids' nextval runs after
+# the ORDER BY (a volatile default), so they follow the holds' order.
+_HOLD_TYPES = {"scorer_name": "text", "scorer_version": "text", "model": "text", "order_shown": "text",
+               "captured_request_id": "bigint", "replay_id": "bigint", "arm_b_id": "bigint",
+               "reserved_usd": "float8", "deadline": "timestamptz"}  # fmt: skip
+_HOLDS = ", ".join(_HOLD_TYPES)
+_PG_RESERVE_JUDGES = sa.text(
+    f"INSERT INTO judge_calls (experiment_id, created_at, {_HOLDS}) SELECT :e, :now, {_HOLDS} "
+    f"FROM {pg_unnest(_HOLD_TYPES, 'h')} ORDER BY h.n RETURNING id"
+)
+_PG_SETTLE_JUDGES = sa.text(
+    "UPDATE judge_calls SET settled_usd = s.usd, settled_at = :now "
+    f"FROM {pg_unnest({'id': 'bigint', 'usd': 'float8'}, 's')} "
+    "WHERE judge_calls.id = s.id AND judge_calls.settled_usd IS NULL "
+    "RETURNING judge_calls.experiment_id, judge_calls.reserved_usd, judge_calls.settled_usd"
+)
+
+
+def _judges_fitting(ledger: BudgetLedger, budget: float, holds: Sequence[JudgeHold]) -> int:
+    judge = ledger.judge_usd
+    for count, hold in enumerate(holds):
+        judge += hold.amount_usd
+        if _total(ledger.replay_usd, ledger.holdback_usd, judge) > budget + _EPSILON:
+            return count
+    return len(holds)
+
+
+def _move_judges(session: Session, experiment_id: int, budget: float | None, amount: float) -> bool:
+    led = _LEDGER.c
+    fits = sa.true() if budget is None else (
+        led.replay_usd + _positive(led.judge_usd + amount - led.holdback_usd) <= budget + _EPSILON
+    )  # fmt: skip
+    moved = session.execute(
+        sa.update(_LEDGER)
+        .where(led.experiment_id == experiment_id, fits)
+        .values(judge_usd=led.judge_usd + amount, updated_at=utcnow())
+        .returning(led.experiment_id)
+    ).first()
+    return moved is not None
+
+
+def reserve_judges(
+    session: Session, experiment: Experiment, holds: Sequence[JudgeHold]
+) -> tuple[list[int], ReserveOutcome]:
+    """Reserve the longest prefix of `holds` that fits, with one conditional update of the ledger and one
+    insert of their `judge_calls` rows: (their row ids in order, the outcome of the rest — `wait` or
+    `exhausted` as in `reserve_batch`)."""
+    count, rest = _move_judges_fitting(session, experiment, holds)
+    jc, now = _JUDGE_CALLS, utcnow()
+    rows = [
+        {"experiment_id": experiment.id, "scorer_name": h.ref.scorer_name,
+         "scorer_version": h.ref.scorer_version, "model": h.model,
+         "captured_request_id": h.ref.captured_request_id, "replay_id": h.ref.replay_id,
+         "arm_b_id": h.ref.arm_b_id, "order_shown": h.ref.order_shown, "reserved_usd": float(h.amount_usd),
+         "deadline": h.deadline, "created_at": now}
+        for h in holds[:count]
+    ]  # fmt: skip
+    if not rows:
+        return [], rest
+    if session.get_bind().dialect.name == "postgresql":
+        arrays = {column: [row[column] for row in rows] for column in _HOLD_TYPES}
+        ids = session.execute(_PG_RESERVE_JUDGES, arrays | {"e": experiment.id, "now": now}).scalars()
+        return sorted(ids), rest
+    found = session.execute(sa.insert(jc).returning(jc.c.id, sort_by_parameter_order=True), rows).scalars()
+    return list(found), rest
+
+
+def _move_judges_fitting(
+    session: Session, experiment: Experiment, holds: Sequence[JudgeHold]
+) -> tuple[int, ReserveOutcome]:
+    """Move the ledger by the longest prefix of `holds` that fits: (how many, the outcome of the rest)."""
+    budget = experiment.budget_usd
+    if not holds or _move_judges(session, experiment.id, budget, sum(h.amount_usd for h in holds)):
+        return len(holds), "reserved"  # the usual case: the whole batch fits
+    for _ in range(_RACES):  # the ledger is missing, or not all fit: read it, then move what fits
+        ledger = _ledger(session, experiment.id)
+        count = len(holds) if budget is None else _judges_fitting(ledger, budget, holds)
+        if count == 0:
+            return 0, _refuse(session, experiment, ledger)
+        if _move_judges(session, experiment.id, budget, sum(h.amount_usd for h in holds[:count])):
+            return count, "reserved" if count == len(holds) else "wait"
+    return 0, "wait"
+
+
+def reserve_judge(
+    session: Session, experiment: Experiment, ref: JudgeRef, model: str, amount_usd: float, deadline: datetime
+) -> tuple[ReserveOutcome, int | None]:
+    """Reserve one judge call's worst case (`reserve_judges`); the id of its `judge_calls` row."""
+    ids, outcome = reserve_judges(session, experiment, [JudgeHold(ref, model, amount_usd, deadline)])
+    return ("reserved", ids[0]) if ids else (outcome, None)
+
+
+def settle_judges(session: Session, actual_usd: Mapping[int, float]) -> None:
+    """Replace these judge calls' worst cases (`judge_calls` id → real cost; 0 when a call never reached the
+    provider) by what they cost: the rows, then each experiment's ledger by the difference. A call settled
+    already stays as it is."""
+    jc = _JUDGE_CALLS.c
+    now = utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        costs = [float(value) for value in actual_usd.values()]
+        arrays = {"id": list(actual_usd), "usd": costs, "now": now}
+        settled = session.execute(_PG_SETTLE_JUDGES, arrays).all()
+    else:
+        settled = session.execute(
+            sa.update(_JUDGE_CALLS)
+            .where(jc.id.in_(list(actual_usd)), jc.settled_usd.is_(None))
+            .values(settled_usd=sa.case(dict(actual_usd), value=jc.id), settled_at=now)
+            .returning(jc.experiment_id, jc.reserved_usd, jc.settled_usd)
+        ).all()
+    delta: dict[int, float] = {}
+    for row in settled:
+        delta[row.experiment_id] = delta.get(row.experiment_id, 0.0) + row.settled_usd - row.reserved_usd
+    led = _LEDGER.c
+    for experiment_id, usd in sorted(delta.items()):
+        session.execute(
+            sa.update(_LEDGER)
+            .where(led.experiment_id == experiment_id)
+            .values(judge_usd=led.judge_usd + usd, updated_at=now)
+        )
+
+
+def settle_judge(session: Session, call_id: int, actual_usd: float) -> None:
+    """Replace a judge call's worst case by what it really cost (`settle_judges`)."""
+    settle_judges(session, {call_id: actual_usd})
