@@ -211,7 +211,9 @@ def demo(
     from pathlib import Path
 
     from demo.run import DemoOptions, run_demo
+    from shadowlab.files import output_folder
 
+    output_folder(Path(out), "--out")
     options = DemoOptions(out=Path(out), seed=seed, small=small, real=real)
     if real:
         from demo.real import real_options, tee_into_kafka

@@ -62,6 +62,8 @@ class SessionExpiredError(AuthError):
 class PasswordError(AuthError):
     """A password cannot be hashed (empty, or longer than bcrypt accepts)."""
 
+    exit_code = 2  # `dashboard add-user`: bad input
+
 
 @dataclass(frozen=True)
 class User:

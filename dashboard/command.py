@@ -14,6 +14,7 @@ import yaml
 
 from shadowlab.config import Settings
 from shadowlab.errors import ConfigError
+from shadowlab.files import output_file
 
 APP_PATH = Path(__file__).resolve().parent / "app.py"
 
@@ -92,6 +93,7 @@ def check_new_user(path: Path, name: str, role: str, replace: bool) -> dict[str,
         raise ConfigError(f"--role: expected one of {', '.join(ROLES)}, found {role!r}")
     if not name.strip():
         raise ConfigError("NAME: expected a non-empty user name")
+    output_file(path, "USERS_FILE")  # in a folder that exists, not a folder itself
     if not path.exists():
         return None
     if name.strip() in load_users(path) and not replace:

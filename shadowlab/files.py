@@ -8,7 +8,7 @@ from pathlib import Path
 
 from shadowlab.errors import ConfigError
 
-__all__ = ["input_file", "output_file", "write_output"]
+__all__ = ["input_file", "output_file", "output_folder", "write_output"]
 
 
 def input_file(path: Path | None, option: str) -> None:
@@ -37,6 +37,19 @@ def output_file(path: Path | None, option: str) -> None:
         raise ConfigError(f"{option}: cannot write {path}: {what}: {folder}")
     if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise ConfigError(f"{option}: cannot write {path} (permission denied)")
+
+
+def output_folder(path: Path, option: str) -> None:
+    """`path` is a folder this process may write in, made now (with its parents) when missing; else a
+    `ConfigError` naming `option`."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option}: expected a folder, found a file: {path}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{option}: cannot create the folder {path} ({exc.strerror})") from None
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"{option}: cannot write in {path} (permission denied)")
 
 
 def write_output(path: Path, text: str, option: str) -> None:

@@ -404,6 +404,25 @@ COMMANDS = [
         "error: FILE: no such file: missing.json",
     ),
     BadInput(
+        "demo: out is a file",
+        ("demo", "--small", "--out", "x.txt/demo"),
+        2,
+        "error: --out: cannot create the folder x.txt/demo (Not a directory)",
+        files={"x.txt": ""},
+    ),
+    BadInput(
+        "dashboard add-user: users file in a missing folder",
+        ("dashboard", "add-user", "nowhere/users.yaml", "erin"),
+        2,
+        "error: USERS_FILE: cannot write nowhere/users.yaml: no such folder: nowhere",
+    ),
+    BadInput(
+        "dashboard add-user: users file a folder",
+        ("dashboard", "add-user", ".", "erin"),
+        2,
+        "error: USERS_FILE: expected a file, found a folder: .",
+    ),
+    BadInput(
         "otlp convert: out into a missing folder",
         ("otlp", "convert", "spans.json", "--out", "nowhere/c.jsonl"),
         2,
