@@ -12,13 +12,17 @@ Needs the project's Postgres (127.0.0.1:54329); a scratch database is created an
 `--workers 1,2,4` (the default) runs each worker count in one invocation: each side's scaling is printed
 against its own 1-worker row of the same run (at `--ttft-ms 400` the goal is provider-bound scaling; on 2
 shared cores the bare loop's own scaling shows how far the machine lets any client scale), with the CPU per
-replay of both sides less their start-up. Prints a markdown section.
+replay of both sides less their start-up. A second table splits each side's measured window by where the
+machine's CPU went (sampled from /proc every 50 ms): busy cores, and per replay the bench's client processes,
+the simulator, the scratch database's Postgres backends and the rest of the machine; idle cores while the
+replayer runs point at waiting, not work. Prints a markdown section.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import cProfile
 import io
 import json
@@ -29,8 +33,10 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,6 +58,7 @@ default:
   output_tokens: {median: 40, low: 40, high: 40}
 """
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+Window = tuple[float, float]  # (start, end), epoch seconds
 
 
 def body(index: int) -> dict[str, Any]:
@@ -116,8 +123,8 @@ def bare_child(base_url: str, worker: int, workers: int, requests: int, concurre
     print(json.dumps({"started": started, "ended": ended, "ok": ok}))
 
 
-def bare_rate(base_url: str, workers: int, requests: int, concurrency: int) -> tuple[float, float]:
-    """(replays/s over all its processes, their CPU seconds)."""
+def bare_rate(base_url: str, workers: int, requests: int, concurrency: int) -> tuple[float, float, Window]:
+    """(replays/s over all its processes, their CPU seconds, the measured window)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     children = [
         subprocess.Popen(
@@ -139,13 +146,107 @@ def bare_rate(base_url: str, workers: int, requests: int, concurrency: int) -> t
     outs = [json.loads(child.communicate()[0]) for child in children]
     calls = sum(o["ok"] for o in outs)
     assert calls == requests * len(arms()), f"bare loop: {calls} ok calls of {requests * len(arms())}"
-    return calls / (max(o["ended"] for o in outs) - min(o["started"] for o in outs)), cpu_since(before)
+    window = (min(o["started"] for o in outs), max(o["ended"] for o in outs))
+    return calls / (window[1] - window[0]), cpu_since(before), window
 
 
 def cpu_since(before: resource.struct_rusage) -> float:
     """User + system seconds of the children waited for since `before`."""
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_cpu(pid: int) -> tuple[float, int] | None:
+    """(user + system seconds, parent pid) of a live process, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICK, int(fields[1])
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where the machine's CPU went while one side ran: busy cores, and ms per replay by component."""
+
+    busy_cores: float
+    clients: float  # this bench's child processes (bare loop or replay parent + workers)
+    simulator: float
+    postgres: float  # the backends of the scratch database
+    rest: float  # everything else on the machine (other users, Kafka, the kernel)
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float
+    idle_s: float  # the machine's idle + iowait, all cores
+    total_s: float
+    simulator_s: float
+    backends: dict[int, float]  # the scratch database's backends
+    children: dict[int, float]  # this bench's child processes but the simulator
+
+
+class Sampler(threading.Thread):
+    """Every 50 ms: the machine's idle time, the simulator's CPU, the scratch database's backends' CPU and
+    this bench's other children's CPU, so a window can be split by component (no start-up guessed)."""
+
+    def __init__(self, admin: sa.Engine, database: str, simulator_pid: int) -> None:
+        super().__init__(daemon=True, name="bench-sampler")
+        self.admin, self.database, self.simulator_pid = admin, database, simulator_pid
+        self.samples: list[Sample] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        backends: set[int] = set()
+        with self.admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            own = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+            while not self.stop.wait(0.05):
+                backends |= set(conn.execute(sa.text("SELECT pid FROM pg_stat_activity WHERE datname = :d"),
+                                             {"d": self.database}).scalars()) - {own}  # fmt: skip
+                stat = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+                pg = {pid: got[0] for pid in backends if (got := _proc_cpu(pid)) is not None}
+                sim = _proc_cpu(self.simulator_pid)
+                idle, total, sim_s = (stat[3] + stat[4]) / _TICK, sum(stat) / _TICK, sim[0] if sim else 0.0
+                self.samples.append(Sample(time.time(), idle, total, sim_s, pg, self._children()))
+
+    def _children(self) -> dict[int, float]:
+        """CPU of every descendant of this process but the simulator."""
+        parent_of: dict[int, list[tuple[int, float]]] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and (got := _proc_cpu(int(entry))) is not None:
+                parent_of.setdefault(got[1], []).append((int(entry), got[0]))
+        found, todo = {}, [os.getpid()]
+        while todo:
+            for pid, cpu in parent_of.get(todo.pop(), []):
+                if pid != self.simulator_pid:
+                    found[pid] = cpu
+                    todo.append(pid)
+        return found
+
+    def where(self, start: float, end: float, replays: int) -> Where:
+        """The split of [start, end] (epoch seconds); a process that ended inside counts to its last sample,
+        one born inside from zero."""
+        times = [sample.at for sample in self.samples]
+        first = max(0, bisect.bisect_left(times, start) - 1)
+        last = min(len(times) - 1, bisect.bisect_left(times, end))
+        begin, end_sample, inside = self.samples[first], self.samples[last], self.samples[first : last + 1]
+
+        def used(pick: Callable[[Sample], dict[int, float]]) -> float:
+            seen: dict[int, float] = {}
+            for sample in inside:
+                seen.update(pick(sample))
+            return sum(cpu - pick(begin).get(pid, 0.0) for pid, cpu in seen.items())
+
+        span = end_sample.at - begin.at
+        busy = (end_sample.total_s - begin.total_s) - (end_sample.idle_s - begin.idle_s)
+        simulator = end_sample.simulator_s - begin.simulator_s
+        postgres, clients = used(lambda sample: sample.backends), used(lambda sample: sample.children)
+        per = 1000 / replays
+        return Where(busy / span, clients * per, simulator * per, postgres * per,
+                     (busy - clients - simulator - postgres) * per)  # fmt: skip
 
 
 def startup_cpu(url: str, env: dict[str, str], base_url: str) -> tuple[float, float]:
@@ -174,6 +275,7 @@ class ReplayRun:
     rows: int
     steady: float  # while all workers ran
     cpu_s: float  # the worker processes' CPU (the parent's too when there are several)
+    window: Window  # first call's start, last call's end (epoch seconds)
 
 
 LIMITS = True  # --no-limits: keys without limits never touch the database (for profiling)
@@ -204,7 +306,7 @@ def create_started(url: str, name: str, requests: int) -> None:
     engine.dispose()
 
 
-def measured(engine: sa.Engine, name: str) -> tuple[int, float]:
+def measured(engine: sa.Engine, name: str) -> tuple[int, Window]:
     with engine.connect() as conn:
         rows, first, last = conn.execute(
             sa.text(
@@ -213,7 +315,7 @@ def measured(engine: sa.Engine, name: str) -> tuple[int, float]:
             ),
             {"n": name},
         ).one()
-    return int(rows), (last - first).total_seconds()
+    return int(rows), (first.timestamp(), last.timestamp())
 
 
 def steady_rate(engine: sa.Engine, name: str) -> float:
@@ -236,7 +338,7 @@ def steady_rate(engine: sa.Engine, name: str) -> float:
             ),
             {"n": name, "s": start, "e": end},
         ).scalar_one()
-    return int(rows) / (end - start).total_seconds()
+    return float(int(rows) / (end - start).total_seconds())
 
 
 def replay_rate(url: str, env: dict[str, str], engine: sa.Engine, workers: int, requests: int,
@@ -250,9 +352,9 @@ def replay_rate(url: str, env: dict[str, str], engine: sa.Engine, workers: int, 
     subprocess.run(args, env=env, check=True, stdout=subprocess.DEVNULL)
     cpu = cpu_since(before)
     wall = time.monotonic() - started
-    rows, span = measured(engine, name)
+    rows, window = measured(engine, name)
     assert rows == requests * len(arms()), f"replayer: {rows} ok replays of {requests * len(arms())}"
-    return ReplayRun(rows / span, wall, rows, steady_rate(engine, name), cpu)
+    return ReplayRun(rows / (window[1] - window[0]), wall, rows, steady_rate(engine, name), cpu, window)
 
 
 def profile_worker(url: str, env: dict[str, str], requests: int, concurrency: int) -> str:
@@ -353,6 +455,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench_replayer_"))
     (tmp / "profile.yaml").write_text(PROFILE.replace("TTFT", f"{args.ttft_ms:g}"))
     sim, base_url = start_simulator(tmp / "profile.yaml")
+    admin = create_engine(ADMIN_URL)
+    sampler = Sampler(admin, scratch, sim.pid)
     try:
         migrate.upgrade(engine)
         env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")} | {
@@ -364,17 +468,25 @@ def main() -> None:
             print(profile_worker(url, env, args.requests, args.concurrency))
             return
         startup = startup_cpu(url, env, base_url)
+        sampler.start()
         rows = []
         for workers in (int(w) for w in args.workers.split(",")):
             engine.dispose()
             with engine.begin() as conn:  # each run replays fresh captures: no lease or replay to skip
                 conn.execute(sa.text("TRUNCATE captured_requests CASCADE"))
             seed(engine, args.requests)
-            bare = bare_rate(base_url, workers, args.requests, args.concurrency)
+            bare_replays, bare_cpu, bare_window = bare_rate(
+                base_url, workers, args.requests, args.concurrency
+            )
             run = replay_rate(url, env, engine, workers, args.requests, args.concurrency)
-            rows.append((workers, bare, run))
+            where = (sampler.where(*bare_window, run.rows), sampler.where(*run.window, run.rows))
+            rows.append((workers, (bare_replays, bare_cpu), run, where))
         report(args, load_before, startup, rows)
     finally:
+        sampler.stop.set()
+        if sampler.is_alive():
+            sampler.join()
+        admin.dispose()
         sim.terminate()
         sim.wait(timeout=10)
         engine.dispose()
@@ -385,7 +497,7 @@ def report(
     args: argparse.Namespace,
     load_before: tuple[float, float, float],
     startup: tuple[float, float],
-    rows: list[tuple[int, tuple[float, float], ReplayRun]],
+    rows: list[tuple[int, tuple[float, float], ReplayRun, tuple[Where, Where]]],
 ) -> None:
     """The markdown section: rates, ratios, scaling of both sides against their 1-worker row of this run."""
     command = (
@@ -412,14 +524,26 @@ def report(
           "| replayer, all workers running (replays/s) | scaling vs 1: bare loop, replayer "
           "| CPU per replay (ms): bare loop, replayer | wall (s) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
-    one = next(((bare, run) for workers, (bare, _), run in rows if workers == 1), None)
-    for workers, (bare, bare_cpu), run in rows:
+    one = next(((bare, run) for workers, (bare, _), run, _ in rows if workers == 1), None)
+    for workers, (bare, bare_cpu), run, _ in rows:
         processes = workers + (workers > 1)  # `replay --workers N` is a parent and N workers
         cpu = (f"{1000 * (bare_cpu - workers * startup[0]) / run.rows:.2f}, "
                f"{1000 * (run.cpu_s - processes * startup[1]) / run.rows:.2f}")  # fmt: skip
         scaling = "—" if one is None else f"{bare / one[0]:.2f}×, {run.steady / one[1].steady:.2f}×"
         print(f"| {workers} | {bare:.0f} | {run.rate:.0f} | {run.rate / bare:.2f} | {run.steady:.0f} "
               f"| {scaling} | {cpu} | {run.wall_s:.1f} |")  # fmt: skip
+    print(
+        "\nWhere the machine's CPU went inside each side's measured window (sampled every 50 ms from /proc: "
+        "no start-up subtracted; a worker still starting counts): busy cores of 2, then ms per replay.\n"
+    )
+    print("| workers | side | busy cores | clients | simulator | Postgres (scratch db) | rest of machine |")
+    print("|---|---|---|---|---|---|---|")
+    for workers, _, _, sides in rows:
+        for side, where in zip(("bare loop", "replayer"), sides, strict=True):
+            print(
+                f"| {workers} | {side} | {where.busy_cores:.2f} | {where.clients:.2f} "
+                f"| {where.simulator:.2f} | {where.postgres:.2f} | {where.rest:.2f} |"
+            )
 
 
 if __name__ == "__main__":
