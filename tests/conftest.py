@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import shadowlab  # noqa: F401  (before numpy: one BLAS thread, as every other process of the suite has)
 from tests.support.postgres import fresh_database, migrated_template
 
 PG_URL = os.environ.get(
