@@ -48,11 +48,19 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def _run(engine: Engine, action: Any, *args: Any) -> None:
+def _run(engine: Engine, action: Any, revision: str) -> None:
+    from alembic.util import CommandError
+
     config = alembic_config(engine)
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        action(config, *args)
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            action(config, revision)
+    except CommandError as exc:  # an unknown revision, or one on the wrong side of the database's
+        known = known_revisions()
+        raise ConfigError(
+            f"revision {revision!r}: {exc}; expected head, base or one of {known[0]} … {known[-1]}"
+        ) from None
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

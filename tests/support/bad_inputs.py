@@ -192,6 +192,23 @@ SETTINGS = [
 ]
 
 DATABASE_STATES = [
+    BadInput(
+        "db: downgrade to an unknown revision",
+        ("db", "downgrade", "0001_initial"),
+        2,
+        "error: revision '0001_initial': Can't locate revision identified by '0001_initial'; "
+        "expected head, base or one of 0001_baseline … ",
+        SQLITE,
+        db="migrated",
+    ),
+    BadInput(
+        "db: upgrade to an unknown revision",
+        ("db", "upgrade", "--revision", "nope"),
+        2,
+        "error: revision 'nope': Can't locate revision",
+        SQLITE,
+        db="migrated",
+    ),
     BadInput("db: missing SQLite file", ("experiment", "list"), 2, "no such file", {}),
     BadInput("db: empty SQLite file", ("experiment", "list"), 2, "not migrated", SQLITE, {"x.db": ""}),
     BadInput(
