@@ -17,8 +17,8 @@ from typing import Any
 
 import typer
 
-from analysis.dimensions import DIMENSIONS_HELP, check_dimension
-from shadowlab.files import input_file, output_file, write_output
+from analysis.cli_inputs import DEFAULT_ADJUST, DEFAULT_ALPHA, DIMENSIONS_HELP, AnalyzeInputs, check_dimension
+from shadowlab.files import output_file, write_output
 
 EXIT_INVALID_INPUT = 2
 EXIT_GATE_BLOCKED = 1
@@ -324,8 +324,10 @@ def register(app: typer.Typer, settings_of: SettingsOf | None = None) -> None:
         metric: list[str] = typer.Option(
             [], "--metric", help="NAME=KIND (mean|binary|latency|cost|preference)."
         ),
-        alpha: float = typer.Option(0.05, "--alpha", help="Two-sided significance level."),
-        adjust: str = typer.Option("holm", "--adjust", help="Multiplicity adjustment: holm, bh or none."),
+        alpha: float = typer.Option(DEFAULT_ALPHA, "--alpha", help="Two-sided significance level."),
+        adjust: str = typer.Option(
+            DEFAULT_ADJUST, "--adjust", help="Multiplicity adjustment: holm, bh or none."
+        ),
         json_output: bool = typer.Option(False, "--json", help="Print the JSON document instead of a table."),
         plan: Path | None = typer.Option(
             None, "--plan", help="Pre-registered plan (arms, A/A arm, decision)."
@@ -338,19 +340,13 @@ def register(app: typer.Typer, settings_of: SettingsOf | None = None) -> None:
         ),
     ) -> None:
         """Paired statistics for every candidate against the control, and the verdict when a plan is set."""
-        if (experiment is None) == (from_csv is None):
-            print("error: give either EXPERIMENT or --from-csv FILE (exactly one)", file=sys.stderr)
-            raise typer.Exit(EXIT_INVALID_INPUT)
-        input_file(plan, "--plan")
+        AnalyzeInputs(
+            experiment, from_csv, control, tuple(metric), alpha, adjust, plan, export_csv, export_plan
+        ).check()
         if from_csv is not None:
-            if control is None:
-                print("error: --control: required with --from-csv", file=sys.stderr)
-                raise typer.Exit(EXIT_INVALID_INPUT)
-            input_file(from_csv, "--from-csv")
+            assert control is not None
             raise typer.Exit(analyze_csv(from_csv, control, metric, alpha, adjust, json_output, plan))
         assert experiment is not None
-        output_file(export_csv, "--export-csv")
-        output_file(export_plan, "--export-plan")
         code = analyze_stored(need_settings(ctx), experiment, json_output, export_csv, export_plan)
         raise typer.Exit(code)
 
@@ -377,7 +373,9 @@ def register(app: typer.Typer, settings_of: SettingsOf | None = None) -> None:
             None, "--export", help="Write the routing table (YAML; JSON when FILE ends in .json)."
         ),
         by: str = typer.Option("route", "--by", help=f"Segment dimension: {DIMENSIONS_HELP}."),
-        min_n: int = typer.Option(30, "--min-n", help="Segments with fewer pairs are too small to route."),
+        min_n: int = typer.Option(
+            30, "--min-n", min=2, help="Segments with fewer pairs are too small to route."
+        ),
         json_output: bool = typer.Option(False, "--json", help="Print the routing block as JSON."),
     ) -> None:
         """Per segment, the cheapest arm that holds the plan there; the saving and the quality risk."""

@@ -555,6 +555,12 @@ COMMANDS = [
         "error: --by: expected one of route, service, language, prompt_length, turn or tag:<key>, "
         "found 'colour'",
     ),
+    _on_x("route: min-n below 2", ("route", "x", "--min-n", "1"), "Invalid value for '--min-n'"),
+    _on_x(
+        "analyze: alpha with a stored experiment (its plan's alpha is used)",
+        ("analyze", "x", "--alpha", "0.01"),
+        "error: --alpha: expected with --from-csv only (EXPERIMENT is analysed with its stored plan)",
+    ),
     _on_x("route: tag without a key", ("route", "x", "--by", "tag:"), "error: --by: expected one of"),
     # an output file in a folder that does not exist, or "in" a file: refused before the work, not after it
     _on_x(
