@@ -84,6 +84,10 @@ def _source(
         return FileSource(args.input_path, stop), dead_letters
     if args.input_path is not None:
         raise ConfigError(f"INPUT: expected no file with --source kafka, found {args.input_path}")
+    # an empty value (a compose variable left unset) would read the default topic, or join no group
+    for option, value in (("--topic", args.topic), ("--group", args.group)):
+        if value is not None and not value.strip():
+            raise ConfigError(f"{option}: expected a name, found an empty one")
     name = args.topic or settings.capture_topic
     if args.source == "otlp":  # the receiver: dead letters on the capture topic's DLQ, as from Kafka
         return _otlp_receiver(settings, args, metrics, stop, name)

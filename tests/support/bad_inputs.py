@@ -602,6 +602,14 @@ COMMANDS = [
         "shadowlab experiment show: Missing argument 'name'",
     ),
     BadInput(
+        "ingest: empty topic",
+        ("ingest", "--source", "kafka", "--topic", "", "--group", "g"),
+        2,
+        "error: --topic: expected a name, found an empty one",
+        SQLITE,
+        db="migrated",
+    ),
+    BadInput(
         "ingest: unreachable Kafka",  # without kafka-python's log of each bootstrap attempt before the line
         ("ingest", "--source", "kafka", "--topic", "t", "--group", "g"),
         3,
