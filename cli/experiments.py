@@ -29,11 +29,9 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
 
 
 def check_new_spec(spec: ExperimentSpec, where: str) -> None:
-    """An `ExperimentSpecError` naming the field when the `scoring` section is invalid or a plan metric
-    (primary, guardrail) is none the experiment's data will have: the built-in metrics, one per pointwise
-    scorer and `pref_<name>` per pairwise judge."""
-    from analysis.load import _metric_columns
-    from analysis.plan import ALIASES, PlanError, resolve_metric
+    """An `ExperimentSpecError` naming the field when the `scoring` section is invalid or the plan names a
+    metric (primary, guardrail, `metric_directions`, `no_harm_margins`) the experiment's data will not have:
+    the built-in metrics, one per pointwise scorer and `pref_<name>` per pairwise judge."""
     from scoring.base import ScorerConfigError
     from scoring.registry import scoring_spec
     from shadowlab.experiment import ExperimentSpecError
@@ -44,7 +42,18 @@ def check_new_spec(spec: ExperimentSpec, where: str) -> None:
         raise ExperimentSpecError(f"{where}: {exc}") from None
     pointwise = [j.name for j in scorers.judges if j.kind == "pointwise"] + [c.name for c in scorers.checks]
     pairwise = [j.name for j in scorers.judges if j.kind == "pairwise"]
+    problem = _plan_metric_problem(spec, pointwise, pairwise)
+    if problem is not None:
+        raise ExperimentSpecError(f"{where}: {problem}")
+
+
+def _plan_metric_problem(spec: ExperimentSpec, pointwise: list[str], pairwise: list[str]) -> str | None:
+    """The first plan field naming a metric the experiment will not have, and what it may name."""
+    from analysis.load import _metric_columns
+    from analysis.plan import ALIASES, DEFAULT_NO_HARM_MARGINS, PlanError, resolve_metric
+
     columns = _metric_columns(dict.fromkeys(pointwise, ""), pairwise)
+    listed = ", ".join(columns)
     named = [("plan.primary_metric", spec.plan.primary_metric)]
     named += [(f"plan.guardrails[{i}].metric", g.metric) for i, g in enumerate(spec.plan.guardrails)]
     for field, metric in named:
@@ -53,8 +62,18 @@ def check_new_spec(spec: ExperimentSpec, where: str) -> None:
         try:
             resolve_metric(metric, columns)
         except PlanError:
-            raise ExperimentSpecError(
-                f"{where}: {field}: expected a metric this experiment will have ({', '.join(columns)}; "
-                f"also {', '.join(ALIASES)}; a latency quantile such as ttft_p95; a scorer once `scoring` "
-                f"names it), found {metric!r}"
-            ) from None
+            return (
+                f"{field}: expected a metric this experiment will have ({listed}; also {', '.join(ALIASES)}; "
+                f"a latency quantile such as ttft_p95; a scorer once `scoring` names it), found {metric!r}"
+            )
+    # These two are looked up by column name, no alias (and margins by kind too): another key is ignored.
+    kinds = tuple(DEFAULT_NO_HARM_MARGINS)
+    keyed: list[tuple[str, str, tuple[str, ...]]] = [
+        ("plan.metric_directions", key, ()) for key in spec.plan.metric_directions
+    ]
+    keyed += [("plan.no_harm_margins", key, kinds) for key in spec.plan.no_harm_margins]
+    for field, key, also in keyed:
+        if key not in columns and key not in also and not key.startswith(HUMAN_PREFERENCES):
+            kind_words = f"; or a kind: {', '.join(also)}" if also else ""
+            return f"{field}: expected a metric column as key ({listed}{kind_words}), found {key!r}"
+    return None

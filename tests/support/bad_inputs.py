@@ -294,6 +294,17 @@ SPECS = [
         "error: spec.yaml: plan.guardrails[1].metric: expected a metric this experiment will have",
     ),
     _spec(
+        "metric direction of an alias (looked up by column name, it would be ignored)",
+        SPEC.replace("judge_score}", "judge_score, metric_directions: {error_rate: lower_is_better}}"),
+        "error: spec.yaml: plan.metric_directions: expected a metric column as key (error, ttft_ms, "
+        "latency_ms, cost_usd, judge_score), found 'error_rate'",
+    ),
+    _spec(
+        "no-harm margin of an unknown metric",
+        SPEC.replace("judge_score}", "judge_score, no_harm_margins: {latency: 0.2, ttft: 0.1}}"),
+        "error: spec.yaml: plan.no_harm_margins: expected a metric column as key",
+    ),
+    _spec(
         "scorer of an unknown kind",
         SPEC.replace("kind: pointwise", "kind: pointy"),
         "error: spec.yaml: scoring.judges[0].kind: Input should be 'pointwise' or 'pairwise'",
