@@ -27,6 +27,10 @@ def streamlit_command(host: str, port: int) -> list[str]:
         "--browser.gatherUsageStats", "false",
         # readers see no "Deploy" button or developer menu in the page's toolbar
         "--client.toolbarMode", "viewer",
+        # A served dashboard does not reload its code when a source file changes (Streamlit's developer mode):
+        # an edit or a deploy under a running server re-imported dashboard.auth, and every signed-in session's
+        # login, an instance of the class imported before, no longer passed as one: everyone was signed out.
+        "--server.fileWatcherType", "none",
     ]  # fmt: skip
 
 

@@ -23,6 +23,7 @@ def test_streamlit_command_runs_the_app_headless_on_the_given_address() -> None:
     assert args["--server.port"] == "9999"
     assert args["--server.headless"] == "true"
     assert args["--client.toolbarMode"] == "viewer"
+    assert args["--server.fileWatcherType"] == "none"  # editing a source does not sign everyone out
 
 
 def test_dashboard_command_serves_the_app(tmp_path: Path) -> None:
