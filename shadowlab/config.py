@@ -92,6 +92,15 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected host:port[,host:port], found {value!r}")
         return value
 
+    @field_validator("anthropic_base_url", "openai_base_url")
+    @classmethod
+    def _check_base_url(cls, value: str | None) -> str | None:
+        # Without a scheme every call would fail, each replay recorded as an error, not the setting refused.
+        # Empty is unset (the SDK's own URL), as a compose file's `${VAR:-}` gives it.
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http:// or https:// URL, found {value!r}")
+        return value or None
+
     @field_validator("log_level")
     @classmethod
     def _check_log_level(cls, value: str) -> str:

@@ -134,6 +134,12 @@ SETTINGS = [
         ":9092",
         "SHADOWLAB_KAFKA_BOOTSTRAP: expected host:port",
     ),
+    _env(
+        "provider base URL without a scheme",
+        "SHADOWLAB_OPENAI_BASE_URL",
+        "localhost:8000/v1",
+        "error: SHADOWLAB_OPENAI_BASE_URL: expected an http:// or https:// URL, found 'localhost:8000/v1'",
+    ),
     _env("connect timeout a word", "SHADOWLAB_CONNECT_TIMEOUT_S", "soon", "SHADOWLAB_CONNECT_TIMEOUT_S"),
     _env("connect timeout zero", "SHADOWLAB_CONNECT_TIMEOUT_S", "0", "SHADOWLAB_CONNECT_TIMEOUT_S"),
     _env("connect timeout negative", "SHADOWLAB_CONNECT_TIMEOUT_S", "-1", "SHADOWLAB_CONNECT_TIMEOUT_S"),
