@@ -29,6 +29,20 @@ _DRAWN_JS = """() => {
       return marks && marks.getBoundingClientRect().height > 0;
     });
 }"""
+# What `_DRAWN_JS` found missing, for the message when it never came true.
+_STATE_JS = """() => {
+  const app = document.querySelector('[data-testid=stApp]');
+  const shown = selector => [...document.querySelectorAll(selector)].filter(e => e.checkVisibility());
+  return {run_started: window.__shadowlabRunStarted, script: app?.dataset.testScriptState,
+    loading_elements: shown('[data-testid=stSkeleton]').length,
+    grids_without_headers: shown('[data-testid=stDataFrame]')
+      .filter(g => !g.querySelector('[role=columnheader]')?.textContent).length,
+    charts_without_marks: shown('[data-testid=stVegaLiteChart]').filter(c => {
+      const marks = c.querySelector('.marks');
+      return !(marks && marks.getBoundingClientRect().height > 0);
+    }).length,
+    headings: [...document.querySelectorAll('[data-testid=stMain] :is(h1, h2)')].map(h => h.innerText)};
+}"""
 _NEXT_FRAME_JS = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
 
 
@@ -43,8 +57,15 @@ def rerun_and_wait(page: Any, action: Callable[[], object], timeout_ms: float) -
 
 def wait_drawn(page: Any, timeout_ms: float) -> None:
     """Return once the script's run (the one `rerun_and_wait` started, if any) has ended and the page's grids
-    and charts are drawn."""
-    page.wait_for_function(_DRAWN_JS, timeout=timeout_ms)
+    and charts are drawn. `loading_elements` in the failure are elements whose component is still being
+    fetched (Streamlit loads most of them, st.html's among them, on first use)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(_DRAWN_JS, timeout=timeout_ms)
+    except PlaywrightTimeout:
+        state = page.evaluate(_STATE_JS)
+        raise AssertionError(f"the page was not drawn within {timeout_ms / 1000:g} s: {state}") from None
 
 
 def wait_next_frame(page: Any) -> None:
