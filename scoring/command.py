@@ -147,13 +147,21 @@ def _register_agreement(app: typer.Typer, settings_of: Callable[[typer.Context],
         scorer: Annotated[str, typer.Option(help="Pairwise judge to compare with the human labels.")],
     ) -> None:
         """Judge–human agreement (Cohen's kappa with a 95 % CI) for each version of a pairwise judge."""
+        from scoring.base import ScorerConfigError
         from scoring.labels import judge_human_agreement
+        from scoring.registry import scoring_spec
         from shadowlab import store
         from shadowlab.db import engine_from, session_factory
 
         factory = session_factory(engine_from(settings_of(ctx)))
         with factory() as session:
             found = store.experiments.by_name(experiment, session=session)
+            pairwise = [j.name for j in scoring_spec(found.spec).judges if j.kind == "pairwise"]
+            if scorer not in pairwise:  # else "no prompt has both …", exit 0, for a typo or a pointwise judge
+                raise ScorerConfigError(
+                    f"--scorer: expected a pairwise judge of experiment {experiment!r} "
+                    f"({', '.join(pairwise) or 'none'}), found {scorer!r}"
+                )
             rows = judge_human_agreement(session, found.id, scorer)
         if not rows:
             typer.echo(f"{scorer}: no prompt has both a human label and a judge verdict in both orders")

@@ -602,6 +602,11 @@ COMMANDS = [
     ),
     _on_x("report: unknown experiment", ("report", "nope"), "nope"),
     _on_x("agreement: unknown experiment", ("agreement", "nope", "--scorer", "judge"), "nope"),
+    _on_x(
+        "agreement: a pointwise judge",
+        ("agreement", "x", "--scorer", "judge_score"),
+        "error: --scorer: expected a pairwise judge of experiment 'x' (none), found 'judge_score'",
+    ),
     _on_x("forget: empty user hash", ("forget", ""), "USER_HASH"),
     # click's own usage errors: one line naming the command and where its help is, not a usage block
     BadInput(
