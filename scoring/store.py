@@ -25,8 +25,9 @@ from shadowlab.models import Arm, CapturedRequest, Preference, Replay
 
 # fmt: off
 __all__ = [
-    "PairItem", "PairWritten", "PointItem", "PointWritten", "Written", "control_and_candidates", "pair_items",
-    "pending_pairs", "point_items", "render_prompt", "write",
+    "PairItem", "PairWritten", "PointItem", "PointWritten", "Written", "claimed_point_items",
+    "claiming_points", "control_and_candidates", "pair_items", "pending_pairs", "point_items",
+    "render_prompt", "write",
 ]
 # fmt: on
 
@@ -128,6 +129,26 @@ def point_items(session: Session, tasks: Sequence[tuple[int, int]]) -> list[Poin
         for task, replay_id in tasks
         if replay_id in found
     ]
+
+
+def claiming_points(claim: sa.Update) -> sa.Select[Any]:
+    """One statement that runs `claim` (an UPDATE of score tasks RETURNING their `id` and `replay_id`) and
+    reads the claimed items' rows (Postgres: a data-modifying CTE), for `claimed_point_items`."""
+    claimed = claim.cte("claimed")
+    return (
+        _answered()
+        .add_columns(claimed.c.id.label("task_id"))
+        .join(claimed, claimed.c.replay_id == Replay.id)
+        .order_by(claimed.c.id)
+    )
+
+
+def claimed_point_items(
+    session: Session, claiming: sa.Select[Any], params: Mapping[str, Any]
+) -> list[PointItem]:
+    """The items a `claiming_points` statement claims, with their subjects, in task order."""
+    rows = session.execute(claiming, params).all()
+    return [PointItem(row.id, _subject(row), row.captured_request_id, row.task_id) for row in rows]
 
 
 def pair_items(

@@ -23,7 +23,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from scoring.pairwise import ORDERS
-from scoring.store import PairItem, PointItem, Written, control_and_candidates, pair_items, point_items, write
+from scoring.store import (
+    PairItem,
+    PointItem,
+    Written,
+    claimed_point_items,
+    claiming_points,
+    control_and_candidates,
+    pair_items,
+    point_items,
+    write,
+)
 from shadowlab.db import session_scope
 from shadowlab.models import Preference, Replay, Score, ScoreTask, utcnow
 
@@ -53,8 +63,12 @@ class TaskQueue:
         self, factory: sessionmaker[Session], key: ScorerKey, *, worker_id: str, lease_s: float
     ) -> None:
         self.factory, self.key, self.worker_id, self.lease_s = factory, key, worker_id, lease_s
-        self._insert = postgresql.insert if factory.kw["bind"].dialect.name == "postgresql" else sqlite.insert
+        postgres = factory.kw["bind"].dialect.name == "postgresql"
+        self._insert = postgresql.insert if postgres else sqlite.insert
         self._arms: tuple[int, list[int]] | None = None
+        # Built once (a claim every wave); on Postgres a pointwise claim reads its items in one statement.
+        self._claim = self._claim_statement()
+        self._claim_points = claiming_points(self._claim) if postgres and key.kind == "point" else None
 
     def _of_key(self) -> list[sa.ColumnElement[bool]]:
         t, k = _TASKS.c, self.key
@@ -114,25 +128,34 @@ class TaskQueue:
             )  # fmt: skip
         return self._insert(t).from_select(columns, rows).on_conflict_do_nothing()
 
+    def _claim_statement(self) -> sa.Update:
+        """Take up to :limit open tasks (never claimed, or their holder's deadline is before :now) until
+        :until, returning what their items are."""
+        t = _TASKS.c
+        open_ids = (
+            sa.select(t.id)
+            .where(*self._of_key(), t.done.is_(False),
+                   sa.or_(t.deadline.is_(None), t.deadline < sa.bindparam("now", type_=t.deadline.type)))
+            .order_by(t.id)
+            .limit(sa.bindparam("limit", type_=sa.Integer))
+            .with_for_update(skip_locked=True)
+        )  # fmt: skip
+        return (
+            sa.update(_TASKS)
+            .where(t.id.in_(open_ids.scalar_subquery()))
+            .values(worker_id=self.worker_id, deadline=sa.bindparam("until", type_=t.deadline.type),
+                    attempts=t.attempts + 1)
+            .returning(t.id, t.captured_request_id, t.arm_id, t.order_shown, t.replay_id)
+        )  # fmt: skip
+
     def claim(self, limit: int) -> list[PointItem] | list[PairItem]:
         """Up to `limit` open tasks, now held by this process, with what their scorer needs to see."""
-        t = _TASKS.c
         with session_scope(self.factory) as session:
             now = utcnow()
-            open_ids = (
-                sa.select(t.id)
-                .where(*self._of_key(), t.done.is_(False), sa.or_(t.deadline.is_(None), t.deadline < now))
-                .order_by(t.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-            claimed = session.execute(
-                sa.update(_TASKS)
-                .where(t.id.in_(open_ids.scalar_subquery()))
-                .values(worker_id=self.worker_id, deadline=now + timedelta(seconds=self.lease_s),
-                        attempts=t.attempts + 1)
-                .returning(t.id, t.captured_request_id, t.arm_id, t.order_shown, t.replay_id)
-            ).all()  # fmt: skip
+            params = {"now": now, "until": now + timedelta(seconds=self.lease_s), "limit": limit}
+            if self._claim_points is not None:
+                return claimed_point_items(session, self._claim_points, params)
+            claimed = session.execute(self._claim, params).all()
             if not claimed:
                 return []
             if self.key.kind == "point":
