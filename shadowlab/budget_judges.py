@@ -100,18 +100,28 @@ def _judges_fitting(ledger: BudgetLedger, budget: float, holds: Sequence[JudgeHo
     return len(holds)
 
 
+_LED = _LEDGER.c
+_ADD = sa.bindparam("x", type_=sa.Float)
+# The ledger's moves, built once (a batch of reservations every wave) with their values bound: `x` the amount,
+# `limit` the budget (infinite when there is none).
+_MOVE_JUDGES = (
+    sa.update(_LEDGER)
+    .where(_LED.experiment_id == sa.bindparam("e"),
+           _LED.replay_usd + _positive(_LED.judge_usd + _ADD - _LED.holdback_usd) <= sa.bindparam("limit"))
+    .values(judge_usd=_LED.judge_usd + _ADD, updated_at=sa.bindparam("now"))
+    .returning(_LED.experiment_id)
+)  # fmt: skip
+_SETTLE_LEDGER = (
+    sa.update(_LEDGER)
+    .where(_LED.experiment_id == sa.bindparam("e"))
+    .values(judge_usd=_LED.judge_usd + _ADD, updated_at=sa.bindparam("now"))
+)
+
+
 def _move_judges(session: Session, experiment_id: int, budget: float | None, amount: float) -> bool:
-    led = _LEDGER.c
-    fits = sa.true() if budget is None else (
-        led.replay_usd + _positive(led.judge_usd + amount - led.holdback_usd) <= budget + _EPSILON
-    )  # fmt: skip
-    moved = session.execute(
-        sa.update(_LEDGER)
-        .where(led.experiment_id == experiment_id, fits)
-        .values(judge_usd=led.judge_usd + amount, updated_at=utcnow())
-        .returning(led.experiment_id)
-    ).first()
-    return moved is not None
+    limit = float("inf") if budget is None else budget + _EPSILON
+    moved = session.execute(_MOVE_JUDGES, {"e": experiment_id, "x": amount, "limit": limit, "now": utcnow()})
+    return moved.first() is not None
 
 
 def reserve_judges(
@@ -185,13 +195,8 @@ def settle_judges(session: Session, actual_usd: Mapping[int, float]) -> None:
     delta: dict[int, float] = {}
     for row in settled:
         delta[row.experiment_id] = delta.get(row.experiment_id, 0.0) + row.settled_usd - row.reserved_usd
-    led = _LEDGER.c
     for experiment_id, usd in sorted(delta.items()):
-        session.execute(
-            sa.update(_LEDGER)
-            .where(led.experiment_id == experiment_id)
-            .values(judge_usd=led.judge_usd + usd, updated_at=now)
-        )
+        session.execute(_SETTLE_LEDGER, {"e": experiment_id, "x": usd, "now": now})
 
 
 def settle_judge(session: Session, call_id: int, actual_usd: float) -> None:
