@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -90,6 +91,21 @@ class Settings(BaseSettings):
             host, sep, port = server.strip().rpartition(":")
             if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"expected host:port[,host:port], found {value!r}")
+        return value
+
+    @field_validator("prices_file", "dashboard_users", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: object) -> object:
+        # An empty value (a compose file's `${VAR:-}`) would be the working folder, "." — read as a file.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("capture_topic")
+    @classmethod
+    def _check_topic(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", value) or value in (".", ".."):
+            raise ValueError(
+                f"expected a Kafka topic name (1-249 letters, digits, '.', '_', '-'), found {value!r}"
+            )
         return value
 
     @field_validator("anthropic_base_url", "openai_base_url")

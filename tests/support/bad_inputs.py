@@ -135,6 +135,14 @@ SETTINGS = [
         "SHADOWLAB_KAFKA_BOOTSTRAP: expected host:port",
     ),
     _env(
+        "capture topic with a space",
+        "SHADOWLAB_CAPTURE_TOPIC",
+        "llm captures",
+        "error: SHADOWLAB_CAPTURE_TOPIC: expected a Kafka topic name (1-249 letters, digits, '.', '_', '-'), "
+        "found 'llm captures'",
+    ),
+    _env("capture topic empty", "SHADOWLAB_CAPTURE_TOPIC", "", "SHADOWLAB_CAPTURE_TOPIC: expected a Kafka"),
+    _env(
         "provider base URL without a scheme",
         "SHADOWLAB_OPENAI_BASE_URL",
         "localhost:8000/v1",
