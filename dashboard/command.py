@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +42,18 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_listen(host: str, port: int) -> None:
+    """A `ConfigError` when nothing could listen on host:port (in use, not this machine's, no such name):
+    Streamlit would say only "Port N is not available" and exit 1, after our banner."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Streamlit's server binds
+            probe.bind(address)
+    except OSError as exc:
+        raise ConfigError(f"--host/--port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def dashboard_env(settings: Settings) -> dict[str, str]:
@@ -165,6 +178,7 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
             return
         settings = settings_of(ctx)
         check_auth(settings, host, no_auth, behind_proxy)
+        check_listen(host, port)
         env = dict(os.environ) | dashboard_env(settings)
         if settings.dashboard_users is None and not settings.dashboard_trusted_header:
             typer.echo("warning: authentication is off (no SHADOWLAB_DASHBOARD_USERS): everyone may decide")

@@ -453,6 +453,15 @@ COMMANDS = [
         files={"x.txt": ""},
     ),
     BadInput(
+        "dashboard: port taken",  # in a process of its own: past the checks, the command becomes Streamlit
+        ("dashboard", "--port", "{taken_port}"),
+        2,
+        "error: --host/--port: cannot listen on 127.0.0.1:",
+        SQLITE,
+        db="migrated",
+        own_process=True,
+    ),
+    BadInput(
         "dashboard add-user: users file in a missing folder",
         ("dashboard", "add-user", "nowhere/users.yaml", "erin"),
         2,
