@@ -82,7 +82,8 @@ class RateLimiter:
         self._clock, self._monotonic = clock, monotonic
         self._windows = {key: KeyWindow(limit.window_s, monotonic) for key, limit in self._limits.items()}
         self._admitted = dict.fromkeys(self._limits, 0)
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop it started on (None: not started)
+        self._starting: asyncio.Task[None] | None = None  # the start-up in progress
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self._closing = False
@@ -103,22 +104,40 @@ class RateLimiter:
         return self._admitted.get(key, 0)
 
     async def start(self) -> None:
-        """Register, take the first grants, and keep them (heartbeats; NOTIFY listener on Postgres)."""
+        """Register, take the first grants, and keep them (heartbeats; NOTIFY listener on Postgres).
+
+        Idempotent. The start-up runs in a task of its own that every caller waits for: a caller cancelled
+        meanwhile leaves it to finish, and one that failed (its first beat) leaves the limiter not started,
+        so the next call starts it again. Either way no caller finds it started without a heartbeat."""
         loop = asyncio.get_running_loop()
         if self._loop is loop or not (self._limits or self._outages):
             return
-        self._loop, self._wake = loop, asyncio.Event()
-        for window in self._windows.values():
-            window.changed = asyncio.Event()
-        if self._limits:
-            await self.heartbeat()
-        # The heartbeat loop first (close() lets it finish its beat), then the listener.
-        self._tasks = [asyncio.create_task(self._keep_alive())] if self._limits else []
-        if self._book.postgres:
-            self._tasks.append(asyncio.create_task(self._listen()))
+        starting = self._starting
+        if starting is None or starting.get_loop() is not loop:  # a limiter may serve one loop, then another
+            self._starting = starting = loop.create_task(self._start_up(loop))
+        await asyncio.shield(starting)
+
+    async def _start_up(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            self._wake = asyncio.Event()
+            for window in self._windows.values():
+                window.changed = asyncio.Event()
+            if self._limits:
+                await self.heartbeat()
+            # The heartbeat loop first (close() lets it finish its beat), then the listener.
+            self._tasks = [asyncio.create_task(self._keep_alive())] if self._limits else []
+            if self._book.postgres:
+                self._tasks.append(asyncio.create_task(self._listen()))
+            self._loop = loop
+        finally:
+            if self._starting is asyncio.current_task():
+                self._starting = None
 
     async def close(self) -> None:
         """Stop heartbeating and give the grants back."""
+        starting = self._starting
+        if starting is not None and starting.get_loop() is asyncio.get_running_loop():
+            await asyncio.wait([starting])  # its first beat ends (else it would come after the goodbye)
         self._closing = True
         self._wake.set()
         for task in self._tasks[1 if self._limits else 0 :]:  # the listener; a heartbeat in hand ends first

@@ -11,12 +11,15 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from shadowlab.db import create_engine, session_factory
 from shadowlab.experiment import LimitSpec
 from shadowlab.limits import RateLimiter
+from shadowlab.models import RateLimitKey, WorkerHeartbeat
 from tests.support.clock import FakeClock
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.postgres
 
@@ -129,6 +132,66 @@ def test_a_clean_exit_gives_concurrency_back_at_once(factory: sessionmaker[Sessi
         await first.heartbeat()
         share = first.share(LIMIT.key)
         assert share is not None and share.concurrency == LIMIT.concurrency
+
+    asyncio.run(scenario())
+
+
+def _lock_waiter(engine: sa.Engine) -> int:
+    """The backend of this test's database that waits for a lock (one must): its pid."""
+    waiting = sa.text(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    pids: list[int] = []
+
+    def found() -> bool:
+        # A transaction per look: pg_stat_activity is a snapshot taken once per transaction.
+        with engine.connect() as conn:
+            pids[:] = conn.execute(waiting).scalars().all()
+        return len(pids) == 1
+
+    wait_for(found, "the first heartbeat to wait for the key's row lock", timeout_s=10.0, every_s=0.01)
+    return pids[0]
+
+
+def _beat_at(engine: sa.Engine, worker_id: str) -> datetime:
+    with engine.connect() as conn:
+        beat = sa.select(WorkerHeartbeat.heartbeat_at).where(WorkerHeartbeat.worker_id == worker_id)
+        return conn.execute(beat).scalar_one()
+
+
+@pytest.mark.parametrize("interrupted", ["cancelled", "failed"])
+def test_a_first_call_interrupted_in_the_first_heartbeat_leaves_the_limiter_able_to_start(
+    factory: sessionmaker[Session], interrupted: str
+) -> None:
+    # A worker's first call starts its limiter: the first beat registers it, then a task heartbeats. Here
+    # that beat waits for the key's row lock (another worker mid-beat) and, meanwhile, the call is cancelled
+    # (the worker stops, a caller's timeout) or the beat's statement fails. Before the fix the limiter stayed
+    # "started" with no share and no heartbeat task: every later call waited forever.
+    engine = factory.kw["bind"]
+    limiter = RateLimiter(factory, (LIMIT,), worker_id="w0", heartbeat_s=0.05, timeout_s=3.0)
+
+    async def scenario() -> None:
+        with engine.connect() as holder:
+            holder.execute(sa.insert(RateLimitKey).values(key=LIMIT.key))
+            holder.commit()
+            holder.execute(sa.select(RateLimitKey).where(RateLimitKey.key == LIMIT.key).with_for_update())
+            first = asyncio.create_task(limiter.acquire(LIMIT.key, 1, 1))
+            beating = await asyncio.to_thread(_lock_waiter, engine)
+            if interrupted == "cancelled":
+                first.cancel()
+            else:
+                holder.execute(sa.select(sa.func.pg_cancel_backend(beating)))
+            failure = asyncio.CancelledError if interrupted == "cancelled" else sa.exc.OperationalError
+            with pytest.raises(failure):
+                await first
+            holder.rollback()
+        await limiter.start()  # the start-up goes on (cancelled), or starts again (failed)
+        share = limiter.share(LIMIT.key)
+        assert share is not None and share.rpm == LIMIT.rpm
+        assert (await limiter.acquire(LIMIT.key, 1, 1)).admission is not None
+        started = _beat_at(engine, "w0")  # and the grant is kept: the heartbeats go on
+        await asyncio.to_thread(wait_for, lambda: _beat_at(engine, "w0") > started, "a heartbeat", 10.0, 0.01)
+        await limiter.close()
 
     asyncio.run(scenario())
 
