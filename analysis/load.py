@@ -39,7 +39,14 @@ from analysis.stats.clustering import factorise
 from analysis.stats.ranking import PairwiseOutcomes
 from analysis.stats.results import MetricKind
 
-__all__ = ["ExperimentData", "ExperimentLoadError", "check_plan", "load_experiment", "table_to_csv"]
+__all__ = [
+    "ExperimentData",
+    "ExperimentLoadError",
+    "check_plan",
+    "load_experiment",
+    "metric_columns",
+    "table_to_csv",
+]
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,7 @@ class ExperimentData:
         return bool(self.table.request_ids)
 
 
-def _metric_columns(scorers: Mapping[str, str], preference_scorers: Sequence[str]) -> dict[str, MetricKind]:
+def metric_columns(scorers: Mapping[str, str], preference_scorers: Sequence[str]) -> dict[str, MetricKind]:
     """The columns the table will have, before reading it (a scorer's kind is only known from its values)."""
     columns: dict[str, MetricKind] = {
         ERROR_COLUMN: "binary", "ttft_ms": "latency", "latency_ms": "latency", "cost_usd": "cost"
@@ -100,7 +107,7 @@ def load_experiment(session: Session, name: str, *, check: bool = False) -> Expe
         first, third = started.first, started.third
         scorers, preference_names = started.names()
         if check and started.any_used:
-            check_plan(name, started.experiment.plan, _metric_columns(scorers, preference_names))
+            check_plan(name, started.experiment.plan, metric_columns(scorers, preference_names))
         replays = started.replays()
         request_keys, rows = _request_keys(replays.requests)
         arm_index = {a.id: i for i, a in enumerate(arms)}

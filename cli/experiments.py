@@ -49,10 +49,10 @@ def check_new_spec(spec: ExperimentSpec, where: str) -> None:
 
 def _plan_metric_problem(spec: ExperimentSpec, pointwise: list[str], pairwise: list[str]) -> str | None:
     """The first plan field naming a metric the experiment will not have, and what it may name."""
-    from analysis.load import _metric_columns
+    from analysis.load import metric_columns
     from analysis.plan import ALIASES, DEFAULT_NO_HARM_MARGINS, PlanError, resolve_metric
 
-    columns = _metric_columns(dict.fromkeys(pointwise, ""), pairwise)
+    columns = metric_columns(dict.fromkeys(pointwise, ""), pairwise)
     listed = ", ".join(columns)
     named = [("plan.primary_metric", spec.plan.primary_metric)]
     named += [(f"plan.guardrails[{i}].metric", g.metric) for i, g in enumerate(spec.plan.guardrails)]
