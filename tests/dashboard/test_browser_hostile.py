@@ -17,7 +17,7 @@ from analysis.report_html import report_html
 from shadowlab import store
 from shadowlab.db import create_engine, session_factory, session_scope
 from tests.support.dashboard_seed import PLAN, Seeded, seed
-from tests.support.streamlit_browser import rerun_and_wait
+from tests.support.streamlit_browser import PAGE_TIMEOUT_MS, open_page, wait_drawn
 
 pytestmark = pytest.mark.postgres
 
@@ -30,10 +30,8 @@ NAME += "W" * (200 - len(NAME))  # and one long word: the header must wrap it
 CONTROL = "ctrl https://evil.example/c <b>bold</b>"
 CANDIDATE = "cand [x](javascript:alert(1)) <img src=y onerror=alert(2)> www.evil.example"
 PAGES = ("Overview", "Metrics", "Side by side", "Segments & routing", "Live", "Label", "Decide")
-TIMEOUT_MS = 30_000
 # What md_escape may add that nobody sees: WORD JOINER (stops autolinks) and FSI/PDI (bidi isolation).
 _INVISIBLE = "\u2060\u2068\u2069"
-_NORMALISE = "t => t.replace(/[\\u2060\\u2068\\u2069]/g, '')"
 # Links on the page that are not the app's own navigation: anything pointing away, or at javascript:.
 _FOREIGN_LINKS_JS = """() => [...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href'))
   .filter(h => /evil|javascript:|mailto:|^https?:\\/\\/(?!127\\.0\\.0\\.1)/i.test(h))"""
@@ -62,14 +60,9 @@ def _assert_inert(page: Any, where: str) -> None:
 
 
 def _open(page: Any, title: str, heading: str) -> str:
-    """Click the page in the navigation; the header's text once it names the experiment."""
-    rerun_and_wait(page, page.get_by_role("link", name=title, exact=True).click, TIMEOUT_MS)
-    header = page.locator("[data-testid=stMain] h2").first
-    page.wait_for_function(
-        f"""() => {{ const h = document.querySelector('[data-testid=stMain] h2');
-          return h && ({_NORMALISE})(h.innerText).startsWith({heading!r} + ': '); }}""",
-        timeout=TIMEOUT_MS,
-    )
+    """Open the page by its navigation link; its header's text (the page's heading, then the name)."""
+    header = page.locator("[data-testid=stMain] h2").filter(has_text=re.compile(f"^{re.escape(heading)}: "))
+    open_page(page, title, header)
     return visible(header.inner_text())
 
 
@@ -79,11 +72,12 @@ def test_hostile_names_stay_text_on_every_page_and_in_the_report(
     url = serve_dashboard(hostile.url)
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
     page.on("dialog", lambda dialog: pytest.fail(f"a name ran as script: {dialog.message}"))
     try:
         page.goto(url)
         page.get_by_role("heading", name="Experiments").wait_for()
+        wait_drawn(page, PAGE_TIMEOUT_MS)  # the checks below read the whole page
         assert page.get_by_role("button", name="Deploy").count() == 0  # the readers' toolbar
         picker = page.locator("[data-testid=stSidebar] [data-testid=stSelectbox]")
         assert picker.get_by_role("combobox").input_value() == NAME

@@ -44,6 +44,25 @@ _STATE_JS = """() => {
     headings: [...document.querySelectorAll('[data-testid=stMain] :is(h1, h2)')].map(h => h.innerText)};
 }"""
 _NEXT_FRAME_JS = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+# A bound on waiting for a page, never a wait. A page's first visit fetches the components it is the first to
+# use (Streamlit loads them lazily): at load 37 on 2 cores, Side by side still showed its 18 st.html answers
+# as loading placeholders 30 s after its run had ended.
+PAGE_TIMEOUT_MS = 120_000
+
+
+def open_page(page: Any, title: str, heading: Any, timeout_ms: float = PAGE_TIMEOUT_MS) -> None:
+    """Open the page `title` by its navigation link; return once its own `heading` (a locator) shows, its run
+    has ended and everything is drawn. Only that page's run draws its heading, so 'not running' once it shows
+    is that run's end: no need to catch the run's start as it goes by (a watcher that missed it waited
+    forever)."""
+    from playwright.sync_api import expect
+
+    wait_drawn(page, timeout_ms)  # a run in progress (e.g. one a click started) ends first
+    if heading.is_visible():  # the page shown already: its link would not run the script again
+        return
+    page.get_by_role("link", name=title, exact=True).click()
+    expect(heading).to_be_visible(timeout=timeout_ms)
+    wait_drawn(page, timeout_ms)
 
 
 def rerun_and_wait(page: Any, action: Callable[[], object], timeout_ms: float) -> None:
