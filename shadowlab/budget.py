@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from shadowlab import store
+from shadowlab.db import pg_unnest
 from shadowlab.models import BudgetLedger, BudgetReservation, Experiment, JudgeCall, utcnow
 from shadowlab.pricing import PriceTable
 
@@ -153,23 +154,49 @@ def reserve_batch(
     return 0, "wait"
 
 
+def _ledger_move(bounded: bool) -> sa.Update:
+    """The ledger's conditional update for a batch of reservations, built once (its values are parameters):
+    `bounded` adds the budget test."""
+    led = _LEDGER.c
+    amount, holdback = sa.bindparam("amount", type_=sa.Float), sa.bindparam("holdback", type_=sa.Float)
+    fits = led.replay_usd + amount + _positive(led.judge_usd - led.holdback_usd - holdback)
+    return (
+        sa.update(_LEDGER)
+        .where(led.experiment_id == sa.bindparam("e"), *([fits <= sa.bindparam("limit")] if bounded else []))
+        .values(replay_usd=led.replay_usd + amount, holdback_usd=led.holdback_usd + holdback,
+                unsettled=led.unsettled + sa.bindparam("count", type_=sa.Integer),
+                updated_at=sa.bindparam("now", type_=sa.DateTime(timezone=True)))
+        .returning(led.experiment_id)
+    )  # fmt: skip
+
+
+_MOVES = {bounded: _ledger_move(bounded) for bounded in (True, False)}
+# Postgres: a batch's reservation rows as arrays, one statement whatever the batch size (an executemany sends
+# one statement per row).
+_RESERVE_TYPES = {"captured_request_id": "bigint", "reserved_usd": "float8", "judge_usd": "float8"}
+_PG_RESERVE = sa.text(
+    f"INSERT INTO budget_reservations (experiment_id, created_at, {', '.join(_RESERVE_TYPES)}) "
+    f"SELECT :e, :now, {', '.join(_RESERVE_TYPES)} FROM {pg_unnest(_RESERVE_TYPES, 'r')}"
+)
+
+
 def _move(session: Session, experiment_id: int, budget: float | None, items: Sequence[Reservation]) -> bool:
     """One conditional update of the ledger for `items`, and their reservation rows if it fit."""
-    led, count = _LEDGER.c, len(items)
-    amount = sum(item.amount_usd for item in items)
-    holdback = sum(item.judge_usd for item in items)
-    judge_over = _positive(led.judge_usd - led.holdback_usd - holdback)
-    fits = sa.true() if budget is None else (led.replay_usd + amount + judge_over <= budget + _EPSILON)
+    now = utcnow()
     moved = session.execute(
-        sa.update(_LEDGER)
-        .where(led.experiment_id == experiment_id, fits)
-        .values(replay_usd=led.replay_usd + amount, holdback_usd=led.holdback_usd + holdback,
-                unsettled=led.unsettled + count, updated_at=utcnow())
-        .returning(led.experiment_id)
+        _MOVES[budget is not None],
+        {"e": experiment_id, "amount": sum(item.amount_usd for item in items), "count": len(items),
+         "holdback": sum(item.judge_usd for item in items), "now": now,
+         "limit": (budget or 0.0) + _EPSILON},
     ).first()  # fmt: skip
     if moved is None:
         return False
-    now = utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        arrays = {"captured_request_id": [item.captured_request_id for item in items],
+                  "reserved_usd": [float(item.amount_usd) for item in items],
+                  "judge_usd": [float(item.judge_usd) for item in items]}  # fmt: skip
+        session.execute(_PG_RESERVE, arrays | {"e": experiment_id, "now": now})
+        return True
     session.execute(
         sa.insert(_RESERVATIONS),
         [{"experiment_id": experiment_id, "captured_request_id": item.captured_request_id,
@@ -194,9 +221,9 @@ def reserve(
 # Postgres: a batch of requests' costs as two arrays (the CASE per request of the SQLite statement is new SQL
 # at each batch size, and past 50 parameters psycopg parses it again every time).
 _PG_SETTLE = sa.text(
-    "UPDATE budget_reservations AS r SET settled_usd = s.usd, settled_at = :now FROM unnest(CAST(:ids AS "
-    "bigint[]), CAST(:usd AS float8[])) AS s(crid, usd) WHERE r.experiment_id = :e AND "
-    "r.captured_request_id = s.crid AND r.settled_usd IS NULL RETURNING r.reserved_usd, r.settled_usd"
+    f"UPDATE budget_reservations AS r SET settled_usd = s.usd, settled_at = :now FROM "
+    f"{pg_unnest({'ids': 'bigint', 'usd': 'float8'}, 's')} WHERE r.experiment_id = :e AND "
+    "r.captured_request_id = s.ids AND r.settled_usd IS NULL RETURNING r.reserved_usd, r.settled_usd"
 )
 
 

@@ -71,6 +71,7 @@ def test_worst_case_takes_the_dearest_rate_of_every_long_context_tier() -> None:
     assert cost == pytest.approx(1000 * 4e-6 + 100 * 3e-5)
 
 
+@pytest.mark.parametrize("factory", ["sqlite", "postgres"], indirect=True)
 def test_reserve_waits_while_work_is_in_flight_then_exhausts(factory: sessionmaker[Session]) -> None:
     with session_scope(factory) as session:
         experiment = lock_experiment(session, 1)
@@ -88,6 +89,7 @@ def test_reserve_waits_while_work_is_in_flight_then_exhausts(factory: sessionmak
         assert committed_usd(session, 1) == pytest.approx(0.95) and committed_usd(session, 1) <= 1.0
 
 
+@pytest.mark.parametrize("factory", ["sqlite", "postgres"], indirect=True)
 def test_judge_spend_draws_on_the_holdback_first_then_counts(factory: sessionmaker[Session]) -> None:
     soon = datetime.now(UTC) + timedelta(minutes=5)
     with session_scope(factory) as session:
