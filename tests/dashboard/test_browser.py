@@ -22,7 +22,7 @@ from dashboard.snapshot import VERDICT_LABELS
 from shadowlab.db import create_engine
 from shadowlab.models import Decision, Experiment
 from tests.support.dashboard_seed import PRICES
-from tests.support.streamlit_browser import full_page_screenshot, wait_drawn
+from tests.support.streamlit_browser import PAGE_TIMEOUT_MS, full_page_screenshot, open_page
 
 pytestmark = pytest.mark.postgres
 
@@ -34,7 +34,7 @@ HEADERS = {"Experiments": "Experiments", "Label": "Blind labelling: checkout-ass
 # A bound on waiting for a condition, never a wait. A page's first visit fetches the components it is the
 # first to use (Streamlit loads them lazily): at load 37 on 2 cores, Side by side still showed its 18 st.html
 # answers as loading placeholders 30 s after its run had ended, and the test failed there.
-TIMEOUT_MS = 120_000
+TIMEOUT_MS = PAGE_TIMEOUT_MS
 
 
 @pytest.fixture
@@ -88,17 +88,8 @@ def _sign_in(browser: Any, url: str, name: str, artifacts: Path, size: tuple[int
 
 
 def _open(page: Any, title: str, artifacts: Path, who: str) -> None:
-    from playwright.sync_api import expect
-
     header = HEADERS.get(title, f"{title}: checkout-assistant-v2")
-    heading = page.get_by_role("heading", name=header, exact=True)
-    wait_drawn(page, TIMEOUT_MS)  # a run in progress (e.g. one a click started) ends first
-    if not heading.is_visible():  # (the page shown already: its link would not run the script again)
-        page.get_by_role("link", name=title, exact=True).click()
-        # Only the page's own run draws its heading, so once it shows, 'not running' is that run's end: no
-        # need to catch the run's start as it happens (a watcher for it waits forever if it missed it).
-        expect(heading).to_be_visible(timeout=TIMEOUT_MS)
-        wait_drawn(page, TIMEOUT_MS)
+    open_page(page, title, page.get_by_role("heading", name=header, exact=True), TIMEOUT_MS)
     slug = title.lower().replace(" & ", "-").replace(" ", "-")
     full_page_screenshot(
         page, artifacts / f"dashboard-{who}-{page.viewport_size['width']}-{slug}.png", TIMEOUT_MS
