@@ -41,6 +41,7 @@ _RACES = 4  # reads in one claim whose captures all went to other workers meanwh
 # Core tables for the hot statements: the ORM's bulk machinery costs more than the SQL there.
 _LEASES = cast(sa.Table, WorkLease.__table__)
 _REPLAYS = cast(sa.Table, Replay.__table__)
+_DONE = sa.update(_LEASES).where(_LEASES.c.id.in_(sa.bindparam("ids", expanding=True))).values(done=True)
 
 
 @dataclass(frozen=True)
@@ -292,8 +293,7 @@ def complete(
         settle_batch(
             session, experiment_id, {crid: float(costs.get(crid) or 0.0) + judge_usd for crid in requests}
         )
-        lease_ids = [done.lease.lease_id for done in finished]
-        session.execute(sa.update(_LEASES).where(_LEASES.c.id.in_(lease_ids)).values(done=True))
+        session.execute(_DONE, {"ids": [done.lease.lease_id for done in finished]})
 
 
 def give_back(

@@ -227,6 +227,15 @@ _PG_SETTLE = sa.text(
 )
 
 
+_SETTLE_LEDGER = (
+    sa.update(_LEDGER)
+    .where(_LEDGER.c.experiment_id == sa.bindparam("e"))
+    .values(replay_usd=_LEDGER.c.replay_usd + sa.bindparam("delta", type_=sa.Float),
+            unsettled=_LEDGER.c.unsettled - sa.bindparam("count", type_=sa.Integer),
+            updated_at=sa.bindparam("now", type_=sa.DateTime(timezone=True)))
+)  # fmt: skip
+
+
 def settle_batch(session: Session, experiment_id: int, actual_usd: dict[int, float]) -> None:
     """Replace the worst case of these requests' reservations (captured request id → real cost) by what they
     cost: the rows, then the ledger by the difference, in one statement each. A reservation settled
@@ -247,12 +256,7 @@ def settle_batch(session: Session, experiment_id: int, actual_usd: dict[int, flo
     if not settled:
         return
     delta = sum(row.settled_usd - row.reserved_usd for row in settled)
-    led = _LEDGER.c
-    session.execute(
-        sa.update(_LEDGER)
-        .where(led.experiment_id == experiment_id)
-        .values(replay_usd=led.replay_usd + delta, unsettled=led.unsettled - len(settled), updated_at=now)
-    )
+    session.execute(_SETTLE_LEDGER, {"e": experiment_id, "delta": delta, "count": len(settled), "now": now})
 
 
 def release_batch(session: Session, experiment_id: int, captured_request_ids: Sequence[int]) -> None:
