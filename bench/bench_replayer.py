@@ -59,6 +59,7 @@ default:
 """
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 Window = tuple[float, float]  # (start, end), epoch seconds
+SIDES = ("bare loop", "replayer", "replayer, all workers running")  # the windows split by `Sampler.where`
 
 
 def body(index: int) -> dict[str, Any]:
@@ -274,6 +275,8 @@ class ReplayRun:
     wall_s: float
     rows: int
     steady: float  # while all workers ran
+    steady_rows: int
+    steady_window: Window
     cpu_s: float  # the worker processes' CPU (the parent's too when there are several)
     window: Window  # first call's start, last call's end (epoch seconds)
 
@@ -318,9 +321,10 @@ def measured(engine: sa.Engine, name: str) -> tuple[int, Window]:
     return int(rows), (first.timestamp(), last.timestamp())
 
 
-def steady_rate(engine: sa.Engine, name: str) -> float:
+def steady_rate(engine: sa.Engine, name: str) -> tuple[float, int, Window]:
     """Replays/s while every worker process was running: rows finished between the last worker's first
-    call and the first worker's last one (process start-up, staggered on a loaded machine, left out)."""
+    call and the first worker's last one (process start-up, staggered on a loaded machine, left out); those
+    rows, that window."""
     with engine.connect() as conn:
         spans = conn.execute(
             sa.text(
@@ -338,7 +342,7 @@ def steady_rate(engine: sa.Engine, name: str) -> float:
             ),
             {"n": name, "s": start, "e": end},
         ).scalar_one()
-    return float(int(rows) / (end - start).total_seconds())
+    return float(int(rows) / (end - start).total_seconds()), int(rows), (start.timestamp(), end.timestamp())
 
 
 def replay_rate(url: str, env: dict[str, str], engine: sa.Engine, workers: int, requests: int,
@@ -354,7 +358,10 @@ def replay_rate(url: str, env: dict[str, str], engine: sa.Engine, workers: int, 
     wall = time.monotonic() - started
     rows, window = measured(engine, name)
     assert rows == requests * len(arms()), f"replayer: {rows} ok replays of {requests * len(arms())}"
-    return ReplayRun(rows / (window[1] - window[0]), wall, rows, steady_rate(engine, name), cpu, window)
+    steady, steady_rows, steady_window = steady_rate(engine, name)
+    return ReplayRun(
+        rows / (window[1] - window[0]), wall, rows, steady, steady_rows, steady_window, cpu, window
+    )
 
 
 def profile_worker(url: str, env: dict[str, str], requests: int, concurrency: int) -> str:
@@ -479,7 +486,8 @@ def main() -> None:
                 base_url, workers, args.requests, args.concurrency
             )
             run = replay_rate(url, env, engine, workers, args.requests, args.concurrency)
-            where = (sampler.where(*bare_window, run.rows), sampler.where(*run.window, run.rows))
+            where = (sampler.where(*bare_window, run.rows), sampler.where(*run.window, run.rows),
+                     sampler.where(*run.steady_window, run.steady_rows))  # fmt: skip
             rows.append((workers, (bare_replays, bare_cpu), run, where))
         report(args, load_before, startup, rows)
     finally:
@@ -497,7 +505,7 @@ def report(
     args: argparse.Namespace,
     load_before: tuple[float, float, float],
     startup: tuple[float, float],
-    rows: list[tuple[int, tuple[float, float], ReplayRun, tuple[Where, Where]]],
+    rows: list[tuple[int, tuple[float, float], ReplayRun, tuple[Where, Where, Where]]],
 ) -> None:
     """The markdown section: rates, ratios, scaling of both sides against their 1-worker row of this run."""
     command = (
@@ -539,7 +547,7 @@ def report(
     print("| workers | side | busy cores | clients | simulator | Postgres (scratch db) | rest of machine |")
     print("|---|---|---|---|---|---|---|")
     for workers, _, _, sides in rows:
-        for side, where in zip(("bare loop", "replayer"), sides, strict=True):
+        for side, where in zip(SIDES, sides, strict=True):
             print(
                 f"| {workers} | {side} | {where.busy_cores:.2f} | {where.clients:.2f} "
                 f"| {where.simulator:.2f} | {where.postgres:.2f} | {where.rest:.2f} |"
