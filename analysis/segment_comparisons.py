@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -49,6 +50,32 @@ class ArmPair:
     survivors: BoolArray
     unscored: tuple[BoolArray, BoolArray] | None = None
     row_worst: FloatArray | None = None
+
+    # What a latency comparison needs of every row whatever the segments, computed once for all dimensions
+    # (a latency metric has no unscored answers: `ctrl` and `cand` are what every segment compares).
+    @cached_property
+    def complete(self) -> BoolArray:
+        """Rows where both arms have a value (+∞ for a failed replay)."""
+        complete: BoolArray = ~np.isnan(self.ctrl) & ~np.isnan(self.cand)
+        return complete
+
+    @cached_property
+    def finite(self) -> tuple[BoolArray, BoolArray]:
+        """Complete rows where the control's, and the candidate's, replay succeeded."""
+        return self.complete & np.isfinite(self.ctrl), self.complete & np.isfinite(self.cand)
+
+    @cached_property
+    def slowest(self) -> FloatArray:
+        """Each row's slowest successful latency (NaN: neither arm succeeded)."""
+        ok_c, ok_t = self.finite
+        slowest: FloatArray = np.fmax(np.where(ok_c, self.ctrl, np.nan), np.where(ok_t, self.cand, np.nan))
+        return slowest
+
+    @cached_property
+    def logs(self) -> tuple[FloatArray, FloatArray]:
+        """log of the control's and of the candidate's latency where it succeeded (0 elsewhere)."""
+        ok_c, ok_t = self.finite
+        return np.log(np.where(ok_c, self.ctrl, 1.0)), np.log(np.where(ok_t, self.cand, 1.0))
 
 
 def arm_pair(table: ExperimentTable, metric: MetricColumn, control: str, candidate: str) -> ArmPair:
@@ -80,10 +107,10 @@ def segment_comparisons(
     kind = pair.metric.kind
     if kind == "preference":
         return _preference(pair.cand, grouping, alpha, wanted)
+    if kind == "latency":
+        return _latency(pair, grouping, alpha, wanted, quantile_clusters, failure_latency_ms)
     ctrl, cand = _failures_at_worst(pair, grouping)
     complete = Rows.of(~np.isnan(ctrl) & ~np.isnan(cand), grouping)
-    if kind == "latency":
-        return _latency(ctrl, cand, complete, grouping, alpha, wanted, quantile_clusters, failure_latency_ms)
     if kind == "binary":
         found = _binary(ctrl, cand, complete, grouping, alpha, wanted)
     else:
@@ -201,23 +228,25 @@ def _binary(
 
 
 def _latency(
-    ctrl: FloatArray, cand: FloatArray, complete: Rows, grouping: Grouping, alpha: float,
-    wanted: Sequence[int], quantile_clusters: IntArray | None | Literal[False],
-    failure_latency_ms: float | None,
+    pair: ArmPair, grouping: Grouping, alpha: float, wanted: Sequence[int],
+    quantile_clusters: IntArray | None | Literal[False], failure_latency_ms: float | None,
 ) -> dict[int, MetricComparison]:  # fmt: skip
     """Ratio of geometric means; failed replays (+∞) at the replay timeout, or without one at the segment's
-    slowest latency when it has any."""
-    codes = grouping.codes
-    ok_c, ok_t = complete.mask & np.isfinite(ctrl), complete.mask & np.isfinite(cand)
+    slowest latency when it has any. The logs of the successful latencies are taken once for every dimension
+    (`ArmPair.logs`); a segment's fill only adds the log of its own value."""
+    ctrl, cand, codes = pair.ctrl, pair.cand, grouping.codes
+    complete = Rows.of(pair.complete, grouping)
+    ok_c, ok_t = pair.finite
     n_failed = Rows.of(complete.mask & ~ok_c, grouping).n + Rows.of(complete.mask & ~ok_t, grouping).n
     fill = np.full(grouping.size, np.nan if failure_latency_ms is None else failure_latency_ms)
     if failure_latency_ms is None and n_failed.any():
-        slowest = np.fmax(np.where(ok_c, ctrl, np.nan), np.where(ok_t, cand, np.nan))
-        fill = group_extreme(np.fmax, slowest, grouping)
+        fill = group_extreme(np.fmax, pair.slowest, grouping)
     counts_failures = (n_failed > 0) & (np.nan_to_num(fill) > 0)
     rows = Rows.of((ok_c & ok_t) | (complete.mask & counts_failures[codes]), grouping)
-    log_c = np.log(rows.only(np.where(ok_c, ctrl, fill[codes])) + ~rows.mask)
-    log_t = np.log(rows.only(np.where(ok_t, cand, fill[codes])) + ~rows.mask)
+    log_fill = np.log(np.where(counts_failures, fill, 1.0))[codes]
+    log_ctrl, log_cand = pair.logs
+    log_c = rows.only(np.where(ok_c, log_ctrl, log_fill))
+    log_t = rows.only(np.where(ok_t, log_cand, log_fill))
     stats = grouped_mean(log_t - log_c, rows, grouping, wanted=wanted)
     ctrl_log_mean, cand_log_mean = group_means(log_c, rows, grouping), group_means(log_t, rows, grouping)
     out = {}
