@@ -115,6 +115,17 @@ def run_replay_all(factory: sessionmaker[Session], settings: Settings, options: 
                            analyze_every_s=options.analyze_every_s))  # fmt: skip
 
 
+def _how_to_run(name: str, status: str) -> str:
+    """What makes an experiment in `status` replay again (the transitions of `store.experiments`)."""
+    if status == "draft":
+        return f"start it first: shadowlab experiment start {name}"
+    if status == "paused":
+        return f"resume it first: shadowlab experiment resume {name}"
+    if status == "budget_exhausted":
+        return f"its budget is spent: raise it, then shadowlab experiment resume {name}"
+    return "a concluded experiment replays no more; create a new one to replay its traffic again"
+
+
 def run_replay(
     factory: sessionmaker[Session], settings: Settings, options: ReplayOptions, stream: TextIO | None = None
 ) -> Progress:
@@ -126,7 +137,7 @@ def run_replay(
         if experiment.status != "running":
             raise ConfigError(
                 f"experiment {options.experiment!r}: replay expects status running, found {experiment.status}"
-                " (start or resume it first)"
+                f" ({_how_to_run(options.experiment, experiment.status)})"
             )
     line = ProgressLine(f"replay {options.experiment}", stream=stream)
     stop = threading.Event()
