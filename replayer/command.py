@@ -99,7 +99,7 @@ def _register_records(
 
 
 def _register_lifecycle(experiment_app: typer.Typer, settings_of: SettingsOf, factory_of: FactoryOf) -> None:
-    """`experiment start` and the transitions `pause`, `resume`, `conclude`."""
+    """`experiment start`, `experiment budget` and the transitions `pause`, `resume`, `conclude`."""
 
     @experiment_app.command("start")
     def start(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Experiment name.")]) -> None:
@@ -114,6 +114,28 @@ def _register_lifecycle(experiment_app: typer.Typer, settings_of: SettingsOf, fa
             typer.echo(
                 f"started {name!r}; prices snapshotted for {', '.join(sorted(experiment.price_snapshot))}"
             )
+
+    @experiment_app.command("budget")
+    def budget(
+        ctx: typer.Context,
+        name: Annotated[str, typer.Argument(help="Experiment name.")],
+        usd: Annotated[float, typer.Argument(help="The new budget in USD (at least what it committed).")],
+    ) -> None:
+        """Set the experiment's budget (raise a spent one, then `experiment resume`)."""
+        from shadowlab import store
+        from shadowlab.budget import committed_usd, set_budget
+        from shadowlab.db import session_scope
+
+        with session_scope(factory_of(ctx)) as session:
+            experiment = store.experiments.by_id(
+                store.experiments.by_name(name, session=session).id, session=session, lock=True
+            )
+            before = set_budget(session, experiment, usd)
+            committed = committed_usd(session, experiment.id)
+            status = experiment.status
+        typer.echo(f"{name}: budget ${before:g} -> ${usd:g} (committed ${committed:.4f}; status {status})")
+        if status == "budget_exhausted":
+            typer.echo(f"resume it to replay again: shadowlab experiment resume {name}")
 
     def transition(command: Transition) -> Callable[[typer.Context, str], None]:
         def run(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Experiment name.")]) -> None:

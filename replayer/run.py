@@ -122,7 +122,7 @@ def _how_to_run(name: str, status: str) -> str:
     if status == "paused":
         return f"resume it first: shadowlab experiment resume {name}"
     if status == "budget_exhausted":
-        return f"its budget is spent: raise it, then shadowlab experiment resume {name}"
+        return f"its budget is spent: raise it (shadowlab experiment budget {name} USD), then resume it"
     return "a concluded experiment replays no more; create a new one to replay its traffic again"
 
 

@@ -17,6 +17,7 @@ its deadline (its scorer died) counts at its worst case for good.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, cast
@@ -27,13 +28,14 @@ from sqlalchemy.orm import Session
 
 from shadowlab import store
 from shadowlab.db import pg_unnest
+from shadowlab.errors import ShadowlabError
 from shadowlab.models import BudgetLedger, BudgetReservation, Experiment, JudgeCall, utcnow
 from shadowlab.pricing import PriceTable
 
 # fmt: off
 __all__ = [
-    "ArmCall", "Reservation", "ReserveOutcome", "committed_usd", "lock_experiment", "release_batch",
-    "reserve", "reserve_batch", "settle", "settle_batch", "worst_case_usd",
+    "ArmCall", "BudgetError", "Reservation", "ReserveOutcome", "committed_usd", "lock_experiment",
+    "release_batch", "reserve", "reserve_batch", "set_budget", "settle", "settle_batch", "worst_case_usd",
 ]
 # fmt: on
 
@@ -108,6 +110,34 @@ def committed_usd(session: Session, experiment_id: int) -> float:
     """Settled cost plus the worst case of everything still in flight, judge calls included (one row)."""
     ledger = session.get(BudgetLedger, experiment_id, populate_existing=True)
     return 0.0 if ledger is None else _total(ledger.replay_usd, ledger.holdback_usd, ledger.judge_usd)
+
+
+class BudgetError(ShadowlabError):
+    """A budget the experiment cannot take: not a positive amount, below what it committed, or concluded."""
+
+    exit_code = 2
+
+
+def set_budget(session: Session, experiment: Experiment, usd: float) -> float:
+    """Give the experiment a budget of `usd` (the spec's `budget.usd` too); returns the one it had (0: none).
+    Refused below what is committed already, and for a concluded experiment. A `budget_exhausted` experiment
+    stays so until `resume`."""
+    if not (math.isfinite(usd) and usd > 0):
+        raise BudgetError(f"budget: expected a positive amount of USD, found {usd}")
+    if experiment.status == "concluded":
+        raise BudgetError(f"experiment {experiment.name!r} is concluded: its budget no longer matters")
+    committed = committed_usd(session, experiment.id)
+    if usd + _EPSILON < committed:
+        raise BudgetError(
+            f"budget: expected at least the ${committed:.4f} experiment {experiment.name!r} has committed, "
+            f"found ${usd:g}"
+        )
+    before = experiment.budget_usd or 0.0
+    experiment.budget_usd = usd
+    spec = dict(experiment.spec or {})
+    spec["budget"] = {**dict(spec.get("budget") or {}), "usd": usd}
+    experiment.spec = spec
+    return before
 
 
 def _refuse(session: Session, experiment: Experiment, ledger: BudgetLedger) -> ReserveOutcome:

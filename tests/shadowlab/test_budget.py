@@ -10,7 +10,16 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from shadowlab import migrate
-from shadowlab.budget import ArmCall, committed_usd, lock_experiment, reserve, settle, worst_case_usd
+from shadowlab.budget import (
+    ArmCall,
+    BudgetError,
+    committed_usd,
+    lock_experiment,
+    reserve,
+    set_budget,
+    settle,
+    worst_case_usd,
+)
 from shadowlab.budget_judges import (
     JudgeHold,
     JudgeRef,
@@ -87,6 +96,32 @@ def test_reserve_waits_while_work_is_in_flight_then_exhausts(factory: sessionmak
         assert reserve(session, experiment, 4, 0.4) == "exhausted"
         assert experiment.status == "budget_exhausted"
         assert committed_usd(session, 1) == pytest.approx(0.95) and committed_usd(session, 1) <= 1.0
+
+
+@pytest.mark.parametrize("factory", ["sqlite", "postgres"], indirect=True)
+def test_a_spent_budget_raised_then_resumed_reserves_again_never_below_what_is_committed(
+    factory: sessionmaker[Session],
+) -> None:
+    from shadowlab import store
+
+    with session_scope(factory) as session:
+        experiment = lock_experiment(session, 1)
+        assert [reserve(session, experiment, i, 0.5) for i in (1, 2)] == ["reserved", "reserved"]
+        settle(session, 1, 1, 0.5)
+        settle(session, 1, 2, 0.5)
+        assert reserve(session, experiment, 3, 0.5) == "exhausted"
+    with session_scope(factory) as session:
+        experiment = lock_experiment(session, 1)
+        with pytest.raises(BudgetError, match=r"at least the \$1\.0000"):
+            set_budget(session, experiment, 0.75)  # below the $1 spent
+        with pytest.raises(BudgetError, match="positive"):
+            set_budget(session, experiment, float("nan"))
+        assert set_budget(session, experiment, 1.5) == 1.0
+        assert experiment.spec["budget"]["usd"] == 1.5 and experiment.status == "budget_exhausted"
+        store.experiments.transition("e", "resume", session=session)
+        assert reserve(session, experiment, 3, 0.5) == "reserved"
+        assert reserve(session, experiment, 4, 0.5) == "wait"  # 1.5 committed: the new budget holds
+        assert committed_usd(session, 1) == pytest.approx(1.5)
 
 
 @pytest.mark.parametrize("factory", ["sqlite", "postgres"], indirect=True)

@@ -571,6 +571,7 @@ COMMANDS = [
     _on_x("experiment create: name taken", ("experiment", "create", "spec.yaml"), "x", {"spec.yaml": SPEC}),
     _on_x("replay: unknown experiment", ("replay", "nope"), "nope"),
     _on_x("replay: a draft experiment", ("replay", "x"), "(start it first: shadowlab experiment start x)"),
+    _on_x("experiment budget: zero", ("experiment", "budget", "x", "0"), "budget: expected a positive"),
     _on_x("replay: several workers on SQLite", ("replay", "x", "--workers", "2"), "--workers"),
     _on_x(
         "replay: analyze-every not a duration",
