@@ -120,12 +120,16 @@ class BudgetError(ShadowlabError):
 
 def set_budget(session: Session, experiment: Experiment, usd: float) -> float:
     """Give the experiment a budget of `usd` (the spec's `budget.usd` too); returns the one it had (0: none).
-    Refused below what is committed already, and for a concluded experiment. A `budget_exhausted` experiment
-    stays so until `resume`."""
+    Refused below what is committed already, lower than the budget while it runs, and for a concluded
+    experiment. A `budget_exhausted` experiment stays so until `resume`."""
     if not (math.isfinite(usd) and usd > 0):
         raise BudgetError(f"budget: expected a positive amount of USD, found {usd}")
     if experiment.status == "concluded":
         raise BudgetError(f"experiment {experiment.name!r} is concluded: its budget no longer matters")
+    if experiment.status == "running" and experiment.budget_usd is not None and usd < experiment.budget_usd:
+        # reservations do not lock the experiment row: one made under the old budget could land after the
+        # check below and commit more than the new budget
+        raise BudgetError(f"experiment {experiment.name!r} is running: pause it before lowering its budget")
     committed = committed_usd(session, experiment.id)
     if usd + _EPSILON < committed:
         raise BudgetError(

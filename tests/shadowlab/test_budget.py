@@ -119,6 +119,8 @@ def test_a_spent_budget_raised_then_resumed_reserves_again_never_below_what_is_c
         assert set_budget(session, experiment, 1.5) == 1.0
         assert experiment.spec["budget"]["usd"] == 1.5 and experiment.status == "budget_exhausted"
         store.experiments.transition("e", "resume", session=session)
+        with pytest.raises(BudgetError, match="pause it before lowering"):
+            set_budget(session, experiment, 1.25)  # a reservation under 1.5 could land after the check
         assert reserve(session, experiment, 3, 0.5) == "reserved"
         assert reserve(session, experiment, 4, 0.5) == "wait"  # 1.5 committed: the new budget holds
         assert committed_usd(session, 1) == pytest.approx(1.5)
