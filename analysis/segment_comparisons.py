@@ -52,17 +52,12 @@ class ArmPair:
     row_worst: FloatArray | None = None
 
     # What a latency comparison needs of every row whatever the segments, computed once for all dimensions
-    # (a latency metric has no unscored answers: `ctrl` and `cand` are what every segment compares).
-    @cached_property
-    def complete(self) -> BoolArray:
-        """Rows where both arms have a value (+∞ for a failed replay)."""
-        complete: BoolArray = ~np.isnan(self.ctrl) & ~np.isnan(self.cand)
-        return complete
-
+    # (a latency metric has no unscored answers: `ctrl` and `cand` are what every segment compares, and its
+    # complete rows are `survivors`, where both arms have a value, +∞ for a failed replay).
     @cached_property
     def finite(self) -> tuple[BoolArray, BoolArray]:
         """Complete rows where the control's, and the candidate's, replay succeeded."""
-        return self.complete & np.isfinite(self.ctrl), self.complete & np.isfinite(self.cand)
+        return self.survivors & np.isfinite(self.ctrl), self.survivors & np.isfinite(self.cand)
 
     @cached_property
     def slowest(self) -> FloatArray:
@@ -235,7 +230,7 @@ def _latency(
     slowest latency when it has any. The logs of the successful latencies are taken once for every dimension
     (`ArmPair.logs`); a segment's fill only adds the log of its own value."""
     ctrl, cand, codes = pair.ctrl, pair.cand, grouping.codes
-    complete = Rows.of(pair.complete, grouping)
+    complete = Rows.of(pair.survivors, grouping)
     ok_c, ok_t = pair.finite
     n_failed = Rows.of(complete.mask & ~ok_c, grouping).n + Rows.of(complete.mask & ~ok_t, grouping).n
     fill = np.full(grouping.size, np.nan if failure_latency_ms is None else failure_latency_ms)

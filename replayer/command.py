@@ -127,9 +127,7 @@ def _register_lifecycle(experiment_app: typer.Typer, settings_of: SettingsOf, fa
         from shadowlab.db import session_scope
 
         with session_scope(factory_of(ctx)) as session:
-            experiment = store.experiments.by_id(
-                store.experiments.by_name(name, session=session).id, session=session, lock=True
-            )
+            experiment = store.experiments.by_name(name, session=session, lock=True)
             before = set_budget(session, experiment, usd)
             committed = committed_usd(session, experiment.id)
             status = experiment.status

@@ -48,9 +48,11 @@ class ExperimentExistsError(ShadowlabError):
     exit_code = 2
 
 
-def by_name(name: str, *, session: Session) -> Experiment:
-    """The experiment called `name`; `NotFoundError` when there is none."""
-    found = session.scalars(sa.select(Experiment).where(Experiment.name == name)).one_or_none()
+def by_name(name: str, *, session: Session, lock: bool = False) -> Experiment:
+    """The experiment called `name`, row-locked for the transaction with `lock` (as `by_id`); `NotFoundError`
+    when there is none."""
+    query = sa.select(Experiment).where(Experiment.name == name)
+    found = session.scalars(query.with_for_update() if lock else query).one_or_none()
     if found is None:
         raise NotFoundError(f"experiment {name!r}: not found (create it with `shadowlab experiment create`)")
     return found
@@ -116,7 +118,7 @@ def start(name: str, prices: PriceTable, *, session: Session) -> Experiment:
     from shadowlab.experiment import check_startable
     from shadowlab.pricing import PriceTable
 
-    experiment = by_id(by_name(name, session=session).id, session=session, lock=True)
+    experiment = by_name(name, session=session, lock=True)
     if experiment.status != "draft":
         raise ExperimentStateError(
             f"experiment {name!r}: start expects status draft, found {experiment.status} (use resume)"
@@ -136,7 +138,7 @@ def start(name: str, prices: PriceTable, *, session: Session) -> Experiment:
 def transition(name: str, command: Transition, *, session: Session) -> Experiment:
     """pause / resume / conclude, each allowed only from the statuses in `_TRANSITIONS`."""
     allowed, target = _TRANSITIONS[command]
-    experiment = by_id(by_name(name, session=session).id, session=session, lock=True)
+    experiment = by_name(name, session=session, lock=True)
     if experiment.status not in allowed:
         raise ExperimentStateError(
             f"experiment {name!r}: {command} expects status {' or '.join(sorted(allowed))}, "
