@@ -40,8 +40,8 @@ def tag_of(read: Callable[[Any], Any], known: frozenset[str], other: str) -> Cal
             return other
         if not isinstance(value, (dict, BaseModel)):
             return None
-        kind = read(value)
-        return f"~{kind}" if kind in known else other
+        kind = read(value)  # anything a sender wrote: a list or an object is not hashable, and no known tag
+        return f"~{kind}" if isinstance(kind, str) and kind in known else other
 
     return tag
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from shadowlab.apis import anthropic_wire as wire
@@ -139,5 +139,10 @@ _ENVELOPE = st.fixed_dictionaries(
 
 @settings(max_examples=50, deadline=None)
 @given(_ENVELOPE)
+@example({  # a block whose type is a list: was a TypeError from the model's union tag, not a CaptureError
+    "schema_version": 1, "request_id": "", "captured_at": "2025-01-31T12:00:00Z", "source": {},
+    "api": "anthropic.messages",
+    "request": {"model": "m", "max_tokens": 2, "messages": [{"role": "system", "content": [{"type": []}]}]},
+})  # fmt: skip
 def test_generated_captures_get_the_model_s_answer(data: dict[str, Any]) -> None:
     agrees(data)
