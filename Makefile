@@ -14,7 +14,7 @@ export SHADOWLAB_KAFKA_CONTROLLER_PORT ?= 19093
 export SHADOWLAB_TEST_DATABASE_URL ?= postgresql+psycopg://shadowlab:shadowlab@127.0.0.1:$(SHADOWLAB_PG_PORT)/shadowlab
 export SHADOWLAB_TEST_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(SHADOWLAB_KAFKA_PORT)
 
-.PHONY: setup lock services services-stop services-status browser demo test test-fast test-faults lint bench clean
+.PHONY: setup lock services services-stop services-status browser demo test test-fast test-faults lint fuzz bench clean
 
 setup: $(STAMP)
 
@@ -66,6 +66,11 @@ test-faults: setup services
 # Unit tests only (no services); handy while editing.
 test-fast: setup
 	$(BIN)/pytest -m "not postgres and not kafka"
+
+# The property tests with fresh random cases (`make test` draws the same ones every run).
+fuzz: export SHADOWLAB_HYPOTHESIS_PROFILE = explore
+fuzz: setup
+	$(BIN)/pytest -m "not postgres and not kafka" $$(grep -rl "@given" tests)
 
 bench: setup services
 	bash bench/run.sh

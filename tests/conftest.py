@@ -11,9 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 import shadowlab  # noqa: F401  (before numpy: one BLAS thread, as every other process of the suite has)
 from tests.support.postgres import fresh_database, migrated_template
+
+# Property tests draw the same cases on every run (`make test` must pass every time, not most times);
+# `make fuzz` explores fresh random cases, and each thing it finds becomes an @example and a fix.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.register_profile("explore", max_examples=2000, database=None)
+settings.load_profile(os.environ.get("SHADOWLAB_HYPOTHESIS_PROFILE", "ci"))
 
 PG_URL = os.environ.get(
     "SHADOWLAB_TEST_DATABASE_URL", "postgresql+psycopg://shadowlab:shadowlab@127.0.0.1:54329/shadowlab"
