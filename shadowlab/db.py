@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
+import re
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
@@ -39,14 +41,34 @@ def parse_database_url(url: str) -> URL:
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.drivername not in SUPPORTED_DRIVERS:
         raise ConfigError(
-            "SHADOWLAB_DATABASE_URL: expected driver postgresql+psycopg or sqlite, "
+            "SHADOWLAB_DATABASE_URL: expected driver postgresql+psycopg (or postgresql) or sqlite, "
             f"found {parsed.drivername!r}"
         )
     if port is not None and not 0 < port < 65536:
         raise ConfigError(f"SHADOWLAB_DATABASE_URL: expected a port from 1 to 65535, found {port}")
     if parsed.drivername.startswith("postgresql") and not parsed.database:
         raise ConfigError("SHADOWLAB_DATABASE_URL: expected a database name after the host, found none")
+    for host in (parsed.host or "").split(","):
+        if host and not _is_host(host):
+            raise ConfigError(
+                "SHADOWLAB_DATABASE_URL: expected a host name or an IP address (IPv6 in [brackets]), "
+                f"found {host!r}"
+            )
     return parsed
+
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9._-]*[A-Za-z0-9_])?\.?")
+
+
+def _is_host(host: str) -> bool:
+    """A DNS name (letters, digits, '.', '-', '_') or an IP address. Anything else (`[bad`, a space) would
+    fail the DNS lookup and read as "unreachable", though it is the setting that is wrong. (An empty host is
+    libpq's Unix socket and commas separate libpq's fallback hosts: the caller checks each of those.)"""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return _HOST_NAME.fullmatch(host) is not None
+    return True
 
 
 def _redact(url: str) -> str:

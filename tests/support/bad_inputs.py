@@ -102,6 +102,19 @@ SETTINGS = [
         "postgresql+psycopg://u:s3cret-pw@localhost:99999/db",
         "SHADOWLAB_DATABASE_URL: expected a port from 1 to 65535, found 99999",
     ),
+    _env(
+        "database URL with a host of one bracket",
+        "SHADOWLAB_DATABASE_URL",
+        "postgresql+psycopg://u:s3cret-pw@[bad:5432/db",
+        "error: SHADOWLAB_DATABASE_URL: expected a host name or an IP address (IPv6 in [brackets]), "
+        "found '[bad'",
+    ),
+    _env(
+        "database URL with a space in its second host",
+        "SHADOWLAB_DATABASE_URL",
+        "postgresql+psycopg://u:s3cret-pw@db1,db 2/db",
+        "SHADOWLAB_DATABASE_URL: expected a host name or an IP address (IPv6 in [brackets]), found 'db 2'",
+    ),
     _env("database URL of a folder", "SHADOWLAB_DATABASE_URL", "sqlite:///.", "expected a file, found the"),
     BadInput(
         "env: db upgrade into a folder that does not exist",
