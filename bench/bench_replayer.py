@@ -160,13 +160,17 @@ def cpu_since(before: resource.struct_rusage) -> float:
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _proc_cpu(pid: int) -> tuple[float, int] | None:
-    """(user + system seconds, parent pid) of a live process, from /proc."""
+_BOOT = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+             if line.startswith("btime"))  # fmt: skip
+
+
+def _proc_cpu(pid: int) -> tuple[float, int, float] | None:
+    """(user + system seconds, parent pid, start time in epoch seconds) of a live process, from /proc."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    return (int(fields[11]) + int(fields[12])) / _TICK, int(fields[1])
+    return (int(fields[11]) + int(fields[12])) / _TICK, int(fields[1]), _BOOT + int(fields[19]) / _TICK
 
 
 @dataclass(frozen=True)
@@ -198,6 +202,7 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True, name="bench-sampler")
         self.admin, self.database, self.simulator_pid = admin, database, simulator_pid
         self.samples: list[Sample] = []
+        self.born: dict[int, float] = {}  # start time (epoch seconds) of every child process seen
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -215,15 +220,16 @@ class Sampler(threading.Thread):
 
     def _children(self) -> dict[int, float]:
         """CPU of every descendant of this process but the simulator."""
-        parent_of: dict[int, list[tuple[int, float]]] = {}
+        parent_of: dict[int, list[tuple[int, float, float]]] = {}
         for entry in os.listdir("/proc"):
             if entry.isdigit() and (got := _proc_cpu(int(entry))) is not None:
-                parent_of.setdefault(got[1], []).append((int(entry), got[0]))
+                parent_of.setdefault(got[1], []).append((int(entry), got[0], got[2]))
         found, todo = {}, [os.getpid()]
         while todo:
-            for pid, cpu in parent_of.get(todo.pop(), []):
+            for pid, cpu, born in parent_of.get(todo.pop(), []):
                 if pid != self.simulator_pid:
                     found[pid] = cpu
+                    self.born.setdefault(pid, born)
                     todo.append(pid)
         return found
 
@@ -279,6 +285,7 @@ class ReplayRun:
     steady_window: Window
     cpu_s: float  # the worker processes' CPU (the parent's too when there are several)
     window: Window  # first call's start, last call's end (epoch seconds)
+    name: str  # the experiment
 
 
 LIMITS = True  # --no-limits: keys without limits never touch the database (for profiling)
@@ -345,6 +352,46 @@ def steady_rate(engine: sa.Engine, name: str) -> tuple[float, int, Window]:
     return float(int(rows) / (end - start).total_seconds()), int(rows), (start.timestamp(), end.timestamp())
 
 
+@dataclass(frozen=True)
+class Edge:
+    """One replay worker inside the replayer's measured window (seconds)."""
+
+    pid: int
+    replays: int
+    startup_s: float  # process start → its first call
+    late_s: float  # window start (any worker's first call) → its first call
+    early_s: float  # its last call's end → window end
+    idle_s: float  # window time with none of its calls in flight (late and early included)
+
+
+def edges(engine: sa.Engine, name: str, window: Window, born: dict[int, float]) -> list[Edge]:
+    """Per worker: when it started calling and stopped, and how long it had nothing in flight."""
+    with engine.connect() as conn:
+        calls = conn.execute(
+            sa.text(
+                "SELECT l.worker_id, r.started_at, r.finished_at FROM replays r "
+                "JOIN experiments e ON e.id = r.experiment_id JOIN work_leases l ON l.experiment_id = e.id "
+                "AND l.captured_request_id = r.captured_request_id WHERE e.name = :n ORDER BY r.started_at"
+            ),
+            {"n": name},
+        ).all()
+    by_worker: dict[str, list[tuple[float, float]]] = {}
+    for worker_id, started, finished in calls:
+        by_worker.setdefault(worker_id, []).append((started.timestamp(), finished.timestamp()))
+    found = []
+    for worker_id, spans in sorted(by_worker.items(), key=lambda item: item[1][0][0]):
+        busy, reach = 0.0, window[0]
+        for start, end in spans:  # sorted by start: the union of the intervals
+            if end > reach:
+                busy += end - max(start, reach)
+                reach = end
+        pid = int(worker_id.split(":")[1])
+        first, last = spans[0][0], max(end for _, end in spans)
+        found.append(Edge(pid, len(spans), first - born.get(pid, float("nan")), first - window[0],
+                          window[1] - last, window[1] - window[0] - busy))  # fmt: skip
+    return found
+
+
 def replay_rate(url: str, env: dict[str, str], engine: sa.Engine, workers: int, requests: int,
                 concurrency: int) -> ReplayRun:  # fmt: skip
     name = f"bench-w{workers}-{uuid.uuid4().hex[:6]}"
@@ -360,7 +407,7 @@ def replay_rate(url: str, env: dict[str, str], engine: sa.Engine, workers: int, 
     assert rows == requests * len(arms()), f"replayer: {rows} ok replays of {requests * len(arms())}"
     steady, steady_rows, steady_window = steady_rate(engine, name)
     return ReplayRun(
-        rows / (window[1] - window[0]), wall, rows, steady, steady_rows, steady_window, cpu, window
+        rows / (window[1] - window[0]), wall, rows, steady, steady_rows, steady_window, cpu, window, name
     )
 
 
@@ -477,6 +524,7 @@ def main() -> None:
         startup = startup_cpu(url, env, base_url)
         sampler.start()
         rows = []
+        worker_edges: list[tuple[int, Window, list[Edge]]] = []
         for workers in (int(w) for w in args.workers.split(",")):
             engine.dispose()
             with engine.begin() as conn:  # each run replays fresh captures: no lease or replay to skip
@@ -489,7 +537,9 @@ def main() -> None:
             where = (sampler.where(*bare_window, run.rows), sampler.where(*run.window, run.rows),
                      sampler.where(*run.steady_window, run.steady_rows))  # fmt: skip
             rows.append((workers, (bare_replays, bare_cpu), run, where))
+            worker_edges.append((workers, run.window, edges(engine, run.name, run.window, sampler.born)))
         report(args, load_before, startup, rows)
+        report_edges(worker_edges)
     finally:
         sampler.stop.set()
         if sampler.is_alive():
@@ -552,6 +602,24 @@ def report(
                 f"| {workers} | {side} | {where.busy_cores:.2f} | {where.clients:.2f} "
                 f"| {where.simulator:.2f} | {where.postgres:.2f} | {where.rest:.2f} |"
             )
+
+
+def report_edges(runs: list[tuple[int, Window, list[Edge]]]) -> None:
+    """Each replay worker inside the replayer's window: its start-up, late start, early end, idle time."""
+    print(
+        "\nThe edges: each replay worker inside the replayer's measured window (first call of any worker to "
+        "the last call's end), in seconds; idle = window time with none of its calls in flight (late and "
+        "early included); idle share = all workers' idle time over workers × window.\n"
+    )
+    print("| workers | window (s) | worker (pid) | replays | process start → first call | late start "
+          "| early end | idle | idle share |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for workers, window, found in runs:
+        span = window[1] - window[0]
+        share = sum(edge.idle_s for edge in found) / (workers * span)
+        for edge in found:
+            print(f"| {workers} | {span:.2f} | {edge.pid} | {edge.replays} | {edge.startup_s:.2f} | "
+                  f"{edge.late_s:.2f} | {edge.early_s:.2f} | {edge.idle_s:.2f} | {share:.0%} |")  # fmt: skip
 
 
 if __name__ == "__main__":
