@@ -14,6 +14,7 @@ from __future__ import annotations
 from shadowlab.errors import NotFoundError
 from shadowlab.store import (
     arms,
+    budget_changes,
     captures,
     decisions,
     experiments,
@@ -27,6 +28,7 @@ from shadowlab.store import (
 __all__ = [
     "NotFoundError",
     "arms",
+    "budget_changes",
     "captures",
     "decisions",
     "experiments",
