@@ -153,18 +153,17 @@ class RateLimiter:
             await asyncio.get_running_loop().run_in_executor(None, self._book.leave, uses)
 
     async def heartbeat(self) -> None:
-        """Renew this worker and recompute its shares. Admissions wait meanwhile: a share is computed from
-        what the window holds, which must not grow until the new share applies. One beat at a time (the
-        timer's, a NOTIFY's, a caller's): the first to end would let admissions in while another's share,
-        computed from the window as it was, is still on its way."""
+        """Renew this worker and recompute its shares. Admissions go on meanwhile within the use the beat
+        reports (`KeyWindow.begin_beat`): a share is computed from what the window holds, which must not
+        grow past that until the new share applies. One beat at a time (the timer's, a NOTIFY's, a
+        caller's): the first to end would lift the cap while another's share, computed from the window as
+        it was, is still on its way."""
         while self._beating is not None:
             await asyncio.wait([self._beating])  # not cancelled with a waiter that is
         self._beating = beat = asyncio.get_running_loop().create_future()
         started = self._monotonic()
-        for window in self._windows.values():
-            window.frozen = True
         try:
-            uses = {key: window.use() for key, window in self._windows.items()}
+            uses = {key: window.begin_beat() for key, window in self._windows.items()}
             held = {key: window.share for key, window in self._windows.items()}
             loop = asyncio.get_running_loop()
             grants = await loop.run_in_executor(None, self._book.heartbeat, uses, held)
@@ -172,8 +171,7 @@ class RateLimiter:
                 self._apply(key, grant, valid_until=started + self.timeout_s)
         finally:
             for window in self._windows.values():
-                window.frozen = False
-                window.notify()
+                window.end_beat()
             self._beating = None
             beat.set_result(None)
 

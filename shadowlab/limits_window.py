@@ -7,6 +7,13 @@ admissions. A log is exact for "any window of `window_s`", which a token bucket 
 its rate through around a window edge), and it keeps its memory when the share changes, which a bucket
 rebuilt with a new rate loses; neither aiolimiter nor pyrate-limiter can move a call's timestamp to its
 response head. Admission is O(log n); the sorted scan for how long to wait runs only when a limit binds.
+
+While a heartbeat computes the next share (`begin_beat` … `end_beat`) admissions go on within a cap: what
+the window held when the beat began plus what was admitted since the beat before (a beat lasts less than a
+heartbeat interval), at most half of what the share leaves unused. The beat reports that cap as this
+worker's use, so whatever share comes back, what was admitted meanwhile counts (as `extra` beyond a smaller
+share, until the next beat reports the window as it is): a beat of 40–500 ms on a loaded machine no longer
+stops the worker's calls, and a worker that admitted nothing lately holds nothing back from the others.
 """
 
 from __future__ import annotations
@@ -59,11 +66,12 @@ class KeyWindow:
         self.share: Share | None = None  # None until the first grant: nothing is sent
         self.valid_until = -math.inf  # the grant lapses unless heartbeats renew it (self-fencing)
         self.paused_until = -math.inf  # a retry-after, for every worker
-        self.frozen = False  # while a new share is being computed from this window's use
+        self._beat_cap: Share | None = None  # while a heartbeat computes the next share: what may be admitted
         self._in_flight: set[Admission] = set()
         self._done: list[tuple[float, int, int, int]] = []  # heap of (counted at, seq, input, output)
         self._seq = itertools.count()
         self._requests = self._input = self._output = 0
+        self._recent = [0, 0, 0]  # requests, input and output tokens admitted since the last beat began
         self.changed = asyncio.Event()
 
     def notify(self) -> None:
@@ -84,29 +92,59 @@ class KeyWindow:
         self._expire(self._clock())
         return WindowUse(self._requests, self._input, self._output, len(self._in_flight))
 
+    def begin_beat(self) -> WindowUse:
+        """A heartbeat starts: from now until `end_beat`, admissions stay within the use it reports (the use
+        now plus what was admitted since the last beat began, at most half of what the share leaves)."""
+        use, share, (requests, input_tokens, output_tokens) = self.use(), self.share, self._recent
+        self._recent = [0, 0, 0]
+        if share is None:
+            return use
+        cap = Share(
+            _cap(share.rpm, use.requests, requests), _cap(share.input_tpm, use.input_tokens, input_tokens),
+            _cap(share.output_tpm, use.output_tokens, output_tokens),
+            _cap(share.concurrency, use.in_flight, requests),
+        )  # fmt: skip
+        self._beat_cap = cap
+        return WindowUse(
+            use.requests if cap.rpm is None else cap.rpm,
+            use.input_tokens if cap.input_tpm is None else cap.input_tpm,
+            use.output_tokens if cap.output_tpm is None else cap.output_tpm,
+            use.in_flight if cap.concurrency is None else cap.concurrency,
+        )
+
+    def end_beat(self) -> None:
+        """The heartbeat ended (its new share applied, or it failed): the share alone admits again."""
+        self._beat_cap = None
+        self.notify()
+
     def try_admit(self, input_tokens: int, output_tokens: int) -> Admission | float:
         """Admit one call now, or the seconds to wait (`math.inf`: until something changes)."""
         now = self._clock()
         if now < self.paused_until:
             return self.paused_until - now
-        share = self.share
-        if share is None or self.frozen or now >= self.valid_until:
+        share, capped = self._beat_cap or self.share, self._beat_cap is not None
+        if share is None or now >= self.valid_until:
             return math.inf
         if share.concurrency is not None and len(self._in_flight) >= share.concurrency:
             return math.inf
         self._expire(now)
+        one = not capped  # a first call above a token share: never within a beat's cap (it reported less)
         wait = max(
             self._wait_for(share.rpm, 1, lambda _i, _o: 1, self._requests, always_one=False),
-            self._wait_for(share.input_tpm, input_tokens, lambda i, _o: i, self._input),
-            self._wait_for(share.output_tpm, output_tokens, lambda _i, o: o, self._output),
+            self._wait_for(share.input_tpm, input_tokens, lambda i, _o: i, self._input, always_one=one),
+            self._wait_for(share.output_tpm, output_tokens, lambda _i, o: o, self._output, always_one=one),
         )
         if wait > 0:
-            return wait
+            return math.inf if capped else wait  # the beat's end wakes it (`end_beat`)
         admission = Admission(now, input_tokens, output_tokens)
         self._in_flight.add(admission)
         self._requests += 1
         self._input += input_tokens
         self._output += output_tokens
+        recent = self._recent
+        recent[0] += 1
+        recent[1] += input_tokens
+        recent[2] += output_tokens
         return admission
 
     def release(self, admission: Admission, head_at: float, input_tokens: int, output_tokens: int) -> None:
@@ -148,3 +186,9 @@ class KeyWindow:
             if excess <= 0 or (always_one and remaining == 0):
                 return max(at + self.window_s - self._clock(), 1e-3)
         return math.inf  # calls in flight hold the rest: wait for a release
+
+
+def _cap(limit: int | None, used: int, recent: int) -> int | None:
+    """What a beat's cap allows of one dimension: `used` plus `recent`, at most half of what `limit` leaves
+    (None: no limit)."""
+    return None if limit is None else used + min(recent, max(0, limit - used) // 2)

@@ -273,3 +273,46 @@ def test_admissions_fit_the_limit_in_every_window_while_workers_join_and_leave(
     worst = max(sum(1 for t in times if start <= t < start + limit.window_s) for start in times)
     assert worst == limit.rpm  # reached (the first worker alone), never passed
     assert {worker for _, worker in admitted} == {"h0", "h1", "h2"}  # the limit changed hands
+
+
+def test_admissions_go_on_during_a_heartbeat_within_half_the_unused_share_and_count_for_the_others(
+    factory: sessionmaker[Session],
+) -> None:
+    # A beat used to stop every admission of its worker until it ended (40-500 ms on a loaded machine).
+    # Now a beat reports the use it began with plus what was admitted since the beat before (at most half
+    # of what the share leaves), and admits up to that meanwhile; the others count it until the next beat.
+    # Here the beat waits for the key's row lock (another worker mid-beat, held by the test) while calls
+    # come.
+    clock = _clock()
+    limit = LimitSpec(provider="p", model="beat", rpm=8, window_s=2)
+    first, second = (
+        RateLimiter(factory, (limit,), worker_id=f"b{i}", heartbeat_s=3600, timeout_s=3.0, clock=clock.wall,
+                    monotonic=clock.monotonic)
+        for i in range(2)
+    )  # fmt: skip
+    engine = factory.kw["bind"]
+    admitted: list[tuple[float, str]] = []
+
+    async def scenario() -> None:
+        await first.start()  # alone: the whole limit
+        for _ in range(4):
+            assert (await first.acquire(limit.key, 1, 1)).admission is not None
+        with engine.connect() as holder:
+            holder.execute(sa.select(RateLimitKey).where(RateLimitKey.key == limit.key).with_for_update())
+            beat = asyncio.create_task(first.heartbeat())
+            await asyncio.to_thread(_lock_waiter, engine)
+            await _admit_all(first, limit.key, admitted)
+            assert len(admitted) == 2  # 4 used (all since the last beat), 4 left: half of it while it runs
+            holder.rollback()
+        await beat
+        await second.start()  # joins: all of it is the first worker's share
+        for _ in range(2):
+            await _round([first, second])
+            for worker in (first, second):
+                await _admit_all(worker, limit.key, admitted)
+        await first.close()
+        await second.close()
+
+    asyncio.run(scenario())
+    assert 4 + len(admitted) == limit.rpm  # every call within the same 2 s of the fake clock: never more
+    assert any(worker == "b1" for _, worker in admitted)  # the joiner got what the first one's use left
