@@ -1,14 +1,16 @@
 """`shadowlab experiment …` and `shadowlab replay` (replayer/command.py), wired with what `experiment create`
 checks across the stages, which the replayer may not import: the spec's `scoring` section (scoring's own
 validation) and the plan's metrics (those the analysis will load for this spec). A typo in either is one
-`error:` line at create, not a failure at the first analysis hours later."""
+`error:` line at create, not a failure at the first analysis hours later. So is a model without a price
+(with the settings' price file: the hook has no settings of its own)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import typer
+from typer._click.globals import get_current_context  # typer's own click, as cli.main's UsageError
 
 from shadowlab.config import Settings
 
@@ -22,10 +24,20 @@ HUMAN_PREFERENCES = "pref_human:"
 
 
 def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings]) -> None:
-    """The replayer's commands, `experiment create` checking its spec with `check_new_spec`."""
+    """The replayer's commands, `experiment create` checking its spec with `check_new_spec` and its models'
+    prices (`check_priced`, against SHADOWLAB_PRICES_FILE or the shipped table, as `start` does again)."""
     from replayer.command import register as register_replayer
 
-    register_replayer(app, settings_of, check_spec=check_new_spec)
+    def check_spec(spec: ExperimentSpec, where: str) -> None:
+        from shadowlab.experiment import check_priced
+        from shadowlab.pricing import load_price_table
+
+        check_new_spec(spec, where)
+        # the settings of the `experiment create` running now (the hook is called without its context)
+        settings = settings_of(cast(typer.Context, get_current_context()))
+        check_priced(spec, load_price_table(settings.prices_file), where)
+
+    register_replayer(app, settings_of, check_spec=check_spec)
 
 
 def check_new_spec(spec: ExperimentSpec, where: str) -> None:

@@ -2,8 +2,9 @@
 
 `load_spec` turns YAML into a frozen `ExperimentSpec`; every error names the field (`candidates[0].model`)
 and what was expected. `check_providers` is what creating an experiment adds (every provider registered and
-on the allowlist); `check_startable` is what `shadowlab experiment start` enforces on the stored spec: every
-model priced, every provider on the allowlist.
+on the allowlist), and `check_priced` (every arm's and judge's model priced); `check_startable` is what
+`shadowlab experiment start` enforces again on the stored spec: every provider on the allowlist, every model
+priced by the table of the moment.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from shadowlab.apis import Api
 from shadowlab.errors import ConfigError, yaml_problem
-from shadowlab.pricing import PriceTable
+from shadowlab.pricing import PriceTable, UnknownModelPriceError
 
 # fmt: off
 __all__ = [
     "ArmSpec", "BudgetSpec", "ExperimentSpec", "ExperimentSpecError", "Guardrail", "LimitSpec",
-    "OutageSettings", "PlanSpec", "ReplaySettings", "TrafficSpec", "check_providers", "check_startable",
-    "load_spec", "parse_spec",
+    "OutageSettings", "PlanSpec", "ReplaySettings", "TrafficSpec", "check_priced", "check_providers",
+    "check_startable", "load_spec", "parse_spec",
 ]
 # fmt: on
 
@@ -289,12 +290,15 @@ def load_spec(path: Path) -> ExperimentSpec:
     return spec
 
 
+def _arm_fields(spec: ExperimentSpec) -> list[tuple[str, ArmSpec]]:
+    """(field, arm) of each arm, in spec order: `control`, `candidates[0]`, …, `aa`."""
+    candidates = [(f"candidates[{i}]", arm) for i, arm in enumerate(spec.candidates)]
+    return [("control", spec.control), *candidates, *([("aa", spec.aa)] if spec.aa else [])]
+
+
 def _provider_fields(spec: ExperimentSpec) -> list[tuple[str, str]]:
     """(field, provider) of each arm and LLM judge, in spec order."""
-    fields = [("control.provider", spec.control.provider)]
-    fields += [(f"candidates[{i}].provider", arm.provider) for i, arm in enumerate(spec.candidates)]
-    if spec.aa:
-        fields.append(("aa.provider", spec.aa.provider))
+    fields = [(f"{field}.provider", arm.provider) for field, arm in _arm_fields(spec)]
     judges = spec.scoring.get("judges") or []
     fields += [
         (f"scoring.judges[{i}].provider", str(judge.get("provider", JUDGE_DEFAULT_PROVIDER)))
@@ -339,4 +343,29 @@ def check_startable(spec: ExperimentSpec, prices: PriceTable) -> None:
                 f"{spec.name}: judge model {model!r}: provider {provider!r} is not in allowed_providers "
                 f"({', '.join(spec.allowed_providers)}): not allowed to receive prompts"
             )
-    prices.require(list(spec.models()))
+    check_priced(spec, prices, spec.name)
+
+
+# How a price gets in, said wherever a model has none (docs/providers.md).
+PRICE_HOW_TO = (
+    "add it to a LiteLLM-format price file (input_cost_per_token, output_cost_per_token) named by "
+    "SHADOWLAB_PRICES_FILE; `shadowlab prices import FILE` checks one"
+)
+
+
+def check_priced(spec: ExperimentSpec, prices: PriceTable, where: str = "experiment") -> None:
+    """Refuse an arm or LLM judge whose model has no price (a missing price is never $0): at `experiment
+    create` and again at `start`, against the table of the moment, with the arm named and how to add one."""
+    named = [(f"{field}.model (arm {arm.name!r})", arm.model) for field, arm in _arm_fields(spec)]
+    judges = spec.scoring.get("judges") or []
+    named += [
+        (f"scoring.judges[{i}].model (judge {judge.get('name')!r})", judge["model"])
+        for i, judge in enumerate(judges)
+        if isinstance(judge, Mapping) and isinstance(judge.get("model"), str)
+    ]
+    for field, model in named:
+        try:
+            prices.price(model)
+        except UnknownModelPriceError as exc:
+            how_to = "" if model in prices.skipped else f"; {PRICE_HOW_TO}"  # else priced, for another mode
+            raise ExperimentSpecError(f"{where}: {field}: {exc}{how_to}") from None

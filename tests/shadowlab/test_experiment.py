@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from shadowlab.experiment import ExperimentSpecError, check_startable, load_spec, parse_spec
-from shadowlab.pricing import UnknownModelPriceError, load_price_table
+from shadowlab.experiment import PRICE_HOW_TO, ExperimentSpecError, check_startable, load_spec, parse_spec
+from shadowlab.pricing import load_price_table
 
 SPEC: dict[str, Any] = {
     "name": "haiku-vs-mini",
@@ -68,8 +68,12 @@ def test_start_refuses_a_provider_outside_the_allowlist_and_an_unpriced_model() 
     with pytest.raises(ExperimentSpecError, match="provider 'openai' is not in allowed_providers"):
         check_startable(parse_spec(_with(allowed_providers=["anthropic"])), prices)
     unpriced = _with(candidates=[{"name": "x", "provider": "openai", "model": "no-such-model-xyz"}])
-    with pytest.raises(UnknownModelPriceError):
+    with pytest.raises(ExperimentSpecError) as caught:
         check_startable(parse_spec(unpriced), prices)
+    assert str(caught.value) == (
+        "haiku-vs-mini: candidates[0].model (arm 'x'): price of model 'no-such-model-xyz': expected an "
+        f"entry in prices.json or SHADOWLAB_PRICES_FILE; {PRICE_HOW_TO}"
+    )
     check_startable(parse_spec(SPEC), prices)
 
 
@@ -87,7 +91,7 @@ def test_judges_are_priced_and_allowlisted_like_arms() -> None:
     judge = {"name": "q", "kind": "pointwise", "provider": "anthropic", "model": "no-such-judge-model"}
     spec = parse_spec(_with(scoring={"judges": [judge]}))
     assert spec.models()[-1] == "no-such-judge-model"
-    with pytest.raises(UnknownModelPriceError, match="no-such-judge-model"):
+    with pytest.raises(ExperimentSpecError, match=r"judges\[0\].model \(judge 'q'\): .*'no-such-judge"):
         check_startable(spec, prices)
     outside = parse_spec(_with(scoring={"judges": [{**judge, "provider": "vertex"}]}))
     with pytest.raises(ExperimentSpecError, match="judge model 'no-such-judge-model': provider 'vertex'"):

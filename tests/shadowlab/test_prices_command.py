@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app, main
-from shadowlab.experiment import check_startable, parse_spec
+from shadowlab.experiment import ExperimentSpecError, check_startable, parse_spec
 from shadowlab.pricing import PriceTable, UnknownModelPriceError, load_price_table, read_price_file
 
 SAMPLE = Path(__file__).parent / "price_files" / "litellm_prices_sample.json"
@@ -95,7 +95,9 @@ def test_import_of_a_malformed_file_is_one_error_line(
 
 
 def test_an_embedding_only_model_is_refused_at_experiment_start_saying_why() -> None:
-    with pytest.raises(
-        UnknownModelPriceError, match=r"'text-embedding-3-small'.*mode embedding, not a chat model"
-    ):
+    with pytest.raises(ExperimentSpecError) as caught:
         check_startable(parse_spec(SPEC), load_price_table(SAMPLE))
+    assert str(caught.value).endswith(
+        "(arm 'cand'): price of model 'text-embedding-3-small': its price-file entry cannot price a chat "
+        "call (mode embedding, not a chat model)"
+    )

@@ -1,9 +1,9 @@
 """Issue 24's acceptance on LiteLLM's own price file, not a sample: `SHADOWLAB_PRICES_FILE` pointing at the
 `model_prices_and_context_window_backup.json` inside the installed litellm wheel (a dev dependency; located,
 never imported: importing litellm fetches its map from the network). `experiment start` starts a chat
-experiment with the file's prices and refuses an embedding-only model with one clear error line; each start
-logs one warning saying what the file skipped (on stderr in a terminal: logging's last-resort handler; here
-pytest's log capture holds it)."""
+experiment with the file's prices; `experiment create` refuses an embedding-only model with one clear error
+line; each load of the file logs one warning saying what it skipped (on stderr in a terminal: logging's
+last-resort handler; here pytest's log capture holds it)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def _skipped_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 @pytest.mark.postgres
-def test_experiment_start_with_litellms_own_file_prices_a_chat_model_and_refuses_an_embedding_model(
+def test_litellms_own_file_prices_a_chat_experiment_and_an_embedding_model_is_refused_at_create(
     pg_migrated: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -60,7 +60,15 @@ def test_experiment_start_with_litellms_own_file_prices_a_chat_model_and_refuses
             "plan": {"primary_metric": "cost_usd", "primary_direction": "lower_is_better"},
         }
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(spec))
-        assert _shadowlab(monkeypatch, capsys, "experiment", "create", str(tmp_path / f"{name}.yaml"))[0] == 0
+    assert _shadowlab(monkeypatch, capsys, "experiment", "create", str(tmp_path / "chat.yaml"))[0] == 0
+    # refused at create already, with the reason (`start` checks again, against the prices of the moment)
+    code, out, err = _shadowlab(monkeypatch, capsys, "experiment", "create", str(tmp_path / "embed.yaml"))
+    assert (code, out) == (2, "")
+    assert err == [
+        f"error: {tmp_path / 'embed.yaml'}: candidates[0].model (arm 'cand'): price of model "
+        "'text-embedding-3-small': its price-file entry cannot price a chat call (mode embedding, not a chat "
+        "model)"
+    ]
 
     caplog.clear()
     code, out, err = _shadowlab(monkeypatch, capsys, "experiment", "start", "chat")
@@ -77,10 +85,3 @@ def test_experiment_start_with_litellms_own_file_prices_a_chat_model_and_refuses
     for model in ("gpt-4o", "gpt-5.2"):  # the file's own prices, not the shipped ones
         for key in ("input_cost_per_token", "output_cost_per_token"):
             assert snapshot[model][key] == litellm[model][key]
-
-    code, out, err = _shadowlab(monkeypatch, capsys, "experiment", "start", "embed")
-    assert (code, out, _skipped_warnings(caplog)) == (2, "", [warning])
-    assert err == [
-        "error: price of model 'text-embedding-3-small': its price-file entry cannot price a chat call "
-        "(mode embedding, not a chat model)"
-    ]

@@ -336,6 +336,17 @@ SPECS = [
         SPEC.replace("kind: pointwise", "kind: pointy"),
         "error: spec.yaml: scoring.judges[0].kind: Input should be 'pointwise' or 'pairwise'",
     ),
+    _spec(
+        "a candidate's model has no price",
+        SPEC.replace("model: gpt-4o-mini", "model: gpt-9-imaginary"),
+        "error: spec.yaml: candidates[0].model (arm 'mini'): price of model 'gpt-9-imaginary': expected an "
+        "entry in prices.json or SHADOWLAB_PRICES_FILE; add it to a LiteLLM-format price file",
+    ),
+    _spec(
+        "a judge's model has no price",
+        SPEC.replace("kind: pointwise, model: claude-haiku-4-5", "kind: pointwise, model: claude-imaginary"),
+        "error: spec.yaml: scoring.judges[0].model (judge 'judge_score'): price of model 'claude-imaginary'",
+    ),
     _spec("budget negative", SPEC.replace("usd: 1", "usd: -1"), "budget"),
     _spec("budget a word", SPEC.replace("usd: 1", "usd: lots"), "budget"),
     _spec("duplicate arm names", SPEC.replace("name: mini", "name: control"), "control"),
