@@ -1,12 +1,15 @@
 """Ingest benchmark: N captures of ~2 KB from Kafka into Postgres, next to a bare kafka-python consume loop.
 
-Usage: .venv/bin/python bench/bench_ingest.py [--n 100000] [--partitions 4]
+Usage: .venv/bin/python bench/bench_ingest.py [--n 100000] [--partitions 4] [--baseline-ref REF]
 Needs the project's services (`make services`). Prints one line per measurement; copy them to BENCHMARKS.md.
+`--baseline-ref REF` also runs the ingest of the code at REF (a `git archive` copy) on the same topic, right
+before this checkout's at each process count: same-run before/after figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -19,11 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
+from bench_analyze_db import checkout
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-
-from shadowlab import migrate
-from shadowlab.db import create_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 PG = os.environ.get(
@@ -132,17 +133,30 @@ def bare_consume(topic: str, n: int) -> float:
     return n / elapsed
 
 
-def fresh_database(name: str) -> str:
+def fresh_database(name: str, code: Path) -> str:
+    """A new database, migrated by the code that will ingest into it (`shadowlab db upgrade` of `code`)."""
     admin = sa.create_engine(PG, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     url = sa.engine.make_url(PG).set(database=name).render_as_string(hide_password=False)
-    engine = create_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
+    subprocess.run(
+        [sys.executable, "-m", "cli.main", "db", "upgrade"],
+        cwd=code, env=code_env(url, code), check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
     return url
+
+
+def code_env(url: str, code: Path) -> dict[str, str]:
+    """The environment of a `shadowlab` command of the code in `code` (first on the path)."""
+    return {
+        **os.environ,
+        "PYTHONPATH": str(code),
+        "SHADOWLAB_DATABASE_URL": url,
+        "SHADOWLAB_KAFKA_BOOTSTRAP": KAFKA,
+        "SHADOWLAB_LOG_LEVEL": "WARNING",
+    }
 
 
 def rows(url: str) -> Callable[[], int]:
@@ -160,17 +174,12 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def ingest(url: str, topic: str, n: int, processes: int) -> tuple[float, float]:
+def ingest(url: str, topic: str, n: int, processes: int, code: Path) -> tuple[float, float]:
     """Rate from the first stored row to the last (start-up and group join excluded), and the ingest
     processes' CPU per capture in µs (start-up included): the CPU figure barely moves with the machine's
-    load, the rate does."""
+    load, the rate does. `code`: the checkout whose ingest runs."""
     cpu_before = _children_cpu_s()
-    env = {
-        **os.environ,
-        "SHADOWLAB_DATABASE_URL": url,
-        "SHADOWLAB_KAFKA_BOOTSTRAP": KAFKA,
-        "SHADOWLAB_LOG_LEVEL": "WARNING",
-    }
+    env = code_env(url, code)
     group = f"bench-ingest-{uuid.uuid4().hex[:6]}"
     procs = [
         subprocess.Popen(
@@ -188,7 +197,7 @@ def ingest(url: str, topic: str, n: int, processes: int) -> tuple[float, float]:
                 "--idle-exit",
                 "3",
             ],
-            cwd=ROOT,
+            cwd=code,
             env=env,
             stdout=subprocess.DEVNULL,
         )
@@ -218,7 +227,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--baseline-ref", default=None, help="also run the ingest of the code at REF")
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        codes = [("", ROOT)]
+        if args.baseline_ref:
+            codes.insert(0, (f" [{args.baseline_ref}]", stack.enter_context(checkout(args.baseline_ref))))
+        run(args, codes)
+
+
+def run(args: argparse.Namespace, codes: list[tuple[str, Path]]) -> None:
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{time.strftime('%Y-%m-%d')}"
@@ -228,12 +246,13 @@ def main() -> None:
     bare = bare_consume(topic, args.n)
     print(f"bare kafka-python consume: {bare:,.0f} msg/s (load {_load()})")
     for processes in (1, 2):
-        url = fresh_database(f"shadowlab_bench_ingest_{processes}")
-        rate, cpu_us = ingest(url, topic, args.n, processes)
-        print(
-            f"ingest, {processes} process(es), redaction on: {rate:,.0f} msg/s ({rate / bare:.2f} x bare), "
-            f"ingest CPU {cpu_us:.0f} µs/capture (load {_load()})"
-        )
+        for label, code in codes:
+            url = fresh_database(f"shadowlab_bench_ingest_{processes}", code)
+            rate, cpu_us = ingest(url, topic, args.n, processes, code)
+            print(
+                f"ingest{label}, {processes} process(es), redaction on: {rate:,.0f} msg/s "
+                f"({rate / bare:.2f} x bare), ingest CPU {cpu_us:.0f} µs/capture (load {_load()})"
+            )
     admin = KafkaAdminClient(bootstrap_servers=KAFKA)
     admin.delete_topics([topic, f"{topic}.dlq"])
     admin.close()
