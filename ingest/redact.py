@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from ingest.redact_rules import BUILTIN_RULES, EmailPattern, Replacer, Rule
 from ingest.redact_slots import SOURCE_FIELDS, Slots, copy_with_slots
 
@@ -107,9 +109,10 @@ class Redactor:
         """Redact a capture's request, response and free-text source fields (`route`, `conversation_id`,
         `tags`) with one scope, so placeholders agree across them.
 
-        `json_text`: the JSON they were decoded from (the message as sent), searched once for the rules'
-        triggers instead of the texts to scan; when it holds none, nothing is copied or scanned and the
-        result holds the input itself."""
+        `json_text`: the JSON they were decoded from (the capture's message as sent, with them as its
+        `request`, `response` and `source`), whose parts to scan are searched once for the rules' triggers
+        instead of the texts in them; when they hold none, nothing is copied or scanned and the result holds
+        the input itself."""
         fields = {k: v for k, v in (source or {}).items() if k in SOURCE_FIELDS}
         found = None if json_text is None else self._found_in_json(json_text)
         if found is not None and not found.triggers and not found.digit_run:
@@ -122,14 +125,16 @@ class Redactor:
         return Redacted(new_request, new_response, dict(sorted(scope.counts.items())), new_source)
 
     def _found_in_json(self, json_text: str) -> _Found | None:
-        """The triggers and digit runs in a JSON text: of all its strings, keys and numbers, so of those
-        redaction scans. Each of them is written out in the JSON as it is, unless a `\\u` escape spells a
-        character (no trigger holds one JSON escapes otherwise); None when that may be, or with a user rule
-        (it has no trigger). None too when it holds an `@`: an email, the most common find, makes the walk
-        certain, and searching the whole JSON first would only add to its cost."""
+        """The triggers and digit runs in the JSON of a capture's request, response and source: of all their
+        strings, keys and numbers, so of those redaction scans (the envelope's own fields, a request id
+        full of digits, are not). Each of them is written out in the JSON as it is, unless a `\\u` escape
+        spells a character (no trigger holds one JSON escapes otherwise); None when that may be, or with a
+        user rule (it has no trigger). None too when it holds an `@`: an email, the most common find, makes
+        the walk likely, and searching the JSON first would only add to its cost."""
         if not self._json_precheck or "@" in json_text or "\\u" in json_text:
             return None
-        return _Found(self._triggers_in(json_text), _has_digit_run(json_text, _digit_marks(json_text)))
+        text = _scanned_json(json_text)
+        return _Found(self._triggers_in(text), _has_digit_run(text, _digit_marks(text)))
 
     def redact_text(self, text: str) -> tuple[str, dict[str, int]]:
         """Redact one string (for tests and tools); placeholders numbered from 1."""
@@ -206,6 +211,22 @@ class Redactor:
                 self._trigger_patterns.clear()
             pattern = self._trigger_patterns[triggers] = re.compile("|".join(map(re.escape, triggers)))
         return pattern
+
+
+_RAW_MEMBERS = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
+_SCANNED_MEMBERS = ("request", "response", "source")
+
+
+def _scanned_json(json_text: str) -> str:
+    """The JSON texts of the members of a capture that redaction scans, joined by NUL (no trigger or digit
+    run spans one); the whole text when it is not an object with a `request` (it holds them all then)."""
+    try:
+        members = _RAW_MEMBERS(json_text)
+    except msgspec.DecodeError:  # not an object (ValidationError is a DecodeError)
+        return json_text
+    if "request" not in members:
+        return json_text
+    return "\x00".join(bytes(members[k]).decode() for k in _SCANNED_MEMBERS if k in members)
 
 
 def _apply(substitutions: Iterable[_Substitution], text: str) -> str:

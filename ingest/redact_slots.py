@@ -57,7 +57,15 @@ class Slots:
 
 def _plain(key: str) -> bool:
     """Letters and underscores only (`content`, `max_tokens`): no built-in rule can match such a key."""
-    return key.replace("_", "").isalpha()
+    plain = _PLAIN_KEYS.get(key)
+    if plain is None:
+        plain = key.replace("_", "").isalpha()
+        if len(key) <= 64 and len(_PLAIN_KEYS) < 4096:  # field names repeat; free-form keys must not grow it
+            _PLAIN_KEYS[key] = plain
+    return plain
+
+
+_PLAIN_KEYS: dict[str, bool] = {}
 
 
 def copy_with_slots(value: Any, slots: Slots) -> Any:
@@ -83,7 +91,7 @@ def copy_with_slots(value: Any, slots: Slots) -> Any:
 
 def _slot(container: Any, key: Any, v: Any, slots: Slots) -> None:
     if isinstance(v, str):
-        if len(v) >= _MIN_LEN and not _is_data_url(v):
+        if len(v) >= _MIN_LEN and not (v.startswith("data:") and _is_data_url(v)):
             slots.strings.append((container, key))
     elif isinstance(v, _CONTAINERS):
         container[key] = copy_with_slots(v, slots)

@@ -213,8 +213,11 @@ def test_the_capture_wide_prechecks_change_nothing(user_rules: list[str], texts:
     request = {"messages": [{"role": "user", "content": t} for t in texts]}
     long_texts = [t for t in texts if len(t) >= 6]  # shorter strings are never scanned
     expected, counts = _string_by_string(redactor, long_texts)
-    # Ingest passes the message's JSON, searched once for the triggers (\u escapes spell them otherwise).
-    for json_text in (None, json.dumps(request), json.dumps(request, ensure_ascii=False)):
+    # Ingest passes the message's JSON, searched once for the triggers (\u escapes spell them otherwise): in
+    # an envelope, only its request, response and source are (a request id of digits is never scanned).
+    envelope = {"request_id": "123456789012", "request": request, "source": {"service": "svc"}}
+    bodies = (request, envelope)
+    for json_text in (None, *map(json.dumps, bodies), *(json.dumps(b, ensure_ascii=False) for b in bodies)):
         out = redactor.redact_capture(request, None, json_text=json_text)
         got = [m["content"] for m, t in zip(out.request["messages"], texts, strict=True) if len(t) >= 6]
         assert got == expected and out.counts == counts
@@ -229,6 +232,18 @@ def test_a_capture_whose_json_holds_no_trigger_is_not_walked() -> None:
         request = json.loads(json_text)
         out = REDACTOR.redact_capture(request, None, json_text=json_text)
         assert out.request is not request and out.counts
+
+
+def test_what_the_envelope_holds_outside_request_response_and_source_does_not_make_a_walk() -> None:
+    request = {"messages": [{"role": "user", "content": "order 12345, shipped 2025-01-31"}]}
+    source = {"service": "svc"}
+    envelope = {"request_id": "415 555 2671", "trace": "AKIAIOSFODNN7EXAMPLE", "source": source}
+    envelope["request"] = request
+    assert REDACTOR.redact_capture(request, None, source, json_text=json.dumps(envelope)).request is request
+    # The source's free-text fields are scanned: a phone number in the route is found and redacted.
+    source["route"] = "/call/415 555 2671"
+    out = REDACTOR.redact_capture(request, None, source, json_text=json.dumps(envelope))
+    assert out.source == {"route": "/call/[PHONE_1]"} and out.counts == {"phone": 1}
 
 
 def test_digits_spread_over_several_strings_are_not_one_number() -> None:
