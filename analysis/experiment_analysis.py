@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -14,7 +15,7 @@ from analysis.load import ExperimentData, load_experiment
 from analysis.plan import DecisionPlan, PlanError
 from analysis.ranking import rank_arms
 from analysis.routing import RoutingRecommendation, RoutingRule, quantile_columns, recommend_routing
-from analysis.segments import SegmentEffect, segment_dimensions, segment_effects, segment_json
+from analysis.segments import SegmentEffect, SegmentEffectsRun, segment_dimensions, segment_json
 from analysis.stats.results import HealthReport
 from shadowlab.store import snapshots
 
@@ -48,21 +49,35 @@ def plan_of(data: ExperimentData) -> DecisionPlan | None:
     return DecisionPlan.from_dict(data.plan, where=f"experiment {data.name!r} plan")
 
 
-def segments_and_routing(
-    data: ExperimentData, analysis: Analysis, plan: DecisionPlan | None, rule: RoutingRule
-) -> tuple[tuple[SegmentEffect, ...], RoutingRecommendation | None]:
-    """Effects per segment (every dimension) and, with a plan, the routing over `rule.dimension`."""
+FORK_MIN_REQUESTS = 20_000  # below this the segments take less than forking saves (~0.1 s at 20k)
+
+
+def start_segments(
+    data: ExperimentData, alpha: float, plan: DecisionPlan | None, rule: RoutingRule, *, fork: bool = True
+) -> SegmentEffectsRun | None:
+    """Effects per segment (every dimension), started: on a large experiment some dimensions are computed by
+    a forked child while the caller analyses the whole table (`SegmentEffectsRun`). None without facts."""
     if not len(data.facts):
-        return (), None
-    dimensions = segment_dimensions(data.facts)
+        return None
     kinds = {m.name: m.kind for m in data.table.metrics}
-    effects = segment_effects(
-        data.table, dimensions, control=data.control, alpha=analysis.alpha, aa_arm=data.aa_arm,
+    return SegmentEffectsRun(
+        data.table, segment_dimensions(data.facts), control=data.control, alpha=alpha, aa_arm=data.aa_arm,
         min_n=rule.min_n,
         quantile_metrics=None if plan is None else {rule.dimension: quantile_columns(plan, rule, kinds)},
         failure_latency_ms=data.failure_latency_ms,
+        fork=fork and len(data.table.request_ids) >= FORK_MIN_REQUESTS,
     )  # fmt: skip
-    chosen = [d for d in dimensions if d.name == rule.dimension]
+
+
+def segments_and_routing(
+    data: ExperimentData, run: SegmentEffectsRun | None, plan: DecisionPlan | None, rule: RoutingRule
+) -> tuple[tuple[SegmentEffect, ...], RoutingRecommendation | None]:
+    """Effects per segment (every dimension, from `start_segments`) and, with a plan, the routing over
+    `rule.dimension`."""
+    if run is None:
+        return (), None
+    effects = run.effects()
+    chosen = [d for d in run.dimensions if d.name == rule.dimension]
     if plan is None or not chosen:
         return effects, None
     return effects, recommend_routing(
@@ -93,18 +108,20 @@ def analyze_experiment(
 def _analysed(data: ExperimentData, plan: DecisionPlan | None, rule: RoutingRule) -> ExperimentReport:
     if plan is not None and data.control not in data.table.arms:
         raise PlanError(f"experiment {data.name!r}: the control arm {data.control!r} has no replays yet")
-    analysis = analyze_table(
-        data.table,
-        control=data.control,
-        alpha=plan.alpha if plan is not None else 0.05,
-        adjust="holm",
-        aa_arm=data.aa_arm,
-        failure_latency_ms=data.failure_latency_ms,
-        judge_orders=data.judge_orders,
-    )
-    ranking = rank_arms(analysis.arms, analysis.control, data.pairwise)
-    document, verdict = analysis_document(analysis, plan, ranking, data.table)
-    segments, routing = segments_and_routing(data, analysis, plan, rule)
+    alpha = plan.alpha if plan is not None else 0.05
+    with start_segments(data, alpha, plan, rule) or nullcontext() as run:
+        analysis = analyze_table(
+            data.table,
+            control=data.control,
+            alpha=alpha,
+            adjust="holm",
+            aa_arm=data.aa_arm,
+            failure_latency_ms=data.failure_latency_ms,
+            judge_orders=data.judge_orders,
+        )
+        ranking = rank_arms(analysis.arms, analysis.control, data.pairwise)
+        document, verdict = analysis_document(analysis, plan, ranking, data.table)
+        segments, routing = segments_and_routing(data, run, plan, rule)
     return ExperimentReport(
         document,
         None if verdict is None else verdict.verdict,

@@ -10,12 +10,15 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
+from types import TracebackType
 from typing import Any, Literal
 
 import numpy as np
 
 from analysis.analyze import Comparison
 from analysis.csv_input import ExperimentTable, IntArray
+from analysis.forked import Forked
 from analysis.segment_comparisons import arm_pair, segment_comparisons, segment_pairs
 from analysis.stats import adjust_p_values
 from analysis.stats.grouped import Grouping
@@ -216,42 +219,101 @@ def segment_effects(
     Latency quantile differences (row-level sorts) only where `quantile_metrics` asks, by dimension name:
     routing's quantile guardrails (ttft_p95) on the dimension it routes on.
     """
-    if min_n < 2:
-        raise SegmentError(f"min_n: expected at least 2 pairs, found {min_n}")
-    n = len(table.request_ids)
-    candidates = [a for a in table.arms if a not in (control, aa_arm)]
-    effects: list[SegmentEffect] = []
-    for dim in dimensions:
-        if len(dim.codes) != n:
-            raise SegmentError(f"dimension {dim.name!r}: expected {n} labels (one per request), "
-                               f"found {len(dim.codes)}")  # fmt: skip
-    pairs = {(m.name, c): arm_pair(table, m, control, c) for m in table.metrics for c in candidates}
-    for dim in dimensions:
+    with SegmentEffectsRun(
+        table, dimensions, control=control, alpha=alpha, aa_arm=aa_arm, min_n=min_n,
+        quantile_metrics=quantile_metrics, failure_latency_ms=failure_latency_ms, fork=False,
+    ) as run:  # fmt: skip
+        return run.effects()
+
+
+class SegmentEffectsRun:
+    """`segment_effects`, started: with `fork`, a forked child (`analysis.forked`) computes the first
+    `FORKED_SHARE` of the dimensions at once, while the caller does other work; `effects()` computes the
+    rest here and joins them (the same effects, in the same order, as computed in one process). A context
+    manager: leaving it without `effects()` stops the child."""
+
+    FORKED_SHARE = 0.8  # the parent also has the rest of the analysis to do meanwhile
+
+    def __init__(
+        self,
+        table: ExperimentTable,
+        dimensions: Sequence[SegmentDimension],
+        *,
+        control: str,
+        alpha: float,
+        aa_arm: str | None = None,
+        min_n: int = DEFAULT_MIN_N,
+        quantile_metrics: Mapping[str, Collection[str]] | None = None,
+        failure_latency_ms: float | None = None,
+        fork: bool = False,
+    ) -> None:
+        if min_n < 2:
+            raise SegmentError(f"min_n: expected at least 2 pairs, found {min_n}")
+        n = len(table.request_ids)
+        for dim in dimensions:
+            if len(dim.codes) != n:
+                raise SegmentError(f"dimension {dim.name!r}: expected {n} labels (one per request), "
+                                   f"found {len(dim.codes)}")  # fmt: skip
+        self._table, self._control, self._alpha, self._min_n = table, control, alpha, min_n
+        self._quantiles, self._failure_latency_ms = quantile_metrics or {}, failure_latency_ms
+        self._candidates = [a for a in table.arms if a not in (control, aa_arm)]
+        self._pairs = {
+            (m.name, c): arm_pair(table, m, control, c) for m in table.metrics for c in self._candidates
+        }
+        split = math.ceil(len(dimensions) * self.FORKED_SHARE) if fork and len(dimensions) > 1 else 0
+        self.dimensions = tuple(dimensions)
+        there, self._here = list(dimensions[:split]), list(dimensions[split:])
+        self._there = Forked(partial(self._of, there), fork=bool(there))
+
+    @property
+    def forked(self) -> bool:
+        """Whether a child process computes some of the dimensions."""
+        return self._there.forked
+
+    def effects(self) -> tuple[SegmentEffect, ...]:
+        """Every segment's effects, BH-adjusted (waits for the child)."""
+        here = self._of(self._here)
+        return _adjust_bh([*self._there.result(), *here])
+
+    def _of(self, dimensions: Sequence[SegmentDimension]) -> list[SegmentEffect]:
+        return [effect for dim in dimensions for effect in self._dimension(dim)]
+
+    def _dimension(self, dim: SegmentDimension) -> list[SegmentEffect]:
+        table = self._table
         grouping = Grouping.of(dim.codes, len(dim.segments), table.clusters)
         present = dim.present()
-        with_quantiles = (quantile_metrics or {}).get(dim.name, ())
+        with_quantiles = self._quantiles.get(dim.name, ())
         found: dict[tuple[str, str], tuple[IntArray, dict[int, MetricComparison]]] = {}
-        for key, pair in pairs.items():
+        for key, pair in self._pairs.items():
             counts = segment_pairs(pair, grouping)
-            wanted = [code for code, _, _ in present if counts[code] >= min_n]
+            wanted = [code for code, _, _ in present if counts[code] >= self._min_n]
             found[key] = counts, segment_comparisons(
-                pair, grouping, alpha=alpha, wanted=wanted,
+                pair, grouping, alpha=self._alpha, wanted=wanted,
                 quantile_clusters=table.clusters if key[0] in with_quantiles else False,
-                failure_latency_ms=failure_latency_ms,
+                failure_latency_ms=self._failure_latency_ms,
             )  # fmt: skip
+        effects = []
         for code, value, size in present:
             for metric in table.metrics:
-                for cand in candidates:
+                for cand in self._candidates:
                     counts, results = found[metric.name, cand]
                     result = results.get(code)
                     comparison = (
-                        None if result is None else Comparison(metric.name, control, cand, result, None)
+                        None if result is None else Comparison(metric.name, self._control, cand, result, None)
                     )
                     status: SegmentStatus = "too_small" if result is None else "tested"
                     effects.append(SegmentEffect(
                         dim.name, value, size, metric.name, cand, int(counts[code]), status, comparison
                     ))  # fmt: skip
-    return _adjust_bh(effects)
+        return effects
+
+    def __enter__(self) -> SegmentEffectsRun:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self._there.close()
 
 
 def _adjust_bh(effects: list[SegmentEffect]) -> tuple[SegmentEffect, ...]:

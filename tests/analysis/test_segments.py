@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -9,6 +12,7 @@ from analysis.csv_input import ExperimentTable, MetricColumn
 from analysis.segments import (
     RequestFacts,
     SegmentDimension,
+    SegmentEffectsRun,
     SegmentError,
     segment_dimensions,
     segment_effects,
@@ -85,3 +89,27 @@ def test_dimensions_from_request_facts() -> None:
     assert dims["prompt_length"].labels == ("chars 0-199", "chars 4000+", "chars 200-999")
     assert dims["prompt_length"].predicates["chars 4000+"] == {"prompt_chars": {"min": 4000.0}}
     assert dims["turn"].labels == ("turn 1", "turn 3+", "turn 2")
+
+
+def _forked_and_inline() -> None:
+    """Run in a fresh process (one thread, so forking is allowed): the effects of three dimensions with two of
+    them computed by a forked child equal those computed in one process, in the same order."""
+    labels = [f"s{i % 4}" for i in range(400)]
+    table = _table(labels, np.random.default_rng(5))
+    dims = [
+        SegmentDimension.from_labels(name, tuple(f"{name}{i % k}" for i in range(400)),
+                                     {f"{name}{j}": {} for j in range(k)})  # fmt: skip
+        for name, k in (("route", 4), ("half", 2), ("third", 3))
+    ]
+    with SegmentEffectsRun(table, dims, control="control", alpha=0.05, min_n=30, fork=True) as run:
+        assert run.forked
+        split = run.effects()
+    whole = segment_effects(table, dims, control="control", alpha=0.05, min_n=30)
+    assert list(dict.fromkeys(e.dimension for e in split)) == ["route", "half", "third"]
+    assert repr(split) == repr(whole)
+
+
+def test_segments_computed_partly_in_a_forked_child_are_the_same_effects() -> None:
+    code = "from tests.analysis.test_segments import _forked_and_inline as f; f(); print('ok')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and done.stdout == "ok\n", done.stderr[-2000:]
