@@ -172,6 +172,7 @@ def render(ctx: PageContext) -> None:
         cframe,
         hide_index=True,
         column_config={
+            "token_class": st.column_config.TextColumn("token class"),
             "tokens": st.column_config.NumberColumn("tokens", format="localized"),
             "usd": st.column_config.NumberColumn("USD", format="$%.4f"),
         },

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# Streamlit marks its root with the script's state; a watcher notes when a new run starts, so that waiting for
-# 'notRunning' after a click cannot be satisfied by the run before it.
-_WATCH_RUN_JS = """() => {
-  window.__shadowlabRunStarted = false;
-  new MutationObserver((_, watcher) => {
-    if (document.querySelector('[data-testid=stApp]')?.dataset.testScriptState !== 'running') return;
-    window.__shadowlabRunStarted = true;
-    watcher.disconnect();
-  }).observe(document.body, {attributes: true, subtree: true, attributeFilter: ['data-test-script-state']});
-}"""
-# The run has ended (the one watched for, if any), no element is still a loading placeholder, every grid shown
-# has its column headers and every chart shown has drawn its marks (Vega draws after the run).
+# Streamlit marks its root with the script's state. The run has ended, no element is still a loading
+# placeholder, every grid shown has its column headers and every chart shown has drawn its marks (Vega draws
+# after the run).
 _DRAWN_JS = """() => {
   const app = document.querySelector('[data-testid=stApp]');
-  if (window.__shadowlabRunStarted === false || app?.dataset.testScriptState !== 'notRunning') return false;
+  if (app?.dataset.testScriptState !== 'notRunning') return false;
   const shown = selector => [...document.querySelectorAll(selector)].filter(e => e.checkVisibility());
   return !shown('[data-testid=stSkeleton]').length
     && shown('[data-testid=stDataFrame]').every(g => g.querySelector('[role=columnheader]')?.textContent)
@@ -33,7 +23,7 @@ _DRAWN_JS = """() => {
 _STATE_JS = """() => {
   const app = document.querySelector('[data-testid=stApp]');
   const shown = selector => [...document.querySelectorAll(selector)].filter(e => e.checkVisibility());
-  return {run_started: window.__shadowlabRunStarted, script: app?.dataset.testScriptState,
+  return {script: app?.dataset.testScriptState,
     loading_elements: shown('[data-testid=stSkeleton]').length,
     grids_without_headers: shown('[data-testid=stDataFrame]')
       .filter(g => !g.querySelector('[role=columnheader]')?.textContent).length,
@@ -65,19 +55,11 @@ def open_page(page: Any, title: str, heading: Any, timeout_ms: float = PAGE_TIME
     wait_drawn(page, timeout_ms)
 
 
-def rerun_and_wait(page: Any, action: Callable[[], object], timeout_ms: float) -> None:
-    """Do `action` (a click that makes Streamlit run the script), then return once that run has ended and the
-    page's grids and charts are drawn."""
-    wait_drawn(page, timeout_ms)  # a run in progress may be cut short by the new one, unseen by the watcher
-    page.evaluate(_WATCH_RUN_JS)
-    action()
-    wait_drawn(page, timeout_ms)
-
-
 def wait_drawn(page: Any, timeout_ms: float) -> None:
-    """Return once the script's run (the one `rerun_and_wait` started, if any) has ended and the page's grids
-    and charts are drawn. `loading_elements` in the failure are elements whose component is still being
-    fetched (Streamlit loads most of them, st.html's among them, on first use)."""
+    """Return once the script's run has ended and the page's grids and charts are drawn (after a click, wait
+    first for something only the new run draws, as `open_page` does). `loading_elements` in the failure are
+    elements whose component is still being fetched (Streamlit loads most of them, st.html's among them, on
+    first use)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     try:
