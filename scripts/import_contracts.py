@@ -37,9 +37,8 @@ class AllowlistContract(Contract):
             for importer in sorted({source} | graph.find_descendants(source)):
                 for imported in sorted(graph.find_modules_directly_imported_by(importer)):
                     top = imported.split(".")[0]
-                    ok = (
-                        top in sys.stdlib_module_names
-                        or any(_within(imported, package) for package in sources | allowed)
+                    ok = top in sys.stdlib_module_names or any(
+                        _within(imported, package) for package in sources | allowed
                     )
                     if not ok:
                         details = graph.get_import_details(importer=importer, imported=imported)

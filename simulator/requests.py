@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
-    "InvalidRequestError", "RequestView", "count_tokens", "view_anthropic", "view_openai", "view_responses",
+    "InvalidRequestError",
+    "RequestView",
+    "count_tokens",
+    "view_anthropic",
+    "view_openai",
+    "view_responses",
 ]
 
 # ~4 characters per token for text; images are billed by size, a flat count is close enough here.
