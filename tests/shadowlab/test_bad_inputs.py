@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
+from shadowlab.db import parse_database_url
 from tests.support.bad_inputs import BAD_INPUTS, SPEC, SQLITE, BadInput
 
 
@@ -117,3 +118,19 @@ def test_a_bad_input_ends_in_one_error_line(
 
 def test_the_corpus_holds_at_least_64_distinct_bad_inputs() -> None:
     assert len({case.name for case in BAD_INPUTS}) == len(BAD_INPUTS) >= 64
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://u:pw@db.internal:5432/shadowlab",
+        "postgresql://u:pw@10.0.0.7/shadowlab",  # the driver is implied
+        "postgresql+psycopg://u:pw@[::1]:5432/shadowlab",  # IPv6 in brackets
+        "postgresql+psycopg://u:pw@shadowlab_db/shadowlab",  # a compose service name with '_'
+        "postgresql+psycopg://u:pw@db1,db2.internal/shadowlab",  # libpq's fallback hosts
+        "postgresql+psycopg://u@/shadowlab?host=/var/run/postgresql",  # a Unix socket
+        "sqlite:///shadowlab.db",
+    ],
+)
+def test_a_database_url_of_a_shape_libpq_takes_is_not_refused(url: str) -> None:
+    assert parse_database_url(url).drivername in ("postgresql+psycopg", "sqlite")
