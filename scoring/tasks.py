@@ -44,6 +44,8 @@ _SEED_PAGE = 10_000  # replay ids per seeding transaction
 # The table for the hot statements (claims, completions): the ORM's bulk update machinery costs more than SQL.
 _TASKS = cast(sa.Table, ScoreTask.__table__)
 _DONE = sa.update(_TASKS).where(_TASKS.c.id.in_(sa.bindparam("ids", expanding=True))).values(done=True)
+# Postgres: the ids as one array, so the statement is one text whatever the batch size (prepared once).
+_PG_DONE = sa.text("UPDATE score_tasks SET done = true WHERE id = ANY(CAST(:ids AS bigint[]))")
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class TaskQueue:
         self.factory, self.key, self.worker_id, self.lease_s = factory, key, worker_id, lease_s
         postgres = factory.kw["bind"].dialect.name == "postgresql"
         self._insert = postgresql.insert if postgres else sqlite.insert
+        self._done = _PG_DONE if postgres else _DONE
         self._arms: tuple[int, list[int]] | None = None
         # Built once (a claim every wave); on Postgres a pointwise claim reads its items in one statement.
         self._claim = self._claim_statement()
@@ -188,7 +191,7 @@ class TaskQueue:
         with session_scope(self.factory) as session:
             write(session, self.key.experiment_id, self.key.name, self.key.version, written)
             if written:
-                session.execute(_DONE, {"ids": [result.task_id for result in written]})
+                session.execute(self._done, {"ids": [result.task_id for result in written]})
             mine = (t.worker_id == self.worker_id, t.done.is_(False))
             if failed:
                 session.execute(sa.delete(_TASKS).where(t.id.in_(failed), *mine))

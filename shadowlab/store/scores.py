@@ -3,28 +3,54 @@ and order shown). Every write is one idempotent row: a repeated write is ignored
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from shadowlab.models import Preference, Replay, Score
+from shadowlab.db import pg_unnest
+from shadowlab.models import Preference, Replay, Score, utcnow
 
 __all__ = ["add", "add_many", "add_preference", "add_preferences", "point_values", "preference_results"]
+
+
+# Postgres: a batch as one array per column (`db.pg_unnest`), so its statement is one text whatever the batch
+# size and psycopg prepares it once (an executemany sends one statement per row). JSON travels as text.
+_PG_TYPES: dict[type[Score] | type[Preference], dict[str, str]] = {
+    Score: {"replay_id": "bigint", "scorer_name": "text", "scorer_version": "text", "value": "float8",
+            "rationale": "text", "details": "jsonb"},
+    Preference: {"experiment_id": "bigint", "captured_request_id": "bigint", "arm_a_id": "bigint",
+                 "arm_b_id": "bigint", "scorer_name": "text", "scorer_version": "text", "order_shown": "text",
+                 "result": "text", "rationale": "text"},
+}  # fmt: skip
+_PG_INSERTS = {
+    table: sa.text(
+        f"INSERT INTO {table.__tablename__} ({', '.join(types)}, created_at) SELECT {', '.join(types)}, :now "
+        f"FROM {pg_unnest(types, 'r')} ORDER BY r.n ON CONFLICT DO NOTHING"
+    )
+    for table, types in _PG_TYPES.items()
+}
 
 
 def _insert_ignore(
     table: type[Score] | type[Preference], rows: Sequence[Mapping[str, Any]], *, session: Session
 ) -> None:
-    """One statement for every row (a batch is one multi-row INSERT), on the table: the ORM's bulk insert
-    machinery cost more than the SQL (a scorer writes a batch at every group commit)."""
+    """One statement for every row, on the table: the ORM's bulk insert machinery cost more than the SQL (a
+    scorer writes a batch at every group commit)."""
     if not rows:
         return
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert(cast(sa.Table, table.__table__)).on_conflict_do_nothing(), [dict(r) for r in rows])
+    if session.get_bind().dialect.name == "postgresql":
+        types = _PG_TYPES[table]
+        arrays: dict[str, Any] = {column: [row.get(column) for row in rows] for column in types}
+        if "details" in arrays:
+            arrays["details"] = [json.dumps(details or {}) for details in arrays["details"]]
+        session.execute(_PG_INSERTS[table], arrays | {"now": utcnow()})
+        return
+    insert = sqlite_insert(cast(sa.Table, table.__table__)).on_conflict_do_nothing()
+    session.execute(insert, [dict(row) for row in rows])
 
 
 def add(
