@@ -23,15 +23,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-import sqlalchemy as sa
-from sqlalchemy.orm import Session, load_only, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from shadowlab.apis.internal import NormalizedRequest
 from shadowlab.budget import ReserveOutcome
-from shadowlab.budget_judges import JudgeHold, JudgeRef, reserve_judges, settle_judges
+from shadowlab.budget_judges import JudgeHold, JudgeRef, settle_and_reserve_judges
 from shadowlab.db import session_scope
 from shadowlab.limits import Permit, RateLimiter, RetryPolicy, call_with_retries
-from shadowlab.models import Experiment, utcnow
+from shadowlab.models import utcnow
 from shadowlab.providers import Provider, ProviderResult
 from shadowlab.usage import Usage, estimate_input_tokens
 
@@ -148,12 +147,6 @@ class SharedBudget:
         self._holds: list[tuple[JudgeHold, asyncio.Future[_Reserved]]] = []
         self._settles: dict[int, float] = {}
         self._flushing: asyncio.Task[None] | None = None
-        # What a reservation reads of the experiment (not its spec: a JSON document per batch).
-        self._experiment = (
-            sa.select(Experiment)
-            .where(Experiment.id == experiment_id)
-            .options(load_only(Experiment.budget_usd, Experiment.status))
-        )
 
     async def reserve(self, usd: float, *, model: str) -> Hold | None:
         ref = judging.get() or JudgeRef(self.experiment_id, "", "")
@@ -206,13 +199,9 @@ class SharedBudget:
     def _flush(self, holds: list[JudgeHold], settles: dict[int, float]) -> list[_Reserved]:
         self.transactions += 1
         with session_scope(self.factory) as session:
-            if settles:  # first: what they give back may let this batch's reservations fit
-                settle_judges(session, settles)
-            if not holds:
-                return []
-            # No row lock: the ledger's conditional update alone keeps replays and judging within the budget.
-            experiment = session.scalars(self._experiment).one()
-            ids, rest = reserve_judges(session, experiment, holds)
+            # Settlements first: what they give back may let this batch's reservations fit. No row lock: the
+            # ledger's conditional update alone keeps replays and judging within the budget.
+            ids, rest = settle_and_reserve_judges(session, self.experiment_id, settles, holds)
         reserved: list[_Reserved] = [("reserved", call_id) for call_id in ids]
         return reserved + [(rest, None)] * (len(holds) - len(ids))
 

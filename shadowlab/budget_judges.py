@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from shadowlab.budget import (  # the ledger's own pieces, shared with the replay side
     _EPSILON,
@@ -29,8 +30,8 @@ from shadowlab.models import BudgetLedger, Experiment, JudgeCall, utcnow
 
 # fmt: off
 __all__ = [
-    "JudgeHold", "JudgeRef", "judge_spend_usd", "reserve_judge", "reserve_judges", "settle_judge",
-    "settle_judges",
+    "JudgeHold", "JudgeRef", "judge_spend_usd", "reserve_judge", "reserve_judges",
+    "settle_and_reserve_judges", "settle_judge", "settle_judges",
 ]
 # fmt: on
 
@@ -90,6 +91,26 @@ _PG_SETTLE_JUDGES = sa.text(
     "RETURNING judge_calls.experiment_id, judge_calls.reserved_usd, judge_calls.settled_usd"
 )
 
+# Postgres, a scorer process's usual batch in one statement: its last calls settled, the ledger moved by their
+# difference plus this batch's worst case if all of it fits, and the batch's rows inserted if it did. Returns
+# the settled difference, whether the ledger moved, and the new rows' ids (in the holds' order).
+_PG_SETTLE_AND_RESERVE = sa.text(
+    "WITH settled AS (UPDATE judge_calls SET settled_usd = s.usd, settled_at = :now "
+    f"FROM {pg_unnest({'settle_id': 'bigint', 'usd': 'float8'}, 's')} WHERE judge_calls.id = s.settle_id "
+    "AND judge_calls.experiment_id = :e AND judge_calls.settled_usd IS NULL "
+    "RETURNING judge_calls.settled_usd - judge_calls.reserved_usd AS d), "
+    "delta AS (SELECT coalesce(sum(d), 0) AS d FROM settled), "
+    "moved AS (UPDATE budget_ledgers l SET judge_usd = l.judge_usd + delta.d + :x, updated_at = :now "
+    "FROM delta "
+    "WHERE l.experiment_id = :e AND l.replay_usd + greatest(l.judge_usd + delta.d + :x - l.holdback_usd, 0) "
+    "<= (SELECT coalesce(budget_usd, 'Infinity') FROM experiments WHERE id = :e) + :eps "
+    "RETURNING l.experiment_id), "
+    f"held AS (INSERT INTO judge_calls (experiment_id, created_at, {_HOLDS}) SELECT :e, :now, {_HOLDS} "
+    f"FROM {pg_unnest(_HOLD_TYPES, 'h')} WHERE EXISTS (SELECT FROM moved) ORDER BY h.n RETURNING id) "
+    "SELECT (SELECT d FROM delta) AS delta, EXISTS (SELECT FROM moved) AS moved, "
+    "ARRAY(SELECT id FROM held ORDER BY id) AS ids"
+)
+
 
 def _judges_fitting(ledger: BudgetLedger, budget: float, holds: Sequence[JudgeHold]) -> int:
     judge = ledger.judge_usd
@@ -132,22 +153,59 @@ def reserve_judges(
     `exhausted` as in `reserve_batch`)."""
     count, rest = _move_judges_fitting(session, experiment, holds)
     jc, now = _JUDGE_CALLS, utcnow()
-    rows = [
-        {"experiment_id": experiment.id, "scorer_name": h.ref.scorer_name,
+    rows = _hold_rows(experiment.id, holds[:count], now)
+    if not rows:
+        return [], rest
+    if session.get_bind().dialect.name == "postgresql":
+        ids = session.execute(_PG_RESERVE_JUDGES, _arrays(rows) | {"e": experiment.id, "now": now}).scalars()
+        return sorted(ids), rest
+    found = session.execute(sa.insert(jc).returning(jc.c.id, sort_by_parameter_order=True), rows).scalars()
+    return list(found), rest
+
+
+def _hold_rows(experiment_id: int, holds: Sequence[JudgeHold], now: datetime) -> list[dict[str, Any]]:
+    """The `judge_calls` rows of `holds`."""
+    return [
+        {"experiment_id": experiment_id, "scorer_name": h.ref.scorer_name,
          "scorer_version": h.ref.scorer_version, "model": h.model,
          "captured_request_id": h.ref.captured_request_id, "replay_id": h.ref.replay_id,
          "arm_b_id": h.ref.arm_b_id, "order_shown": h.ref.order_shown, "reserved_usd": float(h.amount_usd),
          "deadline": h.deadline, "created_at": now}
-        for h in holds[:count]
+        for h in holds
     ]  # fmt: skip
-    if not rows:
-        return [], rest
-    if session.get_bind().dialect.name == "postgresql":
-        arrays = {column: [row[column] for row in rows] for column in _HOLD_TYPES}
-        ids = session.execute(_PG_RESERVE_JUDGES, arrays | {"e": experiment.id, "now": now}).scalars()
-        return sorted(ids), rest
-    found = session.execute(sa.insert(jc).returning(jc.c.id, sort_by_parameter_order=True), rows).scalars()
-    return list(found), rest
+
+
+def _arrays(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """The `_HOLD_TYPES` columns of `rows`, one list each (Postgres arrays)."""
+    return {column: [row[column] for row in rows] for column in _HOLD_TYPES}
+
+
+def settle_and_reserve_judges(
+    session: Session, experiment_id: int, settles: Mapping[int, float], holds: Sequence[JudgeHold]
+) -> tuple[list[int], ReserveOutcome]:
+    """`settle_judges(settles)` (calls of this experiment), then `reserve_judges(holds)`: on Postgres one
+    statement when the whole batch fits (a scorer's usual batch), else the settlement's ledger move and the
+    reservation's own path."""
+    if session.get_bind().dialect.name == "postgresql" and holds:
+        now = utcnow()
+        settled = {"settle_id": list(settles), "usd": [float(usd) for usd in settles.values()]}
+        moving = {"e": experiment_id, "x": sum(h.amount_usd for h in holds), "eps": _EPSILON, "now": now}
+        arrays = _arrays(_hold_rows(experiment_id, holds, now))
+        found = session.execute(_PG_SETTLE_AND_RESERVE, settled | arrays | moving).one()
+        if found.moved:
+            return list(found.ids), "reserved"
+        if found.delta:
+            session.execute(_SETTLE_LEDGER, {"e": experiment_id, "x": found.delta, "now": utcnow()})
+    elif settles:
+        settle_judges(session, settles)
+    if not holds:
+        return [], "reserved"
+    experiment = session.scalars(
+        sa.select(Experiment)
+        .where(Experiment.id == experiment_id)
+        .options(load_only(Experiment.budget_usd, Experiment.status))
+    ).one()
+    return reserve_judges(session, experiment, holds)
 
 
 def _move_judges_fitting(

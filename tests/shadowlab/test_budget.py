@@ -26,6 +26,7 @@ from shadowlab.budget_judges import (
     judge_spend_usd,
     reserve_judge,
     reserve_judges,
+    settle_and_reserve_judges,
     settle_judge,
     settle_judges,
 )
@@ -205,3 +206,22 @@ def test_judge_call_ids_come_back_in_the_order_of_the_holds(factory: sessionmake
         settle_judges(session, {ids[3]: 0.05, ids[1]: 0.0})
         assert [c.settled_usd for c in calls(session, ids)] == [None, 0.0, None, 0.05]
         assert committed_usd(session, 1) == pytest.approx(0.1 + 0.3 + 0.05)
+
+
+@pytest.mark.parametrize("factory", ["sqlite", "postgres"], indirect=True)
+def test_a_batch_gets_what_the_settlements_before_it_give_back_and_waits_for_the_rest(
+    factory: sessionmaker[Session],
+) -> None:
+    hold = JudgeHold(JudgeRef(1, "quality", "v1"), "m", 0.3, datetime.now(UTC) + timedelta(minutes=5))
+    with session_scope(factory) as session:  # the whole batch fits (on Postgres: one statement)
+        first, rest = settle_and_reserve_judges(session, 1, {}, [hold] * 3)
+    assert len(first) == 3 and rest == "reserved"
+    with session_scope(factory) as session:  # 3 more fit only once the first settle, and then only 2
+        second, rest = settle_and_reserve_judges(session, 1, dict.fromkeys(first, 0.1), [hold] * 3)
+    assert len(second) == 2 and rest == "wait"  # the third waits for the two in flight
+    with session_scope(factory) as session:
+        calls = {call.id: (call.reserved_usd, call.settled_usd) for call in session.query(JudgeCall)}
+        assert committed_usd(session, 1) == pytest.approx(0.3 + 0.6)
+        assert settle_and_reserve_judges(session, 1, dict.fromkeys(second, 0.35), []) == ([], "reserved")
+        assert committed_usd(session, 1) == pytest.approx(1.0)
+    assert calls == dict.fromkeys(first, (0.3, 0.1)) | dict.fromkeys(second, (0.3, None))
