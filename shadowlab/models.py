@@ -268,23 +268,6 @@ class Decision(Base):
     supersedes_id: Mapped[int | None] = mapped_column(sa.ForeignKey("decisions.id"), unique=True)
 
 
-class BudgetChange(Base):
-    """Who set an experiment's budget, when, from what to what (`shadowlab experiment budget`). Append-only:
-    the app role may only insert (`shadowlab.roles.APPEND_ONLY`)."""
-
-    __tablename__ = "budget_changes"
-    __table_args__ = (sa.Index("ix_budget_changes_experiment_id_changed_at", "experiment_id", "changed_at"),)
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    experiment_id: Mapped[int] = mapped_column(sa.ForeignKey("experiments.id", ondelete="CASCADE"))
-    before_usd: Mapped[float | None] = mapped_column(sa.Float)  # None: it had no budget
-    after_usd: Mapped[float] = mapped_column(sa.Float)
-    committed_usd: Mapped[float] = mapped_column(sa.Float)  # what it had committed at the change
-    status: Mapped[str] = mapped_column(sa.String(32))  # the experiment's status at the change
-    changed_by: Mapped[str] = mapped_column(sa.String(200))
-    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
 class ForgottenUser(Base):
     """A user `shadowlab forget` removed: ingest never stores their captures again (re-read topics, late
     messages). Keyed by sha256 of the user hash (`ingest.forgetting.user_digest`), not the hash itself."""

@@ -2,9 +2,8 @@
 
 Migrations run as the tables' owner; the services (ingest, replay, score, dashboard) connect as a role
 granted here. A role that does not own a table cannot `ALTER TABLE … DISABLE TRIGGER`, `DROP TRIGGER` or
-`TRUNCATE` it, so the decisions' immutability triggers hold against the app's own credentials. Decisions,
-the forget list and the budget changes are granted SELECT and INSERT only; the rest SELECT, INSERT, UPDATE
-and DELETE.
+`TRUNCATE` it, so the decisions' immutability triggers hold against the app's own credentials. Decisions
+and the forget list are granted SELECT and INSERT only; the rest SELECT, INSERT, UPDATE and DELETE.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from shadowlab.errors import ConfigError
 from shadowlab.models import TABLES
 
 # Rows that are written once and never changed by the app.
-APPEND_ONLY = ("decisions", "forgotten_users", "budget_changes")
+APPEND_ONLY = ("decisions", "forgotten_users")
 
 
 def grant_app_role(engine: Engine, role: str) -> list[str]:

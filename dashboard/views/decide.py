@@ -1,6 +1,5 @@
 """Decide: declare ship / don't ship / keep running with a reason, beside what the analysis says; the form
-is preset to the declaration that agrees with the analysis; the history of decisions and overrides, and of
-the budget's changes.
+is preset to the declaration that agrees with the analysis; the history of decisions and overrides.
 
 Only deciders reach this page (the router does not register it for viewers), and `declare` checks the role
 again. A decision is never edited: declaring again supersedes the current one.
@@ -30,9 +29,7 @@ from dashboard.views.common import (
     run_page,
     title,
 )
-from shadowlab import store
 from shadowlab.errors import ShadowlabError
-from shadowlab.models import BudgetChange
 
 PRESET_HELP = (
     "Preset to what the analysis recommends; going against it needs an override reason.\n\n"
@@ -53,21 +50,6 @@ def history_frame(records: list[DecisionRecord]) -> pd.DataFrame:
          verdict_label(r.computed_verdict), "yes" if r.is_override else "no", r.override_reason or "",
          r.analysis_snapshot_id, f"#{r.supersedes_id}" if r.supersedes_id else ""]
         for r in records
-    ]  # fmt: skip
-    return pd.DataFrame(rows, columns=columns)
-
-
-def _money_or_none(usd: float | None) -> str:
-    return "none" if usd is None else display.money(usd)
-
-
-def budget_frame(changes: list[BudgetChange]) -> pd.DataFrame:
-    """Budget changes, newest first (`shadowlab experiment budget`): who, when, from what to what."""
-    columns = ["changed at", "by", "budget", "committed then", "status then"]
-    rows = [
-        [c.changed_at, c.changed_by, f"{_money_or_none(c.before_usd)} → {display.money(c.after_usd)}",
-         display.money(c.committed_usd), c.status]
-        for c in reversed(changes)
     ]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)
 
@@ -192,21 +174,17 @@ def render(ctx: PageContext) -> None:
 
     with db_session(ctx.database_url) as session:
         records = history(session, experiment.id)
-        budgets = budget_frame(store.budget_changes.history(experiment.id, session=session))
     st.session_state[seen_key] = records[0].id if records else None
     st.subheader("History", anchor=False)
     if not records:
         st.caption("No decision yet.")
-    else:
-        current = records[0]
-        st.caption(
-            f"Current: #{current.id} {verdict_label(current.verdict)} by {md_escape(current.decided_by)}. "
-            "Decisions are never edited; a new one supersedes the current one."
-        )
-        st.dataframe(history_frame(records), hide_index=True)
-    if not budgets.empty:
-        st.markdown("**Budget changes** (`shadowlab experiment budget`)")
-        st.dataframe(budgets, hide_index=True)
+        return
+    current = records[0]
+    st.caption(
+        f"Current: #{current.id} {verdict_label(current.verdict)} by {md_escape(current.decided_by)}. "
+        "Decisions are never edited; a new one supersedes the current one."
+    )
+    st.dataframe(history_frame(records), hide_index=True)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 from shadowlab.errors import NotFoundError
 from shadowlab.store import (
     arms,
-    budget_changes,
     captures,
     decisions,
     experiments,
@@ -28,7 +27,6 @@ from shadowlab.store import (
 __all__ = [
     "NotFoundError",
     "arms",
-    "budget_changes",
     "captures",
     "decisions",
     "experiments",

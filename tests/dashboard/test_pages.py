@@ -6,7 +6,7 @@ import copy
 import math
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -23,8 +23,6 @@ from dashboard import charts
 from dashboard.decisions import AGREEING
 from dashboard.snapshot import VERDICT_LABELS
 from dashboard.views.common import md_escape
-from shadowlab import store
-from shadowlab.budget import set_budget
 from shadowlab.db import create_engine, session_factory, session_scope
 from shadowlab.models import AnalysisSnapshot
 from tests.support.analysis_documents import ROUTING
@@ -380,30 +378,6 @@ def test_decide_form_is_preset_to_what_the_analysis_says(
     assert f"**{VERDICT_LABELS[computed]}**  \n{md_escape(res.headline)}" in boxes
     invalid_note = [b for b in boxes if b.startswith("The analysis is invalid")]
     assert bool(invalid_note) == (computed == "invalid")
-
-
-def test_decide_history_shows_who_changed_the_budget_when_and_from_what_to_what(
-    migrated: str, new_experiment: Callable[..., int], app_test: Callable[..., AppTest]
-) -> None:
-    experiment_id = new_experiment()
-    engine = create_engine(migrated)
-    at_first = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
-    with session_scope(session_factory(engine)) as session:
-        experiment = store.experiments.by_id(experiment_id, session=session, lock=True)
-        for by, usd, when in (("alice", 8.0, at_first), ("bob", 12.5, at_first + timedelta(hours=2))):
-            before = experiment.budget_usd
-            set_budget(session, experiment, usd)  # as `shadowlab experiment budget` does, then records it
-            store.budget_changes.add(experiment, before_usd=before, after_usd=usd, committed_usd=0.25,
-                                     changed_by=by, changed_at=when, session=session)  # fmt: skip
-    engine.dispose()
-    at = app_test("views/decide.py", experiment_id=experiment_id)
-    _no_exception(at)
-    changes = at.dataframe[-1].value  # below the decisions' history (none here)
-    assert list(changes["by"]) == ["bob", "alice"]  # newest first
-    assert list(changes["budget"]) == ["$8.00 → $12.50", "$5.00 → $8.00"]
-    assert list(changes["committed then"]) == ["$0.25", "$0.25"]
-    assert list(changes["status then"]) == ["running", "running"]
-    assert [t.to_pydatetime() for t in changes["changed at"]] == [at_first + timedelta(hours=2), at_first]
 
 
 def test_live_page_shows_rates_errors_and_spend(seeded: Any, app_test: Callable[..., AppTest]) -> None:
