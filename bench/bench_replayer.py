@@ -574,8 +574,9 @@ def report(
     )
     print(
         f"CPU per replay: the processes' user + system time less their start-up (measured alone: bare loop "
-        f"{startup[0]:.2f} s, replay worker {startup[1]:.2f} s per process, the parent of several workers "
-        "counted as one) over the replays. Scaling: each "
+        f"{startup[0]:.2f} s per process, replay worker {startup[1]:.2f} s once: `--workers N` forks its "
+        "workers after its imports, so what each worker does after the fork counts as replay CPU) over the "
+        "replays. Scaling: each "
         "side's rate against its own 1-worker row of this run (the replayer's while all workers ran).\n"
     )
     print("| workers | bare loop (replays/s) | replayer (replays/s) | ratio (goal ≥ 0.8) "
@@ -584,9 +585,8 @@ def report(
     print("|---|---|---|---|---|---|---|---|")
     one = next(((bare, run) for workers, (bare, _), run, _ in rows if workers == 1), None)
     for workers, (bare, bare_cpu), run, _ in rows:
-        processes = workers + (workers > 1)  # `replay --workers N` is a parent and N workers
         cpu = (f"{1000 * (bare_cpu - workers * startup[0]) / run.rows:.2f}, "
-               f"{1000 * (run.cpu_s - processes * startup[1]) / run.rows:.2f}")  # fmt: skip
+               f"{1000 * (run.cpu_s - startup[1]) / run.rows:.2f}")  # fmt: skip
         scaling = "—" if one is None else f"{bare / one[0]:.2f}×, {run.steady / one[1].steady:.2f}×"
         print(f"| {workers} | {bare:.0f} | {run.rate:.0f} | {run.rate / bare:.2f} | {run.steady:.0f} "
               f"| {scaling} | {cpu} | {run.wall_s:.1f} |")  # fmt: skip
