@@ -17,13 +17,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import ahocorasick_rs
 import msgspec
 
 from ingest.redact_rules import BUILTIN_RULES, EmailPattern, Replacer, Rule
 from ingest.redact_slots import SOURCE_FIELDS, Slots, copy_with_slots
 
 _MIN_DIGITS = 9  # the fewest digits of a phone number; card numbers have 13
-_SHORT_TEXT = 4096  # up to this length, one `findall` lists the triggers in a capture
+_SHORT_TEXT = 4096  # up to this length, one Aho-Corasick pass lists the triggers in a capture
 _JSON_ESCAPED = re.compile(r'["\\/\x00-\x1f]')  # characters JSON writes, or may write, as an escape
 
 
@@ -94,6 +95,8 @@ class Redactor:
         # Longest first, so that `sk-ant-` is found as itself and not as `sk-`.
         self._triggers = tuple(t for t in sorted(triggers, key=len, reverse=True) if not triggers[t])
         self._trigger_patterns: dict[tuple[str, ...], re.Pattern[str]] = {}
+        # All the triggers in one pass, in Rust: a third of the CPU of the regex alternation (bench capture).
+        self._automaton = ahocorasick_rs.AhoCorasick(self._triggers) if self._triggers else None
         self._folded_triggers = tuple(t for t, folded in triggers.items() if folded)
         # A user rule may match anything; a trigger JSON may write with an escape may hide in a JSON text.
         self._json_precheck = not user and not any(_JSON_ESCAPED.search(t) for t in triggers)
@@ -191,12 +194,15 @@ class Redactor:
         return active
 
     def _triggers_in(self, text: str) -> set[str]:
-        """The triggers that occur in `text`: one regex pass, restarted without each trigger once it is found
-        (`findall` would list every `@` of a capture holding 400,000 of them)."""
+        """The triggers that occur in `text` (all of them; a trigger too many only costs time): one
+        Aho-Corasick pass over a short text; over a long one, a regex pass restarted without each trigger once
+        it is found (listing every match would list every `@` of a text holding 400,000 of them)."""
         lowered = text.lower() if self._folded_triggers else ""
         found = {t for t in self._folded_triggers if t in lowered}
-        if len(text) <= _SHORT_TEXT:  # `findall` is quicker while its list cannot grow long
-            return found.union(self._any_of(self._triggers).findall(text))
+        if self._automaton is None:
+            return found
+        if len(text) <= _SHORT_TEXT:  # one pass, while the list of matches cannot grow long
+            return found.union(self._automaton.find_matches_as_strings(text, overlapping=True))
         remaining, pos = self._triggers, 0
         while remaining and (match := self._any_of(remaining).search(text, pos)):
             found.add(match.group())
