@@ -10,7 +10,9 @@ import textwrap
 
 def _run(body: str) -> str:
     code = "import os, threading\nfrom analysis.forked import Forked, can_fork\n" + textwrap.dedent(body)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 

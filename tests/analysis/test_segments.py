@@ -97,8 +97,9 @@ def _forked_and_inline() -> None:
     labels = [f"s{i % 4}" for i in range(400)]
     table = _table(labels, np.random.default_rng(5))
     dims = [
-        SegmentDimension.from_labels(name, tuple(f"{name}{i % k}" for i in range(400)),
-                                     {f"{name}{j}": {} for j in range(k)})  # fmt: skip
+        SegmentDimension.from_labels(
+            name, tuple(f"{name}{i % k}" for i in range(400)), {f"{name}{j}": {} for j in range(k)}
+        )  # fmt: skip
         for name, k in (("route", 4), ("half", 2), ("third", 3))
     ]
     with SegmentEffectsRun(table, dims, control="control", alpha=0.05, min_n=30, fork=True) as run:
