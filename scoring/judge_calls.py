@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shadowlab.apis.internal import NormalizedRequest
 from shadowlab.budget import ReserveOutcome
-from shadowlab.budget_judges import JudgeHold, JudgeRef, settle_and_reserve_judges
+from shadowlab.budget_judges import JudgeHold, JudgeRef, reserve_judges_alone, settle_and_reserve_judges
 from shadowlab.db import session_scope
 from shadowlab.limits import Permit, RateLimiter, RetryPolicy, call_with_retries
 from shadowlab.models import utcnow
@@ -147,6 +147,9 @@ class SharedBudget:
         self._holds: list[tuple[JudgeHold, asyncio.Future[_Reserved]]] = []
         self._settles: dict[int, float] = {}
         self._flushing: asyncio.Task[None] | None = None
+        bind = factory.kw["bind"]  # its usual batch is one statement (autocommit: no BEGIN, no COMMIT)
+        postgres = bind.dialect.name == "postgresql"
+        self._alone = bind.execution_options(isolation_level="AUTOCOMMIT") if postgres else None
 
     async def reserve(self, usd: float, *, model: str) -> Hold | None:
         ref = judging.get() or JudgeRef(self.experiment_id, "", "")
@@ -198,6 +201,11 @@ class SharedBudget:
 
     def _flush(self, holds: list[JudgeHold], settles: dict[int, float]) -> list[_Reserved]:
         self.transactions += 1
+        if self._alone is not None and holds:  # the usual batch: one statement, one round trip
+            with self._alone.connect() as conn:
+                ids = reserve_judges_alone(conn, self.experiment_id, settles, holds)
+            if ids:
+                return [("reserved", call_id) for call_id in ids]
         with session_scope(self.factory) as session:
             # Settlements first: what they give back may let this batch's reservations fit. No row lock: the
             # ledger's conditional update alone keeps replays and judging within the budget.

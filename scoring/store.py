@@ -27,7 +27,7 @@ from shadowlab.models import Arm, CapturedRequest, Preference, Replay
 __all__ = [
     "PairItem", "PairWritten", "PointItem", "PointWritten", "Written", "claimed_point_items",
     "claiming_points", "control_and_candidates", "pair_items", "pending_pairs", "point_items",
-    "render_prompt", "write",
+    "render_prompt", "result_rows", "write",
 ]
 # fmt: on
 
@@ -144,7 +144,7 @@ def claiming_points(claim: sa.Update) -> sa.Select[Any]:
 
 
 def claimed_point_items(
-    session: Session, claiming: sa.Select[Any], params: Mapping[str, Any]
+    session: Session | sa.Connection, claiming: sa.Select[Any], params: Mapping[str, Any]
 ) -> list[PointItem]:
     """The items a `claiming_points` statement claims, with their subjects, in task order."""
     rows = session.execute(claiming, params).all()
@@ -230,9 +230,10 @@ def pending_pairs(session: Session, experiment_id: int, name: str, version: str)
     return items
 
 
-def write(session: Session, experiment_id: int, name: str, version: str, written: Sequence[Written]) -> None:
-    """Store results of this scorer version, scores and preferences one statement each (a row that exists
-    already stays)."""
+def result_rows(
+    experiment_id: int, name: str, version: str, written: Sequence[Written]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The `scores` and `preferences` rows of results of this scorer version."""
     scores, preferences = [], []
     for one in written:
         if isinstance(one, PointWritten):
@@ -249,5 +250,12 @@ def write(session: Session, experiment_id: int, name: str, version: str, written
                  "scorer_version": version, "order_shown": item.order, "result": one.result,
                  "rationale": one.rationale}
             )  # fmt: skip
+    return scores, preferences
+
+
+def write(session: Session, experiment_id: int, name: str, version: str, written: Sequence[Written]) -> None:
+    """Store results of this scorer version, scores and preferences one statement each (a row that exists
+    already stays)."""
+    scores, preferences = result_rows(experiment_id, name, version, written)
     store.scores.add_many(scores, session=session)
     store.scores.add_preferences(preferences, session=session)

@@ -32,8 +32,10 @@ from scoring.store import (
     control_and_candidates,
     pair_items,
     point_items,
+    result_rows,
     write,
 )
+from shadowlab import store
 from shadowlab.db import session_scope
 from shadowlab.models import Preference, Replay, Score, ScoreTask, utcnow
 
@@ -46,6 +48,12 @@ _TASKS = cast(sa.Table, ScoreTask.__table__)
 _DONE = sa.update(_TASKS).where(_TASKS.c.id.in_(sa.bindparam("ids", expanding=True))).values(done=True)
 # Postgres: the ids as one array, so the statement is one text whatever the batch size (prepared once).
 _PG_DONE = sa.text("UPDATE score_tasks SET done = true WHERE id = ANY(CAST(:ids AS bigint[]))")
+# Postgres: a group commit of results of one kind, its rows and its tasks done, as one statement.
+_PG_FINISH = {
+    table: sa.text(f"WITH written AS ({store.scores.insert_ignore_sql(table)}) "
+                   "UPDATE score_tasks SET done = true WHERE id = ANY(CAST(:ids AS bigint[]))")
+    for table in (Score, Preference)
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,9 @@ class TaskQueue:
         postgres = factory.kw["bind"].dialect.name == "postgresql"
         self._insert = postgresql.insert if postgres else sqlite.insert
         self._done = _PG_DONE if postgres else _DONE
+        # A statement that is a whole transaction runs on its own (autocommit, Postgres): one round trip, not
+        # three (BEGIN, it, COMMIT), each a wait for the GIL on return to a thread of a busy process.
+        self._alone = factory.kw["bind"].execution_options(isolation_level="AUTOCOMMIT") if postgres else None
         self._arms: tuple[int, list[int]] | None = None
         # Built once (a claim every wave); on Postgres a pointwise claim reads its items in one statement.
         self._claim = self._claim_statement()
@@ -153,11 +164,12 @@ class TaskQueue:
 
     def claim(self, limit: int) -> list[PointItem] | list[PairItem]:
         """Up to `limit` open tasks, now held by this process, with what their scorer needs to see."""
+        now = utcnow()
+        params = {"now": now, "until": now + timedelta(seconds=self.lease_s), "limit": limit}
+        if self._claim_points is not None and self._alone is not None:
+            with self._alone.connect() as conn:
+                return claimed_point_items(conn, self._claim_points, params)
         with session_scope(self.factory) as session:
-            now = utcnow()
-            params = {"now": now, "until": now + timedelta(seconds=self.lease_s), "limit": limit}
-            if self._claim_points is not None:
-                return claimed_point_items(session, self._claim_points, params)
             claimed = session.execute(self._claim, params).all()
             if not claimed:
                 return []
@@ -187,6 +199,8 @@ class TaskQueue:
     ) -> None:
         """One transaction: the results written and their tasks done; failed tasks deleted (seeded again by
         the next run); tasks never started handed back (open to any process at once)."""
+        if not (failed or unstarted) and self._finish_alone(written):
+            return
         t = _TASKS.c
         with session_scope(self.factory) as session:
             write(session, self.key.experiment_id, self.key.name, self.key.version, written)
@@ -198,6 +212,21 @@ class TaskQueue:
             if unstarted:
                 session.execute(sa.update(_TASKS).where(t.id.in_(unstarted), *mine)
                                 .values(worker_id=None, deadline=None))  # fmt: skip
+
+    def _finish_alone(self, written: Sequence[Written]) -> bool:
+        """Postgres: results of one kind (a queue's) and their tasks done in one statement; False when that
+        does not apply."""
+        if self._alone is None or not written:
+            return False
+        k = self.key
+        scores, preferences = result_rows(k.experiment_id, k.name, k.version, written)
+        if scores and preferences:
+            return False
+        table, rows = (Score, scores) if scores else (Preference, preferences)
+        params = store.scores.insert_ignore_arrays(table, rows)
+        with self._alone.connect() as conn:
+            conn.execute(_PG_FINISH[table], params | {"now": utcnow(), "ids": [r.task_id for r in written]})
+        return True
 
     def open_count(self) -> int:
         """Tasks not done yet (open, or held by a live or dead process)."""

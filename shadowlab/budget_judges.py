@@ -30,7 +30,7 @@ from shadowlab.models import BudgetLedger, Experiment, JudgeCall, utcnow
 
 # fmt: off
 __all__ = [
-    "JudgeHold", "JudgeRef", "judge_spend_usd", "reserve_judge", "reserve_judges",
+    "JudgeHold", "JudgeRef", "judge_spend_usd", "reserve_judge", "reserve_judges", "reserve_judges_alone",
     "settle_and_reserve_judges", "settle_judge", "settle_judges",
 ]
 # fmt: on
@@ -91,24 +91,25 @@ _PG_SETTLE_JUDGES = sa.text(
     "RETURNING judge_calls.experiment_id, judge_calls.reserved_usd, judge_calls.settled_usd"
 )
 
-# Postgres, a scorer process's usual batch in one statement: its last calls settled, the ledger moved by their
-# difference plus this batch's worst case if all of it fits, and the batch's rows inserted if it did. Returns
-# the settled difference, whether the ledger moved, and the new rows' ids (in the holds' order).
-_PG_SETTLE_AND_RESERVE = sa.text(
-    "WITH settled AS (UPDATE judge_calls SET settled_usd = s.usd, settled_at = :now "
-    f"FROM {pg_unnest({'settle_id': 'bigint', 'usd': 'float8'}, 's')} WHERE judge_calls.id = s.settle_id "
-    "AND judge_calls.experiment_id = :e AND judge_calls.settled_usd IS NULL "
-    "RETURNING judge_calls.settled_usd - judge_calls.reserved_usd AS d), "
-    "delta AS (SELECT coalesce(sum(d), 0) AS d FROM settled), "
+# Postgres, a scorer process's usual batch as one statement that is its own transaction: its last calls
+# settled, the ledger moved by their difference plus this batch's worst case, and the batch's rows inserted,
+# if all of the batch fits; else nothing changes. The calls to settle are locked as they are read, so their
+# difference is the one their settlement makes.
+_PG_RESERVE_ALONE = sa.text(
+    "WITH pending AS (SELECT judge_calls.id, s.usd, s.usd - judge_calls.reserved_usd AS d FROM judge_calls "
+    f"JOIN {pg_unnest({'settle_id': 'bigint', 'usd': 'float8'}, 's')} ON judge_calls.id = s.settle_id "
+    "WHERE judge_calls.experiment_id = :e AND judge_calls.settled_usd IS NULL FOR UPDATE OF judge_calls), "
+    "delta AS (SELECT coalesce(sum(d), 0) AS d FROM pending), "
     "moved AS (UPDATE budget_ledgers l SET judge_usd = l.judge_usd + delta.d + :x, updated_at = :now "
     "FROM delta "
     "WHERE l.experiment_id = :e AND l.replay_usd + greatest(l.judge_usd + delta.d + :x - l.holdback_usd, 0) "
     "<= (SELECT coalesce(budget_usd, 'Infinity') FROM experiments WHERE id = :e) + :eps "
     "RETURNING l.experiment_id), "
+    "settled AS (UPDATE judge_calls SET settled_usd = pending.usd, settled_at = :now FROM pending "
+    "WHERE judge_calls.id = pending.id AND EXISTS (SELECT FROM moved)), "
     f"held AS (INSERT INTO judge_calls (experiment_id, created_at, {_HOLDS}) SELECT :e, :now, {_HOLDS} "
     f"FROM {pg_unnest(_HOLD_TYPES, 'h')} WHERE EXISTS (SELECT FROM moved) ORDER BY h.n RETURNING id) "
-    "SELECT (SELECT d FROM delta) AS delta, EXISTS (SELECT FROM moved) AS moved, "
-    "ARRAY(SELECT id FROM held ORDER BY id) AS ids"
+    "SELECT ARRAY(SELECT id FROM held ORDER BY id)"
 )
 
 
@@ -180,23 +181,24 @@ def _arrays(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
     return {column: [row[column] for row in rows] for column in _HOLD_TYPES}
 
 
+def reserve_judges_alone(
+    conn: sa.Connection, experiment_id: int, settles: Mapping[int, float], holds: Sequence[JudgeHold]
+) -> list[int]:
+    """Postgres, on a connection in autocommit: `settle_and_reserve_judges` in one statement (one round trip)
+    if the whole batch fits: the holds' `judge_calls` ids in order; else nothing changes ([])."""
+    now = utcnow()
+    moving = {"e": experiment_id, "x": sum(h.amount_usd for h in holds), "eps": _EPSILON, "now": now}
+    settled = {"settle_id": list(settles), "usd": [float(usd) for usd in settles.values()]}
+    arrays = _arrays(_hold_rows(experiment_id, holds, now))
+    return list(conn.execute(_PG_RESERVE_ALONE, settled | arrays | moving).scalar_one())
+
+
 def settle_and_reserve_judges(
     session: Session, experiment_id: int, settles: Mapping[int, float], holds: Sequence[JudgeHold]
 ) -> tuple[list[int], ReserveOutcome]:
-    """`settle_judges(settles)` (calls of this experiment), then `reserve_judges(holds)`: on Postgres one
-    statement when the whole batch fits (a scorer's usual batch), else the settlement's ledger move and the
-    reservation's own path."""
-    if session.get_bind().dialect.name == "postgresql" and holds:
-        now = utcnow()
-        settled = {"settle_id": list(settles), "usd": [float(usd) for usd in settles.values()]}
-        moving = {"e": experiment_id, "x": sum(h.amount_usd for h in holds), "eps": _EPSILON, "now": now}
-        arrays = _arrays(_hold_rows(experiment_id, holds, now))
-        found = session.execute(_PG_SETTLE_AND_RESERVE, settled | arrays | moving).one()
-        if found.moved:
-            return list(found.ids), "reserved"
-        if found.delta:
-            session.execute(_SETTLE_LEDGER, {"e": experiment_id, "x": found.delta, "now": utcnow()})
-    elif settles:
+    """`settle_judges(settles)`, then `reserve_judges(holds)`: what the settlements give back may let the
+    reservations fit."""
+    if settles:
         settle_judges(session, settles)
     if not holds:
         return [], "reserved"

@@ -14,7 +14,12 @@ from sqlalchemy.orm import Session
 from shadowlab.db import pg_unnest
 from shadowlab.models import Preference, Replay, Score, utcnow
 
-__all__ = ["add", "add_many", "add_preference", "add_preferences", "point_values", "preference_results"]
+# fmt: off
+__all__ = [
+    "add", "add_many", "add_preference", "add_preferences", "insert_ignore_arrays", "insert_ignore_sql",
+    "point_values", "preference_results",
+]
+# fmt: on
 
 
 # Postgres: a batch as one array per column (`db.pg_unnest`), so its statement is one text whatever the batch
@@ -26,13 +31,29 @@ _PG_TYPES: dict[type[Score] | type[Preference], dict[str, str]] = {
                  "arm_b_id": "bigint", "scorer_name": "text", "scorer_version": "text", "order_shown": "text",
                  "result": "text", "rationale": "text"},
 }  # fmt: skip
-_PG_INSERTS = {
-    table: sa.text(
-        f"INSERT INTO {table.__tablename__} ({', '.join(types)}, created_at) SELECT {', '.join(types)}, :now "
-        f"FROM {pg_unnest(types, 'r')} ORDER BY r.n ON CONFLICT DO NOTHING"
+
+
+def insert_ignore_sql(table: type[Score] | type[Preference]) -> str:
+    """Postgres: the INSERT of a batch of rows of `table` from arrays (`insert_ignore_arrays`, and `:now`),
+    each ignored when it exists already; a statement of its own or a data-modifying CTE."""
+    columns = ", ".join(_PG_TYPES[table])
+    return (
+        f"INSERT INTO {table.__tablename__} ({columns}, created_at) SELECT {columns}, :now "
+        f"FROM {pg_unnest(_PG_TYPES[table], 'r')} ORDER BY r.n ON CONFLICT DO NOTHING"
     )
-    for table, types in _PG_TYPES.items()
-}
+
+
+def insert_ignore_arrays(
+    table: type[Score] | type[Preference], rows: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The parameters of `insert_ignore_sql(table)` but `:now`: one list per column (JSON as text)."""
+    arrays: dict[str, Any] = {column: [row.get(column) for row in rows] for column in _PG_TYPES[table]}
+    if "details" in arrays:
+        arrays["details"] = [json.dumps(details or {}) for details in arrays["details"]]
+    return arrays
+
+
+_PG_INSERTS = {table: sa.text(insert_ignore_sql(table)) for table in _PG_TYPES}
 
 
 def _insert_ignore(
@@ -43,11 +64,7 @@ def _insert_ignore(
     if not rows:
         return
     if session.get_bind().dialect.name == "postgresql":
-        types = _PG_TYPES[table]
-        arrays: dict[str, Any] = {column: [row.get(column) for row in rows] for column in types}
-        if "details" in arrays:
-            arrays["details"] = [json.dumps(details or {}) for details in arrays["details"]]
-        session.execute(_PG_INSERTS[table], arrays | {"now": utcnow()})
+        session.execute(_PG_INSERTS[table], insert_ignore_arrays(table, rows) | {"now": utcnow()})
         return
     insert = sqlite_insert(cast(sa.Table, table.__table__)).on_conflict_do_nothing()
     session.execute(insert, [dict(row) for row in rows])

@@ -26,6 +26,7 @@ from shadowlab.budget_judges import (
     judge_spend_usd,
     reserve_judge,
     reserve_judges,
+    reserve_judges_alone,
     settle_and_reserve_judges,
     settle_judge,
     settle_judges,
@@ -213,7 +214,7 @@ def test_a_batch_gets_what_the_settlements_before_it_give_back_and_waits_for_the
     factory: sessionmaker[Session],
 ) -> None:
     hold = JudgeHold(JudgeRef(1, "quality", "v1"), "m", 0.3, datetime.now(UTC) + timedelta(minutes=5))
-    with session_scope(factory) as session:  # the whole batch fits (on Postgres: one statement)
+    with session_scope(factory) as session:
         first, rest = settle_and_reserve_judges(session, 1, {}, [hold] * 3)
     assert len(first) == 3 and rest == "reserved"
     with session_scope(factory) as session:  # 3 more fit only once the first settle, and then only 2
@@ -224,4 +225,29 @@ def test_a_batch_gets_what_the_settlements_before_it_give_back_and_waits_for_the
         assert committed_usd(session, 1) == pytest.approx(0.3 + 0.6)
         assert settle_and_reserve_judges(session, 1, dict.fromkeys(second, 0.35), []) == ([], "reserved")
         assert committed_usd(session, 1) == pytest.approx(1.0)
+    assert calls == dict.fromkeys(first, (0.3, 0.1)) | dict.fromkeys(second, (0.3, None))
+
+
+@pytest.mark.parametrize("factory", ["postgres"], indirect=True)
+def test_a_batch_alone_is_settled_and_reserved_in_one_statement_only_when_all_of_it_fits(
+    factory: sessionmaker[Session],
+) -> None:
+    hold = JudgeHold(JudgeRef(1, "quality", "v1"), "m", 0.3, datetime.now(UTC) + timedelta(minutes=5))
+    with session_scope(factory) as session:  # the ledger's first move
+        first, _ = settle_and_reserve_judges(session, 1, {}, [hold] * 3)
+    alone = factory.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
+    settles = dict.fromkeys(first, 0.1)
+
+    with alone.connect() as conn:  # 0.3 settled + 0.9 more: over the budget of 1, so nothing changes
+        assert reserve_judges_alone(conn, 1, settles, [hold] * 3) == []
+    with session_scope(factory) as session:
+        assert committed_usd(session, 1) == pytest.approx(0.9)
+        assert {call.settled_usd for call in session.query(JudgeCall)} == {None}
+    with alone.connect() as conn:  # 0.3 settled + 0.6 more fits
+        second = reserve_judges_alone(conn, 1, settles, [hold] * 2)
+
+    assert len(second) == 2 and second == sorted(second) and min(second) > max(first)
+    with session_scope(factory) as session:
+        calls = {call.id: (call.reserved_usd, call.settled_usd) for call in session.query(JudgeCall)}
+        assert committed_usd(session, 1) == pytest.approx(0.9)
     assert calls == dict.fromkeys(first, (0.3, 0.1)) | dict.fromkeys(second, (0.3, None))
