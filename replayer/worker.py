@@ -189,6 +189,11 @@ class Worker:
                 return
             if got.state == "empty" and self._rescan_due(loop.time()):
                 continue  # read the whole selection once more: captures stored behind the cursor
+            if got.state == "empty" and self.config.mode == "backfill" and tasks:
+                # Nothing left to lease, even from the start: no claim at each completion (~10 empty ones per
+                # worker at the end of a bench run); what a dead worker left is taken over once ours is done.
+                await self._pause(tasks, drain=True)
+                continue
             if got.state == "empty" and self.config.mode == "backfill" and not tasks:
                 await self._flush()
                 pending = await loop.run_in_executor(None, leases.pending_leases, self.factory,
@@ -235,15 +240,15 @@ class Worker:
         self.cursor, self._rescanned = None, now
         return True
 
-    async def _pause(self, tasks: set[asyncio.Task[None]]) -> None:
-        """Wait for a slot to free or the poll interval, whichever comes first."""
-        wait_for = [*tasks, asyncio.create_task(self.stopping.wait())]
-        await asyncio.wait(
-            wait_for,
-            timeout=self.config.poll_s * (0.5 + self.rng.random()),
-            return_when=asyncio.FIRST_COMPLETED,
-        )
-        wait_for[-1].cancel()
+    async def _pause(self, tasks: set[asyncio.Task[None]], *, drain: bool = False) -> None:
+        """Wait for a slot to free or the poll interval, whichever comes first (`drain`: for every request
+        held to finish), or a stop."""
+        stop = asyncio.create_task(self.stopping.wait())
+        timeout = None if drain else self.config.poll_s * (0.5 + self.rng.random())
+        await asyncio.wait([*tasks, stop], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        while drain and tasks and not self.stopping.is_set():
+            await asyncio.wait([*tasks, stop], return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
 
     def _claim(self, limit: int) -> leases.Claim:
         return leases.claim(
