@@ -256,11 +256,13 @@ class _Substitution:
     def __init__(self, rule: Rule, splitter: Splitter | None, scope: _Scope, where: list[int] | None) -> None:
         self._rule, self._split, self._scope = rule, splitter, scope
         self.where = where  # the indexes of the texts it may match in (None: all)
-        self._replace = _replacer(rule, scope.placeholders(rule), scope)
+        # Only `sub` calls back per match (a rule without a splitter): the others number matches in bulk.
+        self._replace = None if splitter is not None else _replacer(rule, scope.placeholders(rule), scope)
 
     def __call__(self, text: str) -> str:
-        if self._split is None:
+        if self._replace is not None:  # no splitter
             return self._rule.pattern.sub(self._replace, text)
+        assert self._split is not None
         parts = self._split(text)
         if len(parts) == 1:
             return text
@@ -311,11 +313,15 @@ def _has_digit_run(text: str, marks: bytes) -> bool:
 def _digit_holders(texts: list[str], joined: str) -> list[int]:
     """Which of `texts` (`joined` by NUL) hold a run of digits and separators long enough for a digit rule;
     the marks of all the texts come from one `translate` (a NUL stays a NUL), unless a text holds a NUL."""
+    ascii_only = joined.isascii()
     if joined.count("\x00") == len(texts) - 1:
-        marks = _digit_marks(joined).split(b"\x00")
+        whole = _digit_marks(joined)
+        if ascii_only and _RUN_MARK not in whole:  # the common case: no text holds one (none spans a NUL)
+            return []
+        marks = whole.split(b"\x00")
     else:
         marks = list(map(_digit_marks, texts))
-    if joined.isascii():
+    if ascii_only:
         return [i for i, mark in enumerate(marks) if _RUN_MARK in mark]
     return [i for i, (text, mark) in enumerate(zip(texts, marks, strict=True)) if _has_digit_run(text, mark)]
 
