@@ -376,7 +376,8 @@ def risk_sentences(rec: RoutingRecommendation) -> tuple[str, ...]:
         return (f"no routing (too few prompts per segment): every segment has fewer than {rec.rule.min_n} "
                 f"pairs to judge a candidate on, so all traffic stays on {rec.control}",)  # fmt: skip
     if not moved:
-        return ("no segment moves off the control, so quality is unchanged; there is no saving either",)
+        return (f"no segment moves off the control: all traffic stays on {rec.control}, so users see no "
+                "change and there is no saving either",)  # fmt: skip
     share = sum(r.share for r in moved)
     names = ", ".join(f"{r.segment} → {r.arm}" for r in moved)
     out = [f"{share:.0%} of the captured traffic moves off the control ({names}); "

@@ -116,7 +116,10 @@ def risk_sentences(routing: Mapping[str, Any]) -> list[str]:
         return [f"No routing: too few prompts per segment (each has fewer than {least} to judge on), "
                 "so all traffic stays on the control."]  # fmt: skip
     if not moved:
-        return ["No segment moves off the control: quality is unchanged, and there is no saving either."]
+        return [
+            "No segment moves off the control: all traffic stays on it, so users see no change, "
+            "and there is no saving either."
+        ]
     share = sum(num(r.get("share")) or 0.0 for r in moved)
     names = ", ".join(f"{r.get('segment')} → {r.get('arm')}" for r in moved)
     out = [
