@@ -15,6 +15,7 @@ the reservation to the cost of all of them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, load_only, sessionmaker
 
 from shadowlab.budget import Reservation, release_batch, reserve_batch, settle_batch
-from shadowlab.db import session_scope
+from shadowlab.db import pg_unnest, session_scope
 from shadowlab.experiment import TrafficSpec
 from shadowlab.models import CapturedRequest, Experiment, Replay, WorkLease, utcnow
 
@@ -273,11 +274,7 @@ def complete(
     with session_scope(factory) as session:
         rows = [row for done in finished for row in done.rows]
         replays = _REPLAYS.c
-        # No RETURNING: the driver sends one short prepared statement per row (executemany) instead of parsing
-        # a VALUES list of rows × 24 parameters anew; the count of rows written says whether all were new.
-        insert = _insert_of(session)(_REPLAYS).on_conflict_do_nothing()
-        result = session.execute(insert.execution_options(preserve_rowcount=True), rows)
-        written = cast(sa.CursorResult[Any], result).rowcount
+        written = _insert_replays(session, rows)  # the count of rows written says whether all were new
         requests = [done.lease.captured_request_id for done in finished]
         if written == len(rows):  # the usual case: every row is new, its cost is the one we hold
             costs = {done.lease.captured_request_id: done.lease.prior_usd for done in finished}
@@ -294,6 +291,37 @@ def complete(
             session, experiment_id, {crid: float(costs.get(crid) or 0.0) + judge_usd for crid in requests}
         )
         session.execute(_DONE, {"ids": [done.lease.lease_id for done in finished]})
+
+
+# Postgres: a write's rows as one array per column (`db.pg_unnest`): one statement, prepared once (an
+# executemany is one INSERT per row: ~0.13 ms of Postgres CPU per request of two arms). JSON travels as text.
+_REPLAY_TYPES = {
+    "experiment_id": "bigint", "arm_id": "bigint", "captured_request_id": "bigint", "status": "text",
+    "answer_text": "text", "tool_calls": "jsonb", "stop_reason": "text", "ttfb_ms": "float8",
+    "ttft_ms": "float8", "latency_ms": "float8", "input_tokens": "bigint",
+    "cache_creation_input_tokens": "bigint", "cache_read_input_tokens": "bigint", "output_tokens": "bigint",
+    "reasoning_tokens": "bigint", "cost_usd": "float8", "error_code": "text", "error_detail": "text",
+    "untranslated": "jsonb", "attempts": "bigint", "started_at": "timestamptz", "finished_at": "timestamptz",
+}  # fmt: skip
+_JSON_COLUMNS = [column for column, kind in _REPLAY_TYPES.items() if kind == "jsonb"]
+_PG_INSERT_REPLAYS = sa.text(
+    f"INSERT INTO replays ({', '.join(_REPLAY_TYPES)}) SELECT {', '.join(_REPLAY_TYPES)} "
+    f"FROM {pg_unnest(_REPLAY_TYPES, 'r')} ORDER BY r.n ON CONFLICT DO NOTHING"
+)
+
+
+def _insert_replays(session: Session, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert replay rows (`Worker._row`), each ignored when its (arm, request) has one already: how many
+    were written."""
+    if session.get_bind().dialect.name == "postgresql":
+        arrays = {column: [row[column] for row in rows] for column in _REPLAY_TYPES}
+        for column in _JSON_COLUMNS:  # None is JSON null, as the JSON column type stores it
+            arrays[column] = [json.dumps(value) for value in arrays[column]]
+        result = session.execute(_PG_INSERT_REPLAYS, arrays)
+    else:
+        insert = sqlite.insert(_REPLAYS).on_conflict_do_nothing()
+        result = session.execute(insert.execution_options(preserve_rowcount=True), rows)
+    return cast(sa.CursorResult[Any], result).rowcount
 
 
 def give_back(
@@ -320,7 +348,7 @@ def give_back(
             release_batch(session, experiment_id, released)
         rows = [row for done in part_done for row in done.rows]
         if rows:
-            session.execute(_insert_of(session)(_REPLAYS).on_conflict_do_nothing(), rows)
+            _insert_replays(session, rows)
         if part_done:
             session.execute(
                 sa.update(_LEASES)
