@@ -1,7 +1,7 @@
 """Numbers and names for people: every page of the dashboard and the report format through here.
 
 Dollars with sensible precision, milliseconds, percentages, percentage points, judge points, p-values as
-`< 0.001` or three significant digits, counts with separators, and display names for metrics and
+`< 0.001` or three decimals, counts with separators, and display names for metrics and
 verdicts. Pure functions of plain values; `None` or a non-finite number is shown as "—".
 """
 
@@ -139,13 +139,13 @@ def duration(seconds: float | None) -> str:
 
 
 def p_value(p: float | None) -> str:
-    """`< 0.001`, else three significant digits (0.0513, 0.5, 1)."""
+    """`< 0.001`, else three decimals (0.051, 0.500, 1.000): one precision, so a column of them lines up."""
     if not _finite(p):
         return MISSING
     assert p is not None
     if p < 0.001:
         return "< 0.001"
-    return f"{p:.3g}"
+    return f"{p:.3f}"
 
 
 def metric_name(metric: str) -> str:

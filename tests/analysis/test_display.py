@@ -52,7 +52,14 @@ def test_points_and_percentage_points() -> None:
 
 @pytest.mark.parametrize(
     ("p", "expected"),
-    [(3.2e-110, "< 0.001"), (0.000999, "< 0.001"), (0.05125615719131047, "0.0513"), (0.5, "0.5"), (1.0, "1")],
+    [
+        (3.2e-110, "< 0.001"),
+        (0.000999, "< 0.001"),
+        (0.05125615719131047, "0.051"),
+        (0.0902, "0.090"),
+        (0.5, "0.500"),
+        (1.0, "1.000"),
+    ],
 )
 def test_p_values_are_short(p: float, expected: str) -> None:
     assert display.p_value(p) == expected
