@@ -13,7 +13,14 @@ from analysis.results import lower_is_better, no_events, no_events_text, plan_of
 from dashboard import charts, data
 from dashboard.queries import ArmTokens, LatencyColumn
 from dashboard.snapshot import SnapshotView
-from dashboard.views.common import PageContext, require_experiment, require_snapshot, run_page, title
+from dashboard.views.common import (
+    PageContext,
+    md_escape,
+    require_experiment,
+    require_snapshot,
+    run_page,
+    title,
+)
 
 _PRICE_KEYS = {
     "input_tokens": "input_cost_per_token",
@@ -30,16 +37,23 @@ METRIC_HELP = "\n\n".join(
 
 
 def effects_frame(snap: SnapshotView) -> pd.DataFrame:
-    """Every comparison (fixed-horizon interval), in the metric's unit, with readable p-values."""
-    columns = ["metric", "candidate", "pairs", "change", "95 % interval", "p", "p (adjusted)", "test"]
+    """Every comparison (fixed-horizon interval), in the metric's unit, with readable p-values. The test's
+    name (long) is in `tests_frame`, so the grid fits 1280 px without a sideways scroll."""
+    columns = ["metric", "candidate", "pairs", "change", "95 % interval", "p", "p (adjusted)"]
     rows = []
     for c in snap.comparisons:
         change, interval = change_text(c.kind, c.estimate), _interval(c.kind, c.ci_low, c.ci_high)
         if no_events(c.kind, c.control_value, c.candidate_value):
             change, interval = "no change", no_events_text(c.metric, c.n)
         rows.append([display.metric_name(c.metric), c.candidate, display.count(c.n), change, interval,
-                     display.p_value(c.p_value), display.p_value(c.p_adjusted), c.test])  # fmt: skip
+                     display.p_value(c.p_value), display.p_value(c.p_adjusted)])  # fmt: skip
     return pd.DataFrame(rows, columns=columns)
+
+
+def tests_frame(snap: SnapshotView) -> pd.DataFrame:
+    """The statistical test behind each metric's p-values, once per metric and test (for engineers)."""
+    pairs = dict.fromkeys((display.metric_name(c.metric), c.test) for c in snap.comparisons)
+    return pd.DataFrame(list(pairs), columns=["metric", "test"])
 
 
 def _interval(kind: str, low: float | None, high: float | None, *, quantile: bool = False) -> str:
@@ -49,17 +63,31 @@ def _interval(kind: str, low: float | None, high: float | None, *, quantile: boo
 
 
 def quantiles_frame(snap: SnapshotView) -> pd.DataFrame:
+    """The quantiles the analysis reports; those it cannot (too few pairs) are in `unreported_quantiles`."""
     columns = ["metric", "candidate", "quantile", "control", "candidate value", "difference", "95 % interval",
-               "p", "note"]  # fmt: skip
+               "p"]  # fmt: skip
     rows = [
         [display.metric_name(c.metric), c.candidate, f"p{100 * q.quantile:g}", display.ms(q.control),
          display.ms(q.candidate), display.ms(q.estimate, sign="always"),
-         _interval("latency", q.ci_low, q.ci_high, quantile=True), display.p_value(q.p_value),
-         "" if q.supported else f"not reported: {q.reason}"]
+         _interval("latency", q.ci_low, q.ci_high, quantile=True), display.p_value(q.p_value)]
         for c in snap.comparisons
         for q in c.quantiles
+        if q.supported
     ]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)
+
+
+def unreported_quantiles(snap: SnapshotView) -> list[str]:
+    """Why a quantile is missing from the table, each reason once (it is usually the same for every metric
+    and candidate: 'p99 needs at least 1000 pairs, found 240')."""
+    return list(
+        dict.fromkeys(
+            q.reason or f"p{100 * q.quantile:g}: no reason given"
+            for c in snap.comparisons
+            for q in c.quantiles
+            if not q.supported
+        )
+    )
 
 
 def forest_panels(
@@ -139,7 +167,10 @@ def render(ctx: PageContext) -> None:
             ),
             "p (adjusted)": st.column_config.TextColumn("p (adjusted)", help=term_help("p-value", "Holm")),
         },
+        height="content",
     )  # fmt: skip
+    with st.expander("The test behind each p-value (for engineers)"):
+        st.dataframe(tests_frame(snap), hide_index=True)
 
     st.subheader("Latency", anchor=False)
     timings: tuple[tuple[LatencyColumn, str], ...] = (
@@ -155,10 +186,13 @@ def render(ctx: PageContext) -> None:
             st.altair_chart(charts.ecdf_chart(quantiles, data.ECDF_GRID, label), width="stretch")
         else:
             st.info(f"{label}: no successful replays with this timing yet.")
-    qframe = quantiles_frame(snap)
-    if not qframe.empty:
+    qframe, unreported = quantiles_frame(snap), unreported_quantiles(snap)
+    if not qframe.empty or unreported:
         st.caption("Quantile differences (failures count as +∞ here only)")
-        st.dataframe(qframe, hide_index=True)
+    if not qframe.empty:
+        st.dataframe(qframe, hide_index=True, height="content")
+    if unreported:
+        st.caption("Not reported: " + "; ".join(md_escape(reason) for reason in unreported) + ".")
 
     st.subheader("Cost by token class", anchor=False)
     arms = data.tokens_by_arm(ctx.database_url, experiment.id)

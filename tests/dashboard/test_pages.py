@@ -162,11 +162,21 @@ def test_metrics_page_shows_every_effect_quantile_and_cost(
     assert list(effects["change"]) == [display.change_text(c["kind"], c["estimate"]) for c in comparisons]
     assert list(effects["p (adjusted)"]) == [display.p_value(c["p_adjusted"]) for c in comparisons]
     assert all(len(p) <= 10 for p in [*effects["p"], *effects["p (adjusted)"]])
-    quantiles = at.dataframe[1].value
-    expected = [q for c in comparisons for q in c["quantiles"]]
-    assert len(quantiles) == len(expected) > 0
+    # the tests' long names are in an expander, once per metric: the grid fits 1280 px
+    assert "test" not in effects.columns
+    tests = at.dataframe[1].value
+    assert list(tests.itertuples(index=False, name=None)) == list(
+        dict.fromkeys((display.metric_name(c["metric"]), c["test"]) for c in comparisons)
+    )
+    quantiles = at.dataframe[2].value
+    expected = [q for c in comparisons for q in c["quantiles"] if q["supported"]]
+    assert len(quantiles) == len(expected) > 0 and "note" not in quantiles.columns
     assert list(quantiles["difference"]) == [display.ms(q["estimate"], sign="always") for q in expected]
-    cost = at.dataframe[2].value.set_index(["arm", "token_class"])
+    reasons = {q["reason"] for c in comparisons for q in c["quantiles"] if not q["supported"]}
+    assert reasons and [c.value for c in at.caption if c.value.startswith("Not reported: ")] == [
+        "Not reported: " + "; ".join(md_escape(r) for r in sorted(reasons)) + "."
+    ]
+    cost = at.dataframe[3].value.set_index(["arm", "token_class"])
     for arm, classes in seeded.tokens.items():
         for token_class, total in classes.items():
             assert cost.loc[(arm, token_class), "tokens"] == total
