@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,6 +14,7 @@ import streamlit as st
 from sqlalchemy.orm import Session
 
 from analysis import display
+from analysis.glossary import term_help
 from dashboard import data, refresh
 from dashboard.auth import User
 from dashboard.queries import ExperimentRow
@@ -190,6 +191,16 @@ def _refreshing(experiment_id: int) -> None:
             f"Refreshing the analysis… started {age} ago. The page shows the new numbers when it is done.",
             icon=":material/hourglass_top:",
         )
+
+
+def column_guide(columns: Mapping[str, str], *terms: str, label: str = "How to read this table") -> None:
+    """What each column of a static table means and the glossary's `terms`, one click away (`st.table` has
+    no column tooltips)."""
+    with st.popover(label, icon=":material/help:"):
+        st.markdown("\n".join(f"- **{name}**: {text}" for name, text in columns.items()))
+        if terms:
+            st.markdown(term_help(*terms))
+        st.page_link("views/glossary.py", label="Every term in the glossary", icon=":material/menu_book:")
 
 
 def untrusted_text(text: str | None, *, empty: str = "(no text)") -> None:

@@ -20,6 +20,7 @@ from dashboard.snapshot import ComparisonView, SnapshotView, projected_mde
 from dashboard.views.common import (
     VERDICT_BOX,
     PageContext,
+    column_guide,
     md_escape,
     require_experiment,
     require_snapshot,
@@ -108,10 +109,8 @@ def results_table(res: Results) -> None:
     if not res.rows:
         st.info("The analysis has no comparisons yet (no metric with complete pairs).")
         return
-    with st.popover("How to read these tables", icon=":material/help:"):
-        st.markdown("\n".join(f"- **{name}**: {text}" for name, text in RESULT_COLUMNS.items()))
-        st.markdown(term_help("Goal", "Guardrail", "Margin", "Always-valid interval"))
-        st.page_link("views/glossary.py", label="Every term in the glossary", icon=":material/menu_book:")
+    column_guide(RESULT_COLUMNS, "Goal", "Guardrail", "Margin", "Always-valid interval",
+                 label="How to read these tables")  # fmt: skip
     for candidate, status in res.statuses:
         says = _CANDIDATE_SAYS.get(status, "")
         st.markdown(f"**{md_escape(candidate)}** vs the control" + (f": {says}" if says else ""))

@@ -17,6 +17,7 @@ from analysis.routing_text import mix_rows, risk_sentences, route_rows, saving_s
 from dashboard import data
 from dashboard.views.common import (
     PageContext,
+    column_guide,
     freshness,
     md_escape,
     require_experiment,
@@ -88,13 +89,12 @@ def routing_section(analysis: Mapping[str, Any], plan: Mapping[str, Any] | None)
     (st.success if moved else st.info)(md_escape(saving or "No cost metric: no saving to project."))
     for line in risk_sentences(routing):
         st.markdown(f"- {md_escape(line)}")
-    frame = pd.DataFrame(
-        [[r.segment, r.share, r.arm, r.status, r.p_adjusted, r.why] for r in route_rows(routing)],
-        columns=list(ROUTE_HELP),
-    )
-    config = {name: st.column_config.TextColumn(name, help=text) for name, text in ROUTE_HELP.items()}
-    config["why"] = st.column_config.TextColumn("why", help=ROUTE_HELP["why"], width="large")
-    st.dataframe(frame, hide_index=True, column_config=config)
+    # A static table: it wraps 'why' (the reason a PM looks for) instead of cutting it at the right edge.
+    # st.table renders Markdown, and segment and arm names are user text.
+    rows = [[r.segment, r.share, r.arm, r.status, r.p_adjusted, r.why] for r in route_rows(routing)]
+    frame = pd.DataFrame([[md_escape(cell) for cell in row] for row in rows], columns=list(ROUTE_HELP))
+    st.table(frame.style.hide(axis="index"))
+    column_guide(ROUTE_HELP, "Routing", "Segment")
     # When nothing moves the routed mix is the control itself: a table of zeros (and "not yet" for quantiles
     # no test can settle) would only raise questions.
     mix = mix_rows(analysis, plan) if moved else []

@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from analysis import display
 from analysis.glossary import METRICS, TERMS
-from analysis.routing_text import saving_sentence
+from analysis.routing_text import route_rows, saving_sentence
 from analysis.summary import health_name, results
 from dashboard import charts
 from dashboard.decisions import AGREEING
@@ -338,22 +338,22 @@ def test_segments_page_shows_the_routing_in_plain_words(
     at = app_test("views/segments.py")
     _no_exception(at)
     assert [s.value for s in at.success] == [md_escape(saving_sentence(ROUTING) or "")]
-    routes = at.dataframe[0].value
-    assert list(routes["arm"]) == ["cand", "ctrl", "ctrl"] and list(routes["share"]) == [
-        "28 %",
-        "16 %",
-        "2.7 %",
-    ]
-    effects = at.dataframe[2].value
+    # a static table, so 'why' wraps instead of being cut at the right edge; its cells are escaped Markdown
+    routes = at.table[0].value
+    assert list(routes.columns) == ["segment", "share", "arm", "status", "p (adjusted)", "why"]
+    assert list(routes["arm"]) == ["cand", "ctrl", "ctrl"]
+    assert list(routes["share"]) == [md_escape(share) for share in ("28 %", "16 %", "2.7 %")]
+    assert list(routes["why"]) == [md_escape(r.why) for r in route_rows(ROUTING)]
+    effects = at.dataframe[1].value
     assert list(effects["change"]) == ["-0.12 points"] and list(effects["p (BH)"]) == ["< 0.001"]
     assert list(effects["95 % interval"]) == ["-0.40 to +0.15 points"]
-    money = " ".join(str(v) for frame in at.dataframe for v in frame.value.to_numpy().ravel())
+    money = " ".join(str(v) for frame in [*at.dataframe, *at.table] for v in frame.value.to_numpy().ravel())
     assert not re.search(r"\d\.\d{6,}", money)  # no raw floats anywhere
     # With tested segments the descriptive per-arm scan runs only when asked for.
-    assert len(at.dataframe) == 3
+    assert len(at.dataframe) == 2
     at.toggle(key="seg_descriptive").set_value(True).run()
     _no_exception(at)
-    assert int(at.dataframe[3].value["replays"].sum()) == seeded.replays
+    assert int(at.dataframe[2].value["replays"].sum()) == seeded.replays
 
 
 @pytest.mark.parametrize(
