@@ -13,6 +13,7 @@ import streamlit as st
 
 from analysis import display
 from analysis.glossary import TERMS, term_help
+from analysis.results import ResultRow
 from analysis.summary import Results, health_name, results
 from dashboard import data
 from dashboard.queries import ExperimentRow
@@ -36,7 +37,8 @@ RESULT_COLUMNS = {
     "get worse only by its allowed change; other metrics block only when clearly worse than a practical "
     "margin.",
     "Status": "pass: the condition holds; fail: it is clearly broken; not yet: more data is needed.",
-    "Control": "The control's level (geometric mean for latency, the 95th percentile for p95 rows).",
+    "Control": "The control's level (geometric mean for latency, the 95th percentile for p95 rows). For "
+    "'Preferred over control', 50 %: the control against itself, a tie, so no preference either way.",
     "Candidate": "The candidate's level on the same prompts.",
     "Change": "Candidate minus control, in the metric's unit, and relative to the control.",
     "95 % interval": "Where the true change lies with 95 % confidence; the decision rule judges this "
@@ -91,11 +93,19 @@ def results_frame(res: Results, candidate: str) -> pd.DataFrame:
         if r.candidate != candidate:
             continue
         change = r.change if r.change_pct == display.MISSING else f"{r.change} ({r.change_pct})"
-        rows.append([f"{r.name}{_ROLE_SUFFIX[r.role]}", _STATUS_MARK.get(r.status, r.status_label), r.control,
-                     r.value, change, r.interval, r.allowed])  # fmt: skip
+        rows.append([f"{r.name}{_ROLE_SUFFIX[r.role]}", _STATUS_MARK.get(r.status, r.status_label),
+                     _control_level(r), r.value, change, r.interval, r.allowed])  # fmt: skip
     # st.table renders its cells as Markdown: a metric named by the plan is user text, and two dollar
     # amounts in one cell would read as LaTeX.
     return pd.DataFrame([[md_escape(cell) for cell in row] for row in rows], columns=list(RESULT_COLUMNS))
+
+
+def _control_level(row: ResultRow) -> str:
+    """The control's cell; for a preference the analysis' '50 % (even)' read as a riddle: the control judged
+    against itself is a tie."""
+    if row.kind != "preference":
+        return row.control
+    return f"{row.control.split(' (')[0]} (no preference)"
 
 
 def _colour_status(value: str) -> str:
