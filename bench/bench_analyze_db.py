@@ -1,13 +1,14 @@
 """Benchmark `shadowlab analyze EXP --json`, `report` and `route` on experiments stored in Postgres.
 
-Run: `.venv/bin/python bench/bench_analyze_db.py [--baseline-ref REF] [--stamp REVISION] [--keep]`. Seeds
-500,000 captures × 2 arms and 200,000 × 5 arms (1,000,000 replays each, a judge score on every answer; the SQL
-of bench_dashboard.py), times each command in a fresh process (wall time, CPU time and peak RSS), and, in the
-same run, the baseline: the same commands by the code at REF (default d0efba9, before issue 23), extracted
-with `git archive`. Code before 0006 refuses a newer schema, so `--stamp` (default 0005_prompt_fingerprint,
-for d0efba9; `--stamp ''` for a ref at the current schema) sets the database's revision stamp during its run.
-With `--keep` the seeded databases stay and a later run reuses them (the machine is shared: seeding costs
-minutes). Commands alternate new, baseline, new, … so a change in the machine's load hits both alike.
+Run: `.venv/bin/python bench/bench_analyze_db.py [--baseline-ref REF] [--stamp REV] [--keep] [--repeat N]`.
+Seeds 500,000 captures × 2 arms and 200,000 × 5 arms (1,000,000 replays each, a judge score on every answer;
+the SQL of bench_dashboard.py), times each command in a fresh process (wall time, CPU time and peak RSS), and,
+in the same run, the baseline: the same commands by the code at REF (default d0efba9, before issue 23),
+extracted with `git archive`. Code before 0006 refuses a newer schema, so `--stamp` (default
+0005_prompt_fingerprint, for d0efba9; `--stamp ''` for a ref at the current schema) sets the database's
+revision stamp during its run. With `--keep` the seeded databases stay and a later run reuses them (the
+machine is shared: seeding costs minutes). Each command runs `--repeat` times (default 3) per code,
+alternating new, baseline, new, … so a change in the machine's load hits both alike; the table gives medians.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,6 +52,15 @@ def run(args: list[str], url: str, cwd: Path, module: str) -> tuple[float, float
     cpu, peak = next(line for line in reversed(done.stderr.splitlines()) if line.startswith("cpu_s=")).split()
     user, system = cpu.removeprefix("cpu_s=").split("+")
     return wall, float(user) + float(system), int(peak.removeprefix("peak_kb=")) / 1024
+
+
+def summary(runs: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """Median wall and CPU seconds, largest peak RSS, of repeated runs."""
+    return (
+        statistics.median(r[0] for r in runs),
+        statistics.median(r[1] for r in runs),
+        max(r[2] for r in runs),
+    )
 
 
 @contextmanager
@@ -101,6 +112,7 @@ def main() -> None:
     parser.add_argument("--baseline-ref", default="d0efba9")
     parser.add_argument("--stamp", default="0005_prompt_fingerprint")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each command and code (alternating)")
     options = parser.parse_args()
     ref = options.baseline_ref
     rows: list[str] = []
@@ -112,14 +124,19 @@ def main() -> None:
             with checkout(ref) as old:
                 for command in COMMANDS:
                     args = [command[0], "bench-1m", *command[1:]]
-                    new_wall, new_cpu, new_peak = run(args, url, REPO, "cli.main")
-                    with stamped(url, options.stamp):  # `python -m shadowlab`: the command at every ref
-                        old_wall, old_cpu, old_peak = run(args, url, old, "shadowlab")
+                    new, before = [], []
+                    for _ in range(options.repeat):  # alternating: a load change hits both codes alike
+                        new.append(run(args, url, REPO, "cli.main"))
+                        with stamped(url, options.stamp):  # `python -m shadowlab`: the command at every ref
+                            before.append(run(args, url, old, "shadowlab"))
                     loads.append(os.getloadavg()[0])
+                    new_wall, new_cpu, new_peak = summary(new)
+                    old_wall, old_cpu, old_peak = summary(before)
                     rows.append(
-                        f"| {n:,} × {arms} | `{' '.join(command)}` | {new_wall:.2f} s | {new_cpu:.2f} s | "
+                        f"| {n:,} × {arms} | `{' '.join(command)}` | {new_wall:.2f} s "
+                        f"({min(r[0] for r in new):.2f}–{max(r[0] for r in new):.2f}) | {new_cpu:.2f} s | "
                         f"{new_peak:,.0f} MB | {old_wall:.2f} s | {old_cpu:.2f} s | {old_peak:,.0f} MB | "
-                        f"{old_wall / new_wall:.1f}× |"
+                        f"{old_wall / new_wall:.2f}× |"
                     )
                     print(rows[-1], file=sys.stderr, flush=True)
         finally:
@@ -129,7 +146,9 @@ def main() -> None:
     print(
         f"## Analysis from Postgres at 1,000,000 replays (`bench/bench_analyze_db.py`) — {dt.date.today()}\n"
     )
-    print(f"Load average (1 min) before and after each pair: {', '.join(f'{x:.1f}' for x in loads)}.\n")
+    print(f"Load average (1 min) before and after each command: {', '.join(f'{x:.1f}' for x in loads)}. "
+          f"Each figure is the median of {options.repeat} runs, this checkout's and {ref}'s alternating "
+          "(range of this checkout's walls in brackets); peak RSS is the largest.\n")  # fmt: skip
     before = f"{ref} wall | {ref} CPU | {ref} RSS"
     print(f"| captures × arms | command | wall | CPU | peak RSS | {before} | wall ratio |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
