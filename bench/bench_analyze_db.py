@@ -124,14 +124,15 @@ def main() -> None:
             with checkout(ref) as old:
                 for command in COMMANDS:
                     args = [command[0], "bench-1m", *command[1:]]
-                    new, before = [], []
+                    new: list[tuple[float, float, float]] = []
+                    baseline: list[tuple[float, float, float]] = []
                     for _ in range(options.repeat):  # alternating: a load change hits both codes alike
                         new.append(run(args, url, REPO, "cli.main"))
                         with stamped(url, options.stamp):  # `python -m shadowlab`: the command at every ref
-                            before.append(run(args, url, old, "shadowlab"))
+                            baseline.append(run(args, url, old, "shadowlab"))
                     loads.append(os.getloadavg()[0])
                     new_wall, new_cpu, new_peak = summary(new)
-                    old_wall, old_cpu, old_peak = summary(before)
+                    old_wall, old_cpu, old_peak = summary(baseline)
                     rows.append(
                         f"| {n:,} × {arms} | `{' '.join(command)}` | {new_wall:.2f} s "
                         f"({min(r[0] for r in new):.2f}–{max(r[0] for r in new):.2f}) | {new_cpu:.2f} s | "
