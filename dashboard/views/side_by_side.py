@@ -60,22 +60,16 @@ def _answer(side: AnswerSide, view: str, diff: str | None) -> None:
         st.html(diff if diff is not None else markdown_html(side.answer))
 
 
-def _side(
-    column: st.delta_generator.DeltaGenerator,
-    label: str,
-    side: AnswerSide,
-    view: str,
-    diff: str | None,
-    scorer: str,
-) -> None:
-    with column:
-        st.text(f"{label} · {side.status}" + (f" ({side.error_code})" if side.error_code else ""))
-        _answer(side, view, diff)
-        latency, cost = display.ms(side.latency_ms), display.money(side.cost_usd)
-        st.text(f"{scorer} {fmt(side.score, 3)} · latency {latency} · cost {cost}")
-        if side.rationale:
-            st.text("judge rationale:")
-            untrusted_text(side.rationale)
+def _heading(side: AnswerSide, label: str, scorer: str) -> None:
+    st.text(f"{label} · {side.status}" + (f" ({side.error_code})" if side.error_code else ""))
+    latency, cost = display.ms(side.latency_ms), display.money(side.cost_usd)
+    st.text(f"{scorer} {fmt(side.score, 3)} · latency {latency} · cost {cost}")
+
+
+def _rationale(side: AnswerSide) -> None:
+    if side.rationale:
+        st.text("judge rationale:")
+        untrusted_text(side.rationale)
 
 
 def score_change(pair: AnswerPair, scorer: str = "score") -> str:
@@ -97,12 +91,23 @@ def show_pair(
         where = pair.service + (f" / {pair.route}" if pair.route else "")
         st.text(f"{score_change(pair, scorer)} · request {pair.request_id} · {where}")
         untrusted_text(pair.prompt, empty="(empty prompt)")
-        left, right = st.columns(2)
         diffs: tuple[str | None, str | None] = (None, None)
         if view == "diff" and pair.control.answer is not None and pair.candidate.answer is not None:
             diffs = word_diff_html(pair.control.answer, pair.candidate.answer)
-        _side(left, f"Control: {control.name}", pair.control, view, diffs[0], scorer)
-        _side(right, f"Candidate: {candidate.name}", pair.candidate, view, diffs[1], scorer)
+        sides = ((pair.control, f"Control: {control.name}", diffs[0]),
+                 (pair.candidate, f"Candidate: {candidate.name}", diffs[1]))  # fmt: skip
+        # A row of columns per part (heading with the scores, answers, rationales): the two answers are
+        # seldom of one height, and scores drawn under them sat at different heights.
+        for column, (side, label, _) in zip(st.columns(2), sides, strict=True):
+            with column:
+                _heading(side, label, scorer)
+        for column, (side, _, diff) in zip(st.columns(2), sides, strict=True):
+            with column:
+                _answer(side, view, diff)
+        if pair.control.rationale or pair.candidate.rationale:
+            for column, (side, _, _) in zip(st.columns(2), sides, strict=True):
+                with column:
+                    _rationale(side)
 
 
 def show_counts(counts: PairCounts) -> None:

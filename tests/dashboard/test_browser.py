@@ -135,6 +135,19 @@ def _check_forest_plots(page: Any, seeded: Any) -> None:
         assert box is not None and box["height"] >= len(candidates) * ROW_HEIGHT + 40, box
 
 
+# The tops of the score lines ('quality 7 · latency 412 ms · cost $0.0011'), control then candidate per pair.
+_SCORE_LINES_JS = """() => [...document.querySelectorAll('[data-testid=stText]')]
+  .filter(t => t.checkVisibility() && t.innerText.includes(' · latency '))
+  .map(t => t.getBoundingClientRect().top)"""
+
+
+def _check_pairs_align(page: Any) -> None:
+    """Side by side: each pair's two score lines on one line, whatever the heights of the answers."""
+    tops = page.evaluate(_SCORE_LINES_JS)
+    assert tops and len(tops) % 2 == 0, tops
+    assert all(abs(c - t) < 1 for c, t in zip(tops[::2], tops[1::2], strict=True)), tops
+
+
 def test_a_decider_declares_a_winner_and_a_viewer_cannot_in_a_real_browser(
     server: str, seeded: Any, browser: Any, artifacts_dir: Path
 ) -> None:
@@ -162,6 +175,8 @@ def test_a_decider_declares_a_winner_and_a_viewer_cannot_in_a_real_browser(
                     _check_results_page(page, seeded)
                 if title == "Metrics":
                     _check_forest_plots(page, seeded)
+                if title == "Side by side":
+                    _check_pairs_align(page)
             # the form's default is the analysis' recommendation (Ship names its arm), the reasons beside it
             recommended = page.get_by_role("radio", name=f"{preset_label} (the analysis' recommendation)")
             expect(recommended).to_be_checked()
