@@ -592,15 +592,22 @@ def report(
               f"| {scaling} | {cpu} | {run.wall_s:.1f} |")  # fmt: skip
     print(
         "\nWhere the machine's CPU went inside each side's measured window (sampled every 50 ms from /proc: "
-        "no start-up subtracted; a worker still starting counts): busy cores of 2, then ms per replay.\n"
+        "no start-up subtracted; a worker still starting counts): busy cores of 2, then ms per replay. Own "
+        "CPU ratio: the bare loop's clients + simulator + Postgres per replay over this side's, the ratio "
+        "the rates would have if nothing else ran on the machine and its cores stayed busy (the rest of "
+        "the machine, other users' load, moves the rates of two runs apart; idle cores are not in it). At 1 "
+        "worker one process cannot keep both cores busy: there the clients column alone bounds the rate.\n"
     )
-    print("| workers | side | busy cores | clients | simulator | Postgres (scratch db) | rest of machine |")
-    print("|---|---|---|---|---|---|---|")
+    print("| workers | side | busy cores | clients | simulator | Postgres (scratch db) | rest of machine "
+          "| own CPU ratio |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     for workers, _, _, sides in rows:
+        bare = sides[0].clients + sides[0].simulator + sides[0].postgres
         for side, where in zip(SIDES, sides, strict=True):
+            own = bare / (where.clients + where.simulator + where.postgres)
             print(
                 f"| {workers} | {side} | {where.busy_cores:.2f} | {where.clients:.2f} "
-                f"| {where.simulator:.2f} | {where.postgres:.2f} | {where.rest:.2f} |"
+                f"| {where.simulator:.2f} | {where.postgres:.2f} | {where.rest:.2f} | {own:.2f} |"
             )
 
 
