@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis import display
-from analysis.glossary import TERMS, term_help
+from analysis.glossary import TERMS
 from analysis.results import ResultRow
 from analysis.summary import Results, health_name, results
 from dashboard import data
@@ -38,13 +38,19 @@ RESULT_COLUMNS = {
     "margin.",
     "Status": "pass: the condition holds; fail: it is clearly broken; not yet: more data is needed.",
     "Control": "The control's level (geometric mean for latency, the 95th percentile for p95 rows). For "
-    "'Preferred over control', 50 %: the control against itself, a tie, so no preference either way.",
+    "'Preferred over control', 50 %: the control judged against itself is a tie.",
     "Candidate": "The candidate's level on the same prompts.",
     "Change": "Candidate minus control, in the metric's unit, and relative to the control.",
     "95 % interval": "Where the true change lies with 95 % confidence; the decision rule judges this "
     "interval (always valid for sequential plans, so looking often is fine).",
     "Allowed": "How much worse the metric may get and still ship (the plan's margin; for metrics the plan "
     "does not name, the practical margin).",
+}
+HEALTH_COLUMNS = {
+    "check": "What is checked so that the comparison is fair.",
+    "result": "passed, FAILED (no verdict should rest on these numbers), or not applicable.",
+    "p": "The check's p-value, where it is a test: its evidence against 'all is well'.",
+    "detail": "What the check found.",
 }
 _ROLE_SUFFIX = {"goal": " (goal)", "guardrail": " (guardrail)", "no harm": ""}
 
@@ -105,7 +111,7 @@ def _control_level(row: ResultRow) -> str:
     against itself is a tie."""
     if row.kind != "preference":
         return row.control
-    return f"{row.control.split(' (')[0]} (no preference)"
+    return f"{row.control.split(' (')[0]} (a tie)"
 
 
 def _colour_status(value: str) -> str:
@@ -129,18 +135,19 @@ def results_table(res: Results) -> None:
 
 
 def health_frame(snap: SnapshotView) -> pd.DataFrame:
-    mark = {True: "✓ passed", False: "✗ FAILED", None: "not applicable"}
+    # no-break spaces: a narrow column broke '✓ passed' over two lines
+    mark = {True: "✓\u00a0passed", False: "✗\u00a0FAILED", None: "not\u00a0applicable"}
     return pd.DataFrame(
         [
             {
                 "check": health_name(h.name),
                 "result": mark[h.passed],
-                "p value": display.p_value(h.p_value),
+                "p": display.p_value(h.p_value),
                 "detail": h.detail,
             }
             for h in snap.health
         ],
-        columns=["check", "result", "p value", "detail"],
+        columns=["check", "result", "p", "detail"],
     )
 
 
@@ -245,20 +252,14 @@ def render(ctx: PageContext) -> None:
         if frame.empty:
             st.info("The analysis recorded no health checks.")
         else:
-            st.dataframe(
-                frame,
-                hide_index=True,
-                column_config={
-                    "check": st.column_config.TextColumn(
-                        "check", help=term_help("Health checks", "A/A check (noise floor)")
-                    ),
-                    "p value": st.column_config.TextColumn("p value", help=TERMS["p-value"]),
-                },
-            )
+            # A static table: 'detail' (what was found) wraps instead of being cut at 1280 px.
+            st.table(frame.map(md_escape).style.hide(axis="index"))
+            column_guide(HEALTH_COLUMNS, "Health checks", "A/A check (noise floor)", "p-value")
     with st.expander("Power: the smallest effect this sample detects (80 % power)"):
         st.dataframe(
             power_frame(snap, experiment.target_requests),
             hide_index=True,
+            height="content",
             column_config={
                 "MDE now": st.column_config.TextColumn(
                     "MDE now", help=TERMS["Minimum detectable effect (MDE)"]
