@@ -23,8 +23,8 @@ COLUMN_HELP = {
     "progress": "Share of the plan's maximum sample replayed.",
     "spend": "Spent on replays (and judging), of the budget, and the share of the budget spent.",
     "errors": "Replays that failed (any arm).",
-    "candidates": "The model of each candidate arm, tried against the control (the Overview lists every arm "
-    "by name, role and model).",
+    "candidates": "The model of each candidate arm, tried against the control (the Overview names each arm "
+    "with its model).",
 }
 
 

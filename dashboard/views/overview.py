@@ -6,6 +6,7 @@ statistics and the power numbers are one click away for engineers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -16,7 +17,7 @@ from analysis.glossary import TERMS
 from analysis.results import ResultRow
 from analysis.summary import Results, health_name, results
 from dashboard import data
-from dashboard.queries import ExperimentRow
+from dashboard.queries import ArmRow, ExperimentRow
 from dashboard.snapshot import ComparisonView, SnapshotView, projected_mde
 from dashboard.views.common import (
     VERDICT_BOX,
@@ -53,6 +54,24 @@ HEALTH_COLUMNS = {
     "detail": "What the check found.",
 }
 _ROLE_SUFFIX = {"goal": " (goal)", "guardrail": " (guardrail)", "no harm": ""}
+
+
+def arms_sentence(arms: Sequence[ArmRow]) -> str:
+    """Which models are compared, for the reader who knows them by model and not by arm name (Markdown)."""
+
+    def named(role: str, model: bool = True) -> str:
+        return ", ".join(
+            f"**{md_escape(a.name)}**" + (f" ({md_escape(f'{a.provider} {a.model}')})" if model else "")
+            for a in arms
+            if a.role == role
+        )
+
+    control, candidates, copies = named("control"), named("candidate"), named("aa", model=False)
+    if not control or not candidates:
+        return ""
+    return f"Control: {control} · candidates: {candidates}" + (
+        f" · A/A copy of the control: {copies}" if copies else ""
+    )
 
 
 def verdict_card(res: Results, snap: SnapshotView) -> None:
@@ -232,6 +251,8 @@ def progress(ctx: PageContext, experiment: ExperimentRow, snap: SnapshotView) ->
 def render(ctx: PageContext) -> None:
     experiment = require_experiment(ctx)
     title("Overview", experiment)
+    if compared := arms_sentence(experiment.arms):
+        st.caption(compared)
     snap = require_snapshot(ctx, experiment)
     row = data.snapshot_row(ctx.database_url, experiment.id)
     res = results(row.analysis if row is not None else {}, experiment.plan)

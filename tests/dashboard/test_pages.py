@@ -22,9 +22,10 @@ from analysis.routing_text import route_rows, saving_sentence
 from analysis.summary import Results, health_name, results
 from dashboard import charts
 from dashboard.decisions import AGREEING
+from dashboard.queries import ArmRow
 from dashboard.snapshot import VERDICT_LABELS
 from dashboard.views.common import md_escape
-from dashboard.views.overview import results_frame
+from dashboard.views.overview import arms_sentence, results_frame
 from shadowlab.db import create_engine, session_factory, session_scope
 from shadowlab.models import AnalysisSnapshot
 from tests.support.analysis_documents import ROUTING
@@ -420,3 +421,16 @@ def test_the_control_of_a_preference_reads_as_no_preference() -> None:
                     "50 % (even)", "31 %", "-19.4 pp", "—", "21 to 40 %", "45 % or more", True)  # fmt: skip
     res = Results("dont_ship", None, "", (), (), (row,), (("cand", "fail"),))
     assert list(results_frame(res, "cand")["Control"]) == [md_escape("50 % (a tie)")]
+
+
+def test_the_overview_names_the_model_behind_each_arm() -> None:
+    arms = [ArmRow(1, "control", "control", "anthropic", "sim-sonnet"),
+            ArmRow(2, "haiku", "candidate", "anthropic", "sim-haiku"),
+            ArmRow(3, "fast", "candidate", "openai", "sim-flash"),
+            ArmRow(4, "control-aa", "aa", "anthropic", "sim-sonnet")]  # fmt: skip
+    assert arms_sentence(arms) == (
+        f"Control: **control** ({md_escape('anthropic sim-sonnet')}) · candidates: **haiku** "
+        f"({md_escape('anthropic sim-haiku')}), **fast** ({md_escape('openai sim-flash')}) · "
+        f"A/A copy of the control: **{md_escape('control-aa')}**"
+    )
+    assert arms_sentence(arms[:1]) == ""  # nothing to compare
