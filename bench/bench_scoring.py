@@ -9,7 +9,9 @@ commit. Rate = judge calls per second from the first call's reservation to the l
 (`judge_calls` rows; process start-up excluded), the bare loop from its first call's start to its last call's
 end (over all its processes). The goals compare with the bare loop in one process; with Postgres and the
 simulator on the same 2 cores the bare loop itself does not double with 2 processes, so its own scaling is
-printed beside the scorer's, and the CPU per call of both.
+printed beside the scorer's, and the CPU per call of both. A second table splits each side's measured window
+by component (clients, simulator, Postgres, the rest of the machine) and gives the own CPU ratio, which other
+users' load does not move.
 
 `--baseline-ref REF` adds, in the same run, `shadowlab score` by the code at REF (extracted with `git
 archive`, first on PYTHONPATH) on the same workload: its rate and CPU per call beside this checkout's.
@@ -42,7 +44,17 @@ from typing import Any
 
 import sqlalchemy as sa
 from bench_analyze_db import checkout
-from bench_replayer import cpu_model, cpu_since, create_scratch, drop_scratch, start_simulator
+from bench_replayer import (
+    ADMIN_URL,
+    Sampler,
+    Where,
+    Window,
+    cpu_model,
+    cpu_since,
+    create_scratch,
+    drop_scratch,
+    start_simulator,
+)
 
 PROFILE = """
 default:
@@ -162,14 +174,16 @@ def bare_rate(base_url: str, requests: int, concurrency: int, processes: int, st
     found = [json.loads(child.communicate()[0]) for child in children]
     ok = sum(f["ok"] for f in found)
     assert ok == 2 * requests, f"bare loop: {ok} scores of {2 * requests}"
-    span = max(f["ended"] for f in found) - min(f["started"] for f in found)
-    return Run(ok / span, (cpu_since(before) - processes * startup_s) / ok)
+    window = (min(f["started"] for f in found), max(f["ended"] for f in found))
+    return Run(ok / (window[1] - window[0]), (cpu_since(before) - processes * startup_s) / ok, window, ok)
 
 
 @dataclass(frozen=True)
 class Run:
     rate: float  # judge calls per second
     cpu_per_call_s: float  # the processes' CPU less their start-up
+    window: Window  # what the rate is measured over (epoch seconds)
+    calls: int
 
 
 # --- shadowlab score ----------------------------------------------------------------------------------------
@@ -205,7 +219,8 @@ def score_rate(
                     "JOIN experiments e ON e.id = r.experiment_id WHERE e.name = :n"), {"n": name},
         ).scalar_one()  # fmt: skip
     assert scores == calls, f"{name}: {scores} scores for {calls} judge calls"
-    return Run(calls / (last - first).total_seconds(), (cpu_since(before) - processes * startup_s) / calls)
+    cpu = (cpu_since(before) - processes * startup_s) / calls
+    return Run(calls / (last - first).total_seconds(), cpu, (first.timestamp(), last.timestamp()), calls)
 
 
 def startup_cpu(
@@ -270,6 +285,8 @@ def main() -> None:
     (tmp / "profile.yaml").write_text(PROFILE)
     (tmp / "prices.json").write_text(json.dumps(PRICES))
     sim, base_url = start_simulator(tmp / "profile.yaml")
+    admin = create_engine(ADMIN_URL)
+    sampler = Sampler(admin, scratch, sim.pid)
     stack = contextlib.ExitStack()
     try:
         baseline_code = stack.enter_context(checkout(args.baseline_ref)) if args.baseline_ref else None
@@ -280,6 +297,7 @@ def main() -> None:
         }  # fmt: skip
         envs = [env] + ([code_env(env, baseline_code)] if baseline_code else [])
         startup = startup_cpu(engine, envs, base_url, args.concurrency)
+        sampler.start()
         bare: dict[int, Run] = {}
         rates: list[dict[int, Run]] = [{} for _ in envs]  # this checkout's, then the baseline's
         for processes in (1, 2):
@@ -290,6 +308,7 @@ def main() -> None:
                 runs[processes] = score_rate(engine, code_env_, name, processes, args.concurrency,
                                              startup[1 + code])  # fmt: skip
         report_rates(args, load_before, bare, rates, startup)
+        report_where(sampler, bare, rates, args.baseline_ref)
         if args.pending == 0:
             return
         seed_started = time.monotonic()
@@ -303,6 +322,10 @@ def main() -> None:
               f"{args.rss_s:g} s of scoring ({scored:,} stored), then SIGTERM: peak RSS {peak} MB "
               f"(goal < 300 MB), RSS over the run (MB): {every}.")  # fmt: skip
     finally:
+        sampler.stop.set()
+        if sampler.is_alive():
+            sampler.join()
+        admin.dispose()
         stack.close()
         sim.send_signal(signal.SIGTERM)
         sim.wait()
@@ -349,6 +372,32 @@ def report_rates(
         )
         print(f"| {processes} | {b.rate:.0f} | {r.rate:.0f} | {r.rate / one:.2f}× | {goal} "
               f"| {r.rate / b.rate:.2f}× | {scaling}{old} | {cpu} |", flush=True)  # fmt: skip
+
+
+def report_where(
+    sampler: Sampler, bare: dict[int, Run], rates: list[dict[int, Run]], ref: str | None
+) -> None:
+    """Where the machine's CPU went inside each side's measured window, and the own CPU ratio."""
+    print(
+        "\nWhere the machine's CPU went inside each side's measured window (`bench_replayer.Sampler`: /proc "
+        "every 50 ms, no start-up subtracted): busy cores of 2, then ms per judge call. Own CPU ratio: the "
+        "bare loop's clients + simulator + Postgres per call (same processes) over this side's: the ratio "
+        "the rates would have with nothing else on the machine and its cores busy (other users' load, the "
+        "rest of the machine, moves the rates of two runs apart; idle cores are not in it). One process "
+        "cannot keep both cores busy: at 1 process the clients column alone bounds its rate.\n"
+    )
+    print("| processes | side | busy cores | clients | simulator | Postgres (scratch db) | rest of machine "
+          "| own CPU ratio |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    sides = ["bare loop", "shadowlab score"] + ([f"`score` at {ref}"] if ref else [])
+    for processes in (1, 2):
+        runs = [bare[processes]] + [side[processes] for side in rates]
+        found: list[Where] = [sampler.where(*run.window, run.calls) for run in runs]
+        own = found[0].clients + found[0].simulator + found[0].postgres
+        for side, where in zip(sides, found, strict=True):
+            ratio = own / (where.clients + where.simulator + where.postgres)
+            cpu = f"{where.clients:.2f} | {where.simulator:.2f} | {where.postgres:.2f} | {where.rest:.2f}"
+            print(f"| {processes} | {side} | {where.busy_cores:.2f} | {cpu} | {ratio:.2f} |")
 
 
 if __name__ == "__main__":
