@@ -45,6 +45,8 @@ def effects_frame(snap: SnapshotView) -> pd.DataFrame:
         change, interval = change_text(c.kind, c.estimate), _interval(c.kind, c.ci_low, c.ci_high)
         if no_events(c.kind, c.control_value, c.candidate_value):
             change, interval = "no change", no_events_text(c.metric, c.n)
+        elif c.kind == "preference" and c.estimate is not None:
+            change = f"{change} preferred"  # a share of prompts, not a difference: '31 %' read as +31 %
         rows.append([display.metric_name(c.metric), c.candidate, display.count(c.n), change, interval,
                      display.p_value(c.p_value), display.p_value(c.p_adjusted)])  # fmt: skip
     return pd.DataFrame(rows, columns=columns)
@@ -163,7 +165,9 @@ def render(ctx: PageContext) -> None:
             "95 % interval": st.column_config.TextColumn("95 % interval", help=TERMS["Interval (95 %)"]),
             "p": st.column_config.TextColumn("p", help=TERMS["p-value"]),
             "change": st.column_config.TextColumn(
-                "change", help="Candidate minus control in the metric's unit (latency: candidate ÷ control)."
+                "change",
+                help="Candidate minus control in the metric's unit (latency: candidate ÷ control; "
+                "preference: the share of prompts where the candidate's answer is preferred, 50 % a tie).",
             ),
             "p (adjusted)": st.column_config.TextColumn("p (adjusted)", help=term_help("p-value", "Holm")),
         },

@@ -23,8 +23,9 @@ from analysis.summary import Results, health_name, results
 from dashboard import charts
 from dashboard.decisions import AGREEING
 from dashboard.queries import ArmRow
-from dashboard.snapshot import VERDICT_LABELS
+from dashboard.snapshot import VERDICT_LABELS, parse_snapshot
 from dashboard.views.common import md_escape
+from dashboard.views.metrics import effects_frame
 from dashboard.views.overview import arms_sentence, results_frame
 from shadowlab.db import create_engine, session_factory, session_scope
 from shadowlab.models import AnalysisSnapshot
@@ -415,7 +416,7 @@ def test_glossary_explains_every_term_and_the_metrics(
     assert f"**{display.metric_name('cost_usd')}**: {METRICS['cost_usd']}" in shown
 
 
-def test_the_control_of_a_preference_reads_as_no_preference() -> None:
+def test_the_control_of_a_preference_reads_as_a_tie() -> None:
     """'50 % (even)' read as a riddle: the control judged against itself is a tie."""
     row = ResultRow("cand", "pref_preference", "preference", "Preferred over control", "guardrail", "fail",
                     "50 % (even)", "31 %", "-19.4 pp", "—", "21 to 40 %", "45 % or more", True)  # fmt: skip
@@ -434,3 +435,12 @@ def test_the_overview_names_the_model_behind_each_arm() -> None:
         f"A/A copy of the control: **{md_escape('control-aa')}**"
     )
     assert arms_sentence(arms[:1]) == ""  # nothing to compare
+
+
+def test_a_preference_reads_as_a_share_of_prompts_not_a_change() -> None:
+    comparison = {"metric": "pref_preference", "kind": "preference", "candidate": "cand", "n": 240,
+                  "estimate": 0.31, "ci_low": 0.24, "ci_high": 0.37, "null_value": 0.5}  # fmt: skip
+    doc = {"comparisons": [comparison]}
+    snap = parse_snapshot(doc, computed_at=datetime.now(UTC), n_requests=240)
+    row = effects_frame(snap).iloc[0]
+    assert (row["change"], row["95 % interval"]) == ("31 % preferred", "24 to 37 %")
