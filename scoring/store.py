@@ -9,6 +9,7 @@ next run does only the rest.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -107,25 +108,31 @@ def _answered(*where: sa.ColumnElement[bool]) -> sa.Select[Any]:
     )
 
 
-def _subject(row: sa.Row[Any]) -> Subject:
-    """The subject of one `_answered` row."""
-    request = normalize_request_body(row.api, row.request)
-    reference = (row.response or {}).get("text")
-    return Subject(
-        prompt=render_prompt(request),
-        answer=row.answer_text or "",
-        tool_calls=tuple(call for call in row.tool_calls or () if isinstance(call, Mapping)),
-        reference=reference if isinstance(reference, str) else None,
-        tools=tuple({"name": t.name, "input_schema": t.input_schema} for t in request.tools),
-    )
+def _subject(row: sa.Row[Any], asked: dict[int, Subject] | None = None) -> Subject:
+    """The subject of one `_answered` row; `asked` keeps what its capture asked (prompt, reference, tools) by
+    capture id, so the arms of one capture in a batch normalise its request once."""
+    question = None if asked is None else asked.get(row.captured_request_id)
+    if question is None:
+        request = normalize_request_body(row.api, row.request)
+        reference = (row.response or {}).get("text")
+        question = Subject(
+            prompt=render_prompt(request),
+            answer="",
+            reference=reference if isinstance(reference, str) else None,
+            tools=tuple({"name": t.name, "input_schema": t.input_schema} for t in request.tools),
+        )
+        if asked is not None:
+            asked[row.captured_request_id] = question
+    tool_calls = tuple(call for call in row.tool_calls or () if isinstance(call, Mapping))
+    return dataclasses.replace(question, answer=row.answer_text or "", tool_calls=tool_calls)
 
 
 def point_items(session: Session, tasks: Sequence[tuple[int, int]]) -> list[PointItem]:
     """The items of (task id, replay id) pairs, with their subjects, in task order."""
     rows = session.execute(_answered(Replay.id.in_([replay_id for _, replay_id in tasks]))).all()
-    found = {row.id: row for row in rows}
+    found, asked = {row.id: row for row in rows}, dict[int, Subject]()
     return [
-        PointItem(replay_id, _subject(found[replay_id]), found[replay_id].captured_request_id, task)
+        PointItem(replay_id, _subject(found[replay_id], asked), found[replay_id].captured_request_id, task)
         for task, replay_id in tasks
         if replay_id in found
     ]
@@ -147,8 +154,8 @@ def claimed_point_items(
     session: Session | sa.Connection, claiming: sa.Select[Any], params: Mapping[str, Any]
 ) -> list[PointItem]:
     """The items a `claiming_points` statement claims, with their subjects, in task order."""
-    rows = session.execute(claiming, params).all()
-    return [PointItem(row.id, _subject(row), row.captured_request_id, row.task_id) for row in rows]
+    rows, asked = session.execute(claiming, params).all(), dict[int, Subject]()
+    return [PointItem(row.id, _subject(row, asked), row.captured_request_id, row.task_id) for row in rows]
 
 
 def pair_items(
