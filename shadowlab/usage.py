@@ -52,7 +52,7 @@ class Usage:
     cache_creation_1h_input_tokens: int = 0
 
     def __post_init__(self) -> None:
-        for name in (f.name for f in fields(self)):
+        for name in _COUNTS:  # not `fields(self)`: it builds its tuple at every call (a Usage per model call)
             value = getattr(self, name)
             if value is not None and (type(value) is not int or value < 0):
                 raise UsageError(name, "a count (int >= 0)", repr(value))
@@ -73,6 +73,9 @@ class Usage:
     def total_input_tokens(self) -> int:
         """Every input token: uncached + cache writes + cache reads."""
         return self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
+
+
+_COUNTS = tuple(f.name for f in fields(Usage))
 
 
 def token_count(value: Any, field: str) -> int:
