@@ -120,8 +120,9 @@ class SharedBudget:
     """The experiment budget in the database, shared with the replayer (`shadowlab.budget`).
 
     Calls are reserved in batches by group commit: whatever reservations arrive while one transaction runs go
-    together in the next (one conditional update of the ledger, one insert of `judge_calls` rows), so the
-    ledger row sees one transaction per batch (the drive's wave) instead of one per call. A reservation waits
+    together in the next (on Postgres one statement with the settlements, in autocommit, when all of the batch
+    fits: `budget_judges.reserve_judges_alone`), so the ledger row sees one transaction per batch (the drive's
+    wave) instead of one per call. A reservation waits
     for its transaction; a settlement does not start one: it rides with the next batch of reservations (the
     next wave's), or `close()`, so the ledger row sees no other transaction of this process; a process killed
     before that leaves the call at its worst case, as a dead scorer's unsettled call always counts.

@@ -1,7 +1,8 @@
 """The judge side of the experiment budget (`shadowlab.budget`): each judge call's worst case reserved before
 it is sent, settled to its real cost after, one `judge_calls` row each, moving the ledger's `judge_usd`
 (drawn on the replay holdback first). A batch of calls is reserved with one conditional update of the ledger
-and one insert, settled with one update of the rows and one of the ledger.
+and one insert, settled with one update of the rows and one of the ledger; on Postgres a scorer's usual batch
+(the last calls settled, the next reserved) is one statement (`reserve_judges_alone`).
 """
 
 from __future__ import annotations
