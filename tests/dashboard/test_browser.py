@@ -60,6 +60,11 @@ _GRIDS_JS = """() => [...document.querySelectorAll('[data-testid=stDataFrame]')]
   rows: [...g.querySelectorAll('[role=row]')].map(r => [...r.querySelectorAll('[role=gridcell]')]
     .map(c => c.innerText.trim())).filter(r => r.length)
 }))"""
+# Per static table shown, how many px its content overflows the box that scrolls it sideways (an inner div
+# of the table, not the table's own element): long cells must wrap instead.
+_TABLE_OVERFLOW_JS = """() => [...document.querySelectorAll('[data-testid=stTable]')]
+  .filter(t => t.checkVisibility())
+  .map(t => Math.max(...[t, ...t.querySelectorAll('div')].map(e => e.scrollWidth - e.clientWidth)))"""
 VIEWPORTS = ((1280, 800), (1920, 1080))
 P_VALUE = re.compile(r"^p( |$)")
 UNIT = re.compile(r"\$|%|ms|points|pp|prompts")
@@ -98,6 +103,8 @@ def _open(page: Any, title: str, artifacts: Path, who: str) -> None:
         for column, header in enumerate(grid["headers"]):
             if P_VALUE.match(header):
                 assert all(len(row[column]) <= 10 for row in grid["rows"] if column < len(row)), (title, grid)
+    overflows = page.evaluate(_TABLE_OVERFLOW_JS)
+    assert all(px <= 1 for px in overflows), (title, overflows)  # no sideways scroll
 
 
 def _in_view(page: Any, locator: Any) -> bool:
