@@ -262,7 +262,6 @@ async def drive(
         if progress is not None:
             progress.update(tally.total - min(pending, tally.total), tally.total, f"${tally.spent:.4f} spent")
     finally:
-        queue.close()
         if progress is not None:
             progress.close()
     return tally.summary(key.version, key.kind, pending)

@@ -36,7 +36,7 @@ from scoring.store import (
     write,
 )
 from shadowlab import store
-from shadowlab.db import create_engine, session_scope
+from shadowlab.db import session_scope
 from shadowlab.models import Preference, Replay, Score, ScoreTask, utcnow
 
 __all__ = ["Kind", "ScorerKey", "TaskQueue"]
@@ -54,12 +54,6 @@ _PG_FINISH = {
                    "UPDATE score_tasks SET done = true WHERE id = ANY(CAST(:ids AS bigint[]))")
     for table in (Score, Preference)
 }  # fmt: skip
-
-
-def _unflushed(bind: sa.Engine) -> sa.Engine:
-    """An engine on `bind`'s database whose commits do not wait for the WAL flush."""
-    url = bind.url.update_query_dict({"options": "-c synchronous_commit=off"})
-    return create_engine(url.render_as_string(hide_password=False))
 
 
 @dataclass(frozen=True)
@@ -84,15 +78,7 @@ class TaskQueue:
         self._done = _PG_DONE if postgres else _DONE
         # A statement that is a whole transaction runs on its own (autocommit, Postgres): one round trip, not
         # three (BEGIN, it, COMMIT), each a wait for the GIL on return to a thread of a busy process.
-        bind = factory.kw["bind"]
-        self._alone = bind.execution_options(isolation_level="AUTOCOMMIT") if postgres else None
-        # Results are committed without waiting for the WAL flush (`synchronous_commit` off, their connection
-        # only): an item's place among the calls is freed once its result is written, and a flush is most of
-        # that wait (4-9 ms here). A scorer killed after the commit loses nothing; a Postgres crash can lose
-        # the last ~0.6 s of results, whose tasks are then judged again (claims and the budget stay durable).
-        self._unflushed = _unflushed(bind) if postgres else None
-        unflushed = self._unflushed
-        self._results = unflushed.execution_options(isolation_level="AUTOCOMMIT") if unflushed else None
+        self._alone = factory.kw["bind"].execution_options(isolation_level="AUTOCOMMIT") if postgres else None
         self._arms: tuple[int, list[int]] | None = None
         # Built once (a claim every wave); on Postgres a pointwise claim reads its items in one statement.
         self._claim = self._claim_statement()
@@ -238,14 +224,9 @@ class TaskQueue:
             return False
         table, rows = (Score, scores) if scores else (Preference, preferences)
         params = store.scores.insert_ignore_arrays(table, rows)
-        with (self._results or self._alone).connect() as conn:
+        with self._alone.connect() as conn:
             conn.execute(_PG_FINISH[table], params | {"now": utcnow(), "ids": [r.task_id for r in written]})
         return True
-
-    def close(self) -> None:
-        """Close the results' connection."""
-        if self._unflushed is not None:
-            self._unflushed.dispose()
 
     def open_count(self) -> int:
         """Tasks not done yet (open, or held by a live or dead process)."""
