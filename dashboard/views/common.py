@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from analysis import display
 from analysis.glossary import term_help
 from dashboard import data, refresh
+from dashboard.answer_text import markdown_html
 from dashboard.auth import User
 from dashboard.queries import ExperimentRow
 from dashboard.snapshot import SnapshotError, SnapshotView
@@ -206,6 +207,14 @@ def column_guide(columns: Mapping[str, str], *terms: str, label: str = "How to r
 def untrusted_text(text: str | None, *, empty: str = "(no text)") -> None:
     """Captured prompts and model answers: shown as literal text, never as Markdown or HTML."""
     st.code(text if text else empty, language=None, wrap_lines=True)
+
+
+def formatted_answer(text: str | None) -> None:
+    """A model's answer as its Markdown formats it (headings, lists, code), without HTML, links or images."""
+    if text is None:
+        untrusted_text(text, empty="(no answer)")
+    else:
+        st.html(markdown_html(text))
 
 
 def fmt(value: float | None, digits: int = 4) -> str:

@@ -1,4 +1,5 @@
-"""Blind labelling: two answers in a per-item random order, arms hidden; keys 1 / T / 2 choose.
+"""Blind labelling: two answers (formatted Markdown, no HTML) in a per-item random order, arms hidden; keys
+1 / T / 2 choose.
 
 Progress counts control-vs-candidate pairs (an A/A copy of the control is not a candidate). Agreement with
 the judge appears once the person has labelled AGREEMENT_AFTER pairs (or all of them): early enough to be
@@ -17,6 +18,7 @@ from dashboard.views.common import (
     PageContext,
     current_user,
     db_session,
+    formatted_answer,
     require_experiment,
     run_page,
     title,
@@ -67,13 +69,11 @@ def show_item(item: LabelItem) -> Choice | None:
     """The prompt, the two answers side by side, and the choice buttons; returns the choice clicked."""
     st.caption("Prompt")
     untrusted_text(item.prompt)
-    left, right = st.columns(2)
-    with left:
-        st.caption("Answer 1")
-        untrusted_text(item.first)
-    with right:
-        st.caption("Answer 2")
-        untrusted_text(item.second)
+    # Formatted as a user would read them (as Side by side shows them first); never HTML, links or images.
+    for column, number, text in zip(st.columns(2), (1, 2), (item.first, item.second), strict=True):
+        with column:
+            st.caption(f"Answer {number}")
+            formatted_answer(text)
     st.text_input("Comment (optional)", key=f"comment-{item.captured_request_id}-{item.arm_b_id}")
     chosen: Choice | None = None
     for column, (choice, label, key) in zip(st.columns(len(CHOICES)), CHOICES, strict=True):

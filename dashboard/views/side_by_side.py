@@ -15,12 +15,13 @@ import streamlit as st
 
 from analysis import display
 from dashboard import data
-from dashboard.answer_text import markdown_html, word_diff_html
+from dashboard.answer_text import word_diff_html
 from dashboard.answers import AnswerPair, AnswerSide, PairCounts, PairFilter, PairOrder
 from dashboard.queries import ArmRow
 from dashboard.views.common import (
     PageContext,
     fmt,
+    formatted_answer,
     md_escape,
     require_experiment,
     run_page,
@@ -54,10 +55,12 @@ def scorer_label(scorer: tuple[str, str], options: Sequence[tuple[str, str]]) ->
 
 
 def _answer(side: AnswerSide, view: str, diff: str | None) -> None:
-    if view == "plain" or side.answer is None:
+    if view == "plain":
         untrusted_text(side.answer, empty="(no answer)")
+    elif diff is not None:
+        st.html(diff)
     else:
-        st.html(diff if diff is not None else markdown_html(side.answer))
+        formatted_answer(side.answer)
 
 
 def _heading(side: AnswerSide, label: str, scorer: str) -> None:

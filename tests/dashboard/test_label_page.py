@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
+from dashboard.answer_text import markdown_html
 from dashboard.views.label import AGREEMENT_AFTER
 from scoring.labels import next_label_item
 from scoring.pairwise import to_canonical
@@ -52,6 +53,11 @@ def _seed_pairs(url: str) -> int:
     return experiment_id
 
 
+def _shown(at: AppTest) -> list[str]:
+    """The prompt (literal text) and the two answers (formatted HTML) the page shows."""
+    return [c.value for c in at.code] + [h.proto.body for h in at.get("html")]
+
+
 def _click(at: AppTest, label: str) -> AppTest:
     return next(b for b in at.button if b.label == label).click().run()
 
@@ -64,7 +70,7 @@ def test_label_page_is_blind_skips_done_items_and_shows_agreement_last(
     assert not at.exception, [e.value for e in at.exception]
     assert at.get("progress")[0].proto.text == f"0 of {N} pairs labelled by you"
     assert not any(s.value == AGREEMENT for s in at.subheader)
-    shown = [c.value for c in at.code]
+    shown = _shown(at)
     assert not any(name in " ".join(shown) for name in ("ctrl", "cand", "model-a", "model-b"))
 
     engine = create_engine(migrated)
@@ -73,7 +79,8 @@ def test_label_page_is_blind_skips_done_items_and_shows_agreement_last(
             with session_scope(session_factory(engine)) as session:
                 item = next_label_item(session, experiment_id, "local")
             assert item is not None
-            assert shown == [item.prompt, item.first, item.second]  # the page shows the same next item
+            # the page shows the same next item: the prompt as typed, the answers formatted
+            assert shown == [item.prompt, markdown_html(item.first), markdown_html(item.second)]
             at = _click(at, "Answer 1 is better")
             with session_scope(session_factory(engine)) as session:
                 labels = session.scalars(sa.select(Label).order_by(Label.id)).all()
@@ -82,7 +89,7 @@ def test_label_page_is_blind_skips_done_items_and_shows_agreement_last(
                     item.captured_request_id, item.order,
                 )  # fmt: skip
                 assert labels[-1].result == to_canonical("first", item.order)
-            shown = [c.value for c in at.code]
+            shown = _shown(at)
             if done < N - 1:
                 assert not any(s.value == AGREEMENT for s in at.subheader)
     finally:
@@ -142,7 +149,7 @@ def test_progress_leaves_out_the_aa_copy_and_agreement_shows_after_30_labels(
     at = app_test("views/label.py", experiment_id=experiment_id)
     assert not at.exception, [e.value for e in at.exception]
     assert at.get("progress")[0].proto.text == f"{AGREEMENT_AFTER} of {n} pairs labelled by you"
-    assert at.code  # pairs remain to label
+    assert len(_shown(at)) == 3  # pairs remain to label
     assert any(s.value == AGREEMENT for s in at.subheader)
     table = at.dataframe[0].value
     assert list(table["judge"]) == ["pairjudge"] and list(table["labels compared"]) == [AGREEMENT_AFTER]
