@@ -251,3 +251,15 @@ def test_a_batch_alone_is_settled_and_reserved_in_one_statement_only_when_all_of
         calls = {call.id: (call.reserved_usd, call.settled_usd) for call in session.query(JudgeCall)}
         assert committed_usd(session, 1) == pytest.approx(0.9)
     assert calls == dict.fromkeys(first, (0.3, 0.1)) | dict.fromkeys(second, (0.3, None))
+
+
+@pytest.mark.parametrize("factory", ["postgres"], indirect=True)
+def test_a_batch_alone_has_no_limit_without_a_budget(factory: sessionmaker[Session]) -> None:
+    hold = JudgeHold(JudgeRef(1, "quality", "v1"), "m", 5.0, datetime.now(UTC) + timedelta(minutes=5))
+    with session_scope(factory) as session:
+        lock_experiment(session, 1).budget_usd = None
+        first, _ = settle_and_reserve_judges(session, 1, {}, [hold] * 2)  # the ledger's first move
+    with factory.kw["bind"].execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+        second = reserve_judges_alone(conn, 1, dict.fromkeys(first, 1.0), [hold] * 3)
+    with session_scope(factory) as session:
+        assert len(second) == 3 and committed_usd(session, 1) == pytest.approx(2 * 1.0 + 3 * 5.0)
