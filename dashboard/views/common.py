@@ -143,7 +143,7 @@ def freshness(ctx: PageContext, experiment: ExperimentRow, computed_at: datetime
         return
     counts = ((new.replays, "replay"), (new.scores, "score"), (new.preferences, "judge preference"))
     arrived = " and ".join(f"{display.count(n)} {what}{'s' if n > 1 else ''}" for n, what in counts if n)
-    when = computed_at if computed_at.tzinfo else computed_at.replace(tzinfo=UTC)
+    when = in_utc(computed_at)
     age = display.duration((datetime.now(UTC) - when).total_seconds())
     st.warning(
         f"These numbers are from the analysis of {when:%d %b %H:%M} UTC ({age} ago); {arrived} arrived "
@@ -151,6 +151,11 @@ def freshness(ctx: PageContext, experiment: ExperimentRow, computed_at: datetime
         icon=":material/update:",
     )
     refresh_control(experiment, "Refresh analysis")
+
+
+def in_utc(moment: datetime) -> datetime:
+    """A stored time in UTC (SQLite hands back naive datetimes, which are UTC)."""
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def pick_up_refresh(experiment: ExperimentRow) -> None:

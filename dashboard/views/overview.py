@@ -23,6 +23,7 @@ from dashboard.views.common import (
     VERDICT_BOX,
     PageContext,
     column_guide,
+    in_utc,
     md_escape,
     require_experiment,
     require_snapshot,
@@ -108,7 +109,8 @@ def verdict_card(res: Results, snap: SnapshotView) -> None:
                 st.caption(
                     f"Design: {md_escape(snap.verdict.design)} (always-valid intervals when sequential)."
                 )
-        st.caption(f"Computed {snap.computed_at:%Y-%m-%d %H:%M %Z} on {snap.n_requests:,} requests.")
+        # the time zone always said ('08:28' alone on SQLite), and prompts, as every other line says
+        st.caption(f"Computed {in_utc(snap.computed_at):%d %b %Y %H:%M} UTC on {snap.n_requests:,} prompts.")
 
 
 def results_frame(res: Results, candidate: str) -> pd.DataFrame:

@@ -97,6 +97,10 @@ def test_overview_shows_verdict_reasons_health_and_power(
         e.value for e in [*at.success, *at.error, *at.info, *at.warning] if e.value.startswith("**Verdict: ")
     ]
     assert shown == [f"**Verdict: {VERDICT_LABELS[verdict['verdict']]}**  \n{md_escape(res.headline)}"]
+    computed = [c.value for c in at.caption if c.value.startswith("Computed ")]
+    n = f"{seeded.analysis['n_requests']:,}"
+    assert len(computed) == 1, computed
+    assert re.fullmatch(rf"Computed \d\d [A-Z][a-z]{{2}} \d{{4}} \d\d:\d\d UTC on {n} prompts\.", computed[0])
     markdown = " ".join(m.value for m in at.markdown)
     assert res.reasons
     for reason in res.reasons:
