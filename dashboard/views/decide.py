@@ -23,6 +23,7 @@ from dashboard.views.common import (
     current_user,
     db_session,
     freshness,
+    in_utc,
     md_escape,
     pick_up_refresh,
     require_experiment,
@@ -42,16 +43,27 @@ def verdict_label(verdict: str | None) -> str:
     return display.verdict_label(verdict)
 
 
+def declared(record: DecisionRecord) -> str:
+    """'Ship haiku' names the arm, as the form and the Experiments list do; other verdicts alone."""
+    label = verdict_label(record.verdict)
+    return f"{label} {record.winner_arm}" if record.verdict == "ship" and record.winner_arm else label
+
+
 def history_frame(records: list[DecisionRecord]) -> pd.DataFrame:
-    columns = ["decision", "decided at", "by", "verdict", "winner", "reason", "analysis said", "override",
-               "override reason", "snapshot", "supersedes"]  # fmt: skip
-    rows = [
-        [f"#{r.id}", r.decided_at, r.decided_by, verdict_label(r.verdict), r.winner_arm or "", r.reason,
-         verdict_label(r.computed_verdict), "yes" if r.is_override else "no", r.override_reason or "",
-         r.analysis_snapshot_id, f"#{r.supersedes_id}" if r.supersedes_id else ""]
-        for r in records
-    ]  # fmt: skip
-    return pd.DataFrame(rows, columns=columns)
+    """One row per decision, newest first, for a static table that wraps the reasons (eleven grid columns
+    were cut at 1280 px, the reasons among them). Cells are escaped Markdown: reasons and names are typed."""
+    rows = []
+    for r in records:
+        said = verdict_label(r.computed_verdict) + (" (overridden)" if r.is_override else "")
+        reason = r.reason + (f" Override: {r.override_reason}" if r.override_reason else "")
+        cited = [f"analysis #{r.analysis_snapshot_id}"] if r.analysis_snapshot_id is not None else []
+        cited += [f"supersedes #{r.supersedes_id}"] if r.supersedes_id else []
+        when = f"{in_utc(r.decided_at):%d %b %Y %H:%M} UTC"
+        rows.append(
+            [f"#{r.id}", when, r.decided_by, declared(r), said, reason, ", ".join(cited) or display.MISSING]
+        )
+    columns = ["decision", "when", "by", "declared", "the analysis said", "reason", "evidence"]
+    return pd.DataFrame([[md_escape(cell) for cell in row] for row in rows], columns=columns)
 
 
 def analysis_says(res: Results | None) -> None:
@@ -167,7 +179,7 @@ def render(ctx: PageContext) -> None:
                 )  # fmt: skip
             note = " (override of the analysis)" if record.is_override else ""
             done = "; the experiment is concluded" if record.evidence.get("concluded") else ""
-            st.success(f"Decision #{record.id} recorded: {verdict_label(record.verdict)}{note}{done}.")
+            st.success(f"Decision #{record.id} recorded: {md_escape(declared(record))}{note}{done}.")
             data.experiments.clear()  # the list and the sidebar show the new status
         except ShadowlabError as exc:  # DecisionError, or the analysis could not run
             st.error(f"Not recorded: {md_escape(str(exc))}")
@@ -181,10 +193,10 @@ def render(ctx: PageContext) -> None:
         return
     current = records[0]
     st.caption(
-        f"Current: #{current.id} {verdict_label(current.verdict)} by {md_escape(current.decided_by)}. "
+        f"Current: #{current.id} {md_escape(declared(current))} by {md_escape(current.decided_by)}. "
         "Decisions are never edited; a new one supersedes the current one."
     )
-    st.dataframe(history_frame(records), hide_index=True)
+    st.table(history_frame(records).style.hide(axis="index"))
 
 
 if __name__ == "__main__":

@@ -206,9 +206,11 @@ def test_a_decider_declares_a_winner_and_a_viewer_cannot_in_a_real_browser(
         )
         page.get_by_role("button", name="Declare").click()
         expect(
-            page.get_by_text(re.compile(r"^Decision #1 recorded: Ship.*the experiment is concluded\.$"))
+            page.get_by_text(
+                re.compile(r"^Decision #1 recorded: Ship cand \(override.*the experiment is concluded\.$")
+            )
         ).to_be_visible(timeout=TIMEOUT_MS)
-        expect(page.get_by_text("Current: #1 Ship by erin")).to_be_visible(timeout=TIMEOUT_MS)
+        expect(page.get_by_text("Current: #1 Ship cand by erin")).to_be_visible(timeout=TIMEOUT_MS)
         page.screenshot(path=str(artifacts_dir / "dashboard-decider-declared.png"), full_page=True)
     finally:
         page.context.close()

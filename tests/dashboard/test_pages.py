@@ -6,6 +6,7 @@ import copy
 import math
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,10 +22,11 @@ from analysis.results import ResultRow
 from analysis.routing_text import route_rows, saving_sentence
 from analysis.summary import Results, health_name, results
 from dashboard import charts
-from dashboard.decisions import AGREEING
+from dashboard.decisions import AGREEING, DecisionRecord
 from dashboard.queries import ArmRow
 from dashboard.snapshot import VERDICT_LABELS, parse_snapshot
 from dashboard.views.common import md_escape
+from dashboard.views.decide import history_frame
 from dashboard.views.metrics import effects_frame
 from dashboard.views.overview import arms_sentence, results_frame
 from shadowlab.db import create_engine, session_factory, session_scope
@@ -448,3 +450,24 @@ def test_a_preference_reads_as_a_share_of_prompts_not_a_change() -> None:
     snap = parse_snapshot(doc, computed_at=datetime.now(UTC), n_requests=240)
     row = effects_frame(snap).iloc[0]
     assert (row["change"], row["95 % interval"]) == ("31 % preferred", "24 to 37 %")
+
+
+def test_the_decision_history_reads_as_sentences_not_eleven_columns() -> None:
+    first = DecisionRecord(1, 7, "keep_running", None, "keep_running", False, "erin",
+                           datetime(2026, 12, 7, 9, 2), "need more data", None, 11, None, {})  # fmt: skip
+    second = replace(first, id=2, verdict="ship", winner_arm="haiku", is_override=True, reason="cost matters",
+                     override_reason="quality is fine for us", supersedes_id=1)  # fmt: skip
+    frame = history_frame([second, first])
+    assert list(frame.columns) == [
+        "decision",
+        "when",
+        "by",
+        "declared",
+        "the analysis said",
+        "reason",
+        "evidence",
+    ]
+    assert list(frame.iloc[0]) == [md_escape(cell) for cell in (
+        "#2", "07 Dec 2026 09:02 UTC", "erin", "Ship haiku", "Keep running (overridden)",
+        "cost matters Override: quality is fine for us", "analysis #11, supersedes #1")]  # fmt: skip
+    assert frame.iloc[1]["declared"] == md_escape("Keep running")
