@@ -138,14 +138,24 @@ def duration(seconds: float | None) -> str:
     return f"{days} day{'s' if days > 1 else ''}" + (f" {hours} h" if hours else "")
 
 
+_P_THRESHOLDS = ("0.010", "0.050", "0.100")  # the usual α: a p-value never reads as one it is not
+
+
 def p_value(p: float | None) -> str:
-    """`< 0.001`, else three decimals (0.051, 0.500, 1.000): one precision, so a column of them lines up."""
+    """`< 0.001`, else three decimals (0.051, 0.500, 1.000): one precision, so a column of them lines up;
+    more where three would round onto a usual α (0.0496, not 0.050 beside α = 0.05; 0.00999)."""
     if not _finite(p):
         return MISSING
     assert p is not None
     if p < 0.001:
         return "< 0.001"
-    return f"{p:.3f}"
+    text = f"{p:.3f}"
+    if text in _P_THRESHOLDS:
+        for digits in range(4, 9):
+            closer = f"{p:.{digits}f}"
+            if float(closer) != float(text):
+                return closer
+    return text
 
 
 def metric_name(metric: str) -> str:

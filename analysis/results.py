@@ -262,7 +262,7 @@ class _Reader:
         null = num(comparison.get("null_value")) or 0.0
         moved = rel if rel is not None else (None if estimate is None else estimate - null)
         control_text = (
-            f"{display.percent(control)} (even)" if kind == "preference" else level_text(kind, control)
+            f"{display.percent(control)} (a tie)" if kind == "preference" else level_text(kind, control)
         )
         return ResultRow(
             candidate, metric, kind, display.metric_name(metric), role,

@@ -14,7 +14,6 @@ import streamlit as st
 
 from analysis import display
 from analysis.glossary import TERMS
-from analysis.results import ResultRow
 from analysis.summary import Results, health_name, results
 from dashboard import data
 from dashboard.queries import ArmRow, ExperimentRow
@@ -121,18 +120,10 @@ def results_frame(res: Results, candidate: str) -> pd.DataFrame:
             continue
         change = r.change if r.change_pct == display.MISSING else f"{r.change} ({r.change_pct})"
         rows.append([f"{r.name}{_ROLE_SUFFIX[r.role]}", _STATUS_MARK.get(r.status, r.status_label),
-                     _control_level(r), r.value, change, r.interval, r.allowed])  # fmt: skip
+                     r.control, r.value, change, r.interval, r.allowed])  # fmt: skip
     # st.table renders its cells as Markdown: a metric named by the plan is user text, and two dollar
     # amounts in one cell would read as LaTeX.
     return pd.DataFrame([[md_escape(cell) for cell in row] for row in rows], columns=list(RESULT_COLUMNS))
-
-
-def _control_level(row: ResultRow) -> str:
-    """The control's cell; for a preference the analysis' '50 % (even)' read as a riddle: the control judged
-    against itself is a tie."""
-    if row.kind != "preference":
-        return row.control
-    return f"{row.control.split(' (')[0]} (a tie)"
 
 
 def _colour_status(value: str) -> str:

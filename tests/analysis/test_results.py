@@ -174,3 +174,18 @@ def test_routing_in_plain_words() -> None:
     assert mix["Quality"].interval == "-0.09 to +0.06 points"
     assert mix["Error rate"].interval == "no errors in 1,000 prompts"
     _no_jargon([*risk, *(r.why for r in rows)])
+
+
+def test_the_control_of_a_preference_reads_as_a_tie() -> None:
+    """The control judged against itself is a tie: '50 % (a tie)' ('(even)' read as a riddle), for the
+    dashboard and the report alike."""
+    rng = np.random.default_rng(3)
+    n = 200
+    preference = np.column_stack([np.full(n, np.nan), rng.choice([0.0, 0.5, 1.0], n, p=[0.5, 0.2, 0.3])])
+    table = ExperimentTable(
+        tuple(f"r{i}" for i in range(n)), ("ctrl", "cand"),
+        (MetricColumn("pref_judge", "preference", preference),), None, None,
+    )  # fmt: skip
+    doc, _ = analysis_document(analyze_table(table, control="ctrl", alpha=0.05, adjust="holm"), None, None)
+    (row,) = [r for r in results(doc).rows if r.metric == "pref_judge"]
+    assert row.control == "50 % (a tie)"

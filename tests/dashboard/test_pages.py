@@ -18,9 +18,8 @@ from streamlit.testing.v1 import AppTest
 
 from analysis import display
 from analysis.glossary import METRICS, TERMS
-from analysis.results import ResultRow
 from analysis.routing_text import route_rows, saving_sentence
-from analysis.summary import Results, health_name, results
+from analysis.summary import health_name, results
 from dashboard import charts
 from dashboard.decisions import AGREEING, DecisionRecord
 from dashboard.queries import ArmRow
@@ -28,7 +27,7 @@ from dashboard.snapshot import VERDICT_LABELS, parse_snapshot
 from dashboard.views.common import md_escape
 from dashboard.views.decide import history_frame
 from dashboard.views.metrics import effects_frame
-from dashboard.views.overview import arms_sentence, results_frame
+from dashboard.views.overview import arms_sentence
 from shadowlab.db import create_engine, session_factory, session_scope
 from shadowlab.models import AnalysisSnapshot
 from tests.support.analysis_documents import ROUTING
@@ -420,14 +419,6 @@ def test_glossary_explains_every_term_and_the_metrics(
     for term, meaning in TERMS.items():
         assert f"**{term}**  \n{meaning}" in shown
     assert f"**{display.metric_name('cost_usd')}**: {METRICS['cost_usd']}" in shown
-
-
-def test_the_control_of_a_preference_reads_as_a_tie() -> None:
-    """'50 % (even)' read as a riddle: the control judged against itself is a tie."""
-    row = ResultRow("cand", "pref_preference", "preference", "Preferred over control", "guardrail", "fail",
-                    "50 % (even)", "31 %", "-19.4 pp", "—", "21 to 40 %", "45 % or more", True)  # fmt: skip
-    res = Results("dont_ship", None, "", (), (), (row,), (("cand", "fail"),))
-    assert list(results_frame(res, "cand")["Control"]) == [md_escape("50 % (a tie)")]
 
 
 def test_the_overview_names_the_model_behind_each_arm() -> None:
