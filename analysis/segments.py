@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 import numpy as np
 
@@ -201,16 +201,22 @@ def subset_rows(table: ExperimentTable, rows: np.ndarray[Any, np.dtype[np.bool_]
     )
 
 
+class SegmentOptions(TypedDict, total=False):
+    """`segment_effects`' optional settings (`SegmentEffectsRun` takes the same)."""
+
+    aa_arm: str | None
+    min_n: int
+    quantile_metrics: Mapping[str, Collection[str]] | None
+    failure_latency_ms: float | None
+
+
 def segment_effects(
     table: ExperimentTable,
     dimensions: Sequence[SegmentDimension],
     *,
     control: str,
     alpha: float,
-    aa_arm: str | None = None,
-    min_n: int = DEFAULT_MIN_N,
-    quantile_metrics: Mapping[str, Collection[str]] | None = None,
-    failure_latency_ms: float | None = None,
+    **options: Unpack[SegmentOptions],
 ) -> tuple[SegmentEffect, ...]:
     """Every metric × candidate in every segment; BH across segments within each metric × candidate; a failed
     replay counts at `failure_latency_ms` (the replay timeout) in latency ratios, as in `analyze_table`.
@@ -219,10 +225,7 @@ def segment_effects(
     Latency quantile differences (row-level sorts) only where `quantile_metrics` asks, by dimension name:
     routing's quantile guardrails (ttft_p95) on the dimension it routes on.
     """
-    with SegmentEffectsRun(
-        table, dimensions, control=control, alpha=alpha, aa_arm=aa_arm, min_n=min_n,
-        quantile_metrics=quantile_metrics, failure_latency_ms=failure_latency_ms, fork=False,
-    ) as run:  # fmt: skip
+    with SegmentEffectsRun(table, dimensions, control=control, alpha=alpha, **options) as run:
         return run.effects()
 
 
