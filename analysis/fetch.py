@@ -66,17 +66,6 @@ def snapshot_sessions(session: Session, count: int) -> Iterator[list[Session]]:
         yield helpers
 
 
-def page_halves(session: Session, table: sa.Table) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
-    """Two conditions that split `table`'s rows by where they are stored: the first half of its pages and the
-    rest (`ctid` ranges, read by a TID range scan: two backends read the halves at once, with no scan done
-    twice). Every row is in exactly one half, whatever was written since. Postgres only."""
-    block = sa.func.current_setting("block_size").cast(sa.Integer)
-    pages = session.execute(sa.select(sa.func.pg_relation_size(sa.literal(table.name)) / block)).scalar_one()
-    ctid: sa.ColumnElement[Any] = sa.literal_column("ctid")
-    middle: sa.ColumnElement[Any] = sa.literal_column(f"'({int(pages) // 2},0)'::tid")
-    return ctid < middle, ctid >= middle
-
-
 def cancel_queries(helpers: Sequence[Session]) -> None:
     """Cancel what the helper sessions of `snapshot_sessions` are running (from another thread): their
     threads get an error at once instead of finishing a read nobody will use."""

@@ -33,7 +33,7 @@ from analysis.fetch import both
 from analysis.load_start import ExperimentLoadError, LoadStart, Replays, ScoreVersion, take_started
 from analysis.plan import DecisionPlan, PlanError
 from analysis.preferences import PREFERENCE_PREFIX, read_preferences
-from analysis.request_facts import Described, RequestsChangedError, read_requests
+from analysis.request_facts import RequestsChangedError, read_requests
 from analysis.segments import FactTable
 from analysis.stats.clustering import factorise
 from analysis.stats.ranking import PairwiseOutcomes
@@ -143,10 +143,10 @@ def _request_keys(requests: IntArray) -> tuple[IntArray, IntArray]:
 
 
 def _requests(
-    session: Session, eid: int, request_keys: IntArray, name: str, fetched: tuple[pa.Table, Described] | None
-) -> Described:
+    session: Session, eid: int, request_keys: IntArray, name: str, fetched: pa.Table | None
+) -> tuple[tuple[str, ...], IntArray | None, FactTable]:
     try:
-        return read_requests(session, eid, request_keys, *(fetched or (None, None)))
+        return read_requests(session, eid, request_keys, fetched)
     except RequestsChangedError as exc:
         raise ExperimentLoadError(f"experiment {name!r}: {exc}") from None
 

@@ -10,7 +10,7 @@ This module imports no statistics: sqlalchemy, numpy, pyarrow and the store only
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -27,7 +27,6 @@ from analysis.fetch import (
     cancel_queries,
     fetch_numbers,
     fetch_table,
-    page_halves,
     snapshot_sessions,
     tune_for_aggregates,
 )
@@ -59,20 +58,6 @@ class Replays:
     cost: FloatArray
     slots: int  # the experiment's arms
 
-    @classmethod
-    def joined(cls, parts: Sequence[Replays]) -> Replays:
-        """The replays of all `parts` (each read from some of the rows), as one."""
-        if len(parts) == 1:
-            return parts[0]
-
-        def joined(column: Callable[[Replays], npt.NDArray[Any]]) -> Any:
-            return np.concatenate([column(part) for part in parts])
-
-        return cls(
-            joined(lambda p: p.ids), joined(lambda p: p.codes), joined(lambda p: p.ttft),
-            joined(lambda p: p.latency), joined(lambda p: p.cost), parts[0].slots,
-        )  # fmt: skip
-
     @property
     def failed(self) -> BoolArray:
         failed: BoolArray = (self.codes & 1) == 1
@@ -91,12 +76,10 @@ class Replays:
         return columns
 
 
-def read_replays(
-    session: Session, eid: int, arm_rows: Sequence[ArmRow], where: sa.ColumnElement[bool] | None = None
-) -> Replays:
-    """One read of the experiment's replays (those `where` also selects): five numeric columns (the captured
-    request, the arm and the failed flag folded into one integer: fewer values for Postgres to send, ~0.12 s
-    of its CPU per column of a million)."""
+def read_replays(session: Session, eid: int, arm_rows: Sequence[ArmRow]) -> Replays:
+    """One read of the experiment's replays: five numeric columns (the captured request, the arm and the
+    failed flag folded into one integer: fewer values for Postgres to send, ~0.12 s of its CPU per column of
+    a million)."""
     slots = max(len(arm_rows), 1)
     slot = sa.case({a.id: i for i, a in enumerate(arm_rows)}, value=Replay.arm_id, else_=0)
     failed = sa.case((Replay.status == "error", 1), else_=0)
@@ -104,7 +87,7 @@ def read_replays(
     ids, codes, ttft, latency, cost = fetch_numbers(
         session,
         sa.select(Replay.id, code, Replay.ttft_ms, Replay.latency_ms, Replay.cost_usd)
-        .where(Replay.experiment_id == eid, *(() if where is None else (where,))),
+        .where(Replay.experiment_id == eid),
         ["int", "int", "float", "float", "float"],
     )  # fmt: skip
     return Replays(ids, codes, ttft, latency, cost, slots)
@@ -264,10 +247,7 @@ class LoadStart:
     """Experiment `name` with its arms, its scorer versions, replays and perhaps captures being read; the
     sessions the rest of the load reads on (`first`, `second`, `third`: helpers under the same snapshot, or
     `session` itself when `parallel` is false). A context manager: leaving it ends the threads and the
-    helpers (a read still running, left because of an error, is cancelled).
-
-    On Postgres the replays, the longest read, are read in two halves of the table's pages on two helpers
-    (`page_halves`; each backend does half the work at once)."""
+    helpers (a read still running, left because of an error, is cancelled)."""
 
     def __init__(self, session: Session, name: str) -> None:
         self.name = name
@@ -277,23 +257,18 @@ class LoadStart:
         self.any_used = any(a.used for a in self.arm_rows)
         self._stack = ExitStack()
         try:
-            self._helpers = self._stack.enter_context(snapshot_sessions(session, 4))
+            self._helpers = self._stack.enter_context(snapshot_sessions(session, 3))
             self.parallel = bool(self._helpers)
-            self.first, self.second, self.third, fourth = self._helpers or (session,) * 4
+            self.first, self.second, self.third = self._helpers or (session, session, session)
             if not self._helpers:
                 tune_for_aggregates(session)
             if self.parallel:
-                halves = page_halves(session, Replay.__table__)  # type: ignore[arg-type]
-                pool = self._stack.enter_context(ThreadPoolExecutor(5))
-                self._choice = pool.submit(self._choose)
-                self._replays = [
-                    pool.submit(read_replays, helper, self.eid, self.arm_rows, half)
-                    for helper, half in zip((self.second, fourth), halves, strict=True)
-                ]
+                pool = self._stack.enter_context(ThreadPoolExecutor(4))
+                self._choice, self._replays = pool.submit(self._choose), pool.submit(self._read_replays)
                 self._captures = pool.submit(self._read_captures)
                 self._scores = pool.submit(self._read_scores)  # on `first` once `_choice` is done
             else:  # the captures are read by the replays' request ids, once known
-                self._choice, self._replays = _done(self._choose()), [_done(self._read_replays())]
+                self._choice, self._replays = _done(self._choose()), _done(self._read_replays())
                 self._captures, self._scores = _done(None), _done(self._read_scores())
         except BaseException:
             self._stack.close()
@@ -310,17 +285,10 @@ class LoadStart:
     def _read_replays(self) -> Replays:
         return read_replays(self.second, self.eid, self.arm_rows)
 
-    def _read_captures(self) -> tuple[pa.Table, Any] | None:
+    def _read_captures(self) -> pa.Table | None:
         control = next(a.id for a in self.arm_rows if a.role == "control")
         span = dense_request_span(self.third, self.arm_rows, control) if self.any_used else None
-        if span is None:
-            return None
-        table = read_captures(self.third, CapturedRequest.id.between(*span))
-        # Described here, while other reads go on (the statistics are imported by now, or soon: this import
-        # waits for them); used when every row read is one of the experiment's requests.
-        from analysis.request_facts import describe_requests
-
-        return table, describe_requests(self.third, table)
+        return None if span is None else read_captures(self.third, CapturedRequest.id.between(*span))
 
     def names(self) -> tuple[dict[str, str], list[str]]:
         """Each pointwise scorer's latest version and the pairwise scorers' names (waits for the read)."""
@@ -332,13 +300,12 @@ class LoadStart:
         return self._scores.result()
 
     def replays(self) -> Replays:
-        """The experiment's replays (waits for the reads)."""
-        return Replays.joined([part.result() for part in self._replays])
+        """The experiment's replays (waits for the read)."""
+        return self._replays.result()
 
-    def captures(self) -> tuple[pa.Table, Any] | None:
-        """The captures of the experiment's request id range, with others of that range, and those captures
-        described (`analysis.request_facts.describe_requests`; waits for the read); None when they are to
-        be read by the replays' request ids."""
+    def captures(self) -> pa.Table | None:
+        """The captures of the experiment's request id range, with others of that range (waits for the read);
+        None when they are to be read by the replays' request ids."""
         return self._captures.result()
 
     def __enter__(self) -> LoadStart:
@@ -347,8 +314,7 @@ class LoadStart:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        reads: list[Future[Any]] = [self._choice, self._scores, self._captures, *self._replays]
-        if not all(f.done() for f in reads):
+        if not all(f.done() for f in (self._choice, self._scores, self._replays, self._captures)):
             cancel_queries(self._helpers)  # left early (a bad plan, an error): no read is waited for
         self._stack.close()
 

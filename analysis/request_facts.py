@@ -43,16 +43,14 @@ def _which(eid: int, request_keys: IntArray) -> sa.ColumnElement[bool]:
     return dense_range_or(CapturedRequest.id, request_keys, CapturedRequest.id.in_(replayed))
 
 
-Described = tuple[tuple[str, ...], IntArray | None, FactTable]  # request ids, cluster labels, segment facts
-
-
 def read_requests(
-    session: Session, eid: int, request_keys: IntArray, fetched: pa.Table | None = None,
-    described: Described | None = None,
-) -> Described:  # fmt: skip
+    session: Session, eid: int, request_keys: IntArray, fetched: pa.Table | None = None
+) -> tuple[tuple[str, ...], IntArray | None, FactTable]:
     """Per request (in `request_keys` order): its id, cluster labels and segment facts, from one query (or
-    from `fetched`, the captures of the keys' id range read already: `LoadStart.captures`, and `described`,
-    those captures described by `describe_requests` meanwhile: used when every row read is wanted)."""
+    from `fetched`, the captures of the keys' id range read already: `LoadStart.captures`).
+
+    Rows without the stored facts or fingerprint (written before ingest computed them, and not migrated)
+    get them from their body, as ingest and the migrations compute them."""
     if fetched is None:
         fetched = read_captures(session, _which(eid, request_keys))
     fetched_ids = integers_of(fetched.column("id"))
@@ -64,15 +62,6 @@ def read_requests(
     ids = integers_of(table.column("id"))
     if not np.array_equal(ids, request_keys):
         raise RequestsChangedError("captured requests changed while it was read; run again")
-    return described if in_place and described is not None else describe_requests(session, table)
-
-
-def describe_requests(session: Session, table: pa.Table) -> Described:
-    """Each row's request id, cluster labels and segment facts (`read_captures` rows).
-
-    Rows without the stored facts or fingerprint (written before ingest computed them, and not migrated)
-    get them from their body, as ingest and the migrations compute them."""
-    ids = integers_of(table.column("id"))
     request_ids = tuple(table.column("request_id").to_pylist())
     chars = integers_of(table.column("prompt_chars")).astype(np.float64)
     turns = integers_of(table.column("user_turn")).astype(np.float64)

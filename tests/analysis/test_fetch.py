@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from analysis.fetch import fetch_table, page_halves
+from analysis.fetch import fetch_table
 
 SCHEMA = pa.schema([
     pa.field("id", pa.int64(), nullable=False), ("label", pa.string()),
@@ -55,21 +55,3 @@ def test_sqlite_reads_the_same_rows() -> None:
         table = fetch_table(session, _statement(ROWS), SCHEMA)
     engine.dispose()
     assert [tuple(r.values()) for r in table.to_pylist()] == [tuple(r) for r in ROWS]
-
-
-@pytest.mark.postgres
-def test_page_halves_split_a_table_s_rows_exactly(postgres_url: str) -> None:
-    """Each row is in exactly one half, both halves hold rows, rows written after the split are in one too."""
-    engine = sa.create_engine(postgres_url)
-    rows = sa.Table("halves", sa.MetaData(), sa.Column("id", sa.BigInteger), sa.Column("pad", sa.Text),
-                    prefixes=["TEMPORARY"])  # fmt: skip
-    with Session(engine) as session:
-        rows.create(session.connection())
-        session.execute(rows.insert(), [{"id": i, "pad": "x" * 200} for i in range(3000)])
-        session.execute(rows.update().where(rows.c.id % 7 == 0).values(pad="y"))  # moved to later pages
-        first, rest = page_halves(session, rows)
-        session.execute(rows.insert(), [{"id": i, "pad": "z"} for i in range(3000, 3100)])
-        lower, upper = (set(session.execute(sa.select(rows.c.id).where(h)).scalars()) for h in (first, rest))
-    engine.dispose()
-    assert lower and upper and not lower & upper
-    assert lower | upper == set(range(3100))
