@@ -50,7 +50,9 @@ RESULT_COLUMNS = {
 HEALTH_COLUMNS = {
     "check": "What is checked so that the comparison is fair.",
     "result": "passed, FAILED (no verdict should rest on these numbers), or not applicable.",
-    "p": "The check's p-value, where it is a test: its evidence against 'all is well'.",
+    "p": "The check's p-value, where it is a test: its evidence against 'all is well'. Each check has its "
+    "own threshold, named in its detail: the A/A check fails only below 0.001 (or the plan's α if smaller), "
+    "after adjusting across metrics, so a p of 0.004 there passes.",
     "detail": "What the check found.",
 }
 _ROLE_SUFFIX = {"goal": " (goal)", "guardrail": " (guardrail)", "no harm": ""}

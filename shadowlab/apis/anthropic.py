@@ -162,9 +162,7 @@ def to_anthropic(request: NormalizedRequest, *, model: str | None = None) -> Tra
         body["system"] = request.system
     messages = []
     for index, message in enumerate(request.messages):
-        content = [
-            b for b in (_body_block(block, dropped) for block in message.content) if b is not None
-        ]
+        content = [b for b in (_body_block(block, dropped) for block in message.content) if b is not None]
         if content:
             messages.append({"role": message.role, "content": content})
         else:

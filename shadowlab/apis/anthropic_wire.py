@@ -179,5 +179,3 @@ class AnthropicMessagesRequest(WireRequest):
     thinking: AnthropicThinking | None = None
     metadata: dict[str, Any] | None = None
     stream: bool | None = None
-
-

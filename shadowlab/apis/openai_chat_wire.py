@@ -188,5 +188,3 @@ class OpenAIChatRequest(WireRequest):
     response_format: dict[str, Any] | None = None
     stream: bool | None = None
     stream_options: dict[str, Any] | None = None
-
-
