@@ -47,6 +47,7 @@ services-status:
 lint: setup
 	$(BIN)/uv lock --check --python $(BIN)/python -q || { echo "error: uv.lock is stale: run 'make lock' and commit uv.lock" >&2; exit 1; }
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check . || { echo "error: files above are not formatted: run '$(BIN)/ruff format .'" >&2; exit 1; }
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
