@@ -7,10 +7,9 @@ validation) and the plan's metrics (those the analysis will load for this spec).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import typer
-from typer._click.globals import get_current_context  # typer's own click, as cli.main's UsageError
 
 from shadowlab.config import Settings
 
@@ -28,14 +27,12 @@ def register(app: typer.Typer, settings_of: Callable[[typer.Context], Settings])
     prices (`check_priced`, against SHADOWLAB_PRICES_FILE or the shipped table, as `start` does again)."""
     from replayer.command import register as register_replayer
 
-    def check_spec(spec: ExperimentSpec, where: str) -> None:
+    def check_spec(ctx: typer.Context, spec: ExperimentSpec, where: str) -> None:
         from shadowlab.experiment import check_priced
         from shadowlab.pricing import load_price_table
 
         check_new_spec(spec, where)
-        # the settings of the `experiment create` running now (the hook is called without its context)
-        settings = settings_of(cast(typer.Context, get_current_context()))
-        check_priced(spec, load_price_table(settings.prices_file), where)
+        check_priced(spec, load_price_table(settings_of(ctx).prices_file), where)
 
     register_replayer(app, settings_of, check_spec=check_spec)
 

@@ -23,9 +23,9 @@ __all__ = ["register"]
 
 SettingsOf = Callable[[typer.Context], Settings]
 FactoryOf = Callable[[typer.Context], "sessionmaker[Session]"]
-# What `experiment create` checks beyond the spec itself (the CLI passes the other stages' checks), with the
-# file's name for the message.
-SpecCheck = Callable[["ExperimentSpec", str], None]
+# What `experiment create` checks beyond the spec itself (the CLI passes the other stages' checks): given the
+# command's context (its settings), the spec and the file's name for the message.
+SpecCheck = Callable[[typer.Context, "ExperimentSpec", str], None]
 
 
 def register(app: typer.Typer, settings_of: SettingsOf, check_spec: SpecCheck | None = None) -> None:
@@ -65,7 +65,7 @@ def _register_records(
 
         spec = load_spec(spec_file)
         if check_spec is not None:
-            check_spec(spec, str(spec_file))
+            check_spec(ctx, spec, str(spec_file))
         with session_scope(factory_of(ctx)) as session:
             store.experiments.create(spec, session=session, created_by=created_by)
         typer.echo(f"created experiment {spec.name!r} (draft, {len(spec.arms())} arms)")
