@@ -1,11 +1,17 @@
 """The words a product manager meets on the dashboard and in the report, in plain language.
 
 One place for them, so the Glossary page, the tooltips (`help=`) and the report say the same thing. Names
-of metrics and checks come from `analysis.display` and `analysis.summary`.
+of metrics and checks come from `analysis.display` and `analysis.summary`, so a word here is the word a page
+shows (a judge's metric carries the judge's name: the demo's is "Quality").
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from analysis.display import metric_name
+
+PREFERRED = metric_name("pref_preference")  # what a pairwise judge's metric is called on every page
 TERMS: dict[str, str] = {
     "Verdict": "What the analysis recommends: Ship (switch to the candidate), Don't ship, Keep running (not "
     "enough data yet), Inconclusive (the planned sample is used up without a clear answer) or Invalid (the "
@@ -38,8 +44,10 @@ TERMS: dict[str, str] = {
     "Cluster": "Repeats of one prompt (the same question asked many times) count as one group, so a popular "
     "question does not make the result look more certain than it is.",
     "Preference": "A judge model sees both answers to a prompt (in both orders, to cancel position bias) and "
-    "says which is better; 'Preferred over control' is the share of prompts where the candidate wins.",
-    "Judge score": "A quality score given by a judge model to each answer on its own (pointwise), e.g. 1–10.",
+    f"says which is better; '{PREFERRED}' is the share of prompts where the candidate wins.",
+    "Judge": "A model that grades answers, named in the experiment's scoring section. A pointwise judge "
+    "scores each answer on its own (e.g. 1–10) and its metric carries the judge's name (the demo's is "
+    f"{metric_name('quality')}); a pairwise judge compares two answers ({PREFERRED}).",
     "Routing": "Sending only some segments of traffic (e.g. a route or service) to the cheaper candidate, "
     "where it holds every guardrail, and keeping the rest on the control.",
     "Segment": "A slice of traffic (a service, route, language or prompt length) analysed on its own.",
@@ -60,6 +68,25 @@ METRICS: dict[str, str] = {
     "latency_ms": "Time until the whole answer has arrived. Compared as a ratio (candidate ÷ control).",
     "cost_usd": "What one request costs at the experiment's price snapshot (input, output and cached "
     "tokens).",
-    "judge_score": "The judge model's quality score of each answer on its own.",
-    "pref_preference": "Share of prompts where the judge prefers the candidate's answer to the control's.",
 }
+# A judge's or a check's metric, by its kind (`analysis.load`): it is named after its scorer.
+KINDS: dict[str, str] = {
+    "mean": "A score given to each answer on its own (a pointwise judge's, e.g. 1–10), averaged per arm; the "
+    "change is in points.",
+    "preference": "Share of prompts where the judge prefers the candidate's answer to the control's (50 % "
+    "is a tie).",
+    "binary": "Share of answers for which this check holds; the change is in percentage points.",
+    "latency": "A time per request, compared as a ratio (candidate ÷ control).",
+    "cost": "A cost per request, in dollars.",
+}
+
+
+def metric_meanings(metrics: Iterable[tuple[str, str]] = ()) -> dict[str, str]:
+    """What each metric means, under the name the pages show, from an experiment's (column, kind) pairs;
+    without any, the metrics every experiment has and the two a judge adds."""
+    pairs = list(metrics)
+    if not pairs:
+        pointwise = f"A pointwise judge's name (e.g. {metric_name('quality')})"
+        standard = {metric_name(column): meaning for column, meaning in METRICS.items()}
+        return {**standard, pointwise: KINDS["mean"], PREFERRED: KINDS["preference"]}
+    return {metric_name(column): METRICS.get(column) or KINDS.get(kind, "") for column, kind in pairs}

@@ -14,7 +14,7 @@ import streamlit as st
 from sqlalchemy.orm import Session
 
 from analysis import display
-from analysis.glossary import term_help
+from analysis.glossary import metric_meanings, term_help
 from dashboard import data, refresh
 from dashboard.answer_text import markdown_html
 from dashboard.auth import User
@@ -207,6 +207,13 @@ def column_guide(columns: Mapping[str, str], *terms: str, label: str = "How to r
         if terms:
             st.markdown(term_help(*terms))
         st.page_link("views/glossary.py", label="Every term in the glossary", icon=":material/menu_book:")
+
+
+def metric_glossary(snap: SnapshotView | None) -> list[str]:
+    """'**Quality**: what it means' per metric of the analysis, by the names the pages show (a judge's is
+    its name); without an analysis, the metrics every experiment has."""
+    pairs = dict.fromkeys((c.metric, c.kind) for c in snap.comparisons) if snap is not None else {}
+    return [f"**{md_escape(name)}**: {meaning}" for name, meaning in metric_meanings(pairs).items()]
 
 
 def untrusted_text(text: str | None, *, empty: str = "(no text)") -> None:

@@ -7,7 +7,7 @@ import streamlit as st
 
 from analysis import display
 from analysis.display import CHANGE_UNITS, change_number, change_text, span
-from analysis.glossary import METRICS, TERMS, term_help
+from analysis.glossary import TERMS, term_help
 from analysis.plan import DecisionPlan
 from analysis.results import lower_is_better, no_events, no_events_text, plan_of, tone
 from dashboard import charts, data
@@ -16,6 +16,7 @@ from dashboard.snapshot import SnapshotView
 from dashboard.views.common import (
     PageContext,
     md_escape,
+    metric_glossary,
     require_experiment,
     require_snapshot,
     run_page,
@@ -29,11 +30,6 @@ _PRICE_KEYS = {
     "output_tokens": "output_cost_per_token",
     "reasoning_tokens": "output_cost_per_reasoning_token",
 }
-
-
-METRIC_HELP = "\n\n".join(
-    f"**{display.metric_name(column)}**: {meaning}" for column, meaning in METRICS.items()
-)
 
 
 def effects_frame(snap: SnapshotView) -> pd.DataFrame:
@@ -161,7 +157,7 @@ def render(ctx: PageContext) -> None:
         effects_frame(snap),
         hide_index=True,
         column_config={
-            "metric": st.column_config.TextColumn("metric", help=METRIC_HELP),
+            "metric": st.column_config.TextColumn("metric", help="\n\n".join(metric_glossary(snap))),
             "95 % interval": st.column_config.TextColumn("95 % interval", help=TERMS["Interval (95 %)"]),
             "p": st.column_config.TextColumn("p", help=TERMS["p-value"]),
             "change": st.column_config.TextColumn(

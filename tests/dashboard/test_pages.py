@@ -17,7 +17,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from analysis import display
-from analysis.glossary import METRICS, TERMS
+from analysis.glossary import KINDS, METRICS, TERMS
 from analysis.routing_text import route_rows, saving_sentence
 from analysis.summary import health_name, results
 from dashboard import charts
@@ -419,6 +419,30 @@ def test_glossary_explains_every_term_and_the_metrics(
     for term, meaning in TERMS.items():
         assert f"**{term}**  \n{meaning}" in shown
     assert f"**{display.metric_name('cost_usd')}**: {METRICS['cost_usd']}" in shown
+    assert f"**Preferred over control**: {KINDS['preference']}" in shown
+
+
+def test_glossary_names_the_experiments_metrics_as_its_pages_do(
+    new_experiment: Callable[..., int], app_test: Callable[..., AppTest]
+) -> None:
+    metrics = [
+        ("cost_usd", "cost"),
+        ("quality", "mean"),
+        ("pref_preference", "preference"),
+        ("json_ok", "binary"),
+    ]
+    comparisons = [{"metric": m, "kind": k, "candidate": "cand"} for m, k in metrics]
+    new_experiment({"n_requests": 10, "comparisons": comparisons + comparisons})
+    at = app_test("views/glossary.py")
+    _no_exception(at)
+    assert at.subheader[0].value == "Metrics of fresh\\-experiment"
+    [listed] = [m.value for m in at.markdown if m.value.startswith("- ")]
+    assert listed.splitlines() == [
+        f"- **Cost per request**: {METRICS['cost_usd']}",
+        f"- **Quality**: {KINDS['mean']}",  # the judge's name, as the Overview and the report show it
+        f"- **Preferred over control**: {KINDS['preference']}",
+        f"- **Json ok**: {KINDS['binary']}",
+    ]
 
 
 def test_the_overview_names_the_model_behind_each_arm() -> None:
