@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from analysis import display
+from analysis.glossary import TERMS, metric_meanings
 from analysis.report import (
     Rows,
     decision_rows,
@@ -40,7 +41,18 @@ th{background:#f3f3f3}
 .ship{background:#d8f5d8}.dont_ship{background:#f8d7d7}.keep_running,.inconclusive{background:#fff3c4}.invalid{background:#e4e4e4}
 .small{color:#777}svg{display:block;margin-bottom:1em}summary{cursor:pointer;color:#555;margin:.5em 0}
 .plots{display:flex;flex-wrap:wrap;gap:0 24px}
+nav{font-size:14px;margin:.4em 0 1em}
+nav{color:#999}nav a{color:#0969da;text-decoration:none;white-space:nowrap}
+td.pass{color:#1a7f37}td.fail{color:#cf222e;font-weight:bold}
+#examples td:nth-child(-n+2){white-space:nowrap}
+dl{font-size:14px;max-width:900px}dt{font-weight:bold;margin-top:.7em}dd{margin:0 0 0 1.2em}
 """
+# The glossary's terms a reader of the report meets (the dashboard shows them as tooltips).
+_REPORT_TERMS = ("Verdict", "Control and candidate", "Goal", "Guardrail", "Margin", "Interval (95 %)",
+                 "Always-valid interval", "p-value", "Holm", "Benjamini–Hochberg", "A/A check (noise floor)",
+                 "Health checks", "Minimum detectable effect (MDE)", "Preference", "Judge", "Routing",
+                 "Segment")  # fmt: skip
+_STATUS = {"pass": "pass", "passed": "pass", "fail": "fail", "failed": "fail"}
 _TONES = {"better": "#1a7f37", "worse": "#cf222e", "no clear difference": "#6e7781"}
 
 
@@ -48,9 +60,15 @@ def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
+def _cell(value: Any) -> str:
+    """A table cell; a status (pass, fail, passed, failed) in its colour, so a failing row stands out."""
+    status = _STATUS.get(str(value))
+    return f"<td class='{status}'>{esc(value)}</td>" if status else f"<td>{esc(value)}</td>"
+
+
 def _table(header: list[str], rows: list[list[Any]], table_id: str = "") -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
     return f"<table{f' id={esc(table_id)!r}' if table_id else ''}><tr>{head}</tr>{body}</table>"
 
 
@@ -170,7 +188,13 @@ def _verdict(res: Results) -> str:
 
 
 def _results(res: Results) -> str:
-    return "".join(
+    lead = (
+        '<p class="small">Each candidate against the control on the same prompts. <b>interval</b>: where the '
+        "true change lies, the one the decision rule judged; <b>allowed</b>: what the plan accepts; "
+        "<b>status</b>: pass, fail or not yet (too little data to tell). The words are explained at the "
+        "<a href='#words'>end</a>.</p>"
+    )
+    return lead + "".join(
         f"<h3>{esc(candidate)} vs the control</h3>{_table(*result_table(res, candidate))}"
         for candidate, _ in res.statuses
     )
@@ -181,7 +205,7 @@ def _segments(doc: dict[str, Any]) -> str:
         return ""
     (header, top), rest = segment_rows(doc)
     out = (
-        "<h2>Segments</h2><p>The segments that matter: significant differences after Benjamini–Hochberg "
+        "<p>The segments that matter: significant differences after Benjamini–Hochberg "
         f"across segments (per metric × candidate) and the segments the routing moves ({len(top)} rows).</p>"
     )
     out += _table(header, top, "top-segments") if top else "<p>No segment differs clearly.</p>"
@@ -207,13 +231,29 @@ def _routing(doc: dict[str, Any]) -> str:
     routing = doc.get("routing")
     if not routing:
         return ""
-    out = f"<h2>Routing recommendation (by {esc(routing['dimension'])})</h2>"
-    out += f"<p id='saving'>{esc(saving_sentence(routing) or 'No cost metric: no saving.')}</p>"
+    out = f"<p id='saving'>{esc(saving_sentence(routing) or 'No cost metric: no saving.')}</p>"
     out += "<ul>" + "".join(f"<li>{esc(r)}</li>" for r in risk_sentences(routing)) + "</ul>"
-    out += _table(*routing_rows(routing)) + "<p>Over all traffic, the routed mix against the control:</p>"
-    out += _table(*_mix(doc))
+    header, rows = routing_rows(routing)
+    out += _table(header, rows)
+    # When nothing moves the routed mix is the control itself: a table of zeros (and "not yet" for quantiles
+    # no test can settle) would only raise questions (the dashboard's Segments page leaves it out too).
+    if any(row[header.index("status")] == "moves" for row in rows):
+        out += "<p>Over all traffic, the routed mix against the control:</p>" + _table(*_mix(doc))
     rule = "".join(f"<li>{esc(r)}</li>" for r in routing.get("risk") or [])
     return out + f"<details><summary>The routing rule's exact words</summary><ul>{rule}</ul></details>"
+
+
+def _words(doc: dict[str, Any]) -> str:
+    """The glossary for a reader without the dashboard's tooltips: this report's metrics under the names its
+    tables use, then the terms."""
+    metrics = metric_meanings(dict.fromkeys((c["metric"], c.get("kind", "mean")) for c in doc["comparisons"]))
+    terms = {term: TERMS[term] for term in _REPORT_TERMS}
+    return "".join(
+        f"<h3>{heading}</h3><dl>"
+        + "".join(f"<dt>{esc(word)}</dt><dd>{esc(meaning)}</dd>" for word, meaning in words.items())
+        + "</dl>"
+        for heading, words in (("Metrics", metrics), ("Terms", terms))
+    )
 
 
 def report_html(doc: dict[str, Any]) -> str:
@@ -221,20 +261,27 @@ def report_html(doc: dict[str, Any]) -> str:
     exp = doc["experiment"]
     res = report_results(doc)
     decisions = _table(*decision_rows(doc)) if doc["decisions"] else "<p>No decision recorded yet.</p>"
-    examples = doc.get("examples")
-    sections = [
-        f"<h1>Experiment {esc(exp['name'])}</h1><p>{esc(exp.get('description'))}</p>",
-        f"<h2>Verdict</h2>{_verdict(res)}",
-        f"<h2>Results per candidate</h2>{_results(res)}",
-        f"<h2>Effects with 95 % intervals</h2>{_metric_plots(doc)}{_table(*metric_rows(doc))}",
-        f"<h2>Health</h2>{_table(*health_rows(doc))}",
-        f"<h2>Sample size and power</h2><p>{esc(power_sentence(doc))}</p>",
-        _routing(doc),
-        _segments(doc),
-        f"<h2>Price snapshot</h2>{_table(*price_rows(doc))}",
-        f"<h2>Scorer versions</h2>{_table(*scorer_rows(doc))}",
-        f"<h2>Decision history</h2>{decisions}",
-        f"<h2>Example requests per segment</h2>{_table(*example_rows(doc))}" if examples else "",
-    ]
+    examples = _table(*example_rows(doc), "examples") if doc.get("examples") else ""
+    routing = doc.get("routing")
+    effects = f"{_metric_plots(doc)}{_table(*metric_rows(doc))}"
+    sections = [  # (anchor, link, title, body): a section without a body is left out
+        ("verdict-section", "Verdict", "Verdict", _verdict(res)),
+        ("results", "Results", "Results per candidate", _results(res)),
+        ("effects", "Effects", "Effects with 95 % intervals", effects),
+        ("health", "Health", "Health", _table(*health_rows(doc))),
+        ("power", "Sample size", "Sample size and power", f"<p>{esc(power_sentence(doc))}</p>"),
+        ("routing", "Routing", f"Routing recommendation (by {routing['dimension']})" if routing else "",
+         _routing(doc)),
+        ("segments", "Segments", "Segments", _segments(doc)),
+        ("prices", "Prices", "Price snapshot", _table(*price_rows(doc))),
+        ("scorers", "Scorers", "Scorer versions", _table(*scorer_rows(doc))),
+        ("decisions", "Decisions", "Decision history", decisions),
+        ("examples-section", "Examples", "Example requests per segment", examples),
+        ("words", "What the words mean", "What the words mean", _words(doc)),
+    ]  # fmt: skip
+    shown = [section for section in sections if section[3]]
+    nav = " · ".join(f"<a href='#{anchor}'>{esc(link)}</a>" for anchor, link, _, _ in shown)
+    body = "".join(f"<h2 id='{anchor}'>{esc(title)}</h2>{text}" for anchor, _, title, text in shown)
+    top = f"<h1>Experiment {esc(exp['name'])}</h1><p>{esc(exp.get('description'))}</p><nav>{nav}</nav>"
     head = f"<meta charset='utf-8'><title>shadowlab report: {esc(exp['name'])}</title><style>{_CSS}</style>"
-    return f"<!DOCTYPE html><html lang='en'><head>{head}</head><body>{''.join(sections)}</body></html>\n"
+    return f"<!DOCTYPE html><html lang='en'><head>{head}</head><body>{top}{body}</body></html>\n"

@@ -1,0 +1,53 @@
+"""report.html on constructed documents (fast; tests/analysis/test_report.py renders the demo's in Chromium):
+what a reader without the dashboard's tooltips needs, and captured names kept as text."""
+
+from __future__ import annotations
+
+import copy
+import html
+import re
+from typing import Any
+
+from analysis.glossary import KINDS
+from analysis.report_html import report_html
+from tests.support.analysis_documents import ROUTING
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def _doc(routing: dict[str, Any]) -> dict[str, Any]:
+    metrics = (("quality", "mean"), ("pref_preference", "preference"), (HOSTILE, "binary"))
+    return {
+        "experiment": {"name": "exp", "description": "", "price_snapshot": {}},
+        "comparisons": [
+            {"metric": m, "kind": k, "candidate": "cand", "estimate": 0.5, "n": 1000, "p_adjusted": 0.5}
+            for m, k in metrics
+        ],
+        "decisions": [],
+        "health": {"checks": []},
+        "scorers": {},
+        "n_requests": 1000,
+        "routing": routing,
+    }
+
+
+def test_the_routed_mix_is_shown_only_when_a_segment_moves() -> None:
+    assert "the routed mix against the control" in report_html(_doc(ROUTING))
+    stays = copy.deepcopy(ROUTING)
+    for segment in stays["segments"]:
+        segment.update(status="control", arm=stays["control"])
+    page = report_html(_doc(stays))
+    assert "No segment moves off the control" in page
+    assert "the routed mix against the control" not in page  # a table of zeros would only raise questions
+
+
+def test_the_words_are_explained_under_the_names_the_tables_use_and_every_link_has_its_section() -> None:
+    page = report_html(_doc(ROUTING))
+    words = page[page.index("<h2 id='words'>") :]
+    assert (
+        f"<dt>Quality</dt><dd>{html.escape(KINDS['mean'])}</dd>" in words
+    )  # the judge's name, not 'Judge score'
+    assert f"<dt>Preferred over control</dt><dd>{html.escape(KINDS['preference'])}</dd>" in words
+    assert "&lt;img src=x onerror=alert(1)&gt;" in words and HOSTILE not in page
+    anchors = re.findall(r"<a href='#([\w-]+)'>", page)
+    assert "words" in anchors and all(f"id='{anchor}'" in page for anchor in anchors)
