@@ -17,7 +17,22 @@ from markdown_it import MarkdownIt
 DiffSide = Literal["control", "candidate"]
 BOX_STYLE = (
     "border:1px solid rgba(49,51,63,.2);border-radius:.5rem;padding:.25rem .75rem;max-height:28rem;"
-    "overflow:auto;overflow-wrap:anywhere"
+    "overflow:auto;overflow-wrap:anywhere;background:#fff"
+)
+# A long answer scrolls inside its box; while more of it lies below the box's edge, "▼ scroll for more" over
+# a fade sits on that edge. No script: the cue is sticky (pinned to the box's visible bottom) and a
+# scroll-driven animation shows it until the last 1.5rem of scrolling; a box with nothing to scroll has no
+# scroll timeline, so the cue keeps its hidden style (so does a browser without scroll-driven animations:
+# no cue, as before).
+MORE_BELOW = "scroll for more"
+_CUE = (
+    f'<div class="more-below" aria-hidden="true">▼ {MORE_BELOW}</div>'
+    "<style>.answer .more-below{position:sticky;bottom:0;height:1.5rem;margin-top:-1.5rem;opacity:0;"
+    "pointer-events:none;display:flex;align-items:flex-end;justify-content:flex-end;font:.8rem sans-serif;"
+    "color:#555;background:linear-gradient(rgba(255,255,255,0),#fff 70%);"
+    "animation:answer-more-below linear both;animation-timeline:scroll(nearest block);"
+    "animation-range:calc(100% - 1.5rem) 100%}"
+    "@keyframes answer-more-below{from{opacity:1}to{opacity:0}}</style>"
 )
 _DELETED = "background:#ffd7d5;text-decoration:line-through"
 _INSERTED = "background:#ccf2d4;text-decoration:none"
@@ -33,7 +48,7 @@ _markdown = (
 def markdown_html(text: str | None, *, empty: str = "(no answer)") -> str:
     """The answer's Markdown as HTML in a bordered box (no raw HTML, links or images)."""
     body = _markdown.render(text) if text else f"<p><em>{html.escape(empty)}</em></p>"
-    return f'<div class="answer" style="{BOX_STYLE}">{body}</div>'
+    return f'<div class="answer" style="{BOX_STYLE}">{body}{_CUE}</div>'
 
 
 def word_diff_html(control: str | None, candidate: str | None) -> tuple[str, str]:
@@ -57,4 +72,5 @@ def word_diff_html(control: str | None, candidate: str | None) -> tuple[str, str
 
 
 def _pre(body: str) -> str:
-    return f'<div class="answer" style="{BOX_STYLE};white-space:pre-wrap;font-family:monospace">{body}</div>'
+    style = f"{BOX_STYLE};white-space:pre-wrap;font-family:monospace"
+    return f'<div class="answer" style="{style}">{body}{_CUE}</div>'
