@@ -9,7 +9,7 @@ than pass a denylist that never named it.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, cast
 
 from grimp import ImportGraph
 from importlinter.application import output
@@ -28,8 +28,9 @@ class AllowlistContract(Contract):
     allowed_modules = fields.SetField(subfield=fields.StringField())
 
     def check(self, graph: ImportGraph, verbose: bool) -> ContractCheck:
-        sources: set[str] = set(self.source_modules)  # type: ignore[arg-type]
-        allowed: set[str] = set(self.allowed_modules)  # type: ignore[arg-type]
+        # import-linter's constructor replaces each field with its parsed value on the instance
+        sources = cast(set[str], self.source_modules)
+        allowed = cast(set[str], self.allowed_modules)
         violations: list[dict[str, Any]] = []
         for source in sorted(sources):
             if source not in graph.modules:

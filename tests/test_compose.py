@@ -26,9 +26,11 @@ from typer.core import TyperGroup
 from shadowlab import __version__
 
 try:  # typer 0.2x vendors click
+    from typer._click.core import Context
     from typer._click.exceptions import UsageError
 except ImportError:  # pragma: no cover
-    from click.exceptions import UsageError
+    from click.core import Context  # type: ignore[assignment]
+    from click.exceptions import UsageError  # type: ignore[assignment]
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -68,7 +70,7 @@ def environment_of(service: str) -> dict[str, str]:
     return {k: interpolate(str(v), USER_ENV) for k, v in (SERVICES[service].get("environment") or {}).items()}
 
 
-def parse(args: list[str]) -> typer.Context:
+def parse(args: list[str]) -> Context:
     """Parse `shadowlab ARGS` down to the last subcommand with the real CLI: flags, types and ranges are
     checked and nothing runs (`make_context` calls no command callback). Raises click's UsageError."""
     from cli.main import app

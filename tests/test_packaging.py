@@ -23,6 +23,7 @@ from alembic.script import ScriptDirectory
 
 import shadowlab.tee
 import shadowlab_tee
+from shadowlab.apis.anthropic_wire import AnthropicMessagesRequest
 from shadowlab.capture import parse_capture_bytes
 from simulator import running_simulator
 from tests.support import tee_wheel
@@ -148,6 +149,8 @@ def test_the_tee_wheel_installs_alone_and_mirrors_calls_to_the_simulator(
     assert whole.source.service == streamed.source.service == "wheel-app"
     assert whole.response is not None and whole.response.text == app["whole"]
     assert streamed.response is not None and streamed.response.text == app["streamed"]
+    assert isinstance(streamed.request, AnthropicMessagesRequest)  # the app calls Anthropic's Messages API
+    assert isinstance(whole.request, AnthropicMessagesRequest)
     assert streamed.request.stream is True and whole.request.stream is None
 
 

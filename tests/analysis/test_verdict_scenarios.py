@@ -34,7 +34,8 @@ PLAN = {
 
 def _centred(rng: np.random.Generator, sd: float) -> np.ndarray:
     noise = rng.normal(0, sd, N)
-    return noise - noise.mean()
+    centred: np.ndarray = noise - noise.mean()
+    return centred
 
 
 def _write(tmp: Path, *, quality: float, cost: float, latency: float, aa_quality: float = 0.0) -> Path:

@@ -204,7 +204,7 @@ def test_without_a_snapshot_a_fresh_analysis_is_computed_and_cited(seeded: Any, 
 
 def _snapshot(engine: sa.Engine, experiment_id: int, verdict: str, recommended: str | None = None) -> None:
     """A newer snapshot whose computed verdict is `verdict` (declare reads the latest)."""
-    doc = {"verdict": {"verdict": verdict, "recommended": recommended, "reasons": []}}
+    doc: dict[str, Any] = {"verdict": {"verdict": verdict, "recommended": recommended, "reasons": []}}
     with _session(engine) as session:
         session.add(AnalysisSnapshot(experiment_id=experiment_id, verdict=verdict, analysis=doc))
 

@@ -39,7 +39,11 @@ pytestmark = pytest.mark.postgres
 def _close(a: object, b: object) -> bool:
     if b is None:
         return a is None or (isinstance(a, float) and math.isnan(a))
-    return isinstance(a, int | float) and math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+    return (
+        isinstance(a, int | float)
+        and isinstance(b, int | float)
+        and math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+    )
 
 
 def _no_exception(at: AppTest) -> None:
@@ -257,7 +261,9 @@ def test_side_by_side_shows_hostile_capture_as_literal_text(
     assert "&lt;img src=x onerror=alert(1)&gt;" in shown and "<img" not in shown
     assert "![tracker](http://evil.example/pixel.png)" in shown and "<a" not in shown
     assert "<strong>bold</strong>" in shown  # the Markdown itself is formatted
-    markdown = " ".join(m.value for m in at.markdown) + " ".join(e.value for e in at.get("alert"))
+    markdown = " ".join(m.value for m in at.markdown) + " ".join(
+        e.value for e in [*at.error, *at.warning, *at.info, *at.success]
+    )
     for fragment in ("<script>", "onerror", "![tracker]", "evil.example"):
         assert fragment not in markdown
     assert any("request req-0000" in t.value for t in at.text)
@@ -302,9 +308,10 @@ def test_side_by_side_counts_improved_same_and_regressed(
     for request, role, value in rows:
         by_request.setdefault(request, {})[role] = value
     diffs = [
-        None if s.get("control") is None or s.get("candidate") is None else s["candidate"] - s["control"]
+        None if (control := s.get("control")) is None or (candidate := s.get("candidate")) is None
+        else candidate - control
         for s in by_request.values()
-    ]
+    ]  # fmt: skip
     at = app_test("views/side_by_side.py")
     shown = {m.label: m.value for m in at.metric}
     assert shown["Improved"] == f"{sum(d is not None and d > 0 for d in diffs):,}"
@@ -380,7 +387,8 @@ def test_decide_form_is_preset_to_what_the_analysis_says(
     # one option per declaration, the winning arm part of Ship's: Don't ship never comes with a winner
     # (the page's module is run afresh by the app, so its Choice is compared by value)
     preset = (AGREEING[computed], recommended)
-    assert (at.radio[0].value.verdict, at.radio[0].value.winner) == preset
+    choice = at.radio[0].value
+    assert choice is not None and (choice.verdict, choice.winner) == preset
     labels = {
         ("ship", "cand"): "Ship cand",
         ("dont_ship", None): "Don't ship",

@@ -51,7 +51,7 @@ N = 2 * len(QUESTIONS)
 # gpt-5 in shadowlab/prices.json, per million tokens: input 1.25, cached input 0.125, output 10 (reasoning
 # tokens are output tokens and have no rate of their own).
 GPT5_INPUT, GPT5_CACHED, GPT5_OUTPUT = 1.25e-6, 0.125e-6, 10e-6
-SPEC = {
+SPEC: dict[str, Any] = {
     "name": "responses-e2e",
     # The control is the cheapest arm: no candidate is routed to, so `analyze` does not cross-fit a routing on
     # halves of 15 prompts, below routing's minimum segment (30), which fails today (reported).
@@ -79,7 +79,11 @@ def teed_calls(sim: RunningSimulator, out: Path) -> list[Any]:
     sink = tee.MemorySink()
     with openai.OpenAI(base_url=sim.openai_base_url, api_key="sk-test-key", max_retries=0) as sdk:
         client = tee.wrap(sdk, sink, "support-bot")
-        call = {"model": "gpt-5", "instructions": INSTRUCTIONS, "reasoning": {"effort": "low"}}
+        call: dict[str, Any] = {
+            "model": "gpt-5",
+            "instructions": INSTRUCTIONS,
+            "reasoning": {"effort": "low"},
+        }
         for question in QUESTIONS:
             client.responses.create(input=question, max_output_tokens=400, **call)
             with client.responses.stream(input=question + " (streamed)", **call) as stream:

@@ -165,7 +165,10 @@ def test_letters_bigger_than_the_dlq_limit_are_cut_or_emptied_and_the_partition_
     assert (cut["shadowlab.error"], cut["shadowlab.source"]) == ("not_json", f"{topic}/0/0")
     assert cut_key == big_key and near_limit.startswith(cut_value)
     assert cut["shadowlab.truncated"] == f"first {len(cut_value)} of {len(near_limit)} bytes"
-    assert _record_size(cut_key, cut_value, list(cut.items())) <= TOPIC_MAX_MESSAGE_BYTES - 16 * 1024
+    assert (
+        _record_size(cut_key, cut_value, [(k, v.encode()) for k, v in cut.items()])
+        <= TOPIC_MAX_MESSAGE_BYTES - 16 * 1024
+    )
     assert (emptied["shadowlab.error"], emptied["shadowlab.source"]) == ("not_json", f"{topic}/0/1")
     assert (no_key, no_value) == (None, b"")
     assert emptied["shadowlab.truncated"] == f"payload dropped: key of {len(huge_key)} bytes, value of 1 byte"

@@ -40,7 +40,7 @@ def test_route_conversation_and_tags_are_redacted_with_the_capture_s_placeholder
 
 def test_object_keys_and_long_numbers_are_scanned() -> None:
     tool_input = {EMAIL: "owner", "card": 4111111111111111, "epoch_ms": 1733480000000, "count": 12345}
-    request = {"model": "m", "max_tokens": 5, "messages": [{"role": "assistant", "content": [
+    request: dict[str, Any] = {"model": "m", "max_tokens": 5, "messages": [{"role": "assistant", "content": [
         {"type": "tool_use", "id": "t1", "name": "pay", "input": tool_input}]}]}  # fmt: skip
     out = REDACTOR.redact_capture(request, None)
     stored = out.request["messages"][0]["content"][0]["input"]

@@ -25,7 +25,7 @@ def _kill(postgres_url: str, pid: int) -> None:
     def gone() -> bool:
         with admin.connect() as conn:
             found = conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": pid})
-            return found.scalar_one() == 0
+            return bool(found.scalar_one() == 0)
 
     wait_for(gone, f"backend {pid} to exit", timeout_s=10)
     admin.dispose()

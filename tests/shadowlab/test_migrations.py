@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from shadowlab.db import create_engine
 from shadowlab.fingerprint import body_fingerprint
 from shadowlab.models import Base
 
-EXPECTED_UNIQUE = {
+EXPECTED_UNIQUE: dict[str, set[tuple[str, ...]]] = {
     "captured_requests": {("request_id",)},
     "replays": {("arm_id", "captured_request_id")},
     "scores": {("replay_id", "scorer_name", "scorer_version")},
@@ -34,7 +35,7 @@ EXPECTED_UNIQUE = {
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> sa.Engine:
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'migrations.db'}"
     else:
@@ -52,7 +53,9 @@ def _unique_keys(engine: sa.Engine, table: str) -> set[tuple[str, ...]]:
     inspector = sa.inspect(engine)
     keys = {tuple(uc["column_names"]) for uc in inspector.get_unique_constraints(table)}
     # SQLite reports some unique constraints only as unique indexes.
-    keys |= {tuple(ix["column_names"]) for ix in inspector.get_indexes(table) if ix.get("unique")}
+    keys |= {
+        tuple(str(c) for c in ix["column_names"]) for ix in inspector.get_indexes(table) if ix.get("unique")
+    }
     return keys
 
 
@@ -113,63 +116,67 @@ def test_unique_request_id_rejects_a_second_capture(engine: sa.Engine) -> None:
         conn.execute(table.insert().values(**row))
 
 
+def _insert(conn: sa.Connection, table: str, **values: Any) -> Any:
+    """Insert one row; its primary key."""
+    key = conn.execute(Base.metadata.tables[table].insert().values(**values)).inserted_primary_key
+    assert key is not None
+    return key[0]
+
+
 def test_deleting_a_capture_deletes_what_was_derived_from_it(engine: sa.Engine) -> None:
     """`forget` and `retention` rely on these cascades: replays and their scores go with the capture."""
     migrate.upgrade(engine)
     t = Base.metadata.tables
     with engine.begin() as conn:
-        exp = conn.execute(
-            t["experiments"]
-            .insert()
-            .values(
-                name="e",
-                status="running",
-                spec={},
-                price_snapshot={},
-                created_by="me",
-                created_at=sa.func.now(),
-                updated_at=sa.func.now(),
-            )
-        ).inserted_primary_key[0]
-        arm = conn.execute(
-            t["arms"]
-            .insert()
-            .values(
-                experiment_id=exp, name="control", role="control", provider="simulator", model="m", params={}
-            )
-        ).inserted_primary_key[0]
-        req = conn.execute(
-            t["captured_requests"]
-            .insert()
-            .values(
-                request_id="r1",
-                schema_version=1,
-                captured_at=sa.func.now(),
-                ingested_at=sa.func.now(),
-                service="s",
-                tags={},
-                api="openai.chat",
-                request={},
-                redaction={},
-            )
-        ).inserted_primary_key[0]
-        replay = conn.execute(
-            t["replays"]
-            .insert()
-            .values(
-                experiment_id=exp,
-                arm_id=arm,
-                captured_request_id=req,
-                status="ok",
-                untranslated=[],
-                input_tokens=1,
-                cache_creation_input_tokens=0,
-                cache_read_input_tokens=0,
-                output_tokens=1,
-                reasoning_tokens=0,
-                attempts=1,
-            )
-        ).inserted_primary_key[0]
+        exp = _insert(
+            conn,
+            "experiments",
+            name="e",
+            status="running",
+            spec={},
+            price_snapshot={},
+            created_by="me",
+            created_at=sa.func.now(),
+            updated_at=sa.func.now(),
+        )
+        arm = _insert(
+            conn,
+            "arms",
+            experiment_id=exp,
+            name="control",
+            role="control",
+            provider="simulator",
+            model="m",
+            params={},
+        )
+        req = _insert(
+            conn,
+            "captured_requests",
+            request_id="r1",
+            schema_version=1,
+            captured_at=sa.func.now(),
+            ingested_at=sa.func.now(),
+            service="s",
+            tags={},
+            api="openai.chat",
+            request={},
+            redaction={},
+        )
+        replay = _insert(
+            conn,
+            "replays",
+            experiment_id=exp,
+            arm_id=arm,
+            captured_request_id=req,
+            status="ok",
+            untranslated=[],
+            input_tokens=1,
+            cache_creation_input_tokens=0,
+            cache_read_input_tokens=0,
+            output_tokens=1,
+            reasoning_tokens=0,
+            attempts=1,
+        )
         conn.execute(
             t["scores"]
             .insert()

@@ -203,7 +203,7 @@ def _complete(sim: RunningSimulator, body: dict[str, Any], headers: dict[str, st
 
 def test_the_provider_speaks_responses_with_openai_settings() -> None:
     assert provider_api("openai_responses") == "openai.responses"
-    settings = Settings(OPENAI_API_KEY="sk-o", openai_base_url="http://sim:2/v1")  # type: ignore[call-arg]
+    settings = Settings(OPENAI_API_KEY="sk-o", openai_base_url="http://sim:2/v1")
     config = config_from_settings("openai_responses", settings)
     assert config.base_url == "http://sim:2/v1" and config.api_key is not None
 

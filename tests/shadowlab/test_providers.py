@@ -178,7 +178,7 @@ def test_the_first_provider_takes_the_heap_out_of_full_collections() -> None:
 
 
 def test_config_from_settings_takes_url_and_key_and_never_shows_the_key() -> None:
-    settings = Settings(ANTHROPIC_API_KEY="sk-ant-xyz", anthropic_base_url="http://sim:1")  # type: ignore[call-arg]
+    settings = Settings(ANTHROPIC_API_KEY="sk-ant-xyz", anthropic_base_url="http://sim:1")
     config = config_from_settings("anthropic", settings, stall_timeout_s=5.0)
     assert config.base_url == "http://sim:1" and config.stall_timeout_s == 5.0
     assert config.api_key is not None and config.api_key.get_secret_value() == "sk-ant-xyz"

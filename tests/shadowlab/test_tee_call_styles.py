@@ -5,20 +5,32 @@ capture validates with the schema's own parser."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import anthropic
 import openai
 import pydantic
 import pytest
+from anthropic.types import TextBlock
+from anthropic.types.beta import BetaTextBlock
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionStreamOptionsParam
 
 import shadowlab_tee as tee
 from shadowlab.apis import usage_from_capture
 from simulator import RunningSimulator
 from tests.support.tee_captures import delivered, request_of, response_of
 
-MESSAGES = [{"role": "user", "content": "Which index suits range scans?"}]
-CLAUDE = {"model": "claude-sonnet-4-5", "max_tokens": 200, "messages": MESSAGES}
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Which index suits range scans?"}]
+# One request body for the plain and the beta Messages API (their parameter types differ, the JSON does not).
+CLAUDE: dict[str, Any] = {"model": "claude-sonnet-4-5", "max_tokens": 200, "messages": MESSAGES}
+
+
+def _text(content: Sequence[object]) -> str:
+    """The text of an Anthropic answer's first block (the simulator answers one text block)."""
+    first = content[0]
+    assert isinstance(first, TextBlock | BetaTextBlock), first
+    return first.text
 
 
 class Answer(pydantic.BaseModel):
@@ -114,7 +126,8 @@ def test_parse_is_mirrored_and_a_python_type_is_left_out_of_the_body(
     gpt: openai.OpenAI, sink: tee.MemorySink
 ) -> None:
     schema = {"type": "json_object"}
-    parsed = gpt.chat.completions.parse(model="gpt-4.1", messages=MESSAGES, response_format=schema)
+    # A JSON-schema dict, which `parse` is typed not to take but passes on (what the test is about)
+    parsed = gpt.chat.completions.parse(model="gpt-4.1", messages=MESSAGES, response_format=schema)  # type: ignore[arg-type]
     beta = gpt.beta.chat.completions.parse(model="gpt-4.1", messages=MESSAGES)
     # The simulator answers prose, so the SDK's own parsing into the type fails after the call: the
     # capture keeps the request without the type and the error the caller got.
@@ -140,12 +153,7 @@ def test_anthropic_beta_messages_and_raw_responses_are_mirrored(
     captures = delivered(sink, 4)
     assert {capture.api for capture in captures} == {"anthropic.messages"}
     texts = [response_of(capture)["text"] for capture in captures]
-    assert texts == [
-        message.content[0].text,
-        final.content[0].text,
-        raw.content[0].text,
-        read.content[0].text,
-    ]
+    assert texts == [_text(message.content), _text(final.content), _text(raw.content), _text(read.content)]
     assert request_of(captures[0]) == CLAUDE | {"betas": ["context-1m-2025-08-07"]}
     assert request_of(captures[1]) == CLAUDE | {"stream": True} and response_of(captures[1])["ttft_ms"] > 0
     assert response_of(captures[2])["usage"]["output_tokens"] == raw.usage.output_tokens
@@ -155,7 +163,7 @@ def test_a_chat_stream_without_usage_is_marked_absent_never_guessed(
     gpt: openai.OpenAI, sink: tee.MemorySink
 ) -> None:
     list(gpt.chat.completions.create(model="gpt-4.1", messages=MESSAGES, stream=True))
-    options = {"include_usage": True}
+    options: ChatCompletionStreamOptionsParam = {"include_usage": True}
     list(gpt.chat.completions.create(model="gpt-4.1", messages=MESSAGES, stream=True, stream_options=options))
     without, with_usage = delivered(sink, 2)
     assert response_of(without)["usage"] is None and response_of(without)["usage_status"] == "absent"

@@ -55,6 +55,7 @@ def call(sim: RunningSimulator, sink: tee.MemorySink) -> Iterator[dict[str, obje
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     logger = tee_litellm.ShadowlabLogger(sink, tee.Source(service="checkout", route="/ask"))
+    assert isinstance(logger, CustomLogger)  # at run time (the tee types it without importing litellm)
     litellm.callbacks.append(logger)
     yield {"model": "openai/gpt-4.1", "api_base": sim.openai_base_url, "api_key": "sk-test-key"}
     litellm.logging_callback_manager.remove_callback_from_all_lists(logger)
@@ -145,9 +146,10 @@ def test_the_proxy_config_in_the_docs_resolves_to_a_logger_writing_jsonl(
     (path,) = config["litellm_settings"]["callbacks"]
     monkeypatch.setenv(tee_litellm.ENV_JSONL, str(tmp_path / "captures.jsonl"))
     monkeypatch.setenv(tee_litellm.ENV_SERVICE, "gateway")
-    logger = get_instance_fn(path)
+    found = get_instance_fn(path)
+    assert isinstance(found, CustomLogger) and isinstance(found, tee_litellm.ShadowlabLogger)
+    logger: tee_litellm.ShadowlabLogger = found
     try:
-        assert isinstance(logger, CustomLogger) and isinstance(logger, tee_litellm.ShadowlabLogger)
         assert isinstance(logger.sink, tee.JsonlSink) and logger.source.service == "gateway"
         when = datetime.now()
         kwargs = {

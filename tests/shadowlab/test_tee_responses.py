@@ -8,17 +8,20 @@ from collections.abc import Iterator
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
+from openai.types.responses import FunctionToolParam, ResponseInputParam
 
 import shadowlab_tee as tee
 from shadowlab.apis import normalize_request, usage_from_capture
 from simulator import RunningSimulator
 from tests.support.tee_captures import delivered, response_of
 
-INPUT = [{"role": "user", "content": "Which index suits range scans?"}]
-TOOL = {
+INPUT: ResponseInputParam = [{"role": "user", "content": "Which index suits range scans?"}]
+TOOL: FunctionToolParam = {
     "type": "function",
     "name": "lookup",
     "parameters": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]},
+    "strict": True,
 }
 
 
@@ -94,11 +97,9 @@ def test_an_abandoned_responses_stream_keeps_the_text_so_far(
 
 
 def test_the_chat_stream_helper_is_captured(client: openai.OpenAI, sink: tee.MemorySink) -> None:
-    messages = [{"role": "user", "content": "Hi"}]
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hi"}]
     with client.chat.completions.stream(
-        model="gpt-4.1",
-        messages=messages,
-        stream_options={"include_usage": True},  # type: ignore[arg-type]
+        model="gpt-4.1", messages=messages, stream_options={"include_usage": True}
     ) as stream:
         final = stream.get_final_completion()
     (capture,) = delivered(sink, 1)

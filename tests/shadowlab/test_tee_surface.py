@@ -119,7 +119,8 @@ def test_every_mirrored_method_is_the_tees_under_every_prefix(client_type: type[
 
 def test_wrapping_touches_no_part_of_the_client_until_the_app_uses_it() -> None:
     real = openai.OpenAI(api_key="k", base_url="http://127.0.0.1:9")
-    wrapped = tee.wrap(real, tee.MemorySink(), "svc")  # openai's `beta` alone would import for seconds
+    sink = tee.MemorySink()
+    wrapped = tee.wrap(real, sink, "svc")  # openai's `beta` alone would import for seconds
     assert {"beta", "responses"}.isdisjoint(vars(real))
     assert is_the_tees(wrapped.beta.chat.completions.parse) and "beta" in vars(real)
-    wrapped.tee_sink.close(timeout=1)
+    sink.close(timeout=1)

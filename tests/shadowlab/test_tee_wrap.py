@@ -12,6 +12,7 @@ import pytest
 
 import shadowlab_tee as tee
 from shadowlab.capture import parse_capture_bytes
+from shadowlab_tee.wrapper import TeedClient
 from tests.support import fake_upstreams as fakes
 from tests.support.tee_captures import delivered, response_of
 
@@ -131,6 +132,7 @@ def test_async_clients_are_mirrored_the_same_way(sink: tee.MemorySink) -> None:
 def test_a_failed_call_raises_the_same_exception_and_is_captured_with_its_error(
     sink: tee.MemorySink, api: str
 ) -> None:
+    error_type: type[Exception]
     if api == "anthropic":
         wrapped, request = tee.wrap(fakes.anthropic_client(), sink, SOURCE), fakes.ANTHROPIC_REQUEST
         resource, error_type = wrapped.messages, anthropic.RateLimitError
@@ -272,6 +274,7 @@ def test_the_wrapper_is_the_client_for_everything_else(sink: tee.MemorySink) -> 
     with tee.wrap(fakes.openai_client(), sink, SOURCE) as gpt:
         gpt.chat.completions.create(**fakes.OPENAI_REQUEST)
     assert len(delivered(sink, 2)) == 2
+    assert isinstance(wrapped, TeedClient)  # typed as the client it wraps; the tee's counters are its own
     assert (wrapped.sent, wrapped.dropped, wrapped.failed) == (2, 0, 0) and wrapped.flush(1)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
 from shadowlab.apis.internal import NormalizedRequest, TextBlock
 from shadowlab.providers import ProviderResult, ToolCall
@@ -53,7 +54,7 @@ class SimJudgeProvider:
     ) -> ProviderResult:
         self.calls += 1
         text = "".join(b.text for m in request.messages for b in m.content if isinstance(b, TextBlock))
-        payload = {
+        payload: dict[str, Any] = {
             "model": model or request.model,
             "system": request.system,
             "messages": [{"role": "user", "content": text}],
