@@ -118,17 +118,30 @@ class RateLimiter:
         await asyncio.shield(starting)
 
     async def _start_up(self, loop: asyncio.AbstractEventLoop) -> None:
+        listener: asyncio.Task[None] | None = None
         try:
             self._wake = asyncio.Event()
             for window in self._windows.values():
                 window.changed = asyncio.Event()
+            if self._book.postgres:
+                # Listening before the first beat: a worker that joins takes no share the others hold, it asks
+                # them (NOTIFY) to give part back. Workers started together (`replay --workers N` forks them)
+                # that listened only after their first beat missed each other's asks, and one of them then
+                # waited a whole heartbeat with no share (0.3-1.6 s at the start of a run).
+                listening = loop.create_future()
+                listener = asyncio.create_task(self._listen(listening))
+                await asyncio.wait([listener, listening], return_when=asyncio.FIRST_COMPLETED)
             if self._limits:
                 await self.heartbeat()
             # The heartbeat loop first (close() lets it finish its beat), then the listener.
             self._tasks = [asyncio.create_task(self._keep_alive())] if self._limits else []
-            if self._book.postgres:
-                self._tasks.append(asyncio.create_task(self._listen()))
+            if listener is not None:
+                self._tasks.append(listener)
             self._loop = loop
+        except BaseException:
+            if listener is not None:
+                listener.cancel()
+            raise
         finally:
             if self._starting is asyncio.current_task():
                 self._starting = None
@@ -193,8 +206,9 @@ class RateLimiter:
             except Exception as exc:  # the database is away: the grant lapses on its own (self-fencing)
                 log.warning("limits heartbeat failed: %s", exc, extra={"worker_id": self.worker_id})
 
-    async def _listen(self) -> None:
-        """Other workers' grant changes and pauses, as they happen (Postgres LISTEN)."""
+    async def _listen(self, listening: asyncio.Future[None]) -> None:
+        """Other workers' grant changes and pauses, as they happen (Postgres LISTEN); `listening` is done once
+        the first LISTEN ran or failed."""
         import psycopg
 
         conninfo = self._url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -202,10 +216,14 @@ class RateLimiter:
             try:
                 async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
+                    if not listening.done():
+                        listening.set_result(None)
                     async for note in conn.notifies():
                         self._on_notice(note.payload)
             except psycopg.Error as exc:
                 log.warning("limits listener: %s", exc, extra={"worker_id": self.worker_id})
+                if not listening.done():
+                    listening.set_result(None)
                 await asyncio.sleep(self.heartbeat_s)
 
     def _on_notice(self, payload: str) -> None:

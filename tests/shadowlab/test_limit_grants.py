@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shadowlab.db import create_engine, session_factory
 from shadowlab.experiment import LimitSpec
 from shadowlab.limits import RateLimiter
+from shadowlab.limits_grants import CHANNEL
 from shadowlab.models import RateLimitKey, WorkerHeartbeat
 from tests.support.clock import FakeClock
 from tests.support.waiting import wait_for
@@ -80,6 +81,47 @@ def test_shares_never_sum_above_the_limit_and_converge_to_fair(
         for worker in workers:
             share = worker.share(LIMIT.key)
             assert share is not None and share.rpm in (100 // n, 100 // n + 1)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("n", [2, 4])
+def test_workers_started_together_get_fair_shares_by_notify_alone(
+    factory: sessionmaker[Session], n: int
+) -> None:
+    # `replay --workers N` forks its workers at once: each first beat finds the limit taken by those that beat
+    # before it and asks them (NOTIFY) to give part back. With heartbeats an hour apart only those asks move
+    # shares: a worker that listened only after its first beat missed them and waited a whole heartbeat.
+    clock = _clock()
+    workers = [
+        RateLimiter(factory, (LIMIT,), worker_id=f"t{i}", heartbeat_s=3600, timeout_s=3.0, clock=clock.wall,
+                    monotonic=clock.monotonic)
+        for i in range(n)
+    ]  # fmt: skip
+
+    def fair() -> bool:
+        shares = [worker.share(LIMIT.key) for worker in workers]
+        return all(share is not None and share.concurrency in (10 // n, 10 // n + 1) for share in shares)
+
+    def listening() -> int:
+        with factory() as session:
+            query = sa.select(sa.func.count()).where(
+                sa.text(f"datname = current_database() AND query = 'LISTEN {CHANNEL}'")
+            )
+            return int(session.execute(query.select_from(sa.text("pg_stat_activity"))).scalar_one())
+
+    async def scenario() -> None:
+        before = listening()
+        await workers[0].start()
+        assert listening() == before + 1  # started: it hears the others' asks from now on
+        await asyncio.gather(*(worker.start() for worker in workers[1:]))
+        give_up = asyncio.get_running_loop().time() + 20  # a bound, not an expectation
+        while not fair() and asyncio.get_running_loop().time() < give_up:
+            await asyncio.sleep(0.02)
+        assert fair(), [worker.share(LIMIT.key) for worker in workers]
+        assert _totals(workers) == {dim: getattr(LIMIT, dim) for dim in DIMS}
+        for worker in workers:
+            await worker.close()
 
     asyncio.run(scenario())
 
