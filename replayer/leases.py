@@ -113,7 +113,10 @@ def claim(
             .options(load_only(Experiment.status, Experiment.budget_usd))  # not its JSON spec, every claim
         )
         if traffic.max_requests is not None:  # claims counting against a cap take turns
-            query = query.with_for_update()
+            # NO KEY UPDATE: it still queues claims (and status changes), but not the other workers' writes of
+            # replays and reservations, whose foreign-key checks take KEY SHARE on this row (FOR UPDATE held
+            # each of them behind every claim's transaction).
+            query = query.with_for_update(key_share=True)
         experiment = session.scalars(query).one()
         if experiment.status != "running":
             return Claim("stopped")
