@@ -208,7 +208,7 @@ def _session_run(settings: Any, work: Any, *, experiment: str | None = None) -> 
     try:
         with session_scope(session_factory(engine)) as session:
             if experiment is not None:
-                start_in_session(session, experiment)
+                start_in_session(session, experiment, database_url=settings.database_url)
             try:
                 return work(session)
             finally:

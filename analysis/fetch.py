@@ -21,6 +21,8 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from analysis.prefetch_sql import SEPARATOR
+
 A = TypeVar("A")
 B = TypeVar("B")
 _SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+-[0-9]+")
@@ -204,7 +206,7 @@ def fetch_table(session: Session, statement: sa.Select[Any] | Any, schema: pa.Sc
 
 # Joins a string column's values: a control character texts practically never hold. Joined by it, a column
 # costs Postgres a third less than as lengths plus text (one aggregate, not two).
-_SEPARATOR = "\x01"
+_SEPARATOR = SEPARATOR
 
 
 def _separated_strings(session: Session, inner: sa.Subquery, schema: pa.Schema) -> pa.Table | None:
@@ -227,8 +229,15 @@ def _separated_strings(session: Session, inner: sa.Subquery, schema: pa.Schema) 
         return None
     if null_bits:
         columns.append(sa.func.string_agg(sa.func.int4send(sum(null_bits[1:], null_bits[0])), empty))
-    sent = list(_one_row(session, sa.select(*columns)))
-    bits = np.frombuffer(sent.pop() or b"", dtype=">i4") if null_bits else None
+    return separated_table(_one_row(session, sa.select(*columns)), schema)
+
+
+def separated_table(row: Sequence[Any], schema: pa.Schema) -> pa.Table | None:
+    """The Arrow table of `schema` from the one row `_separated_strings` has Postgres send (also sent by
+    `analysis.prefetch.captures_sql`): None when a value holds the separator."""
+    sent = list(row)
+    has_bits = any(f.nullable and f.type == pa.string() for f in schema)
+    bits = np.frombuffer(sent.pop() or b"", dtype=">i4") if has_bits else None
     numbers = {f.name: _integers(sent[i], nullable=f.nullable) for i, f in enumerate(schema)
                if f.type != pa.string()}  # fmt: skip
     rows = len(bits) if bits is not None else len(next(iter(numbers.values())))

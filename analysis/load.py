@@ -30,10 +30,11 @@ from sqlalchemy.orm import Session
 
 from analysis.csv_input import ERROR_COLUMN, ExperimentTable, FloatArray, IntArray, MetricColumn
 from analysis.fetch import both
-from analysis.load_start import ExperimentLoadError, LoadStart, Replays, ScoreVersion, take_started
+from analysis.load_start import ExperimentLoadError, LoadStart, Replays, take_started
 from analysis.plan import DecisionPlan, PlanError
 from analysis.preferences import PREFERENCE_PREFIX, read_preferences
 from analysis.request_facts import RequestsChangedError, read_requests
+from analysis.score_reads import ScoreVersion
 from analysis.segments import FactTable
 from analysis.stats.clustering import factorise
 from analysis.stats.ranking import PairwiseOutcomes

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
@@ -25,13 +25,25 @@ from sqlalchemy.orm import Session
 
 from analysis.fetch import (
     cancel_queries,
+    cells,
     fetch_numbers,
     fetch_table,
+    separated_table,
     snapshot_sessions,
     tune_for_aggregates,
 )
+from analysis.prefetch import Prefetch, PrefetchFailed, take
+from analysis.prefetch_sql import probes
+from analysis.score_reads import (
+    ScorerChoice,
+    ScoreVersion,
+    choose_scorers,
+    preference_scorers,
+    read_scores,
+    scores_from_row,
+)
 from shadowlab import store
-from shadowlab.models import Arm, CapturedRequest, Experiment, Preference, Replay, Score
+from shadowlab.models import Arm, CapturedRequest, Experiment, Replay
 
 T = TypeVar("T")
 IntArray = npt.NDArray[np.int64]
@@ -88,9 +100,20 @@ def read_replays(session: Session, eid: int, arm_rows: Sequence[ArmRow]) -> Repl
         session,
         sa.select(Replay.id, code, Replay.ttft_ms, Replay.latency_ms, Replay.cost_usd)
         .where(Replay.experiment_id == eid),
-        ["int", "int", "float", "float", "float"],
+        REPLAY_KINDS,
     )  # fmt: skip
     return Replays(ids, codes, ttft, latency, cost, slots)
+
+
+REPLAY_KINDS = ["int", "int", "float", "float", "float"]
+
+
+def replays_from_row(row: Sequence[Any], arm_rows: Sequence[ArmRow]) -> Replays:
+    """`read_replays`'s answer from the row `analysis.prefetch.replays_sql` has Postgres send."""
+    ids, codes, ttft, latency, cost = (
+        cells(data, kind) for data, kind in zip(row, REPLAY_KINDS, strict=True)
+    )
+    return Replays(ids, codes, ttft, latency, cost, max(len(arm_rows), 1))
 
 
 CAPTURE_SCHEMA = pa.schema([
@@ -112,9 +135,6 @@ def read_captures(session: Session, which: sa.ColumnElement[bool]) -> pa.Table:
     return fetch_table(session, statement, CAPTURE_SCHEMA)
 
 
-_PROBES = 64  # ids looked up to estimate how densely the requests fill their id range
-
-
 def dense_request_span(
     session: Session, arm_rows: Sequence[ArmRow], control_id: int
 ) -> tuple[int, int] | None:
@@ -133,81 +153,12 @@ def dense_request_span(
     if not lows:
         return None
     low, high = int(min(lows)), int(max(highs))
-    probes = _probes(low, high)
+    ids = probes(low, high)
     hits = session.execute(
         sa.select(sa.func.count()).select_from(Replay)
-        .where(Replay.arm_id == control_id, Replay.captured_request_id.in_(probes))
+        .where(Replay.arm_id == control_id, Replay.captured_request_id.in_(ids))
     ).scalar_one()  # fmt: skip
-    return (low, high) if 2 * hits > len(probes) else None
-
-
-def _probes(low: int, high: int) -> list[int]:
-    """`_PROBES` ids spread over [low, high]: a low-discrepancy sequence (multiples of the golden ratio), so
-    no stride of the ids aliases with it."""
-    size = high - low + 1
-    return sorted({low + int((i * 0.6180339887498949) % 1.0 * size) for i in range(1, _PROBES + 1)})
-
-
-@dataclass(frozen=True)
-class ScoreVersion:
-    """The scores one version of one pointwise scorer wrote on the experiment's replays (and perhaps on others
-    of their id range: callers keep those of the experiment's replays)."""
-
-    name: str
-    version: str
-    replay_ids: IntArray
-    values: FloatArray  # NaN: no value
-
-
-@dataclass(frozen=True)
-class ScorerChoice:
-    """The experiment's replay id range (`store.scorers.ReplaySpan`), each pointwise scorer's version written
-    most recently (by name) and the pairwise scorers' names (sorted)."""
-
-    span: store.scorers.ReplaySpan
-    latest: dict[str, str]
-    pairwise: list[str]
-
-
-def choose_scorers(session: Session, eid: int) -> ScorerChoice:
-    """What `ScorerChoice` holds, from the experiment's scores and preferences."""
-    span = store.scorers.replay_span(eid, session=session)
-    latest = store.scorers.latest_point_versions(eid, session=session, span=span)
-    return ScorerChoice(span, latest, preference_scorers(session, eid))
-
-
-def read_scores(session: Session, eid: int, choice: ScorerChoice) -> dict[str, ScoreVersion]:
-    """Per pointwise scorer name (sorted), the scores of its chosen version. Read by the replays' id range
-    when they fill at least half of it (one scan of `scores`, no join with a million replays; the other rows
-    of the range are dropped when placed), else by the replays' ids."""
-    if not choice.latest:
-        return {}
-    low, high, count = choice.span
-    ours = (
-        Score.replay_id.between(low, high) if high - low < 2 * count
-        else Score.replay_id.in_(sa.select(Replay.id).where(Replay.experiment_id == eid))
-    )  # fmt: skip
-    pairs = list(choice.latest.items())
-    which = [(Score.scorer_name == name) & (Score.scorer_version == version) for name, version in pairs]
-    statement = sa.select(Score.replay_id, Score.value).where(sa.or_(*which), ours)
-    if len(pairs) == 1:  # one scorer: no column saying whose each score is (~0.1 s of Postgres per million)
-        ids, values = fetch_numbers(session, statement, ["int", "float"])
-        codes = np.zeros(len(ids), dtype=np.int64)
-    else:
-        code = sa.case(*((condition, i) for i, condition in enumerate(which)))
-        ids, values, codes = fetch_numbers(session, statement.add_columns(code), ["int", "float", "int"])
-    return {
-        name: ScoreVersion(name, version, ids[codes == i], values[codes == i])
-        for i, (name, version) in enumerate(pairs)
-    }
-
-
-def preference_scorers(session: Session, eid: int) -> list[str]:
-    """The names of the scorers that wrote preferences in the experiment, sorted."""
-    names = session.execute(
-        sa.select(Preference.scorer_name).where(Preference.experiment_id == eid).distinct()
-    ).scalars().all()  # fmt: skip
-    return sorted(names)
+    return (low, high) if 2 * hits > len(ids) else None
 
 
 def _experiment(session: Session, name: str) -> Experiment:
@@ -246,17 +197,24 @@ def _done(value: T) -> Future[T]:
 class LoadStart:
     """Experiment `name` with its arms, its scorer versions, replays and perhaps captures being read; the
     sessions the rest of the load reads on (`first`, `second`, `third`: helpers under the same snapshot, or
-    `session` itself when `parallel` is false). A context manager: leaving it ends the threads and the
-    helpers (a read still running, left because of an error, is cancelled)."""
+    `session` itself when `parallel` is false). With `prefetched` (`analysis.prefetch`, started before the
+    command's imports), `session` first imports that read's snapshot and its replays and captures are taken
+    from it (read here instead when it failed or is of other arms). A context manager: leaving it ends the
+    threads, the helpers and the prefetch (a read still running, left because of an error, is cancelled)."""
 
-    def __init__(self, session: Session, name: str) -> None:
+    def __init__(self, session: Session, name: str, prefetched: Prefetch | None = None) -> None:
         self.name = name
-        self.experiment = _experiment(session, name)
-        self.eid = self.experiment.id
-        self.arm_rows, self.arms, self.control = _arms(session, self.eid, name)
-        self.any_used = any(a.used for a in self.arm_rows)
         self._stack = ExitStack()
         try:
+            if prefetched is not None:
+                self._stack.callback(prefetched.close)
+                prefetched = prefetched if _adopt_snapshot(session, prefetched) else None
+            self.experiment = _experiment(session, name)
+            self.eid = self.experiment.id
+            self.arm_rows, self.arms, self.control = _arms(session, self.eid, name)
+            self.any_used = any(a.used for a in self.arm_rows)
+            self._prefetched = prefetched if _same_arms(prefetched, self.eid, self.arm_rows) else None
+            self._scores_row: Sequence[Any] | None = None  # the prefetched scores' row, once chosen with them
             self._helpers = self._stack.enter_context(snapshot_sessions(session, 3))
             self.parallel = bool(self._helpers)
             self.first, self.second, self.third = self._helpers or (session, session, session)
@@ -277,15 +235,41 @@ class LoadStart:
     def _choose(self) -> ScorerChoice:
         if not self.any_used:
             return ScorerChoice((0, 0, 0), {}, [])
+        if self._prefetched is not None:
+            with suppress(PrefetchFailed):
+                fetched = self._prefetched.scores()
+                if fetched is not None:
+                    span, latest, self._scores_row = fetched
+                    return ScorerChoice(span, latest, preference_scorers(self.first, self.eid))
         return choose_scorers(self.first, self.eid)
 
     def _read_scores(self) -> dict[str, ScoreVersion]:
-        return read_scores(self.first, self.eid, self._choice.result())
+        choice = self._choice.result()
+        if self._scores_row is not None:
+            return scores_from_row(self._scores_row, choice.latest)
+        return read_scores(self.first, self.eid, choice)
 
     def _read_replays(self) -> Replays:
+        if self._prefetched is not None:
+            with suppress(PrefetchFailed):
+                row = self._prefetched.replays()
+                if row is not None:
+                    return replays_from_row(row, self.arm_rows)
         return read_replays(self.second, self.eid, self.arm_rows)
 
     def _read_captures(self) -> pa.Table | None:
+        if self._prefetched is not None:
+            with suppress(PrefetchFailed):
+                fetched = self._prefetched.captures()
+                if fetched is None:  # not dense (by the same rule): read by the replays' request ids
+                    return None
+                *row, span = fetched
+                table = separated_table(row, CAPTURE_SCHEMA)
+                return (
+                    table
+                    if table is not None
+                    else read_captures(self.third, CapturedRequest.id.between(*span))
+                )
         control = next(a.id for a in self.arm_rows if a.role == "control")
         span = dense_request_span(self.third, self.arm_rows, control) if self.any_used else None
         return None if span is None else read_captures(self.third, CapturedRequest.id.between(*span))
@@ -316,13 +300,45 @@ class LoadStart:
     ) -> None:
         if not all(f.done() for f in (self._choice, self._scores, self._replays, self._captures)):
             cancel_queries(self._helpers)  # left early (a bad plan, an error): no read is waited for
+            if self._prefetched is not None:
+                self._prefetched.close()
         self._stack.close()
 
 
-def start_in_session(session: Session, name: str) -> None:
-    """Start reading experiment `name` for the next `load_experiment(session, name)` (see the module)."""
+def start_in_session(session: Session, name: str, *, database_url: str | None = None) -> None:
+    """Start reading experiment `name` for the next `load_experiment(session, name)` (see the module); a new
+    `session` on `database_url` takes the reads `analysis.prefetch` started for it, if any."""
     discard_started(session)
-    session.info[_STARTED] = LoadStart(session, name)
+    prefetched = None if database_url is None else take(database_url, name)
+    session.info[_STARTED] = LoadStart(session, name, prefetched)
+
+
+def _adopt_snapshot(session: Session, prefetched: Prefetch) -> bool:
+    """Make `session`'s transaction (not begun yet) see exactly what the prefetch's reads see: REPEATABLE READ
+    on their exported snapshot. False (the transaction rolled back, the prefetch closed) when that fails."""
+    try:
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        session.execute(sa.text(f"SET TRANSACTION SNAPSHOT '{prefetched.snapshot}'"))
+    except sa.exc.DBAPIError:
+        session.rollback()
+        prefetched.close()
+        return False
+    return True
+
+
+def _same_arms(prefetched: Prefetch | None, eid: int, arm_rows: Sequence[ArmRow]) -> bool:
+    """Whether the prefetch read the experiment and arms this load reads (else it is closed)."""
+    if prefetched is None:
+        return False
+    head = prefetched.head
+    same = (
+        head is not None
+        and head.experiment_id == eid
+        and [a for a, _ in head.arms] == [a.id for a in arm_rows]
+    )
+    if not same:
+        prefetched.close()
+    return same
 
 
 def take_started(session: Session, name: str) -> LoadStart | None:

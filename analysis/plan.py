@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from analysis.stats.results import MetricKind
 
 Direction = Literal["higher_is_better", "lower_is_better"]
@@ -235,6 +233,8 @@ def read_plan(path: Path) -> PlanOptions:
     (what a failed replay counts as in latency ratios: the replay timeout), `judge_orders` ([pairs whose
     verdict flipped with the order, pairs judged both ways]: the judge-consistency check), and the decision
     plan (`primary_metric`, `guardrails`, … as in docs/analysis.md) when `primary_metric` is present."""
+    import yaml  # only `--from-csv` reads a plan file: a stored experiment's analysis does not load YAML
+
     try:
         plan = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:

@@ -127,7 +127,7 @@ def main() -> None:
                     new: list[tuple[float, float, float]] = []
                     baseline: list[tuple[float, float, float]] = []
                     for _ in range(options.repeat):  # alternating: a load change hits both codes alike
-                        new.append(run(args, url, REPO, "cli.main"))
+                        new.append(run(args, url, REPO, "shadowlab"))  # the console entry, as users run it
                         with stamped(url, options.stamp):  # `python -m shadowlab`: the command at every ref
                             baseline.append(run(args, url, old, "shadowlab"))
                     loads.append(os.getloadavg()[0])

@@ -154,7 +154,7 @@ class Stages:
         self.echo(f"$ shadowlab {' '.join(args)}")
         started = time.monotonic()
         result = subprocess.run(
-            [sys.executable, "-m", "cli.main", *args],
+            [sys.executable, "-m", "shadowlab", *args],
             env=self.env, cwd=self.cwd, text=True, check=False,
             stdout=subprocess.PIPE if capture else None,
         )  # fmt: skip

@@ -111,10 +111,11 @@ CliRunner = Callable[..., "subprocess.CompletedProcess[str]"]
 def run_cli(
     *args: str, env: dict[str, str], cwd: Path, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m cli.main ARGS` with a clean SHADOWLAB_* environment plus `env`."""
+    """Run `python -m shadowlab ARGS` (the console entry point, `cli.entry`, as users run it) with a clean
+    SHADOWLAB_* environment plus `env`."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")} | env
     return subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, "-m", "shadowlab", *args],
         env=full_env,
         cwd=cwd,
         capture_output=True,

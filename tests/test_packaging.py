@@ -63,7 +63,7 @@ def test_wheel_ships_every_package_and_the_migrations(wheel: Path) -> None:
     in_repo = {p.name for p in (ROOT / "migrations" / "versions").glob("*.py")}
     assert in_repo <= shipped
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "shadowlab = cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "shadowlab = cli.entry:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_the_platform_wheel_depends_on_the_tee_instead_of_shipping_it(wheel: Path) -> None:

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from shadowlab.models import Preference, Replay, Score
+from shadowlab.scorer_versions import latest_versions
 
 __all__ = [
     "HUMAN_PREFIX",
@@ -109,11 +110,8 @@ def latest_point_versions(
 ) -> dict[str, str]:
     """Per pointwise scorer name, the version written most recently in the experiment (`span`: its
     `replay_span`, when the caller has it)."""
-    latest: dict[str, ScorerVersion] = {}
-    for v in versions(experiment_id, session=session, pairwise=False, span=span):
-        if v.name not in latest or (v.last_at, v.version) > (latest[v.name].last_at, latest[v.name].version):
-            latest[v.name] = v
-    return {name: v.version for name, v in sorted(latest.items())}
+    found = versions(experiment_id, session=session, pairwise=False, span=span)
+    return latest_versions((v.name, v.version, v.last_at) for v in found)
 
 
 def pairwise_judges(experiment_id: int, *, session: Session) -> list[str]:

@@ -1,0 +1,245 @@
+"""The two heaviest reads of a stored experiment's analysis, started before the command has imported anything.
+
+`shadowlab analyze|report|route|gate EXP` on Postgres spends ~0.8 s importing Typer, SQLAlchemy, pydantic,
+numpy and pyarrow before its first query, while Postgres idles; Postgres then needs ~1.3 s of its CPU for the
+experiment's replays and captured requests. So the entry point (`cli.entry`) calls `start_from_argv` first: a
+thread connects with psycopg alone, opens a read-only REPEATABLE READ transaction, exports its snapshot and
+reads the experiment's arms; then that connection reads the replays while a second one, under the same
+snapshot, reads the captured requests (when they fill their id range densely). Both in the forms
+`analysis.fetch` decodes (one row of concatenated binary values).
+
+`load_experiment` takes them (`take`): its session imports the same snapshot first, so everything else it
+reads sees exactly the data these reads saw. When anything differs or fails (another database, no such
+experiment, a refused connection, an older schema), the prefetch is dropped and the command reads as before:
+a prefetch never reports an error of its own, the command's usual checks do. This module and its SQL
+(`analysis.prefetch_sql`) import only the standard library (psycopg inside the thread): starting costs ~1 ms.
+"""
+
+from __future__ import annotations
+
+import atexit
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
+from typing import Any
+
+from analysis.prefetch_sql import (
+    Head,
+    captures_sql,
+    dense_span,
+    head_of,
+    one_row,
+    replays_row,
+    scores_chain,
+    tune,
+)
+
+COMMANDS = frozenset({"analyze", "report", "route", "gate"})  # the commands that load one stored experiment
+APPLICATION_NAME = "shadowlab-prefetch"  # its connections in pg_stat_activity
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+-[0-9]+")
+_started: Prefetch | None = None
+
+
+class PrefetchFailed(Exception):
+    """A prefetched read failed or was dropped: the caller reads for itself."""
+
+
+class _Result:
+    """One read's row, set once by its thread."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._row: tuple[Any, ...] | None = None
+        self._error: BaseException | None = None
+
+    def set(self, row: tuple[Any, ...] | None, error: BaseException | None = None) -> None:
+        self._row, self._error = row, error
+        self._done.set()
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def get(self) -> tuple[Any, ...] | None:
+        """The row (None: nothing was read, e.g. no dense id range); `PrefetchFailed` when the read failed."""
+        self._done.wait()
+        if self._error is not None:
+            raise PrefetchFailed(str(self._error))
+        return self._row
+
+
+class Prefetch:
+    """The reads of experiment `name` on the database at `url`, running (see the module). `close()` ends them
+    (a running query is cancelled) and closes the connections; it is idempotent."""
+
+    def __init__(self, url: str, name: str, conninfo: str, connect_timeout_s: float) -> None:
+        self.url, self.name = url, name
+        self.snapshot: str | None = None
+        self.head: Head | None = None
+        self._conninfo, self._timeout = conninfo, max(1, round(connect_timeout_s))
+        self._ready = threading.Event()  # snapshot and head known (or the start failed)
+        self._replays, self._captures, self._scores = _Result(), _Result(), _Result()
+        self._lock = threading.Lock()
+        self._connections: list[Any] = []
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="shadowlab-prefetch", daemon=True)
+        self._thread.start()
+
+    def ready(self) -> bool:
+        """Waits until the snapshot is exported and the experiment's arms are read; False when that failed."""
+        self._ready.wait()
+        return self.snapshot is not None and self.head is not None
+
+    def replays(self) -> tuple[Any, ...] | None:
+        """The replays' row (`replays_sql`); `PrefetchFailed` when its read failed."""
+        return self._replays.get()
+
+    def captures(self) -> tuple[Any, ...] | None:
+        """The captures' row (`captures_sql`) and the id range read, or None when the requests do not fill
+        their id range densely (then they are read by id later); `PrefetchFailed` when the read failed."""
+        return self._captures.get()
+
+    def scores(self) -> tuple[Any, ...] | None:
+        """The experiment's replay id span (`shadowlab.store.scorers.ReplaySpan`), each pointwise scorer's
+        latest version (`shadowlab.scorer_versions`) and the row of their scores (`scores_sql`; None without
+        any); `PrefetchFailed` when a read failed."""
+        return self._scores.get()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            connections = list(self._connections)
+        from psycopg.pq import TransactionStatus
+
+        for connection in connections:  # a query still running stops now; its thread gets an error
+            if connection.info.transaction_status == TransactionStatus.ACTIVE:
+                with suppress(Exception):  # closed or unreachable meanwhile: nothing to stop
+                    connection.cancel_safe(timeout=1.0)
+        self._thread.join(timeout=2.0)
+        for connection in connections:
+            connection.close()
+        for result in (self._replays, self._captures, self._scores):
+            if not result.done():
+                result.set(None, PrefetchFailed("closed"))
+        self._ready.set()
+
+    def _connect(self) -> Any:
+        import psycopg
+        from psycopg.types.string import ByteaBinaryLoader
+
+        connection = psycopg.connect(
+            self._conninfo, connect_timeout=self._timeout, autocommit=False, application_name=APPLICATION_NAME
+        )
+        connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        connection.read_only = True
+        connection.adapters.register_loader("text", ByteaBinaryLoader)  # strings arrive as their bytes
+        with self._lock:
+            if self._closed:
+                connection.close()
+                raise PrefetchFailed("closed")
+            self._connections.append(connection)
+        return connection
+
+    def _run(self) -> None:
+        try:
+            leader = self._connect()
+            tune(leader)
+            self.snapshot = one_row(leader, "SELECT pg_export_snapshot()")[0].decode()
+            self.head = head_of(leader, self.name)
+        except Exception:  # noqa: BLE001 - the command's own checks report what is wrong
+            self.snapshot = self.head = None
+        finally:
+            self._ready.set()
+        head = self.head
+        if head is None or not head.used:
+            for result in (self._replays, self._captures, self._scores):
+                result.set(None)
+            return
+        for target in (self._read_captures, self._read_scores):
+            threading.Thread(target=target, args=(head,), daemon=True).start()
+        _into(self._replays, lambda: replays_row(leader, head))
+
+    def _helper(self) -> Any:
+        """A connection of its own under the snapshot."""
+        connection = self._connect()
+        connection.execute(f"SET TRANSACTION SNAPSHOT '{self.snapshot}'")
+        tune(connection)
+        return connection
+
+    def _read_scores(self, head: Head) -> None:
+        _into(self._scores, lambda: scores_chain(self._helper(), head.experiment_id))
+
+    def _read_captures(self, head: Head) -> None:
+        def read() -> tuple[Any, ...] | None:
+            if not head.utf8:
+                return None
+            connection = self._helper()
+            span = dense_span(connection, head)
+            if span is None:
+                return None
+            return (*one_row(connection, captures_sql(), list(span)), span)
+
+        _into(self._captures, read)
+
+
+def _into(result: _Result, read: Callable[[], tuple[Any, ...] | None]) -> None:
+    try:
+        result.set(read())
+    except Exception as exc:  # noqa: BLE001 - the caller reads for itself
+        result.set(None, exc)
+
+
+def libpq_conninfo(url: str) -> str | None:
+    """A SQLAlchemy Postgres URL as a libpq URI (None for any other database)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("postgresql", "postgresql+psycopg", "postgres"):
+        return None
+    return f"postgresql://{rest}"
+
+
+def _wanted(argv: Sequence[str]) -> str | None:
+    """The experiment name of `COMMANDS EXP …` (None for anything else, or with --help)."""
+    if len(argv) < 2 or argv[0] not in COMMANDS or argv[1].startswith("-"):
+        return None
+    if any(a in ("--help", "-h", "--from-csv") or a.startswith("--from-csv=") for a in argv):
+        return None
+    return argv[1]
+
+
+def start_from_argv(argv: Sequence[str], environ: Mapping[str, str]) -> Prefetch | None:
+    """Start the reads when the command line is `COMMANDS EXP …` on a Postgres SHADOWLAB_DATABASE_URL (read as
+    the settings will read it; a bad value just means no prefetch); the started prefetch, for `take`."""
+    global _started
+    name = _wanted(argv)
+    url = environ.get("SHADOWLAB_DATABASE_URL")
+    conninfo = None if url is None else libpq_conninfo(url)
+    if name is None or url is None or conninfo is None:
+        return None
+    try:
+        timeout = float(environ.get("SHADOWLAB_CONNECT_TIMEOUT_S", "5"))
+    except ValueError:
+        return None
+    if not timeout > 0:
+        return None
+    if _started is not None:
+        _started.close()
+    _started = Prefetch(url, name, conninfo, timeout)
+    atexit.register(_started.close)
+    return _started
+
+
+def take(url: str, name: str) -> Prefetch | None:
+    """The started prefetch of experiment `name` on `url`, ready (the caller's to close now), or None."""
+    global _started
+    started, _started = _started, None
+    if started is None:
+        return None
+    if started.url != url or started.name != name or not started.ready():
+        started.close()
+        return None
+    if started.snapshot is None or not _SNAPSHOT_ID.fullmatch(started.snapshot):
+        started.close()
+        return None
+    return started

@@ -1,0 +1,193 @@
+"""The SQL of `analysis.prefetch`'s reads, as text run on psycopg connections (no SQLAlchemy, no numpy: this
+module imports only the standard library and `shadowlab.scorer_versions`). Each read asks Postgres for the
+same row `analysis.load_start`'s SQLAlchemy statements ask for, in the forms `analysis.fetch` decodes: every
+numeric column as the concatenation of its values' 8-byte binary forms, every string column joined by
+`SEPARATOR`. `tests/analysis/test_prefetch.py` holds both to the same analysis."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from shadowlab.scorer_versions import latest_versions
+
+SEPARATOR = "\x01"  # joins a string column's values (`analysis.fetch`'s separated strings)
+_PROBES = 64  # ids looked up to estimate how densely the requests fill their id range
+
+
+@dataclass(frozen=True)
+class Head:
+    """The experiment the reads are of: its id and its arms' ids and roles (by id), whether any has replays,
+    and whether the server stores and sends UTF-8 (else captures are not prefetched)."""
+
+    experiment_id: int
+    arms: tuple[tuple[int, str], ...]
+    used: bool
+    utf8: bool
+
+
+def probes(low: int, high: int) -> list[int]:
+    """`_PROBES` ids spread over [low, high]: a low-discrepancy sequence (multiples of the golden ratio), so
+    no stride of the ids aliases with it."""
+    size = high - low + 1
+    return sorted({low + int((i * 0.6180339887498949) % 1.0 * size) for i in range(1, _PROBES + 1)})
+
+
+def replays_sql(arm_ids: Sequence[int]) -> tuple[str, list[Any]]:
+    """The experiment's replays as five concatenated binary columns: id, code ((captured request × arms +
+    the arm's position among the experiment's arms by id) × 2 + failed), ttft, latency, cost (NULL → NaN);
+    `analysis.load_start.Replays` decodes them. Parameters: the arm ids, then the experiment id."""
+    slots = max(len(arm_ids), 1)
+    case = " ".join(f"WHEN %s THEN {i}" for i in range(len(arm_ids)))
+    slot = f"CASE arm_id {case} ELSE 0 END" if arm_ids else "0"
+    failed = "CASE WHEN status = 'error' THEN 1 ELSE 0 END"
+    code = f"(captured_request_id::bigint * {slots} + {slot}) * 2 + {failed}"
+    floats = [_float_column(c) for c in ("ttft_ms", "latency_ms", "cost_usd")]
+    sql = (f"SELECT {_int_column('id')}, {_int_column(code)}, {', '.join(floats)} "
+           "FROM replays WHERE experiment_id = %s")  # fmt: skip
+    return sql, [*arm_ids]
+
+
+def captures_sql() -> str:
+    """The captured requests with ids in [%s, %s] in `analysis.load_start.CAPTURE_SCHEMA`'s columns, in the
+    form `analysis.fetch.separated_table` decodes: integers as 8-byte binary values (NaN for NULL when
+    nullable), strings joined by `SEPARATOR` (NULL as ''), then which nullable strings are NULL (bits)."""
+
+    def joined(column: str) -> str:
+        return f"string_agg({column}, chr({ord(SEPARATOR)}))::text"
+
+    nulls = " + ".join(
+        f"CASE WHEN {c} IS NULL THEN {1 << i} ELSE 0 END"
+        for i, c in enumerate(("conversation_id", "prompt_fingerprint", "route"))
+    )
+    columns = [
+        _int_column("id"), joined("request_id"), joined("coalesce(conversation_id, '')"),
+        joined("coalesce(prompt_fingerprint, '')"), joined("service"), joined("coalesce(route, '')"),
+        joined("tags::text"), _float_column("prompt_chars"), _float_column("user_turn"),
+        f"string_agg(int4send({nulls}), ''::bytea)",
+    ]  # fmt: skip
+    return f"SELECT {', '.join(columns)} FROM captured_requests WHERE id BETWEEN %s AND %s"
+
+
+def scores_sql(pairs: Sequence[tuple[str, str]], by_range: bool) -> str:
+    """The scores of the chosen (scorer, version) `pairs` of the experiment's replays, as concatenated binary
+    columns: replay id, value (NULL → NaN) and, with two pairs or more, the pair's position. Parameters: each
+    pair's name and version, then the replays' id range (`by_range`) or the experiment id."""
+    which = " OR ".join("(scorer_name = %s AND scorer_version = %s)" for _ in pairs)
+    ours = (
+        "replay_id BETWEEN %s AND %s"
+        if by_range
+        else "replay_id IN (SELECT id FROM replays WHERE experiment_id = %s)"
+    )
+    columns = [_int_column("replay_id"), _float_column("value")]
+    if len(pairs) > 1:
+        cases = " ".join(f"WHEN scorer_name = %s AND scorer_version = %s THEN {i}" for i in range(len(pairs)))
+        columns.append(_int_column(f"CASE {cases} END"))
+    return f"SELECT {', '.join(columns)} FROM scores WHERE ({which}) AND {ours}"
+
+
+def _int_column(expression: str) -> str:
+    return f"string_agg(int8send(({expression})::bigint), ''::bytea)"
+
+
+def _float_column(expression: str) -> str:
+    return f"string_agg(float8send(coalesce(({expression})::float8, 'NaN'::float8)), ''::bytea)"
+
+
+def one_row(connection: Any, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
+    with connection.cursor(binary=True) as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def tune(connection: Any) -> None:
+    """`analysis.fetch.tune_for_aggregates`: no JIT, memory for a hash join (this transaction only)."""
+    connection.execute("SET LOCAL jit = off")
+    connection.execute("SET LOCAL work_mem = '128MB'")
+
+
+def head_of(connection: Any, name: str) -> Head | None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.id, a.role, EXISTS (SELECT 1 FROM replays r WHERE r.arm_id = a.id) FROM experiments e "
+            "JOIN arms a ON a.experiment_id = e.id WHERE e.name = %s ORDER BY a.id",
+            [name],
+        )
+        arms = cursor.fetchall()
+        cursor.execute("SELECT id FROM experiments WHERE name = %s", [name])
+        experiment = cursor.fetchone()
+        cursor.execute("SELECT current_setting('server_encoding'), current_setting('client_encoding')")
+        encodings = cursor.fetchone()
+    if experiment is None:
+        return None
+    utf8 = encodings is not None and tuple(encodings) == ("UTF8", "UTF8")
+    return Head(
+        int(experiment[0]), tuple((int(i), str(r)) for i, r, _ in arms), any(u for *_, u in arms), utf8
+    )
+
+
+def scores_chain(connection: Any, eid: int) -> tuple[Any, ...]:
+    """`analysis.load_start.choose_scorers` (without the preference scorers) then `read_scores`, in SQL of
+    their own: the same span, the same versions by the same rule, the same rows."""
+    low, high, count = plain_row(
+        connection, "SELECT min(id), max(id), count(*) FROM replays WHERE experiment_id = %s", [eid]
+    )
+    span = (int(low), int(high), int(count)) if count else (0, 0, 0)
+    low, high, count = span
+    every = count and high - low + 1 == count  # `shadowlab.store.scorers._of_experiment`
+    of = (
+        "replay_id BETWEEN %s AND %s"
+        if every
+        else "replay_id IN (SELECT id FROM replays WHERE experiment_id = %s)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT scorer_name, scorer_version, max(created_at) FROM scores WHERE {of} GROUP BY 1, 2",
+            [low, high] if every else [eid],
+        )
+        latest = latest_versions((str(n), str(v), last) for n, v, last in cursor.fetchall())
+    if not latest:
+        return span, latest, None
+    pairs = list(latest.items())
+    by_range = high - low < 2 * count
+    named = [x for pair in pairs for x in pair]
+    params = [*(named if len(pairs) > 1 else []), *named, *([low, high] if by_range else [eid])]
+    return span, latest, one_row(connection, scores_sql(pairs, by_range), params)
+
+
+def replays_row(connection: Any, head: Head) -> tuple[Any, ...]:
+    sql, params = replays_sql([arm for arm, _ in head.arms])
+    return one_row(connection, sql, [*params, head.experiment_id])
+
+
+def dense_span(connection: Any, head: Head) -> tuple[int, int] | None:
+    """`analysis.load_start.dense_request_span` in SQL of its own (the same bounds and probes)."""
+    bounds = ", ".join(
+        f"(SELECT {f}(captured_request_id) FROM replays WHERE arm_id = %s)"
+        for _ in head.arms
+        for f in ("min", "max")
+    )
+    found = plain_row(connection, f"SELECT {bounds}", [arm for arm, _ in head.arms for _ in (0, 1)])
+    lows, highs = [v for v in found[0::2] if v is not None], [v for v in found[1::2] if v is not None]
+    if not lows:
+        return None
+    low, high = int(min(lows)), int(max(highs))
+    control = next(arm for arm, role in head.arms if role == "control")
+    ids = probes(low, high)
+    (hits,) = plain_row(
+        connection,
+        "SELECT count(*) FROM replays WHERE arm_id = %s AND captured_request_id = ANY(%s)",
+        [control, ids],
+    )
+    return (low, high) if 2 * int(hits) > len(ids) else None
+
+
+def plain_row(connection: Any, sql: str, params: Sequence[Any]) -> tuple[Any, ...]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    assert row is not None
+    return tuple(row)

@@ -1,0 +1,118 @@
+"""`analysis.prefetch`: the reads `shadowlab analyze|report|route|gate EXP` starts before its imports give the
+same analysis as the loader's own reads, under one snapshot with everything else the load reads."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from analysis.experiment_analysis import analyze_experiment
+from analysis.load_start import start_in_session
+from analysis.prefetch import APPLICATION_NAME, libpq_conninfo, start_from_argv
+from shadowlab.db import create_engine
+from tests.support.analysis_seed import seed_experiment
+
+
+def _prefetch_connections(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            count = sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name")
+            return int(conn.execute(count, {"name": APPLICATION_NAME}).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def _analysed(url: str, name: str, *, prefetched: bool) -> dict[str, Any]:
+    """The analysis document of `name`, its reads prefetched (as `cli.entry` starts them) or not."""
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session, session.begin():
+            start_in_session(session, name, database_url=url if prefetched else None)
+            return analyze_experiment(session, name, store=False).document
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_prefetched_reads_give_the_loaders_own_analysis(pg_database: str) -> None:
+    seed_experiment(pg_database, "exp-p", n=150, seed=4)
+    engine = create_engine(pg_database)
+    with engine.begin() as conn:  # a second pointwise scorer, on some replays: each score says whose it is
+        conn.execute(sa.text(
+            "INSERT INTO scores (replay_id, scorer_name, scorer_version, value, details, created_at) "
+            "SELECT id, 'length_ok', '1', (id % 2)::float, '{}', now() FROM replays WHERE id % 3 > 0"
+        ))  # fmt: skip
+    engine.dispose()
+    expected = _analysed(pg_database, "exp-p", prefetched=False)
+    assert "length_ok" in json.dumps(expected)  # a metric of the analysis
+    started = start_from_argv(["analyze", "exp-p", "--json"], {"SHADOWLAB_DATABASE_URL": pg_database})
+    assert started is not None
+    assert _analysed(pg_database, "exp-p", prefetched=True) == expected
+    assert None not in (started.replays(), started.captures(), started.scores())  # all read by the prefetch
+    assert _prefetch_connections(pg_database) == 0  # closed by the load
+
+
+@pytest.mark.postgres
+def test_the_load_sees_what_the_prefetch_saw(pg_database: str) -> None:
+    """Rows committed after the prefetch's snapshot are invisible to the whole load: a newer judge version
+    written meanwhile (read by the loader's own sessions, not the prefetch) is not chosen."""
+    seed_experiment(pg_database, "exp-s", n=120, seed=5)
+    expected = _analysed(pg_database, "exp-s", prefetched=False)
+    started = start_from_argv(["report", "exp-s"], {"SHADOWLAB_DATABASE_URL": pg_database})
+    assert started is not None and started.ready()
+    engine = create_engine(pg_database)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO scores (replay_id, scorer_name, scorer_version, value, details, created_at) "
+            "SELECT id, 'judge_score', 'v9', 0.0, '{}', now() + interval '1 day' FROM replays"
+        ))  # fmt: skip
+    engine.dispose()
+    assert _analysed(pg_database, "exp-s", prefetched=True) == expected
+    assert _analysed(pg_database, "exp-s", prefetched=False) != expected  # v9 counts from now on
+
+
+@pytest.mark.postgres
+def test_a_prefetch_of_another_experiment_is_dropped(pg_database: str) -> None:
+    seed_experiment(pg_database, "exp-d", n=100, seed=6)
+    expected = _analysed(pg_database, "exp-d", prefetched=False)
+    other = start_from_argv(["route", "nosuch"], {"SHADOWLAB_DATABASE_URL": pg_database})
+    assert other is not None and not other.ready()  # no such experiment
+    assert _analysed(pg_database, "exp-d", prefetched=True) == expected
+    assert _prefetch_connections(pg_database) == 0  # closed by the load that did not want it
+
+
+def test_only_a_stored_experiment_on_postgres_is_prefetched() -> None:
+    pg = {
+        "SHADOWLAB_DATABASE_URL": "postgresql+psycopg://u:p@127.0.0.1:1/db",
+        "SHADOWLAB_CONNECT_TIMEOUT_S": "1",
+    }
+    for argv in (
+        ["analyze", "--from-csv", "x.csv"],
+        ["analyze", "e", "--help"],
+        ["replay", "e"],
+        ["analyze"],
+    ):
+        assert start_from_argv(argv, pg) is None, argv
+    assert start_from_argv(["analyze", "e"], {"SHADOWLAB_DATABASE_URL": "sqlite:///x.db"}) is None
+    assert start_from_argv(["analyze", "e"], pg | {"SHADOWLAB_CONNECT_TIMEOUT_S": "soon"}) is None
+    assert libpq_conninfo("postgresql+psycopg://u:p%40x@h:5/db?sslmode=require") == (
+        "postgresql://u:p%40x@h:5/db?sslmode=require"
+    )
+    refused = start_from_argv(["gate", "e"], pg)  # nothing listens on port 1: the prefetch gives up quietly
+    assert refused is not None and not refused.ready()
+    refused.close()
+
+
+def test_an_unreachable_database_is_still_one_error_line(cli: Callable[..., Any], tmp_path: Path) -> None:
+    url = "postgresql+psycopg://u:p@127.0.0.1:1/db"
+    result = cli("analyze", "exp", "--json", env={"SHADOWLAB_DATABASE_URL": url}, cwd=tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr and "p@" not in result.stderr  # no password shown either
