@@ -2,7 +2,11 @@
 with 1 and 2 processes), and the peak memory of `shadowlab score` on 200,000 pending items.
 
 Both sides send the same pointwise judge calls (`scoring.judge.PointwiseJudge`'s request for each replay) to
-one simulator process (`sim-judge`, 0 ms TTFB/TTFT, instant tokens), the same calls in flight per process.
+one simulator process (`sim-judge`, 0 ms TTFB, instant tokens, TTFT from `--ttft-ms`), the same calls in
+flight per process. `--ttft-ms 0,400` (the default) prints the tables once per TTFT: at 0 ms the client's CPU
+is the bound (the simulator, Postgres and the clients share both cores, so nothing scales to 1.7× there); at
+400 ms (a realistic judge) the provider is, and 2 processes should do 1.7× the bare loop in 1 process, as
+replay's 400 ms goal measures scaling.
 The scorer side is the whole path: score tasks seeded and leased in batches, the shared rate limiter (a limit
 high enough never to bind), budget reservations and settlements by group commit, scores written by group
 commit. Rate = judge calls per second from the first call's reservation to the last one's settlement
@@ -59,7 +63,7 @@ from bench_replayer import (
 PROFILE = """
 default:
   ttfb_ms: {median: 0}
-  ttft_ms: {median: 0}
+  ttft_ms: {median: TTFT}
   tokens_per_s: 10000000
   chunk_tokens: 8
   output_tokens: {median: 40, low: 40, high: 40}
@@ -224,7 +228,7 @@ def score_rate(
 
 
 def startup_cpu(
-    engine: sa.Engine, envs: list[dict[str, str]], base_url: str, concurrency: int
+    engine: sa.Engine, envs: list[dict[str, str]], base_url: str, concurrency: int, empty: str
 ) -> list[float]:
     """CPU seconds of one process with nothing to do: the bare loop's, then `shadowlab score`'s (of each code
     in `envs`) on an experiment with nothing to judge (imports, connections, grants)."""
@@ -232,10 +236,10 @@ def startup_cpu(
     subprocess.run([sys.executable, __file__, "--bare-child", base_url, "0", "1", "0", str(concurrency)],
                    check=True, stdout=subprocess.DEVNULL)  # fmt: skip
     found = [cpu_since(before)]
-    seed(engine, "empty", 0)
+    seed(engine, empty, 0)
     for env in envs:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        subprocess.run(score_args("empty", concurrency), env=env, check=True, stdout=subprocess.DEVNULL,
+        subprocess.run(score_args(empty, concurrency), env=env, check=True, stdout=subprocess.DEVNULL,
                        cwd=env.get("PYTHONPATH"))  # fmt: skip
         found.append(cpu_since(before))
     return found
@@ -273,8 +277,13 @@ def main() -> None:
     )
     parser.add_argument("--rss-s", type=float, default=40.0, help="seconds the memory run scores")
     parser.add_argument("--baseline-ref", default=None, help="also run `shadowlab score` of the code at REF")
+    parser.add_argument(
+        "--ttft-ms", default="0,400", help="simulator TTFTs, comma-separated (400: realistic)"
+    )
+    parser.add_argument(
+        "--requests-at-ttft", type=int, default=400, help="captures per rate run at a TTFT above 0 ms"
+    )
     args = parser.parse_args()
-    load_before = os.getloadavg()
 
     from shadowlab import migrate
     from shadowlab.db import create_engine
@@ -282,33 +291,18 @@ def main() -> None:
     scratch, url = create_scratch("bench_scoring")
     engine = create_engine(url)
     tmp = Path(tempfile.mkdtemp(prefix="bench_scoring_"))
-    (tmp / "profile.yaml").write_text(PROFILE)
     (tmp / "prices.json").write_text(json.dumps(PRICES))
-    sim, base_url = start_simulator(tmp / "profile.yaml")
     admin = create_engine(ADMIN_URL)
-    sampler = Sampler(admin, scratch, sim.pid)
     stack = contextlib.ExitStack()
+    env: dict[str, str] = {}
     try:
         baseline_code = stack.enter_context(checkout(args.baseline_ref)) if args.baseline_ref else None
         migrate.upgrade(engine)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")} | {
-            "SHADOWLAB_DATABASE_URL": url, "SHADOWLAB_ANTHROPIC_BASE_URL": base_url, "ANTHROPIC_API_KEY": "k",
-            "SHADOWLAB_PRICES_FILE": str(tmp / "prices.json"),
-        }  # fmt: skip
-        envs = [env] + ([code_env(env, baseline_code)] if baseline_code else [])
-        startup = startup_cpu(engine, envs, base_url, args.concurrency)
-        sampler.start()
-        bare: dict[int, Run] = {}
-        rates: list[dict[int, Run]] = [{} for _ in envs]  # this checkout's, then the baseline's
-        for processes in (1, 2):
-            bare[processes] = bare_rate(base_url, args.requests, args.concurrency, processes, startup[0])
-            for code, (code_env_, runs) in enumerate(zip(envs, rates, strict=True)):
-                name = f"rate{processes}-{code}"
-                seed(engine, name, args.requests)
-                runs[processes] = score_rate(engine, code_env_, name, processes, args.concurrency,
-                                             startup[1 + code])  # fmt: skip
-        report_rates(args, load_before, bare, rates, startup)
-        report_where(sampler, bare, rates, args.baseline_ref)
+        where = Scratch(engine, admin, scratch, url, tmp, baseline_code, stack)
+        for ttft_ms in (float(t) for t in args.ttft_ms.split(",")):
+            requests = args.requests if ttft_ms == 0 else args.requests_at_ttft
+            found = rate_tables(where, args, ttft_ms, requests)
+            env = env or found  # the memory run uses the first TTFT's simulator
         if args.pending == 0:
             return
         seed_started = time.monotonic()
@@ -322,15 +316,61 @@ def main() -> None:
               f"{args.rss_s:g} s of scoring ({scored:,} stored), then SIGTERM: peak RSS {peak} MB "
               f"(goal < 300 MB), RSS over the run (MB): {every}.")  # fmt: skip
     finally:
+        admin.dispose()
+        stack.close()
+        engine.dispose()
+        drop_scratch(scratch)
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """Where a run works: the scratch database (and the admin engine the sampler reads), the price file's
+    folder, the baseline's code, and the stack that stops the simulators."""
+
+    engine: sa.Engine
+    admin: sa.Engine
+    name: str
+    url: str
+    tmp: Path
+    baseline_code: Path | None
+    stack: contextlib.ExitStack
+
+
+def rate_tables(where: Scratch, args: argparse.Namespace, ttft_ms: float, requests: int) -> dict[str, str]:
+    """Both tables at one simulator TTFT, `requests` captures per run; the environment of this checkout's
+    `shadowlab score` on that simulator (which stays up until `where.stack` closes)."""
+    profile = where.tmp / f"profile-{ttft_ms:g}.yaml"
+    profile.write_text(PROFILE.replace("TTFT", f"{ttft_ms:g}"))
+    sim, base_url = start_simulator(profile)
+    where.stack.callback(sim.wait)
+    where.stack.callback(sim.send_signal, signal.SIGTERM)
+    sampler = Sampler(where.admin, where.name, sim.pid)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")} | {
+        "SHADOWLAB_DATABASE_URL": where.url, "SHADOWLAB_ANTHROPIC_BASE_URL": base_url,
+        "ANTHROPIC_API_KEY": "k", "SHADOWLAB_PRICES_FILE": str(where.tmp / "prices.json"),
+    }  # fmt: skip
+    envs = [env] + ([code_env(env, where.baseline_code)] if where.baseline_code else [])
+    engine = where.engine
+    load_before = os.getloadavg()
+    startup = startup_cpu(engine, envs, base_url, args.concurrency, f"empty-{ttft_ms:g}")
+    sampler.start()
+    try:
+        bare: dict[int, Run] = {}
+        rates: list[dict[int, Run]] = [{} for _ in envs]  # this checkout's, then the baseline's
+        for processes in (1, 2):
+            bare[processes] = bare_rate(base_url, requests, args.concurrency, processes, startup[0])
+            for code, (code_env_, runs) in enumerate(zip(envs, rates, strict=True)):
+                name = f"rate{processes}-{code}-{ttft_ms:g}"
+                seed(engine, name, requests)
+                runs[processes] = score_rate(engine, code_env_, name, processes, args.concurrency,
+                                             startup[1 + code])  # fmt: skip
+    finally:
         sampler.stop.set()
         if sampler.is_alive():
             sampler.join()
-        admin.dispose()
-        stack.close()
-        sim.send_signal(signal.SIGTERM)
-        sim.wait()
-        engine.dispose()
-        drop_scratch(scratch)
+    report_rates(args, load_before, bare, rates, startup, ttft_ms, requests)
+    report_where(sampler, bare, rates, args.baseline_ref)
+    return env
 
 
 def report_rates(
@@ -339,20 +379,24 @@ def report_rates(
     bare: dict[int, Run],
     rates: list[dict[int, Run]],
     startup: list[float],
+    ttft_ms: float,
+    requests: int,
 ) -> None:
     command = (f"python bench/bench_scoring.py --requests {args.requests} --concurrency {args.concurrency} "
-               f"--pending {args.pending} --rss-s {args.rss_s:g}"
+               f"--pending {args.pending} --rss-s {args.rss_s:g} --ttft-ms {args.ttft_ms} "
+               f"--requests-at-ttft {args.requests_at_ttft}"
                + (f" --baseline-ref {args.baseline_ref}" if args.baseline_ref else ""))  # fmt: skip
     machine = f"{os.cpu_count()} cores ({cpu_model()}), Python {platform.python_version()}"
-    print("## Scoring (bench/bench_scoring.py)\n")
+    print(f"## Scoring (bench/bench_scoring.py), simulator at {ttft_ms:g} ms TTFT\n")
     load = f"load average (1 min) {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after"
     print(f"`{command}` — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine}; Postgres and the simulator on "
           f"the same machine; {load}.\n")  # fmt: skip
     starts = ", ".join(f"{s:.2f}" for s in startup[1:])
     print(
-        f"{2 * args.requests} pointwise judge calls per run, {args.concurrency} in flight per process, "
-        "simulator at 0 ms TTFB/TTFT; bare loop and scorer alternate, 1 process then 2. CPU per call: the "
-        f"processes' user + system time less their start-up (measured alone: bare loop {startup[0]:.2f} s, "
+        f"{2 * requests} pointwise judge calls per run, {args.concurrency} in flight per process, "
+        f"simulator at 0 ms TTFB, {ttft_ms:g} ms TTFT; bare loop and scorer alternate, 1 process then 2. "
+        "CPU per call: the processes' user + system time less their start-up (measured alone: bare loop "
+        f"{startup[0]:.2f} s, "
         f"`shadowlab score` {starts} s per process) over the calls.\n"
     )
     base = f" | `score` at {args.baseline_ref} (calls/s) | its ratio in 1 process" if len(rates) > 1 else ""
