@@ -43,7 +43,8 @@ th{background:#f3f3f3}
 .plots{display:flex;flex-wrap:wrap;gap:0 24px}
 nav{font-size:14px;margin:.4em 0 1em}
 nav{color:#999}nav a{color:#0969da;text-decoration:none;white-space:nowrap}
-td.pass{color:#1a7f37}td.fail{color:#cf222e;font-weight:bold}
+td.pass{background:#e6f4ea;color:#1a7f37}td.fail{background:#fbe4e4;color:#cf222e;font-weight:bold}
+td.pass::before{content:"✓ "}td.fail::before{content:"✗ "}
 #examples td:nth-child(-n+2){white-space:nowrap}
 dl{font-size:14px;max-width:900px}dt{font-weight:bold;margin-top:.7em}dd{margin:0 0 0 1.2em}
 """
@@ -61,7 +62,8 @@ def esc(value: Any) -> str:
 
 
 def _cell(value: Any) -> str:
-    """A table cell; a status (pass, fail, passed, failed) in its colour, so a failing row stands out."""
+    """A table cell; a status (pass, fail, passed, failed) marked and coloured as on the Overview, so a
+    failing row stands out."""
     status = _STATUS.get(str(value))
     return f"<td class='{status}'>{esc(value)}</td>" if status else f"<td>{esc(value)}</td>"
 
