@@ -108,9 +108,10 @@ def _answered(*where: sa.ColumnElement[bool]) -> sa.Select[Any]:
     )
 
 
-def _subject(row: sa.Row[Any], asked: dict[int, Subject] | None = None) -> Subject:
-    """The subject of one `_answered` row; `asked` keeps what its capture asked (prompt, reference, tools) by
-    capture id, so the arms of one capture in a batch normalise its request once."""
+def _subject(row: Any, asked: dict[int, Subject] | None = None) -> Subject:
+    """The subject of one `_answered` row (or a named tuple of its columns); `asked` keeps what its capture
+    asked (prompt, reference, tools) by capture id, so the arms of one capture in a batch normalise its
+    request once."""
     question = None if asked is None else asked.get(row.captured_request_id)
     if question is None:
         request = normalize_request_body(row.api, row.request)
@@ -150,11 +151,9 @@ def claiming_points(claim: sa.Update) -> sa.Select[Any]:
     )
 
 
-def claimed_point_items(
-    session: Session | sa.Connection, claiming: sa.Select[Any], params: Mapping[str, Any]
-) -> list[PointItem]:
-    """The items a `claiming_points` statement claims, with their subjects, in task order."""
-    rows, asked = session.execute(claiming, params).all(), dict[int, Subject]()
+def claimed_point_items(rows: Sequence[Any]) -> list[PointItem]:
+    """The items of the rows a `claiming_points` statement returned, with their subjects, in task order."""
+    asked = dict[int, Subject]()
     return [PointItem(row.id, _subject(row, asked), row.captured_request_id, row.task_id) for row in rows]
 
 

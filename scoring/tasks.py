@@ -36,7 +36,7 @@ from scoring.store import (
     write,
 )
 from shadowlab import store
-from shadowlab.db import session_scope
+from shadowlab.db import driver_rows, pg_json_rows, session_scope
 from shadowlab.models import Preference, Replay, Score, ScoreTask, utcnow
 
 __all__ = ["Kind", "ScorerKey", "TaskQueue"]
@@ -48,10 +48,15 @@ _TASKS = cast(sa.Table, ScoreTask.__table__)
 _DONE = sa.update(_TASKS).where(_TASKS.c.id.in_(sa.bindparam("ids", expanding=True))).values(done=True)
 # Postgres: the ids as one array, so the statement is one text whatever the batch size (prepared once).
 _PG_DONE = sa.text("UPDATE score_tasks SET done = true WHERE id = ANY(CAST(:ids AS bigint[]))")
-# Postgres: a group commit of results of one kind, its rows and its tasks done, as one statement.
+# Postgres: a group commit of results of one kind, its rows and its tasks done, as one statement, its batch
+# one JSON parameter (each row with its task id) sent straight to the driver (`db.driver_rows`).
+_FINISH_TYPES = {
+    table: store.scores.batch_types(table) | {"task_id": "bigint"} for table in (Score, Preference)
+}
 _PG_FINISH = {
-    table: sa.text(f"WITH written AS ({store.scores.insert_ignore_sql(table)}) "
-                   "UPDATE score_tasks SET done = true WHERE id = ANY(CAST(:ids AS bigint[]))")
+    table: sa.text(f"WITH r AS (SELECT * FROM {pg_json_rows(_FINISH_TYPES[table], 'j', 'rows')}), "
+                   f"written AS ({store.scores.insert_ignore_sql(table, 'r')}) "
+                   "UPDATE score_tasks SET done = true FROM r WHERE score_tasks.id = r.task_id")
     for table in (Score, Preference)
 }  # fmt: skip
 
@@ -168,7 +173,7 @@ class TaskQueue:
         params = {"now": now, "until": now + timedelta(seconds=self.lease_s), "limit": limit}
         if self._claim_points is not None and self._alone is not None:
             with self._alone.connect() as conn:
-                return claimed_point_items(conn, self._claim_points, params)
+                return claimed_point_items(driver_rows(conn, self._claim_points, params))
         with session_scope(self.factory) as session:
             claimed = session.execute(self._claim, params).all()
             if not claimed:
@@ -223,9 +228,10 @@ class TaskQueue:
         if scores and preferences:
             return False
         table, rows = (Score, scores) if scores else (Preference, preferences)
-        params = store.scores.insert_ignore_arrays(table, rows)
+        tasks = [{**row, "task_id": result.task_id} for row, result in zip(rows, written, strict=True)]
+        batch = store.scores.insert_ignore_rows(table, tasks, _FINISH_TYPES[table])
         with self._alone.connect() as conn:
-            conn.execute(_PG_FINISH[table], params | {"now": utcnow(), "ids": [r.task_id for r in written]})
+            driver_rows(conn, _PG_FINISH[table], {"rows": batch, "now": utcnow()})
         return True
 
     def open_count(self) -> int:

@@ -26,7 +26,7 @@ from shadowlab.budget import (  # the ledger's own pieces, shared with the repla
     _refuse,
     _total,
 )
-from shadowlab.db import pg_unnest
+from shadowlab.db import driver_rows, json_rows, pg_json_rows, pg_unnest
 from shadowlab.models import BudgetLedger, Experiment, JudgeCall, utcnow
 
 # fmt: off
@@ -96,9 +96,12 @@ _PG_SETTLE_JUDGES = sa.text(
 # settled, the ledger moved by their difference plus this batch's worst case, and the batch's rows inserted,
 # if all of the batch fits; else nothing changes. The calls to settle are locked as they are read, so their
 # difference is the one their settlement makes.
+# The batch travels as JSON (`db.pg_json_rows`) and goes straight to the driver (`db.driver_rows`): this runs
+# at every wave of every scorer.
+_SETTLE_TYPES = {"settle_id": "bigint", "usd": "float8"}
 _PG_RESERVE_ALONE = sa.text(
     "WITH pending AS (SELECT judge_calls.id, s.usd, s.usd - judge_calls.reserved_usd AS d FROM judge_calls "
-    f"JOIN {pg_unnest({'settle_id': 'bigint', 'usd': 'float8'}, 's')} ON judge_calls.id = s.settle_id "
+    f"JOIN {pg_json_rows(_SETTLE_TYPES, 's', 'settles')} ON judge_calls.id = s.settle_id "
     "WHERE judge_calls.experiment_id = :e AND judge_calls.settled_usd IS NULL FOR UPDATE OF judge_calls), "
     "delta AS (SELECT coalesce(sum(d), 0) AS d FROM pending), "
     "moved AS (UPDATE budget_ledgers l SET judge_usd = l.judge_usd + delta.d + :x, updated_at = :now "
@@ -109,7 +112,8 @@ _PG_RESERVE_ALONE = sa.text(
     "settled AS (UPDATE judge_calls SET settled_usd = pending.usd, settled_at = :now FROM pending "
     "WHERE judge_calls.id = pending.id AND EXISTS (SELECT FROM moved)), "
     f"held AS (INSERT INTO judge_calls (experiment_id, created_at, {_HOLDS}) SELECT :e, :now, {_HOLDS} "
-    f"FROM {pg_unnest(_HOLD_TYPES, 'h')} WHERE EXISTS (SELECT FROM moved) ORDER BY h.n RETURNING id) "
+    f"FROM {pg_json_rows(_HOLD_TYPES, 'h', 'holds')} WHERE EXISTS (SELECT FROM moved) ORDER BY h.n "
+    "RETURNING id) "
     "SELECT ARRAY(SELECT id FROM held ORDER BY id)"
 )
 
@@ -189,9 +193,10 @@ def reserve_judges_alone(
     if the whole batch fits: the holds' `judge_calls` ids in order; else nothing changes ([])."""
     now = utcnow()
     moving = {"e": experiment_id, "x": sum(h.amount_usd for h in holds), "eps": _EPSILON, "now": now}
-    settled = {"settle_id": list(settles), "usd": [float(usd) for usd in settles.values()]}
-    arrays = _arrays(_hold_rows(experiment_id, holds, now))
-    return list(conn.execute(_PG_RESERVE_ALONE, settled | arrays | moving).scalar_one())
+    settled = [{"settle_id": call_id, "usd": float(usd)} for call_id, usd in settles.items()]
+    batch = {"settles": json_rows(settled, _SETTLE_TYPES),
+             "holds": json_rows(_hold_rows(experiment_id, holds, now), _HOLD_TYPES)}  # fmt: skip
+    return list(driver_rows(conn, _PG_RESERVE_ALONE, batch | moving)[0][0])
 
 
 def settle_and_reserve_judges(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import json
 import re
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -136,6 +138,58 @@ def pg_unnest(types: Mapping[str, str], alias: str) -> str:
     one statement per row. `n` numbers the rows in order."""
     arrays = ", ".join(f"CAST(:{column} AS {kind}[])" for column, kind in types.items())
     return f"unnest({arrays}) WITH ORDINALITY AS {alias}({', '.join(types)}, n)"
+
+
+def pg_json_rows(types: Mapping[str, str], alias: str, param: str) -> str:
+    """`ROWS FROM (jsonb_to_recordset(CAST(:param AS jsonb)) AS (c type, …)) WITH ORDINALITY AS alias(c, …,
+    n)` for Postgres: a batch travels as one JSON parameter (`json_rows`), one text whatever the batch size.
+    Where a hot loop sends a batch at every wave: psycopg dumps an array parameter element by element in
+    Python (about 0.3 ms of client CPU for 16 rows of 9 columns), `json.dumps` is one call in C. `n` numbers
+    the rows in order."""
+    columns = ", ".join(f"{column} {kind}" for column, kind in types.items())
+    return (
+        f"ROWS FROM (jsonb_to_recordset(CAST(:{param} AS jsonb)) AS ({columns})) "
+        f"WITH ORDINALITY AS {alias}({', '.join(types)}, n)"
+    )
+
+
+def json_rows(rows: Sequence[Mapping[str, Any]], columns: Iterable[str]) -> str:
+    """The JSON parameter of `pg_json_rows`: `columns` of each row, a missing one null (datetimes in ISO 8601;
+    floats exactly: the shortest text that reads back as the same double)."""
+    names = tuple(columns)
+    return json.dumps([{name: row.get(name) for name in names} for row in rows], default=_iso)
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"expected a JSON value or a datetime, found {type(value).__name__}")
+
+
+@functools.lru_cache(maxsize=256)  # statements are module constants, or built once per queue (a claim)
+def _driver_sql(statement: sa.ClauseElement, dialect: sa.Dialect) -> tuple[str, Mapping[str, Any]]:
+    compiled = statement.compile(dialect=dialect)
+    return compiled.string, compiled.params
+
+
+def driver_rows(conn: sa.Connection, statement: sa.ClauseElement, params: Mapping[str, Any]) -> list[Any]:
+    """Postgres: `statement` (compiled once; the values it binds itself, with `params`) sent straight to
+    `conn`'s psycopg connection, prepared; its rows as named tuples. For the one-statement transactions of hot
+    loops (a connection in autocommit): SQLAlchemy's execution path costs about 0.2 ms of client CPU per
+    statement. Results come as psycopg reads them (JSON already parsed, no SQLAlchemy type processing). A
+    broken connection is invalidated, as SQLAlchemy would."""
+    import psycopg
+    from psycopg.rows import namedtuple_row
+
+    sql, bound = _driver_sql(statement, conn.dialect)
+    driver: psycopg.Connection[Any] = conn.connection.driver_connection  # type: ignore[assignment]
+    try:
+        cursor = driver.cursor(row_factory=namedtuple_row)
+        cursor.execute(sql, {**bound, **params}, prepare=True)
+        return cursor.fetchall() if cursor.description is not None else []
+    except psycopg.OperationalError:
+        conn.invalidate()
+        raise
 
 
 def engine_from(settings: Settings, *, migrated: bool = True, create: bool = False) -> Engine:

@@ -3,7 +3,6 @@ and order shown). Every write is one idempotent row: a repeated write is ignored
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -11,19 +10,19 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from shadowlab.db import pg_unnest
+from shadowlab.db import json_rows, pg_json_rows
 from shadowlab.models import Preference, Replay, Score, utcnow
 
 # fmt: off
 __all__ = [
-    "add", "add_many", "add_preference", "add_preferences", "insert_ignore_arrays", "insert_ignore_sql",
-    "point_values", "preference_results",
+    "add", "add_many", "add_preference", "add_preferences", "batch_types", "insert_ignore_rows",
+    "insert_ignore_sql", "point_values", "preference_results",
 ]
 # fmt: on
 
 
-# Postgres: a batch as one array per column (`db.pg_unnest`), so its statement is one text whatever the batch
-# size and psycopg prepares it once (an executemany sends one statement per row). JSON travels as text.
+# Postgres: a batch as one JSON parameter (`db.pg_json_rows`), so its statement is one text whatever the batch
+# size and psycopg prepares it once (an executemany sends one statement per row).
 _PG_TYPES: dict[type[Score] | type[Preference], dict[str, str]] = {
     Score: {"replay_id": "bigint", "scorer_name": "text", "scorer_version": "text", "value": "float8",
             "rationale": "text", "details": "jsonb"},
@@ -33,24 +32,34 @@ _PG_TYPES: dict[type[Score] | type[Preference], dict[str, str]] = {
 }  # fmt: skip
 
 
-def insert_ignore_sql(table: type[Score] | type[Preference]) -> str:
-    """Postgres: the INSERT of a batch of rows of `table` from arrays (`insert_ignore_arrays`, and `:now`),
-    each ignored when it exists already; a statement of its own or a data-modifying CTE."""
+def batch_types(table: type[Score] | type[Preference]) -> dict[str, str]:
+    """The columns a batch of `table`'s rows carries, with their Postgres types."""
+    return dict(_PG_TYPES[table])
+
+
+def insert_ignore_sql(table: type[Score] | type[Preference], source: str | None = None) -> str:
+    """Postgres: the INSERT of a batch of rows of `table` (and `:now`), each ignored when it exists already,
+    from `source`: a FROM item named `r` with the `batch_types(table)` columns and `n` (default: the `:rows`
+    parameter of `insert_ignore_rows`); a statement of its own or a data-modifying CTE."""
     columns = ", ".join(_PG_TYPES[table])
+    source = source or pg_json_rows(_PG_TYPES[table], "r", "rows")
     return (
         f"INSERT INTO {table.__tablename__} ({columns}, created_at) SELECT {columns}, :now "
-        f"FROM {pg_unnest(_PG_TYPES[table], 'r')} ORDER BY r.n ON CONFLICT DO NOTHING"
+        f"FROM {source} ORDER BY r.n ON CONFLICT DO NOTHING"
     )
 
 
-def insert_ignore_arrays(
-    table: type[Score] | type[Preference], rows: Sequence[Mapping[str, Any]]
-) -> dict[str, Any]:
-    """The parameters of `insert_ignore_sql(table)` but `:now`: one list per column (JSON as text)."""
-    arrays: dict[str, Any] = {column: [row.get(column) for row in rows] for column in _PG_TYPES[table]}
-    if "details" in arrays:
-        arrays["details"] = [json.dumps(details or {}) for details in arrays["details"]]
-    return arrays
+def insert_ignore_rows(
+    table: type[Score] | type[Preference],
+    rows: Sequence[Mapping[str, Any]],
+    types: Mapping[str, str] | None = None,
+) -> str:
+    """The `:rows` parameter of `insert_ignore_sql(table)`: `types`' columns (default `batch_types(table)`) of
+    each row as JSON, a missing one null, details an object."""
+    columns = types or _PG_TYPES[table]
+    if "details" in columns:
+        rows = [{**row, "details": row.get("details") or {}} for row in rows]
+    return json_rows(rows, columns)
 
 
 _PG_INSERTS = {table: sa.text(insert_ignore_sql(table)) for table in _PG_TYPES}
@@ -64,7 +73,7 @@ def _insert_ignore(
     if not rows:
         return
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(_PG_INSERTS[table], insert_ignore_arrays(table, rows) | {"now": utcnow()})
+        session.execute(_PG_INSERTS[table], {"rows": insert_ignore_rows(table, rows), "now": utcnow()})
         return
     insert = sqlite_insert(cast(sa.Table, table.__table__)).on_conflict_do_nothing()
     session.execute(insert, [dict(row) for row in rows])
