@@ -9,10 +9,9 @@ call.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,8 +22,6 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from analysis.prefetch_sql import SEPARATOR
 
-A = TypeVar("A")
-B = TypeVar("B")
 _SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+-[0-9]+")
 
 
@@ -77,16 +74,6 @@ def cancel_queries(helpers: Sequence[Session]) -> None:
             driver = bind.connection.driver_connection
             if driver is not None:
                 driver.cancel_safe()
-
-
-def both(first: Callable[[], A], second: Callable[[], B], *, parallel: bool) -> tuple[A, B]:
-    """The results of two calls; when `parallel`, the second runs in a thread of its own meanwhile (each call
-    on its own session: the waits on Postgres release the GIL)."""
-    if not parallel:
-        return first(), second()
-    with ThreadPoolExecutor(1) as pool:
-        other = pool.submit(second)
-        return first(), other.result()
 
 
 def binary_rows(session: Session, statement: sa.Select[Any]) -> list[tuple[Any, ...]]:

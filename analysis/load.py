@@ -25,18 +25,15 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
 from sqlalchemy.orm import Session
 
 from analysis.csv_input import ERROR_COLUMN, ExperimentTable, FloatArray, IntArray, MetricColumn
-from analysis.fetch import both
+from analysis.facts import FactTable
 from analysis.load_start import ExperimentLoadError, LoadStart, Replays, take_started
 from analysis.plan import DecisionPlan, PlanError
 from analysis.preferences import PREFERENCE_PREFIX, read_preferences
-from analysis.request_facts import RequestsChangedError, read_requests
+from analysis.request_facts import RequestsChangedError, RequestsRead, read_requests, request_keys
 from analysis.score_reads import ScoreVersion
-from analysis.segments import FactTable
-from analysis.stats.clustering import factorise
 from analysis.stats.ranking import PairwiseOutcomes
 from analysis.stats.results import MetricKind
 
@@ -105,21 +102,17 @@ def load_experiment(session: Session, name: str, *, check: bool = False) -> Expe
     when dense: `LoadStart`, perhaps started already by `start_in_session`), then preferences."""
     with take_started(session, name) or LoadStart(session, name) as started:
         eid, arms, arm_rows = started.experiment.id, started.arms, started.arm_rows
-        first, third = started.first, started.third
+        first = started.first
         scorers, preference_names = started.names()
         if check and started.any_used:
             check_plan(name, started.experiment.plan, metric_columns(scorers, preference_names))
         replays = started.replays()
-        request_keys, rows = _request_keys(replays.requests)
+        request_keys, rows, requests = _requests(started, name)
         arm_index = {a.id: i for i, a in enumerate(arms)}
         shape = (len(request_keys), len(arms))
         place = _Placement(rows.reshape(-1), replays.columns(arm_rows, arm_index), shape)
         scores = _score_columns(replays.ids, started.scores())
-        preferences, requests = both(
-            lambda: read_preferences(first, eid, request_keys, arm_index, arms[0].id, shape),
-            lambda: _requests(third, eid, request_keys, name, started.captures()),
-            parallel=started.parallel,
-        )
+        preferences = read_preferences(first, eid, request_keys, arm_index, arms[0].id, shape)
     pairwise, preference_columns, judge_orders = preferences
     metrics = [*_replay_metrics(replays, place), *_score_metrics(scorers, scores, place), *preference_columns]
     request_ids, clusters, facts = requests
@@ -133,21 +126,14 @@ def load_experiment(session: Session, name: str, *, check: bool = False) -> Expe
     )  # fmt: skip
 
 
-def _request_keys(requests: IntArray) -> tuple[IntArray, IntArray]:
-    """The distinct request ids, ascending, and each replay's position among them (`np.unique`'s answer;
-    counted, not sorted, when the ids are dense: 7 vs 86 ms for a million)."""
-    low = int(requests.min()) if requests.size else 0
-    rows, count = factorise(requests - low)
-    keys = np.empty(count, dtype=np.int64)
-    keys[rows] = requests
-    return keys, rows
-
-
-def _requests(
-    session: Session, eid: int, request_keys: IntArray, name: str, fetched: pa.Table | None
-) -> tuple[tuple[str, ...], IntArray | None, FactTable]:
+def _requests(started: LoadStart, name: str) -> RequestsRead:
+    """The requests' ids, each replay's row and the requests (`read_requests`): placed on the reads' pool
+    meanwhile (`LoadStart.requests`), or here."""
     try:
-        return read_requests(session, eid, request_keys, fetched)
+        if started.parallel:
+            return started.requests()
+        keys, rows = request_keys(started.replays().requests)
+        return keys, rows, read_requests(started.third, started.experiment.id, keys, started.captures())
     except RequestsChangedError as exc:
         raise ExperimentLoadError(f"experiment {name!r}: {exc}") from None
 

@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -44,6 +44,9 @@ from analysis.score_reads import (
 )
 from shadowlab import store
 from shadowlab.models import Arm, CapturedRequest, Experiment, Replay
+
+if TYPE_CHECKING:  # imported on the pool's thread when it runs (`LoadStart._read_requests`)
+    from analysis.request_facts import RequestsRead
 
 T = TypeVar("T")
 IntArray = npt.NDArray[np.int64]
@@ -225,9 +228,11 @@ class LoadStart:
                 self._choice, self._replays = pool.submit(self._choose), pool.submit(self._read_replays)
                 self._captures = pool.submit(self._read_captures)
                 self._scores = pool.submit(self._read_scores)  # on `first` once `_choice` is done
+                self._requests: Future[RequestsRead] | None = pool.submit(self._read_requests)
             else:  # the captures are read by the replays' request ids, once known
                 self._choice, self._replays = _done(self._choose()), _done(self._read_replays())
                 self._captures, self._scores = _done(None), _done(self._read_scores())
+                self._requests = None
         except BaseException:
             self._stack.close()
             raise
@@ -274,6 +279,21 @@ class LoadStart:
         span = dense_request_span(self.third, self.arm_rows, control) if self.any_used else None
         return None if span is None else read_captures(self.third, CapturedRequest.id.between(*span))
 
+    def _read_requests(self) -> RequestsRead:
+        # Imported on this thread, while the command imports the statistics on its own (analysis' modules
+        # import one another without a cycle, so two threads may import them at once): the requests' facts
+        # are placed while the statistics load.
+        from analysis.request_facts import read_requests, request_keys
+
+        keys, rows = request_keys(self._replays.result().requests)
+        return keys, rows, read_requests(self.third, self.eid, keys, self._captures.result())
+
+    def requests(self) -> RequestsRead:
+        """The requests' ids (ascending), each replay's row among them and `read_requests`' answer, placed on
+        the reads' pool (waits for it; only when `parallel`)."""
+        assert self._requests is not None
+        return self._requests.result()
+
     def names(self) -> tuple[dict[str, str], list[str]]:
         """Each pointwise scorer's latest version and the pairwise scorers' names (waits for the read)."""
         choice = self._choice.result()
@@ -298,7 +318,8 @@ class LoadStart:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        if not all(f.done() for f in (self._choice, self._scores, self._replays, self._captures)):
+        reads = (self._choice, self._scores, self._replays, self._captures, self._requests or self._replays)
+        if not all(f.done() for f in reads):
             cancel_queries(self._helpers)  # left early (a bad plan, an error): no read is waited for
             if self._prefetched is not None:
                 self._prefetched.close()

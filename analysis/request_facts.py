@@ -15,19 +15,31 @@ import pyarrow.compute as pa_compute
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from analysis.csv_input import FloatArray, IntArray
+from analysis.facts import PROMPT_CHAR_EDGES, FactTable, IntArray, RequestFacts, dense_codes
 from analysis.fetch import arrow_int64, dense_range_or, integers_of, present_of
 from analysis.load_start import read_captures
-from analysis.segments import PROMPT_CHAR_EDGES, FactTable, RequestFacts
-from analysis.stats.clustering import factorise
 from shadowlab.models import CapturedRequest, Replay
 from shadowlab.request_shape import prompt_chars, user_turn
 
 BoolArray = npt.NDArray[np.bool_]
+FloatArray = npt.NDArray[np.float64]
 
 
 class RequestsChangedError(Exception):
     """The captured requests changed while the experiment was read."""
+
+
+RequestsRead = tuple[IntArray, IntArray, tuple[tuple[str, ...], IntArray | None, FactTable]]
+
+
+def request_keys(requests: IntArray) -> tuple[IntArray, IntArray]:
+    """The distinct request ids, ascending, and each replay's position among them (`np.unique`'s answer;
+    counted, not sorted, when the ids are dense: 7 vs 86 ms for a million)."""
+    low = int(requests.min()) if requests.size else 0
+    rows, count = dense_codes(requests - low)
+    keys = np.empty(count, dtype=np.int64)
+    keys[rows] = requests
+    return keys, rows
 
 
 def request_facts(service: str, route: str | None, tags: Any, body: Any) -> RequestFacts:
@@ -180,7 +192,7 @@ def _fact_table(table: pa.Table, chars: IntArray, turns: IntArray) -> FactTable:
     key, size = np.zeros(n, dtype=np.int64), 1
     for column in (*parts, bucket, np.minimum(turns, 3)):
         column = column - column.min()
-        key, size = factorise(key * (int(column.max()) + 1) + column)
+        key, size = dense_codes(key * (int(column.max()) + 1) + column)
     first = np.full(size, n, dtype=np.int64)
     np.minimum.at(first, key, np.arange(n))
     by_first = np.argsort(first, kind="stable")

@@ -24,8 +24,9 @@ from typing import Any
 
 import yaml
 
+from analysis.facts import RequestFacts
 from analysis.routing import RoutingRecommendation
-from analysis.segments import Condition, Predicate, RequestFacts
+from analysis.segments import Condition, Predicate
 
 FORMAT = "shadowlab.routing/v1"
 

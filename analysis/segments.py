@@ -18,6 +18,7 @@ import numpy as np
 
 from analysis.analyze import Comparison
 from analysis.csv_input import ExperimentTable, IntArray
+from analysis.facts import PROMPT_CHAR_EDGES, FactTable, RequestFacts
 from analysis.forked import Forked
 from analysis.segment_comparisons import arm_pair, segment_comparisons, segment_pairs
 from analysis.stats import adjust_p_values
@@ -31,7 +32,6 @@ NO_VALUE = "(none)"
 # (min inclusive, max exclusive); fields: service, route, tags.<key>, prompt_chars, turn.
 Condition = str | None | Mapping[str, float]
 Predicate = Mapping[str, Condition]
-PROMPT_CHAR_EDGES = (0, 200, 1000, 4000)
 LANGUAGE_TAGS = ("language", "lang", "locale")
 MAX_TAG_VALUES = 20
 
@@ -92,44 +92,6 @@ class SegmentEffect:
     status: SegmentStatus
     comparison: Comparison | None
     p_adjusted: float | None = None
-
-
-@dataclass(frozen=True)
-class RequestFacts:
-    """What the segment labels are built from, for one captured request."""
-
-    service: str
-    route: str | None
-    tags: Mapping[str, Any]
-    prompt_chars: int
-    turn: int
-
-
-@dataclass(frozen=True)
-class FactTable:
-    """Segment facts of every request, dictionary-encoded: the distinct facts (in the order requests first
-    show them) and, per request, the index of its facts."""
-
-    distinct: tuple[RequestFacts, ...]
-    codes: IntArray
-
-    def __len__(self) -> int:
-        return len(self.codes)
-
-    @classmethod
-    def of(cls, facts: Sequence[RequestFacts]) -> FactTable:
-        """Encode one RequestFacts per request."""
-        index: dict[tuple[Any, ...], int] = {}
-        distinct: list[RequestFacts] = []
-        codes = np.empty(len(facts), dtype=np.int64)
-        for i, f in enumerate(facts):
-            key = (f.service, f.route, tuple(sorted((k, repr(v)) for k, v in f.tags.items())),
-                   f.prompt_chars, f.turn)  # fmt: skip
-            if key not in index:
-                index[key] = len(distinct)
-                distinct.append(f)
-            codes[i] = index[key]
-        return cls(tuple(distinct), codes)
 
 
 def _range_label(low: float, high: float | None, unit: str) -> str:

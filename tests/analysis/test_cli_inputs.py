@@ -14,7 +14,8 @@ from analysis.cli_inputs import (
     AnalyzeInputs,
     check_dimension,
 )
-from analysis.segments import RequestFacts, segment_dimensions
+from analysis.facts import RequestFacts
+from analysis.segments import segment_dimensions
 from shadowlab.errors import ConfigError
 
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from analysis.display import VERDICT_LABELS
+from analysis.facts import RequestFacts
 from analysis.report import TOP_SEGMENTS
 from analysis.routing_table import read_routing_table
-from analysis.segments import RequestFacts
 
 HOSTILE = '<script>document.title="pwned"</script><img src=x onerror="document.title=1">'
 EXPERIMENT = "sonnet-to-cheaper"

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from analysis.csv_input import ExperimentTable, MetricColumn
 from analysis.document import routing_json
 from analysis.experiment_analysis import analyze_experiment
+from analysis.facts import RequestFacts
 from analysis.plan import DecisionPlan
 from analysis.routing import RoutingRecommendation, RoutingRule, recommend_routing
 from analysis.routing_table import (
@@ -24,7 +25,7 @@ from analysis.routing_table import (
     write_routing_table,
 )
 from analysis.routing_text import risk_sentences
-from analysis.segments import RequestFacts, SegmentDimension, segment_effects
+from analysis.segments import SegmentDimension, segment_effects
 from shadowlab.db import create_engine
 from tests.support.analysis_seed import seed_experiment
 
