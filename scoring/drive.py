@@ -6,10 +6,11 @@ for their place among the calls in flight (`judge_calls.CallSlot`), and all its 
 budget holds go to the database together (one transaction per wave, not per call) while the calls before them
 run. Memory stays flat in the number of pending items: fewer than two waves wait while `concurrency` items
 are in flight.
-Results are written by one writer that takes whatever has arrived since its last transaction (one
-transaction per result at low rates, many per transaction at high rates); an item's place is freed only once
-its result is durable. The writer never touches the budget ledger (settlements go with the next wave's
-reservations), so its transactions do not queue behind other processes' on the ledger row.
+Results are written by one writer that takes whatever has arrived since its last transaction, after waiting
+up to `_LINGER_S` for a quarter of the places' results to gather (a group commit costs ~0.4 ms of client CPU
+whatever its size: one per result was a tenth of a judge call's CPU on an idle machine); an item's place is
+freed only once its result is durable. The writer never touches the budget ledger (settlements go with the
+next wave's reservations), so its transactions do not queue behind other processes' on the ledger row.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from scoring.tasks import ScorerKey, TaskQueue
 __all__ = ["Progress", "TaskOptions", "drive", "new_worker_id"]
 
 _CLAIM_MAX = 256  # tasks per claim at most, whatever the concurrency
+_LINGER_S = 0.005  # the writer's wait for results to gather (a judge call: ~3 ms of CPU, or a network wait)
 _Item = TypeVar("_Item", PointItem, PairItem)
 
 
@@ -67,8 +69,9 @@ class TaskOptions:
 class _Writer:
     """Group commit of results, failed tasks and tasks handed back, through `TaskQueue.finish`."""
 
-    def __init__(self, queue: TaskQueue) -> None:
+    def __init__(self, queue: TaskQueue, gather: int = 1) -> None:
         self.queue = queue
+        self.gather = gather  # results worth a transaction without lingering
         self._written: list[Written] = []
         self._failed: list[int] = []
         self._unstarted: list[int] = []
@@ -98,8 +101,11 @@ class _Writer:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if len(self._written) < self.gather and not (self._failed or self._unstarted):
+                await asyncio.sleep(_LINGER_S)
             written, failed, unstarted, waiters = self._written, self._failed, self._unstarted, self._waiters
             self._written, self._failed, self._unstarted, self._waiters = [], [], [], []
+            self._wake.clear()  # what arrived while lingering is in this transaction
             try:
                 await loop.run_in_executor(None, self.queue.finish, written, failed, unstarted)
             except Exception as exc:  # each waiter's item fails with it (its task stays leased, then expires)
@@ -251,7 +257,7 @@ async def drive(
     queue = TaskQueue(factory, key, worker_id=options.worker_id, lease_s=options.lease_s)
     await loop.run_in_executor(None, queue.seed)
     tally = Tally(await loop.run_in_executor(None, queue.open_count), key.name, metrics)
-    writer, held = _Writer(queue), set[int]()
+    writer, held = _Writer(queue, gather=max(1, concurrency // 4)), set[int]()
     jobs = [writer.run(), _heartbeat(queue, held)] + ([_report(queue, tally, progress)] if progress else [])
     try:
         async with _background(*jobs):
