@@ -8,6 +8,8 @@ import anthropic
 import httpx
 import openai
 import pytest
+from anthropic.types import MessageParam, TextBlockParam, ToolParam
+from openai.types.chat import ChatCompletionMessageParam
 
 from simulator import (
     HEADER_ARM,
@@ -22,7 +24,9 @@ from simulator import (
 )
 from tests.support.sim_profiles import FAST
 
-MESSAGES = [{"role": "user", "content": "Which database should a small team pick for analytics?"}]
+QUESTION = "Which database should a small team pick for analytics?"
+MESSAGES: list[MessageParam] = [{"role": "user", "content": QUESTION}]
+OPENAI_MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": QUESTION}]
 
 
 # SDK clients keep their connections open until closed; left to the garbage collector, a socket of one test
@@ -74,9 +78,9 @@ def test_openai_sdk_stream_and_create_agree_with_the_record(simulator_server: Ru
     client = _openai(simulator_server)
     raw = client.chat.completions.with_raw_response.create(
         model="gpt-4.1",
-        messages=MESSAGES,
+        messages=OPENAI_MESSAGES,
         stream=True,
-        stream_options={"include_usage": True},  # type: ignore[arg-type]
+        stream_options={"include_usage": True},
     )
     chunks = list(raw.parse())
     record = simulator_server.simulator.record(raw.headers["x-request-id"])
@@ -89,7 +93,7 @@ def test_openai_sdk_stream_and_create_agree_with_the_record(simulator_server: Ru
     } | {k: chunks[-1].usage.model_dump()[k] for k in ("prompt_tokens_details", "completion_tokens_details")}
     assert chunks[-1].usage.completion_tokens == record.answer.output_tokens
 
-    completion = client.chat.completions.create(model="gpt-4.1", messages=MESSAGES)  # type: ignore[arg-type]
+    completion = client.chat.completions.create(model="gpt-4.1", messages=OPENAI_MESSAGES)
     assert completion.choices[0].message.content == record.answer.full_text
     assert completion.usage is not None and completion.usage.prompt_tokens == record.usage["prompt_tokens"]
 
@@ -257,11 +261,11 @@ def test_stream_error_event_reaches_the_sdk_after_partial_text(simulator_server:
 
 def test_prompt_caching_reports_creation_then_read(simulator_server: RunningSimulator) -> None:
     client = _anthropic(simulator_server)
-    system = [
+    system: list[TextBlockParam] = [
         {"type": "text", "text": "You are a careful analyst. " * 60, "cache_control": {"type": "ephemeral"}}
     ]
-    first = client.messages.create(model="cache-model", max_tokens=50, system=system, messages=MESSAGES)  # type: ignore[arg-type]
-    second = client.messages.create(model="cache-model", max_tokens=50, system=system, messages=MESSAGES)  # type: ignore[arg-type]
+    first = client.messages.create(model="cache-model", max_tokens=50, system=system, messages=MESSAGES)
+    second = client.messages.create(model="cache-model", max_tokens=50, system=system, messages=MESSAGES)
     assert first.usage.cache_creation_input_tokens and first.usage.cache_creation_input_tokens > 100
     assert first.usage.cache_read_input_tokens == 0
     assert second.usage.cache_read_input_tokens == first.usage.cache_creation_input_tokens
@@ -273,7 +277,7 @@ def test_prompt_caching_reports_creation_then_read(simulator_server: RunningSimu
 
 def test_tool_use_and_thinking_stream_through_the_sdk(simulator_server: RunningSimulator) -> None:
     client = _anthropic(simulator_server)
-    tool = {
+    tool: ToolParam = {
         "name": "lookup",
         "description": "Look up a city",
         "input_schema": {
@@ -287,7 +291,7 @@ def test_tool_use_and_thinking_stream_through_the_sdk(simulator_server: RunningS
         max_tokens=2000,
         messages=MESSAGES,
         tools=[tool],
-        tool_choice={"type": "any"},  # type: ignore[list-item]
+        tool_choice={"type": "any"},
         thinking={"type": "enabled", "budget_tokens": 1024},
     ) as stream:
         message = stream.get_final_message()
@@ -295,7 +299,7 @@ def test_tool_use_and_thinking_stream_through_the_sdk(simulator_server: RunningS
     assert kinds == ["thinking", "text", "tool_use"] and message.stop_reason == "tool_use"
     call = message.content[2]
     assert call.type == "tool_use" and call.name == "lookup"
-    assert set(call.input) == {"city", "days"} and isinstance(call.input["days"], int)  # type: ignore[index]
+    assert set(call.input) == {"city", "days"} and isinstance(call.input["days"], int)
 
 
 def test_each_response_carries_the_injected_ttft(simulator: str) -> None:

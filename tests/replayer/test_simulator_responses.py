@@ -8,14 +8,16 @@ from collections.abc import Iterator
 
 import openai
 import pytest
+from openai.types.responses import FunctionToolParam
 
 from simulator import HEADER_FAULT, RunningSimulator
 
 INPUT = "Which database should a small team pick for analytics?"
-TOOL = {
+TOOL: FunctionToolParam = {
     "type": "function",
     "name": "lookup",
     "parameters": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]},
+    "strict": None,  # the API's default, as when the key is left out (the SDK's TypedDict requires it)
 }
 
 
