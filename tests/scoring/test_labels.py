@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 
-from scoring.labels import judge_human_agreement, next_label_item, record_label
+from scoring.labels import Choice, judge_human_agreement, next_label_item, record_label
 from scoring.registry import scoring_spec
 from scoring.results import pair_results
 from scoring.service import score_experiment
@@ -39,7 +39,7 @@ def test_labels_are_blind_randomised_and_agree_with_the_judge(seeded: Seeded) ->
             # The labeller sees answers only; this one agrees with the judge's first order.
             candidate_first = item.order == "ba"
             judged = verdicts[item.captured_request_id][0]
-            choice = (
+            choice: Choice = (
                 "tie" if judged == "tie" else ("first" if (judged == "b") == candidate_first else "second")
             )
             choice = "tie" if item.captured_request_id % 4 == 0 else choice  # this labeller hesitates

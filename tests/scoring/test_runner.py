@@ -73,9 +73,9 @@ def _run(
 
 def _count(seeded: Seeded, table: Any, name: str) -> int:
     with seeded.factory() as session:
-        return int(
-            session.scalar(sa.select(sa.func.count()).select_from(table).where(table.scorer_name == name))
-        )
+        return session.scalars(
+            sa.select(sa.func.count()).select_from(table).where(table.scorer_name == name)
+        ).one()
 
 
 def test_score_over_http_then_new_version_keeps_old(seeded: Seeded) -> None:
@@ -86,8 +86,10 @@ def test_score_over_http_then_new_version_keeps_old(seeded: Seeded) -> None:
     assert first["quality"].spent_usd > 0
     with seeded.factory() as session:
         scores = point_scores(session, seeded.experiment_id, "quality")
-        control = [v for (arm, _), v in scores.items() if arm == seeded.control_id]
-        candidate = [v for (arm, _), v in scores.items() if arm == seeded.candidate_id]
+        scored = {key: v for key, v in scores.items() if v is not None}
+        assert len(scored) == len(scores)  # every answer has a score
+        control = [v for (arm, _), v in scored.items() if arm == seeded.control_id]
+        candidate = [v for (arm, _), v in scored.items() if arm == seeded.candidate_id]
         assert sum(candidate) / len(candidate) > sum(control) / len(control) + 1  # 0.85 vs 0.55 quality
         summary = pairwise_summary(session, seeded.experiment_id, "pref", seeded.candidate_id)
         assert summary.n == N_REQUESTS and summary.preference > 0.8

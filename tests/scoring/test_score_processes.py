@@ -112,7 +112,7 @@ def _versions(seeded: Seeded) -> dict[str, str]:
     return {judge.name: judge.version for judge in scoring_spec(spec).judges}
 
 
-def _done_by(seeded: Seeded, version: dict[str, str]) -> Counter[str]:
+def _done_by(seeded: Seeded, version: dict[str, str]) -> Counter[str | None]:
     """Which process finished how many tasks of these versions."""
     with seeded.factory() as session:
         rows = session.execute(

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from shadowlab.apis.internal import NormalizedRequest, TextBlock
+from shadowlab.apis.internal import Api, NormalizedRequest, TextBlock
 from shadowlab.providers import ProviderResult, ToolCall
 from shadowlab.usage import Usage
 from simulator.answers import Answer, answer_key
@@ -36,6 +36,7 @@ class SimJudgeProvider:
     """`complete` renders the judge request like the Anthropic API body and answers with `judge_answer`."""
 
     name = "simjudge"
+    api: Api = "anthropic.messages"
 
     def __init__(
         self, memory: QualityMemory, profile: JudgeProfile, headers: Mapping[str, str] | None = None
@@ -73,6 +74,16 @@ class SimJudgeProvider:
         return ProviderResult(
             provider=self.name, model=payload["model"], text=answer.full_text, tool_calls=calls, usage=usage
         )
+
+    async def complete_raw(
+        self,
+        body: Mapping[str, Any],
+        *,
+        untranslated: tuple[str, ...] = (),
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> ProviderResult:
+        """Judges are asked through `complete`; nothing replays a captured body to this provider."""
+        raise NotImplementedError("SimJudgeProvider answers judge requests (complete), not raw bodies")
 
     async def aclose(self) -> None:
         return None
