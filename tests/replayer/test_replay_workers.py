@@ -136,7 +136,7 @@ class Lab:
 
     def replay_keys(self) -> list[tuple[int, int]]:
         with self.engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(sa.select(Replay.arm_id, Replay.captured_request_id))]
+            return [(a, c) for a, c in conn.execute(sa.select(Replay.arm_id, Replay.captured_request_id))]
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
@@ -481,7 +481,7 @@ def test_an_outage_longer_than_its_limit_stops_the_run_with_its_requests_not_don
     # their requests' leases given up (deadline passed): the next run takes them over at once.
     assert kept and {name for name, _ in kept} == {"control"}
     assert sorted(crid for _, crid in kept) == sorted(crid for crid, _ in leases)
-    assert all(deadline <= now for _, deadline in leases)
+    assert all(deadline is not None and deadline <= now for _, deadline in leases)
 
 
 def test_all_follow_replays_an_experiment_started_after_it_and_stops_on_sigterm(
@@ -522,6 +522,7 @@ def _ledger_matches_reservations(lab: Lab) -> tuple[int, float]:
                       sa.func.coalesce(sa.func.sum(res.reserved_usd).filter(res.settled_usd.is_(None)), 0.0),
                       sa.func.coalesce(sa.func.sum(res.settled_usd), 0.0))
         ).one()  # fmt: skip
+    assert settled is not None  # coalesce(sum, 0.0)
     assert ledger.unsettled == open_
     assert ledger.replay_usd == pytest.approx(held + settled, rel=1e-9, abs=1e-12)
     return open_, settled
@@ -537,7 +538,10 @@ def test_a_stop_during_an_outage_gives_back_what_it_holds_and_the_next_run_repla
     # candidate's wait.
     follower = lab.popen("replay", "--all", "--follow", "--concurrency", "4")
     log = lab.tmp / "worker-1.log"
-    answered = lambda: [(r.arm, r.capture_id) for r in simulator.records() if r.status == 200]  # noqa: E731
+
+    def answered() -> list[tuple[str, str | None]]:
+        return [(r.arm, r.capture_id) for r in simulator.records() if r.status == 200]
+
     try:
         paused = sa.select(sa.func.count()).where(RateLimitKey.key == "outage:openai")
         wait_for(lambda: lab.scalar(paused) == 1 and len(answered()) == 4,
@@ -559,7 +563,9 @@ def test_a_stop_during_an_outage_gives_back_what_it_holds_and_the_next_run_repla
         now = conn.execute(sa.select(sa.func.now())).scalar_one()
         kept = conn.execute(sa.select(Arm.name, Replay.captured_request_id).join(Arm)).all()
     # The 4 not started: no lease, no reservation. The 4 part done: their control rows, the lease expired.
-    assert len(leases) == 4 and not any(done or deadline > now for _, done, deadline in leases)
+    assert len(leases) == 4 and not any(
+        done or deadline is None or deadline > now for _, done, deadline in leases
+    )
     assert sorted(kept) == sorted(("control", crid) for crid, _, _ in leases)
     assert _ledger_matches_reservations(lab)[0] == 4
 

@@ -24,8 +24,9 @@ from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.postgres
 
+CONCURRENCY = 10
 LIMIT = LimitSpec(
-    provider="p", model="m", rpm=100, input_tpm=10_000, output_tpm=1_001, concurrency=10, window_s=5
+    provider="p", model="m", rpm=100, input_tpm=10_000, output_tpm=1_001, concurrency=CONCURRENCY, window_s=5
 )
 DIMS = ("rpm", "input_tpm", "output_tpm", "concurrency")
 
@@ -147,7 +148,7 @@ def test_a_dead_workers_share_returns_within_its_heartbeat_timeout(
     async def after() -> None:
         clock.advance(1.0)
         await _round(survivors)
-        assert _totals(workers)["concurrency"] <= LIMIT.concurrency  # its share stays away while fresh
+        assert _totals(workers)["concurrency"] <= CONCURRENCY  # its share stays away while fresh
         # Within its heartbeat timeout (3 s) the concurrency share is back with the survivors...
         clock.advance(2.5)
         await _round(survivors)
