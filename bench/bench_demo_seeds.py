@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 MATCHED = "the verdict, its reasons, the health checks and the routing MATCH the truth"
@@ -36,7 +37,8 @@ def run_seed(seed: int, folder: Path) -> tuple[bool, str, float]:
     verdict = "—"
     if "analysis.json" not in missing:
         document = json.loads((folder / "analysis.json").read_text())
-        aa = next((c for c in document["health"]["checks"] if c["name"] == "aa_noise_floor"), {})
+        checks: list[dict[str, Any]] = document["health"]["checks"]
+        aa = next((c for c in checks if c["name"] == "aa_noise_floor"), {})
         verdict = f"{document['verdict']['verdict']}, A/A p = {aa.get('p_value') or 1:.3g}"
     ok = done.returncode == 0 and MATCHED in done.stdout and not wrong and not missing
     why = wrong + [f"missing {name}" for name in missing] or [f"exit {done.returncode}: {done.stdout[-300:]}"]

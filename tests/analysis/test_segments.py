@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from analysis.csv_input import ExperimentTable, MetricColumn
+from analysis.facts import RequestFacts
 from analysis.segments import (
-    RequestFacts,
     SegmentDimension,
     SegmentEffectsRun,
     SegmentError,
