@@ -344,8 +344,9 @@ def report_markdown(doc: dict[str, Any]) -> str:
             "",
             *_table(*routing_rows(routing)),
         ]
-        out += [saving_sentence(routing) or "No cost metric: no saving.", "", "Quality risk:", ""]
-        out += [*(f"- {_md(r)}" for r in risk_sentences(routing)), ""]
+        out += [saving_sentence(routing) or "No cost metric: no saving.", ""]
+        risk = risk_sentences(routing)  # none when nothing moves: the sentence above says so
+        out += ["Quality risk:", "", *(f"- {_md(r)}" for r in risk), ""] if risk else []
     out += ["## Price snapshot", "", *_table(*price_rows(doc)), "## Scorer versions", ""]
     out += [*_table(*scorer_rows(doc)), "## Decision history", ""]
     out += _table(*decision_rows(doc)) if doc["decisions"] else ["No decision recorded yet.", ""]

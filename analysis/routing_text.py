@@ -31,15 +31,30 @@ class RouteRow:
     reason: str  # the rule's own sentence, for engineers
 
 
+def nothing_moves(routing: Mapping[str, Any]) -> str | None:
+    """The one sentence saying that no traffic moves and why (None when some does): the routing section's
+    headline then, so the quality-risk bullets (`risk_sentences`) leave it out."""
+    control = routing.get("control")
+    segments = dicts(routing.get("segments"))
+    if any(s.get("status") == "routed" and s.get("arm") != control for s in segments):
+        return None
+    if segments and all(s.get("status") == "too_small" for s in segments):
+        least = display.count(num(block(routing, "rule").get("min_n")))
+        return (f"No routing: each segment has fewer than {least} prompts to judge on, so all traffic stays "
+                "on the control; users see no change and nothing is saved.")  # fmt: skip
+    return ("No segment moves off the control: all traffic stays on it, so users see no change and nothing "
+            "is saved.")  # fmt: skip
+
+
 def saving_sentence(routing: Mapping[str, Any]) -> str | None:
-    """'Saves $0.00029 per request ($291 per million requests; 18 % of the control's cost), interval …'"""
+    """'Saves $0.00029 per request ($291 per million requests; 18 % of the control's cost), interval …';
+    when nothing moves, `nothing_moves`' sentence; None without a cost metric."""
+    stays = nothing_moves(routing)
+    if stays is not None:
+        return stays
     saving = block(routing, "saving")
     if not saving:
         return None
-    control = routing.get("control")
-    segments = routing.get("segments") or []
-    if segments and all(s.get("arm") == control for s in segments):
-        return "No projected saving: every segment stays on the control."
     usd = num(saving.get("per_request_usd"))
     relative = num(block(saving, "relative").get("estimate"))
     per_million = display.money(None if usd is None else usd * 1e6)
@@ -108,18 +123,12 @@ def mix_rows(doc: Mapping[str, Any], plan: Mapping[str, Any] | None = None) -> t
 
 
 def risk_sentences(routing: Mapping[str, Any]) -> list[str]:
-    """What moves, what is too small to judge, and how the segments were protected from luck."""
+    """What moves, what is too small to judge, and how the segments were protected from luck; nothing when no
+    traffic moves (`saving_sentence` says so, once)."""
+    if nothing_moves(routing) is not None:
+        return []
     segments = dicts(routing.get("segments"))
     moved = [r for r in segments if r.get("status") == "routed"]
-    if segments and all(r.get("status") == "too_small" for r in segments):
-        least = display.count(num(block(routing, "rule").get("min_n")))
-        return [f"No routing: too few prompts per segment (each has fewer than {least} to judge on), "
-                "so all traffic stays on the control."]  # fmt: skip
-    if not moved:
-        return [
-            "No segment moves off the control: all traffic stays on it, so users see no change, "
-            "and there is no saving either."
-        ]
     share = sum(num(r.get("share")) or 0.0 for r in moved)
     names = ", ".join(f"{r.get('segment')} → {r.get('arm')}" for r in moved)
     out = [

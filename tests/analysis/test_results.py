@@ -147,7 +147,12 @@ def test_no_saving_is_claimed_when_every_segment_stays_on_the_control() -> None:
     no_saving = {**ROUTING["saving"], "per_request_usd": -0.0, "ci_low": None, "ci_high": None}
     segments = [{**s, "arm": "ctrl"} for s in ROUTING["segments"]]
     all_control = {**ROUTING, "segments": segments, "saving": no_saving}
-    assert saving_sentence(all_control) == "No projected saving: every segment stays on the control."
+    said = (
+        "No segment moves off the control: all traffic stays on it, so users see no change and nothing is "
+        "saved."
+    )
+    assert saving_sentence(all_control) == said
+    assert risk_sentences(all_control) == []  # said once, as the routing's headline
 
 
 def test_routing_in_plain_words() -> None:

@@ -24,7 +24,7 @@ from analysis.routing_table import (
     table_from_recommendation,
     write_routing_table,
 )
-from analysis.routing_text import risk_sentences
+from analysis.routing_text import risk_sentences, saving_sentence
 from analysis.segments import SegmentDimension, segment_effects
 from shadowlab.db import create_engine
 from tests.support.analysis_seed import seed_experiment
@@ -126,10 +126,11 @@ def test_with_no_segment_big_enough_nothing_is_routed_and_the_routing_says_why()
         "no routing (too few prompts per segment): every segment has fewer than 30 pairs to judge a "
         "candidate on, so all traffic stays on control",
     )
-    assert risk_sentences(routing_json(rec)) == [
-        "No routing: too few prompts per segment (each has fewer than 30 to judge on), so all traffic stays "
-        "on the control."
-    ]
+    assert saving_sentence(routing_json(rec)) == (
+        "No routing: each segment has fewer than 30 prompts to judge on, so all traffic stays on the "
+        "control; users see no change and nothing is saved."
+    )
+    assert risk_sentences(routing_json(rec)) == []  # said once, by the sentence above
 
 
 def test_when_a_half_is_too_small_to_choose_a_routing_the_saving_is_measured_in_sample() -> None:
