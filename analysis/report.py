@@ -262,16 +262,23 @@ def saving_sentence(routing: dict[str, Any]) -> str | None:
 
 
 def power_sentence(doc: dict[str, Any]) -> str:
+    """The sample in the Overview's words (minimum, planned sample, prompts still needed); how the intervals
+    were tuned (N*) stays in parentheses, for engineers."""
     verdict = doc.get("verdict") or {}
     plan = verdict.get("plan") or {}
     more = verdict.get("more_prompts")
-    low, high = display.count(plan.get("min_sample")), display.count(plan.get("max_sample"))
+    low, high, star = (display.count(plan.get(k)) for k in ("min_sample", "max_sample", "n_star"))
+    looks = (
+        f"It decides once, at {star} prompts (fixed horizon, N* = {star})"
+        if verdict.get("design") == "fixed"
+        else "The intervals stay valid however often the results are checked, and are narrowest at "
+        f"{star} prompts (confidence sequences tuned for N* = {star})"
+    )
     return (
         f"{display.count(doc['n_requests'])} requests, {display.count(verdict.get('n'))} complete prompts; "
-        f"plan minimum {low}, maximum {high}, "
-        f"confidence sequences tuned for N* = {display.count(plan.get('n_star'))}"
+        f"the plan gives no verdict before {low} prompts and ends at {high} (the planned sample). {looks}"
         + (f"; about {display.count(more)} more prompts expected to settle it" if more else "")
-        + ". The MDE at 80 % power of each metric is in the metrics table."
+        + ". The smallest change each metric can detect (MDE, at 80 % power) is in the metrics table."
     )
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from analysis.display import VERDICT_LABELS
 from analysis.facts import RequestFacts
-from analysis.report import TOP_SEGMENTS
+from analysis.report import TOP_SEGMENTS, power_sentence
 from analysis.routing_table import read_routing_table
 
 HOSTILE = '<script>document.title="pwned"</script><img src=x onerror="document.title=1">'
@@ -108,3 +108,18 @@ def test_report_formats_and_html_in_chromium(
         page.close()
     bad = cli("report", EXPERIMENT, "--format", "pdf", env=env, cwd=folder)
     assert bad.returncode == 2 and "--format: expected one of md, html, json" in bad.stderr
+
+
+def test_the_power_sentence_says_what_the_sample_means_before_naming_n_star() -> None:
+    plan = {"min_sample": 100, "max_sample": 240, "n_star": 240}
+    verdict = {"plan": plan, "n": 180, "design": "sequential", "more_prompts": 40}
+    sentence = power_sentence({"n_requests": 200, "verdict": verdict})
+    assert sentence.startswith(
+        "200 requests, 180 complete prompts; the plan gives no verdict before 100 prompts and ends at 240 "
+        "(the planned sample). The intervals stay valid however often the results are checked, and are "
+        "narrowest at 240 prompts (confidence sequences tuned for N* = 240); about 40 more prompts"
+    )
+    fixed = power_sentence(
+        {"n_requests": 200, "verdict": {**verdict, "design": "fixed", "more_prompts": None}}
+    )
+    assert "It decides once, at 240 prompts (fixed horizon, N* = 240). The smallest change" in fixed
