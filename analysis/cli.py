@@ -252,11 +252,12 @@ def route(
         print(json.dumps(block, indent=2, allow_nan=False))
         return 0
     from analysis.report import saving_sentence
+    from analysis.routing_text import nothing_moves
 
     for s in block["segments"]:
         print(f"{s['segment']:<32} {s['share']:>6.1%}  → {s['arm']:<12} {s['status']}")
     print(saving_sentence(block) or "no cost metric: no saving")
-    for line in block["risk"]:
+    for line in block["risk"] if nothing_moves(block) is None else []:  # else the sentence above says it
         print(f"  - {line}")
     return 0
 

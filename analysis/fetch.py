@@ -8,7 +8,6 @@ call.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -20,9 +19,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from analysis.prefetch_sql import SEPARATOR
-
-_SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+-[0-9]+")
+from analysis.prefetch_sql import SEPARATOR, SNAPSHOT_ID
 
 
 def is_postgres(session: Session) -> bool:
@@ -48,7 +45,7 @@ def snapshot_sessions(session: Session, count: int) -> Iterator[list[Session]]:
     snapshot = session.execute(sa.text(
         "SELECT CASE WHEN pg_current_xact_id_if_assigned() IS NULL THEN pg_export_snapshot() END"
     )).scalar_one()  # fmt: skip
-    if snapshot is None or not _SNAPSHOT_ID.fullmatch(snapshot):
+    if snapshot is None or not SNAPSHOT_ID.fullmatch(snapshot):
         yield []
         return
     engine = session.get_bind().engine

@@ -18,13 +18,14 @@ a prefetch never reports an error of its own, the command's usual checks do. Thi
 from __future__ import annotations
 
 import atexit
-import re
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from typing import Any
 
 from analysis.prefetch_sql import (
+    SNAPSHOT_ID,
     Head,
     captures_sql,
     dense_span,
@@ -37,7 +38,6 @@ from analysis.prefetch_sql import (
 
 COMMANDS = frozenset({"analyze", "report", "route", "gate"})  # the commands that load one stored experiment
 APPLICATION_NAME = "shadowlab-prefetch"  # its connections in pg_stat_activity
-_SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+-[0-9]+")
 _started: Prefetch | None = None
 
 
@@ -70,7 +70,12 @@ class _Result:
 
 class Prefetch:
     """The reads of experiment `name` on the database at `url`, running (see the module). `close()` ends them
-    (a running query is cancelled) and closes the connections; it is idempotent."""
+    (a running query is cancelled) and lets each thread close its own connection; it is idempotent.
+
+    Each connection is closed only by the thread that reads on it (psycopg's `close` frees the libpq
+    connection at once, even while another thread is inside libpq on it: a crash, seen on Ctrl-C). The
+    leader's connection, whose transaction exported the snapshot, stays open until `close()`: the command's
+    session imports the snapshot while that transaction lives."""
 
     def __init__(self, url: str, name: str, conninfo: str, connect_timeout_s: float) -> None:
         self.url, self.name = url, name
@@ -78,12 +83,13 @@ class Prefetch:
         self.head: Head | None = None
         self._conninfo, self._timeout = conninfo, max(1, round(connect_timeout_s))
         self._ready = threading.Event()  # snapshot and head known (or the start failed)
+        self._release = threading.Event()  # set by close(): the leader may end its transaction
         self._replays, self._captures, self._scores = _Result(), _Result(), _Result()
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()  # guards the lists below and `_closed`
         self._connections: list[Any] = []
+        self._threads: list[threading.Thread] = []
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="shadowlab-prefetch", daemon=True)
-        self._thread.start()
+        self._start(self._run)
 
     def ready(self) -> bool:
         """Waits until the snapshot is exported and the experiment's arms are read; False when that failed."""
@@ -105,25 +111,40 @@ class Prefetch:
         any); `PrefetchFailed` when a read failed."""
         return self._scores.get()
 
-    def close(self) -> None:
-        with self._lock:
+    def close(self, *, wait_s: float = 10.0) -> None:
+        """Cancel what runs, until every thread has closed its connection (at most `wait_s`), then wait for
+        the threads to end. A thread still connecting closes its connection itself once it has one."""
+        from psycopg.pq import TransactionStatus
+
+        with self._changed:
             if self._closed:
                 return
             self._closed = True
-            connections = list(self._connections)
-        from psycopg.pq import TransactionStatus
-
-        for connection in connections:  # a query still running stops now; its thread gets an error
-            if connection.info.transaction_status == TransactionStatus.ACTIVE:
-                with suppress(Exception):  # closed or unreachable meanwhile: nothing to stop
-                    connection.cancel_safe(timeout=1.0)
-        self._thread.join(timeout=2.0)
-        for connection in connections:
-            connection.close()
+        self._release.set()
+        deadline = time.monotonic() + wait_s
+        with self._changed:
+            while self._connections and time.monotonic() < deadline:
+                for connection in self._connections:  # a query still running stops now
+                    if connection.info.transaction_status == TransactionStatus.ACTIVE:
+                        with suppress(Exception):  # ended meanwhile: nothing to stop
+                            connection.cancel_safe(timeout=1.0)
+                self._changed.wait(timeout=0.05)
+            threads = list(self._threads)
+        ends = min(deadline, time.monotonic() + 1.0)  # a thread still connecting is not waited for
+        for thread in threads:  # the others return right after closing their connections
+            thread.join(timeout=max(0.0, ends - time.monotonic()))
         for result in (self._replays, self._captures, self._scores):
             if not result.done():
                 result.set(None, PrefetchFailed("closed"))
         self._ready.set()
+
+    def _start(self, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name="shadowlab-prefetch", daemon=True)
+        with self._changed:
+            if self._closed:
+                return
+            self._threads.append(thread)
+        thread.start()
 
     def _connect(self) -> Any:
         import psycopg
@@ -135,14 +156,22 @@ class Prefetch:
         connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         connection.read_only = True
         connection.adapters.register_loader("text", ByteaBinaryLoader)  # strings arrive as their bytes
-        with self._lock:
-            if self._closed:
-                connection.close()
-                raise PrefetchFailed("closed")
-            self._connections.append(connection)
-        return connection
+        with self._changed:
+            if not self._closed:
+                self._connections.append(connection)
+                return connection
+        connection.close()
+        raise PrefetchFailed("closed")
+
+    def _drop(self, connection: Any) -> None:
+        """Close a connection of this thread's (the only thread that reads on it)."""
+        with self._changed:
+            self._connections.remove(connection)
+            connection.close()
+            self._changed.notify_all()
 
     def _run(self) -> None:
+        leader = None
         try:
             leader = self._connect()
             tune(leader)
@@ -156,32 +185,35 @@ class Prefetch:
         if head is None or not head.used:
             for result in (self._replays, self._captures, self._scores):
                 result.set(None)
-            return
-        for target in (self._read_captures, self._read_scores):
-            threading.Thread(target=target, args=(head,), daemon=True).start()
-        _into(self._replays, lambda: replays_row(leader, head))
+        else:
+            self._start(self._read_captures, head)
+            self._start(self._read_scores, head)
+            _into(self._replays, lambda: replays_row(leader, head))
+        self._release.wait()  # the command's session may still import the snapshot of this transaction
+        if leader is not None:
+            self._drop(leader)
 
-    def _helper(self) -> Any:
-        """A connection of its own under the snapshot."""
+    def _on_helper(self, read: Callable[[Any], tuple[Any, ...] | None]) -> tuple[Any, ...] | None:
+        """`read(connection)` on a connection of its own under the snapshot, closed after."""
         connection = self._connect()
-        connection.execute(f"SET TRANSACTION SNAPSHOT '{self.snapshot}'")
-        tune(connection)
-        return connection
+        try:
+            connection.execute(f"SET TRANSACTION SNAPSHOT '{self.snapshot}'")
+            tune(connection)
+            return read(connection)
+        finally:
+            self._drop(connection)
 
     def _read_scores(self, head: Head) -> None:
-        _into(self._scores, lambda: scores_chain(self._helper(), head.experiment_id))
+        _into(self._scores, lambda: self._on_helper(lambda c: scores_chain(c, head.experiment_id)))
 
     def _read_captures(self, head: Head) -> None:
-        def read() -> tuple[Any, ...] | None:
-            if not head.utf8:
-                return None
-            connection = self._helper()
+        def read(connection: Any) -> tuple[Any, ...] | None:
             span = dense_span(connection, head)
             if span is None:
                 return None
             return (*one_row(connection, captures_sql(), list(span)), span)
 
-        _into(self._captures, read)
+        _into(self._captures, lambda: self._on_helper(read) if head.utf8 else None)
 
 
 def _into(result: _Result, read: Callable[[], tuple[Any, ...] | None]) -> None:
@@ -239,7 +271,7 @@ def take(url: str, name: str) -> Prefetch | None:
     if started.url != url or started.name != name or not started.ready():
         started.close()
         return None
-    if started.snapshot is None or not _SNAPSHOT_ID.fullmatch(started.snapshot):
+    if started.snapshot is None or not SNAPSHOT_ID.fullmatch(started.snapshot):
         started.close()
         return None
     return started

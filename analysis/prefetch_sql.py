@@ -6,12 +6,14 @@ numeric column as the concatenation of its values' 8-byte binary forms, every st
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from shadowlab.scorer_versions import latest_versions
 
+SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+-[0-9]+")  # what pg_export_snapshot returns
 SEPARATOR = "\x01"  # joins a string column's values (`analysis.fetch`'s separated strings)
 _PROBES = 64  # ids looked up to estimate how densely the requests fill their id range
 
@@ -95,8 +97,9 @@ def _float_column(expression: str) -> str:
     return f"string_agg(float8send(coalesce(({expression})::float8, 'NaN'::float8)), ''::bytea)"
 
 
-def one_row(connection: Any, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
-    with connection.cursor(binary=True) as cursor:
+def one_row(connection: Any, sql: str, params: Sequence[Any] = (), *, binary: bool = True) -> tuple[Any, ...]:
+    """The one row of `sql`: in Postgres' binary format (bytea and text as bytes), or as text values."""
+    with connection.cursor(binary=binary) as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     assert row is not None
@@ -132,9 +135,8 @@ def head_of(connection: Any, name: str) -> Head | None:
 def scores_chain(connection: Any, eid: int) -> tuple[Any, ...]:
     """`analysis.load_start.choose_scorers` (without the preference scorers) then `read_scores`, in SQL of
     their own: the same span, the same versions by the same rule, the same rows."""
-    low, high, count = plain_row(
-        connection, "SELECT min(id), max(id), count(*) FROM replays WHERE experiment_id = %s", [eid]
-    )
+    spanned = "SELECT min(id), max(id), count(*) FROM replays WHERE experiment_id = %s"
+    low, high, count = one_row(connection, spanned, [eid], binary=False)
     span = (int(low), int(high), int(count)) if count else (0, 0, 0)
     low, high, count = span
     every = count and high - low + 1 == count  # `shadowlab.store.scorers._of_experiment`
@@ -170,24 +172,14 @@ def dense_span(connection: Any, head: Head) -> tuple[int, int] | None:
         for _ in head.arms
         for f in ("min", "max")
     )
-    found = plain_row(connection, f"SELECT {bounds}", [arm for arm, _ in head.arms for _ in (0, 1)])
+    arms = [arm for arm, _ in head.arms for _ in (0, 1)]
+    found = one_row(connection, f"SELECT {bounds}", arms, binary=False)
     lows, highs = [v for v in found[0::2] if v is not None], [v for v in found[1::2] if v is not None]
     if not lows:
         return None
     low, high = int(min(lows)), int(max(highs))
     control = next(arm for arm, role in head.arms if role == "control")
     ids = probes(low, high)
-    (hits,) = plain_row(
-        connection,
-        "SELECT count(*) FROM replays WHERE arm_id = %s AND captured_request_id = ANY(%s)",
-        [control, ids],
-    )
+    probed = "SELECT count(*) FROM replays WHERE arm_id = %s AND captured_request_id = ANY(%s)"
+    (hits,) = one_row(connection, probed, [control, ids], binary=False)
     return (low, high) if 2 * int(hits) > len(ids) else None
-
-
-def plain_row(connection: Any, sql: str, params: Sequence[Any]) -> tuple[Any, ...]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    assert row is not None
-    return tuple(row)

@@ -3,7 +3,12 @@ same analysis as the loader's own reads, under one snapshot with everything else
 
 from __future__ import annotations
 
+import functools
 import json
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -116,3 +121,75 @@ def test_an_unreachable_database_is_still_one_error_line(cli: Callable[..., Any]
     assert result.returncode == 3, result.stderr
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
     assert "Traceback" not in result.stderr and "p@" not in result.stderr  # no password shown either
+
+
+def test_the_requests_facts_import_no_statistics() -> None:
+    """The load places the requests' facts on a thread while the command imports the statistics: what that
+    thread imports must not wait for them (scipy, `analysis.stats`)."""
+    code = (
+        "import sys, analysis.load_start, analysis.request_facts; "
+        "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(('scipy', 'analysis.stats'))}))"
+    )
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert imported.stdout.strip() == "[]", imported.stdout
+
+
+# Prefetch.close while its reads run: it ends them before their connections are closed. psycopg's
+# `Connection.close` frees the libpq connection at once, while another thread may be inside libpq on it (its
+# C generators hold the raw pointer with the GIL released): a use after free, seen on a million replays as
+# SIGSEGV at the exit of `shadowlab gate EXP --fail-on bogus`, and as SIGSEGV or SIGABRT on Ctrl-C in `route`.
+_TRIES = 12  # each ~0.1 s; a trial of the defect shows it about one time in three
+_WAITING = sa.text(
+    "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name AND wait_event_type = 'Lock'"
+)
+
+
+def _until(condition: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
+    """Wait for `condition()` (polled), failing after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def _new_threads(before: set[threading.Thread]) -> list[str]:
+    return sorted(t.name for t in set(threading.enumerate()) - before if t.is_alive())
+
+
+def _none_new(before: set[threading.Thread]) -> bool:
+    return not _new_threads(before)
+
+
+@pytest.mark.postgres
+def test_close_ends_the_reads_before_closing_their_connections(pg_migrated: str) -> None:
+    seed_experiment(pg_migrated, "exp-c", n=60, seed=7)
+    engine = create_engine(pg_migrated)
+    left: list[list[str]] = []
+    try:
+        with engine.connect() as locker, engine.connect() as watcher:
+            # The captures' and the scores' reads wait on these locks: both are running when close() comes.
+            locker.execute(sa.text("LOCK TABLE captured_requests, scores IN ACCESS EXCLUSIVE MODE"))
+
+            def both_waiting() -> bool:
+                waiting = watcher.execute(_WAITING, {"name": APPLICATION_NAME}).scalar_one()
+                watcher.rollback()
+                return int(waiting) == 2
+
+            for _ in range(_TRIES):  # how long a cancelled read takes to notice varies: try a few times
+                before = set(threading.enumerate())
+                started = start_from_argv(["analyze", "exp-c"], {"SHADOWLAB_DATABASE_URL": pg_migrated})
+                assert started is not None and started.ready()
+                _until(both_waiting, "the captures' and scores' reads to wait on the lock")
+                interval = sys.getswitchinterval()
+                sys.setswitchinterval(1.0)  # the reads get the GIL only when close() waits (as it should)
+                try:
+                    started.close()
+                finally:
+                    sys.setswitchinterval(interval)
+                left.append(_new_threads(before))
+                _until(functools.partial(_none_new, before), "the cancelled reads to end")
+            locker.rollback()
+    finally:
+        engine.dispose()
+    assert left == [[]] * _TRIES, f"close() returned, its reads still running on closed connections: {left}"
