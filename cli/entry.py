@@ -9,11 +9,13 @@ import sys
 
 
 def main() -> None:
-    from analysis.prefetch import start_from_argv
+    try:
+        from analysis.prefetch import start_from_argv
 
-    start_from_argv(sys.argv[1:], os.environ)
-    from cli.main import main as run
-
+        start_from_argv(sys.argv[1:], os.environ)
+        from cli.main import main as run
+    except KeyboardInterrupt:  # Ctrl-C while the command is still importing: no traceback, the shell's code
+        sys.exit(130)
     run()
 
 
