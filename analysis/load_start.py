@@ -250,8 +250,9 @@ class LoadStart:
 
     def _read_scores(self) -> dict[str, ScoreVersion]:
         choice = self._choice.result()
-        if self._scores_row is not None:
-            return scores_from_row(self._scores_row, choice.latest)
+        row, self._scores_row = self._scores_row, None
+        if row is not None:
+            return scores_from_row(row, choice.latest)
         return read_scores(self.first, self.eid, choice)
 
     def _read_replays(self) -> Replays:

@@ -61,11 +61,14 @@ class _Result:
         return self._done.is_set()
 
     def get(self) -> tuple[Any, ...] | None:
-        """The row (None: nothing was read, e.g. no dense id range); `PrefetchFailed` when the read failed."""
+        """The row (None: nothing was read, e.g. no dense id range), handed over once: the caller decodes it
+        and the raw bytes (~100 MB at a million replays) are not kept here meanwhile. `PrefetchFailed` when
+        the read failed, or on a second call."""
         self._done.wait()
         if self._error is not None:
             raise PrefetchFailed(str(self._error))
-        return self._row
+        row, self._row, self._error = self._row, None, PrefetchFailed("handed over already")
+        return row
 
 
 class Prefetch:
@@ -97,7 +100,7 @@ class Prefetch:
         return self.snapshot is not None and self.head is not None
 
     def replays(self) -> tuple[Any, ...] | None:
-        """The replays' row (`replays_sql`); `PrefetchFailed` when its read failed."""
+        """The replays' row (`replays_sql`), once; `PrefetchFailed` when its read failed."""
         return self._replays.get()
 
     def captures(self) -> tuple[Any, ...] | None:

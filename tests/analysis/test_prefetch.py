@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from analysis.experiment_analysis import analyze_experiment
 from analysis.load_start import start_in_session
-from analysis.prefetch import APPLICATION_NAME, libpq_conninfo, start_from_argv
+from analysis.prefetch import APPLICATION_NAME, PrefetchFailed, libpq_conninfo, start_from_argv
 from shadowlab.db import create_engine
 from tests.support.analysis_seed import seed_experiment
 
@@ -60,7 +60,9 @@ def test_prefetched_reads_give_the_loaders_own_analysis(pg_database: str) -> Non
     started = start_from_argv(["analyze", "exp-p", "--json"], {"SHADOWLAB_DATABASE_URL": pg_database})
     assert started is not None
     assert _analysed(pg_database, "exp-p", prefetched=True) == expected
-    assert None not in (started.replays(), started.captures(), started.scores())  # all read by the prefetch
+    for handed_over in (started.replays, started.captures, started.scores):  # the load took all three
+        with pytest.raises(PrefetchFailed, match="handed over"):
+            handed_over()
     assert _prefetch_connections(pg_database) == 0  # closed by the load
 
 
