@@ -100,9 +100,13 @@ def test_workers_started_together_get_fair_shares_by_notify_alone(
         for i in range(n)
     ]  # fmt: skip
 
-    def fair() -> bool:
+    def settled() -> bool:
+        """Every share fair and, together, the whole limit (one below fair waits for the others' beats)."""
         shares = [worker.share(LIMIT.key) for worker in workers]
-        return all(share is not None and share.concurrency in (10 // n, 10 // n + 1) for share in shares)
+        if any(share is None for share in shares):
+            return False
+        fair = all(share is not None and share.concurrency in (10 // n, 10 // n + 1) for share in shares)
+        return fair and _totals(workers) == {dim: getattr(LIMIT, dim) for dim in DIMS}
 
     def listening() -> int:
         with factory() as session:
@@ -112,17 +116,18 @@ def test_workers_started_together_get_fair_shares_by_notify_alone(
             return int(session.execute(query.select_from(sa.text("pg_stat_activity"))).scalar_one())
 
     async def scenario() -> None:
-        before = listening()
-        await workers[0].start()
-        assert listening() == before + 1  # started: it hears the others' asks from now on
-        await asyncio.gather(*(worker.start() for worker in workers[1:]))
-        give_up = asyncio.get_running_loop().time() + 20  # a bound, not an expectation
-        while not fair() and asyncio.get_running_loop().time() < give_up:
-            await asyncio.sleep(0.02)
-        assert fair(), [worker.share(LIMIT.key) for worker in workers]
-        assert _totals(workers) == {dim: getattr(LIMIT, dim) for dim in DIMS}
-        for worker in workers:
-            await worker.close()
+        try:
+            before = listening()
+            await workers[0].start()
+            assert listening() == before + 1  # started: it hears the others' asks from now on
+            await asyncio.gather(*(worker.start() for worker in workers[1:]))
+            give_up = asyncio.get_running_loop().time() + 20  # a bound, not an expectation
+            while not settled() and asyncio.get_running_loop().time() < give_up:
+                await asyncio.sleep(0.02)
+            assert settled(), [worker.share(LIMIT.key) for worker in workers]
+        finally:
+            for worker in workers:
+                await worker.close()
 
     asyncio.run(scenario())
 
