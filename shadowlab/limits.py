@@ -171,8 +171,7 @@ class RateLimiter:
         grow past that until the new share applies. One beat at a time (the timer's, a NOTIFY's, a
         caller's): the first to end would lift the cap while another's share, computed from the window as
         it was, is still on its way."""
-        while self._beating is not None:
-            await asyncio.wait([self._beating])  # not cancelled with a waiter that is
+        await self.idle()
         self._beating = beat = asyncio.get_running_loop().create_future()
         started = self._monotonic()
         try:
@@ -187,6 +186,16 @@ class RateLimiter:
                 window.end_beat()
             self._beating = None
             beat.set_result(None)
+
+    @property
+    def beating(self) -> bool:
+        """A beat is in progress: admissions stay within its cap until it ends (`KeyWindow.begin_beat`)."""
+        return self._beating is not None
+
+    async def idle(self) -> None:
+        """Wait until no heartbeat is in progress (the timer's, a NOTIFY's or a caller's)."""
+        while self._beating is not None:
+            await asyncio.wait([self._beating])  # not cancelled with a waiter that is
 
     def _apply(self, key: str, grant: KeyGrant, valid_until: float) -> None:
         window = self._windows[key]

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shadowlab.db import create_engine, session_factory
 from shadowlab.experiment import LimitSpec
-from shadowlab.limits import RateLimiter
+from shadowlab.limits import RateLimiter, Share
 from shadowlab.limits_grants import CHANNEL
 from shadowlab.models import RateLimitKey, WorkerHeartbeat
 from tests.support.clock import FakeClock
@@ -264,12 +264,24 @@ def test_retry_after_from_one_worker_pauses_the_key_for_the_others(factory: sess
     asyncio.run(scenario())
 
 
-async def _admit_all(worker: RateLimiter, key: str, admitted: list[tuple[float, str]]) -> None:
-    """Every call `worker`'s share admits now, each answered at once (so it counts at its admission)."""
+async def _admit_all(
+    worker: RateLimiter, key: str, admitted: list[tuple[float, str]], *, within_beat: bool = False
+) -> None:
+    """Every call `worker`'s share admits now, each answered at once (so it counts at its admission).
+
+    A heartbeat in progress admits only within its cap (what the worker used lately): a call refused while one
+    runs waits for its end, so only the share refuses, not a beat a NOTIFY happened to wake at that real
+    moment. `within_beat`: what the cap of the beat in progress admits, without waiting for its end."""
     while True:
         task = asyncio.create_task(worker.acquire(key, 1, 1))
-        for _ in range(5):
-            await asyncio.sleep(0)
+        beats = True
+        while beats and not task.done():
+            beats = False
+            for _ in range(5):
+                await asyncio.sleep(0)
+                beats = beats or (worker.beating and not within_beat)
+            if beats:
+                await worker.idle()
         if not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -286,11 +298,13 @@ def test_admissions_fit_the_limit_in_every_window_while_workers_join_and_leave(
 ) -> None:
     # The hand-over: the first worker holds the whole limit and uses it; two more join (each first beat
     # finds it all taken: share 0 until the first worker's next beat gives part back, and what it already
-    # sent stays counted as its `extra` until it left the window); then the first leaves. Calls are admitted
-    # greedily every 0.1 s; the sum over all workers, in any window, never passes the limit.
+    # sent stays counted as its `extra` until it left the window); then the first leaves, and once what it
+    # sent left the window (4.5 s) the two others share the whole limit. Calls are admitted greedily every
+    # 0.1 s; the sum over all workers, in any window, never passes the limit.
     clock = _clock()
     limit = LimitSpec(provider="p", model="handover", rpm=8, window_s=2)
-    # The test beats every 0.5 s of its fake clock; a NOTIFY (a share changed) wakes a beat at any moment.
+    # The test beats every 0.5 s of its fake clock; a NOTIFY (a share changed) wakes a beat at any real moment
+    # (`_admit_all` waits for its end).
     workers = [
         RateLimiter(factory, (limit,), worker_id=f"h{i}", heartbeat_s=3600, timeout_s=3.0, clock=clock.wall,
                     monotonic=clock.monotonic)
@@ -301,20 +315,24 @@ def test_admissions_fit_the_limit_in_every_window_while_workers_join_and_leave(
 
     async def scenario() -> None:
         active: list[RateLimiter] = []
-        for step in range(45):
-            if step in joins:
-                await joins[step].start()  # registers: its first beat
-                active.append(joins[step])
-            if step in leaves:
-                await leaves[step].close()
-                active.remove(leaves[step])
-            if step % 5 == 0:
-                await _round(active)
+        try:
+            for step in range(55):
+                if step in joins:
+                    await joins[step].start()  # registers: its first beat
+                    active.append(joins[step])
+                if step in leaves:
+                    await leaves[step].close()
+                    active.remove(leaves[step])
+                if step % 5 == 0:
+                    await _round(active)
+                for worker in active:
+                    await _admit_all(worker, limit.key, admitted)
+                clock.advance(0.1)
+            # What the leaver sent has left the window: the two others share the whole limit.
+            assert [worker.share(limit.key) for worker in active] == [Share(rpm=4), Share(rpm=4)]
+        finally:
             for worker in active:
-                await _admit_all(worker, limit.key, admitted)
-            clock.advance(0.1)
-        for worker in active:
-            await worker.close()
+                await worker.close()
 
     asyncio.run(scenario())
     times = [t for t, _ in admitted]
@@ -349,7 +367,7 @@ def test_admissions_go_on_during_a_heartbeat_within_half_the_unused_share_and_co
             holder.execute(sa.select(RateLimitKey).where(RateLimitKey.key == limit.key).with_for_update())
             beat = asyncio.create_task(first.heartbeat())
             await asyncio.to_thread(_lock_waiter, engine)
-            await _admit_all(first, limit.key, admitted)
+            await _admit_all(first, limit.key, admitted, within_beat=True)
             assert len(admitted) == 2  # 4 used (all since the last beat), 4 left: half of it while it runs
             holder.rollback()
         await beat
