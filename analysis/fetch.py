@@ -19,7 +19,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from analysis.prefetch_sql import SEPARATOR, SNAPSHOT_ID
+from analysis.prefetch_sql import SEPARATOR, SNAPSHOT_ID, TUNING
 
 
 def is_postgres(session: Session) -> bool:
@@ -27,11 +27,10 @@ def is_postgres(session: Session) -> bool:
 
 
 def tune_for_aggregates(session: Session) -> None:
-    """Aggregates over a million rows: no JIT compile (it costs more than it saves here), and memory for a
-    hash join (the default 4 MB spills it to disk in batches). For this transaction only."""
+    """`analysis.prefetch_sql.TUNING` (no JIT, memory for a hash join) for this transaction, on Postgres."""
     if is_postgres(session):
-        session.execute(sa.text("SET LOCAL jit = off"))
-        session.execute(sa.text("SET LOCAL work_mem = '128MB'"))
+        for statement in TUNING:
+            session.execute(sa.text(statement))
 
 
 @contextmanager

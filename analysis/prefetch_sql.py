@@ -106,10 +106,15 @@ def one_row(connection: Any, sql: str, params: Sequence[Any] = (), *, binary: bo
     return tuple(row)
 
 
+# Aggregates over a million rows: no JIT compile (it costs more than it saves here), and memory for a hash
+# join (the default 4 MB spills it to disk in batches); for the transaction only. Both read paths run them.
+TUNING = ("SET LOCAL jit = off", "SET LOCAL work_mem = '128MB'")
+
+
 def tune(connection: Any) -> None:
-    """`analysis.fetch.tune_for_aggregates`: no JIT, memory for a hash join (this transaction only)."""
-    connection.execute("SET LOCAL jit = off")
-    connection.execute("SET LOCAL work_mem = '128MB'")
+    """`TUNING` on a psycopg connection (`analysis.fetch.tune_for_aggregates` on a session)."""
+    for statement in TUNING:
+        connection.execute(statement)
 
 
 def head_of(connection: Any, name: str) -> Head | None:
