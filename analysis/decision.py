@@ -33,9 +33,23 @@ from analysis.stats.sequential import (
 
 # "≈N more prompts" is the sample at which every pending condition clears its boundary with this chance if
 # the effects are exactly what they are now. The estimates are noisy, so the chance actually delivered is
-# lower: 79-86 % of simulated runs settle (bench/bench_projection.py), hence "about 80 %" in the text. At ½
-# (the old rule: interval half-width = today's gap) only 60-68 % settled.
+# lower: 79-86 % of simulated runs settle (bench/bench_projection.py). At ½ (the old rule: interval
+# half-width = today's gap) only 60-68 % settled.
 PROJECTION_POWER = 0.85
+# The chance every text promises (verdict reasons, summary, dashboard): what PROJECTION_POWER delivers in
+# those simulations, not PROJECTION_POWER itself. tests/analysis/test_projection_promise.py checks that it
+# is kept; change the two together.
+PROMISED_CHANCE = 0.80
+
+
+def _chance_words(chance: float) -> str:
+    percent = round(100 * chance)
+    article = "an" if str(percent).startswith("8") or percent in (11, 18) else "a"
+    return f"about {article} {percent} % chance of a decision"
+
+
+# "about an 80 % chance of a decision": the one wording of PROMISED_CHANCE.
+CHANCE_OF_DECISION = _chance_words(PROMISED_CHANCE)
 
 VerdictName = Literal["ship", "dont_ship", "keep_running", "inconclusive", "invalid"]
 VERDICTS: tuple[VerdictName, ...] = ("ship", "dont_ship", "keep_running", "inconclusive", "invalid")
@@ -269,8 +283,7 @@ def overall_verdict(
     estimates = [c.more_prompts for c in pending if c.more_prompts is not None]
     more = min(min(estimates), room) if estimates else room
     tail = (
-        f"≈{more} more prompts give about an 80 % chance of a decision (projected from today's effects "
-        "and their variance)"
+        f"≈{more} more prompts give {CHANCE_OF_DECISION} (projected from today's effects and their variance)"
         if estimates
         else f"the estimates do not point to a decision yet; up to {room} more prompts (the plan's maximum)"
     )
@@ -278,6 +291,8 @@ def overall_verdict(
 
 
 __all__ = [
+    "CHANCE_OF_DECISION",
+    "PROMISED_CHANCE",
     "VERDICTS",
     "CandidateDecision",
     "Check",

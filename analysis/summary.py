@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analysis import display
+from analysis.decision import CHANCE_OF_DECISION
 from analysis.results import ResultRow, block, dicts, num, result_rows
 
 _HEALTH_NAMES = {
@@ -164,8 +165,7 @@ def headline(doc: Mapping[str, Any], rows: Sequence[ResultRow], reasons: Sequenc
             )
         if more:
             more_text = display.count(more)
-            chance = "give about an 80 % chance of a decision"
-            return f"Keep running: not clear yet; about {more_text} more prompts {chance}."
+            return f"Keep running: not clear yet; about {more_text} more prompts give {CHANCE_OF_DECISION}."
         return "Keep running: the estimates do not point to a decision yet."
     return f"{display.verdict_label(name)}."
 

@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis import display
+from analysis.decision import CHANCE_OF_DECISION
 from analysis.glossary import TERMS
 from analysis.summary import Results, health_name, results
 from dashboard import data
@@ -94,7 +95,7 @@ def verdict_card(res: Results, snap: SnapshotView) -> None:
         cols[1].metric(
             "More prompts needed",
             f"≈ {display.count(more)}" if more else "none",
-            help="Prompts still needed for about an 80 % chance of a decision, from today's effects.",
+            help=f"Prompts still needed for {CHANCE_OF_DECISION}, from today's effects.",
         )
         cols[2].metric(
             "Prompts analysed",

@@ -17,6 +17,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from analysis import display
+from analysis.decision import CHANCE_OF_DECISION
 from analysis.glossary import KINDS, METRICS, TERMS
 from analysis.routing_text import route_rows, saving_sentence
 from analysis.summary import health_name, results
@@ -117,6 +118,11 @@ def test_overview_shows_verdict_reasons_health_and_power(
     assert metrics["Prompts analysed"] == f"{seeded.analysis['n_requests']:,}"
     assert metrics["Planned sample"] == "400"
     assert metrics["Recommended"] == (verdict["recommended"] or "none")
+    helps = {m.label: m.help for m in at.metric}  # the chance the verdict's own reason promises
+    assert (
+        helps["More prompts needed"]
+        == f"Prompts still needed for {CHANCE_OF_DECISION}, from today's effects."
+    )
     if verdict["verdict"] == "keep_running":
         assert metrics["Estimated time to decision"].startswith("≈")  # 60 replays finished in the last hour
     else:
