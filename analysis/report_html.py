@@ -68,6 +68,13 @@ def _cell(value: Any) -> str:
     return f"<td class='{status}'>{esc(value)}</td>" if status else f"<td>{esc(value)}</td>"
 
 
+def _bullets(items: Sequence[str], attributes: str = "") -> str:
+    """A list of escaped sentences, or nothing: an empty list would be a bare gap where words belong."""
+    if not items:
+        return ""
+    return f"<ul{attributes}>" + "".join(f"<li>{esc(item)}</li>" for item in items) + "</ul>"
+
+
 def _table(header: list[str], rows: list[list[Any]], table_id: str = "") -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
@@ -178,14 +185,12 @@ def _verdict(res: Results) -> str:
     if res.verdict is None:
         return '<p id="verdict" class="verdict">No verdict (no decision plan)</p>'
     pick = f" — recommended: {esc(res.recommended)}" if res.recommended else ""
-    reasons = "".join(f"<li>{esc(r)}</li>" for r in res.reasons)
-    rule = "".join(f"<li>{esc(r)}</li>" for r in res.rule_reasons)
     label = esc(display.verdict_label(res.verdict))
+    reasons = _bullets(res.reasons, ' id="reasons"')
     return (
         f'<p id="verdict" class="verdict {esc(res.verdict)}">{label}{pick}</p>'
-        f'<p class="headline" id="headline">{esc(res.headline)}</p><ul id="reasons">{reasons}</ul>'
-        "<details><summary>The decision rule's exact reasons (for engineers)</summary>"
-        f"<ul>{rule}</ul></details>"
+        f'<p class="headline" id="headline">{esc(res.headline)}</p>{reasons}'
+        + _details("The decision rule's exact reasons (for engineers)", res.rule_reasons)
     )
 
 
@@ -214,12 +219,8 @@ def _segments(doc: dict[str, Any]) -> str:
     out += (
         f"<details id='all-segments'><summary>The other {len(rest[1])} segment rows</summary>{_table(*rest)}"
     )
-    small = "".join(f"<li>{esc(s)}</li>" for s in too_small(doc))
-    out += (
-        f'<p class="small">Too small to test:</p><ul class="small" id="too-small">{small}</ul>'
-        if small
-        else ""
-    )
+    small = _bullets(too_small(doc), ' class="small" id="too-small"')
+    out += f'<p class="small">Too small to test:</p>{small}' if small else ""
     return out + "</details>"
 
 
@@ -234,15 +235,20 @@ def _routing(doc: dict[str, Any]) -> str:
     if not routing:
         return ""
     out = f"<p id='saving'>{esc(saving_sentence(routing) or 'No cost metric: no saving.')}</p>"
-    out += "<ul>" + "".join(f"<li>{esc(r)}</li>" for r in risk_sentences(routing)) + "</ul>"
+    # When nothing moves, the sentence above says so and there is no risk to list (as `shadowlab route`).
+    out += _bullets(risk_sentences(routing))
     header, rows = routing_rows(routing)
     out += _table(header, rows)
     # When nothing moves the routed mix is the control itself: a table of zeros (and "not yet" for quantiles
     # no test can settle) would only raise questions (the dashboard's Segments page leaves it out too).
     if any(row[header.index("status")] == "moves" for row in rows):
         out += "<p>Over all traffic, the routed mix against the control:</p>" + _table(*_mix(doc))
-    rule = "".join(f"<li>{esc(r)}</li>" for r in routing.get("risk") or [])
-    return out + f"<details><summary>The routing rule's exact words</summary><ul>{rule}</ul></details>"
+    return out + _details("The routing rule's exact words", routing.get("risk") or [])
+
+
+def _details(summary: str, sentences: Sequence[str]) -> str:
+    """Sentences folded under `summary` for engineers; nothing when there are none."""
+    return f"<details><summary>{esc(summary)}</summary>{_bullets(sentences)}</details>" if sentences else ""
 
 
 def _words(doc: dict[str, Any]) -> str:

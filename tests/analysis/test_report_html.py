@@ -41,6 +41,17 @@ def test_the_routed_mix_is_shown_only_when_a_segment_moves() -> None:
     assert "the routed mix against the control" not in page  # a table of zeros would only raise questions
 
 
+def test_when_no_segment_moves_the_report_says_so_in_words_and_lists_nothing_empty() -> None:
+    stays = copy.deepcopy(ROUTING)
+    for segment in stays["segments"]:
+        segment.update(status="control", arm=stays["control"])
+    page = report_html(_doc(stays))
+    routing = page[page.index("<h2 id='routing'>") : page.index("<h2 id='prices'>")]
+    assert page.count("No segment moves off the control") == 1
+    assert "<p id='saving'>No segment moves off the control: all traffic stays on it" in routing
+    assert not re.search(r"<ul[^>]*>\s*</ul>|<details><summary>[^<]*</summary>\s*</details>", page), routing
+
+
 def test_the_words_are_explained_under_the_names_the_tables_use_and_every_link_has_its_section() -> None:
     page = report_html(_doc(ROUTING))
     words = page[page.index("<h2 id='words'>") :]
