@@ -65,11 +65,22 @@ def summary(runs: list[tuple[float, float, float]]) -> tuple[float, float, float
 
 @contextmanager
 def checkout(ref: str) -> Iterator[Path]:
-    """The code at `ref`, in a temporary directory."""
+    """The code at `ref`, in a temporary directory, its bytecode compiled (as `make setup` compiles the work
+    tree's: a copy without it would compile every module again in each timed command)."""
     with tempfile.TemporaryDirectory() as tmp:
         archive = subprocess.run(["git", "archive", ref], cwd=REPO, capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        compile_bytecode(Path(tmp))
         yield Path(tmp)
+
+
+def compile_bytecode(root: Path) -> None:
+    """Compile the bytecode of the project's packages under `root` (its top-level packages and those of
+    `packages/`; not tests, whose modules the commands do not import)."""
+    found = [*root.glob("*/__init__.py"), *root.glob("packages/*/*/__init__.py")]
+    packages = [str(init.parent) for init in found if init.parent.name != "tests"]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0", *packages], check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
 
 
 @contextmanager
@@ -117,6 +128,7 @@ def main() -> None:
     ref = options.baseline_ref
     rows: list[str] = []
     loads = [os.getloadavg()[0]]
+    compile_bytecode(REPO)  # current after edits made since `make setup`
     for n, arms in SHAPES:
         name = f"shadowlab_bench_analyze_{arms}arms"
         url, seconds = seeded(name, n, arms, options.keep)
