@@ -2,7 +2,7 @@
 
 Large n: asymptotic interval from the Bahadur representation Q̂ − Q ≈ (q − 1{X ≤ Q})·s, with the
 sparsity s = 1/f(Q) estimated from order statistics (Siddiqui; Hall–Sheather bandwidth). The pairing
-enters through the per-pair influence values, so it costs one sort per arm. It is the default at every
+enters through the per-pair influence values, so it costs one partial sort per arm. It is the default at every
 n we report (calibrated from 150 pairs, bench/calibration.py); a paired percentile bootstrap, vectorised
 over blocks of resamples, is available on request (it ignores clusters and over-covers a little).
 """
@@ -47,17 +47,34 @@ def _label(q: float) -> str:
     return f"p{100 * q:g}"
 
 
-def _sparsity(ordered: FloatArray, q: float, h: float) -> float:
-    n = ordered.size
+def _sparsity_window(n: int, q: float, h: float) -> tuple[float, float, int, int]:
+    """The probabilities q ± h (within [0, 1]) and the order statistics at them."""
     low, high = max(q - h, 0.0), min(q + h, 1.0)
-    span = ordered[order_statistic_index(high, n)] - ordered[order_statistic_index(low, n)]
-    return float(span / (high - low))
+    return low, high, order_statistic_index(low, n), order_statistic_index(high, n)
+
+
+def _sparsity(partitioned: FloatArray, q: float, h: float) -> float:
+    low, high, i_low, i_high = _sparsity_window(partitioned.size, q, h)
+    return float((partitioned[i_high] - partitioned[i_low]) / (high - low))
+
+
+def _order_statistics(n: int, quantiles: Sequence[float], alpha: float, method: QuantileMethod) -> list[int]:
+    """The 0-based order statistics the quantiles read: each reported quantile's, and for the asymptotic
+    interval those its sparsity is estimated from."""
+    needed: set[int] = set()
+    for q in quantiles:
+        if n < minimum_pairs(q):
+            continue
+        needed.add(order_statistic_index(q, n))
+        if method != "bootstrap":
+            needed.update(_sparsity_window(n, q, hall_sheather_bandwidth(n, q, alpha))[2:])
+    return sorted(needed)
 
 
 def _asymptotic(
     control: FloatArray,
     candidate: FloatArray,
-    ordered: tuple[FloatArray, FloatArray],
+    partitioned: tuple[FloatArray, FloatArray],
     q: float,
     *,
     alpha: float,
@@ -66,8 +83,8 @@ def _asymptotic(
     n = control.size
     h = hall_sheather_bandwidth(n, q, alpha)
     k = order_statistic_index(q, n)
-    q_ctrl, q_cand = float(ordered[0][k]), float(ordered[1][k])
-    s_ctrl, s_cand = _sparsity(ordered[0], q, h), _sparsity(ordered[1], q, h)
+    q_ctrl, q_cand = float(partitioned[0][k]), float(partitioned[1][k])
+    s_ctrl, s_cand = _sparsity(partitioned[0], q, h), _sparsity(partitioned[1], q, h)
     if not (math.isfinite(s_ctrl) and math.isfinite(s_cand)):
         return QuantileDifference(
             q,
@@ -97,7 +114,7 @@ def _asymptotic(
 def _bootstrap(
     control: FloatArray,
     candidate: FloatArray,
-    ordered: tuple[FloatArray, FloatArray],
+    partitioned: tuple[FloatArray, FloatArray],
     qs: Sequence[float],
     *,
     alpha: float,
@@ -123,7 +140,7 @@ def _bootstrap(
         column = draws[:, j]
         low, high = np.quantile(column, [alpha / 2, 1 - alpha / 2], method="inverted_cdf")
         p = min(1.0, 2 * min(float(np.mean(column <= 0)), float(np.mean(column >= 0))))
-        q_ctrl, q_cand = float(ordered[0][k]), float(ordered[1][k])
+        q_ctrl, q_cand = float(partitioned[0][k]), float(partitioned[1][k])
         results.append(
             QuantileDifference(
                 q,
@@ -157,7 +174,10 @@ def quantile_differences(
 ) -> tuple[QuantileDifference, ...]:
     """Candidate − control quantile differences over pairs; +∞ marks a failed request."""
     n = int(control.size)
-    ordered = (np.sort(control), np.sort(candidate))
+    # Only a few order statistics are read (`kth`): each arm is partitioned around them (O(n)), not sorted,
+    # so `partitioned` holds the sorted values at those positions only.
+    kth = _order_statistics(n, quantiles, alpha, method)
+    partitioned = (np.partition(control, kth), np.partition(candidate, kth)) if kth else (control, candidate)
     use_bootstrap = method == "bootstrap"
     results: dict[float, QuantileDifference] = {}
     for q in quantiles:
@@ -171,7 +191,7 @@ def quantile_differences(
             )
             continue
         k = order_statistic_index(q, n)
-        for arm, values in (("control", ordered[0]), ("candidate", ordered[1])):
+        for arm, values in (("control", partitioned[0]), ("candidate", partitioned[1])):
             if not math.isfinite(values[k]):
                 results[q] = QuantileDifference(
                     q,
@@ -186,10 +206,10 @@ def quantile_differences(
     pending = [q for q in quantiles if q not in results]
     if use_bootstrap and pending:
         for item in _bootstrap(
-            control, candidate, ordered, pending, alpha=alpha, resamples=resamples, seed=seed
+            control, candidate, partitioned, pending, alpha=alpha, resamples=resamples, seed=seed
         ):
             results[item.quantile] = item
     else:
         for q in pending:
-            results[q] = _asymptotic(control, candidate, ordered, q, alpha=alpha, clusters=clusters)
+            results[q] = _asymptotic(control, candidate, partitioned, q, alpha=alpha, clusters=clusters)
     return tuple(results[q] for q in quantiles)
