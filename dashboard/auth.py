@@ -21,12 +21,14 @@ import yaml
 
 from shadowlab.config import Settings
 from shadowlab.errors import ShadowlabError, yaml_problem
+from shadowlab.store import changes
 
 Role = Literal["viewer", "decider"]
 AuthMode = Literal["password", "header", "off"]
 ROLES: tuple[str, ...] = get_args(Role)
 BCRYPT_MAX_BYTES = 72  # bcrypt ignores (bcrypt>=5: refuses) longer passwords
-LOCAL_USER = "local"
+# who acts when no one signs in (authentication off): the name decisions and experiment changes record
+LOCAL_USER = changes.LOCAL_USER
 SIGN_IN_FAILED = "Wrong user name or password."
 # A valid hash to check against when the user is unknown, so both failures take as long.
 _DUMMY_HASH = bcrypt.hashpw(b"not a password", bcrypt.gensalt(rounds=12))

@@ -195,7 +195,10 @@ def declare(
         "concluded": conclude and verdict in FINAL_VERDICTS,
     }
     if evidence["concluded"] and experiment.status != "concluded":
-        store.experiments.transition(experiment.name, "conclude", session=session)
+        store.experiments.transition(
+            experiment.name, "conclude", by=user.name, reason=f"declared {verdict}: {reason.strip()}",
+            session=session,
+        )  # fmt: skip
     row = store.decisions.add(
         experiment_id, verdict=verdict, winner_arm=winner_arm, computed_verdict=_computed(snapshot)[0],
         is_override=is_override, decided_by=user.name, decided_at=now or datetime.now(UTC),

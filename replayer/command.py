@@ -26,6 +26,13 @@ FactoryOf = Callable[[typer.Context], "sessionmaker[Session]"]
 # What `experiment create` checks beyond the spec itself (the CLI passes the other stages' checks): given the
 # command's context (its settings), the spec and the file's name for the message.
 SpecCheck = Callable[[typer.Context, "ExperimentSpec", str], None]
+# Budget changes and status transitions are kept in the experiment's changes (`shadowlab.store.changes`), by
+# "local": the command line has no signed-in user (the rule decisions follow).
+Name = Annotated[str, typer.Argument(help="Experiment name.")]
+Reason = Annotated[
+    str | None,
+    typer.Option(help="Why, kept with the change in the experiment's history (the dashboard's Live page)."),
+]
 
 
 def register(app: typer.Typer, settings_of: SettingsOf, check_spec: SpecCheck | None = None) -> None:
@@ -102,7 +109,7 @@ def _register_lifecycle(experiment_app: typer.Typer, settings_of: SettingsOf, fa
     """`experiment start`, `experiment budget` and the transitions `pause`, `resume`, `conclude`."""
 
     @experiment_app.command("start")
-    def start(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Experiment name.")]) -> None:
+    def start(ctx: typer.Context, name: Name, reason: Reason = None) -> None:
         """draft → running: checks the provider allowlist and prices, snapshots the price table."""
         from shadowlab import store
         from shadowlab.db import session_scope
@@ -110,7 +117,7 @@ def _register_lifecycle(experiment_app: typer.Typer, settings_of: SettingsOf, fa
 
         prices = load_price_table(settings_of(ctx).prices_file)
         with session_scope(factory_of(ctx)) as session:
-            experiment = store.experiments.start(name, prices, session=session)
+            experiment = store.experiments.start(name, prices, reason=reason, session=session)
             typer.echo(
                 f"started {name!r}; prices snapshotted for {', '.join(sorted(experiment.price_snapshot))}"
             )
@@ -118,8 +125,9 @@ def _register_lifecycle(experiment_app: typer.Typer, settings_of: SettingsOf, fa
     @experiment_app.command("budget")
     def budget(
         ctx: typer.Context,
-        name: Annotated[str, typer.Argument(help="Experiment name.")],
+        name: Name,
         usd: Annotated[float, typer.Argument(help="The new budget in USD (at least what it committed).")],
+        reason: Reason = None,
     ) -> None:
         """Set the experiment's budget (raise a spent one, then `experiment resume`)."""
         from shadowlab import store
@@ -128,20 +136,20 @@ def _register_lifecycle(experiment_app: typer.Typer, settings_of: SettingsOf, fa
 
         with session_scope(factory_of(ctx)) as session:
             experiment = store.experiments.by_name(name, session=session, lock=True)
-            before = set_budget(session, experiment, usd)
+            before = set_budget(session, experiment, usd, reason=reason)
             committed = committed_usd(session, experiment.id)
             status = experiment.status
         typer.echo(f"{name}: budget ${before:g} -> ${usd:g} (committed ${committed:.4f}; status {status})")
         if status == "budget_exhausted":
             typer.echo(f"resume it to replay again: shadowlab experiment resume {name}")
 
-    def transition(command: Transition) -> Callable[[typer.Context, str], None]:
-        def run(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Experiment name.")]) -> None:
+    def transition(command: Transition) -> Callable[[typer.Context, str, str | None], None]:
+        def run(ctx: typer.Context, name: Name, reason: Reason = None) -> None:
             from shadowlab import store
             from shadowlab.db import session_scope
 
             with session_scope(factory_of(ctx)) as session:
-                experiment = store.experiments.transition(name, command, session=session)
+                experiment = store.experiments.transition(name, command, reason=reason, session=session)
                 typer.echo(f"{name}: {experiment.status}")
 
         run.__doc__ = {"pause": "running → paused.", "resume": "paused or budget_exhausted → running.",

@@ -118,10 +118,18 @@ class BudgetError(ShadowlabError):
     exit_code = 2
 
 
-def set_budget(session: Session, experiment: Experiment, usd: float) -> float:
+def set_budget(
+    session: Session,
+    experiment: Experiment,
+    usd: float,
+    *,
+    by: str = store.changes.LOCAL_USER,
+    reason: str | None = None,
+) -> float:
     """Give the experiment a budget of `usd` (the spec's `budget.usd` too); returns the one it had (0: none).
     Refused below what is committed already, lower than the budget while it runs, and for a concluded
-    experiment. A `budget_exhausted` experiment stays so until `resume`."""
+    experiment. A `budget_exhausted` experiment stays so until `resume`. Recorded in the experiment's
+    changes as `by`'s (`shadowlab.store.changes`)."""
     if not (math.isfinite(usd) and usd > 0):
         raise BudgetError(f"budget: expected a positive amount of USD, found {usd}")
     if experiment.status == "concluded":
@@ -136,12 +144,16 @@ def set_budget(session: Session, experiment: Experiment, usd: float) -> float:
             f"budget: expected at least the ${committed:.4f} experiment {experiment.name!r} has committed, "
             f"found ${usd:g}"
         )
-    before = experiment.budget_usd or 0.0
+    before = experiment.budget_usd
     experiment.budget_usd = usd
     spec = dict(experiment.spec or {})
     spec["budget"] = {**dict(spec.get("budget") or {}), "usd": usd}
     experiment.spec = spec
-    return before
+    after = store.changes.budget_text(usd) or ""
+    store.changes.record(
+        experiment, "budget", store.changes.budget_text(before), after, by=by, reason=reason, session=session
+    )
+    return before or 0.0
 
 
 def _refuse(session: Session, experiment: Experiment, ledger: BudgetLedger) -> ReserveOutcome:
@@ -156,6 +168,10 @@ def _refuse(session: Session, experiment: Experiment, ledger: BudgetLedger) -> R
         return "wait"
     if experiment.status == "running":
         experiment.status = "budget_exhausted"
+        store.changes.record(
+            experiment, "status", "running", "budget_exhausted", by=store.changes.SYSTEM,
+            reason="the budget is spent: nothing more fits in it", session=session,
+        )  # fmt: skip
     return "exhausted"
 
 

@@ -28,6 +28,7 @@ ReplayStatus = Literal["ok", "error"]
 PreferenceResult = Literal["a", "b", "tie"]
 OrderShown = Literal["ab", "ba"]
 Verdict = Literal["ship", "dont_ship", "keep_running", "inconclusive"]
+ChangedField = Literal["budget", "status"]
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 BigId: sa.types.TypeEngine[int] = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -266,6 +267,27 @@ class Decision(Base):
         sa.ForeignKey("analysis_snapshots.id", ondelete="SET NULL")
     )
     supersedes_id: Mapped[int | None] = mapped_column(sa.ForeignKey("decisions.id"), unique=True)
+
+
+class ExperimentChange(Base):
+    """Who changed an experiment's budget or status, when, from what to what and why. Never updated
+    (migration 0012 makes the database refuse an UPDATE or DELETE, as for decisions)."""
+
+    __tablename__ = "experiment_changes"
+    __table_args__ = (
+        _one_of("field", get_args(ChangedField), "field"),
+        sa.Index("ix_experiment_changes_experiment_id_changed_at", "experiment_id", "changed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(sa.ForeignKey("experiments.id", ondelete="CASCADE"))
+    field: Mapped[str] = mapped_column(sa.String(16))
+    # a status name, or a budget in USD as text (repr of the float); None: no budget before
+    before: Mapped[str | None] = mapped_column(sa.String(64))
+    after: Mapped[str] = mapped_column(sa.String(64))
+    changed_by: Mapped[str] = mapped_column(sa.String(200))
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str | None] = mapped_column(sa.Text)
 
 
 class ForgottenUser(Base):

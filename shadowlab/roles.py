@@ -2,8 +2,9 @@
 
 Migrations run as the tables' owner; the services (ingest, replay, score, dashboard) connect as a role
 granted here. A role that does not own a table cannot `ALTER TABLE … DISABLE TRIGGER`, `DROP TRIGGER` or
-`TRUNCATE` it, so the decisions' immutability triggers hold against the app's own credentials. Decisions
-and the forget list are granted SELECT and INSERT only; the rest SELECT, INSERT, UPDATE and DELETE.
+`TRUNCATE` it, so the decisions' immutability triggers hold against the app's own credentials. Decisions,
+experiment changes and the forget list are granted SELECT and INSERT only; the rest SELECT, INSERT, UPDATE
+and DELETE.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from shadowlab.errors import ConfigError
 from shadowlab.models import TABLES
 
 # Rows that are written once and never changed by the app.
-APPEND_ONLY = ("decisions", "forgotten_users")
+APPEND_ONLY = ("decisions", "experiment_changes", "forgotten_users")
 
 
 def grant_app_role(engine: Engine, role: str) -> list[str]:

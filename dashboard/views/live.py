@@ -1,13 +1,56 @@
-"""Live: replays per second, errors by code, rate-limiter state and spend against budget."""
+"""Live: replays per second, errors by code, rate-limiter state, spend against budget, and who changed the
+budget or the status, when and why."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import pandas as pd
 import streamlit as st
 
 from analysis import display
 from dashboard import charts, data
-from dashboard.views.common import PageContext, md_escape, require_experiment, run_page, title
+from dashboard.views.common import (
+    PageContext,
+    db_session,
+    in_utc,
+    md_escape,
+    require_experiment,
+    run_page,
+    title,
+)
+from shadowlab import store
+from shadowlab.models import ExperimentChange
+
+CHANGE_COLUMNS = ["when", "by", "what", "change", "reason"]
+
+
+def _value(field: str, text: str | None) -> str:
+    if field == "budget":
+        return display.money(float(text)) if text is not None else "no budget"
+    return text or display.MISSING
+
+
+def changes_frame(changes: Sequence[ExperimentChange]) -> pd.DataFrame:
+    """One row per budget change or status transition, newest first, for a static table that wraps the
+    reasons. Cells are escaped Markdown: names and reasons are typed by people."""
+    rows = [
+        [f"{in_utc(c.changed_at):%d %b %Y %H:%M} UTC", c.changed_by, c.field,
+         f"{_value(c.field, c.before)} → {_value(c.field, c.after)}", c.reason or display.MISSING]
+        for c in changes
+    ]  # fmt: skip
+    return pd.DataFrame([[md_escape(cell) for cell in row] for row in rows], columns=CHANGE_COLUMNS)
+
+
+def change_history(ctx: PageContext, experiment_id: int) -> None:
+    st.subheader("Budget and status changes", anchor=False)
+    with db_session(ctx.database_url) as session:
+        frame = changes_frame(store.changes.history(experiment_id, session=session))
+    if frame.empty:
+        st.text("no budget change or status change recorded")
+        return
+    st.caption("Newest first. Changes are never edited; `--reason` on the command adds the why.")
+    st.table(frame.style.hide(axis="index"))
 
 
 def render(ctx: PageContext) -> None:
@@ -56,6 +99,8 @@ def render(ctx: PageContext) -> None:
         st.warning(f"{md_escape(key)}: waiting on the provider's retry-after until {until:%H:%M:%S} UTC")
     if limiter.empty and not live.limiter_blocked:
         st.text("no calls through the shared limiter in the last minute")
+
+    change_history(ctx, experiment.id)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from shadowlab.errors import NotFoundError
 from shadowlab.store import (
     arms,
     captures,
+    changes,
     decisions,
     experiments,
     labels,
@@ -28,6 +29,7 @@ __all__ = [
     "NotFoundError",
     "arms",
     "captures",
+    "changes",
     "decisions",
     "experiments",
     "labels",

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from shadowlab.errors import NotFoundError, ShadowlabError
 from shadowlab.models import Arm, Experiment, utcnow
+from shadowlab.store import changes
 
 if TYPE_CHECKING:  # imported where used: a read (analyze's load) starts before the spec models are built
     from shadowlab.experiment import ExperimentSpec
@@ -113,8 +114,16 @@ def create(spec: ExperimentSpec, *, session: Session, created_by: str = "") -> E
     return experiment
 
 
-def start(name: str, prices: PriceTable, *, session: Session) -> Experiment:
-    """draft → running: refuses providers outside the allowlist and unpriced models; snapshots prices."""
+def start(
+    name: str,
+    prices: PriceTable,
+    *,
+    by: str = changes.LOCAL_USER,
+    reason: str | None = None,
+    session: Session,
+) -> Experiment:
+    """draft → running: refuses providers outside the allowlist and unpriced models; snapshots prices;
+    recorded in the experiment's changes as `by`'s."""
     from shadowlab.experiment import check_startable
     from shadowlab.pricing import PriceTable
 
@@ -132,11 +141,20 @@ def start(name: str, prices: PriceTable, *, session: Session) -> Experiment:
     experiment.price_snapshot = snapshot
     experiment.status = "running"
     experiment.started_at = utcnow()
+    changes.record(experiment, "status", "draft", "running", by=by, reason=reason, session=session)
     return experiment
 
 
-def transition(name: str, command: Transition, *, session: Session) -> Experiment:
-    """pause / resume / conclude, each allowed only from the statuses in `_TRANSITIONS`."""
+def transition(
+    name: str,
+    command: Transition,
+    *,
+    by: str = changes.LOCAL_USER,
+    reason: str | None = None,
+    session: Session,
+) -> Experiment:
+    """pause / resume / conclude, each allowed only from the statuses in `_TRANSITIONS`; recorded in the
+    experiment's changes as `by`'s (`shadowlab.store.changes`)."""
     allowed, target = _TRANSITIONS[command]
     experiment = by_name(name, session=session, lock=True)
     if experiment.status not in allowed:
@@ -144,7 +162,8 @@ def transition(name: str, command: Transition, *, session: Session) -> Experimen
             f"experiment {name!r}: {command} expects status {' or '.join(sorted(allowed))}, "
             f"found {experiment.status}"
         )
-    experiment.status = target
+    before, experiment.status = experiment.status, target
     if target == "concluded":
         experiment.concluded_at = utcnow()
+    changes.record(experiment, "status", before, target, by=by, reason=reason, session=session)
     return experiment

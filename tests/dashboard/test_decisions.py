@@ -19,7 +19,7 @@ from dashboard.decisions import (
     declare,
     history,
 )
-from shadowlab import migrate
+from shadowlab import migrate, store
 from shadowlab.db import create_engine, session_factory, session_scope
 from shadowlab.models import AnalysisSnapshot, Decision, Experiment
 from tests.support.dashboard_seed import PLAN, PRICES, add_experiment
@@ -252,6 +252,12 @@ def test_shipping_concludes_the_experiment_and_keep_running_never_does(
     with _session(engine) as session:
         experiment = session.get_one(Experiment, eid)
         assert experiment.status == "concluded" and experiment.concluded_at is not None
+        trail = [
+            (c.before, c.after, c.changed_by, c.reason) for c in store.changes.history(eid, session=session)
+        ]
+        assert trail == [
+            ("running", "concluded", "erin", "declared ship: it passed")
+        ]  # the decider, as decided_by
     with _session(engine) as session:  # declaring again on a concluded experiment leaves it concluded
         third = declare(
             session, user=DECIDER, experiment_id=eid, verdict="ship", winner_arm="cand", reason="confirmed",

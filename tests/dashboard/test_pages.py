@@ -29,6 +29,8 @@ from dashboard.views.common import md_escape
 from dashboard.views.decide import history_frame
 from dashboard.views.metrics import effects_frame
 from dashboard.views.overview import arms_sentence
+from shadowlab import store
+from shadowlab.budget import set_budget
 from shadowlab.db import create_engine, session_factory, session_scope
 from shadowlab.models import AnalysisSnapshot
 from tests.support.analysis_documents import ROUTING
@@ -422,6 +424,31 @@ def test_live_page_shows_rates_errors_and_spend(seeded: Any, app_test: Callable[
     errors = at.dataframe[0].value
     assert list(errors["error code"]) == ["overloaded"]
     assert list(errors["replays"]) == [seeded.errors]
+
+
+def test_live_page_lists_who_changed_the_budget_and_status_as_text(
+    seeded: Any, app_test: Callable[..., AppTest], migrated: str
+) -> None:
+    assert "no budget change or status change recorded" in [t.value for t in app_test("views/live.py").text]
+    engine = create_engine(migrated)
+    with session_scope(session_factory(engine)) as session:
+        experiment = store.experiments.by_id(seeded.experiment_id, session=session, lock=True)
+        set_budget(session, experiment, 30.0, by="ana", reason="**more** <b>prompts</b> [x](http://e.vil)")
+        store.experiments.transition(experiment.name, "pause", by="bo", session=session)
+    engine.dispose()
+    at = app_test("views/live.py")
+    _no_exception(at)
+    table = at.table[-1].value
+    assert list(table.columns) == ["when", "by", "what", "change", "reason"]
+    assert list(table["by"]) == ["bo", "ana"]  # newest first
+    assert list(table["change"]) == [
+        md_escape("running → paused"),
+        md_escape(f"{display.money(5.0)} → {display.money(30.0)}"),
+    ]
+    assert list(table["reason"]) == [md_escape(display.MISSING),
+                                     md_escape("**more** <b>prompts</b> [x](http://e.vil)")]  # fmt: skip
+    shown = [cell.replace("\u2060\\", "") for cell in table["when"]]  # md_escape keeps '14:05' from a link
+    assert all(re.fullmatch(r"\d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d UTC", when) for when in shown), shown
 
 
 def test_glossary_explains_every_term_and_the_metrics(

@@ -118,14 +118,30 @@ def test_a_spent_budget_raised_then_resumed_reserves_again_never_below_what_is_c
             set_budget(session, experiment, 0.75)  # below the $1 spent
         with pytest.raises(BudgetError, match="positive"):
             set_budget(session, experiment, float("nan"))
-        assert set_budget(session, experiment, 1.5) == 1.0
+        assert set_budget(session, experiment, 1.5, reason=" more prompts ") == 1.0
         assert experiment.spec["budget"]["usd"] == 1.5 and experiment.status == "budget_exhausted"
-        store.experiments.transition("e", "resume", session=session)
+        store.experiments.transition("e", "resume", by="ana", session=session)
         with pytest.raises(BudgetError, match="pause it before lowering"):
             set_budget(session, experiment, 1.25)  # a reservation under 1.5 could land after the check
         assert reserve(session, experiment, 3, 0.5) == "reserved"
         assert reserve(session, experiment, 4, 0.5) == "wait"  # 1.5 committed: the new budget holds
         assert committed_usd(session, 1) == pytest.approx(1.5)
+    with factory() as session:  # the trail, newest first: a refused change leaves none
+        trail = [
+            (c.field, c.before, c.after, c.changed_by, c.reason)
+            for c in store.changes.history(1, session=session)
+        ]
+    assert trail == [
+        ("status", "budget_exhausted", "running", "ana", None),
+        ("budget", "1.0", "1.5", "local", "more prompts"),
+        (
+            "status",
+            "running",
+            "budget_exhausted",
+            "shadowlab",
+            "the budget is spent: nothing more fits in it",
+        ),
+    ]
 
 
 @pytest.mark.parametrize("factory", ["sqlite", "postgres"], indirect=True)

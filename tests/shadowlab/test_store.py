@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from shadowlab import migrate, store
@@ -150,6 +151,36 @@ def test_start_snapshots_prices_and_transitions_follow_the_status(
         assert concluded.status == "concluded" and concluded.concluded_at is not None
     with factory() as session:
         assert store.experiments.by_id(experiment_id, session=session, lock=True).status == "concluded"
+
+
+def test_every_status_transition_is_kept_in_an_append_only_trail(
+    factory: sessionmaker[Session], experiment_id: int
+) -> None:
+    with session_scope(factory) as session:
+        store.experiments.start("haiku-vs-sonnet", PRICES, session=session)
+        store.experiments.transition(
+            "haiku-vs-sonnet", "pause", by="ana", reason="judge outage", session=session
+        )
+    with session_scope(factory) as session, pytest.raises(store.experiments.ExperimentStateError):
+        store.experiments.transition("haiku-vs-sonnet", "pause", by="ana", session=session)  # leaves no row
+    with session_scope(factory) as session:
+        store.experiments.transition("haiku-vs-sonnet", "conclude", by="bo", reason="  ", session=session)
+    with factory() as session:
+        trail = store.changes.history(experiment_id, session=session)
+        assert [(c.field, c.before, c.after, c.changed_by, c.reason) for c in trail] == [
+            ("status", "paused", "concluded", "bo", None),
+            ("status", "running", "paused", "ana", "judge outage"),
+            ("status", "draft", "running", store.changes.LOCAL_USER, None),
+        ]
+        assert trail[0].changed_at >= trail[1].changed_at >= trail[2].changed_at
+    for statement in ("UPDATE experiment_changes SET reason = 'rewritten'", "DELETE FROM experiment_changes"):
+        refused = pytest.raises(sa.exc.DatabaseError, match="experiment changes are an audit trail")
+        with refused, session_scope(factory) as session:
+            session.execute(sa.text(statement))
+    with session_scope(factory) as session:  # deleting the experiment deletes its trail
+        session.execute(sa.text("DELETE FROM experiments WHERE id = :id"), {"id": experiment_id})
+    with factory() as session:
+        assert store.changes.history(experiment_id, session=session) == []
 
 
 def test_replay_counts_and_the_pairs_a_person_can_label(
