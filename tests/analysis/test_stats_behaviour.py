@@ -141,3 +141,31 @@ def test_a_failed_answer_counts_at_the_worst_score_in_quality() -> None:
     assert result.primary.ci_high is not None and result.primary.ci_high < 0
     (survivors,) = [r for r in result.robustness if "survivors only" in r.test]
     assert survivors.n == 800 and survivors.estimate == 0.0
+
+
+@pytest.mark.parametrize("shape", ["continuous", "tied", "zeros and signed zeros", "all zero", "infinite"])
+def test_signed_rank_sum_matches_scipy_mid_ranks(shape: str) -> None:
+    from scipy.stats import rankdata
+
+    from analysis.stats.paired import signed_rank_sum
+
+    rng = np.random.default_rng(7)
+    d = {
+        "continuous": rng.normal(0.1, 1, 5_000),
+        "tied": rng.integers(-4, 5, 5_000).astype(float) / 2,
+        "zeros and signed zeros": np.concatenate((rng.normal(size=50), [0.0, -0.0, 0.0, 1.5, -1.5])),
+        "all zero": np.zeros(40),
+        "infinite": np.array([np.inf, -np.inf, 2.0, -2.0, 0.5]),
+    }[shape]
+    ranks = rankdata(np.abs(d), method="average")  # the definition: mid-ranks of |d|, zeros ranked (Pratt)
+    _, groups = np.unique(np.abs(d), return_counts=True)
+    w_plus, ties = signed_rank_sum(d)
+    assert w_plus == ranks[d > 0].sum()
+    assert ties.tolist() == groups.tolist()
+
+
+def test_signed_rank_sum_refuses_a_nan_difference() -> None:
+    from analysis.stats.paired import signed_rank_sum
+
+    with pytest.raises(ValueError, match="NaN"):
+        signed_rank_sum(np.array([1.0, np.nan]))
