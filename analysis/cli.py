@@ -158,7 +158,7 @@ def analyze_stored(
 
 def parse_fail_on(text: str) -> tuple[str, ...]:
     """`dont_ship,inconclusive` → the verdict names; unknown names are an error."""
-    from analysis.decision import VERDICTS
+    from analysis.verdict_names import VERDICTS
 
     names = tuple(part.strip() for part in text.split(",") if part.strip())
     unknown = [n for n in names if n not in VERDICTS]
@@ -171,8 +171,12 @@ def parse_fail_on(text: str) -> tuple[str, ...]:
 
 def gate(settings: Any, experiment: str, fail_on: str, json_output: bool) -> int:
     """Exit 0 when the verdict may deploy, 1 (with reasons) when it is one of `fail_on`, 2 on bad input."""
-    try:
+    try:  # before anything is imported for the analysis (`_bad_input` imports the statistics)
         blocking = parse_fail_on(fail_on)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID_INPUT
+    try:
         report = _run(settings, experiment)
     except _bad_input(ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
 
 from analysis.analyze import Analysis
 from analysis.conditions import (
@@ -30,6 +29,7 @@ from analysis.stats.sequential import (
     n_for_power,
     sequential_comparison,
 )
+from analysis.verdict_names import VERDICTS, VerdictName
 
 # "≈N more prompts" is the sample at which every pending condition clears its boundary with this chance if
 # the effects are exactly what they are now. The estimates are noisy, so the chance actually delivered is
@@ -51,8 +51,6 @@ def _chance_words(chance: float) -> str:
 # "about an 80 % chance of a decision": the one wording of PROMISED_CHANCE.
 CHANCE_OF_DECISION = _chance_words(PROMISED_CHANCE)
 
-VerdictName = Literal["ship", "dont_ship", "keep_running", "inconclusive", "invalid"]
-VERDICTS: tuple[VerdictName, ...] = ("ship", "dont_ship", "keep_running", "inconclusive", "invalid")
 # Health checks that gate a verdict; minimum n is the plan's min_sample and keeps the experiment running.
 _NOT_GATING = ("minimum_n",)
 # What a failed health check means and what to do about it, in the words a product manager reads.

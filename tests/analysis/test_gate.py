@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -85,3 +87,15 @@ def test_parse_fail_on() -> None:
     assert parse_fail_on("dont_ship, inconclusive") == ("dont_ship", "inconclusive")
     with pytest.raises(ValueError, match="found maybe"):
         parse_fail_on("maybe")
+
+
+def test_a_bad_fail_on_is_refused_before_the_statistics_are_imported() -> None:
+    """`gate EXP --fail-on typo` fails at once: while the experiment's reads are running (the prefetch), the
+    statistics' imports would cost a second of CPU before the one error line."""
+    code = (
+        "import sys\nfrom analysis.cli import parse_fail_on\ntry:\n    parse_fail_on('maybe')\n"
+        "except ValueError:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('scipy', 'analysis.stats'))))"
+    )
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert imported.stdout.strip() == "[]", imported.stdout
