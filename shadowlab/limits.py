@@ -248,7 +248,7 @@ class RateLimiter:
         if kind == "pause" and until:
             ends = datetime.fromisoformat(until)
             window.pause(self._monotonic() + (ends - self._clock()).total_seconds())
-        elif kind == "grants":
+        elif kind == "grants" and until != self.worker_id:  # its own change: the beat that made it is enough
             self._wake.set()
 
     async def acquire(self, key: str, input_tokens: int, output_tokens: int) -> Permit:

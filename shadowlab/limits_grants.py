@@ -31,7 +31,9 @@ from shadowlab.models import RateLimitGrant, RateLimitKey, WorkerHeartbeat
 
 __all__ = ["CHANNEL", "GrantBook", "KeyGrant", "aware"]
 
-CHANNEL = "shadowlab_limits"  # NOTIFY payloads: "grants <key>" and "pause <key> <iso time>"
+# NOTIFY payloads: "grants <key> <worker id>" (whose share changed: that worker skips its own) and
+# "pause <key> <iso time>".
+CHANNEL = "shadowlab_limits"
 _RATE_DIMS = ("rpm", "input_tpm", "output_tpm")
 _USE_OF = {"rpm": "requests", "input_tpm": "input_tokens", "output_tpm": "output_tokens"}
 # Core tables and plain DML for the statements of every heartbeat (one a second per worker): the ORM's
@@ -93,7 +95,7 @@ class GrantBook:
             for key in sorted(self.limits):  # one order for every worker: no lock cycles
                 grants[key] = self._grant(session, self.limits[key], now, uses[key], held.get(key))
                 if grants[key].changed:
-                    self._notify(session, f"grants {key}")
+                    self._notify(session, f"grants {key} {self.worker_id}")
             return grants
 
     def _renew(self, session: Session, now: datetime) -> None:
@@ -191,7 +193,7 @@ class GrantBook:
                     .values(rpm=0, input_tpm=0, output_tpm=0, concurrency=0, concurrency_extra=0, **used,
                             extra_until=gone, expires_at=now, counted_until=gone)
                 )  # fmt: skip
-                self._notify(session, f"grants {key}")
+                self._notify(session, f"grants {key} {self.worker_id}")
 
     def _notify(self, session: Session, payload: str) -> None:
         if self.postgres:  # delivered at commit; SQLite workers poll at each heartbeat instead
