@@ -9,7 +9,8 @@ are in flight.
 Results are written by one writer that takes whatever has arrived since its last transaction, after waiting
 up to `_LINGER_S` for a quarter of the places' results to gather (a group commit costs ~0.4 ms of client CPU
 whatever its size: one per result was a tenth of a judge call's CPU on an idle machine); an item's place is
-freed only once its result is durable. The writer never touches the budget ledger (settlements go with the
+freed only once its result is committed (on Postgres without waiting for the disk, `scoring.tasks`: a scorer
+killed at any point loses none of it). The writer never touches the budget ledger (settlements go with the
 next wave's reservations), so its transactions do not queue behind other processes' on the ledger row.
 """
 

@@ -48,6 +48,15 @@ _TASKS = cast(sa.Table, ScoreTask.__table__)
 _DONE = sa.update(_TASKS).where(_TASKS.c.id.in_(sa.bindparam("ids", expanding=True))).values(done=True)
 # Postgres: the ids as one array, so the statement is one text whatever the batch size (prepared once).
 _PG_DONE = sa.text("UPDATE score_tasks SET done = true WHERE id = ANY(CAST(:ids AS bigint[]))")
+# A group commit of results does not wait for its WAL to reach the disk (`synchronous_commit` off for that
+# transaction alone: set_config(…, true), so the pooled connection keeps the server's setting for the budget's
+# statements). It is visible to every session at once and survives a scorer killed at any point; only a crash
+# of Postgres itself can lose the last such commits, and then results and their tasks' `done` together: those
+# tasks are open again once their lease has passed and are judged again (paid again, as calls whose results a
+# killed scorer never wrote are). No score is stored twice (unique rows), and no money is in this transaction:
+# judge calls' reservations and settlements (`budget_judges`) stay durable at commit. Each group commit waited
+# ~2 ms for the disk here, with its results' places held through it.
+_NO_FLUSH_WAIT = "no_flush_wait AS (SELECT set_config('synchronous_commit', 'off', true) AS off)"
 # Postgres: a group commit of results of one kind, its rows and its tasks done, as one statement, its batch
 # one JSON parameter (each row with its task id) sent straight to the driver (`db.driver_rows`).
 _FINISH_TYPES = {
@@ -55,8 +64,9 @@ _FINISH_TYPES = {
 }
 _PG_FINISH = {
     table: sa.text(f"WITH r AS (SELECT * FROM {pg_json_rows(_FINISH_TYPES[table], 'j', 'rows')}), "
-                   f"written AS ({store.scores.insert_ignore_sql(table, 'r')}) "
-                   "UPDATE score_tasks SET done = true FROM r WHERE score_tasks.id = r.task_id")
+                   f"written AS ({store.scores.insert_ignore_sql(table, 'r')}), "
+                   f"{_NO_FLUSH_WAIT} UPDATE score_tasks SET done = true FROM r, no_flush_wait "
+                   "WHERE score_tasks.id = r.task_id")
     for table in (Score, Preference)
 }  # fmt: skip
 
