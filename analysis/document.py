@@ -14,6 +14,7 @@ from analysis.json_values import json_number as _num
 from analysis.plan import DecisionPlan
 from analysis.render import analysis_json
 from analysis.routing import RoutingRecommendation
+from analysis.rule_mde import rule_mdes
 from analysis.stats.ranking import Ranking
 from analysis.stats.sequential import SequentialComparison, SequentialInterval
 
@@ -119,7 +120,8 @@ def analysis_document(
     table: ExperimentTable | None = None,
 ) -> tuple[dict[str, Any], Verdict | None]:
     """The full JSON document; the verdict block is filled when a decision plan is given, the `clustering`
-    block (the unit of analysis, on the primary metric and first candidate) when the `table` has clusters."""
+    block (the unit of analysis, on the primary metric and first candidate) when the `table` has clusters.
+    Each comparison's `mde` is the decision rule's (`analysis.rule_mde`; `mde_test` names the test)."""
     doc = analysis_json(analysis)
     others = [c.candidate for c in analysis.comparisons]
     others = others or [arm for arm in analysis.arms if arm != analysis.control]
@@ -127,6 +129,10 @@ def analysis_document(
     if table is not None and others:
         clustering = clustering_of(table, control=analysis.control, candidate=others[0], plan=plan)
     doc["clustering"] = clustering_json(clustering)
+    for row, mde in zip(doc["comparisons"], rule_mdes(analysis, plan), strict=True):
+        # What the pages show: the MDE of the plan's own test (the stats' two-sided one without a plan).
+        row.update(mde=_num(mde.now), mde_test=mde.test, mde_planned=_num(mde.planned),
+                   mde_planned_n=mde.planned_n)  # fmt: skip
     if plan is None:
         return doc, None
     verdict = decide(analysis, plan)

@@ -88,6 +88,19 @@ def n_for_half_width(sigma: float, target: float, *, n_star: float, alpha: float
     return math.ceil(high)
 
 
+def detectable_gap(
+    sigma: ArrayLike, n: ArrayLike, *, n_star: float, alpha: float, power: float = 0.8
+) -> FloatArray:
+    """σ·(factor(n) + z_power/√n): the smallest distance from a boundary that the confidence sequence at n
+    units clears with probability `power` (the always-valid MDE; `n_for_power` solves it for n)."""
+    size = np.asarray(n, dtype=np.float64)
+    spread = np.asarray(sigma, dtype=np.float64)
+    result: FloatArray = spread * (
+        boundary_factor(size, n_star=n_star, alpha=alpha) + normal_quantile(power) / np.sqrt(size)
+    )
+    return result
+
+
 def n_for_power(sigma: float, gap: float, *, n_star: float, alpha: float, power: float = 0.8) -> int | None:
     """Smallest n at which the confidence sequence clears a boundary `gap` away with probability `power`.
 
@@ -98,10 +111,9 @@ def n_for_power(sigma: float, gap: float, *, n_star: float, alpha: float, power:
     """
     if not (sigma > 0 and gap > 0 and math.isfinite(sigma) and math.isfinite(gap) and 0.0 < power < 1.0):
         return None
-    z = normal_quantile(power)
 
     def short(n: float) -> bool:
-        return sigma * (float(boundary_factor(n, n_star=n_star, alpha=alpha)) + z / math.sqrt(n)) > gap
+        return float(detectable_gap(sigma, n, n_star=n_star, alpha=alpha, power=power)) > gap
 
     low, high = 1.0, 1.0
     while short(high):
