@@ -110,7 +110,7 @@ class Prefetch:
 
     def scores(self) -> tuple[Any, ...] | None:
         """The experiment's replay id span (`shadowlab.store.scorers.ReplaySpan`), each pointwise scorer's
-        latest version (`shadowlab.scorer_versions`) and the row of their scores (`scores_sql`; None without
+        latest version (`shadowlab.scorer_versions`) and the row of their scores (`scores_chain`; None without
         any); `PrefetchFailed` when a read failed."""
         return self._scores.get()
 

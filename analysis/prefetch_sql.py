@@ -7,6 +7,7 @@ numeric column as the concatenation of its values' 8-byte binary forms, every st
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -72,23 +73,6 @@ def captures_sql() -> str:
     return f"SELECT {', '.join(columns)} FROM captured_requests WHERE id BETWEEN %s AND %s"
 
 
-def scores_sql(pairs: Sequence[tuple[str, str]], by_range: bool) -> str:
-    """The scores of the chosen (scorer, version) `pairs` of the experiment's replays, as concatenated binary
-    columns: replay id, value (NULL → NaN) and, with two pairs or more, the pair's position. Parameters: each
-    pair's name and version, then the replays' id range (`by_range`) or the experiment id."""
-    which = " OR ".join("(scorer_name = %s AND scorer_version = %s)" for _ in pairs)
-    ours = (
-        "replay_id BETWEEN %s AND %s"
-        if by_range
-        else "replay_id IN (SELECT id FROM replays WHERE experiment_id = %s)"
-    )
-    columns = [_int_column("replay_id"), _float_column("value")]
-    if len(pairs) > 1:
-        cases = " ".join(f"WHEN scorer_name = %s AND scorer_version = %s THEN {i}" for i in range(len(pairs)))
-        columns.append(_int_column(f"CASE {cases} END"))
-    return f"SELECT {', '.join(columns)} FROM scores WHERE ({which}) AND {ours}"
-
-
 def _int_column(expression: str) -> str:
     return f"string_agg(int8send(({expression})::bigint), ''::bytea)"
 
@@ -142,7 +126,11 @@ def head_of(connection: Any, name: str) -> Head | None:
 
 def scores_chain(connection: Any, eid: int) -> tuple[Any, ...]:
     """`analysis.load_start.choose_scorers` (without the preference scorers) then `read_scores`, in SQL of
-    their own: the same span, the same versions by the same rule, the same rows."""
+    their own: the same span, the same versions by the same rule, the same rows. The scores are read once:
+    grouped by (scorer, version), each group with its last write and its rows (replay id, value: NULL → NaN)
+    as concatenated binary columns; the latest version's rows are kept (a second version's rows are read
+    and dropped: one scan instead of one to choose and one to read). Returns the span, each scorer's latest
+    version and the row `analysis.score_reads.scores_from_row` decodes (None without scores)."""
     spanned = "SELECT min(id), max(id), count(*) FROM replays WHERE experiment_id = %s"
     low, high, count = one_row(connection, spanned, [eid], binary=False)
     span = (int(low), int(high), int(count)) if count else (0, 0, 0)
@@ -153,19 +141,27 @@ def scores_chain(connection: Any, eid: int) -> tuple[Any, ...]:
         if every
         else "replay_id IN (SELECT id FROM replays WHERE experiment_id = %s)"
     )
-    with connection.cursor() as cursor:
+    columns = f"scorer_name::text, scorer_version::text, max(created_at), {_int_column('replay_id')}, " + (
+        _float_column("value")
+    )
+    with connection.cursor(binary=True) as cursor:
         cursor.execute(
-            f"SELECT scorer_name, scorer_version, max(created_at) FROM scores WHERE {of} GROUP BY 1, 2",
-            [low, high] if every else [eid],
+            f"SELECT {columns} FROM scores WHERE {of} GROUP BY 1, 2", [low, high] if every else [eid]
         )
-        latest = latest_versions((str(n), str(v), last) for n, v, last in cursor.fetchall())
+        groups = {(_text(n), _text(v)): (last, ids, values) for n, v, last, ids, values in cursor.fetchall()}
+    latest = latest_versions((n, v, last) for (n, v), (last, _, _) in groups.items())
     if not latest:
         return span, latest, None
-    pairs = list(latest.items())
-    by_range = high - low < 2 * count
-    named = [x for pair in pairs for x in pair]
-    params = [*(named if len(pairs) > 1 else []), *named, *([low, high] if by_range else [eid])]
-    return span, latest, one_row(connection, scores_sql(pairs, by_range), params)
+    chosen = [groups[pair][1:] for pair in latest.items()]
+    ids, values = b"".join(bytes(c[0]) for c in chosen), b"".join(bytes(c[1]) for c in chosen)
+    if len(chosen) == 1:
+        return span, latest, (ids, values)
+    codes = b"".join(struct.pack(">q", i) * (len(c[0]) // 8) for i, c in enumerate(chosen))
+    return span, latest, (ids, values, codes)
+
+
+def _text(value: Any) -> str:
+    return bytes(value).decode() if isinstance(value, bytes | memoryview) else str(value)
 
 
 def replays_row(connection: Any, head: Head) -> tuple[Any, ...]:

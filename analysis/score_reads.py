@@ -73,7 +73,8 @@ def read_scores(session: Session, eid: int, choice: ScorerChoice) -> dict[str, S
 
 
 def scores_from_row(row: Sequence[Any], latest: dict[str, str]) -> dict[str, ScoreVersion]:
-    """`read_scores`'s answer from the row `analysis.prefetch.scores_sql` has Postgres send."""
+    """`read_scores`' answer from the row `analysis.prefetch_sql.scores_chain` builds: replay ids, values and,
+    with two versions or more, each row's version (its position in `latest`)."""
     pairs = list(latest.items())
     ids, values = cells(row[0], "int"), cells(row[1], "float")
     codes = cells(row[2], "int") if len(pairs) > 1 else np.zeros(len(ids), dtype=np.int64)

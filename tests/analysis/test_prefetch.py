@@ -67,6 +67,32 @@ def test_prefetched_reads_give_the_loaders_own_analysis(pg_database: str) -> Non
 
 
 @pytest.mark.postgres
+def test_an_older_version_and_a_gap_in_the_replay_ids_read_as_the_loader_reads_them(pg_database: str) -> None:
+    """The prefetch reads every version's scores in one scan and keeps the latest: an older version (written
+    before, other values) must not leak in; with replays deleted the experiment's ids leave gaps, so its
+    scores are found through its replays rather than by their id range."""
+    seed_experiment(pg_database, "exp-v", n=140, seed=7)
+    engine = create_engine(pg_database)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO scores (replay_id, scorer_name, scorer_version, value, details, created_at) "
+            "SELECT id, 'judge_score', 'v0', 0.0, '{}', now() - interval '1 day' FROM replays"
+        ))  # fmt: skip
+    engine.dispose()
+    expected = _analysed(pg_database, "exp-v", prefetched=False)
+    assert start_from_argv(["analyze", "exp-v"], {"SHADOWLAB_DATABASE_URL": pg_database}) is not None
+    assert _analysed(pg_database, "exp-v", prefetched=True) == expected
+    engine = create_engine(pg_database)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM replays WHERE id % 7 = 3"))
+    engine.dispose()
+    gappy = _analysed(pg_database, "exp-v", prefetched=False)
+    assert gappy != expected
+    assert start_from_argv(["analyze", "exp-v"], {"SHADOWLAB_DATABASE_URL": pg_database}) is not None
+    assert _analysed(pg_database, "exp-v", prefetched=True) == gappy
+
+
+@pytest.mark.postgres
 def test_the_load_sees_what_the_prefetch_saw(pg_database: str) -> None:
     """Rows committed after the prefetch's snapshot are invisible to the whole load: a newer judge version
     written meanwhile (read by the loader's own sessions, not the prefetch) is not chosen."""
