@@ -39,8 +39,11 @@ TERMS: dict[str, str] = {
     "control; if it does not, the setup (not the candidate) is broken and the verdict is Invalid.",
     "Health checks": "Checks that the comparison is fair: the A/A copy agrees, failures and missing scores "
     "are even across arms, the judge is consistent. A failed check blocks any verdict.",
-    "Minimum detectable effect (MDE)": "The smallest change this sample would detect 80 % of the time. If "
-    "the margin is smaller than the MDE, more prompts are needed.",
+    "Minimum detectable effect (MDE)": "The smallest true change the experiment's decision rule would "
+    "detect 80 % of the time at this sample, with the test the plan uses: the always-valid intervals of a "
+    "sequential plan (wider, so a larger MDE) or one look at a fixed plan's end. For a guardrail it is how "
+    "far inside its margin the true change must be to be shown within it. A change smaller than the MDE "
+    "probably needs more prompts.",
     "Cluster": "Repeats of one prompt (the same question asked many times) count as one group, so a popular "
     "question does not make the result look more certain than it is.",
     "Preference": "A judge model sees both answers to a prompt (in both orders, to cancel position bias) and "

@@ -20,6 +20,7 @@ from analysis.results import no_difference, no_difference_text, no_events, no_ev
 from analysis.routing import RoutingRule
 from analysis.routing_text import risk_sentences, route_rows
 from analysis.routing_text import saving_sentence as routing_saving
+from analysis.rule_mde import mde_words
 from analysis.segments import segment_dimensions
 from analysis.summary import Results, health_name, results
 from shadowlab import store
@@ -278,7 +279,8 @@ def power_sentence(doc: dict[str, Any]) -> str:
         f"{display.count(doc['n_requests'])} requests, {display.count(verdict.get('n'))} complete prompts; "
         f"the plan gives no verdict before {low} prompts and ends at {high} (the planned sample). {looks}"
         + (f"; about {display.count(more)} more prompts expected to settle it" if more else "")
-        + ". The smallest change each metric can detect (MDE, at 80 % power) is in the metrics table."
+        + ". Metrics table: "
+        + mde_words(next((c["mde_test"] for c in doc.get("comparisons") or [] if c.get("mde_test")), None))
     )
 
 

@@ -122,17 +122,17 @@ def mde_words(test: str | None, planned: int | None = None) -> str:
     at = f" At planned n ({planned:,} prompts): with today's variance." if planned else ""
     if test == "always-valid":
         return (
-            "MDE of the decision rule's own test: the sequential plan's always-valid intervals, wider than "
-            f"a single look's, so larger. {roles_said}{at}"
+            "MDE (80 % power) of the decision rule's own test, the sequential plan's always-valid "
+            f"intervals (wider than a single look's, so the MDE is larger). {roles_said}{at}"
         )
     if test == "fixed-horizon":
         return (
-            "MDE of the decision rule's own test: the fixed-horizon interval, read once at the planned "
-            f"sample. {roles_said}{at}"
+            "MDE (80 % power) of the decision rule's own test, the fixed-horizon interval read once at the "
+            f"planned sample. {roles_said}{at}"
         )
     return (
-        "No decision plan: the MDE of a single-look two-sided test, the smallest true change detected "
-        "80 % of the time."
+        "MDE (80 % power) of a single-look two-sided test, as there is no decision plan: the smallest true "
+        "change detected 80 % of the time."
     )
 
 

@@ -52,6 +52,11 @@ class ComparisonView:
     control_value: float | None
     candidate_value: float | None
     quantiles: tuple[QuantileView, ...]
+    # The test the MDE is for ('always-valid', 'fixed-horizon', 'fixed-horizon (no plan)'); None in
+    # snapshots written before the MDE followed the plan, whose `mde` is the fixed-horizon two-sided one.
+    mde_test: str | None = None
+    mde_planned: float | None = None
+    mde_planned_n: int | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,9 @@ def _comparison(raw: Any, where: str) -> ComparisonView:
         quantiles=tuple(
             _quantile(q, f"{where}.quantiles[{i}]") for i, q in enumerate(_list(c.get("quantiles"), where))
         ),
+        mde_test=None if c.get("mde_test") is None else str(c.get("mde_test")),
+        mde_planned=_num(c.get("mde_planned")),
+        mde_planned_n=None if _num(c.get("mde_planned_n")) is None else int(c["mde_planned_n"]),
     )
 
 
@@ -236,7 +244,9 @@ def parse_snapshot(analysis: Any, *, computed_at: datetime, n_requests: int) -> 
 
 
 def projected_mde(mde: float | None, n: int, target_n: int, kind: str) -> float | None:
-    """MDE at `target_n` pairs from the MDE at n (SE ∝ 1/√n); latency MDEs are ratios, scaled on the log."""
+    """MDE at `target_n` pairs from a fixed-horizon MDE at n (SE ∝ 1/√n); latency MDEs are ratios, scaled on
+    the log. Only for old snapshots: the analysis now writes the plan's MDE at its planned n
+    (`ComparisonView.mde_planned`), which for always-valid intervals does not scale as 1/√n."""
     if mde is None or n <= 0 or target_n <= 0:
         return None
     shrink = math.sqrt(n / target_n)

@@ -6,8 +6,9 @@ statistics and the power numbers are one click away for engineers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import pandas as pd
 import streamlit as st
@@ -15,6 +16,9 @@ import streamlit as st
 from analysis import display
 from analysis.decision import CHANCE_OF_DECISION
 from analysis.glossary import TERMS
+from analysis.plan import DecisionPlan, PlanError
+from analysis.rule_mde import column_roles, mde_words
+from analysis.stats.results import MetricKind
 from analysis.summary import Results, health_name, results
 from dashboard import data
 from dashboard.queries import ArmRow, ExperimentRow
@@ -179,22 +183,53 @@ def _mde(c: ComparisonView, value: float | None) -> str:
     return display.points(value)
 
 
-def power_frame(snap: SnapshotView, target_n: int | None) -> pd.DataFrame:
+def _mde_planned(c: ComparisonView, target_n: int | None) -> float | None:
+    """The analysis' MDE at the planned sample; a snapshot from before it wrote one scales its MDE."""
+    if c.mde_test is not None:
+        return c.mde_planned
+    return projected_mde(c.mde, c.n, target_n, c.kind) if target_n else None
+
+
+def _roles(plan: Mapping[str, Any] | None, snap: SnapshotView) -> dict[str, str]:
+    """Each compared metric's role in the plan, as the MDE follows it ({} without a readable plan)."""
+    try:
+        decision = DecisionPlan.from_dict(plan or {})
+    except PlanError:
+        return {}
+    kinds = {c.metric: cast(MetricKind, c.kind) for c in snap.comparisons}
+    return {
+        column: role.replace("other", "no harm") for column, role in column_roles(decision, kinds).items()
+    }
+
+
+def power_frame(
+    snap: SnapshotView, target_n: int | None, plan: Mapping[str, Any] | None = None
+) -> pd.DataFrame:
+    roles = _roles(plan, snap)
     rows = [
         {
-            "metric": display.metric_name(c.metric),
+            "metric": display.metric_name(c.metric) + _ROLE_SUFFIX.get(roles.get(c.metric, "no harm"), ""),
             "candidate": c.candidate,
             "pairs": display.count(c.n),
             "MDE now": _mde(c, c.mde),
-            "MDE at planned n (approx.)": _mde(c, projected_mde(c.mde, c.n, target_n, c.kind))
-            if target_n
-            else display.MISSING,
+            "MDE at planned n (approx.)": _mde(c, _mde_planned(c, target_n)),
         }
         for c in snap.comparisons
     ]
     return pd.DataFrame(
         rows, columns=["metric", "candidate", "pairs", "MDE now", "MDE at planned n (approx.)"]
     )
+
+
+def power_words(snap: SnapshotView) -> str:
+    """Which test the MDEs are for (the plan's), and that the planned figure assumes today's variance."""
+    tested = next((c for c in snap.comparisons if c.mde_test is not None), None)
+    if tested is None:  # written before the MDE followed the plan: a single-look two-sided test
+        return (
+            "MDE of a single-look two-sided test: the decision rule may need a larger effect (analyse again "
+            "for the rule's own). At planned n: scaled from today's variance."
+        )
+    return mde_words(tested.mde_test, tested.mde_planned_n)
 
 
 def eta_text(experiment: ExperimentRow, snap: SnapshotView, requests_per_hour: float) -> str:
@@ -272,9 +307,9 @@ def render(ctx: PageContext) -> None:
             # A static table: 'detail' (what was found) wraps instead of being cut at 1280 px.
             st.table(frame.map(md_escape).style.hide(axis="index"))
             column_guide(HEALTH_COLUMNS, "Health checks", "A/A check (noise floor)", "p-value")
-    with st.expander("Power: the smallest effect this sample detects (80 % power)"):
+    with st.expander("Power: the smallest effect the decision rule detects (80 % power)"):
         st.dataframe(
-            power_frame(snap, experiment.target_requests),
+            power_frame(snap, experiment.target_requests, experiment.plan),
             hide_index=True,
             height="content",
             column_config={
@@ -283,6 +318,7 @@ def render(ctx: PageContext) -> None:
                 ),
             },
         )
+        st.caption(md_escape(power_words(snap)))
         plan = experiment.plan or {}
         primary = plan.get("primary_metric")
         if primary:

@@ -16,6 +16,7 @@ from analysis.display import VERDICT_LABELS
 from analysis.facts import RequestFacts
 from analysis.report import TOP_SEGMENTS, power_sentence
 from analysis.routing_table import read_routing_table
+from analysis.rule_mde import mde_words
 
 HOSTILE = '<script>document.title="pwned"</script><img src=x onerror="document.title=1">'
 EXPERIMENT = "sonnet-to-cheaper"
@@ -122,4 +123,12 @@ def test_the_power_sentence_says_what_the_sample_means_before_naming_n_star() ->
     fixed = power_sentence(
         {"n_requests": 200, "verdict": {**verdict, "design": "fixed", "more_prompts": None}}
     )
-    assert "It decides once, at 240 prompts (fixed horizon, N* = 240). The smallest change" in fixed
+    assert (
+        "It decides once, at 240 prompts (fixed horizon, N* = 240). Metrics table: MDE (80 % power)" in fixed
+    )
+    # the MDE's words name the test the document's MDEs are for (analysis.rule_mde)
+    assert sentence.endswith(mde_words(None))  # no mde_test: a document from before, or no plan
+    rows = [{"metric": "cost_usd", "mde_test": "always-valid"}]
+    sequential = power_sentence({"n_requests": 200, "verdict": verdict, "comparisons": rows})
+    assert sequential.endswith(". Metrics table: " + mde_words("always-valid"))
+    assert "always-valid intervals (wider than a single look's" in sequential

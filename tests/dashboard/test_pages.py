@@ -20,6 +20,7 @@ from analysis import display
 from analysis.decision import CHANCE_OF_DECISION
 from analysis.glossary import KINDS, METRICS, TERMS
 from analysis.routing_text import route_rows, saving_sentence
+from analysis.rule_mde import mde_words
 from analysis.summary import health_name, results
 from dashboard import charts
 from dashboard.decisions import AGREEING, DecisionRecord
@@ -28,7 +29,7 @@ from dashboard.snapshot import VERDICT_LABELS, parse_snapshot
 from dashboard.views.common import md_escape
 from dashboard.views.decide import history_frame
 from dashboard.views.metrics import effects_frame
-from dashboard.views.overview import arms_sentence
+from dashboard.views.overview import arms_sentence, power_frame, power_words
 from shadowlab import store
 from shadowlab.budget import set_budget
 from shadowlab.db import create_engine, session_factory, session_scope
@@ -146,6 +147,14 @@ def test_overview_shows_verdict_reasons_health_and_power(
     assert all(len(p) <= 12 for p in health["p"])
     power = at.dataframe[0].value
     assert list(power["pairs"]) == [f"{c['n']:,}" for c in seeded.analysis["comparisons"]]
+    # the MDE of the plan's own test (always-valid: sequential is the default), now and at the planned 400
+    judge = next(c for c in seeded.analysis["comparisons"] if c["metric"] == "judge_score")
+    assert (judge["mde_test"], judge["mde_planned_n"]) == ("always-valid", 400)
+    row = list(power["metric"]).index(display.metric_name("judge_score") + " (goal)")
+    assert power["MDE now"][row] == display.points(judge["mde"])
+    assert power["MDE at planned n (approx.)"][row] == display.points(judge["mde_planned"])
+    captions = [c.value for c in at.caption]
+    assert md_escape(mde_words("always-valid", 400)) in captions
 
 
 def test_overview_of_an_invalid_analysis_says_fix_the_data_first(
@@ -527,3 +536,22 @@ def test_the_decision_history_reads_as_sentences_not_eleven_columns() -> None:
         "#2", "07 Dec 2026 09:02 UTC", "erin", "Ship haiku", "Keep running (overridden)",
         "cost matters Override: quality is fine for us", "analysis #11, supersedes #1")]  # fmt: skip
     assert frame.iloc[1]["declared"] == md_escape("Keep running")
+
+
+def test_the_power_table_reads_the_rules_mde_and_says_when_a_snapshot_predates_it() -> None:
+    """A snapshot written before the MDE followed the plan (no mde_test) keeps the old √n scaling and says
+    its MDE is a single look's; a new one shows the analysis' MDE at the planned sample, with roles."""
+    row = {"metric": "judge_score", "candidate": "b", "kind": "mean", "n": 100, "mde": 0.4}
+    old = parse_snapshot(
+        {"n_requests": 100, "comparisons": [row]}, computed_at=datetime.now(UTC), n_requests=100
+    )
+    frame = power_frame(old, 400)
+    assert list(frame["MDE at planned n (approx.)"]) == [display.points(0.2)]
+    assert power_words(old).startswith("MDE of a single-look two-sided test: the decision rule may need")
+    new_row = {**row, "mde_test": "always-valid", "mde_planned": 0.3, "mde_planned_n": 400}
+    new = parse_snapshot({"n_requests": 100, "comparisons": [new_row]}, computed_at=datetime.now(UTC),
+                         n_requests=100)  # fmt: skip
+    frame = power_frame(new, 400, {"primary_metric": "judge_score"})
+    assert list(frame["metric"]) == [display.metric_name("judge_score") + " (goal)"]
+    assert list(frame["MDE at planned n (approx.)"]) == [display.points(0.3)]
+    assert power_words(new) == mde_words("always-valid", 400)
