@@ -1,7 +1,10 @@
-"""Build shadowlab's two wheels and install the tee's into a fresh venv: offline, from this checkout.
+"""Build shadowlab's two wheels and install the tee's into a fresh venv, from this checkout.
 
-Used by tests/test_packaging.py and bench/bench_tee_install.py. Every package comes from uv's local
-cache (`--offline`), pinned to the versions in uv.lock, so nothing here needs the network.
+Used by tests/test_packaging.py and bench/bench_tee_install.py. The wheels are built offline. Installing
+resolves the tee wheel's own dependencies (that is what is tested), pinned to the versions in uv.lock: the
+packages come from uv's cache, and the index pages a resolution reads from the package index when the cache
+lacks them (a fresh machine's `uv sync --frozen` caches the locked wheels by URL, not those pages; with
+`--offline` the install then failed: "kafka-python was not found in the cache").
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ def fresh_venv(path: Path) -> Path:
 
 def install(python: Path, constraints: Path, *requirements: str | Path) -> None:
     _uv(
-        "pip", "install", "--offline", "--quiet", "--python", python, "--constraint", constraints,
+        "pip", "install", "--quiet", "--python", python, "--constraint", constraints,
         *requirements, cwd=python.parents[2],
     )  # fmt: skip
 
