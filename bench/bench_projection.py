@@ -18,40 +18,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.analyze import analyze_table  # noqa: E402
-from analysis.csv_input import ExperimentTable, MetricColumn  # noqa: E402
-from analysis.decision import decide  # noqa: E402
-from analysis.plan import DecisionPlan  # noqa: E402
-
-PLAN = DecisionPlan.from_dict(
-    {
-        "primary_metric": "judge_score",
-        "guardrails": [{"metric": "cost_usd", "margin": 0.05}],
-        "design": "sequential",
-        "min_sample": 100,
-        "max_sample": 200_000,
-        "planned_sample": 5_000,
-    }
-)
-
-
-def _stream(rng: np.random.Generator, n: int, effect: float) -> dict[str, np.ndarray]:
-    prompt = rng.normal(6.0, 1.0, n)
-    return {
-        "control": prompt + rng.normal(0, 1.0, n),
-        "cand": prompt + effect + rng.normal(0, 1.0, n),
-        "cost_c": 0.003 * np.exp(rng.normal(0, 0.1, n)),
-        "cost_t": 0.002 * np.exp(rng.normal(0, 0.1, n)),
-    }
+from tests.support.projection import look, stream  # noqa: E402
 
 
 def _verdict(data: dict[str, np.ndarray], n: int) -> tuple[str, int | None]:
-    metrics = (
-        MetricColumn("judge_score", "mean", np.column_stack([data["control"][:n], data["cand"][:n]])),
-        MetricColumn("cost_usd", "cost", np.column_stack([data["cost_c"][:n], data["cost_t"][:n]])),
-    )
-    table = ExperimentTable(tuple(f"r{i}" for i in range(n)), ("control", "cand"), metrics, None, None)
-    verdict = decide(analyze_table(table, control="control", alpha=PLAN.alpha, adjust="holm"), PLAN)
+    verdict = look(data, n)
     return verdict.verdict, verdict.more_prompts
 
 
@@ -71,7 +42,7 @@ def run(runs: int) -> list[str]:
         asked: list[int] = []
         settled = 0
         for _ in range(runs):
-            verdict, more = _verdict(data := _stream(rng, 60_000, effect), n0)
+            verdict, more = _verdict(data := stream(rng, 60_000, effect), n0)
             if verdict != "keep_running" or more is None:
                 continue
             asked.append(more)

@@ -5,43 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.analyze import analyze_table
-from analysis.csv_input import ExperimentTable, MetricColumn
-from analysis.decision import CHANCE_OF_DECISION, PROMISED_CHANCE, Verdict, decide
-from analysis.plan import DecisionPlan
+from analysis.decision import CHANCE_OF_DECISION, PROMISED_CHANCE
 from analysis.summary import headline
+from tests.support.projection import look, stream
 
-PLAN = DecisionPlan.from_dict(
-    {
-        "primary_metric": "judge_score",
-        "guardrails": [{"metric": "cost_usd", "margin": 0.05}],
-        "design": "sequential",
-        "min_sample": 100,
-        "max_sample": 200_000,
-        "planned_sample": 5_000,
-    }
-)
 STREAM = 40_000
-
-
-def _stream(rng: np.random.Generator, effect: float) -> dict[str, np.ndarray]:
-    """A paired experiment with a known effect on a 1-10 judge score; the candidate is cheaper."""
-    prompt = rng.normal(6.0, 1.0, STREAM)
-    return {
-        "control": prompt + rng.normal(0, 1.0, STREAM),
-        "cand": prompt + effect + rng.normal(0, 1.0, STREAM),
-        "cost_c": 0.003 * np.exp(rng.normal(0, 0.1, STREAM)),
-        "cost_t": 0.002 * np.exp(rng.normal(0, 0.1, STREAM)),
-    }
-
-
-def _look(data: dict[str, np.ndarray], n: int) -> Verdict:
-    metrics = (
-        MetricColumn("judge_score", "mean", np.column_stack([data["control"][:n], data["cand"][:n]])),
-        MetricColumn("cost_usd", "cost", np.column_stack([data["cost_c"][:n], data["cost_t"][:n]])),
-    )
-    table = ExperimentTable(tuple(f"r{i}" for i in range(n)), ("control", "cand"), metrics, None, None)
-    return decide(analyze_table(table, control="control", alpha=PLAN.alpha, adjust="holm"), PLAN)
 
 
 def test_the_promised_chance_is_what_simulated_experiments_deliver() -> None:
@@ -51,12 +19,12 @@ def test_the_promised_chance_is_what_simulated_experiments_deliver() -> None:
     for effect, first_look in ((0.15, 300), (0.25, 150)):
         rng = np.random.default_rng(int(effect * 1000))
         for _ in range(100):
-            data = _stream(rng, effect)
-            first = _look(data, first_look)
+            data = stream(rng, STREAM, effect)
+            first = look(data, first_look)
             if first.verdict != "keep_running" or first.more_prompts is None:
                 continue
             asked += 1
-            settled += _look(data, min(first_look + first.more_prompts, STREAM)).verdict != "keep_running"
+            settled += look(data, min(first_look + first.more_prompts, STREAM)).verdict != "keep_running"
     assert asked >= 150
     assert settled / asked >= PROMISED_CHANCE - 0.06, (settled, asked)
 
@@ -64,7 +32,7 @@ def test_the_promised_chance_is_what_simulated_experiments_deliver() -> None:
 def test_every_text_states_the_promised_chance() -> None:
     """The verdict's reason and the summary's headline say the chance in the same words, from the constant."""
     assert f"about an {round(100 * PROMISED_CHANCE)} % chance of a decision" == CHANCE_OF_DECISION
-    verdict = _look(_stream(np.random.default_rng(7), 0.15), 300)
+    verdict = look(stream(np.random.default_rng(7), STREAM, 0.15), 300)
     assert verdict.verdict == "keep_running"
     assert verdict.more_prompts is not None
     assert verdict.reasons[-1].startswith(f"≈{verdict.more_prompts} more prompts give {CHANCE_OF_DECISION} (")
