@@ -20,7 +20,11 @@ from tests.support.replayed_arms import Seeded
 
 def test_group_commit_turns_synchronous_commit_off_for_itself_only(seeded: Seeded) -> None:
     url = seeded.factory.kw["bind"].url
-    engine = sa.create_engine(url, pool_size=1, max_overflow=0)  # one connection: the finish's is the next's
+    # One connection (the finish's is the next's), durable commits as its own setting: `make test`'s cluster
+    # runs with synchronous_commit off server-wide (SHADOWLAB_SERVICES_DURABILITY=fast), `make services`' on.
+    engine = sa.create_engine(
+        url, pool_size=1, max_overflow=0, connect_args={"options": "-c synchronous_commit=on"}
+    )
     try:
         factory = session_factory(engine)
         with engine.connect() as conn:
