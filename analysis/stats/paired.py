@@ -143,7 +143,7 @@ def signed_rank_sum(differences: FloatArray) -> tuple[float, IntArray]:
     counts = np.diff(np.append(starts, keys.size))
     positives = np.add.reduceat((keys & np.uint64(1)).astype(np.int64), starts)
     mid_ranks = np.cumsum(counts) - (counts - 1) / 2.0
-    return float((mid_ranks * positives).sum()), counts.astype(np.int64)
+    return float((mid_ranks * positives).sum()), counts
 
 
 def _signed_rank_null(n: int) -> FloatArray:

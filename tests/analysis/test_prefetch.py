@@ -34,6 +34,23 @@ def _prefetch_connections(url: str) -> int:
         engine.dispose()
 
 
+def _execute(url: str, statement: str) -> None:
+    """One statement, committed, on its own engine."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+
+
+def _add_scores(url: str, name: str, version: str, value: str, written: str, where: str = "") -> None:
+    """A score by (`name`, `version`) on each replay (`where` them): `value` and `written` are SQL."""
+    columns = "replay_id, scorer_name, scorer_version, value, details, created_at"
+    rows = f"SELECT id, '{name}', '{version}', {value}, '{{}}', {written} FROM replays {where}"
+    _execute(url, f"INSERT INTO scores ({columns}) {rows}")
+
+
 def _analysed(url: str, name: str, *, prefetched: bool) -> dict[str, Any]:
     """The analysis document of `name`, its reads prefetched (as `cli.entry` starts them) or not."""
     engine = create_engine(url)
@@ -48,13 +65,8 @@ def _analysed(url: str, name: str, *, prefetched: bool) -> dict[str, Any]:
 @pytest.mark.postgres
 def test_prefetched_reads_give_the_loaders_own_analysis(pg_database: str) -> None:
     seed_experiment(pg_database, "exp-p", n=150, seed=4)
-    engine = create_engine(pg_database)
-    with engine.begin() as conn:  # a second pointwise scorer, on some replays: each score says whose it is
-        conn.execute(sa.text(
-            "INSERT INTO scores (replay_id, scorer_name, scorer_version, value, details, created_at) "
-            "SELECT id, 'length_ok', '1', (id % 2)::float, '{}', now() FROM replays WHERE id % 3 > 0"
-        ))  # fmt: skip
-    engine.dispose()
+    # a second pointwise scorer, on some replays: each score says whose it is
+    _add_scores(pg_database, "length_ok", "1", "(id % 2)::float", "now()", "WHERE id % 3 > 0")
     expected = _analysed(pg_database, "exp-p", prefetched=False)
     assert "length_ok" in json.dumps(expected)  # a metric of the analysis
     started = start_from_argv(["analyze", "exp-p", "--json"], {"SHADOWLAB_DATABASE_URL": pg_database})
@@ -72,20 +84,11 @@ def test_an_older_version_and_a_gap_in_the_replay_ids_read_as_the_loader_reads_t
     before, other values) must not leak in; with replays deleted the experiment's ids leave gaps, so its
     scores are found through its replays rather than by their id range."""
     seed_experiment(pg_database, "exp-v", n=140, seed=7)
-    engine = create_engine(pg_database)
-    with engine.begin() as conn:
-        conn.execute(sa.text(
-            "INSERT INTO scores (replay_id, scorer_name, scorer_version, value, details, created_at) "
-            "SELECT id, 'judge_score', 'v0', 0.0, '{}', now() - interval '1 day' FROM replays"
-        ))  # fmt: skip
-    engine.dispose()
+    _add_scores(pg_database, "judge_score", "v0", "0.0", "now() - interval '1 day'")
     expected = _analysed(pg_database, "exp-v", prefetched=False)
     assert start_from_argv(["analyze", "exp-v"], {"SHADOWLAB_DATABASE_URL": pg_database}) is not None
     assert _analysed(pg_database, "exp-v", prefetched=True) == expected
-    engine = create_engine(pg_database)
-    with engine.begin() as conn:
-        conn.execute(sa.text("DELETE FROM replays WHERE id % 7 = 3"))
-    engine.dispose()
+    _execute(pg_database, "DELETE FROM replays WHERE id % 7 = 3")
     gappy = _analysed(pg_database, "exp-v", prefetched=False)
     assert gappy != expected
     assert start_from_argv(["analyze", "exp-v"], {"SHADOWLAB_DATABASE_URL": pg_database}) is not None
@@ -100,13 +103,7 @@ def test_the_load_sees_what_the_prefetch_saw(pg_database: str) -> None:
     expected = _analysed(pg_database, "exp-s", prefetched=False)
     started = start_from_argv(["report", "exp-s"], {"SHADOWLAB_DATABASE_URL": pg_database})
     assert started is not None and started.ready()
-    engine = create_engine(pg_database)
-    with engine.begin() as conn:
-        conn.execute(sa.text(
-            "INSERT INTO scores (replay_id, scorer_name, scorer_version, value, details, created_at) "
-            "SELECT id, 'judge_score', 'v9', 0.0, '{}', now() + interval '1 day' FROM replays"
-        ))  # fmt: skip
-    engine.dispose()
+    _add_scores(pg_database, "judge_score", "v9", "0.0", "now() + interval '1 day'")
     assert _analysed(pg_database, "exp-s", prefetched=True) == expected
     assert _analysed(pg_database, "exp-s", prefetched=False) != expected  # v9 counts from now on
 
