@@ -205,10 +205,10 @@ def gate(settings: Any, experiment: str, fail_on: str, json_output: bool) -> int
 def _session_run(settings: Any, work: Any, *, experiment: str | None = None) -> Any:
     """Run `work(session)` in one transaction on the configured database; with `experiment`, its read has
     started before `work` runs (and imports the statistics)."""
-    from analysis.load_start import discard_started, start_in_session
-    from shadowlab.db import engine_from, session_factory, session_scope
+    from analysis.load_start import checked_engine, discard_started, start_in_session
+    from shadowlab.db import session_factory, session_scope
 
-    engine = engine_from(settings)
+    engine = checked_engine(settings)
     try:
         with session_scope(session_factory(engine)) as session:
             if experiment is not None:

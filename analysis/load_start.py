@@ -32,7 +32,7 @@ from analysis.fetch import (
     snapshot_sessions,
     tune_for_aggregates,
 )
-from analysis.prefetch import Prefetch, PrefetchFailed, take
+from analysis.prefetch import Prefetch, PrefetchFailed, refusal, take
 from analysis.prefetch_sql import probes
 from analysis.score_reads import (
     ScorerChoice,
@@ -325,6 +325,17 @@ class LoadStart:
             if self._prefetched is not None:
                 self._prefetched.close()
         self._stack.close()
+
+
+def checked_engine(settings: Any) -> sa.Engine:
+    """The command's engine, checked (`shadowlab.db.engine_from`); when the prefetch on the same database
+    could not connect, its error, worded as the check words it, without connecting a second time."""
+    from shadowlab.db import engine_from, parse_database_url, unreachable
+
+    refused = refusal(settings.database_url)
+    if refused is not None:
+        raise unreachable(parse_database_url(settings.database_url), refused)
+    return engine_from(settings)
 
 
 def start_in_session(session: Session, name: str, *, database_url: str | None = None) -> None:

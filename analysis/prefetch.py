@@ -10,9 +10,11 @@ snapshot, reads the captured requests (when they fill their id range densely). B
 
 `load_experiment` takes them (`take`): its session imports the same snapshot first, so everything else it
 reads sees exactly the data these reads saw. When anything differs or fails (another database, no such
-experiment, a refused connection, an older schema), the prefetch is dropped and the command reads as before:
-a prefetch never reports an error of its own, the command's usual checks do. This module and its SQL
-(`analysis.prefetch_sql`) import only the standard library (psycopg inside the thread): starting costs ~1 ms.
+experiment, an older schema), the prefetch is dropped and the command reads as before: a prefetch never
+reports an error of its own, the command's usual checks do. One exception: a refused connection (a wrong
+password, a server down) is the command's error as its check would word it (`refusal`), not a second try.
+This module and its SQL (`analysis.prefetch_sql`) import only the standard library (psycopg inside the
+thread): starting costs ~1 ms.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class Prefetch:
         self.url, self.name = url, name
         self.snapshot: str | None = None
         self.head: Head | None = None
+        self.refused: BaseException | None = None  # the server's answer to the leader's connect, if it failed
         self._conninfo, self._timeout = conninfo, max(1, round(connect_timeout_s))
         self._ready = threading.Event()  # snapshot and head known (or the start failed)
         self._release = threading.Event()  # set by close(): the leader may end its transaction
@@ -180,8 +183,12 @@ class Prefetch:
             tune(leader)
             self.snapshot = one_row(leader, "SELECT pg_export_snapshot()")[0].decode()
             self.head = head_of(leader, self.name)
-        except Exception:  # noqa: BLE001 - the command's own checks report what is wrong
+        except Exception as exc:  # noqa: BLE001 - the command's own checks report what is wrong
+            import psycopg
+
             self.snapshot = self.head = None
+            if leader is None and isinstance(exc, psycopg.OperationalError):
+                self.refused = exc
         finally:
             self._ready.set()
         head = self.head
@@ -263,6 +270,18 @@ def start_from_argv(argv: Sequence[str], environ: Mapping[str, str]) -> Prefetch
     _started = Prefetch(url, name, conninfo, timeout)
     atexit.register(_started.close)
     return _started
+
+
+def refusal(url: str) -> BaseException | None:
+    """Why the prefetch started on `url` could not connect (psycopg's error), once its attempt has ended; None
+    when it connected, or none was started on `url`. The command reports it rather than connecting again with
+    the same settings: that would fail alike, after as long a wait, and a wrong password would be two failed
+    logins in the server's log."""
+    started = _started
+    if started is None or started.url != url:
+        return None
+    started.ready()
+    return started.refused
 
 
 def take(url: str, name: str) -> Prefetch | None:

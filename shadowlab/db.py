@@ -241,10 +241,24 @@ def check_connection(engine: Engine, *, migrated: bool = True, create: bool = Fa
 
                 check_revision(conn, where)
     except OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise ServiceUnavailableError(f"database unreachable at {where}: {reason}") from None
+        raise unreachable(engine.url, exc.orig if exc.orig else exc) from None
     except NoSuchModuleError as exc:  # pragma: no cover - driver missing from the install
         raise ConfigError(f"SHADOWLAB_DATABASE_URL: database driver not installed ({exc})") from None
+
+
+def unreachable(url: URL, error: BaseException) -> ServiceUnavailableError:
+    """The one error line for a database that did not let us in (down, a wrong password or database name):
+    the driver's first line, with the setting to check (the password hidden)."""
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    wanted = (
+        "a SQLite file that can be opened"
+        if url.get_backend_name() == "sqlite"
+        else "a running Postgres that accepts its user, password and database"
+    )
+    return ServiceUnavailableError(
+        f"database unreachable at {url.render_as_string(hide_password=True)}: {reason} "
+        f"(SHADOWLAB_DATABASE_URL: expected {wanted})"
+    )
 
 
 def _check_sqlite_path(path: Path, where: str, *, create: bool) -> None:

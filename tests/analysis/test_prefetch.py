@@ -22,6 +22,7 @@ from analysis.load_start import start_in_session
 from analysis.prefetch import APPLICATION_NAME, PrefetchFailed, libpq_conninfo, start_from_argv
 from shadowlab.db import create_engine
 from tests.support.analysis_seed import seed_experiment
+from tests.support.net import CountingProxy
 
 
 def _prefetch_connections(url: str) -> int:
@@ -146,6 +147,22 @@ def test_an_unreachable_database_is_still_one_error_line(cli: Callable[..., Any]
     assert result.returncode == 3, result.stderr
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
     assert "Traceback" not in result.stderr and "p@" not in result.stderr  # no password shown either
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("command", [("analyze", "exp", "--json"), ("report", "exp"), ("db", "upgrade")])
+def test_a_wrong_password_is_one_login_and_one_error_line(
+    cli: Callable[..., Any], postgres_url: str, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    real = sa.engine.make_url(postgres_url)
+    with CountingProxy((real.host or "127.0.0.1", real.port or 5432)) as proxy:
+        url = real.set(port=proxy.port, password="not-the-password").render_as_string(hide_password=False)
+        result = cli(*command, env={"SHADOWLAB_DATABASE_URL": url}, cwd=tmp_path)
+    assert proxy.accepted == 1, result.stderr  # the prefetch's refused login is the command's: no second one
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.startswith("error: database unreachable at ") and result.stderr.count("\n") == 1
+    assert "password authentication failed" in result.stderr and "SHADOWLAB_DATABASE_URL" in result.stderr
+    assert "not-the-password" not in result.stderr and "Traceback" not in result.stderr
 
 
 def test_the_requests_facts_import_no_statistics() -> None:
