@@ -19,17 +19,14 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-import typer
 import yaml
-from typer.core import TyperGroup
 
 from shadowlab import __version__
+from tests.support.cli_args import parse
 
 try:  # typer 0.2x vendors click
-    from typer._click.core import Context
     from typer._click.exceptions import UsageError
 except ImportError:  # pragma: no cover
-    from click.core import Context  # type: ignore[assignment]
     from click.exceptions import UsageError  # type: ignore[assignment]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,23 +65,6 @@ def command_of(service: str, env: Mapping[str, str] = USER_ENV) -> list[str]:
 
 def environment_of(service: str) -> dict[str, str]:
     return {k: interpolate(str(v), USER_ENV) for k, v in (SERVICES[service].get("environment") or {}).items()}
-
-
-def parse(args: list[str]) -> Context:
-    """Parse `shadowlab ARGS` down to the last subcommand with the real CLI: flags, types and ranges are
-    checked and nothing runs (`make_context` calls no command callback). Raises click's UsageError."""
-    from cli.main import app
-
-    command = typer.main.get_command(app)
-    ctx = command.make_context("shadowlab", list(args))
-    while isinstance(ctx.command, TyperGroup):
-        rest = [*ctx._protected_args, *ctx.args]
-        if not rest:  # a group that runs itself (`dashboard`)
-            break
-        name, sub, rest = ctx.command.resolve_command(ctx, rest)
-        assert name is not None and sub is not None
-        ctx = sub.make_context(name, rest, parent=ctx)
-    return ctx
 
 
 @pytest.mark.parametrize("service", [s for s in APP_SERVICES if "command" in SERVICES[s]])

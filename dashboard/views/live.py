@@ -23,6 +23,12 @@ from shadowlab import store
 from shadowlab.models import ExperimentChange
 
 CHANGE_COLUMNS = ["when", "by", "what", "change", "reason"]
+# Checked against the CLI's commands and options (tests/dashboard/test_live_caption.py).
+CHANGES_CAPTION = (
+    "Newest first; changes are never edited. The reason is the one given with `--reason` to "
+    "`shadowlab experiment start`, `budget`, `pause`, `resume` or `conclude`, "
+    'e.g. `shadowlab experiment pause NAME --reason "judge costs too much"`.'
+)
 
 
 def _value(field: str, text: str | None) -> str:
@@ -49,7 +55,7 @@ def change_history(ctx: PageContext, experiment_id: int) -> None:
     if frame.empty:
         st.text("no budget change or status change recorded")
         return
-    st.caption("Newest first. Changes are never edited; `--reason` on the command adds the why.")
+    st.caption(CHANGES_CAPTION)
     st.table(frame.style.hide(axis="index"))
 
 
