@@ -29,6 +29,7 @@ from typing import Any
 from analysis.prefetch_sql import (
     SNAPSHOT_ID,
     Head,
+    Span,
     captures_sql,
     dense_span,
     head_of,
@@ -91,6 +92,8 @@ class Prefetch:
         self._ready = threading.Event()  # snapshot and head known (or the start failed)
         self._release = threading.Event()  # set by close(): the leader may end its transaction
         self._replays, self._captures, self._scores = _Result(), _Result(), _Result()
+        self._span: Span | None = None  # the experiment's replay span, from the replays' read
+        self._span_known = threading.Event()  # set once that read is over (`_span` None when it failed)
         self._changed = threading.Condition()  # guards the lists below and `_closed`
         self._connections: list[Any] = []
         self._threads: list[threading.Thread] = []
@@ -127,6 +130,7 @@ class Prefetch:
                 return
             self._closed = True
         self._release.set()
+        self._span_known.set()  # a scores' read waiting for the span goes on, and is cancelled below
         deadline = time.monotonic() + wait_s
         with self._changed:
             while self._connections and time.monotonic() < deadline:
@@ -198,7 +202,8 @@ class Prefetch:
         else:
             self._start(self._read_captures, head)
             self._start(self._read_scores, head)
-            _into(self._replays, lambda: replays_row(leader, head))
+            _into(self._replays, lambda: self._with_span(replays_row(leader, head)))
+            self._span_known.set()  # read, or failed: the scores' read finds the span itself then
         self._release.wait()  # the command's session may still import the snapshot of this transaction
         if leader is not None:
             self._drop(leader)
@@ -213,8 +218,16 @@ class Prefetch:
         finally:
             self._drop(connection)
 
+    def _with_span(self, read: tuple[tuple[Any, ...], Span]) -> tuple[Any, ...]:
+        row, self._span = read
+        return row
+
     def _read_scores(self, head: Head) -> None:
-        _into(self._scores, lambda: self._on_helper(lambda c: scores_chain(c, head.experiment_id)))
+        def read(connection: Any) -> tuple[Any, ...]:
+            self._span_known.wait()  # the replays' read finds their span (one scan of them, not two)
+            return scores_chain(connection, head.experiment_id, self._span)
+
+        _into(self._scores, lambda: self._on_helper(read))
 
     def _read_captures(self, head: Head) -> None:
         def read(connection: Any) -> tuple[Any, ...] | None:
