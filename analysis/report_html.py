@@ -53,6 +53,8 @@ _REPORT_TERMS = ("Verdict", "Control and candidate", "Goal", "Guardrail", "Margi
                  "Always-valid interval", "p-value", "Holm", "Benjamini–Hochberg", "A/A check (noise floor)",
                  "Health checks", "Minimum detectable effect (MDE)", "Preference", "Judge", "Routing",
                  "Segment")  # fmt: skip
+_NO_PRICES = "No prices recorded: an experiment's price table is recorded when it starts."
+_NO_CHECKS = "The analysis recorded no health checks."
 _STATUS = {"pass": "pass", "passed": "pass", "fail": "fail", "failed": "fail"}
 _TONES = {"better": "#1a7f37", "worse": "#cf222e", "no clear difference": "#6e7781"}
 
@@ -75,7 +77,10 @@ def _bullets(items: Sequence[str], attributes: str = "") -> str:
     return f"<ul{attributes}>" + "".join(f"<li>{esc(item)}</li>" for item in items) + "</ul>"
 
 
-def _table(header: list[str], rows: list[list[Any]], table_id: str = "") -> str:
+def _table(header: list[str], rows: list[list[Any]], table_id: str = "", *, empty: str) -> str:
+    """A table of `rows`, or, without any, the sentence `empty`: a header over no rows reads as a fault."""
+    if not rows:
+        return f"<p class='none'>{esc(empty)}</p>"
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
     return f"<table{f' id={esc(table_id)!r}' if table_id else ''}><tr>{head}</tr>{body}</table>"
@@ -202,7 +207,8 @@ def _results(res: Results) -> str:
         "<a href='#words'>end</a>.</p>"
     )
     return lead + "".join(
-        f"<h3>{esc(candidate)} vs the control</h3>{_table(*result_table(res, candidate))}"
+        f"<h3>{esc(candidate)} vs the control</h3>"
+        + _table(*result_table(res, candidate), empty=f"No result for {candidate} yet.")
         for candidate, _ in res.statuses
     )
 
@@ -211,17 +217,21 @@ def _segments(doc: dict[str, Any]) -> str:
     if not doc.get("segments"):
         return ""
     (header, top), rest = segment_rows(doc)
-    out = (
+    small = _bullets(too_small(doc), ' class="small" id="too-small"')
+    out = f'<p class="small">Too small to test:</p>{small}' if small else ""
+    if not top and not rest[1]:
+        return f"<p class='none'>No segment has enough requests to test.</p>{out}"
+    lead = (
         "<p>The segments that matter: significant differences after Benjamini–Hochberg "
         f"across segments (per metric × candidate) and the segments the routing moves ({len(top)} rows).</p>"
     )
-    out += _table(header, top, "top-segments") if top else "<p>No segment differs clearly.</p>"
-    out += (
-        f"<details id='all-segments'><summary>The other {len(rest[1])} segment rows</summary>{_table(*rest)}"
+    others = (
+        f"<details id='all-segments'><summary>The other {len(rest[1])} segment rows</summary>"
+        f"{_table(*rest, empty='')}{out}</details>"
+        if rest[1]
+        else out
     )
-    small = _bullets(too_small(doc), ' class="small" id="too-small"')
-    out += f'<p class="small">Too small to test:</p>{small}' if small else ""
-    return out + "</details>"
+    return lead + _table(header, top, "top-segments", empty="No segment differs clearly.") + others
 
 
 def _mix(doc: dict[str, Any]) -> Rows:
@@ -238,11 +248,12 @@ def _routing(doc: dict[str, Any]) -> str:
     # When nothing moves, the sentence above says so and there is no risk to list (as `shadowlab route`).
     out += _bullets(risk_sentences(routing))
     header, rows = routing_rows(routing)
-    out += _table(header, rows)
+    out += _table(header, rows, empty="No segment to route.")
     # When nothing moves the routed mix is the control itself: a table of zeros (and "not yet" for quantiles
     # no test can settle) would only raise questions (the dashboard's Segments page leaves it out too).
     if any(row[header.index("status")] == "moves" for row in rows):
-        out += "<p>Over all traffic, the routed mix against the control:</p>" + _table(*_mix(doc))
+        mix = _table(*_mix(doc), empty="No metric to check the routed mix on.")
+        out += f"<p>Over all traffic, the routed mix against the control:</p>{mix}"
     return out + _details("The routing rule's exact words", routing.get("risk") or [])
 
 
@@ -268,21 +279,22 @@ def report_html(doc: dict[str, Any]) -> str:
     """One self-contained HTML page of the report document."""
     exp = doc["experiment"]
     res = report_results(doc)
-    decisions = _table(*decision_rows(doc)) if doc["decisions"] else "<p>No decision recorded yet.</p>"
-    examples = _table(*example_rows(doc), "examples") if doc.get("examples") else ""
+    decisions = _table(*decision_rows(doc), empty="No decision recorded yet.")
+    examples = _table(*example_rows(doc), "examples", empty="") if doc.get("examples") else ""  # left out
     routing = doc.get("routing")
-    effects = f"{_metric_plots(doc)}{_table(*metric_rows(doc))}"
+    effects = _table(*metric_rows(doc), empty="No comparisons yet (no metric with complete pairs).")
+    effects = f"{_metric_plots(doc)}{effects}" if doc["comparisons"] else effects
     sections = [  # (anchor, link, title, body): a section without a body is left out
         ("verdict-section", "Verdict", "Verdict", _verdict(res)),
         ("results", "Results", "Results per candidate", _results(res)),
         ("effects", "Effects", "Effects with 95 % intervals", effects),
-        ("health", "Health", "Health", _table(*health_rows(doc))),
+        ("health", "Health", "Health", _table(*health_rows(doc), empty=_NO_CHECKS)),
         ("power", "Sample size", "Sample size and power", f"<p>{esc(power_sentence(doc))}</p>"),
         ("routing", "Routing", f"Routing recommendation (by {routing['dimension']})" if routing else "",
          _routing(doc)),
         ("segments", "Segments", "Segments", _segments(doc)),
-        ("prices", "Prices", "Price snapshot", _table(*price_rows(doc))),
-        ("scorers", "Scorers", "Scorer versions", _table(*scorer_rows(doc))),
+        ("prices", "Prices", "Price snapshot", _table(*price_rows(doc), empty=_NO_PRICES)),
+        ("scorers", "Scorers", "Scorer versions", _table(*scorer_rows(doc), empty="Nothing was scored yet.")),
         ("decisions", "Decisions", "Decision history", decisions),
         ("examples-section", "Examples", "Example requests per segment", examples),
         ("words", "What the words mean", "What the words mean", _words(doc)),

@@ -62,3 +62,26 @@ def test_the_words_are_explained_under_the_names_the_tables_use_and_every_link_h
     assert "&lt;img src=x onerror=alert(1)&gt;" in words and HOSTILE not in page
     anchors = re.findall(r"<a href='#([\w-]+)'>", page)
     assert "words" in anchors and all(f"id='{anchor}'" in page for anchor in anchors)
+
+
+def _section(page: str, anchor: str) -> str:
+    start = page.index(f"<h2 id='{anchor}'>")
+    return page[start : page.find("<h2 ", start + 1)]
+
+
+def test_a_section_with_nothing_to_show_says_so_in_a_sentence_not_with_an_empty_table() -> None:
+    small = {"dimension": "route", "segment": "chat", "n_requests": 12, "status": "too_small"}
+    page = report_html(_doc(ROUTING) | {"segments": [small]})  # no checks, prices, scorers, decisions
+    tables = re.findall(r"<table[^>]*>.*?</table>", page, re.S)
+    headers_only = [table for table in tables if table.count("<tr>") < 2]
+    assert tables and not headers_only, headers_only
+    for anchor, sentence in (
+        ("health", "The analysis recorded no health checks."),
+        ("segments", "No segment has enough requests to test."),
+        ("prices", "No prices recorded: an experiment&#x27;s price table is recorded when it starts."),
+        ("scorers", "Nothing was scored yet."),
+        ("decisions", "No decision recorded yet."),
+    ):
+        assert f"<p class='none'>{sentence}</p>" in _section(page, anchor), anchor
+    assert "route = chat (12 requests)" in _section(page, "segments")  # still listed as too small to test
+    assert "all-segments" not in page  # no fold over zero other rows
