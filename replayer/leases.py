@@ -316,7 +316,7 @@ _PG_INSERT_REPLAYS = sa.text(
 
 
 def _insert_replays(session: Session, rows: Sequence[dict[str, Any]]) -> int:
-    """Insert replay rows (`Worker._row`), each ignored when its (arm, request) has one already: how many
+    """Insert replay rows (`rows.replay_row`), each ignored when its (arm, request) has one already: how many
     were written."""
     if session.get_bind().dialect.name == "postgresql":
         result = session.execute(_PG_INSERT_REPLAYS, {"rows": json_rows(rows, _REPLAY_TYPES)})

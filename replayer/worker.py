@@ -17,6 +17,7 @@ import signal
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from replayer import leases
 from replayer.arms import ArmRuntime, PreparedCall, prepare_call
 from replayer.metrics import WorkerMetrics
+from replayer.rows import replay_row
 from replayer.stopping import ArmTracker, Stopped
 from shadowlab import store
 from shadowlab.budget import worst_case_usd
@@ -354,38 +356,12 @@ class Worker:
             assert call.request is not None
             return await provider.complete(call.request, model=arm.model, extra_headers=headers)
 
-    def _row(
-        self,
-        arm: ArmRuntime,
-        lease: leases.Lease,
-        result: ProviderResult | None,
-        attempts: int,
-        started: Any,
-        *,
-        notes: tuple[str, ...] = (),
-        error: tuple[str, str] | None = None,
-    ) -> dict[str, Any]:
-        usage = result.usage if result else None
-        code, detail = error or ((result.error_code, result.error_detail) if result else (None, None))
-        self.metrics.replays.labels(status="error" if code else "ok", code=code or "").inc()
-        return {
-            "experiment_id": self.experiment_id, "arm_id": arm.id,
-            "captured_request_id": lease.captured_request_id,
-            "status": "error" if code else "ok", "answer_text": result.text if result else None,
-            "tool_calls": [c.__dict__ for c in result.tool_calls] if result else None,
-            "stop_reason": result.stop_reason if result else None,
-            "ttfb_ms": result.ttfb_ms if result else None, "ttft_ms": result.ttft_ms if result else None,
-            "latency_ms": result.ttlt_ms if result else None,
-            "input_tokens": usage.input_tokens if usage else 0,
-            "cache_creation_input_tokens": usage.cache_creation_input_tokens if usage else 0,
-            "cache_read_input_tokens": usage.cache_read_input_tokens if usage else 0,
-            "output_tokens": usage.output_tokens if usage else 0,
-            "reasoning_tokens": (usage.reasoning_tokens or 0) if usage else 0,
-            "cost_usd": self.prices.cost(arm.model, usage) if usage else 0.0,
-            "error_code": code, "error_detail": detail,
-            "untranslated": list(result.untranslated if result else notes),
-            "attempts": max(attempts, 1), "started_at": started, "finished_at": utcnow(),
-        }  # fmt: skip
+    def _row(self, arm: ArmRuntime, lease: leases.Lease, result: ProviderResult | None, attempts: int,
+             started: datetime, **kwargs: Any) -> dict[str, Any]:  # fmt: skip
+        row = replay_row(self.experiment_id, arm, lease.captured_request_id, result, attempts, started,
+                         self.prices, **kwargs)  # fmt: skip
+        self.metrics.replays.labels(status=row["status"], code=row["error_code"] or "").inc()
+        return row
 
 
 async def run_worker(factory: sessionmaker[Session], settings: Settings, config: WorkerConfig,
