@@ -137,7 +137,24 @@ def _md(text: Any) -> str:
     )  # fmt: skip
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+# What a section says instead of a table without rows (the Markdown and the HTML report alike).
+NO_PRICES = "No prices recorded: an experiment's price table is recorded when it starts."
+NO_CHECKS = "The analysis recorded no health checks."
+NOTHING_SCORED = "Nothing was scored yet."
+NO_DECISION = "No decision recorded yet."
+NO_COMPARISONS = "No comparisons yet (no metric with complete pairs)."
+NO_CLEAR_SEGMENT = "No segment differs clearly."
+NO_TESTED_SEGMENT = "No segment has enough requests to test."
+NO_ROUTED_SEGMENT = "No segment to route."
+
+
+def no_result(candidate: str) -> str:
+    return f"No result for {candidate} yet."
+
+
+def _table(header: list[str], rows: list[list[Any]], *, empty: str) -> list[str]:
+    if not rows:
+        return [empty, ""]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
     return [*lines, ""]
@@ -330,14 +347,18 @@ def report_markdown(doc: dict[str, Any]) -> str:
         out += ["No decision plan: no verdict.", ""]
     out += ["## Results per candidate", ""]
     for candidate, _ in res.statuses:
-        out += _table(*result_table(res, candidate))
-    out += ["## Metrics", "", *_table(*metric_rows(doc)), "## Health", "", *_table(*health_rows(doc))]
+        out += _table(*result_table(res, candidate), empty=no_result(candidate))
+    out += ["## Metrics", "", *_table(*metric_rows(doc), empty=NO_COMPARISONS)]
+    out += ["## Health", "", *_table(*health_rows(doc), empty=NO_CHECKS)]
     out += ["## Sample size and power", "", power_sentence(doc), ""]
     if doc.get("segments"):
         (header, top), (_, rest) = segment_rows(doc)
         out += ["## Segments that matter (Benjamini–Hochberg across segments per metric × candidate)", ""]
-        out += _table(header, top)
-        out += [f"{len(rest)} more segment rows with no clear difference are in the JSON report.", ""]
+        if top or rest:
+            out += _table(header, top, empty=NO_CLEAR_SEGMENT)
+            out += [f"{len(rest)} more segment rows with no clear difference are in the JSON report.", ""]
+        else:
+            out += [NO_TESTED_SEGMENT, ""]
         small = too_small(doc)
         if small:
             out += [
@@ -351,14 +372,14 @@ def report_markdown(doc: dict[str, Any]) -> str:
         out += [
             f"## Routing recommendation (by {_md(routing['dimension'])})",
             "",
-            *_table(*routing_rows(routing)),
+            *_table(*routing_rows(routing), empty=NO_ROUTED_SEGMENT),
         ]
         out += [saving_sentence(routing) or "No cost metric: no saving.", ""]
         risk = risk_sentences(routing)  # none when nothing moves: the sentence above says so
         out += ["Quality risk:", "", *(f"- {_md(r)}" for r in risk), ""] if risk else []
-    out += ["## Price snapshot", "", *_table(*price_rows(doc)), "## Scorer versions", ""]
-    out += [*_table(*scorer_rows(doc)), "## Decision history", ""]
-    out += _table(*decision_rows(doc)) if doc["decisions"] else ["No decision recorded yet.", ""]
+    out += ["## Price snapshot", "", *_table(*price_rows(doc), empty=NO_PRICES), "## Scorer versions", ""]
+    out += [*_table(*scorer_rows(doc), empty=NOTHING_SCORED), "## Decision history", ""]
+    out += _table(*decision_rows(doc), empty=NO_DECISION)
     if doc.get("examples"):
-        out += ["## Example requests per segment", "", *_table(*example_rows(doc))]
+        out += ["## Example requests per segment", "", *_table(*example_rows(doc), empty="")]
     return "\n".join(out)

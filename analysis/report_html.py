@@ -13,11 +13,20 @@ from typing import Any, NamedTuple
 from analysis import display
 from analysis.glossary import TERMS, metric_meanings
 from analysis.report import (
+    NO_CHECKS,
+    NO_CLEAR_SEGMENT,
+    NO_COMPARISONS,
+    NO_DECISION,
+    NO_PRICES,
+    NO_ROUTED_SEGMENT,
+    NO_TESTED_SEGMENT,
+    NOTHING_SCORED,
     Rows,
     decision_rows,
     example_rows,
     health_rows,
     metric_rows,
+    no_result,
     power_sentence,
     price_rows,
     report_results,
@@ -53,8 +62,6 @@ _REPORT_TERMS = ("Verdict", "Control and candidate", "Goal", "Guardrail", "Margi
                  "Always-valid interval", "p-value", "Holm", "Benjamini–Hochberg", "A/A check (noise floor)",
                  "Health checks", "Minimum detectable effect (MDE)", "Preference", "Judge", "Routing",
                  "Segment")  # fmt: skip
-_NO_PRICES = "No prices recorded: an experiment's price table is recorded when it starts."
-_NO_CHECKS = "The analysis recorded no health checks."
 _STATUS = {"pass": "pass", "passed": "pass", "fail": "fail", "failed": "fail"}
 _TONES = {"better": "#1a7f37", "worse": "#cf222e", "no clear difference": "#6e7781"}
 
@@ -208,7 +215,7 @@ def _results(res: Results) -> str:
     )
     return lead + "".join(
         f"<h3>{esc(candidate)} vs the control</h3>"
-        + _table(*result_table(res, candidate), empty=f"No result for {candidate} yet.")
+        + _table(*result_table(res, candidate), empty=no_result(candidate))
         for candidate, _ in res.statuses
     )
 
@@ -220,7 +227,7 @@ def _segments(doc: dict[str, Any]) -> str:
     small = _bullets(too_small(doc), ' class="small" id="too-small"')
     out = f'<p class="small">Too small to test:</p>{small}' if small else ""
     if not top and not rest[1]:
-        return f"<p class='none'>No segment has enough requests to test.</p>{out}"
+        return f"<p class='none'>{NO_TESTED_SEGMENT}</p>{out}"
     lead = (
         "<p>The segments that matter: significant differences after Benjamini–Hochberg "
         f"across segments (per metric × candidate) and the segments the routing moves ({len(top)} rows).</p>"
@@ -231,7 +238,7 @@ def _segments(doc: dict[str, Any]) -> str:
         if rest[1]
         else out
     )
-    return lead + _table(header, top, "top-segments", empty="No segment differs clearly.") + others
+    return lead + _table(header, top, "top-segments", empty=NO_CLEAR_SEGMENT) + others
 
 
 def _mix(doc: dict[str, Any]) -> Rows:
@@ -248,7 +255,7 @@ def _routing(doc: dict[str, Any]) -> str:
     # When nothing moves, the sentence above says so and there is no risk to list (as `shadowlab route`).
     out += _bullets(risk_sentences(routing))
     header, rows = routing_rows(routing)
-    out += _table(header, rows, empty="No segment to route.")
+    out += _table(header, rows, empty=NO_ROUTED_SEGMENT)
     # When nothing moves the routed mix is the control itself: a table of zeros (and "not yet" for quantiles
     # no test can settle) would only raise questions (the dashboard's Segments page leaves it out too).
     if any(row[header.index("status")] == "moves" for row in rows):
@@ -279,22 +286,22 @@ def report_html(doc: dict[str, Any]) -> str:
     """One self-contained HTML page of the report document."""
     exp = doc["experiment"]
     res = report_results(doc)
-    decisions = _table(*decision_rows(doc), empty="No decision recorded yet.")
+    decisions = _table(*decision_rows(doc), empty=NO_DECISION)
     examples = _table(*example_rows(doc), "examples", empty="") if doc.get("examples") else ""  # left out
     routing = doc.get("routing")
-    effects = _table(*metric_rows(doc), empty="No comparisons yet (no metric with complete pairs).")
+    effects = _table(*metric_rows(doc), empty=NO_COMPARISONS)
     effects = f"{_metric_plots(doc)}{effects}" if doc["comparisons"] else effects
     sections = [  # (anchor, link, title, body): a section without a body is left out
         ("verdict-section", "Verdict", "Verdict", _verdict(res)),
         ("results", "Results", "Results per candidate", _results(res)),
         ("effects", "Effects", "Effects with 95 % intervals", effects),
-        ("health", "Health", "Health", _table(*health_rows(doc), empty=_NO_CHECKS)),
+        ("health", "Health", "Health", _table(*health_rows(doc), empty=NO_CHECKS)),
         ("power", "Sample size", "Sample size and power", f"<p>{esc(power_sentence(doc))}</p>"),
         ("routing", "Routing", f"Routing recommendation (by {routing['dimension']})" if routing else "",
          _routing(doc)),
         ("segments", "Segments", "Segments", _segments(doc)),
-        ("prices", "Prices", "Price snapshot", _table(*price_rows(doc), empty=_NO_PRICES)),
-        ("scorers", "Scorers", "Scorer versions", _table(*scorer_rows(doc), empty="Nothing was scored yet.")),
+        ("prices", "Prices", "Price snapshot", _table(*price_rows(doc), empty=NO_PRICES)),
+        ("scorers", "Scorers", "Scorer versions", _table(*scorer_rows(doc), empty=NOTHING_SCORED)),
         ("decisions", "Decisions", "Decision history", decisions),
         ("examples-section", "Examples", "Example requests per segment", examples),
         ("words", "What the words mean", "What the words mean", _words(doc)),

@@ -1,5 +1,6 @@
-"""report.html on constructed documents (fast; tests/analysis/test_report.py renders the demo's in Chromium):
-what a reader without the dashboard's tooltips needs, and captured names kept as text."""
+"""report.html (and, where they share a rule, the Markdown report) on constructed documents (fast;
+tests/analysis/test_report.py renders the demo's in Chromium): what a reader without the dashboard's tooltips
+needs, and captured names kept as text."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 from typing import Any
 
 from analysis.glossary import KINDS
+from analysis.report import report_markdown
 from analysis.report_html import report_html
 from tests.support.analysis_documents import ROUTING
 
@@ -85,3 +87,22 @@ def test_a_section_with_nothing_to_show_says_so_in_a_sentence_not_with_an_empty_
         assert f"<p class='none'>{sentence}</p>" in _section(page, anchor), anchor
     assert "route = chat (12 requests)" in _section(page, "segments")  # still listed as too small to test
     assert "all-segments" not in page  # no fold over zero other rows
+
+
+def test_the_markdown_report_says_so_in_a_sentence_too() -> None:
+    small = {"dimension": "route", "segment": "chat", "n_requests": 12, "status": "too_small"}
+    text = report_markdown(_doc(ROUTING) | {"segments": [small]})  # no checks, prices, scorers, decisions
+    sections = dict(re.findall(r"^## ([^\n]+)\n\n(.*?)(?=^## |\Z)", text, re.S | re.M))
+    tables = [part for part in re.split(r"\n\n", text) if part.startswith("|")]
+    headers_only = [table for table in tables if len(table.splitlines()) < 3]  # header, rule, no row
+    assert tables and not headers_only, headers_only
+    for title, sentence in (
+        ("Health", "The analysis recorded no health checks."),
+        ("Price snapshot", "No prices recorded: an experiment's price table is recorded when it starts."),
+        ("Scorer versions", "Nothing was scored yet."),
+        ("Decision history", "No decision recorded yet."),
+    ):
+        assert sections[title].strip() == sentence, title
+    segments = next(body for title, body in sections.items() if title.startswith("Segments"))
+    assert segments.startswith("No segment has enough requests to test.")
+    assert "route = chat (12 requests)" in segments and "0 more segment rows" not in segments
