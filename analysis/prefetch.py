@@ -1,12 +1,13 @@
-"""The two heaviest reads of a stored experiment's analysis, started before the command has imported anything.
+"""The heaviest reads of a stored experiment's analysis, started before the command has imported anything.
 
 `shadowlab analyze|report|route|gate EXP` on Postgres spends ~0.8 s importing Typer, SQLAlchemy, pydantic,
-numpy and pyarrow before its first query, while Postgres idles; Postgres then needs ~1.3 s of its CPU for the
-experiment's replays and captured requests. So the entry point (`cli.entry`) calls `start_from_argv` first: a
-thread connects with psycopg alone, opens a read-only REPEATABLE READ transaction, exports its snapshot and
-reads the experiment's arms; then that connection reads the replays while a second one, under the same
-snapshot, reads the captured requests (when they fill their id range densely). Both in the forms
-`analysis.fetch` decodes (one row of concatenated binary values).
+numpy and pyarrow before its first query, while Postgres idles; Postgres then needs ~1.8 s of its CPU for the
+experiment's replays, captured requests and scores. So the entry point (`cli.entry`) calls `start_from_argv`
+first: a thread connects with psycopg alone, opens a read-only REPEATABLE READ transaction, exports its
+snapshot and reads the experiment's arms; then that connection reads the replays (and, in the same scan,
+their span: min and max id and count) while a second one, under the same snapshot, reads the captured
+requests (when they fill their id range densely) and a third waits for that span and reads the scores. All
+in the forms `analysis.fetch` decodes (one row of concatenated binary values).
 
 `load_experiment` takes them (`take`): its session imports the same snapshot first, so everything else it
 reads sees exactly the data these reads saw. When anything differs or fails (another database, no such
@@ -202,8 +203,10 @@ class Prefetch:
         else:
             self._start(self._read_captures, head)
             self._start(self._read_scores, head)
-            _into(self._replays, lambda: self._with_span(replays_row(leader, head)))
-            self._span_known.set()  # read, or failed: the scores' read finds the span itself then
+            try:
+                _into(self._replays, lambda: self._with_span(replays_row(leader, head)))
+            finally:
+                self._span_known.set()  # read, or failed: the scores' read finds the span itself then
         self._release.wait()  # the command's session may still import the snapshot of this transaction
         if leader is not None:
             self._drop(leader)
@@ -294,7 +297,15 @@ def refusal(url: str) -> BaseException | None:
     if started is None or started.url != url:
         return None
     started.ready()
-    return started.refused
+    refused = started.refused
+    if refused is not None and any(word in str(refused) for word in _PASSING):
+        return None  # may be over by the command's own connect: it tries once more
+    return refused
+
+
+# Refusals that pass by themselves (Postgres' English messages; psycopg gives no SQLSTATE for a failed
+# connect): a server still starting, shutting down or recovering, or out of connection slots.
+_PASSING = ("starting up", "shutting down", "in recovery", "too many clients", "connection slots")
 
 
 def take(url: str, name: str) -> Prefetch | None:

@@ -39,17 +39,19 @@ def probes(low: int, high: int) -> list[int]:
     return sorted({low + int((i * 0.6180339887498949) % 1.0 * size) for i in range(1, _PROBES + 1)})
 
 
-def replays_sql(arm_ids: Sequence[int]) -> tuple[str, list[Any]]:
+def replays_sql(arm_ids: Sequence[int], *, more: str = "") -> tuple[str, list[Any]]:
     """The experiment's replays as five concatenated binary columns: id, code ((captured request × arms +
     the arm's position among the experiment's arms by id) × 2 + failed), ttft, latency, cost (NULL → NaN);
-    `analysis.load_start.Replays` decodes them. Parameters: the arm ids, then the experiment id."""
+    `analysis.load_start.Replays` decodes them; then the aggregates `more` names, if any. Parameters: the arm
+    ids, then the experiment id."""
     slots = max(len(arm_ids), 1)
     case = " ".join(f"WHEN %s THEN {i}" for i in range(len(arm_ids)))
     slot = f"CASE arm_id {case} ELSE 0 END" if arm_ids else "0"
     failed = "CASE WHEN status = 'error' THEN 1 ELSE 0 END"
     code = f"(captured_request_id::bigint * {slots} + {slot}) * 2 + {failed}"
     floats = [_float_column(c) for c in ("ttft_ms", "latency_ms", "cost_usd")]
-    sql = (f"SELECT {_int_column('id')}, {_int_column(code)}, {', '.join(floats)} "
+    extra = f", {more}" if more else ""
+    sql = (f"SELECT {_int_column('id')}, {_int_column(code)}, {', '.join(floats)}{extra} "
            "FROM replays WHERE experiment_id = %s")  # fmt: skip
     return sql, [*arm_ids]
 
@@ -172,8 +174,7 @@ def replays_row(connection: Any, head: Head) -> tuple[tuple[Any, ...], Span]:
     """The replays' row (`replays_sql`) and their span (`store.scorers.replay_span`), in the same scan: the
     scores' read then needs no scan of its own to find the experiment's replays (~0.3 s of Postgres' CPU at
     a million replays)."""
-    sql, params = replays_sql([arm for arm, _ in head.arms])
-    sql = sql.replace(" FROM replays ", f", {SPAN_COLUMNS} FROM replays ", 1)
+    sql, params = replays_sql([arm for arm, _ in head.arms], more=SPAN_COLUMNS)
     row = one_row(connection, sql, [*params, head.experiment_id])
     return row[:-3], span_of(row[-3:])
 

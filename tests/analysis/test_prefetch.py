@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 from analysis.experiment_analysis import analyze_experiment
 from analysis.load_start import start_in_session
 from analysis.prefetch import APPLICATION_NAME, PrefetchFailed, libpq_conninfo, start_from_argv
+from analysis.prefetch_sql import head_of, replays_row, scores_chain
 from shadowlab.db import create_engine
 from tests.support.analysis_seed import seed_experiment
 from tests.support.net import CountingProxy
@@ -94,6 +96,15 @@ def test_an_older_version_and_a_gap_in_the_replay_ids_read_as_the_loader_reads_t
     assert gappy != expected
     assert start_from_argv(["analyze", "exp-v"], {"SHADOWLAB_DATABASE_URL": pg_database}) is not None
     assert _analysed(pg_database, "exp-v", prefetched=True) == gappy
+    # the span the replays' read finds in its scan is the one the scores' read would find on its own (its
+    # path when the replays' read fails), and both give the same scores
+    with psycopg.connect(libpq_conninfo(pg_database) or "") as connection:
+        head = head_of(connection, "exp-v")
+        assert head is not None
+        _, span = replays_row(connection, head)
+        found = scores_chain(connection, head.experiment_id)
+        assert found == scores_chain(connection, head.experiment_id, span) and found[0] == span
+        assert span[1] - span[0] + 1 > span[2]  # the gaps: scores found through the replays, not the range
 
 
 @pytest.mark.postgres
