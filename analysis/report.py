@@ -335,6 +335,13 @@ def report_results(doc: dict[str, Any]) -> Results:
     return results(doc)
 
 
+def _rest_sentence(n: int, *, more: bool) -> str:
+    rows = (
+        "segment row with no clear difference is" if n == 1 else "segment rows with no clear difference are"
+    )
+    return f"{n} {'more ' if more else ''}{rows} in the JSON report."
+
+
 def report_markdown(doc: dict[str, Any]) -> str:
     """The report as Markdown: verdict first, then the evidence."""
     exp, res = doc["experiment"], report_results(doc)
@@ -356,7 +363,7 @@ def report_markdown(doc: dict[str, Any]) -> str:
         out += ["## Segments that matter (Benjamini–Hochberg across segments per metric × candidate)", ""]
         if top or rest:
             out += _table(header, top, empty=NO_CLEAR_SEGMENT)
-            out += [f"{len(rest)} more segment rows with no clear difference are in the JSON report.", ""]
+            out += [_rest_sentence(len(rest), more=bool(top)), ""] if rest else []
         else:
             out += [NO_TESTED_SEGMENT, ""]
         small = too_small(doc)

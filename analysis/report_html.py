@@ -228,12 +228,14 @@ def _segments(doc: dict[str, Any]) -> str:
     out = f'<p class="small">Too small to test:</p>{small}' if small else ""
     if not top and not rest[1]:
         return f"<p class='none'>{NO_TESTED_SEGMENT}</p>{out}"
+    rows = f" ({len(top)} rows)" if top else ""
     lead = (
         "<p>The segments that matter: significant differences after Benjamini–Hochberg "
-        f"across segments (per metric × candidate) and the segments the routing moves ({len(top)} rows).</p>"
+        f"across segments (per metric × candidate) and the segments the routing moves{rows}.</p>"
     )
     others = (
-        f"<details id='all-segments'><summary>The other {len(rest[1])} segment rows</summary>"
+        f"<details id='all-segments'><summary>The other {display.count(len(rest[1]))} segment "
+        f"{'row' if len(rest[1]) == 1 else 'rows'}</summary>"
         f"{_table(*rest, empty='')}{out}</details>"
         if rest[1]
         else out

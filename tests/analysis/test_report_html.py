@@ -106,3 +106,17 @@ def test_the_markdown_report_says_so_in_a_sentence_too() -> None:
     segments = next(body for title, body in sections.items() if title.startswith("Segments"))
     assert segments.startswith("No segment has enough requests to test.")
     assert "route = chat (12 requests)" in segments and "0 more segment rows" not in segments
+
+
+def test_segments_that_do_not_differ_are_counted_in_words_that_fit() -> None:
+    tested = {"dimension": "service", "segment": "chat", "metric": "quality", "candidate": "cand",
+              "n_requests": 500, "n": 500, "status": "tested", "estimate": 0.01, "ci_low": -0.1,
+              "ci_high": 0.12, "p_value": 0.8, "p_adjusted": 0.8}  # fmt: skip
+    doc = _doc(ROUTING) | {"routing": None, "segments": [tested]}
+    text = report_markdown(doc)
+    assert (
+        "No segment differs clearly.\n\n1 segment row with no clear difference is in the JSON report." in text
+    )
+    assert " more segment" not in text
+    page = _section(report_html(doc), "segments")
+    assert "(0 rows)" not in page and "The other 1 segment row</summary>" in page
