@@ -357,9 +357,10 @@ class Worker:
             return await provider.complete(call.request, model=arm.model, extra_headers=headers)
 
     def _row(self, arm: ArmRuntime, lease: leases.Lease, result: ProviderResult | None, attempts: int,
-             started: datetime, **kwargs: Any) -> dict[str, Any]:  # fmt: skip
+             started: datetime, *, notes: tuple[str, ...] = (),
+             error: tuple[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
         row = replay_row(self.experiment_id, arm, lease.captured_request_id, result, attempts, started,
-                         self.prices, **kwargs)  # fmt: skip
+                         self.prices, notes=notes, error=error)  # fmt: skip
         self.metrics.replays.labels(status=row["status"], code=row["error_code"] or "").inc()
         return row
 

@@ -167,7 +167,9 @@ def test_a_wrong_password_is_one_login_and_one_error_line(
 ) -> None:
     real = sa.engine.make_url(postgres_url)
     with CountingProxy((real.host or "127.0.0.1", real.port or 5432)) as proxy:
-        url = real.set(port=proxy.port, password="not-the-password").render_as_string(hide_password=False)
+        # no SSL: libpq's default (prefer) would try again without it on a server that has it, a second login
+        wrong = real.set(port=proxy.port, password="not-the-password", query={"sslmode": "disable"})
+        url = wrong.render_as_string(hide_password=False)
         result = cli(*command, env={"SHADOWLAB_DATABASE_URL": url}, cwd=tmp_path)
     assert proxy.accepted == 1, result.stderr  # the prefetch's refused login is the command's: no second one
     assert result.returncode == 3, result.stderr
