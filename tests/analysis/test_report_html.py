@@ -71,37 +71,42 @@ def _section(page: str, anchor: str) -> str:
     return page[start : page.find("<h2 ", start + 1)]
 
 
+# A document with nothing to show in most sections (no checks, prices, scorers, decisions; one segment too
+# small to test) and what each report says there: (report.html's anchor, the Markdown heading, the sentence).
+_SMALL = {"dimension": "route", "segment": "chat", "n_requests": 12, "status": "too_small"}
+_EMPTY_SECTIONS = (
+    ("health", "Health", "The analysis recorded no health checks."),
+    (
+        "prices",
+        "Price snapshot",
+        "No prices recorded: an experiment's price table is recorded when it starts.",
+    ),
+    ("scorers", "Scorer versions", "Nothing was scored yet."),
+    ("decisions", "Decision history", "No decision recorded yet."),
+)
+
+
 def test_a_section_with_nothing_to_show_says_so_in_a_sentence_not_with_an_empty_table() -> None:
-    small = {"dimension": "route", "segment": "chat", "n_requests": 12, "status": "too_small"}
-    page = report_html(_doc(ROUTING) | {"segments": [small]})  # no checks, prices, scorers, decisions
+    page = report_html(_doc(ROUTING) | {"segments": [_SMALL]})
     tables = re.findall(r"<table[^>]*>.*?</table>", page, re.S)
     headers_only = [table for table in tables if table.count("<tr>") < 2]
     assert tables and not headers_only, headers_only
     for anchor, sentence in (
-        ("health", "The analysis recorded no health checks."),
+        *((anchor, sentence) for anchor, _, sentence in _EMPTY_SECTIONS),
         ("segments", "No segment has enough requests to test."),
-        ("prices", "No prices recorded: an experiment&#x27;s price table is recorded when it starts."),
-        ("scorers", "Nothing was scored yet."),
-        ("decisions", "No decision recorded yet."),
     ):
-        assert f"<p class='none'>{sentence}</p>" in _section(page, anchor), anchor
+        assert f"<p class='none'>{html.escape(sentence)}</p>" in _section(page, anchor), anchor
     assert "route = chat (12 requests)" in _section(page, "segments")  # still listed as too small to test
     assert "all-segments" not in page  # no fold over zero other rows
 
 
 def test_the_markdown_report_says_so_in_a_sentence_too() -> None:
-    small = {"dimension": "route", "segment": "chat", "n_requests": 12, "status": "too_small"}
-    text = report_markdown(_doc(ROUTING) | {"segments": [small]})  # no checks, prices, scorers, decisions
+    text = report_markdown(_doc(ROUTING) | {"segments": [_SMALL]})
     sections = dict(re.findall(r"^## ([^\n]+)\n\n(.*?)(?=^## |\Z)", text, re.S | re.M))
     tables = [part for part in re.split(r"\n\n", text) if part.startswith("|")]
     headers_only = [table for table in tables if len(table.splitlines()) < 3]  # header, rule, no row
     assert tables and not headers_only, headers_only
-    for title, sentence in (
-        ("Health", "The analysis recorded no health checks."),
-        ("Price snapshot", "No prices recorded: an experiment's price table is recorded when it starts."),
-        ("Scorer versions", "Nothing was scored yet."),
-        ("Decision history", "No decision recorded yet."),
-    ):
+    for _, title, sentence in _EMPTY_SECTIONS:
         assert sections[title].strip() == sentence, title
     segments = next(body for title, body in sections.items() if title.startswith("Segments"))
     assert segments.startswith("No segment has enough requests to test.")
