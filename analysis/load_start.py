@@ -330,11 +330,11 @@ class LoadStart:
 def checked_engine(settings: Any) -> sa.Engine:
     """The command's engine, checked (`shadowlab.db.engine_from`); when the prefetch on the same database
     could not connect, its error, worded as the check words it, without connecting a second time."""
-    from shadowlab.db import engine_from, parse_database_url, unreachable
+    from shadowlab.db import database_error, engine_from, parse_database_url
 
     refused = refusal(settings.database_url)
     if refused is not None:
-        raise unreachable(parse_database_url(settings.database_url), refused)
+        raise database_error(parse_database_url(settings.database_url), refused)
     return engine_from(settings)
 
 

@@ -14,8 +14,8 @@ reads sees exactly the data these reads saw. When anything differs or fails (ano
 experiment, an older schema), the prefetch is dropped and the command reads as before: a prefetch never
 reports an error of its own, the command's usual checks do. One exception: a refused connection (a wrong
 password, a server down) is the command's error as its check would word it (`refusal`), not a second try.
-This module and its SQL (`analysis.prefetch_sql`) import only the standard library (psycopg inside the
-thread): starting costs ~1 ms.
+This module and its SQL (`analysis.prefetch_sql`) import only the standard library and `shadowlab.db_errors`
+(psycopg inside the thread): starting costs ~1 ms.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from analysis.prefetch_sql import (
     scores_chain,
     tune,
 )
+from shadowlab.db_errors import PASSING  # refusals that pass by themselves: the command's connect tries again
 
 COMMANDS = frozenset({"analyze", "report", "route", "gate"})  # the commands that load one stored experiment
 APPLICATION_NAME = "shadowlab-prefetch"  # its connections in pg_stat_activity
@@ -298,14 +299,9 @@ def refusal(url: str) -> BaseException | None:
         return None
     started.ready()
     refused = started.refused
-    if refused is not None and any(word in str(refused) for word in _PASSING):
+    if refused is not None and any(word in str(refused) for word in PASSING):
         return None  # may be over by the command's own connect: it tries once more
     return refused
-
-
-# Refusals that pass by themselves (Postgres' English messages; psycopg gives no SQLSTATE for a failed
-# connect): a server still starting, shutting down or recovering, or out of connection slots.
-_PASSING = ("starting up", "shutting down", "in recovery", "too many clients", "connection slots")
 
 
 def take(url: str, name: str) -> Prefetch | None:

@@ -90,11 +90,12 @@ def db_upgrade(
 ) -> None:
     """Apply migrations up to REVISION (default: head) on SHADOWLAB_DATABASE_URL."""
     from shadowlab import migrate
+    from shadowlab.db import shown_url
 
     engine = database_of(ctx, migrated=False, create=True)
     try:
         migrate.upgrade(engine, revision)
-        where = engine.url.render_as_string(hide_password=True)
+        where = shown_url(engine.url)
         typer.echo(f"database at {where}: {migrate.current_revision(engine)}")
         if grant_app is not None:
             _grant(engine, grant_app)
@@ -173,12 +174,13 @@ def doctor(ctx: typer.Context) -> None:
     """Check the settings, the database and its schema revision, the price file, and Kafka's topics."""
     from shadowlab import migrate
     from shadowlab.broker import list_topics
+    from shadowlab.db import shown_url
     from shadowlab.errors import ConfigError
     from shadowlab.pricing import load_price_table
 
     settings = settings_of(ctx)
     engine = database_of(ctx)
-    where = engine.url.render_as_string(hide_password=True)
+    where = shown_url(engine.url)
     typer.echo(f"database ok: {where} (revision {migrate.current_revision(engine)}, the head)")
     prices = load_price_table(settings.prices_file)
     source = settings.prices_file or "the shipped prices.json"

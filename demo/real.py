@@ -16,7 +16,7 @@ from demo.traffic import TrafficSpec, generate
 from shadowlab import tee
 from shadowlab.broker import capture_topics, ensure_topics
 from shadowlab.config import DEFAULT_DATABASE_URL, Settings
-from shadowlab.db import engine_from, parse_database_url
+from shadowlab.db import engine_from, parse_database_url, shown_url
 
 DEMO_DATABASE_SUFFIX = "_demo"
 
@@ -26,7 +26,7 @@ def real_options(options: DemoOptions, settings: Settings) -> DemoOptions:
     if settings.database_url == DEFAULT_DATABASE_URL or not settings.database_url.startswith("postgresql"):
         raise DemoError(
             "demo --real: SHADOWLAB_DATABASE_URL must point at Postgres (`make services` prints the URL), "
-            f"found {parse_database_url(settings.database_url).render_as_string(hide_password=True)}"
+            f"found {shown_url(parse_database_url(settings.database_url))}"
         )
     url = parse_database_url(settings.database_url)
     demo_db = f"{url.database}{DEMO_DATABASE_SUFFIX}"

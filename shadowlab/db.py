@@ -17,16 +17,34 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine
-from sqlalchemy.exc import ArgumentError, DisconnectionError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from shadowlab.errors import ConfigError, ServiceUnavailableError
+from shadowlab import db_errors
+from shadowlab.errors import ConfigError, ShadowlabError
 
 if TYPE_CHECKING:
     from shadowlab.config import Settings
 
 SUPPORTED_DRIVERS = ("postgresql+psycopg", "sqlite")
+# Other names of the same drivers: libpq's and Heroku-style URLs say postgres(ql)://, and SQLAlchemy's full
+# name of the standard library's sqlite3 is sqlite+pysqlite.
+_DRIVER_NAMES = {
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "sqlite+pysqlite": "sqlite",
+}
+# Query arguments SQLAlchemy's sqlite3 dialect takes (it warns about and drops any other, unless uri=true).
+_SQLITE_ARGUMENTS = (
+    "timeout",
+    "uri",
+    "check_same_thread",
+    "cached_statements",
+    "detect_types",
+    "isolation_level",
+)
+SQLITE_WAIT_S = 30.0  # how long a SQLite connection waits for another's write lock, unless the URL says
 
 
 def parse_database_url(url: str) -> URL:
@@ -39,8 +57,7 @@ def parse_database_url(url: str) -> URL:
             f"SHADOWLAB_DATABASE_URL: expected a URL like postgresql+psycopg://user:pw@host:5432/db "
             f"or sqlite:///file.db, found {_redact(url)!r}"
         ) from None
-    if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
+    parsed = parsed.set(drivername=_DRIVER_NAMES.get(parsed.drivername, parsed.drivername))
     if parsed.drivername not in SUPPORTED_DRIVERS:
         raise ConfigError(
             "SHADOWLAB_DATABASE_URL: expected driver postgresql+psycopg (or postgresql) or sqlite, "
@@ -48,6 +65,8 @@ def parse_database_url(url: str) -> URL:
         )
     if port is not None and not 0 < port < 65536:
         raise ConfigError(f"SHADOWLAB_DATABASE_URL: expected a port from 1 to 65535, found {port}")
+    if parsed.drivername == "sqlite":
+        _check_sqlite_query(parsed)
     if parsed.drivername.startswith("postgresql") and not parsed.database:
         raise ConfigError("SHADOWLAB_DATABASE_URL: expected a database name after the host, found none")
     for host in (parsed.host or "").split(","):
@@ -57,6 +76,34 @@ def parse_database_url(url: str) -> URL:
                 f"found {host!r}"
             )
     return parsed
+
+
+def _check_sqlite_query(url: URL) -> None:
+    """SQLite's query arguments: known ones (SQLite's own need uri=true), `timeout` in seconds."""
+    uri = url.query.get("uri") == "true"
+    if uri and not (url.database or "").startswith(
+        "file:"
+    ):  # else SQLite takes 'x.db?mode=ro' as a file name
+        raise ConfigError(
+            "SHADOWLAB_DATABASE_URL: expected sqlite:///file:NAME?…&uri=true for SQLite's URI arguments, "
+            f"found {url.database!r} before them"
+        )
+    unknown = sorted(set(url.query) - set(_SQLITE_ARGUMENTS))
+    if unknown and not uri:
+        raise ConfigError(
+            f"SHADOWLAB_DATABASE_URL: expected sqlite query arguments among {', '.join(_SQLITE_ARGUMENTS)} "
+            "(SQLite's own, like mode=ro, in sqlite:///file:NAME?mode=ro&uri=true), "
+            f"found {', '.join(unknown)}"
+        )
+    timeout = url.query.get("timeout")
+    try:
+        seconds = None if timeout is None else float(timeout)  # type: ignore[arg-type]  # a repeat is a tuple
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if seconds is not None and not 0 <= seconds < float("inf"):
+        raise ConfigError(
+            f"SHADOWLAB_DATABASE_URL: expected timeout= seconds to wait for a lock, found {timeout!r}"
+        )
 
 
 _HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9._-]*[A-Za-z0-9_])?\.?")
@@ -74,13 +121,22 @@ def _is_host(host: str) -> bool:
 
 
 def _redact(url: str) -> str:
-    """Hide a password in a URL we could not parse (best effort: user:pw@ → user:***@)."""
+    """Hide a password in a URL we could not parse (best effort: user:pw@ → user:***@, password=***)."""
     scheme, sep, rest = url.partition("://")
     if sep and "@" in rest:
         creds, _, host = rest.rpartition("@")
         user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url
+        url = f"{scheme}://{user}:***@{host}"
+    return _SECRET_ARGUMENT.sub(r"\1***", url)
+
+
+# libpq's query arguments that hold a secret (a password may be given as ?password=… instead of user:pw@)
+_SECRET_ARGUMENT = re.compile(r"([?&](?:ssl)?password=)[^&]*", re.IGNORECASE)
+
+
+def shown_url(url: URL) -> str:
+    """`url` as messages show it: without its password, wherever it is given."""
+    return _SECRET_ARGUMENT.sub(r"\1***", url.render_as_string(hide_password=True))
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -95,7 +151,7 @@ def create_engine(
     parsed = parse_database_url(url)
     kwargs: dict[str, Any] = {"echo": echo, "future": True}
     if parsed.drivername == "sqlite":
-        kwargs["connect_args"] = {"timeout": 30}
+        kwargs["connect_args"] = {} if "timeout" in parsed.query else {"timeout": SQLITE_WAIT_S}
         engine = sa.create_engine(parsed, **kwargs)
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
@@ -229,36 +285,46 @@ def check_connection(engine: Engine, *, migrated: bool = True, create: bool = Fa
     """Check, in one clear error line, that the database is usable: it exists (a SQLite file is created
     only with `create`, which `shadowlab db upgrade` passes), it answers, and, unless `migrated=False`, its
     schema is at the code's head revision."""
-    where = engine.url.render_as_string(hide_password=True)
+    where = shown_url(engine.url)
     path = sqlite_file(engine.url)
     if path is not None:
         _check_sqlite_path(path, where, create=create)
     try:
-        with engine.connect() as conn:
+        conn = engine.connect()
+    except DBAPIError as exc:
+        raise database_error(engine.url, exc) from None
+    except NoSuchModuleError as exc:  # pragma: no cover - driver missing from the install
+        raise ConfigError(f"SHADOWLAB_DATABASE_URL: database driver not installed ({exc})") from None
+    with conn:
+        try:
             conn.execute(sa.text("select 1"))
             if migrated:
                 from shadowlab.migrate import check_revision
 
                 check_revision(conn, where)
-    except OperationalError as exc:
-        raise unreachable(engine.url, exc.orig if exc.orig else exc) from None
-    except NoSuchModuleError as exc:  # pragma: no cover - driver missing from the install
-        raise ConfigError(f"SHADOWLAB_DATABASE_URL: database driver not installed ({exc})") from None
+        except DBAPIError as exc:  # connected: a statement failed, the login did not
+            raise database_error(engine.url, exc, connected=True) from None
 
 
-def unreachable(url: URL, error: BaseException) -> ServiceUnavailableError:
-    """The one error line for a database that did not let us in (down, a wrong password or database name):
-    the driver's first line, with the setting to check (the password hidden)."""
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    wanted = (
-        "a SQLite file that can be opened"
-        if url.get_backend_name() == "sqlite"
-        else "a running Postgres that accepts its user, password and database"
-    )
-    return ServiceUnavailableError(
-        f"database unreachable at {url.render_as_string(hide_password=True)}: {reason} "
-        f"(SHADOWLAB_DATABASE_URL: expected {wanted})"
-    )
+def database_error(url: URL, error: BaseException, *, connected: bool = False) -> ShadowlabError:
+    """The one error line for a database at `url` that could not be used: `error` is the driver's (or
+    SQLAlchemy's wrapping of it) from connecting, or from a statement once `connected`. A setting to fix is a
+    `ConfigError`, a server out of reach a `ServiceUnavailableError`; the hint fits what happened
+    (`shadowlab.db_errors`)."""
+    lost = isinstance(error, DBAPIError) and error.connection_invalidated
+    cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    where = shown_url(url)
+    if url.get_backend_name() == "sqlite":
+        return db_errors.sqlite_error(where, cause, wait_s=sqlite_wait_s(url))
+    if connected:
+        return db_errors.statement_error(where, cause, lost=lost)
+    return db_errors.connect_error(where, cause)
+
+
+def sqlite_wait_s(url: URL) -> float:
+    """How long a connection to the SQLite database at `url` waits for another's write lock."""
+    timeout = url.query.get("timeout")
+    return float(timeout) if isinstance(timeout, str) else SQLITE_WAIT_S
 
 
 def _check_sqlite_path(path: Path, where: str, *, create: bool) -> None:

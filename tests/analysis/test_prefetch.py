@@ -172,9 +172,10 @@ def test_a_wrong_password_is_one_login_and_one_error_line(
         url = wrong.render_as_string(hide_password=False)
         result = cli(*command, env={"SHADOWLAB_DATABASE_URL": url}, cwd=tmp_path)
     assert proxy.accepted == 1, result.stderr  # the prefetch's refused login is the command's: no second one
-    assert result.returncode == 3, result.stderr
-    assert result.stderr.startswith("error: database unreachable at ") and result.stderr.count("\n") == 1
-    assert "password authentication failed" in result.stderr and "SHADOWLAB_DATABASE_URL" in result.stderr
+    assert result.returncode == 2, result.stderr  # the server answered: a setting to fix, not a server away
+    assert result.stderr.startswith("error: database ") and result.stderr.count("\n") == 1
+    assert "refused the login: password authentication failed" in result.stderr
+    assert "SHADOWLAB_DATABASE_URL" in result.stderr and "unreachable" not in result.stderr
     assert "not-the-password" not in result.stderr and "Traceback" not in result.stderr
 
 

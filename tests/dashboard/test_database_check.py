@@ -47,3 +47,15 @@ def test_an_unusable_database_is_one_message_that_says_what_to_do(
     assert "secret-pw" not in error
     assert not (tmp_path / "missing.db").exists()  # checking creates nothing
     assert "no such table" not in " ".join(str(m.value) for m in [*at.markdown, *at.info, *at.warning])
+
+
+@pytest.mark.postgres
+def test_a_refused_login_is_a_setting_not_a_server_away(
+    monkeypatch: pytest.MonkeyPatch, postgres_url: str
+) -> None:
+    url = sa.engine.make_url(postgres_url).set(password="not-the-password", query={"sslmode": "disable"})
+    at = _run(monkeypatch, url.render_as_string(hide_password=False))
+    assert not at.exception
+    [error] = [e.value for e in at.error]
+    assert error.startswith("The database cannot be used: database ") and "refused the login" in error
+    assert "unreachable" not in error and "not-the-password" not in error

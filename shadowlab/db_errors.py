@@ -1,0 +1,167 @@
+"""Why the database could not be used, in one line with the hint that fits: a setting to fix (`ConfigError`,
+exit 2) or a server out of reach for now (`ServiceUnavailableError`, exit 3).
+
+psycopg gives no SQLSTATE for a failed connect (libpq keeps the server's code to itself; psycopg issues #242,
+#1188), so a refused connect is told apart by libpq's words: the server's answer ("password authentication
+failed", "database ... does not exist") is a setting, while no answer (connection refused, a timeout, a host
+name that does not resolve) or one that passes by itself (starting up, out of connection slots) is a server
+out of reach. A statement that fails after connecting carries its SQLSTATE; SQLite's errors carry their
+result code's name. Standard library only: `analysis.prefetch`, which runs before anything else is
+imported, shares `PASSING`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from shadowlab.errors import ConfigError, ServiceUnavailableError, ShadowlabError
+
+SETTING = "SHADOWLAB_DATABASE_URL"
+
+# Refusals that pass by themselves: a server starting, shutting down or recovering, or out of connections.
+PASSING = (
+    "starting up",
+    "shutting down",
+    "in recovery",
+    "not yet accepting connections",  # a standby before it is consistent
+    "too many clients",
+    "connection slots",
+    "too many connections for",  # a role's or a database's CONNECTION LIMIT
+)
+# The server's answers to a login that name a setting, each with what the setting should be.
+_REFUSALS = (
+    (
+        ("password authentication failed", "no password supplied", "authentication failed for user"),
+        "refused the login",
+        "expected the user and password of a role that may log in",
+    ),
+    (
+        ('role "', "is not permitted to log in"),
+        "refused the login",
+        "expected a role that exists and may log in",
+    ),
+    (
+        ("permission denied for database",),
+        "refused the connection",
+        "expected a database the user may connect to (its owner grants CONNECT)",
+    ),
+    (
+        ('database "',),
+        "refused the connection",
+        "expected the name of a database that exists there and takes connections; createdb makes one",
+    ),
+    (
+        ("pg_hba.conf",),
+        "refused the connection",
+        "expected a user and database that the server's pg_hba.conf admits from this machine",
+    ),
+    (
+        ("does not support SSL", "sslmode", "certificate", "root cert"),
+        "refused the connection",
+        "expected an sslmode (and certificates) the server supports",
+    ),
+    (
+        ("invalid response to SSL negotiation", "expected authentication request"),
+        "is not a Postgres server",
+        "expected the port of a Postgres server: something else listens there",
+    ),
+)
+_NOT_RESOLVED = ("resolve host", "translate host name", "Name or service not known", "nodename nor servname")
+_PREFIXES = (
+    r"^(connection (failed|is bad): )?(connection to server (at .*?, port \d+|on socket .*?) failed: )?"
+)
+
+
+def connect_error(where: str, error: BaseException) -> ShadowlabError:
+    """A failed Postgres connect (`error`, psycopg's) to the database shown as `where`."""
+    reason = _reason(error)
+    if any(words in reason for words in PASSING):
+        return ServiceUnavailableError(
+            f"database unreachable at {where}: {reason} (the server is up but takes no connections now: "
+            "try again in a moment)"
+        )
+    if reason.startswith(("invalid ", 'missing "="')) or type(error).__name__ == "ProgrammingError":
+        return ConfigError(
+            f"database {where}: {reason} "
+            f"({SETTING}: expected libpq's connection parameters, with values they take, after '?')"
+        )
+    if getattr(getattr(error, "pgconn", None), "needs_password", False):  # libpq's own "no password supplied"
+        return ConfigError(f"database {where} refused the login: {reason} ({SETTING}: expected a password)")
+    for needles, what, hint in _REFUSALS:
+        if any(needle in reason for needle in needles):
+            return ConfigError(f"database {where} {what}: {reason} ({SETTING}: {hint})")
+    if _answered(error):
+        return ConfigError(
+            f"database {where} refused the connection: {reason} "
+            f"({SETTING}: expected a user, database and options the server accepts)"
+        )
+    wanted = (
+        "a host name that resolves from this machine"
+        if any(words in reason for words in _NOT_RESOLVED)
+        else "a running Postgres at that host and port"
+    )
+    return ServiceUnavailableError(
+        f"database unreachable at {where}: {reason} ({SETTING}: expected {wanted})"
+    )
+
+
+def statement_error(where: str, error: BaseException, *, lost: bool) -> ShadowlabError:
+    """A statement of the check after connecting to Postgres failed (`lost`: the connection went with it)."""
+    reason = _reason(error)
+    state = str(getattr(error, "sqlstate", None) or "")
+    if lost or state.startswith("08") or state in ("57P01", "57P02", "57P03"):
+        return ServiceUnavailableError(
+            f"database unreachable at {where}: the connection was lost during the check: {reason} "
+            "(the server went away: try again when it is back)"
+        )
+    if state == "42501":
+        return ConfigError(
+            f"database {where}: the check of its schema was refused: {reason} ({SETTING}: expected a user "
+            "that may read shadowlab's tables; their owner grants it with `shadowlab db grant-app ROLE`)"
+        )
+    if state in ("55P03", "57014", "40P01", "40001"):
+        return ServiceUnavailableError(
+            f"database {where}: the check of its schema did not finish: {reason} (another session held a "
+            "lock past a lock or statement timeout, e.g. a running `shadowlab db upgrade`: try again when "
+            "it ends)"
+        )
+    return ConfigError(
+        f"database {where}: the check of its schema failed: {reason} "
+        f"({SETTING}: expected a shadowlab database its user may read)"
+    )
+
+
+def sqlite_error(where: str, error: BaseException, *, wait_s: float) -> ShadowlabError:
+    """SQLite could not open or read the file of `where` (after waiting `wait_s` for a lock)."""
+    reason = _reason(error)
+    code = str(getattr(error, "sqlite_errorname", None) or "")
+    if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in reason:
+        return ServiceUnavailableError(
+            f"database {where} is locked: another process held its write lock for over {wait_s:g} s "
+            "(SQLite lets one writer at a time: wait for that process, e.g. another shadowlab command, to "
+            f"end, or use Postgres for work that runs at the same time; timeout= in {SETTING} sets the wait "
+            "in seconds)"
+        )
+    if code.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")) or "not a database" in reason:
+        wanted = "a shadowlab SQLite file (`shadowlab db upgrade` makes one)"
+    elif code.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM", "SQLITE_IOERR")):
+        wanted = "a SQLite file this user may read and write, in a folder it may write to"
+    else:
+        wanted = "a SQLite file that can be opened"
+    return ConfigError(f"database {where}: {reason} ({SETTING}: expected {wanted})")
+
+
+def _reason(error: BaseException) -> str:
+    """The driver's first line, without libpq's prefixes (the URL shown beside it names the server)."""
+    lines = str(error).strip().splitlines()
+    # re.sub compiles the pattern on first use, not when `analysis.prefetch` imports this module
+    first = re.sub(_PREFIXES, "", lines[0]) if lines else ""
+    return first.replace("FATAL:  ", "").strip() or type(error).__name__
+
+
+def _answered(error: BaseException) -> bool:
+    """Whether the server answered the connect: libpq sent it a password, or quotes its error."""
+    text = str(error)
+    return bool(getattr(getattr(error, "pgconn", None), "used_password", False)) or any(
+        f"{severity}:  " in text for severity in ("FATAL", "ERROR", "PANIC")
+    )

@@ -1,0 +1,259 @@
+"""A database that cannot be used is one `error:` line with the hint that fits what happened, never a
+traceback, never the password: a setting to fix exits 2 (the server answered: a wrong password, no such
+database or role, a bad option, a user who may not read the tables, a SQLite file that is not one), a server
+out of reach for now exits 3 (nothing listens, the name does not resolve, a connection limit, a lock held by
+another process). Against the real Postgres of `make services` and real SQLite files: a lock is held by a
+second connection, a refusal is the server's own.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from shadowlab.db import check_connection, create_engine, parse_database_url, shown_url
+from shadowlab.errors import ConfigError, ServiceUnavailableError, ShadowlabError
+from tests.support.net import free_port
+
+CliRunner = Callable[..., subprocess.CompletedProcess[str]]
+PASSWORD = "h3-not-the-password"
+APP_ROLE = os.environ.get("SHADOWLAB_TEST_APP_ROLE", "shadowlab_app")
+APP_PASSWORD = os.environ.get("SHADOWLAB_TEST_APP_PASSWORD", "shadowlab_app")
+
+
+def _checked(url: str) -> ShadowlabError:
+    """The error `check_connection` raises on `url` (the test fails if it passes)."""
+    engine = create_engine(url, connect_timeout_s=2)
+    try:
+        with pytest.raises(ShadowlabError) as raised:
+            check_connection(engine)
+    finally:
+        engine.dispose()
+    return raised.value
+
+
+def _one_line(result: subprocess.CompletedProcess[str], code: int) -> str:
+    assert result.returncode == code, result.stderr
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr and PASSWORD not in result.stderr
+    return result.stderr
+
+
+def _url(postgres_url: str, change: Callable[[URL], URL]) -> str:
+    """The test server's URL, `change`d."""
+    # no SSL: libpq's default (prefer) would log in twice on a server that has it
+    url = change(sa.engine.make_url(postgres_url).set(query={"sslmode": "disable"}))
+    return url.render_as_string(hide_password=False)
+
+
+# --- the server answered: a setting to fix, exit 2 ----------------------------------------------------------
+
+REFUSED: dict[str, tuple[Callable[[URL], URL], str, str]] = {
+    "wrong password": (
+        lambda url: url.set(password=PASSWORD),
+        "refused the login",
+        "password authentication failed",
+    ),
+    "unknown role": (
+        lambda url: url.set(username="h3_nobody", password=PASSWORD),
+        "refused the login",
+        "h3_nobody",
+    ),
+    "unknown database": (
+        lambda url: url.set(database="h3_no_such_db"),
+        "refused the connection",
+        'database "h3_no_such_db" does not exist',
+    ),
+    "no password": (
+        lambda url: url._replace(password=None),  # `set(password=None)` keeps the one there
+        "refused the login",
+        "no password supplied",
+    ),
+    "database closed to connections": (
+        lambda url: url.set(database="template0"),
+        "refused the connection",
+        'database "template0" is not currently accepting connections',
+    ),
+}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("case", REFUSED, ids=list(REFUSED))
+def test_a_refused_login_is_a_setting_to_fix(case: str, postgres_url: str) -> None:
+    change, what, said = REFUSED[case]
+    url = _url(postgres_url, change)
+    error = _checked(url)
+    assert isinstance(error, ConfigError) and error.exit_code == 2, error
+    assert str(error).startswith(f"database {shown_url(parse_database_url(url))} {what}: "), error
+    assert said in str(error) and "(SHADOWLAB_DATABASE_URL: expected " in str(error)
+    assert PASSWORD not in str(error) and "unreachable" not in str(error)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("query", "said", "hint"),
+    [
+        ({"sslmode": "require"}, "does not support SSL", "expected an sslmode"),
+        ({"sslmode": "sometimes"}, "invalid sslmode value", "expected libpq's connection parameters"),
+        ({"colour": "blue"}, 'invalid connection option "colour"', "expected libpq's connection parameters"),
+        ({"options": "-c no_such.setting_x=1 -c colour=blue"}, "colour", "options the server accepts"),
+    ],
+)
+def test_a_bad_connection_option_is_a_setting_to_fix(
+    query: dict[str, str], said: str, hint: str, postgres_url: str
+) -> None:
+    error = _checked(sa.engine.make_url(postgres_url).set(query=query).render_as_string(hide_password=False))
+    assert isinstance(error, ConfigError) and said in str(error) and hint in str(error), error
+
+
+@pytest.mark.postgres
+def test_a_password_given_as_a_query_argument_is_not_shown(postgres_url: str) -> None:
+    url = sa.engine.make_url(postgres_url).set(
+        password=None, query={"password": PASSWORD, "sslmode": "disable"}
+    )
+    error = _checked(url.render_as_string(hide_password=False))
+    assert isinstance(error, ConfigError) and "password=***" in str(error) and PASSWORD not in str(error)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("analyze", "x", "--json"),  # the prefetch's refused connect, reported by the command
+        ("report", "x"),
+        ("route", "x"),
+        ("gate", "x"),
+        ("replay", "x"),
+        ("score", "x"),
+        ("ingest", "--source", "file", "c.jsonl"),
+        ("experiment", "list"),
+        ("db", "upgrade"),
+    ],
+    ids=" ".join,
+)
+def test_every_command_says_a_wrong_password_is_a_setting(
+    command: tuple[str, ...], postgres_url: str, cli: CliRunner, tmp_path: Path
+) -> None:
+    (tmp_path / "c.jsonl").write_text("", encoding="utf-8")
+    url = _url(postgres_url, lambda url: url.set(password=PASSWORD))
+    line = _one_line(cli(*command, env={"SHADOWLAB_DATABASE_URL": url}, cwd=tmp_path), 2)
+    assert "refused the login: password authentication failed" in line and "SHADOWLAB_DATABASE_URL" in line
+
+
+# --- no server, or one that takes no connections now: exit 3 ------------------------------------------------
+
+
+def test_a_closed_port_is_unreachable(cli: CliRunner, tmp_path: Path) -> None:
+    url = f"postgresql+psycopg://shadowlab:{PASSWORD}@127.0.0.1:{free_port()}/shadowlab"
+    line = _one_line(cli("experiment", "list", env={"SHADOWLAB_DATABASE_URL": url}, cwd=tmp_path), 3)
+    assert line.startswith("error: database unreachable at ") and "Connection refused" in line
+    assert "expected a running Postgres at that host and port" in line and "password" not in line
+
+
+def test_a_host_name_that_does_not_resolve_is_unreachable() -> None:
+    error = _checked(f"postgresql+psycopg://shadowlab:{PASSWORD}@no-such-host.invalid:5432/shadowlab")
+    assert isinstance(error, ServiceUnavailableError) and "expected a host name that resolves" in str(error)
+
+
+@pytest.mark.postgres
+def test_a_connection_limit_reached_is_for_now(pg_database: str) -> None:
+    name = parse_database_url(pg_database).database
+    owner = create_engine(pg_database)
+    try:
+        with owner.connect() as conn:
+            conn.execute(
+                sa.text(f'ALTER DATABASE "{name}" CONNECTION LIMIT 0')
+            )  # not for its owner: no superuser
+            conn.commit()
+        error = _checked(pg_database)
+    finally:
+        owner.dispose()
+    assert isinstance(error, ServiceUnavailableError) and "too many connections" in str(error), error
+    assert "try again" in str(error) and "refused the login" not in str(error)
+
+
+# --- after connecting: a statement failed, the login did not ------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_a_user_who_may_not_read_the_tables_is_told_how_to_grant(pg_migrated: str) -> None:
+    url = sa.engine.make_url(pg_migrated).set(username=APP_ROLE, password=APP_PASSWORD)
+    error = _checked(url.render_as_string(hide_password=False))  # a fresh database: nothing granted yet
+    assert isinstance(error, ConfigError) and "permission denied for table alembic_version" in str(error)
+    assert "shadowlab db grant-app" in str(error) and "login" not in str(error), error
+
+
+@pytest.mark.postgres
+def test_a_check_that_waits_past_its_lock_timeout_does_not_blame_the_login(pg_migrated: str) -> None:
+    url = sa.engine.make_url(pg_migrated).set(query={"options": "-c lock_timeout=200"})
+    holder = create_engine(pg_migrated)
+    try:
+        with holder.connect() as conn:  # as a `shadowlab db upgrade` would, while it migrates
+            conn.execute(sa.text("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE"))
+            error = _checked(url.render_as_string(hide_password=False))
+            conn.rollback()
+    finally:
+        holder.dispose()
+    assert isinstance(error, ServiceUnavailableError) and "lock timeout" in str(error), error
+    assert "did not finish" in str(error) and "password" not in str(error) and "login" not in str(error)
+
+
+# --- SQLite ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path, cli: CliRunner) -> Iterator[Path]:
+    done = cli("db", "upgrade", env={"SHADOWLAB_DATABASE_URL": "sqlite:///x.db"}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    yield tmp_path / "x.db"
+
+
+def test_a_locked_sqlite_file_says_who_holds_it_and_what_to_do(
+    sqlite_db: Path, cli: CliRunner, tmp_path: Path
+) -> None:
+    writer = sqlite3.connect(sqlite_db, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # another process's write transaction
+        env = {"SHADOWLAB_DATABASE_URL": "sqlite:///x.db?timeout=0.2"}
+        line = _one_line(cli("experiment", "list", env=env, cwd=tmp_path), 3)
+    finally:
+        writer.close()
+    assert line.startswith("error: database sqlite:///x.db?timeout=0.2 is locked: ") and "0.2 s" in line
+    assert "use Postgres" in line and "unreachable" not in line and "password" not in line
+
+
+def test_a_file_that_is_not_a_database_is_a_setting(tmp_path: Path) -> None:
+    (tmp_path / "notes.db").write_text("not a database\n" * 100, encoding="utf-8")
+    error = _checked(f"sqlite:///{tmp_path / 'notes.db'}")
+    assert isinstance(error, ConfigError) and "file is not a database" in str(error), error
+    assert "shadowlab db upgrade" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("sqlite:///x.db?mode=ro", "expected sqlite query arguments among timeout"),
+        ("sqlite:///x.db?mode=ro&uri=true", "expected sqlite:///file:NAME"),
+        ("sqlite:///x.db?timeout=soon", "expected timeout= seconds"),
+        ("sqlite:///x.db?timeout=-1", "expected timeout= seconds"),
+        ("mysql://u:pw@h/db", "expected driver postgresql+psycopg"),
+        ("postgresql+pyscopg://u:pw@h/db", "found 'postgresql+pyscopg'"),
+    ],
+)
+def test_a_malformed_url_is_refused_before_connecting(url: str, said: str) -> None:
+    with pytest.raises(ConfigError, match="SHADOWLAB_DATABASE_URL") as raised:
+        parse_database_url(url)
+    assert said in str(raised.value) and "pw" not in str(raised.value)
+
+
+def test_other_names_of_the_same_drivers_are_taken() -> None:
+    assert parse_database_url("postgres://u:pw@h/db").drivername == "postgresql+psycopg"
+    assert parse_database_url("sqlite+pysqlite:///x.db").drivername == "sqlite"
+    assert parse_database_url("sqlite:///file:x.db?mode=ro&uri=true").drivername == "sqlite"
