@@ -41,6 +41,7 @@ _USE_OF = {"rpm": "requests", "input_tpm": "input_tokens", "output_tpm": "output
 # at load ~5: 22 ms, of which 3.9 the grant upserts and 2.4 the DELETEs; 15 ms without them).
 _GRANTS = cast(sa.Table, RateLimitGrant.__table__)
 _PLAIN = {"synchronize_session": False}
+_SWEEP_EVERY = 60  # beats between deletes of dead workers' heartbeats when no dead grant showed them
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class GrantBook:
         self.postgres = factory.kw["bind"].dialect.name == "postgresql"
         self._insert = postgresql.insert if self.postgres else sqlite.insert
         self._keys: set[str] = set()  # keys whose row exists (rows are never deleted)
+        self._beats = 0
         # Built once: every beat sends this upsert with its values (`excluded`: the row it tried to insert).
         grant = self._insert(_GRANTS)
         self._upsert_grant = grant.on_conflict_do_update(
@@ -107,16 +109,30 @@ class GrantBook:
             .values(worker_id=self.worker_id, kind=self.kind, started_at=now, **beat)
             .on_conflict_do_update(index_elements=[wh.worker_id], set_=beat)
         )
-        # Rows another worker is writing right now are skipped (it is alive): no lock cycles between workers.
+        self._beats += 1
+        if self._beats % _SWEEP_EVERY == 0:  # dead workers holding no grant (else `_drop` finds them)
+            self._drop_dead(session, now)
+
+    def _drop_dead(self, session: Session, now: datetime) -> None:
+        """Delete the heartbeats of dead workers. Rows another worker is writing right now are skipped (it is
+        alive): no lock cycles between workers. Nothing reads them to compute a share (the grant rows
+        say who is live), so this is housekeeping: done when a dead worker's grant is seen, or every
+        `_SWEEP_EVERY` beats (it was two statements of every beat)."""
+        wh = WorkerHeartbeat
         dead = sa.select(wh.worker_id).where(wh.expires_at < now).with_for_update(skip_locked=True)
         session.execute(sa.delete(wh).where(wh.worker_id.in_(dead)), execution_options=_PLAIN)
+
+    def _drop(self, session: Session, key: str, now: datetime) -> None:
+        """Delete the grants of `key` that no longer count (past `counted_until`: their worker is dead or
+        left), seen by this beat's read of the key's grants (skipped if locked: no lock cycles)."""
         grant = _GRANTS.c
         gone = (
             sa.select(grant.key, grant.worker_id)
-            .where(grant.counted_until < now)
+            .where(grant.key == key, grant.counted_until < now)
             .with_for_update(skip_locked=True)
         )
         session.execute(sa.delete(_GRANTS).where(sa.tuple_(grant.key, grant.worker_id).in_(gone)))
+        self._drop_dead(session, now)
 
     def _lock_key(self, session: Session, key: str) -> datetime | None:
         if key not in self._keys:
@@ -135,7 +151,9 @@ class GrantBook:
     ) -> KeyGrant:
         blocked = self._lock_key(session, limit.key)
         rows = session.execute(sa.select(_GRANTS).where(_GRANTS.c.key == limit.key)).all()
-        others = [row for row in rows if row.worker_id != self.worker_id]
+        if any(aware(row.counted_until) < now for row in rows):
+            self._drop(session, limit.key, now)
+        others = [row for row in rows if row.worker_id != self.worker_id and aware(row.counted_until) >= now]
         live = sorted({row.worker_id for row in others if aware(row.expires_at) > now} | {self.worker_id})
         index = live.index(self.worker_id)
         values: dict[str, int | None] = {}
