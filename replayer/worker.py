@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import signal
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,6 +48,7 @@ _CLAIM_BATCH = (
     64  # most leases one claim takes (a claim and a write are transactions: their CPU is per batch)
 )
 _RESCAN_S = 30.0  # live mode: how often a claim reads the whole selection again (captures stored late)
+_RECOVER_PER_LEASE = 4  # looks for expired leases per lease_s, besides every claim that finds nothing new
 _GATHER_S = 0.5  # how long a write of finished requests waits for a batch's worth (it goes once it has one)
 Prepared = tuple[PreparedCall | ValueError, ...]  # each arm's call, or why the capture does not fit its API
 
@@ -97,6 +100,7 @@ class Worker:
         self._batch = min(config.concurrency, _CLAIM_BATCH)  # requests per claim and per write
         self.cursor: leases.Cursor | None = None
         self._rescanned = -_RESCAN_S
+        self._recovered = -math.inf  # when a claim last looked for expired leases (monotonic)
         self._prepared: dict[int, Prepared] = {}  # by captured request: each body is normalised once
         self._finished: list[leases.Finished] = []
         self._flushed, self._full = asyncio.Event(), asyncio.Event()  # a request finished; a batch's worth
@@ -254,11 +258,18 @@ class Worker:
         stop.cancel()
 
     def _claim(self, limit: int) -> leases.Claim:
-        return leases.claim(
+        # Expired leases (a dead worker's) are looked for every lease_s / _RECOVER_PER_LEASE, and by every
+        # claim that finds nothing new: one statement less in most claims.
+        now = time.monotonic()
+        recover = now - self._recovered >= self.spec.replay.lease_s / _RECOVER_PER_LEASE
+        got = leases.claim(
             self.factory, experiment_id=self.experiment_id, worker_id=self.config.worker_id,
             traffic=self.spec.traffic, lease_s=self.spec.replay.lease_s, limit=limit, cost_of=self.worst_case,
-            judge_usd=self.spec.budget.judge_usd_per_request, after=self.cursor,
+            judge_usd=self.spec.budget.judge_usd_per_request, after=self.cursor, recover=recover,
         )  # fmt: skip
+        if recover:
+            self._recovered = now
+        return got
 
     async def _heartbeat(self) -> None:
         loop = asyncio.get_running_loop()

@@ -230,23 +230,36 @@ _PG_RESERVE = sa.text(
 )
 
 
+def _pg_move(bounded: bool) -> sa.TextClause:
+    """Postgres: `_ledger_move` and the reservation rows in one statement (the rows are inserted only if the
+    ledger moved); its one row counts the ledger rows moved (0: the batch did not fit)."""
+    gap = "judge_usd - holdback_usd - CAST(:holdback AS float8)"
+    fits = f" AND replay_usd + CAST(:amount AS float8) + CASE WHEN {gap} > 0 THEN {gap} ELSE 0 END <= :limit"
+    return sa.text(
+        "WITH moved AS (UPDATE budget_ledgers SET replay_usd = replay_usd + CAST(:amount AS float8), "
+        "holdback_usd = holdback_usd + CAST(:holdback AS float8), "
+        "unsettled = unsettled + CAST(:count AS int), "
+        f"updated_at = :now WHERE experiment_id = :e{fits if bounded else ''} RETURNING experiment_id), "
+        f"reserved AS ({_PG_RESERVE.text} WHERE EXISTS (SELECT FROM moved)) SELECT count(*) FROM moved"
+    )
+
+
+_PG_MOVES = {bounded: _pg_move(bounded) for bounded in (True, False)}
+
+
 def _move(session: Session, experiment_id: int, budget: float | None, items: Sequence[Reservation]) -> bool:
     """One conditional update of the ledger for `items`, and their reservation rows if it fit."""
     now = utcnow()
-    moved = session.execute(
-        _MOVES[budget is not None],
-        {"e": experiment_id, "amount": sum(item.amount_usd for item in items), "count": len(items),
-         "holdback": sum(item.judge_usd for item in items), "now": now,
-         "limit": (budget or 0.0) + _EPSILON},
-    ).first()  # fmt: skip
-    if moved is None:
-        return False
-    if session.get_bind().dialect.name == "postgresql":
+    params = {"e": experiment_id, "amount": sum(item.amount_usd for item in items), "count": len(items),
+              "holdback": sum(item.judge_usd for item in items), "now": now,
+              "limit": (budget or 0.0) + _EPSILON}  # fmt: skip
+    if session.get_bind().dialect.name == "postgresql":  # one round trip
         arrays = {"captured_request_id": [item.captured_request_id for item in items],
                   "reserved_usd": [float(item.amount_usd) for item in items],
                   "judge_usd": [float(item.judge_usd) for item in items]}  # fmt: skip
-        session.execute(_PG_RESERVE, arrays | {"e": experiment_id, "now": now})
-        return True
+        return bool(session.execute(_PG_MOVES[budget is not None], arrays | params).scalar_one())
+    if session.execute(_MOVES[budget is not None], params).first() is None:
+        return False
     session.execute(
         sa.insert(_RESERVATIONS),
         [{"experiment_id": experiment_id, "captured_request_id": item.captured_request_id,
@@ -270,10 +283,14 @@ def reserve(
 
 # Postgres: a batch of requests' costs as two arrays (the CASE per request of the SQLite statement is new SQL
 # at each batch size, and past 50 parameters psycopg parses it again every time).
+# The ledger moves by the difference in the same statement (one round trip), and only if some settled.
 _PG_SETTLE = sa.text(
-    f"UPDATE budget_reservations AS r SET settled_usd = s.usd, settled_at = :now FROM "
+    f"WITH settled AS (UPDATE budget_reservations AS r SET settled_usd = s.usd, settled_at = :now FROM "
     f"{pg_unnest({'ids': 'bigint', 'usd': 'float8'}, 's')} WHERE r.experiment_id = :e AND "
-    "r.captured_request_id = s.ids AND r.settled_usd IS NULL RETURNING r.reserved_usd, r.settled_usd"
+    "r.captured_request_id = s.ids AND r.settled_usd IS NULL RETURNING r.reserved_usd, r.settled_usd) "
+    "UPDATE budget_ledgers AS l SET replay_usd = l.replay_usd + d.delta, unsettled = l.unsettled - d.n, "
+    "updated_at = :now FROM (SELECT sum(settled_usd - reserved_usd) AS delta, count(*) AS n FROM settled) "
+    "AS d WHERE l.experiment_id = :e AND d.n > 0"
 )
 
 
@@ -288,21 +305,21 @@ _SETTLE_LEDGER = (
 
 def settle_batch(session: Session, experiment_id: int, actual_usd: dict[int, float]) -> None:
     """Replace the worst case of these requests' reservations (captured request id → real cost) by what they
-    cost: the rows, then the ledger by the difference, in one statement each. A reservation settled
-    already (its lease was recovered and finished by another worker) stays as it is."""
+    cost: the rows, then the ledger by the difference (Postgres: one statement; SQLite: one each). A
+    reservation settled already (its lease was recovered and finished by another worker) stays as it is."""
     res = _RESERVATIONS.c
     now = utcnow()
     if session.get_bind().dialect.name == "postgresql":  # arrays: one statement text for every batch size
         arrays = {"ids": list(actual_usd), "usd": [float(usd) for usd in actual_usd.values()]}
-        settled = session.execute(_PG_SETTLE, arrays | {"e": experiment_id, "now": now}).all()
-    else:
-        settled = session.execute(
-            sa.update(_RESERVATIONS)
-            .where(res.experiment_id == experiment_id, res.captured_request_id.in_(list(actual_usd)),
-                   res.settled_usd.is_(None))
-            .values(settled_usd=sa.case(dict(actual_usd), value=res.captured_request_id), settled_at=now)
-            .returning(res.reserved_usd, res.settled_usd)
-        ).all()  # fmt: skip
+        session.execute(_PG_SETTLE, arrays | {"e": experiment_id, "now": now})
+        return
+    settled = session.execute(
+        sa.update(_RESERVATIONS)
+        .where(res.experiment_id == experiment_id, res.captured_request_id.in_(list(actual_usd)),
+               res.settled_usd.is_(None))
+        .values(settled_usd=sa.case(dict(actual_usd), value=res.captured_request_id), settled_at=now)
+        .returning(res.reserved_usd, res.settled_usd)
+    ).all()  # fmt: skip
     if not settled:
         return
     delta = sum(row.settled_usd - row.reserved_usd for row in settled)
