@@ -286,6 +286,12 @@ def check_connection(engine: Engine, *, migrated: bool = True, create: bool = Fa
     only with `create`, which `shadowlab db upgrade` passes), it answers, and, unless `migrated=False`, its
     schema is at the code's head revision."""
     where = shown_url(engine.url)
+    if engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:"):
+        raise ConfigError(
+            f"database {where}: expected a SQLite file, like sqlite:///shadowlab.db "
+            "(SHADOWLAB_DATABASE_URL): an in-memory database starts empty in every command, so "
+            "`shadowlab db upgrade` cannot prepare it"
+        )
     path = sqlite_file(engine.url)
     if path is not None:
         _check_sqlite_path(path, where, create=create)

@@ -236,6 +236,16 @@ def test_a_file_that_is_not_a_database_is_a_setting(tmp_path: Path) -> None:
     assert "shadowlab db upgrade" in str(error)
 
 
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+@pytest.mark.parametrize("command", [("db", "upgrade"), ("experiment", "list")], ids=" ".join)
+def test_an_in_memory_database_is_not_sent_round_in_circles(
+    url: str, command: tuple[str, ...], cli: CliRunner, tmp_path: Path
+) -> None:
+    line = _one_line(cli(*command, env={"SHADOWLAB_DATABASE_URL": url}, cwd=tmp_path), 2)
+    assert "expected a SQLite file, like sqlite:///shadowlab.db (SHADOWLAB_DATABASE_URL)" in line
+    assert "run `shadowlab db upgrade`" not in line  # it would be as empty in the next command
+
+
 @pytest.mark.parametrize(
     ("url", "said"),
     [
