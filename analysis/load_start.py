@@ -174,7 +174,10 @@ def _experiment(session: Session, name: str) -> Experiment:
 def _arms(session: Session, eid: int, name: str) -> tuple[Sequence[ArmRow], list[ArmRow], str]:
     """Every arm of the experiment (by id), the arms of the table (those with replays, by role; every arm
     while none has any) and the control's name."""
-    used = sa.exists().where(Replay.arm_id == Arm.id)
+    # The arm's first replayed request, a look-up in the (arm, captured request) index: an EXISTS was planned
+    # as a scan of the replays until the arm's first one (66 ms at a million replays).
+    first = sa.select(sa.func.min(Replay.captured_request_id)).where(Replay.arm_id == Arm.id)
+    used = first.scalar_subquery().is_not(None)
     arm_rows = session.execute(
         sa.select(Arm.id, Arm.name, Arm.role, Arm.provider, Arm.model, used.label("used"))
         .where(Arm.experiment_id == eid)

@@ -4,10 +4,9 @@
 numpy and pyarrow before its first query, while Postgres idles; Postgres then needs ~1.8 s of its CPU for the
 experiment's replays, captured requests and scores. So the entry point (`cli.entry`) calls `start_from_argv`
 first: a thread connects with psycopg alone, opens a read-only REPEATABLE READ transaction, exports its
-snapshot and reads the experiment's arms; then that connection reads the replays (and, in the same scan,
-their span: min and max id and count) while a second one, under the same snapshot, reads the captured
-requests (when they fill their id range densely) and a third waits for that span and reads the scores. All
-in the forms `analysis.fetch` decodes (one row of concatenated binary values).
+snapshot and reads the experiment's arms; then that connection reads the replays while a second one, under
+the same snapshot, reads the captured requests (when they fill their id range densely) and a third the
+scores. All in the forms `analysis.fetch` decodes (one row of concatenated binary values).
 
 `load_experiment` takes them (`take`): its session imports the same snapshot first, so everything else it
 reads sees exactly the data these reads saw. When anything differs or fails (another database, no such
@@ -30,12 +29,11 @@ from typing import Any
 from analysis.prefetch_sql import (
     SNAPSHOT_ID,
     Head,
-    Span,
     captures_sql,
     dense_span,
     head_of,
     one_row,
-    replays_row,
+    replays_sql,
     scores_chain,
     tune,
 )
@@ -94,8 +92,6 @@ class Prefetch:
         self._ready = threading.Event()  # snapshot and head known (or the start failed)
         self._release = threading.Event()  # set by close(): the leader may end its transaction
         self._replays, self._captures, self._scores = _Result(), _Result(), _Result()
-        self._span: Span | None = None  # the experiment's replay span, from the replays' read
-        self._span_known = threading.Event()  # set once that read is over (`_span` None when it failed)
         self._changed = threading.Condition()  # guards the lists below and `_closed`
         self._connections: list[Any] = []
         self._threads: list[threading.Thread] = []
@@ -132,7 +128,6 @@ class Prefetch:
                 return
             self._closed = True
         self._release.set()
-        self._span_known.set()  # a scores' read waiting for the span goes on, and is cancelled below
         deadline = time.monotonic() + wait_s
         with self._changed:
             while self._connections and time.monotonic() < deadline:
@@ -204,10 +199,8 @@ class Prefetch:
         else:
             self._start(self._read_captures, head)
             self._start(self._read_scores, head)
-            try:
-                _into(self._replays, lambda: self._with_span(replays_row(leader, head)))
-            finally:
-                self._span_known.set()  # read, or failed: the scores' read finds the span itself then
+            sql, params = replays_sql([arm for arm, _ in head.arms])
+            _into(self._replays, lambda: one_row(leader, sql, [*params, head.experiment_id]))
         self._release.wait()  # the command's session may still import the snapshot of this transaction
         if leader is not None:
             self._drop(leader)
@@ -222,16 +215,8 @@ class Prefetch:
         finally:
             self._drop(connection)
 
-    def _with_span(self, read: tuple[tuple[Any, ...], Span]) -> tuple[Any, ...]:
-        row, self._span = read
-        return row
-
     def _read_scores(self, head: Head) -> None:
-        def read(connection: Any) -> tuple[Any, ...]:
-            self._span_known.wait()  # the replays' read finds their span (one scan of them, not two)
-            return scores_chain(connection, head.experiment_id, self._span)
-
-        _into(self._scores, lambda: self._on_helper(read))
+        _into(self._scores, lambda: self._on_helper(lambda c: scores_chain(c, head.experiment_id)))
 
     def _read_captures(self, head: Head) -> None:
         def read(connection: Any) -> tuple[Any, ...] | None:

@@ -12,24 +12,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shadowlab.scorer_versions import latest_versions
+from shadowlab.scorer_versions import REPLAY_STATUSES, ReplaySpan, latest_versions, span_of_bounds
 
 SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+-[0-9]+")  # what pg_export_snapshot returns
 SEPARATOR = "\x01"  # joins a string column's values (`analysis.fetch`'s separated strings)
-SPAN_COLUMNS = "min(id), max(id), count(*)"  # an experiment's replay span (`store.scorers.replay_span`)
-Span = tuple[int, int, int]
 _PROBES = 64  # ids looked up to estimate how densely the requests fill their id range
 
 
 @dataclass(frozen=True)
 class Head:
-    """The experiment the reads are of: its id and its arms' ids and roles (by id), whether any has replays,
-    and whether the server stores and sends UTF-8 (else captures are not prefetched)."""
+    """The experiment the reads are of: its id and its arms' ids and roles (by id), the smallest and largest
+    captured-request id its replays name (None without replays), and whether the server stores and sends
+    UTF-8 (else captures are not prefetched)."""
 
     experiment_id: int
     arms: tuple[tuple[int, str], ...]
-    used: bool
+    requests: tuple[int, int] | None
     utf8: bool
+
+    @property
+    def used(self) -> bool:
+        """Whether any arm has replays."""
+        return self.requests is not None
 
 
 def probes(low: int, high: int) -> list[int]:
@@ -39,19 +43,17 @@ def probes(low: int, high: int) -> list[int]:
     return sorted({low + int((i * 0.6180339887498949) % 1.0 * size) for i in range(1, _PROBES + 1)})
 
 
-def replays_sql(arm_ids: Sequence[int], *, more: str = "") -> tuple[str, list[Any]]:
+def replays_sql(arm_ids: Sequence[int]) -> tuple[str, list[Any]]:
     """The experiment's replays as five concatenated binary columns: id, code ((captured request × arms +
     the arm's position among the experiment's arms by id) × 2 + failed), ttft, latency, cost (NULL → NaN);
-    `analysis.load_start.Replays` decodes them; then the aggregates `more` names, if any. Parameters: the arm
-    ids, then the experiment id."""
+    `analysis.load_start.Replays` decodes them. Parameters: the arm ids, then the experiment id."""
     slots = max(len(arm_ids), 1)
     case = " ".join(f"WHEN %s THEN {i}" for i in range(len(arm_ids)))
     slot = f"CASE arm_id {case} ELSE 0 END" if arm_ids else "0"
     failed = "CASE WHEN status = 'error' THEN 1 ELSE 0 END"
     code = f"(captured_request_id::bigint * {slots} + {slot}) * 2 + {failed}"
     floats = [_float_column(c) for c in ("ttft_ms", "latency_ms", "cost_usd")]
-    extra = f", {more}" if more else ""
-    sql = (f"SELECT {_int_column('id')}, {_int_column(code)}, {', '.join(floats)}{extra} "
+    sql = (f"SELECT {_int_column('id')}, {_int_column(code)}, {', '.join(floats)} "
            "FROM replays WHERE experiment_id = %s")  # fmt: skip
     return sql, [*arm_ids]
 
@@ -109,10 +111,16 @@ def tune(connection: Any) -> None:
 
 
 def head_of(connection: Any, name: str) -> Head | None:
+    """The experiment's `Head`; None without such an experiment. Each arm's smallest and largest replayed
+    request is one look-up in the (arm, captured request) index (`analysis.load_start.dense_request_span`'s
+    bounds): an EXISTS was planned as a scan of the replays until the arm's first (66 ms at a million)."""
+    bounds = ", ".join(
+        f"(SELECT {f}(captured_request_id) FROM replays r WHERE r.arm_id = a.id)" for f in ("min", "max")
+    )
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT a.id, a.role, EXISTS (SELECT 1 FROM replays r WHERE r.arm_id = a.id) FROM experiments e "
-            "JOIN arms a ON a.experiment_id = e.id WHERE e.name = %s ORDER BY a.id",
+            f"SELECT a.id, a.role, {bounds} FROM experiments e JOIN arms a ON a.experiment_id = e.id "
+            "WHERE e.name = %s ORDER BY a.id",
             [name],
         )
         arms = cursor.fetchall()
@@ -123,23 +131,38 @@ def head_of(connection: Any, name: str) -> Head | None:
     if experiment is None:
         return None
     utf8 = encodings is not None and tuple(encodings) == ("UTF8", "UTF8")
-    return Head(
-        int(experiment[0]), tuple((int(i), str(r)) for i, r, _ in arms), any(u for *_, u in arms), utf8
+    lows = [int(low) for _, _, low, _ in arms if low is not None]
+    requests = (min(lows), max(int(high) for *_, high in arms if high is not None)) if lows else None
+    return Head(int(experiment[0]), tuple((int(i), str(r)) for i, r, *_ in arms), requests, utf8)
+
+
+def span_sql() -> str:
+    """`shadowlab.store.scorers.replay_span`'s query: each status' smallest and largest replay id (index
+    look-ups), then the count of the experiment's replays (an index-only scan). Parameters: the experiment id,
+    once per status and once more."""
+    bounds = [
+        f"(SELECT {f}(id) FROM replays WHERE experiment_id = %s AND status = '{status}')"
+        for status in REPLAY_STATUSES
+        for f in ("min", "max")
+    ]
+    return f"SELECT {', '.join(bounds)}, (SELECT count(*) FROM replays WHERE experiment_id = %s)"
+
+
+def span_of(connection: Any, eid: int) -> ReplaySpan:
+    """The experiment's replay span (`span_sql`)."""
+    return span_of_bounds(
+        one_row(connection, span_sql(), [eid] * (2 * len(REPLAY_STATUSES) + 1), binary=False)
     )
 
 
-def scores_chain(connection: Any, eid: int, span: Span | None = None) -> tuple[Any, ...]:
+def scores_chain(connection: Any, eid: int) -> tuple[Any, ...]:
     """`analysis.load_start.choose_scorers` (without the preference scorers) then `read_scores`, in SQL of
     their own: the same span, the same versions by the same rule, the same rows. The scores are read once:
     grouped by (scorer, version), each group with its last write and its rows (replay id, value: NULL → NaN)
     as concatenated binary columns; the latest version's rows are kept (a second version's rows are read
-    and dropped: one scan instead of one to choose and one to read). `span`: the experiment's replay span
-    when the caller has it (`replays_row`'s), else read here (a scan of the replays). Returns the span, each
-    scorer's latest version and the row `analysis.score_reads.scores_from_row` decodes (None without
-    scores)."""
-    if span is None:
-        spanned = f"SELECT {SPAN_COLUMNS} FROM replays WHERE experiment_id = %s"
-        span = span_of(one_row(connection, spanned, [eid], binary=False))
+    and dropped: one scan instead of one to choose and one to read). Returns the span, each scorer's latest
+    version and the row `analysis.score_reads.scores_from_row` decodes (None without scores)."""
+    span = span_of(connection, eid)
     low, high, count = span
     every = count and high - low + 1 == count  # `shadowlab.store.scorers._of_experiment`
     of = (
@@ -170,34 +193,12 @@ def _text(value: Any) -> str:
     return bytes(value).decode() if isinstance(value, bytes | memoryview) else str(value)
 
 
-def replays_row(connection: Any, head: Head) -> tuple[tuple[Any, ...], Span]:
-    """The replays' row (`replays_sql`) and their span (`store.scorers.replay_span`), in the same scan: the
-    scores' read then needs no scan of its own to find the experiment's replays (~0.3 s of Postgres' CPU at
-    a million replays)."""
-    sql, params = replays_sql([arm for arm, _ in head.arms], more=SPAN_COLUMNS)
-    row = one_row(connection, sql, [*params, head.experiment_id])
-    return row[:-3], span_of(row[-3:])
-
-
-def span_of(row: Sequence[Any]) -> Span:
-    """(min id, max id, count) of an experiment's replays; (0, 0, 0) without any."""
-    low, high, count = row
-    return (int(low), int(high), int(count)) if count else (0, 0, 0)
-
-
 def dense_span(connection: Any, head: Head) -> tuple[int, int] | None:
-    """`analysis.load_start.dense_request_span` in SQL of its own (the same bounds and probes)."""
-    bounds = ", ".join(
-        f"(SELECT {f}(captured_request_id) FROM replays WHERE arm_id = %s)"
-        for _ in head.arms
-        for f in ("min", "max")
-    )
-    arms = [arm for arm, _ in head.arms for _ in (0, 1)]
-    found = one_row(connection, f"SELECT {bounds}", arms, binary=False)
-    lows, highs = [v for v in found[0::2] if v is not None], [v for v in found[1::2] if v is not None]
-    if not lows:
+    """`analysis.load_start.dense_request_span` in SQL of its own (the same bounds, from `head_of`, and
+    probes)."""
+    if head.requests is None:
         return None
-    low, high = int(min(lows)), int(max(highs))
+    low, high = head.requests
     control = next(arm for arm, role in head.arms if role == "control")
     ids = probes(low, high)
     probed = "SELECT count(*) FROM replays WHERE arm_id = %s AND captured_request_id = ANY(%s)"

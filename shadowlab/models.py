@@ -197,7 +197,8 @@ class Replay(Base):
     __tablename__ = "replays"
     __table_args__ = (
         sa.UniqueConstraint("arm_id", "captured_request_id"),
-        sa.Index("ix_replays_experiment_id_status", "experiment_id", "status"),
+        # ending in the id: an experiment's replay span is a few index look-ups (`store.scorers.replay_span`)
+        sa.Index("ix_replays_experiment_id_status_id", "experiment_id", "status", "id"),
         _one_of("status", get_args(ReplayStatus), "status"),
     )
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from shadowlab.models import Preference, Replay, Score
-from shadowlab.scorer_versions import latest_versions
+from shadowlab.scorer_versions import REPLAY_STATUSES, ReplaySpan, latest_versions, span_of_bounds
 
 __all__ = [
     "HUMAN_PREFIX",
@@ -26,7 +26,6 @@ __all__ = [
 
 # scorer, version, rows, first written, last written
 _VersionRows = sa.Select[str, str, int, datetime, datetime]
-ReplaySpan = tuple[int, int, int]  # the smallest and largest replay id of an experiment, and its replays
 HUMAN_PREFIX = "human:"  # human labels stored as preferences are scored as `human:<labeler>`
 
 
@@ -53,12 +52,17 @@ def _point_rows(
 
 
 def replay_span(experiment_id: int, *, session: Session) -> ReplaySpan:
-    """The experiment's smallest and largest replay id and how many replays it has (0, 0, 0 without any)."""
-    low, high, count = session.execute(
-        sa.select(sa.func.min(Replay.id), sa.func.max(Replay.id), sa.func.count())
-        .where(Replay.experiment_id == experiment_id)
-    ).one()  # fmt: skip
-    return (int(low), int(high), int(count)) if count else (0, 0, 0)
+    """The experiment's smallest and largest replay id and how many replays it has (0, 0, 0 without any): each
+    status' bounds are two lookups in the index on (experiment_id, status, id) and the count an index-only
+    scan, not a scan of the replays (`span_of_bounds`)."""
+    of = Replay.experiment_id == experiment_id
+    bounds = [
+        sa.select(bound(Replay.id)).where(of, Replay.status == status).scalar_subquery()
+        for status in REPLAY_STATUSES
+        for bound in (sa.func.min, sa.func.max)
+    ]
+    count = sa.select(sa.func.count()).select_from(Replay).where(of).scalar_subquery()
+    return span_of_bounds(session.execute(sa.select(*bounds, count)).one())
 
 
 def _of_experiment(experiment_id: int, span: ReplaySpan) -> sa.ColumnElement[bool]:

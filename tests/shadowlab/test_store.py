@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import sqlalchemy as sa
@@ -15,8 +15,9 @@ from shadowlab import migrate, store
 from shadowlab.db import create_engine, session_factory, session_scope
 from shadowlab.errors import ShadowlabError
 from shadowlab.experiment import ExperimentSpec, ExperimentSpecError, parse_spec
-from shadowlab.models import CapturedRequest, Label, Replay
+from shadowlab.models import CapturedRequest, Label, Replay, ReplayStatus
 from shadowlab.pricing import PriceTable
+from shadowlab.scorer_versions import REPLAY_STATUSES
 
 SPEC: dict[str, Any] = {
     "name": "haiku-vs-sonnet",
@@ -56,13 +57,16 @@ def experiment_id(factory: sessionmaker[Session]) -> int:
         return store.experiments.create(spec(), session=session, created_by="ana").id
 
 
-def _replays(session: Session, experiment_id: int, statuses: dict[str, list[str]]) -> dict[str, int]:
-    """One capture per position in the lists; arm name → statuses of its replays; returns capture ids."""
+def _replays(
+    session: Session, experiment_id: int, statuses: dict[str, list[str]], prefix: str = "r"
+) -> dict[str, int]:
+    """One capture per position in the lists (request ids `prefix`0, …); arm name → statuses of its replays;
+    returns capture ids."""
     arms = {arm.name: arm.id for arm in store.arms.of_experiment(experiment_id, session=session)}
     n = max(len(s) for s in statuses.values())
     captures = [
         CapturedRequest(
-            request_id=f"r{i}", captured_at=T0, service="chat", api="anthropic.messages", request={}
+            request_id=f"{prefix}{i}", captured_at=T0, service="chat", api="anthropic.messages", request={}
         )
         for i in range(n)
     ]
@@ -211,6 +215,29 @@ def test_replay_counts_and_the_pairs_a_person_can_label(
         found = store.captures.by_request_ids(["r1", "r2", "missing"], session=session)
         assert sorted(found) == ["r1", "r2"] and found["r1"].id == ids["r1"]
         assert store.captures.by_request_ids([], session=session) == {}
+
+
+def test_the_replay_span_is_the_experiments_smallest_and_largest_replay_id_and_count(
+    factory: sessionmaker[Session], experiment_id: int
+) -> None:
+    """`replay_span` reads each status' bounds from the index: a failed replay holding the smallest id and
+    another the largest must count, and another experiment's replays must not."""
+    with factory() as session:
+        assert store.scorers.replay_span(experiment_id, session=session) == (0, 0, 0)
+    with session_scope(factory) as session:
+        other = store.experiments.create(spec(name="other"), session=session, created_by="ana").id
+        _replays(session, other, {"sonnet": ["ok"]}, prefix="a")
+        _replays(session, experiment_id, {"sonnet": ["error", "ok"], "haiku": ["ok", "error"]})
+        _replays(session, other, {"haiku": ["error"]}, prefix="b")
+    with factory() as session:
+        ids = session.execute(
+            sa.select(Replay.id, Replay.status)
+            .where(Replay.experiment_id == experiment_id)
+            .order_by(Replay.id)
+        ).all()
+        assert [s for _, s in ids] == ["error", "ok", "ok", "error"]
+        assert store.scorers.replay_span(experiment_id, session=session) == (ids[0][0], ids[-1][0], 4)
+    assert get_args(ReplayStatus) == REPLAY_STATUSES  # the statuses whose bounds are looked up
 
 
 def test_scores_and_preferences_are_written_once_and_read_by_version(
