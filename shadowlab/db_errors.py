@@ -95,11 +95,12 @@ def connect_error(where: str, error: BaseException) -> ShadowlabError:
             f"database {where} refused the connection: {reason} "
             f"({SETTING}: expected a user, database and options the server accepts)"
         )
-    wanted = (
-        "a host name that resolves from this machine"
-        if any(words in reason for words in _NOT_RESOLVED)
-        else "a running Postgres at that host and port"
-    )
+    if any(words in reason for words in _NOT_RESOLVED):
+        wanted = "a host name that resolves from this machine"
+    elif "timeout expired" in reason:  # something listens there and does not answer, or nothing gets through
+        wanted = "a running Postgres at that host and port that answers within SHADOWLAB_CONNECT_TIMEOUT_S"
+    else:
+        wanted = "a running Postgres at that host and port"
     return ServiceUnavailableError(
         f"database unreachable at {where}: {reason} ({SETTING}: expected {wanted})"
     )

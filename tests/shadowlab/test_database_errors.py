@@ -9,6 +9,7 @@ second connection, a refusal is the server's own.
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
@@ -160,6 +161,14 @@ def test_a_closed_port_is_unreachable(cli: CliRunner, tmp_path: Path) -> None:
 def test_a_host_name_that_does_not_resolve_is_unreachable() -> None:
     error = _checked(f"postgresql+psycopg://shadowlab:{PASSWORD}@no-such-host.invalid:5432/shadowlab")
     assert isinstance(error, ServiceUnavailableError) and "expected a host name that resolves" in str(error)
+
+
+def test_a_port_that_never_answers_names_the_connect_timeout() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # listens, never accepts, never answers
+        url = f"postgresql+psycopg://shadowlab:{PASSWORD}@127.0.0.1:{silent.getsockname()[1]}/shadowlab"
+        error = _checked(url)
+    assert isinstance(error, ServiceUnavailableError) and "timeout expired" in str(error), error
+    assert "answers within SHADOWLAB_CONNECT_TIMEOUT_S" in str(error) and PASSWORD not in str(error)
 
 
 @pytest.mark.postgres
