@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, reduce
 from typing import Literal
 
 import numpy as np
@@ -84,8 +84,16 @@ def arm_pair(table: ExperimentTable, metric: MetricColumn, control: str, candida
     unscored = (np.isnan(ctrl) & failed[:, i], np.isnan(cand) & failed[:, j])
     if not (unscored[0].any() or unscored[1].any()):
         return ArmPair(metric, ctrl, cand, survivors)
-    reduce = np.fmax if worst_is_highest(metric) else np.fmin
-    return ArmPair(metric, ctrl, cand, survivors, unscored, reduce.reduce(metric.values, axis=1))
+    return ArmPair(metric, ctrl, cand, survivors, unscored, worst_of_row(metric))
+
+
+def worst_of_row(metric: MetricColumn) -> FloatArray:
+    """Each request's worst score over the arms (NaN: none scored): folded column by column, as a reduce
+    along the rows of a narrow matrix costs ~14× more (10 ms at 200,000 × 5)."""
+    worse = np.fmax if worst_is_highest(metric) else np.fmin
+    columns = metric.values.T
+    worst: FloatArray = reduce(worse, columns[1:], columns[0].copy())
+    return worst
 
 
 def segment_pairs(pair: ArmPair, grouping: Grouping) -> IntArray:
