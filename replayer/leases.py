@@ -7,15 +7,15 @@ LOCKED` (two workers never read the same captures at once; a per-row test probes
 claim rescans all leases for each row, whatever the planner's statistics), reserves their worst case in the
 budget ledger with one conditional update, and inserts the leases with one `INSERT … SELECT` (`RETURNING`
 their ids), all in one transaction. Completion writes the replay rows of a batch of finished requests, settles
-their reservations and marks their leases done in one transaction (on Postgres two statements: the rows with
-the leases, the reservations with the ledger), so a request is complete for every arm or not at all. A
-stopping worker gives back what it will not finish (`give_back`): a request with some arms replayed keeps
-their rows and its reservation, and whoever takes its lease over replays only the other arms
-(`Lease.done_arms`) and settles the reservation to the cost of all of them.
+their reservations and marks their leases done in one transaction (on Postgres one statement), so a request is
+complete for every arm or not at all. A stopping worker gives back what it will not finish (`give_back`): a
+request with some arms replayed keeps their rows and its reservation, and whoever takes its lease over replays
+only the other arms (`Lease.done_arms`) and settles the reservation to the cost of all of them.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, load_only, sessionmaker
 
-from shadowlab.budget import Reservation, release_batch, reserve_batch, settle_batch
+from shadowlab.budget import Reservation, pg_settle, release_batch, reserve_batch, settle_batch
 from shadowlab.db import json_rows, pg_json_rows, session_scope
 from shadowlab.experiment import TrafficSpec
 from shadowlab.models import CapturedRequest, Experiment, Replay, WorkLease, utcnow
@@ -275,12 +275,18 @@ def complete(
     reservation to the cost of its request's rows (plus the judge holdback), mark the leases done."""
     if not finished:
         return
+    rows = [row for done in finished for row in done.rows]
+    lease_ids = [done.lease.lease_id for done in finished]
+    requests = [done.lease.captured_request_id for done in finished]
+    bind = factory.kw["bind"]
+    if bind.dialect.name == "postgresql":  # one statement, a transaction by itself (`_PG_COMPLETE`)
+        params = {"rows": json_rows(rows, _REPLAY_TYPES), "ids": lease_ids, "crids": requests}
+        with _alone(bind).connect() as conn:
+            conn.execute(_PG_COMPLETE, params | {"judge": judge_usd, "e": experiment_id, "now": utcnow()})
+        return
     with session_scope(factory) as session:
-        rows = [row for done in finished for row in done.rows]
         replays = _REPLAYS.c
-        lease_ids = [done.lease.lease_id for done in finished]  # marked done by the same statement
-        written = _insert_replays(session, rows, done=lease_ids)  # whether all rows were new: their count
-        requests = [done.lease.captured_request_id for done in finished]
+        written = _insert_replays(session, rows)  # the count of rows written says whether all were new
         if written == len(rows):  # the usual case: every row is new, its cost is the one we hold
             costs = {done.lease.captured_request_id: done.lease.prior_usd for done in finished}
             for row in rows:
@@ -295,6 +301,14 @@ def complete(
         settle_batch(
             session, experiment_id, {crid: float(costs.get(crid) or 0.0) + judge_usd for crid in requests}
         )
+        session.execute(_DONE, {"ids": lease_ids})
+
+
+@functools.lru_cache(maxsize=8)
+def _alone(engine: sa.Engine) -> sa.Engine:
+    """`engine` in autocommit: a one-statement transaction is one round trip, not three (BEGIN, it, COMMIT),
+    each a wait for the GIL on return to a thread of a busy process."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 # Postgres: a write's rows as one JSON parameter (`db.pg_json_rows`): one statement, prepared once (an
@@ -316,27 +330,26 @@ _PG_INSERT_SQL = (
     f"FROM {pg_json_rows(_REPLAY_TYPES, 'r', 'rows')} ORDER BY r.n ON CONFLICT DO NOTHING"
 )
 _PG_INSERT_REPLAYS = sa.text(_PG_INSERT_SQL)
-# ... and the finished leases marked done in the same statement (one round trip less per write).
-_PG_INSERT_DONE = sa.text(
-    "WITH marked AS (UPDATE work_leases SET done = true WHERE id = ANY(CAST(:ids AS bigint[]))) "
-    + _PG_INSERT_SQL
+# A write in one statement: leases done, rows inserted, each request's cost (rows from before it + those
+# written + judge holdback) settled with the ledger (`budget.pg_settle`; written twice: the first settles).
+_PG_COMPLETE = sa.text(
+    "WITH marked AS (UPDATE work_leases SET done = true WHERE id = ANY(CAST(:ids AS bigint[]))), "
+    f"written AS ({_PG_INSERT_SQL} RETURNING captured_request_id, cost_usd), "
+    "costs AS (SELECT q.crid, CAST(:judge AS float8) + coalesce((SELECT sum(x.cost_usd) FROM replays AS x "
+    "WHERE x.experiment_id = :e AND x.captured_request_id = q.crid), 0) + coalesce((SELECT sum(w.cost_usd) "
+    "FROM written AS w WHERE w.captured_request_id = q.crid), 0) AS usd "
+    "FROM unnest(CAST(:crids AS bigint[])) AS q(crid)), " + pg_settle("costs")
 )
 
 
-def _insert_replays(session: Session, rows: Sequence[dict[str, Any]], done: Sequence[int] = ()) -> int:
-    """Insert replay rows (`rows.replay_row`), each ignored when its (arm, request) has one already, and mark
-    the leases `done` done: how many rows were written."""
+def _insert_replays(session: Session, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert replay rows (`rows.replay_row`), each ignored when its (arm, request) has one already: how many
+    were written."""
     if session.get_bind().dialect.name == "postgresql":
-        params: dict[str, Any] = {"rows": json_rows(rows, _REPLAY_TYPES)}
-        statement = _PG_INSERT_DONE if done else _PG_INSERT_REPLAYS
-        result = session.execute(statement, params | ({"ids": list(done)} if done else {}))
-        return cast(sa.CursorResult[Any], result).rowcount
-    if done:
-        session.execute(_DONE, {"ids": list(done)})
-    if not rows:
-        return 0
-    insert = sqlite.insert(_REPLAYS).on_conflict_do_nothing()
-    result = session.execute(insert.execution_options(preserve_rowcount=True), rows)
+        result = session.execute(_PG_INSERT_REPLAYS, {"rows": json_rows(rows, _REPLAY_TYPES)})
+    else:
+        insert = sqlite.insert(_REPLAYS).on_conflict_do_nothing()
+        result = session.execute(insert.execution_options(preserve_rowcount=True), rows)
     return cast(sa.CursorResult[Any], result).rowcount
 
 

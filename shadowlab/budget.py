@@ -35,7 +35,8 @@ from shadowlab.pricing import PriceTable
 # fmt: off
 __all__ = [
     "ArmCall", "BudgetError", "Reservation", "ReserveOutcome", "committed_usd", "lock_experiment",
-    "release_batch", "reserve", "reserve_batch", "set_budget", "settle", "settle_batch", "worst_case_usd",
+    "pg_settle", "release_batch", "reserve", "reserve_batch", "set_budget", "settle", "settle_batch",
+    "worst_case_usd",
 ]
 # fmt: on
 
@@ -283,14 +284,25 @@ def reserve(
 
 # Postgres: a batch of requests' costs as two arrays (the CASE per request of the SQLite statement is new SQL
 # at each batch size, and past 50 parameters psycopg parses it again every time).
+def pg_settle(costs: str) -> str:
+    """Postgres: the end of a `WITH` statement that settles the open reservations of the requests in its CTE
+    `costs` (columns `crid`, `usd`: captured request id, real cost) and moves the ledger by the difference,
+    only if some settled (parameters `:e`, the experiment, and `:now`): a write can settle in the statement
+    that computed the costs (`replayer.leases.complete`)."""
+    return (
+        "settled AS (UPDATE budget_reservations AS r SET settled_usd = c.usd, settled_at = :now "
+        f"FROM {costs} AS c WHERE r.experiment_id = :e AND r.captured_request_id = c.crid "
+        "AND r.settled_usd IS NULL RETURNING r.reserved_usd, r.settled_usd) "
+        "UPDATE budget_ledgers AS l SET replay_usd = l.replay_usd + d.delta, unsettled = l.unsettled - d.n, "
+        "updated_at = :now FROM (SELECT sum(settled_usd - reserved_usd) AS delta, count(*) AS n "
+        "FROM settled) AS d WHERE l.experiment_id = :e AND d.n > 0"
+    )
+
+
 # The ledger moves by the difference in the same statement (one round trip), and only if some settled.
 _PG_SETTLE = sa.text(
-    f"WITH settled AS (UPDATE budget_reservations AS r SET settled_usd = s.usd, settled_at = :now FROM "
-    f"{pg_unnest({'ids': 'bigint', 'usd': 'float8'}, 's')} WHERE r.experiment_id = :e AND "
-    "r.captured_request_id = s.ids AND r.settled_usd IS NULL RETURNING r.reserved_usd, r.settled_usd) "
-    "UPDATE budget_ledgers AS l SET replay_usd = l.replay_usd + d.delta, unsettled = l.unsettled - d.n, "
-    "updated_at = :now FROM (SELECT sum(settled_usd - reserved_usd) AS delta, count(*) AS n FROM settled) "
-    "AS d WHERE l.experiment_id = :e AND d.n > 0"
+    f"WITH costs AS (SELECT ids AS crid, usd FROM {pg_unnest({'ids': 'bigint', 'usd': 'float8'}, 's')}), "
+    + pg_settle("costs")
 )
 
 
