@@ -231,7 +231,8 @@ def demo(
 def main() -> None:
     """Console entry point: a `ShadowlabError` becomes one `error:` line and its exit code, no traceback; so
     does a usage error click finds (an option's value of the wrong type, an unknown command or option, a
-    missing argument), which it would print as a usage block ending in `Error: …`.
+    missing argument), which it would print as a usage block ending in `Error: …`, and so does a database
+    connection that went while the command worked (`shadowlab.db.lost_connection`, exit 3).
 
     When the command is done, what is alive is frozen out of the garbage collector: the interpreter's
     shutdown then frees it without walking it again and again (0.25 s of `analyze` on a million replays, 0.07
@@ -258,6 +259,14 @@ def _run_app() -> None:
     except ShadowlabError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except Exception as exc:  # the database's server went away mid-command: one line too, exit 3
+        from shadowlab.db import lost_connection
+
+        lost = lost_connection(exc)
+        if lost is None:
+            raise
+        typer.echo(f"error: {lost}", err=True)
+        sys.exit(lost.exit_code)
     # Without standalone mode the group returns what its command returned, or the code of a `typer.Exit`.
     sys.exit(code if type(code) is int else 0)
 

@@ -327,6 +327,14 @@ def database_error(url: URL, error: BaseException, *, connected: bool = False) -
     return db_errors.connect_error(where, cause)
 
 
+def lost_connection(error: BaseException) -> ShadowlabError | None:
+    """The one error line for a command whose Postgres connection went while it worked (`error` is what
+    reached the command line); None for any other error."""
+    if not isinstance(error, DBAPIError) or error.orig is None:
+        return None
+    return db_errors.lost_during_command(error.orig, lost=error.connection_invalidated)
+
+
 def sqlite_wait_s(url: URL) -> float:
     """How long a connection to the SQLite database at `url` waits for another's write lock."""
     timeout = url.query.get("timeout")

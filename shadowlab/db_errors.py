@@ -110,7 +110,7 @@ def statement_error(where: str, error: BaseException, *, lost: bool) -> Shadowla
     """A statement of the check after connecting to Postgres failed (`lost`: the connection went with it)."""
     reason = _reason(error)
     state = str(getattr(error, "sqlstate", None) or "")
-    if lost or state.startswith("08") or state in ("57P01", "57P02", "57P03"):
+    if lost or _gone(error):
         return ServiceUnavailableError(
             f"database unreachable at {where}: the connection was lost during the check: {reason} "
             "(the server went away: try again when it is back)"
@@ -130,6 +130,24 @@ def statement_error(where: str, error: BaseException, *, lost: bool) -> Shadowla
         f"database {where}: the check of its schema failed: {reason} "
         f"({SETTING}: expected a shadowlab database its user may read)"
     )
+
+
+def lost_during_command(error: BaseException, *, lost: bool) -> ShadowlabError | None:
+    """A command's connection to Postgres went while it worked (`lost`: SQLAlchemy saw it go): the server
+    restarted, failed over or ended the session. None for any other error (a bug keeps its traceback)."""
+    if not (lost or _gone(error)):
+        return None
+    return ServiceUnavailableError(
+        f"database connection lost during the command: {_reason(error)} ({SETTING}: its server went away "
+        "or ended the session; try again when it is back)"
+    )
+
+
+def _gone(error: BaseException) -> bool:
+    """Whether a statement's error says the connection is gone: SQLSTATE class 08, or an admin or crash
+    shutdown, or a server that takes no connections now."""
+    state = str(getattr(error, "sqlstate", None) or "")
+    return state.startswith("08") or state in ("57P01", "57P02", "57P03")
 
 
 def sqlite_error(where: str, error: BaseException, *, wait_s: float) -> ShadowlabError:

@@ -12,6 +12,7 @@ import os
 import socket
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from sqlalchemy.engine import URL
 from shadowlab.db import check_connection, create_engine, parse_database_url, shown_url
 from shadowlab.errors import ConfigError, ServiceUnavailableError, ShadowlabError
 from tests.support.net import free_port
+from tests.support.waiting import wait_for
 
 CliRunner = Callable[..., subprocess.CompletedProcess[str]]
 PASSWORD = "h3-not-the-password"
@@ -212,6 +214,45 @@ def test_a_check_that_waits_past_its_lock_timeout_does_not_blame_the_login(pg_mi
         holder.dispose()
     assert isinstance(error, ServiceUnavailableError) and "lock timeout" in str(error), error
     assert "did not finish" in str(error) and "password" not in str(error) and "login" not in str(error)
+
+
+@pytest.mark.postgres
+def test_a_connection_ended_mid_command_is_one_line(pg_migrated: str, tmp_path: Path) -> None:
+    """As a server restart or a failover would: the command waits on a lock, its session is terminated."""
+    name = parse_database_url(pg_migrated).database
+    waiting = sa.text(
+        "SELECT pid FROM pg_stat_activity WHERE datname = :name AND wait_event_type = 'Lock' "
+        "AND pid <> pg_backend_pid()"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")}
+    engine = create_engine(pg_migrated)
+    try:
+        with engine.connect() as holder, engine.connect() as admin:
+            holder.execute(sa.text("LOCK TABLE experiments IN ACCESS EXCLUSIVE MODE"))  # after the check
+            command = subprocess.Popen(
+                [sys.executable, "-m", "shadowlab", "experiment", "list"],
+                env=env | {"SHADOWLAB_DATABASE_URL": pg_migrated},
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            pids: list[int] = []
+
+            def command_waits() -> bool:
+                pids[:] = admin.execute(waiting, {"name": name}).scalars().all()
+                admin.rollback()
+                return bool(pids)
+
+            wait_for(command_waits, "the command to wait on the lock")
+            admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pids[0]})
+            out, err = command.communicate(timeout=60)
+            holder.rollback()
+    finally:
+        engine.dispose()
+    line = _one_line(subprocess.CompletedProcess(command.args, command.returncode, out, err), 3)
+    assert line.startswith("error: database connection lost during the command: terminating connection")
+    assert "SHADOWLAB_DATABASE_URL" in line
 
 
 # --- SQLite ------------------------------------------------------------------------------------------------
