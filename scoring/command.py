@@ -76,8 +76,8 @@ async def _serve(
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    # Database work runs on executor threads (budget batches, result writes, claims, heartbeats, progress):
-    # the default executor (cpu count + 4 threads: 6 here) queued them behind one another.
+    # Database work runs on executor threads (heartbeats, progress, seeding; on SQLite claims, budget batches
+    # and result writes too): the default executor (cpu count + 4 threads: 6 here) queued them one by one.
     loop.set_default_executor(ThreadPoolExecutor(max_workers=16, thread_name_prefix="shadowlab-db"))
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):

@@ -98,7 +98,6 @@ class _Writer:
         await done
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -108,7 +107,7 @@ class _Writer:
             self._written, self._failed, self._unstarted, self._waiters = [], [], [], []
             self._wake.clear()  # what arrived while lingering is in this transaction
             try:
-                await loop.run_in_executor(None, self.queue.finish, written, failed, unstarted)
+                await self.queue.finish_async(written, failed, unstarted)
             except Exception as exc:  # each waiter's item fails with it (its task stays leased, then expires)
                 for waiter in waiters:
                     waiter.set_exception(exc)
@@ -225,7 +224,7 @@ async def _claim_and_judge(
         await places.room_for_a_wave()
         if options.stopped() or tally.exhausted:
             break
-        claimed = await loop.run_in_executor(None, queue.claim, min(concurrency, _CLAIM_MAX))
+        claimed = await queue.claim_async(min(concurrency, _CLAIM_MAX))
         items = cast(Sequence[_Item], claimed)  # the queue's kind is the judge's
         if not items:
             if running:
@@ -269,6 +268,7 @@ async def drive(
         if progress is not None:
             progress.update(tally.total - min(pending, tally.total), tally.total, f"${tally.spent:.4f} spent")
     finally:
+        await queue.aclose()
         if progress is not None:
             progress.close()
     return tally.summary(key.version, key.kind, pending)

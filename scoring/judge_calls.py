@@ -25,9 +25,16 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from scoring.pg_async import AsyncStatements
 from shadowlab.apis.internal import NormalizedRequest
 from shadowlab.budget import ReserveOutcome
-from shadowlab.budget_judges import JudgeHold, JudgeRef, reserve_judges_alone, settle_and_reserve_judges
+from shadowlab.budget_judges import (
+    JudgeHold,
+    JudgeRef,
+    reserve_judges_alone_statement,
+    reserved_alone,
+    settle_and_reserve_judges,
+)
 from shadowlab.db import session_scope
 from shadowlab.limits import Permit, RateLimiter, RetryPolicy, call_with_retries
 from shadowlab.models import utcnow
@@ -148,9 +155,9 @@ class SharedBudget:
         self._holds: list[tuple[JudgeHold, asyncio.Future[_Reserved]]] = []
         self._settles: dict[int, float] = {}
         self._flushing: asyncio.Task[None] | None = None
-        bind = factory.kw["bind"]  # its usual batch is one statement (autocommit: no BEGIN, no COMMIT)
-        postgres = bind.dialect.name == "postgresql"
-        self._alone = bind.execution_options(isolation_level="AUTOCOMMIT") if postgres else None
+        # Postgres: its usual batch is one statement on the event loop (`scoring.pg_async`).
+        bind = factory.kw["bind"]
+        self._aio = AsyncStatements(bind) if bind.dialect.name == "postgresql" else None
 
     async def reserve(self, usd: float, *, model: str) -> Hold | None:
         ref = judging.get() or JudgeRef(self.experiment_id, "", "")
@@ -172,12 +179,16 @@ class SharedBudget:
             self._settles[hold.call_id] = spent
 
     async def close(self) -> None:
-        """Make every settlement so far durable (the end of a run)."""
-        if self._flushing is not None:
-            await asyncio.shield(self._flushing)
-        if self._settles:
-            self._flushing = asyncio.get_running_loop().create_task(self._flush_all(settling=True))
-            await asyncio.shield(self._flushing)
+        """Make every settlement so far durable (the end of a run); close the event loop's connection."""
+        try:
+            if self._flushing is not None:
+                await asyncio.shield(self._flushing)
+            if self._settles:
+                self._flushing = asyncio.get_running_loop().create_task(self._flush_all(settling=True))
+                await asyncio.shield(self._flushing)
+        finally:
+            if self._aio is not None:
+                await self._aio.aclose()
 
     def _flush_soon(self) -> None:
         if self._flushing is None or self._flushing.done():
@@ -186,12 +197,11 @@ class SharedBudget:
     async def _flush_all(self, *, settling: bool = False) -> None:
         """Transactions until no reservation waits (`settling`: nor settlement); a failed one fails its
         reservations and keeps its settlements for the next."""
-        loop = asyncio.get_running_loop()
         while self._holds or (settling and self._settles):
             holds, settles = self._holds, self._settles
             self._holds, self._settles = [], {}
             try:
-                outcomes = await loop.run_in_executor(None, self._flush, [h for h, _ in holds], settles)
+                outcomes = await self._flush_one([h for h, _ in holds], settles)
             except Exception as exc:  # the database is unreachable: callers see it, settlements wait
                 self._settles = settles | self._settles
                 for _, reserved in holds:
@@ -200,13 +210,18 @@ class SharedBudget:
             for (_, reserved), outcome in zip(holds, outcomes, strict=True):
                 reserved.set_result(outcome)
 
-    def _flush(self, holds: list[JudgeHold], settles: dict[int, float]) -> list[_Reserved]:
+    async def _flush_one(self, holds: list[JudgeHold], settles: dict[int, float]) -> list[_Reserved]:
+        """One batch: on Postgres the usual one (all of it fits) is one statement on the event loop; the rest
+        (SQLite, a batch that does not fit, settlements alone) is a transaction on an executor thread."""
         self.transactions += 1
-        if self._alone is not None and holds:  # the usual batch: one statement, one round trip
-            with self._alone.connect() as conn:
-                ids = reserve_judges_alone(conn, self.experiment_id, settles, holds)
+        if self._aio is not None and holds:
+            statement = reserve_judges_alone_statement(self.experiment_id, settles, holds)
+            ids = reserved_alone(await self._aio.rows("budget", *statement))
             if ids:
                 return [("reserved", call_id) for call_id in ids]
+        return await asyncio.get_running_loop().run_in_executor(None, self._flush, holds, settles)
+
+    def _flush(self, holds: list[JudgeHold], settles: dict[int, float]) -> list[_Reserved]:
         with session_scope(self.factory) as session:
             # Settlements first: what they give back may let this batch's reservations fit. No row lock: the
             # ledger's conditional update alone keeps replays and judging within the budget.

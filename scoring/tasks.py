@@ -13,16 +13,18 @@ unparseable pairwise verdict) is deleted: the item has no result, so the next ru
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from scoring.pairwise import ORDERS
+from scoring.pg_async import AsyncStatements
 from scoring.store import (
     PairItem,
     PointItem,
@@ -98,6 +100,8 @@ class TaskQueue:
         # Built once (a claim every wave); on Postgres a pointwise claim reads its items in one statement.
         self._claim = self._claim_statement()
         self._claim_points = claiming_points(self._claim) if postgres and key.kind == "point" else None
+        # Postgres: the claims and group commits the drive awaits run on its event loop (`scoring.pg_async`).
+        self._aio = AsyncStatements(factory.kw["bind"]) if postgres else None
 
     def _of_key(self) -> list[sa.ColumnElement[bool]]:
         t, k = _TASKS.c, self.key
@@ -177,10 +181,21 @@ class TaskQueue:
             .returning(t.id, t.captured_request_id, t.arm_id, t.order_shown, t.replay_id)
         )  # fmt: skip
 
+    def _claim_params(self, limit: int) -> dict[str, Any]:
+        now = utcnow()
+        return {"now": now, "until": now + timedelta(seconds=self.lease_s), "limit": limit}
+
+    async def claim_async(self, limit: int) -> list[PointItem] | list[PairItem]:
+        """`claim`, awaited: on Postgres a pointwise claim's one statement runs on the event loop, any other
+        claim on an executor thread."""
+        if self._claim_points is not None and self._aio is not None:
+            rows = await self._aio.rows("claim", self._claim_points, self._claim_params(limit))
+            return claimed_point_items(rows)
+        return await asyncio.get_running_loop().run_in_executor(None, self.claim, limit)
+
     def claim(self, limit: int) -> list[PointItem] | list[PairItem]:
         """Up to `limit` open tasks, now held by this process, with what their scorer needs to see."""
-        now = utcnow()
-        params = {"now": now, "until": now + timedelta(seconds=self.lease_s), "limit": limit}
+        params = self._claim_params(limit)
         if self._claim_points is not None and self._alone is not None:
             with self._alone.connect() as conn:
                 return claimed_point_items(driver_rows(conn, self._claim_points, params))
@@ -205,6 +220,22 @@ class TaskQueue:
                 .where(t.id.in_(task_ids), t.worker_id == self.worker_id, t.done.is_(False))
                 .values(deadline=utcnow() + timedelta(seconds=self.lease_s))
             )
+
+    async def finish_async(
+        self, written: Sequence[Written], failed: Sequence[int], unstarted: Sequence[int] = ()
+    ) -> None:
+        """`finish`, awaited: on Postgres a group commit of results alone (its usual batch) runs on the event
+        loop as one statement, anything else on an executor thread."""
+        batch = None if failed or unstarted else self._finish_batch(written)
+        if batch is not None and self._aio is not None:
+            await self._aio.rows("finish", *batch)
+            return
+        await asyncio.get_running_loop().run_in_executor(None, self.finish, written, failed, unstarted)
+
+    async def aclose(self) -> None:
+        """Close the event loop's connections (the end of a drive)."""
+        if self._aio is not None:
+            await self._aio.aclose()
 
     def finish(
         self,
@@ -231,18 +262,26 @@ class TaskQueue:
     def _finish_alone(self, written: Sequence[Written]) -> bool:
         """Postgres: results of one kind (a queue's) and their tasks done in one statement; False when that
         does not apply."""
-        if self._alone is None or not written:
+        batch = self._finish_batch(written)
+        if batch is None or self._alone is None:
             return False
+        with self._alone.connect() as conn:
+            driver_rows(conn, *batch)
+        return True
+
+    def _finish_batch(self, written: Sequence[Written]) -> tuple[sa.TextClause, dict[str, Any]] | None:
+        """Postgres: the one statement (and its parameters) that writes results of one kind (a queue's) and
+        marks their tasks done; None when that does not apply."""
+        if self._alone is None or not written:
+            return None
         k = self.key
         scores, preferences = result_rows(k.experiment_id, k.name, k.version, written)
         if scores and preferences:
-            return False
+            return None
         table, rows = (Score, scores) if scores else (Preference, preferences)
         tasks = [{**row, "task_id": result.task_id} for row, result in zip(rows, written, strict=True)]
         batch = store.scores.insert_ignore_rows(table, tasks, _FINISH_TYPES[table])
-        with self._alone.connect() as conn:
-            driver_rows(conn, _PG_FINISH[table], {"rows": batch, "now": utcnow()})
-        return True
+        return _PG_FINISH[table], {"rows": batch, "now": utcnow()}
 
     def open_count(self) -> int:
         """Tasks not done yet (open, or held by a live or dead process)."""

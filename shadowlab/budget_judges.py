@@ -32,7 +32,8 @@ from shadowlab.models import BudgetLedger, Experiment, JudgeCall, utcnow
 # fmt: off
 __all__ = [
     "JudgeHold", "JudgeRef", "judge_spend_usd", "reserve_judge", "reserve_judges", "reserve_judges_alone",
-    "settle_and_reserve_judges", "settle_judge", "settle_judges",
+    "reserve_judges_alone_statement", "reserved_alone", "settle_and_reserve_judges", "settle_judge",
+    "settle_judges",
 ]
 # fmt: on
 
@@ -191,12 +192,26 @@ def reserve_judges_alone(
 ) -> list[int]:
     """Postgres, on a connection in autocommit: `settle_and_reserve_judges` in one statement (one round trip)
     if the whole batch fits: the holds' `judge_calls` ids in order; else nothing changes ([])."""
+    return reserved_alone(driver_rows(conn, *reserve_judges_alone_statement(experiment_id, settles, holds)))
+
+
+def reserve_judges_alone_statement(
+    experiment_id: int, settles: Mapping[int, float], holds: Sequence[JudgeHold]
+) -> tuple[sa.TextClause, dict[str, Any]]:
+    """The statement of `reserve_judges_alone` and its parameters, for a caller that runs it on its own
+    driver connection (`scoring.pg_async`); `reserved_alone` reads its rows."""
     now = utcnow()
     moving = {"e": experiment_id, "x": sum(h.amount_usd for h in holds), "eps": _EPSILON, "now": now}
     settled = [{"settle_id": call_id, "usd": float(usd)} for call_id, usd in settles.items()]
     batch = {"settles": json_rows(settled, _SETTLE_TYPES),
              "holds": json_rows(_hold_rows(experiment_id, holds, now), _HOLD_TYPES)}  # fmt: skip
-    return list(driver_rows(conn, _PG_RESERVE_ALONE, batch | moving)[0][0])
+    return _PG_RESERVE_ALONE, batch | moving
+
+
+def reserved_alone(rows: Sequence[Any]) -> list[int]:
+    """The holds' `judge_calls` ids in order from the rows of `reserve_judges_alone_statement`; [] when the
+    batch did not fit (nothing changed)."""
+    return list(rows[0][0])
 
 
 def settle_and_reserve_judges(

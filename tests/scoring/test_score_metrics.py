@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from scoring.metrics import ScoreMetrics
 from scoring.registry import scoring_spec
 from scoring.service import score_experiment, shared_judge_calls
+from scoring.tally import RunSummary
 from shadowlab.experiment import LimitSpec, ReplaySettings
 from shadowlab.metrics import serve_metrics
 from tests.support.net import free_port
@@ -39,13 +40,18 @@ def test_score_metrics_count_items_calls_spend_and_failures_per_scorer(seeded: S
     port = free_port()
     serve_metrics(metrics.registry, port)
     calls = shared_judge_calls(seeded.factory, seeded.experiment_id, LIMITS, REPLAY)
-    summaries = asyncio.run(
-        score_experiment(
-            seeded.factory, seeded.experiment_id, scoring_spec({"scoring": {"judges": JUDGES}}),
-            provider_for=lambda judge: sim_provider(seeded.sim), cost_of=lambda model, usage: 0.001,
-            budget=calls.budget, limiter=calls.limiter, metrics=metrics,
-        )
-    )  # fmt: skip
+
+    async def run() -> list[RunSummary]:
+        try:
+            return await score_experiment(
+                seeded.factory, seeded.experiment_id, scoring_spec({"scoring": {"judges": JUDGES}}),
+                provider_for=lambda judge: sim_provider(seeded.sim), cost_of=lambda model, usage: 0.001,
+                budget=calls.budget, limiter=calls.limiter, metrics=metrics,
+            )  # fmt: skip
+        finally:  # as `score_named` does: the last settlements, the budget's connection, the grants
+            await calls.close()
+
+    summaries = asyncio.run(run())
     got = scrape(port)
     by_name = {s.scorer: s for s in summaries}
     assert by_name["quality"].stored == 2 * N_REQUESTS and by_name["pref"].stored == 2 * N_REQUESTS

@@ -1,0 +1,76 @@
+"""Postgres: a scorer's hot statements (the claim, the budget's batch, the group commit of results) run on the
+event loop, each on its own psycopg `AsyncConnection` in autocommit, instead of on an executor thread.
+
+On a thread, every return from a wait on the server (the send, the poll, the read) needs the GIL back from
+the event loop, which judges calls without pause at 0 ms TTFT: the thread waits up to a switch interval (5 ms)
+each time, a group commit took several, and the items whose results it carried held their places among the
+calls in flight meanwhile (sampled: all 16 places held by results waiting for their commit, no call in
+flight, for a tenth of a run). On the loop a statement waits for the server only; the loop judges meanwhile.
+
+One connection per lane (a lane is one kind of statement: `claim`, `finish`, `budget`), so the three overlap
+as they did on threads; a lock keeps each connection to one statement at a time. A connection that breaks is
+dropped (the statement fails as it would on a thread) and the lane connects anew on its next statement.
+Statements are compiled once and prepared on the server, as `shadowlab.db.driver_rows` does for the threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from psycopg.rows import namedtuple_row
+
+__all__ = ["AsyncStatements", "is_postgres"]
+
+CONNECT_TIMEOUT_S = 5  # the lanes connect after the engine has (`shadowlab.db.check_connection`)
+
+
+def is_postgres(engine: sa.Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+@functools.lru_cache(maxsize=64)  # statements are module constants, or built once per queue (a claim)
+def _compiled(statement: sa.ClauseElement, dialect: sa.Dialect) -> tuple[str, Mapping[str, Any]]:
+    compiled = statement.compile(dialect=dialect)
+    return compiled.string, compiled.params
+
+
+class AsyncStatements:
+    """The lanes of one owner (a task queue, a budget) on `engine`'s database; `aclose()` at its end."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._connections: dict[str, psycopg.AsyncConnection[Any]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def rows(self, lane: str, statement: sa.ClauseElement, params: Mapping[str, Any]) -> list[Any]:
+        """`statement` (with the values it binds itself and `params`) as one transaction on `lane`'s
+        connection: its rows as named tuples (JSON parsed by psycopg), [] when it returns none."""
+        sql, bound = _compiled(statement, self._engine.dialect)
+        lock = self._locks.setdefault(lane, asyncio.Lock())
+        async with lock:
+            conn = self._connections.get(lane)
+            if conn is None or conn.closed:
+                conn = self._connections[lane] = await self._connect()
+            try:
+                cursor = conn.cursor(row_factory=namedtuple_row)
+                await cursor.execute(sql, {**bound, **params}, prepare=True)
+                return await cursor.fetchall() if cursor.description is not None else []
+            except BaseException:  # a failed statement leaves autocommit clean, a broken or cut one not
+                if conn.broken or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    del self._connections[lane]
+                    await conn.close()
+                raise
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        url = self._engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+
+    async def aclose(self) -> None:
+        connections, self._connections = list(self._connections.values()), {}
+        for conn in connections:
+            await conn.close()
