@@ -303,14 +303,18 @@ def test_an_in_memory_database_is_not_sent_round_in_circles(
         ("sqlite:///x.db?mode=ro&uri=true", "expected sqlite:///file:NAME"),
         ("sqlite:///x.db?timeout=soon", "expected timeout= seconds"),
         ("sqlite:///x.db?timeout=-1", "expected timeout= seconds"),
-        ("mysql://u:pw@h/db", "expected driver postgresql+psycopg"),
-        ("postgresql+pyscopg://u:pw@h/db", "found 'postgresql+pyscopg'"),
+        ("mysql://u:s3cret@h/db", "expected driver postgresql+psycopg"),
+        ("postgresql+pyscopg://u:s3cret@h/db", "found 'postgresql+pyscopg'"),
+        (
+            "postgresql+psycopg://u:s3cret@h:port/db?sslpassword=s3cret&password=s3cret",
+            "?sslpassword=***&password=***",
+        ),
     ],
 )
 def test_a_malformed_url_is_refused_before_connecting(url: str, said: str) -> None:
     with pytest.raises(ConfigError, match="SHADOWLAB_DATABASE_URL") as raised:
         parse_database_url(url)
-    assert said in str(raised.value) and "pw" not in str(raised.value)
+    assert said in str(raised.value) and "s3cret" not in str(raised.value)
 
 
 def test_other_names_of_the_same_drivers_are_taken() -> None:
