@@ -41,11 +41,20 @@ class ScoreMetrics:
             buckets=(0.001, 0.01, 0.1, 0.5, 1, 5, 30, 120),
         )
 
+        # Each labelled child looked up once (`labels()` costs ~2 µs; three per judge call, on the loop).
+        self._children: dict[tuple[Counter, tuple[str, ...]], Counter] = {}
+
+    def _child(self, metric: Counter, *labels: str) -> Counter:
+        child = self._children.get((metric, labels))
+        if child is None:
+            child = self._children[(metric, labels)] = metric.labels(*labels)
+        return child
+
     def call(self, scorer: str, cost_usd: float, failure: str | None) -> None:
-        self.calls.labels(scorer).inc()
-        self.spend.labels(scorer).inc(cost_usd)
+        self._child(self.calls, scorer).inc()
+        self._child(self.spend, scorer).inc(cost_usd)
         if failure:
-            self.failures.labels(scorer, failure).inc()
+            self._child(self.failures, scorer, failure).inc()
 
     def item(self, scorer: str, outcome: str) -> None:
-        self.items.labels(scorer, outcome).inc()
+        self._child(self.items, scorer, outcome).inc()
