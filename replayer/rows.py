@@ -1,4 +1,4 @@
-"""The replay row of one arm's call: what `leases.complete` writes for it (one per (arm, request))."""
+"""The replay row of one arm's call: what `writes.complete` writes for it (one per (arm, request))."""
 
 from __future__ import annotations
 

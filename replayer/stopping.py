@@ -5,7 +5,7 @@ or a retry's backoff could wait `replay.outage.max_s` (900 s) or the call timeou
 worker after 10 s. So on a stop every arm that is not waiting for an answer is cancelled at once, and so is
 each arm whose call ends and would wait or send again; a call already sent gets `STOP_GRACE_S` to answer,
 then its arm is cancelled too (the provider may bill it, as a kill would). The worker gives the requests of
-cancelled arms back (`leases.give_back`).
+cancelled arms back (`writes.give_back`).
 """
 
 from __future__ import annotations

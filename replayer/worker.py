@@ -2,7 +2,7 @@
 
 A stop (SIGTERM/SIGINT, a provider down past `replay.outage.max_s`) does not wait for work that may never
 come (`replayer.stopping`), and the requests leased ahead are not started. What is not finished is given back
-(`leases.give_back`): a request with no arm replayed loses its lease and reservation (any worker claims it
+(`writes.give_back`): a request with no arm replayed loses its lease and reservation (any worker claims it
 afresh), one with some arms replayed keeps their rows and its reservation and its lease expires (the next
 claim takes it over and replays only the missing arms). A paused or exhausted experiment still drains.
 """
@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from replayer import leases
+from replayer import leases, writes
 from replayer.arms import ArmRuntime, PreparedCall, prepare_call
 from replayer.metrics import WorkerMetrics
 from replayer.rows import replay_row
@@ -102,13 +102,13 @@ class Worker:
         self._rescanned = -_RESCAN_S
         self._recovered = -math.inf  # when a claim last looked for expired leases (monotonic)
         self._prepared: dict[int, Prepared] = {}  # by captured request: each body is normalised once
-        self._finished: list[leases.Finished] = []
+        self._finished: list[writes.Finished] = []
         self._flushed, self._full = asyncio.Event(), asyncio.Event()  # a request finished; a batch's worth
         self._closing = False
         self.failure: ProviderOutageError | None = None  # a provider down too long: the run stops
         self._arms = ArmTracker(self.stopping)
         self._unstarted: list[leases.Lease] = []  # not finished on a stop, no arm replayed: given back
-        self._part_done: list[leases.Finished] = []  # not finished on a stop, some arms replayed
+        self._part_done: list[writes.Finished] = []  # not finished on a stop, some arms replayed
 
     def prepare(self, captured_request_id: int, api: str, body: dict[str, Any]) -> Prepared:
         """Every arm's call for one capture, built once (for the budget at claim, then for the replay)."""
@@ -203,7 +203,7 @@ class Worker:
                 continue
             if got.state == "empty" and self.config.mode == "backfill" and not tasks:
                 await self._flush()
-                pending = await loop.run_in_executor(None, leases.pending_leases, self.factory,
+                pending = await loop.run_in_executor(None, writes.pending_leases, self.factory,
                                                      self.experiment_id)  # fmt: skip
                 if pending == 0:
                     return
@@ -218,7 +218,7 @@ class Worker:
             await self._replay_request(lease)
 
     async def _give_back(self) -> None:
-        """Write what a stop left unfinished (`leases.give_back`), and say how much."""
+        """Write what a stop left unfinished (`writes.give_back`), and say how much."""
         unstarted, part_done = self._unstarted, self._part_done
         self._unstarted, self._part_done = [], []
         if self.stopping.is_set():
@@ -231,7 +231,7 @@ class Worker:
         if not (unstarted or part_done):
             return
         await asyncio.get_running_loop().run_in_executor(
-            None, lambda: leases.give_back(self.factory, experiment_id=self.experiment_id,
+            None, lambda: writes.give_back(self.factory, experiment_id=self.experiment_id,
                                            worker_id=self.config.worker_id, unstarted=unstarted,
                                            part_done=part_done),
         )  # fmt: skip
@@ -277,7 +277,7 @@ class Worker:
         while True:
             await asyncio.sleep(lease_s / 3)
             await loop.run_in_executor(
-                None, leases.extend, self.factory, self.config.worker_id, tuple(self.held), lease_s
+                None, writes.extend, self.factory, self.config.worker_id, tuple(self.held), lease_s
             )
 
     async def _flush_forever(self) -> None:
@@ -299,7 +299,7 @@ class Worker:
             return
         judge_usd = self.spec.budget.judge_usd_per_request
         await asyncio.get_running_loop().run_in_executor(
-            None, lambda: leases.complete(self.factory, experiment_id=self.experiment_id, finished=batch,
+            None, lambda: writes.complete(self.factory, experiment_id=self.experiment_id, finished=batch,
                                           judge_usd=judge_usd),
         )  # fmt: skip
         for done in batch:
@@ -309,7 +309,7 @@ class Worker:
 
     async def _replay_request(self, lease: leases.Lease) -> None:
         prepared = self.prepare(lease.captured_request_id, lease.api, lease.body)
-        # A request given back part done (`leases.give_back`) has its finished arms' rows already.
+        # A request given back part done (`writes.give_back`) has its finished arms' rows already.
         order = [(arm, call) for arm, call in zip(self.arms, prepared, strict=True)
                  if arm.id not in lease.done_arms]  # fmt: skip
         self.rng.shuffle(order)  # random start order: drift and provider load hit all arms alike
@@ -332,11 +332,11 @@ class Worker:
                 rows.append(outcome)
         if abandoned:
             if rows or lease.done_arms:
-                self._part_done.append(leases.Finished(lease, rows))
+                self._part_done.append(writes.Finished(lease, rows))
             else:
                 self._unstarted.append(lease)
             return
-        self._finished.append(leases.Finished(lease, rows))
+        self._finished.append(writes.Finished(lease, rows))
         self._flushed.set()
         if len(self._finished) >= self._batch:
             self._full.set()

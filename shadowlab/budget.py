@@ -288,7 +288,7 @@ def pg_settle(costs: str) -> str:
     """Postgres: the end of a `WITH` statement that settles the open reservations of the requests in its CTE
     `costs` (columns `crid`, `usd`: captured request id, real cost) and moves the ledger by the difference,
     only if some settled (parameters `:e`, the experiment, and `:now`): a write can settle in the statement
-    that computed the costs (`replayer.leases.complete`)."""
+    that computed the costs (`replayer.writes.complete`)."""
     return (
         "settled AS (UPDATE budget_reservations AS r SET settled_usd = c.usd, settled_at = :now "
         f"FROM {costs} AS c WHERE r.experiment_id = :e AND r.captured_request_id = c.crid "
@@ -340,7 +340,7 @@ def settle_batch(session: Session, experiment_id: int, actual_usd: dict[int, flo
 
 def release_batch(session: Session, experiment_id: int, captured_request_ids: Sequence[int]) -> None:
     """Take back these requests' open reservations as if never made (their work was given back unstarted:
-    `replayer.leases.give_back`): the rows go, so a later claim reserves them afresh, and the ledger moves
+    `replayer.writes.give_back`): the rows go, so a later claim reserves them afresh, and the ledger moves
     back by exactly what they held. A settled reservation stays."""
     if not captured_request_ids:
         return
