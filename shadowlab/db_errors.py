@@ -74,7 +74,7 @@ _PREFIXES = (
 
 def connect_error(where: str, error: BaseException) -> ShadowlabError:
     """A failed Postgres connect (`error`, psycopg's) to the database shown as `where`."""
-    reason = _reason(error)
+    reason = _connect_reason(error)
     if any(words in reason for words in PASSING):
         return ServiceUnavailableError(
             f"database unreachable at {where}: {reason} (the server is up but takes no connections now: "
@@ -170,12 +170,23 @@ def sqlite_error(where: str, error: BaseException, *, wait_s: float) -> Shadowla
     return ConfigError(f"database {where}: {reason} ({SETTING}: expected {wanted})")
 
 
-def _reason(error: BaseException) -> str:
+def _reason(error: BaseException | str) -> str:
     """The driver's first line, without libpq's prefixes (the URL shown beside it names the server)."""
     lines = str(error).strip().splitlines()
     # re.sub compiles the pattern on first use, not when `analysis.prefetch` imports this module
     first = re.sub(_PREFIXES, "", lines[0]) if lines else ""
     return first.replace("FATAL:  ", "").strip() or type(error).__name__
+
+
+def _connect_reason(error: BaseException) -> str:
+    """`_reason` of a failed connect. psycopg's first line is its last attempt's: where it tried several hosts
+    or addresses (a list of them, "- host: …: connection failed: …", follows "Multiple connection attempts
+    failed") and a server answered one (a FATAL, or asked for a password that the URL lacks), that answer is
+    the reason, not another's "Connection refused" after it."""
+    for line in str(error).splitlines():
+        if line.startswith("- host: ") and ("FATAL:  " in line or "no password supplied" in line):
+            return _reason(line.partition(": connection failed: ")[2])
+    return _reason(error)
 
 
 def _answered(error: BaseException) -> bool:

@@ -100,6 +100,20 @@ def test_a_refused_login_is_a_setting_to_fix(case: str, postgres_url: str) -> No
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("case", ["wrong password", "unknown database", "no password"])
+def test_a_refusal_by_one_of_several_hosts_is_the_reason(case: str, postgres_url: str) -> None:
+    """libpq tries the hosts in turn and psycopg's first line is the last one's: a closed port after the
+    server that refused must not turn the refusal into "refused the connection: Connection refused"."""
+    change, what, said = REFUSED[case]
+    url = sa.engine.make_url(_url(postgres_url, change))
+    hosts = (f"{url.host}:{url.port}", f"127.0.0.1:{free_port()}")  # the server, then nothing
+    several = url._replace(host=None, port=None).update_query_dict({"host": hosts})
+    error = _checked(several.render_as_string(hide_password=False))
+    assert isinstance(error, ConfigError) and f" {what}: " in str(error) and said in str(error), error
+    assert "Connection refused" not in str(error) and PASSWORD not in str(error)
+
+
+@pytest.mark.postgres
 @pytest.mark.parametrize(
     ("query", "said", "hint"),
     [
