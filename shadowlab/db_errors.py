@@ -28,7 +28,8 @@ PASSING = (
     "connection slots",
     "too many connections for",  # a role's or a database's CONNECTION LIMIT
 )
-# The server's answers to a login that name a setting, each with what the setting should be.
+# The server's answers to a login that name a setting, each with what the setting should be; the first whose
+# words the reason holds (pg_hba.conf's refusal quotes the database: it comes before `database "`).
 _REFUSALS = (
     (
         ("password authentication failed", "no password supplied", "authentication failed for user"),
@@ -46,14 +47,14 @@ _REFUSALS = (
         "expected a database the user may connect to (its owner grants CONNECT)",
     ),
     (
-        ('database "',),
-        "refused the connection",
-        "expected the name of a database that exists there and takes connections; createdb makes one",
-    ),
-    (
         ("pg_hba.conf",),
         "refused the connection",
         "expected a user and database that the server's pg_hba.conf admits from this machine",
+    ),
+    (
+        ('database "',),
+        "refused the connection",
+        "expected the name of a database that exists there and takes connections; createdb makes one",
     ),
     (
         ("does not support SSL", "sslmode", "certificate", "root cert"),

@@ -13,6 +13,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -111,6 +112,29 @@ def test_a_refusal_by_one_of_several_hosts_is_the_reason(case: str, postgres_url
     error = _checked(several.render_as_string(hide_password=False))
     assert isinstance(error, ConfigError) and f" {what}: " in str(error) and said in str(error), error
     assert "Connection refused" not in str(error) and PASSWORD not in str(error)
+
+
+def test_a_refusal_by_pg_hba_conf_names_pg_hba_conf() -> None:
+    """Its words quote the database too; the server's refusal is sent as Postgres sends it (a FATAL
+    ErrorResponse after the startup packet) and read by libpq, as in a real refusal."""
+    said = 'no pg_hba.conf entry for host "127.0.0.1", user "shadowlab", database "shadowlab", no encryption'
+    fields = b"".join(k + v.encode() + b"\0" for k, v in ((b"S", "FATAL"), (b"C", "28000"), (b"M", said)))
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        url = f"postgresql+psycopg://shadowlab:{PASSWORD}@127.0.0.1:{server.getsockname()[1]}/shadowlab"
+        answer = threading.Thread(target=_refuse_once, args=(server, fields + b"\0"), daemon=True)
+        answer.start()
+        error = _checked(f"{url}?sslmode=disable&gssencmode=disable")
+        answer.join()
+    assert isinstance(error, ConfigError) and said in str(error), error
+    assert "expected a user and database that the server's pg_hba.conf admits" in str(error)
+
+
+def _refuse_once(server: socket.socket, error_fields: bytes) -> None:
+    client, _ = server.accept()
+    with client:
+        size = int.from_bytes(client.recv(4, socket.MSG_WAITALL), "big")
+        client.recv(size - 4, socket.MSG_WAITALL)  # the startup packet: protocol, user, database
+        client.sendall(b"E" + (len(error_fields) + 4).to_bytes(4, "big") + error_fields)
 
 
 @pytest.mark.postgres
