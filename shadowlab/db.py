@@ -7,6 +7,7 @@ import ipaddress
 import json
 import re
 import sqlite3
+import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -329,10 +330,18 @@ def database_error(url: URL, error: BaseException, *, connected: bool = False) -
 
 def lost_connection(error: BaseException) -> ShadowlabError | None:
     """The one error line for a command whose Postgres connection went while it worked (`error` is what
-    reached the command line); None for any other error."""
-    if not isinstance(error, DBAPIError) or error.orig is None:
+    reached the command line: SQLAlchemy's, or psycopg's own from a statement sent straight to the driver,
+    `driver_rows`, or on a psycopg connection of the stage's own); None for any other error."""
+    if isinstance(error, DBAPIError):
+        if error.orig is None:
+            return None
+        return db_errors.lost_during_command(error.orig, lost=error.connection_invalidated)
+    psycopg = sys.modules.get("psycopg")  # loaded if `error` can be one of its errors
+    if psycopg is None or not isinstance(error, psycopg.OperationalError):
         return None
-    return db_errors.lost_during_command(error.orig, lost=error.connection_invalidated)
+    # psycopg's own words, no SQLSTATE: the connection is closed, lost, or could not be made again
+    lost = error.sqlstate is None and "connection" in str(error)
+    return db_errors.lost_during_command(error, lost=lost)
 
 
 def sqlite_wait_s(url: URL) -> float:

@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from shadowlab.db import check_connection, create_engine, parse_database_url, shown_url
+from shadowlab.db import check_connection, create_engine, lost_connection, parse_database_url, shown_url
 from shadowlab.errors import ConfigError, ServiceUnavailableError, ShadowlabError
 from tests.support.net import free_port
 from tests.support.waiting import wait_for
@@ -291,6 +291,33 @@ def test_a_connection_ended_mid_command_is_one_line(pg_migrated: str, tmp_path: 
     line = _one_line(subprocess.CompletedProcess(command.args, command.returncode, out, err), 3)
     assert line.startswith("error: database connection lost during the command: terminating connection")
     assert "SHADOWLAB_DATABASE_URL" in line
+
+
+@pytest.mark.postgres
+def test_a_connection_of_the_drivers_own_that_goes_is_lost_too(postgres_url: str) -> None:
+    """Statements sent straight to psycopg (`driver_rows`, the async connections of the hot loops) raise its
+    own errors, not SQLAlchemy's: the command's line is the same, and a failed statement is still not one."""
+    import psycopg
+
+    plain = (
+        sa.engine.make_url(postgres_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    raised: list[psycopg.Error] = []
+    with psycopg.connect(plain, autocommit=True) as admin, psycopg.connect(plain, autocommit=True) as conn:
+        with pytest.raises(psycopg.Error) as failed:
+            conn.execute("SELECT 1/0")
+        raised.append(failed.value)
+        admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+        for _ in range(2):  # the server's AdminShutdown, then psycopg's 'the connection is closed'
+            with pytest.raises(psycopg.OperationalError) as failed:
+                conn.execute("SELECT 1")
+            raised.append(failed.value)
+    division, ended, closed = raised
+    assert lost_connection(division) is None
+    for error in (ended, closed):
+        line = lost_connection(error)
+        assert isinstance(line, ServiceUnavailableError) and line.exit_code == 3, error
+        assert str(line).startswith("database connection lost during the command: ")
 
 
 # --- SQLite ------------------------------------------------------------------------------------------------
