@@ -4,10 +4,10 @@ exit 2) or a server out of reach for now (`ServiceUnavailableError`, exit 3).
 psycopg gives no SQLSTATE for a failed connect (libpq keeps the server's code to itself; psycopg issues #242,
 #1188), so a refused connect is told apart by libpq's words: the server's answer ("password authentication
 failed", "database ... does not exist") is a setting, while no answer (connection refused, a timeout, a host
-name that does not resolve) or one that passes by itself (starting up, out of connection slots) is a server
-out of reach. A statement that fails after connecting carries its SQLSTATE; SQLite's errors carry their
-result code's name. Standard library only: `analysis.prefetch`, which runs before anything else is
-imported, shares `PASSING`.
+name that does not resolve, a connection ended during the login) or one that passes by itself (starting up,
+out of connection slots) is a server out of reach. A statement that fails after connecting carries its
+SQLSTATE; SQLite's errors carry their result code's name. Standard library only: `analysis.prefetch`, which
+runs before anything else is imported, shares `PASSING`.
 """
 
 from __future__ import annotations
@@ -67,6 +67,16 @@ _REFUSALS = (
         "expected the port of a Postgres server: something else listens there",
     ),
 )
+# A connection the server (or something between) ended during the login, without a word: it restarted,
+# crashed or failed over, or a pooler in front of it did. libpq may have sent the password already.
+_DROPPED = (
+    "server closed the connection unexpectedly",
+    "connection has been closed unexpectedly",
+    "EOF detected",
+    "Connection reset by peer",
+    "could not receive data from server",
+    "could not send data to server",
+)
 _NOT_RESOLVED = ("resolve host", "translate host name", "Name or service not known", "nodename nor servname")
 _PREFIXES = (
     r"^(connection (failed|is bad): )?(connection to server (at .*?, port \d+|on socket .*?) failed: )?"
@@ -80,6 +90,11 @@ def connect_error(where: str, error: BaseException) -> ShadowlabError:
         return ServiceUnavailableError(
             f"database unreachable at {where}: {reason} (the server is up but takes no connections now: "
             "try again in a moment)"
+        )
+    if any(words in reason for words in _DROPPED):
+        return ServiceUnavailableError(
+            f"database unreachable at {where}: {reason} (the server ended the connection during the login, "
+            "as one that restarts or fails over does: try again when it is back)"
         )
     if reason.startswith(("invalid ", 'missing "="')) or type(error).__name__ == "ProgrammingError":
         return ConfigError(

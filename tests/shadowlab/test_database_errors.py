@@ -119,22 +119,36 @@ def test_a_refusal_by_pg_hba_conf_names_pg_hba_conf() -> None:
     ErrorResponse after the startup packet) and read by libpq, as in a real refusal."""
     said = 'no pg_hba.conf entry for host "127.0.0.1", user "shadowlab", database "shadowlab", no encryption'
     fields = b"".join(k + v.encode() + b"\0" for k, v in ((b"S", "FATAL"), (b"C", "28000"), (b"M", said)))
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        url = f"postgresql+psycopg://shadowlab:{PASSWORD}@127.0.0.1:{server.getsockname()[1]}/shadowlab"
-        answer = threading.Thread(target=_refuse_once, args=(server, fields + b"\0"), daemon=True)
-        answer.start()
-        error = _checked(f"{url}?sslmode=disable&gssencmode=disable")
-        answer.join()
+    error = _checked_against(_message(b"E", fields + b"\0"), password_read=False)
     assert isinstance(error, ConfigError) and said in str(error), error
     assert "expected a user and database that the server's pg_hba.conf admits" in str(error)
 
 
-def _refuse_once(server: socket.socket, error_fields: bytes) -> None:
-    client, _ = server.accept()
-    with client:
-        size = int.from_bytes(client.recv(4, socket.MSG_WAITALL), "big")
-        client.recv(size - 4, socket.MSG_WAITALL)  # the startup packet: protocol, user, database
-        client.sendall(b"E" + (len(error_fields) + 4).to_bytes(4, "big") + error_fields)
+def _checked_against(answer: bytes, *, password_read: bool) -> ShadowlabError:
+    """`_checked` against a socket that answers libpq's startup packet with `answer` (Postgres' protocol),
+    then, when `password_read`, reads the password it asked for and ends the connection without a word."""
+
+    def answer_once() -> None:
+        client, _ = server.accept()
+        with client:
+            size = int.from_bytes(client.recv(4, socket.MSG_WAITALL), "big")
+            client.recv(size - 4, socket.MSG_WAITALL)  # the startup packet: protocol, user, database
+            client.sendall(answer)
+            if password_read:  # 'p', its length, the password
+                size = int.from_bytes(client.recv(5, socket.MSG_WAITALL)[1:], "big")
+                client.recv(size - 4, socket.MSG_WAITALL)
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        url = f"postgresql+psycopg://shadowlab:{PASSWORD}@127.0.0.1:{server.getsockname()[1]}/shadowlab"
+        answering = threading.Thread(target=answer_once, daemon=True)
+        answering.start()
+        error = _checked(f"{url}?sslmode=disable&gssencmode=disable")
+        answering.join()
+    return error
+
+
+def _message(kind: bytes, body: bytes) -> bytes:
+    return kind + (len(body) + 4).to_bytes(4, "big") + body
 
 
 @pytest.mark.postgres
@@ -209,6 +223,15 @@ def test_a_port_that_never_answers_names_the_connect_timeout() -> None:
         error = _checked(url)
     assert isinstance(error, ServiceUnavailableError) and "timeout expired" in str(error), error
     assert "answers within SHADOWLAB_CONNECT_TIMEOUT_S" in str(error) and PASSWORD not in str(error)
+
+
+def test_a_connection_ended_during_the_login_is_for_now() -> None:
+    """A server that restarts, crashes or fails over (or a pooler in front of it) after it asked for the
+    password: libpq sent it, so the server "answered", yet nothing is wrong with the URL."""
+    error = _checked_against(_message(b"R", (3).to_bytes(4, "big")), password_read=True)  # a password, please
+    assert isinstance(error, ServiceUnavailableError) and error.exit_code == 3, error
+    assert "server closed the connection unexpectedly" in str(error) and "try again" in str(error)
+    assert PASSWORD not in str(error)
 
 
 @pytest.mark.postgres
