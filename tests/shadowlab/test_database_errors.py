@@ -1,53 +1,33 @@
-"""A database that cannot be used is one `error:` line with the hint that fits what happened, never a
+"""A Postgres database that cannot be used is one `error:` line with the hint that fits what happened, never a
 traceback, never the password: a setting to fix exits 2 (the server answered: a wrong password, no such
-database or role, a bad option, a user who may not read the tables, a SQLite file that is not one), a server
-out of reach for now exits 3 (nothing listens, the name does not resolve, a connection limit, a lock held by
-another process). Against the real Postgres of `make services` and real SQLite files: a lock is held by a
-second connection, a refusal is the server's own.
+database or role, a bad option, a user who may not read the tables), a server out of reach for now exits 3
+(nothing listens, the name does not resolve, a connection limit or one ended, a lock held by another
+session). Against the real Postgres of `make services`: a refusal is the server's own (SQLite files and
+malformed URLs: `test_sqlite_and_url_errors`).
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from shadowlab.db import check_connection, create_engine, lost_connection, parse_database_url, shown_url
+from shadowlab.db import create_engine, lost_connection, parse_database_url, shown_url
 from shadowlab.errors import ConfigError, ServiceUnavailableError, ShadowlabError
+from tests.support.database_errors import PASSWORD, CliRunner, checked, one_line
 from tests.support.net import free_port
 from tests.support.waiting import wait_for
 
-CliRunner = Callable[..., subprocess.CompletedProcess[str]]
-PASSWORD = "h3-not-the-password"
 APP_ROLE = os.environ.get("SHADOWLAB_TEST_APP_ROLE", "shadowlab_app")
 APP_PASSWORD = os.environ.get("SHADOWLAB_TEST_APP_PASSWORD", "shadowlab_app")
-
-
-def _checked(url: str) -> ShadowlabError:
-    """The error `check_connection` raises on `url` (the test fails if it passes)."""
-    engine = create_engine(url, connect_timeout_s=2)
-    try:
-        with pytest.raises(ShadowlabError) as raised:
-            check_connection(engine)
-    finally:
-        engine.dispose()
-    return raised.value
-
-
-def _one_line(result: subprocess.CompletedProcess[str], code: int) -> str:
-    assert result.returncode == code, result.stderr
-    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
-    assert "Traceback" not in result.stderr and PASSWORD not in result.stderr
-    return result.stderr
 
 
 def _url(postgres_url: str, change: Callable[[URL], URL]) -> str:
@@ -93,7 +73,7 @@ REFUSED: dict[str, tuple[Callable[[URL], URL], str, str]] = {
 def test_a_refused_login_is_a_setting_to_fix(case: str, postgres_url: str) -> None:
     change, what, said = REFUSED[case]
     url = _url(postgres_url, change)
-    error = _checked(url)
+    error = checked(url)
     assert isinstance(error, ConfigError) and error.exit_code == 2, error
     assert str(error).startswith(f"database {shown_url(parse_database_url(url))} {what}: "), error
     assert said in str(error) and "(SHADOWLAB_DATABASE_URL: expected " in str(error)
@@ -109,7 +89,7 @@ def test_a_refusal_by_one_of_several_hosts_is_the_reason(case: str, postgres_url
     url = sa.engine.make_url(_url(postgres_url, change))
     hosts = (f"{url.host}:{url.port}", f"127.0.0.1:{free_port()}")  # the server, then nothing
     several = url._replace(host=None, port=None).update_query_dict({"host": hosts})
-    error = _checked(several.render_as_string(hide_password=False))
+    error = checked(several.render_as_string(hide_password=False))
     assert isinstance(error, ConfigError) and f" {what}: " in str(error) and said in str(error), error
     assert "Connection refused" not in str(error) and PASSWORD not in str(error)
 
@@ -142,7 +122,7 @@ def _checked_against(answer: bytes, *, password_read: bool) -> ShadowlabError:
         url = f"postgresql+psycopg://shadowlab:{PASSWORD}@127.0.0.1:{server.getsockname()[1]}/shadowlab"
         answering = threading.Thread(target=answer_once, daemon=True)
         answering.start()
-        error = _checked(f"{url}?sslmode=disable&gssencmode=disable")
+        error = checked(f"{url}?sslmode=disable&gssencmode=disable")
         answering.join()
     return error
 
@@ -164,7 +144,7 @@ def _message(kind: bytes, body: bytes) -> bytes:
 def test_a_bad_connection_option_is_a_setting_to_fix(
     query: dict[str, str], said: str, hint: str, postgres_url: str
 ) -> None:
-    error = _checked(sa.engine.make_url(postgres_url).set(query=query).render_as_string(hide_password=False))
+    error = checked(sa.engine.make_url(postgres_url).set(query=query).render_as_string(hide_password=False))
     assert isinstance(error, ConfigError) and said in str(error) and hint in str(error), error
 
 
@@ -173,7 +153,7 @@ def test_a_password_given_as_a_query_argument_is_not_shown(postgres_url: str) ->
     url = sa.engine.make_url(postgres_url).set(
         password=None, query={"password": PASSWORD, "sslmode": "disable"}
     )
-    error = _checked(url.render_as_string(hide_password=False))
+    error = checked(url.render_as_string(hide_password=False))
     assert isinstance(error, ConfigError) and "password=***" in str(error) and PASSWORD not in str(error)
 
 
@@ -198,7 +178,7 @@ def test_every_command_says_a_wrong_password_is_a_setting(
 ) -> None:
     (tmp_path / "c.jsonl").write_text("", encoding="utf-8")
     url = _url(postgres_url, lambda url: url.set(password=PASSWORD))
-    line = _one_line(cli(*command, env={"SHADOWLAB_DATABASE_URL": url}, cwd=tmp_path), 2)
+    line = one_line(cli(*command, env={"SHADOWLAB_DATABASE_URL": url}, cwd=tmp_path), 2)
     assert "refused the login: password authentication failed" in line and "SHADOWLAB_DATABASE_URL" in line
 
 
@@ -207,20 +187,20 @@ def test_every_command_says_a_wrong_password_is_a_setting(
 
 def test_a_closed_port_is_unreachable(cli: CliRunner, tmp_path: Path) -> None:
     url = f"postgresql+psycopg://shadowlab:{PASSWORD}@127.0.0.1:{free_port()}/shadowlab"
-    line = _one_line(cli("experiment", "list", env={"SHADOWLAB_DATABASE_URL": url}, cwd=tmp_path), 3)
+    line = one_line(cli("experiment", "list", env={"SHADOWLAB_DATABASE_URL": url}, cwd=tmp_path), 3)
     assert line.startswith("error: database unreachable at ") and "Connection refused" in line
     assert "expected a running Postgres at that host and port" in line and "password" not in line
 
 
 def test_a_host_name_that_does_not_resolve_is_unreachable() -> None:
-    error = _checked(f"postgresql+psycopg://shadowlab:{PASSWORD}@no-such-host.invalid:5432/shadowlab")
+    error = checked(f"postgresql+psycopg://shadowlab:{PASSWORD}@no-such-host.invalid:5432/shadowlab")
     assert isinstance(error, ServiceUnavailableError) and "expected a host name that resolves" in str(error)
 
 
 def test_a_port_that_never_answers_names_the_connect_timeout() -> None:
     with socket.create_server(("127.0.0.1", 0)) as silent:  # listens, never accepts, never answers
         url = f"postgresql+psycopg://shadowlab:{PASSWORD}@127.0.0.1:{silent.getsockname()[1]}/shadowlab"
-        error = _checked(url)
+        error = checked(url)
     assert isinstance(error, ServiceUnavailableError) and "timeout expired" in str(error), error
     assert "answers within SHADOWLAB_CONNECT_TIMEOUT_S" in str(error) and PASSWORD not in str(error)
 
@@ -244,7 +224,7 @@ def test_a_connection_limit_reached_is_for_now(pg_database: str) -> None:
                 sa.text(f'ALTER DATABASE "{name}" CONNECTION LIMIT 0')
             )  # not for its owner: no superuser
             conn.commit()
-        error = _checked(pg_database)
+        error = checked(pg_database)
     finally:
         owner.dispose()
     assert isinstance(error, ServiceUnavailableError) and "too many connections" in str(error), error
@@ -257,7 +237,7 @@ def test_a_connection_limit_reached_is_for_now(pg_database: str) -> None:
 @pytest.mark.postgres
 def test_a_user_who_may_not_read_the_tables_is_told_how_to_grant(pg_migrated: str) -> None:
     url = sa.engine.make_url(pg_migrated).set(username=APP_ROLE, password=APP_PASSWORD)
-    error = _checked(url.render_as_string(hide_password=False))  # a fresh database: nothing granted yet
+    error = checked(url.render_as_string(hide_password=False))  # a fresh database: nothing granted yet
     assert isinstance(error, ConfigError) and "permission denied for table alembic_version" in str(error)
     assert "shadowlab db grant-app" in str(error) and "login" not in str(error), error
 
@@ -269,7 +249,7 @@ def test_a_check_that_waits_past_its_lock_timeout_does_not_blame_the_login(pg_mi
     try:
         with holder.connect() as conn:  # as a `shadowlab db upgrade` would, while it migrates
             conn.execute(sa.text("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE"))
-            error = _checked(url.render_as_string(hide_password=False))
+            error = checked(url.render_as_string(hide_password=False))
             conn.rollback()
     finally:
         holder.dispose()
@@ -278,7 +258,7 @@ def test_a_check_that_waits_past_its_lock_timeout_does_not_blame_the_login(pg_mi
 
 
 @pytest.mark.postgres
-def test_a_connection_ended_mid_command_is_one_line(pg_migrated: str, tmp_path: Path) -> None:
+def test_a_connection_ended_mid_command_isone_line(pg_migrated: str, tmp_path: Path) -> None:
     """As a server restart or a failover would: the command waits on a lock, its session is terminated."""
     name = parse_database_url(pg_migrated).database
     waiting = sa.text(
@@ -311,7 +291,7 @@ def test_a_connection_ended_mid_command_is_one_line(pg_migrated: str, tmp_path: 
             holder.rollback()
     finally:
         engine.dispose()
-    line = _one_line(subprocess.CompletedProcess(command.args, command.returncode, out, err), 3)
+    line = one_line(subprocess.CompletedProcess(command.args, command.returncode, out, err), 3)
     assert line.startswith("error: database connection lost during the command: terminating connection")
     assert "SHADOWLAB_DATABASE_URL" in line
 
@@ -341,71 +321,3 @@ def test_a_connection_of_the_drivers_own_that_goes_is_lost_too(postgres_url: str
         line = lost_connection(error)
         assert isinstance(line, ServiceUnavailableError) and line.exit_code == 3, error
         assert str(line).startswith("database connection lost during the command: ")
-
-
-# --- SQLite ------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def sqlite_db(tmp_path: Path, cli: CliRunner) -> Iterator[Path]:
-    done = cli("db", "upgrade", env={"SHADOWLAB_DATABASE_URL": "sqlite:///x.db"}, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    yield tmp_path / "x.db"
-
-
-def test_a_locked_sqlite_file_says_who_holds_it_and_what_to_do(
-    sqlite_db: Path, cli: CliRunner, tmp_path: Path
-) -> None:
-    writer = sqlite3.connect(sqlite_db, isolation_level=None)
-    try:
-        writer.execute("BEGIN IMMEDIATE")  # another process's write transaction
-        env = {"SHADOWLAB_DATABASE_URL": "sqlite:///x.db?timeout=0.2"}
-        line = _one_line(cli("experiment", "list", env=env, cwd=tmp_path), 3)
-    finally:
-        writer.close()
-    assert line.startswith("error: database sqlite:///x.db?timeout=0.2 is locked: ") and "0.2 s" in line
-    assert "use Postgres" in line and "unreachable" not in line and "password" not in line
-
-
-def test_a_file_that_is_not_a_database_is_a_setting(tmp_path: Path) -> None:
-    (tmp_path / "notes.db").write_text("not a database\n" * 100, encoding="utf-8")
-    error = _checked(f"sqlite:///{tmp_path / 'notes.db'}")
-    assert isinstance(error, ConfigError) and "file is not a database" in str(error), error
-    assert "shadowlab db upgrade" in str(error)
-
-
-@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
-@pytest.mark.parametrize("command", [("db", "upgrade"), ("experiment", "list")], ids=" ".join)
-def test_an_in_memory_database_is_not_sent_round_in_circles(
-    url: str, command: tuple[str, ...], cli: CliRunner, tmp_path: Path
-) -> None:
-    line = _one_line(cli(*command, env={"SHADOWLAB_DATABASE_URL": url}, cwd=tmp_path), 2)
-    assert "expected a SQLite file, like sqlite:///shadowlab.db (SHADOWLAB_DATABASE_URL)" in line
-    assert "run `shadowlab db upgrade`" not in line  # it would be as empty in the next command
-
-
-@pytest.mark.parametrize(
-    ("url", "said"),
-    [
-        ("sqlite:///x.db?mode=ro", "expected sqlite query arguments among timeout"),
-        ("sqlite:///x.db?mode=ro&uri=true", "expected sqlite:///file:NAME"),
-        ("sqlite:///x.db?timeout=soon", "expected timeout= seconds"),
-        ("sqlite:///x.db?timeout=-1", "expected timeout= seconds"),
-        ("mysql://u:s3cret@h/db", "expected driver postgresql+psycopg"),
-        ("postgresql+pyscopg://u:s3cret@h/db", "found 'postgresql+pyscopg'"),
-        (
-            "postgresql+psycopg://u:s3cret@h:port/db?sslpassword=s3cret&password=s3cret",
-            "?sslpassword=***&password=***",
-        ),
-    ],
-)
-def test_a_malformed_url_is_refused_before_connecting(url: str, said: str) -> None:
-    with pytest.raises(ConfigError, match="SHADOWLAB_DATABASE_URL") as raised:
-        parse_database_url(url)
-    assert said in str(raised.value) and "s3cret" not in str(raised.value)
-
-
-def test_other_names_of_the_same_drivers_are_taken() -> None:
-    assert parse_database_url("postgres://u:pw@h/db").drivername == "postgresql+psycopg"
-    assert parse_database_url("sqlite+pysqlite:///x.db").drivername == "sqlite"
-    assert parse_database_url("sqlite:///file:x.db?mode=ro&uri=true").drivername == "sqlite"
