@@ -13,8 +13,9 @@ reads sees exactly the data these reads saw. When anything differs or fails (ano
 experiment, an older schema), the prefetch is dropped and the command reads as before: a prefetch never
 reports an error of its own, the command's usual checks do. One exception: a refused connection (a wrong
 password, a server down) is the command's error as its check would word it (`refusal`), not a second try.
-This module and its SQL (`analysis.prefetch_sql`) import only the standard library and `shadowlab.db_errors`
-(psycopg inside the thread): starting costs ~1 ms.
+This module and its SQL (`analysis.prefetch_sql`) import only the standard library and core modules built on
+it alone (`shadowlab.db_errors` with `shadowlab.errors`, `shadowlab.scorer_versions`; psycopg inside the
+thread): starting costs ~1 ms.
 """
 
 from __future__ import annotations
