@@ -232,7 +232,8 @@ def main() -> None:
     """Console entry point: a `ShadowlabError` becomes one `error:` line and its exit code, no traceback; so
     does a usage error click finds (an option's value of the wrong type, an unknown command or option, a
     missing argument), which it would print as a usage block ending in `Error: …`, and so does a database
-    connection that went while the command worked (`shadowlab.db.lost_connection`, exit 3).
+    connection that went while the command worked, or a SQLite file locked past the wait
+    (`shadowlab.db.unusable_during_command`, exit 3).
 
     When the command is done, what is alive is frozen out of the garbage collector: the interpreter's
     shutdown then frees it without walking it again and again (0.25 s of `analyze` on a million replays, 0.07
@@ -259,14 +260,14 @@ def _run_app() -> None:
     except ShadowlabError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except Exception as exc:  # the database's server went away mid-command: one line too, exit 3
-        from shadowlab.db import lost_connection
+    except Exception as exc:  # the database went away or stayed locked mid-command: one line too, exit 3
+        from shadowlab.db import unusable_during_command
 
-        lost = lost_connection(exc)
-        if lost is None:
+        unusable = unusable_during_command(exc)
+        if unusable is None:
             raise
-        typer.echo(f"error: {lost}", err=True)
-        sys.exit(lost.exit_code)
+        typer.echo(f"error: {unusable}", err=True)
+        sys.exit(unusable.exit_code)
     # Without standalone mode the group returns what its command returned, or the code of a `typer.Exit`.
     sys.exit(code if type(code) is int else 0)
 

@@ -328,13 +328,16 @@ def database_error(url: URL, error: BaseException, *, connected: bool = False) -
     return db_errors.connect_error(where, cause)
 
 
-def lost_connection(error: BaseException) -> ShadowlabError | None:
-    """The one error line for a command whose Postgres connection went while it worked (`error` is what
-    reached the command line: SQLAlchemy's, or psycopg's own from a statement sent straight to the driver,
-    `driver_rows`, or on a psycopg connection of the stage's own); None for any other error."""
+def unusable_during_command(error: BaseException) -> ShadowlabError | None:
+    """The one error line for a command whose database became unusable while it worked (`error` is what
+    reached the command line): its Postgres connection went (SQLAlchemy's error, or psycopg's own from a
+    statement sent straight to the driver, `driver_rows`, or on a psycopg connection of the stage's own), or
+    its SQLite file stayed locked by another process past the wait; None for any other error."""
     if isinstance(error, DBAPIError):
         if error.orig is None:
             return None
+        if isinstance(error.orig, sqlite3.Error):
+            return db_errors.locked_during_command(error.orig)
         return db_errors.lost_during_command(error.orig, lost=error.connection_invalidated)
     psycopg = sys.modules.get("psycopg")  # loaded if `error` can be one of its errors
     if psycopg is None or not isinstance(error, psycopg.OperationalError):

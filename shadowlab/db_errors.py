@@ -159,6 +159,23 @@ def lost_during_command(error: BaseException, *, lost: bool) -> ShadowlabError |
     )
 
 
+def locked_during_command(error: BaseException) -> ShadowlabError | None:
+    """A command's SQLite file stayed locked by another process past the wait while it worked (a long
+    transaction of another command); None for any other error."""
+    if not str(getattr(error, "sqlite_errorname", None) or "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return None
+    return ServiceUnavailableError(
+        f"database is locked during the command: another process held its write lock past the wait "
+        f"({_ONE_WRITER})"
+    )
+
+
+_ONE_WRITER = (
+    "SQLite lets one writer at a time: wait for that process, e.g. another shadowlab command, to end, or use "
+    f"Postgres for work that runs at the same time; timeout= in {SETTING} sets the wait in seconds"
+)
+
+
 def _gone(error: BaseException) -> bool:
     """Whether a statement's error says the connection is gone: SQLSTATE class 08, or an admin or crash
     shutdown, or a server that takes no connections now."""
@@ -173,9 +190,7 @@ def sqlite_error(where: str, error: BaseException, *, wait_s: float) -> Shadowla
     if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in reason:
         return ServiceUnavailableError(
             f"database {where} is locked: another process held its write lock for over {wait_s:g} s "
-            "(SQLite lets one writer at a time: wait for that process, e.g. another shadowlab command, to "
-            f"end, or use Postgres for work that runs at the same time; timeout= in {SETTING} sets the wait "
-            "in seconds)"
+            f"({_ONE_WRITER})"
         )
     if code.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")) or "not a database" in reason:
         wanted = "a shadowlab SQLite file (`shadowlab db upgrade` makes one)"

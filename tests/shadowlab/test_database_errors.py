@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from shadowlab.db import create_engine, lost_connection, parse_database_url, shown_url
+from shadowlab.db import create_engine, parse_database_url, shown_url, unusable_during_command
 from shadowlab.errors import ConfigError, ServiceUnavailableError, ShadowlabError
 from tests.support.database_errors import PASSWORD, CliRunner, checked, one_line
 from tests.support.net import free_port
@@ -316,8 +316,8 @@ def test_a_connection_of_the_drivers_own_that_goes_is_lost_too(postgres_url: str
                 conn.execute("SELECT 1")
             raised.append(failed.value)
     division, ended, closed = raised
-    assert lost_connection(division) is None
+    assert unusable_during_command(division) is None
     for error in (ended, closed):
-        line = lost_connection(error)
+        line = unusable_during_command(error)
         assert isinstance(line, ServiceUnavailableError) and line.exit_code == 3, error
         assert str(line).startswith("database connection lost during the command: ")

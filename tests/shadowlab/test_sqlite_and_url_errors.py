@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
-from shadowlab.db import parse_database_url
-from shadowlab.errors import ConfigError
+from shadowlab.db import check_connection, create_engine, parse_database_url, unusable_during_command
+from shadowlab.errors import ConfigError, ServiceUnavailableError
 from tests.support.database_errors import CliRunner, checked, one_line
 
 
@@ -34,6 +35,28 @@ def test_a_locked_sqlite_file_says_who_holds_it_and_what_to_do(
         writer.close()
     assert line.startswith("error: database sqlite:///x.db?timeout=0.2 is locked: ") and "0.2 s" in line
     assert "use Postgres" in line and "unreachable" not in line and "password" not in line
+
+
+def test_a_file_locked_past_the_wait_during_a_command_is_one_line(sqlite_db: Path) -> None:
+    """Another process's long transaction (a retention run, a migration) that begins after the command's
+    check: the command's next write waits `timeout=`, then SQLite says "database is locked"."""
+    engine = create_engine(f"sqlite:///{sqlite_db}?timeout=0.1")
+    writer = sqlite3.connect(sqlite_db, isolation_level=None)
+    try:
+        check_connection(engine)
+        writer.execute("BEGIN IMMEDIATE")
+        with pytest.raises(sa.exc.OperationalError) as locked, engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM experiments"))
+        writer.execute("COMMIT")
+        with pytest.raises(sa.exc.OperationalError) as other, engine.begin() as conn:  # not a lock: a bug
+            conn.execute(sa.text("DELETE FROM no_such_table"))
+    finally:
+        writer.close()
+        engine.dispose()
+    line = unusable_during_command(locked.value)
+    assert isinstance(line, ServiceUnavailableError) and line.exit_code == 3, locked.value
+    assert str(line).startswith("database is locked during the command: ") and "timeout=" in str(line)
+    assert unusable_during_command(other.value) is None
 
 
 def test_a_file_that_is_not_a_database_is_a_setting(tmp_path: Path) -> None:
