@@ -37,6 +37,11 @@ _REFUSALS = (
         "expected the user and password of a role that may log in",
     ),
     (
+        ("authentication method requirement", "channel binding"),  # libpq's own refusal of the server's way
+        "does not authenticate as the URL requires",
+        "expected require_auth= and channel_binding= that the server's way of logging in meets, or none",
+    ),
+    (
         ('role "', "is not permitted to log in"),
         "refused the login",
         "expected a role that exists and may log in",

@@ -131,6 +131,9 @@ def _message(kind: bytes, body: bytes) -> bytes:
     return kind + (len(body) + 4).to_bytes(4, "big") + body
 
 
+AUTH_HINT = "expected require_auth= and channel_binding= that the server's way of logging in meets"
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize(
     ("query", "said", "hint"),
@@ -139,6 +142,9 @@ def _message(kind: bytes, body: bytes) -> bytes:
         ({"sslmode": "sometimes"}, "invalid sslmode value", "expected libpq's connection parameters"),
         ({"colour": "blue"}, 'invalid connection option "colour"', "expected libpq's connection parameters"),
         ({"options": "-c no_such.setting_x=1 -c colour=blue"}, "colour", "options the server accepts"),
+        ({"require_auth": "md5"}, 'requirement "md5" failed', AUTH_HINT),  # the server asks for SCRAM
+        ({"require_auth": "!scram-sha-256"}, "requested SCRAM", AUTH_HINT),
+        ({"channel_binding": "require"}, "SSL not in use", AUTH_HINT),
     ],
 )
 def test_a_bad_connection_option_is_a_setting_to_fix(
