@@ -42,6 +42,16 @@ _REFUSALS = (
         "expected require_auth= and channel_binding= that the server's way of logging in meets, or none",
     ),
     (
+        ("GSSAPI", "gssencmode"),
+        "cannot be connected to as the URL says",
+        "expected a gssencmode that this machine's Kerberos credentials and the server support, or none",
+    ),
+    (
+        ("definition of service", "service file"),
+        "cannot be connected to as the URL says",
+        "expected a service= that the pg_service.conf libpq reads defines (PGSERVICEFILE), or none",
+    ),
+    (
         ('role "', "is not permitted to log in"),
         "refused the login",
         "expected a role that exists and may log in",

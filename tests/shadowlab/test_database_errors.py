@@ -145,6 +145,8 @@ AUTH_HINT = "expected require_auth= and channel_binding= that the server's way o
         ({"require_auth": "md5"}, 'requirement "md5" failed', AUTH_HINT),  # the server asks for SCRAM
         ({"require_auth": "!scram-sha-256"}, "requested SCRAM", AUTH_HINT),
         ({"channel_binding": "require"}, "SSL not in use", AUTH_HINT),
+        ({"gssencmode": "require"}, "GSSAPI", "expected a gssencmode"),  # no Kerberos credentials here
+        ({"service": "h5_nosuch"}, 'service "h5_nosuch" not found', "expected a service= that"),
     ],
 )
 def test_a_bad_connection_option_is_a_setting_to_fix(
