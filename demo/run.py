@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -153,15 +154,52 @@ class Stages:
     def run(self, *args: str, capture: bool = False) -> str:
         self.echo(f"$ shadowlab {' '.join(args)}")
         started = time.monotonic()
-        result = subprocess.run(
-            [sys.executable, "-m", "shadowlab", *args],
-            env=self.env, cwd=self.cwd, text=True, check=False,
-            stdout=subprocess.PIPE if capture else None,
-        )  # fmt: skip
-        if result.returncode != 0:
-            raise DemoError(f"`shadowlab {' '.join(args)}` failed with exit code {result.returncode}")
+        proc, held = _start(
+            [sys.executable, "-m", "shadowlab", *args], env=self.env, cwd=self.cwd, capture=capture
+        )
+        with proc:
+            try:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a Ctrl-C held back while it started: here
+                stdout, _ = proc.communicate()
+            except BaseException:  # Ctrl-C: the stage heard it too (same process group) and stops on its own
+                _stop(proc)
+                raise
+        if proc.returncode != 0:
+            raise DemoError(f"`shadowlab {' '.join(args)}` failed with exit code {proc.returncode}")
         self.echo(f"  ({time.monotonic() - started:.1f} s)")
-        return result.stdout or ""
+        return stdout or ""
+
+
+def _start(
+    command: list[str], *, env: dict[str, str], cwd: Path, capture: bool
+) -> tuple[subprocess.Popen[str], set[int | signal.Signals]]:
+    """A stage's process, started with Ctrl-C held back (the signal mask to restore is returned): a Ctrl-C
+    between the stage's fork and its exec reached the child while it still had this process's handler, so the
+    stage lost it and ran on (a whole replay, writing to this terminal) with nobody waiting for it. The child
+    restores the mask before its exec (preexec_fn; the demo runs no thread of its own); a Ctrl-C that came
+    meanwhile is passed on to the stage, which may have lost it."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        proc = subprocess.Popen(
+            command, env=env, cwd=cwd, text=True, stdout=subprocess.PIPE if capture else None,
+            preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_SETMASK, held),
+        )  # fmt: skip
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        raise
+    if signal.SIGINT in signal.sigpending():
+        proc.send_signal(signal.SIGINT)
+    return proc, held
+
+
+def _stop(proc: subprocess.Popen[str], grace_s: float = 30.0) -> None:
+    """Wait for a stage that was told to stop (a replay finishes or gives back what it holds; a provider
+    gone meanwhile costs it at most its retries), killing it after `grace_s` or on a second Ctrl-C."""
+    try:
+        proc.wait(timeout=grace_s)
+    except BaseException:
+        proc.kill()
+        raise
 
 
 def _environment(options: DemoOptions, base_url: str, database_url: str) -> dict[str, str]:
