@@ -89,12 +89,20 @@ def db_upgrade(
     ] = None,
 ) -> None:
     """Apply migrations up to REVISION (default: head) on SHADOWLAB_DATABASE_URL."""
+    from sqlalchemy.exc import DBAPIError
+
     from shadowlab import migrate
-    from shadowlab.db import shown_url
+    from shadowlab.db import shown_url, upgrade_failed
 
     engine = database_of(ctx, migrated=False, create=True)
     try:
-        migrate.upgrade(engine, revision)
+        try:
+            migrate.upgrade(engine, revision)
+        except DBAPIError as exc:  # e.g. a role that may not create tables: one line, not a traceback
+            failed = upgrade_failed(engine.url, exc)
+            if failed is None:
+                raise
+            raise failed from None
         where = shown_url(engine.url)
         typer.echo(f"database at {where}: {migrate.current_revision(engine)}")
         if grant_app is not None:

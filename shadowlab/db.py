@@ -328,6 +328,15 @@ def database_error(url: URL, error: BaseException, *, connected: bool = False) -
     return db_errors.connect_error(where, cause)
 
 
+def upgrade_failed(url: URL, error: BaseException) -> ShadowlabError | None:
+    """The one error line for `shadowlab db upgrade` whose migration failed on the Postgres database at `url`
+    for a reason the user can act on (a role that may not create tables, a read-only server, a lock, a lost
+    connection: `db_errors.upgrade_error`); None for any other error."""
+    if url.get_backend_name() != "postgresql" or not isinstance(error, DBAPIError) or error.orig is None:
+        return None
+    return db_errors.upgrade_error(shown_url(url), error.orig, lost=error.connection_invalidated)
+
+
 def unusable_during_command(error: BaseException) -> ShadowlabError | None:
     """The one error line for a command whose database became unusable while it worked (`error` is what
     reached the command line): its Postgres connection went (SQLAlchemy's error, or psycopg's own from a

@@ -151,7 +151,7 @@ def statement_error(where: str, error: BaseException, *, lost: bool) -> Shadowla
             f"database {where}: the check of its schema was refused: {reason} ({SETTING}: expected a user "
             "that may read shadowlab's tables; their owner grants it with `shadowlab db grant-app ROLE`)"
         )
-    if state in ("55P03", "57014", "40P01", "40001"):
+    if state in _UNFINISHED:
         return ServiceUnavailableError(
             f"database {where}: the check of its schema did not finish: {reason} (another session held a "
             "lock past a lock or statement timeout, e.g. a running `shadowlab db upgrade`: try again when "
@@ -161,6 +161,36 @@ def statement_error(where: str, error: BaseException, *, lost: bool) -> Shadowla
         f"database {where}: the check of its schema failed: {reason} "
         f"({SETTING}: expected a shadowlab database its user may read)"
     )
+
+
+def upgrade_error(where: str, error: BaseException, *, lost: bool) -> ShadowlabError | None:
+    """`shadowlab db upgrade`'s migration failed on Postgres (`lost`: the connection went with it): a setting
+    or a server out of reach; None for any other error (a migration's bug keeps its traceback)."""
+    reason, state = _reason(error), str(getattr(error, "sqlstate", None) or "")
+    if lost or _gone(error):
+        return ServiceUnavailableError(
+            f"database unreachable at {where}: the connection was lost during the migration: {reason} (the "
+            "server went away: run `shadowlab db upgrade` again when it is back)"
+        )
+    if state in _UNFINISHED:
+        return ServiceUnavailableError(
+            f"database {where}: the migration did not finish: {reason} (another session held a lock past a "
+            "lock or statement timeout: run `shadowlab db upgrade` again when it ends)"
+        )
+    wanted = {
+        "42501": "the database's owner, or a role that may create tables in its schema (`db upgrade` runs as "
+        "the owner; the commands may run as an app role it grants with --grant-app)",
+        "25006": "a server that takes writes (not a standby, no default_transaction_read_only=on)",
+    }.get(state)
+    if wanted is None:
+        return None
+    return ConfigError(
+        f"database {where}: the migration was refused: {reason} ({SETTING}: expected {wanted})"
+    )
+
+
+# SQLSTATEs of a statement that waited past a lock or statement timeout, or lost a deadlock or a race
+_UNFINISHED = ("55P03", "57014", "40P01", "40001")
 
 
 def lost_during_command(error: BaseException, *, lost: bool) -> ShadowlabError | None:

@@ -251,6 +251,25 @@ def test_a_user_who_may_not_read_the_tables_is_told_how_to_grant(pg_migrated: st
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("role", "options", "said", "wanted"),
+    [
+        (True, "", "permission denied for schema public", "expected the database's owner"),
+        (False, "-c default_transaction_read_only=on", "read-only transaction", "a server that takes writes"),
+    ],
+    ids=["the app role", "a read-only server"],
+)
+def test_a_migration_refused_is_a_setting(
+    role: bool, options: str, said: str, wanted: str, pg_database: str, cli: CliRunner, tmp_path: Path
+) -> None:
+    url = sa.engine.make_url(pg_database)
+    url = url.set(username=APP_ROLE, password=APP_PASSWORD) if role else url.set(query={"options": options})
+    env = {"SHADOWLAB_DATABASE_URL": url.render_as_string(hide_password=False)}
+    line = one_line(cli("db", "upgrade", env=env, cwd=tmp_path), 2)
+    assert ": the migration was refused: " in line and said in line and wanted in line, line
+
+
+@pytest.mark.postgres
 def test_a_check_that_waits_past_its_lock_timeout_does_not_blame_the_login(pg_migrated: str) -> None:
     url = sa.engine.make_url(pg_migrated).set(query={"options": "-c lock_timeout=200"})
     holder = create_engine(pg_migrated)
