@@ -237,9 +237,16 @@ def _into(result: _Result, read: Callable[[], tuple[Any, ...] | None]) -> None:
 
 
 def libpq_conninfo(url: str) -> str | None:
-    """A SQLAlchemy Postgres URL as a libpq URI (None for any other database)."""
+    """A SQLAlchemy Postgres URL as a libpq URI (None for any other database, and for several hosts)."""
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in ("postgresql", "postgresql+psycopg", "postgres"):
+        return None
+    where, _, query = rest.partition("?")
+    hosts = where.partition("/")[0].rpartition("@")[2]
+    named = [arg.partition("=")[2] for arg in query.split("&") if arg.startswith("host=")]
+    if "," in hosts or len(named) > 1 or any(":" in host or "," in host for host in named):
+        # SQLAlchemy gives every host the URL's port, or reads `?host=h:p` itself; libpq reads both otherwise
+        # (its default port, a host named 'h:p'): its refusal would not be the command's. No prefetch.
         return None
     return f"postgresql://{rest}"
 

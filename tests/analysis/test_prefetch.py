@@ -24,7 +24,7 @@ from analysis.prefetch import APPLICATION_NAME, PrefetchFailed, libpq_conninfo, 
 from analysis.prefetch_sql import head_of, one_row, scores_chain
 from shadowlab.db import create_engine
 from tests.support.analysis_seed import seed_experiment
-from tests.support.net import CountingProxy
+from tests.support.net import CountingProxy, free_port
 
 
 def _prefetch_connections(url: str) -> int:
@@ -153,6 +153,12 @@ def test_only_a_stored_experiment_on_postgres_is_prefetched() -> None:
     assert libpq_conninfo("postgresql+psycopg://u:p%40x@h:5/db?sslmode=require") == (
         "postgresql://u:p%40x@h:5/db?sslmode=require"
     )
+    for several in ("u:p@h1,h2:5/db", "u:p@/db?host=h1:5&host=h2:5", "u:p@/db?host=h1&host=h2"):
+        # hosts SQLAlchemy and libpq read differently: the prefetch would not reach the command's servers
+        assert libpq_conninfo(f"postgresql+psycopg://{several}") is None, several
+    assert libpq_conninfo("postgresql+psycopg://u:p@/db?host=/run/postgresql") == (
+        "postgresql://u:p@/db?host=/run/postgresql"
+    )
     refused = start_from_argv(["gate", "e"], pg)  # nothing listens on port 1: the prefetch gives up quietly
     assert refused is not None and not refused.ready()
     refused.close()
@@ -164,6 +170,21 @@ def test_an_unreachable_database_is_still_one_error_line(cli: Callable[..., Any]
     assert result.returncode == 3, result.stderr
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
     assert "Traceback" not in result.stderr and "p@" not in result.stderr  # no password shown either
+
+
+@pytest.mark.postgres
+def test_several_hosts_reach_the_database_as_every_command_does(
+    cli: Callable[..., Any], pg_migrated: str, tmp_path: Path
+) -> None:
+    """SQLAlchemy's `?host=h:p&host=h:p` (the server, then a closed port): the prefetch's own reading of it
+    failed to resolve 'h:p', and the command reported that as its error, exit 3."""
+    url = sa.engine.make_url(pg_migrated)
+    hosts = (f"{url.host}:{url.port}", f"127.0.0.1:{free_port()}")
+    several = url._replace(host=None, port=None).update_query_dict({"host": hosts})
+    env = {"SHADOWLAB_DATABASE_URL": several.render_as_string(hide_password=False)}
+    result = cli("analyze", "h5-none", "--json", env=env, cwd=tmp_path)
+    assert result.returncode == 2 and "h5-none" in result.stderr, result.stderr  # no such experiment there
+    assert "unreachable" not in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.postgres
