@@ -25,7 +25,6 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from scoring.pg_async import AsyncStatements
 from shadowlab.apis.internal import NormalizedRequest
 from shadowlab.budget import ReserveOutcome
 from shadowlab.budget_judges import (
@@ -38,6 +37,7 @@ from shadowlab.budget_judges import (
 from shadowlab.db import session_scope
 from shadowlab.limits import Permit, RateLimiter, RetryPolicy, call_with_retries
 from shadowlab.models import utcnow
+from shadowlab.pg_async import AsyncStatements
 from shadowlab.providers import Provider, ProviderResult
 from shadowlab.usage import Usage, estimate_input_tokens
 
@@ -155,7 +155,7 @@ class SharedBudget:
         self._holds: list[tuple[JudgeHold, asyncio.Future[_Reserved]]] = []
         self._settles: dict[int, float] = {}
         self._flushing: asyncio.Task[None] | None = None
-        # Postgres: its usual batch is one statement on the event loop (`scoring.pg_async`).
+        # Postgres: its usual batch is one statement on the event loop (`shadowlab.pg_async`).
         bind = factory.kw["bind"]
         self._aio = AsyncStatements(bind) if bind.dialect.name == "postgresql" else None
 

@@ -24,7 +24,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from scoring.pairwise import ORDERS
-from scoring.pg_async import AsyncStatements
 from scoring.store import (
     PairItem,
     PointItem,
@@ -40,6 +39,7 @@ from scoring.store import (
 from shadowlab import store
 from shadowlab.db import driver_rows, pg_json_rows, session_scope
 from shadowlab.models import Preference, Replay, Score, ScoreTask, utcnow
+from shadowlab.pg_async import AsyncStatements
 
 __all__ = ["Kind", "ScorerKey", "TaskQueue"]
 
@@ -100,7 +100,7 @@ class TaskQueue:
         # Built once (a claim every wave); on Postgres a pointwise claim reads its items in one statement.
         self._claim = self._claim_statement()
         self._claim_points = claiming_points(self._claim) if postgres and key.kind == "point" else None
-        # Postgres: the claims and group commits the drive awaits run on its event loop (`scoring.pg_async`).
+        # Postgres: the claims and group commits the drive awaits run on its loop (`shadowlab.pg_async`).
         self._aio = AsyncStatements(factory.kw["bind"]) if postgres else None
 
     def _of_key(self) -> list[sa.ColumnElement[bool]]:

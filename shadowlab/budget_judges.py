@@ -199,7 +199,7 @@ def reserve_judges_alone_statement(
     experiment_id: int, settles: Mapping[int, float], holds: Sequence[JudgeHold]
 ) -> tuple[sa.TextClause, dict[str, Any]]:
     """The statement of `reserve_judges_alone` and its parameters, for a caller that runs it on its own
-    driver connection (`scoring.pg_async`); `reserved_alone` reads its rows."""
+    driver connection (`shadowlab.pg_async`); `reserved_alone` reads its rows."""
     now = utcnow()
     moving = {"e": experiment_id, "x": sum(h.amount_usd for h in holds), "eps": _EPSILON, "now": now}
     settled = [{"settle_id": call_id, "usd": float(usd)} for call_id, usd in settles.items()]
