@@ -82,9 +82,7 @@ def parse_database_url(url: str) -> URL:
 def _check_sqlite_query(url: URL) -> None:
     """SQLite's query arguments: known ones (SQLite's own need uri=true), `timeout` in seconds."""
     uri = url.query.get("uri") == "true"
-    if uri and not (url.database or "").startswith(
-        "file:"
-    ):  # else SQLite takes 'x.db?mode=ro' as a file name
+    if uri and not (url.database or "").startswith("file:"):  # else SQLite takes 'x.db?mode=ro' as a file
         raise ConfigError(
             "SHADOWLAB_DATABASE_URL: expected sqlite:///file:NAME?…&uri=true for SQLite's URI arguments, "
             f"found {url.database!r} before them"
@@ -138,6 +136,15 @@ _SECRET_ARGUMENT = re.compile(r"([?&](?:ssl)?password=)[^&]*", re.IGNORECASE)
 def shown_url(url: URL) -> str:
     """`url` as messages show it: without its password, wherever it is given."""
     return _SECRET_ARGUMENT.sub(r"\1***", url.render_as_string(hide_password=True))
+
+
+def psycopg_conninfo(url: URL) -> str:
+    """libpq's connection string for a Postgres `url`, read as SQLAlchemy's dialect reads it (a URI of the URL
+    reads several hosts otherwise: libpq's default port for all but the last of h1,h2:port, a host 'h:p')."""
+    from psycopg.conninfo import make_conninfo
+
+    _, params = sa.create_engine(url).dialect.create_connect_args(url)  # connects nothing
+    return make_conninfo("", **{name: value for name, value in params.items() if name != "context"})
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -338,10 +345,9 @@ def upgrade_failed(url: URL, error: BaseException) -> ShadowlabError | None:
 
 
 def unusable_during_command(error: BaseException) -> ShadowlabError | None:
-    """The one error line for a command whose database became unusable while it worked (`error` is what
-    reached the command line): its Postgres connection went (SQLAlchemy's error, or psycopg's own from a
-    statement sent straight to the driver, `driver_rows`, or on a psycopg connection of the stage's own), or
-    its SQLite file stayed locked by another process past the wait; None for any other error."""
+    """The one error line for a command whose database became unusable as it worked (`error`): its Postgres
+    connection went (SQLAlchemy's error, or psycopg's own: `driver_rows`, a stage's own psycopg connection),
+    or its SQLite file stayed locked by another process past the wait; None for any other error."""
     if isinstance(error, DBAPIError):
         if error.orig is None:
             return None

@@ -27,6 +27,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from shadowlab.config import LIMITS_HEARTBEAT_S, LIMITS_TIMEOUT_S
+from shadowlab.db import psycopg_conninfo
 from shadowlab.experiment import LimitSpec
 from shadowlab.limits_grants import CHANNEL, GrantBook, KeyGrant
 from shadowlab.limits_outage import OutageGuard, ProviderGate, is_outage_failure
@@ -220,7 +221,7 @@ class RateLimiter:
         the first LISTEN ran or failed."""
         import psycopg
 
-        conninfo = self._url.set(drivername="postgresql").render_as_string(hide_password=False)
+        conninfo = psycopg_conninfo(self._url)
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:

@@ -20,7 +20,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from shadowlab.db import create_engine, parse_database_url, shown_url, unusable_during_command
+from shadowlab.db import (
+    create_engine,
+    parse_database_url,
+    psycopg_conninfo,
+    shown_url,
+    unusable_during_command,
+)
 from shadowlab.errors import ConfigError, ServiceUnavailableError, ShadowlabError
 from tests.support.database_errors import PASSWORD, CliRunner, checked, one_line
 from tests.support.net import free_port
@@ -78,6 +84,22 @@ def test_a_refused_login_is_a_setting_to_fix(case: str, postgres_url: str) -> No
     assert str(error).startswith(f"database {shown_url(parse_database_url(url))} {what}: "), error
     assert said in str(error) and "(SHADOWLAB_DATABASE_URL: expected " in str(error)
     assert PASSWORD not in str(error) and "unreachable" not in str(error)
+
+
+@pytest.mark.postgres
+def test_a_connection_of_our_own_reaches_the_server_of_several_hosts(postgres_url: str) -> None:
+    """`psycopg_conninfo` (the limits' LISTEN connection) reads hosts as SQLAlchemy does: the URI of the URL
+    gave libpq's default port to the first of h1,h2:port, and a host named 'h:p' for ?host=h:p."""
+    import psycopg
+
+    url = sa.engine.make_url(postgres_url)
+    closed = f"127.0.0.1:{free_port()}"
+    for several in (
+        url._replace(host=None, port=None).update_query_dict({"host": (f"{url.host}:{url.port}", closed)}),
+        url.set(host=f"{url.host},127.0.0.2"),  # nothing listens on 127.0.0.2 at the server's port
+    ):
+        with psycopg.connect(psycopg_conninfo(several), connect_timeout=2) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
 @pytest.mark.postgres
