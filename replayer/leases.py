@@ -134,6 +134,15 @@ def _insert_leases(
     session: Session, experiment_id: int, worker_id: str, deadline: datetime, rows: Sequence[sa.Row[Any]]
 ) -> list[tuple[sa.Row[Any], int]]:
     """Lease what no other worker leased meanwhile (the unique lease index decides): (capture, lease id)."""
+    inserted = session.execute(lease_insert(_insert_of(session), experiment_id, worker_id, deadline, rows))
+    return leased(rows, inserted.all())
+
+
+def lease_insert(
+    insert: Any, experiment_id: int, worker_id: str, deadline: datetime, rows: Sequence[Any]
+) -> Any:
+    """The leases of `rows` (captures) with `insert` (the dialect's), none taken by another worker meanwhile;
+    `RETURNING` (capture, lease id)."""
     wl, cr = _LEASES.c, CapturedRequest
     # INSERT … SELECT by id: a short statement whatever the batch (a multi-row VALUES of k × 6 parameters is
     # parsed anew by the driver every time: its query cache skips statements of more than 50 parameters).
@@ -142,10 +151,14 @@ def _insert_leases(
         sa.literal(deadline, sa.DateTime(timezone=True)), sa.literal(1), sa.false(),
     ).where(cr.id.in_([row.id for row in rows]))  # fmt: skip
     columns = [wl.experiment_id, wl.captured_request_id, wl.worker_id, wl.deadline, wl.attempts, wl.done]
-    inserted = session.execute(
-        _insert_of(session)(_LEASES).from_select(columns, picked).on_conflict_do_nothing()
+    return (
+        insert(_LEASES).from_select(columns, picked).on_conflict_do_nothing()
         .returning(wl.captured_request_id, wl.id)
-    ).all()  # fmt: skip
+    )  # fmt: skip
+
+
+def leased(rows: Sequence[Any], inserted: Sequence[Any]) -> list[tuple[Any, int]]:
+    """(capture, lease id) of each of `rows` that `lease_insert` leased, in their order."""
     lease_of: dict[int, int] = {crid: lease_id for crid, lease_id in inserted}  # noqa: C416
     return [(row, lease_of[row.id]) for row in rows if row.id in lease_of]
 
@@ -181,6 +194,13 @@ def _reserve(
 def _next_captures(
     session: Session, experiment_id: int, traffic: TrafficSpec, after: Cursor | None, room: int
 ) -> Sequence[sa.Row[Any]]:
+    return session.execute(next_captures(experiment_id, traffic, after, room)).all()
+
+
+def next_captures(
+    experiment_id: int, traffic: TrafficSpec, after: Cursor | None, room: int
+) -> sa.Select[Any]:
+    """The next `room` captures of the selection after `after` not leased yet, locked (`SKIP LOCKED`)."""
     cr, wl = CapturedRequest, WorkLease
     leased = sa.exists().where(wl.experiment_id == experiment_id, wl.captured_request_id == cr.id)
     # A per-row test (Postgres: a SubPlan, probing the unique lease index or one hash of the experiment's
@@ -193,13 +213,13 @@ def _next_captures(
         conditions.append(
             sa.tuple_(cr.captured_at, cr.id) > sa.tuple_(sa.literal(after[0]), sa.literal(after[1]))
         )
-    return session.execute(
+    return (
         sa.select(cr.id, cr.request_id, cr.api, cr.request, cr.captured_at)
         .where(*conditions)
         .order_by(cr.captured_at, cr.id)
         .limit(room)
         .with_for_update(skip_locked=True, of=cr)
-    ).all()
+    )
 
 
 def _recover_expired(

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from replayer import leases, writes
 from replayer.arms import ArmRuntime, PreparedCall, prepare_call
+from replayer.claim_loop import claim_on_loop
 from replayer.metrics import WorkerMetrics
 from replayer.rows import replay_row
 from replayer.stopping import ArmTracker, Stopped
@@ -37,6 +38,7 @@ from shadowlab.headers import CAPTURE_ID_HEADER
 from shadowlab.limits import RateLimiter, RetryPolicy, call_with_retries
 from shadowlab.limits_outage import OutageGuard, ProviderOutageError, outage_key
 from shadowlab.models import utcnow
+from shadowlab.pg_async import AsyncStatements, is_postgres
 from shadowlab.pricing import PriceTable
 from shadowlab.providers import Provider, ProviderResult, config_from_settings, create_provider
 
@@ -44,9 +46,7 @@ __all__ = ["Mode", "WorkerConfig", "run_worker"]
 
 log = logging.getLogger("replayer")
 Mode = Literal["backfill", "live"]
-_CLAIM_BATCH = (
-    64  # most leases one claim takes (a claim and a write are transactions: their CPU is per batch)
-)
+_CLAIM_BATCH = 64  # most leases one claim takes (a claim and a write cost CPU per batch, mostly)
 _RESCAN_S = 30.0  # live mode: how often a claim reads the whole selection again (captures stored late)
 _RECOVER_PER_LEASE = 4  # looks for expired leases per lease_s, besides every claim that finds nothing new
 _GATHER_S = 0.5  # how long a write of finished requests waits for a batch's worth (it goes once it has one)
@@ -105,6 +105,8 @@ class Worker:
         self._finished: list[writes.Finished] = []
         self._flushed, self._full = asyncio.Event(), asyncio.Event()  # a request finished; a batch's worth
         self._closing = False
+        bind = factory.kw["bind"]  # Postgres: a write goes on the loop (`writes.complete_on_loop`)
+        self._aio = AsyncStatements(bind) if is_postgres(bind) else None
         self.failure: ProviderOutageError | None = None  # a provider down too long: the run stops
         self._arms = ArmTracker(self.stopping)
         self._unstarted: list[leases.Lease] = []  # not finished on a stop, no arm replayed: given back
@@ -166,6 +168,8 @@ class Worker:
             await self._give_back()
             await asyncio.wait([creating])  # those it made are closed below, whatever failed
             await self.limiter.close()
+            if self._aio is not None:
+                await self._aio.aclose()
             for provider in self.providers.values():
                 await provider.aclose()
         if self.failure is not None:
@@ -183,7 +187,7 @@ class Worker:
             if free <= 0 or (tasks and free < self._batch):
                 await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 continue
-            got = await loop.run_in_executor(None, self._claim, min(free, _CLAIM_BATCH))
+            got = await self._claim(min(free, _CLAIM_BATCH))
             for lease in got.leases:
                 self.held.add(lease.lease_id)
                 task = asyncio.create_task(self._started(lease))
@@ -257,16 +261,22 @@ class Worker:
             await asyncio.wait([*tasks, stop], return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
 
-    def _claim(self, limit: int) -> leases.Claim:
+    async def _claim(self, limit: int) -> leases.Claim:
         # Expired leases (a dead worker's) are looked for every lease_s / _RECOVER_PER_LEASE, and by every
-        # claim that finds nothing new: one statement less in most claims.
+        # claim that finds nothing new: one statement less in most claims. Postgres: the usual claim runs on
+        # the loop (`claim_loop`), any other on a thread.
         now = time.monotonic()
         recover = now - self._recovered >= self.spec.replay.lease_s / _RECOVER_PER_LEASE
-        got = leases.claim(
-            self.factory, experiment_id=self.experiment_id, worker_id=self.config.worker_id,
-            traffic=self.spec.traffic, lease_s=self.spec.replay.lease_s, limit=limit, cost_of=self.worst_case,
-            judge_usd=self.spec.budget.judge_usd_per_request, after=self.cursor, recover=recover,
-        )  # fmt: skip
+        kw: dict[str, Any] = {
+            "experiment_id": self.experiment_id, "worker_id": self.config.worker_id, "limit": limit,
+            "traffic": self.spec.traffic, "lease_s": self.spec.replay.lease_s, "cost_of": self.worst_case,
+            "after": self.cursor, "judge_usd": self.spec.budget.judge_usd_per_request,
+        }  # fmt: skip
+        got = await claim_on_loop(self._aio, **kw) if self._aio is not None and not recover else None
+        if got is not None:
+            return got
+        loop = asyncio.get_running_loop()
+        got = await loop.run_in_executor(None, lambda: leases.claim(self.factory, recover=recover, **kw))
         if recover:
             self._recovered = now
         return got
@@ -297,11 +307,12 @@ class Worker:
         self._full.clear()
         if not batch:
             return
-        judge_usd = self.spec.budget.judge_usd_per_request
-        await asyncio.get_running_loop().run_in_executor(
-            None, lambda: writes.complete(self.factory, experiment_id=self.experiment_id, finished=batch,
-                                          judge_usd=judge_usd),
-        )  # fmt: skip
+        kw: dict[str, Any] = {"experiment_id": self.experiment_id, "finished": batch,
+                              "judge_usd": self.spec.budget.judge_usd_per_request}  # fmt: skip
+        if self._aio is not None:
+            await writes.complete_on_loop(self._aio, **kw)
+        else:
+            await asyncio.to_thread(writes.complete, self.factory, **kw)
         for done in batch:
             self.held.discard(done.lease.lease_id)
             self.metrics.requests.inc()

@@ -23,8 +23,9 @@ from replayer.leases import Lease
 from shadowlab.budget import pg_settle, release_batch, settle_batch
 from shadowlab.db import json_rows, pg_json_rows, session_scope
 from shadowlab.models import Replay, WorkLease, utcnow
+from shadowlab.pg_async import AsyncStatements
 
-__all__ = ["Finished", "complete", "extend", "give_back", "pending_leases"]
+__all__ = ["Finished", "complete", "complete_on_loop", "extend", "give_back", "pending_leases"]
 
 # Core tables for the hot statements: the ORM's bulk machinery costs more than the SQL there.
 _LEASES = cast(sa.Table, WorkLease.__table__)
@@ -59,15 +60,14 @@ def complete(
     reservation to the cost of its request's rows (plus the judge holdback), mark the leases done."""
     if not finished:
         return
-    rows = [row for done in finished for row in done.rows]
-    lease_ids = [done.lease.lease_id for done in finished]
-    requests = [done.lease.captured_request_id for done in finished]
     bind = factory.kw["bind"]
     if bind.dialect.name == "postgresql":  # one statement, a transaction by itself (`_PG_COMPLETE`)
-        params = {"rows": json_rows(rows, _REPLAY_TYPES), "ids": lease_ids, "crids": requests}
         with _alone(bind).connect() as conn:
-            conn.execute(_PG_COMPLETE, params | {"judge": judge_usd, "e": experiment_id, "now": utcnow()})
+            conn.execute(_PG_COMPLETE, _pg_complete_params(experiment_id, finished, judge_usd))
         return
+    rows = [row for done in finished for row in done.rows]
+    requests = [done.lease.captured_request_id for done in finished]
+    lease_ids = [done.lease.lease_id for done in finished]
     with session_scope(factory) as session:
         replays = _REPLAYS.c
         written = _insert_replays(session, rows)  # the count of rows written says whether all were new
@@ -86,6 +86,24 @@ def complete(
             session, experiment_id, {crid: float(costs.get(crid) or 0.0) + judge_usd for crid in requests}
         )
         session.execute(_DONE, {"ids": lease_ids})
+
+
+async def complete_on_loop(
+    statements: AsyncStatements, *, experiment_id: int, finished: Sequence[Finished], judge_usd: float
+) -> None:
+    """`complete` on Postgres as its one statement on the caller's event loop (`shadowlab.pg_async`: no
+    executor thread waiting for the GIL of a loop that replays without pause)."""
+    if finished:
+        await statements.rows("write", _PG_COMPLETE, _pg_complete_params(experiment_id, finished, judge_usd))
+
+
+def _pg_complete_params(experiment_id: int, finished: Sequence[Finished], judge_usd: float) -> dict[str, Any]:
+    return {
+        "rows": json_rows([row for done in finished for row in done.rows], _REPLAY_TYPES),
+        "ids": [done.lease.lease_id for done in finished],
+        "crids": [done.lease.captured_request_id for done in finished],
+        "judge": judge_usd, "e": experiment_id, "now": utcnow(),
+    }  # fmt: skip
 
 
 @functools.lru_cache(maxsize=8)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -35,8 +35,8 @@ from shadowlab.pricing import PriceTable
 # fmt: off
 __all__ = [
     "ArmCall", "BudgetError", "Reservation", "ReserveOutcome", "committed_usd", "lock_experiment",
-    "pg_settle", "release_batch", "reserve", "reserve_batch", "set_budget", "settle", "settle_batch",
-    "worst_case_usd",
+    "pg_reserve", "pg_settle", "release_batch", "reserve", "reserve_batch", "set_budget", "settle",
+    "settle_batch", "worst_case_usd",
 ]
 # fmt: on
 
@@ -248,6 +248,20 @@ def _pg_move(bounded: bool) -> sa.TextClause:
 _PG_MOVES = {bounded: _pg_move(bounded) for bounded in (True, False)}
 
 
+def pg_reserve(
+    experiment_id: int, budget: float | None, items: Sequence[Reservation]
+) -> tuple[sa.TextClause, dict[str, Any]]:
+    """Postgres: the statement and parameters reserving all of `items` or none (`reserve_batch`'s usual case,
+    for a caller on its own connection); its one row is 1 if the ledger moved."""
+    params = {"e": experiment_id, "amount": sum(item.amount_usd for item in items), "count": len(items),
+              "holdback": sum(item.judge_usd for item in items), "now": utcnow(),
+              "limit": (budget or 0.0) + _EPSILON,
+              "captured_request_id": [item.captured_request_id for item in items],
+              "reserved_usd": [float(item.amount_usd) for item in items],
+              "judge_usd": [float(item.judge_usd) for item in items]}  # fmt: skip
+    return _PG_MOVES[budget is not None], params
+
+
 def _move(session: Session, experiment_id: int, budget: float | None, items: Sequence[Reservation]) -> bool:
     """One conditional update of the ledger for `items`, and their reservation rows if it fit."""
     now = utcnow()
@@ -255,10 +269,7 @@ def _move(session: Session, experiment_id: int, budget: float | None, items: Seq
               "holdback": sum(item.judge_usd for item in items), "now": now,
               "limit": (budget or 0.0) + _EPSILON}  # fmt: skip
     if session.get_bind().dialect.name == "postgresql":  # one round trip
-        arrays = {"captured_request_id": [item.captured_request_id for item in items],
-                  "reserved_usd": [float(item.amount_usd) for item in items],
-                  "judge_usd": [float(item.judge_usd) for item in items]}  # fmt: skip
-        return bool(session.execute(_PG_MOVES[budget is not None], arrays | params).scalar_one())
+        return bool(session.execute(*pg_reserve(experiment_id, budget, items)).scalar_one())
     if session.execute(_MOVES[budget is not None], params).first() is None:
         return False
     session.execute(

@@ -1,30 +1,33 @@
-"""Postgres: a scorer's hot statements (the claim, the budget's batch, the group commit of results) run on the
-event loop, each on its own psycopg `AsyncConnection` in autocommit, instead of on an executor thread.
+"""Postgres: hot statements of a busy event loop (a scorer's claim, budget batch and group commit of results;
+a replay worker's write of finished requests) run on that loop, each on its own psycopg `AsyncConnection` in
+autocommit, instead of on an executor thread.
 
 On a thread, every return from a wait on the server (the send, the poll, the read) needs the GIL back from
-the event loop, which judges calls without pause at 0 ms TTFT: the thread waits up to a switch interval (5 ms)
+the event loop, which sends calls without pause at 0 ms TTFT: the thread waits up to a switch interval (5 ms)
 each time, a group commit took several, and the items whose results it carried held their places among the
-calls in flight meanwhile (sampled: all 16 places held by results waiting for their commit, no call in
-flight, for a tenth of a run). On the loop a statement waits for the server only; the loop judges meanwhile.
+calls in flight meanwhile (scoring, sampled: all 16 places held by results waiting for their commit, no call
+in flight, for a tenth of a run). On the loop a statement waits for the server only; the loop works meanwhile.
 
-One connection per lane (a lane is one kind of statement: `claim`, `finish`, `budget`), so the three overlap
-as they did on threads; a lock keeps each connection to one statement at a time. A connection that breaks is
-dropped (the statement fails as it would on a thread) and the lane connects anew on its next statement.
+One connection per lane (a lane is one kind of statement: a scorer's `claim`, `finish`, `budget`; a replay
+worker's `write`), so they overlap as they did on threads; a lock keeps each connection to one statement at a
+time. A connection that breaks is dropped (the statement fails as it would on a thread) and the lane connects
+anew on its next statement.
 Statements are compiled once and prepared on the server, as `shadowlab.db.driver_rows` does for the threads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import psycopg
 import sqlalchemy as sa
 from psycopg.rows import namedtuple_row
 
-__all__ = ["AsyncStatements", "is_postgres"]
+__all__ = ["AsyncStatements", "Transaction", "is_postgres"]
 
 CONNECT_TIMEOUT_S = 5  # the lanes connect after the engine has (`shadowlab.db.check_connection`)
 
@@ -37,6 +40,20 @@ def is_postgres(engine: sa.Engine) -> bool:
 def _compiled(statement: sa.ClauseElement, dialect: sa.Dialect) -> tuple[str, Mapping[str, Any]]:
     compiled = statement.compile(dialect=dialect)
     return compiled.string, compiled.params
+
+
+class Transaction:
+    """The statements of one `AsyncStatements.transaction`; each is compiled anew (built per call: values
+    bound in it, `IN` lists rendered)."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[Any], dialect: sa.Dialect) -> None:
+        self._conn, self._dialect = conn, dialect
+
+    async def rows(self, statement: sa.ClauseElement, params: Mapping[str, Any] | None = None) -> list[Any]:
+        compiled = statement.compile(dialect=self._dialect, compile_kwargs={"render_postcompile": True})
+        cursor = self._conn.cursor(row_factory=namedtuple_row)
+        await cursor.execute(compiled.string, {**compiled.params, **(params or {})})
+        return await cursor.fetchall() if cursor.description is not None else []
 
 
 class AsyncStatements:
@@ -61,6 +78,24 @@ class AsyncStatements:
                 await cursor.execute(sql, {**bound, **params}, prepare=True)
                 return await cursor.fetchall() if cursor.description is not None else []
             except BaseException:  # a failed statement leaves autocommit clean, a broken or cut one not
+                if conn.broken or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    del self._connections[lane]
+                    await conn.close()
+                raise
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, lane: str) -> AsyncIterator[Transaction]:
+        """Several statements as one transaction on `lane`'s connection (committed at the end, rolled back
+        by an exception); the lane is held meanwhile."""
+        lock = self._locks.setdefault(lane, asyncio.Lock())
+        async with lock:
+            conn = self._connections.get(lane)
+            if conn is None or conn.closed:
+                conn = self._connections[lane] = await self._connect()
+            try:
+                async with conn.transaction():
+                    yield Transaction(conn, self._engine.dialect)
+            except BaseException:
                 if conn.broken or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                     del self._connections[lane]
                     await conn.close()
