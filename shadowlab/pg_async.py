@@ -27,6 +27,8 @@ import psycopg
 import sqlalchemy as sa
 from psycopg.rows import namedtuple_row
 
+from shadowlab.db import psycopg_conninfo
+
 __all__ = ["AsyncStatements", "Transaction", "is_postgres"]
 
 CONNECT_TIMEOUT_S = 5  # the lanes connect after the engine has (`shadowlab.db.check_connection`)
@@ -68,33 +70,29 @@ class AsyncStatements:
         """`statement` (with the values it binds itself and `params`) as one transaction on `lane`'s
         connection: its rows as named tuples (JSON parsed by psycopg), [] when it returns none."""
         sql, bound = _compiled(statement, self._engine.dialect)
-        lock = self._locks.setdefault(lane, asyncio.Lock())
-        async with lock:
-            conn = self._connections.get(lane)
-            if conn is None or conn.closed:
-                conn = self._connections[lane] = await self._connect()
-            try:
-                cursor = conn.cursor(row_factory=namedtuple_row)
-                await cursor.execute(sql, {**bound, **params}, prepare=True)
-                return await cursor.fetchall() if cursor.description is not None else []
-            except BaseException:  # a failed statement leaves autocommit clean, a broken or cut one not
-                if conn.broken or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                    del self._connections[lane]
-                    await conn.close()
-                raise
+        async with self._lane(lane) as conn:
+            cursor = conn.cursor(row_factory=namedtuple_row)
+            await cursor.execute(sql, {**bound, **params}, prepare=True)
+            return await cursor.fetchall() if cursor.description is not None else []
 
     @contextlib.asynccontextmanager
     async def transaction(self, lane: str) -> AsyncIterator[Transaction]:
         """Several statements as one transaction on `lane`'s connection (committed at the end, rolled back
         by an exception); the lane is held meanwhile."""
-        lock = self._locks.setdefault(lane, asyncio.Lock())
-        async with lock:
+        async with self._lane(lane) as conn, conn.transaction():
+            yield Transaction(conn, self._engine.dialect)
+
+    @contextlib.asynccontextmanager
+    async def _lane(self, lane: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """`lane`'s connection (connected on first use, or anew after one broke), held meanwhile; dropped when
+        what ran on it fails and leaves it broken or inside a transaction (a failed statement in autocommit
+        leaves it clean)."""
+        async with self._locks.setdefault(lane, asyncio.Lock()):
             conn = self._connections.get(lane)
             if conn is None or conn.closed:
                 conn = self._connections[lane] = await self._connect()
             try:
-                async with conn.transaction():
-                    yield Transaction(conn, self._engine.dialect)
+                yield conn
             except BaseException:
                 if conn.broken or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                     del self._connections[lane]
@@ -102,8 +100,10 @@ class AsyncStatements:
                 raise
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
-        url = self._engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        return await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+        conninfo = psycopg_conninfo(self._engine.url)  # hosts as the engine reads them (several, a socket)
+        return await psycopg.AsyncConnection.connect(
+            conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+        )
 
     async def aclose(self) -> None:
         connections, self._connections = list(self._connections.values()), {}

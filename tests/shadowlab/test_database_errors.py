@@ -88,9 +88,21 @@ def test_a_refused_login_is_a_setting_to_fix(case: str, postgres_url: str) -> No
 
 @pytest.mark.postgres
 def test_a_connection_of_our_own_reaches_the_server_of_several_hosts(postgres_url: str) -> None:
-    """`psycopg_conninfo` (the limits' LISTEN connection) reads hosts as SQLAlchemy does: the URI of the URL
-    gave libpq's default port to the first of h1,h2:port, and a host named 'h:p' for ?host=h:p."""
+    """`psycopg_conninfo` (the limits' LISTEN connection, `shadowlab.pg_async`'s lanes) reads hosts as
+    SQLAlchemy does: the URI of the URL gave libpq's default port to the first of h1,h2:port, and a host named
+    'h:p' for ?host=h:p."""
+    import asyncio
+
     import psycopg
+
+    from shadowlab.pg_async import AsyncStatements
+
+    async def on_a_lane(engine: sa.Engine) -> list[tuple[int]]:
+        statements = AsyncStatements(engine)
+        try:
+            return [tuple(row) for row in await statements.rows("check", sa.text("SELECT 1"), {})]
+        finally:
+            await statements.aclose()
 
     url = sa.engine.make_url(postgres_url)
     closed = f"127.0.0.1:{free_port()}"
@@ -100,6 +112,11 @@ def test_a_connection_of_our_own_reaches_the_server_of_several_hosts(postgres_ur
     ):
         with psycopg.connect(psycopg_conninfo(several), connect_timeout=2) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
+        engine = sa.create_engine(several)
+        try:
+            assert asyncio.run(on_a_lane(engine)) == [(1,)]
+        finally:
+            engine.dispose()
 
 
 @pytest.mark.postgres
