@@ -41,6 +41,27 @@ def demo_db(
 
 
 @pytest.mark.slow
+def test_the_demo_experiment_reads_the_same_from_its_database_and_from_its_csv(
+    small_demo: Any, tmp_path: Path, cli: Any
+) -> None:
+    """The demo's experiment analysed from its SQLite database and from the CSV and plan it exports: the same
+    document (test_load holds the same on Postgres and SQLite with a seeded experiment)."""
+    assert small_demo.returncode == 0, small_demo.output[-2000:]
+    shutil.copy(small_demo.folder / "shadowlab.db", tmp_path / "shadowlab.db")
+    env = {"SHADOWLAB_DATABASE_URL": f"sqlite:///{tmp_path / 'shadowlab.db'}"}
+    stored = cli("analyze", EXPERIMENT, "--json", "--export-csv", "demo.csv", "--export-plan", "plan.json",
+                 env=env, cwd=tmp_path)  # fmt: skip
+    assert stored.returncode == 0, stored.stderr
+    header = (tmp_path / "demo.csv").read_text().splitlines()[0].split(",")
+    preferences = [f"--metric={c}=preference" for c in header if c.startswith("pref_")]
+    assert preferences  # the demo's pairwise judge
+    from_csv = cli("analyze", "--from-csv", "demo.csv", "--control", "control", "--plan", "plan.json",
+                   *preferences, "--json", env={}, cwd=tmp_path)  # fmt: skip
+    assert from_csv.returncode == 0, from_csv.stderr
+    assert json.loads(stored.stdout) == json.loads(from_csv.stdout)
+
+
+@pytest.mark.slow
 def test_route_export_sends_only_easy_routes_to_haiku(demo_db: tuple[dict[str, str], Path], cli: Any) -> None:
     """The small demo (240 prompts, a sequential plan): hard routes stay on the control; an easy route
     moves only when its always-valid, Holm-adjusted claim holds (with ~70 prompts a segment it may not
