@@ -182,8 +182,16 @@ def small_demo(tmp_path_factory: pytest.TempPathFactory) -> SmallDemo:
 
     folder = tmp_path_factory.mktemp("small-demo") / "demo-output"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWLAB_")}
-    # A relative --out, as `make demo` uses, run from the folder's parent.
-    command = [sys.executable, "-m", "cli.main", "demo", "--seed", "1", "--small", "--out", folder.name]
+    # A relative --out, as `make demo` uses, run from the folder's parent. Through a Python that gives SIGINT
+    # its default action first: a runner that starts the tests in the background without job control (as
+    # `cmd &` in a script does) has SIGINT ignored, which every child inherits, and the Ctrl-C below would
+    # then not reach the demo at all (it ran to its end, past the timeout).
+    default_sigint = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+        "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+    )
+    command = [sys.executable, "-c", default_sigint,
+               "-m", "cli.main", "demo", "--seed", "1", "--small", "--out", folder.name]  # fmt: skip
 
     def start() -> subprocess.Popen[str]:
         return subprocess.Popen(command, env=env, cwd=folder.parent, text=True, stdout=subprocess.PIPE,
