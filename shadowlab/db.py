@@ -37,15 +37,11 @@ _DRIVER_NAMES = {
     "sqlite+pysqlite": "sqlite",
 }
 # Query arguments SQLAlchemy's sqlite3 dialect takes (it warns about and drops any other, unless uri=true).
-_SQLITE_ARGUMENTS = (
-    "timeout",
-    "uri",
-    "check_same_thread",
-    "cached_statements",
-    "detect_types",
-    "isolation_level",
-)
+_SQLITE_ARGS = ("timeout", "uri", "check_same_thread", "cached_statements", "detect_types", "isolation_level")
 SQLITE_WAIT_S = 30.0  # how long a SQLite connection waits for another's write lock, unless the URL says
+# An engine option: libpq's connect_timeout (SHADOWLAB_CONNECT_TIMEOUT_S) for connections of our own beside
+# the engine's pool (`shadowlab.pg_async`'s lanes); an option is kept by `execution_options()` copies.
+CONNECT_TIMEOUT_OPTION = "shadowlab_connect_timeout"
 
 
 def parse_database_url(url: str) -> URL:
@@ -87,10 +83,10 @@ def _check_sqlite_query(url: URL) -> None:
             "SHADOWLAB_DATABASE_URL: expected sqlite:///file:NAME?…&uri=true for SQLite's URI arguments, "
             f"found {url.database!r} before them"
         )
-    unknown = sorted(set(url.query) - set(_SQLITE_ARGUMENTS))
+    unknown = sorted(set(url.query) - set(_SQLITE_ARGS))
     if unknown and not uri:
         raise ConfigError(
-            f"SHADOWLAB_DATABASE_URL: expected sqlite query arguments among {', '.join(_SQLITE_ARGUMENTS)} "
+            f"SHADOWLAB_DATABASE_URL: expected sqlite query arguments among {', '.join(_SQLITE_ARGS)} "
             "(SQLite's own, like mode=ro, in sqlite:///file:NAME?mode=ro&uri=true), "
             f"found {', '.join(unknown)}"
         )
@@ -164,7 +160,9 @@ def create_engine(
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    kwargs["connect_args"] = {"connect_timeout": max(1, round(connect_timeout_s))}
+    timeout = max(1, round(connect_timeout_s))
+    kwargs["connect_args"] = {"connect_timeout": timeout}
+    kwargs["execution_options"] = {CONNECT_TIMEOUT_OPTION: timeout}
     engine = sa.create_engine(parsed, **kwargs)
     after_s = PING_AFTER_IDLE_S if ping_after_idle_s is None else ping_after_idle_s
     event.listen(engine, "checkin", _idle_from)

@@ -27,11 +27,11 @@ import psycopg
 import sqlalchemy as sa
 from psycopg.rows import namedtuple_row
 
-from shadowlab.db import psycopg_conninfo
+from shadowlab.db import CONNECT_TIMEOUT_OPTION, psycopg_conninfo
 
 __all__ = ["AsyncStatements", "Transaction", "is_postgres"]
 
-CONNECT_TIMEOUT_S = 5  # the lanes connect after the engine has (`shadowlab.db.check_connection`)
+DEFAULT_CONNECT_TIMEOUT_S = 5  # an engine not made by `shadowlab.db.create_engine` (its default)
 
 
 def is_postgres(engine: sa.Engine) -> bool:
@@ -101,9 +101,9 @@ class AsyncStatements:
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         conninfo = psycopg_conninfo(self._engine.url)  # hosts as the engine reads them (several, a socket)
-        return await psycopg.AsyncConnection.connect(
-            conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
-        )
+        options = self._engine.get_execution_options()  # SHADOWLAB_CONNECT_TIMEOUT_S, as the pool's has it
+        timeout = options.get(CONNECT_TIMEOUT_OPTION, DEFAULT_CONNECT_TIMEOUT_S)
+        return await psycopg.AsyncConnection.connect(conninfo, autocommit=True, connect_timeout=timeout)
 
     async def aclose(self) -> None:
         connections, self._connections = list(self._connections.values()), {}
