@@ -2,6 +2,10 @@
 
 Usage: .venv/bin/python bench/bench_ingest.py [--n 100000] [--partitions 4] [--baseline-ref REF]
 Needs the project's services (`make services`). Prints one line per measurement; copy them to BENCHMARKS.md.
+Each line also splits the machine's CPU per capture (sampled from /proc): the consumer (ingest processes,
+or this process for the bare loop), the database's Postgres processes, the Kafka broker and the rest; and
+the "ceiling": the rate 2 cores would allow an ingest whose own work cost nothing beyond the bare loop's,
+given the Postgres and broker CPU it causes (a bound no ingest code can beat on this machine).
 `--baseline-ref REF` also runs the ingest of the code at REF (a `git archive` copy) on the same topic, right
 before this checkout's at each process count: same-run before/after figures.
 """
@@ -23,6 +27,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from bench_analyze_db import checkout
+from cpu_split import CpuSplit, Split
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
@@ -114,7 +119,9 @@ def produce(topic: str, n: int, partitions: int) -> float:
     return size / n
 
 
-def bare_consume(topic: str, n: int) -> float:
+def bare_consume(topic: str, n: int) -> tuple[float, Split]:
+    split = CpuSplit(None, lambda: [os.getpid()])
+    split.start()
     consumer = KafkaConsumer(
         topic,
         bootstrap_servers=KAFKA,
@@ -128,9 +135,11 @@ def bare_consume(topic: str, n: int) -> float:
         for records in consumer.poll(timeout_ms=1000).values():
             started = started or time.perf_counter()
             seen += len(records)
-    elapsed = time.perf_counter() - (started or time.perf_counter())
+    end = time.perf_counter()
     consumer.close()
-    return n / elapsed
+    split.stop()
+    assert started is not None
+    return n / (end - started), split.between(started, end)
 
 
 def fresh_database(name: str, code: Path) -> str:
@@ -159,11 +168,16 @@ def code_env(url: str, code: Path) -> dict[str, str]:
     }
 
 
-def rows(url: str) -> Callable[[], int]:
+def rows(url: str, n: int) -> Callable[[], int]:
+    """Rows stored so far, cheaply: the largest id (an index look-up; ids may skip, never repeat) until it
+    reaches `n`, then a count. A count every 50 ms would scan the table, taking CPU from ingest."""
     engine = sa.create_engine(url)
 
     def count() -> int:
         with engine.connect() as conn:
+            top = conn.execute(sa.text("select coalesce(max(id), 0) from captured_requests")).scalar_one()
+            if top < n:
+                return int(top)
             return int(conn.execute(sa.text("select count(*) from captured_requests")).scalar_one())
 
     return count
@@ -174,14 +188,17 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def ingest(url: str, topic: str, n: int, processes: int, code: Path) -> tuple[float, float]:
+def ingest(url: str, topic: str, n: int, processes: int, code: Path) -> tuple[float, float, Split]:
     """Rate from the first stored row to the last (start-up and group join excluded), and the ingest
     processes' CPU per capture in µs (start-up included): the CPU figure barely moves with the machine's
     load, the rate does. `code`: the checkout whose ingest runs."""
     cpu_before = _children_cpu_s()
     env = code_env(url, code)
     group = f"bench-ingest-{uuid.uuid4().hex[:6]}"
-    procs = [
+    procs: list[subprocess.Popen[bytes]] = []
+    split = CpuSplit(sa.engine.make_url(url).database, lambda: [p.pid for p in procs])
+    split.start()
+    procs += [
         subprocess.Popen(
             [
                 sys.executable,
@@ -203,7 +220,7 @@ def ingest(url: str, topic: str, n: int, processes: int, code: Path) -> tuple[fl
         )
         for _ in range(processes)
     ]
-    count = rows(url)
+    count = rows(url, n)
     first = None
     while (stored := count()) < n:
         if stored and first is None:
@@ -214,8 +231,24 @@ def ingest(url: str, topic: str, n: int, processes: int, code: Path) -> tuple[fl
     end = time.perf_counter()
     for p in procs:
         p.wait(60)
+    split.stop()
     assert first is not None
-    return (n - first[1]) / (end - first[0]), (_children_cpu_s() - cpu_before) / n * 1e6
+    rate = (n - first[1]) / (end - first[0])
+    return rate, (_children_cpu_s() - cpu_before) / n * 1e6, split.between(first[0], end)
+
+
+def _per_capture_us(split: Split, rate: float) -> dict[str, float]:
+    """CPU µs per capture in a window around the rate's own (seconds of CPU per second, over captures per
+    second: start-up and the last idle seconds left out)."""
+    us: dict[str, float] = split.per_item_us(rate * split.seconds)  # (bench modules import as Any)
+    return us
+
+
+def _split_line(us: dict[str, float]) -> str:
+    return (
+        f"machine CPU µs/capture: consumer {us['clients']:.0f}, postgres {us['postgres']:.0f}, broker "
+        f"{us['broker']:.0f}, rest {us['rest']:.0f} (total {us['machine']:.0f})"
+    )
 
 
 def _load() -> str:
@@ -243,15 +276,23 @@ def run(args: argparse.Namespace, codes: list[tuple[str, Path]]) -> None:
     )
     topic = f"bench.captures.{uuid.uuid4().hex[:6]}"
     produce(topic, args.n, args.partitions)
-    bare = bare_consume(topic, args.n)
-    print(f"bare kafka-python consume: {bare:,.0f} msg/s (load {_load()})")
+    bare, bare_split = bare_consume(topic, args.n)
+    bare_us = _per_capture_us(bare_split, bare)
+    print(f"bare kafka-python consume: {bare:,.0f} msg/s (load {_load()}); {_split_line(bare_us)}")
+    consumer_us = bare_us["clients"]
+    cores = os.cpu_count() or 1
     for processes in (1, 2):
         for label, code in codes:
             url = fresh_database(f"shadowlab_bench_ingest_{processes}", code)
-            rate, cpu_us = ingest(url, topic, args.n, processes, code)
+            rate, cpu_us, split = ingest(url, topic, args.n, processes, code)
+            us = _per_capture_us(split, rate)
+            # What the machine could give an ingest costing no more than the bare loop, with the Postgres
+            # and broker CPU this one caused (every core busy, nothing else running).
+            ceiling = cores * 1e6 / (consumer_us + us["postgres"] + us["broker"])
             print(
                 f"ingest{label}, {processes} process(es), redaction on: {rate:,.0f} msg/s "
-                f"({rate / bare:.2f} x bare), ingest CPU {cpu_us:.0f} µs/capture (load {_load()})"
+                f"({rate / bare:.2f} x bare), ingest CPU {cpu_us:.0f} µs/capture (load {_load()}); "
+                f"{_split_line(us)}; ceiling {ceiling:,.0f} msg/s ({ceiling / bare:.2f} x bare)"
             )
     admin = KafkaAdminClient(bootstrap_servers=KAFKA)
     admin.delete_topics([topic, f"{topic}.dlq"])
