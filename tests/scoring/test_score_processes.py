@@ -164,21 +164,37 @@ def test_two_processes_judge_each_item_once_with_the_scores_of_one(seeded: Seede
 
 @pytest.mark.faults
 def test_a_killed_scorer_s_items_are_scored_once_by_the_survivor(seeded: Seeded, tmp_path: Path) -> None:
+    # Two processes score together; one is killed (-9) while it holds tasks with calls in flight, and the
+    # survivor, still running, takes them over once their leases (2 s) expire.
     env = _env(seeded, tmp_path)
     _set(seeded, _spec(ttfb_ms=400, lease_s=2.0))
     version = _versions(seeded)
     served = _judge_calls_served(seeded)
     victim = _score(env, tmp_path, "exp", "--concurrency", "4")
-    with seeded.factory() as session:
+    survivor = _score(env, tmp_path, "exp", "--concurrency", "4")
+    of_victim = ScoreTask.worker_id.like(f"%:{victim.pid}:%")  # worker ids are host:pid:random
+    held_by_victim = sa.select(ScoreTask.id).where(of_victim, ScoreTask.done.is_(False))
+    try:
+        with seeded.factory() as session:
 
-        def calls_in_flight() -> int:
-            session.expire_all()
-            return int(session.scalar(sa.select(sa.func.count()).where(JudgeCall.settled_usd.is_(None))) or 0)
+            def victim_holds_calls_in_flight() -> bool:
+                session.expire_all()
+                in_flight = session.scalar(sa.select(sa.func.count()).where(JudgeCall.settled_usd.is_(None)))
+                return bool(in_flight) and session.execute(held_by_victim).first() is not None
 
-        wait_for(lambda: calls_in_flight() > 0, "the first process to send judge calls")
-    victim.send_signal(signal.SIGKILL)
-    victim.communicate(timeout=30)
-    _finished(_score(env, tmp_path, "exp", "--concurrency", "8"))
+            wait_for(victim_holds_calls_in_flight, "the victim to hold tasks with judge calls in flight")
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate(timeout=30)
+        with seeded.factory() as session:
+            orphaned = set(session.scalars(held_by_victim))
+        assert orphaned  # it died holding tasks
+
+        _finished(survivor)
+    finally:
+        for process in (victim, survivor):
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
 
     with seeded.factory() as session:
         scores = Counter(
@@ -186,9 +202,17 @@ def test_a_killed_scorer_s_items_are_scored_once_by_the_survivor(seeded: Seeded,
         )
         prefs = session.scalar(sa.select(sa.func.count()).where(Preference.scorer_version == version["pref"]))
         open_tasks = session.scalar(sa.select(sa.func.count()).where(ScoreTask.done.is_(False)))
-        taken_over = session.scalar(sa.select(sa.func.count()).where(ScoreTask.attempts > 1))
+        taken_over = session.execute(
+            sa.select(ScoreTask.worker_id, ScoreTask.done, ScoreTask.attempts).where(
+                ScoreTask.id.in_(orphaned)
+            )
+        ).all()
     assert len(scores) == ITEMS and set(scores.values()) == {1} and prefs == ITEMS  # every item once
-    assert open_tasks == 0 and taken_over  # the survivor took over what the killed one held
+    assert open_tasks == 0
+    # Every task the victim held was finished by the survivor, on a second lease.
+    assert len(taken_over) == len(orphaned), taken_over
+    assert all(done and attempts >= 2 and f":{survivor.pid}:" in (worker or "")
+               for worker, done, attempts in taken_over), taken_over  # fmt: skip
     # Judged twice: only what the killed process had in flight (at most its concurrency) when it died.
     assert 2 * ITEMS <= _judge_calls_served(seeded) - served <= 2 * ITEMS + 4
 
