@@ -1,11 +1,13 @@
 """Postgres: a worker's usual claim as one short transaction on its event loop (`shadowlab.pg_async`).
 
-The usual claim (an experiment with no `max_requests`, no look for expired leases due, new captures found,
-the whole batch within the budget) runs the statements of `leases.claim` (the experiment read, the captures
-locked with `SKIP LOCKED`, the leases inserted, the ledger moved with the reservation rows) on the worker's
-own connection, awaited on its loop: no executor thread waiting for the GIL of a loop that replays without
-pause after each of them. Anything else rolls back and returns None, and the worker claims on a thread
-(`leases.claim`: counts under the experiment's row lock, recovery, races, a batch that fits only in part).
+The usual claim (no look for expired leases due, new captures found, the whole batch within the budget)
+runs the statements of `leases.claim` (the experiment read, under `max_requests` its row lock and the count of
+its leases, the captures locked with `SKIP LOCKED`, the leases inserted, the ledger moved with the reservation
+rows) on the worker's own connection, awaited on its loop: no executor thread waiting for the GIL of a loop
+that replays without pause after each of them. Under `max_requests` the claims of all workers take turns on
+the experiment's row, so a claim that waits for a thread's GIL holds every other worker's claim too. Anything
+else rolls back and returns None, and the worker claims on a thread (`leases.claim`: recovery, races, a batch
+that fits only in part, the cap reached).
 """
 
 from __future__ import annotations
@@ -18,12 +20,17 @@ from sqlalchemy.dialects import postgresql
 from replayer.leases import Claim, CostOf, Cursor, Lease, lease_insert, leased, next_captures
 from shadowlab.budget import Reservation, pg_reserve
 from shadowlab.experiment import TrafficSpec
-from shadowlab.models import Experiment, utcnow
+from shadowlab.models import Experiment, WorkLease, utcnow
 from shadowlab.pg_async import AsyncStatements
 
 __all__ = ["claim_on_loop"]
 
 _EXPERIMENT = sa.select(Experiment.status, Experiment.budget_usd).where(Experiment.id == sa.bindparam("e"))
+# Claims against a cap take turns on the experiment's row (NO KEY UPDATE, as `leases.claim`: not the writes'
+# foreign-key checks); the count is the next statement, so it sees the leases of the claim waited for (read
+# committed: a snapshot per statement).
+_LOCKED = _EXPERIMENT.with_for_update(key_share=True)
+_TAKEN = sa.select(sa.func.count()).where(WorkLease.experiment_id == sa.bindparam("e"))
 
 
 class _NotUsual(Exception):
@@ -43,14 +50,19 @@ async def claim_on_loop(
     after: Cursor | None,
 ) -> Claim | None:
     """`leases.claim(..., recover=False)` in its usual case, or None (nothing done: claim on a thread)."""
-    if traffic.max_requests is not None:  # the count must see the leases after the row lock's wait
-        return None
+    cap = traffic.max_requests
     try:
         async with statements.transaction("claim") as tx:
-            ((status, budget),) = await tx.rows(_EXPERIMENT, {"e": experiment_id})
+            ((status, budget),) = await tx.rows(_EXPERIMENT if cap is None else _LOCKED, {"e": experiment_id})
             if status != "running":
                 raise _NotUsual
-            rows = await tx.rows(next_captures(experiment_id, traffic, after, limit))
+            room = limit
+            if cap is not None:
+                ((taken,),) = await tx.rows(_TAKEN, {"e": experiment_id})
+                room = min(room, cap - taken)
+                if room <= 0:
+                    raise _NotUsual  # the thread's claim says so (or takes over an expired lease)
+            rows = await tx.rows(next_captures(experiment_id, traffic, after, room))
             if not rows:
                 raise _NotUsual
             deadline = utcnow() + timedelta(seconds=lease_s)
