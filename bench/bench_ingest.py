@@ -133,9 +133,9 @@ def bare_consume(topic: str, n: int) -> tuple[float, Split]:
     seen, started = 0, None
     while seen < n:
         for records in consumer.poll(timeout_ms=1000).values():
-            started = started or time.perf_counter()
+            started = started or split.mark()
             seen += len(records)
-    end = time.perf_counter()
+    end = split.mark()
     consumer.close()
     split.stop()
     assert started is not None
@@ -224,11 +224,11 @@ def ingest(url: str, topic: str, n: int, processes: int, code: Path) -> tuple[fl
     first = None
     while (stored := count()) < n:
         if stored and first is None:
-            first = (time.perf_counter(), stored)
+            first = (split.mark(), stored)
         if all(p.poll() is not None for p in procs):
             raise SystemExit(f"ingest exited with {stored} of {n} rows stored")
         time.sleep(0.05)
-    end = time.perf_counter()
+    end = split.mark()
     for p in procs:
         p.wait(60)
     split.stop()
@@ -238,8 +238,8 @@ def ingest(url: str, topic: str, n: int, processes: int, code: Path) -> tuple[fl
 
 
 def _per_capture_us(split: Split, rate: float) -> dict[str, float]:
-    """CPU µs per capture in a window around the rate's own (seconds of CPU per second, over captures per
-    second: start-up and the last idle seconds left out)."""
+    """CPU µs per capture over the rate's own window (seconds of CPU per second, over captures per second:
+    start-up and the last idle seconds left out)."""
     us: dict[str, float] = split.per_item_us(rate * split.seconds)  # (bench modules import as Any)
     return us
 
