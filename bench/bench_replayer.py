@@ -1,21 +1,24 @@
 """Replayer throughput: `shadowlab replay --workers N` against a bare asyncio loop of the same SDK calls.
 
 Both sides send the same calls (every arm of every captured request, as `replayer.arms.prepare_call` builds
-them, through the providers' `complete` / `complete_raw`) to one simulator process at 0 ms TTFB/TTFT and
-~instant token streaming, with the same requests in flight per process. The replayer side is the whole
-path: leases, budget reservations, the shared rate limiter (limits set high enough never to bind, so every
-call is admitted and released in Postgres), replay rows written, settlements. Rate = replay rows per second
-from the first call's start to the last call's end (process start-up excluded on both sides).
+them, through the providers' `complete` / `complete_raw`, with the capture's id header) to one simulator
+process at 0 ms TTFB/TTFT and ~instant token streaming, with the same requests in flight per process. The
+replayer side is the whole path: leases, budget reservations, the shared rate limiter (limits set high enough
+never to bind, so every call is admitted and released in Postgres), replay rows written, settlements. Rate =
+replay rows per second from the first call's start to the last call's end (process start-up excluded on both
+sides).
 
 Needs the project's Postgres (127.0.0.1:54329); a scratch database is created and dropped.
 `--profile` runs one in-process worker under cProfile instead and prints where the time goes.
-`--workers 1,2,4` (the default) runs each worker count in one invocation: each side's scaling is printed
-against its own 1-worker row of the same run (at `--ttft-ms 400` the goal is provider-bound scaling; on 2
-shared cores the bare loop's own scaling shows how far the machine lets any client scale), with the CPU per
-replay of both sides less their start-up. A second table splits each side's measured window by where the
-machine's CPU went (sampled from /proc every 50 ms): busy cores, and per replay the bench's client processes,
-the simulator, the scratch database's Postgres backends and the rest of the machine; idle cores while the
-replayer runs point at waiting, not work. Prints a markdown section.
+`--workers 1,2,4` (the default) runs each worker count in one invocation, `--rounds` times (3: a bare loop run
+then a replayer run, three pairs in a row; a summary table gives each count's median ratio, lowest and
+highest): each side's scaling is printed against the median of its own 1-worker rows of the same run (at
+`--ttft-ms 400` the goal is provider-bound scaling; on 2 shared cores the bare loop's own scaling shows how
+far the machine lets any client scale), with the CPU per replay of both sides less their start-up. A second
+table splits each side's measured window by where the machine's CPU went (sampled from /proc every 50 ms):
+busy cores, and per replay the bench's client processes, the simulator, the scratch database's Postgres
+backends and the rest of the machine; idle cores while the replayer runs point at waiting, not work. Prints a
+markdown section.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import os
 import platform
 import pstats
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -71,6 +75,10 @@ def body(index: int) -> dict[str, Any]:
     }
 
 
+def request_id(index: int) -> str:
+    return f"b-{index:06d}"
+
+
 def arms() -> list[dict[str, Any]]:
     return [
         {"name": "control", "provider": "anthropic", "model": CONTROL},
@@ -83,6 +91,7 @@ def arms() -> list[dict[str, Any]]:
 
 async def _bare(base_url: str, indices: list[int], concurrency: int) -> tuple[float, float, int]:
     from replayer.arms import ArmRuntime, prepare_call
+    from shadowlab.headers import CAPTURE_ID_HEADER
     from shadowlab.providers import Provider, ProviderConfig, create_provider
 
     runtimes = [ArmRuntime(i, a["name"], "control", a["provider"], a["model"], {}, None, {})
@@ -96,20 +105,23 @@ async def _bare(base_url: str, indices: list[int], concurrency: int) -> tuple[fl
     slots = asyncio.Semaphore(concurrency)
     ok = 0
 
-    async def arm_call(arm: ArmRuntime, captured: dict[str, Any]) -> None:
+    async def arm_call(arm: ArmRuntime, captured: dict[str, Any], request_id: str) -> None:
         nonlocal ok
         call = prepare_call(arm, "anthropic.messages", captured)
         provider = providers[arm.provider]
+        headers = {CAPTURE_ID_HEADER: request_id}  # as the replayer sends it: the simulator draws per capture
         if call.raw_body is not None:
-            result = await provider.complete_raw(call.raw_body, untranslated=call.notes)
+            result = await provider.complete_raw(
+                call.raw_body, untranslated=call.notes, extra_headers=headers
+            )
         else:
             assert call.request is not None
-            result = await provider.complete(call.request, model=arm.model)
+            result = await provider.complete(call.request, model=arm.model, extra_headers=headers)
         ok += result.ok
 
     async def one(index: int) -> None:
         async with slots:  # a request with all its arms, as the replayer's unit of work
-            await asyncio.gather(*(arm_call(arm, body(index)) for arm in runtimes))
+            await asyncio.gather(*(arm_call(arm, body(index), request_id(index)) for arm in runtimes))
 
     started = time.time()
     await asyncio.gather(*(one(i) for i in indices))
@@ -480,7 +492,7 @@ def seed(engine: sa.Engine, requests: int) -> None:
     from shadowlab.models import CapturedRequest
 
     rows = [
-        {"request_id": f"b-{i:06d}", "captured_at": T0 + timedelta(milliseconds=i), "service": "bench",
+        {"request_id": request_id(i), "captured_at": T0 + timedelta(milliseconds=i), "service": "bench",
          "api": "anthropic.messages", "model": CONTROL, "request": body(i)}
         for i in range(requests)
     ]  # fmt: skip
@@ -496,6 +508,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile one in-process worker instead")
     parser.add_argument("--no-limits", action="store_true", help="no limits in the spec (diagnosis)")
     parser.add_argument("--ttft-ms", type=float, default=0.0, help="simulator TTFT (400: provider-bound)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="bare loop / replayer pairs per worker count, one after the other")  # fmt: skip
     args = parser.parse_args()
     load_before = os.getloadavg()
     global LIMITS
@@ -525,7 +539,9 @@ def main() -> None:
         sampler.start()
         rows = []
         worker_edges: list[tuple[int, Window, list[Edge]]] = []
-        for workers in (int(w) for w in args.workers.split(",")):
+        # Each worker count runs `--rounds` pairs, each side right after the other: a burst of other users'
+        # load (this machine's usual noise) moves the ratio of one pair, the median of several much less.
+        for workers in (int(w) for w in args.workers.split(",") for _ in range(args.rounds)):
             engine.dispose()
             with engine.begin() as conn:  # each run replays fresh captures: no lease or replay to skip
                 conn.execute(sa.text("TRUNCATE captured_requests CASCADE"))
@@ -560,7 +576,7 @@ def report(
     """The markdown section: rates, ratios, scaling of both sides against their 1-worker row of this run."""
     command = (
         f"python bench/bench_replayer.py --requests {args.requests} --concurrency {args.concurrency}"
-        f" --workers {args.workers} --ttft-ms {args.ttft_ms:g}"
+        f" --workers {args.workers} --ttft-ms {args.ttft_ms:g} --rounds {args.rounds}"
     )
     when = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     machine = f"{os.cpu_count()} cores ({cpu_model()}), Python {platform.python_version()}"
@@ -570,26 +586,40 @@ def report(
         f"{args.requests} captured requests × 2 arms (Anthropic same-API body, OpenAI translated), "
         f"{args.concurrency} requests in flight per process, simulator at 0 ms TTFB, "
         f"{args.ttft_ms:g} ms TTFT; load average (1 min) {load_before[0]:.1f} before, "
-        f"{os.getloadavg()[0]:.1f} after.\n"
+        f"{os.getloadavg()[0]:.1f} after; {args.rounds} pairs (bare loop, then replayer) per worker count, "
+        "a row each.\n"
     )
     print(
         f"CPU per replay: the processes' user + system time less their start-up (measured alone: bare loop "
         f"{startup[0]:.2f} s per process, replay worker {startup[1]:.2f} s once: `--workers N` forks its "
         "workers after its imports, so what each worker does after the fork counts as replay CPU) over the "
-        "replays. Scaling: each "
-        "side's rate against its own 1-worker row of this run (the replayer's while all workers ran).\n"
+        "replays. Scaling: each side's rate against the median of its own 1-worker rows of this run (the "
+        "replayer's while all workers ran).\n"
     )
     print("| workers | bare loop (replays/s) | replayer (replays/s) | ratio (goal ≥ 0.8) "
           "| replayer, all workers running (replays/s) | scaling vs 1: bare loop, replayer "
           "| CPU per replay (ms): bare loop, replayer | wall (s) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
-    one = next(((bare, run) for workers, (bare, _), run, _ in rows if workers == 1), None)
+    ones = [(bare, run.steady) for workers, (bare, _), run, _ in rows if workers == 1]
+    one = (statistics.median(b for b, _ in ones), statistics.median(r for _, r in ones)) if ones else None
     for workers, (bare, bare_cpu), run, _ in rows:
         cpu = (f"{1000 * (bare_cpu - workers * startup[0]) / run.rows:.2f}, "
                f"{1000 * (run.cpu_s - startup[1]) / run.rows:.2f}")  # fmt: skip
-        scaling = "—" if one is None else f"{bare / one[0]:.2f}×, {run.steady / one[1].steady:.2f}×"
+        scaling = "—" if one is None else f"{bare / one[0]:.2f}×, {run.steady / one[1]:.2f}×"
         print(f"| {workers} | {bare:.0f} | {run.rate:.0f} | {run.rate / bare:.2f} | {run.steady:.0f} "
               f"| {scaling} | {cpu} | {run.wall_s:.1f} |")  # fmt: skip
+    print(
+        "\nThe pairs of each worker count: the median ratio (the figure to compare with the goal), the "
+        "lowest and highest, and the median own-CPU ratio of the replayer's window (next table).\n"
+    )
+    print("| workers | pairs | ratio: median (lowest–highest) | own CPU ratio: median |")
+    print("|---|---|---|---|")
+    for count in dict.fromkeys(workers for workers, *_ in rows):
+        mine = [(run.rate / bare, own_ratio(sides, 1)) for workers, (bare, _), run, sides in rows
+                if workers == count]  # fmt: skip
+        ratios = [ratio for ratio, _ in mine]
+        median, own = statistics.median(ratios), statistics.median(own for _, own in mine)
+        print(f"| {count} | {len(mine)} | {median:.2f} ({min(ratios):.2f}–{max(ratios):.2f}) | {own:.2f} |")
     print(
         "\nWhere the machine's CPU went inside each side's measured window (sampled every 50 ms from /proc: "
         "no start-up subtracted; a worker still starting counts): busy cores of 2, then ms per replay. Own "
@@ -602,13 +632,20 @@ def report(
           "| own CPU ratio |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
     for workers, _, _, sides in rows:
-        bare = sides[0].clients + sides[0].simulator + sides[0].postgres
-        for side, where in zip(SIDES, sides, strict=True):
-            own = bare / (where.clients + where.simulator + where.postgres)
+        for index, (side, where) in enumerate(zip(SIDES, sides, strict=True)):
+            own = own_ratio(sides, index)
             print(
                 f"| {workers} | {side} | {where.busy_cores:.2f} | {where.clients:.2f} "
                 f"| {where.simulator:.2f} | {where.postgres:.2f} | {where.rest:.2f} | {own:.2f} |"
             )
+
+
+def own_ratio(sides: tuple[Where, Where, Where], index: int) -> float:
+    """The bare loop's clients + simulator + Postgres CPU per replay over side `index`'s."""
+    bare, where = sides[0], sides[index]
+    return (bare.clients + bare.simulator + bare.postgres) / (
+        where.clients + where.simulator + where.postgres
+    )
 
 
 def report_edges(runs: list[tuple[int, Window, list[Edge]]]) -> None:
