@@ -160,7 +160,9 @@ def test_killed_worker_work_is_recovered_exactly_once(lab_factory: Callable[...,
                 WorkLease.id.in_(orphaned)
             )
         ).all()
-    # Every request the victim held was finished by the survivor, on a second lease.
+    # Every request the victim held was finished by the survivor, on a second lease (a lease that had gone
+    # would pass the check below unseen).
+    assert len(taken_over) == len(orphaned), taken_over
     assert all(done and attempts >= 2 and f":{survivor.pid}:" in (worker or "")
                for worker, done, attempts in taken_over), taken_over  # fmt: skip
 
