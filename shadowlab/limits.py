@@ -24,10 +24,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from shadowlab.config import LIMITS_HEARTBEAT_S, LIMITS_TIMEOUT_S
-from shadowlab.db import psycopg_conninfo
 from shadowlab.experiment import LimitSpec
 from shadowlab.limits_grants import CHANNEL, GrantBook, KeyGrant
 from shadowlab.limits_outage import OutageGuard, ProviderGate, is_outage_failure
@@ -78,7 +78,7 @@ class RateLimiter:
         self._limits = {limit.key: limit for limit in limits}
         self._book = GrantBook(factory, limits, worker_id=self.worker_id, kind=kind, timeout_s=timeout_s,
                                clock=clock)  # fmt: skip
-        self._url = factory.kw["bind"].url
+        self._engine: Engine = factory.kw["bind"]
         self.heartbeat_s, self.timeout_s = heartbeat_s, timeout_s
         self._clock, self._monotonic = clock, monotonic
         self._windows = {key: KeyWindow(limit.window_s, monotonic) for key, limit in self._limits.items()}
@@ -221,10 +221,11 @@ class RateLimiter:
         the first LISTEN ran or failed."""
         import psycopg
 
-        conninfo = psycopg_conninfo(self._url)
+        from shadowlab.pg_async import connect  # psycopg: imported on Postgres only
+
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+                async with await connect(self._engine) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     if not listening.done():
                         listening.set_result(None)

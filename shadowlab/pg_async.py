@@ -34,6 +34,14 @@ __all__ = ["AsyncStatements", "Transaction", "is_postgres"]
 DEFAULT_CONNECT_TIMEOUT_S = 5  # an engine not made by `shadowlab.db.create_engine` (its default)
 
 
+async def connect(engine: sa.Engine) -> psycopg.AsyncConnection[Any]:
+    """An autocommit async connection to `engine`'s database: its hosts as the engine reads them (several, a
+    socket), within SHADOWLAB_CONNECT_TIMEOUT_S as the engine's pool has it (psycopg's own default: 130 s)."""
+    timeout = engine.get_execution_options().get(CONNECT_TIMEOUT_OPTION, DEFAULT_CONNECT_TIMEOUT_S)
+    conninfo = psycopg_conninfo(engine.url)
+    return await psycopg.AsyncConnection.connect(conninfo, autocommit=True, connect_timeout=timeout)
+
+
 def is_postgres(engine: sa.Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
@@ -100,10 +108,7 @@ class AsyncStatements:
                 raise
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
-        conninfo = psycopg_conninfo(self._engine.url)  # hosts as the engine reads them (several, a socket)
-        options = self._engine.get_execution_options()  # SHADOWLAB_CONNECT_TIMEOUT_S, as the pool's has it
-        timeout = options.get(CONNECT_TIMEOUT_OPTION, DEFAULT_CONNECT_TIMEOUT_S)
-        return await psycopg.AsyncConnection.connect(conninfo, autocommit=True, connect_timeout=timeout)
+        return await connect(self._engine)
 
     async def aclose(self) -> None:
         connections, self._connections = list(self._connections.values()), {}
