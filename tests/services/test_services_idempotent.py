@@ -68,9 +68,18 @@ def kafka_processes() -> set[int]:
     return {pid for pid in all_pids() if "kafka.Kafka" in (args := argv(pid)) and str(KAFKA_CONF) in args}
 
 
+def parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
 def postmasters(data_dir: str) -> set[int]:
-    """Postmasters (not their children, whose argv is rewritten) serving `data_dir`."""
-    return {pid for pid in all_pids() if argv(pid)[-2:] == ["-D", data_dir]}
+    """Postmasters serving `data_dir`: processes with its argv whose parent has not. A child keeps the
+    postmaster's argv from its fork until it rewrites it (a backend or worker starting at that moment)."""
+    serving = {pid for pid in all_pids() if argv(pid)[-2:] == ["-D", data_dir]}
+    return {pid for pid in serving if parent(pid) not in serving}
 
 
 def postmaster_data_dir(pid: int) -> str:
