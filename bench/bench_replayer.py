@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from cpu_split import machine_s, proc_cpu
 from pydantic import SecretStr
 
 ADMIN_URL = os.environ.get(
@@ -169,22 +170,6 @@ def cpu_since(before: resource.struct_rusage) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-_BOOT = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-             if line.startswith("btime"))  # fmt: skip
-
-
-def _proc_cpu(pid: int) -> tuple[float, int, float] | None:
-    """(user + system seconds, parent pid, start time in epoch seconds) of a live process, from /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / _TICK, int(fields[1]), _BOOT + int(fields[19]) / _TICK
-
-
 @dataclass(frozen=True)
 class Where:
     """Where the machine's CPU went while one side ran: busy cores, and ms per replay by component."""
@@ -224,17 +209,16 @@ class Sampler(threading.Thread):
             while not self.stop.wait(0.05):
                 backends |= set(conn.execute(sa.text("SELECT pid FROM pg_stat_activity WHERE datname = :d"),
                                              {"d": self.database}).scalars()) - {own}  # fmt: skip
-                stat = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-                pg = {pid: got[0] for pid in backends if (got := _proc_cpu(pid)) is not None}
-                sim = _proc_cpu(self.simulator_pid)
-                idle, total, sim_s = (stat[3] + stat[4]) / _TICK, sum(stat) / _TICK, sim[0] if sim else 0.0
+                (idle, total), sim = machine_s(), proc_cpu(self.simulator_pid)
+                pg = {pid: got[0] for pid in backends if (got := proc_cpu(pid)) is not None}
+                sim_s = sim[0] if sim else 0.0
                 self.samples.append(Sample(time.time(), idle, total, sim_s, pg, self._children()))
 
     def _children(self) -> dict[int, float]:
         """CPU of every descendant of this process but the simulator."""
         parent_of: dict[int, list[tuple[int, float, float]]] = {}
         for entry in os.listdir("/proc"):
-            if entry.isdigit() and (got := _proc_cpu(int(entry))) is not None:
+            if entry.isdigit() and (got := proc_cpu(int(entry))) is not None:
                 parent_of.setdefault(got[1], []).append((int(entry), got[0], got[2]))
         found, todo = {}, [os.getpid()]
         while todo:

@@ -25,12 +25,22 @@ _TICK = os.sysconf("SC_CLK_TCK")
 _SHARED_POSTGRES = ("postgres: walwriter", "postgres: checkpointer", "postgres: background writer")
 
 
-def _cpu_s(pid: int) -> float | None:
+_BOOT = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+             if line.startswith("btime"))  # fmt: skip
+
+
+def proc_cpu(pid: int) -> tuple[float, int, float] | None:
+    """(user + system seconds, parent pid, start time in epoch seconds) of a live process, from /proc."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    return (int(fields[11]) + int(fields[12])) / _TICK
+    return (int(fields[11]) + int(fields[12])) / _TICK, int(fields[1]), _BOOT + int(fields[19]) / _TICK
+
+
+def _cpu_s(pid: int) -> float | None:
+    got = proc_cpu(pid)
+    return None if got is None else got[0]
 
 
 def _cmdline(pid: int) -> str:
@@ -40,10 +50,16 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _busy_s() -> float:
-    """CPU seconds the machine spent not idle (all cores), from /proc/stat."""
+def machine_s() -> tuple[float, float]:
+    """(idle + iowait, total) CPU seconds of the machine since boot, all cores, from /proc/stat."""
     ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / _TICK
+    return (ticks[3] + ticks[4]) / _TICK, sum(ticks) / _TICK
+
+
+def _busy_s() -> float:
+    """CPU seconds the machine spent not idle (all cores)."""
+    idle, total = machine_s()
+    return total - idle
 
 
 @dataclass(frozen=True)
