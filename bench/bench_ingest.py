@@ -5,7 +5,9 @@ Needs the project's services (`make services`). Prints one line per measurement;
 Each line also splits the machine's CPU per capture (sampled from /proc): the consumer (ingest processes,
 or this process for the bare loop), the database's Postgres processes, the Kafka broker and the rest; and
 the "ceiling": the rate 2 cores would allow an ingest whose own work cost nothing beyond the bare loop's,
-given the Postgres and broker CPU it causes (a bound no ingest code can beat on this machine).
+given the Postgres and broker CPU it causes (a bound no ingest code can beat on this machine); and the
+"measured ceiling": one process of ingest's own consumer and sink storing rows prepared before the clock
+started (`ingest_ceiling.py`), the rate of an ingest whose prepare step cost nothing.
 `--baseline-ref REF` also runs the ingest of the code at REF (a `git archive` copy) on the same topic, right
 before this checkout's at each process count: same-run before/after figures.
 """
@@ -188,37 +190,27 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def ingest(url: str, topic: str, n: int, processes: int, code: Path) -> tuple[float, float, Split]:
+def ingest(
+    url: str, topic: str, n: int, processes: int, code: Path, *, ceiling: int = 0
+) -> tuple[float, float, Split]:
     """Rate from the first stored row to the last (start-up and group join excluded), and the ingest
     processes' CPU per capture in µs (start-up included): the CPU figure barely moves with the machine's
-    load, the rate does. `code`: the checkout whose ingest runs."""
+    load, the rate does. `code`: the checkout whose ingest runs; `ceiling`: run `ingest_ceiling.py` (ingest's
+    consumer and sink with every row prepared before the clock starts) with that many writer threads
+    instead of `shadowlab ingest`."""
     cpu_before = _children_cpu_s()
     env = code_env(url, code)
     group = f"bench-ingest-{uuid.uuid4().hex[:6]}"
+    command = [sys.executable, "-m", "cli.main", "ingest", "--topic", topic, "--group", group]
+    command += ["--batch-size", "1000", "--idle-exit", "3"]
+    if ceiling:
+        script = str(Path(__file__).with_name("ingest_ceiling.py"))
+        command = [sys.executable, script, topic, str(n), str(ceiling)]
     procs: list[subprocess.Popen[bytes]] = []
     split = CpuSplit(sa.engine.make_url(url).database, lambda: [p.pid for p in procs])
     split.start()
     procs += [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cli.main",
-                "ingest",
-                "--topic",
-                topic,
-                "--group",
-                group,
-                "--batch-size",
-                "1000",
-                "--idle-exit",
-                "3",
-            ],
-            cwd=code,
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
-        for _ in range(processes)
+        subprocess.Popen(command, cwd=code, env=env, stdout=subprocess.DEVNULL) for _ in range(processes)
     ]
     count = rows(url, n)
     first = None
@@ -280,6 +272,14 @@ def run(args: argparse.Namespace, codes: list[tuple[str, Path]]) -> None:
     bare_us = _per_capture_us(bare_split, bare)
     print(f"bare kafka-python consume: {bare:,.0f} msg/s (load {_load()}); {_split_line(bare_us)}")
     consumer_us = bare_us["clients"]
+    for writers in (1, 2):
+        url = fresh_database("shadowlab_bench_ingest_ceiling", ROOT)
+        rate, _, split = ingest(url, topic, args.n, 1, ROOT, ceiling=writers)
+        print(
+            f"measured ceiling, 1 process, {writers} writer thread(s) (ingest's consumer and sink, rows "
+            f"prepared before the clock): {rate:,.0f} msg/s ({rate / bare:.2f} x bare) (load {_load()}); "
+            f"{_split_line(_per_capture_us(split, rate))}"
+        )
     cores = os.cpu_count() or 1
     for processes in (1, 2):
         for label, code in codes:
