@@ -240,7 +240,8 @@ def main() -> None:
     """Console entry point: a `ShadowlabError` becomes one `error:` line and its exit code, no traceback; so
     does a usage error click finds (an option's value of the wrong type, an unknown command or option, a
     missing argument), which it would print as a usage block ending in `Error: …`, and so does a database
-    connection that went while the command worked, or a SQLite file locked past the wait
+    connection that went while the command worked, a server in trouble (out of disk, memory or connections,
+    an I/O error, corruption), or a SQLite file locked past the wait
     (`shadowlab.db.unusable_during_command`, exit 3).
 
     When the command is done, what is alive is frozen out of the garbage collector: the interpreter's

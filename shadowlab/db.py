@@ -344,20 +344,21 @@ def upgrade_failed(url: URL, error: BaseException) -> ShadowlabError | None:
 
 def unusable_during_command(error: BaseException) -> ShadowlabError | None:
     """The one error line for a command whose database became unusable as it worked (`error`): its Postgres
-    connection went (SQLAlchemy's error, or psycopg's own: `driver_rows`, a stage's own psycopg connection),
-    or its SQLite file stayed locked by another process past the wait; None for any other error."""
+    connection went (SQLAlchemy's error, or psycopg's own: `driver_rows`, a stage's own psycopg connection) or
+    its server is in trouble (out of disk, memory or connections, an I/O error, corruption: SQLSTATE class 53,
+    58, XX), or its SQLite file stayed locked by another process past the wait; None for any other error."""
     if isinstance(error, DBAPIError):
         if error.orig is None:
             return None
         if isinstance(error.orig, sqlite3.Error):
             return db_errors.locked_during_command(error.orig)
-        return db_errors.lost_during_command(error.orig, lost=error.connection_invalidated)
+        return db_errors.failed_during_command(error.orig, lost=error.connection_invalidated)
     psycopg = sys.modules.get("psycopg")  # loaded if `error` can be one of its errors
-    if psycopg is None or not isinstance(error, psycopg.OperationalError):
+    if psycopg is None or not isinstance(error, psycopg.Error):
         return None
     # psycopg's own words, no SQLSTATE: the connection is closed, lost, or could not be made again
-    lost = error.sqlstate is None and "connection" in str(error)
-    return db_errors.lost_during_command(error, lost=lost)
+    lost = isinstance(error, psycopg.OperationalError) and not error.sqlstate and "connection" in str(error)
+    return db_errors.failed_during_command(error, lost=lost)
 
 
 def sqlite_wait_s(url: URL) -> float:

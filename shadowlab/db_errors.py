@@ -1,12 +1,14 @@
 """Why the database could not be used, in one line with the hint that fits: a setting to fix (`ConfigError`,
-exit 2) or a server out of reach for now (`ServiceUnavailableError`, exit 3).
+exit 2) or a server out of reach or in trouble (`ServiceUnavailableError`, exit 3).
 
 psycopg gives no SQLSTATE for a failed connect (libpq keeps the server's code to itself; psycopg issues #242,
 #1188), so a refused connect is told apart by libpq's words: the server's answer ("password authentication
 failed", "database ... does not exist") is a setting, while no answer (connection refused, a timeout, a host
 name that does not resolve, a connection ended during the login) or one that passes by itself (starting up,
-out of connection slots) is a server out of reach. A statement that fails after connecting carries its
-SQLSTATE; SQLite's errors carry their result code's name. Standard library only: `analysis.prefetch`, which
+out of connection slots: the line names the limit) is a server out of reach. A statement that fails after
+connecting carries its SQLSTATE: classes 53 (out of disk, memory, connections), 58 (its files) and XX
+(internal error, corruption) are the server in trouble, not a setting. SQLite's errors carry their result
+code's name. Standard library only: `analysis.prefetch`, which
 runs before anything else is imported, shares `PASSING`.
 """
 
@@ -27,6 +29,24 @@ PASSING = (
     "too many clients",
     "connection slots",
     "too many connections for",  # a role's or a database's CONNECTION LIMIT
+)
+# Refusals of a server out of connection slots (no SQLSTATE at connect: its words), each with what frees one
+_FULL: tuple[tuple[tuple[str, ...], str], ...] = (
+    (
+        ("too many clients", "connection slots"),  # max_connections, less the slots reserved for superusers
+        "all of the server's connections are in use: close idle sessions (pg_stat_activity), put a pooler in "
+        "front or raise the server's max_connections, then try again",
+    ),
+    (
+        ("too many connections for role",),
+        "the role's connection limit is reached: close its idle sessions or raise the limit (ALTER ROLE ... "
+        "CONNECTION LIMIT), then try again",
+    ),
+    (
+        ("too many connections for database",),
+        "the database's connection limit is reached: close its idle sessions or raise the limit (ALTER "
+        "DATABASE ... CONNECTION LIMIT), then try again",
+    ),
 )
 # The server's answers to a login that name a setting, each with what the setting should be; the first whose
 # words the reason holds (pg_hba.conf's refusal quotes the database: it comes before `database "`).
@@ -101,6 +121,11 @@ _PREFIXES = (
 def connect_error(where: str, error: BaseException) -> ShadowlabError:
     """A failed Postgres connect (`error`, psycopg's) to the database shown as `where`."""
     reason = _connect_reason(error)
+    for needles, hint in _FULL:
+        if any(needle in reason for needle in needles):
+            return ServiceUnavailableError(
+                f"database at {where} takes no more connections: {reason} ({hint})"
+            )
     if any(words in reason for words in PASSING):
         return ServiceUnavailableError(
             f"database unreachable at {where}: {reason} (the server is up but takes no connections now: "
@@ -151,6 +176,12 @@ def statement_error(where: str, error: BaseException, *, lost: bool) -> Shadowla
             f"database {where}: the check of its schema was refused: {reason} ({SETTING}: expected a user "
             "that may read shadowlab's tables; their owner grants it with `shadowlab db grant-app ROLE`)"
         )
+    trouble = _trouble(state)
+    if trouble is not None:
+        return ServiceUnavailableError(
+            f"database {where}: the server failed the check of its schema: {reason} ({trouble}, then try "
+            "again)"
+        )
     if state in _UNFINISHED:
         return ServiceUnavailableError(
             f"database {where}: the check of its schema did not finish: {reason} (another session held a "
@@ -172,6 +203,12 @@ def upgrade_error(where: str, error: BaseException, *, lost: bool) -> ShadowlabE
             f"database unreachable at {where}: the connection was lost during the migration: {reason} (the "
             "server went away: run `shadowlab db upgrade` again when it is back)"
         )
+    trouble = _trouble(state)
+    if trouble is not None:
+        return ServiceUnavailableError(
+            f"database {where}: the server failed the migration: {reason} ({trouble}, then run `shadowlab db "
+            "upgrade` again)"
+        )
     if state in _UNFINISHED:
         return ServiceUnavailableError(
             f"database {where}: the migration did not finish: {reason} (another session held a lock past a "
@@ -192,15 +229,49 @@ def upgrade_error(where: str, error: BaseException, *, lost: bool) -> ShadowlabE
 # SQLSTATEs of a statement that waited past a lock or statement timeout, or lost a deadlock or a race
 _UNFINISHED = ("55P03", "57014", "40P01", "40001")
 
+# SQLSTATEs (and classes) of a server in trouble, not of a setting the user can fix in the URL: out of a
+# resource (53), failing its own files (58), an internal error or corruption (XX); each with what to do.
+# 53400 too: the limit reached is one of the server's own configuration (temp_file_limit,
+# max_worker_processes, max_replication_slots in postgresql.conf), which its administrator sets, not
+# SHADOWLAB_DATABASE_URL, and which the load of other sessions may have used up.
+_TROUBLE = {
+    "53100": "the server is out of disk space: free some on its data disk",
+    "53200": "the server is out of memory: lower its load or work_mem, or give it more (out of shared "
+    "memory: raise max_locks_per_transaction)",
+    "53300": "all of the server's connections are in use: close idle sessions or raise max_connections",
+    "53400": "the server reached a limit of its own configuration: its administrator raises the setting its "
+    "message names (e.g. temp_file_limit, max_worker_processes), or wait for the load that used it up to "
+    "pass",
+    "53": "the server is short of a resource: lower its load or give it more",
+    "58": "the server could not use its own files (a disk or file system error): its administrator checks "
+    "its log and disks",
+    "XX": "the server reports an internal error or corrupted data: its administrator checks its log (REINDEX "
+    "a corrupted index, restore corrupted data from a backup)",
+}
 
-def lost_during_command(error: BaseException, *, lost: bool) -> ShadowlabError | None:
-    """A command's connection to Postgres went while it worked (`lost`: SQLAlchemy saw it go): the server
-    restarted, failed over or ended the session. None for any other error (a bug keeps its traceback)."""
-    if not (lost or _gone(error)):
+
+def _trouble(state: str) -> str | None:
+    """What to do about a server in trouble that answered with SQLSTATE `state`; None for any other."""
+    if not state:
+        return None
+    return _TROUBLE.get(state) or _TROUBLE.get(state[:2])
+
+
+def failed_during_command(error: BaseException, *, lost: bool) -> ShadowlabError | None:
+    """A command's Postgres statement failed while it worked because the connection went (`lost`: SQLAlchemy
+    saw it go; the server restarted, failed over or ended the session) or the server is in trouble (out of
+    disk, memory or connections, an I/O error, corruption). None for any other error (a bug keeps its
+    traceback)."""
+    if lost or _gone(error):
+        return ServiceUnavailableError(
+            f"database connection lost during the command: {_reason(error)} ({SETTING}: its server went away "
+            "or ended the session; try again when it is back)"
+        )
+    trouble = _trouble(str(getattr(error, "sqlstate", None) or ""))
+    if trouble is None:
         return None
     return ServiceUnavailableError(
-        f"database connection lost during the command: {_reason(error)} ({SETTING}: its server went away "
-        "or ended the session; try again when it is back)"
+        f"database server error during the command: {_reason(error)} ({trouble}, then try again)"
     )
 
 

@@ -12,7 +12,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,8 +26,16 @@ from shadowlab.db import (
     shown_url,
     unusable_during_command,
 )
-from shadowlab.errors import ConfigError, ServiceUnavailableError, ShadowlabError
-from tests.support.database_errors import PASSWORD, CliRunner, checked, one_line
+from shadowlab.errors import ConfigError, ServiceUnavailableError
+from tests.support.database_errors import (
+    PASSWORD,
+    CliRunner,
+    answering_once,
+    checked,
+    message,
+    one_line,
+    refusal,
+)
 from tests.support.net import free_port
 from tests.support.waiting import wait_for
 
@@ -137,37 +144,10 @@ def test_a_refusal_by_pg_hba_conf_names_pg_hba_conf() -> None:
     """Its words quote the database too; the server's refusal is sent as Postgres sends it (a FATAL
     ErrorResponse after the startup packet) and read by libpq, as in a real refusal."""
     said = 'no pg_hba.conf entry for host "127.0.0.1", user "shadowlab", database "shadowlab", no encryption'
-    fields = b"".join(k + v.encode() + b"\0" for k, v in ((b"S", "FATAL"), (b"C", "28000"), (b"M", said)))
-    error = _checked_against(_message(b"E", fields + b"\0"), password_read=False)
+    with answering_once(refusal("28000", said), password_read=False) as url:
+        error = checked(url)
     assert isinstance(error, ConfigError) and said in str(error), error
     assert "expected a user and database that the server's pg_hba.conf admits" in str(error)
-
-
-def _checked_against(answer: bytes, *, password_read: bool) -> ShadowlabError:
-    """`_checked` against a socket that answers libpq's startup packet with `answer` (Postgres' protocol),
-    then, when `password_read`, reads the password it asked for and ends the connection without a word."""
-
-    def answer_once() -> None:
-        client, _ = server.accept()
-        with client:
-            size = int.from_bytes(client.recv(4, socket.MSG_WAITALL), "big")
-            client.recv(size - 4, socket.MSG_WAITALL)  # the startup packet: protocol, user, database
-            client.sendall(answer)
-            if password_read:  # 'p', its length, the password
-                size = int.from_bytes(client.recv(5, socket.MSG_WAITALL)[1:], "big")
-                client.recv(size - 4, socket.MSG_WAITALL)
-
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        url = f"postgresql+psycopg://shadowlab:{PASSWORD}@127.0.0.1:{server.getsockname()[1]}/shadowlab"
-        answering = threading.Thread(target=answer_once, daemon=True)
-        answering.start()
-        error = checked(f"{url}?sslmode=disable&gssencmode=disable")
-        answering.join()
-    return error
-
-
-def _message(kind: bytes, body: bytes) -> bytes:
-    return kind + (len(body) + 4).to_bytes(4, "big") + body
 
 
 AUTH_HINT = "expected require_auth= and channel_binding= that the server's way of logging in meets"
@@ -255,27 +235,12 @@ def test_a_port_that_never_answers_names_the_connect_timeout() -> None:
 def test_a_connection_ended_during_the_login_is_for_now() -> None:
     """A server that restarts, crashes or fails over (or a pooler in front of it) after it asked for the
     password: libpq sent it, so the server "answered", yet nothing is wrong with the URL."""
-    error = _checked_against(_message(b"R", (3).to_bytes(4, "big")), password_read=True)  # a password, please
+    asks = message(b"R", (3).to_bytes(4, "big"))  # a cleartext password, please
+    with answering_once(asks, password_read=True) as url:
+        error = checked(url)
     assert isinstance(error, ServiceUnavailableError) and error.exit_code == 3, error
     assert "server closed the connection unexpectedly" in str(error) and "try again" in str(error)
     assert PASSWORD not in str(error)
-
-
-@pytest.mark.postgres
-def test_a_connection_limit_reached_is_for_now(pg_database: str) -> None:
-    name = parse_database_url(pg_database).database
-    owner = create_engine(pg_database)
-    try:
-        with owner.connect() as conn:
-            conn.execute(
-                sa.text(f'ALTER DATABASE "{name}" CONNECTION LIMIT 0')
-            )  # not for its owner: no superuser
-            conn.commit()
-        error = checked(pg_database)
-    finally:
-        owner.dispose()
-    assert isinstance(error, ServiceUnavailableError) and "too many connections" in str(error), error
-    assert "try again" in str(error) and "refused the login" not in str(error)
 
 
 # --- after connecting: a statement failed, the login did not ------------------------------------------------
