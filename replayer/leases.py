@@ -1,17 +1,19 @@
 """Work leases: one captured request with all its arms, claimed in batches (written back: `replayer.writes`).
 
-A claim first takes over expired leases of dead workers (`FOR UPDATE SKIP LOCKED`; their reservation already
-counts in the budget; a worker looks for them now and then and whenever nothing new is left), then reads the
-next captures of the selection after the worker's cursor over (captured_at, id), `LIMIT k FOR UPDATE SKIP
-LOCKED` (two workers never read the same captures at once; a per-row test probes the unique lease index, so no
-claim rescans all leases for each row, whatever the planner's statistics), reserves their worst case in the
-budget ledger with one conditional update, and inserts the leases with one `INSERT … SELECT` (`RETURNING`
-their ids), all in one transaction. A lease taken over from a stopped worker (`writes.give_back`) carries the
-arms it replayed already (`Lease.done_arms`): only the others are replayed.
+A claim first takes over expired leases of dead workers (`FOR UPDATE SKIP LOCKED`; the dead attempt's
+reservation is charged for good and the new one reserved afresh: `shadowlab.budget_recovery`; a worker looks
+for them now and then and whenever nothing new is left), then reads the next captures of the selection after
+the worker's cursor over (captured_at, id), `LIMIT k FOR UPDATE SKIP LOCKED` (two workers never read the same
+captures at once; a per-row test probes the unique lease index, so no claim rescans all leases for each row,
+whatever the planner's statistics), reserves their worst case in the budget ledger with one conditional
+update, and inserts the leases with one `INSERT … SELECT` (`RETURNING` their ids), all in one transaction. A
+lease taken over from a stopped worker (`writes.give_back`) carries the arms it replayed already
+(`Lease.done_arms`): only the others are replayed.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,11 +24,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, load_only, sessionmaker
 
 from shadowlab.budget import Reservation, reserve_batch
+from shadowlab.budget_recovery import Takeover, take_over
 from shadowlab.db import session_scope
 from shadowlab.experiment import TrafficSpec
 from shadowlab.models import CapturedRequest, Experiment, Replay, WorkLease, utcnow
 
 __all__ = ["Claim", "Cursor", "Lease", "claim", "selection_filter"]
+
+log = logging.getLogger("replayer")
 
 ClaimState = Literal["leased", "empty", "wait", "exhausted", "stopped"]
 Cursor = tuple[datetime, int]  # (captured_at, id) of the last capture this worker leased
@@ -108,7 +113,8 @@ def claim(
         if experiment.status != "running":
             return Claim("stopped")
         deadline = utcnow() + timedelta(seconds=lease_s)
-        recovered = _recover_expired(session, experiment_id, worker_id, deadline, limit) if recover else ()
+        recovery = (experiment, worker_id, deadline, limit, cost_of, judge_usd)
+        recovered = _recover_expired(session, *recovery) if recover else ()
         if recovered:
             return Claim("leased", recovered, after)
         room = limit
@@ -120,7 +126,7 @@ def claim(
         for _ in range(_RACES):
             rows = _next_captures(session, experiment_id, traffic, after, room) if room > 0 else ()
             if not rows:
-                late = () if recover else _recover_expired(session, experiment_id, worker_id, deadline, limit)
+                late = () if recover else _recover_expired(session, *recovery)
                 return Claim("leased", late, after) if late else Claim("empty")
             fresh = _insert_leases(session, experiment_id, worker_id, deadline, rows)
             if fresh:
@@ -223,39 +229,73 @@ def next_captures(
 
 
 def _recover_expired(
-    session: Session, experiment_id: int, worker_id: str, deadline: datetime, limit: int
+    session: Session,
+    experiment: Experiment,
+    worker_id: str,
+    deadline: datetime,
+    limit: int,
+    cost_of: CostOf,
+    judge_usd: float,
 ) -> tuple[Lease, ...]:
+    """Take over expired leases: their dead attempts charged, the new ones reserved in the budget
+    (`shadowlab.budget_recovery.take_over`); one that cannot be paid for waits, or is done with the arms it
+    has."""
     wl, cr = WorkLease, CapturedRequest
     expired = session.execute(
         sa.select(wl.id)
-        .where(wl.experiment_id == experiment_id, wl.done.is_(False), wl.deadline < utcnow())
+        .where(wl.experiment_id == experiment.id, wl.done.is_(False), wl.deadline < utcnow())
         .order_by(wl.deadline)
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).scalars().all()  # fmt: skip
     if not expired:
         return ()
-    session.execute(
-        sa.update(wl)
-        .where(wl.id.in_(expired))
-        .values(worker_id=worker_id, deadline=deadline, attempts=wl.attempts + 1)
-    )
     rows = session.execute(
         sa.select(wl.id, wl.captured_request_id, wl.attempts, cr.request_id, cr.api, cr.request)
         .join(cr, cr.id == wl.captured_request_id)
         .where(wl.id.in_(expired))
+        .order_by(wl.deadline)
     ).all()
-    done: dict[int, tuple[set[int], float]] = {r.captured_request_id: (set(), 0.0) for r in rows}
-    finished = session.execute(  # arms a stopped worker finished (`give_back`)
+    done = _done_arms(session, experiment.id, [r.captured_request_id for r in rows])
+    # The new attempt's worst case: every arm's (those done too: over, never under), without the holdback.
+    items = [
+        Takeover(crid, done[crid][1], cost_of(crid, r.api, r.request) - judge_usd)
+        for r in rows for crid in [r.captured_request_id]
+    ]  # fmt: skip
+    outcome = take_over(session, experiment, items)
+    lease_of = {r.captured_request_id: r.id for r in rows}
+    if outcome.dropped:
+        session.execute(
+            sa.update(wl).where(wl.id.in_([lease_of[crid] for crid in outcome.dropped])).values(done=True)
+        )
+        log.warning(
+            "%d requests of dead workers not replayed again: their calls may have been billed, and the "
+            "budget cannot pay for them twice (done with the arms they have)", len(outcome.dropped),
+        )  # fmt: skip
+    taken = set(outcome.taken)
+    if not taken:
+        return ()
+    session.execute(
+        sa.update(wl)
+        .where(wl.id.in_([lease_of[crid] for crid in taken]))
+        .values(worker_id=worker_id, deadline=deadline, attempts=wl.attempts + 1)
+    )
+    return tuple(
+        Lease(r.id, r.captured_request_id, r.request_id, r.api, r.request, r.attempts + 1,
+              frozenset(done[r.captured_request_id][0]), done[r.captured_request_id][1])
+        for r in rows if r.captured_request_id in taken
+    )  # fmt: skip
+
+
+def _done_arms(session: Session, experiment_id: int, crids: list[int]) -> dict[int, tuple[set[int], float]]:
+    """The arms of these requests a stopped worker finished (`give_back`), and what their rows cost."""
+    done: dict[int, tuple[set[int], float]] = {crid: (set(), 0.0) for crid in crids}
+    finished = session.execute(
         sa.select(Replay.captured_request_id, Replay.arm_id, Replay.cost_usd)
-        .where(Replay.experiment_id == experiment_id, Replay.captured_request_id.in_(list(done)))
+        .where(Replay.experiment_id == experiment_id, Replay.captured_request_id.in_(crids))
     ).all()  # fmt: skip
     for crid, arm_id, cost in finished:
         arms, usd = done[crid]
         arms.add(arm_id)
         done[crid] = (arms, usd + (cost or 0.0))
-    return tuple(
-        Lease(r.id, r.captured_request_id, r.request_id, r.api, r.request, r.attempts,
-              frozenset(done[r.captured_request_id][0]), done[r.captured_request_id][1])
-        for r in rows
-    )  # fmt: skip
+    return done

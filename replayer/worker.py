@@ -93,9 +93,7 @@ class Worker:
             timeout_s=settings.limits_timeout_s,
         )  # fmt: skip
         self.policy = RetryPolicy(rs.max_attempts, rs.backoff_base_s, rs.backoff_max_s)
-        self.rng = random.Random()
-        self.held: set[int] = set()
-        self.stopping = asyncio.Event()
+        self.rng, self.held, self.stopping = random.Random(), set[int](), asyncio.Event()
         self._slots = asyncio.Semaphore(config.concurrency)  # requests replaying at once
         self._batch = min(config.concurrency, _CLAIM_BATCH)  # requests per claim and per write
         self.cursor: leases.Cursor | None = None
@@ -342,8 +340,9 @@ class Worker:
             else:
                 rows.append(outcome)
         if abandoned:
-            if rows or lease.done_arms:
-                self._part_done.append(writes.Finished(lease, rows))
+            cut = sum(self._arms.cut.get(task, 0.0) for task in arms)  # cut off mid-call: may be billed
+            if rows or lease.done_arms or cut:
+                self._part_done.append(writes.Finished(lease, rows, cut))
             else:
                 self._unstarted.append(lease)
             return
@@ -370,7 +369,7 @@ class Worker:
     async def _send(self, arm: ArmRuntime, call: PreparedCall, capture_id: str) -> ProviderResult:
         provider = self.providers[arm.provider]
         headers: Mapping[str, str] = {**arm.extra_headers, CAPTURE_ID_HEADER: capture_id}
-        with self._arms.sending():
+        with self._arms.sending(lambda: worst_case_usd([call.arm_call(arm.model)], self.prices)):
             if call.raw_body is not None:
                 return await provider.complete_raw(
                     call.raw_body, untranslated=call.notes, extra_headers=headers

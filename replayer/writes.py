@@ -3,8 +3,8 @@
 Completion writes the replay rows of a batch of finished requests, settles their reservations and marks their
 leases done in one transaction (on Postgres one statement), so a request is complete for every arm or not at
 all. A stopping worker gives back what it will not finish (`give_back`): a request with some arms replayed
-keeps their rows and its reservation, and whoever takes its lease over replays only the other arms
-(`Lease.done_arms`) and settles the reservation to the cost of all of them.
+keeps their rows and its reservation (down to what is spent or may be), and whoever takes its lease over
+replays only the other arms (`Lease.done_arms`) and settles the reservation to the cost of all of them.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from replayer.leases import Lease
 from shadowlab.budget import pg_settle, release_batch, settle_batch
+from shadowlab.budget_recovery import hand_back
 from shadowlab.db import json_rows, pg_json_rows, session_scope
 from shadowlab.models import Replay, WorkLease, utcnow
 from shadowlab.pg_async import AsyncStatements
@@ -39,6 +40,7 @@ class Finished:
 
     lease: Lease
     rows: Sequence[dict[str, Any]]
+    cut_usd: float = 0.0  # given back: the worst case of its arms cut off mid-call (`replayer.stopping`)
 
 
 def extend(factory: sessionmaker[Session], worker_id: str, lease_ids: Sequence[int], lease_s: float) -> None:
@@ -163,30 +165,37 @@ def give_back(
     unstarted: Sequence[Lease],
     part_done: Sequence[Finished],
 ) -> None:
-    """What a stopping worker will not finish, in one transaction. `unstarted` (no arm replayed): the leases
-    are deleted and their reservations released, so any claim takes the requests afresh. `part_done`: the
-    finished arms' rows are written, the reservation stays (the money they cost is spent) and the lease
-    expires now, so the next claim takes it over and replays the other arms only."""
+    """What a stopping worker will not finish, in one transaction. `unstarted` (no arm replayed) on a first
+    lease: the leases are deleted and their reservations released, so any claim takes the requests afresh.
+    The others (`part_done`, and unstarted ones taken over from a dead worker, whose reservation keeps what it
+    was charged): the finished arms' rows are written, the lease expires now, so the next claim takes it over
+    and replays the other arms only, and the reservation keeps what is spent or may be (the rows, the arms
+    cut off mid-call: `shadowlab.budget_recovery.hand_back`)."""
     wl = _LEASES.c
+    fresh = [lease for lease in unstarted if lease.attempt <= 1]
+    kept = [*part_done, *(Finished(lease, ()) for lease in unstarted if lease.attempt > 1)]
     with session_scope(factory) as session:
-        if unstarted:
+        if fresh:
             released = session.execute(
                 sa.delete(_LEASES)
-                .where(wl.id.in_([lease.lease_id for lease in unstarted]), wl.worker_id == worker_id,
+                .where(wl.id.in_([lease.lease_id for lease in fresh]), wl.worker_id == worker_id,
                        wl.done.is_(False))
                 .returning(wl.captured_request_id)
             ).scalars().all()  # fmt: skip
             release_batch(session, experiment_id, released)
-        rows = [row for done in part_done for row in done.rows]
+        rows = [row for done in kept for row in done.rows]
         if rows:
             _insert_replays(session, rows)
-        if part_done:
-            session.execute(
+        if kept:
+            ours = session.execute(
                 sa.update(_LEASES)
-                .where(wl.id.in_([done.lease.lease_id for done in part_done]), wl.worker_id == worker_id,
+                .where(wl.id.in_([done.lease.lease_id for done in kept]), wl.worker_id == worker_id,
                        wl.done.is_(False))
                 .values(deadline=utcnow())
-            )  # fmt: skip
+                .returning(wl.captured_request_id)
+            ).scalars().all()  # fmt: skip
+            cut = {done.lease.captured_request_id: done.cut_usd for done in kept}
+            hand_back(session, experiment_id, {crid: cut[crid] for crid in ours})
 
 
 def pending_leases(factory: sessionmaker[Session], experiment_id: int) -> int:

@@ -11,8 +11,9 @@ requests is reserved with one statement (`committed + x <= budget` in its WHERE)
 (`+ actual − reserved`), so concurrent replayers and scorers never commit more than the budget and no
 request reads the whole experiment; a batch of judge calls likewise (`shadowlab.budget_judges`).
 `budget_reservations` and `judge_calls` keep every row for audit and crash recovery: a reservation whose
-worker died counts at its worst case until its lease is recovered and settled; a judge call unsettled past
-its deadline (its scorer died) counts at its worst case for good.
+worker died counts at its worst case for good (its calls may have gone out and been billed): the worker that
+takes its lease over charges it and reserves its own attempt afresh (`shadowlab.budget_recovery`); a judge
+call unsettled past its deadline (its scorer died) counts at its worst case for good.
 """
 
 from __future__ import annotations
@@ -297,12 +298,12 @@ def reserve(
 # at each batch size, and past 50 parameters psycopg parses it again every time).
 def pg_settle(costs: str) -> str:
     """Postgres: the end of a `WITH` statement that settles the open reservations of the requests in its CTE
-    `costs` (columns `crid`, `usd`: captured request id, real cost) and moves the ledger by the difference,
-    only if some settled (parameters `:e`, the experiment, and `:now`): a write can settle in the statement
-    that computed the costs (`replayer.writes.complete`)."""
+    `costs` (columns `crid`, `usd`: captured request id, real cost; what dead attempts were charged is added)
+    and moves the ledger by the difference, only if some settled (parameters `:e`, the experiment, and
+    `:now`): a write can settle in the statement that computed the costs (`replayer.writes.complete`)."""
     return (
-        "settled AS (UPDATE budget_reservations AS r SET settled_usd = c.usd, settled_at = :now "
-        f"FROM {costs} AS c WHERE r.experiment_id = :e AND r.captured_request_id = c.crid "
+        "settled AS (UPDATE budget_reservations AS r SET settled_usd = c.usd + r.charged_usd, "
+        f"settled_at = :now FROM {costs} AS c WHERE r.experiment_id = :e AND r.captured_request_id = c.crid "
         "AND r.settled_usd IS NULL RETURNING r.reserved_usd, r.settled_usd) "
         "UPDATE budget_ledgers AS l SET replay_usd = l.replay_usd + d.delta, unsettled = l.unsettled - d.n, "
         "updated_at = :now FROM (SELECT sum(settled_usd - reserved_usd) AS delta, count(*) AS n "
@@ -328,8 +329,8 @@ _SETTLE_LEDGER = (
 
 def settle_batch(session: Session, experiment_id: int, actual_usd: dict[int, float]) -> None:
     """Replace the worst case of these requests' reservations (captured request id → real cost) by what they
-    cost: the rows, then the ledger by the difference (Postgres: one statement; SQLite: one each). A
-    reservation settled already (its lease was recovered and finished by another worker) stays as it is."""
+    cost, plus what dead attempts were charged (`budget_recovery`): the rows, then the ledger by the
+    difference (Postgres: one statement; SQLite: one each). A reservation settled already stays as it is."""
     res = _RESERVATIONS.c
     now = utcnow()
     if session.get_bind().dialect.name == "postgresql":  # arrays: one statement text for every batch size
@@ -340,7 +341,8 @@ def settle_batch(session: Session, experiment_id: int, actual_usd: dict[int, flo
         sa.update(_RESERVATIONS)
         .where(res.experiment_id == experiment_id, res.captured_request_id.in_(list(actual_usd)),
                res.settled_usd.is_(None))
-        .values(settled_usd=sa.case(dict(actual_usd), value=res.captured_request_id), settled_at=now)
+        .values(settled_usd=sa.case(dict(actual_usd), value=res.captured_request_id) + res.charged_usd,
+                settled_at=now)
         .returning(res.reserved_usd, res.settled_usd)
     ).all()  # fmt: skip
     if not settled:

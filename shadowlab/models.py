@@ -161,6 +161,9 @@ class BudgetReservation(Base):
     settled_usd: Mapped[float | None] = mapped_column(sa.Float)
     # The judge estimate included in reserved/settled: held back for judging this request (shadowlab.budget).
     judge_usd: Mapped[float] = mapped_column(sa.Float, default=0.0, server_default="0")
+    # What earlier attempts whose worker died (or was cut off mid-call) may have cost: in reserved and settled
+    # for good (shadowlab.budget_recovery).
+    charged_usd: Mapped[float] = mapped_column(sa.Float, default=0.0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     settled_at: Mapped[datetime | None]
 
