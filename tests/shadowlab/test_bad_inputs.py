@@ -1,4 +1,4 @@
-"""Every bad input of the corpus (tests/support/bad_inputs.py) is one `error:` line on stderr, nothing else,
+"""Every bad input of the corpus (tests/support/bad_inputs/) is one `error:` line on stderr, nothing else,
 with its exit code.
 
 The cases run through the CLI's entry point (`cli.main.main`) in this process, not a subprocess each: the

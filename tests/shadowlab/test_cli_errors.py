@@ -1,6 +1,6 @@
 """Bad configuration gets one clear line on stderr and a non-zero exit code, never a traceback.
 
-The single bad inputs are the corpus of tests/support/bad_inputs.py (tests/shadowlab/test_bad_inputs.py,
+The single bad inputs are the corpus of tests/support/bad_inputs/ (tests/shadowlab/test_bad_inputs.py,
 in process); here are the cases that need a subprocess each: a database in every state across commands,
 nothing created on the way, doctor against the broker, help.
 """

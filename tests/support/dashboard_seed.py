@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from streamlit.testing.v1 import AppTest
 
 from analysis.analyze import analyze_table
 from analysis.csv_input import ExperimentTable, MetricColumn
@@ -196,3 +197,21 @@ def seed(
         replays=2 * n,
         recent=2 * 30,
     )
+
+
+def no_exception(at: AppTest) -> None:
+    """The page ran without an exception or an error box (a verdict box, bold text, is not one)."""
+    assert not at.exception, [e.value for e in at.exception]
+    problems = [e.value for e in at.error if not e.value.startswith("**")]  # a verdict box is not an error
+    assert not problems, problems
+
+
+def store_snapshot(url: str, experiment_id: int, doc: dict[str, Any]) -> None:
+    """A newer snapshot with `doc` (the pages read the latest)."""
+    engine = create_engine(url)
+    with session_scope(session_factory(engine)) as session:
+        session.add(
+            AnalysisSnapshot(experiment_id=experiment_id, n_requests=doc["n_requests"],
+                             verdict=doc["verdict"]["verdict"], analysis=doc, computed_at=datetime.now(UTC))
+        )  # fmt: skip
+    engine.dispose()
