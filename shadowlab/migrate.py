@@ -53,7 +53,8 @@ def _run(engine: Engine, action: Any, revision: str) -> None:
 
     config = alembic_config(engine)
     try:
-        with engine.begin() as conn:
+        # not in a transaction: env.py commits each migration on its own (a failed one leaves the others')
+        with engine.connect() as conn:
             config.attributes["connection"] = conn
             action(config, revision)
     except CommandError as exc:  # an unknown revision, or one on the wrong side of the database's
