@@ -184,9 +184,8 @@ def statement_error(where: str, error: BaseException, *, lost: bool) -> Shadowla
         )
     if state in _UNFINISHED:
         return ServiceUnavailableError(
-            f"database {where}: the check of its schema did not finish: {reason} (another session held a "
-            "lock past a lock or statement timeout, e.g. a running `shadowlab db upgrade`: try again when "
-            "it ends)"
+            f"database {where}: the check of its schema did not finish: {reason} "
+            f"({_why_unfinished(reason, 'e.g. a running `shadowlab db upgrade`')}: try again when it ends)"
         )
     return ConfigError(
         f"database {where}: the check of its schema failed: {reason} "
@@ -211,8 +210,8 @@ def upgrade_error(where: str, error: BaseException, *, lost: bool) -> ShadowlabE
         )
     if state in _UNFINISHED:
         return ServiceUnavailableError(
-            f"database {where}: the migration did not finish: {reason} (another session held a lock past a "
-            "lock or statement timeout: run `shadowlab db upgrade` again when it ends)"
+            f"database {where}: the migration did not finish: {reason} ({_why_unfinished(reason)}: run "
+            "`shadowlab db upgrade` again when it ends)"
         )
     wanted = {
         "42501": "the database's owner, or a role that may create tables in its schema (`db upgrade` runs as "
@@ -228,6 +227,16 @@ def upgrade_error(where: str, error: BaseException, *, lost: bool) -> ShadowlabE
 
 # SQLSTATEs of a statement that waited past a lock or statement timeout, or lost a deadlock or a race
 _UNFINISHED = ("55P03", "57014", "40P01", "40001")
+
+
+def _why_unfinished(reason: str, example: str = "") -> str:
+    """Why a statement of `_UNFINISHED` ended: a cancel (57014 "due to user request": pg_cancel_backend,
+    an administrator or a tool) is not a timeout."""
+    if "user request" in reason:
+        return "it was cancelled by another session or an administrator (pg_cancel_backend)"
+    held = "another session held a lock past a lock or statement timeout"
+    return f"{held}, {example}" if example else held
+
 
 # SQLSTATEs (and classes) of a server in trouble, not of a setting the user can fix in the URL: out of a
 # resource (53), failing its own files (58), an internal error or corruption (XX); each with what to do.
