@@ -9,8 +9,9 @@ Settlement makes it `charged + judge + the cost of all its rows` (`budget.settle
   that worst case, not released: the worker may have been killed after its calls went out, and the provider
   bills those whether or not anyone reads the answers (a hard budget bounds what is billed, not what was
   recorded). The new attempt then reserves its own worst case in the ledger, like a new request, with the
-  same conditional update: what does not fit waits while other work is in flight (it may settle below its
-  worst case), and is otherwise dropped: settled at what it was charged, its lease done with the arms it has.
+  same conditional update: what does not fit waits while live work is in flight (a lease not expired, a
+  judge call: it may settle below its worst case), and is otherwise dropped: settled at what it was charged,
+  its lease done with the arms it has.
 - `hand_back` (a stopping worker's give-back, `replayer.writes.give_back`): what is known is known, so the
   hold comes down to `charged + judge + known`, plus the worst case of the arms cut off mid-call
   (`replayer.stopping`: the provider may bill those too), which is charged.
@@ -36,7 +37,7 @@ from shadowlab.budget import (  # the ledger's own pieces, as `budget_judges`
     _ledger,
     settle_batch,
 )
-from shadowlab.models import Experiment, Replay, utcnow
+from shadowlab.models import Experiment, JudgeCall, Replay, WorkLease, utcnow
 
 __all__ = ["Takeover", "TakeoverOutcome", "hand_back", "take_over"]
 
@@ -107,24 +108,36 @@ def take_over(session: Session, experiment: Experiment, items: Sequence[Takeover
     })  # fmt: skip
     holds = [Reservation(i.captured_request_id, i.hold_usd) for i in open_]
     count = _reserve_holds(session, experiment, holds)
-    fitted = holds[:count]
+    fitted = holds[: count or 0]
     reserved = {
         h.captured_request_id: rows[h.captured_request_id].reserved_usd + h.amount_usd for h in fitted
     }
     _set(session, experiment.id, "reserved_usd", reserved)
     # None without a reservation (none is left open by the claims and writes of this version): taken as is.
     taken = tuple(reserved) + tuple(i.captured_request_id for i in items if i.captured_request_id not in rows)
-    rest = open_[count:]
-    # What does not fit waits while anything else is in flight (it may settle below its worst case).
-    if not rest or count or _ledger(session, experiment.id).unsettled > len(rest):
+    rest = open_[len(fitted) :]
+    # What does not fit waits while live work is in flight (it may settle below its worst case). Not the
+    # ledger's count of open reservations: other expired leases, beyond this claim's limit or another
+    # survivor's, hold theirs at what they were charged and free nothing; waiting on them waited for ever.
+    if not rest or fitted or count is None or _live_work(session, experiment.id):
         return TakeoverOutcome(taken)
     final = {i.captured_request_id: i.known_usd + rows[i.captured_request_id].judge_usd for i in rest}
     settle_batch(session, experiment.id, final)  # + what they were charged
     return TakeoverOutcome(taken, tuple(i.captured_request_id for i in rest))
 
 
-def _reserve_holds(session: Session, experiment: Experiment, holds: Sequence[Reservation]) -> int:
-    """Move the ledger by the longest prefix of `holds` that fits the budget (their rows exist): how many."""
+def _live_work(session: Session, experiment_id: int) -> bool:
+    """Whether work that may settle below its worst case is in flight: a lease of a live worker (not past its
+    deadline) or a judge call (as `budget._refuse`)."""
+    now, wl, jc = utcnow(), WorkLease, JudgeCall
+    leased = sa.exists().where(wl.experiment_id == experiment_id, wl.done.is_(False), wl.deadline >= now)
+    judged = sa.exists().where(jc.experiment_id == experiment_id, jc.settled_usd.is_(None), jc.deadline > now)
+    return bool(session.execute(sa.select(leased | judged)).scalar_one())
+
+
+def _reserve_holds(session: Session, experiment: Experiment, holds: Sequence[Reservation]) -> int | None:
+    """Move the ledger by the longest prefix of `holds` that fits the budget (their rows exist): how many;
+    None when other workers kept moving it (`_RACES` reads): they wait, as `budget.reserve_batch`'s."""
     budget = experiment.budget_usd
     for _ in range(_RACES):
         ledger = _ledger(session, experiment.id)
@@ -135,7 +148,7 @@ def _reserve_holds(session: Session, experiment: Experiment, holds: Sequence[Res
                   "count": 0, "now": utcnow(), "limit": (budget or 0.0) + _EPSILON}  # fmt: skip
         if session.execute(_MOVES[budget is not None], params).first() is not None:
             return count
-    return 0
+    return None
 
 
 def hand_back(session: Session, experiment_id: int, cut_usd: Mapping[int, float]) -> None:

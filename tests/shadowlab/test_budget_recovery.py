@@ -4,7 +4,7 @@ counted, the next attempt reserves afresh within the budget."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from shadowlab import migrate
 from shadowlab.budget import committed_usd, lock_experiment, reserve, settle
 from shadowlab.budget_recovery import Takeover, TakeoverOutcome, hand_back, take_over
 from shadowlab.db import create_engine, session_factory, session_scope
-from shadowlab.models import BudgetLedger, BudgetReservation, CapturedRequest, Experiment
+from shadowlab.models import BudgetLedger, BudgetReservation, CapturedRequest, Experiment, WorkLease
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -50,7 +50,10 @@ def test_a_dead_attempt_is_charged_and_the_next_waits_for_room_then_reserves_afr
     with session_scope(factory) as session:
         experiment = lock_experiment(session, 1)
         assert [reserve(session, experiment, i, 0.4) for i in (1, 2)] == ["reserved", "reserved"]
-        # Request 1's worker died: its 0.4 is charged for good; 0.4 more does not fit while 2 is in flight.
+        session.add(WorkLease(experiment_id=1, captured_request_id=2, worker_id="live", attempts=1,
+                              deadline=datetime.now(UTC) + timedelta(hours=1)))  # fmt: skip
+        # Request 1's worker died: its 0.4 is charged for good; 0.4 more does not fit while 2 is in flight
+        # (its worker is alive: its lease has not expired).
         assert take_over(session, experiment, [Takeover(1, 0.0, 0.4)]) == TakeoverOutcome()
         assert _row(session, 1) == pytest.approx((0.4, 0.4, None))
         assert committed_usd(session, 1) == pytest.approx(0.8)
