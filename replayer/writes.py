@@ -71,6 +71,7 @@ def complete(
     requests = [done.lease.captured_request_id for done in finished]
     lease_ids = [done.lease.lease_id for done in finished]
     with session_scope(factory) as session:
+        session.execute(_DONE, {"ids": lease_ids})  # leases first: the order of `_PG_COMPLETE`
         replays = _REPLAYS.c
         written = _insert_replays(session, rows)  # the count of rows written says whether all were new
         if written == len(rows):  # the usual case: every row is new, its cost is the one we hold
@@ -87,7 +88,6 @@ def complete(
         settle_batch(
             session, experiment_id, {crid: float(costs.get(crid) or 0.0) + judge_usd for crid in requests}
         )
-        session.execute(_DONE, {"ids": lease_ids})
 
 
 async def complete_on_loop(
@@ -136,13 +136,19 @@ _PG_INSERT_SQL = (
 _PG_INSERT_REPLAYS = sa.text(_PG_INSERT_SQL)
 # A write in one statement: leases done, rows inserted, each request's cost (rows from before it + those
 # written + judge holdback) settled with the ledger (`budget.pg_settle`; written twice: the first settles).
+# Locks in the order of every other transaction on them, leases, then reservations, then the ledger (a claim
+# taking over an expired lease, `leases.claim`): a CTE no part of the statement reads runs after it, so the
+# leases are marked first by making the costs wait for them (`costs`' one-time filter on `marked`); marked
+# last, a take-over of a late worker's lease deadlocked with its write.
 _PG_COMPLETE = sa.text(
-    "WITH marked AS (UPDATE work_leases SET done = true WHERE id = ANY(CAST(:ids AS bigint[]))), "
+    "WITH marked AS (UPDATE work_leases SET done = true WHERE id = ANY(CAST(:ids AS bigint[])) "
+    "RETURNING id), "
     f"written AS ({_PG_INSERT_SQL} RETURNING captured_request_id, cost_usd), "
     "costs AS (SELECT q.crid, CAST(:judge AS float8) + coalesce((SELECT sum(x.cost_usd) FROM replays AS x "
     "WHERE x.experiment_id = :e AND x.captured_request_id = q.crid), 0) + coalesce((SELECT sum(w.cost_usd) "
     "FROM written AS w WHERE w.captured_request_id = q.crid), 0) AS usd "
-    "FROM unnest(CAST(:crids AS bigint[])) AS q(crid)), " + pg_settle("costs")
+    "FROM unnest(CAST(:crids AS bigint[])) AS q(crid) WHERE (SELECT count(*) FROM marked) >= 0), "
+    + pg_settle("costs")
 )
 
 
@@ -174,28 +180,28 @@ def give_back(
     wl = _LEASES.c
     fresh = [lease for lease in unstarted if lease.attempt <= 1]
     kept = [*part_done, *(Finished(lease, ()) for lease in unstarted if lease.attempt > 1)]
+    # Every lease first, then reservations and the ledger: the order of a take-over (`leases.claim`), which
+    # this worker's leases, expired while it stopped, may be in (the other order deadlocked with it).
     with session_scope(factory) as session:
-        if fresh:
-            released = session.execute(
-                sa.delete(_LEASES)
-                .where(wl.id.in_([lease.lease_id for lease in fresh]), wl.worker_id == worker_id,
-                       wl.done.is_(False))
-                .returning(wl.captured_request_id)
-            ).scalars().all()  # fmt: skip
-            release_batch(session, experiment_id, released)
+        released = session.execute(
+            sa.delete(_LEASES)
+            .where(wl.id.in_([lease.lease_id for lease in fresh]), wl.worker_id == worker_id,
+                   wl.done.is_(False))
+            .returning(wl.captured_request_id)
+        ).scalars().all() if fresh else []  # fmt: skip
+        ours = session.execute(
+            sa.update(_LEASES)
+            .where(wl.id.in_([done.lease.lease_id for done in kept]), wl.worker_id == worker_id,
+                   wl.done.is_(False))
+            .values(deadline=utcnow())
+            .returning(wl.captured_request_id)
+        ).scalars().all() if kept else []  # fmt: skip
+        release_batch(session, experiment_id, released)
         rows = [row for done in kept for row in done.rows]
         if rows:
             _insert_replays(session, rows)
-        if kept:
-            ours = session.execute(
-                sa.update(_LEASES)
-                .where(wl.id.in_([done.lease.lease_id for done in kept]), wl.worker_id == worker_id,
-                       wl.done.is_(False))
-                .values(deadline=utcnow())
-                .returning(wl.captured_request_id)
-            ).scalars().all()  # fmt: skip
-            cut = {done.lease.captured_request_id: done.cut_usd for done in kept}
-            hand_back(session, experiment_id, {crid: cut[crid] for crid in ours})
+        cut = {done.lease.captured_request_id: done.cut_usd for done in kept}
+        hand_back(session, experiment_id, {crid: cut[crid] for crid in ours})
 
 
 def pending_leases(factory: sessionmaker[Session], experiment_id: int) -> int:

@@ -1,8 +1,11 @@
-"""Expired leases taken over (`leases.claim` → `shadowlab.budget_recovery.take_over`) against the budget."""
+"""Expired leases taken over (`leases.claim` → `shadowlab.budget_recovery.take_over`) against the budget and
+against the writes of their first holder, alive but late (`writes.complete`, `writes.give_back`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -144,4 +147,67 @@ def test_a_dead_workers_request_waits_while_live_work_may_still_free_room(
     assert _claim(factory, "survivor", 2).leases == ()
     assert _undone(factory) == 0
     with factory.kw["bind"].connect() as conn:
+        assert ledger_gaps(conn) == []
+
+
+def _waiting_on_locks(engine: sa.Engine) -> int:
+    with engine.connect() as conn:  # a new transaction each time: pg_stat_activity is a snapshot
+        return int(conn.execute(sa.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock'"
+        )).scalar_one())  # fmt: skip
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    give_up = time.monotonic() + 20
+    while not condition():
+        assert time.monotonic() < give_up, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def _race_with_a_take_over(
+    factory: sessionmaker[Session], write: Callable[[], None]
+) -> tuple[Future[None], Future[Claim]]:
+    """`write` (of the late holder's leases) and a survivor's take-over of them, started while the budget
+    ledger's row is held, so both are under way when it is released: their two results."""
+    engine = factory.kw["bind"]
+    with ThreadPoolExecutor(2) as pool, engine.connect() as holder:
+        holder.execute(sa.select(BudgetLedger.experiment_id).with_for_update())
+        written = pool.submit(write)
+        _until(lambda: _waiting_on_locks(engine) == 1, "the write to wait for the ledger")
+        taken = pool.submit(_claim, factory, "survivor", 4)
+        _until(lambda: taken.done() or _waiting_on_locks(engine) == 2, "the take-over to end or wait")
+        holder.rollback()
+        return written, taken
+
+
+@pytest.mark.postgres
+def test_a_late_holders_write_and_a_take_over_of_its_leases_do_not_deadlock(
+    pg_factory: sessionmaker[Session],
+) -> None:
+    leases = _claim(pg_factory, "late", 1).leases
+    _expire(pg_factory, "late")  # its heartbeat came too late: the lease is up for a take-over
+    written, taken = _race_with_a_take_over(pg_factory, lambda: _complete(pg_factory, leases))
+    assert written.exception() is None and taken.exception() is None
+    assert _undone(pg_factory) == len(taken.result().leases)
+    with pg_factory.kw["bind"].connect() as conn:
+        assert ledger_gaps(conn) == []
+
+
+@pytest.mark.postgres
+def test_a_late_holders_give_back_and_a_take_over_of_its_leases_do_not_deadlock(
+    pg_factory: sessionmaker[Session],
+) -> None:
+    first, second = _claim(pg_factory, "late", 2).leases
+    _expire(pg_factory, "late")
+    with pg_factory() as session:
+        experiment_id = session.execute(sa.select(Experiment.id)).scalar_one()
+
+    def give_back() -> None:  # one request unstarted, one with an arm cut off mid-call
+        writes.give_back(pg_factory, experiment_id=experiment_id, worker_id="late", unstarted=[first],
+                         part_done=[writes.Finished(second, (), cut_usd=0.1)])  # fmt: skip
+
+    written, taken = _race_with_a_take_over(pg_factory, give_back)
+    assert written.exception() is None and taken.exception() is None
+    with pg_factory.kw["bind"].connect() as conn:
         assert ledger_gaps(conn) == []
