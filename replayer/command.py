@@ -213,7 +213,7 @@ def _register_replay(app: typer.Typer, settings_of: SettingsOf, factory_of: Fact
             experiment, workers, mode, concurrency, metrics_port, worker_index, progress, metrics_host
         )
         final = run_replay(factory, settings_of(ctx), options)
-        typer.echo(f"{experiment}: {final.done} requests done, status {final.status}, "
+        typer.echo(f"{experiment}: {final.done} requests done{final.dropped_note()}, status {final.status}, "
                    f"spend ${final.spent_usd:.4f}")  # fmt: skip
 
 

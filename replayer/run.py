@@ -30,11 +30,11 @@ from shadowlab.config import Settings
 from shadowlab.errors import ConfigError, ShadowlabError
 from shadowlab.limits_outage import outage_key
 from shadowlab.logs import configure_logging
-from shadowlab.models import CapturedRequest, RateLimitKey, WorkLease, utcnow
+from shadowlab.models import Arm, CapturedRequest, RateLimitKey, Replay, WorkLease, utcnow
 from shadowlab.progress import ProgressLine
 from shadowlab.providers import ProviderConfig, create_provider, provider_names
 
-__all__ = ["Progress", "ReplayOptions", "progress_of", "run_replay", "run_replay_all"]
+__all__ = ["Progress", "ReplayOptions", "dropped_of", "progress_of", "run_replay", "run_replay_all"]
 
 log = logging.getLogger("replayer")
 
@@ -62,12 +62,38 @@ class Progress:
     budget_usd: float | None
     status: str
     paused: tuple[str, ...] = ()  # providers down right now (an outage): their calls wait
+    dropped: int = 0  # of `done`, not replayed on every arm (`dropped_of`; counted at the end only)
 
     def note(self) -> str:
         """Spend against the budget and the experiment's status, after the counts."""
         budget = f"/{self.budget_usd:.2f}" if self.budget_usd is not None else ""
         down = "".join(f" [{provider} down: its calls wait]" for provider in self.paused)
-        return f"spend ${self.spent_usd:.4f}{budget} [{self.status}]{down}"
+        return f"spend ${self.spent_usd:.4f}{budget} [{self.status}]{down}{self.dropped_note()}"
+
+    def dropped_note(self) -> str:
+        """What `done` counts but was not replayed on every arm, said (empty: none)."""
+        if not self.dropped:
+            return ""
+        return (f" ({self.dropped} dropped for budget after a worker's death or stop: not replayed on "
+                "every arm; comparisons pair only requests with both arms)")  # fmt: skip
+
+
+def dropped_of(factory: sessionmaker[Session], name: str) -> int:
+    """Requests done without a replay on every arm: dropped for budget after a worker's death (a take-over
+    the budget cannot pay for, `shadowlab.budget_recovery`); a probe of the replays' index per done lease."""
+    with factory() as session:
+        experiment = store.experiments.by_name(name, session=session)
+        wl, rp = WorkLease, Replay
+        arms = sa.select(sa.func.count()).where(Arm.experiment_id == experiment.id).scalar_subquery()
+        replayed = (
+            sa.select(sa.func.count())
+            .where(rp.experiment_id == experiment.id, rp.captured_request_id == wl.captured_request_id)
+            .scalar_subquery()
+        )
+        return int(session.execute(
+            sa.select(sa.func.count()).where(wl.experiment_id == experiment.id, wl.done.is_(True),
+                                             replayed < arms)
+        ).scalar_one())  # fmt: skip
 
 
 def progress_of(factory: sessionmaker[Session], name: str, live: bool) -> Progress:
@@ -161,13 +187,16 @@ def run_replay(
         if reporter.is_alive():
             reporter.join()
     final = progress_of(factory, options.experiment, options.mode == "live")
+    final = replace(final, dropped=dropped_of(factory, options.experiment))
     if options.progress:
         line.update(final.done, final.total, final.note())
         line.close()
     log.info(
-        "replay of %s ended: %d requests done, status %s", options.experiment, final.done, final.status,
+        "replay of %s ended: %d requests done%s, status %s", options.experiment, final.done,
+        final.dropped_note(), final.status,
         extra={"experiment": options.experiment, "worker_index": options.worker_index, "done": final.done,
-               "total": final.total, "status": final.status, "spent_usd": round(final.spent_usd, 6)},
+               "dropped": final.dropped, "total": final.total, "status": final.status,
+               "spent_usd": round(final.spent_usd, 6)},
     )  # fmt: skip
     return final
 

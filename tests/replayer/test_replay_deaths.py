@@ -13,15 +13,14 @@ import pytest
 import sqlalchemy as sa
 
 from replayer.arms import ArmRuntime, prepare_call
-from replayer.run import ReplayOptions, run_replay
 from shadowlab import store
 from shadowlab.apis import api_shape
 from shadowlab.budget import set_budget, worst_case_usd
-from shadowlab.config import load_settings
 from shadowlab.db import session_factory, session_scope
 from shadowlab.models import BudgetLedger, BudgetReservation, CapturedRequest, WorkLease
 from shadowlab.pricing import PriceTable
 from simulator import Distribution
+from tests.support.ledger import ledger_gaps
 from tests.support.replay_lab import CANDIDATE_MODEL, CONTROL_MODEL, LAB_FAST, T0, Lab, capture
 from tests.support.waiting import wait_for
 
@@ -51,7 +50,7 @@ def _billed(records: Any, prices: PriceTable) -> float:
 
 
 def test_a_killed_workers_sent_calls_stay_counted_and_the_budget_bounds_what_was_billed(
-    lab_factory: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+    lab_factory: Callable[..., Any],
 ) -> None:
     # Every answer at its cap (60 tokens), output dear and input cheap: a call costs close to its worst case,
     # so replaying the victim's requests a second time would bill about twice the budget's room.
@@ -88,10 +87,7 @@ def test_a_killed_workers_sent_calls_stay_counted_and_the_budget_bounds_what_was
     billed_by_victim = _billed(simulator.records(), prices)
     assert lab.scalar(sa.select(sa.func.count()).where(WorkLease.done.is_(False))) == n
 
-    for key, value in lab.env.items():  # the survivor in this process: one CLI start-up less
-        monkeypatch.setenv(key, value)
-    options = ReplayOptions(name, workers=1, mode="backfill", progress=False)
-    run_replay(session_factory(lab.engine), load_settings(), options)
+    survivor = lab.cli("replay", name, "--backfill", "--no-progress")
 
     billed = _billed(simulator.records(), prices)
     res = BudgetReservation
@@ -106,5 +102,10 @@ def test_a_killed_workers_sent_calls_stay_counted_and_the_budget_bounds_what_was
     # Every reservation settled, the ledger exactly their sum, no lease left.
     assert (ledger.unsettled, undone) == (0, 0), figures
     assert ledger.replay_usd == pytest.approx(settled, rel=1e-9), figures
-    # The room left paid for one request replayed again (both arms); the others are done with no replay.
+    with lab.engine.connect() as conn:
+        assert ledger_gaps(conn) == []
+    # The room left paid for one request replayed again (both arms); the others are done with no replay,
+    # and the command says so.
     assert len(lab.replay_keys()) == 2 and len(simulator.records()) == 2 * n + 2, figures
+    said = f"{name}: {n} requests done (3 dropped for budget after a worker's death or stop: not replayed on"
+    assert said in survivor.stdout, survivor.stdout
