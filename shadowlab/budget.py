@@ -1,6 +1,7 @@
 """The experiment budget as a ledger: reserve the worst case before work starts, settle to the real cost.
 
-`budget_ledgers` keeps one experiment's committed money as running sums, moved by conditional updates:
+`budget_ledgers` keeps one experiment's committed money as running sums, moved by conditional updates (the
+row and its moves: `shadowlab.budget_ledger`):
 
     committed = replay_usd + max(0, judge_usd − holdback_usd)
 
@@ -21,16 +22,28 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from shadowlab import store
+from shadowlab.budget_ledger import (
+    EPSILON,
+    LEDGER,
+    MOVES,
+    RACES,
+    RESERVATIONS,
+    Reservation,
+    ReserveOutcome,
+    fitting,
+    ledger_row,
+    ledger_total,
+    refuse,
+)
 from shadowlab.db import pg_unnest
 from shadowlab.errors import ShadowlabError
-from shadowlab.models import BudgetLedger, BudgetReservation, Experiment, JudgeCall, utcnow
+from shadowlab.models import BudgetLedger, Experiment, utcnow
 from shadowlab.pricing import PriceTable
 
 # fmt: off
@@ -41,14 +54,6 @@ __all__ = [
 ]
 # fmt: on
 
-ReserveOutcome = Literal["reserved", "wait", "exhausted"]
-_EPSILON = 1e-9
-# Core tables for the hot statements: the ORM's bulk machinery costs more than the SQL there.
-_LEDGER = cast(sa.Table, BudgetLedger.__table__)
-_JUDGE_CALLS = cast(sa.Table, JudgeCall.__table__)
-_RESERVATIONS = cast(sa.Table, BudgetReservation.__table__)
-_RACES = 8  # another worker moved the ledger between our read and our update: read again, this often
-
 
 @dataclass(frozen=True)
 class ArmCall:
@@ -58,15 +63,6 @@ class ArmCall:
     model: str
     input_tokens: int
     max_output_tokens: int
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """One request's worst case (`judge_usd` of it the judge holdback)."""
-
-    captured_request_id: int
-    amount_usd: float
-    judge_usd: float = 0.0
 
 
 def worst_case_usd(calls: Iterable[ArmCall], prices: PriceTable, judge_usd: float = 0.0) -> float:
@@ -87,31 +83,10 @@ def lock_experiment(session: Session, experiment_id: int) -> Experiment:
     return store.experiments.by_id(experiment_id, session=session, lock=True)
 
 
-def _positive(expr: sa.ColumnElement[float]) -> sa.ColumnElement[float]:
-    return sa.case((expr > 0, expr), else_=0.0)
-
-
-def _ledger(session: Session, experiment_id: int) -> BudgetLedger:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(
-        insert(BudgetLedger)
-        .values(experiment_id=experiment_id, replay_usd=0.0, holdback_usd=0.0, judge_usd=0.0, unsettled=0,
-                updated_at=utcnow())
-        .on_conflict_do_nothing()
-    )  # fmt: skip
-    ledger = session.get_one(BudgetLedger, experiment_id, populate_existing=True)
-    return ledger
-
-
-def _total(replay: float, holdback: float, judge: float) -> float:
-    return replay + max(0.0, judge - holdback)
-
-
 def committed_usd(session: Session, experiment_id: int) -> float:
     """Settled cost plus the worst case of everything still in flight, judge calls included (one row)."""
     ledger = session.get(BudgetLedger, experiment_id, populate_existing=True)
-    return 0.0 if ledger is None else _total(ledger.replay_usd, ledger.holdback_usd, ledger.judge_usd)
+    return 0.0 if ledger is None else ledger_total(ledger.replay_usd, ledger.holdback_usd, ledger.judge_usd)
 
 
 class BudgetError(ShadowlabError):
@@ -141,7 +116,7 @@ def set_budget(
         # check below and commit more than the new budget
         raise BudgetError(f"experiment {experiment.name!r} is running: pause it before lowering its budget")
     committed = committed_usd(session, experiment.id)
-    if usd + _EPSILON < committed:
+    if usd + EPSILON < committed:
         raise BudgetError(
             f"budget: expected at least the ${committed:.4f} experiment {experiment.name!r} has committed, "
             f"found ${usd:g}"
@@ -158,35 +133,6 @@ def set_budget(
     return before or 0.0
 
 
-def _refuse(session: Session, experiment: Experiment, ledger: BudgetLedger) -> ReserveOutcome:
-    """`wait` while work that may still settle below its worst case is in flight, else `exhausted`."""
-    jc = JudgeCall
-    judges = session.execute(
-        sa.select(sa.func.count()).where(
-            jc.experiment_id == experiment.id, jc.settled_usd.is_(None), jc.deadline > utcnow()
-        )
-    ).scalar_one()
-    if ledger.unsettled > 0 or judges:
-        return "wait"
-    if experiment.status == "running":
-        experiment.status = "budget_exhausted"
-        store.changes.record(
-            experiment, "status", "running", "budget_exhausted", by=store.changes.SYSTEM,
-            reason="the budget is spent: nothing more fits in it", session=session,
-        )  # fmt: skip
-    return "exhausted"
-
-
-def _fitting(ledger: BudgetLedger, budget: float, items: Sequence[Reservation]) -> int:
-    """How many of `items`, in order, fit in the budget on top of what `ledger` holds."""
-    replay, holdback = ledger.replay_usd, ledger.holdback_usd
-    for count, item in enumerate(items):
-        replay, holdback = replay + item.amount_usd, holdback + item.judge_usd
-        if _total(replay, holdback, ledger.judge_usd) > budget + _EPSILON:
-            return count
-    return len(items)
-
-
 def reserve_batch(
     session: Session, experiment: Experiment, items: Sequence[Reservation]
 ) -> tuple[int, ReserveOutcome]:
@@ -196,33 +142,16 @@ def reserve_batch(
     budget = experiment.budget_usd
     if _move(session, experiment.id, budget, items):  # the usual case: the whole batch fits
         return len(items), "reserved"
-    for _ in range(_RACES):
-        ledger = _ledger(session, experiment.id)
-        count = len(items) if budget is None else _fitting(ledger, budget, items)
+    for _ in range(RACES):
+        ledger = ledger_row(session, experiment.id)
+        count = len(items) if budget is None else fitting(ledger, budget, items)
         if count == 0:
-            return 0, _refuse(session, experiment, ledger) if items else "reserved"
+            return 0, refuse(session, experiment, ledger) if items else "reserved"
         if _move(session, experiment.id, budget, items[:count]):
             return count, "reserved"
     return 0, "wait"
 
 
-def _ledger_move(bounded: bool) -> sa.Update:
-    """The ledger's conditional update for a batch of reservations, built once (its values are parameters):
-    `bounded` adds the budget test."""
-    led = _LEDGER.c
-    amount, holdback = sa.bindparam("amount", type_=sa.Float), sa.bindparam("holdback", type_=sa.Float)
-    fits = led.replay_usd + amount + _positive(led.judge_usd - led.holdback_usd - holdback)
-    return (
-        sa.update(_LEDGER)
-        .where(led.experiment_id == sa.bindparam("e"), *([fits <= sa.bindparam("limit")] if bounded else []))
-        .values(replay_usd=led.replay_usd + amount, holdback_usd=led.holdback_usd + holdback,
-                unsettled=led.unsettled + sa.bindparam("count", type_=sa.Integer),
-                updated_at=sa.bindparam("now", type_=sa.DateTime(timezone=True)))
-        .returning(led.experiment_id)
-    )  # fmt: skip
-
-
-_MOVES = {bounded: _ledger_move(bounded) for bounded in (True, False)}
 # Postgres: a batch's reservation rows as arrays, one statement whatever the batch size (an executemany sends
 # one statement per row).
 _RESERVE_TYPES = {"captured_request_id": "bigint", "reserved_usd": "float8", "judge_usd": "float8"}
@@ -256,7 +185,7 @@ def pg_reserve(
     for a caller on its own connection); its one row is 1 if the ledger moved."""
     params = {"e": experiment_id, "amount": sum(item.amount_usd for item in items), "count": len(items),
               "holdback": sum(item.judge_usd for item in items), "now": utcnow(),
-              "limit": (budget or 0.0) + _EPSILON,
+              "limit": (budget or 0.0) + EPSILON,
               "captured_request_id": [item.captured_request_id for item in items],
               "reserved_usd": [float(item.amount_usd) for item in items],
               "judge_usd": [float(item.judge_usd) for item in items]}  # fmt: skip
@@ -268,13 +197,13 @@ def _move(session: Session, experiment_id: int, budget: float | None, items: Seq
     now = utcnow()
     params = {"e": experiment_id, "amount": sum(item.amount_usd for item in items), "count": len(items),
               "holdback": sum(item.judge_usd for item in items), "now": now,
-              "limit": (budget or 0.0) + _EPSILON}  # fmt: skip
+              "limit": (budget or 0.0) + EPSILON}  # fmt: skip
     if session.get_bind().dialect.name == "postgresql":  # one round trip
         return bool(session.execute(*pg_reserve(experiment_id, budget, items)).scalar_one())
-    if session.execute(_MOVES[budget is not None], params).first() is None:
+    if session.execute(MOVES[budget is not None], params).first() is None:
         return False
     session.execute(
-        sa.insert(_RESERVATIONS),
+        sa.insert(RESERVATIONS),
         [{"experiment_id": experiment_id, "captured_request_id": item.captured_request_id,
           "reserved_usd": item.amount_usd, "judge_usd": item.judge_usd, "created_at": now}
          for item in items],
@@ -319,10 +248,10 @@ _PG_SETTLE = sa.text(
 
 
 _SETTLE_LEDGER = (
-    sa.update(_LEDGER)
-    .where(_LEDGER.c.experiment_id == sa.bindparam("e"))
-    .values(replay_usd=_LEDGER.c.replay_usd + sa.bindparam("delta", type_=sa.Float),
-            unsettled=_LEDGER.c.unsettled - sa.bindparam("count", type_=sa.Integer),
+    sa.update(LEDGER)
+    .where(LEDGER.c.experiment_id == sa.bindparam("e"))
+    .values(replay_usd=LEDGER.c.replay_usd + sa.bindparam("delta", type_=sa.Float),
+            unsettled=LEDGER.c.unsettled - sa.bindparam("count", type_=sa.Integer),
             updated_at=sa.bindparam("now", type_=sa.DateTime(timezone=True)))
 )  # fmt: skip
 
@@ -331,14 +260,14 @@ def settle_batch(session: Session, experiment_id: int, actual_usd: dict[int, flo
     """Replace the worst case of these requests' reservations (captured request id → real cost) by what they
     cost, plus what dead attempts were charged (`budget_recovery`): the rows, then the ledger by the
     difference (Postgres: one statement; SQLite: one each). A reservation settled already stays as it is."""
-    res = _RESERVATIONS.c
+    res = RESERVATIONS.c
     now = utcnow()
     if session.get_bind().dialect.name == "postgresql":  # arrays: one statement text for every batch size
         arrays = {"ids": list(actual_usd), "usd": [float(usd) for usd in actual_usd.values()]}
         session.execute(_PG_SETTLE, arrays | {"e": experiment_id, "now": now})
         return
     settled = session.execute(
-        sa.update(_RESERVATIONS)
+        sa.update(RESERVATIONS)
         .where(res.experiment_id == experiment_id, res.captured_request_id.in_(list(actual_usd)),
                res.settled_usd.is_(None))
         .values(settled_usd=sa.case(dict(actual_usd), value=res.captured_request_id) + res.charged_usd,
@@ -357,18 +286,18 @@ def release_batch(session: Session, experiment_id: int, captured_request_ids: Se
     back by exactly what they held. A settled reservation stays."""
     if not captured_request_ids:
         return
-    res = _RESERVATIONS.c
+    res = RESERVATIONS.c
     released = session.execute(
-        sa.delete(_RESERVATIONS)
+        sa.delete(RESERVATIONS)
         .where(res.experiment_id == experiment_id, res.captured_request_id.in_(list(captured_request_ids)),
                res.settled_usd.is_(None))
         .returning(res.reserved_usd, res.judge_usd)
     ).all()  # fmt: skip
     if not released:
         return
-    led = _LEDGER.c
+    led = LEDGER.c
     session.execute(
-        sa.update(_LEDGER)
+        sa.update(LEDGER)
         .where(led.experiment_id == experiment_id)
         .values(replay_usd=led.replay_usd - sum(row.reserved_usd for row in released),
                 holdback_usd=led.holdback_usd - sum(row.judge_usd for row in released),

@@ -15,16 +15,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, load_only
 
-from shadowlab.budget import (  # the ledger's own pieces, shared with the replay side
-    _EPSILON,
-    _JUDGE_CALLS,
-    _LEDGER,
-    _RACES,
+from shadowlab.budget_ledger import (
+    EPSILON,
+    JUDGE_CALLS,
+    LEDGER,
+    RACES,
     ReserveOutcome,
-    _ledger,
-    _positive,
-    _refuse,
-    _total,
+    ledger_row,
+    ledger_total,
+    positive,
+    refuse,
 )
 from shadowlab.db import driver_rows, json_rows, pg_json_rows, pg_unnest
 from shadowlab.models import BudgetLedger, Experiment, JudgeCall, utcnow
@@ -123,31 +123,31 @@ def _judges_fitting(ledger: BudgetLedger, budget: float, holds: Sequence[JudgeHo
     judge = ledger.judge_usd
     for count, hold in enumerate(holds):
         judge += hold.amount_usd
-        if _total(ledger.replay_usd, ledger.holdback_usd, judge) > budget + _EPSILON:
+        if ledger_total(ledger.replay_usd, ledger.holdback_usd, judge) > budget + EPSILON:
             return count
     return len(holds)
 
 
-_LED = _LEDGER.c
+_LED = LEDGER.c
 _ADD = sa.bindparam("x", type_=sa.Float)
 # The ledger's moves, built once (a batch of reservations every wave) with their values bound: `x` the amount,
 # `limit` the budget (infinite when there is none).
 _MOVE_JUDGES = (
-    sa.update(_LEDGER)
+    sa.update(LEDGER)
     .where(_LED.experiment_id == sa.bindparam("e"),
-           _LED.replay_usd + _positive(_LED.judge_usd + _ADD - _LED.holdback_usd) <= sa.bindparam("limit"))
+           _LED.replay_usd + positive(_LED.judge_usd + _ADD - _LED.holdback_usd) <= sa.bindparam("limit"))
     .values(judge_usd=_LED.judge_usd + _ADD, updated_at=sa.bindparam("now"))
     .returning(_LED.experiment_id)
 )  # fmt: skip
 _SETTLE_LEDGER = (
-    sa.update(_LEDGER)
+    sa.update(LEDGER)
     .where(_LED.experiment_id == sa.bindparam("e"))
     .values(judge_usd=_LED.judge_usd + _ADD, updated_at=sa.bindparam("now"))
 )
 
 
 def _move_judges(session: Session, experiment_id: int, budget: float | None, amount: float) -> bool:
-    limit = float("inf") if budget is None else budget + _EPSILON
+    limit = float("inf") if budget is None else budget + EPSILON
     moved = session.execute(_MOVE_JUDGES, {"e": experiment_id, "x": amount, "limit": limit, "now": utcnow()})
     return moved.first() is not None
 
@@ -159,7 +159,7 @@ def reserve_judges(
     insert of their `judge_calls` rows: (their row ids in order, the outcome of the rest — `wait` or
     `exhausted` as in `reserve_batch`)."""
     count, rest = _move_judges_fitting(session, experiment, holds)
-    jc, now = _JUDGE_CALLS, utcnow()
+    jc, now = JUDGE_CALLS, utcnow()
     rows = _hold_rows(experiment.id, holds[:count], now)
     if not rows:
         return [], rest
@@ -201,7 +201,7 @@ def reserve_judges_alone_statement(
     """The statement of `reserve_judges_alone` and its parameters, for a caller that runs it on its own
     driver connection (`shadowlab.pg_async`); `reserved_alone` reads its rows."""
     now = utcnow()
-    moving = {"e": experiment_id, "x": sum(h.amount_usd for h in holds), "eps": _EPSILON, "now": now}
+    moving = {"e": experiment_id, "x": sum(h.amount_usd for h in holds), "eps": EPSILON, "now": now}
     settled = [{"settle_id": call_id, "usd": float(usd)} for call_id, usd in settles.items()]
     batch = {"settles": json_rows(settled, _SETTLE_TYPES),
              "holds": json_rows(_hold_rows(experiment_id, holds, now), _HOLD_TYPES)}  # fmt: skip
@@ -238,11 +238,11 @@ def _move_judges_fitting(
     budget = experiment.budget_usd
     if not holds or _move_judges(session, experiment.id, budget, sum(h.amount_usd for h in holds)):
         return len(holds), "reserved"  # the usual case: the whole batch fits
-    for _ in range(_RACES):  # the ledger is missing, or not all fit: read it, then move what fits
-        ledger = _ledger(session, experiment.id)
+    for _ in range(RACES):  # the ledger is missing, or not all fit: read it, then move what fits
+        ledger = ledger_row(session, experiment.id)
         count = len(holds) if budget is None else _judges_fitting(ledger, budget, holds)
         if count == 0:
-            return 0, _refuse(session, experiment, ledger)
+            return 0, refuse(session, experiment, ledger)
         if _move_judges(session, experiment.id, budget, sum(h.amount_usd for h in holds[:count])):
             return count, "reserved" if count == len(holds) else "wait"
     return 0, "wait"
@@ -260,7 +260,7 @@ def settle_judges(session: Session, actual_usd: Mapping[int, float]) -> None:
     """Replace these judge calls' worst cases (`judge_calls` id → real cost; 0 when a call never reached the
     provider) by what they cost: the rows, then each experiment's ledger by the difference. A call settled
     already stays as it is."""
-    jc = _JUDGE_CALLS.c
+    jc = JUDGE_CALLS.c
     now = utcnow()
     if session.get_bind().dialect.name == "postgresql":
         costs = [float(value) for value in actual_usd.values()]
@@ -268,7 +268,7 @@ def settle_judges(session: Session, actual_usd: Mapping[int, float]) -> None:
         settled = session.execute(_PG_SETTLE_JUDGES, arrays).all()
     else:
         settled = session.execute(
-            sa.update(_JUDGE_CALLS)
+            sa.update(JUDGE_CALLS)
             .where(jc.id.in_(list(actual_usd)), jc.settled_usd.is_(None))
             .values(settled_usd=sa.case(dict(actual_usd), value=jc.id), settled_at=now)
             .returning(jc.experiment_id, jc.reserved_usd, jc.settled_usd)

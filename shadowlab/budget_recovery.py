@@ -26,17 +26,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from shadowlab.budget import (  # the ledger's own pieces, as `budget_judges`
-    _EPSILON,
-    _LEDGER,
-    _MOVES,
-    _RACES,
-    _RESERVATIONS,
-    Reservation,
-    _fitting,
-    _ledger,
-    settle_batch,
-)
+from shadowlab.budget import settle_batch
+from shadowlab.budget_ledger import LEDGER, RESERVATIONS, Reservation, raise_holds
 from shadowlab.models import Experiment, JudgeCall, Replay, WorkLease, utcnow
 
 __all__ = ["Takeover", "TakeoverOutcome", "hand_back", "take_over"]
@@ -60,7 +51,7 @@ class TakeoverOutcome:
 
 def _open(session: Session, experiment_id: int, crids: Sequence[int]) -> Sequence[Any]:
     """These requests' open reservations, locked: (request, reserved, charged, judge holdback)."""
-    res = _RESERVATIONS.c
+    res = RESERVATIONS.c
     return session.execute(
         sa.select(res.captured_request_id, res.reserved_usd, res.charged_usd, res.judge_usd)
         .where(res.experiment_id == experiment_id, res.captured_request_id.in_(list(crids)),
@@ -73,9 +64,9 @@ def _set(session: Session, experiment_id: int, column: str, values: Mapping[int,
     """One column of these requests' open reservations, by captured request id."""
     if not values:
         return
-    res = _RESERVATIONS.c
+    res = RESERVATIONS.c
     session.execute(
-        sa.update(_RESERVATIONS)
+        sa.update(RESERVATIONS)
         .where(res.experiment_id == experiment_id, res.captured_request_id.in_(list(values)),
                res.settled_usd.is_(None))
         .values({column: sa.case(dict(values), value=res.captured_request_id)})
@@ -84,9 +75,9 @@ def _set(session: Session, experiment_id: int, column: str, values: Mapping[int,
 
 def _move_ledger(session: Session, experiment_id: int, delta: float) -> None:
     if delta:
-        led = _LEDGER.c
+        led = LEDGER.c
         session.execute(
-            sa.update(_LEDGER)
+            sa.update(LEDGER)
             .where(led.experiment_id == experiment_id)
             .values(replay_usd=led.replay_usd + delta, updated_at=utcnow())
         )
@@ -107,7 +98,7 @@ def take_over(session: Session, experiment: Experiment, items: Sequence[Takeover
         for i in open_ for row in [rows[i.captured_request_id]]
     })  # fmt: skip
     holds = [Reservation(i.captured_request_id, i.hold_usd) for i in open_]
-    count = _reserve_holds(session, experiment, holds)
+    count = raise_holds(session, experiment, holds)
     fitted = holds[: count or 0]
     reserved = {
         h.captured_request_id: rows[h.captured_request_id].reserved_usd + h.amount_usd for h in fitted
@@ -128,27 +119,11 @@ def take_over(session: Session, experiment: Experiment, items: Sequence[Takeover
 
 def _live_work(session: Session, experiment_id: int) -> bool:
     """Whether work that may settle below its worst case is in flight: a lease of a live worker (not past its
-    deadline) or a judge call (as `budget._refuse`)."""
+    deadline) or a judge call (as `budget_ledger.refuse`)."""
     now, wl, jc = utcnow(), WorkLease, JudgeCall
     leased = sa.exists().where(wl.experiment_id == experiment_id, wl.done.is_(False), wl.deadline >= now)
     judged = sa.exists().where(jc.experiment_id == experiment_id, jc.settled_usd.is_(None), jc.deadline > now)
     return bool(session.execute(sa.select(leased | judged)).scalar_one())
-
-
-def _reserve_holds(session: Session, experiment: Experiment, holds: Sequence[Reservation]) -> int | None:
-    """Move the ledger by the longest prefix of `holds` that fits the budget (their rows exist): how many;
-    None when other workers kept moving it (`_RACES` reads): they wait, as `budget.reserve_batch`'s."""
-    budget = experiment.budget_usd
-    for _ in range(_RACES):
-        ledger = _ledger(session, experiment.id)
-        count = len(holds) if budget is None else _fitting(ledger, budget, holds)
-        if count == 0:
-            return 0
-        params = {"e": experiment.id, "amount": sum(h.amount_usd for h in holds[:count]), "holdback": 0.0,
-                  "count": 0, "now": utcnow(), "limit": (budget or 0.0) + _EPSILON}  # fmt: skip
-        if session.execute(_MOVES[budget is not None], params).first() is not None:
-            return count
-    return None
 
 
 def hand_back(session: Session, experiment_id: int, cut_usd: Mapping[int, float]) -> None:
