@@ -23,6 +23,7 @@ from shadowlab.models import (
     WorkLease,
 )
 from simulator import Distribution, FaultRates
+from tests.support.ledger import ledger_gaps
 from tests.support.replay_lab import CANDIDATE_MODEL, CONTROL_MODEL, LAB_FAST, T0, capture
 from tests.support.waiting import wait_for
 
@@ -106,8 +107,10 @@ def test_budget_four_workers_never_exceeded(lab_factory: Callable[..., Any]) -> 
         ).all()
         leased = conn.execute(sa.select(sa.func.count()).select_from(WorkLease)).scalar_one()
         undone = conn.execute(sa.select(sa.func.count()).where(WorkLease.done.is_(False))).scalar_one()
+        gaps = ledger_gaps(conn)
     assert {count for _, count in per_request} == {2} and len(per_request) == leased < 90
     assert undone == 0
+    assert gaps == []  # the ledger's holdback too is the sum of its reservations'
 
 
 @pytest.mark.faults
@@ -160,6 +163,7 @@ def test_killed_worker_work_is_recovered_exactly_once(lab_factory: Callable[...,
                 WorkLease.id.in_(orphaned)
             )
         ).all()
+        assert ledger_gaps(conn) == []  # the dead worker's charges and the re-replays settled in the ledger
     # Every request the victim held was finished by the survivor, on a second lease (a lease that had gone
     # would pass the check below unseen).
     assert len(taken_over) == len(orphaned), taken_over
