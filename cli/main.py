@@ -157,7 +157,7 @@ def _grant(engine: Engine, role: str) -> None:
 
 @schema_app.command("capture")
 def schema_capture() -> None:
-    """Print the JSON Schema of the capture message (schema v1, DESIGN §3)."""
+    """Print the JSON Schema of the capture message (schema v1, docs/capture.md)."""
     from shadowlab.capture import capture_json_schema
 
     typer.echo(json.dumps(capture_json_schema(), indent=2, sort_keys=True))
