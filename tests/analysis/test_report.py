@@ -65,8 +65,9 @@ def test_the_demo_experiment_reads_the_same_from_its_database_and_from_its_csv(
 def test_route_export_sends_only_easy_routes_to_haiku(demo_db: tuple[dict[str, str], Path], cli: Any) -> None:
     """The small demo (240 prompts, a sequential plan): hard routes stay on the control; an easy route
     moves only when its always-valid, Holm-adjusted claim holds (with ~70 prompts a segment it may not
-    yet: then its reason says the margin is not yet shown). The 1,000-prompt demo routes faq and explain
-    (bench/bench_demo_seeds.py); tests/analysis/test_routing.py checks the rule on constructed data."""
+    yet: then its reason says the margin is not yet shown). The 1,000-prompt demo of seed 1 routes faq
+    (explain not yet); bench/bench_routing.py measures how often each route moves, and
+    tests/analysis/test_routing.py checks the rule on constructed data."""
     env, folder = demo_db
     out = folder / "routing.yaml"
     done = cli("route", EXPERIMENT, "--export", str(out), "--json", env=env, cwd=folder)
