@@ -150,6 +150,37 @@ def test_a_dead_workers_request_waits_while_live_work_may_still_free_room(
         assert ledger_gaps(conn) == []
 
 
+def _ledger_usd(factory: sessionmaker[Session]) -> float:
+    with factory() as session:
+        return float(session.execute(sa.select(BudgetLedger.replay_usd)).scalar_one())
+
+
+def test_a_take_over_given_back_keeps_its_charge_once_and_a_second_death_is_charged_again(
+    factory: sessionmaker[Session],
+) -> None:
+    _claim(factory, "dead", 1)
+    _expire(factory, "dead")
+    (lease,) = _claim(factory, "stopping", 1).leases  # $0.3 charged for the dead attempt, $0.3 reserved
+    assert (lease.attempt, _ledger_usd(factory)) == pytest.approx((2, 2 * COST))
+    with factory() as session:
+        experiment_id = session.execute(sa.select(Experiment.id)).scalar_one()
+    # Stopped before it started: its own hold goes back, the dead attempt's charge stays.
+    writes.give_back(
+        factory, experiment_id=experiment_id, worker_id="stopping", unstarted=[lease], part_done=[]
+    )
+    assert _ledger_usd(factory) == pytest.approx(COST)
+    # Taken over again (the stop left nothing to charge), then that worker dies too: its hold is charged.
+    assert [taken.attempt for taken in _claim(factory, "dies", 1).leases] == [3]
+    assert _ledger_usd(factory) == pytest.approx(2 * COST)
+    _expire(factory, "dies")
+    (last,) = _claim(factory, "finishes", 1).leases
+    assert (last.attempt, _ledger_usd(factory)) == pytest.approx((4, 3 * COST))
+    _complete(factory, (last,), cost_usd=0.1)  # two deaths charged, the last attempt at its cost
+    assert _ledger_usd(factory) == pytest.approx(2 * COST + 0.1)
+    with factory.kw["bind"].connect() as conn:
+        assert ledger_gaps(conn) == []
+
+
 def _waiting_on_locks(engine: sa.Engine) -> int:
     with engine.connect() as conn:  # a new transaction each time: pg_stat_activity is a snapshot
         return int(conn.execute(sa.text(
