@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from shadowlab import migrate
 from shadowlab.budget import (
     ArmCall,
     BudgetError,
@@ -31,27 +30,17 @@ from shadowlab.budget_judges import (
     settle_judge,
     settle_judges,
 )
-from shadowlab.db import create_engine, session_factory, session_scope
-from shadowlab.models import CapturedRequest, Experiment, JudgeCall
+from shadowlab.db import session_scope
+from shadowlab.models import JudgeCall
 from shadowlab.pricing import PriceTable
+from tests.support.ledger import budget_db
 
 
 @pytest.fixture
 def factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[sessionmaker[Session]]:
     """SQLite, or a migrated Postgres where a test asks for it (`indirect` "postgres": its own statements)."""
-    if getattr(request, "param", "sqlite") == "postgres":
-        engine = create_engine(request.getfixturevalue("pg_migrated"))
-    else:
-        engine = create_engine(f"sqlite:///{tmp_path / 'budget.db'}")
-        migrate.upgrade(engine)
-    factory = session_factory(engine)
-    with session_scope(factory) as session:
-        session.add(Experiment(name="e", status="running", budget_usd=1.0))
-        for i in range(5):
-            session.add(CapturedRequest(request_id=f"r{i}", captured_at=datetime(2026, 1, 1, tzinfo=UTC),
-                                        service="s", api="anthropic.messages", request={}))  # fmt: skip
-    yield factory
-    engine.dispose()
+    postgres = getattr(request, "param", "sqlite") == "postgres"
+    yield from budget_db(tmp_path, request, postgres=postgres, captures=5)
 
 
 def test_worst_case_uses_the_output_cap_and_the_dearest_input_rate() -> None:

@@ -11,29 +11,17 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from shadowlab import migrate
 from shadowlab.budget import committed_usd, lock_experiment, reserve, settle
 from shadowlab.budget_recovery import Takeover, TakeoverOutcome, hand_back, take_over
-from shadowlab.db import create_engine, session_factory, session_scope
-from shadowlab.models import BudgetLedger, BudgetReservation, CapturedRequest, Experiment, WorkLease
+from shadowlab.db import session_scope
+from shadowlab.models import BudgetLedger, BudgetReservation, WorkLease
+from tests.support.ledger import budget_db
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[sessionmaker[Session]]:
     """An experiment with a budget of $1 and three captures, on SQLite and on a migrated Postgres."""
-    if request.param == "postgres":
-        engine = create_engine(request.getfixturevalue("pg_migrated"))
-    else:
-        engine = create_engine(f"sqlite:///{tmp_path / 'budget.db'}")
-        migrate.upgrade(engine)
-    factory = session_factory(engine)
-    with session_scope(factory) as session:
-        session.add(Experiment(name="e", status="running", budget_usd=1.0))
-        for i in range(3):
-            session.add(CapturedRequest(request_id=f"r{i}", captured_at=datetime(2026, 1, 1, tzinfo=UTC),
-                                        service="s", api="anthropic.messages", request={}))  # fmt: skip
-    yield factory
-    engine.dispose()
+    yield from budget_db(tmp_path, request, postgres=request.param == "postgres", captures=3)
 
 
 def _row(session: Session, crid: int) -> tuple[float, float, float | None]:

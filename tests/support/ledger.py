@@ -3,10 +3,37 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
 
-from shadowlab.models import BudgetLedger, BudgetReservation
+from shadowlab import migrate
+from shadowlab.db import create_engine, session_factory, session_scope
+from shadowlab.models import BudgetLedger, BudgetReservation, CapturedRequest, Experiment
+
+
+def budget_db(
+    tmp_path: Path, request: pytest.FixtureRequest, *, postgres: bool, captures: int
+) -> Iterator[sessionmaker[Session]]:
+    """For a fixture to yield from: experiment "e" (running, a budget of $1) and `captures` captures
+    (r0, r1, …), on a migrated Postgres (the `pg_migrated` fixture) or a new SQLite file."""
+    if postgres:
+        engine = create_engine(request.getfixturevalue("pg_migrated"))
+    else:
+        engine = create_engine(f"sqlite:///{tmp_path / 'budget.db'}")
+        migrate.upgrade(engine)
+    factory = session_factory(engine)
+    with session_scope(factory) as session:
+        session.add(Experiment(name="e", status="running", budget_usd=1.0))
+        for i in range(captures):
+            session.add(CapturedRequest(request_id=f"r{i}", captured_at=datetime(2026, 1, 1, tzinfo=UTC),
+                                        service="s", api="anthropic.messages", request={}))  # fmt: skip
+    yield factory
+    engine.dispose()
 
 
 def ledger_gaps(conn: sa.Connection) -> list[str]:
