@@ -6,6 +6,9 @@ database's from `alembic_version`, so a command does not pay for importing Alemb
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +22,9 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
 VERSION_TABLE = "alembic_version"
+# the key of the Postgres advisory lock a migration run holds (per database): "shlmigra" in ASCII
+_MIGRATING = 0x73686C6D69677261
+_POLL_S = 0.2
 
 
 class NotMigratedError(ConfigError):
@@ -54,7 +60,7 @@ def _run(engine: Engine, action: Any, revision: str) -> None:
     config = alembic_config(engine)
     try:
         # not in a transaction: env.py commits each migration on its own (a failed one leaves the others')
-        with engine.connect() as conn:
+        with engine.connect() as conn, _one_at_a_time(conn):
             config.attributes["connection"] = conn
             action(config, revision)
     except CommandError as exc:  # an unknown revision, or one on the wrong side of the database's
@@ -62,6 +68,31 @@ def _run(engine: Engine, action: Any, revision: str) -> None:
         raise ConfigError(
             f"revision {revision!r}: {exc}; expected head, base or one of {known[0]} … {known[-1]}"
         ) from None
+
+
+@contextmanager
+def _one_at_a_time(conn: Connection) -> Iterator[None]:
+    """On Postgres, wait until no other upgrade or downgrade runs on the database, and hold it off until
+    this one ends: a session advisory lock, which outlives the transaction of each migration (alembic_version
+    has no lock of its own, and two runs would run the same migration side by side). SQLite: one writer.
+
+    Taken by polling between transactions, not by waiting in one: 0013's CREATE INDEX CONCURRENTLY waits for
+    every transaction open in the database, so a run waiting in one for the lock the builder holds deadlocks
+    (40P01 when the builder's was the first run's)."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    while not conn.scalar(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": _MIGRATING}):
+        conn.commit()
+        time.sleep(_POLL_S)  # between tries, in no transaction
+    conn.commit()  # env.py takes a connection not in a transaction; the session's lock stays
+    try:
+        yield
+    finally:
+        if not (conn.invalidated or conn.closed):  # else the server ended the session, and with it the lock
+            conn.rollback()
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATING})
+            conn.commit()
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

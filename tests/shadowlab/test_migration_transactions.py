@@ -209,3 +209,46 @@ def test_an_upgrade_cancelled_in_0013_runs_again_to_one_valid_index(
         holder.close()
         watch.conn.close()
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_two_upgrades_at_once_run_one_after_the_other(pg_url: str, tmp_path: Path, cli: CliRunner) -> None:
+    """Two `shadowlab db upgrade` at once (two deploys, compose's migrate job and an operator): the second
+    waits for the first, then finds the database at head. With one transaction per migration nothing else
+    keeps them apart: the second would run 0013 beside the first (dropping the index the first is building
+    as an INVALID leftover) and one of them would find alembic_version moved under it."""
+    engine = create_engine(pg_url)
+    watch = Watch(engine)
+    holder = engine.connect()
+    holder.begin()
+    _insert_replay(holder, 1)
+    env = {"SHADOWLAB_DATABASE_URL": pg_url}
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            try:
+                first = pool.submit(cli, "db", "upgrade", env=env, cwd=tmp_path)
+                build = _build_held_up(watch, first)
+                second = pool.submit(cli, "db", "upgrade", env=env, cwd=tmp_path)
+
+                def second_waits() -> bool:  # for the first: tries its lock, or waits on what it holds
+                    waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    waiting += "AND pid NOT IN (:build, pg_backend_pid()) AND (wait_event_type = 'Lock' "
+                    waiting += "OR query ILIKE '%pg_try_advisory_lock%')"
+                    return bool(watch.conn.scalar(sa.text(waiting), {"build": build}))
+
+                wait_for(lambda: second.done() or second_waits(), "the second upgrade to end or wait")
+                assert watch.build_waiting() == build  # the first still builds its index
+            finally:
+                holder.rollback()
+            results = [first.result(), second.result()]
+        for result in results:
+            assert result.returncode == 0, result.stderr
+            assert result.stdout.endswith(f": {migrate.head_revision()}\n"), result.stdout
+        assert watch.conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == [
+            migrate.head_revision()
+        ]
+        assert _span_index_alone(watch.replays_indexes()), watch.replays_indexes()
+    finally:
+        holder.close()
+        watch.conn.close()
+        engine.dispose()
