@@ -183,9 +183,10 @@ def statement_error(where: str, error: BaseException, *, lost: bool) -> Shadowla
             "again)"
         )
     if state in _UNFINISHED:
+        why = _why_unfinished(state, reason, "e.g. a running `shadowlab db upgrade`")
         return ServiceUnavailableError(
-            f"database {where}: the check of its schema did not finish: {reason} "
-            f"({_why_unfinished(reason, 'e.g. a running `shadowlab db upgrade`')}: try again when it ends)"
+            f"database {where}: the check of its schema did not finish: {reason} ({why}: try again when it "
+            "ends)"
         )
     return ConfigError(
         f"database {where}: the check of its schema failed: {reason} "
@@ -209,9 +210,10 @@ def upgrade_error(where: str, error: BaseException, *, lost: bool) -> ShadowlabE
             "upgrade` again)"
         )
     if state in _UNFINISHED:
+        why = _why_unfinished(state, reason)
         return ServiceUnavailableError(
-            f"database {where}: the migration did not finish: {reason} ({_why_unfinished(reason)}: run "
-            "`shadowlab db upgrade` again when it ends)"
+            f"database {where}: the migration did not finish: {reason} ({why}: run `shadowlab db upgrade` "
+            "again when it ends)"
         )
     wanted = {
         "42501": "the database's owner, or a role that may create tables in its schema (`db upgrade` runs as "
@@ -229,12 +231,15 @@ def upgrade_error(where: str, error: BaseException, *, lost: bool) -> ShadowlabE
 _UNFINISHED = ("55P03", "57014", "40P01", "40001")
 
 
-def _why_unfinished(reason: str, example: str = "") -> str:
+def _why_unfinished(state: str, reason: str, example: str = "") -> str:
     """Why a statement of `_UNFINISHED` ended: a cancel (57014 "due to user request": pg_cancel_backend,
-    an administrator or a tool) is not a timeout."""
+    an administrator or a tool), a deadlock (40P01) or a serialization race (40001) lost is not a timeout."""
     if "user request" in reason:
         return "it was cancelled by another session or an administrator (pg_cancel_backend)"
-    held = "another session held a lock past a lock or statement timeout"
+    held = {
+        "40P01": "it lost a deadlock with another session's statements",
+        "40001": "it lost a race with another session's transaction",
+    }.get(state, "another session held a lock past a lock or statement timeout")
     return f"{held}, {example}" if example else held
 
 

@@ -118,3 +118,25 @@ def test_another_failed_statement_is_still_a_setting_or_a_bug() -> None:
     assert db_errors.upgrade_error(WHERE, missing, lost=False) is None
     assert unusable_during_command(_raised("22012", "division by zero")) is None
     assert unusable_during_command(sa.exc.DataError("SELECT 1/0", {}, _raised("22012", "x"))) is None
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "said", "why"),
+    [
+        ("40P01", "deadlock detected", "lost a deadlock with another session"),
+        ("40001", "could not serialize access due to concurrent update", "lost a race with another session"),
+    ],
+)
+def test_a_deadlock_or_a_race_lost_is_not_blamed_on_a_timeout(sqlstate: str, said: str, why: str) -> None:
+    """A check or a migration that lost a deadlock (two `db upgrade` at once could, before they took turns) or
+    a serialization race did not wait past a timeout: the line says what happened, and to run it again."""
+    error = _raised(sqlstate, said)
+    lines = {
+        "check": db_errors.statement_error(WHERE, error, lost=False),
+        "migration": db_errors.upgrade_error(WHERE, error, lost=False),
+    }
+    for where, line in lines.items():
+        assert isinstance(line, ServiceUnavailableError) and line.exit_code == 3, (where, line)
+        assert f": {said} (" in str(line) and why in str(line), (where, line)
+        assert "timeout" not in str(line), (where, line)
+    assert "run `shadowlab db upgrade` again" in str(lines["migration"])
