@@ -25,6 +25,7 @@ VERSION_TABLE = "alembic_version"
 # the key of the Postgres advisory lock a migration run holds (per database): "shlmigra" in ASCII
 _MIGRATING = 0x73686C6D69677261
 _POLL_S = 0.2
+WAITING = "shadowlab db upgrade: waiting for another to end"
 
 
 class NotMigratedError(ConfigError):
@@ -78,13 +79,17 @@ def _one_at_a_time(conn: Connection) -> Iterator[None]:
 
     Taken by polling between transactions, not by waiting in one: 0013's CREATE INDEX CONCURRENTLY waits for
     every transaction open in the database, so a run waiting in one for the lock the builder holds deadlocks
-    (40P01 when the builder's was the first run's)."""
+    (40P01 when the builder's was the first run's). While it waits, its session's application_name says so
+    (`WAITING`, in pg_stat_activity)."""
     if conn.dialect.name != "postgresql":
         yield
         return
-    while not conn.scalar(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": _MIGRATING}):
-        conn.commit()
-        time.sleep(_POLL_S)  # between tries, in no transaction
+    if not conn.scalar(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": _MIGRATING}):
+        conn.execute(sa.text("SELECT set_config('application_name', :name, false)"), {"name": WAITING})
+        while not conn.scalar(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": _MIGRATING}):
+            conn.commit()
+            time.sleep(_POLL_S)  # between tries, in no transaction
+        conn.execute(sa.text("RESET application_name"))  # the URL's, or none
     conn.commit()  # env.py takes a connection not in a transaction; the session's lock stays
     try:
         yield

@@ -230,11 +230,11 @@ def test_two_upgrades_at_once_run_one_after_the_other(pg_url: str, tmp_path: Pat
                 build = _build_held_up(watch, first)
                 second = pool.submit(cli, "db", "upgrade", env=env, cwd=tmp_path)
 
-                def second_waits() -> bool:  # for the first: tries its lock, or waits on what it holds
+                def second_waits() -> bool:  # for the first: for its lock, or on what it holds
                     waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    waiting += "AND pid NOT IN (:build, pg_backend_pid()) AND (wait_event_type = 'Lock' "
-                    waiting += "OR query ILIKE '%pg_try_advisory_lock%')"
-                    return bool(watch.conn.scalar(sa.text(waiting), {"build": build}))
+                    waiting += "AND pid <> :build AND (wait_event_type = 'Lock' OR application_name = :name)"
+                    params = {"build": build, "name": migrate.WAITING}
+                    return bool(watch.conn.scalar(sa.text(waiting), params))
 
                 wait_for(lambda: second.done() or second_waits(), "the second upgrade to end or wait")
                 assert watch.build_waiting() == build  # the first still builds its index
