@@ -8,7 +8,6 @@ clock."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -26,30 +25,19 @@ WITH_ID = "ix_replays_experiment_id_status_id"
 WITHOUT_ID = "ix_replays_experiment_id_status"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def any_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'migrations.db'}"
-    else:
-        url = request.getfixturevalue("pg_database")
-    eng = create_engine(url)
-    yield eng
-    eng.dispose()
-
-
-def test_a_failed_migration_keeps_the_ones_before_it_and_runs_again(any_engine: sa.Engine) -> None:
-    migrate.upgrade(any_engine, "0010_grants_ledger")
-    with any_engine.begin() as conn:  # 0012 creates this table: it fails, after 0011 ran
+def test_a_failed_migration_keeps_the_ones_before_it_and_runs_again(engine: sa.Engine) -> None:
+    migrate.upgrade(engine, "0010_grants_ledger")
+    with engine.begin() as conn:  # 0012 creates this table: it fails, after 0011 ran
         conn.execute(sa.text("CREATE TABLE experiment_changes (id integer)"))
     with pytest.raises(sa.exc.DBAPIError, match="experiment_changes"):
-        migrate.upgrade(any_engine)
-    assert migrate.current_revision(any_engine) == "0011_scores_created_at"
-    assert "ix_scores_created_at" in {ix["name"] for ix in sa.inspect(any_engine).get_indexes("scores")}
+        migrate.upgrade(engine)
+    assert migrate.current_revision(engine) == "0011_scores_created_at"
+    assert "ix_scores_created_at" in {ix["name"] for ix in sa.inspect(engine).get_indexes("scores")}
 
-    with any_engine.begin() as conn:
+    with engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE experiment_changes"))
-    migrate.upgrade(any_engine)
-    assert migrate.current_revision(any_engine) == migrate.head_revision()
+    migrate.upgrade(engine)
+    assert migrate.current_revision(engine) == migrate.head_revision()
 
 
 # --- Postgres: 0013's concurrent build ----------------------------------------------------------------------

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +12,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from shadowlab import migrate
-from shadowlab.db import create_engine
 from shadowlab.fingerprint import body_fingerprint
 from shadowlab.models import Base
 
@@ -32,17 +29,6 @@ EXPECTED_UNIQUE: dict[str, set[tuple[str, ...]]] = {
     },
     "decisions": {("supersedes_id",)},
 }
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'migrations.db'}"
-    else:
-        url = request.getfixturevalue("pg_database")
-    eng = create_engine(url)
-    yield eng
-    eng.dispose()
 
 
 def _tables(engine: sa.Engine) -> set[str]:
