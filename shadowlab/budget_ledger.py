@@ -22,7 +22,7 @@ from shadowlab.models import BudgetLedger, BudgetReservation, Experiment, JudgeC
 # fmt: off
 __all__ = [
     "EPSILON", "JUDGE_CALLS", "LEDGER", "MOVES", "RACES", "RESERVATIONS", "Reservation", "ReserveOutcome",
-    "fitting", "ledger_row", "ledger_total", "positive", "raise_holds", "refuse",
+    "fitting", "judging", "ledger_row", "ledger_total", "positive", "raise_holds", "refuse",
 ]
 # fmt: on
 
@@ -68,13 +68,7 @@ def ledger_total(replay: float, holdback: float, judge: float) -> float:
 
 def refuse(session: Session, experiment: Experiment, ledger: BudgetLedger) -> ReserveOutcome:
     """`wait` while work that may still settle below its worst case is in flight, else `exhausted`."""
-    jc = JudgeCall
-    judges = session.execute(
-        sa.select(sa.func.count()).where(
-            jc.experiment_id == experiment.id, jc.settled_usd.is_(None), jc.deadline > utcnow()
-        )
-    ).scalar_one()
-    if ledger.unsettled > 0 or judges:
+    if ledger.unsettled > 0 or session.execute(sa.select(judging(experiment.id))).scalar_one():
         return "wait"
     if experiment.status == "running":
         experiment.status = "budget_exhausted"
@@ -83,6 +77,15 @@ def refuse(session: Session, experiment: Experiment, ledger: BudgetLedger) -> Re
             reason="the budget is spent: nothing more fits in it", session=session,
         )  # fmt: skip
     return "exhausted"
+
+
+def judging(experiment_id: int) -> sa.Exists:
+    """Whether a judge call of the experiment is in flight (unsettled, its deadline ahead): it may still
+    settle below its hold."""
+    jc = JudgeCall
+    return sa.exists().where(
+        jc.experiment_id == experiment_id, jc.settled_usd.is_(None), jc.deadline > utcnow()
+    )
 
 
 def fitting(ledger: BudgetLedger, budget: float, items: Sequence[Reservation]) -> int:

@@ -27,8 +27,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from shadowlab.budget import settle_batch
-from shadowlab.budget_ledger import LEDGER, RESERVATIONS, Reservation, raise_holds
-from shadowlab.models import Experiment, JudgeCall, Replay, WorkLease, utcnow
+from shadowlab.budget_ledger import LEDGER, RESERVATIONS, Reservation, judging, raise_holds
+from shadowlab.models import Experiment, Replay, WorkLease, utcnow
 
 __all__ = ["Takeover", "TakeoverOutcome", "hand_back", "take_over"]
 
@@ -119,11 +119,10 @@ def take_over(session: Session, experiment: Experiment, items: Sequence[Takeover
 
 def _live_work(session: Session, experiment_id: int) -> bool:
     """Whether work that may settle below its worst case is in flight: a lease of a live worker (not past its
-    deadline) or a judge call (as `budget_ledger.refuse`)."""
-    now, wl, jc = utcnow(), WorkLease, JudgeCall
-    leased = sa.exists().where(wl.experiment_id == experiment_id, wl.done.is_(False), wl.deadline >= now)
-    judged = sa.exists().where(jc.experiment_id == experiment_id, jc.settled_usd.is_(None), jc.deadline > now)
-    return bool(session.execute(sa.select(leased | judged)).scalar_one())
+    deadline) or a judge call (`budget_ledger.judging`)."""
+    wl = WorkLease
+    leased = sa.exists().where(wl.experiment_id == experiment_id, wl.done.is_(False), wl.deadline >= utcnow())
+    return bool(session.execute(sa.select(leased | judging(experiment_id))).scalar_one())
 
 
 def hand_back(session: Session, experiment_id: int, cut_usd: Mapping[int, float]) -> None:
